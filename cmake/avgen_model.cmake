@@ -1,0 +1,43 @@
+# avgen_add_model(NAME MODEL path/to/model.json [SET field=value ...] [FORCE])
+#
+# At build time runs `avgen emit MODEL -o build-out/NAME` (again whenever the description, an override or
+# avgen itself changes) and builds the generated programs NAME-train and NAME-infer from the emitted
+# sources. Targets: NAME-train, NAME-infer; the generated folder is ${AVGEN_OUT_DIR}/NAME.
+function(avgen_add_model NAME)
+  cmake_parse_arguments(ARG "FORCE" "MODEL" "SET" ${ARGN})
+  if(NOT ARG_MODEL)
+    message(FATAL_ERROR "avgen_add_model(${NAME}): MODEL path/to/model.json is required")
+  endif()
+  get_filename_component(model "${ARG_MODEL}" ABSOLUTE)
+  if(NOT EXISTS "${model}")
+    message(FATAL_ERROR "avgen_add_model(${NAME}): ${model} does not exist")
+  endif()
+  if(NOT AVGEN_OUT_DIR)
+    set(AVGEN_OUT_DIR "${CMAKE_BINARY_DIR}/build-out")
+  endif()
+  set(dir "${AVGEN_OUT_DIR}/${NAME}")
+  set(sets "")
+  foreach(s IN LISTS ARG_SET)
+    list(APPEND sets --set "${s}")
+  endforeach()
+  if(ARG_FORCE)
+    list(APPEND sets --force)
+  endif()
+  set(outs "${dir}/model.h" "${dir}/model.c" "${dir}/main_train.c" "${dir}/main_infer.c"
+           "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt")
+  add_custom_command(
+    OUTPUT ${outs}
+    COMMAND $<TARGET_FILE:avgen> emit "${model}" -o "${dir}" --set "name=${NAME}" ${sets}
+    # emit leaves unchanged files alone; touch them so this rule is not re-run on every build
+    COMMAND ${CMAKE_COMMAND} -E touch ${outs}
+    DEPENDS avgen "${model}"
+    COMMENT "avgen emit ${NAME}"
+    VERBATIM)
+  add_library(${NAME}-model STATIC "${dir}/model.c")
+  target_include_directories(${NAME}-model PUBLIC "${dir}")
+  add_executable(${NAME}-train "${dir}/main_train.c")
+  target_link_libraries(${NAME}-train PRIVATE ${NAME}-model)
+  add_executable(${NAME}-infer "${dir}/main_infer.c")
+  target_link_libraries(${NAME}-infer PRIVATE ${NAME}-model)
+  set_target_properties(${NAME}-train ${NAME}-infer PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${dir}/bin")
+endfunction()

@@ -1,0 +1,317 @@
+/* Planner implementation: arena packing by lifetime, counts, FLOPs, the largest batch that fits, and the
+ * two views of a plan (a table for people, JSON for tools: docs/plan-json.md). */
+#include "plan.h"
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t align_up(int64_t x) { return (x + GEN_ALIGN - 1) / GEN_ALIGN * GEN_ALIGN; }
+
+typedef struct { int id; int64_t bytes; int first; } order_t;
+
+static int by_size(const void *a, const void *b) {
+    const order_t *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return x->id - y->id;
+}
+
+typedef struct { int64_t lo, hi; } span;
+static int by_lo(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+void gen_pack(gen_ir *ir, gen_mem *m) {
+    memset(m, 0, sizeof *m);
+    m->nops = ir->nops, m->ntensors = ir->nt;
+    order_t *ord = malloc(sizeof *ord * (size_t)(ir->nt + 1));
+    int *placed = malloc(sizeof *placed * (size_t)(ir->nt + 1));
+    span *busy = malloc(sizeof *busy * (size_t)(ir->nt + 1));
+    if (!ord || !placed || !busy) {
+        free(ord), free(placed), free(busy);
+        m->peak = -1;
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < ir->nt; i++) {
+        gen_tensor *t = &ir->t[i];
+        gen_arena a = gen_tensor_arena(t);
+        t->offset = 0;
+        if (a != ARENA_ACT) {
+            /* Static arenas: every tensor, used or not, in table order. */
+            t->offset = m->arena[a];
+            m->arena[a] += align_up(t->bytes);
+        } else if (t->first >= 0) {
+            ord[n++] = (order_t){i, align_up(t->bytes), t->first};
+        } else {
+            t->offset = -1;
+        }
+    }
+    qsort(ord, (size_t)n, sizeof *ord, by_size);
+    int np = 0;
+    int64_t top = 0;
+    for (int i = 0; i < n; i++) {
+        gen_tensor *t = &ir->t[ord[i].id];
+        int nb = 0;
+        for (int j = 0; j < np; j++) {
+            const gen_tensor *u = &ir->t[placed[j]];
+            if (u->first <= t->last && t->first <= u->last) busy[nb++] = (span){u->offset, u->offset + align_up(u->bytes)};
+        }
+        qsort(busy, (size_t)nb, sizeof *busy, by_lo);
+        int64_t off = 0;
+        for (int j = 0; j < nb; j++) {
+            if (busy[j].lo >= off + ord[i].bytes) break;
+            if (busy[j].hi > off) off = busy[j].hi;
+        }
+        t->offset = off;
+        if (off + ord[i].bytes > top) top = off + ord[i].bytes;
+        placed[np++] = ord[i].id;
+    }
+    m->arena[ARENA_ACT] = top;
+
+    /* Lower bound: bytes live at each op (difference array over op indices). */
+    int64_t *delta = calloc((size_t)ir->nops + 1, sizeof *delta);
+    if (delta) {
+        for (int i = 0; i < n; i++) {
+            const gen_tensor *t = &ir->t[ord[i].id];
+            delta[t->first] += ord[i].bytes;
+            delta[t->last + 1] -= ord[i].bytes;
+        }
+        int64_t live = 0;
+        for (int i = 0; i < ir->nops; i++) {
+            live += delta[i];
+            if (live > m->act_lower_bound) m->act_lower_bound = live;
+        }
+        free(delta);
+    }
+    m->workspace = GEN_GEMM_WORKSPACE;
+    m->peak = m->workspace;
+    for (int a = 0; a < ARENA_COUNT; a++) m->peak += m->arena[a];
+    m->fits = m->peak <= ir->spec.memory.budget;
+    for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
+    free(ord), free(placed), free(busy);
+}
+
+static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) {
+    gen_ir ir;
+    if (gen_lower(s, rc, train, &ir) != 0) return -1;
+    gen_pack(&ir, m);
+    gen_ir_free(&ir);
+    return m->peak < 0 ? -1 : 0;
+}
+
+/* Largest batch (<= 65536) whose training peak fits the budget; memory grows with the batch. */
+static int max_batch(const gen_spec *s, gen_recompute rc) {
+    gen_spec t = *s;
+    int lo = 0, hi = 65536;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        t.train.batch = mid;
+        t.pairs = mid * t.video.frames;
+        gen_mem m;
+        if (plan_one(&t, rc, 1, &m) != 0) return -1;
+        if (m.fits) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
+    memset(p, 0, sizeof *p);
+    gen_ir ir;
+    if (gen_lower(s, RECOMPUTE_NONE, 1, &ir) != 0) return -1;
+    for (int i = 0; i < ir.nt; i++) {
+        const gen_tensor *t = &ir.t[i];
+        if (t->kind == T_FROZEN) p->frozen += t->numel;
+        if (t->kind == T_BUFFER) p->buffers += t->numel;
+        if (t->kind == T_TRAINABLE) {
+            p->trainable += t->numel;
+            if (t->group == GROUP_ADAPTER) p->adapters += t->numel;
+            if (t->group == GROUP_HEAD) p->head += t->numel;
+            if (strstr(t->name, ".my_tokens")) p->adapter_count++;
+        }
+    }
+    p->per_adapter = p->adapter_count ? p->adapters / p->adapter_count : 0;
+    double vis = 0, aud = 0;
+    for (int i = 0; i < ir.nops; i++) {
+        const gen_op *o = &ir.ops[i];
+        p->flops[o->phase][o->fam] += o->flops;
+        p->step_flops += o->flops;
+        p->other_flops += o->other_flops;
+        if (o->phase == PH_FWD && (o->fam == FAM_PATCH || o->fam == FAM_LINEAR || o->fam == FAM_ATTENTION)) {
+            if (o->stream == 'v') vis += o->flops;
+            if (o->stream == 'a') aud += o->flops;
+        }
+    }
+    p->pair_flops = p->step_flops / s->pairs;
+    p->visual_image_forward = vis / s->pairs;
+    p->audio_image_forward = aud / s->pairs;
+    gen_ir_free(&ir);
+    for (int rc = 0; rc < RECOMPUTE_COUNT; rc++) {
+        if (plan_one(s, (gen_recompute)rc, 1, &p->train[rc]) != 0) return -1;
+        p->train[rc].max_batch = search_batch ? max_batch(s, (gen_recompute)rc) : -1;
+    }
+    if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer) != 0) return -1;
+    p->infer.max_batch = -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- JSON */
+
+static json_object *mem_json(const gen_mem *m) {
+    static const char *const names[ARENA_COUNT] = {"frozen_params", "trainable_state", "activations", "inputs"};
+    json_object *o = json_object_new_object();
+    for (int a = 0; a < ARENA_COUNT; a++) json_object_object_add(o, names[a], json_object_new_int64(m->arena[a]));
+    json_object_object_add(o, "activations_lower_bound", json_object_new_int64(m->act_lower_bound));
+    json_object_object_add(o, "workspace", json_object_new_int64(m->workspace));
+    json_object_object_add(o, "peak", json_object_new_int64(m->peak));
+    json_object_object_add(o, "fits", json_object_new_boolean(m->fits));
+    json_object_object_add(o, "executed_flops", json_object_new_double(m->executed_flops));
+    if (m->max_batch >= 0) json_object_object_add(o, "max_batch", json_object_new_int(m->max_batch));
+    json_object_object_add(o, "ops", json_object_new_int(m->nops));
+    json_object_object_add(o, "tensors", json_object_new_int(m->ntensors));
+    return o;
+}
+
+json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "format", json_object_new_string("avgen-plan"));
+    json_object_object_add(r, "version", json_object_new_int(1));
+    json_object_object_add(r, "name", json_object_new_string(s->name));
+    json_object_object_add(r, "fusion", json_object_new_string(gen_fusion_name(s->fusion)));
+    json_object_object_add(r, "precision", json_object_new_string(gen_precision_name(s->precision)));
+
+    json_object *sh = json_object_new_object();
+    json_object_object_add(sh, "batch", json_object_new_int(s->train.batch));
+    json_object_object_add(sh, "frames", json_object_new_int(s->video.frames));
+    json_object_object_add(sh, "pairs", json_object_new_int(s->pairs));
+    json_object_object_add(sh, "tokens_visual", json_object_new_int(s->use_v ? s->n_v : 0));
+    json_object_object_add(sh, "tokens_audio", json_object_new_int(s->use_a ? s->n_a : 0));
+    json_object_object_add(sh, "dim", json_object_new_int(s->backbone.dim));
+    json_object_object_add(sh, "depth", json_object_new_int(s->backbone.depth));
+    json_object_object_add(sh, "heads", json_object_new_int(s->backbone.heads));
+    json_object_object_add(sh, "mlp_dim", json_object_new_int(s->backbone.mlp_dim));
+    json_object_object_add(sh, "classes", json_object_new_int(s->head.classes));
+    json_object_object_add(r, "shapes", sh);
+
+    json_object *pa = json_object_new_object();
+    json_object_object_add(pa, "frozen", json_object_new_int64(p->frozen));
+    json_object_object_add(pa, "trainable", json_object_new_int64(p->trainable));
+    json_object *gr = json_object_new_object();
+    json_object_object_add(gr, "adapters", json_object_new_int64(p->adapters));
+    json_object_object_add(gr, "head", json_object_new_int64(p->head));
+    json_object_object_add(pa, "trainable_groups", gr);
+    json_object_object_add(pa, "adapter_count", json_object_new_int(p->adapter_count));
+    json_object_object_add(pa, "per_adapter", json_object_new_int64(p->per_adapter));
+    json_object_object_add(pa, "buffers", json_object_new_int64(p->buffers));
+    json_object_object_add(r, "params", pa);
+
+    json_object *fl = json_object_new_object();
+    for (int ph = 0; ph < PH_COUNT; ph++) {
+        json_object *f = json_object_new_object();
+        double tot = 0;
+        for (int fam = 0; fam < FAM_COUNT; fam++) {
+            if (p->flops[ph][fam] == 0) continue;
+            json_object_object_add(f, gen_family_name((gen_family)fam), json_object_new_double(p->flops[ph][fam]));
+            tot += p->flops[ph][fam];
+        }
+        json_object_object_add(f, "total", json_object_new_double(tot));
+        json_object_object_add(fl, gen_phase_name((gen_phase)ph), f);
+    }
+    json_object_object_add(fl, "per_step", json_object_new_double(p->step_flops));
+    json_object_object_add(fl, "per_pair", json_object_new_double(p->pair_flops));
+    json_object_object_add(fl, "visual_image_forward", json_object_new_double(p->visual_image_forward));
+    json_object_object_add(fl, "audio_image_forward", json_object_new_double(p->audio_image_forward));
+    json_object_object_add(fl, "non_model_per_step", json_object_new_double(p->other_flops));
+    json_object_object_add(r, "flops", fl);
+
+    json_object *me = json_object_new_object();
+    json_object_object_add(me, "budget", json_object_new_int64(s->memory.budget));
+    json_object_object_add(me, "recompute", json_object_new_string(gen_recompute_name(s->memory.recompute)));
+    json_object_object_add(me, "fits", json_object_new_boolean(p->train[s->memory.recompute].fits));
+    json_object *po = json_object_new_object();
+    for (int rc = 0; rc < RECOMPUTE_COUNT; rc++)
+        json_object_object_add(po, gen_recompute_name((gen_recompute)rc), mem_json(&p->train[rc]));
+    json_object_object_add(me, "train", po);
+    json_object_object_add(me, "inference", mem_json(&p->infer));
+    json_object_object_add(r, "memory", me);
+    return r;
+}
+
+/* --------------------------------------------------------------------------------------------- table */
+
+static const char *commas(int64_t v, char *buf) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
+    int n = (int)strlen(tmp), j = 0;
+    if (v < 0) buf[j++] = '-';
+    for (int i = 0; i < n; i++) {
+        buf[j++] = tmp[i];
+        if ((n - i - 1) % 3 == 0 && i != n - 1) buf[j++] = ',';
+    }
+    buf[j] = 0;
+    return buf;
+}
+
+static const char *gib(int64_t b, char *buf) {
+    snprintf(buf, 32, "%.2f GiB", (double)b / 1073741824.0);
+    return buf;
+}
+
+void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
+    char a[40], b[40], c[40];
+    fprintf(f, "%s: %s, %s, B %d x T %d = %d pairs, %d + %d tokens, D %d, depth %d\n\n", s->name,
+            gen_fusion_name(s->fusion), gen_precision_name(s->precision), s->train.batch, s->video.frames, s->pairs,
+            s->use_v ? s->n_v : 0, s->use_a ? s->n_a : 0, s->backbone.dim, s->backbone.depth);
+    fprintf(f, "Parameters\n");
+    fprintf(f, "  frozen backbone     %14s\n", commas(p->frozen, a));
+    fprintf(f, "  trainable           %14s\n", commas(p->trainable, a));
+    fprintf(f, "    adapters          %14s  (%d adapters x %s)\n", commas(p->adapters, a), p->adapter_count,
+            commas(p->per_adapter, b));
+    fprintf(f, "    head              %14s\n", commas(p->head, a));
+    fprintf(f, "  BatchNorm buffers   %14s\n\n", commas(p->buffers, a));
+
+    fprintf(f, "Model FLOPs per step (2 per multiply-add; GFLOP)\n");
+    fprintf(f, "  %-12s %12s %12s %12s\n", "family", "forward", "backward", "total");
+    double tf = 0, tb = 0;
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        double fw = p->flops[PH_FWD][fam], bw = p->flops[PH_BWD][fam];
+        if (fw == 0 && bw == 0) continue;
+        fprintf(f, "  %-12s %12.2f %12.2f %12.2f\n", gen_family_name((gen_family)fam), fw / 1e9, bw / 1e9, (fw + bw) / 1e9);
+        tf += fw, tb += bw;
+    }
+    fprintf(f, "  %-12s %12.2f %12.2f %12.2f\n", "total", tf / 1e9, tb / 1e9, (tf + tb) / 1e9);
+    fprintf(f, "  per (frame, audio) pair %.2f GFLOP; one visual image forward %.2f GFLOP, one audio image forward "
+               "%.2f GFLOP\n", p->pair_flops / 1e9, p->visual_image_forward / 1e9, p->audio_image_forward / 1e9);
+    fprintf(f, "  not counted in MFU (norms, softmax, elementwise, optimizer): %.2f GFLOP\n\n", p->other_flops / 1e9);
+
+    fprintf(f, "Memory per recompute policy (training step)  %12s %12s %12s\n", "none", "attention", "block");
+    static const char *const rows[ARENA_COUNT] = {"frozen params", "trainable + grads + Adam", "activations (packed)",
+                                                  "loader inputs"};
+    for (int r = 0; r < ARENA_COUNT; r++)
+        fprintf(f, "  %-42s %12s %12s %12s\n", rows[r], gib(p->train[0].arena[r], a), gib(p->train[1].arena[r], b),
+                gib(p->train[2].arena[r], c));
+    fprintf(f, "  %-42s %12s %12s %12s\n", "activations (lower bound)", gib(p->train[0].act_lower_bound, a),
+            gib(p->train[1].act_lower_bound, b), gib(p->train[2].act_lower_bound, c));
+    fprintf(f, "  %-42s %12s %12s %12s\n", "GEMM workspace", gib(p->train[0].workspace, a), gib(p->train[1].workspace, b),
+            gib(p->train[2].workspace, c));
+    fprintf(f, "  %-42s %12s %12s %12s\n", "peak", gib(p->train[0].peak, a), gib(p->train[1].peak, b),
+            gib(p->train[2].peak, c));
+    fprintf(f, "  %-42s %12.2f %12.2f %12.2f\n", "executed GFLOP per step (with recompute)", p->train[0].executed_flops / 1e9,
+            p->train[1].executed_flops / 1e9, p->train[2].executed_flops / 1e9);
+    char bud[40];
+    gen_format_bytes(s->memory.budget, bud, sizeof bud);
+    char lbl[64];
+    snprintf(lbl, sizeof lbl, "fits the %s budget", bud);
+    fprintf(f, "  %-42s %12s %12s %12s\n", lbl, p->train[0].fits ? "yes" : "NO", p->train[1].fits ? "yes" : "NO",
+            p->train[2].fits ? "yes" : "NO");
+    if (p->train[0].max_batch >= 0)
+        fprintf(f, "  %-42s %12d %12d %12d\n", "largest batch B that fits", p->train[0].max_batch, p->train[1].max_batch,
+                p->train[2].max_batch);
+    fprintf(f, "\nInference (eval-mode forward, B %d): peak %s, activations %s\n", s->train.batch, gib(p->infer.peak, a),
+            gib(p->infer.arena[ARENA_ACT], b));
+    fprintf(f, "Selected policy: %s (memory.recompute): peak %s of %s: %s\n", gen_recompute_name(s->memory.recompute),
+            gib(p->train[s->memory.recompute].peak, a), bud, p->train[s->memory.recompute].fits ? "fits" : "does NOT fit");
+}

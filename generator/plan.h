@@ -1,0 +1,42 @@
+/* Planner: parameter counts, FLOPs by op family, and memory arenas for each recompute policy.
+ * Activations and their gradients are packed into one arena by lifetime (greedy, largest first, lowest
+ * fitting offset); frozen weights, trainable state (fp32 params, grads, Adam moments, BN buffers),
+ * loader inputs and the GEMM workspace get their own arenas. The peak is their sum. */
+#ifndef AVGEN_PLAN_H
+#define AVGEN_PLAN_H
+#include "ir.h"
+
+#include <stdio.h>
+
+#define GEN_ALIGN 256
+#define GEN_GEMM_WORKSPACE (32LL << 20) /* cuBLASLt workspace, one per process */
+
+typedef struct {
+    int64_t arena[ARENA_COUNT];
+    int64_t act_lower_bound;  /* max over ops of the bytes live at that op */
+    int64_t workspace, peak;
+    double executed_flops;    /* model FLOPs + recomputed forward work */
+    int fits;
+    int max_batch;            /* largest train.batch whose peak fits the budget (0: none) */
+    int nops, ntensors;
+} gen_mem;
+
+typedef struct {
+    int64_t frozen, trainable, adapters, head, buffers, per_adapter;
+    int adapter_count;
+    double flops[PH_COUNT][FAM_COUNT];  /* model FLOPs of one step, recompute none */
+    double other_flops;                 /* norms, softmax, elementwise, optimizer */
+    double step_flops, pair_flops, visual_image_forward, audio_image_forward;
+    gen_mem train[RECOMPUTE_COUNT];
+    gen_mem infer;
+} gen_plan;
+
+/* Places every tensor of ir in its arena (sets offsets) and fills m. */
+void gen_pack(gen_ir *ir, gen_mem *m);
+/* Everything `avgen plan` reports; search_batch also finds the largest batch that fits. */
+int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p);
+
+struct json_object;
+struct json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p);
+void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p);
+#endif

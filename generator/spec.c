@@ -1,0 +1,759 @@
+/* JSON model description -> gen_spec: strict JSON parse (json-c), --set overrides, unknown keys with
+ * "did you mean", per-field type and range checks from the schema table, then the cross-field checks and
+ * derived shapes. Every problem becomes one sentence naming the JSON path, the value and what was
+ * expected; all problems are collected so a user fixes them in one pass. */
+#include "spec_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void gen_errorf(gen_errors *e, const char *fmt, ...) {
+    if (e->n >= GEN_MAX_ERRORS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg[e->n], GEN_ERR_LEN, fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
+/* ------------------------------------------------------------------------------------------ helpers */
+
+int gen_edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int c = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (prev[j] + 1 < c) c = prev[j] + 1;
+            if (cur[j - 1] + 1 < c) c = cur[j - 1] + 1;
+            cur[j] = c;
+        }
+        memcpy(prev, cur, sizeof(int) * (lb + 1));
+    }
+    return prev[lb];
+}
+
+const char *gen_suggest(const char *word, const char *const *cands, int n) {
+    const char *best = NULL;
+    int bd = 1 << 30, lim = (int)strlen(word) / 3;
+    if (lim < 2) lim = 2;
+    for (int i = 0; i < n; i++) {
+        int d = gen_edit_distance(word, cands[i]);
+        if (d < bd) bd = d, best = cands[i];
+    }
+    return bd <= lim ? best : NULL;
+}
+
+uint64_t gen_hash64(const void *data, size_t n, uint64_t h) {
+    const unsigned char *p = data;
+    if (!h) h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* A JSON value as a short text for messages. */
+static const char *vtext(json_object *v, char *buf, size_t n) {
+    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (strlen(s) > 60) snprintf(buf, n, "%.57s...", s);
+    else snprintf(buf, n, "%s", s);
+    return buf;
+}
+
+static const char *tname(json_object *v) {
+    switch (json_object_get_type(v)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "a boolean";
+    case json_type_double: return "a number";
+    case json_type_int: return "an integer";
+    case json_type_object: return "an object";
+    case json_type_array: return "an array";
+    case json_type_string: return "a string";
+    }
+    return "a value";
+}
+
+static int is_number(json_object *v) {
+    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
+}
+
+static double num(json_object *v) { return json_object_get_double(v); }
+
+/* Integral JSON number (an integral double such as 4.0 or 1e3 also counts). */
+static int as_int64(json_object *v, int64_t *out) {
+    if (json_object_is_type(v, json_type_int)) {
+        errno = 0;
+        *out = json_object_get_int64(v);
+        return 1;
+    }
+    if (json_object_is_type(v, json_type_double)) {
+        double d = json_object_get_double(v);
+        if (isfinite(d) && d == floor(d) && fabs(d) < 9.2e18) { *out = (int64_t)d; return 1; }
+    }
+    return 0;
+}
+
+int gen_parse_bytes(const char *s, int64_t *out) {
+    while (isspace((unsigned char)*s)) s++;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0) return -1;
+    while (isspace((unsigned char)*end)) end++;
+    static const struct { const char *u; double m; } units[] = {
+        {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+        {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].u) == 0) {
+            double b = v * units[i].m;
+            if (b > 9.0e18) return -1;
+            *out = (int64_t)llround(b);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void gen_format_bytes(int64_t b, char *buf, size_t n) {
+    double v = (double)b;
+    if (v >= 1073741824.0) snprintf(buf, n, "%.2f GiB", v / 1073741824.0);
+    else if (v >= 1048576.0) snprintf(buf, n, "%.2f MiB", v / 1048576.0);
+    else if (v >= 1024.0) snprintf(buf, n, "%.2f KiB", v / 1024.0);
+    else snprintf(buf, n, "%lld B", (long long)b);
+}
+
+/* ------------------------------------------------------------------------------------ JSON parsing */
+
+static json_object *parse_strict(const char *text, size_t len, int *err_line, int *err_col, const char **why) {
+    json_tokener *tok = json_tokener_new_ex(64);
+    if (!tok) { *why = "out of memory"; return NULL; }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    if (len > INT_MAX) { json_tokener_free(tok); *why = "file too large"; return NULL; }
+    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t off = json_tokener_get_parse_end(tok);
+    if (!o && jerr == json_tokener_continue) { *why = "unexpected end of input"; off = len; }
+    else if (!o && jerr == json_tokener_success) *why = "the value is null; expected a JSON object";
+    else if (!o) *why = json_tokener_error_desc(jerr);
+    else {
+        /* Anything but white space after the value is an error. */
+        for (size_t i = off; i < len; i++)
+            if (!isspace((unsigned char)text[i])) {
+                json_object_put(o);
+                o = NULL;
+                *why = "unexpected text after the JSON value";
+                off = i;
+                break;
+            }
+    }
+    if (!o) {
+        int line = 1, col = 1;
+        for (size_t i = 0; i < off && i < len; i++) {
+            if (text[i] == '\n') line++, col = 1;
+            else col++;
+        }
+        *err_line = line, *err_col = col;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+static const gen_field *field_by_path(const char *path) {
+    for (int i = 0; i < gen_n_fields; i++)
+        if (strcmp(gen_fields[i].path, path) == 0) return &gen_fields[i];
+    return NULL;
+}
+
+static int is_section(const char *name) {
+    for (int i = 0; gen_sections[i]; i++)
+        if (strcmp(gen_sections[i], name) == 0) return 1;
+    return 0;
+}
+
+/* "did you mean" for an unknown key at `parent` (NULL = top level). */
+static void suggest_key(const char *parent, const char *key, char *out, size_t n) {
+    const char *cands[128];
+    int nc = 0;
+    size_t pl = parent ? strlen(parent) : 0;
+    if (!parent)
+        for (int i = 0; gen_sections[i]; i++) cands[nc++] = gen_sections[i];
+    for (int i = 0; i < gen_n_fields && nc < 128; i++) {
+        const char *p = gen_fields[i].path;
+        const char *dot = strchr(p, '.');
+        if (!parent && !dot) cands[nc++] = p;
+        if (parent && dot && (size_t)(dot - p) == pl && strncmp(p, parent, pl) == 0) cands[nc++] = dot + 1;
+    }
+    const char *s = gen_suggest(key, cands, nc);
+    if (s) {
+        snprintf(out, n, "; did you mean %s%s%s?", parent ? parent : "", parent ? "." : "", s);
+        return;
+    }
+    /* The same name in another section (e.g. "batch" at the top level -> train.batch). */
+    for (int i = 0; i < gen_n_fields; i++) {
+        const char *dot = strrchr(gen_fields[i].path, '.');
+        if (dot && strcmp(dot + 1, key) == 0) {
+            snprintf(out, n, "; did you mean %s?", gen_fields[i].path);
+            return;
+        }
+    }
+    snprintf(out, n, "; expected one of the fields listed in docs/model-json.md");
+}
+
+static void check_unknown(json_object *root, const char *src, gen_errors *e) {
+    char sug[256], vb[80];
+    json_object_object_foreach(root, key, val) {
+        if (is_section(key)) {
+            if (!json_object_is_type(val, json_type_object)) {
+                gen_errorf(e, "%s: %s = %s has the wrong type; expected an object.", src, key, vtext(val, vb, sizeof vb));
+                continue;
+            }
+            json_object_object_foreach(val, k2, v2) {
+                (void)v2;
+                char path[512];
+                snprintf(path, sizeof path, "%s.%s", key, k2);
+                if (!field_by_path(path)) {
+                    suggest_key(key, k2, sug, sizeof sug);
+                    gen_errorf(e, "%s: %s is not a known field%s", src, path, sug);
+                }
+            }
+        } else if (!field_by_path(key)) {
+            suggest_key(NULL, key, sug, sizeof sug);
+            gen_errorf(e, "%s: %s is not a known field%s", src, key, sug);
+        }
+    }
+}
+
+static json_object *lookup(json_object *root, const char *path) {
+    char sec[64];
+    const char *dot = strchr(path, '.');
+    if (!dot) {
+        json_object *v;
+        return json_object_object_get_ex(root, path, &v) ? v : NULL;
+    }
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - path), path);
+    json_object *s, *v;
+    if (!json_object_object_get_ex(root, sec, &s) || !json_object_is_type(s, json_type_object)) return NULL;
+    return json_object_object_get_ex(s, dot + 1, &v) ? v : NULL;
+}
+
+/* ------------------------------------------------------------------------------- field conversion */
+
+static void range_text(const gen_field *f, char *buf, size_t n) {
+    if (f->type == F_INT || f->type == F_I64) {
+        if (f->lo == f->hi) snprintf(buf, n, "the integer %.0f", f->lo);
+        else snprintf(buf, n, "an integer from %.0f to %.0f", f->lo, f->hi);
+    } else {
+        snprintf(buf, n, "a number %s %g and <= %g", f->lo_open ? ">" : ">=", f->lo, f->hi);
+    }
+}
+
+static int in_range(const gen_field *f, double v) {
+    if (!isfinite(v)) return 0;
+    if (f->lo_open ? !(v > f->lo) : !(v >= f->lo)) return 0;
+    return v <= f->hi;
+}
+
+static int enum_index(const char *const *choices, const char *s) {
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], s) == 0) return i;
+    return -1;
+}
+
+static void enum_list(const char *const *choices, char *buf, size_t n) {
+    buf[0] = 0;
+    for (int i = 0; choices[i]; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, n - l, "%s\"%s\"", i ? ", " : "", choices[i]);
+    }
+}
+
+static void convert(const gen_field *f, json_object *v, const char *src, gen_spec *s, gen_errors *e) {
+    char vb[80], rb[128];
+    char *base = (char *)s;
+    const char *p = f->path;
+    switch (f->type) {
+    case F_INT:
+    case F_I64: {
+        int64_t x;
+        range_text(f, rb, sizeof rb);
+        if (!as_int64(v, &x)) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected %s.", src, p, vtext(v, vb, sizeof vb), rb);
+        } else if ((double)x < f->lo || (double)x > f->hi) {
+            gen_errorf(e, "%s: %s = %s is out of range; expected %s.", src, p, vtext(v, vb, sizeof vb), rb);
+        } else if (f->type == F_INT) {
+            *(int *)(base + f->off) = (int)x;
+        } else {
+            *(int64_t *)(base + f->off) = x;
+        }
+        break;
+    }
+    case F_NUM: {
+        range_text(f, rb, sizeof rb);
+        if (!is_number(v))
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected %s.", src, p, vtext(v, vb, sizeof vb), rb);
+        else if (!in_range(f, num(v)))
+            gen_errorf(e, "%s: %s = %s is out of range; expected %s.", src, p, vtext(v, vb, sizeof vb), rb);
+        else
+            *(double *)(base + f->off) = num(v);
+        break;
+    }
+    case F_STR:
+    case F_NAME: {
+        size_t cap = f->type == F_NAME ? sizeof s->name : sizeof s->description;
+        if (json_object_is_type(v, json_type_null) && f->type == F_NAME) break; /* keep the file-derived name */
+        if (!json_object_is_type(v, json_type_string)) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected a string.", src, p, vtext(v, vb, sizeof vb));
+            break;
+        }
+        const char *str = json_object_get_string(v);
+        if (strlen(str) >= cap) {
+            gen_errorf(e, "%s: %s is %zu characters long; expected at most %zu.", src, p, strlen(str), cap - 1);
+            break;
+        }
+        if (f->type == F_NAME) {
+            int ok = str[0] != 0 && str[0] != '.' && str[0] != '-';
+            for (const char *c = str; *c; c++)
+                if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.')) ok = 0;
+            if (!ok) {
+                gen_errorf(e, "%s: %s = %s is not a usable name; expected letters, digits, '-', '_' or '.' "
+                              "(it names files and folders).", src, p, vtext(v, vb, sizeof vb));
+                break;
+            }
+        }
+        snprintf(base + f->off, cap, "%s", str);
+        break;
+    }
+    case F_PATH: {
+        if (json_object_is_type(v, json_type_null)) { s->backbone.weights[0] = 0; break; }
+        if (!json_object_is_type(v, json_type_string) || !json_object_get_string(v)[0]) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected a path to a safetensors file or null.", src, p,
+                       vtext(v, vb, sizeof vb));
+            break;
+        }
+        if (strlen(json_object_get_string(v)) >= sizeof s->backbone.weights) {
+            gen_errorf(e, "%s: %s is too long; expected a path of at most %zu characters.", src, p,
+                       sizeof s->backbone.weights - 1);
+            break;
+        }
+        snprintf(s->backbone.weights, sizeof s->backbone.weights, "%s", json_object_get_string(v));
+        break;
+    }
+    case F_ENUM: {
+        enum_list(f->choices, rb, sizeof rb);
+        if (!json_object_is_type(v, json_type_string)) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected one of %s.", src, p, vtext(v, vb, sizeof vb), rb);
+            break;
+        }
+        int i = enum_index(f->choices, json_object_get_string(v));
+        if (i < 0) {
+            int n = 0;
+            while (f->choices[n]) n++;
+            const char *sg = gen_suggest(json_object_get_string(v), f->choices, n);
+            char sb[80] = "";
+            if (sg) snprintf(sb, sizeof sb, "; did you mean \"%s\"?", sg);
+            gen_errorf(e, "%s: %s = %s is not one of %s%s", src, p, vtext(v, vb, sizeof vb), rb, sg ? sb : ".");
+            break;
+        }
+        if (f->off) *(int *)(base + f->off) = i; /* backbone.kind has a single value and no storage */
+        break;
+    }
+    case F_BOOL:
+        if (!json_object_is_type(v, json_type_boolean))
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected true or false.", src, p, vtext(v, vb, sizeof vb));
+        else
+            *(bool *)(base + f->off) = json_object_get_boolean(v);
+        break;
+    case F_NUM3: {
+        double *d = (double *)(base + f->off);
+        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) != 3) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected an array of 3 numbers (R, G, B).", src, p,
+                       vtext(v, vb, sizeof vb));
+            break;
+        }
+        for (int i = 0; i < 3; i++) {
+            json_object *x = json_object_array_get_idx(v, (size_t)i);
+            if (!is_number(x) || !in_range(f, num(x))) {
+                gen_errorf(e, "%s: %s[%d] = %s is out of range; expected a number %s %g and <= %g.", src, p, i,
+                           vtext(x, vb, sizeof vb), f->lo_open ? ">" : ">=", f->lo, f->hi);
+                return;
+            }
+            d[i] = num(x);
+        }
+        break;
+    }
+    case F_BETAS: {
+        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) != 2) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected an array of 2 numbers [beta1, beta2].", src, p,
+                       vtext(v, vb, sizeof vb));
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            json_object *x = json_object_array_get_idx(v, (size_t)i);
+            if (!is_number(x) || !(num(x) >= 0 && num(x) < 1)) {
+                gen_errorf(e, "%s: %s[%d] = %s is out of range; expected a number >= 0 and < 1.", src, p, i,
+                           vtext(x, vb, sizeof vb));
+                return;
+            }
+        }
+        s->train.beta1 = num(json_object_array_get_idx(v, 0));
+        s->train.beta2 = num(json_object_array_get_idx(v, 1));
+        break;
+    }
+    case F_BYTES: {
+        int64_t b = -1;
+        if (json_object_is_type(v, json_type_string)) {
+            if (gen_parse_bytes(json_object_get_string(v), &b) != 0) b = -1;
+        } else if (is_number(v) && num(v) >= 0 && num(v) < 9.0e18) {
+            b = (int64_t)num(v);
+        }
+        if (b <= 0) {
+            gen_errorf(e, "%s: %s = %s is not a memory size; expected a positive number of bytes or a string such as "
+                          "\"80GiB\" or \"512MiB\".", src, p, vtext(v, vb, sizeof vb));
+            break;
+        }
+        s->memory.budget = b;
+        break;
+    }
+    case F_LAYERS: {
+        memset(s->adapter.on_layer, 0, sizeof s->adapter.on_layer);
+        if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "all") == 0) {
+            for (int i = 0; i < GEN_MAX_DEPTH; i++) s->adapter.on_layer[i] = true; /* trimmed to depth later */
+            break;
+        }
+        if (!json_object_is_type(v, json_type_array)) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected \"all\" or an array of layer indices.", src, p,
+                       vtext(v, vb, sizeof vb));
+            break;
+        }
+        size_t n = json_object_array_length(v);
+        for (size_t i = 0; i < n; i++) {
+            json_object *x = json_object_array_get_idx(v, i);
+            int64_t l;
+            if (!as_int64(x, &l) || l < 0 || l >= GEN_MAX_DEPTH) {
+                gen_errorf(e, "%s: %s[%zu] = %s is not a layer index; expected an integer from 0 to backbone.depth - 1.",
+                           src, p, i, vtext(x, vb, sizeof vb));
+                return;
+            }
+            if (s->adapter.on_layer[l]) {
+                gen_errorf(e, "%s: %s[%zu] = %lld is listed twice; expected each layer at most once.", src, p, i, (long long)l);
+                return;
+            }
+            s->adapter.on_layer[l] = true;
+        }
+        break;
+    }
+    case F_SUBLAYERS: {
+        s->adapter.attn = s->adapter.mlp = false;
+        size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+        if (!json_object_is_type(v, json_type_array) || n == 0) {
+            gen_errorf(e, "%s: %s = %s has the wrong type; expected a non-empty array of \"attn\" and/or \"mlp\".", src, p,
+                       vtext(v, vb, sizeof vb));
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_object *x = json_object_array_get_idx(v, i);
+            const char *str = json_object_is_type(x, json_type_string) ? json_object_get_string(x) : "";
+            bool *slot = strcmp(str, "attn") == 0 ? &s->adapter.attn : strcmp(str, "mlp") == 0 ? &s->adapter.mlp : NULL;
+            if (!slot || *slot) {
+                gen_errorf(e, "%s: %s[%zu] = %s is %s; expected \"attn\" or \"mlp\", each at most once.", src, p, i,
+                           vtext(x, vb, sizeof vb), slot ? "listed twice" : "not a sub-layer");
+                return;
+            }
+            *slot = true;
+        }
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------------------------------------- overrides */
+
+static int apply_override(json_object *root, const char *assign, gen_errors *e) {
+    const char *eq = strchr(assign, '=');
+    if (!eq || eq == assign) {
+        gen_errorf(e, "--set %s: expected path.to.field=value.", assign);
+        return -1;
+    }
+    char path[256];
+    if ((size_t)(eq - assign) >= sizeof path) {
+        gen_errorf(e, "--set: the path is too long.");
+        return -1;
+    }
+    snprintf(path, sizeof path, "%.*s", (int)(eq - assign), assign);
+    for (const char *c = path; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.')) {
+            gen_errorf(e, "--set %s: \"%s\" is not a field path; expected names joined by dots, e.g. train.batch.", assign, path);
+            return -1;
+        }
+    if (!field_by_path(path)) {
+        char sug[256];
+        const char *dot = strrchr(path, '.');
+        if (dot) {
+            char parent[256];
+            snprintf(parent, sizeof parent, "%.*s", (int)(dot - path), path);
+            if (is_section(parent)) suggest_key(parent, dot + 1, sug, sizeof sug);
+            else suggest_key(NULL, path, sug, sizeof sug);
+        } else {
+            suggest_key(NULL, path, sug, sizeof sug);
+        }
+        gen_errorf(e, "--set %s: %s is not a known field%s", assign, path, sug);
+        return -1;
+    }
+    const char *val = eq + 1;
+    int l, c;
+    const char *why;
+    json_object *v = NULL; /* JSON null stays a NULL value: an explicit null */
+    if (strcmp(val, "null") != 0) {
+        v = parse_strict(val, strlen(val), &l, &c, &why);
+        if (!v) v = json_object_new_string(val); /* not JSON: a plain string such as fusion=late */
+    }
+    const char *dot = strchr(path, '.');
+    if (!dot) {
+        json_object_object_add(root, path, v);
+        return 0;
+    }
+    char sec[64];
+    snprintf(sec, sizeof sec, "%.*s", (int)(dot - path), path);
+    json_object *s;
+    if (!json_object_object_get_ex(root, sec, &s)) {
+        s = json_object_new_object();
+        json_object_object_add(root, sec, s);
+    } else if (!json_object_is_type(s, json_type_object)) {
+        gen_errorf(e, "--set %s: %s is not an object in the description.", assign, sec);
+        json_object_put(v);
+        return -1;
+    }
+    json_object_object_add(s, dot + 1, v);
+    return 0;
+}
+
+/* --------------------------------------------------------------------------------- cross-field */
+
+static void derive_and_check(gen_spec *s, const char *src, const char *base_dir, gen_errors *e) {
+    const int D = s->backbone.dim, P = s->backbone.patch_size, S = s->backbone.image_size;
+    s->use_v = s->fusion != FUSION_AUDIO;
+    s->use_a = s->fusion != FUSION_VISION;
+    if (S % P)
+        gen_errorf(e, "%s: backbone.image_size = %d is not a multiple of backbone.patch_size = %d; expected an image "
+                      "made of whole patches.", src, S, P);
+    if (D % s->backbone.heads)
+        gen_errorf(e, "%s: backbone.dim = %d is not divisible by backbone.heads = %d; expected heads to divide dim.",
+                   src, D, s->backbone.heads);
+    if (s->video.size != S)
+        gen_errorf(e, "%s: video.size = %d differs from backbone.image_size = %d; expected frames of the backbone's "
+                      "input size.", src, s->video.size, S);
+    s->head_dim = D / (s->backbone.heads ? s->backbone.heads : 1);
+    s->patches_v = (S / P) * (S / P);
+    s->n_v = s->patches_v + 1;
+    s->pairs = s->train.batch * s->video.frames;
+
+    /* Kaldi fbank: 25 ms frames, 10 ms hop, snip_edges. */
+    int sr = s->audio.sample_rate;
+    double wsamp = s->audio.window_seconds * sr;
+    s->fbank_frames = 0;
+    if (s->use_a) {
+        if (sr % 100)
+            gen_errorf(e, "%s: audio.sample_rate = %d is not a multiple of 100; expected whole-sample 25 ms frames and "
+                          "10 ms hops.", src, sr);
+        else if (fabs(wsamp - llround(wsamp)) > 1e-6)
+            gen_errorf(e, "%s: audio.window_seconds = %g is not a whole number of samples at %d Hz.", src,
+                       s->audio.window_seconds, sr);
+        else if ((long)llround(wsamp) < sr / 40)
+            gen_errorf(e, "%s: audio.window_seconds = %g is shorter than one 25 ms fbank frame.", src,
+                       s->audio.window_seconds);
+        else {
+            long w = (long)llround(wsamp);
+            s->fbank_frames = (int)(1 + (w - sr / 40) / (sr / 100));
+            if (s->audio.target_frames < s->fbank_frames)
+                gen_errorf(e, "%s: audio.target_frames = %d is smaller than the %d fbank rows of a %g s window; expected "
+                              "at least %d.", src, s->audio.target_frames, s->fbank_frames, s->audio.window_seconds,
+                           s->fbank_frames);
+        }
+        if (s->audio.target_frames < P || s->audio.mel_bins < P)
+            gen_errorf(e, "%s: the audio image (audio.target_frames = %d rows x audio.mel_bins = %d columns) is smaller "
+                          "than one %d x %d patch; expected both at least backbone.patch_size.", src,
+                       s->audio.target_frames, s->audio.mel_bins, P, P);
+        s->patch_rows_a = s->audio.target_frames / P;
+        s->patch_cols_a = s->audio.mel_bins / P;
+        s->n_a = s->patch_rows_a * s->patch_cols_a + 1;
+    } else {
+        s->patch_rows_a = s->patch_cols_a = 0;
+        s->n_a = 0;
+    }
+
+    /* Adapters. */
+    s->n_adapted_layers = 0;
+    if (s->fusion == FUSION_LAVISH) {
+        int r = s->adapter.reduction, G = s->adapter.groups;
+        for (int i = 0; i < s->backbone.depth; i++) s->n_adapted_layers += s->adapter.on_layer[i];
+        bool all = true; /* "all" sets every slot; an explicit list past the depth is an error */
+        for (int i = 0; i < GEN_MAX_DEPTH; i++) all &= s->adapter.on_layer[i];
+        if (!all)
+            for (int i = s->backbone.depth; i < GEN_MAX_DEPTH; i++)
+                if (s->adapter.on_layer[i]) {
+                    gen_errorf(e, "%s: adapter.layers names layer %d, which is out of range; expected layer indices from "
+                                  "0 to %d (backbone.depth = %d).", src, i, s->backbone.depth - 1, s->backbone.depth);
+                    break;
+                }
+        if (s->n_adapted_layers == 0)
+            gen_errorf(e, "%s: adapter.layers = [] names no layer; expected at least one layer for fusion \"lavish\" "
+                          "(use fusion \"late\" for a head on the frozen features).", src);
+        if (D % r)
+            gen_errorf(e, "%s: adapter.reduction = %d does not divide backbone.dim = %d; expected a divisor of dim.", src, r, D);
+        else if ((D / r) % G || D % G)
+            gen_errorf(e, "%s: adapter.groups = %d does not divide both backbone.dim = %d and its reduced width %d; "
+                          "expected a common divisor.", src, G, D, D / r);
+    }
+    for (int i = s->backbone.depth; i < GEN_MAX_DEPTH; i++) s->adapter.on_layer[i] = false;
+    if (s->fusion != FUSION_LAVISH) memset(s->adapter.on_layer, 0, sizeof s->adapter.on_layer);
+    s->has_adapters = s->fusion == FUSION_LAVISH && s->n_adapted_layers > 0 && (s->adapter.attn || s->adapter.mlp);
+
+    /* Sizes that would overflow 64-bit planning: cap one step's tokens x width x depth. */
+    double tok = (double)s->pairs * (s->n_v + s->n_a);
+    double big = tok * (double)(D > s->backbone.mlp_dim ? D : s->backbone.mlp_dim) * s->backbone.depth * 64.0;
+    double pe = (double)D * 3 * P * P;
+    if (big > 1.0e17 || pe > 1.0e12 || (double)s->n_v * s->n_v * s->pairs * s->backbone.heads > 1.0e17)
+        gen_errorf(e, "%s: this configuration (%d pairs of %d + %d tokens, width %d, depth %d) is far too large to "
+                      "plan; expected a step below about 100 PB of activations.", src, s->pairs, s->n_v, s->n_a, D,
+                   s->backbone.depth);
+
+    /* Weights path: resolved against the description's folder, must be a readable file. */
+    if (s->backbone.weights[0]) {
+        char full[2048];
+        if (s->backbone.weights[0] == '/' || !base_dir || !base_dir[0])
+            snprintf(full, sizeof full, "%s", s->backbone.weights);
+        else
+            snprintf(full, sizeof full, "%s/%s", base_dir, s->backbone.weights);
+        struct stat st;
+        if (stat(full, &st) != 0 || access(full, R_OK) != 0)
+            gen_errorf(e, "%s: backbone.weights = \"%s\" cannot be read (%s); expected a readable safetensors file "
+                          "(relative paths are resolved against the description's folder).", src, s->backbone.weights,
+                       strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            gen_errorf(e, "%s: backbone.weights = \"%s\" is not a regular file; expected a safetensors file.", src,
+                       s->backbone.weights);
+        else if (strlen(full) < sizeof s->backbone.weights)
+            memcpy(s->backbone.weights, full, strlen(full) + 1);
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- entry */
+
+static void default_name(const char *source, char *out, size_t n) {
+    const char *b = strrchr(source, '/');
+    b = b ? b + 1 : source;
+    size_t l = strlen(b);
+    if (l > 5 && strcmp(b + l - 5, ".json") == 0) l -= 5;
+    size_t j = 0;
+    for (size_t i = 0; i < l && j + 1 < n; i++) {
+        char c = b[i];
+        out[j++] = (isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.') ? c : '_';
+    }
+    out[j] = 0;
+    if (!j || out[0] == '.' || out[0] == '-') snprintf(out, n, "model");
+}
+
+int gen_spec_parse_text(const char *text, size_t len, const char *src, const char *base_dir,
+                        const char *const *overrides, int n_overrides, gen_spec *s, gen_errors *e) {
+    memset(s, 0, sizeof *s);
+    e->n = 0;
+    int line = 0, col = 0;
+    const char *why = "";
+    json_object *root = parse_strict(text, len, &line, &col, &why);
+    if (!root) {
+        gen_errorf(e, "%s:%d:%d: invalid JSON: %s.", src, line, col, why);
+        return e->n;
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        gen_errorf(e, "%s: the description is %s; expected a JSON object such as {\"backbone\": {...}, ...}.", src,
+                   tname(root));
+        json_object_put(root);
+        return e->n;
+    }
+    for (int i = 0; i < n_overrides; i++) apply_override(root, overrides[i], e);
+    if (e->n) {
+        json_object_put(root);
+        return e->n;
+    }
+    check_unknown(root, src, e);
+    default_name(src, s->name, sizeof s->name);
+    for (int i = 0; i < gen_n_fields; i++) {
+        const gen_field *f = &gen_fields[i];
+        json_object *v = lookup(root, f->path);
+        json_object *def = NULL;
+        int explicit_null = 0;
+        if (v == NULL) {
+            /* absent, or present as JSON null */
+            const char *dot = strchr(f->path, '.');
+            json_object *sec = root, *tmp;
+            if (dot) {
+                char secname[64];
+                snprintf(secname, sizeof secname, "%.*s", (int)(dot - f->path), f->path);
+                if (!json_object_object_get_ex(root, secname, &sec) || !json_object_is_type(sec, json_type_object)) sec = NULL;
+            }
+            explicit_null = sec && json_object_object_get_ex(sec, dot ? dot + 1 : f->path, &tmp);
+        }
+        if (v == NULL && explicit_null && f->type != F_PATH && f->type != F_NAME) {
+            char rb[128] = "a value";
+            if (f->type == F_INT || f->type == F_I64 || f->type == F_NUM) range_text(f, rb, sizeof rb);
+            gen_errorf(e, "%s: %s = null has the wrong type; expected %s (leave the field out for its default).", src,
+                       f->path, rb);
+            continue;
+        }
+        if (v == NULL) v = def = json_tokener_parse(f->def);
+        if (v == NULL && (f->type == F_PATH || f->type == F_NAME)) continue; /* default null */
+        convert(f, v, src, s, e);
+        if (def) json_object_put(def);
+    }
+    json_object_put(root);
+    if (e->n == 0) derive_and_check(s, src, base_dir, e);
+    return e->n;
+}
+
+int gen_spec_load(const char *path, const char *const *overrides, int n_overrides, gen_spec *s, gen_errors *e) {
+    e->n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gen_errorf(e, "%s: cannot open the model description (%s).", path, strerror(errno));
+        return e->n;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        gen_errorf(e, "%s: not a regular file; expected a JSON model description.", path);
+        fclose(f);
+        return e->n;
+    }
+    if (st.st_size > (16 << 20)) {
+        gen_errorf(e, "%s: %lld bytes is too large for a model description; expected at most 16 MiB.", path,
+                   (long long)st.st_size);
+        fclose(f);
+        return e->n;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf || fread(buf, 1, n, f) != n) {
+        gen_errorf(e, "%s: cannot read the model description (%s).", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return e->n;
+    }
+    fclose(f);
+    buf[n] = 0;
+    char dir[1024] = ".";
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) ? (int)(slash - path) : 1, path);
+    int r = gen_spec_parse_text(buf, n, path, dir, overrides, n_overrides, s, e);
+    free(buf);
+    return r;
+}
