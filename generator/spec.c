@@ -139,8 +139,15 @@ static json_object *parse_strict(const char *text, size_t len, int *err_line, in
     json_tokener *tok = json_tokener_new_ex(64);
     if (!tok) { *why = "out of memory"; return NULL; }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    if (len > INT_MAX) { json_tokener_free(tok); *why = "file too large"; return NULL; }
-    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    if (len >= INT_MAX) { json_tokener_free(tok); *why = "file too large"; *err_line = *err_col = 1; return NULL; }
+    /* Parse a NUL-terminated copy including the NUL, so that a bare scalar such as `null` or `5` ends
+     * (the caller's text need not be terminated). */
+    char *copy = len < INT_MAX ? malloc(len + 1) : NULL;
+    if (!copy) { json_tokener_free(tok); *why = "out of memory"; *err_line = *err_col = 1; return NULL; }
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    json_object *o = json_tokener_parse_ex(tok, copy, (int)len + 1);
+    free(copy);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t off = json_tokener_get_parse_end(tok);
     if (!o && jerr == json_tokener_continue) { *why = "unexpected end of input"; off = len; }
@@ -207,7 +214,7 @@ static void suggest_key(const char *parent, const char *key, char *out, size_t n
             return;
         }
     }
-    snprintf(out, n, "; expected one of the fields listed in docs/model-json.md");
+    snprintf(out, n, "; expected one of the fields listed in docs/model-json.md.");
 }
 
 static void check_unknown(json_object *root, const char *src, gen_errors *e) {

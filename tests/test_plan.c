@@ -1,0 +1,236 @@
+/* IR and planner: exact parameter counts and FLOPs of ViT-B/16 LAVISH (MODEL.md sections 6-7); for a
+ * matrix of small configurations (fusions, adapter subsets, sublayers, recompute policies, odd batch,
+ * precisions) an independent check of every plan: no two live activations overlap, everything inside
+ * its arena, every activation read after it is written, every trainable parameter gets a gradient,
+ * backward stops at the lowest adapter; and the memory trade of the recompute policies.
+ * usage: test_plan REPO_ROOT */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "plan.h"
+
+static char root[1024] = ".";
+
+static int load(const char *model, const char *const *sets, int n, gen_spec *s) {
+    char path[1200];
+    gen_errors e;
+    snprintf(path, sizeof path, "%s/models/%s.json", root, model);
+    int r = gen_spec_load(path, sets, n, s, &e);
+    CHECK_MSG(r == 0, "%s: %s", path, r ? e.msg[0] : "");
+    return r;
+}
+
+static void test_vitb16_numbers(void) {
+    gen_spec s;
+    gen_plan p;
+    if (load("lavish-vitb16-ucf51", NULL, 0, &s)) return;
+    CHECK(gen_make_plan(&s, 1, &p) == 0);
+    CHECK_EQ_I64(p.frozen, 85798656);
+    CHECK_EQ_I64(p.trainable, 4656275);
+    CHECK_EQ_I64(p.adapters, 3843168);
+    CHECK_EQ_I64(p.head, 813107);
+    CHECK_EQ_I64(p.adapter_count, 48);
+    CHECK_EQ_I64(p.per_adapter, 80066);
+    /* BN buffers: per adapter 2 x (D/r + D) floats + 2 counters. */
+    CHECK_EQ_I64(p.buffers, 48 * (2 * (96 + 768) + 2));
+    CHECK_MSG(fabs(p.visual_image_forward / 35.1e9 - 1) < 0.01, "visual forward %.4g", p.visual_image_forward);
+    CHECK_MSG(fabs(p.audio_image_forward / 8.5e9 - 1) < 0.01, "audio forward %.4g", p.audio_image_forward);
+    /* Per pair: forward 43.6 + input-gradient backward (layer 0's attention sub-block not needed) + adapters. */
+    CHECK_MSG(p.pair_flops > 88e9 && p.pair_flops < 89e9 * 1.04, "per pair %.4g", p.pair_flops);
+    double fw = 0;
+    for (int f = 0; f < FAM_COUNT; f++) fw += p.flops[PH_FWD][f];
+    CHECK_MSG(fabs(fw / s.pairs / (35.13e9 + 8.47e9 + 0.95e9) - 1) < 0.01, "forward per pair %.4g", fw / s.pairs);
+    CHECK_MSG(fabs(p.step_flops - p.pair_flops * s.pairs) < 1e3, "step %.6g", p.step_flops);
+    /* Recompute trades memory for FLOPs. */
+    CHECK(p.train[RECOMPUTE_BLOCK].arena[ARENA_ACT] < p.train[RECOMPUTE_ATTENTION].arena[ARENA_ACT]);
+    CHECK(p.train[RECOMPUTE_ATTENTION].arena[ARENA_ACT] < p.train[RECOMPUTE_NONE].arena[ARENA_ACT]);
+    CHECK(p.train[RECOMPUTE_NONE].executed_flops == p.step_flops);
+    CHECK(p.train[RECOMPUTE_ATTENTION].executed_flops > p.step_flops);
+    CHECK(p.train[RECOMPUTE_BLOCK].executed_flops > p.train[RECOMPUTE_ATTENTION].executed_flops);
+    /* Frozen weights in bf16, trainable state fp32 x 4 (param, grad, m, v) + buffers. */
+    CHECK(p.train[0].arena[ARENA_FROZEN] >= 2 * p.frozen && p.train[0].arena[ARENA_FROZEN] < 2 * p.frozen + (1 << 20));
+    CHECK(p.train[0].arena[ARENA_TRAIN] >= 16 * p.trainable);
+    /* The largest batch that fits: it fits, one more does not. */
+    for (int rc = 0; rc < RECOMPUTE_COUNT; rc++) {
+        int mb = p.train[rc].max_batch;
+        CHECK_MSG(mb > 4, "max batch %d", mb);
+        gen_spec t = s;
+        gen_plan q;
+        t.train.batch = mb, t.pairs = mb * t.video.frames;
+        CHECK(gen_make_plan(&t, 0, &q) == 0 && q.train[rc].fits);
+        t.train.batch = mb + 1, t.pairs = (mb + 1) * t.video.frames;
+        CHECK(gen_make_plan(&t, 0, &q) == 0 && !q.train[rc].fits);
+    }
+
+    /* Baselines: head only. */
+    gen_spec v;
+    if (load("vision-vitb16-ucf51", NULL, 0, &v)) return;
+    CHECK(gen_make_plan(&v, 0, &p) == 0);
+    CHECK_EQ_I64(p.trainable, 768 * 512 + 512 + 512 * 51 + 51);
+    CHECK_EQ_I64(p.frozen, 85798656);
+    CHECK(p.flops[PH_BWD][FAM_LINEAR] == 0 && p.flops[PH_BWD][FAM_ATTENTION] == 0);
+    CHECK(p.audio_image_forward == 0);
+    if (load("late-vitb16-ucf51", NULL, 0, &v)) return;
+    CHECK(gen_make_plan(&v, 0, &p) == 0);
+    CHECK_EQ_I64(p.trainable, 813107);
+    CHECK_EQ_I64(p.adapters, 0);
+}
+
+/* Independent checks of one lowered and packed IR. */
+static void verify(const gen_ir *ir, const gen_mem *m, const char *what) {
+    const int n = ir->nt;
+    int bad_overlap = 0, bad_bounds = 0, bad_flow = 0;
+    for (int i = 0; i < n; i++) {
+        const gen_tensor *a = &ir->t[i];
+        gen_arena ar = gen_tensor_arena(a);
+        if (ar == ARENA_ACT && a->first < 0) continue;
+        if (a->offset < 0 || a->offset + a->bytes > m->arena[ar]) bad_bounds++;
+        if (ar != ARENA_ACT) continue;
+        for (int j = i + 1; j < n; j++) {
+            const gen_tensor *b = &ir->t[j];
+            if (gen_tensor_arena(b) != ARENA_ACT || b->first < 0) continue;
+            if (a->first > b->last || b->first > a->last) continue;
+            if (a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes) {
+                if (bad_overlap++ < 3) fprintf(stderr, "%s: %s and %s overlap\n", what, a->name, b->name);
+            }
+        }
+    }
+    char *written = calloc((size_t)n, 1);
+    for (int i = 0; i < ir->nops; i++) {
+        const gen_op *o = &ir->ops[i];
+        for (int k = 0; k < o->n_in; k++) {
+            int t = gen_op_in(ir, o)[k];
+            if (gen_tensor_arena(&ir->t[t]) == ARENA_ACT && !written[t]) {
+                if (bad_flow++ < 3) fprintf(stderr, "%s: op %s reads %s before it is written\n", what, o->name, ir->t[t].name);
+            }
+        }
+        for (int k = 0; k < o->n_out; k++) written[gen_op_out(ir, o)[k]] = 1;
+    }
+    /* Every trainable parameter's gradient is written by backward; inference has no backward. */
+    int missing_grad = 0, bwd_ops = 0;
+    for (int i = 0; i < ir->nops; i++) bwd_ops += ir->ops[i].phase != PH_FWD;
+    if (ir->train) {
+        for (int i = 0; i < n; i++)
+            if (ir->t[i].kind == T_PGRAD && !written[i]) {
+                if (missing_grad++ < 3) fprintf(stderr, "%s: no op writes %s\n", what, ir->t[i].name);
+            }
+    } else {
+        CHECK_MSG(bwd_ops == 0, "%s: inference has %d backward ops", what, bwd_ops);
+    }
+    free(written);
+    CHECK_MSG(bad_overlap == 0, "%s: %d overlapping live tensors", what, bad_overlap);
+    CHECK_MSG(bad_bounds == 0, "%s: %d tensors outside their arena", what, bad_bounds);
+    CHECK_MSG(bad_flow == 0, "%s: %d reads before writes", what, bad_flow);
+    CHECK_MSG(missing_grad == 0, "%s: %d parameters without gradient", what, missing_grad);
+    CHECK_MSG(m->act_lower_bound <= m->arena[ARENA_ACT], "%s: lower bound above the packed arena", what);
+    CHECK_MSG(m->arena[ARENA_ACT] <= m->act_lower_bound + m->act_lower_bound / 4 + 4096, "%s: packing %.3fx the lower bound",
+              what, (double)m->arena[ARENA_ACT] / (double)m->act_lower_bound);
+
+    /* Backward stops at the lowest adapter: no frozen backward op at or below it. */
+    int kmin = ir->lowest_trainable_sublayer, below = 0, recomputed = 0;
+    for (int i = 0; i < ir->nops; i++) {
+        const gen_op *o = &ir->ops[i];
+        recomputed += o->recompute;
+        if (o->phase != PH_BWD || o->layer < 0 || o->fam == FAM_ADAPTER || o->recompute) continue;
+        int k = (o->kind == OP_LINEAR_DX && strstr(o->name, "attention")) || o->kind == OP_ATTENTION_BWD ||
+                        o->kind == OP_QKV_DX || (o->kind == OP_LAYERNORM_BWD && strstr(o->name, "layernorm_before"))
+                    ? 2 * o->layer
+                    : 2 * o->layer + 1;
+        if (k <= kmin) {
+            if (below++ < 3) fprintf(stderr, "%s: backward op %s at sub-layer %d, lowest adapter at %d\n", what, o->name, k, kmin);
+        }
+    }
+    CHECK_MSG(below == 0, "%s: %d frozen backward ops at or below the lowest adapter", what, below);
+    if (!ir->train || ir->recompute == RECOMPUTE_NONE || !ir->spec.has_adapters)
+        CHECK_MSG(recomputed == 0, "%s: %d recompute ops without a recompute policy", what, recomputed);
+    else
+        CHECK_MSG(recomputed > 0, "%s: no recompute ops under policy %s", what, gen_recompute_name(ir->recompute));
+}
+
+static void test_matrix(void) {
+    static const char *const fusions[] = {"lavish", "late", "vision", "audio"};
+    static const char *const layers[] = {"[0]", "[1]", "\"all\"", "[2, 0]"};
+    static const char *const subl[] = {"[\"attn\"]", "[\"mlp\"]", "[\"mlp\", \"attn\"]"};
+    int configs = 0;
+    for (int f = 0; f < 4; f++)
+        for (int l = 0; l < 4; l++)
+            for (int sl = 0; sl < 3; sl++)
+                for (int var = 0; var < 2; var++) {
+                    if (f > 0 && (l > 0 || sl > 0)) continue; /* adapters only matter for lavish */
+                    char s1[64], s2[64], s3[64], s4[64], s5[64];
+                    snprintf(s1, sizeof s1, "fusion=%s", fusions[f]);
+                    snprintf(s2, sizeof s2, "adapter.layers=%s", layers[l]);
+                    snprintf(s3, sizeof s3, "adapter.sublayers=%s", subl[sl]);
+                    snprintf(s4, sizeof s4, "train.batch=%d", var ? 1 : 3);
+                    snprintf(s5, sizeof s5, "precision=%s", var ? "bf16" : "fp32");
+                    const char *sets[] = {s1, s2, s3, s4, s5, "backbone.depth=3", var ? "adapter.batchnorm=false" : "name=x"};
+                    gen_spec s;
+                    if (load("tiny-lavish", sets, 7, &s)) continue;
+                    for (int train = 0; train < 2; train++)
+                        for (int rc = 0; rc < (train ? RECOMPUTE_COUNT : 1); rc++) {
+                            gen_ir ir;
+                            gen_mem m;
+                            if (gen_lower(&s, (gen_recompute)rc, train, &ir) != 0) {
+                                CHECK(0);
+                                continue;
+                            }
+                            gen_pack(&ir, &m);
+                            char what[256];
+                            snprintf(what, sizeof what, "%s layers %s sublayers %s %s %s %s", fusions[f], layers[l], subl[sl],
+                                     var ? "B1 bf16 noBN" : "B3 fp32", train ? "train" : "infer",
+                                     gen_recompute_name((gen_recompute)rc));
+                            verify(&ir, &m, what);
+                            configs++;
+                            gen_ir_free(&ir);
+                        }
+                }
+    CHECK_MSG(configs >= 100, "only %d configurations checked", configs);
+}
+
+/* Where the lowest adapter sits decides how far backward goes. */
+static void test_backward_extent(void) {
+    gen_spec s;
+    gen_ir ir;
+    const char *sets1[] = {"adapter.layers=[11]", "adapter.sublayers=[\"mlp\"]"};
+    if (load("lavish-vitb16-ucf51", sets1, 2, &s)) return;
+    CHECK(gen_lower(&s, RECOMPUTE_NONE, 1, &ir) == 0);
+    int frozen_bwd = 0, adapter_bwd = 0;
+    for (int i = 0; i < ir.nops; i++) {
+        if (ir.ops[i].phase != PH_BWD) continue;
+        if (ir.ops[i].fam == FAM_ADAPTER) adapter_bwd++;
+        else if (ir.ops[i].layer >= 0) frozen_bwd++;
+    }
+    CHECK_EQ_I64(ir.lowest_trainable_sublayer, 23);
+    CHECK_EQ_I64(frozen_bwd, 0); /* only the p2 adapters of the last layer train: nothing frozen below them */
+    CHECK(adapter_bwd > 0);
+    gen_ir_free(&ir);
+
+    const char *sets2[] = {"adapter.layers=[5]", "adapter.sublayers=[\"attn\"]"};
+    if (load("lavish-vitb16-ucf51", sets2, 2, &s)) return;
+    CHECK(gen_lower(&s, RECOMPUTE_NONE, 1, &ir) == 0);
+    int attn5 = 0, mlp5 = 0, l4 = 0, l11 = 0;
+    for (int i = 0; i < ir.nops; i++) {
+        const gen_op *o = &ir.ops[i];
+        if (o->phase != PH_BWD || o->fam == FAM_ADAPTER) continue;
+        if (o->layer == 5 && o->kind == OP_ATTENTION_BWD) attn5++;
+        if (o->layer == 5 && o->kind == OP_GELU_LINEAR_DX) mlp5++;
+        if (o->layer == 4) l4++;
+        if (o->layer == 11 && o->kind == OP_ATTENTION_BWD) l11++;
+    }
+    CHECK_EQ_I64(attn5, 0);
+    CHECK_EQ_I64(mlp5, 2);
+    CHECK_EQ_I64(l4, 0);
+    CHECK_EQ_I64(l11, 2);
+    gen_ir_free(&ir);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) snprintf(root, sizeof root, "%s", argv[1]);
+    test_vitb16_numbers();
+    test_matrix();
+    test_backward_extent();
+    return CHECK_DONE();
+}
