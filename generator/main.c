@@ -10,7 +10,7 @@
 #include "emit.h"
 #include "plan.h"
 #include "rt_device.h"
-#include "spec.h"
+#include "spec_internal.h"
 
 #define AVGEN_VERSION "0.1.0"
 #define MAX_SETS 64
@@ -287,16 +287,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "emit")) return cmd_emit(argc - 2, argv + 2);
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
     static const char *const cmds[] = {"check", "plan", "emit", "devices", "help"};
-    int best = 99;
-    const char *sug = NULL;
-    for (int i = 0; i < 5; i++) {
-        int d = 0; /* crude prefix/edit hint */
-        size_t n = strlen(cmds[i]);
-        for (size_t j = 0; j < n || cmd[j]; j++)
-            if (j >= n || !cmd[j] || cmd[j] != cmds[i][j]) d++;
-        if (d < best) best = d, sug = cmds[i];
-    }
-    fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, best <= 2 ? " (did you mean " : "",
-            best <= 2 ? sug : "", best <= 2 ? "?)" : "");
+    const char *sug = gen_suggest(cmd, cmds, 5);
+    fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
+            sug ? sug : "", sug ? "?)" : "");
     return 2;
 }
