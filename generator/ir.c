@@ -64,8 +64,8 @@ const char *gen_opkind_name(gen_opkind k) {
     return k < OP_KIND_COUNT ? names[k] : "?";
 }
 const char *gen_family_name(gen_family f) {
-    static const char *const n[] = {"patch_embed", "linear", "attention", "adapter", "norm", "elementwise",
-                                    "head", "loss", "optimizer"};
+    static const char *const n[] = {"patch_embed", "linear", "attention", "adapter", "norm", "head", "loss",
+                                    "optimizer"};
     return f < FAM_COUNT ? n[f] : "?";
 }
 const char *gen_phase_name(gen_phase p) {
@@ -291,7 +291,7 @@ static void adapter_forward(ctx *c, int w, int l, int X, int Y, int rc, gen_phas
     const int st = (w == AD_V1 || w == AD_V2) ? SV : SA, ot = 1 - st;
     const int64_t P = c->P, N = c->N[st], N2 = c->N[ot], D = c->D, m = c->m, dr = c->dr, G = c->G;
     const char *pre = k_adapter_prefix[w];
-    char b[112], tn[112];
+    char tn[112];
     gen_dtype adt = c->adt;
     int train = c->ir->train;
 #define AN(what) (snprintf(tn, sizeof tn, "%s.%d.%s%s", pre, l, what, rc ? ".rc" : ""), tn)
@@ -302,7 +302,7 @@ static void adapter_forward(ctx *c, int w, int l, int X, int Y, int rc, gen_phas
     o->A2 = ACT(DT_F32, AN("A2"), P, N, m);
     double lat = 2.0 * P * m * N2 * D * 2 + 2.0 * P * N * m * D * 2;
     emit(c, OP_ADAPTER_LATENT, ph, FAM_ADAPTER, l, st, IN(X, Y, a->tok, a->gate_av), OUT(o->zpre, o->S, o->A1, o->A2),
-         lat, 5.0 * P * m * (N + N2) + 2.0 * P * N * D, "%s", nm(b, AN("latent"), l, 0));
+         lat, 5.0 * P * m * (N + N2) + 2.0 * P * N * D, "%s", AN("latent"));
     last_op(c)->recompute = rc;
     o->z = ACT(adt, AN("z"), P, N, D);
     o->lnb_mu = ACT(DT_F32, AN("ln_before.mean"), P, N);
@@ -723,11 +723,11 @@ int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
         int dhid = GRD(DT_F32, "d_mlp_class.out", B, c->hid);
         emit(c, OP_LINEAR_BWD, PH_BWD, FAM_HEAD, -1, -1, IN(dlogits, hid, c->h2w), OUT(pgrad(c, c->h2w), pgrad(c, c->h2b), dhid),
              2.0 * 2.0 * B * c->hid * c->C, 1.0 * B * c->C, "mlp_class_2.bwd");
-        set_gemm(c, B, c->hid, c->C, 1);
+        set_gemm(c, c->C, c->hid, B, 1); /* the weight gradient; the input gradient is (B, hid, C) */
         int df = s->has_adapters ? GRD(DT_F32, "d_feature", B, c->W) : -1;
         emit(c, OP_LINEAR_BWD, PH_BWD, FAM_HEAD, -1, -1, IN(dhid, f, c->h1w), OUT(pgrad(c, c->h1w), pgrad(c, c->h1b), df),
              (df >= 0 ? 2.0 : 1.0) * 2.0 * B * c->W * c->hid, 1.0 * B * c->hid, "mlp_class.bwd");
-        set_gemm(c, B, c->W, c->hid, 1);
+        set_gemm(c, c->hid, c->W, B, 1); /* the weight gradient */
 
         if (s->has_adapters) {
             int dcls[2] = {-1, -1}, g[2] = {-1, -1};

@@ -43,8 +43,7 @@ typedef struct {
 typedef enum { PH_FWD, PH_BWD, PH_UPDATE, PH_COUNT } gen_phase;
 
 typedef enum {
-    FAM_PATCH, FAM_LINEAR, FAM_ATTENTION, FAM_ADAPTER, FAM_NORM, FAM_ELEMENTWISE, FAM_HEAD, FAM_LOSS,
-    FAM_OPTIMIZER, FAM_COUNT
+    FAM_PATCH, FAM_LINEAR, FAM_ATTENTION, FAM_ADAPTER, FAM_NORM, FAM_HEAD, FAM_LOSS, FAM_OPTIMIZER, FAM_COUNT
 } gen_family;
 
 #define GEN_OPKINDS(X)                                                                                     \
@@ -70,7 +69,7 @@ typedef struct {
     char stream;         /* 'v', 'a' or 0 */
     double flops;        /* model FLOPs (2 per multiply-add of GEMM-like work) */
     double other_flops;  /* normalisation, softmax, elementwise: not counted in MFU */
-    double bytes;        /* bytes read + written, each tensor once */
+    double bytes;        /* bytes of every input and output; a read-modify-written tensor counts twice */
     int64_t gemm_m, gemm_n, gemm_k, gemm_batch; /* for GEMM-like ops, else 0 */
     double eps;          /* LayerNorm / BatchNorm epsilon where it applies */
 } gen_op;

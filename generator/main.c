@@ -124,7 +124,7 @@ static int load(const args_t *a, gen_spec *s) {
     gen_errors e;
     if (gen_spec_load(a->model, a->sets, a->nsets, s, &e) == 0) return 0;
     for (int i = 0; i < e.n; i++) fprintf(stderr, "error: %s\n", e.msg[i]);
-    if (e.n == GEN_MAX_ERRORS) fprintf(stderr, "error: (more problems not shown)\n");
+    if (e.dropped) fprintf(stderr, "error: (%d more problems not shown)\n", e.dropped);
     /* An unreadable file is an input problem too: the user named it. */
     return 2;
 }
@@ -211,6 +211,7 @@ static int cmd_plan(int argc, char **argv) {
     if (r >= 0) return r;
     gen_spec s;
     if ((r = load(&a, &s))) return r;
+    warn_weights(&s);
     gen_plan p;
     if (gen_make_plan(&s, !a.no_search, &p) != 0) {
         fprintf(stderr, "error: %s: out of memory while planning.\n", a.model);
@@ -234,6 +235,7 @@ static int cmd_emit(int argc, char **argv) {
     if (!a.out) return usage_error("emit", "%s", "an output folder -o DIR is required");
     gen_spec s;
     if ((r = load(&a, &s))) return r;
+    warn_weights(&s);
     char err[1024];
     r = gen_emit(&s, a.out, a.force, err, sizeof err);
     if (r) {

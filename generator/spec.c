@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 void gen_errorf(gen_errors *e, const char *fmt, ...) {
-    if (e->n >= GEN_MAX_ERRORS) return;
+    if (e->n >= GEN_MAX_ERRORS) { e->dropped++; return; }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->msg[e->n], GEN_ERR_LEN, fmt, ap);
@@ -58,7 +58,7 @@ const char *gen_suggest(const char *word, const char *const *cands, int n) {
 
 uint64_t gen_hash64(const void *data, size_t n, uint64_t h) {
     const unsigned char *p = data;
-    if (!h) h = 1469598103934665603ULL;
+    if (!h) h = 14695981039346656037ULL; /* FNV-1a 64 */
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
     return h;
 }
@@ -106,16 +106,24 @@ static int as_int64(json_object *v, int64_t *out) {
 
 int gen_parse_bytes(const char *s, int64_t *out) {
     while (isspace((unsigned char)*s)) s++;
+    for (const char *c = s; *c; c++)
+        if (*c == 'x' || *c == 'X' || *c == 'p' || *c == 'P') return -1; /* no hex floats */
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || errno || !isfinite(v) || v < 0) return -1;
     while (isspace((unsigned char)*end)) end++;
+    char unit[8] = "";
+    size_t ul = 0;
+    while (*end && !isspace((unsigned char)*end) && ul + 1 < sizeof unit) unit[ul++] = *end++;
+    unit[ul] = 0;
+    while (isspace((unsigned char)*end)) end++;
+    if (*end) return -1;
     static const struct { const char *u; double m; } units[] = {
         {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
         {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].u) == 0) {
+        if (strcmp(unit, units[i].u) == 0) {
             double b = v * units[i].m;
             if (b > 9.0e18) return -1;
             *out = (int64_t)llround(b);
@@ -180,6 +188,14 @@ static const gen_field *field_by_path(const char *path) {
     for (int i = 0; i < gen_n_fields; i++)
         if (strcmp(gen_fields[i].path, path) == 0) return &gen_fields[i];
     return NULL;
+}
+
+/* The first field of a section, e.g. "train.batch" for "train". */
+static const char *field_by_prefix(const char *sec) {
+    size_t l = strlen(sec);
+    for (int i = 0; i < gen_n_fields; i++)
+        if (!strncmp(gen_fields[i].path, sec, l) && gen_fields[i].path[l] == '.') return gen_fields[i].path;
+    return ".";
 }
 
 static int is_section(const char *name) {
@@ -421,8 +437,9 @@ static void convert(const gen_field *f, json_object *v, const char *src, gen_spe
         int64_t b = -1;
         if (json_object_is_type(v, json_type_string)) {
             if (gen_parse_bytes(json_object_get_string(v), &b) != 0) b = -1;
-        } else if (is_number(v) && num(v) >= 0 && num(v) < 9.0e18) {
-            b = (int64_t)num(v);
+        } else {
+            int64_t x;
+            if (as_int64(v, &x) && x > 0) b = x;
         }
         if (b <= 0) {
             gen_errorf(e, "%s: %s = %s is not a memory size; expected a positive number of bytes or a string such as "
@@ -434,8 +451,10 @@ static void convert(const gen_field *f, json_object *v, const char *src, gen_spe
     }
     case F_LAYERS: {
         memset(s->adapter.on_layer, 0, sizeof s->adapter.on_layer);
+        s->adapter.all_layers = false;
         if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "all") == 0) {
             for (int i = 0; i < GEN_MAX_DEPTH; i++) s->adapter.on_layer[i] = true; /* trimmed to depth later */
+            s->adapter.all_layers = true;
             break;
         }
         if (!json_object_is_type(v, json_type_array)) {
@@ -503,14 +522,26 @@ static int apply_override(json_object *root, const char *assign, gen_errors *e) 
             gen_errorf(e, "--set %s: \"%s\" is not a field path; expected names joined by dots, e.g. train.batch.", assign, path);
             return -1;
         }
+    if (is_section(path)) {
+        gen_errorf(e, "--set %s: %s is a section; expected one of its fields, e.g. %s.%s.", assign, path, path,
+                   strchr(field_by_prefix(path), '.') + 1);
+        return -1;
+    }
     if (!field_by_path(path)) {
-        char sug[256];
+        char sug[400];
         const char *dot = strrchr(path, '.');
         if (dot) {
             char parent[256];
             snprintf(parent, sizeof parent, "%.*s", (int)(dot - path), path);
-            if (is_section(parent)) suggest_key(parent, dot + 1, sug, sizeof sug);
-            else suggest_key(NULL, path, sug, sizeof sug);
+            if (is_section(parent)) {
+                suggest_key(parent, dot + 1, sug, sizeof sug);
+            } else {
+                const char *sec = gen_suggest(parent, gen_sections, 7);
+                char guess[300];
+                snprintf(guess, sizeof guess, "%s.%s", sec ? sec : "", dot + 1);
+                if (sec && field_by_path(guess)) snprintf(sug, sizeof sug, "; did you mean %s?", guess);
+                else suggest_key(NULL, path, sug, sizeof sug);
+            }
         } else {
             suggest_key(NULL, path, sug, sizeof sug);
         }
@@ -571,14 +602,14 @@ static void derive_and_check(gen_spec *s, const char *src, const char *base_dir,
     s->fbank_frames = 0;
     if (s->use_a) {
         if (sr % 100)
-            gen_errorf(e, "%s: audio.sample_rate = %d is not a multiple of 100; expected whole-sample 25 ms frames and "
-                          "10 ms hops.", src, sr);
+            gen_errorf(e, "%s: audio.sample_rate = %d is not a multiple of 100; expected a rate whose 10 ms fbank hop "
+                          "is a whole number of samples (16000 for the ViT/LAVISH features).", src, sr);
         else if (fabs(wsamp - llround(wsamp)) > 1e-6)
-            gen_errorf(e, "%s: audio.window_seconds = %g is not a whole number of samples at %d Hz.", src,
-                       s->audio.window_seconds, sr);
+            gen_errorf(e, "%s: audio.window_seconds = %g is not a whole number of samples at %d Hz; expected a "
+                          "duration such as 1.0.", src, s->audio.window_seconds, sr);
         else if ((long)llround(wsamp) < sr / 40)
-            gen_errorf(e, "%s: audio.window_seconds = %g is shorter than one 25 ms fbank frame.", src,
-                       s->audio.window_seconds);
+            gen_errorf(e, "%s: audio.window_seconds = %g is shorter than one 25 ms fbank frame; expected at least "
+                          "0.025.", src, s->audio.window_seconds);
         else {
             long w = (long)llround(wsamp);
             s->fbank_frames = (int)(1 + (w - sr / 40) / (sr / 100));
@@ -604,16 +635,16 @@ static void derive_and_check(gen_spec *s, const char *src, const char *base_dir,
     if (s->fusion == FUSION_LAVISH) {
         int r = s->adapter.reduction, G = s->adapter.groups;
         for (int i = 0; i < s->backbone.depth; i++) s->n_adapted_layers += s->adapter.on_layer[i];
-        bool all = true; /* "all" sets every slot; an explicit list past the depth is an error */
-        for (int i = 0; i < GEN_MAX_DEPTH; i++) all &= s->adapter.on_layer[i];
-        if (!all)
+        int past_depth = 0;
+        if (!s->adapter.all_layers)
             for (int i = s->backbone.depth; i < GEN_MAX_DEPTH; i++)
                 if (s->adapter.on_layer[i]) {
                     gen_errorf(e, "%s: adapter.layers names layer %d, which is out of range; expected layer indices from "
                                   "0 to %d (backbone.depth = %d).", src, i, s->backbone.depth - 1, s->backbone.depth);
+                    past_depth = 1;
                     break;
                 }
-        if (s->n_adapted_layers == 0)
+        if (s->n_adapted_layers == 0 && !past_depth)
             gen_errorf(e, "%s: adapter.layers = [] names no layer; expected at least one layer for fusion \"lavish\" "
                           "(use fusion \"late\" for a head on the frozen features).", src);
         if (D % r)
@@ -627,31 +658,35 @@ static void derive_and_check(gen_spec *s, const char *src, const char *base_dir,
     s->has_adapters = s->fusion == FUSION_LAVISH && s->n_adapted_layers > 0 && (s->adapter.attn || s->adapter.mlp);
 
     /* Sizes that would overflow 64-bit planning: cap one step's tokens x width x depth. */
-    double tok = (double)s->pairs * (s->n_v + s->n_a);
+    double tok = (double)s->pairs * ((s->use_v ? s->n_v : 0) + s->n_a);
     double big = tok * (double)(D > s->backbone.mlp_dim ? D : s->backbone.mlp_dim) * s->backbone.depth * 64.0;
     double pe = (double)D * 3 * P * P;
-    if (big > 1.0e17 || pe > 1.0e12 || (double)s->n_v * s->n_v * s->pairs * s->backbone.heads > 1.0e17)
+    double nmax = s->use_v && s->n_v > s->n_a ? s->n_v : s->n_a;
+    if (big > 1.0e17 || pe > 1.0e12 || nmax * nmax * s->pairs * s->backbone.heads > 1.0e17)
         gen_errorf(e, "%s: this configuration (%d pairs of %d + %d tokens, width %d, depth %d) is far too large to "
                       "plan; expected a step below about 100 PB of activations.", src, s->pairs, s->n_v, s->n_a, D,
                    s->backbone.depth);
 
-    /* Weights path: resolved against the description's folder, must be a readable file. */
+    /* Weights path: kept as written (it is part of the description); resolved against the description's
+     * folder into weights_path for opening. */
+    s->backbone.weights_path[0] = 0;
     if (s->backbone.weights[0]) {
-        char full[2048];
-        if (s->backbone.weights[0] == '/' || !base_dir || !base_dir[0])
-            snprintf(full, sizeof full, "%s", s->backbone.weights);
-        else
-            snprintf(full, sizeof full, "%s/%s", base_dir, s->backbone.weights);
+        char *full = s->backbone.weights_path;
+        size_t cap = sizeof s->backbone.weights_path;
+        int n = (s->backbone.weights[0] == '/' || !base_dir || !base_dir[0])
+                    ? snprintf(full, cap, "%s", s->backbone.weights)
+                    : snprintf(full, cap, "%s/%s", base_dir, s->backbone.weights);
         struct stat st;
-        if (stat(full, &st) != 0 || access(full, R_OK) != 0)
+        if (n < 0 || (size_t)n >= cap)
+            gen_errorf(e, "%s: backbone.weights = \"%s\" is too long once resolved; expected a shorter path.", src,
+                       s->backbone.weights);
+        else if (stat(full, &st) != 0 || access(full, R_OK) != 0)
             gen_errorf(e, "%s: backbone.weights = \"%s\" cannot be read (%s); expected a readable safetensors file "
                           "(relative paths are resolved against the description's folder).", src, s->backbone.weights,
                        strerror(errno));
         else if (!S_ISREG(st.st_mode))
             gen_errorf(e, "%s: backbone.weights = \"%s\" is not a regular file; expected a safetensors file.", src,
                        s->backbone.weights);
-        else if (strlen(full) < sizeof s->backbone.weights)
-            memcpy(s->backbone.weights, full, strlen(full) + 1);
     }
 }
 
@@ -714,6 +749,13 @@ int gen_spec_parse_text(const char *text, size_t len, const char *src, const cha
         if (v == NULL && explicit_null && f->type != F_PATH && f->type != F_NAME) {
             char rb[128] = "a value";
             if (f->type == F_INT || f->type == F_I64 || f->type == F_NUM) range_text(f, rb, sizeof rb);
+            else if (f->type == F_ENUM) { strcpy(rb, "one of "); enum_list(f->choices, rb + 7, sizeof rb - 7); }
+            else if (f->type == F_BOOL) strcpy(rb, "true or false");
+            else if (f->type == F_STR) strcpy(rb, "a string");
+            else if (f->type == F_BYTES) strcpy(rb, "a memory size such as \"80GiB\"");
+            else if (f->type == F_NUM3 || f->type == F_BETAS) strcpy(rb, "an array of numbers");
+            else if (f->type == F_LAYERS) strcpy(rb, "\"all\" or an array of layer indices");
+            else if (f->type == F_SUBLAYERS) strcpy(rb, "an array of \"attn\" and/or \"mlp\"");
             gen_errorf(e, "%s: %s = null has the wrong type; expected %s (leave the field out for its default).", src,
                        f->path, rb);
             continue;

@@ -1,7 +1,8 @@
 /* ModelSpec: a validated JSON model description (docs/model-json.md), with every default filled in and
  * the derived shapes (token counts, fbank rows) computed once. Parsing is table-driven (spec_schema.c) so
  * that unknown keys, wrong types and ranges are all reported the same way; cross-field checks (dim
- * divisible by heads, ...) live in spec_validate.c. Errors are one sentence each, naming the JSON path. */
+ * divisible by heads, ...) follow in spec.c (derive_and_check). Errors are one sentence each, naming the
+ * JSON path. */
 #ifndef AVGEN_SPEC_H
 #define AVGEN_SPEC_H
 #include <stdbool.h>
@@ -25,7 +26,8 @@ typedef struct {
         char kind[16];       /* "vit" */
         int image_size, patch_size, channels, dim, depth, heads, mlp_dim;
         double ln_eps;
-        char weights[1024];  /* "" = random init (tests and benchmarks only) */
+        char weights[1024];  /* as written; "" = random init (tests and benchmarks only) */
+        char weights_path[2048]; /* resolved against the description's folder, for opening */
     } backbone;
     struct {
         int frames, fps, stride, size;
@@ -42,6 +44,7 @@ typedef struct {
         int latent_tokens, reduction, groups;
         bool batchnorm;
         bool on_layer[GEN_MAX_DEPTH];
+        bool all_layers;     /* adapter.layers = "all" */
         bool attn, mlp;      /* sublayers */
     } adapter;
     struct { int hidden, classes; } head;
@@ -71,7 +74,7 @@ typedef struct {
 } gen_spec;
 
 typedef struct {
-    int n;
+    int n, dropped;          /* dropped: problems beyond GEN_MAX_ERRORS, not stored */
     char msg[GEN_MAX_ERRORS][GEN_ERR_LEN];
 } gen_errors;
 
