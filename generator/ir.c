@@ -7,6 +7,8 @@
  * any op accumulates into it, which is what lets the residual gradient live in one buffer. */
 #include "ir.h"
 
+#include "avgen_graph.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +96,14 @@ gen_arena gen_tensor_arena(const gen_tensor *t) {
     default: return ARENA_ACT;
     }
 }
+
+/* The runtime's tables use the same numbering (runtime/avgen_graph.h). */
+#define SAME_KIND(k) _Static_assert((int)OP_##k == (int)AVGEN_OP_KIND_##k, "op kind " #k " differs from avgen_graph.h");
+GEN_OPKINDS(SAME_KIND)
+_Static_assert((int)OP_KIND_COUNT == (int)AVGEN_OP_KIND_COUNT, "op kind count");
+_Static_assert((int)T_GRAD == (int)AVGEN_T_GRAD && (int)T_PGRAD == (int)AVGEN_T_PGRAD, "tensor kinds");
+_Static_assert((int)ARENA_INPUT == (int)AVGEN_ARENA_INPUT && (int)DT_U8 == (int)AVGEN_DT_U8, "arenas, dtypes");
+_Static_assert((int)GROUP_HEAD == (int)AVGEN_GROUP_HEAD && (int)PH_UPDATE == (int)AVGEN_PH_UPDATE, "groups, phases");
 
 /* ---------------------------------------------------------------------------------------- builders */
 
@@ -626,7 +636,9 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
 
 /* -------------------------------------------------------------------------------------------- entry */
 
-int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
+int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) { return gen_lower_ex(s, rc, train, 0, ir); }
+
+int gen_lower_ex(const gen_spec *s, gen_recompute rc, int train, unsigned flags, gen_ir *ir) {
     memset(ir, 0, sizeof *ir);
     ir->spec = *s;
     ir->train = train;
@@ -654,7 +666,11 @@ int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
     }
 
     /* Inputs as the loader delivers them: uint8 HWC frames, normalised fbank, labels. */
-    c->frames = s->use_v ? tensor(c, T_INPUT, DT_U8, GROUP_NONE, SH(B, T, s->video.size, s->video.size, 3), "frames") : -1;
+    if (!s->use_v) c->frames = -1;
+    else if (flags & GEN_LOWER_F32_FRAMES)
+        c->frames = tensor(c, T_INPUT, DT_F32, GROUP_NONE, SH(B, T, 3, s->video.size, s->video.size), "frames");
+    else
+        c->frames = tensor(c, T_INPUT, DT_U8, GROUP_NONE, SH(B, T, s->video.size, s->video.size, 3), "frames");
     c->audio = s->use_a ? tensor(c, T_INPUT, DT_F32, GROUP_NONE, SH(B, T, s->audio.target_frames, s->audio.mel_bins), "audio") : -1;
     c->labels = train ? tensor(c, T_INPUT, DT_I64, GROUP_NONE, SH(B), "labels") : -1;
 
@@ -710,12 +726,12 @@ int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
     int hid = ACT(DT_F32, "mlp_class.out", B, c->hid);
     emit(c, OP_LINEAR, PH_FWD, FAM_HEAD, -1, -1, IN(f, c->h1w, c->h1b), OUT(hid), 2.0 * B * c->W * c->hid, 0, "mlp_class");
     set_gemm(c, B, c->hid, c->W, 1);
-    int logits = ACT(DT_F32, "logits", B, c->C);
+    int logits = ACT(DT_F32, "logits", B, c->C), loss = -1;
     emit(c, OP_LINEAR, PH_FWD, FAM_HEAD, -1, -1, IN(hid, c->h2w, c->h2b), OUT(logits), 2.0 * B * c->hid * c->C, 0, "mlp_class_2");
     set_gemm(c, B, c->C, c->hid, 1);
 
     if (train) {
-        int loss = ACT(DT_F32, "loss", 1);
+        loss = ACT(DT_F32, "loss", 1);
         int dlogits = GRD(DT_F32, "d_logits", B, c->C);
         /* Softmax cross-entropy writes the logits' gradient at once: the step always runs backward. */
         emit(c, OP_CROSS_ENTROPY, PH_FWD, FAM_LOSS, -1, -1, IN(logits, c->labels), OUT(loss, dlogits), 0, 6.0 * B * c->C,
@@ -783,6 +799,11 @@ int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
             if (t->first < 0) t->first = i;
             t->last = i;
         }
+    }
+    /* The step's results are read after it: they live to the end. */
+    if (ir->nops) {
+        ir->t[logits].last = ir->nops - 1;
+        if (loss >= 0) ir->t[loss].last = ir->nops - 1;
     }
     return 0;
 }

@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+#include <time.h>
+
 #include "emit.h"
+#include "graph.h"
 #include "plan.h"
+#include "rt_model.h"
+#include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
 
@@ -24,6 +30,11 @@ static const char *const usage_main =
     "  check MODEL.json            validate a model description and print a one-screen summary\n"
     "  plan MODEL.json [--json]    parameters, FLOPs per step and memory per recompute policy\n"
     "  emit MODEL.json -o DIR      write the program generated for this configuration\n"
+    "  step MODEL.json --inputs I --out O [--params P]\n"
+    "                              one training step on given parameters and inputs; writes logits, loss,\n"
+    "                              every trainable gradient and the BatchNorm buffers (a step dump)\n"
+    "  diff A.safetensors B.safetensors\n"
+    "                              compare two step dumps tensor by tensor (relative L2 error)\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
@@ -62,6 +73,31 @@ static const char *const usage_emit =
     "It refuses a configuration whose selected recompute policy does not fit memory.budget, unless\n"
     "--force is given.\n";
 
+static const char *const usage_step =
+    "usage: avgen step MODEL.json --inputs I.safetensors --out O.safetensors [--params P.safetensors]\n"
+    "                  [--init-out F.safetensors] [--backend cpu] [--set path=value]...\n"
+    "\n"
+    "One training step in train mode (forward, cross-entropy, backward; no optimizer update) with the\n"
+    "given parameters (MODEL.md section 6 names; backbone names with or without \"vit.\") and inputs:\n"
+    "frames f32 [B,T,3,S,S] (already normalised), audio f32 [B,T,A,M] (normalised fbank), labels i64 [B].\n"
+    "Writes logits, loss, grad.<name> for every trainable tensor (before any update) and the BatchNorm\n"
+    "buffers after the step. Parameters missing from --params (or all, without it) are initialised as\n"
+    "MODEL.md says from train.seed; --init-out writes the full parameter set used. The CPU backend\n"
+    "computes in fp32 whatever the description's precision.\n";
+
+static const char *const usage_diff =
+    "usage: avgen diff A.safetensors B.safetensors [--rtol 1e-4] [--atol 1e-6] [--grad-floor]\n"
+    "                  [--only-common]\n"
+    "\n"
+    "Compares two step dumps (or any two safetensors files) tensor by tensor: the relative L2 error\n"
+    "||a - b|| / max(||b||, floor) of each tensor present in both must be <= rtol, with floor =\n"
+    "atol * sqrt(n). --grad-floor raises the floor to sqrt(n) times the RMS of all elements of B's grad.*\n"
+    "tensors: a gradient that is tiny because its terms cancel (ln_before.bias is exactly zero in exact\n"
+    "arithmetic, a gate gradient can be a small difference of large sums) is then held to the error\n"
+    "expected at the typical gradient magnitude instead of its own. Prints the tensors that differ; exit\n"
+    "status 0 when all agree, 1 when some differ (or, without --only-common, when a tensor is in one\n"
+    "file only), 2 on bad input.\n";
+
 static const char *const usage_devices =
     "usage: avgen devices\n"
     "\n"
@@ -74,6 +110,7 @@ typedef struct {
     int nsets;
     const char *out;
     int json, force, no_search, print_json;
+    const char *params, *inputs, *init_out, *backend;
 } args_t;
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -96,6 +133,12 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
+        } else if (!strcmp(cmd, "step") && (!strcmp(s, "--params") || !strcmp(s, "--inputs") ||
+                                             !strcmp(s, "--init-out") || !strcmp(s, "--backend"))) {
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
+            const char **slot = !strcmp(s, "--params") ? &a->params : !strcmp(s, "--inputs") ? &a->inputs
+                              : !strcmp(s, "--init-out") ? &a->init_out : &a->backend;
+            *slot = argv[++i];
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a folder", s);
             a->out = argv[++i];
@@ -246,6 +289,192 @@ static int cmd_emit(int argc, char **argv) {
     return 0;
 }
 
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double step_flops(const avgen_graph *g) {
+    double f = 0;
+    for (int i = 0; i < g->n_ops; i++) f += g->ops[i].flops;
+    return f;
+}
+
+static int cmd_step(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("step", usage_step, argc, argv, &a, 1);
+    if (r >= 0) return r;
+    if (!a.inputs) return usage_error("step", "%s", "--inputs I.safetensors is required");
+    if (!a.out) return usage_error("step", "%s", "--out O.safetensors is required");
+    if (a.backend && strcmp(a.backend, "cpu")) {
+        if (!strcmp(a.backend, "cuda") || !strcmp(a.backend, "auto"))
+            fprintf(stderr, "error: --backend %s: this avgen has no CUDA backend yet; use --backend cpu.\n", a.backend);
+        else
+            fprintf(stderr, "error: --backend %s is not a backend; expected cpu.\n", a.backend);
+        return 2;
+    }
+    gen_spec s;
+    if ((r = load(&a, &s))) return r;
+    s.precision = PREC_FP32; /* the CPU backend computes in fp32 */
+    gen_ir ir;
+    gen_mem m;
+    gen_graph gg;
+    avgen_consts k;
+    if (gen_lower_ex(&s, s.memory.recompute, 1, GEN_LOWER_F32_FRAMES, &ir) != 0) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        return 1;
+    }
+    gen_pack(&ir, &m);
+    if (gen_graph_build(&ir, &m, &gg) != 0) {
+        gen_ir_free(&ir);
+        fprintf(stderr, "error: out of memory.\n");
+        return 1;
+    }
+    gen_consts(&s, &k);
+    char err[1024] = "";
+    avgen_ctx c;
+    st_file *pf = NULL, *inf = NULL;
+    int rc = 0, nl = 0, ni = 0;
+    if (rt_ctx_init(&c, &gg.g, &k, err, sizeof err)) {
+        rc = 1;
+        goto done;
+    }
+    if (a.params && !(pf = st_open(a.params, err, sizeof err))) { rc = 2; goto done_ctx; }
+    if ((rc = rt_init_params(&c, pf, (uint64_t)s.train.seed, &nl, &ni, err, sizeof err))) goto done_ctx;
+    fprintf(stderr, "avgen step: %s: %d parameter tensors loaded, %d initialised from seed %lld\n", s.name, nl, ni,
+            (long long)s.train.seed);
+    if (a.init_out && rt_write_params(&c, a.init_out, err, sizeof err)) { rc = 1; goto done_ctx; }
+    if (!(inf = st_open(a.inputs, err, sizeof err))) { rc = 2; goto done_ctx; }
+    if ((rc = rt_load_inputs(&c, inf, err, sizeof err))) goto done_ctx;
+    rt_zero_grads(&c);
+    double t0 = now();
+    rt_run_phase(&c, AVGEN_PH_FORWARD);
+    double t1 = now();
+    rt_run_phase(&c, AVGEN_PH_BACKWARD);
+    double t2 = now();
+    if (c.failed) {
+        snprintf(err, sizeof err, "%s", c.err);
+        rc = 2;
+        goto done_ctx;
+    }
+    if (rt_write_step_dump(&c, a.out, err, sizeof err)) { rc = 1; goto done_ctx; }
+    fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on the CPU (%.1f GFLOP/s); wrote %s\n",
+            *(float *)rt_ptr(&c, rt_find(&gg.g, "loss")), t1 - t0, t2 - t1,
+            step_flops(&gg.g) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
+done_ctx:
+    st_close(pf);
+    st_close(inf);
+    rt_ctx_free(&c);
+done:
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+    if (rc) fprintf(stderr, "error: %s.\n", err);
+    return rc;
+}
+
+static int cmd_diff(int argc, char **argv) {
+    double rtol = 1e-4, atol = 1e-6;
+    int only_common = 0, grad_floor = 0;
+    const char *fa = NULL, *fb = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            fputs(usage_diff, stdout);
+            return 0;
+        } else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol")) {
+            char *end;
+            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
+            if (i + 1 >= argc || *end || !(v >= 0)) return usage_error("diff", "%s needs a non-negative number", s);
+            *(!strcmp(s, "--rtol") ? &rtol : &atol) = v;
+            i++;
+        } else if (!strcmp(s, "--only-common")) {
+            only_common = 1;
+        } else if (!strcmp(s, "--grad-floor")) {
+            grad_floor = 1;
+        } else if (s[0] == '-' && s[1]) {
+            return usage_error("diff", "unknown option %s", s);
+        } else if (!fa) fa = s;
+        else if (!fb) fb = s;
+        else return usage_error("diff", "unexpected argument %s", s);
+    }
+    if (!fb) return usage_error("diff", "%s", "two safetensors files are required");
+    char err[512];
+    st_file *A = st_open(fa, err, sizeof err), *B = A ? st_open(fb, err, sizeof err) : NULL;
+    if (!A || !B) {
+        fprintf(stderr, "error: %s.\n", err);
+        st_close(A);
+        return 2;
+    }
+    int bad = 0, n = 0, missing = 0;
+    double worst = 0, grad_rms = 0;
+    if (grad_floor) {
+        double ss = 0, cnt = 0;
+        for (size_t i = 0; i < st_count(B); i++) {
+            const st_tensor *t = st_at(B, i);
+            if (strncmp(t->name, "grad.", 5) || t->dtype != ST_F32) continue;
+            for (int64_t e = 0; e < t->numel; e++) {
+                float v;
+                memcpy(&v, (const char *)t->data + 4 * e, 4);
+                ss += (double)v * v;
+            }
+            cnt += (double)t->numel;
+        }
+        grad_rms = cnt > 0 ? sqrt(ss / cnt) : 0;
+    }
+    const char *worst_name = "";
+    for (size_t i = 0; i < st_count(A); i++) {
+        const st_tensor *ta = st_at(A, i), *tb = st_find(B, ta->name);
+        if (!tb) {
+            if (!only_common) printf("  %-60s only in %s\n", ta->name, fa), missing++;
+            continue;
+        }
+        n++;
+        int same_shape = ta->ndim == tb->ndim;
+        for (int d = 0; same_shape && d < ta->ndim; d++) same_shape = ta->shape[d] == tb->shape[d];
+        if (!same_shape && ta->numel != tb->numel) {
+            printf("  %-60s shapes differ\n", ta->name);
+            bad++;
+            continue;
+        }
+        double num = 0, den = 0, maxabs = 0;
+        int nonfinite = 0;
+        float *va = malloc(sizeof(float) * (size_t)(ta->numel + 1)), *vb = malloc(sizeof(float) * (size_t)(tb->numel + 1));
+        if (!va || !vb) { free(va); free(vb); fprintf(stderr, "error: out of memory.\n"); st_close(A); st_close(B); return 1; }
+        if (st_to_f32(ta, va) != 0 || st_to_f32(tb, vb) != 0) {
+            for (int64_t e = 0; e < ta->numel; e++) { /* integers: compare as int64 */
+                int64_t x = 0, y = 0;
+                memcpy(&x, (const char *)ta->data + e * st_dtype_size(ta->dtype), st_dtype_size(ta->dtype) < 8 ? st_dtype_size(ta->dtype) : 8);
+                memcpy(&y, (const char *)tb->data + e * st_dtype_size(tb->dtype), st_dtype_size(tb->dtype) < 8 ? st_dtype_size(tb->dtype) : 8);
+                va[e] = (float)x, vb[e] = (float)y;
+            }
+        }
+        for (int64_t e = 0; e < ta->numel; e++) {
+            if (!isfinite(va[e]) || !isfinite(vb[e])) nonfinite++;
+            double d = (double)va[e] - vb[e];
+            num += d * d, den += (double)vb[e] * vb[e];
+            if (fabs(d) > maxabs) maxabs = fabs(d);
+        }
+        free(va);
+        free(vb);
+        double floor_ = fmax(atol, grad_rms) * sqrt((double)(ta->numel ? ta->numel : 1));
+        double rel = sqrt(num) / fmax(sqrt(den), floor_ > 0 ? floor_ : 1e-300);
+        int ok = !nonfinite && rel <= rtol;
+        if (!ok) bad++;
+        if (!ok || rel > worst) {
+            if (rel > worst) worst = rel, worst_name = ta->name;
+        }
+        if (!ok) printf("  %-60s rel %.3e  max abs %.3e%s  DIFFERS\n", ta->name, rel, maxabs, nonfinite ? "  non-finite" : "");
+    }
+    for (size_t i = 0; !only_common && i < st_count(B); i++)
+        if (!st_find(A, st_at(B, i)->name)) printf("  %-60s only in %s\n", st_at(B, i)->name, fb), missing++;
+    printf("%d tensors compared: %d differ (rtol %g, floor %g per element), %d in one file only; worst %.3e (%s)\n", n,
+           bad, rtol, fmax(atol, grad_rms), missing, worst, worst_name);
+    st_close(A);
+    st_close(B);
+    return bad || (!only_common && missing) || n == 0 ? 1 : 0;
+}
+
 static int cmd_devices(int argc, char **argv) {
     args_t a;
     int r = parse_args("devices", usage_devices, argc, argv, &a, 0);
@@ -280,7 +509,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "help")) {
         const char *t = argc > 2 ? argv[2] : "";
         const char *u = !strcmp(t, "check") ? usage_check : !strcmp(t, "plan") ? usage_plan
-                      : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices : usage_main;
+                      : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
+                      : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff : usage_main;
         fputs(u, stdout);
         return 0;
     }
@@ -288,8 +518,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
     if (!strcmp(cmd, "emit")) return cmd_emit(argc - 2, argv + 2);
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
-    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help"};
-    const char *sug = gen_suggest(cmd, cmds, 5);
+    if (!strcmp(cmd, "step")) return cmd_step(argc - 2, argv + 2);
+    if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
+    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff"};
+    const char *sug = gen_suggest(cmd, cmds, 7);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

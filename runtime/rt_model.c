@@ -1,0 +1,272 @@
+/* rt_model.c: host arenas for a graph, parameter loading and initialisation (MODEL.md section 6), inputs,
+ * the op interpreter and step dumps. Initialisation draws each tensor from its own stream, seeded by the
+ * configuration's seed and the tensor's name, so a tensor's initial value does not depend on which other
+ * tensors exist or in which order they are listed. */
+#include "rt_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    c->g = g, c->k = k;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
+        size_t n = (size_t)g->arena_bytes[a];
+        c->arena[a] = calloc(n ? n : 1, 1);
+        if (!c->arena[a]) {
+            snprintf(err, errlen, "cannot allocate %.2f GiB of host memory for the %s arena", (double)n / 1073741824.0,
+                     a == AVGEN_ARENA_ACT ? "activation" : a == AVGEN_ARENA_FROZEN ? "frozen weight" : "parameter");
+            rt_ctx_free(c);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void rt_ctx_free(avgen_ctx *c) {
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) free(c->arena[a]), c->arena[a] = NULL;
+}
+
+void *rt_ptr(const avgen_ctx *c, int t) {
+    const avgen_tensor_desc *d = &c->g->tensors[t];
+    return c->arena[d->arena] + d->offset;
+}
+
+int rt_find(const avgen_graph *g, const char *name) {
+    for (int i = 0; i < g->n_tensors; i++)
+        if (!strcmp(g->tensors[i].name, name)) return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------ initialisation */
+
+typedef struct { uint64_t s; } rng_t;
+
+static uint64_t next64(rng_t *r) { /* splitmix64 */
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static double uniform(rng_t *r) { return (double)(next64(r) >> 11) * 0x1.0p-53; }
+static double normal(rng_t *r) {
+    double u1 = uniform(r), u2 = uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void init_tensor(const avgen_tensor_desc *t, float *p, uint64_t seed) {
+    rng_t r = {seed};
+    for (const char *c = t->name; *c; c++) r.s = (r.s ^ (unsigned char)*c) * 1099511628211ULL;
+    const size_t n = (size_t)(t->bytes / 4);
+    const char *nm = t->name;
+    int is_norm = strstr(nm, "layernorm") || strstr(nm, "ln_before") || strstr(nm, "ln_post") || strstr(nm, ".bn1.") ||
+                  strstr(nm, ".bn2.");
+    if (ends_with(nm, "running_var") || (is_norm && ends_with(nm, ".weight"))) {
+        for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+    } else if (ends_with(nm, "running_mean") || ends_with(nm, ".gate") || ends_with(nm, ".gate_av") ||
+               (is_norm && ends_with(nm, ".bias")) || (t->group == AVGEN_GROUP_BACKBONE && ends_with(nm, ".bias"))) {
+        for (size_t i = 0; i < n; i++) p[i] = 0.0f;
+    } else if (ends_with(nm, "my_tokens")) {
+        for (size_t i = 0; i < n; i++) p[i] = (float)uniform(&r);
+    } else if (ends_with(nm, "down_sampler.weight") || ends_with(nm, "up_sampler.weight")) {
+        double b = 1.0 / sqrt((double)t->shape[1]); /* input channels per group */
+        for (size_t i = 0; i < n; i++) p[i] = (float)((2 * uniform(&r) - 1) * b);
+    } else if (t->group == AVGEN_GROUP_HEAD && t->ndim == 2) {
+        /* Linear weights U(-1/sqrt(in), 1/sqrt(in)); the biases get theirs in rt_init_params */
+        double b = 1.0 / sqrt((double)t->shape[1]);
+        for (size_t i = 0; i < n; i++) p[i] = (float)((2 * uniform(&r) - 1) * b);
+    } else if (t->group == AVGEN_GROUP_HEAD) {
+        for (size_t i = 0; i < n; i++) p[i] = 0.0f;
+    } else {
+        /* backbone Linear and conv weights, cls_token, position embeddings: N(0, 0.02) truncated at 2 std */
+        for (size_t i = 0; i < n; i++) {
+            double v;
+            do v = normal(&r);
+            while (fabs(v) > 2.0);
+            p[i] = (float)(0.02 * v);
+        }
+    }
+}
+
+int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
+                   size_t errlen) {
+    const avgen_graph *g = c->g;
+    int loaded = 0, inited = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &g->tensors[i];
+        if (t->kind != AVGEN_T_FROZEN && t->kind != AVGEN_T_TRAINABLE && t->kind != AVGEN_T_BUFFER) continue;
+        const st_tensor *s = from ? st_find_any_prefix(from, t->name) : NULL;
+        void *dst = rt_ptr(c, i);
+        if (!s) {
+            if (t->dtype == AVGEN_DT_I64) memset(dst, 0, (size_t)t->bytes);
+            else init_tensor(t, dst, seed);
+            inited++;
+            continue;
+        }
+        int same = s->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
+        if (!same) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            for (int d = 0; d < s->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)s->shape[d]);
+            snprintf(err, errlen, "parameter %s has shape [%s] in the file; expected [%s] for this configuration", t->name,
+                     got, want);
+            return 2;
+        }
+        if (t->dtype == AVGEN_DT_I64) {
+            if (s->dtype != ST_I64) {
+                snprintf(err, errlen, "buffer %s is %s in the file; expected I64", t->name, st_dtype_name(s->dtype));
+                return 2;
+            }
+            memcpy(dst, s->data, (size_t)s->nbytes);
+        } else if (st_to_f32(s, dst) != 0) {
+            snprintf(err, errlen, "parameter %s is %s in the file; expected a floating-point tensor", t->name,
+                     st_dtype_name(s->dtype));
+            return 2;
+        }
+        loaded++;
+    }
+    /* Head biases: U(-1/sqrt(in), 1/sqrt(in)) with the fan-in of their weight (init_tensor left them 0). */
+    for (int i = 0; i < g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &g->tensors[i];
+        if (t->kind != AVGEN_T_TRAINABLE || t->group != AVGEN_GROUP_HEAD || t->ndim != 1) continue;
+        if (from && st_find(from, t->name)) continue;
+        char wn[160];
+        snprintf(wn, sizeof wn, "%.*sweight", (int)(strlen(t->name) - 4), t->name);
+        int w = rt_find(g, wn);
+        if (w < 0) continue;
+        rng_t r = {seed ^ 0x5bd1e995u};
+        for (const char *ch = t->name; *ch; ch++) r.s = (r.s ^ (unsigned char)*ch) * 1099511628211ULL;
+        double b = 1.0 / sqrt((double)g->tensors[w].shape[1]);
+        float *p = rt_ptr(c, i);
+        for (int64_t e = 0; e < t->shape[0]; e++) p[e] = (float)((2 * uniform(&r) - 1) * b);
+    }
+    if (n_loaded) *n_loaded = loaded;
+    if (n_init) *n_init = inited;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- inputs */
+
+static int load_one(avgen_ctx *c, const st_file *in, const char *name, int expect_ndim, const int64_t *shape,
+                    int required, char *err, size_t errlen) {
+    int t = rt_find(c->g, name);
+    if (t < 0) return 0; /* this configuration does not use it */
+    const avgen_tensor_desc *d = &c->g->tensors[t];
+    const st_tensor *s = st_find(in, name);
+    if (!s) {
+        if (!required) return 0;
+        snprintf(err, errlen, "the inputs file has no tensor \"%s\"; expected one for this configuration", name);
+        return 2;
+    }
+    int same = s->ndim == expect_ndim;
+    for (int i = 0; same && i < expect_ndim; i++) same = s->shape[i] == shape[i];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < expect_ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)shape[i]);
+        for (int i = 0; i < s->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)s->shape[i]);
+        snprintf(err, errlen, "input %s has shape [%s]; expected [%s]", name, got, want);
+        return 2;
+    }
+    if (d->dtype == AVGEN_DT_I64) {
+        int64_t *dst = rt_ptr(c, t);
+        if (s->dtype == ST_I64) memcpy(dst, s->data, (size_t)s->nbytes);
+        else if (s->dtype == ST_I32) {
+            for (int64_t i = 0; i < s->numel; i++) {
+                int32_t v;
+                memcpy(&v, (const char *)s->data + 4 * i, 4);
+                dst[i] = v;
+            }
+        } else {
+            snprintf(err, errlen, "input %s is %s; expected I64 or I32", name, st_dtype_name(s->dtype));
+            return 2;
+        }
+        return 0;
+    }
+    if (d->dtype != AVGEN_DT_F32 || st_to_f32(s, rt_ptr(c, t)) != 0) {
+        snprintf(err, errlen, "input %s is %s; expected a floating-point tensor", name, st_dtype_name(s->dtype));
+        return 2;
+    }
+    return 0;
+}
+
+int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen) {
+    const avgen_consts *k = c->k;
+    int64_t fr[5] = {k->batch, k->frames, 3, k->image, k->image};
+    int64_t au[4] = {k->batch, k->frames, k->audio_rows, k->mel_bins};
+    int64_t lb[1] = {k->batch};
+    int r;
+    if ((r = load_one(c, in, "frames", 5, fr, 1, err, errlen))) return r;
+    if ((r = load_one(c, in, "audio", 4, au, 1, err, errlen))) return r;
+    if ((r = load_one(c, in, "labels", 1, lb, 1, err, errlen))) return r;
+    int t = rt_find(c->g, "labels");
+    if (t >= 0) {
+        const int64_t *y = rt_ptr(c, t);
+        for (int b = 0; b < k->batch; b++)
+            if (y[b] < 0 || y[b] >= k->classes) {
+                snprintf(err, errlen, "labels[%d] = %lld is out of range; expected a class id from 0 to %d", b,
+                         (long long)y[b], k->classes - 1);
+                return 2;
+            }
+    }
+    return 0;
+}
+
+void rt_zero_grads(avgen_ctx *c) {
+    for (int i = 0; i < c->g->n_tensors; i++)
+        if (c->g->tensors[i].kind == AVGEN_T_PGRAD) memset(rt_ptr(c, i), 0, (size_t)c->g->tensors[i].bytes);
+}
+
+void rt_run_phase(avgen_ctx *c, int phase) {
+    for (int i = 0; i < c->g->n_ops && !c->failed; i++)
+        if (c->g->ops[i].phase == phase) rt_cpu_op(c, c->g, i);
+}
+
+/* ----------------------------------------------------------------------------------------------- dumps */
+
+static st_dtype st_of(int dt) { return dt == AVGEN_DT_I64 ? ST_I64 : dt == AVGEN_DT_U8 ? ST_U8 : ST_F32; }
+
+static int write_set(avgen_ctx *c, const char *path, int dump, char *err, size_t errlen) {
+    const avgen_graph *g = c->g;
+    st_writer *w = st_writer_new();
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    int rc = 0;
+    char name[200];
+    for (int i = 0; i < g->n_tensors && !rc; i++) {
+        const avgen_tensor_desc *t = &g->tensors[i];
+        int take;
+        const char *nm = t->name;
+        if (dump) {
+            take = t->kind == AVGEN_T_PGRAD || t->kind == AVGEN_T_BUFFER ||
+                   (t->kind == AVGEN_T_ACT && (!strcmp(t->name, "logits") || !strcmp(t->name, "loss")));
+        } else {
+            take = t->kind == AVGEN_T_FROZEN || t->kind == AVGEN_T_TRAINABLE || t->kind == AVGEN_T_BUFFER;
+        }
+        if (!take) continue;
+        snprintf(name, sizeof name, "%s", nm);
+        int ndim = t->ndim;
+        if (dump && !strcmp(nm, "loss")) ndim = 0; /* a scalar, as PyTorch writes it */
+        rc = st_writer_add(w, name, st_of(t->dtype), ndim, t->shape, rt_ptr(c, i), err, errlen) ? 1 : 0;
+    }
+    if (!rc && st_writer_write(w, path, err, errlen) != 0) rc = 1;
+    st_writer_free(w);
+    return rc;
+}
+
+int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen) { return write_set(c, path, 1, err, errlen); }
+int rt_write_params(avgen_ctx *c, const char *path, char *err, size_t errlen) { return write_set(c, path, 0, err, errlen); }

@@ -1,0 +1,42 @@
+/* rt_model: a generated graph made runnable on the CPU: arenas in host memory, parameters loaded from a
+ * safetensors file or initialised as MODEL.md section 6 says, inputs, the step run op by op (the
+ * generated straight-line code or this interpreter call the same rt_cpu_op), and step dumps. */
+#ifndef AVGEN_RT_MODEL_H
+#define AVGEN_RT_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "avgen_graph.h"
+#include "safetensors.h"
+
+typedef struct avgen_ctx {
+    const avgen_graph *g;
+    const avgen_consts *k;
+    unsigned char *arena[AVGEN_ARENA_COUNT];
+    int64_t adam_step;         /* updates done so far (Adam bias correction) */
+    int failed;                /* set by an op that met bad data (e.g. a label out of range) */
+    char err[512];
+} avgen_ctx;
+
+int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen);
+void rt_ctx_free(avgen_ctx *c);
+void *rt_ptr(const avgen_ctx *c, int tensor);
+int rt_find(const avgen_graph *g, const char *name); /* -1 if absent */
+
+/* Every parameter and buffer: from `from` when it holds the name (backbone names with or without
+ * "vit."), else initialised from seed. Returns 0, or 2 with err set (a shape or dtype mismatch). */
+int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
+                   size_t errlen);
+/* frames f32 [B,T,3,S,S] (normalised), audio f32 [B,T,A,M], labels i64 or i32 [B]. 0, or 2 with err. */
+int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen);
+void rt_zero_grads(avgen_ctx *c);
+/* Runs every op of one phase in order (the interpreter of the generated step). */
+void rt_run_phase(avgen_ctx *c, int phase);
+/* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
+int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);
+/* Every parameter and buffer (the full set a step used). */
+int rt_write_params(avgen_ctx *c, const char *path, char *err, size_t errlen);
+
+/* One CPU reference op (runtime/rt_cpu_ops.c). */
+void rt_cpu_op(avgen_ctx *c, const avgen_graph *g, int op);
+#endif
