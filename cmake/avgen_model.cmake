@@ -2,7 +2,8 @@
 #
 # At build time runs `avgen emit MODEL -o build-out/NAME` (again whenever the description, an override or
 # avgen itself changes) and builds the generated programs NAME-train and NAME-infer from the emitted
-# sources. Targets: NAME-train, NAME-infer; the generated folder is ${AVGEN_OUT_DIR}/NAME.
+# sources with the CPU backend (the runtime library avrt). Targets: NAME-train, NAME-infer; the
+# generated folder is ${AVGEN_OUT_DIR}/NAME.
 function(avgen_add_model NAME)
   cmake_parse_arguments(ARG "FORCE" "MODEL" "SET" ${ARGN})
   if(NOT ARG_MODEL)
@@ -24,7 +25,7 @@ function(avgen_add_model NAME)
     list(APPEND sets --force)
   endif()
   set(outs "${dir}/model.h" "${dir}/model.c" "${dir}/main_train.c" "${dir}/main_infer.c"
-           "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt")
+           "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h")
   add_custom_command(
     OUTPUT ${outs}
     COMMAND $<TARGET_FILE:avgen> emit "${model}" -o "${dir}" --set "name=${NAME}" ${sets}
@@ -35,6 +36,9 @@ function(avgen_add_model NAME)
     VERBATIM)
   add_library(${NAME}-model STATIC "${dir}/model.c")
   target_include_directories(${NAME}-model PUBLIC "${dir}")
+  # The CPU backend: the generated step calls the runtime's reference ops.
+  target_compile_definitions(${NAME}-model PUBLIC AVGEN_BACKEND_CPU)
+  target_link_libraries(${NAME}-model PUBLIC avrt)
   add_executable(${NAME}-train "${dir}/main_train.c")
   target_link_libraries(${NAME}-train PRIVATE ${NAME}-model)
   add_executable(${NAME}-infer "${dir}/main_infer.c")

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "graph.h"
 #include "ir.h"
 #include "plan.h"
 
@@ -168,7 +169,8 @@ static void emit_tables(sb *b, const char *prefix, const gen_ir *ir, const gen_m
         c_string(b, t->name);
         sb_printf(b, ", %d, %d, %d, %d, {", (int)t->kind, (int)t->dtype, (int)gen_tensor_arena(t), t->ndim);
         for (int d = 0; d < GEN_MAX_DIMS; d++) sb_printf(b, "%s%lld", d ? ", " : "", (long long)(d < t->ndim ? t->shape[d] : 0));
-        sb_printf(b, "}, %lld, %lld, %d, %d},\n", (long long)t->offset, (long long)t->bytes, t->first, t->last);
+        sb_printf(b, "}, %lld, %lld, %d, %d, %d, %d},\n", (long long)t->offset, (long long)t->bytes, t->first, t->last,
+                  t->param, (int)t->group);
     }
     sb_printf(b, "};\n\nstatic const int32_t %s_refs[%d] = {", prefix, ir->nrefs);
     for (int i = 0; i < ir->nrefs; i++) sb_printf(b, "%s%d", !i ? "\n    " : i % 16 ? ", " : ",\n    ", ir->refs[i]);
@@ -177,10 +179,10 @@ static void emit_tables(sb *b, const char *prefix, const gen_ir *ir, const gen_m
         const gen_op *o = &ir->ops[i];
         sb_put(b, "    {", 5);
         c_string(b, o->name);
-        sb_printf(b, ", AVGEN_OP_KIND_%s, %d, %d, %d, %d, %s, %d, %d, %d, %d, %.17g},\n", gen_opkind_name(o->kind),
+        sb_printf(b, ", AVGEN_OP_KIND_%s, %d, %d, %d, %d, %s, %d, %d, %d, %d, %.17g, (float)%.9g},\n", gen_opkind_name(o->kind),
                   (int)o->phase, o->accumulate, o->recompute, o->layer,
                   o->stream == 'v' ? "'v'" : o->stream == 'a' ? "'a'" : "0", o->in_at, o->n_in, o->out_at, o->n_out,
-                  o->flops);
+                  o->flops, o->eps);
     }
     sb_printf(b, "};\n\nconst avgen_graph avgen_%s_graph = {%s_tensors, %s_ops, %s_refs, %d, %d, {%lld, %lld, %lld, %lld}};\n\n",
               prefix, prefix, prefix, prefix, ir->nt, ir->nops, (long long)m->arena[0], (long long)m->arena[1],
@@ -310,7 +312,7 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     for (char *c = name_id; *c; c++)
         if (*c == '-' || *c == '.') *c = '_';
 
-    sb shapes = {0}, arenas = {0}, opkinds = {0}, opnames = {0}, missing = {0}, tables = {0}, steps = {0}, describe = {0};
+    sb shapes = {0}, arenas = {0}, opnames = {0}, missing = {0}, cpu_ops = {0}, tables = {0}, steps = {0}, describe = {0};
     const int D = s->backbone.dim;
     const int dr = s->fusion == FUSION_LAVISH ? D / s->adapter.reduction : 0;
     uint64_t mask = 0;
@@ -380,11 +382,20 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     sb_printf(&arenas, "#define AVGEN_INFER_PEAK_BYTES  %lldLL\n", (long long)minf.peak);
     sb_printf(&arenas, "#define AVGEN_RECOMPUTE         \"%s\"", gen_recompute_name(s->memory.recompute));
     for (int k = 0; k < OP_KIND_COUNT; k++) {
-        sb_printf(&opkinds, "%sAVGEN_OP_KIND_%s", k ? ", " : "", gen_opkind_name((gen_opkind)k));
         sb_printf(&opnames, "%s\"%s\"", k ? ", " : "", gen_opkind_name((gen_opkind)k));
         sb_printf(&missing, "#define AVGEN_OP_%s(ctx, g, op) avgen_op_missing(ctx, g, op)\n", gen_opkind_name((gen_opkind)k));
+        sb_printf(&cpu_ops, "#define AVGEN_OP_%s(ctx, g, op) rt_cpu_op(ctx, g, op)\n", gen_opkind_name((gen_opkind)k));
     }
     if (missing.n) missing.p[--missing.n] = 0; /* the template supplies the last newline */
+    if (cpu_ops.n) cpu_ops.p[--cpu_ops.n] = 0;
+    avgen_consts k;
+    gen_consts(s, &k);
+    sb_printf(&tables,
+              "const avgen_consts avgen_model_consts = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {(float)%.9g, (float)%.9g, (float)%.9g}, "
+              "{(float)%.9g, (float)%.9g, (float)%.9g}, %.17g, %.17g, %.17g, %.17g, %.17g, %.17g, %d};\n\n",
+              k.batch, k.frames, k.image, k.patch, k.dim, k.heads, k.tokens_v, k.tokens_a, k.audio_rows, k.mel_bins,
+              k.classes, k.mean[0], k.mean[1], k.mean[2], k.std[0], k.std[1], k.std[2], k.lr, k.head_lr, k.weight_decay,
+              k.beta1, k.beta2, k.adam_eps, k.adamw);
     emit_tables(&tables, "train", &tr, &mtr);
     emit_tables(&tables, "infer", &inf, &minf);
     emit_steps(&steps, "train", &tr);
@@ -399,15 +410,17 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
 
     const subst subs[] = {
         {"NAME", s->name}, {"NAME_ID", name_id}, {"VERSION", AVGEN_VERSION}, {"HASH", hash},
-        {"SHAPES", shapes.p ? shapes.p : ""}, {"ARENAS", arenas.p ? arenas.p : ""}, {"OPKINDS", opkinds.p ? opkinds.p : ""},
+        {"SHAPES", shapes.p ? shapes.p : ""}, {"ARENAS", arenas.p ? arenas.p : ""},
         {"OPKIND_NAMES", opnames.p ? opnames.p : ""}, {"MISSING", missing.p ? missing.p : ""},
+        {"CPU_OPS", cpu_ops.p ? cpu_ops.p : ""},
         {"TABLES", tables.p ? tables.p : ""}, {"STEPS", steps.p ? steps.p : ""},
         {"DESCRIBE", describe.p ? describe.p : ""}, {"RECOMPUTE", gen_recompute_name(s->memory.recompute)},
     };
     const int ns = (int)(sizeof subs / sizeof subs[0]);
     static const char *const files[][2] = {{"model.h", "model.h.tmpl"},           {"model.c", "model.c.tmpl"},
                                            {"kernels.cu", "kernels.cu.tmpl"},     {"main_train.c", "main_train.c.tmpl"},
-                                           {"main_infer.c", "main_infer.c.tmpl"}, {"CMakeLists.txt", "CMakeLists.txt.tmpl"}};
+                                           {"main_infer.c", "main_infer.c.tmpl"}, {"CMakeLists.txt", "CMakeLists.txt.tmpl"},
+                                           {"avgen_graph.h", "avgen_graph.h"}};
     int rc = mkdirs(dir, msg, msglen), written = 0;
     for (size_t i = 0; !rc && i < sizeof files / sizeof files[0]; i++) {
         sb out = {0};
@@ -435,11 +448,11 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
         json_object_put(pj);
     }
     if (!rc)
-        snprintf(msg, msglen, "%d of 7 files changed; %d training ops, %d inference ops, %d tensors", written, tr.nops,
+        snprintf(msg, msglen, "%d of 8 files changed; %d training ops, %d inference ops, %d tensors", written, tr.nops,
                  inf.nops, tr.nt);
     free(canon);
-    free(shapes.p), free(arenas.p), free(opkinds.p), free(opnames.p), free(missing.p), free(tables.p), free(steps.p),
-        free(describe.p);
+    free(shapes.p), free(arenas.p), free(opnames.p), free(missing.p), free(cpu_ops.p), free(tables.p),
+        free(steps.p), free(describe.p);
     gen_ir_free(&tr);
     gen_ir_free(&inf);
     return rc;

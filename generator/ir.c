@@ -636,9 +636,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
 
 /* -------------------------------------------------------------------------------------------- entry */
 
-int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) { return gen_lower_ex(s, rc, train, 0, ir); }
-
-int gen_lower_ex(const gen_spec *s, gen_recompute rc, int train, unsigned flags, gen_ir *ir) {
+int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir) {
     memset(ir, 0, sizeof *ir);
     ir->spec = *s;
     ir->train = train;
@@ -666,11 +664,7 @@ int gen_lower_ex(const gen_spec *s, gen_recompute rc, int train, unsigned flags,
     }
 
     /* Inputs as the loader delivers them: uint8 HWC frames, normalised fbank, labels. */
-    if (!s->use_v) c->frames = -1;
-    else if (flags & GEN_LOWER_F32_FRAMES)
-        c->frames = tensor(c, T_INPUT, DT_F32, GROUP_NONE, SH(B, T, 3, s->video.size, s->video.size), "frames");
-    else
-        c->frames = tensor(c, T_INPUT, DT_U8, GROUP_NONE, SH(B, T, s->video.size, s->video.size, 3), "frames");
+    c->frames = s->use_v ? tensor(c, T_INPUT, DT_U8, GROUP_NONE, SH(B, T, s->video.size, s->video.size, 3), "frames") : -1;
     c->audio = s->use_a ? tensor(c, T_INPUT, DT_F32, GROUP_NONE, SH(B, T, s->audio.target_frames, s->audio.mel_bins), "audio") : -1;
     c->labels = train ? tensor(c, T_INPUT, DT_I64, GROUP_NONE, SH(B), "labels") : -1;
 

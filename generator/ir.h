@@ -89,10 +89,7 @@ typedef struct {
 
 /* Lowers a validated spec. Returns 0, or -1 when out of memory. */
 int gen_lower(const gen_spec *s, gen_recompute rc, int train, gen_ir *ir);
-/* GEN_LOWER_F32_FRAMES: frames arrive as normalised f32 [B,T,3,S,S] (step dumps) instead of the
- * loader's uint8 [B,T,S,S,3]. */
-#define GEN_LOWER_F32_FRAMES 1u
-int gen_lower_ex(const gen_spec *s, gen_recompute rc, int train, unsigned flags, gen_ir *ir);
+
 void gen_ir_free(gen_ir *ir);
 
 const char *gen_opkind_name(gen_opkind);

@@ -321,7 +321,7 @@ static int cmd_step(int argc, char **argv) {
     gen_mem m;
     gen_graph gg;
     avgen_consts k;
-    if (gen_lower_ex(&s, s.memory.recompute, 1, GEN_LOWER_F32_FRAMES, &ir) != 0) {
+    if (gen_lower(&s, s.memory.recompute, 1, &ir) != 0) {
         fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
         return 1;
     }

@@ -181,6 +181,8 @@ static void op_patch_embed(avgen_ctx *c, const avgen_graph *g, const avgen_op_de
                             float v;
                             if (audio) {
                                 v = PF(IN(0))[((size_t)p * H + yy) * Wd + xx];
+                            } else if (c->frames_f32) {
+                                v = c->frames_f32[(((size_t)p * 3 + ch) * H + yy) * Wd + xx];
                             } else if (xi->dtype == AVGEN_DT_U8) {
                                 const unsigned char *u = (const unsigned char *)rt_ptr(c, IN(0));
                                 v = (u[(((size_t)p * H + yy) * Wd + xx) * 3 + ch] / 255.0f - k->mean[ch]) / k->std[ch];

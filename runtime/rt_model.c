@@ -27,6 +27,8 @@ int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char 
 
 void rt_ctx_free(avgen_ctx *c) {
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) free(c->arena[a]), c->arena[a] = NULL;
+    free(c->frames_f32);
+    c->frames_f32 = NULL;
 }
 
 void *rt_ptr(const avgen_ctx *c, int t) {
@@ -96,6 +98,12 @@ static void init_tensor(const avgen_tensor_desc *t, float *p, uint64_t seed) {
     }
 }
 
+static const char *shape_str(const int64_t *sh, int n, char *buf, size_t len) {
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) snprintf(buf + strlen(buf), len - strlen(buf), "%s%lld", i ? "," : "", (long long)sh[i]);
+    return buf;
+}
+
 int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
                    size_t errlen) {
     const avgen_graph *g = c->g;
@@ -114,13 +122,9 @@ int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_load
         int same = s->ndim == t->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
         if (!same) {
-            char want[96] = "", got[96] = "";
-            for (int d = 0; d < t->ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            for (int d = 0; d < s->ndim; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)s->shape[d]);
+            char want[96], got[96];
             snprintf(err, errlen, "parameter %s has shape [%s] in the file; expected [%s] for this configuration", t->name,
-                     got, want);
+                     shape_str(s->shape, s->ndim, got, sizeof got), shape_str(t->shape, t->ndim, want, sizeof want));
             return 2;
         }
         if (t->dtype == AVGEN_DT_I64) {
@@ -172,12 +176,9 @@ static int load_one(avgen_ctx *c, const st_file *in, const char *name, int expec
     int same = s->ndim == expect_ndim;
     for (int i = 0; same && i < expect_ndim; i++) same = s->shape[i] == shape[i];
     if (!same) {
-        char want[96] = "", got[96] = "";
-        for (int i = 0; i < expect_ndim; i++)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)shape[i]);
-        for (int i = 0; i < s->ndim; i++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)s->shape[i]);
-        snprintf(err, errlen, "input %s has shape [%s]; expected [%s]", name, got, want);
+        char want[96], got[96];
+        snprintf(err, errlen, "input %s has shape [%s]; expected [%s]", name, shape_str(s->shape, s->ndim, got, sizeof got),
+                 shape_str(shape, expect_ndim, want, sizeof want));
         return 2;
     }
     if (d->dtype == AVGEN_DT_I64) {
@@ -195,6 +196,14 @@ static int load_one(avgen_ctx *c, const st_file *in, const char *name, int expec
         }
         return 0;
     }
+    if (d->dtype == AVGEN_DT_U8) {
+        if (s->dtype != ST_U8) {
+            snprintf(err, errlen, "input %s is %s; expected U8", name, st_dtype_name(s->dtype));
+            return 2;
+        }
+        memcpy(rt_ptr(c, t), s->data, (size_t)s->nbytes);
+        return 0;
+    }
     if (d->dtype != AVGEN_DT_F32 || st_to_f32(s, rt_ptr(c, t)) != 0) {
         snprintf(err, errlen, "input %s is %s; expected a floating-point tensor", name, st_dtype_name(s->dtype));
         return 2;
@@ -204,11 +213,35 @@ static int load_one(avgen_ctx *c, const st_file *in, const char *name, int expec
 
 int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen) {
     const avgen_consts *k = c->k;
-    int64_t fr[5] = {k->batch, k->frames, 3, k->image, k->image};
     int64_t au[4] = {k->batch, k->frames, k->audio_rows, k->mel_bins};
     int64_t lb[1] = {k->batch};
     int r;
-    if ((r = load_one(c, in, "frames", 5, fr, 1, err, errlen))) return r;
+    int ft = rt_find(c->g, "frames");
+    if (ft >= 0) {
+        const st_tensor *s = st_find(in, "frames");
+        if (s && s->dtype != ST_U8) {
+            /* normalised f32 NCHW frames (step dumps): kept beside the graph, read by the patch embedding */
+            int64_t fr[5] = {k->batch, k->frames, 3, k->image, k->image};
+            int same = s->ndim == 5;
+            for (int i = 0; same && i < 5; i++) same = s->shape[i] == fr[i];
+            if (!same) {
+                char got[96], want[96];
+                snprintf(err, errlen, "input frames has shape [%s]; expected [%s] (f32, normalised) or [%lld,%lld,%lld,%lld,3] "
+                         "(uint8)", shape_str(s->shape, s->ndim, got, sizeof got), shape_str(fr, 5, want, sizeof want),
+                         (long long)k->batch, (long long)k->frames, (long long)k->image, (long long)k->image);
+                return 2;
+            }
+            free(c->frames_f32);
+            c->frames_f32 = malloc(sizeof(float) * (size_t)s->numel);
+            if (!c->frames_f32 || st_to_f32(s, c->frames_f32) != 0) {
+                snprintf(err, errlen, "input frames is %s; expected F32 (normalised) or U8", st_dtype_name(s->dtype));
+                return 2;
+            }
+        } else {
+            int64_t fr[5] = {k->batch, k->frames, k->image, k->image, 3};
+            if ((r = load_one(c, in, "frames", 5, fr, 1, err, errlen))) return r;
+        }
+    }
     if ((r = load_one(c, in, "audio", 4, au, 1, err, errlen))) return r;
     if ((r = load_one(c, in, "labels", 1, lb, 1, err, errlen))) return r;
     int t = rt_find(c->g, "labels");

@@ -15,6 +15,7 @@ typedef struct avgen_ctx {
     unsigned char *arena[AVGEN_ARENA_COUNT];
     int64_t adam_step;         /* updates done so far (Adam bias correction) */
     int failed;                /* set by an op that met bad data (e.g. a label out of range) */
+    float *frames_f32;         /* when set: normalised f32 [B,T,3,S,S] frames that replace the uint8 input */
     char err[512];
 } avgen_ctx;
 
@@ -27,7 +28,8 @@ int rt_find(const avgen_graph *g, const char *name); /* -1 if absent */
  * "vit."), else initialised from seed. Returns 0, or 2 with err set (a shape or dtype mismatch). */
 int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
                    size_t errlen);
-/* frames f32 [B,T,3,S,S] (normalised), audio f32 [B,T,A,M], labels i64 or i32 [B]. 0, or 2 with err. */
+/* frames as uint8 [B,T,S,S,3] (the loader's layout) or normalised f32 [B,T,3,S,S] (step dumps), audio f32
+ * [B,T,A,M], labels i64 or i32 [B]. 0, or 2 with err. */
 int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen);
 void rt_zero_grads(avgen_ctx *c);
 /* Runs every op of one phase in order (the interpreter of the generated step). */
