@@ -4,8 +4,9 @@ written from the spec with nn.Module and autograd (not from the C code), in floa
 
   lavish_ref.py dump CONFIG.json --params P.safetensors --inputs I.safetensors --out O.safetensors
   lavish_ref.py fixture CONFIG.json --out-dir DIR [--seed S]
-      random parameters (every gate live, every value non-zero), random inputs, and the expected dump:
-      DIR/params.safetensors, DIR/inputs.safetensors, DIR/expected.safetensors
+      random parameters (every gate live, every value non-zero), random inputs, the expected dump and the
+      eval-mode logits (BatchNorm running statistics): DIR/params.safetensors, DIR/inputs.safetensors,
+      DIR/expected.safetensors, DIR/expected_eval.safetensors
 
 CONFIG.json is a resolved model description (`avgen check MODEL.json --print-json`). The dump holds
 logits, loss, grad.<name> of every trainable tensor and the BatchNorm buffers after the step, the
@@ -354,6 +355,10 @@ def main():
         inputs["audio"] = torch.randn(c.B, c.T, c.A, c.M, generator=gen, dtype=torch.float64).float()
     save(f"{a.out_dir}/params.safetensors", params)
     save(f"{a.out_dir}/inputs.safetensors", inputs)
+    model.eval()
+    with torch.no_grad():
+        ev = model(inputs["frames"].double() if c.use_v else None, inputs["audio"].double() if c.use_a else None)
+    save(f"{a.out_dir}/expected_eval.safetensors", {"logits": ev.float()})
     out = step(model, inputs.get("frames", torch.zeros(0)).double() if c.use_v else None,
                inputs["audio"].double() if c.use_a else None, inputs["labels"])
     save(f"{a.out_dir}/expected.safetensors", out)

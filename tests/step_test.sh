@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# avgen step and the generated CPU programs against the PyTorch reference fixtures (tests/fixtures/step,
+# made by tests/reference/make_fixtures.sh): per tensor relative L2 error <= 1e-4 with the gradient-scale
+# floor (avgen diff --grad-floor); every recompute policy gives bit-identical dumps; the generated program's
+# straight-line step gives exactly avgen step's dump; the generated inference program gives the reference
+# eval-mode logits; bad inputs fail with one sentence and exit status 2.
+# usage: step_test.sh AVGEN REPO_ROOT GENERATED_TRAIN GENERATED_INFER
+set -u
+AVGEN=$1
+ROOT=$2
+GTRAIN=$3
+GINFER=$4
+FIX=$ROOT/tests/fixtures/step
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-step-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+run() { # run DESCRIPTION command...: succeeds or records the failure with its output
+  local what=$1
+  shift
+  local out
+  if out=$("$@" 2>&1); then ok; else bad "$what: $out"; fi
+}
+
+for f in lavish-odd-batch lavish-partial late; do
+  d=$FIX/$f
+  run "$f: step" "$AVGEN" step "$d/config.json" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
+    --out "$TMP/$f.safetensors"
+  run "$f: against the reference" "$AVGEN" diff "$TMP/$f.safetensors" "$d/expected.safetensors" --rtol 1e-4 --grad-floor
+  for rc in attention block; do
+    run "$f: step ($rc)" "$AVGEN" step "$d/config.json" --set memory.recompute=$rc --params "$d/params.safetensors" \
+      --inputs "$d/inputs.safetensors" --out "$TMP/$f.$rc.safetensors"
+    if cmp -s "$TMP/$f.safetensors" "$TMP/$f.$rc.safetensors"; then ok; else bad "$f: recompute $rc changes the dump"; fi
+  done
+done
+
+# The generated program (built from lavish-odd-batch's description) runs the same ops in straight-line code.
+d=$FIX/lavish-odd-batch
+run "generated --step" "$GTRAIN" --step --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
+  --out "$TMP/generated.safetensors"
+if cmp -s "$TMP/generated.safetensors" "$TMP/lavish-odd-batch.safetensors"; then ok; else bad "generated step differs from avgen step"; fi
+run "generated inference" "$GINFER" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/eval.safetensors"
+run "eval logits against the reference" "$AVGEN" diff "$TMP/eval.safetensors" "$d/expected_eval.safetensors" --rtol 1e-4
+
+# --init-out writes the full parameter set; feeding it back reproduces the step exactly.
+run "init-out" "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$TMP/a.safetensors" \
+  --init-out "$TMP/init.safetensors"
+run "step from init-out" "$AVGEN" step "$d/config.json" --params "$TMP/init.safetensors" \
+  --inputs "$d/inputs.safetensors" --out "$TMP/b.safetensors"
+if cmp -s "$TMP/a.safetensors" "$TMP/b.safetensors"; then ok; else bad "a step from --init-out parameters differs"; fi
+# Backbone names without the "vit." prefix load too.
+python3 - "$TMP/init.safetensors" "$TMP/noprefix.safetensors" <<'EOF' && ok || bad "rewrite without vit. prefix"
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+h2 = {(k[4:] if k.startswith("vit.") else k): v for k, v in h.items()}
+hb = json.dumps(h2).encode()
+hb += b" " * ((8 - len(hb) % 8) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + raw[8 + n:])
+EOF
+run "step without vit. prefix" "$AVGEN" step "$d/config.json" --params "$TMP/noprefix.safetensors" \
+  --inputs "$d/inputs.safetensors" --out "$TMP/c.safetensors"
+if cmp -s "$TMP/a.safetensors" "$TMP/c.safetensors"; then ok; else bad "backbone names without vit. load differently"; fi
+
+# Bad input: one sentence, exit 2.
+expect2() {
+  local needle=$1
+  shift
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" = 2 ] && grep -qF -- "$needle" <<<"$out"; then ok; else bad "$* -> exit $rc: $out (wanted '$needle')"; fi
+}
+expect2 "--inputs I.safetensors is required" "$AVGEN" step "$d/config.json" --out "$TMP/x.safetensors"
+expect2 "cannot" "$AVGEN" step "$d/config.json" --inputs "$TMP/none.safetensors" --out "$TMP/x.safetensors"
+expect2 "input frames has shape [3,2,3,32,32]; expected [2,2,3,32,32]" "$AVGEN" step "$d/config.json" --set train.batch=2 --inputs "$d/inputs.safetensors" \
+  --out "$TMP/x.safetensors" --params "$d/params.safetensors"
+expect2 "vit.embeddings.cls_token has shape [1,1,32] in the file; expected [1,1,64]" "$AVGEN" step "$d/config.json" \
+  --set backbone.dim=64 --inputs "$d/inputs.safetensors" --params "$d/params.safetensors" --out "$TMP/x.safetensors"
+expect2 "no CUDA backend" "$AVGEN" step "$d/config.json" --backend cuda --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+python3 - "$d/inputs.safetensors" "$TMP/badlabel.safetensors" <<'EOF' && ok || bad "label rewrite"
+import json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+a = h["labels"]["data_offsets"][0]
+raw[8 + n + a:8 + n + a + 8] = struct.pack("<q", 99)
+open(sys.argv[2], "wb").write(raw)
+EOF
+expect2 "labels[0] = 99 is out of range" "$AVGEN" step "$d/config.json" --inputs "$TMP/badlabel.safetensors" --out "$TMP/x.safetensors"
+head -c 100 "$d/params.safetensors" >"$TMP/trunc.safetensors"
+expect2 "trunc.safetensors" "$AVGEN" step "$d/config.json" --params "$TMP/trunc.safetensors" --inputs "$d/inputs.safetensors" \
+  --out "$TMP/x.safetensors"
+# diff exits 1 when dumps differ (a dump against the reference of another configuration).
+"$AVGEN" diff "$TMP/a.safetensors" "$FIX/lavish-odd-batch/expected.safetensors" --rtol 1e-12 >/dev/null 2>&1
+[ $? = 1 ] && ok || bad "diff does not report differing dumps"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
