@@ -16,12 +16,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Messages echo user text (keys, paths, --set assignments): control characters are escaped so that
+ * every message stays one line. */
 void gen_errorf(gen_errors *e, const char *fmt, ...) {
     if (e->n >= GEN_MAX_ERRORS) { e->dropped++; return; }
+    char raw[GEN_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg[e->n], GEN_ERR_LEN, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    char *out = e->msg[e->n];
+    size_t j = 0;
+    for (const unsigned char *c = (const unsigned char *)raw; *c && j + 7 < GEN_ERR_LEN; c++) {
+        if (*c >= 0x20 && *c != 0x7f) out[j++] = (char)*c;
+        else if (*c == '\n') out[j++] = '\\', out[j++] = 'n';
+        else if (*c == '\t') out[j++] = '\\', out[j++] = 't';
+        else j += (size_t)snprintf(out + j, GEN_ERR_LEN - j, "\\x%02x", *c);
+    }
+    out[j] = 0;
     e->n++;
 }
 
