@@ -75,15 +75,18 @@ static const char *const usage_emit =
 
 static const char *const usage_step =
     "usage: avgen step MODEL.json --inputs I.safetensors --out O.safetensors [--params P.safetensors]\n"
-    "                  [--init-out F.safetensors] [--backend cpu] [--set path=value]...\n"
+    "                  [--init-out F.safetensors] [--update-out U.safetensors] [--backend cpu]\n"
+    "                  [--set path=value]...\n"
     "\n"
     "One training step in train mode (forward, cross-entropy, backward; no optimizer update) with the\n"
     "given parameters (MODEL.md section 6 names; backbone names with or without \"vit.\") and inputs:\n"
     "frames f32 [B,T,3,S,S] (already normalised), audio f32 [B,T,A,M] (normalised fbank), labels i64 [B].\n"
     "Writes logits, loss, grad.<name> for every trainable tensor (before any update) and the BatchNorm\n"
     "buffers after the step. Parameters missing from --params (or all, without it) are initialised as\n"
-    "MODEL.md says from train.seed; --init-out writes the full parameter set used. The CPU backend\n"
-    "computes in fp32 whatever the description's precision.\n";
+    "MODEL.md says from train.seed; --init-out writes the full parameter set used. --update-out then\n"
+    "applies one optimizer update (train.optimizer, lr, head_lr, betas, eps, weight_decay; first step)\n"
+    "and writes every parameter and buffer after it. The CPU backend computes in fp32 whatever the\n"
+    "description's precision.\n";
 
 static const char *const usage_diff =
     "usage: avgen diff A.safetensors B.safetensors [--rtol 1e-4] [--atol 1e-6] [--grad-floor]\n"
@@ -110,7 +113,7 @@ typedef struct {
     int nsets;
     const char *out;
     int json, force, no_search, print_json;
-    const char *params, *inputs, *init_out, *backend;
+    const char *params, *inputs, *init_out, *backend, *update_out;
 } args_t;
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -134,10 +137,12 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
         } else if (!strcmp(cmd, "step") && (!strcmp(s, "--params") || !strcmp(s, "--inputs") ||
-                                             !strcmp(s, "--init-out") || !strcmp(s, "--backend"))) {
+                                             !strcmp(s, "--init-out") || !strcmp(s, "--backend") ||
+                                             !strcmp(s, "--update-out"))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             const char **slot = !strcmp(s, "--params") ? &a->params : !strcmp(s, "--inputs") ? &a->inputs
-                              : !strcmp(s, "--init-out") ? &a->init_out : &a->backend;
+                              : !strcmp(s, "--init-out") ? &a->init_out : !strcmp(s, "--update-out") ? &a->update_out
+                              : &a->backend;
             *slot = argv[++i];
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a folder", s);
@@ -359,6 +364,10 @@ static int cmd_step(int argc, char **argv) {
         goto done_ctx;
     }
     if (rt_write_step_dump(&c, a.out, err, sizeof err)) { rc = 1; goto done_ctx; }
+    if (a.update_out) {
+        rt_run_phase(&c, AVGEN_PH_UPDATE);
+        if (rt_write_params(&c, a.update_out, err, sizeof err)) { rc = 1; goto done_ctx; }
+    }
     fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on the CPU (%.1f GFLOP/s); wrote %s\n",
             *(float *)rt_ptr(&c, rt_find(&gg.g, "loss")), t1 - t0, t2 - t1,
             step_flops(&gg.g) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);

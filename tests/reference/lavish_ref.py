@@ -3,6 +3,7 @@
 written from the spec with nn.Module and autograd (not from the C code), in float64.
 
   lavish_ref.py dump CONFIG.json --params P.safetensors --inputs I.safetensors --out O.safetensors
+                [--update-out U.safetensors]   (then one torch.optim Adam/AdamW step; all parameters after it)
   lavish_ref.py fixture CONFIG.json --out-dir DIR [--seed S]
       random parameters (every gate live, every value non-zero), random inputs, the expected dump and the
       eval-mode logits (BatchNorm running statistics): DIR/params.safetensors, DIR/inputs.safetensors,
@@ -322,6 +323,7 @@ def main():
     ap.add_argument("--inputs")
     ap.add_argument("--out")
     ap.add_argument("--out-dir")
+    ap.add_argument("--update-out")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     c = Cfg(json.load(open(a.config)))
@@ -337,6 +339,16 @@ def main():
         audio = inp["audio"].double() if c.use_a else None
         out = step(model, frames, audio, inp["labels"].long())
         save(a.out, out)
+        if a.update_out:
+            tr = json.load(open(a.config))["train"]
+            adapters = [p for n, p in trainable(model) if not n.startswith("mlp_class")]
+            head = [p for n, p in trainable(model) if n.startswith("mlp_class")]
+            groups = [{"params": adapters, "lr": tr["lr"]}, {"params": head, "lr": tr["head_lr"]}]
+            groups = [g for g in groups if g["params"]]
+            opt_cls = torch.optim.AdamW if tr["optimizer"] == "adamw" else torch.optim.Adam
+            opt = opt_cls(groups, betas=tuple(tr["betas"]), eps=tr["eps"], weight_decay=tr["weight_decay"])
+            opt.step()
+            save(a.update_out, {k: (v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items()})
         print(f"loss {float(out['loss']):.8f}")
         return
     if not a.out_dir:
