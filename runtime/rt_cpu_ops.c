@@ -13,26 +13,7 @@
 
 /* ------------------------------------------------------------------------------------- matrix products */
 
-/* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T). B is transposed once so the inner loop is an axpy. */
-static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
-    float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N);
-    if (!bt) abort();
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (!acc) memset(c, 0, sizeof(float) * (size_t)N);
-        const float *a = A + (size_t)i * lda;
-        for (int k = 0; k < K; k++) {
-            const float av = a[k];
-            const float *b = bt + (size_t)k * N;
-            for (int n = 0; n < N; n++) c[n] += av * b[n];
-        }
-    }
-    free(bt);
-}
-
-/* C[M,N] (+)= A[M,K] B[K,N]. */
+/* C[M,N] (+)= A[M,K] B[K,N]: rows of C built as axpys over rows of B (vectorisable, no reassociation). */
 static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -44,6 +25,16 @@ static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, 
             for (int n = 0; n < N; n++) c[n] += av * b[n];
         }
     }
+}
+
+/* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T): B is transposed once, then the product is mm_nn's. */
+static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
+    float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N);
+    if (!bt) abort();
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
+    mm_nn(M, N, K, A, lda, bt, N, C, ldc, acc);
+    free(bt);
 }
 
 /* C[M,N] (+)= A[K,M]^T B[K,N] (weight gradients: dY^T X). */
