@@ -17,6 +17,7 @@
 #include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
+#include "synth.h"
 
 #define AVGEN_VERSION "0.1.0"
 #define MAX_SETS 64
@@ -35,6 +36,7 @@ static const char *const usage_main =
     "                              every trainable gradient and the BatchNorm buffers (a step dump)\n"
     "  diff A.safetensors B.safetensors\n"
     "                              compare two step dumps tensor by tensor (relative L2 error)\n"
+    "  synth --out DIR             write a small synthetic UCF101-shaped data set (videos with audio)\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
@@ -520,6 +522,10 @@ int main(int argc, char **argv) {
         const char *u = !strcmp(t, "check") ? usage_check : !strcmp(t, "plan") ? usage_plan
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff : usage_main;
+        if (!strcmp(t, "synth")) {
+            char *hv[] = {"synth", "--help", NULL};
+            return gen_synth_main(2, hv);
+        }
         fputs(u, stdout);
         return 0;
     }
@@ -529,8 +535,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
     if (!strcmp(cmd, "step")) return cmd_step(argc - 2, argv + 2);
     if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
-    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff"};
-    const char *sug = gen_suggest(cmd, cmds, 7);
+    if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
+    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth"};
+    const char *sug = gen_suggest(cmd, cmds, 8);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

@@ -721,7 +721,7 @@ static void default_name(const char *source, char *out, size_t n) {
 int gen_spec_parse_text(const char *text, size_t len, const char *src, const char *base_dir,
                         const char *const *overrides, int n_overrides, gen_spec *s, gen_errors *e) {
     memset(s, 0, sizeof *s);
-    e->n = 0;
+    e->n = e->dropped = 0;
     int line = 0, col = 0;
     const char *why = "";
     json_object *root = parse_strict(text, len, &line, &col, &why);
@@ -783,7 +783,7 @@ int gen_spec_parse_text(const char *text, size_t len, const char *src, const cha
 }
 
 int gen_spec_load(const char *path, const char *const *overrides, int n_overrides, gen_spec *s, gen_errors *e) {
-    e->n = 0;
+    e->n = e->dropped = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         gen_errorf(e, "%s: cannot open the model description (%s).", path, strerror(errno));

@@ -4,7 +4,7 @@
  * to 4 overrides `path=value` (as `avgen ... --set path=value` passes them). Without a 0x00 the whole input
  * is the JSON. The target calls abort() on any broken invariant:
  *   - gen_spec_parse_text returns its error count, 0 .. GEN_MAX_ERRORS; every message is non-empty,
- *     NUL-terminated within GEN_ERR_LEN and one line;
+ *     NUL-terminated within GEN_ERR_LEN and one line (no '\n' or '\r');
  *   - a valid description prints (gen_spec_to_json) canonical JSON that parses again, without errors, to a
  *     spec that prints the same bytes;
  *   - when the lowering is small enough to check quickly (few layers / adapters; the shapes do not change the
@@ -14,7 +14,7 @@
  *     at the same time share bytes, the lower bound is <= the arena, nothing overflowed (arenas and the peak
  *     non-negative and summing up), and gen_make_plan(spec, 0) succeeds and agrees with the packing.
  * Set AVGEN_FUZZ_IGNORE to a comma-separated list of check names (printed with a failure) to skip those
- * checks while a known bug is open, e.g. AVGEN_FUZZ_IGNORE=error-one-line. */
+ * checks while a known bug is open, e.g. AVGEN_FUZZ_IGNORE=error-dropped,round-trip. */
 #include "ir.h"
 #include "plan.h"
 #include "spec.h"
@@ -79,14 +79,16 @@ static void print_errors(const gen_errors *e) {
 static void check_errors(int ret, const gen_errors *e, const char *what) {
     CHECK("error-count", ret >= 0 && ret <= GEN_MAX_ERRORS && ret == e->n,
           "%s returned %d with errors.n = %d; expected 0 .. %d and equal", what, ret, e->n, GEN_MAX_ERRORS);
-    for (int i = 0; i < e->n; i++) {
+    CHECK("error-dropped", e->dropped >= 0 && (e->dropped == 0 || e->n == GEN_MAX_ERRORS),
+          "%s: %d errors dropped with only %d stored", what, e->dropped, e->n);
+    for (int i = 0; i < e->n && i < GEN_MAX_ERRORS; i++) {
         const char *m = e->msg[i];
         const char *nul = memchr(m, 0, GEN_ERR_LEN);
         CHECK("error-terminated", nul != NULL, "%s: error %d is not NUL-terminated within %d bytes", what, i,
               GEN_ERR_LEN);
         if (!nul) continue;
         CHECK("error-nonempty", m[0] != 0, "%s: error %d is empty", what, i);
-        if (memchr(m, '\n', (size_t)(nul - m)) && !ignored("error-one-line")) {
+        if ((memchr(m, '\n', (size_t)(nul - m)) || memchr(m, '\r', (size_t)(nul - m))) && !ignored("error-one-line")) {
             print_errors(e);
             fail("error-one-line", "%s: error %d spans several lines: \"%s\"", what, i, m);
         }
@@ -287,13 +289,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gen_spec *s = malloc(sizeof *s), *s2 = malloc(sizeof *s2);
     gen_errors *e = malloc(sizeof *e), *e2 = malloc(sizeof *e2);
     if (!s || !s2 || !e || !e2) abort();
+    /* Callers (avgen's CLI) pass gen_errors and gen_spec straight off the stack: start from garbage, as
+     * ASan's malloc does, in every build, so that a field the parser forgets to reset shows up. */
+    memset(s, 0xbe, sizeof *s), memset(s2, 0xbe, sizeof *s2), memset(e, 0xbe, sizeof *e), memset(e2, 0xbe, sizeof *e2);
     int r = gen_spec_parse_text(text, jlen, FUZZ_SOURCE, "", (const char *const *)ov, nov, s, e);
     check_errors(r, e, "gen_spec_parse_text");
 
     if (r == 0) {
         avgen_fuzz_accepted++;
         char *j1 = gen_spec_to_json(s);
-        CHECK("to-json", j1 != NULL, "gen_spec_to_json returned NULL");
+        if (!j1) fail("to-json", "gen_spec_to_json returned NULL");
         int r2 = gen_spec_parse_text(j1, strlen(j1), FUZZ_SOURCE, "", NULL, 0, s2, e2);
         check_errors(r2, e2, "re-parse of the canonical JSON");
         if (r2 != 0 && !ignored("round-trip")) {
@@ -302,7 +307,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (r2 == 0) {
             char *j2 = gen_spec_to_json(s2);
-            CHECK("to-json", j2 != NULL, "gen_spec_to_json returned NULL");
+            if (!j2) fail("to-json", "gen_spec_to_json returned NULL");
             CHECK("round-trip", strcmp(j1, j2) == 0, "the canonical JSON changes when parsed again:\n%s\n---\n%s", j1, j2);
             free(j2);
         }

@@ -350,11 +350,16 @@ int main(int argc, char **argv) {
     if (g_npaths > 256) g_npaths = 256;
     g_paths = paths;
 
-    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(dump_current);
+    /* Under a sanitizer its own handlers report faults (with a stack) and call dump_current; without one,
+     * the signal handlers save the input. abort() (a broken invariant) is caught either way. */
+    if (__sanitizer_set_death_callback) {
+        __sanitizer_set_death_callback(dump_current);
+    } else {
+        signal(SIGSEGV, on_signal);
+        signal(SIGBUS, on_signal);
+        signal(SIGFPE, on_signal);
+    }
     signal(SIGABRT, on_signal);
-    signal(SIGSEGV, on_signal);
-    signal(SIGBUS, on_signal);
-    signal(SIGFPE, on_signal);
 
     long passed = 0;
     for (int k = 0; k < ncorpus; k++) {
