@@ -17,6 +17,7 @@
 #include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
+#include "prep.h"
 #include "synth.h"
 
 #define AVGEN_VERSION "0.1.0"
@@ -37,6 +38,8 @@ static const char *const usage_main =
     "  diff A.safetensors B.safetensors\n"
     "                              compare two step dumps tensor by tensor (relative L2 error)\n"
     "  synth --out DIR             write a small synthetic UCF101-shaped data set (videos with audio)\n"
+    "  prep --src D --splits D --out D\n"
+    "                              prepare UCF101 (videos with audio) for training: frames, audio, manifest\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
@@ -522,9 +525,9 @@ int main(int argc, char **argv) {
         const char *u = !strcmp(t, "check") ? usage_check : !strcmp(t, "plan") ? usage_plan
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff : usage_main;
-        if (!strcmp(t, "synth")) {
-            char *hv[] = {"synth", "--help", NULL};
-            return gen_synth_main(2, hv);
+        if (!strcmp(t, "synth") || !strcmp(t, "prep")) {
+            char *hv[] = {(char *)t, "--help", NULL};
+            return !strcmp(t, "synth") ? gen_synth_main(2, hv) : gen_prep_main(2, hv);
         }
         fputs(u, stdout);
         return 0;
@@ -536,8 +539,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "step")) return cmd_step(argc - 2, argv + 2);
     if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
     if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
-    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth"};
-    const char *sug = gen_suggest(cmd, cmds, 8);
+    if (!strcmp(cmd, "prep")) return gen_prep_main(argc - 1, argv + 1);
+    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep"};
+    const char *sug = gen_suggest(cmd, cmds, 9);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

@@ -408,3 +408,5 @@ void media_output_free(media_output *out) {
     out->audio = NULL;
     out->samples = 0;
 }
+
+void media_quiet(void) { av_log_set_level(AV_LOG_QUIET); }

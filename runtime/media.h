@@ -53,4 +53,6 @@ typedef struct {
 int media_decode(const char *path, const media_target *t, media_frame_fn on_frame, void *user, media_output *out,
                  char *err, size_t errlen);
 void media_output_free(media_output *out);
+/* Silences FFmpeg's own logging (avgen counts and reports corrupt data itself). */
+void media_quiet(void);
 #endif
