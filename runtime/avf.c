@@ -21,6 +21,7 @@ struct avf_writer {
     char path[2048], tmp[2100];
     int size, fps_num, fps_den, codec, quality;
     uint64_t *offsets;
+    uint32_t *sums;
     int frames, cap;
     uint64_t pos;
     AVCodecContext *enc;
@@ -28,6 +29,13 @@ struct avf_writer {
     AVFrame *yuv;
     AVPacket *pkt;
 };
+
+uint32_t avf_checksum(const void *data, size_t n) {
+    const uint8_t *p = data;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -87,8 +95,12 @@ static int append(avf_writer *w, const void *data, size_t n) {
         int cap = w->cap ? w->cap * 2 : 256;
         uint64_t *o = realloc(w->offsets, sizeof(uint64_t) * (size_t)cap);
         if (!o) return -1;
-        w->offsets = o, w->cap = cap;
+        w->offsets = o;
+        uint32_t *su = realloc(w->sums, sizeof(uint32_t) * (size_t)cap);
+        if (!su) return -1;
+        w->sums = su, w->cap = cap;
     }
+    w->sums[w->frames] = avf_checksum(data, n);
     w->offsets[w->frames++] = w->pos;
     if (fwrite(data, 1, n, w->f) != n) return -1;
     w->pos += n;
@@ -119,6 +131,7 @@ static void free_writer(avf_writer *w) {
     av_packet_free(&w->pkt);
     sws_freeContext(w->sws);
     free(w->offsets);
+    free(w->sums);
     free(w);
 }
 
@@ -144,6 +157,8 @@ int avf_writer_finish(avf_writer *w, const float *audio, int64_t samples, int sa
     w->pos = index_off;
     if (fwrite(w->offsets, sizeof(uint64_t), (size_t)w->frames + 1, w->f) != (size_t)w->frames + 1) goto fail;
     w->pos += sizeof(uint64_t) * ((size_t)w->frames + 1);
+    if (fwrite(w->sums, sizeof(uint32_t), (size_t)w->frames, w->f) != (size_t)w->frames) goto fail;
+    w->pos += sizeof(uint32_t) * (size_t)w->frames;
     uint64_t audio_off = (w->pos + 7) / 8 * 8;
     if (fwrite(zeros, 1, (size_t)(audio_off - w->pos), w->f) != audio_off - w->pos) goto fail;
     if (samples > 0 && fwrite(audio, sizeof(float), (size_t)samples, w->f) != (size_t)samples) goto fail;
@@ -164,6 +179,7 @@ int avf_writer_finish(avf_writer *w, const float *audio, int64_t samples, int sa
     memcpy(hdr + 48, &mean, 8);
     put64(hdr + 56, index_off);
     put64(hdr + 64, audio_off);
+    put32(hdr + 72, samples > 0 ? avf_checksum(audio, sizeof(float) * (size_t)samples) : 0);
     if (fseek(w->f, 0, SEEK_SET) || fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr || fflush(w->f) || fsync(fileno(w->f)))
         goto fail;
     if (fclose(w->f)) { w->f = NULL; goto fail; }
@@ -211,11 +227,12 @@ int avf_open(const char *path, avf_file *f, char *err, size_t errlen) {
         uint64_t io = get64(b + 56), ao = get64(b + 64), n = f->file_bytes;
         if (f->size <= 0 || f->size > 8192 || f->frames <= 0 || f->fps_num <= 0 || f->fps_den <= 0 || f->codec > 1)
             why = "corrupt header";
-        else if (io < AVF_HEADER_BYTES || io > n || (n - io) / 8 < (uint64_t)f->frames + 1 || ao % 4 || ao > n ||
+        else if (io < AVF_HEADER_BYTES || io > n || (n - io) / 12 < (uint64_t)f->frames + 1 || ao % 4 || ao > n ||
                  (n - ao) / 4 < (uint64_t)f->samples)
             why = "truncated (index or audio beyond the end of the file)";
         else {
             f->offsets = (const uint64_t *)(b + io); /* io is a multiple of 8 by construction: check below */
+            f->checksums = (const uint32_t *)(b + io + 8 * ((uint64_t)f->frames + 1));
             if (io % 8) why = "corrupt index alignment";
             for (int k = 0; !why && k < f->frames; k++) {
                 uint64_t a = f->offsets[k], z = f->offsets[k + 1];
@@ -223,6 +240,8 @@ int avf_open(const char *path, avf_file *f, char *err, size_t errlen) {
                 else if (f->codec == AVF_RAW && z - a != (uint64_t)3 * f->size * f->size) why = "corrupt raw frame size";
             }
             f->audio = (const float *)(b + ao);
+            if (!why && f->samples > 0 && avf_checksum(f->audio, sizeof(float) * (size_t)f->samples) != get32(b + 72))
+                why = "the audio track is damaged (checksum mismatch)";
         }
     }
     if (why) {
@@ -272,6 +291,7 @@ int avf_read_frame(avf_decoder *d, const avf_file *f, int k, uint8_t *rgb) {
     if (k < 0 || k >= f->frames) return -1;
     const uint8_t *p = f->base + f->offsets[k];
     const size_t n = (size_t)(f->offsets[k + 1] - f->offsets[k]);
+    if (avf_checksum(p, n) != f->checksums[k]) return -1;
     if (f->codec == AVF_RAW) {
         memcpy(rgb, p, n);
         return 0;

@@ -8,17 +8,21 @@
  *   8   u32 version (1), u32 size S, u32 frames, u32 fps_num, u32 fps_den, u32 sample_rate,
  *       u32 codec (0 raw RGB24, 1 JPEG), u32 quality (JPEG qscale, 2 best .. 31)
  *   40  u64 samples, f64 audio_mean (mean of the whole waveform), u64 index_offset, u64 audio_offset
- *   72  frame payloads ...
- *   index_offset: u64 offsets[frames + 1] (payload k is [offsets[k], offsets[k+1]) from the file start)
- *   audio_offset: float32 samples[samples]
- */
+ *   72  u32 audio_checksum, u32 reserved (0)
+ *   80  frame payloads ...
+ *   index_offset (8-aligned): u64 offsets[frames + 1] (payload k is [offsets[k], offsets[k+1]) from the
+ *       file start), then u32 checksums[frames]
+ *   audio_offset (8-aligned): float32 samples[samples]
+ * Checksums are FNV-1a 32 of the payload bytes: a frame or an audio track that was damaged after it was
+ * written is detected and reported, never delivered as a wrong clip. */
 #ifndef AVGEN_AVF_H
 #define AVGEN_AVF_H
 #include <stddef.h>
 #include <stdint.h>
 
 enum { AVF_RAW = 0, AVF_JPEG = 1 };
-#define AVF_HEADER_BYTES 72
+#define AVF_HEADER_BYTES 80
+uint32_t avf_checksum(const void *data, size_t n);
 
 typedef struct avf_writer avf_writer;
 /* Opens PATH.tmp.<pid>.<thread> for writing; nothing appears at path until avf_writer_finish. */
@@ -36,10 +40,12 @@ typedef struct {
     const float *audio;       /* samples floats (may be unaligned-safe: the writer aligns it to 4 bytes) */
     const uint8_t *base;
     const uint64_t *offsets;
+    const uint32_t *checksums;
     size_t file_bytes;
 } avf_file;
 
-/* Maps and validates a prepared file (magic, version, every offset inside the file). 0, or -1 with err. */
+/* Maps and validates a prepared file (magic, version, every offset inside the file, the audio checksum).
+ * 0, or -1 with err. */
 int avf_open(const char *path, avf_file *f, char *err, size_t errlen);
 void avf_close(avf_file *f);
 
@@ -47,6 +53,6 @@ void avf_close(avf_file *f);
 typedef struct avf_decoder avf_decoder;
 avf_decoder *avf_decoder_new(void);
 void avf_decoder_free(avf_decoder *d);
-/* Frame k of f as S x S RGB24 into rgb. 0, or -1 when the payload does not decode (corrupt). */
+/* Frame k of f as S x S RGB24 into rgb. 0, or -1 when the payload's checksum fails or it does not decode. */
 int avf_read_frame(avf_decoder *d, const avf_file *f, int k, uint8_t *rgb);
 #endif

@@ -1,0 +1,406 @@
+/* loader.c: the clip loader (see loader.h). One mutex and condition variable guard the ring: a worker
+ * claims batch b only when slot b % ring has been released, fills it without the lock, then marks it
+ * ready; the consumer takes batches strictly in order. Clip contents come from the epoch's plan, so they
+ * are the same for any number of threads. */
+#include "loader.h"
+
+#include <json-c/json.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "avf.h"
+#include "fbank.h"
+#include "media.h"
+
+typedef struct {
+    char name[512];
+    char path[2400];
+    int label, group, frames;
+} ld_video;
+
+typedef struct {
+    int video, start;
+} ld_clip;
+
+struct ld_loader {
+    ld_config cfg;
+    int S, fps_num, fps_den, classes;
+    ld_video *v;
+    int nv;
+    ld_clip *clips;
+    int64_t nclips, nbatches, epoch;
+    ld_batch *slots;
+    int64_t *slot_batch;
+    int *slot_ready;
+    int64_t next_fill, next_out;
+    int active, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t *th;
+    ld_stats stats;
+};
+
+static uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* --------------------------------------------------------------------------------------------- work */
+
+typedef struct {
+    ld_loader *l;
+    avf_decoder *dec;
+    rt_fbank *fb;
+    float *wave;
+    int64_t wave_cap;
+} worker_state;
+
+/* One clip into batch slot position i. Returns 0, or -1 when a frame is corrupt (counted). */
+static int fill_clip(worker_state *w, ld_batch *b, int i, const ld_clip *c) {
+    ld_loader *l = w->l;
+    const ld_config *g = &l->cfg;
+    const ld_video *v = &l->v[c->video];
+    const int T = g->frames, S = l->S, A = g->audio_rows, M = g->mel_bins;
+    uint8_t *fr = b->frames + (size_t)i * T * S * S * 3;
+    float *au = b->audio + (size_t)i * T * A * M;
+    b->labels[i] = v->label, b->video[i] = c->video, b->start[i] = c->start;
+    char err[512];
+    avf_file f;
+    if (avf_open(v->path, &f, err, sizeof err)) {
+        pthread_mutex_lock(&l->mu);
+        l->stats.corrupt_frames += T;
+        pthread_mutex_unlock(&l->mu);
+        return -1;
+    }
+    int bad = 0, padded = 0;
+    for (int t = 0; t < T; t++) {
+        int k = c->start + t * g->stride;
+        if (k >= f.frames) k = f.frames - 1, padded = 1;
+        if (avf_read_frame(w->dec, &f, k, fr + (size_t)t * S * S * 3)) bad++;
+    }
+    /* audio: the whole waveform without its mean (MODEL.md section 5), a window per frame */
+    if (f.samples > w->wave_cap) {
+        float *nw = realloc(w->wave, sizeof(float) * (size_t)f.samples);
+        if (nw) w->wave = nw, w->wave_cap = f.samples;
+    }
+    const int win = (int)llround(g->window_seconds * 16000);
+    for (int t = 0; t < T && f.samples <= w->wave_cap; t++) {
+        if (t == 0)
+            for (int64_t s = 0; s < f.samples; s++) w->wave[s] = (float)(f.audio[s] - f.audio_mean);
+        int k = c->start + t * g->stride;
+        if (k >= f.frames) k = f.frames - 1;
+        int64_t center = (int64_t)llround((double)k * 16000.0 * f.fps_den / f.fps_num);
+        if (rt_fbank_window(w->fb, w->wave, f.samples, center, win, g->norm_mean, g->norm_std, A, au + (size_t)t * A * M))
+            bad++;
+    }
+    if (f.samples > w->wave_cap) bad++;
+    avf_close(&f);
+    pthread_mutex_lock(&l->mu);
+    l->stats.clips++;
+    l->stats.padded_clips += padded;
+    l->stats.corrupt_frames += bad;
+    pthread_mutex_unlock(&l->mu);
+    return bad ? -1 : 0;
+}
+
+static void fill_batch(worker_state *w, ld_batch *b, int64_t bi) {
+    ld_loader *l = w->l;
+    const int B = l->cfg.batch;
+    b->index = bi;
+    b->count = 0;
+    int bad = 0;
+    for (int i = 0; i < B; i++) {
+        int64_t ci = bi * B + i;
+        if (ci >= l->nclips) {
+            if (!l->cfg.train) { /* evaluation: a short last batch */
+                b->valid[i] = 0, b->labels[i] = -1, b->video[i] = -1, b->start[i] = -1;
+                continue;
+            }
+            ci %= l->nclips; /* training: wrap around to keep B real clips */
+        }
+        b->count++;
+        b->valid[i] = fill_clip(w, b, i, &l->clips[ci]) == 0;
+        bad += !b->valid[i];
+    }
+    if (bad) {
+        pthread_mutex_lock(&l->mu);
+        l->stats.bad_clips += bad;
+        pthread_mutex_unlock(&l->mu);
+    }
+}
+
+static void *worker(void *arg) {
+    worker_state *w = arg;
+    ld_loader *l = w->l;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        int64_t b = l->next_fill;
+        int s = (int)(b % l->cfg.ring);
+        if (l->active && b < l->nbatches && l->slot_batch[s] < 0) {
+            l->next_fill++;
+            l->slot_batch[s] = b, l->slot_ready[s] = 0;
+            pthread_mutex_unlock(&l->mu);
+            fill_batch(w, &l->slots[s], b);
+            pthread_mutex_lock(&l->mu);
+            l->slot_ready[s] = 1;
+            pthread_cond_broadcast(&l->cv);
+        } else {
+            pthread_cond_wait(&l->cv, &l->mu);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    avf_decoder_free(w->dec);
+    rt_fbank_free(w->fb);
+    free(w->wave);
+    free(w);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------------------------------- manifest */
+
+static int read_manifest(ld_loader *l, char *err, size_t errlen) {
+    char p[2400];
+    snprintf(p, sizeof p, "%s/manifest.jsonl", l->cfg.dir);
+    FILE *f = fopen(p, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s; expected a folder written by avgen prep", p);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, cap_v = 0;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        json_object *o = json_tokener_parse(line), *x;
+        if (!o || !json_object_is_type(o, json_type_object)) {
+            snprintf(err, errlen, "%s:%d: not a JSON object", p, lineno);
+            json_object_put(o);
+            free(line);
+            fclose(f);
+            return -1;
+        }
+        const char *split = json_object_object_get_ex(o, "split", &x) ? json_object_get_string(x) : "";
+        const char *out = json_object_object_get_ex(o, "output", &x) ? json_object_get_string(x) : NULL;
+        int label = json_object_object_get_ex(o, "label", &x) ? json_object_get_int(x) : -1;
+        int group = json_object_object_get_ex(o, "group", &x) ? json_object_get_int(x) : -1;
+        int frames = json_object_object_get_ex(o, "frames", &x) ? json_object_get_int(x) : 0;
+        if (label + 1 > l->classes) l->classes = label + 1;
+        int take = out && *out && label >= 0 && frames > 0 && !strcmp(split, l->cfg.split);
+        if (take && !strcmp(l->cfg.split, "train") && l->cfg.holdout != LD_ALL) {
+            int val = group >= 0 && group % l->cfg.val_every == 0;
+            take = l->cfg.holdout == LD_VAL_ONLY ? val : !val;
+        }
+        if (take) {
+            if (l->nv == cap_v) {
+                cap_v = cap_v ? cap_v * 2 : 256;
+                ld_video *nv = realloc(l->v, sizeof *l->v * (size_t)cap_v);
+                if (!nv) { json_object_put(o); break; }
+                l->v = nv;
+            }
+            ld_video *v = &l->v[l->nv++];
+            snprintf(v->name, sizeof v->name, "%s", json_object_object_get_ex(o, "video", &x) ? json_object_get_string(x) : "");
+            snprintf(v->path, sizeof v->path, "%s/%s", l->cfg.dir, out);
+            v->label = label, v->group = group, v->frames = frames;
+        }
+        json_object_put(o);
+    }
+    free(line);
+    fclose(f);
+    if (l->nv == 0) {
+        snprintf(err, errlen, "%s selects no prepared video for split \"%s\"%s", p, l->cfg.split,
+                 l->cfg.holdout == LD_VAL_ONLY ? " (validation groups)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------------------------------------- API */
+
+ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
+    if (cfg->frames < 1 || cfg->stride < 1 || cfg->batch < 1 || cfg->threads < 1 || cfg->audio_rows < 1 ||
+        cfg->mel_bins < 1 || !(cfg->norm_std > 0) || !(cfg->window_seconds > 0)) {
+        snprintf(err, errlen, "loader: frames, stride, batch, threads, audio rows and mel bins must be positive");
+        return NULL;
+    }
+    ld_loader *l = calloc(1, sizeof *l);
+    if (!l) { snprintf(err, errlen, "out of memory"); return NULL; }
+    l->cfg = *cfg;
+    if (l->cfg.ring < 2) l->cfg.ring = 2;
+    if (l->cfg.val_every < 2) l->cfg.val_every = 5;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (read_manifest(l, err, errlen)) { ld_close(l); return NULL; }
+    avf_file f;
+    if (avf_open(l->v[0].path, &f, err, errlen)) { ld_close(l); return NULL; }
+    l->S = f.size, l->fps_num = f.fps_num, l->fps_den = f.fps_den;
+    avf_close(&f);
+    media_quiet();
+    rt_fbank *probe = rt_fbank_new(16000, cfg->mel_bins);
+    int rows = probe ? rt_fbank_num_frames(probe, (int64_t)llround(cfg->window_seconds * 16000)) : 0;
+    rt_fbank_free(probe);
+    if (rows <= 0 || rows > cfg->audio_rows) {
+        snprintf(err, errlen, "loader: a %.3g s window gives %d fbank rows; audio rows %d must hold them", cfg->window_seconds,
+                 rows, cfg->audio_rows);
+        ld_close(l);
+        return NULL;
+    }
+    const int R = l->cfg.ring, B = cfg->batch, T = cfg->frames, S = l->S;
+    l->slots = calloc((size_t)R, sizeof *l->slots);
+    l->slot_batch = malloc(sizeof(int64_t) * (size_t)R);
+    l->slot_ready = calloc((size_t)R, sizeof(int));
+    if (!l->slots || !l->slot_batch || !l->slot_ready) { snprintf(err, errlen, "out of memory"); ld_close(l); return NULL; }
+    for (int s = 0; s < R; s++) {
+        ld_batch *b = &l->slots[s];
+        l->slot_batch[s] = -1;
+        b->frames = malloc((size_t)B * T * S * S * 3);
+        b->audio = malloc(sizeof(float) * (size_t)B * T * cfg->audio_rows * cfg->mel_bins);
+        b->labels = malloc(sizeof(int64_t) * (size_t)B);
+        b->video = malloc(sizeof(int32_t) * (size_t)B);
+        b->start = malloc(sizeof(int32_t) * (size_t)B);
+        b->valid = malloc((size_t)B);
+        if (!b->frames || !b->audio || !b->labels || !b->video || !b->start || !b->valid) {
+            snprintf(err, errlen, "cannot allocate %d batch buffers of %.1f MiB", R,
+                     ((double)B * T * S * S * 3 + 4.0 * B * T * cfg->audio_rows * cfg->mel_bins) / 1048576.0);
+            ld_close(l);
+            return NULL;
+        }
+    }
+    l->th = calloc((size_t)cfg->threads, sizeof(pthread_t));
+    for (int i = 0; l->th && i < cfg->threads; i++) {
+        worker_state *w = calloc(1, sizeof *w);
+        if (w) w->l = l, w->dec = avf_decoder_new(), w->fb = rt_fbank_new(16000, cfg->mel_bins);
+        if (!w || !w->dec || !w->fb || pthread_create(&l->th[i], NULL, worker, w)) {
+            snprintf(err, errlen, "cannot start loader thread %d", i);
+            if (w) avf_decoder_free(w->dec), rt_fbank_free(w->fb), free(w);
+            l->cfg.threads = i;
+            ld_close(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+int ld_size(const ld_loader *l) { return l->S; }
+int ld_videos(const ld_loader *l) { return l->nv; }
+const char *ld_video_name(const ld_loader *l, int i) { return l->v[i].name; }
+int ld_video_label(const ld_loader *l, int i) { return l->v[i].label; }
+int ld_classes(const ld_loader *l) { return l->classes; }
+int64_t ld_batches_per_epoch(const ld_loader *l) { return l->nbatches; }
+
+int ld_start_epoch(ld_loader *l, int64_t epoch) {
+    const ld_config *g = &l->cfg;
+    const int span = (g->frames - 1) * g->stride + 1;
+    pthread_mutex_lock(&l->mu);
+    /* wait until the workers are idle on the previous epoch's batches */
+    while (l->active && l->next_fill > l->next_out) {
+        int busy = 0;
+        for (int s = 0; s < g->ring; s++) busy |= l->slot_batch[s] >= 0 && !l->slot_ready[s];
+        if (!busy) break;
+        pthread_cond_wait(&l->cv, &l->mu);
+    }
+    for (int s = 0; s < g->ring; s++) l->slot_batch[s] = -1, l->slot_ready[s] = 0;
+    free(l->clips);
+    int64_t cap = 0;
+    for (int i = 0; i < l->nv; i++) cap += g->train ? 1 : (l->v[i].frames < span ? 1 : l->v[i].frames / span);
+    l->clips = malloc(sizeof *l->clips * (size_t)(cap + 1));
+    if (!l->clips) { pthread_mutex_unlock(&l->mu); return -1; }
+    l->nclips = 0;
+    if (g->train) {
+        int *order = malloc(sizeof(int) * (size_t)l->nv);
+        if (!order) { pthread_mutex_unlock(&l->mu); return -1; }
+        for (int i = 0; i < l->nv; i++) order[i] = i;
+        uint64_t r = mix(g->seed ^ mix((uint64_t)epoch + 1));
+        for (int i = l->nv - 1; i > 0; i--) {
+            r = mix(r);
+            int j = (int)(r % (uint64_t)(i + 1));
+            int t = order[i];
+            order[i] = order[j], order[j] = t;
+        }
+        for (int i = 0; i < l->nv; i++) {
+            const ld_video *v = &l->v[order[i]];
+            r = mix(r);
+            int starts = v->frames - span + 1;
+            l->clips[l->nclips++] = (ld_clip){order[i], starts > 1 ? (int)(r % (uint64_t)starts) : 0};
+        }
+        free(order);
+        l->nbatches = (l->nclips + g->batch - 1) / g->batch;
+    } else {
+        for (int i = 0; i < l->nv; i++) {
+            const ld_video *v = &l->v[i];
+            if (v->frames < span) l->clips[l->nclips++] = (ld_clip){i, 0};
+            else
+                for (int s = 0; s + span <= v->frames; s += span) l->clips[l->nclips++] = (ld_clip){i, s};
+        }
+        l->nbatches = (l->nclips + g->batch - 1) / g->batch;
+    }
+    l->epoch = epoch, l->next_fill = 0, l->next_out = 0, l->active = 1;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+const ld_batch *ld_next(ld_loader *l) {
+    double t0 = now();
+    pthread_mutex_lock(&l->mu);
+    if (!l->active || l->next_out >= l->nbatches) {
+        pthread_mutex_unlock(&l->mu);
+        return NULL;
+    }
+    int64_t b = l->next_out;
+    int s = (int)(b % l->cfg.ring);
+    while (!(l->slot_batch[s] == b && l->slot_ready[s])) pthread_cond_wait(&l->cv, &l->mu);
+    l->next_out++;
+    l->stats.wait_seconds += now() - t0;
+    pthread_mutex_unlock(&l->mu);
+    return &l->slots[s];
+}
+
+void ld_release(ld_loader *l, const ld_batch *b) {
+    pthread_mutex_lock(&l->mu);
+    int s = (int)(b - l->slots);
+    if (s >= 0 && s < l->cfg.ring) l->slot_batch[s] = -1, l->slot_ready[s] = 0;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+ld_stats ld_get_stats(const ld_loader *l) {
+    ld_stats s;
+    pthread_mutex_lock((pthread_mutex_t *)&l->mu);
+    s = l->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&l->mu);
+    return s;
+}
+
+void ld_close(ld_loader *l) {
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    for (int i = 0; l->th && i < l->cfg.threads; i++) pthread_join(l->th[i], NULL);
+    free(l->th);
+    for (int s = 0; l->slots && s < l->cfg.ring; s++) {
+        ld_batch *b = &l->slots[s];
+        free(b->frames), free(b->audio), free(b->labels), free(b->video), free(b->start), free(b->valid);
+    }
+    free(l->slots);
+    free(l->slot_batch);
+    free(l->slot_ready);
+    free(l->clips);
+    free(l->v);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+}

@@ -1,0 +1,373 @@
+/* The data pipeline end to end on a synthetic UCF101-shaped set (avgen synth -> avgen prep -> loader):
+ * manifest contents; frame-exact decoding (every frame carries its index as a barcode; after the 25 ->
+ * 20 fps resampling clip frame t of a clip at start s and stride d shows source frame
+ * floor((s + t d) * 25 / 20)); audio alignment (a tone burst at a known time peaks in the right fbank
+ * rows of the right frames' windows); loader determinism across thread counts; short videos padded;
+ * resume after kill -9 gives the same manifest; every real file in ../shared/media probes to its known
+ * verdict and decodes without a crash (skipped when absent); truncated and garbage files fail cleanly.
+ * usage: test_data [SHARED_MEDIA_DIR] */
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "avf.h"
+#include "check.h"
+#include "loader.h"
+#include "media.h"
+#include "prep.h"
+#include "synth.h"
+
+static char tmp[512];
+
+static int run_cmd(int (*fn)(int, char **), const char *const *args) {
+    char *argv[32];
+    int n = 0;
+    for (; args[n]; n++) argv[n] = (char *)args[n];
+    argv[n] = NULL;
+    return fn(n, argv);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Reads the 16-bit frame index from an S x S RGB image scaled from the synth's W x H frame. */
+static int barcode(const uint8_t *rgb, int S, int W, int H) {
+    int v = 0;
+    for (int bit = 0; bit < 16; bit++) {
+        int bx = bit % 8, by = bit / 8;
+        double cx = (8 * bx + 4) * (double)S / W, cy = (8 * by + 4) * (double)S / H;
+        double m = 0;
+        for (int dy = -1; dy <= 0; dy++)
+            for (int dx = -1; dx <= 0; dx++) m += rgb[((int)cy + dy) * S * 3 + ((int)cx + dx) * 3 + 1];
+        m /= 4;
+        if (m > 80 && m < 176) return -1; /* ambiguous */
+        v = v * 2 + (m >= 128);
+    }
+    return v;
+}
+
+static ld_config base_cfg(const char *dir, const char *split, int T, int stride, int B, int train, int threads) {
+    ld_config c;
+    memset(&c, 0, sizeof c);
+    c.dir = dir, c.split = split, c.frames = T, c.stride = stride, c.batch = B, c.train = train, c.seed = 7;
+    c.threads = threads, c.ring = 3, c.audio_rows = 102, c.mel_bins = 128, c.window_seconds = 1.0;
+    c.norm_mean = -4.1426, c.norm_std = 3.2001, c.holdout = LD_ALL, c.val_every = 5;
+    return c;
+}
+
+static void test_pipeline(void) {
+    char syn[600], prep[600];
+    snprintf(syn, sizeof syn, "%s/syn", tmp);
+    snprintf(prep, sizeof prep, "%s/prep", tmp);
+    const char *sargs[] = {"synth", "--out", syn, "--classes", "3", "--videos", "9", "--seconds", "2", "--markers",
+                           "--seed", "3", NULL};
+    CHECK_EQ_I64(run_cmd(gen_synth_main, sargs), 0);
+    char lists[700];
+    snprintf(lists, sizeof lists, "%s/ucfTrainTestlist", syn);
+    const char *pargs[] = {"prep", "--src", syn, "--splits", lists, "--out", prep, "--jobs", "2", NULL};
+    CHECK_EQ_I64(run_cmd(gen_prep_main, pargs), 0);
+    char mp[700];
+    snprintf(mp, sizeof mp, "%s/manifest.jsonl", prep);
+    char *man = slurp(mp);
+    CHECK(man != NULL);
+    int lines = 0;
+    for (char *c = man; c && *c; c++) lines += *c == '\n';
+    CHECK_EQ_I64(lines, 9);
+    CHECK_STR_CONTAINS(man, "\"status\":\"ok\"");
+    CHECK_STR_CONTAINS(man, "\"split\":\"test\"");
+    CHECK_STR_CONTAINS(man, "v_HandStandHops_"); /* the case trap: folder HandstandHops */
+    CHECK(!strstr(man, "\"label\":-1"));
+
+    /* Resume: a second run redoes nothing and writes the same manifest. */
+    CHECK_EQ_I64(run_cmd(gen_prep_main, pargs), 0);
+    char *man2 = slurp(mp);
+    CHECK(man2 && man && !strcmp(man, man2));
+    free(man2);
+
+    /* kill -9 in the middle, then a re-run: complete and identical. */
+    char prep2[700];
+    snprintf(prep2, sizeof prep2, "%s/prep-killed", tmp);
+    const char *kargs[] = {"prep", "--src", syn, "--splits", lists, "--out", prep2, "--jobs", "1", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(1);
+        _exit(run_cmd(gen_prep_main, kargs));
+    }
+    usleep(60000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK_EQ_I64(run_cmd(gen_prep_main, kargs), 0);
+    char mp2[800];
+    snprintf(mp2, sizeof mp2, "%s/manifest.jsonl", prep2);
+    char *man3 = slurp(mp2);
+    /* outputs are relative paths, so the manifests of the two folders are equal byte for byte */
+    CHECK_MSG(man3 && man && !strcmp(man, man3), "the manifest after kill -9 and resume differs");
+    free(man3);
+
+    /* Frame-exact decoding: eval clips of T 4 at stride 3 over the training split. */
+    char err[512];
+    ld_config c = base_cfg(prep, "train", 4, 3, 2, 0, 2);
+    ld_loader *l = ld_open(&c, err, sizeof err);
+    CHECK_MSG(l != NULL, "%s", err);
+    if (l) {
+        CHECK_EQ_I64(ld_size(l), 224);
+        CHECK(ld_start_epoch(l, 0) == 0);
+        int clips = 0, wrong = 0;
+        const ld_batch *b;
+        while ((b = ld_next(l))) {
+            for (int i = 0; i < b->count; i++) {
+                CHECK(b->valid[i]);
+                for (int t = 0; t < 4; t++) {
+                    int k = b->start[i] + t * 3;
+                    int want = (int)floor(k * 25.0 / 20.0 + 1e-9);
+                    int got = barcode(b->frames + ((size_t)i * 4 + t) * 224 * 224 * 3, 224, 320, 240);
+                    if (got != want && wrong++ < 5)
+                        fprintf(stderr, "clip %d frame %d (prepared %d): barcode %d, expected source frame %d\n", i, t, k, got, want);
+                }
+                clips++;
+            }
+            ld_release(l, b);
+        }
+        CHECK_MSG(wrong == 0, "%d frames show the wrong source frame", wrong);
+        CHECK(clips >= 6 * 3); /* 40 frames a video, span 10: 4 clips a video */
+        ld_close(l);
+    }
+
+    /* Audio alignment: one clip per prepared frame (T 1); the burst at t_m (1.0 s, 50 ms of 1 kHz) must
+     * peak in the rows where it falls inside that frame's centred 1 s window. */
+    c = base_cfg(prep, "train", 1, 1, 8, 0, 1);
+    l = ld_open(&c, err, sizeof err);
+    CHECK_MSG(l != NULL, "%s", err);
+    if (l) {
+        const double tm = synth_marker_time(2.0, 25.0);
+        ld_start_epoch(l, 0);
+        const ld_batch *b;
+        int checked = 0, off = 0;
+        while ((b = ld_next(l))) {
+            for (int i = 0; i < b->count; i++) {
+                if (b->video[i] != 0) continue;
+                const double tf = b->start[i] / 20.0;
+                const float *a = b->audio + (size_t)i * 102 * 128;
+                /* rows (10 ms hops of 25 ms frames) of the window [tf - 0.5, tf + 0.5) */
+                int best = -1;
+                double be = -1e30;
+                for (int r = 0; r < 98; r++) {
+                    double e = 0;
+                    for (int m = 35; m < 55; m++) e += a[r * 128 + m]; /* mel bins around 1 kHz */
+                    if (e > be) be = e, best = r;
+                }
+                if (fabs(tm - tf) < 0.4) {
+                    int expect = (int)floor(((tm + 0.025) - (tf - 0.5)) * 100.0 - 1.25 + 0.5);
+                    checked++;
+                    if (abs(best - expect) > 3 && off++ < 5)
+                        fprintf(stderr, "frame %d: burst peaks in row %d, expected about %d\n", b->start[i], best, expect);
+                }
+            }
+            ld_release(l, b);
+        }
+        CHECK_MSG(checked >= 14, "only %d frames near the burst", checked);
+        CHECK_MSG(off == 0, "%d windows put the burst in the wrong rows", off);
+        /* padded rows after the 98 fbank rows are zero */
+        ld_close(l);
+    }
+
+    /* Determinism: training batches are identical with 1 and 2 threads, and change with the epoch. */
+    ld_config c1 = base_cfg(prep, "train", 3, 2, 2, 1, 1), c2 = base_cfg(prep, "train", 3, 2, 2, 1, 2);
+    ld_loader *l1 = ld_open(&c1, err, sizeof err), *l2 = ld_open(&c2, err, sizeof err);
+    CHECK(l1 && l2);
+    if (l1 && l2) {
+        int same = 1, batches = 0;
+        uint64_t h0 = 0, h1 = 0;
+        for (int ep = 0; ep < 2; ep++) {
+            ld_start_epoch(l1, ep);
+            ld_start_epoch(l2, ep);
+            const ld_batch *a, *bb;
+            while ((a = ld_next(l1)) && (bb = ld_next(l2))) {
+                same &= !memcmp(a->frames, bb->frames, (size_t)2 * 3 * 224 * 224 * 3);
+                same &= !memcmp(a->audio, bb->audio, sizeof(float) * 2 * 3 * 102 * 128);
+                same &= !memcmp(a->labels, bb->labels, sizeof(int64_t) * 2);
+                uint64_t *h = ep ? &h1 : &h0;
+                for (int i = 0; i < 2; i++) *h = *h * 31 + (uint64_t)a->video[i] * 1000 + (uint64_t)a->start[i];
+                ld_release(l1, a);
+                ld_release(l2, bb);
+                batches++;
+            }
+        }
+        CHECK(same);
+        CHECK_EQ_I64(batches, 2 * 3); /* 6 training videos, B 2 */
+        CHECK(h0 != h1);
+        ld_stats st = ld_get_stats(l1);
+        CHECK_EQ_I64(st.bad_clips, 0);
+    }
+    ld_close(l1);
+    ld_close(l2);
+
+    /* Validation groups are held out of LD_TRAIN_ONLY and are all of LD_VAL_ONLY. */
+    ld_config cv = base_cfg(prep, "train", 2, 1, 1, 0, 1);
+    cv.val_every = 2;
+    cv.holdout = LD_VAL_ONLY;
+    ld_loader *lv = ld_open(&cv, err, sizeof err);
+    cv.holdout = LD_TRAIN_ONLY;
+    ld_loader *lt = ld_open(&cv, err, sizeof err);
+    CHECK(lv && lt);
+    if (lv && lt) CHECK_EQ_I64(ld_videos(lv) + ld_videos(lt), 6);
+    ld_close(lv);
+    ld_close(lt);
+
+    /* A corrupt prepared file: its clip is reported as invalid, never silently wrong. */
+    char victim[900];
+    snprintf(victim, sizeof victim, "%s/videos/ArmSwing", prep);
+    DIR *d = opendir(victim);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".avf")) {
+            char p[1200];
+            snprintf(p, sizeof p, "%s/%s", victim, de->d_name);
+            FILE *f = fopen(p, "r+b");
+            if (f) { /* overwrite the middle of the JPEG payloads */
+                fseek(f, 2000, SEEK_SET);
+                char junk[4000];
+                memset(junk, 0x5a, sizeof junk);
+                fwrite(junk, 1, sizeof junk, f);
+                fclose(f);
+            }
+            break;
+        }
+    if (d) closedir(d);
+    c = base_cfg(prep, "train", 4, 3, 2, 0, 2);
+    l = ld_open(&c, err, sizeof err);
+    if (l) {
+        ld_start_epoch(l, 0);
+        const ld_batch *b;
+        int invalid = 0;
+        while ((b = ld_next(l))) {
+            for (int i = 0; i < b->count; i++) invalid += !b->valid[i];
+            ld_release(l, b);
+        }
+        ld_stats st = ld_get_stats(l);
+        CHECK_MSG(invalid > 0 && st.corrupt_frames > 0, "corruption was not reported (%d invalid clips)", invalid);
+        ld_close(l);
+    }
+    free(man);
+}
+
+static void test_short_and_bad_files(void) {
+    char p[600], err[512];
+    /* a 0.3 s video: 6 prepared frames, shorter than a clip of T 8 */
+    snprintf(p, sizeof p, "%s/short.avi", tmp);
+    CHECK_EQ_I64(synth_write_file(p, 0.3, 25.0, 160, 120, 44100, 0, 1, -1), 0);
+    media_info mi;
+    CHECK(media_probe(p, &mi) == 0 && mi.status == MEDIA_OK);
+    /* a video without audio, one with digitally silent audio */
+    snprintf(p, sizeof p, "%s/noaudio.avi", tmp);
+    CHECK_EQ_I64(synth_write_file(p, 0.5, 12.0, 160, 120, 0, 0, 1, -1), 0);
+    CHECK(media_probe(p, &mi) == 0 && mi.status == MEDIA_NO_AUDIO);
+    snprintf(p, sizeof p, "%s/silent.avi", tmp);
+    CHECK_EQ_I64(synth_write_file(p, 0.5, 30000.0 / 1001, 160, 120, 16000, 1, 1, -1), 0);
+    CHECK(media_probe(p, &mi) == 0 && mi.status == MEDIA_SILENT);
+    /* garbage and truncated files fail cleanly */
+    snprintf(p, sizeof p, "%s/garbage.mp4", tmp);
+    FILE *f = fopen(p, "wb");
+    for (int i = 0; i < 5000; i++) fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    CHECK(media_probe(p, &mi) == -1 && mi.status == MEDIA_UNREADABLE && mi.reason[0]);
+    media_target t = {64, 20, 1, 16000};
+    media_output mo;
+    CHECK(media_decode(p, &t, NULL, NULL, &mo, err, sizeof err) == -1 && err[0]);
+    snprintf(p, sizeof p, "%s/short.avi", tmp);
+    char *whole = slurp(p);
+    struct stat st;
+    stat(p, &st);
+    for (int cut = 64; cut < st.st_size && whole; cut = cut * 2 + 17) {
+        char q[700];
+        snprintf(q, sizeof q, "%s/cut.avi", tmp);
+        f = fopen(q, "wb");
+        fwrite(whole, 1, (size_t)cut, f);
+        fclose(f);
+        media_probe(q, &mi); /* must not crash; any verdict with a reason is fine */
+        int r = media_decode(q, &t, NULL, NULL, &mo, err, sizeof err);
+        if (r == 0) media_output_free(&mo);
+        CHECK(r == 0 || err[0]);
+    }
+    free(whole);
+    /* a truncated prepared file is refused by avf_open */
+    avf_writer *w = avf_writer_open(p, 32, 20, 1, AVF_JPEG, 3, err, sizeof err);
+    uint8_t img[32 * 32 * 3];
+    memset(img, 100, sizeof img);
+    snprintf(p, sizeof p, "%s/x.avf", tmp);
+    avf_writer_abort(w);
+    w = avf_writer_open(p, 32, 20, 1, AVF_JPEG, 3, err, sizeof err);
+    CHECK(w != NULL);
+    for (int k = 0; k < 5 && w; k++) avf_writer_frame(w, img);
+    float au[1000] = {0};
+    CHECK(w && avf_writer_finish(w, au, 1000, 16000, err, sizeof err) == 0);
+    avf_file af;
+    CHECK(avf_open(p, &af, err, sizeof err) == 0 && af.frames == 5 && af.samples == 1000);
+    avf_close(&af);
+    stat(p, &st);
+    CHECK(truncate(p, st.st_size - 100) == 0);
+    CHECK(avf_open(p, &af, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "truncated");
+}
+
+static void test_shared_media(const char *dir) {
+    static const struct { const char *file; media_status want; } k[] = {
+        {"video/ball-throw-vp9.avi", MEDIA_OK},       {"video/broken-no-streams.mp4", MEDIA_UNREADABLE},
+        {"video/cockatoo-silent-audio.mp4", MEDIA_SILENT}, {"video/office-pan-nearsilent.mp4", MEDIA_OK},
+        {"video/robot-3gp.3gp", MEDIA_OK},            {"video/robot-asf.asf", MEDIA_OK},
+        {"video/robot-flv.flv", MEDIA_OK},            {"video/robot-mkv.mkv", MEDIA_OK},
+        {"video/robot-mov.mov", MEDIA_OK},            {"video/robot-mp4.mp4", MEDIA_OK},
+        {"video/robot-ogg.ogv", MEDIA_OK},            {"video/robot-rmvb.rmvb", MEDIA_OK},
+        {"video/robot-webm.webm", MEDIA_OK},          {"video/short-silent-audio.mp4", MEDIA_SILENT},
+        {"video/tiny-no-audio.mp4", MEDIA_NO_AUDIO},
+    };
+    char p[1200], err[512];
+    snprintf(p, sizeof p, "%s/video", dir);
+    struct stat st;
+    if (stat(p, &st)) {
+        printf("%s absent: real-media checks skipped\n", p);
+        return;
+    }
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, k[i].file);
+        media_info mi;
+        media_probe(p, &mi);
+        CHECK_MSG(mi.status == k[i].want, "%s: %s (%s), expected %s", k[i].file, media_status_name(mi.status), mi.reason,
+                  media_status_name(k[i].want));
+        media_target t = {224, 20, 1, 16000};
+        media_output mo;
+        int r = media_decode(p, &t, NULL, NULL, &mo, err, sizeof err);
+        CHECK_MSG(k[i].want == MEDIA_UNREADABLE ? r == -1 : (r == 0 && mo.frames > 0), "%s: decode %d (%s)", k[i].file, r,
+                  r ? err : "");
+        if (r == 0) media_output_free(&mo);
+    }
+}
+
+int main(int argc, char **argv) {
+    snprintf(tmp, sizeof tmp, "%s/avgen-data-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) return 1;
+    media_quiet();
+    test_short_and_bad_files();
+    test_pipeline();
+    if (argc > 1) test_shared_media(argv[1]);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    return CHECK_DONE();
+}
