@@ -17,6 +17,7 @@
 #include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
+#include "bench_loader.h"
 #include "prep.h"
 #include "synth.h"
 
@@ -40,6 +41,7 @@ static const char *const usage_main =
     "  synth --out DIR             write a small synthetic UCF101-shaped data set (videos with audio)\n"
     "  prep --src D --splits D --out D\n"
     "                              prepare UCF101 (videos with audio) for training: frames, audio, manifest\n"
+    "  bench-loader --data D       clips/s of the clip loader for several clip lengths and thread counts\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
@@ -525,9 +527,10 @@ int main(int argc, char **argv) {
         const char *u = !strcmp(t, "check") ? usage_check : !strcmp(t, "plan") ? usage_plan
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff : usage_main;
-        if (!strcmp(t, "synth") || !strcmp(t, "prep")) {
+        if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
             char *hv[] = {(char *)t, "--help", NULL};
-            return !strcmp(t, "synth") ? gen_synth_main(2, hv) : gen_prep_main(2, hv);
+            return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)
+                                                                 : gen_bench_loader_main(2, hv);
         }
         fputs(u, stdout);
         return 0;
@@ -540,8 +543,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
     if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "prep")) return gen_prep_main(argc - 1, argv + 1);
-    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep"};
-    const char *sug = gen_suggest(cmd, cmds, 9);
+    if (!strcmp(cmd, "bench-loader")) return gen_bench_loader_main(argc - 1, argv + 1);
+    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
+                                       "bench-loader"};
+    const char *sug = gen_suggest(cmd, cmds, 10);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

@@ -5,6 +5,7 @@
 #include "loader.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ typedef struct {
     rt_fbank *fb;
     float *wave;
     int64_t wave_cap;
+    float *rows;              /* fbank rows of a clip's audio span */
+    size_t rows_cap;
 } worker_state;
 
 /* One clip into batch slot position i. Returns 0, or -1 when a frame is corrupt (counted). */
@@ -90,15 +93,50 @@ static int fill_clip(worker_state *w, ld_batch *b, int i, const ld_clip *c) {
         if (k >= f.frames) k = f.frames - 1, padded = 1;
         if (avf_read_frame(w->dec, &f, k, fr + (size_t)t * S * S * 3)) bad++;
     }
-    /* audio: the whole waveform without its mean (MODEL.md section 5), a window per frame */
+    /* Audio: the whole waveform without its mean (MODEL.md section 5), a 1 s window per frame. A Kaldi
+     * fbank row depends only on its own 25 ms of samples, so when every window starts on the 10 ms hop
+     * grid (20 fps at 16 kHz: frame k's window starts at 800 k - 8000) the clip's rows are computed once
+     * over the union of its windows and each window is a slice: the same numbers as rt_fbank_window, with
+     * 6x (T 8) to 15x (T 64) less work. Other cases fall back to rt_fbank_window per frame. */
     if (f.samples > w->wave_cap) {
         float *nw = realloc(w->wave, sizeof(float) * (size_t)f.samples);
         if (nw) w->wave = nw, w->wave_cap = f.samples;
     }
-    const int win = (int)llround(g->window_seconds * 16000);
-    for (int t = 0; t < T && f.samples <= w->wave_cap; t++) {
-        if (t == 0)
-            for (int64_t s = 0; s < f.samples; s++) w->wave[s] = (float)(f.audio[s] - f.audio_mean);
+    const int win = (int)llround(g->window_seconds * 16000), hop = rt_fbank_frame_shift(w->fb);
+    const int wrows = rt_fbank_num_frames(w->fb, win);
+    int64_t starts[4096], lo = INT64_MAX, hi = 0;
+    int aligned = f.samples >= win && T <= 4096 && f.samples <= w->wave_cap;
+    for (int t = 0; t < T && aligned; t++) {
+        int k = c->start + t * g->stride;
+        if (k >= f.frames) k = f.frames - 1;
+        int64_t center = (int64_t)llround((double)k * 16000.0 * f.fps_den / f.fps_num);
+        int64_t st = center - win / 2;
+        if (st > f.samples - win) st = f.samples - win;
+        if (st < 0) st = 0;
+        starts[t] = st;
+        if (st % hop) aligned = 0;
+        if (st < lo) lo = st;
+        if (st + win > hi) hi = st + win;
+    }
+    if (f.samples <= w->wave_cap)
+        for (int64_t s = 0; s < f.samples; s++) w->wave[s] = (float)(f.audio[s] - f.audio_mean);
+    if (aligned) {
+        int rows = rt_fbank_num_frames(w->fb, hi - lo);
+        if ((size_t)rows * M > w->rows_cap) {
+            float *nr = realloc(w->rows, sizeof(float) * (size_t)rows * M);
+            if (nr) w->rows = nr, w->rows_cap = (size_t)rows * M;
+        }
+        if ((size_t)rows * M > w->rows_cap) aligned = 0;
+        else rt_fbank_compute(w->fb, w->wave + lo, hi - lo, w->rows);
+        for (int t = 0; t < T && aligned; t++) {
+            const float *src = w->rows + (size_t)((starts[t] - lo) / hop) * M;
+            float *dst = au + (size_t)t * A * M;
+            for (size_t i = 0; i < (size_t)wrows * M; i++)
+                dst[i] = (float)((src[i] - g->norm_mean) / (2.0 * g->norm_std));
+            memset(dst + (size_t)wrows * M, 0, sizeof(float) * (size_t)(A - wrows) * M);
+        }
+    }
+    for (int t = 0; t < T && !aligned && f.samples <= w->wave_cap; t++) {
         int k = c->start + t * g->stride;
         if (k >= f.frames) k = f.frames - 1;
         int64_t center = (int64_t)llround((double)k * 16000.0 * f.fps_den / f.fps_num);
@@ -164,6 +202,7 @@ static void *worker(void *arg) {
     avf_decoder_free(w->dec);
     rt_fbank_free(w->fb);
     free(w->wave);
+    free(w->rows);
     free(w);
     return NULL;
 }

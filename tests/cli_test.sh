@@ -28,12 +28,15 @@ expect() {
 # Help everywhere.
 expect 0 "usage: avgen COMMAND" -- "$AVGEN" --help
 expect 0 "usage: avgen COMMAND" -- "$AVGEN" help
-for c in check plan emit devices; do
+for c in check plan emit devices step diff synth prep bench-loader; do
   expect 0 "usage: avgen $c" -- "$AVGEN" $c --help
   expect 0 "usage: avgen $c" -- "$AVGEN" help $c
 done
 expect 2 "usage: avgen COMMAND" -- "$AVGEN"
 expect 2 'unknown command "chek" (did you mean check?)' -- "$AVGEN" chek
+expect 2 "--src, --splits and --out are required" -- "$AVGEN" prep --src /nonexistent
+expect 2 "is not a folder" -- "$AVGEN" prep --src /nonexistent --splits /nonexistent --out "$TMP/p"
+expect 2 "--data PREPARED is required" -- "$AVGEN" bench-loader
 expect 0 "avgen 0." -- "$AVGEN" --version
 expect 2 "unknown option --bogus" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bogus
 expect 2 "a model description MODEL.json is required" -- "$AVGEN" check

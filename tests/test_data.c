@@ -18,6 +18,7 @@
 
 #include "avf.h"
 #include "check.h"
+#include "fbank.h"
 #include "loader.h"
 #include "media.h"
 #include "prep.h"
@@ -158,12 +159,33 @@ static void test_pipeline(void) {
         const double tm = synth_marker_time(2.0, 25.0);
         ld_start_epoch(l, 0);
         const ld_batch *b;
-        int checked = 0, off = 0;
+        int checked = 0, off = 0, compared = 0;
+        double worst = 0;
+        rt_fbank *fb = rt_fbank_new(16000, 128);
+        float *ref = malloc(sizeof(float) * 102 * 128);
         while ((b = ld_next(l))) {
             for (int i = 0; i < b->count; i++) {
+                const float *a = b->audio + (size_t)i * 102 * 128;
+                /* the loader's sliced clip fbank equals rt_fbank_window on the prepared audio */
+                {
+                    char vp[1200];
+                    snprintf(vp, sizeof vp, "%s/videos/%s.avf", prep, ld_video_name(l, b->video[i]));
+                    char *avi = strstr(vp, ".avi.avf"); /* videos/<Class>/<stem>.avf */
+                    if (avi) memmove(avi, ".avf", 5);
+                    avf_file af;
+                    if (avf_open(vp, &af, err, sizeof err) == 0) {
+                        float *wave = malloc(sizeof(float) * (size_t)af.samples);
+                        for (int64_t s2 = 0; s2 < af.samples; s2++) wave[s2] = (float)(af.audio[s2] - af.audio_mean);
+                        rt_fbank_window(fb, wave, af.samples, (int64_t)llround(b->start[i] * 800.0), 16000, -4.1426, 3.2001,
+                                        102, ref);
+                        for (int e2 = 0; e2 < 102 * 128; e2++) worst = fmax(worst, fabs(ref[e2] - a[e2]));
+                        compared++;
+                        free(wave);
+                        avf_close(&af);
+                    }
+                }
                 if (b->video[i] != 0) continue;
                 const double tf = b->start[i] / 20.0;
-                const float *a = b->audio + (size_t)i * 102 * 128;
                 /* rows (10 ms hops of 25 ms frames) of the window [tf - 0.5, tf + 0.5) */
                 int best = -1;
                 double be = -1e30;
@@ -182,6 +204,10 @@ static void test_pipeline(void) {
             ld_release(l, b);
         }
         CHECK_MSG(checked >= 14, "only %d frames near the burst", checked);
+        CHECK_MSG(compared > 100 && worst < 1e-5, "loader audio vs rt_fbank_window: %d windows compared, worst %.3g",
+                  compared, worst);
+        free(ref);
+        rt_fbank_free(fb);
         CHECK_MSG(off == 0, "%d windows put the burst in the wrong rows", off);
         /* padded rows after the 98 fbank rows are zero */
         ld_close(l);
