@@ -14,7 +14,7 @@ echo "== $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | s
 echo "== avgen bench-loader --data $prep"
 table=$("$avgen" bench-loader --data "$prep" --seconds "${SECONDS_EACH:-3}")
 echo "$table"
-mapfile -t files < <(find "$src" -type f \( -name '*.avi' -o -name '*.mp4' -o -name '*.mkv' \) | sort)
+mapfile -t files < <(find "$src" -type f \( -type f -path '*/Class*' \) | sort)
 frames=0
 start=$(date +%s.%N)
 for f in "${files[@]}"; do
