@@ -13,7 +13,11 @@
 #include "emit.h"
 #include "graph.h"
 #include "plan.h"
+#include "evaluate.h"
+#include "loader.h"
 #include "rt_model.h"
+#include "train.h"
+#include <sys/stat.h>
 #include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
@@ -42,6 +46,10 @@ static const char *const usage_main =
     "  prep --src D --splits D --out D\n"
     "                              prepare UCF101 (videos with audio) for training: frames, audio, manifest\n"
     "  bench-loader --data D       clips/s of the clip loader for several clip lengths and thread counts\n"
+    "  train MODEL.json --data D   train on a prepared folder (checkpoints, log, validation, resume)\n"
+    "  eval MODEL.json --data D --checkpoint C\n"
+    "                              clip and video top-1/top-5, per-class accuracy, confusion matrix\n"
+    "  compare RUN...              runs side by side: accuracy, trainable parameters, throughput\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
@@ -108,6 +116,41 @@ static const char *const usage_diff =
     "status 0 when all agree, 1 when some differ (or, without --only-common, when a tensor is in one\n"
     "file only), 2 on bad input.\n";
 
+static const char *const usage_train =
+    "usage: avgen train MODEL.json --data PREPARED [--weights vit.safetensors] [--backend auto|cpu|cuda]\n"
+    "                   [--out RUN] [--resume] [--threads N] [--checkpoint-every N] [--patience N]\n"
+    "                   [--val-every N] [--max-steps N] [--quiet] [--set path=value]...\n"
+    "\n"
+    "Trains the configuration on a folder written by avgen prep: train.epochs epochs of shuffled clips\n"
+    "(video.frames frames at video.stride), Adam/AdamW with the adapters at train.lr and the head at\n"
+    "train.head_lr, train.warmup steps of linear warm-up then a constant, cosine or step schedule,\n"
+    "train.grad_accum batches per update. Each epoch it validates on held-out training groups (groups\n"
+    "with group % N == 0, --val-every, default 5; never the test split), keeps the best model\n"
+    "(RUN/best.safetensors) and stops after --patience epochs without improvement (0: never). Writes\n"
+    "RUN/log.jsonl (one JSON object per step: loss, lr, grad norm, clips/s, pairs/s, data wait, memory;\n"
+    "one per epoch), checkpoints every --checkpoint-every steps and each epoch (atomically; --resume\n"
+    "continues RUN exactly), RUN/summary.json and RUN/model.json. A non-finite loss stops the run and\n"
+    "keeps the last good checkpoint. RUN defaults to runs/<name>. The backbone comes from --weights or\n"
+    "backbone.weights (Hugging Face google/vit-base-patch16-224 safetensors), else from train.seed\n"
+    "(tests only). Exit status: 0 done, 1 failure, 2 bad input, 3 non-finite loss.\n";
+
+static const char *const usage_eval =
+    "usage: avgen eval MODEL.json --data PREPARED --checkpoint RUN|FILE [--split test|train|val] [--json]\n"
+    "                  [--out DIR] [--weights vit.safetensors] [--set path=value]...\n"
+    "\n"
+    "Eval-mode forward over every non-overlapping clip of the split's videos: clip-level and video-level\n"
+    "(mean of a video's clip logits) top-1 and top-5, per-class accuracy (video level) and the confusion\n"
+    "matrix, printed as a table and written to DIR (default: the run folder, else the current folder) as\n"
+    "eval-SPLIT.json, confusion-SPLIT.csv and confusion-SPLIT.png. --checkpoint takes a run folder (its\n"
+    "best.safetensors, else its latest checkpoint) or a checkpoint file. --json prints one object:\n"
+    "{\"clip\": {\"top1\", \"top5\"}, \"video\": {\"top1\", \"top5\"}, \"per_class\": [...], ...}.\n";
+
+static const char *const usage_compare =
+    "usage: avgen compare RUN...\n"
+    "\n"
+    "Prints the runs side by side: configuration, trainable parameters, training throughput, best\n"
+    "validation top-1, and test accuracy (clip and video top-1) where avgen eval has written it.\n";
+
 static const char *const usage_devices =
     "usage: avgen devices\n"
     "\n"
@@ -121,6 +164,9 @@ typedef struct {
     const char *out;
     int json, force, no_search, print_json;
     const char *params, *inputs, *init_out, *backend, *update_out;
+    const char *data, *weights, *checkpoint, *split;
+    int resume, threads, checkpoint_every, patience, val_every, quiet;
+    long long max_steps;
 } args_t;
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -151,6 +197,28 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
                               : !strcmp(s, "--init-out") ? &a->init_out : !strcmp(s, "--update-out") ? &a->update_out
                               : &a->backend;
             *slot = argv[++i];
+        } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) &&
+                   (!strcmp(s, "--data") || !strcmp(s, "--weights") || !strcmp(s, "--checkpoint") || !strcmp(s, "--split") ||
+                    !strcmp(s, "--backend"))) {
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
+            const char **slot = !strcmp(s, "--data") ? &a->data : !strcmp(s, "--weights") ? &a->weights
+                              : !strcmp(s, "--checkpoint") ? &a->checkpoint : !strcmp(s, "--split") ? &a->split : &a->backend;
+            *slot = argv[++i];
+        } else if (!strcmp(cmd, "train") && (!strcmp(s, "--threads") || !strcmp(s, "--checkpoint-every") ||
+                                              !strcmp(s, "--patience") || !strcmp(s, "--val-every") ||
+                                              !strcmp(s, "--max-steps"))) {
+            char *end;
+            long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || *end || v < 0 || v > 100000000) return usage_error(cmd, "%s needs a non-negative integer", s);
+            i++;
+            if (!strcmp(s, "--threads")) a->threads = (int)v;
+            else if (!strcmp(s, "--checkpoint-every")) a->checkpoint_every = (int)v;
+            else if (!strcmp(s, "--patience")) a->patience = (int)v;
+            else if (!strcmp(s, "--val-every")) a->val_every = (int)v;
+            else a->max_steps = v;
+        } else if (!strcmp(cmd, "train") && (!strcmp(s, "--resume") || !strcmp(s, "--quiet"))) {
+            if (!strcmp(s, "--resume")) a->resume = 1;
+            else a->quiet = 1;
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a folder", s);
             a->out = argv[++i];
@@ -170,7 +238,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             return usage_error(cmd, "unexpected argument %s", s);
         }
     }
-    if (a->json && strcmp(cmd, "plan")) return usage_error(cmd, "unknown option %s", "--json");
+    if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "eval")) return usage_error(cmd, "unknown option %s", "--json");
     if (want_model && !a->model) return usage_error(cmd, "%s", "a model description MODEL.json is required");
     return -1;
 }
@@ -491,6 +559,316 @@ static int cmd_diff(int argc, char **argv) {
     return bad || (!only_common && missing) || n == 0 ? 1 : 0;
 }
 
+/* --------------------------------------------------------------------------------- train, eval, compare */
+
+typedef struct {
+    gen_ir ir;
+    gen_mem mem;
+    gen_graph graph;
+} built_graph;
+
+static int build_graph(const gen_spec *s, int train, built_graph *b) {
+    memset(b, 0, sizeof *b);
+    if (gen_lower(s, s->memory.recompute, train, &b->ir)) return -1;
+    gen_pack(&b->ir, &b->mem);
+    if (gen_graph_build(&b->ir, &b->mem, &b->graph)) {
+        gen_ir_free(&b->ir);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_graph(built_graph *b) {
+    gen_graph_free(&b->graph);
+    gen_ir_free(&b->ir);
+}
+
+static int check_backend(const char *cmd, const char *backend) {
+    if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;
+    if (!strcmp(backend, "cuda"))
+        fprintf(stderr, "error: avgen %s --backend cuda: this avgen has no CUDA backend yet; use --backend cpu (or auto).\n", cmd);
+    else
+        fprintf(stderr, "error: avgen %s --backend %s is not a backend; expected auto, cpu or cuda.\n", cmd, backend);
+    return 2;
+}
+
+static const char *weights_of(const args_t *a, const gen_spec *s) {
+    if (a->weights) return a->weights;
+    return s->backbone.weights[0] ? s->backbone.weights_path : NULL;
+}
+
+static int cmd_train(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("train", usage_train, argc, argv, &a, 1);
+    if (r >= 0) return r;
+    if (!a.data) return usage_error("train", "%s", "--data PREPARED is required");
+    if ((r = check_backend("train", a.backend))) return r;
+    gen_spec s;
+    if ((r = load(&a, &s))) return r;
+    s.precision = PREC_FP32; /* the CPU backend */
+    const char *w = weights_of(&a, &s);
+    if (!w) warn_weights(&s);
+    char run[1024];
+    if (a.out) snprintf(run, sizeof run, "%s", a.out);
+    else {
+        mkdir("runs", 0777);
+        snprintf(run, sizeof run, "runs/%s", s.name);
+    }
+    struct stat st;
+    char cj[1200];
+    snprintf(cj, sizeof cj, "%s/checkpoint.json", run);
+    if (!a.resume && stat(cj, &st) == 0) {
+        fprintf(stderr, "error: %s already holds a run; pass --resume to continue it or --out for a new folder.\n", run);
+        return 2;
+    }
+    built_graph tg, eg;
+    if (build_graph(&s, 1, &tg) || build_graph(&s, 0, &eg)) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        return 1;
+    }
+    avgen_consts k;
+    gen_consts(&s, &k);
+    gen_plan p;
+    gen_make_plan(&s, 0, &p);
+    if (mkdir(run, 0777) && errno != EEXIST) {
+        fprintf(stderr, "error: cannot create %s (%s).\n", run, strerror(errno));
+        return 1;
+    }
+    char mj[1200];
+    snprintf(mj, sizeof mj, "%s/model.json", run);
+    char *canon = gen_spec_to_json(&s);
+    FILE *f = fopen(mj, "w");
+    if (f) fputs(canon, f), fputc('\n', f), fclose(f);
+    free(canon);
+    rt_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.train_g = &tg.graph.g, c.eval_g = &eg.graph.g, c.k = &k;
+    c.data = a.data, c.run_dir = run, c.weights = w, c.name = s.name, c.resume = a.resume;
+    c.epochs = s.train.epochs, c.grad_accum = s.train.grad_accum, c.warmup = s.train.warmup;
+    c.schedule = s.train.schedule == SCHED_COSINE ? RT_SCHED_COSINE : s.train.schedule == SCHED_STEP ? RT_SCHED_STEP : RT_SCHED_CONSTANT;
+    c.step_every = s.train.step_every, c.step_gamma = s.train.step_gamma;
+    c.frames = s.video.frames, c.stride = s.video.stride;
+    c.threads = a.threads > 0 ? a.threads : 2;
+    c.checkpoint_every = a.checkpoint_every, c.patience = a.patience, c.val_every = a.val_every > 1 ? a.val_every : 5;
+    c.max_steps = a.max_steps, c.quiet = a.quiet, c.seed = (uint64_t)s.train.seed;
+    c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
+    c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std, c.trainable_params = p.trainable;
+    char err[1024] = "";
+    r = rt_train(&c, err, sizeof err);
+    free_graph(&tg);
+    free_graph(&eg);
+    if (r) fprintf(stderr, "%serror: %s.\n", a.quiet ? "" : "\n", err);
+    else if (!a.quiet) fprintf(stderr, "\navgen train: done: %s (log.jsonl, summary.json, best.safetensors)\n", run);
+    return r;
+}
+
+/* Class names by label, from the manifest. */
+static void class_names(const char *data, char names[][128], int n) {
+    for (int i = 0; i < n; i++) snprintf(names[i], 128, "%d", i);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/manifest.jsonl", data);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_object *o = json_tokener_parse(line), *x, *y;
+        if (o && json_object_object_get_ex(o, "label", &x) && json_object_object_get_ex(o, "class", &y)) {
+            int l = json_object_get_int(x);
+            if (l >= 0 && l < n) snprintf(names[l], 128, "%s", json_object_get_string(y));
+        }
+        json_object_put(o);
+    }
+    free(line);
+    fclose(f);
+}
+
+static int cmd_eval(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("eval", usage_eval, argc, argv, &a, 1);
+    if (r >= 0) return r;
+    if (!a.data) return usage_error("eval", "%s", "--data PREPARED is required");
+    if (!a.checkpoint) return usage_error("eval", "%s", "--checkpoint RUN|FILE is required");
+    if ((r = check_backend("eval", a.backend))) return r;
+    const char *split = a.split ? a.split : "test";
+    if (strcmp(split, "test") && strcmp(split, "train") && strcmp(split, "val"))
+        return usage_error("eval", "--split %s is not test, train or val", split);
+    gen_spec s;
+    if ((r = load(&a, &s))) return r;
+    s.precision = PREC_FP32;
+    /* the checkpoint: a run folder (best, else latest) or a file */
+    char ck[1400], outdir[1024];
+    struct stat st;
+    snprintf(outdir, sizeof outdir, "%s", a.out ? a.out : ".");
+    if (stat(a.checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (!a.out) snprintf(outdir, sizeof outdir, "%s", a.checkpoint);
+        snprintf(ck, sizeof ck, "%s/best.safetensors", a.checkpoint);
+        if (stat(ck, &st)) {
+            char cj[1200];
+            snprintf(cj, sizeof cj, "%s/checkpoint.json", a.checkpoint);
+            json_object *o = json_object_from_file(cj), *x;
+            if (!o || !json_object_object_get_ex(o, "file", &x)) {
+                fprintf(stderr, "error: %s has neither best.safetensors nor checkpoint.json; expected a run folder.\n", a.checkpoint);
+                json_object_put(o);
+                return 2;
+            }
+            snprintf(ck, sizeof ck, "%s/%s", a.checkpoint, json_object_get_string(x));
+            json_object_put(o);
+        }
+    } else {
+        snprintf(ck, sizeof ck, "%s", a.checkpoint);
+    }
+    built_graph eg;
+    if (build_graph(&s, 0, &eg)) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        return 1;
+    }
+    avgen_consts k;
+    gen_consts(&s, &k);
+    char err[1024] = "";
+    avgen_ctx c;
+    st_file *wf = NULL;
+    ld_loader *l = NULL;
+    rt_eval_result res;
+    int have_res = 0;
+    const char *w = weights_of(&a, &s);
+    r = 0;
+    if (rt_ctx_init(&c, &eg.graph.g, &k, err, sizeof err)) { free_graph(&eg); fprintf(stderr, "error: %s.\n", err); return 1; }
+    if (w && !(wf = st_open(w, err, sizeof err))) r = 2;
+    if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
+    if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;
+    if (!r) {
+        ld_config lc;
+        memset(&lc, 0, sizeof lc);
+        lc.dir = a.data, lc.split = !strcmp(split, "val") ? "train" : split;
+        lc.holdout = !strcmp(split, "val") ? LD_VAL_ONLY : LD_ALL, lc.val_every = 5;
+        lc.frames = s.video.frames, lc.stride = s.video.stride, lc.batch = s.train.batch, lc.train = 0;
+        lc.threads = 2, lc.ring = 5, lc.audio_rows = s.audio.target_frames, lc.mel_bins = s.audio.mel_bins;
+        lc.window_seconds = s.audio.window_seconds, lc.norm_mean = s.audio.norm_mean, lc.norm_std = s.audio.norm_std;
+        if (!(l = ld_open(&lc, err, sizeof err))) r = 2;
+        else if (ld_size(l) != s.backbone.image_size) {
+            snprintf(err, sizeof err, "%s holds %dx%d frames but the configuration's image is %d", a.data, ld_size(l),
+                     ld_size(l), s.backbone.image_size);
+            r = 2;
+        } else if (rt_evaluate(&c, NULL, l, &res, err, sizeof err)) r = 1;
+        else have_res = 1;
+    }
+    if (!r) {
+        const int C = s.head.classes;
+        char (*names)[128] = calloc((size_t)C, 128);
+        class_names(a.data, names, C);
+        json_object *o = json_object_new_object(), *cl = json_object_new_object(), *vi = json_object_new_object();
+        json_object_object_add(cl, "top1", json_object_new_double(rt_acc_top1(&res.clip)));
+        json_object_object_add(cl, "top5", json_object_new_double(rt_acc_top5(&res.clip)));
+        json_object_object_add(cl, "count", json_object_new_int64(res.clip.n));
+        json_object_object_add(vi, "top1", json_object_new_double(rt_acc_top1(&res.video)));
+        json_object_object_add(vi, "top5", json_object_new_double(rt_acc_top5(&res.video)));
+        json_object_object_add(vi, "count", json_object_new_int64(res.video.n));
+        json_object_object_add(o, "name", json_object_new_string(s.name));
+        json_object_object_add(o, "split", json_object_new_string(split));
+        json_object_object_add(o, "checkpoint", json_object_new_string(ck));
+        json_object_object_add(o, "clip", cl);
+        json_object_object_add(o, "video", vi);
+        json_object_object_add(o, "loss", json_object_new_double(res.loss));
+        json_object_object_add(o, "bad_clips", json_object_new_int64(res.bad_clips));
+        json_object *pc = json_object_new_array();
+        for (int i = 0; i < C; i++) {
+            double acc = rt_acc_class(&res.video, i);
+            if (acc < 0) continue;
+            int64_t n = 0;
+            for (int j = 0; j < C; j++) n += res.video.confusion[(size_t)i * C + j];
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "label", json_object_new_int(i));
+            json_object_object_add(e, "class", json_object_new_string(names[i]));
+            json_object_object_add(e, "accuracy", json_object_new_double(acc));
+            json_object_object_add(e, "videos", json_object_new_int64(n));
+            json_object_array_add(pc, e);
+        }
+        json_object_object_add(o, "per_class", pc);
+        char p1[1200], p2[1200], p3[1200];
+        snprintf(p1, sizeof p1, "%s/eval-%s.json", outdir, split);
+        snprintf(p2, sizeof p2, "%s/confusion-%s.csv", outdir, split);
+        snprintf(p3, sizeof p3, "%s/confusion-%s.png", outdir, split);
+        const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE);
+        FILE *f = fopen(p1, "w");
+        int wrote = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+        if (f) wrote &= fclose(f) == 0;
+        if (!wrote || rt_acc_write_csv(&res.video, p2) || rt_acc_write_png(&res.video, p3, C <= 20 ? 24 : 10)) {
+            snprintf(err, sizeof err, "cannot write the results into %.900s", outdir);
+            r = 1;
+        }
+        if (a.json) puts(txt);
+        else {
+            printf("%s on %s (%s): %lld clips of %lld videos\n", s.name, split, a.data, (long long)res.clip.n,
+                   (long long)res.video.n);
+            printf("  %-8s %8s %8s\n", "", "top-1", "top-5");
+            printf("  %-8s %8.4f %8.4f\n", "clip", rt_acc_top1(&res.clip), rt_acc_top5(&res.clip));
+            printf("  %-8s %8.4f %8.4f\n", "video", rt_acc_top1(&res.video), rt_acc_top5(&res.video));
+            printf("  per class (video level):\n");
+            for (int i = 0; i < C; i++) {
+                double acc = rt_acc_class(&res.video, i);
+                if (acc >= 0) printf("    %-24s %6.3f\n", names[i], acc);
+            }
+            printf("  wrote %s, %s, %s\n", p1, p2, p3);
+        }
+        json_object_put(o);
+        free(names);
+    }
+    if (have_res) rt_eval_free(&res);
+    ld_close(l);
+    st_close(wf);
+    rt_ctx_free(&c);
+    free_graph(&eg);
+    if (r) fprintf(stderr, "error: %s.\n", err);
+    return r;
+}
+
+static int cmd_compare(int argc, char **argv) {
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage_compare, stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-') return usage_error("compare", "unknown option %s", argv[i]);
+        n++;
+    }
+    if (n == 0) return usage_error("compare", "%s", "at least one run folder is required");
+    printf("%-28s %-8s %12s %10s %10s %10s %10s\n", "run", "fusion", "trainable", "clips/s", "val top-1", "test clip",
+           "test video");
+    int bad = 0;
+    for (int i = 0; i < argc; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/summary.json", argv[i]);
+        json_object *sm = json_object_from_file(p), *x;
+        if (!sm) {
+            fprintf(stderr, "error: %s cannot be read; expected a run folder written by avgen train.\n", p);
+            bad = 1;
+            continue;
+        }
+        snprintf(p, sizeof p, "%s/model.json", argv[i]);
+        json_object *mj = json_object_from_file(p);
+        snprintf(p, sizeof p, "%s/eval-test.json", argv[i]);
+        json_object *ev = json_object_from_file(p), *cl, *vi;
+        const char *fusion = mj && json_object_object_get_ex(mj, "fusion", &x) ? json_object_get_string(x) : "?";
+        long long tp = json_object_object_get_ex(sm, "trainable_params", &x) ? json_object_get_int64(x) : -1;
+        double cps = json_object_object_get_ex(sm, "clips_per_s", &x) ? json_object_get_double(x) : 0;
+        double val = json_object_object_get_ex(sm, "best_val_top1", &x) ? json_object_get_double(x) : -1;
+        char tc[32] = "-", tv[32] = "-", vs[32] = "-";
+        if (ev && json_object_object_get_ex(ev, "clip", &cl) && json_object_object_get_ex(cl, "top1", &x))
+            snprintf(tc, sizeof tc, "%.4f", json_object_get_double(x));
+        if (ev && json_object_object_get_ex(ev, "video", &vi) && json_object_object_get_ex(vi, "top1", &x))
+            snprintf(tv, sizeof tv, "%.4f", json_object_get_double(x));
+        if (val >= 0) snprintf(vs, sizeof vs, "%.4f", val);
+        const char *base = strrchr(argv[i], '/');
+        base = base && base[1] ? base + 1 : argv[i];
+        printf("%-28s %-8s %12lld %10.1f %10s %10s %10s\n", base, fusion, tp, cps, vs, tc, tv);
+        json_object_put(sm), json_object_put(mj), json_object_put(ev);
+    }
+    return bad ? 2 : 0;
+}
+
 static int cmd_devices(int argc, char **argv) {
     args_t a;
     int r = parse_args("devices", usage_devices, argc, argv, &a, 0);
@@ -526,7 +904,9 @@ int main(int argc, char **argv) {
         const char *t = argc > 2 ? argv[2] : "";
         const char *u = !strcmp(t, "check") ? usage_check : !strcmp(t, "plan") ? usage_plan
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
-                      : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff : usage_main;
+                      : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff
+                      : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
+                      : !strcmp(t, "compare") ? usage_compare : usage_main;
         if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
             char *hv[] = {(char *)t, "--help", NULL};
             return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)
@@ -544,9 +924,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "prep")) return gen_prep_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench-loader")) return gen_bench_loader_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
-                                       "bench-loader"};
-    const char *sug = gen_suggest(cmd, cmds, 10);
+                                       "bench-loader", "train", "eval", "compare"};
+    const char *sug = gen_suggest(cmd, cmds, 13);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

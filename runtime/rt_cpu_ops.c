@@ -724,11 +724,11 @@ static void op_adam(avgen_ctx *c, const avgen_graph *g, const avgen_op_desc *o, 
             else if (u->kind == AVGEN_T_OPTSTATE) vi = IN(j);
         }
         if (gi < 0 || mi < 0 || vi < 0) continue;
-        const double lr = pt->group == AVGEN_GROUP_HEAD ? k->head_lr : k->lr;
+        const double lr = (pt->group == AVGEN_GROUP_HEAD ? k->head_lr : k->lr) * c->lr_scale;
         float *w = PF(p), *gr = PF(gi), *m = PF(mi), *v = PF(vi);
         const size_t n = (size_t)(pt->bytes / 4);
         for (size_t e = 0; e < n; e++) {
-            double gg = gr[e];
+            double gg = (double)gr[e] * c->grad_scale;
             if (!k->adamw) gg += k->weight_decay * w[e];
             m[e] = (float)(k->beta1 * m[e] + (1 - k->beta1) * gg);
             v[e] = (float)(k->beta2 * v[e] + (1 - k->beta2) * gg * gg);

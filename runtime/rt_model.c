@@ -12,6 +12,7 @@
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     c->g = g, c->k = k;
+    c->lr_scale = 1, c->grad_scale = 1;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         size_t n = (size_t)g->arena_bytes[a];
         c->arena[a] = calloc(n ? n : 1, 1);

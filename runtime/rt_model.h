@@ -14,10 +14,15 @@ typedef struct avgen_ctx {
     const avgen_consts *k;
     unsigned char *arena[AVGEN_ARENA_COUNT];
     int64_t adam_step;         /* updates done so far (Adam bias correction) */
+    double lr_scale;           /* the schedule's multiplier of train.lr and train.head_lr (1 when unset) */
+    double grad_scale;         /* applied to the gradients by the update: 1 / accumulation steps (1 when unset) */
     int failed;                /* set by an op that met bad data (e.g. a label out of range) */
     float *frames_f32;         /* when set: normalised f32 [B,T,3,S,S] frames that replace the uint8 input */
     char err[512];
 } avgen_ctx;
+
+/* A phase of the step (generated straight-line code); NULL where a caller may interpret the graph instead. */
+typedef void (*rt_phase_fn)(avgen_ctx *ctx);
 
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen);
 void rt_ctx_free(avgen_ctx *c);

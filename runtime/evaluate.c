@@ -1,0 +1,65 @@
+/* evaluate.c: see evaluate.h. */
+#include "evaluate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r, char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    const int C = ev->k->classes, NV = ld_videos(l);
+    int lt = rt_find(ev->g, "logits"), ft = rt_find(ev->g, "frames"), at = rt_find(ev->g, "audio");
+    double *vsum = calloc((size_t)NV * C, sizeof(double));
+    int *vcount = calloc((size_t)NV, sizeof(int));
+    if (lt < 0 || !vsum || !vcount || rt_acc_init(&r->clip, C) || rt_acc_init(&r->video, C)) {
+        snprintf(err, errlen, "evaluation: out of memory or no logits in the graph");
+        free(vsum), free(vcount);
+        rt_eval_free(r);
+        return -1;
+    }
+    ld_start_epoch(l, 0);
+    const ld_batch *b;
+    double loss = 0;
+    while ((b = ld_next(l))) {
+        if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
+        if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
+        if (fwd) fwd(ev);
+        else rt_run_phase(ev, AVGEN_PH_FORWARD);
+        const float *lg = rt_ptr(ev, lt);
+        for (int i = 0; i < b->count; i++) {
+            if (!b->valid[i]) {
+                r->bad_clips++;
+                continue;
+            }
+            const float *x = lg + (size_t)i * C;
+            const int y = (int)b->labels[i];
+            double mx = -INFINITY, s = 0;
+            for (int c = 0; c < C; c++) mx = fmax(mx, x[c]);
+            for (int c = 0; c < C; c++) s += exp(x[c] - mx);
+            loss += mx + log(s) - x[y];
+            rt_acc_add(&r->clip, x, y);
+            for (int c = 0; c < C; c++) vsum[(size_t)b->video[i] * C + c] += x[c];
+            vcount[b->video[i]]++;
+            r->clips++;
+        }
+        ld_release(l, b);
+    }
+    float *mean = malloc(sizeof(float) * (size_t)C);
+    for (int v = 0; v < NV && mean; v++) {
+        if (!vcount[v]) continue;
+        for (int c = 0; c < C; c++) mean[c] = (float)(vsum[(size_t)v * C + c] / vcount[v]);
+        rt_acc_add(&r->video, mean, ld_video_label(l, v));
+        r->videos++;
+    }
+    free(mean);
+    r->loss = r->clips ? loss / r->clips : 0;
+    free(vsum);
+    free(vcount);
+    return 0;
+}
+
+void rt_eval_free(rt_eval_result *r) {
+    rt_acc_free(&r->clip);
+    rt_acc_free(&r->video);
+}

@@ -1,0 +1,420 @@
+/* train.c: the training loop (see train.h) and evaluation over a loader. Determinism: the loader's clips
+ * depend only on the seed and the epoch, the CPU ops are deterministic, and a checkpoint records the
+ * epoch, the batch within it and the optimizer state, so a resumed run redoes exactly the same steps. */
+#include "train.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evaluate.h"
+#include "loader.h"
+#include "safetensors.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void run(avgen_ctx *c, rt_phase_fn fn, int phase) {
+    if (fn) fn(c);
+    else rt_run_phase(c, phase);
+}
+
+double rt_lr_multiplier(const rt_train_cfg *cfg, int64_t step, int64_t total, int64_t per_epoch) {
+    if (cfg->warmup > 0 && step < cfg->warmup) return (double)(step + 1) / cfg->warmup;
+    switch (cfg->schedule) {
+    case RT_SCHED_COSINE: {
+        int64_t span = total - cfg->warmup;
+        double p = span > 0 ? (double)(step - cfg->warmup) / (double)span : 1;
+        if (p > 1) p = 1;
+        return 0.5 * (1 + cos(M_PI * p));
+    }
+    case RT_SCHED_STEP: {
+        int64_t epoch = per_epoch > 0 ? step / per_epoch : 0;
+        return pow(cfg->step_gamma, (double)(epoch / (cfg->step_every > 0 ? cfg->step_every : 1)));
+    }
+    default: return 1;
+    }
+}
+
+void rt_copy_params(avgen_ctx *dst, const avgen_ctx *src) {
+    for (int i = 0; i < dst->g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &dst->g->tensors[i];
+        if (t->kind != AVGEN_T_FROZEN && t->kind != AVGEN_T_TRAINABLE && t->kind != AVGEN_T_BUFFER) continue;
+        int j = rt_find(src->g, t->name);
+        if (j >= 0 && src->g->tensors[j].bytes == t->bytes) memcpy(rt_ptr(dst, i), rt_ptr(src, j), (size_t)t->bytes);
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- checkpoints */
+
+static int write_atomic(const char *path, const char *text) {
+    char tmp[2200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int save_tensors(avgen_ctx *c, const char *path, char *err, size_t errlen) {
+    st_writer *w = st_writer_new();
+    if (!w) return -1;
+    int rc = 0;
+    for (int i = 0; i < c->g->n_tensors && !rc; i++) {
+        const avgen_tensor_desc *t = &c->g->tensors[i];
+        if (t->kind != AVGEN_T_TRAINABLE && t->kind != AVGEN_T_OPTSTATE && t->kind != AVGEN_T_BUFFER) continue;
+        rc = st_writer_add(w, t->name, t->dtype == AVGEN_DT_I64 ? ST_I64 : ST_F32, t->ndim, t->shape, rt_ptr(c, i), err,
+                           errlen);
+    }
+    if (!rc) rc = st_writer_write(w, path, err, errlen);
+    st_writer_free(w);
+    return rc ? -1 : 0;
+}
+
+int rt_load_checkpoint(avgen_ctx *c, const char *path, char *err, size_t errlen) {
+    st_file *f = st_open(path, err, errlen);
+    if (!f) return -1;
+    for (int i = 0; i < c->g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &c->g->tensors[i];
+        if (t->kind != AVGEN_T_TRAINABLE && t->kind != AVGEN_T_OPTSTATE && t->kind != AVGEN_T_BUFFER) continue;
+        const st_tensor *s = st_find(f, t->name);
+        if (!s) {
+            if (t->kind == AVGEN_T_OPTSTATE) continue; /* a best-model file holds no Adam state */
+            snprintf(err, errlen, "%s has no tensor %s; expected a checkpoint of this configuration", path, t->name);
+            st_close(f);
+            return -1;
+        }
+        if ((uint64_t)s->nbytes != (uint64_t)t->bytes || (t->dtype == AVGEN_DT_I64) != (s->dtype == ST_I64)) {
+            snprintf(err, errlen, "%s: tensor %s has another shape or type than this configuration's", path, t->name);
+            st_close(f);
+            return -1;
+        }
+        memcpy(rt_ptr(c, i), s->data, (size_t)s->nbytes);
+    }
+    st_close(f);
+    return 0;
+}
+
+typedef struct {
+    int64_t step, epoch, batch, adam_step, bad_epochs;
+    double best_val;
+} train_state;
+
+static int save_checkpoint(const rt_train_cfg *cfg, avgen_ctx *c, const train_state *st, char *err, size_t errlen) {
+    char file[64], path[2300], jpath[2300], old[2300];
+    snprintf(file, sizeof file, "ckpt-%08lld.safetensors", (long long)st->step);
+    snprintf(path, sizeof path, "%s/%s", cfg->run_dir, file);
+    if (save_tensors(c, path, err, errlen)) return -1;
+    /* the pointer file is replaced last: a reader always sees a complete checkpoint */
+    snprintf(jpath, sizeof jpath, "%s/checkpoint.json", cfg->run_dir);
+    char prev[64] = "";
+    json_object *po = json_object_from_file(jpath), *x;
+    if (po && json_object_object_get_ex(po, "file", &x)) snprintf(prev, sizeof prev, "%s", json_object_get_string(x));
+    json_object_put(po);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"file\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"batch\": %lld, \"adam_step\": %lld, \"best_val\": %.17g, "
+             "\"bad_epochs\": %lld, \"seed\": %llu, \"name\": \"%s\"}\n",
+             file, (long long)st->step, (long long)st->epoch, (long long)st->batch, (long long)st->adam_step, st->best_val,
+             (long long)st->bad_epochs, (unsigned long long)cfg->seed, cfg->name ? cfg->name : "");
+    if (write_atomic(jpath, text)) {
+        snprintf(err, errlen, "cannot write %s (%s)", jpath, strerror(errno));
+        return -1;
+    }
+    if (prev[0] && strcmp(prev, file)) {
+        snprintf(old, sizeof old, "%s/%s", cfg->run_dir, prev);
+        unlink(old);
+    }
+    return 0;
+}
+
+static int load_state(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, char *err, size_t errlen) {
+    char jpath[2300], path[2400];
+    snprintf(jpath, sizeof jpath, "%s/checkpoint.json", cfg->run_dir);
+    json_object *o = json_object_from_file(jpath), *x;
+    if (!o) {
+        snprintf(err, errlen, "%s cannot be read; expected a run folder with a checkpoint", jpath);
+        return -1;
+    }
+#define GI(k) (json_object_object_get_ex(o, k, &x) ? json_object_get_int64(x) : -1)
+    st->step = GI("step"), st->epoch = GI("epoch"), st->batch = GI("batch"), st->adam_step = GI("adam_step");
+    st->bad_epochs = GI("bad_epochs");
+    st->best_val = json_object_object_get_ex(o, "best_val", &x) ? json_object_get_double(x) : -1;
+#undef GI
+    const char *file = json_object_object_get_ex(o, "file", &x) ? json_object_get_string(x) : NULL;
+    snprintf(path, sizeof path, "%s/%s", cfg->run_dir, file ? file : "?");
+    json_object_put(o);
+    if (!file || st->step < 0 || st->epoch < 0 || st->batch < 0) {
+        snprintf(err, errlen, "%s is incomplete", jpath);
+        return -1;
+    }
+    if (rt_load_checkpoint(c, path, err, errlen)) return -1;
+    c->adam_step = st->adam_step;
+    return 0;
+}
+
+/* Keeps the log's lines up to the checkpoint (steps <= step, epochs < epoch): a resumed run appends
+ * exactly what the interrupted one would have. */
+static void truncate_log(const char *path, int64_t step, int64_t epoch) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *line = NULL, *keep = NULL;
+    size_t cap = 0, klen = 0, kcap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_object *o = json_tokener_parse(line), *x;
+        int ok = o != NULL;
+        if (ok && json_object_object_get_ex(o, "step", &x)) ok = json_object_get_int64(x) <= step;
+        else if (ok && json_object_object_get_ex(o, "epoch_end", &x)) ok = json_object_get_int64(x) < epoch;
+        json_object_put(o);
+        if (!ok) continue;
+        size_t l = strlen(line);
+        if (klen + l + 1 > kcap) {
+            kcap = (klen + l + 1) * 2;
+            char *nk = realloc(keep, kcap);
+            if (!nk) break;
+            keep = nk;
+        }
+        memcpy(keep + klen, line, l + 1);
+        klen += l;
+    }
+    free(line);
+    fclose(f);
+    write_atomic(path, keep ? keep : "");
+    free(keep);
+}
+
+/* ------------------------------------------------------------------------------------------- loop */
+
+static void feed(avgen_ctx *c, const ld_batch *b) {
+    int t;
+    if ((t = rt_find(c->g, "frames")) >= 0) memcpy(rt_ptr(c, t), b->frames, (size_t)c->g->tensors[t].bytes);
+    if ((t = rt_find(c->g, "audio")) >= 0) memcpy(rt_ptr(c, t), b->audio, (size_t)c->g->tensors[t].bytes);
+    if ((t = rt_find(c->g, "labels")) >= 0) memcpy(rt_ptr(c, t), b->labels, (size_t)c->g->tensors[t].bytes);
+}
+
+static double grad_norm(avgen_ctx *c) {
+    double s = 0;
+    for (int i = 0; i < c->g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &c->g->tensors[i];
+        if (t->kind != AVGEN_T_PGRAD) continue;
+        const float *g = rt_ptr(c, i);
+        for (int64_t e = 0; e < t->bytes / 4; e++) s += (double)g[e] * g[e];
+    }
+    return sqrt(s) * c->grad_scale;
+}
+
+static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, char *err, size_t errlen) {
+    ld_config lc;
+    memset(&lc, 0, sizeof lc);
+    lc.dir = cfg->data, lc.split = "train", lc.holdout = holdout, lc.val_every = cfg->val_every;
+    lc.frames = cfg->frames, lc.stride = cfg->stride, lc.batch = cfg->k->batch, lc.train = train, lc.seed = cfg->seed;
+    lc.threads = cfg->threads, lc.ring = 2 * cfg->threads + 1, lc.audio_rows = cfg->audio_rows, lc.mel_bins = cfg->mel_bins;
+    lc.window_seconds = cfg->window_seconds, lc.norm_mean = cfg->norm_mean, lc.norm_std = cfg->norm_std;
+    return ld_open(&lc, err, errlen);
+}
+
+int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
+    char path[2400];
+    if (mkdir(cfg->run_dir, 0777) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the run folder %s (%s)", cfg->run_dir, strerror(errno));
+        return 1;
+    }
+    ld_loader *tl = open_loader(cfg, LD_TRAIN_ONLY, 1, err, errlen);
+    if (!tl) return 2;
+    if (ld_size(tl) != cfg->k->image) {
+        snprintf(err, errlen, "%s holds %dx%d frames but the configuration's image is %dx%d; prepare with --size %d",
+                 cfg->data, ld_size(tl), ld_size(tl), cfg->k->image, cfg->k->image, cfg->k->image);
+        ld_close(tl);
+        return 2;
+    }
+    if (ld_classes(tl) > cfg->k->classes) {
+        snprintf(err, errlen, "%s has %d classes but the configuration's head has %d (head.classes)", cfg->data,
+                 ld_classes(tl), cfg->k->classes);
+        ld_close(tl);
+        return 2;
+    }
+    char verr[512];
+    ld_loader *vl = open_loader(cfg, LD_VAL_ONLY, 0, verr, sizeof verr);
+    if (!vl && !cfg->quiet)
+        fprintf(stderr, "avgen train: no validation: %s (validation groups: group %% %d == 0)\n", verr, cfg->val_every);
+    avgen_ctx c, ev;
+    int rc = 0;
+    int have_ev = 0;
+    if (rt_ctx_init(&c, cfg->train_g, cfg->k, err, errlen)) {
+        ld_close(tl), ld_close(vl);
+        return 1;
+    }
+    if (vl && rt_ctx_init(&ev, cfg->eval_g, cfg->k, err, errlen) == 0) have_ev = 1;
+    st_file *wf = NULL;
+    if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) { rc = 2; goto done; }
+    if ((rc = rt_init_params(&c, wf, cfg->seed, NULL, NULL, err, errlen))) goto done;
+    train_state st = {0, 0, 0, 0, 0, -1};
+    snprintf(path, sizeof path, "%s/log.jsonl", cfg->run_dir);
+    if (cfg->resume) {
+        if (load_state(cfg, &c, &st, err, errlen)) { rc = 2; goto done; }
+        truncate_log(path, st.step, st.epoch);
+        if (!cfg->quiet)
+            fprintf(stderr, "avgen train: resuming %s at step %lld (epoch %lld, batch %lld)\n", cfg->run_dir,
+                    (long long)st.step, (long long)st.epoch, (long long)st.batch);
+    } else {
+        unlink(path);
+    }
+    FILE *log = fopen(path, "a");
+    if (!log) {
+        snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    ld_start_epoch(tl, 0);
+    const int64_t per_epoch = (ld_batches_per_epoch(tl) + cfg->grad_accum - 1) / cfg->grad_accum;
+    const int64_t total = per_epoch * cfg->epochs;
+    const int P = cfg->k->batch * cfg->k->frames;
+    double t_start = now(), wait_total = 0;
+    int stop = 0;
+    for (int64_t e = st.epoch; e < cfg->epochs && !stop && !rc; e++) {
+        ld_start_epoch(tl, e);
+        const int64_t nb = ld_batches_per_epoch(tl);
+        /* skip what a resumed run already did in this epoch */
+        int64_t b0 = e == st.epoch ? st.batch : 0;
+        for (int64_t b = 0; b < b0; b++) {
+            const ld_batch *bt = ld_next(tl);
+            if (bt) ld_release(tl, bt);
+        }
+        double loss_sum = 0, epoch_loss = 0;
+        int micro = 0, epoch_steps = 0;
+        double t_step = now();
+        for (int64_t b = b0; b < nb && !stop; b++) {
+            double tw = now();
+            const ld_batch *bt = ld_next(tl);
+            double waited = now() - tw;
+            wait_total += waited;
+            if (!bt) break;
+            int ok = 1;
+            for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
+            if (ok) feed(&c, bt);
+            ld_release(tl, bt);
+            if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
+            if (micro == 0) rt_zero_grads(&c);
+            run(&c, cfg->forward, AVGEN_PH_FORWARD);
+            run(&c, cfg->backward, AVGEN_PH_BACKWARD);
+            if (c.failed) {
+                snprintf(err, errlen, "%s", c.err);
+                rc = 2;
+                break;
+            }
+            float loss = *(float *)rt_ptr(&c, rt_find(c.g, "loss"));
+            if (!isfinite(loss)) {
+                snprintf(err, errlen, "the loss became %s at step %lld (epoch %lld); the last good checkpoint is in %s",
+                         isnan(loss) ? "NaN" : "infinite", (long long)st.step, (long long)e, cfg->run_dir);
+                rc = 3;
+                break;
+            }
+            loss_sum += loss;
+            if (++micro < cfg->grad_accum && b + 1 < nb) continue;
+            c.grad_scale = 1.0 / micro;
+            c.lr_scale = rt_lr_multiplier(cfg, st.step, total, per_epoch);
+            double gn = grad_norm(&c);
+            run(&c, cfg->update, AVGEN_PH_UPDATE);
+            double step_loss = loss_sum / micro;
+            st.step++, epoch_loss += step_loss, epoch_steps++;
+            st.adam_step = c.adam_step, st.epoch = e, st.batch = b + 1;
+            double dt = now() - t_step;
+            t_step = now();
+            fprintf(log,
+                    "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"head_lr\": %.9g, \"grad_norm\": %.9g, "
+                    "\"clips_per_s\": %.2f, \"pairs_per_s\": %.2f, \"data_wait_s\": %.4f, \"memory_bytes\": %lld}\n",
+                    (long long)st.step, (long long)e, step_loss, cfg->k->lr * c.lr_scale, cfg->k->head_lr * c.lr_scale, gn,
+                    micro * cfg->k->batch / dt, micro * P / dt, waited,
+                    (long long)(cfg->train_g->arena_bytes[0] + cfg->train_g->arena_bytes[1] + cfg->train_g->arena_bytes[2] +
+                                cfg->train_g->arena_bytes[3]));
+            fflush(log);
+            loss_sum = 0, micro = 0;
+            if (!cfg->quiet) {
+                double el = now() - t_start;
+                int64_t done_steps = st.step;
+                double eta = done_steps > 0 ? el / done_steps * (double)(total - done_steps) : 0;
+                fprintf(stderr, "\r[epoch %lld/%d] step %lld/%lld loss %.4f lr %.3g, ETA %d:%02d   ", (long long)e + 1,
+                        cfg->epochs, (long long)st.step, (long long)total, step_loss, cfg->k->lr * c.lr_scale, (int)eta / 60,
+                        (int)eta % 60);
+            }
+            if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
+                save_checkpoint(cfg, &c, &st, err, errlen)) {
+                rc = 1;
+                break;
+            }
+            if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
+        }
+        if (rc) break;
+        /* end of epoch: validation, best model, early stopping, checkpoint */
+        double val_loss = -1, val_top1 = -1;
+        if (have_ev && !stop) {
+            rt_copy_params(&ev, &c);
+            rt_eval_result r;
+            if (rt_evaluate(&ev, cfg->eval_forward, vl, &r, err, errlen) == 0) {
+                val_loss = r.loss, val_top1 = rt_acc_top1(&r.clip);
+                rt_eval_free(&r);
+            }
+        }
+        int improved = val_top1 >= 0 && val_top1 > st.best_val;
+        if (improved) {
+            st.best_val = val_top1, st.bad_epochs = 0;
+            char bp[2400];
+            snprintf(bp, sizeof bp, "%s/best.safetensors", cfg->run_dir);
+            if (save_tensors(&c, bp, err, errlen)) { rc = 1; break; }
+        } else if (val_top1 >= 0) {
+            st.bad_epochs++;
+        }
+        if (!stop) st.epoch = e + 1, st.batch = 0;
+        fprintf(log, "{\"epoch_end\": %lld, \"train_loss\": %.9g, \"val_loss\": %.9g, \"val_top1\": %.9g, \"best_val_top1\": %.9g}\n",
+                (long long)e, epoch_steps ? epoch_loss / epoch_steps : 0, val_loss, val_top1, st.best_val);
+        fflush(log);
+        if (save_checkpoint(cfg, &c, &st, err, errlen)) { rc = 1; break; }
+        if (!cfg->quiet)
+            fprintf(stderr, "\n[epoch %lld] train loss %.4f, validation loss %.4f top-1 %.3f%s\n", (long long)e + 1,
+                    epoch_steps ? epoch_loss / epoch_steps : 0, val_loss, val_top1, improved ? " (best)" : "");
+        if (cfg->patience > 0 && st.bad_epochs >= cfg->patience) {
+            if (!cfg->quiet) fprintf(stderr, "avgen train: no validation improvement for %d epochs: stopping\n", cfg->patience);
+            stop = 1;
+        }
+    }
+    fclose(log);
+    if (!rc) {
+        ld_stats ls = ld_get_stats(tl);
+        double el = now() - t_start;
+        char summary[2048];
+        snprintf(summary, sizeof summary,
+                 "{\"name\": \"%s\", \"steps\": %lld, \"epochs\": %lld, \"seconds\": %.3f, \"clips_per_s\": %.3f, "
+                 "\"pairs_per_s\": %.3f, \"best_val_top1\": %.9g, \"trainable_params\": %lld, \"data_wait_s\": %.3f, "
+                 "\"corrupt_frames\": %lld, \"bad_clips\": %lld}\n",
+                 cfg->name ? cfg->name : "", (long long)st.step, (long long)st.epoch, el,
+                 el > 0 ? (double)ls.clips / el : 0, el > 0 ? (double)ls.clips * cfg->k->frames / el : 0, st.best_val,
+                 (long long)cfg->trainable_params, wait_total, (long long)ls.corrupt_frames, (long long)ls.bad_clips);
+        snprintf(path, sizeof path, "%s/summary.json", cfg->run_dir);
+        if (write_atomic(path, summary)) {
+            snprintf(err, errlen, "cannot write %s", path);
+            rc = 1;
+        }
+    }
+done:
+    st_close(wf);
+    rt_ctx_free(&c);
+    if (have_ev) rt_ctx_free(&ev);
+    ld_close(tl);
+    ld_close(vl);
+    return rc;
+}
