@@ -136,12 +136,13 @@ static const char *const usage_train =
 
 static const char *const usage_eval =
     "usage: avgen eval MODEL.json --data PREPARED --checkpoint RUN|FILE [--split test|train|val] [--json]\n"
-    "                  [--out DIR] [--weights vit.safetensors] [--set path=value]...\n"
+    "                  [--out DIR] [--weights vit.safetensors] [--val-every N] [--set path=value]...\n"
     "\n"
     "Eval-mode forward over every non-overlapping clip of the split's videos: clip-level and video-level\n"
     "(mean of a video's clip logits) top-1 and top-5, per-class accuracy (video level) and the confusion\n"
     "matrix, printed as a table and written to DIR (default: the run folder, else the current folder) as\n"
-    "eval-SPLIT.json, confusion-SPLIT.csv and confusion-SPLIT.png. --checkpoint takes a run folder (its\n"
+    "eval-SPLIT.json, confusion-SPLIT.csv and confusion-SPLIT.png. --split val: the training groups with\n"
+    "group % N == 0 (--val-every, default 5), as avgen train holds out. --checkpoint takes a run folder (its\n"
     "best.safetensors, else its latest checkpoint) or a checkpoint file. --json prints one object:\n"
     "{\"clip\": {\"top1\", \"top5\"}, \"video\": {\"top1\", \"top5\"}, \"per_class\": [...], ...}.\n";
 
@@ -204,9 +205,9 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             const char **slot = !strcmp(s, "--data") ? &a->data : !strcmp(s, "--weights") ? &a->weights
                               : !strcmp(s, "--checkpoint") ? &a->checkpoint : !strcmp(s, "--split") ? &a->split : &a->backend;
             *slot = argv[++i];
-        } else if (!strcmp(cmd, "train") && (!strcmp(s, "--threads") || !strcmp(s, "--checkpoint-every") ||
-                                              !strcmp(s, "--patience") || !strcmp(s, "--val-every") ||
-                                              !strcmp(s, "--max-steps"))) {
+        } else if ((!strcmp(cmd, "train") && (!strcmp(s, "--threads") || !strcmp(s, "--checkpoint-every") ||
+                                               !strcmp(s, "--patience") || !strcmp(s, "--max-steps"))) ||
+                   ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && !strcmp(s, "--val-every"))) {
             char *end;
             long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
             if (i + 1 >= argc || *end || v < 0 || v > 100000000) return usage_error(cmd, "%s needs a non-negative integer", s);
@@ -741,7 +742,7 @@ static int cmd_eval(int argc, char **argv) {
         ld_config lc;
         memset(&lc, 0, sizeof lc);
         lc.dir = a.data, lc.split = !strcmp(split, "val") ? "train" : split;
-        lc.holdout = !strcmp(split, "val") ? LD_VAL_ONLY : LD_ALL, lc.val_every = 5;
+        lc.holdout = !strcmp(split, "val") ? LD_VAL_ONLY : LD_ALL, lc.val_every = a.val_every > 1 ? a.val_every : 5;
         lc.frames = s.video.frames, lc.stride = s.video.stride, lc.batch = s.train.batch, lc.train = 0;
         lc.threads = 2, lc.ring = 5, lc.audio_rows = s.audio.target_frames, lc.mel_bins = s.audio.mel_bins;
         lc.window_seconds = s.audio.window_seconds, lc.norm_mean = s.audio.norm_mean, lc.norm_std = s.audio.norm_std;
