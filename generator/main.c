@@ -631,7 +631,7 @@ static int cmd_train(int argc, char **argv) {
     gen_consts(&s, &k);
     gen_plan p;
     gen_make_plan(&s, 0, &p);
-    if (mkdir(run, 0777) && errno != EEXIST) {
+    if (rt_mkdirs(run)) {
         fprintf(stderr, "error: cannot create %s (%s).\n", run, strerror(errno));
         return 1;
     }

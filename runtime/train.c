@@ -230,7 +230,7 @@ static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, c
 
 int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     char path[2400];
-    if (mkdir(cfg->run_dir, 0777) && errno != EEXIST) {
+    if (rt_mkdirs(cfg->run_dir)) {
         snprintf(err, errlen, "cannot create the run folder %s (%s)", cfg->run_dir, strerror(errno));
         return 1;
     }
