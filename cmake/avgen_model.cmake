@@ -28,7 +28,8 @@ function(avgen_add_model NAME)
            "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h")
   add_custom_command(
     OUTPUT ${outs}
-    COMMAND $<TARGET_FILE:avgen> emit "${model}" -o "${dir}" --set "name=${NAME}" ${sets}
+    # the CPU backend computes in fp32
+    COMMAND $<TARGET_FILE:avgen> emit "${model}" -o "${dir}" --set "name=${NAME}" --set precision=fp32 ${sets}
     # emit leaves unchanged files alone; touch them so this rule is not re-run on every build
     COMMAND ${CMAKE_COMMAND} -E touch ${outs}
     DEPENDS avgen "${model}"

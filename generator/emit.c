@@ -370,6 +370,13 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     SHAPE("ADAMW", s->train.optimizer == OPT_ADAMW);
     SHAPE("GRAD_ACCUM", s->train.grad_accum);
     SHAPE("SEED", s->train.seed);
+    SHAPE("EPOCHS", s->train.epochs);
+    SHAPE("WARMUP", s->train.warmup);
+    SHAPE("SCHEDULE", s->train.schedule); /* 0 constant, 1 cosine, 2 step */
+    SHAPE("STEP_EVERY", s->train.step_every);
+    SHAPEF("STEP_GAMMA", s->train.step_gamma);
+    SHAPEF("WINDOW_SECONDS", s->audio.window_seconds);
+    SHAPE("TRAINABLE_PARAMS", plan.trainable);
 #undef SHAPE
 #undef SHAPEF
     static const char *const an[ARENA_COUNT] = {"FROZEN", "TRAIN", "ACT", "INPUT"};

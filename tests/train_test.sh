@@ -5,10 +5,12 @@
 # run's exactly and whose checkpoint pointer is valid after every kill; eval --json with clip and video
 # top-1/top-5 and the confusion files; compare; a non-finite loss stops the run and keeps the last good
 # checkpoint; bad input gives one sentence and exit 2.
-# usage: train_test.sh AVGEN REPO_ROOT
+# The generated program's --train (its straight-line step) must give the same log as avgen train.
+# usage: train_test.sh AVGEN REPO_ROOT [GENERATED_TRAIN]
 set -u
 AVGEN=$1
 ROOT=$2
+GTRAIN=${3:-}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-train-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 pass=0
@@ -82,6 +84,14 @@ wait $pid 2>/dev/null
 losses "$TMP/runB/log.jsonl" >"$TMP/b.txt"
 if cmp -s "$TMP/a.txt" "$TMP/b.txt"; then ok; else bad "after $kills kills and resumes the log differs: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -5)"; fi
 ls "$TMP/runB" | grep -q '\.tmp\.' && bad "temporary files left in the run folder" || ok
+
+# The generated program trains to exactly the same losses.
+if [ -n "$GTRAIN" ]; then
+  "$GTRAIN" --train --data "$TMP/prep" --out "$TMP/runG" --val-every 3 --checkpoint-every 1 --quiet 2>"$TMP/g.err" \
+    && ok || bad "generated --train: $(cat "$TMP/g.err")"
+  losses "$TMP/runG/log.jsonl" >"$TMP/g.txt"
+  if cmp -s "$TMP/a.txt" "$TMP/g.txt"; then ok; else bad "generated program's log differs: $(diff "$TMP/a.txt" "$TMP/g.txt" | head -3)"; fi
+fi
 
 # Evaluation and comparison.
 out=$("$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/runA" "${SETS[@]}" --json 2>"$TMP/e.err")
