@@ -15,6 +15,7 @@
 #include "graph.h"
 #include "ir.h"
 #include "plan.h"
+#include "rt_fs.h"
 
 #define AVGEN_VERSION "0.1.0"
 
@@ -91,26 +92,12 @@ static int fill(sb *out, const char *tmpl_name, const subst *subs, int nsubs, ch
 /* ----------------------------------------------------------------------------------------- writing */
 
 static int mkdirs(const char *dir, char *msg, size_t msglen) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; ; c++) {
-        if (*c == '/' || *c == 0) {
-            char save = *c;
-            *c = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                snprintf(msg, msglen, "cannot create the folder %s (%s).", p, strerror(errno));
-                return 1;
-            }
-            struct stat st;
-            if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                snprintf(msg, msglen, "%s exists and is not a folder; expected an output folder.", p);
-                return 1;
-            }
-            *c = save;
-            if (!save) break;
-        }
-    }
-    return 0;
+    if (rt_mkdirs(dir) == 0) return 0;
+    if (errno == ENOTDIR || errno == EEXIST)
+        snprintf(msg, msglen, "%s (or a folder above it) exists and is not a folder; expected an output folder.", dir);
+    else
+        snprintf(msg, msglen, "cannot create the folder %s (%s).", dir, strerror(errno));
+    return 1;
 }
 
 static int write_if_changed(const char *dir, const char *name, const sb *b, int *written, char *msg, size_t msglen) {

@@ -15,6 +15,7 @@
 #include "plan.h"
 #include "evaluate.h"
 #include "loader.h"
+#include "rt_fs.h"
 #include "rt_model.h"
 #include "train.h"
 #include <sys/stat.h>
@@ -635,16 +636,31 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "error: cannot create %s (%s).\n", run, strerror(errno));
         return 1;
     }
-    char mj[1200];
+    char mj[1200], hash[17];
     snprintf(mj, sizeof mj, "%s/model.json", run);
+    /* what --resume must find unchanged: the resolved description but train.epochs */
+    gen_spec hs = s;
+    hs.train.epochs = 1;
+    char *hc = gen_spec_to_json(&hs);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)gen_hash64(hc, strlen(hc), 0));
+    free(hc);
     char *canon = gen_spec_to_json(&s);
-    FILE *f = fopen(mj, "w");
-    if (f) fputs(canon, f), fputc('\n', f), fclose(f);
+    size_t cl = strlen(canon);
+    char *withnl = malloc(cl + 2);
+    if (withnl) memcpy(withnl, canon, cl), withnl[cl] = '\n', withnl[cl + 1] = 0;
+    int wrote = withnl && rt_write_atomic(mj, withnl) == 0;
+    free(withnl);
     free(canon);
+    if (!wrote) {
+        fprintf(stderr, "error: cannot write %s (%s).\n", mj, strerror(errno));
+        free_graph(&tg);
+        free_graph(&eg);
+        return 1;
+    }
     rt_train_cfg c;
     memset(&c, 0, sizeof c);
     c.train_g = &tg.graph.g, c.eval_g = &eg.graph.g, c.k = &k;
-    c.data = a.data, c.run_dir = run, c.weights = w, c.name = s.name, c.resume = a.resume;
+    c.data = a.data, c.run_dir = run, c.weights = w, c.name = s.name, c.resume = a.resume, c.config_hash = hash;
     c.epochs = s.train.epochs, c.grad_accum = s.train.grad_accum, c.warmup = s.train.warmup;
     c.schedule = s.train.schedule == SCHED_COSINE ? RT_SCHED_COSINE : s.train.schedule == SCHED_STEP ? RT_SCHED_STEP : RT_SCHED_CONSTANT;
     c.step_every = s.train.step_every, c.step_gamma = s.train.step_gamma;
@@ -747,7 +763,11 @@ static int cmd_eval(int argc, char **argv) {
         lc.threads = 2, lc.ring = 5, lc.audio_rows = s.audio.target_frames, lc.mel_bins = s.audio.mel_bins;
         lc.window_seconds = s.audio.window_seconds, lc.norm_mean = s.audio.norm_mean, lc.norm_std = s.audio.norm_std;
         if (!(l = ld_open(&lc, err, sizeof err))) r = 2;
-        else if (ld_size(l) != s.backbone.image_size) {
+        else if (ld_classes(l) > s.head.classes) {
+            snprintf(err, sizeof err, "%s has %d classes but the configuration's head has %d (head.classes)", a.data,
+                     ld_classes(l), s.head.classes);
+            r = 2;
+        } else if (ld_size(l) != s.backbone.image_size) {
             snprintf(err, sizeof err, "%s holds %dx%d frames but the configuration's image is %d", a.data, ld_size(l),
                      ld_size(l), s.backbone.image_size);
             r = 2;
@@ -792,9 +812,11 @@ static int cmd_eval(int argc, char **argv) {
         snprintf(p3, sizeof p3, "%s/confusion-%s.png", outdir, split);
         const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
-        FILE *f = fopen(p1, "w");
-        int wrote = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-        if (f) wrote &= fclose(f) == 0;
+        size_t tl = strlen(txt);
+        char *tn = malloc(tl + 2);
+        if (tn) memcpy(tn, txt, tl), tn[tl] = '\n', tn[tl + 1] = 0;
+        int wrote = tn && rt_write_atomic(p1, tn) == 0;
+        free(tn);
         if (!wrote || rt_acc_write_csv(&res.video, p2) || rt_acc_write_png(&res.video, p3, C <= 20 ? 24 : 10)) {
             snprintf(err, sizeof err, "cannot write the results into %.900s", outdir);
             r = 1;

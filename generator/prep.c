@@ -22,6 +22,7 @@
 #include "avf.h"
 #include "fbank.h"
 #include "media.h"
+#include "rt_fs.h"
 
 static const char *const usage =
     "usage: avgen prep --src DIR --splits DIR --out DIR [--split N] [--fps 20] [--size 224] [--jobs N]\n"
@@ -64,7 +65,7 @@ typedef struct {
     int done, resumed;
     double t0;
     int tty;
-    int failed;           /* I/O failure: stop */
+    atomic_int failed;    /* I/O failure: stop */
     char fail_msg[4096];
 } prep_ctx;
 
@@ -72,36 +73,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int mkdirs(const char *dir) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || !*c) {
-            char s = *c;
-            *c = 0;
-            if (mkdir(p, 0777) && errno != EEXIST) return -1;
-            *c = s;
-            if (!s) break;
-        }
-    }
-    return 0;
-}
-
-static int write_atomic(const char *path, const char *text) {
-    char tmp[2200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(), (unsigned long)pthread_self());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ lists */
@@ -193,6 +164,7 @@ static int load_record(prep_ctx *c, entry *e, const struct stat *src) {
 #define GETI(k) (json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1)
     ok &= GETI("source_bytes") == (int64_t)src->st_size;
     ok &= GETI("source_mtime") == (int64_t)src->st_mtime;
+    ok &= GETI("source_mtime_ns") == (int64_t)src->st_mtim.tv_nsec;
     ok &= GETI("fps") == c->fps && GETI("size") == c->size && GETI("quality") == c->quality;
     ok &= GETI("include_silent") == c->include_silent;
     const char *st = json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "";
@@ -211,7 +183,12 @@ static int load_record(prep_ctx *c, entry *e, const struct stat *src) {
             snprintf(full, sizeof full, "%s/%s", c->out, e->output);
             avf_file f;
             if (avf_open(full, &f, err, sizeof err)) ok = 0;
-            else avf_close(&f);
+            else {
+                /* the file must be what this record and these settings describe */
+                ok &= f.size == c->size && f.fps_num == c->fps && f.fps_den == 1 && f.frames == e->frames &&
+                      f.samples == e->samples && f.quality == c->quality;
+                avf_close(&f);
+            }
         }
     }
 #undef GETI
@@ -229,6 +206,7 @@ static int save_record(prep_ctx *c, const entry *e, const struct stat *src) {
     json_object_object_add(o, "output", e->output[0] ? json_object_new_string(e->output) : NULL);
     json_object_object_add(o, "source_bytes", json_object_new_int64((int64_t)src->st_size));
     json_object_object_add(o, "source_mtime", json_object_new_int64((int64_t)src->st_mtime));
+    json_object_object_add(o, "source_mtime_ns", json_object_new_int64((int64_t)src->st_mtim.tv_nsec));
     json_object_object_add(o, "fps", json_object_new_int(c->fps));
     json_object_object_add(o, "size", json_object_new_int(c->size));
     json_object_object_add(o, "quality", json_object_new_int(c->quality));
@@ -236,7 +214,7 @@ static int save_record(prep_ctx *c, const entry *e, const struct stat *src) {
     char rp[2400], dir[2400];
     record_path(c, e, rp, sizeof rp);
     snprintf(dir, sizeof dir, "%s/records/%s", c->out, e->cls);
-    int rc = mkdirs(dir) || write_atomic(rp, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    int rc = rt_mkdirs(dir) || rt_write_atomic(rp, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return rc;
 }
@@ -284,7 +262,7 @@ static void process(prep_ctx *c, entry *e) {
         snprintf(rel, sizeof rel, "videos/%s/%s.avf", e->cls, e->stem);
         snprintf(full, sizeof full, "%s/%s", c->out, rel);
         snprintf(dir, sizeof dir, "%s/videos/%s", c->out, e->cls);
-        if (mkdirs(dir)) {
+        if (rt_mkdirs(dir)) {
             pthread_mutex_lock(&c->mu);
             c->failed = 1;
             snprintf(c->fail_msg, sizeof c->fail_msg, "cannot create %s (%s)", dir, strerror(errno));
@@ -312,6 +290,13 @@ static void process(prep_ctx *c, entry *e) {
             snprintf(c->fail_msg, sizeof c->fail_msg, "%s", err);
             pthread_mutex_unlock(&c->mu);
             return;
+        } else if (mo.samples == 0) {
+            /* an audio stream that holds nothing at or after the first video frame */
+            media_output_free(&mo);
+            snprintf(full, sizeof full, "%s/%s", c->out, rel);
+            unlink(full);
+            e->status = MEDIA_NO_AUDIO;
+            snprintf(e->reason, sizeof e->reason, "the audio stream ends before the video starts");
         } else {
             e->frames = mo.frames, e->samples = mo.samples;
             snprintf(e->output, sizeof e->output, "%s", rel);
@@ -355,7 +340,11 @@ static void clean_tmp(const char *dir, int depth) {
         struct stat st;
         if (lstat(p, &st)) continue;
         if (S_ISDIR(st.st_mode) && depth < 3) clean_tmp(p, depth + 1);
-        else if (S_ISREG(st.st_mode) && strstr(de->d_name, ".tmp.")) unlink(p);
+        else if (S_ISREG(st.st_mode)) {
+            /* only our own temporary names: NAME.tmp.<pid>.<thread> */
+            const char *t = strstr(de->d_name, ".tmp.");
+            if (t && t[5] >= '0' && t[5] <= '9') unlink(p);
+        }
     }
     closedir(d);
 }
@@ -492,7 +481,7 @@ int gen_prep_main(int argc, char **argv) {
         free(ci), free(texts[0]), free(texts[1]);
         return 2;
     }
-    if (mkdirs(out)) {
+    if (rt_mkdirs(out)) {
         fprintf(stderr, "avgen prep: cannot create %s (%s)\n", out, strerror(errno));
         free(ci), free(texts[0]), free(texts[1]), free(e);
         return 1;
@@ -505,12 +494,16 @@ int gen_prep_main(int argc, char **argv) {
     c.src = src, c.out = out, c.fps = fps, c.size = size, c.quality = quality, c.include_silent = include_silent;
     c.e = e, c.n = n, c.t0 = now(), c.tty = isatty(2);
     atomic_init(&c.next, 0);
+    atomic_init(&c.failed, 0);
     pthread_mutex_init(&c.mu, NULL);
     if (jobs > n) jobs = n;
     fprintf(stderr, "avgen prep: %d videos listed in split %d (%d classes in classInd.txt), %d threads\n", n, split, nc, jobs);
     pthread_t th[1024];
-    for (int i = 0; i < jobs; i++) pthread_create(&th[i], NULL, worker, &c);
-    for (int i = 0; i < jobs; i++) pthread_join(th[i], NULL);
+    int started = 0;
+    for (int i = 0; i < jobs; i++)
+        if (pthread_create(&th[started], NULL, worker, &c) == 0) started++;
+    if (!started) worker(&c); /* no thread could start: work on this one */
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
     progress(&c, 1);
     if (c.failed) {
         fprintf(stderr, "avgen prep: %s; stopped (re-run to resume)\n", c.fail_msg);
@@ -561,7 +554,7 @@ int gen_prep_main(int argc, char **argv) {
         json_object_put(o);
     }
     snprintf(p, sizeof p, "%s/manifest.jsonl", out);
-    if (!man || write_atomic(p, man)) {
+    if (!man || rt_write_atomic(p, man)) {
         fprintf(stderr, "avgen prep: cannot write %s\n", p);
         free(man), free(ci), free(texts[0]), free(texts[1]), free(e);
         return 1;
@@ -598,7 +591,7 @@ int gen_prep_main(int argc, char **argv) {
              "\"sample_rate\": 16000, \"mel_bins\": 128, \"classes\": %d, \"split\": %d}\n",
              mean, sd, stat_videos, count, fps, size, nk, split);
     snprintf(p, sizeof p, "%s/stats.json", out);
-    if (write_atomic(p, stats)) {
+    if (rt_write_atomic(p, stats)) {
         fprintf(stderr, "avgen prep: cannot write %s\n", p);
         free(ci), free(texts[0]), free(texts[1]), free(e);
         return 1;

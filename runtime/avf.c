@@ -227,7 +227,8 @@ int avf_open(const char *path, avf_file *f, char *err, size_t errlen) {
         uint64_t io = get64(b + 56), ao = get64(b + 64), n = f->file_bytes;
         if (f->size <= 0 || f->size > 8192 || f->frames <= 0 || f->fps_num <= 0 || f->fps_den <= 0 || f->codec > 1)
             why = "corrupt header";
-        else if (io < AVF_HEADER_BYTES || io > n || (n - io) / 12 < (uint64_t)f->frames + 1 || ao % 4 || ao > n ||
+        else if (io < AVF_HEADER_BYTES || io > n || n - io < 8 * ((uint64_t)f->frames + 1) + 4 * (uint64_t)f->frames ||
+                 ao % 4 || ao > n ||
                  (n - ao) / 4 < (uint64_t)f->samples)
             why = "truncated (index or audio beyond the end of the file)";
         else {

@@ -18,7 +18,12 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         rt_eval_free(r);
         return -1;
     }
-    ld_start_epoch(l, 0);
+    if (ld_start_epoch(l, 0)) {
+        snprintf(err, errlen, "evaluation: out of memory while planning the clips");
+        free(vsum), free(vcount);
+        rt_eval_free(r);
+        return -1;
+    }
     const ld_batch *b;
     double loss = 0;
     while ((b = ld_next(l))) {
@@ -28,7 +33,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         else rt_run_phase(ev, AVGEN_PH_FORWARD);
         const float *lg = rt_ptr(ev, lt);
         for (int i = 0; i < b->count; i++) {
-            if (!b->valid[i]) {
+            if (!b->valid[i] || b->labels[i] < 0 || b->labels[i] >= C) {
                 r->bad_clips++;
                 continue;
             }
@@ -49,7 +54,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
     for (int v = 0; v < NV && mean; v++) {
         if (!vcount[v]) continue;
         for (int c = 0; c < C; c++) mean[c] = (float)(vsum[(size_t)v * C + c] / vcount[v]);
-        rt_acc_add(&r->video, mean, ld_video_label(l, v));
+        if (ld_video_label(l, v) < C) rt_acc_add(&r->video, mean, ld_video_label(l, v));
         r->videos++;
     }
     free(mean);

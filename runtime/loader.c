@@ -81,7 +81,10 @@ static int fill_clip(worker_state *w, ld_batch *b, int i, const ld_clip *c) {
     b->labels[i] = v->label, b->video[i] = c->video, b->start[i] = c->start;
     char err[512];
     avf_file f;
-    if (avf_open(v->path, &f, err, sizeof err)) {
+    int opened = avf_open(v->path, &f, err, sizeof err) == 0;
+    if (!opened || f.size != S || f.sample_rate != 16000) {
+        /* unreadable, or prepared with other settings than the folder's first video: never a wrong clip */
+        if (opened) avf_close(&f);
         pthread_mutex_lock(&l->mu);
         l->stats.corrupt_frames += T;
         pthread_mutex_unlock(&l->mu);
@@ -259,7 +262,7 @@ static int read_manifest(ld_loader *l, char *err, size_t errlen) {
     fclose(f);
     if (l->nv == 0) {
         snprintf(err, errlen, "%s selects no prepared video for split \"%s\"%s", p, l->cfg.split,
-                 l->cfg.holdout == LD_VAL_ONLY ? " (validation groups)" : "");
+                 l->cfg.holdout == LD_VAL_ONLY ? " in the validation groups" : "");
         return -1;
     }
     return 0;
@@ -270,7 +273,8 @@ static int read_manifest(ld_loader *l, char *err, size_t errlen) {
 ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     if (cfg->frames < 1 || cfg->stride < 1 || cfg->batch < 1 || cfg->threads < 1 || cfg->audio_rows < 1 ||
         cfg->mel_bins < 1 || !(cfg->norm_std > 0) || !(cfg->window_seconds > 0)) {
-        snprintf(err, errlen, "loader: frames, stride, batch, threads, audio rows and mel bins must be positive");
+        snprintf(err, errlen, "loader: frames, stride, batch, threads, audio rows, mel bins, the window length and the "
+                              "audio std must all be positive");
         return NULL;
     }
     ld_loader *l = calloc(1, sizeof *l);
@@ -354,11 +358,19 @@ int ld_start_epoch(ld_loader *l, int64_t epoch) {
     int64_t cap = 0;
     for (int i = 0; i < l->nv; i++) cap += g->train ? 1 : (l->v[i].frames < span ? 1 : l->v[i].frames / span);
     l->clips = malloc(sizeof *l->clips * (size_t)(cap + 1));
-    if (!l->clips) { pthread_mutex_unlock(&l->mu); return -1; }
+    if (!l->clips) {
+        l->active = 0, l->nbatches = 0, l->nclips = 0;
+        pthread_mutex_unlock(&l->mu);
+        return -1;
+    }
     l->nclips = 0;
     if (g->train) {
         int *order = malloc(sizeof(int) * (size_t)l->nv);
-        if (!order) { pthread_mutex_unlock(&l->mu); return -1; }
+        if (!order) {
+            l->active = 0, l->nbatches = 0, l->nclips = 0;
+            pthread_mutex_unlock(&l->mu);
+            return -1;
+        }
         for (int i = 0; i < l->nv; i++) order[i] = i;
         uint64_t r = mix(g->seed ^ mix((uint64_t)epoch + 1));
         for (int i = l->nv - 1; i > 0; i--) {

@@ -236,7 +236,11 @@ static int on_video_frame(dec_state *s, AVFrame *f) {
     if (!s->have_t0) s->t0 = ts, s->have_t0 = 1;
     int64_t rel = ts - s->t0;
     if (s->held->format >= 0 && s->held->width > 0) {
-        if (rel <= s->held_pts) rel = s->held_pts + 1; /* non-increasing timestamps: keep order */
+        if (rel <= s->held_pts) {
+            /* timestamps went backwards (a concatenated file, a reset): continue the timeline one frame on */
+            s->t0 -= s->held_pts + s->default_dur - rel;
+            rel = s->held_pts + s->default_dur;
+        }
         if (emit_until(s, rel)) return -1;
     }
     av_frame_unref(s->held);
@@ -270,7 +274,13 @@ static int push_audio(dec_state *s, const uint8_t **in, int n_in) {
     return 0;
 }
 
-static int on_audio_frame(dec_state *s, AVFrame *f, AVStream *ast, AVStream *vst) {
+static int on_audio_frame(dec_state *s, AVFrame *f, AVStream *ast, AVStream *vst, const AVCodecContext *adec) {
+    /* the resampler was set up for the stream's first format: a frame in another one is skipped (counted) */
+    if (f->format != adec->sample_fmt || f->sample_rate != adec->sample_rate ||
+        f->ch_layout.nb_channels != adec->ch_layout.nb_channels) {
+        s->out->corrupt++;
+        return 0;
+    }
     if (!s->audio_started) {
         /* Align: sample 0 of the output is the first video frame's time. */
         s->audio_started = 1;
@@ -351,7 +361,7 @@ int media_decode(const char *path, const media_target *t, media_frame_fn on_fram
                 if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
                 if (r < 0) { out->corrupt++; break; }
                 if (dec == o.vdec) rc = on_video_frame(&s, f);
-                else rc = on_audio_frame(&s, f, ast, vst);
+                else rc = on_audio_frame(&s, f, ast, vst, o.adec);
                 av_frame_unref(f);
                 if (rc) break;
             }
@@ -365,12 +375,17 @@ int media_decode(const char *path, const media_target *t, media_frame_fn on_fram
         if (!dec) continue;
         avcodec_send_packet(dec, NULL);
         while (!rc && avcodec_receive_frame(dec, f) >= 0) {
-            rc = d == 0 ? on_video_frame(&s, f) : on_audio_frame(&s, f, ast, vst);
+            rc = d == 0 ? on_video_frame(&s, f) : on_audio_frame(&s, f, ast, vst, o.adec);
             av_frame_unref(f);
         }
     }
     if (rc) {
         snprintf(err, errlen, "%s: decoding failed (out of memory or a scaling error)", path);
+        goto done;
+    }
+    if (s.stop) {
+        snprintf(err, errlen, "%s: the frame consumer failed (writing the prepared file)", path);
+        rc = -1;
         goto done;
     }
     if (s.held->format < 0) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int rt_acc_init(rt_acc *a, int classes) {
     memset(a, 0, sizeof *a);
@@ -40,8 +41,21 @@ void rt_acc_free(rt_acc *a) {
     a->confusion = NULL;
 }
 
+/* Files are written to PATH.tmp and renamed: a reader never sees half of one. */
+static int finish(FILE *f, const char *tmp, const char *path, int ok) {
+    ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int rt_acc_write_csv(const rt_acc *a, const char *path) {
-    FILE *f = fopen(path, "w");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
     if (!f) return -1;
     fprintf(f, "true\\pred");
     for (int c = 0; c < a->classes; c++) fprintf(f, ",%d", c);
@@ -51,7 +65,7 @@ int rt_acc_write_csv(const rt_acc *a, const char *path) {
         for (int c = 0; c < a->classes; c++) fprintf(f, ",%lld", (long long)a->confusion[(size_t)r * a->classes + c]);
         fputc('\n', f);
     }
-    return fclose(f) ? -1 : 0;
+    return finish(f, tmp, path, !ferror(f));
 }
 
 int rt_acc_write_png(const rt_acc *a, const char *path, int cell) {
@@ -83,10 +97,11 @@ int rt_acc_write_png(const rt_acc *a, const char *path, int cell) {
     }
     if (avcodec_send_frame(ctx, fr) < 0 || avcodec_send_frame(ctx, NULL) < 0) goto done;
     if (avcodec_receive_packet(ctx, pkt) < 0) goto done;
-    FILE *f = fopen(path, "wb");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
     if (!f) goto done;
-    rc = fwrite(pkt->data, 1, (size_t)pkt->size, f) == (size_t)pkt->size ? 0 : -1;
-    if (fclose(f)) rc = -1;
+    rc = finish(f, tmp, path, fwrite(pkt->data, 1, (size_t)pkt->size, f) == (size_t)pkt->size);
 done:
     av_packet_free(&pkt);
     av_frame_free(&fr);

@@ -4,10 +4,8 @@
  * tensors exist or in which order they are listed. */
 #include "rt_model.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,18 +305,3 @@ static int write_set(avgen_ctx *c, const char *path, int dump, char *err, size_t
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen) { return write_set(c, path, 1, err, errlen); }
 int rt_write_params(avgen_ctx *c, const char *path, char *err, size_t errlen) { return write_set(c, path, 0, err, errlen); }
 
-int rt_mkdirs(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || !*c) {
-            char s = *c;
-            *c = 0;
-            if (mkdir(p, 0777) && errno != EEXIST) return -1;
-            *c = s;
-            if (!s) break;
-        }
-    }
-    struct stat st;
-    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}

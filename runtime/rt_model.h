@@ -44,9 +44,6 @@ int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen)
 /* Every parameter and buffer (the full set a step used). */
 int rt_write_params(avgen_ctx *c, const char *path, char *err, size_t errlen);
 
-/* mkdir -p; 0 or -1 (errno set). */
-int rt_mkdirs(const char *dir);
-
 /* One CPU reference op (runtime/rt_cpu_ops.c). */
 void rt_cpu_op(avgen_ctx *c, const avgen_graph *g, int op);
 #endif

@@ -3,6 +3,7 @@
  * epoch, the batch within it and the optimizer state, so a resumed run redoes exactly the same steps. */
 #include "train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 
 #include "evaluate.h"
 #include "loader.h"
+#include "rt_fs.h"
 #include "safetensors.h"
 
 static double now(void) {
@@ -56,21 +58,6 @@ void rt_copy_params(avgen_ctx *dst, const avgen_ctx *src) {
 
 /* ----------------------------------------------------------------------------------------- checkpoints */
 
-static int write_atomic(const char *path, const char *text) {
-    char tmp[2200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 static int save_tensors(avgen_ctx *c, const char *path, char *err, size_t errlen) {
     st_writer *w = st_writer_new();
     if (!w) return -1;
@@ -111,8 +98,8 @@ int rt_load_checkpoint(avgen_ctx *c, const char *path, char *err, size_t errlen)
 }
 
 typedef struct {
-    int64_t step, epoch, batch, adam_step, bad_epochs;
-    double best_val;
+    int64_t step, epoch, batch, adam_step, bad_epochs, epoch_steps;
+    double best_val, epoch_loss; /* epoch_*: the current epoch so far, so a resumed epoch reports the same mean */
 } train_state;
 
 static int save_checkpoint(const rt_train_cfg *cfg, avgen_ctx *c, const train_state *st, char *err, size_t errlen) {
@@ -126,13 +113,15 @@ static int save_checkpoint(const rt_train_cfg *cfg, avgen_ctx *c, const train_st
     json_object *po = json_object_from_file(jpath), *x;
     if (po && json_object_object_get_ex(po, "file", &x)) snprintf(prev, sizeof prev, "%s", json_object_get_string(x));
     json_object_put(po);
-    char text[1024];
+    char text[2048];
     snprintf(text, sizeof text,
              "{\"file\": \"%s\", \"step\": %lld, \"epoch\": %lld, \"batch\": %lld, \"adam_step\": %lld, \"best_val\": %.17g, "
-             "\"bad_epochs\": %lld, \"seed\": %llu, \"name\": \"%s\"}\n",
+             "\"bad_epochs\": %lld, \"epoch_loss\": %.17g, \"epoch_steps\": %lld, \"seed\": %llu, \"name\": \"%s\", "
+             "\"config\": \"%s\"}\n",
              file, (long long)st->step, (long long)st->epoch, (long long)st->batch, (long long)st->adam_step, st->best_val,
-             (long long)st->bad_epochs, (unsigned long long)cfg->seed, cfg->name ? cfg->name : "");
-    if (write_atomic(jpath, text)) {
+             (long long)st->bad_epochs, st->epoch_loss, (long long)st->epoch_steps, (unsigned long long)cfg->seed,
+             cfg->name ? cfg->name : "", cfg->config_hash ? cfg->config_hash : "");
+    if (rt_write_atomic(jpath, text)) {
         snprintf(err, errlen, "cannot write %s (%s)", jpath, strerror(errno));
         return -1;
     }
@@ -153,8 +142,17 @@ static int load_state(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, ch
     }
 #define GI(k) (json_object_object_get_ex(o, k, &x) ? json_object_get_int64(x) : -1)
     st->step = GI("step"), st->epoch = GI("epoch"), st->batch = GI("batch"), st->adam_step = GI("adam_step");
-    st->bad_epochs = GI("bad_epochs");
+    st->bad_epochs = GI("bad_epochs"), st->epoch_steps = GI("epoch_steps");
+    if (st->epoch_steps < 0) st->epoch_steps = 0;
     st->best_val = json_object_object_get_ex(o, "best_val", &x) ? json_object_get_double(x) : -1;
+    st->epoch_loss = json_object_object_get_ex(o, "epoch_loss", &x) ? json_object_get_double(x) : 0;
+    const char *conf = json_object_object_get_ex(o, "config", &x) ? json_object_get_string(x) : "";
+    if (cfg->config_hash && conf && strcmp(conf, cfg->config_hash)) {
+        snprintf(err, errlen, "%s was trained with another configuration (%s, now %s); resume it with the same "
+                              "description and overrides (only train.epochs may change)", cfg->run_dir, conf, cfg->config_hash);
+        json_object_put(o);
+        return -1;
+    }
 #undef GI
     const char *file = json_object_object_get_ex(o, "file", &x) ? json_object_get_string(x) : NULL;
     snprintf(path, sizeof path, "%s/%s", cfg->run_dir, file ? file : "?");
@@ -194,28 +192,58 @@ static void truncate_log(const char *path, int64_t step, int64_t epoch) {
     }
     free(line);
     fclose(f);
-    write_atomic(path, keep ? keep : "");
+    rt_write_atomic(path, keep ? keep : "");
     free(keep);
 }
 
 /* ------------------------------------------------------------------------------------------- loop */
+
+typedef struct {
+    FILE *log;
+    double t_step, t_start;
+    int64_t per_epoch, total;
+    int P;
+} loop_state;
+
+/* One optimizer update over the `micro` accumulated batches, its log line and progress. */
+static void do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loop_state *ls, int64_t e, int micro,
+                      double loss_sum, double waited) {
+    c->grad_scale = 1.0 / micro;
+    c->lr_scale = rt_lr_multiplier(cfg, st->step, ls->total, ls->per_epoch);
+    double gn = 0;
+    for (int i = 0; i < c->g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &c->g->tensors[i];
+        if (t->kind != AVGEN_T_PGRAD) continue;
+        const float *g = rt_ptr(c, i);
+        for (int64_t k = 0; k < t->bytes / 4; k++) gn += (double)g[k] * g[k];
+    }
+    gn = sqrt(gn) * c->grad_scale;
+    run(c, cfg->update, AVGEN_PH_UPDATE);
+    double step_loss = loss_sum / micro;
+    st->step++, st->epoch_loss += step_loss, st->epoch_steps++;
+    st->adam_step = c->adam_step;
+    double dt = now() - ls->t_step;
+    ls->t_step = now();
+    const int64_t *ab = cfg->train_g->arena_bytes;
+    fprintf(ls->log,
+            "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"head_lr\": %.9g, \"grad_norm\": %.9g, "
+            "\"clips_per_s\": %.2f, \"pairs_per_s\": %.2f, \"data_wait_s\": %.4f, \"memory_bytes\": %lld}\n",
+            (long long)st->step, (long long)e, step_loss, cfg->k->lr * c->lr_scale, cfg->k->head_lr * c->lr_scale, gn,
+            micro * cfg->k->batch / dt, micro * ls->P / dt, waited, (long long)(ab[0] + ab[1] + ab[2] + ab[3]));
+    fflush(ls->log);
+    if (!cfg->quiet) {
+        double el = now() - ls->t_start;
+        double eta = st->step > 0 ? el / (double)st->step * (double)(ls->total - st->step) : 0;
+        fprintf(stderr, "\r[epoch %lld/%d] step %lld/%lld loss %.4f lr %.3g, ETA %d:%02d   ", (long long)e + 1, cfg->epochs,
+                (long long)st->step, (long long)ls->total, step_loss, cfg->k->lr * c->lr_scale, (int)eta / 60, (int)eta % 60);
+    }
+}
 
 static void feed(avgen_ctx *c, const ld_batch *b) {
     int t;
     if ((t = rt_find(c->g, "frames")) >= 0) memcpy(rt_ptr(c, t), b->frames, (size_t)c->g->tensors[t].bytes);
     if ((t = rt_find(c->g, "audio")) >= 0) memcpy(rt_ptr(c, t), b->audio, (size_t)c->g->tensors[t].bytes);
     if ((t = rt_find(c->g, "labels")) >= 0) memcpy(rt_ptr(c, t), b->labels, (size_t)c->g->tensors[t].bytes);
-}
-
-static double grad_norm(avgen_ctx *c) {
-    double s = 0;
-    for (int i = 0; i < c->g->n_tensors; i++) {
-        const avgen_tensor_desc *t = &c->g->tensors[i];
-        if (t->kind != AVGEN_T_PGRAD) continue;
-        const float *g = rt_ptr(c, i);
-        for (int64_t e = 0; e < t->bytes / 4; e++) s += (double)g[e] * g[e];
-    }
-    return sqrt(s) * c->grad_scale;
 }
 
 static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, char *err, size_t errlen) {
@@ -228,12 +256,28 @@ static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, c
     return ld_open(&lc, err, errlen);
 }
 
+/* Removes what a killed run was writing (NAME.tmp.<pid>...): never a checkpoint, only its unfinished copy. */
+static void remove_partial_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[4200];
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t || t[5] < '0' || t[5] > '9') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     char path[2400];
     if (rt_mkdirs(cfg->run_dir)) {
         snprintf(err, errlen, "cannot create the run folder %s (%s)", cfg->run_dir, strerror(errno));
         return 1;
     }
+    remove_partial_files(cfg->run_dir);
     ld_loader *tl = open_loader(cfg, LD_TRAIN_ONLY, 1, err, errlen);
     if (!tl) return 2;
     if (ld_size(tl) != cfg->k->image) {
@@ -263,7 +307,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     st_file *wf = NULL;
     if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) { rc = 2; goto done; }
     if ((rc = rt_init_params(&c, wf, cfg->seed, NULL, NULL, err, errlen))) goto done;
-    train_state st = {0, 0, 0, 0, 0, -1};
+    train_state st = {.best_val = -1};
     snprintf(path, sizeof path, "%s/log.jsonl", cfg->run_dir);
     if (cfg->resume) {
         if (load_state(cfg, &c, &st, err, errlen)) { rc = 2; goto done; }
@@ -280,14 +324,25 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         rc = 1;
         goto done;
     }
-    ld_start_epoch(tl, 0);
-    const int64_t per_epoch = (ld_batches_per_epoch(tl) + cfg->grad_accum - 1) / cfg->grad_accum;
-    const int64_t total = per_epoch * cfg->epochs;
-    const int P = cfg->k->batch * cfg->k->frames;
-    double t_start = now(), wait_total = 0;
+    if (ld_start_epoch(tl, 0)) {
+        snprintf(err, errlen, "out of memory while planning the epoch");
+        rc = 1;
+        fclose(log);
+        goto done;
+    }
+    loop_state ls;
+    ls.log = log, ls.per_epoch = (ld_batches_per_epoch(tl) + cfg->grad_accum - 1) / cfg->grad_accum;
+    ls.total = ls.per_epoch * cfg->epochs, ls.P = cfg->k->batch * cfg->k->frames;
+    ls.t_start = now();
+    double wait_total = 0;
     int stop = 0;
+    if (!cfg->resume) st.epoch_loss = 0, st.epoch_steps = 0;
     for (int64_t e = st.epoch; e < cfg->epochs && !stop && !rc; e++) {
-        ld_start_epoch(tl, e);
+        if (ld_start_epoch(tl, e)) {
+            snprintf(err, errlen, "out of memory while planning epoch %lld", (long long)e);
+            rc = 1;
+            break;
+        }
         const int64_t nb = ld_batches_per_epoch(tl);
         /* skip what a resumed run already did in this epoch */
         int64_t b0 = e == st.epoch ? st.batch : 0;
@@ -295,19 +350,20 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             const ld_batch *bt = ld_next(tl);
             if (bt) ld_release(tl, bt);
         }
-        double loss_sum = 0, epoch_loss = 0;
-        int micro = 0, epoch_steps = 0;
-        double t_step = now();
+        double loss_sum = 0, waited = 0;
+        int micro = 0;
+        ls.t_step = now();
         for (int64_t b = b0; b < nb && !stop; b++) {
             double tw = now();
             const ld_batch *bt = ld_next(tl);
-            double waited = now() - tw;
+            waited = now() - tw;
             wait_total += waited;
             if (!bt) break;
             int ok = 1;
             for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
             if (ok) feed(&c, bt);
             ld_release(tl, bt);
+            st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
             if (micro == 0) rt_zero_grads(&c);
             run(&c, cfg->forward, AVGEN_PH_FORWARD);
@@ -319,44 +375,29 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             }
             float loss = *(float *)rt_ptr(&c, rt_find(c.g, "loss"));
             if (!isfinite(loss)) {
-                snprintf(err, errlen, "the loss became %s at step %lld (epoch %lld); the last good checkpoint is in %s",
-                         isnan(loss) ? "NaN" : "infinite", (long long)st.step, (long long)e, cfg->run_dir);
+                char ck[2300];
+                snprintf(ck, sizeof ck, "%s/checkpoint.json", cfg->run_dir);
+                struct stat cs;
+                snprintf(err, errlen, "the loss became %s at step %lld (epoch %lld); %s", isnan(loss) ? "NaN" : "infinite",
+                         (long long)st.step, (long long)e,
+                         stat(ck, &cs) == 0 ? "the last good checkpoint is kept (checkpoint.json)" : "no checkpoint was written before it");
                 rc = 3;
                 break;
             }
             loss_sum += loss;
-            if (++micro < cfg->grad_accum && b + 1 < nb) continue;
-            c.grad_scale = 1.0 / micro;
-            c.lr_scale = rt_lr_multiplier(cfg, st.step, total, per_epoch);
-            double gn = grad_norm(&c);
-            run(&c, cfg->update, AVGEN_PH_UPDATE);
-            double step_loss = loss_sum / micro;
-            st.step++, epoch_loss += step_loss, epoch_steps++;
-            st.adam_step = c.adam_step, st.epoch = e, st.batch = b + 1;
-            double dt = now() - t_step;
-            t_step = now();
-            fprintf(log,
-                    "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"head_lr\": %.9g, \"grad_norm\": %.9g, "
-                    "\"clips_per_s\": %.2f, \"pairs_per_s\": %.2f, \"data_wait_s\": %.4f, \"memory_bytes\": %lld}\n",
-                    (long long)st.step, (long long)e, step_loss, cfg->k->lr * c.lr_scale, cfg->k->head_lr * c.lr_scale, gn,
-                    micro * cfg->k->batch / dt, micro * P / dt, waited,
-                    (long long)(cfg->train_g->arena_bytes[0] + cfg->train_g->arena_bytes[1] + cfg->train_g->arena_bytes[2] +
-                                cfg->train_g->arena_bytes[3]));
-            fflush(log);
+            if (++micro < cfg->grad_accum) continue;
+            do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited);
             loss_sum = 0, micro = 0;
-            if (!cfg->quiet) {
-                double el = now() - t_start;
-                int64_t done_steps = st.step;
-                double eta = done_steps > 0 ? el / done_steps * (double)(total - done_steps) : 0;
-                fprintf(stderr, "\r[epoch %lld/%d] step %lld/%lld loss %.4f lr %.3g, ETA %d:%02d   ", (long long)e + 1,
-                        cfg->epochs, (long long)st.step, (long long)total, step_loss, cfg->k->lr * c.lr_scale, (int)eta / 60,
-                        (int)eta % 60);
-            }
             if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
                 save_checkpoint(cfg, &c, &st, err, errlen)) {
                 rc = 1;
                 break;
             }
+            if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
+        }
+        /* the epoch's last, partial accumulation still makes an update */
+        if (!rc && micro > 0) {
+            do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited);
             if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
         }
         if (rc) break;
@@ -365,9 +406,12 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         if (have_ev && !stop) {
             rt_copy_params(&ev, &c);
             rt_eval_result r;
-            if (rt_evaluate(&ev, cfg->eval_forward, vl, &r, err, errlen) == 0) {
+            char verr2[512];
+            if (rt_evaluate(&ev, cfg->eval_forward, vl, &r, verr2, sizeof verr2) == 0) {
                 val_loss = r.loss, val_top1 = rt_acc_top1(&r.clip);
                 rt_eval_free(&r);
+            } else if (!cfg->quiet) {
+                fprintf(stderr, "\navgen train: validation failed: %s\n", verr2);
             }
         }
         int improved = val_top1 >= 0 && val_top1 > st.best_val;
@@ -379,14 +423,15 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         } else if (val_top1 >= 0) {
             st.bad_epochs++;
         }
-        if (!stop) st.epoch = e + 1, st.batch = 0;
+        const double train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0;
+        if (!stop) st.epoch = e + 1, st.batch = 0, st.epoch_loss = 0, st.epoch_steps = 0;
         fprintf(log, "{\"epoch_end\": %lld, \"train_loss\": %.9g, \"val_loss\": %.9g, \"val_top1\": %.9g, \"best_val_top1\": %.9g}\n",
-                (long long)e, epoch_steps ? epoch_loss / epoch_steps : 0, val_loss, val_top1, st.best_val);
+                (long long)e, train_loss, val_loss, val_top1, st.best_val);
         fflush(log);
         if (save_checkpoint(cfg, &c, &st, err, errlen)) { rc = 1; break; }
         if (!cfg->quiet)
-            fprintf(stderr, "\n[epoch %lld] train loss %.4f, validation loss %.4f top-1 %.3f%s\n", (long long)e + 1,
-                    epoch_steps ? epoch_loss / epoch_steps : 0, val_loss, val_top1, improved ? " (best)" : "");
+            fprintf(stderr, "\n[epoch %lld] train loss %.4f, validation loss %.4f top-1 %.3f%s\n", (long long)e + 1, train_loss,
+                    val_loss, val_top1, improved ? " (best)" : "");
         if (cfg->patience > 0 && st.bad_epochs >= cfg->patience) {
             if (!cfg->quiet) fprintf(stderr, "avgen train: no validation improvement for %d epochs: stopping\n", cfg->patience);
             stop = 1;
@@ -394,18 +439,18 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     }
     fclose(log);
     if (!rc) {
-        ld_stats ls = ld_get_stats(tl);
-        double el = now() - t_start;
+        ld_stats lst = ld_get_stats(tl);
+        double el = now() - ls.t_start;
         char summary[2048];
         snprintf(summary, sizeof summary,
                  "{\"name\": \"%s\", \"steps\": %lld, \"epochs\": %lld, \"seconds\": %.3f, \"clips_per_s\": %.3f, "
                  "\"pairs_per_s\": %.3f, \"best_val_top1\": %.9g, \"trainable_params\": %lld, \"data_wait_s\": %.3f, "
                  "\"corrupt_frames\": %lld, \"bad_clips\": %lld}\n",
                  cfg->name ? cfg->name : "", (long long)st.step, (long long)st.epoch, el,
-                 el > 0 ? (double)ls.clips / el : 0, el > 0 ? (double)ls.clips * cfg->k->frames / el : 0, st.best_val,
-                 (long long)cfg->trainable_params, wait_total, (long long)ls.corrupt_frames, (long long)ls.bad_clips);
+                 el > 0 ? (double)lst.clips / el : 0, el > 0 ? (double)lst.clips * cfg->k->frames / el : 0, st.best_val,
+                 (long long)cfg->trainable_params, wait_total, (long long)lst.corrupt_frames, (long long)lst.bad_clips);
         snprintf(path, sizeof path, "%s/summary.json", cfg->run_dir);
-        if (write_atomic(path, summary)) {
+        if (rt_write_atomic(path, summary)) {
             snprintf(err, errlen, "cannot write %s", path);
             rc = 1;
         }

@@ -20,6 +20,7 @@ typedef struct {
     const char *run_dir;       /* checkpoints, log.jsonl, summary.json */
     const char *weights;       /* backbone safetensors, or NULL: initialised from seed (tests only) */
     const char *name;          /* the configuration's name, for the summary */
+    const char *config_hash;   /* identifies everything that shapes the run but train.epochs: --resume refuses another */
     int resume;                /* continue from run_dir/checkpoint.json */
     int epochs, grad_accum, warmup, schedule, step_every;
     double step_gamma;

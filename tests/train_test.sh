@@ -37,7 +37,7 @@ import json, sys
 for l in open(sys.argv[1]):
     o = json.loads(l)
     if 'step' in o: print(o['step'], repr(o['loss']), repr(o['lr']), repr(o['grad_norm']))
-    else: print('epoch', o['epoch_end'], repr(o['val_top1']))
+    else: print('epoch', o['epoch_end'], repr(o['train_loss']), repr(o['val_top1']))
 " "$1"; }
 losses "$TMP/runA/log.jsonl" >"$TMP/a.txt"
 steps=$(grep -c -v '^epoch' "$TMP/a.txt")
@@ -140,6 +140,8 @@ expect2 "holds 48x48 frames but the configuration's image is 224x224" "$AVGEN" t
   --data "$TMP/prep" --out "$TMP/runV" --quiet
 expect2 "cannot read" "$AVGEN" train "$M" --data "$TMP/nothing" --out "$TMP/runX" "${SETS[@]}" --quiet
 expect2 "no CUDA backend" "$AVGEN" train "$M" --data "$TMP/prep" --backend cuda "${SETS[@]}"
+expect2 "was trained with another configuration" "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runA" "${SETS[@]}" \
+  --set train.seed=9 --resume --quiet
 expect2 "expected a run folder" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP" "${SETS[@]}"
 expect2 "--split x is not test, train or val" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/runA" --split x
 

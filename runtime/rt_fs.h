@@ -1,0 +1,10 @@
+/* rt_fs: the file-system helpers every writer of avgen shares: mkdir -p, and whole-file writes that a
+ * reader never sees half done (temporary file, fsync, rename). */
+#ifndef AVGEN_RT_FS_H
+#define AVGEN_RT_FS_H
+
+/* mkdir -p; 0, or -1 with errno set (also when the path exists and is not a folder). */
+int rt_mkdirs(const char *dir);
+/* Writes text to PATH.tmp.<pid>.<thread>, fsyncs, renames onto path. 0, or -1 with errno set. */
+int rt_write_atomic(const char *path, const char *text);
+#endif
