@@ -66,6 +66,29 @@ r.save('$d/ur2.safetensors', t)" >>"$d/log" 2>&1 &&
   fi
 done
 
+# The project's shared baseline script (shared/bench/torch_lavish.py, beside the repository) as a second,
+# independent reference, with MODEL.md's initialisation (gates zero): there its backward is sound. (With live
+# gates its BatchNorm2d gradients are wrong on Debian's torch 1.13: docs/step-dump.md.)
+SHARED=$ROOT/../shared/bench/torch_lavish.py
+if [ -f "$SHARED" ]; then
+  d=$TMP/shared
+  mkdir -p "$d"
+  if "$AVGEN" check "$ROOT/models/tiny-lavish.json" --print-json >"$d/config.json" 2>/dev/null &&
+     "$PY" "$SHARED" dump --image 48 --dim 64 --depth 2 --heads 4 --mlp 128 --audio-frames 102 --mel 32 --frames 2 \
+       --batch 3 --classes 5 --hidden 32 --reduction 4 --groups 2 --double --seed 4 --write-params "$d/p.safetensors" \
+       --write-inputs "$d/i.safetensors" --out "$d/ref.safetensors" >"$d/log" 2>&1 &&
+     "$AVGEN" step "$d/config.json" --params "$d/p.safetensors" --inputs "$d/i.safetensors" --out "$d/out.safetensors" \
+       >>"$d/log" 2>&1 &&
+     "$AVGEN" diff "$d/out.safetensors" "$d/ref.safetensors" --rtol 1e-4 --grad-floor >>"$d/log" 2>&1; then
+    pass=$((pass + 1))
+    echo "ok   shared torch_lavish.py (gates zero): $(tail -1 "$d/log")"
+  else
+    fail=$((fail + 1))
+    echo "FAIL shared torch_lavish.py:" >&2
+    cat "$d/log" >&2
+  fi
+fi
+
 # Full size: ViT-B/16 LAVISH, one pair. MODEL.md's initialisation (gates 0) keeps the comparison well
 # conditioned; with live gates the adapters' softmaxes over the raw residual stream saturate and even
 # PyTorch's own fp32 and fp64 disagree, so that regime is left to the tiny configurations above.
