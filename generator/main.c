@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "rt_fs.h"
 #include "rt_model.h"
+#include "rt_nvrtc.h"
 #include "train.h"
 #include <sys/stat.h>
 #include "safetensors.h"
@@ -897,7 +898,10 @@ static int cmd_devices(int argc, char **argv) {
     int r = parse_args("devices", usage_devices, argc, argv, &a, 0);
     if (r >= 0) return r;
     rt_device_info d[16];
-    char why[512];
+    char why[512], nwhy[512];
+    int ma = 0, mi = 0;
+    if (rt_nvrtc_version(&ma, &mi, nwhy, sizeof nwhy)) printf("NVRTC %d.%d: CUDA kernels can be compiled here\n", ma, mi);
+    else printf("%s\n", nwhy);
     int n = rt_cuda_devices(d, 16, why, sizeof why);
     if (n == 0) {
         printf("%s\n", why);

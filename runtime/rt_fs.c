@@ -29,12 +29,13 @@ int rt_mkdirs(const char *dir) {
     return 0;
 }
 
-int rt_write_atomic(const char *path, const char *text) {
+int rt_write_atomic(const char *path, const char *text) { return rt_write_atomic_bytes(path, text, strlen(text)); }
+
+int rt_write_atomic_bytes(const char *path, const void *text, size_t n) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(), (unsigned long)pthread_self());
     FILE *f = fopen(tmp, "wb");
     if (!f) return -1;
-    size_t n = strlen(text);
     int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path)) {

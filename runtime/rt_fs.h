@@ -2,9 +2,11 @@
  * reader never sees half done (temporary file, fsync, rename). */
 #ifndef AVGEN_RT_FS_H
 #define AVGEN_RT_FS_H
+#include <stddef.h>
 
 /* mkdir -p; 0, or -1 with errno set (also when the path exists and is not a folder). */
 int rt_mkdirs(const char *dir);
-/* Writes text to PATH.tmp.<pid>.<thread>, fsyncs, renames onto path. 0, or -1 with errno set. */
+/* Writes text (or n bytes) to PATH.tmp.<pid>.<thread>, fsyncs, renames onto path. 0, or -1 with errno set. */
 int rt_write_atomic(const char *path, const char *text);
+int rt_write_atomic_bytes(const char *path, const void *data, size_t n);
 #endif
