@@ -34,18 +34,6 @@ static int run_cmd(int (*fn)(int, char **), const char *const *args) {
     return fn(n, argv);
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 /* Reads the 16-bit frame index from an S x S RGB image scaled from the synth's W x H frame. */
 static int barcode(const uint8_t *rgb, int S, int W, int H) {
@@ -85,7 +73,7 @@ static void test_pipeline(void) {
     CHECK_EQ_I64(run_cmd(gen_prep_main, pargs), 0);
     char mp[700];
     snprintf(mp, sizeof mp, "%s/manifest.jsonl", prep);
-    char *man = slurp(mp);
+    char *man = check_slurp(mp);
     CHECK(man != NULL);
     int lines = 0;
     for (char *c = man; c && *c; c++) lines += *c == '\n';
@@ -97,7 +85,7 @@ static void test_pipeline(void) {
 
     /* Resume: a second run redoes nothing and writes the same manifest. */
     CHECK_EQ_I64(run_cmd(gen_prep_main, pargs), 0);
-    char *man2 = slurp(mp);
+    char *man2 = check_slurp(mp);
     CHECK(man2 && man && !strcmp(man, man2));
     free(man2);
 
@@ -116,7 +104,7 @@ static void test_pipeline(void) {
     CHECK_EQ_I64(run_cmd(gen_prep_main, kargs), 0);
     char mp2[800];
     snprintf(mp2, sizeof mp2, "%s/manifest.jsonl", prep2);
-    char *man3 = slurp(mp2);
+    char *man3 = check_slurp(mp2);
     /* outputs are relative paths, so the manifests of the two folders are equal byte for byte */
     CHECK_MSG(man3 && man && !strcmp(man, man3), "the manifest after kill -9 and resume differs");
     free(man3);
@@ -317,7 +305,7 @@ static void test_short_and_bad_files(void) {
     media_output mo;
     CHECK(media_decode(p, &t, NULL, NULL, &mo, err, sizeof err) == -1 && err[0]);
     snprintf(p, sizeof p, "%s/short.avi", tmp);
-    char *whole = slurp(p);
+    char *whole = check_slurp(p);
     struct stat st;
     stat(p, &st);
     for (int cut = 64; cut < st.st_size && whole; cut = cut * 2 + 17) {

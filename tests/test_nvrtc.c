@@ -3,6 +3,7 @@
  * other options give another key; a compile error comes back as one sentence with NVRTC's log; a missing
  * NVRTC library is reported, not a crash. Exits 77 (skipped) when NVRTC is not installed.
  * usage: test_nvrtc */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,7 +20,8 @@ static const char *k_src =
     "}\n";
 
 int main(void) {
-    char dir[] = "/tmp/avgen-nvrtc-XXXXXX", why[512], err[4096];
+    char dir[512], why[512], err[4096];
+    snprintf(dir, sizeof dir, "%s/avgen-nvrtc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
     if (!mkdtemp(dir)) return 1;
     setenv("AVGEN_CACHE_DIR", dir, 1);
     /* a missing library is a clear message (in a child: the loaded state is per process) */
@@ -47,7 +49,7 @@ int main(void) {
     CHECK_MSG(rt_nvrtc_compile(k_src, "axpy.cu", 90, opts, 1, &c, err, sizeof err) == 0, "%s", err);
     CHECK(!c.cache_hit && c.key != a.key);
     printf("compile %.3f s, cache hit %.6f s\n", a.seconds, b.seconds);
-    char srcdump[256];
+    char srcdump[700];
     snprintf(srcdump, sizeof srcdump, "%s/%016llx-sm_90.cu", dir, (unsigned long long)a.key);
     struct stat st;
     CHECK_MSG(stat(srcdump, &st) == 0 && st.st_size > (off_t)strlen(k_src), "no source dump %s", srcdump);
@@ -56,7 +58,7 @@ int main(void) {
     CHECK_STR_CONTAINS(err, "NVRTC cannot compile broken.cu for sm_90");
     CHECK_STR_CONTAINS(err, "error");
     free(a.cubin), free(b.cubin), free(c.cubin);
-    char cmd[128];
+    char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;
     return CHECK_DONE();

@@ -177,18 +177,6 @@ static void test_bytes(void) {
     CHECK(!strcmp(buf, "80.00 GiB"));
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 static void test_round_trip(void) {
     static const char *const models[] = {"lavish-vitb16-ucf51", "late-vitb16-ucf51", "vision-vitb16-ucf51",
@@ -221,7 +209,7 @@ static void test_round_trip(void) {
 static void test_docs(void) {
     char path[1200];
     snprintf(path, sizeof path, "%s/docs/model-json.md", root);
-    char *doc = slurp(path);
+    char *doc = check_slurp(path);
     CHECK_MSG(doc != NULL, "cannot read %s", path);
     if (!doc) return;
     const char *paths[128];
