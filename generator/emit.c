@@ -364,6 +364,7 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     SHAPEF("STEP_GAMMA", s->train.step_gamma);
     SHAPEF("WINDOW_SECONDS", s->audio.window_seconds);
     SHAPE("TRAINABLE_PARAMS", plan.trainable);
+    sb_printf(&shapes, "#define AVGEN_%-18s \"%016llx\"\n", "RESUME_HASH", (unsigned long long)gen_resume_hash(s));
 #undef SHAPE
 #undef SHAPEF
     static const char *const an[ARENA_COUNT] = {"FROZEN", "TRAIN", "ACT", "INPUT"};

@@ -23,6 +23,9 @@
 #include "safetensors.h"
 #include "rt_device.h"
 #include "spec_internal.h"
+#include "avgen_toolchain.h"
+#include <sys/wait.h>
+#include <unistd.h>
 #include "bench_loader.h"
 #include "prep.h"
 #include "synth.h"
@@ -121,7 +124,7 @@ static const char *const usage_diff =
 static const char *const usage_train =
     "usage: avgen train MODEL.json --data PREPARED [--weights vit.safetensors] [--backend auto|cpu|cuda]\n"
     "                   [--out RUN] [--resume] [--threads N] [--checkpoint-every N] [--patience N]\n"
-    "                   [--val-every N] [--max-steps N] [--quiet] [--set path=value]...\n"
+    "                   [--val-every N] [--max-steps N] [--quiet] [--in-process] [--set path=value]...\n"
     "\n"
     "Trains the configuration on a folder written by avgen prep: train.epochs epochs of shuffled clips\n"
     "(video.frames frames at video.stride), Adam/AdamW with the adapters at train.lr and the head at\n"
@@ -134,7 +137,10 @@ static const char *const usage_train =
     "continues RUN exactly), RUN/summary.json and RUN/model.json. A non-finite loss stops the run and\n"
     "keeps the last good checkpoint. RUN defaults to runs/<name>. The backbone comes from --weights or\n"
     "backbone.weights (Hugging Face google/vit-base-patch16-224 safetensors), else from train.seed\n"
-    "(tests only). Exit status: 0 done, 1 failure, 2 bad input, 3 non-finite loss.\n";
+    "(tests only). The configuration's program is generated and built into RUN/program (again when the\n"
+    "description changes) and runs the loop from its compiled straight-line step; --in-process runs the\n"
+    "same step inside avgen instead (identical results). Exit status: 0 done, 1 failure, 2 bad input,\n"
+    "3 non-finite loss.\n";
 
 static const char *const usage_eval =
     "usage: avgen eval MODEL.json --data PREPARED --checkpoint RUN|FILE [--split test|train|val] [--json]\n"
@@ -168,7 +174,7 @@ typedef struct {
     int json, force, no_search, print_json;
     const char *params, *inputs, *init_out, *backend, *update_out;
     const char *data, *weights, *checkpoint, *split;
-    int resume, threads, checkpoint_every, patience, val_every, quiet;
+    int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
     long long max_steps;
 } args_t;
 
@@ -219,9 +225,10 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             else if (!strcmp(s, "--patience")) a->patience = (int)v;
             else if (!strcmp(s, "--val-every")) a->val_every = (int)v;
             else a->max_steps = v;
-        } else if (!strcmp(cmd, "train") && (!strcmp(s, "--resume") || !strcmp(s, "--quiet"))) {
+        } else if (!strcmp(cmd, "train") && (!strcmp(s, "--resume") || !strcmp(s, "--quiet") || !strcmp(s, "--in-process"))) {
             if (!strcmp(s, "--resume")) a->resume = 1;
-            else a->quiet = 1;
+            else if (!strcmp(s, "--quiet")) a->quiet = 1;
+            else a->in_process = 1;
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a folder", s);
             a->out = argv[++i];
@@ -600,6 +607,71 @@ static const char *weights_of(const args_t *a, const gen_spec *s) {
     return s->backbone.weights[0] ? s->backbone.weights_path : NULL;
 }
 
+/* Runs argv (a compiler), output to log; 0 when it exits 0. */
+static int run_logged(char *const *argv, const char *log) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stdout);
+        if (!f || dup2(fileno(stdout), 2) < 0) _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) < 0) return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int newer(const char *a, const char *b) { /* a is newer than b, or b is missing */
+    struct stat sa, sb;
+    if (stat(b, &sb)) return 1;
+    if (stat(a, &sa)) return 0;
+    return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec ||
+           (sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec > sb.st_mtim.tv_nsec);
+}
+
+/* Generates the configuration's program into dir (fp32, the CPU backend) and compiles it when stale.
+ * 0 with prog set, or -1 with err (then avgen trains in-process). */
+static int build_program(const gen_spec *spec, const char *dir, char *prog, size_t plen, int quiet, char *err,
+                         size_t errlen) {
+    struct stat st;
+    if (stat(AVGEN_TC_AVRT, &st) || stat(AVGEN_TC_RUNTIME_INCLUDE "/rt_model.h", &st) || stat(AVGEN_TC_CC, &st)) {
+        snprintf(err, errlen, "the runtime this avgen was built with (%s) is not there any more", AVGEN_TC_AVRT);
+        return -1;
+    }
+    gen_spec s = *spec;
+    s.precision = PREC_FP32;
+    char msg[1024];
+    if (gen_emit(&s, dir, 1, msg, sizeof msg)) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    char model_c[1400], main_c[1400], bin[1400], log[1400];
+    snprintf(model_c, sizeof model_c, "%s/model.c", dir);
+    snprintf(main_c, sizeof main_c, "%s/main_train.c", dir);
+    snprintf(bin, sizeof bin, "%s/%s-train", dir, s.name);
+    snprintf(log, sizeof log, "%s/build.log", dir);
+    snprintf(prog, plen, "%s", bin);
+    if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(AVGEN_TC_AVRT, bin)) return 0; /* up to date */
+    if (!quiet) fprintf(stderr, "avgen train: building the program of %s (once per configuration)\n", s.name);
+    char *argv[128];
+    int n = 0;
+    char inc1[1300], inc2[1300];
+    snprintf(inc1, sizeof inc1, "-I%s", dir);
+    snprintf(inc2, sizeof inc2, "-I%s", AVGEN_TC_RUNTIME_INCLUDE);
+    argv[n++] = (char *)AVGEN_TC_CC;
+    for (int i = 0; avgen_tc_flags[i] && n < 100; i++) argv[n++] = (char *)avgen_tc_flags[i];
+    argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = (char *)AVGEN_TC_AVRT;
+    for (int i = 0; avgen_tc_libs[i] && n < 120; i++) argv[n++] = (char *)avgen_tc_libs[i];
+    argv[n++] = "-o", argv[n++] = bin, argv[n] = NULL;
+    if (run_logged(argv, log)) {
+        unlink(bin);
+        snprintf(err, errlen, "compiling the program failed (see %.900s)", log);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_train(int argc, char **argv) {
     args_t a;
     int r = parse_args("train", usage_train, argc, argv, &a, 1);
@@ -633,18 +705,14 @@ static int cmd_train(int argc, char **argv) {
     gen_consts(&s, &k);
     gen_plan p;
     gen_make_plan(&s, 0, &p);
+    (void)argc;
     if (rt_mkdirs(run)) {
         fprintf(stderr, "error: cannot create %s (%s).\n", run, strerror(errno));
         return 1;
     }
     char mj[1200], hash[17];
     snprintf(mj, sizeof mj, "%s/model.json", run);
-    /* what --resume must find unchanged: the resolved description but train.epochs */
-    gen_spec hs = s;
-    hs.train.epochs = 1;
-    char *hc = gen_spec_to_json(&hs);
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)gen_hash64(hc, strlen(hc), 0));
-    free(hc);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)gen_resume_hash(&s)); /* --resume checks it */
     char *canon = gen_spec_to_json(&s);
     size_t cl = strlen(canon);
     char *withnl = malloc(cl + 2);
@@ -657,6 +725,40 @@ static int cmd_train(int argc, char **argv) {
         free_graph(&tg);
         free_graph(&eg);
         return 1;
+    }
+    if (!a.in_process) {
+        /* The configuration's own program: build it when stale, then become it. */
+        char pdir[1200], prog[1400], berr[1024];
+        snprintf(pdir, sizeof pdir, "%s/program", run);
+        if (build_program(&s, pdir, prog, sizeof prog, a.quiet, berr, sizeof berr) == 0) {
+            char nb[7][32];
+            const char *pv[40];
+            int n = 0;
+            pv[n++] = prog, pv[n++] = "--train", pv[n++] = "--data", pv[n++] = a.data, pv[n++] = "--out", pv[n++] = run;
+            if (w) pv[n++] = "--weights", pv[n++] = w;
+            if (a.resume) pv[n++] = "--resume";
+            if (a.quiet) pv[n++] = "--quiet";
+            snprintf(nb[0], 32, "%d", a.threads > 0 ? a.threads : 2);
+            snprintf(nb[1], 32, "%d", a.checkpoint_every);
+            snprintf(nb[2], 32, "%d", a.patience);
+            snprintf(nb[3], 32, "%d", a.val_every > 1 ? a.val_every : 5);
+            snprintf(nb[4], 32, "%lld", a.max_steps);
+            pv[n++] = "--threads", pv[n++] = nb[0], pv[n++] = "--checkpoint-every", pv[n++] = nb[1];
+            pv[n++] = "--patience", pv[n++] = nb[2], pv[n++] = "--val-every", pv[n++] = nb[3];
+            pv[n++] = "--max-steps", pv[n++] = nb[4];
+            pv[n] = NULL;
+            free_graph(&tg);
+            free_graph(&eg);
+            fflush(NULL);
+            execv(prog, (char *const *)pv);
+            fprintf(stderr, "avgen train: cannot run %s (%s); training in-process\n", prog, strerror(errno));
+            if (build_graph(&s, 1, &tg) || build_graph(&s, 0, &eg)) {
+                fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+                return 1;
+            }
+        } else if (!a.quiet) {
+            fprintf(stderr, "avgen train: %s; training in-process\n", berr);
+        }
     }
     rt_train_cfg c;
     memset(&c, 0, sizeof c);

@@ -94,6 +94,8 @@ char *gen_spec_to_json(const gen_spec *s);
 struct json_object;
 struct json_object *gen_spec_to_json_object(const gen_spec *s);
 uint64_t gen_hash64(const void *data, size_t n, uint64_t seed);
+/* What a resumed training run must find unchanged: the resolved description's hash, train.epochs aside. */
+uint64_t gen_resume_hash(const gen_spec *s);
 
 const char *gen_fusion_name(gen_fusion);
 const char *gen_recompute_name(gen_recompute);

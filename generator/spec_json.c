@@ -91,3 +91,12 @@ char *gen_spec_to_json(const gen_spec *s) {
     json_object_put(o);
     return r;
 }
+
+uint64_t gen_resume_hash(const gen_spec *s) {
+    gen_spec t = *s;
+    t.train.epochs = 1;
+    char *j = gen_spec_to_json(&t);
+    uint64_t h = j ? gen_hash64(j, strlen(j), 0) : 0;
+    free(j);
+    return h;
+}

@@ -85,6 +85,14 @@ losses "$TMP/runB/log.jsonl" >"$TMP/b.txt"
 if cmp -s "$TMP/a.txt" "$TMP/b.txt"; then ok; else bad "after $kills kills and resumes the log differs: $(diff "$TMP/a.txt" "$TMP/b.txt" | head -5)"; fi
 ls "$TMP/runB" | grep -q '\.tmp\.' && bad "temporary files left in the run folder" || ok
 
+# avgen train builds and runs the configuration's program; --in-process runs the same step inside avgen.
+[ -x "$TMP/runA/program/trainprog-train" ] || [ -n "$(ls "$TMP/runA/program/"*-train 2>/dev/null)" ] && ok \
+  || bad "avgen train did not build the configuration's program"
+"$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runI" "${SETS[@]}" --val-every 3 --checkpoint-every 1 --quiet \
+  --in-process 2>"$TMP/i.err" && ok || bad "train --in-process: $(cat "$TMP/i.err")"
+losses "$TMP/runI/log.jsonl" >"$TMP/i.txt"
+if cmp -s "$TMP/a.txt" "$TMP/i.txt"; then ok; else bad "in-process log differs: $(diff "$TMP/a.txt" "$TMP/i.txt" | head -3)"; fi
+
 # The generated program trains to exactly the same losses.
 if [ -n "$GTRAIN" ]; then
   "$GTRAIN" --train --data "$TMP/prep" --out "$TMP/runG" --val-every 3 --checkpoint-every 1 --quiet 2>"$TMP/g.err" \
