@@ -663,9 +663,12 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
     for (int i = 0; avgen_tc_flags[i] && n < 100; i++) argv[n++] = (char *)avgen_tc_flags[i];
     argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = (char *)AVGEN_TC_AVRT;
     for (int i = 0; avgen_tc_libs[i] && n < 120; i++) argv[n++] = (char *)avgen_tc_libs[i];
-    argv[n++] = "-o", argv[n++] = bin, argv[n] = NULL;
-    if (run_logged(argv, log)) {
-        unlink(bin);
+    /* the compiler writes a temporary file, renamed when complete: a killed build never leaves a half binary */
+    char tmp[1500];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", bin, (long)getpid());
+    argv[n++] = "-o", argv[n++] = tmp, argv[n] = NULL;
+    if (run_logged(argv, log) || rename(tmp, bin)) {
+        unlink(tmp);
         snprintf(err, errlen, "compiling the program failed (see %.900s)", log);
         return -1;
     }
