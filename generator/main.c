@@ -699,16 +699,6 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "error: %s already holds a run; pass --resume to continue it or --out for a new folder.\n", run);
         return 2;
     }
-    built_graph tg, eg;
-    if (build_graph(&s, 1, &tg) || build_graph(&s, 0, &eg)) {
-        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
-        return 1;
-    }
-    avgen_consts k;
-    gen_consts(&s, &k);
-    gen_plan p;
-    gen_make_plan(&s, 0, &p);
-    (void)argc;
     if (rt_mkdirs(run)) {
         fprintf(stderr, "error: cannot create %s (%s).\n", run, strerror(errno));
         return 1;
@@ -725,8 +715,6 @@ static int cmd_train(int argc, char **argv) {
     free(canon);
     if (!wrote) {
         fprintf(stderr, "error: cannot write %s (%s).\n", mj, strerror(errno));
-        free_graph(&tg);
-        free_graph(&eg);
         return 1;
     }
     if (!a.in_process) {
@@ -750,19 +738,23 @@ static int cmd_train(int argc, char **argv) {
             pv[n++] = "--patience", pv[n++] = nb[2], pv[n++] = "--val-every", pv[n++] = nb[3];
             pv[n++] = "--max-steps", pv[n++] = nb[4];
             pv[n] = NULL;
-            free_graph(&tg);
-            free_graph(&eg);
             fflush(NULL);
             execv(prog, (char *const *)pv);
             fprintf(stderr, "avgen train: cannot run %s (%s); training in-process\n", prog, strerror(errno));
-            if (build_graph(&s, 1, &tg) || build_graph(&s, 0, &eg)) {
-                fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
-                return 1;
-            }
         } else if (!a.quiet) {
             fprintf(stderr, "avgen train: %s; training in-process\n", berr);
         }
     }
+    /* In-process: the same graphs, interpreted. */
+    built_graph tg, eg;
+    if (build_graph(&s, 1, &tg) || build_graph(&s, 0, &eg)) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        return 1;
+    }
+    avgen_consts k;
+    gen_consts(&s, &k);
+    gen_plan p;
+    gen_make_plan(&s, 0, &p);
     rt_train_cfg c;
     memset(&c, 0, sizeof c);
     c.train_g = &tg.graph.g, c.eval_g = &eg.graph.g, c.k = &k;

@@ -328,27 +328,6 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Removes temporary files a killed run left behind (NAME.tmp.PID.THREAD). */
-static void clean_tmp(const char *dir, int depth) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char p[2400];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st)) continue;
-        if (S_ISDIR(st.st_mode) && depth < 3) clean_tmp(p, depth + 1);
-        else if (S_ISREG(st.st_mode)) {
-            /* only our own temporary names: NAME.tmp.<pid>.<thread> */
-            const char *t = strstr(de->d_name, ".tmp.");
-            if (t && t[5] >= '0' && t[5] <= '9') unlink(p);
-        }
-    }
-    closedir(d);
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int gen_prep_main(int argc, char **argv) {
@@ -486,7 +465,7 @@ int gen_prep_main(int argc, char **argv) {
         free(ci), free(texts[0]), free(texts[1]), free(e);
         return 1;
     }
-    clean_tmp(out, 0);
+    rt_remove_partial(out, 3);
     media_quiet();
 
     prep_ctx c;

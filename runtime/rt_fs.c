@@ -1,6 +1,7 @@
 /* rt_fs.c: see rt_fs.h. */
 #include "rt_fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,4 +46,24 @@ int rt_write_atomic_bytes(const char *path, const void *text, size_t n) {
         return -1;
     }
     return 0;
+}
+
+void rt_remove_partial(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[4200];
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st)) continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth > 0) rt_remove_partial(p, depth - 1);
+            continue;
+        }
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (S_ISREG(st.st_mode) && t && t[5] >= '0' && t[5] <= '9') unlink(p);
+    }
+    closedir(d);
 }

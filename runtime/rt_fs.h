@@ -9,4 +9,7 @@ int rt_mkdirs(const char *dir);
 /* Writes text (or n bytes) to PATH.tmp.<pid>.<thread>, fsyncs, renames onto path. 0, or -1 with errno set. */
 int rt_write_atomic(const char *path, const char *text);
 int rt_write_atomic_bytes(const char *path, const void *data, size_t n);
+/* Removes what killed writers left under dir, down to depth levels of sub-folders: files named
+ * NAME.tmp.<digit>... (the temporary names above), never a finished file. */
+void rt_remove_partial(const char *dir, int depth);
 #endif

@@ -3,7 +3,6 @@
  * epoch, the batch within it and the optimizer state, so a resumed run redoes exactly the same steps. */
 #include "train.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -256,28 +255,13 @@ static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, c
     return ld_open(&lc, err, errlen);
 }
 
-/* Removes what a killed run was writing (NAME.tmp.<pid>...): never a checkpoint, only its unfinished copy. */
-static void remove_partial_files(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[4200];
-    while ((de = readdir(d))) {
-        const char *t = strstr(de->d_name, ".tmp.");
-        if (!t || t[5] < '0' || t[5] > '9') continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-}
-
 int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     char path[2400];
     if (rt_mkdirs(cfg->run_dir)) {
         snprintf(err, errlen, "cannot create the run folder %s (%s)", cfg->run_dir, strerror(errno));
         return 1;
     }
-    remove_partial_files(cfg->run_dir);
+    rt_remove_partial(cfg->run_dir, 1); /* the run folder and its program/ */
     ld_loader *tl = open_loader(cfg, LD_TRAIN_ONLY, 1, err, errlen);
     if (!tl) return 2;
     if (ld_size(tl) != cfg->k->image) {

@@ -13,6 +13,17 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-torch-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 pass=0
 fail=0
+# report NAME LOG STATUS: count a command chain's outcome; print its last log line, or the whole log on failure
+report() {
+  if [ "$3" = 0 ]; then
+    pass=$((pass + 1))
+    echo "ok   $1: $(tail -1 "$2")"
+  else
+    fail=$((fail + 1))
+    echo "FAIL $1:" >&2
+    cat "$2" >&2
+  fi
+}
 check() { # check NAME MODEL SEED [--set ...]: fixture from the reference, avgen step, diff
   local name=$1 model=$2 seed=$3
   shift 3
@@ -23,12 +34,9 @@ check() { # check NAME MODEL SEED [--set ...]: fixture from the reference, avgen
     "$AVGEN" step "$d/config.json" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
       --out "$d/out.safetensors" >>"$d/log" 2>&1 &&
     "$AVGEN" diff "$d/out.safetensors" "$d/expected.safetensors" --rtol 1e-4 --grad-floor >>"$d/log" 2>&1; then
-    pass=$((pass + 1))
-    echo "ok   $name: $(tail -1 "$d/log")"
+    report "$name" "$d/log" 0
   else
-    fail=$((fail + 1))
-    echo "FAIL $name:" >&2
-    cat "$d/log" >&2
+    report "$name" "$d/log" 1
   fi
 }
 check lavish tiny-lavish 21
@@ -57,12 +65,9 @@ t = r.load('$d/ur.safetensors')
 if '$opt' == 'adamw': t = {k: v for k, v in t.items() if not k.endswith('ln_before.bias')}
 r.save('$d/ur2.safetensors', t)" >>"$d/log" 2>&1 &&
      "$AVGEN" diff "$d/u.safetensors" "$d/ur2.safetensors" --rtol 1e-5 --only-common >>"$d/log" 2>&1; then
-    pass=$((pass + 1))
-    echo "ok   $opt update: $(tail -1 "$d/log")"
+    report "$opt update" "$d/log" 0
   else
-    fail=$((fail + 1))
-    echo "FAIL $opt update:" >&2
-    cat "$d/log" >&2
+    report "$opt update" "$d/log" 1
   fi
 done
 
@@ -80,12 +85,9 @@ if [ -f "$SHARED" ]; then
      "$AVGEN" step "$d/config.json" --params "$d/p.safetensors" --inputs "$d/i.safetensors" --out "$d/out.safetensors" \
        >>"$d/log" 2>&1 &&
      "$AVGEN" diff "$d/out.safetensors" "$d/ref.safetensors" --rtol 1e-4 --grad-floor >>"$d/log" 2>&1; then
-    pass=$((pass + 1))
-    echo "ok   shared torch_lavish.py (gates zero): $(tail -1 "$d/log")"
+    report "shared torch_lavish.py (gates zero)" "$d/log" 0
   else
-    fail=$((fail + 1))
-    echo "FAIL shared torch_lavish.py:" >&2
-    cat "$d/log" >&2
+    report "shared torch_lavish.py (gates zero)" "$d/log" 1
   fi
 fi
 
