@@ -35,9 +35,16 @@ function(avgen_add_model NAME)
     DEPENDS avgen "${model}"
     COMMENT "avgen emit ${NAME}"
     VERBATIM)
+  avgen_add_emitted(${NAME} "${dir}")
+endfunction()
+
+# avgen_add_emitted(NAME DIR): the programs NAME-train and NAME-infer from a folder `avgen emit` wrote,
+# with the CPU backend's generated step; they run on the CUDA backend too (--backend cuda) when avrt
+# has it.
+function(avgen_add_emitted NAME dir)
   add_library(${NAME}-model STATIC "${dir}/model.c")
   target_include_directories(${NAME}-model PUBLIC "${dir}")
-  # The CPU backend: the generated step calls the runtime's reference ops.
+  # The generated step calls rt_op, which runs the runtime's reference ops or the CUDA backend.
   target_compile_definitions(${NAME}-model PUBLIC AVGEN_BACKEND_CPU)
   target_link_libraries(${NAME}-model PUBLIC avrt)
   add_executable(${NAME}-train "${dir}/main_train.c")

@@ -379,7 +379,7 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         sb_printf(&opnames, "%s\"%s\"", k ? ", " : "", gen_opkind_name((gen_opkind)k));
         sb_printf(&missing, "#define AVGEN_OP_%s(ctx, g, op) avgen_op_missing(ctx, g, op)\n", gen_opkind_name((gen_opkind)k));
-        sb_printf(&cpu_ops, "#define AVGEN_OP_%s(ctx, g, op) rt_cpu_op(ctx, g, op)\n", gen_opkind_name((gen_opkind)k));
+        sb_printf(&cpu_ops, "#define AVGEN_OP_%s(ctx, g, op) rt_op(ctx, g, op)\n", gen_opkind_name((gen_opkind)k));
     }
     if (missing.n) missing.p[--missing.n] = 0; /* the template supplies the last newline */
     if (cpu_ops.n) cpu_ops.p[--cpu_ops.n] = 0;

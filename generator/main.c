@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "bench_loader.h"
+#include "rt_run.h"
+#include "st_diff.h"
 #include "prep.h"
 #include "synth.h"
 
@@ -50,6 +52,7 @@ static const char *const usage_main =
     "  synth --out DIR             write a small synthetic UCF101-shaped data set (videos with audio)\n"
     "  prep --src D --splits D --out D\n"
     "                              prepare UCF101 (videos with audio) for training: frames, audio, manifest\n"
+    "  bench MODEL.json            training-step time, pairs/s, TFLOP/s, MFU and memory on the GPU\n"
     "  bench-loader --data D       clips/s of the clip loader for several clip lengths and thread counts\n"
     "  train MODEL.json --data D   train on a prepared folder (checkpoints, log, validation, resume)\n"
     "  eval MODEL.json --data D --checkpoint C\n"
@@ -95,8 +98,8 @@ static const char *const usage_emit =
 
 static const char *const usage_step =
     "usage: avgen step MODEL.json --inputs I.safetensors --out O.safetensors [--params P.safetensors]\n"
-    "                  [--init-out F.safetensors] [--update-out U.safetensors] [--backend cpu]\n"
-    "                  [--set path=value]...\n"
+    "                  [--init-out F.safetensors] [--update-out U.safetensors] [--backend cpu|cuda|auto]\n"
+    "                  [--precision fp32|bf16|tf32] [--set path=value]...\n"
     "\n"
     "One training step in train mode (forward, cross-entropy, backward; no optimizer update) with the\n"
     "given parameters (MODEL.md section 6 names; backbone names with or without \"vit.\") and inputs:\n"
@@ -106,20 +109,23 @@ static const char *const usage_step =
     "MODEL.md says from train.seed; --init-out writes the full parameter set used. --update-out then\n"
     "applies one optimizer update (train.optimizer, lr, head_lr, betas, eps, weight_decay; first step)\n"
     "and writes every parameter and buffer after it. The CPU backend computes in fp32 whatever the\n"
-    "description's precision.\n";
+    "description's precision. --backend cuda runs the same ops on the GPU (auto: the GPU when one can be\n"
+    "used); --precision picks its GEMM arithmetic: fp32 (strict, the parity mode), bf16 or tf32 tensor-core\n"
+    "operands with fp32 accumulation. Storage is fp32 on both backends.\n";
 
-static const char *const usage_diff =
-    "usage: avgen diff A.safetensors B.safetensors [--rtol 1e-4] [--atol 1e-6] [--grad-floor]\n"
-    "                  [--only-common]\n"
+static const char *const usage_bench =
+    "usage: avgen bench MODEL.json [--precision bf16|fp32|tf32] [--warmup N] [--steps N] [--peak FLOPS]\n"
+    "                   [--json] [--set path=value]...\n"
     "\n"
-    "Compares two step dumps (or any two safetensors files) tensor by tensor: the relative L2 error\n"
-    "||a - b|| / max(||b||, floor) of each tensor present in both must be <= rtol, with floor =\n"
-    "atol * sqrt(n). --grad-floor raises the floor to sqrt(n) times the RMS of all elements of B's grad.*\n"
-    "tensors: a gradient that is tiny because its terms cancel (ln_before.bias is exactly zero in exact\n"
-    "arithmetic, a gate gradient can be a small difference of large sums) is then held to the error\n"
-    "expected at the typical gradient magnitude instead of its own. Prints the tensors that differ; exit\n"
-    "status 0 when all agree, 1 when some differ (or, without --only-common, when a tensor is in one\n"
-    "file only), 2 on bad input.\n";
+    "Times full training steps (zero gradients, forward, backward, optimizer update) of the configuration\n"
+    "on the GPU with parameters initialised from train.seed and random inputs: the step is captured once as\n"
+    "a CUDA graph and replayed; each replay is timed with CUDA events after --warmup (5) replays, and the\n"
+    "median of --steps (20) is reported with pairs/s, clips/s, achieved TFLOP/s (the planner's FLOP count),\n"
+    "MFU against the device's dense bf16 peak (--peak overrides it), device memory against the planned\n"
+    "arenas, and the time per op kind from one profiled eager step. --json prints one JSON object instead\n"
+    "(docs/bench.md). Default precision: bf16. Exit status 1 when no GPU can be used.\n";
+
+static const char *const usage_diff = ST_DIFF_USAGE;
 
 static const char *const usage_train =
     "usage: avgen train MODEL.json --data PREPARED [--weights vit.safetensors] [--backend auto|cpu|cuda]\n"
@@ -172,7 +178,8 @@ typedef struct {
     int nsets;
     const char *out;
     int json, force, no_search, print_json;
-    const char *params, *inputs, *init_out, *backend, *update_out;
+    const char *params, *inputs, *init_out, *backend, *update_out, *precision, *peak;
+    int warmup, steps;
     const char *data, *weights, *checkpoint, *split;
     int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
     long long max_steps;
@@ -198,6 +205,15 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
+        } else if ((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) && (!strcmp(s, "--precision") || !strcmp(s, "--peak"))) {
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
+            *(!strcmp(s, "--precision") ? &a->precision : &a->peak) = argv[++i];
+        } else if (!strcmp(cmd, "bench") && (!strcmp(s, "--warmup") || !strcmp(s, "--steps"))) {
+            char *end;
+            long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || *end || v < 0 || v > 100000) return usage_error(cmd, "%s needs a non-negative integer", s);
+            i++;
+            *(!strcmp(s, "--warmup") ? &a->warmup : &a->steps) = (int)v;
         } else if (!strcmp(cmd, "step") && (!strcmp(s, "--params") || !strcmp(s, "--inputs") ||
                                              !strcmp(s, "--init-out") || !strcmp(s, "--backend") ||
                                              !strcmp(s, "--update-out"))) {
@@ -248,7 +264,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             return usage_error(cmd, "unexpected argument %s", s);
         }
     }
-    if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "eval")) return usage_error(cmd, "unknown option %s", "--json");
+    if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "eval") && strcmp(cmd, "bench")) return usage_error(cmd, "unknown option %s", "--json");
     if (want_model && !a->model) return usage_error(cmd, "%s", "a model description MODEL.json is required");
     return -1;
 }
@@ -397,12 +413,13 @@ static int cmd_step(int argc, char **argv) {
     if (r >= 0) return r;
     if (!a.inputs) return usage_error("step", "%s", "--inputs I.safetensors is required");
     if (!a.out) return usage_error("step", "%s", "--out O.safetensors is required");
-    if (a.backend && strcmp(a.backend, "cpu")) {
-        if (!strcmp(a.backend, "cuda") || !strcmp(a.backend, "auto"))
-            fprintf(stderr, "error: --backend %s: this avgen has no CUDA backend yet; use --backend cpu.\n", a.backend);
-        else
-            fprintf(stderr, "error: --backend %s is not a backend; expected cpu.\n", a.backend);
-        return 2;
+    rt_backend_opts bo = {a.backend, a.precision, 0};
+    {
+        char e2[256];
+        if ((r = rt_backend_check(&bo, e2, sizeof e2))) {
+            fprintf(stderr, "error: %s.\n", e2);
+            return r;
+        }
     }
     gen_spec s;
     if ((r = load(&a, &s))) return r;
@@ -437,26 +454,28 @@ static int cmd_step(int argc, char **argv) {
     if (a.init_out && rt_write_params(&c, a.init_out, err, sizeof err)) { rc = 1; goto done_ctx; }
     if (!(inf = st_open(a.inputs, err, sizeof err))) { rc = 2; goto done_ctx; }
     if ((rc = rt_load_inputs(&c, inf, err, sizeof err))) goto done_ctx;
+    int cuda = 0;
+    if ((rc = rt_backend_attach(&c, &bo, &cuda, err, sizeof err))) goto done_ctx;
     rt_zero_grads(&c);
     double t0 = now();
     rt_run_phase(&c, AVGEN_PH_FORWARD);
+    if (cuda && (rc = rt_cuda_sync(&c, err, sizeof err))) goto done_ctx;
     double t1 = now();
     rt_run_phase(&c, AVGEN_PH_BACKWARD);
+    if (cuda && (rc = rt_cuda_sync(&c, err, sizeof err))) goto done_ctx;
     double t2 = now();
-    if (c.failed) {
-        snprintf(err, sizeof err, "%s", c.err);
-        rc = 2;
-        goto done_ctx;
-    }
+    if ((rc = rt_step_results(&c, err, sizeof err))) goto done_ctx;
     if (rt_write_step_dump(&c, a.out, err, sizeof err)) { rc = 1; goto done_ctx; }
     if (a.update_out) {
         rt_run_phase(&c, AVGEN_PH_UPDATE);
+        if ((rc = rt_step_results(&c, err, sizeof err))) goto done_ctx;
         if (rt_write_params(&c, a.update_out, err, sizeof err)) { rc = 1; goto done_ctx; }
     }
-    fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on the CPU (%.1f GFLOP/s); wrote %s\n",
-            *(float *)rt_ptr(&c, rt_find(&gg.g, "loss")), t1 - t0, t2 - t1,
+    fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n",
+            *(float *)rt_ptr(&c, rt_find(&gg.g, "loss")), t1 - t0, t2 - t1, cuda ? rt_cuda_device_name(&c) : "the CPU",
             step_flops(&gg.g) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
 done_ctx:
+    rt_cuda_detach(&c);
     st_close(pf);
     st_close(inf);
     rt_ctx_free(&c);
@@ -467,107 +486,64 @@ done:
     return rc;
 }
 
-static int cmd_diff(int argc, char **argv) {
-    double rtol = 1e-4, atol = 1e-6;
-    int only_common = 0, grad_floor = 0;
-    const char *fa = NULL, *fb = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *s = argv[i];
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            fputs(usage_diff, stdout);
-            return 0;
-        } else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol")) {
-            char *end;
-            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
-            if (i + 1 >= argc || *end || !(v >= 0)) return usage_error("diff", "%s needs a non-negative number", s);
-            *(!strcmp(s, "--rtol") ? &rtol : &atol) = v;
-            i++;
-        } else if (!strcmp(s, "--only-common")) {
-            only_common = 1;
-        } else if (!strcmp(s, "--grad-floor")) {
-            grad_floor = 1;
-        } else if (s[0] == '-' && s[1]) {
-            return usage_error("diff", "unknown option %s", s);
-        } else if (!fa) fa = s;
-        else if (!fb) fb = s;
-        else return usage_error("diff", "unexpected argument %s", s);
-    }
-    if (!fb) return usage_error("diff", "%s", "two safetensors files are required");
-    char err[512];
-    st_file *A = st_open(fa, err, sizeof err), *B = A ? st_open(fb, err, sizeof err) : NULL;
-    if (!A || !B) {
+static int cmd_bench(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("bench", usage_bench, argc, argv, &a, 1);
+    if (r >= 0) return r;
+    rt_backend_opts bo = {"cuda", a.precision ? a.precision : "bf16", 0};
+    char err[1024] = "";
+    if ((r = rt_backend_check(&bo, err, sizeof err))) {
         fprintf(stderr, "error: %s.\n", err);
-        st_close(A);
-        return 2;
+        return r;
     }
-    int bad = 0, n = 0, missing = 0;
-    double worst = 0, grad_rms = 0;
-    if (grad_floor) {
-        double ss = 0, cnt = 0;
-        for (size_t i = 0; i < st_count(B); i++) {
-            const st_tensor *t = st_at(B, i);
-            if (strncmp(t->name, "grad.", 5) || t->dtype != ST_F32) continue;
-            for (int64_t e = 0; e < t->numel; e++) {
-                float v;
-                memcpy(&v, (const char *)t->data + 4 * e, 4);
-                ss += (double)v * v;
-            }
-            cnt += (double)t->numel;
-        }
-        grad_rms = cnt > 0 ? sqrt(ss / cnt) : 0;
+    char *end = NULL;
+    const double peak = a.peak ? strtod(a.peak, &end) : 0;
+    if (a.peak && (*end || !(peak > 0))) return usage_error("bench", "%s needs a positive number of FLOP/s", "--peak");
+    gen_spec s;
+    if ((r = load(&a, &s))) return r;
+    s.precision = PREC_FP32; /* the CUDA backend stores fp32; --precision picks the GEMM arithmetic */
+    gen_ir ir;
+    gen_mem m;
+    gen_graph gg;
+    avgen_consts k;
+    if (gen_lower(&s, s.memory.recompute, 1, &ir) != 0) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        return 1;
     }
-    const char *worst_name = "";
-    for (size_t i = 0; i < st_count(A); i++) {
-        const st_tensor *ta = st_at(A, i), *tb = st_find(B, ta->name);
-        if (!tb) {
-            if (!only_common) printf("  %-60s only in %s\n", ta->name, fa), missing++;
-            continue;
-        }
-        n++;
-        int same_shape = ta->ndim == tb->ndim;
-        for (int d = 0; same_shape && d < ta->ndim; d++) same_shape = ta->shape[d] == tb->shape[d];
-        if (!same_shape && ta->numel != tb->numel) {
-            printf("  %-60s shapes differ\n", ta->name);
-            bad++;
-            continue;
-        }
-        double num = 0, den = 0, maxabs = 0;
-        int nonfinite = 0;
-        float *va = malloc(sizeof(float) * (size_t)(ta->numel + 1)), *vb = malloc(sizeof(float) * (size_t)(tb->numel + 1));
-        if (!va || !vb) { free(va); free(vb); fprintf(stderr, "error: out of memory.\n"); st_close(A); st_close(B); return 1; }
-        if (st_to_f32(ta, va) != 0 || st_to_f32(tb, vb) != 0) {
-            for (int64_t e = 0; e < ta->numel; e++) { /* integers: compare as int64 */
-                int64_t x = 0, y = 0;
-                memcpy(&x, (const char *)ta->data + e * st_dtype_size(ta->dtype), st_dtype_size(ta->dtype) < 8 ? st_dtype_size(ta->dtype) : 8);
-                memcpy(&y, (const char *)tb->data + e * st_dtype_size(tb->dtype), st_dtype_size(tb->dtype) < 8 ? st_dtype_size(tb->dtype) : 8);
-                va[e] = (float)x, vb[e] = (float)y;
-            }
-        }
-        for (int64_t e = 0; e < ta->numel; e++) {
-            if (!isfinite(va[e]) || !isfinite(vb[e])) nonfinite++;
-            double d = (double)va[e] - vb[e];
-            num += d * d, den += (double)vb[e] * vb[e];
-            if (fabs(d) > maxabs) maxabs = fabs(d);
-        }
-        free(va);
-        free(vb);
-        double floor_ = fmax(atol, grad_rms) * sqrt((double)(ta->numel ? ta->numel : 1));
-        double rel = sqrt(num) / fmax(sqrt(den), floor_ > 0 ? floor_ : 1e-300);
-        int ok = !nonfinite && rel <= rtol;
-        if (!ok) bad++;
-        if (!ok || rel > worst) {
-            if (rel > worst) worst = rel, worst_name = ta->name;
-        }
-        if (!ok) printf("  %-60s rel %.3e  max abs %.3e%s  DIFFERS\n", ta->name, rel, maxabs, nonfinite ? "  non-finite" : "");
+    gen_pack(&ir, &m);
+    if (gen_graph_build(&ir, &m, &gg) != 0) {
+        gen_ir_free(&ir);
+        fprintf(stderr, "error: out of memory.\n");
+        return 1;
     }
-    for (size_t i = 0; !only_common && i < st_count(B); i++)
-        if (!st_find(A, st_at(B, i)->name)) printf("  %-60s only in %s\n", st_at(B, i)->name, fb), missing++;
-    printf("%d tensors compared: %d differ (rtol %g, floor %g per element), %d in one file only; worst %.3e (%s)\n", n,
-           bad, rtol, fmax(atol, grad_rms), missing, worst, worst_name);
-    st_close(A);
-    st_close(B);
-    return bad || (!only_common && missing) || n == 0 ? 1 : 0;
+    gen_consts(&s, &k);
+    avgen_ctx c;
+    int rc = 0, cuda = 0;
+    if (rt_ctx_init(&c, &gg.g, &k, err, sizeof err)) rc = 1;
+    if (!rc) rc = rt_init_params(&c, NULL, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
+    if (!rc) {
+        rt_random_inputs(&c, (uint64_t)s.train.seed);
+        rc = rt_backend_attach(&c, &bo, &cuda, err, sizeof err);
+    }
+    if (!rc) {
+        static const char *kinds[AVGEN_OP_KIND_COUNT];
+        for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
+        rt_bench_opts o;
+        memset(&o, 0, sizeof o);
+        o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
+        o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL;
+        if (!a.json) printf("precision: %s GEMMs, fp32 storage; recompute %s\n", bo.precision, gen_recompute_name(s.memory.recompute));
+        rc = rt_bench_report(&c, NULL, NULL, NULL, &o, a.json ? stderr : stdout, err, sizeof err);
+    }
+    if (rc) fprintf(stderr, "error: %s.\n", err);
+    rt_cuda_detach(&c);
+    rt_ctx_free(&c);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+    return rc;
 }
+
+static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 
 /* --------------------------------------------------------------------------------- train, eval, compare */
 
@@ -1030,7 +1006,7 @@ int main(int argc, char **argv) {
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff
                       : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
-                      : !strcmp(t, "compare") ? usage_compare : usage_main;
+                      : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench : usage_main;
         if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
             char *hv[] = {(char *)t, "--help", NULL};
             return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)
@@ -1045,6 +1021,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
     if (!strcmp(cmd, "step")) return cmd_step(argc - 2, argv + 2);
     if (!strcmp(cmd, "diff")) return cmd_diff(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "prep")) return gen_prep_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench-loader")) return gen_bench_loader_main(argc - 1, argv + 1);
@@ -1052,8 +1029,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
-                                       "bench-loader", "train", "eval", "compare"};
-    const char *sug = gen_suggest(cmd, cmds, 13);
+                                       "bench-loader", "train", "eval", "compare", "bench"};
+    const char *sug = gen_suggest(cmd, cmds, 14);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

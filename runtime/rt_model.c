@@ -3,6 +3,7 @@
  * configuration's seed and the tensor's name, so a tensor's initial value does not depend on which other
  * tensors exist or in which order they are listed. */
 #include "rt_model.h"
+#include "rt_cuda.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -259,13 +260,22 @@ int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen) {
 }
 
 void rt_zero_grads(avgen_ctx *c) {
+    if (c->dev) {
+        rt_cuda_zero_grads(c);
+        return;
+    }
     for (int i = 0; i < c->g->n_tensors; i++)
         if (c->g->tensors[i].kind == AVGEN_T_PGRAD) memset(rt_ptr(c, i), 0, (size_t)c->g->tensors[i].bytes);
 }
 
 void rt_run_phase(avgen_ctx *c, int phase) {
     for (int i = 0; i < c->g->n_ops && !c->failed; i++)
-        if (c->g->ops[i].phase == phase) rt_cpu_op(c, c->g, i);
+        if (c->g->ops[i].phase == phase) rt_op(c, c->g, i);
+}
+
+void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {
+    if (c->dev) rt_cuda_op(c, g, op);
+    else rt_cpu_op(c, g, op);
 }
 
 /* ----------------------------------------------------------------------------------------------- dumps */

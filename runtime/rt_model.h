@@ -9,6 +9,10 @@
 #include "avgen_graph.h"
 #include "safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct avgen_ctx {
     const avgen_graph *g;
     const avgen_consts *k;
@@ -18,6 +22,7 @@ typedef struct avgen_ctx {
     double grad_scale;         /* applied to the gradients by the update: 1 / accumulation steps (1 when unset) */
     int failed;                /* set by an op that met bad data (e.g. a label out of range) */
     float *frames_f32;         /* when set: normalised f32 [B,T,3,S,S] frames that replace the uint8 input */
+    void *dev;                 /* when set: the CUDA backend's state (rt_cuda.h); ops and zeroing run there */
     char err[512];
 } avgen_ctx;
 
@@ -46,4 +51,10 @@ int rt_write_params(avgen_ctx *c, const char *path, char *err, size_t errlen);
 
 /* One CPU reference op (runtime/rt_cpu_ops.c). */
 void rt_cpu_op(avgen_ctx *c, const avgen_graph *g, int op);
+/* One op on the backend the context is attached to: rt_cuda_op when c->dev is set, else rt_cpu_op. */
+void rt_op(avgen_ctx *c, const avgen_graph *g, int op);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -81,7 +81,25 @@ expect2 "input frames has shape [3,2,3,32,32]; expected [2,2,3,32,32]" "$AVGEN" 
   --out "$TMP/x.safetensors" --params "$d/params.safetensors"
 expect2 "vit.embeddings.cls_token has shape [1,1,32] in the file; expected [1,1,64]" "$AVGEN" step "$d/config.json" \
   --set backbone.dim=64 --inputs "$d/inputs.safetensors" --params "$d/params.safetensors" --out "$TMP/x.safetensors"
-expect2 "no CUDA backend" "$AVGEN" step "$d/config.json" --backend cuda --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+# Without a usable GPU, --backend cuda and avgen bench say why in one sentence and exit 1; with one they run.
+nogpu() {
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" = 0 ] || { [ "$rc" = 1 ] && grep -qE "no usable CUDA device|no CUDA device|has no CUDA backend|cuBLASLt cannot" <<<"$out"; }; then ok
+  else bad "$* -> exit $rc: $out (wanted success or a reason for no GPU)"; fi
+}
+nogpu "$AVGEN" step "$d/config.json" --backend cuda --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+nogpu "$AVGEN" bench "$d/config.json" --steps 2 --warmup 1
+# --backend auto falls back to the CPU and gives the CPU's dump exactly when there is no GPU.
+run "auto backend" "$AVGEN" step "$d/config.json" --backend auto --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
+  --out "$TMP/auto.safetensors"
+if cmp -s "$TMP/auto.safetensors" "$TMP/lavish-odd-batch.safetensors" || "$AVGEN" devices | grep -q '^cuda:'; then ok
+else bad "--backend auto without a GPU differs from the CPU step"; fi
+expect2 "--backend gpu is not a backend; expected cpu, cuda or auto" "$AVGEN" step "$d/config.json" --backend gpu --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+expect2 "--precision bf16 needs the CUDA backend" "$AVGEN" step "$d/config.json" --precision bf16 --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+expect2 "--precision fp16 is not a precision" "$AVGEN" bench "$d/config.json" --precision fp16
+expect2 "--peak needs a positive number" "$AVGEN" bench "$d/config.json" --peak -3
 python3 - "$d/inputs.safetensors" "$TMP/badlabel.safetensors" <<'EOF' && ok || bad "label rewrite"
 import json, struct, sys
 raw = bytearray(open(sys.argv[1], "rb").read())

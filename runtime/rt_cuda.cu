@@ -1,0 +1,1718 @@
+// rt_cuda.cu: the CUDA backend of every op kind (see rt_cuda.h), checked against runtime/rt_cpu_ops.c.
+// Layout conventions are the CPU reference's: row-major, activations [rows, width], weights [out, in].
+// Every sum that the reference does in double (statistics, bias and BatchNorm gradients, softmax
+// normalisers of the loss) is done in double here too, in a fixed order: no atomics, so a step is
+// bit-for-bit repeatable. Kernels take their shapes as arguments; the host code below computes grids
+// from the op tables once per call.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern "C" {
+#include "rt_cuda.h"
+}
+
+namespace {
+
+// ------------------------------------------------------------------------------------------ state
+
+struct GemmKey {
+    int ta, tb, M, N, K, lda, ldb, ldc, batch, beta1;
+    long long sa, sb, sc;
+};
+
+struct GemmPlan {
+    GemmKey k;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
+
+struct AdamSeg {
+    float *w, *g, *m, *v;
+    long long n;
+    int head;
+};
+
+struct AdamScalars {
+    double bc1, bc2, lr_adapter, lr_head, grad_scale;
+};
+
+struct Dev {
+    unsigned char *arena[AVGEN_ARENA_COUNT];
+    size_t arena_bytes[AVGEN_ARENA_COUNT];
+    float *frames_f32;
+    cudaStream_t s;
+    cublasLtHandle_t lt;
+    void *ws;
+    size_t ws_bytes;
+    unsigned char *scratch;
+    size_t scratch_bytes, scratch_used;
+    GemmPlan *plans;
+    int n_plans, cap_plans;
+    int precision;
+    cublasComputeType_t compute;
+    // Adam and zeroing tables
+    AdamSeg *segs;
+    int2 *chunks;  // (segment, first element)
+    int n_segs, n_chunks;
+    AdamScalars *scal_dev, *scal_host;  // host side pinned
+    // errors
+    int failed;
+    char why[512];
+    char name[320];
+    // profiling: events around ops when set
+    cudaEvent_t *ev;
+    int profiling;
+    double gemm_ms_acc;
+    size_t free_before;
+};
+
+constexpr int kAdamChunk = 4096;
+
+#define DEV(c) ((Dev *)(c)->dev)
+
+void set_fail(Dev *d, const char *fmt, const char *a, const char *b) {
+    if (d->failed) return;
+    d->failed = 1;
+    snprintf(d->why, sizeof d->why, fmt, a, b);
+}
+
+bool ck(Dev *d, cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return true;
+    set_fail(d, "%s: %s", what, cudaGetErrorString(e));
+    return false;
+}
+
+void launched(Dev *d, const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) set_fail(d, "kernel %s: %s", what, cudaGetErrorString(e));
+}
+
+// ------------------------------------------------------------------------------- cuBLASLt (dlopen)
+
+struct Lt {
+    int loaded, failed;
+    char why[400];
+    decltype(&cublasLtCreate) create;
+    decltype(&cublasLtDestroy) destroy;
+    decltype(&cublasLtMatmulDescCreate) desc_create;
+    decltype(&cublasLtMatmulDescDestroy) desc_destroy;
+    decltype(&cublasLtMatmulDescSetAttribute) desc_set;
+    decltype(&cublasLtMatrixLayoutCreate) layout_create;
+    decltype(&cublasLtMatrixLayoutDestroy) layout_destroy;
+    decltype(&cublasLtMatrixLayoutSetAttribute) layout_set;
+    decltype(&cublasLtMatmulPreferenceCreate) pref_create;
+    decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy;
+    decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set;
+    decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
+    decltype(&cublasLtMatmul) matmul;
+} lt;
+
+int lt_load(char *why, size_t whylen) {
+    if (lt.loaded) return 0;
+    if (!lt.failed) {
+        const char *env = getenv("AVGEN_CUBLASLT_LIB");
+        const char *names[] = {env, "libcublasLt.so.13", "libcublasLt.so", "/usr/local/cuda/lib64/libcublasLt.so.13"};
+        void *h = NULL;
+        size_t end = env ? 1 : sizeof names / sizeof names[0];
+        for (size_t i = env ? 0 : 1; i < end && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(lt.why, sizeof lt.why, "cuBLASLt cannot be loaded (%s); install the CUDA toolkit 13 or set AVGEN_CUBLASLT_LIB",
+                     env ? env : "libcublasLt.so.13");
+            lt.failed = 1;
+        } else {
+#define SYM(f, n) (*(void **)&lt.f = dlsym(h, n), ok = ok && lt.f)
+            int ok = 1;
+            SYM(create, "cublasLtCreate");
+            SYM(destroy, "cublasLtDestroy");
+            SYM(desc_create, "cublasLtMatmulDescCreate");
+            SYM(desc_destroy, "cublasLtMatmulDescDestroy");
+            SYM(desc_set, "cublasLtMatmulDescSetAttribute");
+            SYM(layout_create, "cublasLtMatrixLayoutCreate");
+            SYM(layout_destroy, "cublasLtMatrixLayoutDestroy");
+            SYM(layout_set, "cublasLtMatrixLayoutSetAttribute");
+            SYM(pref_create, "cublasLtMatmulPreferenceCreate");
+            SYM(pref_destroy, "cublasLtMatmulPreferenceDestroy");
+            SYM(pref_set, "cublasLtMatmulPreferenceSetAttribute");
+            SYM(heuristic, "cublasLtMatmulAlgoGetHeuristic");
+            SYM(matmul, "cublasLtMatmul");
+#undef SYM
+            if (!ok) {
+                snprintf(lt.why, sizeof lt.why, "the cuBLASLt library lacks an entry point avgen needs (too old?)");
+                lt.failed = 1;
+            } else {
+                lt.loaded = 1;
+            }
+        }
+    }
+    if (lt.failed) snprintf(why, whylen, "%s", lt.why);
+    return lt.failed ? -1 : 0;
+}
+
+// ------------------------------------------------------------------------------------ device helpers
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Block-wide sum / max (blockDim a multiple of 32, at most 1024); every thread gets the result.
+__device__ double block_sum_d(double v) {
+    __shared__ double sh[32];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    double t = 0;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+__device__ float block_max(float v) {
+    __shared__ float sh[32];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
+    return t;
+}
+
+__device__ __forceinline__ float gelu_f(float x) { return (float)(0.5 * (double)x * (1.0 + erf((double)x * 0.70710678118654752440))); }
+__device__ __forceinline__ double gelu_grad_d(double x) {
+    return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+}
+
+// ------------------------------------------------------------------------------------------ kernels
+
+// Patch embedding, step 1: im2col of every image; row = (pair, patch), column = (channel, ky, kx).
+// src_kind: 0 audio f32 [P,H,W] (replicated to 3 channels), 1 f32 NCHW [P,3,H,W], 2 uint8 HWC [P,H,W,3].
+__global__ void k_im2col(const void *src, int src_kind, float *col, int P, int H, int W, int Pp, float m0, float m1,
+                         float m2, float s0, float s1, float s2) {
+    const int gw = W / Pp, gh = H / Pp, np = gh * gw, K = 3 * Pp * Pp;
+    const long long total = (long long)P * np * K;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        const int kk = (int)(i % K);
+        const long long row = i / K;
+        const int patch = (int)(row % np), p = (int)(row / np);
+        const int ch = kk / (Pp * Pp), ky = (kk / Pp) % Pp, kx = kk % Pp;
+        const int yy = (patch / gw) * Pp + ky, xx = (patch % gw) * Pp + kx;
+        float v;
+        if (src_kind == 0) {
+            v = ((const float *)src)[((size_t)p * H + yy) * W + xx];
+        } else if (src_kind == 1) {
+            v = ((const float *)src)[(((size_t)p * 3 + ch) * H + yy) * W + xx];
+        } else {
+            const unsigned char u = ((const unsigned char *)src)[(((size_t)p * H + yy) * W + xx) * 3 + ch];
+            const float mean = ch == 0 ? m0 : ch == 1 ? m1 : m2, sd = ch == 0 ? s0 : ch == 1 ? s1 : s2;
+            v = (u / 255.0f - mean) / sd;
+        }
+        col[i] = v;
+    }
+}
+
+// Patch embedding, step 2: x[p,0] = cls + pe[0]; x[p,i] = proj[p, i-1] + bias + pe[i]; pe is the position
+// table, linearly resampled from Nv rows when N differs (align_corners=False).
+__global__ void k_patch_epilogue(const float *proj, const float *bias, const float *cls, const float *pos, float *x, int P,
+                                 int N, int D, int Nv) {
+    const long long total = (long long)P * N * D;
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D);
+        const int i = (int)((e / D) % N);
+        const int p = (int)(e / ((long long)N * D));
+        float pe;
+        if (N == Nv) {
+            pe = pos[(size_t)i * D + d];
+        } else {
+            double s = ((double)i + 0.5) * Nv / N - 0.5;
+            if (s < 0) s = 0;
+            const int x0 = (int)floor(s), x1 = x0 + 1 < Nv ? x0 + 1 : Nv - 1;
+            const double w = s - x0;
+            pe = (float)((1 - w) * pos[(size_t)x0 * D + d] + w * pos[(size_t)x1 * D + d]);
+        }
+        if (i == 0) x[e] = cls[d] + pe;
+        else x[e] = proj[((size_t)p * (N - 1) + (i - 1)) * D + d] + bias[d] + pe;
+    }
+}
+
+// LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate. Rows of x start every xs elements,
+// rows of y every ys; xcopy (when given) receives the row as read (the CLS rows kept for backward).
+__global__ void k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
+                            float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *xr = x + r * xs;
+    double s = 0;
+    for (int d = lane; d < D; d += 32) s += xr[d];
+    const double mean = warp_sum_d(s) / D;
+    double ss = 0;
+    for (int d = lane; d < D; d += 32) {
+        const double t = (double)xr[d] - mean;
+        ss += t * t;
+    }
+    const double rstd = 1.0 / sqrt(warp_sum_d(ss) / D + (double)eps);
+    const float g = gate ? gate[0] : 1.0f;
+    float *yr = y + r * ys;
+    for (int d = lane; d < D; d += 32) {
+        float v = (float)(((double)xr[d] - mean) * rstd * (w ? w[d] : 1.0f) + (b ? b[d] : 0.0f));
+        if (gate) v *= g;
+        yr[d] = v;
+        if (xcopy) xcopy[r * D + d] = xr[d];
+    }
+    if (lane == 0) {
+        if (mu) mu[r] = (float)mean;
+        if (rs) rs[r] = (float)rstd;
+    }
+}
+
+// LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
+// With gate (LayerNorm + gate), gscale = gate and rowdg[r] = sum(dy * (xhat w + b)). dx rows every dxs.
+__global__ void k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                         const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
+                         long long rows, int D) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *dyr = dy + r * D, *xr = x + r * D;
+    const double m = mu[r], s = rs[r];
+    const float gs = gate ? gate[0] : 1.0f;
+    double sg = 0, sgx = 0, dg = 0;
+    for (int d = lane; d < D; d += 32) {
+        const float dO = gate ? dyr[d] * gs : dyr[d];
+        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
+        sg += g, sgx += g * xh;
+        if (gate) dg += (double)dyr[d] * (xh * w[d] + bb[d]);
+    }
+    sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
+    if (gate) dg = warp_sum_d(dg);
+    float *dxr = dx + r * dxs;
+    for (int d = lane; d < D; d += 32) {
+        const float dO = gate ? dyr[d] * gs : dyr[d];
+        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
+        const float v = (float)(s * (g - sg - xh * sgx));
+        dxr[d] = acc ? dxr[d] + v : v;
+    }
+    if (gate && lane == 0) rowdg[r] = dg;
+}
+
+// Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
+enum { CS_LN = 0, CS_SUM = 1, CS_VAR = 2, CS_BN = 3, CS_BN_RELU = 4 };
+// CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0); CS_VAR: ((a - colmu)^2, 0);
+// CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g).
+__global__ void k_colsum(int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
+                         const float *crs, const float *w, const float *b, const float *scale, long long rows, int C,
+                         long long rpc, double *part) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const long long chunk = blockIdx.y;
+    if (c >= C) return;
+    const long long r0 = chunk * rpc, r1 = r0 + rpc < rows ? r0 + rpc : rows;
+    const float sc = scale ? scale[0] : 1.0f;
+    double s0 = 0, s1 = 0;
+    for (long long r = r0; r < r1; r++) {
+        const size_t i = (size_t)r * C + c;
+        if (mode == CS_LN) {
+            const float g = scale ? a[i] * sc : a[i];
+            const double xh = ((double)x[i] - rmu[r]) * rrs[r];
+            s0 += (double)g * xh, s1 += g;
+        } else if (mode == CS_SUM) {
+            s0 += a[i];
+        } else if (mode == CS_VAR) {
+            const double t = (double)a[i] - cmu[c];
+            s0 += t * t;
+        } else {
+            const double xh = ((double)x[i] - cmu[c]) * crs[c];
+            double g = a[i];
+            if (mode == CS_BN_RELU && xh * w[c] + b[c] <= 0) g = 0;
+            s0 += g * xh, s1 += g;
+        }
+    }
+    part[(chunk * 2 + 0) * C + c] = s0;
+    part[(chunk * 2 + 1) * C + c] = s1;
+}
+
+// Finishes k_colsum: t0, t1 = sums over chunks in order; add0/add1 += (float) t; tot0/tot1 = t (double).
+__global__ void k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1, double *tot0,
+                                double *tot1) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double t0 = 0, t1 = 0;
+    for (int k = 0; k < chunks; k++) t0 += part[(k * 2 + 0) * C + c], t1 += part[(k * 2 + 1) * C + c];
+    if (add0) add0[c] += (float)t0;
+    if (add1) add1[c] += (float)t1;
+    if (tot0) tot0[c] = t0;
+    if (tot1) tot1[c] = t1;
+}
+
+// BatchNorm statistics: mean from the sum; after the variance pass, rstd and the running statistics.
+__global__ void k_bn_mean(const double *sum, long long rows, int C, float *mean, double *dmean) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    dmean[c] = sum[c] / rows;
+    mean[c] = (float)dmean[c];
+}
+__global__ void k_bn_var(const double *ssq, const double *dmean, long long rows, int C, float eps, float *rstd,
+                         float *rm, float *rv, int update) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const double biased = ssq[c] / rows, unbiased = rows > 1 ? ssq[c] / (rows - 1) : ssq[c];
+    rstd[c] = (float)(1.0 / sqrt(biased + eps));
+    if (update) {
+        rm[c] = (float)(0.9 * rm[c] + 0.1 * dmean[c]);
+        rv[c] = (float)(0.9 * rv[c] + 0.1 * unbiased);
+    }
+}
+__global__ void k_inc64(long long *v) { v[0] += 1; }
+
+// y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (dmean, rstd),
+// eval: the running statistics.
+__global__ void k_bn_apply(const float *x, float *y, const double *dmean, const float *rstd, const float *rm,
+                           const float *rv, float eps, const float *w, const float *b, long long n, int C, int relu) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        double v;
+        if (dmean) v = ((double)x[i] - dmean[c]) * (double)rstd[c];
+        else v = ((double)x[i] - rm[c]) / sqrt((double)rv[c] + eps);
+        v = v * w[c] + b[c];
+        y[i] = (float)(relu && v < 0 ? 0 : v);
+    }
+}
+
+__global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                            const float *b, const double *sdy, const double *sdyx, float *dx, long long rows, int C,
+                            int relu) {
+    const long long n = rows * C;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        const double xh = ((double)x[i] - mu[c]) * rs[c];
+        double g = dy[i];
+        if (relu && xh * w[c] + b[c] <= 0) g = 0;
+        g = (float)g;
+        dx[i] = (float)(w[c] * rs[c] * (g - sdy[c] / rows - xh * sdyx[c] / rows));
+    }
+}
+
+__global__ void k_relu(const float *x, float *y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+__global__ void k_relu_bwd(const float *dy, const float *y, float *dx, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+// y[r, n] += b[n] (+ res[r, n]) (+ extra[r, n]), the epilogue of x W^T.
+__global__ void k_bias_res(float *y, const float *b, const float *res, const float *extra, long long n, int N) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float v = y[i] + b[i % N];
+        if (res) v += res[i];
+        if (extra) v += extra[i];
+        y[i] = v;
+    }
+}
+// qkv[r, j*D + d] += b_j[d]
+__global__ void k_qkv_bias(float *qkv, const float *bq, const float *bk, const float *bv, long long rows, int D) {
+    const long long n = rows * 3 * D;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % (3 * D)), j = c / D, d = c % D;
+        qkv[i] += (j == 0 ? bq : j == 1 ? bk : bv)[d];
+    }
+}
+__global__ void k_bias_gelu(float *pre, float *act, const float *b, long long n, int N) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const float v = pre[i] + b[i % N];
+        pre[i] = v;
+        act[i] = gelu_f(v);
+    }
+}
+__global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dpre[i] = (float)(da[i] * gelu_grad_d(pre[i]));
+}
+
+// Attention forward, one thread per query row, a (pair, head)'s K and V in shared memory; two passes over
+// the keys (maximum, then exponentials and the weighted sum of V), as the reference computes.
+template <int HD>
+__global__ void k_attn_fwd(const float *qkv, float *out, float *lse, int N, int D, int H, float scale) {
+    extern __shared__ float sm[];
+    float *Ks = sm, *Vs = sm + (size_t)N * HD;
+    const int p = blockIdx.x / H, h = blockIdx.x % H;
+    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
+    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
+        const int j = idx / HD, d = idx % HD;
+        Ks[idx] = base[(size_t)j * 3 * D + D + d];
+        Vs[idx] = base[(size_t)j * 3 * D + 2 * D + d];
+    }
+    __syncthreads();
+    const int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i >= N) return;
+    float q[HD], o[HD];
+#pragma unroll
+    for (int d = 0; d < HD; d++) q[d] = base[(size_t)i * 3 * D + d], o[d] = 0.0f;
+    float mx = -INFINITY;
+    for (int j = 0; j < N; j++) {
+        float s = 0;
+#pragma unroll
+        for (int d = 0; d < HD; d++) s += q[d] * Ks[j * HD + d];
+        mx = fmaxf(mx, s * scale);
+    }
+    double l = 0;
+    for (int j = 0; j < N; j++) {
+        float s = 0;
+#pragma unroll
+        for (int d = 0; d < HD; d++) s += q[d] * Ks[j * HD + d];
+        const float e = (float)exp((double)(s * scale) - mx);
+        l += e;
+#pragma unroll
+        for (int d = 0; d < HD; d++) o[d] += e * Vs[j * HD + d];
+    }
+    float *orow = out + (size_t)p * N * D + (size_t)i * D + h * HD;
+    const float inv = (float)(1.0 / l);
+#pragma unroll
+    for (int d = 0; d < HD; d++) orow[d] = o[d] * inv;
+    if (lse) lse[((size_t)p * H + h) * N + i] = (float)(mx + log(l));
+}
+
+// Attention backward, D_i = rowsum(dO * O) for every (pair, head, query).
+__global__ void k_attn_delta(const float *dO, const float *O, float *delta, int P, int N, int D, int H, int hd) {
+    const long long n = (long long)P * H * N;
+    for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
+        const int i = (int)(t % N), h = (int)((t / N) % H), p = (int)(t / ((long long)N * H));
+        const size_t off = (size_t)p * N * D + (size_t)i * D + h * hd;
+        double s = 0;
+        for (int d = 0; d < hd; d++) s += (double)dO[off + d] * O[off + d];
+        delta[t] = (float)s;
+    }
+}
+
+// dQ: one thread per query row; K, V of the (pair, head) in shared memory, the block's own Q rows
+// transposed in shared memory (conflict-free), dO and dQ in registers.
+template <int HD>
+__global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const float *delta, float *dqkv,
+                              int N, int D, int H, float scale) {
+    extern __shared__ float sm[];
+    float *Ks = sm, *Vs = sm + (size_t)N * HD, *Qt = sm + (size_t)2 * N * HD;
+    const int p = blockIdx.x / H, h = blockIdx.x % H;
+    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
+    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
+        const int j = idx / HD, d = idx % HD;
+        Ks[idx] = base[(size_t)j * 3 * D + D + d];
+        Vs[idx] = base[(size_t)j * 3 * D + 2 * D + d];
+    }
+    const int i = blockIdx.y * blockDim.x + threadIdx.x;
+    const bool live = i < N;
+    if (live)
+        for (int d = 0; d < HD; d++) Qt[d * blockDim.x + threadIdx.x] = base[(size_t)i * 3 * D + d];
+    __syncthreads();
+    if (!live) return;
+    float g[HD], dq[HD];
+    const float *gr = dO + (size_t)p * N * D + (size_t)i * D + h * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++) g[d] = gr[d], dq[d] = 0.0f;
+    const double l = lse[((size_t)p * H + h) * N + i];
+    const float di = delta[((size_t)p * H + h) * N + i];
+    for (int j = 0; j < N; j++) {
+        float s = 0, dp = 0;
+#pragma unroll
+        for (int d = 0; d < HD; d++) s += Qt[d * blockDim.x + threadIdx.x] * Ks[j * HD + d], dp += g[d] * Vs[j * HD + d];
+        const float pij = (float)exp((double)s * scale - l);
+        const float ds = pij * (dp - di) * scale;
+#pragma unroll
+        for (int d = 0; d < HD; d++) dq[d] += ds * Ks[j * HD + d];
+    }
+    float *dst = dqkv + (size_t)p * N * 3 * D + (size_t)i * 3 * D + h * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++) dst[d] = dq[d];
+}
+
+// dK, dV: one thread per key row; Q and dO of the (pair, head) in shared memory, the block's own K and V
+// rows transposed in shared memory, dK and dV in registers.
+template <int HD>
+__global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse, const float *delta, float *dqkv,
+                               int N, int D, int H, float scale) {
+    extern __shared__ float sm[];
+    float *Qs = sm, *Gs = sm + (size_t)N * HD, *Kt = sm + (size_t)2 * N * HD, *Vt = Kt + (size_t)HD * blockDim.x;
+    float *Ls = Vt + (size_t)HD * blockDim.x, *Ds = Ls + N;
+    const int p = blockIdx.x / H, h = blockIdx.x % H;
+    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
+    const float *gbase = dO + (size_t)p * N * D + h * HD;
+    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
+        const int j = idx / HD, d = idx % HD;
+        Qs[idx] = base[(size_t)j * 3 * D + d];
+        Gs[idx] = gbase[(size_t)j * D + d];
+    }
+    for (int i = threadIdx.x; i < N; i += blockDim.x) {
+        Ls[i] = lse[((size_t)p * H + h) * N + i];
+        Ds[i] = delta[((size_t)p * H + h) * N + i];
+    }
+    const int j = blockIdx.y * blockDim.x + threadIdx.x;
+    const bool live = j < N;
+    if (live)
+        for (int d = 0; d < HD; d++) {
+            Kt[d * blockDim.x + threadIdx.x] = base[(size_t)j * 3 * D + D + d];
+            Vt[d * blockDim.x + threadIdx.x] = base[(size_t)j * 3 * D + 2 * D + d];
+        }
+    __syncthreads();
+    if (!live) return;
+    float dk[HD], dv[HD];
+#pragma unroll
+    for (int d = 0; d < HD; d++) dk[d] = 0.0f, dv[d] = 0.0f;
+    for (int i = 0; i < N; i++) {
+        float s = 0, dp = 0;
+#pragma unroll
+        for (int d = 0; d < HD; d++) {
+            s += Qs[i * HD + d] * Kt[d * blockDim.x + threadIdx.x];
+            dp += Gs[i * HD + d] * Vt[d * blockDim.x + threadIdx.x];
+        }
+        const float pij = (float)exp((double)s * scale - (double)Ls[i]);
+        const float ds = pij * (dp - Ds[i]) * scale;
+#pragma unroll
+        for (int d = 0; d < HD; d++) dv[d] += pij * Gs[i * HD + d], dk[d] += ds * Qs[i * HD + d];
+    }
+    float *dst = dqkv + (size_t)p * N * 3 * D + (size_t)j * 3 * D + h * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++) dst[D + d] = dk[d], dst[2 * D + d] = dv[d];
+}
+
+// LAVISH latent exchange, part 1, one block per (pair, latent i): A1[i] = softmax(tok_i . Y_j) over j,
+// S_i = tok_i + sum_j A1[i, j] Y_j.
+__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m) {
+    extern __shared__ float a[];
+    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i * D;
+    for (int j = wid; j < N2; j += nw) {
+        float s = 0;
+        for (int d = lane; d < D; d += 32) s += tk[d] * y[(size_t)j * D + d];
+        s = warp_sum(s);
+        if (lane == 0) a[j] = s;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, a[j]);
+    mx = block_max(mx);
+    double se = 0;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)a[j] - mx);
+    se = block_sum_d(se);
+    __syncthreads();
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+        a[j] = (float)(exp((double)a[j] - mx) / se);
+        A1[((size_t)p * m + i) * N2 + j] = a[j];
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = tk[d];
+        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
+        S[((size_t)p * m + i) * D + d] = s;
+    }
+}
+
+constexpr int kMaxLatents = 16;
+
+// Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i.
+__global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
+                           int N, int D, int m) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int p = (int)(r / N);
+    const float *x = X + r * D, *s = S + (size_t)p * m * D;
+    float a[kMaxLatents];
+    float mx = -INFINITY;
+    for (int i = 0; i < m; i++) {
+        float t = 0;
+        for (int d = lane; d < D; d += 32) t += x[d] * s[(size_t)i * D + d];
+        a[i] = warp_sum(t);
+        mx = fmaxf(mx, a[i]);
+    }
+    double se = 0;
+    for (int i = 0; i < m; i++) se += exp((double)a[i] - mx);
+    for (int i = 0; i < m; i++) {
+        a[i] = (float)(exp((double)a[i] - mx) / se);
+        if (lane == 0) A2[r * m + i] = a[i];
+    }
+    const float g = gav[0];
+    for (int d = lane; d < D; d += 32) {
+        float z = 0;
+        for (int i = 0; i < m; i++) z += a[i] * s[(size_t)i * D + d];
+        Z[r * D + d] = x[d] + g * z;
+    }
+}
+
+// Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
+// dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i.
+__global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
+                              float *dL2, float *gX, long long rows, int N, int D, int m) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int p = (int)(r / N);
+    const float *dz = dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
+    const float g = gav[0];
+    double dg = 0;
+    float da[kMaxLatents];
+    for (int i = 0; i < m; i++) da[i] = 0;
+    for (int d = lane; d < D; d += 32) {
+        float cm = 0;
+        for (int i = 0; i < m; i++) {
+            cm += a2[i] * s[(size_t)i * D + d];
+            da[i] += (g * dz[d]) * s[(size_t)i * D + d];
+        }
+        dg += (double)dz[d] * cm;
+    }
+    dg = warp_sum_d(dg);
+    double rsum = 0;
+    for (int i = 0; i < m; i++) {
+        da[i] = warp_sum(da[i]);
+        rsum += (double)da[i] * a2[i];
+    }
+    for (int i = 0; i < m; i++) {
+        da[i] = (float)(a2[i] * (da[i] - rsum));
+        if (lane == 0) dL2[r * m + i] = da[i];
+    }
+    if (lane == 0) rowdg[r] = dg;
+    if (gX)
+        for (int d = lane; d < D; d += 32) {
+            float v = dz[d];
+            float t = 0;
+            for (int i = 0; i < m; i++) t += da[i] * s[(size_t)i * D + d];
+            gX[r * D + d] += v + t;
+        }
+}
+
+// Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows.
+__global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, const float *dL2, const float *gav,
+                            float *dS, int N, int D, int m) {
+    const int p = blockIdx.x, i = blockIdx.y, d = blockIdx.z * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    const float g = gav[0];
+    float s1 = 0, s2 = 0;
+    for (int r = 0; r < N; r++) {
+        const size_t row = (size_t)p * N + r;
+        s1 += A2[row * m + i] * (g * dZ[row * D + d]);
+        s2 += dL2[row * m + i] * X[row * D + d];
+    }
+    dS[((size_t)p * m + i) * D + d] = s1 + s2;
+}
+
+// Part 3, one block per (pair, latent i): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with dA1[i,j] = dS_i . Y_j;
+// dtokp[p,i] = dS_i + sum_j dL1[i,j] Y_j (the pair's share of the token gradient).
+__global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, float *dL1, float *dtokp, int N2, int D,
+                             int m) {
+    extern __shared__ float a[];
+    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i) * D, *a1 = A1 + ((size_t)p * m + i) * N2;
+    for (int j = wid; j < N2; j += nw) {
+        float s = 0;
+        for (int d = lane; d < D; d += 32) s += ds[d] * y[(size_t)j * D + d];
+        s = warp_sum(s);
+        if (lane == 0) a[j] = s;
+    }
+    __syncthreads();
+    double r = 0;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)a[j] * a1[j];
+    r = block_sum_d(r);
+    __syncthreads();
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+        a[j] = (float)(a1[j] * (a[j] - r));
+        dL1[((size_t)p * m + i) * N2 + j] = a[j];
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = 0;
+        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
+        dtokp[((size_t)p * m + i) * D + d] = ds[d] + s;
+    }
+}
+
+// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i.
+__global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, const float *tok, float *gY, int P,
+                            int N2, int D, int m) {
+    const long long n = (long long)P * N2 * D;
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D), j = (int)((e / D) % N2), p = (int)(e / ((long long)N2 * D));
+        float s1 = 0, s2 = 0;
+        for (int i = 0; i < m; i++) {
+            s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
+            s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
+        }
+        gY[e] += s1 + s2;
+    }
+}
+
+// dst[e] += sum over pairs p (in order) of src[p, e]; e < n.
+__global__ void k_sum_pairs(const float *src, float *dst, int P, long long n) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int p = 0; p < P; p++) s += src[(size_t)p * n + e];
+        dst[e] += (float)s;
+    }
+}
+
+// dst[0] += sum of v[0..n) (double), one block.
+__global__ void k_reduce_scalar(const double *v, long long n, float *dst) {
+    double s = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) dst[0] += (float)s;
+}
+
+// Group projection y (rows, Cout) from x (rows, Cin) is a GEMM per group (host code).
+
+// f[b, col + d] = mean over t of cls[b*T + t, d].
+__global__ void k_concat_mean(const float *cls, float *f, int B, int T, int D, int W, int col) {
+    const int n = B * D;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+        const int b = e / D, d = e % D;
+        double acc = 0;
+        for (int t = 0; t < T; t++) acc += cls[((size_t)b * T + t) * D + d];
+        f[(size_t)b * W + col + d] = (float)(acc / T);
+    }
+}
+__global__ void k_concat_mean_bwd(const float *df, float *d, int B, int T, int D, int W, int col) {
+    const int n = B * T * D;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+        const int j = e % D, bt = e / D, b = bt / T;
+        d[e] = df[(size_t)b * W + col + j] / T;
+    }
+}
+
+// Mean softmax cross-entropy; one block; writes the loss and d(loss)/d(logits).
+__global__ void k_cross_entropy(const float *logits, const long long *labels, float *loss, float *dl, int B, int C) {
+    extern __shared__ double per[];
+    for (int b = threadIdx.x; b < B; b += blockDim.x) {
+        const float *l = logits + (size_t)b * C;
+        float mx = -INFINITY;
+        for (int k = 0; k < C; k++) mx = fmaxf(mx, l[k]);
+        double s = 0;
+        for (int k = 0; k < C; k++) s += exp((double)l[k] - mx);
+        long long y = labels[b];
+        if (y < 0 || y >= C) y = 0;  // checked on the host when the inputs were loaded
+        per[b] = mx + log(s) - l[y];
+        for (int k = 0; k < C; k++) {
+            float pk = (float)(exp((double)l[k] - mx) / s);
+            dl[(size_t)b * C + k] = pk / B;
+        }
+        dl[(size_t)b * C + y] -= 1.0f / B;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0;
+        for (int b = 0; b < B; b++) t += per[b];
+        loss[0] = (float)(t / B);
+    }
+}
+
+// Adam / AdamW over every trainable tensor, one block per chunk of kAdamChunk elements; the same double
+// arithmetic as the reference.
+__global__ void k_adam(const AdamSeg *segs, const int2 *chunks, const AdamScalars *sc, double b1, double b2, double eps,
+                       double wd, int adamw) {
+    const int2 ch = chunks[blockIdx.x];
+    const AdamSeg sg = segs[ch.x];
+    const double lr = sg.head ? sc->lr_head : sc->lr_adapter, bc1 = sc->bc1, bc2 = sc->bc2, gs = sc->grad_scale;
+    const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) {
+        double gg = (double)sg.g[e] * gs;
+        if (!adamw) gg += wd * sg.w[e];
+        const float m = (float)(b1 * sg.m[e] + (1 - b1) * gg);
+        const float v = (float)(b2 * sg.v[e] + (1 - b2) * gg * gg);
+        sg.m[e] = m, sg.v[e] = v;
+        const double upd = (m / bc1) / (sqrt(v / bc2) + eps);
+        double nw = sg.w[e];
+        if (adamw) nw -= lr * wd * nw;
+        sg.w[e] = (float)(nw - lr * upd);
+    }
+}
+__global__ void k_zero_grads(const AdamSeg *segs, const int2 *chunks) {
+    const int2 ch = chunks[blockIdx.x];
+    const AdamSeg sg = segs[ch.x];
+    const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) sg.g[e] = 0.0f;
+}
+
+// ------------------------------------------------------------------------------------- host side
+
+int blocks_for(long long n, int threads) {
+    long long b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    return (int)b;
+}
+
+void *scratch(Dev *d, size_t bytes) {
+    size_t at = (d->scratch_used + 255) & ~(size_t)255;
+    if (at + bytes > d->scratch_bytes) {
+        char need[64];
+        snprintf(need, sizeof need, "%zu", at + bytes);
+        set_fail(d, "op scratch overflow (%s bytes needed)%s", need, "");
+        return NULL;
+    }
+    d->scratch_used = at + bytes;
+    return d->scratch + at;
+}
+
+// C[M,N] = op(A) op(B) (+ C when beta1), row-major; op(A) is [M,K] (ta: A stored [K,M]), op(B) is [K,N]
+// (tb: B stored [N,K]). Batched: batch matrices at strides sa, sb, sc (elements). Column-major cuBLASLt
+// computes C^T = op(B)^T op(A)^T, so the operands swap.
+void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+          int ldc, int beta1, int batch = 1, long long sa = 0, long long sb = 0, long long sc = 0) {
+    if (d->failed) return;
+    GemmKey key;
+    memset(&key, 0, sizeof key);
+    key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+    key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc;
+    GemmPlan *pl = NULL;
+    for (int i = 0; i < d->n_plans; i++)
+        if (!memcmp(&d->plans[i].k, &key, sizeof key)) {
+            pl = &d->plans[i];
+            break;
+        }
+    if (!pl) {
+        if (d->n_plans == d->cap_plans) {
+            int cap = d->cap_plans ? 2 * d->cap_plans : 64;
+            GemmPlan *np = (GemmPlan *)realloc(d->plans, sizeof(GemmPlan) * cap);
+            if (!np) {
+                set_fail(d, "out of host memory%s%s", "", "");
+                return;
+            }
+            d->plans = np, d->cap_plans = cap;
+        }
+        pl = &d->plans[d->n_plans];
+        memset(pl, 0, sizeof *pl);
+        pl->k = key;
+        cublasStatus_t st = lt.desc_create(&pl->desc, d->compute, CUDA_R_32F);
+        cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+        if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa);
+        if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb);
+        // column-major: first operand = B storage, second = A storage, result [N, M]
+        if (!st) st = lt.layout_create(&pl->la, CUDA_R_32F, tb ? K : N, tb ? N : K, ldb);
+        if (!st) st = lt.layout_create(&pl->lb, CUDA_R_32F, ta ? M : K, ta ? K : M, lda);
+        if (!st) st = lt.layout_create(&pl->lc, CUDA_R_32F, N, M, ldc);
+        if (!st && batch > 1) {
+            int32_t bc = batch;
+            st = lt.layout_set(pl->la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+            if (!st) st = lt.layout_set(pl->la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb);
+            if (!st) st = lt.layout_set(pl->lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+            if (!st) st = lt.layout_set(pl->lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa);
+            if (!st) st = lt.layout_set(pl->lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+            if (!st) st = lt.layout_set(pl->lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc);
+        }
+        cublasLtMatmulPreference_t pref = NULL;
+        if (!st) st = lt.pref_create(&pref);
+        uint64_t wsb = d->ws_bytes;
+        if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+        cublasLtMatmulHeuristicResult_t res;
+        int got = 0;
+        if (!st) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
+        if (pref) lt.pref_destroy(pref);
+        if (st || got < 1) {
+            char what[160];
+            snprintf(what, sizeof what, "M=%d N=%d K=%d ta=%d tb=%d batch=%d (status %d, %d algorithms)", M, N, K, ta, tb,
+                     batch, (int)st, got);
+            set_fail(d, "cuBLASLt has no algorithm for the GEMM %s%s", what, "");
+            return;
+        }
+        pl->algo = res.algo;
+        d->n_plans++;
+    }
+    const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
+    cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, C, pl->lc, C, pl->lc, &pl->algo,
+                                  d->ws, d->ws_bytes, d->s);
+    if (st) {
+        char what[96];
+        snprintf(what, sizeof what, "M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
+        set_fail(d, "cuBLASLt matmul failed for %s%s", what, "");
+    }
+}
+
+#define TD(t) (&g->tensors[t])
+#define PF(t) ((float *)dptr(c, t))
+
+void *dptr(const avgen_ctx *c, int t) {
+    const avgen_tensor_desc *td = &c->g->tensors[t];
+    return DEV(c)->arena[td->arena] + td->offset;
+}
+
+long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
+
+constexpr int kT = 256;  // threads for elementwise kernels
+#define GRID(n) blocks_for((n), kT), kT, 0, d->s
+
+template <int HD>
+bool attn_setup(Dev *d, size_t fwd_smem, size_t dq_smem, size_t dkv_smem) {
+    bool ok = ck(d, cudaFuncSetAttribute(k_attn_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)fwd_smem), "attention smem");
+    ok = ok && ck(d, cudaFuncSetAttribute(k_attn_bwd_dq<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem), "attention smem");
+    ok = ok && ck(d, cudaFuncSetAttribute(k_attn_bwd_dkv<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkv_smem), "attention smem");
+    return ok;
+}
+
+constexpr int kAttnFwdThreads = 128, kAttnDqThreads = 128, kAttnDkvThreads = 64;
+
+size_t attn_fwd_smem(int N, int hd) { return sizeof(float) * 2 * (size_t)N * hd; }
+size_t attn_dq_smem(int N, int hd) { return sizeof(float) * (2 * (size_t)N * hd + (size_t)hd * kAttnDqThreads); }
+size_t attn_dkv_smem(int N, int hd) { return sizeof(float) * (2 * (size_t)N * hd + 2 * (size_t)hd * kAttnDkvThreads + 2 * (size_t)N); }
+
+template <int HD>
+void attn_launch(Dev *d, int which, dim3 grid, const float *a0, const float *a1, const float *a2, const float *a3,
+                 float *out, int N, int D, int H, float scale) {
+    if (which == 0)
+        k_attn_fwd<HD><<<grid, kAttnFwdThreads, attn_fwd_smem(N, HD), d->s>>>(a0, out, (float *)a1, N, D, H, scale);
+    else if (which == 1)
+        k_attn_bwd_dq<HD><<<grid, kAttnDqThreads, attn_dq_smem(N, HD), d->s>>>(a0, a1, a2, a3, out, N, D, H, scale);
+    else
+        k_attn_bwd_dkv<HD><<<grid, kAttnDkvThreads, attn_dkv_smem(N, HD), d->s>>>(a0, a1, a2, a3, out, N, D, H, scale);
+}
+
+bool attn_dispatch(Dev *d, int hd, int which, int P, const float *a0, const float *a1, const float *a2, const float *a3,
+                   float *out, int N, int D, int H, float scale) {
+    const int threads = which == 0 ? kAttnFwdThreads : which == 1 ? kAttnDqThreads : kAttnDkvThreads;
+    dim3 grid((unsigned)(P * H), (unsigned)((N + threads - 1) / threads));
+    switch (hd) {
+    case 8: attn_launch<8>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
+    case 16: attn_launch<16>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
+    case 32: attn_launch<32>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
+    case 64: attn_launch<64>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
+    default: return false;
+    }
+    return true;
+}
+
+// Rows-per-chunk for column sums: about 64 chunks, at least 16 rows each.
+void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
+            const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
+            float *add1, double *tot0, double *tot1) {
+    long long rpc = (rows + 63) / 64;
+    if (rpc < 16) rpc = 16;
+    const int chunks = (int)((rows + rpc - 1) / rpc);
+    double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
+    if (!part) return;
+    dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
+    k_colsum<<<grid, 128, 0, d->s>>>(mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part);
+    k_colsum_finish<<<(C + 127) / 128, 128, 0, d->s>>>(part, chunks, C, add0, add1, tot0, tot1);
+    launched(d, "column sums");
+}
+
+// Scratch bytes an op needs (an upper bound, used to size the scratch buffer once).
+size_t op_scratch(const avgen_ctx *c, const avgen_graph *g, int op) {
+    const avgen_op_desc *o = &g->ops[op];
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+    const avgen_consts *k = c->k;
+    auto cs = [](long long rows, long long C) { (void)rows; return (size_t)(sizeof(double) * 2 * 64 * C + 256); };
+    switch (o->kind) {
+    case AVGEN_OP_KIND_PATCH_EMBED: {
+        const avgen_tensor_desc *xo = TD(out[0]);
+        const size_t P = (size_t)xo->shape[0], N = (size_t)xo->shape[1];
+        return sizeof(float) * P * (N - 1) * (3 * k->patch * k->patch + k->dim) + 1024;
+    }
+    case AVGEN_OP_KIND_ATTENTION_BWD: {
+        const avgen_tensor_desc *qt = TD(in[1]);
+        return sizeof(float) * (size_t)qt->shape[0] * k->heads * qt->shape[1] + 256;
+    }
+    case AVGEN_OP_KIND_GELU_LINEAR_DX: return (size_t)TD(in[0])->bytes + 256;
+    case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
+        const size_t P = xt->shape[0], N = xt->shape[1], D = xt->shape[2], N2 = yt->shape[1], m = tt->shape[0];
+        return sizeof(float) * (P * N * m + 2 * P * m * D + P * m * N2) + sizeof(double) * P * N + 5 * 256;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]);
+        return sizeof(double) * (size_t)(xt->shape[0] * xt->shape[1]) + cs(0, xt->shape[2]) + 256;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_BWD: return cs(0, TD(in[1])->shape[TD(in[1])->ndim - 1]);
+    case AVGEN_OP_KIND_BATCHNORM:
+    case AVGEN_OP_KIND_BATCHNORM_RELU:
+    case AVGEN_OP_KIND_BATCHNORM_BWD:
+    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
+        const long long C = TD(in[o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU ? 0 : 1])->shape[2];
+        return cs(0, C) + 4 * sizeof(double) * C + 2 * sizeof(float) * C + 6 * 256;
+    }
+    case AVGEN_OP_KIND_LINEAR_BWD: return cs(0, TD(in[0])->shape[1]);
+    default: return 0;
+    }
+}
+
+void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
+    Dev *d = DEV(c);
+    const avgen_op_desc *o = &g->ops[op];
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+    const avgen_consts *k = c->k;
+    d->scratch_used = 0;
+    switch (o->kind) {
+    case AVGEN_OP_KIND_PATCH_EMBED: {
+        const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
+        const int Pp = k->patch, D = k->dim, N = (int)xo->shape[1], P = (int)xo->shape[0];
+        const int Nv = k->tokens_v > 0 ? k->tokens_v : (k->image / Pp) * (k->image / Pp) + 1;
+        const int audio = o->stream == 'a';
+        const int H = audio ? k->audio_rows : k->image, W = audio ? k->mel_bins : k->image;
+        const int np = (H / Pp) * (W / Pp), K = 3 * Pp * Pp;
+        const void *src;
+        int kind;
+        if (audio) src = dptr(c, in[0]), kind = 0;
+        else if (d->frames_f32) src = d->frames_f32, kind = 1;
+        else if (xi->dtype == AVGEN_DT_U8) src = dptr(c, in[0]), kind = 2;
+        else src = dptr(c, in[0]), kind = 1;
+        float *col = (float *)scratch(d, sizeof(float) * (size_t)P * np * K);
+        float *proj = (float *)scratch(d, sizeof(float) * (size_t)P * np * D);
+        if (!col || !proj) return;
+        k_im2col<<<GRID((long long)P * np * K)>>>(src, kind, col, P, H, W, Pp, k->mean[0], k->mean[1], k->mean[2],
+                                                  k->std[0], k->std[1], k->std[2]);
+        gemm(d, 0, 1, P * np, D, K, col, K, PF(in[1]), K, proj, D, 0);
+        k_patch_epilogue<<<GRID((long long)P * N * D)>>>(proj, PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), P, N, D, Nv);
+        break;
+    }
+    case AVGEN_OP_KIND_LAYERNORM: {
+        const avgen_tensor_desc *xt = TD(in[0]);
+        const int D = (int)xt->shape[xt->ndim - 1];
+        const long long rows = xt->bytes / 4 / D;
+        k_layernorm<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+                                                                   o->n_out > 1 ? PF(out[1]) : NULL,
+                                                                   o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps);
+        break;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_GATE: {
+        const avgen_tensor_desc *xt = TD(in[0]);
+        const int D = (int)xt->shape[2];
+        const long long rows = xt->shape[0] * xt->shape[1];
+        k_layernorm<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+                                                                   PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps);
+        break;
+    }
+    case AVGEN_OP_KIND_CLS_LAYERNORM: {
+        const avgen_tensor_desc *xt = TD(in[0]);
+        const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2];
+        const int keep = o->n_out == 4;
+        k_layernorm<<<(unsigned)((P + 7) / 8), 256, 0, d->s>>>(PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
+                                                               D, keep ? PF(out[2]) : NULL, keep ? PF(out[3]) : NULL,
+                                                               keep ? PF(out[1]) : NULL, NULL, P, D, o->eps);
+        break;
+    }
+    case AVGEN_OP_KIND_QKV: {
+        const avgen_tensor_desc *ht = TD(in[0]);
+        const int D = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]);
+        for (int j = 0; j < 3; j++) gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0);
+        k_qkv_bias<<<GRID((long long)rows * 3 * D)>>>(PF(out[0]), PF(in[2]), PF(in[4]), PF(in[6]), rows, D);
+        break;
+    }
+    case AVGEN_OP_KIND_ATTENTION: {
+        const avgen_tensor_desc *qt = TD(in[0]);
+        const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
+        const float scale = (float)(1.0 / sqrt((double)hd));
+        if (!attn_dispatch(d, hd, 0, P, PF(in[0]), o->n_out > 1 ? PF(out[1]) : NULL, NULL, NULL, PF(out[0]), N, D, H, scale)) {
+            char hs[16];
+            snprintf(hs, sizeof hs, "%d", hd);
+            set_fail(d, "the CUDA attention kernels support head dims 8, 16, 32 and 64, not %s%s", hs, "");
+        }
+        break;
+    }
+    case AVGEN_OP_KIND_ATTENTION_BWD: {
+        const avgen_tensor_desc *qt = TD(in[1]);
+        const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
+        const float scale = (float)(1.0 / sqrt((double)hd));
+        float *delta = (float *)scratch(d, sizeof(float) * (size_t)P * H * N);
+        if (!delta) return;
+        k_attn_delta<<<GRID((long long)P * H * N)>>>(PF(in[0]), PF(in[2]), delta, P, N, D, H, hd);
+        attn_dispatch(d, hd, 1, P, PF(in[0]), PF(in[1]), PF(in[3]), delta, PF(out[0]), N, D, H, scale);
+        attn_dispatch(d, hd, 2, P, PF(in[0]), PF(in[1]), PF(in[3]), delta, PF(out[0]), N, D, H, scale);
+        break;
+    }
+    case AVGEN_OP_KIND_LINEAR_RESIDUAL: {
+        const avgen_tensor_desc *at = TD(in[0]), *yt = TD(out[0]);
+        const int K = (int)at->shape[2], N = (int)yt->shape[2], rows = (int)(yt->shape[0] * yt->shape[1]);
+        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
+        k_bias_res<<<GRID((long long)rows * N)>>>(PF(out[0]), PF(in[2]), PF(in[3]), o->n_in > 4 ? PF(in[4]) : NULL,
+                                                   (long long)rows * N, N);
+        break;
+    }
+    case AVGEN_OP_KIND_LINEAR_GELU: {
+        const avgen_tensor_desc *ht = TD(in[0]), *wt = TD(in[1]);
+        const int K = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]), N = (int)wt->shape[0];
+        float *act = PF(out[o->n_out - 1]), *pre = o->n_out > 1 ? PF(out[0]) : act;
+        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0);
+        k_bias_gelu<<<GRID((long long)rows * N)>>>(pre, act, PF(in[2]), (long long)rows * N, N);
+        break;
+    }
+    case AVGEN_OP_KIND_LINEAR: {
+        const avgen_tensor_desc *xt = TD(in[0]), *wt = TD(in[1]);
+        const int M = (int)xt->shape[0], K = (int)xt->shape[1], N = (int)wt->shape[0];
+        gemm(d, 0, 1, M, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
+        k_bias_res<<<GRID((long long)M * N)>>>(PF(out[0]), PF(in[2]), NULL, NULL, (long long)M * N, N);
+        break;
+    }
+    case AVGEN_OP_KIND_ADAPTER_LATENT: {
+        const avgen_tensor_desc *xt = TD(in[0]), *yt = TD(in[1]), *tt = TD(in[2]);
+        const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2], N2 = (int)yt->shape[1];
+        const int m = (int)tt->shape[0];
+        if (m > kMaxLatents) {
+            set_fail(d, "the CUDA adapter kernels support up to 16 latent tokens%s%s", "", "");
+            return;
+        }
+        k_latent_a<<<dim3(P, m), 256, sizeof(float) * N2, d->s>>>(PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
+        const long long rows = (long long)P * N;
+        k_latent_b<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]),
+                                                                 rows, N, D, m);
+        break;
+    }
+    case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
+        const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2], N2 = (int)yt->shape[1];
+        const int m = (int)tt->shape[0];
+        const int need_x = o->n_out == 4;
+        const long long rows = (long long)P * N;
+        float *dL2 = (float *)scratch(d, sizeof(float) * rows * m), *dS = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
+        float *dL1 = (float *)scratch(d, sizeof(float) * (size_t)P * m * N2);
+        float *dtokp = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
+        double *rowdg = (double *)scratch(d, sizeof(double) * rows);
+        if (!dL2 || !dS || !dL1 || !dtokp || !rowdg) return;
+        const float *dZ = PF(in[0]), *X = PF(in[1]), *Y = PF(in[2]), *S = PF(in[3]), *A1 = PF(in[4]), *A2 = PF(in[5]);
+        const float *tok = PF(in[6]), *gav = PF(in[7]);
+        k_latbwd_rows<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, need_x ? PF(out[2]) : NULL,
+                                                                    rows, N, D, m);
+        k_latbwd_ds<<<dim3(P, m, (D + 127) / 128), 128, 0, d->s>>>(dZ, X, A2, dL2, gav, dS, N, D, m);
+        k_latbwd_tok<<<dim3(P, m), 256, sizeof(float) * N2, d->s>>>(dS, Y, A1, dL1, dtokp, N2, D, m);
+        if (need_x) k_latbwd_gy<<<GRID((long long)P * N2 * D)>>>(A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
+        k_sum_pairs<<<GRID((long long)m * D)>>>(dtokp, PF(out[0]), P, (long long)m * D);
+        k_reduce_scalar<<<1, 256, 0, d->s>>>(rowdg, rows, PF(out[1]));
+        break;
+    }
+    case AVGEN_OP_KIND_GROUP_LINEAR: {
+        const avgen_tensor_desc *xt = TD(in[0]), *wt = TD(in[1]);
+        const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
+        const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
+        for (int kk = 0; kk < G; kk++)
+            gemm(d, 0, 1, rows, cout_g, cin_g, PF(in[0]) + kk * cin_g, Cin, PF(in[1]) + (size_t)kk * cout_g * cin_g, cin_g,
+                 PF(out[0]) + kk * cout_g, Cout, 0);
+        break;
+    }
+    case AVGEN_OP_KIND_GROUP_LINEAR_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
+        const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
+        const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
+        for (int kk = 0; kk < G; kk++) {
+            gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]) + kk * cout_g, Cout, PF(in[2]) + (size_t)kk * cout_g * cin_g, cin_g,
+                 PF(out[0]) + kk * cin_g, Cin, 0);
+            gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]) + kk * cout_g, Cout, PF(in[1]) + kk * cin_g, Cin,
+                 PF(out[1]) + (size_t)kk * cout_g * cin_g, cin_g, 1);
+        }
+        break;
+    }
+    case AVGEN_OP_KIND_BATCHNORM:
+    case AVGEN_OP_KIND_BATCHNORM_RELU: {
+        const int relu = o->kind == AVGEN_OP_KIND_BATCHNORM_RELU;
+        const avgen_tensor_desc *xt = TD(in[0]);
+        const int C = (int)xt->shape[2];
+        const long long rows = xt->shape[0] * xt->shape[1];
+        const int train = o->n_out == 3;
+        if (train) {
+            double *sum = (double *)scratch(d, sizeof(double) * C), *dmean = (double *)scratch(d, sizeof(double) * C);
+            double *ssq = (double *)scratch(d, sizeof(double) * C);
+            if (!sum || !dmean || !ssq) return;
+            colsum(d, CS_SUM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, NULL);
+            k_bn_mean<<<(C + 127) / 128, 128, 0, d->s>>>(sum, rows, C, PF(out[1]), dmean);
+            colsum(d, CS_VAR, PF(in[0]), NULL, NULL, NULL, PF(out[1]), NULL, NULL, NULL, NULL, rows, C, NULL, NULL, ssq, NULL);
+            k_bn_var<<<(C + 127) / 128, 128, 0, d->s>>>(ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
+                                                        !o->recompute);
+            if (!o->recompute) k_inc64<<<1, 1, 0, d->s>>>((long long *)dptr(c, in[5]));
+            k_bn_apply<<<GRID(rows * C)>>>(PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]), PF(in[2]),
+                                           rows * C, C, relu);
+        } else {
+            k_bn_apply<<<GRID(rows * C)>>>(PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
+                                           PF(in[2]), rows * C, C, relu);
+        }
+        break;
+    }
+    case AVGEN_OP_KIND_BATCHNORM_BWD:
+    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
+        const int relu = o->kind == AVGEN_OP_KIND_BATCHNORM_RELU_BWD;
+        const avgen_tensor_desc *xt = TD(in[1]);
+        const int C = (int)xt->shape[2];
+        const long long rows = xt->shape[0] * xt->shape[1];
+        double *sdyx = (double *)scratch(d, sizeof(double) * C), *sdy = (double *)scratch(d, sizeof(double) * C);
+        if (!sdyx || !sdy) return;
+        const float *b = relu ? PF(in[5]) : NULL;
+        colsum(d, relu ? CS_BN_RELU : CS_BN, PF(in[0]), PF(in[1]), NULL, NULL, PF(in[2]), PF(in[3]), PF(in[4]), b, NULL, rows,
+               C, PF(out[1]), PF(out[2]), sdyx, sdy);
+        k_bn_bwd_dx<<<GRID(rows * C)>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
+                                        C, relu);
+        break;
+    }
+    case AVGEN_OP_KIND_RELU:
+        k_relu<<<GRID(numel(TD(in[0])))>>>(PF(in[0]), PF(out[0]), numel(TD(in[0])));
+        break;
+    case AVGEN_OP_KIND_RELU_BWD:
+        k_relu_bwd<<<GRID(numel(TD(in[0])))>>>(PF(in[0]), PF(in[1]), PF(out[0]), numel(TD(in[0])));
+        break;
+    case AVGEN_OP_KIND_CONCAT_MEAN: {
+        const int B = k->batch, T = k->frames, W = (int)TD(out[0])->shape[1];
+        int col = 0;
+        for (int s = 0; s < o->n_in; s++) {
+            const int D = (int)TD(in[s])->shape[1];
+            k_concat_mean<<<GRID((long long)B * D)>>>(PF(in[s]), PF(out[0]), B, T, D, W, col);
+            col += D;
+        }
+        break;
+    }
+    case AVGEN_OP_KIND_CONCAT_MEAN_BWD: {
+        const int B = k->batch, T = k->frames, W = (int)TD(in[0])->shape[1];
+        int col = 0;
+        for (int s = 0; s < o->n_out; s++) {
+            const int D = (int)TD(out[s])->shape[1];
+            k_concat_mean_bwd<<<GRID((long long)B * T * D)>>>(PF(in[0]), PF(out[s]), B, T, D, W, col);
+            col += D;
+        }
+        break;
+    }
+    case AVGEN_OP_KIND_CROSS_ENTROPY: {
+        const avgen_tensor_desc *lt_ = TD(in[0]);
+        const int B = (int)lt_->shape[0], C = (int)lt_->shape[1];
+        k_cross_entropy<<<1, 256, sizeof(double) * B, d->s>>>(PF(in[0]), (const long long *)dptr(c, in[1]), PF(out[0]),
+                                                               PF(out[1]), B, C);
+        break;
+    }
+    case AVGEN_OP_KIND_LINEAR_BWD: {
+        const avgen_tensor_desc *dyt = TD(in[0]), *xt = TD(in[1]);
+        const int M = (int)dyt->shape[0], N = (int)dyt->shape[1], K = (int)xt->shape[1];
+        gemm(d, 1, 0, N, K, M, PF(in[0]), N, PF(in[1]), K, PF(out[0]), K, 1);
+        colsum(d, CS_SUM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, M, N, PF(out[1]), NULL, NULL, NULL);
+        if (o->n_out > 2) gemm(d, 0, 0, M, K, N, PF(in[0]), N, PF(in[2]), K, PF(out[2]), K, 0);
+        break;
+    }
+    case AVGEN_OP_KIND_CLS_LAYERNORM_BWD: {
+        const avgen_tensor_desc *gt = TD(out[0]);
+        const int P = (int)gt->shape[0], N = (int)gt->shape[1], D = (int)gt->shape[2];
+        ck(d, cudaMemsetAsync(PF(out[0]), 0, (size_t)gt->bytes, d->s), "memset");
+        k_ln_bwd<<<(unsigned)((P + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
+                                                             PF(out[0]), (long long)N * D, 0, NULL, P, D);
+        break;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]);
+        const int D = (int)xt->shape[2];
+        const long long rows = xt->shape[0] * xt->shape[1];
+        double *rowdg = (double *)scratch(d, sizeof(double) * rows);
+        if (!rowdg) return;
+        k_ln_bwd<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
+                                                                PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
+        k_reduce_scalar<<<1, 256, 0, d->s>>>(rowdg, rows, PF(out[1]));
+        colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
+               PF(out[3]), NULL, NULL);
+        break;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]);
+        const int D = (int)xt->shape[xt->ndim - 1];
+        const long long rows = xt->bytes / 4 / D;
+        const int trainable = o->n_out == 3;
+        k_ln_bwd<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
+                                                                NULL, PF(out[0]), D, !trainable, NULL, rows, D);
+        if (trainable)
+            colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, NULL, rows, D, PF(out[1]),
+                   PF(out[2]), NULL, NULL);
+        break;
+    }
+    case AVGEN_OP_KIND_LINEAR_DX: {
+        const avgen_tensor_desc *dyt = TD(in[0]), *wt = TD(in[1]);
+        const int N = (int)wt->shape[0], K = (int)wt->shape[1];
+        const int rows = (int)(dyt->bytes / 4 / N);
+        gemm(d, 0, 0, rows, K, N, PF(in[0]), N, PF(in[1]), K, PF(out[0]), K, 0);
+        break;
+    }
+    case AVGEN_OP_KIND_GELU_LINEAR_DX: {
+        const avgen_tensor_desc *wt = TD(in[2]), *dt = TD(in[0]);
+        const int N = (int)wt->shape[0], K = (int)wt->shape[1];
+        const long long n = numel(dt);
+        float *dpre = (float *)scratch(d, sizeof(float) * n);
+        if (!dpre) return;
+        k_gelu_bwd<<<GRID(n)>>>(PF(in[0]), PF(in[1]), dpre, n);
+        gemm(d, 0, 0, (int)(n / N), K, N, dpre, N, PF(in[2]), K, PF(out[0]), K, 0);
+        break;
+    }
+    case AVGEN_OP_KIND_QKV_DX: {
+        const avgen_tensor_desc *dt = TD(in[0]);
+        const int D = (int)dt->shape[2] / 3, rows = (int)(dt->shape[0] * dt->shape[1]);
+        for (int j = 0; j < 3; j++) gemm(d, 0, 0, rows, D, D, PF(in[0]) + j * D, 3 * D, PF(in[1 + j]), D, PF(out[0]), D, j > 0);
+        break;
+    }
+    case AVGEN_OP_KIND_ADAM: {
+        c->adam_step++;
+        const double t = (double)c->adam_step;
+        AdamScalars *h = d->scal_host;
+        h->bc1 = 1.0 - pow(k->beta1, t), h->bc2 = 1.0 - pow(k->beta2, t);
+        h->lr_adapter = k->lr * c->lr_scale, h->lr_head = k->head_lr * c->lr_scale, h->grad_scale = c->grad_scale;
+        ck(d, cudaMemcpyAsync(d->scal_dev, h, sizeof *h, cudaMemcpyHostToDevice, d->s), "copy of the optimizer scalars");
+        if (d->n_chunks)
+            k_adam<<<d->n_chunks, 256, 0, d->s>>>(d->segs, d->chunks, d->scal_dev, k->beta1, k->beta2, k->adam_eps,
+                                                  k->weight_decay, k->adamw);
+        break;
+    }
+    default: {
+        char kind[16];
+        snprintf(kind, sizeof kind, "%d", (int)o->kind);
+        set_fail(d, "op %s has an unknown kind %s", o->name, kind);
+        return;
+    }
+    }
+    launched(d, o->name);
+}
+
+int fail_out(char *err, size_t errlen, const char *msg) {
+    snprintf(err, errlen, "%s", msg);
+    return 1;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------- C API
+
+extern "C" int rt_cuda_precision(const char *name) {
+    if (!strcmp(name, "fp32")) return RT_CUDA_FP32;
+    if (!strcmp(name, "bf16")) return RT_CUDA_BF16;
+    if (!strcmp(name, "tf32")) return RT_CUDA_TF32;
+    return -1;
+}
+
+extern "C" const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
+
+extern "C" int rt_cuda_usable(char *why, size_t whylen) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        snprintf(why, whylen, "no usable CUDA device (%s); the CPU backend still works", cudaGetErrorString(e));
+        return 0;
+    }
+    if (n == 0) {
+        snprintf(why, whylen, "no CUDA device is present; the CPU backend still works");
+        return 0;
+    }
+    if (lt_load(why, whylen)) return 0;
+    return 1;
+}
+
+extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, size_t errlen) {
+    if (!rt_cuda_usable(err, errlen)) return 1;
+    Dev *d = (Dev *)calloc(1, sizeof(Dev));
+    if (!d) return fail_out(err, errlen, "out of host memory");
+    c->dev = d;
+    const avgen_graph *g = c->g;
+    d->precision = o ? o->precision : RT_CUDA_FP32;
+    d->compute = d->precision == RT_CUDA_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+               : d->precision == RT_CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const int dev = o ? o->device : 0;
+    struct cudaDeviceProp prop;
+    if (!ck(d, cudaSetDevice(dev), "cudaSetDevice") || !ck(d, cudaGetDeviceProperties(&prop, dev), "device properties")) goto fail;
+    snprintf(d->name, sizeof d->name, "%s, sm_%d%d, %d SMs, %.0f GiB", prop.name, prop.major, prop.minor,
+             prop.multiProcessorCount, (double)prop.totalGlobalMem / 1073741824.0);
+    {
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        d->free_before = fr;
+    }
+    if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
+    if (lt.create(&d->lt)) {
+        set_fail(d, "cuBLASLt could not create a handle%s%s", "", "");
+        goto fail;
+    }
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
+        d->arena_bytes[a] = (size_t)g->arena_bytes[a];
+        if (!ck(d, cudaMalloc((void **)&d->arena[a], d->arena_bytes[a] ? d->arena_bytes[a] : 1), "device memory for an arena"))
+            goto fail;
+    }
+    if (c->frames_f32) {
+        const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
+        if (!ck(d, cudaMalloc((void **)&d->frames_f32, n), "device memory for the frames") ||
+            !ck(d, cudaMemcpy(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice), "upload of the frames"))
+            goto fail;
+    }
+    d->ws_bytes = 32u << 20;
+    if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
+    {
+        size_t need = 1 << 20;
+        int max_n = 0, max_hd = 0;
+        for (int i = 0; i < g->n_ops; i++) {
+            size_t s = op_scratch(c, g, i);
+            if (s > need) need = s;
+            if (g->ops[i].kind == AVGEN_OP_KIND_ATTENTION || g->ops[i].kind == AVGEN_OP_KIND_ATTENTION_BWD) {
+                const avgen_tensor_desc *qt = &g->tensors[g->refs[g->ops[i].in_at + (g->ops[i].kind == AVGEN_OP_KIND_ATTENTION ? 0 : 1)]];
+                if (qt->shape[1] > max_n) max_n = (int)qt->shape[1];
+                max_hd = (int)(qt->shape[2] / 3 / c->k->heads);
+            }
+        }
+        d->scratch_bytes = need;
+        if (!ck(d, cudaMalloc((void **)&d->scratch, need), "device memory for op scratch")) goto fail;
+        if (max_n) {
+            const size_t f = attn_fwd_smem(max_n, max_hd), q = attn_dq_smem(max_n, max_hd), v = attn_dkv_smem(max_n, max_hd);
+            if (v > (size_t)prop.sharedMemPerBlockOptin) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "attention over %d tokens with head dim %d needs %zu bytes of shared memory; this "
+                         "device has %zu per block", max_n, max_hd, v, (size_t)prop.sharedMemPerBlockOptin);
+                set_fail(d, "%s%s", msg, "");
+                goto fail;
+            }
+            bool ok = max_hd == 8 ? attn_setup<8>(d, f, q, v) : max_hd == 16 ? attn_setup<16>(d, f, q, v)
+                    : max_hd == 32 ? attn_setup<32>(d, f, q, v) : max_hd == 64 ? attn_setup<64>(d, f, q, v) : true;
+            if (!ok) goto fail;
+        }
+    }
+    {
+        // Trainable tensors with their gradient and Adam moments (the ADAM op's inputs), and every
+        // parameter gradient for zeroing: one segment table, chunked.
+        int nseg = 0;
+        for (int i = 0; i < g->n_tensors; i++) nseg += g->tensors[i].kind == AVGEN_T_PGRAD;
+        AdamSeg *hs = (AdamSeg *)calloc((size_t)nseg + 1, sizeof(AdamSeg));
+        if (!hs) goto fail;
+        int ns = 0;
+        for (int i = 0; i < g->n_tensors; i++) {
+            const avgen_tensor_desc *t = &g->tensors[i];
+            if (t->kind != AVGEN_T_PGRAD || t->param < 0) continue;
+            AdamSeg s;
+            memset(&s, 0, sizeof s);
+            s.g = (float *)dptr(c, i), s.w = (float *)dptr(c, t->param), s.n = t->bytes / 4;
+            s.head = g->tensors[t->param].group == AVGEN_GROUP_HEAD;
+            for (int j = 0; j < g->n_tensors; j++) {
+                const avgen_tensor_desc *u = &g->tensors[j];
+                if (u->kind != AVGEN_T_OPTSTATE || u->param != t->param) continue;
+                if (!s.m) s.m = (float *)dptr(c, j);
+                else s.v = (float *)dptr(c, j);
+            }
+            hs[ns++] = s;
+        }
+        long long nchunks = 0;
+        for (int i = 0; i < ns; i++) nchunks += (hs[i].n + kAdamChunk - 1) / kAdamChunk;
+        int2 *hc = (int2 *)calloc((size_t)nchunks + 1, sizeof(int2));
+        if (!hc) {
+            free(hs);
+            goto fail;
+        }
+        long long at = 0;
+        for (int i = 0; i < ns; i++)
+            for (long long e = 0; e < hs[i].n; e += kAdamChunk) hc[at++] = make_int2(i, (int)e);
+        d->n_segs = ns, d->n_chunks = (int)nchunks;
+        bool ok = ck(d, cudaMalloc((void **)&d->segs, sizeof(AdamSeg) * (ns + 1)), "device memory") &&
+                  ck(d, cudaMalloc((void **)&d->chunks, sizeof(int2) * (nchunks + 1)), "device memory") &&
+                  ck(d, cudaMemcpy(d->segs, hs, sizeof(AdamSeg) * ns, cudaMemcpyHostToDevice), "upload") &&
+                  ck(d, cudaMemcpy(d->chunks, hc, sizeof(int2) * nchunks, cudaMemcpyHostToDevice), "upload") &&
+                  ck(d, cudaMalloc((void **)&d->scal_dev, sizeof(AdamScalars)), "device memory") &&
+                  ck(d, cudaMallocHost((void **)&d->scal_host, sizeof(AdamScalars)), "pinned host memory");
+        // Segments without both moments (inference graphs) must not reach the Adam kernel.
+        for (int i = 0; i < ns && ok; i++)
+            if (!hs[i].m || !hs[i].v) {
+                bool any_opt = false;
+                for (int j = 0; j < g->n_ops; j++) any_opt = any_opt || g->ops[j].kind == AVGEN_OP_KIND_ADAM;
+                if (any_opt) set_fail(d, "a trainable tensor has no Adam moments in this graph%s%s", "", ""), ok = false;
+            }
+        free(hs);
+        free(hc);
+        if (!ok) goto fail;
+    }
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
+        if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena")) goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", d->why[0] ? d->why : "the CUDA backend could not start");
+    rt_cuda_detach(c);
+    return 1;
+}
+
+extern "C" int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    ck(d, cudaStreamSynchronize(d->s), "the step");
+    if (d->failed) {
+        snprintf(err, errlen, "%s", d->why);
+        return 1;
+    }
+    return 0;
+}
+
+extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    ck(d, cudaMemcpyAsync(d->arena[arena], c->arena[arena], d->arena_bytes[arena], cudaMemcpyHostToDevice, d->s), "upload");
+    if (arena == AVGEN_ARENA_INPUT && c->frames_f32 && d->frames_f32) {
+        const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
+        ck(d, cudaMemcpyAsync(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice, d->s), "upload of the frames");
+    }
+    return rt_cuda_sync(c, err, errlen);
+}
+
+extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    ck(d, cudaMemcpyAsync(c->arena[arena], d->arena[arena], d->arena_bytes[arena], cudaMemcpyDeviceToHost, d->s), "download");
+    return rt_cuda_sync(c, err, errlen);
+}
+
+extern "C" void rt_cuda_detach(avgen_ctx *c) {
+    Dev *d = DEV(c);
+    if (!d) return;
+    if (d->s) cudaStreamSynchronize(d->s);
+    for (int i = 0; i < d->n_plans; i++) {
+        lt.layout_destroy(d->plans[i].la), lt.layout_destroy(d->plans[i].lb), lt.layout_destroy(d->plans[i].lc);
+        lt.desc_destroy(d->plans[i].desc);
+    }
+    free(d->plans);
+    if (d->lt) lt.destroy(d->lt);
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) cudaFree(d->arena[a]);
+    cudaFree(d->frames_f32);
+    cudaFree(d->ws);
+    cudaFree(d->scratch);
+    cudaFree(d->segs);
+    cudaFree(d->chunks);
+    cudaFree(d->scal_dev);
+    if (d->scal_host) cudaFreeHost(d->scal_host);
+    if (d->ev) {
+        for (int i = 0; i < 2 * c->g->n_ops; i++) cudaEventDestroy(d->ev[i]);
+        free(d->ev);
+    }
+    if (d->s) cudaStreamDestroy(d->s);
+    free(d);
+    c->dev = NULL;
+}
+
+extern "C" void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) {
+    Dev *d = DEV(c);
+    if (d->failed) return;
+    if (d->profiling) cudaEventRecord(d->ev[2 * op], d->s);
+    run_op(c, g, op);
+    if (d->profiling) cudaEventRecord(d->ev[2 * op + 1], d->s);
+}
+
+extern "C" void rt_cuda_zero_grads(avgen_ctx *c) {
+    Dev *d = DEV(c);
+    if (d->failed || !d->n_chunks) return;
+    k_zero_grads<<<d->n_chunks, 256, 0, d->s>>>(d->segs, d->chunks);
+    launched(d, "zero gradients");
+}
+
+extern "C" const char *rt_cuda_device_name(const avgen_ctx *c) { return c->dev ? DEV(c)->name : "no device"; }
+
+static void run_phase_fn(avgen_ctx *c, rt_cuda_phase_fn f, int phase) {
+    if (f) {
+        f(c);
+        return;
+    }
+    for (int i = 0; i < c->g->n_ops; i++)
+        if (c->g->ops[i].phase == phase) rt_cuda_op(c, c->g, i);
+}
+
+static void one_step(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd) {
+    rt_cuda_zero_grads(c);
+    run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
+    run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
+    run_phase_fn(c, upd, AVGEN_PH_UPDATE);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
+                             rt_cuda_bench_result *r, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    const int warmup = r->warmup > 0 ? r->warmup : 5, steps = r->steps > 0 ? r->steps : 20;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    // Cold step: cuBLASLt algorithm selection happens here.
+    cudaEventRecord(e0, d->s);
+    one_step(c, fwd, bwd, upd);
+    cudaEventRecord(e1, d->s);
+    if (rt_cuda_sync(c, err, errlen)) return 1;
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    r->first_step_ms = ms;
+    // Capture one step as a CUDA graph.
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    int use_graph = 0;
+    {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        const int64_t step_before = c->adam_step;
+        if (cudaStreamBeginCapture(d->s, cudaStreamCaptureModeThreadLocal) == cudaSuccess) {
+            one_step(c, fwd, bwd, upd);
+            cudaError_t e = cudaStreamEndCapture(d->s, &graph);
+            if (e == cudaSuccess && !d->failed && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess) use_graph = 1;
+        }
+        c->adam_step = step_before;
+        cudaGetLastError();
+        if (d->failed) return rt_cuda_sync(c, err, errlen);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        r->graph_capture_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    }
+    double *times = (double *)calloc((size_t)steps, sizeof(double));
+    if (!times) return fail_out(err, errlen, "out of host memory");
+    for (int it = 0; it < warmup + steps; it++) {
+        cudaEventRecord(e0, d->s);
+        if (use_graph) {
+            c->adam_step++;  // the captured update's scalars stay those of the capture; timing only
+            ck(d, cudaGraphLaunch(exec, d->s), "graph launch");
+        } else {
+            one_step(c, fwd, bwd, upd);
+        }
+        cudaEventRecord(e1, d->s);
+        if (rt_cuda_sync(c, err, errlen)) {
+            free(times);
+            return 1;
+        }
+        if (it >= warmup) {
+            cudaEventElapsedTime(&ms, e0, e1);
+            times[it - warmup] = ms;
+        }
+    }
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    double sum = 0;
+    for (int i = 0; i < steps; i++) sum += times[i];
+    r->median_ms = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    r->mean_ms = sum / steps, r->min_ms = times[0], r->max_ms = times[steps - 1];
+    r->graph = use_graph;
+    free(times);
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    // Profiled eager step: events around every op.
+    const int n = c->g->n_ops;
+    if (!d->ev) {
+        d->ev = (cudaEvent_t *)calloc((size_t)2 * n, sizeof(cudaEvent_t));
+        if (!d->ev) return fail_out(err, errlen, "out of host memory");
+        for (int i = 0; i < 2 * n; i++) cudaEventCreate(&d->ev[i]);
+    }
+    d->profiling = 1;
+    for (int i = 0; i < n; i++) cudaEventRecord(d->ev[2 * i], d->s), cudaEventRecord(d->ev[2 * i + 1], d->s);
+    one_step(c, NULL, NULL, NULL);
+    d->profiling = 0;
+    if (rt_cuda_sync(c, err, errlen)) return 1;
+    memset(r->family_ms, 0, sizeof r->family_ms);
+    for (int i = 0; i < n; i++) {
+        float t = 0;
+        cudaEventElapsedTime(&t, d->ev[2 * i], d->ev[2 * i + 1]);
+        const int kind = c->g->ops[i].kind;
+        if (kind < 64) r->family_ms[kind] += t;
+    }
+    r->gemm_ms = 0;
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    r->device_used_bytes = d->free_before > fr ? d->free_before - fr : 0;
+    r->arena_bytes = 0;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
+    r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return 0;
+}

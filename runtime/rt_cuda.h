@@ -1,0 +1,78 @@
+/* rt_cuda: the CUDA backend of a generated graph. The host context (rt_model.h) stays the staging area:
+ * rt_cuda_attach mirrors its arenas on the device and uploads them; from then on rt_run_phase, the
+ * generated step (AVGEN_OP_* macros) and rt_zero_grads run on the device, asynchronously on one stream,
+ * with no device synchronisation inside a step; rt_cuda_download brings arenas back for dumps and
+ * checkpoints. GEMMs go through cuBLASLt (loaded with dlopen, so binaries start without the toolkit),
+ * one descriptor, layout set and algorithm per distinct GEMM, chosen at first use and reused.
+ *
+ * Precision: every tensor is stored in fp32. "fp32" computes GEMMs in strict fp32 (the parity mode);
+ * "bf16" lets cuBLASLt round GEMM operands to bf16 on tensor cores with fp32 accumulation
+ * (CUBLAS_COMPUTE_32F_FAST_16BF); "tf32" the same with TF32. Softmax, LayerNorm and BatchNorm
+ * statistics, losses and the optimizer are fp32 (double for sums over rows) in every mode. */
+#ifndef AVGEN_RT_CUDA_H
+#define AVGEN_RT_CUDA_H
+#include <stddef.h>
+
+#include "rt_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { RT_CUDA_FP32, RT_CUDA_BF16, RT_CUDA_TF32 };
+
+typedef struct {
+    int device;    /* CUDA device ordinal */
+    int precision; /* RT_CUDA_FP32, RT_CUDA_BF16 or RT_CUDA_TF32 */
+} rt_cuda_opts;
+
+/* Parses "fp32", "bf16" or "tf32"; -1 otherwise. */
+int rt_cuda_precision(const char *name);
+const char *rt_cuda_precision_name(int p);
+
+/* 1 when this build has the CUDA backend and a device can be used; else 0 with one sentence in why. */
+int rt_cuda_usable(char *why, size_t whylen);
+
+/* Allocates the device arenas, uploads every host arena (and c->frames_f32), creates the stream and the
+ * cuBLASLt handle. 0, or 1 with err set (no device, out of device memory, cuBLASLt missing). */
+int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, size_t errlen);
+/* Host arena -> device (e.g. new inputs) and device -> host (dumps, checkpoints). Both wait for the
+ * stream; 0, or 1 with err set (including the first error any op met since the last check). */
+int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen);
+int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen);
+/* Waits for the stream; 0, or 1 with the first CUDA or cuBLASLt error since the last check. */
+int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen);
+void rt_cuda_detach(avgen_ctx *c);
+
+/* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */
+void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);
+void rt_cuda_zero_grads(avgen_ctx *c);
+
+/* A device description for logs ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"). */
+const char *rt_cuda_device_name(const avgen_ctx *c);
+
+typedef struct {
+    int warmup, steps;              /* inputs */
+    double median_ms, mean_ms, min_ms, max_ms;
+    double graph_capture_ms;        /* one-off: capturing the step as a CUDA graph */
+    int graph;                      /* 1 when the timed steps were CUDA graph replays */
+    double first_step_ms;           /* the first (cold) eager step, with cuBLASLt algorithm selection */
+    size_t arena_bytes, scratch_bytes, workspace_bytes; /* what avgen allocated */
+    size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
+    int n_gemm_plans;
+    double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
+    double gemm_ms;                 /* of that, time inside cuBLASLt calls */
+} rt_cuda_bench_result;
+
+typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);
+/* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager
+ * step, then the step captured as one CUDA graph and replayed warmup + steps times, each timed with
+ * events; then one eager step with events around every op for the per-kind breakdown. The phase
+ * functions are the generated straight-line code, or NULL for the interpreter. 0, or 1 with err. */
+int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
+                  rt_cuda_bench_result *r, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

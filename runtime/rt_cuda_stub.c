@@ -1,0 +1,37 @@
+/* rt_cuda_stub.c: the CUDA backend's entry points in a build without the CUDA toolkit: every one says so. */
+#include <stdio.h>
+#include <string.h>
+
+#include "rt_cuda.h"
+
+static const char *const k_why = "this build has no CUDA backend (it was configured without the CUDA toolkit)";
+
+int rt_cuda_precision(const char *name) {
+    return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
+}
+const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
+int rt_cuda_usable(char *why, size_t whylen) {
+    snprintf(why, whylen, "%s", k_why);
+    return 0;
+}
+int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, size_t errlen) {
+    (void)c, (void)o;
+    snprintf(err, errlen, "%s", k_why);
+    return 1;
+}
+static int no(char *err, size_t errlen) {
+    snprintf(err, errlen, "%s", k_why);
+    return 1;
+}
+int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c, (void)arena; return no(err, errlen); }
+int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c, (void)arena; return no(err, errlen); }
+int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) { (void)c; return no(err, errlen); }
+void rt_cuda_detach(avgen_ctx *c) { (void)c; }
+void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) { (void)g, (void)op, c->failed = 1; }
+void rt_cuda_zero_grads(avgen_ctx *c) { (void)c; }
+const char *rt_cuda_device_name(const avgen_ctx *c) { (void)c; return "no device"; }
+int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, rt_cuda_bench_result *r,
+                  char *err, size_t errlen) {
+    (void)c, (void)fwd, (void)bwd, (void)upd, (void)r;
+    return no(err, errlen);
+}

@@ -1,0 +1,169 @@
+/* rt_run.c: backend choice, random inputs, step results and the benchmark report (see rt_run.h). */
+#include "rt_run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen) {
+    const char *b = o->backend ? o->backend : "cpu";
+    if (strcmp(b, "cpu") && strcmp(b, "cuda") && strcmp(b, "auto")) {
+        snprintf(err, errlen, "--backend %s is not a backend; expected cpu, cuda or auto", b);
+        return 2;
+    }
+    if (o->precision && rt_cuda_precision(o->precision) < 0) {
+        snprintf(err, errlen, "--precision %s is not a precision; expected fp32, bf16 or tf32", o->precision);
+        return 2;
+    }
+    if (o->precision && rt_cuda_precision(o->precision) != RT_CUDA_FP32 && !strcmp(b, "cpu")) {
+        snprintf(err, errlen, "--precision %s needs the CUDA backend; the CPU backend computes in fp32", o->precision);
+        return 2;
+    }
+    return 0;
+}
+
+int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char *err, size_t errlen) {
+    const char *b = o->backend ? o->backend : "cpu";
+    *is_cuda = 0;
+    if (!strcmp(b, "cpu")) return 0;
+    char why[512];
+    if (!rt_cuda_usable(why, sizeof why)) {
+        if (!strcmp(b, "auto")) return 0;
+        snprintf(err, errlen, "--backend cuda: %s", why);
+        return 1;
+    }
+    rt_cuda_opts co = {o->device, o->precision ? rt_cuda_precision(o->precision) : RT_CUDA_FP32};
+    if (rt_cuda_attach(c, &co, err, errlen)) return 1;
+    *is_cuda = 1;
+    return 0;
+}
+
+int rt_step_results(avgen_ctx *c, char *err, size_t errlen) {
+    if (c->dev) {
+        if (rt_cuda_download(c, AVGEN_ARENA_TRAIN, err, errlen)) return 1;
+        if (rt_cuda_download(c, AVGEN_ARENA_ACT, err, errlen)) return 1;
+    }
+    if (c->failed) {
+        snprintf(err, errlen, "%s", c->err);
+        return 2;
+    }
+    return 0;
+}
+
+static uint64_t mix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rt_random_inputs(avgen_ctx *c, uint64_t seed) {
+    uint64_t s = seed * 0x2545f4914f6cdd1dULL + 1;
+    int t = rt_find(c->g, "frames");
+    if (t >= 0) {
+        unsigned char *p = rt_ptr(c, t);
+        for (int64_t i = 0; i < c->g->tensors[t].bytes; i++) p[i] = (unsigned char)(mix(&s) >> 56);
+    }
+    if ((t = rt_find(c->g, "audio")) >= 0) {
+        float *p = rt_ptr(c, t);
+        for (int64_t i = 0; i < c->g->tensors[t].bytes / 4; i++) {
+            double u1 = ((mix(&s) >> 11) + 1) * 0x1.0p-53, u2 = (mix(&s) >> 11) * 0x1.0p-53;
+            p[i] = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+        }
+    }
+    if ((t = rt_find(c->g, "labels")) >= 0) {
+        int64_t *p = rt_ptr(c, t);
+        for (int b = 0; b < c->k->batch; b++) p[b] = (int64_t)(mix(&s) % (uint64_t)c->k->classes);
+    }
+}
+
+double rt_graph_flops(const avgen_graph *g, int phase) {
+    double f = 0;
+    for (int i = 0; i < g->n_ops; i++)
+        if (phase < 0 || g->ops[i].phase == phase) f += g->ops[i].flops;
+    return f;
+}
+
+static double peak_for(const char *name) {
+    /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
+    if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;
+    if (strstr(name, "A100")) return 312e12;
+    if (strstr(name, "L40S")) return 362e12;
+    return 0;
+}
+
+int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
+                    const rt_bench_opts *o, FILE *out, char *err, size_t errlen) {
+    rt_cuda_bench_result r;
+    memset(&r, 0, sizeof r);
+    r.warmup = o->warmup, r.steps = o->steps;
+    if (rt_cuda_bench(c, fwd, bwd, upd, &r, err, errlen)) return 1;
+    const avgen_consts *k = c->k;
+    const double s = r.median_ms / 1e3;
+    const double flops = rt_graph_flops(c->g, -1);
+    const double peak = o->peak_flops > 0 ? o->peak_flops : peak_for(rt_cuda_device_name(c));
+    const double pairs = (double)k->batch * k->frames;
+    const double tflops = flops / s / 1e12;
+    int64_t planned = 0;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
+    if (o->planned_peak > 0) planned = o->planned_peak;
+    fprintf(out, "%s on %s\n", o->name ? o->name : "model", rt_cuda_device_name(c));
+    fprintf(out, "  batch %d x %d frames; %s step%s, %d warm-up + %d timed\n", k->batch, k->frames,
+            r.graph ? "CUDA graph" : "eager", r.graph ? " replays" : "s", r.warmup ? r.warmup : 5, r.steps ? r.steps : 20);
+    fprintf(out, "  step       median %.3f ms (min %.3f, mean %.3f, max %.3f); first (cold) step %.1f ms, graph capture %.1f ms\n",
+            r.median_ms, r.min_ms, r.mean_ms, r.max_ms, r.first_step_ms, r.graph_capture_ms);
+    fprintf(out, "  throughput %.1f pairs/s, %.2f clips/s\n", pairs / s, k->batch / s);
+    fprintf(out, "  compute    %.2f GFLOP per step: %.1f TFLOP/s", flops / 1e9, tflops);
+    if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
+    else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
+    fprintf(out, "  memory     planned arenas %.3f GiB; avgen allocated %.3f GiB (+ scratch %.3f, cuBLASLt workspace %.3f); "
+                 "device memory in use %.3f GiB\n",
+            planned / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
+            r.workspace_bytes / 1073741824.0, r.device_used_bytes / 1073741824.0);
+    double total = 0;
+    for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
+    fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs):\n", total,
+            r.n_gemm_plans);
+    int order[AVGEN_OP_KIND_COUNT];
+    for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) order[i] = i;
+    for (int a = 1; a < AVGEN_OP_KIND_COUNT; a++) {
+        int v = order[a], b = a - 1;
+        while (b >= 0 && r.family_ms[order[b]] < r.family_ms[v]) order[b + 1] = order[b], b--;
+        order[b + 1] = v;
+    }
+    for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) {
+        const int kd = order[i];
+        if (r.family_ms[kd] <= 0) continue;
+        double fl = 0;
+        for (int j = 0; j < c->g->n_ops; j++)
+            if (c->g->ops[j].kind == kd) fl += c->g->ops[j].flops;
+        fprintf(out, "    %-22s %9.3f ms %5.1f%%  %8.1f TFLOP/s\n", o->kind_names ? o->kind_names[kd] : "?", r.family_ms[kd],
+                total > 0 ? 100 * r.family_ms[kd] / total : 0, fl / (r.family_ms[kd] / 1e3) / 1e12);
+    }
+    if (o->json_path) {
+        FILE *f = fopen(o->json_path, "w");
+        if (!f) {
+            snprintf(err, errlen, "cannot write %s", o->json_path);
+            return 1;
+        }
+        fprintf(f, "{\"name\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"frames\":%d,\"graph\":%s,\"median_ms\":%.4f,"
+                   "\"mean_ms\":%.4f,\"min_ms\":%.4f,\"max_ms\":%.4f,\"first_step_ms\":%.3f,\"pairs_per_s\":%.3f,"
+                   "\"clips_per_s\":%.4f,\"step_flops\":%.6g,\"tflops\":%.3f,\"mfu\":%.5f,\"planned_bytes\":%lld,"
+                   "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,\"families_ms\":{",
+                o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
+                r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
+                peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
+                r.device_used_bytes);
+        int first = 1;
+        for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
+            if (r.family_ms[i] > 0)
+                fprintf(f, "%s\"%s\":%.4f", first ? "" : ",", o->kind_names ? o->kind_names[i] : "?", r.family_ms[i]), first = 0;
+        fprintf(f, "}}\n");
+        if (fclose(f)) {
+            snprintf(err, errlen, "cannot write %s", o->json_path);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* rt_run: what `avgen step`, `avgen bench` and the generated programs share around a context: choosing
+ * and attaching a backend, random inputs, bringing a step's results back to the host, and the benchmark
+ * report (docs/bench.md). */
+#ifndef AVGEN_RT_RUN_H
+#define AVGEN_RT_RUN_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rt_cuda.h"
+#include "rt_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *backend;   /* "cpu", "cuda" or "auto" (CUDA when a device is usable); NULL: "cpu" */
+    const char *precision; /* CUDA GEMM precision: "fp32", "bf16" or "tf32"; NULL: "fp32" */
+    int device;
+} rt_backend_opts;
+
+/* Checks the options: 0, or 2 with one sentence in err (an unknown backend or precision). */
+int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen);
+/* Attaches the chosen backend to a context whose parameters and inputs are on the host (CPU: nothing to
+ * do). *is_cuda tells which one runs. 0, or 1 with err (asked for CUDA where none can run). */
+int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char *err, size_t errlen);
+/* Waits for the step and brings parameters, gradients, buffers and activations back to the host (CUDA);
+ * 0, or 1 with err. Also reports an op's bad-data failure (c->failed). */
+int rt_step_results(avgen_ctx *c, char *err, size_t errlen);
+
+/* Inputs for benchmarks: uint8 frames, standard normal audio, labels uniform over the classes. */
+void rt_random_inputs(avgen_ctx *c, uint64_t seed);
+
+/* Sum of the op FLOPs of one phase (-1: all phases). */
+double rt_graph_flops(const avgen_graph *g, int phase);
+
+typedef struct {
+    int warmup, steps;
+    double peak_flops;      /* dense bf16 peak for MFU; 0: from the device name (H100/H200 989e12) */
+    const char *json_path;  /* when set: the result as one JSON object */
+    const char *name;       /* configuration name for the report */
+    int64_t planned_peak;   /* the planner's training peak in bytes (model.h / plan), 0 if unknown */
+    const char *const *kind_names; /* op kind names, AVGEN_OP_KIND_COUNT of them */
+} rt_bench_opts;
+
+/* Times training steps on the attached CUDA context (rt_cuda_bench) and prints the report: step time,
+ * pairs/s, clips/s, TFLOP/s, MFU, memory against the plan, time per op kind. 0, or 1 with err. */
+int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
+                    const rt_bench_opts *o, FILE *out, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

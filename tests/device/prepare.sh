@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# tests/device/prepare.sh [KIT]: builds, on this machine, everything tests/device/run.sh needs on the GPU
+# machine (which has no FFmpeg or json-c development files): the generated programs of the device checks,
+# emitted by build/avgen and built with the runtime-only build (AVGEN_DATA=OFF: static cudart, json-c
+# linked statically, cuBLASLt and NVRTC loaded at run time, so they need only libc and the driver there),
+# avgen-diff, the step fixtures and the PyTorch baseline. KIT defaults to device-kit/ (git-ignored);
+# carry it: device run "tests/device/run.sh" with carry ["device-kit"].
+# Environment: AVGEN (default build/avgen), CUDA_ARCH (default 90: H100 and H200), JOBS (default nproc).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+KIT=${1:-$ROOT/device-kit}
+AVGEN=${AVGEN:-$ROOT/build/avgen}
+ARCH=${CUDA_ARCH:-90}
+JOBS=${JOBS:-$(nproc)}
+[ -x "$AVGEN" ] || { echo "prepare.sh: $AVGEN is missing; run scripts/build first" >&2; exit 2; }
+TORCH_REF=$ROOT/../shared/bench/torch_lavish.py
+rm -rf "$KIT"
+mkdir -p "$KIT/programs" "$KIT/fixtures" "$KIT/bin"
+emit() { # emit NAME MODEL.json [--set ...]
+  local name=$1 model=$2
+  shift 2
+  "$AVGEN" emit "$model" -o "$KIT/programs/$name" --set "name=$name" --set precision=fp32 --force "$@" >/dev/null 2>&1 ||
+    { echo "prepare.sh: avgen emit $name failed" >&2; exit 1; }
+}
+for f in lavish-odd-batch lavish-partial late; do
+  emit "fx-$f" "$ROOT/tests/fixtures/step/$f/config.json"
+  mkdir -p "$KIT/fixtures/$f"
+  cp "$ROOT/tests/fixtures/step/$f/"{params,inputs,expected}.safetensors "$KIT/fixtures/$f/"
+done
+emit tiny-lavish "$ROOT/models/tiny-lavish.json"
+emit tiny-lavish-block "$ROOT/models/tiny-lavish.json" --set memory.recompute=block
+emit tiny-lavish-attn "$ROOT/models/tiny-lavish.json" --set memory.recompute=attention --set adapter.batchnorm=false
+emit tiny-vision "$ROOT/models/tiny-vision.json"
+emit tiny-audio "$ROOT/models/tiny-audio.json"
+emit tiny-late "$ROOT/models/tiny-late.json"
+emit vitb-b1t2 "$ROOT/models/lavish-vitb16-ucf51.json" --set train.batch=1 --set video.frames=2
+for b in 4 32 56; do
+  emit "vitb-t8-b$b" "$ROOT/models/lavish-vitb16-ucf51.json" --set train.batch=$b --set video.frames=8 --set memory.budget=78GiB
+done
+cmake -S "$ROOT" -B "$KIT/build" -DAVGEN_DATA=OFF -DAVGEN_PROGRAMS="$KIT/programs" -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$KIT/build" -j "$JOBS" >"$KIT/build.log" 2>&1 || { tail -30 "$KIT/build.log" >&2; exit 1; }
+cp "$KIT/build/avgen-diff" "$KIT/bin/"
+# Only the training programs travel (the carry limit is 64 MiB); the emitted sources stay for reference.
+for d in "$KIT"/programs/*/; do
+  rm -f "$d"bin/*-infer "$d"model.c
+done
+rm -rf "$KIT/build"
+if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
+git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
+du -sh "$KIT"

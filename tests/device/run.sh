@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# tests/device/run.sh: the checks that need a GPU, in one call on the lent GPU machine (DEVELOPERS.md).
+# Runs the programs carried in device-kit/ (made here by tests/device/prepare.sh):
+#   1. parity: every configuration's training step (forward, backward) and one Adam update on the CUDA
+#      backend against the CPU backend in the same run, through step dumps: fp32 per tensor relative L2
+#      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
+#      GEMMs <= 2e-2; the PyTorch fixtures' expected dumps; two CUDA runs bit-identical;
+#   2. compute-sanitizer memcheck of a tiny configuration's step;
+#   3. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
+#      (shared/bench/torch_lavish.py) on the same card in the same call.
+# Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
+# (capped at 100). Stages can be chosen: STAGES="parity memcheck bench" (default all three).
+# usage: device run "tests/device/run.sh" with carry ["device-kit"], timeout ~540 s.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+KIT=${KIT:-$ROOT/device-kit}
+OUT=${OUT:-$ROOT/device-out}
+STAGES=${STAGES:-parity memcheck bench}
+BENCH_BATCHES=${BENCH_BATCHES:-4 32 56}
+mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
+S=$OUT/summary.txt
+: >"$S"
+say() { echo "$*" | tee -a "$S"; }
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); say "  ok    $*"; }
+bad() { fail=$((fail + 1)); say "  FAIL  $*"; }
+T0=$(date +%s)
+since() { echo $(($(date +%s) - T0))s; }
+
+[ -d "$KIT/programs" ] || { echo "run.sh: $KIT is missing; run tests/device/prepare.sh here and carry device-kit" >&2; exit 100; }
+say "avgen device checks, kit $(cat "$KIT/commit" 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /' | tee -a "$S"
+prog() { echo "$KIT/programs/$1/bin/$1-train"; }
+DIFF=$KIT/bin/avgen-diff
+
+# run NAME ARGS...: runs a program step, output in logs/NAME.log; fails the check on a non-zero status.
+run() {
+  local name=$1
+  shift
+  if timeout 300 "$@" >"$OUT/logs/$name.log" 2>&1; then return 0; fi
+  bad "$name: exit $? ($(tail -c 300 "$OUT/logs/$name.log" | tr '\n' ' '))"
+  return 1
+}
+# cmpdump WHAT A B RTOL [diff options]: A against B
+cmpdump() {
+  local what=$1 a=$2 b=$3 rtol=$4
+  shift 4
+  local out
+  out=$("$DIFF" "$a" "$b" --rtol "$rtol" "$@" 2>&1)
+  local rc=$?
+  echo "$out" >"$OUT/logs/diff-$what.log"
+  if [ $rc -eq 0 ]; then ok "$what: $(echo "$out" | tail -1 | sed 's/.*worst/worst/')"; else bad "$what: $(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+}
+
+# parity NAME STEP_ARGS...: CPU vs CUDA fp32 (strict and floored), CUDA bf16, repeatability, Adam update.
+parity() {
+  local name=$1
+  shift
+  local p d
+  p=$(prog "$name")
+  d=$OUT/dumps/$name
+  local t=$SECONDS
+  run "$name-cpu" "$p" --step "$@" --out "$d-cpu.st" --update-out "$d-cpu-upd.st" --backend cpu || return
+  local tcpu=$((SECONDS - t))
+  run "$name-cuda" "$p" --step "$@" --out "$d-cuda.st" --update-out "$d-cuda-upd.st" --backend cuda || return
+  run "$name-cuda2" "$p" --step "$@" --out "$d-cuda2.st" --backend cuda || return
+  run "$name-bf16" "$p" --step "$@" --out "$d-bf16.st" --backend cuda --precision bf16 || return
+  say "  $name: CPU step ${tcpu}s"
+  cmpdump "$name fp32 strict" "$d-cuda.st" "$d-cpu.st" 1e-5
+  cmpdump "$name fp32 floored" "$d-cuda.st" "$d-cpu.st" 1e-5 --grad-floor
+  cmpdump "$name adam update" "$d-cuda-upd.st" "$d-cpu-upd.st" 1e-5
+  cmpdump "$name bf16" "$d-bf16.st" "$d-cpu.st" 2e-2 --grad-floor
+  if cmp -s "$d-cuda.st" "$d-cuda2.st"; then ok "$name: two CUDA steps bit-identical"; else bad "$name: two CUDA steps differ"; fi
+}
+
+if [[ " $STAGES " == *" parity "* ]]; then
+  say "== parity: CUDA backend against the CPU backend ($(since))"
+  for f in lavish-odd-batch lavish-partial late; do
+    fx=$KIT/fixtures/$f
+    parity "fx-$f" --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors"
+    [ -f "$OUT/dumps/fx-$f-cuda.st" ] && cmpdump "fx-$f cuda vs torch fp64" "$OUT/dumps/fx-$f-cuda.st" "$fx/expected.safetensors" 1e-4 --grad-floor
+  done
+  for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late vitb-b1t2; do
+    parity "$m" --inputs random
+  done
+fi
+
+if [[ " $STAGES " == *" memcheck "* ]]; then
+  say "== compute-sanitizer memcheck ($(since))"
+  CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$CS" ]; then
+    fx=$KIT/fixtures/lavish-odd-batch
+    if timeout 300 "$CS" --tool memcheck --leak-check full --error-exitcode 9 "$(prog fx-lavish-odd-batch)" --step \
+      --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$OUT/dumps/memcheck.st" \
+      --update-out "$OUT/dumps/memcheck-upd.st" --backend cuda >"$OUT/logs/memcheck.log" 2>&1; then
+      ok "memcheck fx-lavish-odd-batch: $(grep -o 'ERROR SUMMARY.*' "$OUT/logs/memcheck.log" | tail -1)"
+    else
+      bad "memcheck fx-lavish-odd-batch: $(grep -E 'ERROR SUMMARY|Invalid|error' "$OUT/logs/memcheck.log" | head -5 | tr '\n' ' ')"
+    fi
+    if timeout 300 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
+      --out "$OUT/dumps/racecheck.st" --backend cuda >"$OUT/logs/racecheck.log" 2>&1; then
+      ok "racecheck tiny-lavish: $(grep -o 'RACECHECK SUMMARY.*\|ERROR SUMMARY.*' "$OUT/logs/racecheck.log" | tail -1)"
+    else
+      bad "racecheck tiny-lavish: $(grep -E 'SUMMARY|hazard' "$OUT/logs/racecheck.log" | head -5 | tr '\n' ' ')"
+    fi
+  else
+    bad "compute-sanitizer not found"
+  fi
+fi
+
+if [[ " $STAGES " == *" bench "* ]]; then
+  say "== benchmarks: ViT-B/16 LAVISH, T=8 ($(since))"
+  for b in $BENCH_BATCHES; do
+    p=$(prog "vitb-t8-b$b")
+    [ -x "$p" ] || continue
+    for prec in bf16 fp32; do
+      [ "$prec" = fp32 ] && [ "$b" != 32 ] && continue
+      if timeout 240 "$p" --bench --precision "$prec" --warmup 5 --steps 20 --json "$OUT/bench/avgen-b$b-$prec.json" \
+        >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
+        ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
+      else
+        bad "avgen bench B=$b $prec: $(tail -3 "$OUT/bench/avgen-b$b-$prec.txt" | tr '\n' ' ')"
+      fi
+    done
+    if [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null; then
+      for mode in eager compile; do
+        [ "$mode" = compile ] && [ "$b" != 32 ] && continue
+        flag=""
+        [ "$mode" = compile ] && flag=--compile
+        if timeout 300 python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
+          >"$OUT/bench/torch-b$b-$mode.txt" 2>&1; then
+          ok "torch $mode B=$b bf16: $(tail -4 "$OUT/bench/torch-b$b-$mode.txt" | tr -s ' ' | tr '\n' ';')"
+        else
+          bad "torch $mode B=$b: $(tail -3 "$OUT/bench/torch-b$b-$mode.txt" | tr '\n' ' ')"
+        fi
+      done
+    fi
+  done
+fi
+
+say "== $pass passed, $fail failed ($(since))"
+[ $fail -gt 100 ] && fail=100
+exit $fail
