@@ -25,6 +25,7 @@ namespace {
 struct GemmKey {
     int ta, tb, M, N, K, lda, ldb, ldc, batch, beta1;
     long long sa, sb, sc;
+    unsigned align_a, align_b, align_c;  // pointer alignments (bytes, power of two, at most 256)
 };
 
 struct GemmPlan {
@@ -318,8 +319,8 @@ enum { CS_LN = 0, CS_SUM = 1, CS_VAR = 2, CS_BN = 3, CS_BN_RELU = 4 };
 // CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0); CS_VAR: ((a - colmu)^2, 0);
 // CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g).
 __global__ void k_colsum(int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
-                         const float *crs, const float *w, const float *b, const float *scale, long long rows, int C,
-                         long long rpc, double *part) {
+                         const double *cmud, const float *crs, const float *w, const float *b, const float *scale,
+                         long long rows, int C, long long rpc, double *part) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const long long chunk = blockIdx.y;
     if (c >= C) return;
@@ -335,7 +336,7 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
         } else if (mode == CS_SUM) {
             s0 += a[i];
         } else if (mode == CS_VAR) {
-            const double t = (double)a[i] - cmu[c];
+            const double t = (double)a[i] - cmud[c];
             s0 += t * t;
         } else {
             const double xh = ((double)x[i] - cmu[c]) * crs[c];
@@ -491,24 +492,26 @@ __global__ void k_attn_fwd(const float *qkv, float *out, float *lse, int N, int 
 }
 
 // Attention backward, D_i = rowsum(dO * O) for every (pair, head, query).
-__global__ void k_attn_delta(const float *dO, const float *O, float *delta, int P, int N, int D, int H, int hd) {
+__global__ void k_attn_delta(const float *dO, const float *O, double *delta, int P, int N, int D, int H, int hd) {
     const long long n = (long long)P * H * N;
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
         const int i = (int)(t % N), h = (int)((t / N) % H), p = (int)(t / ((long long)N * H));
         const size_t off = (size_t)p * N * D + (size_t)i * D + h * hd;
         double s = 0;
         for (int d = 0; d < hd; d++) s += (double)dO[off + d] * O[off + d];
-        delta[t] = (float)s;
+        delta[t] = s;
     }
 }
 
 // dQ: one thread per query row; K, V of the (pair, head) in shared memory, the block's own Q rows
 // transposed in shared memory (conflict-free), dO and dQ in registers.
 template <int HD>
-__global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const float *delta, float *dqkv,
+__global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta, float *dqkv,
                               int N, int D, int H, float scale) {
     extern __shared__ float sm[];
-    float *Ks = sm, *Vs = sm + (size_t)N * HD, *Qt = sm + (size_t)2 * N * HD;
+    float *Ks = sm, *Vs = sm + (size_t)N * HD;
+    // volatile: re-read every iteration instead of hoisted into registers (which would spill)
+    volatile float *Qt = sm + (size_t)2 * N * HD;
     const int p = blockIdx.x / H, h = blockIdx.x % H;
     const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
     for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
@@ -527,13 +530,13 @@ __global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *ls
 #pragma unroll
     for (int d = 0; d < HD; d++) g[d] = gr[d], dq[d] = 0.0f;
     const double l = lse[((size_t)p * H + h) * N + i];
-    const float di = delta[((size_t)p * H + h) * N + i];
+    const double di = delta[((size_t)p * H + h) * N + i];
     for (int j = 0; j < N; j++) {
         float s = 0, dp = 0;
 #pragma unroll
         for (int d = 0; d < HD; d++) s += Qt[d * blockDim.x + threadIdx.x] * Ks[j * HD + d], dp += g[d] * Vs[j * HD + d];
         const float pij = (float)exp((double)s * scale - l);
-        const float ds = pij * (dp - di) * scale;
+        const float ds = (float)(pij * ((double)dp - di) * scale);
 #pragma unroll
         for (int d = 0; d < HD; d++) dq[d] += ds * Ks[j * HD + d];
     }
@@ -545,11 +548,14 @@ __global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *ls
 // dK, dV: one thread per key row; Q and dO of the (pair, head) in shared memory, the block's own K and V
 // rows transposed in shared memory, dK and dV in registers.
 template <int HD>
-__global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse, const float *delta, float *dqkv,
+__global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse, const double *delta, float *dqkv,
                                int N, int D, int H, float scale) {
     extern __shared__ float sm[];
-    float *Qs = sm, *Gs = sm + (size_t)N * HD, *Kt = sm + (size_t)2 * N * HD, *Vt = Kt + (size_t)HD * blockDim.x;
-    float *Ls = Vt + (size_t)HD * blockDim.x, *Ds = Ls + N;
+    volatile float *Qs = sm, *Gs = sm + (size_t)N * HD;
+    // volatile: re-read every iteration instead of hoisted into registers (which would spill)
+    volatile float *Kt = sm + (size_t)2 * N * HD, *Vt = Kt + (size_t)HD * blockDim.x;
+    float *Ls = sm + (size_t)2 * N * HD + (size_t)2 * HD * blockDim.x;
+    double *Ds = (double *)(Ls + ((N + 1) & ~1));
     const int p = blockIdx.x / H, h = blockIdx.x % H;
     const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
     const float *gbase = dO + (size_t)p * N * D + h * HD;
@@ -574,6 +580,7 @@ __global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *l
     float dk[HD], dv[HD];
 #pragma unroll
     for (int d = 0; d < HD; d++) dk[d] = 0.0f, dv[d] = 0.0f;
+#pragma unroll 1
     for (int i = 0; i < N; i++) {
         float s = 0, dp = 0;
 #pragma unroll
@@ -582,7 +589,7 @@ __global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *l
             dp += Gs[i * HD + d] * Vt[d * blockDim.x + threadIdx.x];
         }
         const float pij = (float)exp((double)s * scale - (double)Ls[i]);
-        const float ds = pij * (dp - Ds[i]) * scale;
+        const float ds = (float)(pij * ((double)dp - Ds[i]) * scale);
 #pragma unroll
         for (int d = 0; d < HD; d++) dv[d] += pij * Gs[i * HD + d], dk[d] += ds * Qs[i * HD + d];
     }
@@ -877,6 +884,12 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     memset(&key, 0, sizeof key);
     key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc;
+    auto align = [](const void *p) -> unsigned {
+        const uintptr_t v = (uintptr_t)p;
+        const uintptr_t low = v & (~v + 1);
+        return (unsigned)(v == 0 || low > 256 ? 256 : low);
+    };
+    key.align_a = align(A), key.align_b = align(B), key.align_c = align(C);
     GemmPlan *pl = NULL;
     for (int i = 0; i < d->n_plans; i++)
         if (!memcmp(&d->plans[i].k, &key, sizeof key)) {
@@ -917,6 +930,12 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         if (!st) st = lt.pref_create(&pref);
         uint64_t wsb = d->ws_bytes;
         if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+        // cuBLASLt's A is our B storage, its B our A (see above); C and D are both C.
+        uint32_t aa = key.align_b, ab = key.align_a, ac = key.align_c;
+        if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa);
+        if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab);
+        if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac);
+        if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac);
         cublasLtMatmulHeuristicResult_t res;
         int got = 0;
         if (!st) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
@@ -966,7 +985,10 @@ constexpr int kAttnFwdThreads = 128, kAttnDqThreads = 128, kAttnDkvThreads = 64;
 
 size_t attn_fwd_smem(int N, int hd) { return sizeof(float) * 2 * (size_t)N * hd; }
 size_t attn_dq_smem(int N, int hd) { return sizeof(float) * (2 * (size_t)N * hd + (size_t)hd * kAttnDqThreads); }
-size_t attn_dkv_smem(int N, int hd) { return sizeof(float) * (2 * (size_t)N * hd + 2 * (size_t)hd * kAttnDkvThreads + 2 * (size_t)N); }
+size_t attn_dkv_smem(int N, int hd) {
+    return sizeof(float) * (2 * (size_t)N * hd + 2 * (size_t)hd * kAttnDkvThreads + (((size_t)N + 1) & ~(size_t)1)) +
+           sizeof(double) * (size_t)N;
+}
 
 template <int HD>
 void attn_launch(Dev *d, int which, dim3 grid, const float *a0, const float *a1, const float *a2, const float *a3,
@@ -974,9 +996,10 @@ void attn_launch(Dev *d, int which, dim3 grid, const float *a0, const float *a1,
     if (which == 0)
         k_attn_fwd<HD><<<grid, kAttnFwdThreads, attn_fwd_smem(N, HD), d->s>>>(a0, out, (float *)a1, N, D, H, scale);
     else if (which == 1)
-        k_attn_bwd_dq<HD><<<grid, kAttnDqThreads, attn_dq_smem(N, HD), d->s>>>(a0, a1, a2, a3, out, N, D, H, scale);
+        k_attn_bwd_dq<HD><<<grid, kAttnDqThreads, attn_dq_smem(N, HD), d->s>>>(a0, a1, a2, (const double *)a3, out, N, D, H, scale);
     else
-        k_attn_bwd_dkv<HD><<<grid, kAttnDkvThreads, attn_dkv_smem(N, HD), d->s>>>(a0, a1, a2, a3, out, N, D, H, scale);
+        k_attn_bwd_dkv<HD><<<grid, kAttnDkvThreads, attn_dkv_smem(N, HD), d->s>>>(a0, a1, a2, (const double *)a3, out, N, D,
+                                                                                   H, scale);
 }
 
 bool attn_dispatch(Dev *d, int hd, int which, int P, const float *a0, const float *a1, const float *a2, const float *a3,
@@ -996,14 +1019,14 @@ bool attn_dispatch(Dev *d, int hd, int which, int P, const float *a0, const floa
 // Rows-per-chunk for column sums: about 64 chunks, at least 16 rows each.
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
-            float *add1, double *tot0, double *tot1) {
+            float *add1, double *tot0, double *tot1, const double *cmud = NULL) {
     long long rpc = (rows + 63) / 64;
     if (rpc < 16) rpc = 16;
     const int chunks = (int)((rows + rpc - 1) / rpc);
     double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
-    k_colsum<<<grid, 128, 0, d->s>>>(mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part);
+    k_colsum<<<grid, 128, 0, d->s>>>(mode, a, x, rmu, rrs, cmu, cmud, crs, w, b, scale, rows, C, rpc, part);
     k_colsum_finish<<<(C + 127) / 128, 128, 0, d->s>>>(part, chunks, C, add0, add1, tot0, tot1);
     launched(d, "column sums");
 }
@@ -1022,7 +1045,7 @@ size_t op_scratch(const avgen_ctx *c, const avgen_graph *g, int op) {
     }
     case AVGEN_OP_KIND_ATTENTION_BWD: {
         const avgen_tensor_desc *qt = TD(in[1]);
-        return sizeof(float) * (size_t)qt->shape[0] * k->heads * qt->shape[1] + 256;
+        return sizeof(double) * (size_t)qt->shape[0] * k->heads * qt->shape[1] + 256;
     }
     case AVGEN_OP_KIND_GELU_LINEAR_DX: return (size_t)TD(in[0])->bytes + 256;
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1040,7 +1063,7 @@ size_t op_scratch(const avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_BATCHNORM_BWD:
     case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
         const long long C = TD(in[o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU ? 0 : 1])->shape[2];
-        return cs(0, C) + 4 * sizeof(double) * C + 2 * sizeof(float) * C + 6 * 256;
+        return 2 * cs(0, C) + 4 * sizeof(double) * C + 2 * sizeof(float) * C + 6 * 256;
     }
     case AVGEN_OP_KIND_LINEAR_BWD: return cs(0, TD(in[0])->shape[1]);
     default: return 0;
@@ -1124,11 +1147,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *qt = TD(in[1]);
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
-        float *delta = (float *)scratch(d, sizeof(float) * (size_t)P * H * N);
+        double *delta = (double *)scratch(d, sizeof(double) * (size_t)P * H * N);
         if (!delta) return;
         k_attn_delta<<<GRID((long long)P * H * N)>>>(PF(in[0]), PF(in[2]), delta, P, N, D, H, hd);
-        attn_dispatch(d, hd, 1, P, PF(in[0]), PF(in[1]), PF(in[3]), delta, PF(out[0]), N, D, H, scale);
-        attn_dispatch(d, hd, 2, P, PF(in[0]), PF(in[1]), PF(in[3]), delta, PF(out[0]), N, D, H, scale);
+        if (!attn_dispatch(d, hd, 1, P, PF(in[0]), PF(in[1]), PF(in[3]), (const float *)delta, PF(out[0]), N, D, H, scale) ||
+            !attn_dispatch(d, hd, 2, P, PF(in[0]), PF(in[1]), PF(in[3]), (const float *)delta, PF(out[0]), N, D, H, scale)) {
+            char hs[16];
+            snprintf(hs, sizeof hs, "%d", hd);
+            set_fail(d, "the CUDA attention kernels support head dims 8, 16, 32 and 64, not %s%s", hs, "");
+        }
         break;
     }
     case AVGEN_OP_KIND_LINEAR_RESIDUAL: {
@@ -1174,6 +1201,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int m = (int)tt->shape[0];
         const int need_x = o->n_out == 4;
         const long long rows = (long long)P * N;
+        if (m > kMaxLatents) {
+            set_fail(d, "the CUDA adapter kernels support up to 16 latent tokens%s%s", "", "");
+            return;
+        }
         float *dL2 = (float *)scratch(d, sizeof(float) * rows * m), *dS = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
         float *dL1 = (float *)scratch(d, sizeof(float) * (size_t)P * m * N2);
         float *dtokp = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
@@ -1224,7 +1255,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (!sum || !dmean || !ssq) return;
             colsum(d, CS_SUM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, NULL);
             k_bn_mean<<<(C + 127) / 128, 128, 0, d->s>>>(sum, rows, C, PF(out[1]), dmean);
-            colsum(d, CS_VAR, PF(in[0]), NULL, NULL, NULL, PF(out[1]), NULL, NULL, NULL, NULL, rows, C, NULL, NULL, ssq, NULL);
+            colsum(d, CS_VAR, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, ssq, NULL, dmean);
             k_bn_var<<<(C + 127) / 128, 128, 0, d->s>>>(ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
                                                         !o->recompute);
             if (!o->recompute) k_inc64<<<1, 1, 0, d->s>>>((long long *)dptr(c, in[5]));

@@ -38,8 +38,10 @@ DIFF=$KIT/bin/avgen-diff
 run() {
   local name=$1
   shift
-  if timeout 300 "$@" >"$OUT/logs/$name.log" 2>&1; then return 0; fi
-  bad "$name: exit $? ($(tail -c 300 "$OUT/logs/$name.log" | tr '\n' ' '))"
+  timeout "${STEP_TIMEOUT:-90}" "$@" >"$OUT/logs/$name.log" 2>&1
+  local rc=$?
+  [ $rc -eq 0 ] && return 0
+  bad "$name: exit $rc ($(tail -c 300 "$OUT/logs/$name.log" | tr '\n' ' '))"
   return 1
 }
 # cmpdump WHAT A B RTOL [diff options]: A against B
@@ -91,14 +93,14 @@ if [[ " $STAGES " == *" memcheck "* ]]; then
   CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [ -x "$CS" ]; then
     fx=$KIT/fixtures/lavish-odd-batch
-    if timeout 300 "$CS" --tool memcheck --leak-check full --error-exitcode 9 "$(prog fx-lavish-odd-batch)" --step \
+    if timeout 150 "$CS" --tool memcheck --leak-check full --error-exitcode 9 "$(prog fx-lavish-odd-batch)" --step \
       --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$OUT/dumps/memcheck.st" \
       --update-out "$OUT/dumps/memcheck-upd.st" --backend cuda >"$OUT/logs/memcheck.log" 2>&1; then
       ok "memcheck fx-lavish-odd-batch: $(grep -o 'ERROR SUMMARY.*' "$OUT/logs/memcheck.log" | tail -1)"
     else
       bad "memcheck fx-lavish-odd-batch: $(grep -E 'ERROR SUMMARY|Invalid|error' "$OUT/logs/memcheck.log" | head -5 | tr '\n' ' ')"
     fi
-    if timeout 300 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
+    if timeout 150 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
       --out "$OUT/dumps/racecheck.st" --backend cuda >"$OUT/logs/racecheck.log" 2>&1; then
       ok "racecheck tiny-lavish: $(grep -o 'RACECHECK SUMMARY.*\|ERROR SUMMARY.*' "$OUT/logs/racecheck.log" | tail -1)"
     else
@@ -116,7 +118,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     [ -x "$p" ] || continue
     for prec in bf16 fp32; do
       [ "$prec" = fp32 ] && [ "$b" != 32 ] && continue
-      if timeout 240 "$p" --bench --precision "$prec" --warmup 5 --steps 20 --json "$OUT/bench/avgen-b$b-$prec.json" \
+      if timeout 150 "$p" --bench --precision "$prec" --warmup 5 --steps 20 --json "$OUT/bench/avgen-b$b-$prec.json" \
         >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
         ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
       else
@@ -128,7 +130,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
         [ "$mode" = compile ] && [ "$b" != 32 ] && continue
         flag=""
         [ "$mode" = compile ] && flag=--compile
-        if timeout 300 python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
+        if timeout $([ "$mode" = compile ] && echo 240 || echo 150) python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
           >"$OUT/bench/torch-b$b-$mode.txt" 2>&1; then
           ok "torch $mode B=$b bf16: $(tail -4 "$OUT/bench/torch-b$b-$mode.txt" | tr -s ' ' | tr '\n' ';')"
         else
