@@ -448,50 +448,36 @@ __global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long 
         dpre[i] = (float)(da[i] * gelu_grad_d(pre[i]));
 }
 
-// Attention forward, one thread per query row, a (pair, head)'s K and V in shared memory; two passes over
-// the keys (maximum, then exponentials and the weighted sum of V), as the reference computes.
-template <int HD>
-__global__ void k_attn_fwd(const float *qkv, float *out, float *lse, int N, int D, int H, float scale) {
-    extern __shared__ float sm[];
-    float *Ks = sm, *Vs = sm + (size_t)N * HD;
-    const int p = blockIdx.x / H, h = blockIdx.x % H;
-    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
-    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
-        const int j = idx / HD, d = idx % HD;
-        Ks[idx] = base[(size_t)j * 3 * D + D + d];
-        Vs[idx] = base[(size_t)j * 3 * D + 2 * D + d];
-    }
-    __syncthreads();
-    const int i = blockIdx.y * blockDim.x + threadIdx.x;
-    if (i >= N) return;
-    float q[HD], o[HD];
-#pragma unroll
-    for (int d = 0; d < HD; d++) q[d] = base[(size_t)i * 3 * D + d], o[d] = 0.0f;
+// Attention as batched GEMMs (host code) around these kernels. Scores S are [P, H, N, N] (row r = (p H + h) N + i,
+// the log-sum-exp layout). Softmax of one row per warp, as the reference: x = s * scale in float, double sum.
+__global__ void k_softmax_rows(float *S, float *lse, long long rows, int N, float scale) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    float *x = S + r * N;
     float mx = -INFINITY;
-    for (int j = 0; j < N; j++) {
-        float s = 0;
-#pragma unroll
-        for (int d = 0; d < HD; d++) s += q[d] * Ks[j * HD + d];
-        mx = fmaxf(mx, s * scale);
-    }
-    double l = 0;
-    for (int j = 0; j < N; j++) {
-        float s = 0;
-#pragma unroll
-        for (int d = 0; d < HD; d++) s += q[d] * Ks[j * HD + d];
-        const float e = (float)exp((double)(s * scale) - mx);
-        l += e;
-#pragma unroll
-        for (int d = 0; d < HD; d++) o[d] += e * Vs[j * HD + d];
-    }
-    float *orow = out + (size_t)p * N * D + (size_t)i * D + h * HD;
-    const float inv = (float)(1.0 / l);
-#pragma unroll
-    for (int d = 0; d < HD; d++) orow[d] = o[d] * inv;
-    if (lse) lse[((size_t)p * H + h) * N + i] = (float)(mx + log(l));
+    for (int j = lane; j < N; j += 32) mx = fmaxf(mx, x[j] * scale);
+    mx = warp_max(mx);
+    double se = 0;
+    for (int j = lane; j < N; j += 32) se += exp((double)(x[j] * scale) - mx);
+    se = warp_sum_d(se);
+    for (int j = lane; j < N; j += 32) x[j] = (float)(exp((double)(x[j] * scale) - mx) / se);
+    if (lse && lane == 0) lse[r] = (float)(mx + log(se));
 }
 
-// Attention backward, D_i = rowsum(dO * O) for every (pair, head, query).
+// Backward: P = exp(scale S - lse) from the recomputed scores, in place.
+__global__ void k_attn_probs(float *S, const float *lse, long long n, int N, float scale) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x)
+        S[e] = (float)exp((double)S[e] * scale - (double)lse[e / N]);
+}
+
+// dS = P (dP - D_r) scale, in place over dP; D_r = rowsum(dO O) of the row.
+__global__ void k_attn_dscores(const float *Pm, float *dP, const double *delta, long long n, int N, float scale) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x)
+        dP[e] = (float)(Pm[e] * ((double)dP[e] - delta[e / N]) * scale);
+}
+
+// Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double.
 __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int P, int N, int D, int H, int hd) {
     const long long n = (long long)P * H * N;
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
@@ -501,101 +487,6 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
         for (int d = 0; d < hd; d++) s += (double)dO[off + d] * O[off + d];
         delta[t] = s;
     }
-}
-
-// dQ: one thread per query row; K, V of the (pair, head) in shared memory, the block's own Q rows
-// transposed in shared memory (conflict-free), dO and dQ in registers.
-template <int HD>
-__global__ void k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta, float *dqkv,
-                              int N, int D, int H, float scale) {
-    extern __shared__ float sm[];
-    float *Ks = sm, *Vs = sm + (size_t)N * HD;
-    // volatile: re-read every iteration instead of hoisted into registers (which would spill)
-    volatile float *Qt = sm + (size_t)2 * N * HD;
-    const int p = blockIdx.x / H, h = blockIdx.x % H;
-    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
-    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
-        const int j = idx / HD, d = idx % HD;
-        Ks[idx] = base[(size_t)j * 3 * D + D + d];
-        Vs[idx] = base[(size_t)j * 3 * D + 2 * D + d];
-    }
-    const int i = blockIdx.y * blockDim.x + threadIdx.x;
-    const bool live = i < N;
-    if (live)
-        for (int d = 0; d < HD; d++) Qt[d * blockDim.x + threadIdx.x] = base[(size_t)i * 3 * D + d];
-    __syncthreads();
-    if (!live) return;
-    float g[HD], dq[HD];
-    const float *gr = dO + (size_t)p * N * D + (size_t)i * D + h * HD;
-#pragma unroll
-    for (int d = 0; d < HD; d++) g[d] = gr[d], dq[d] = 0.0f;
-    const double l = lse[((size_t)p * H + h) * N + i];
-    const double di = delta[((size_t)p * H + h) * N + i];
-    for (int j = 0; j < N; j++) {
-        float s = 0, dp = 0;
-#pragma unroll
-        for (int d = 0; d < HD; d++) s += Qt[d * blockDim.x + threadIdx.x] * Ks[j * HD + d], dp += g[d] * Vs[j * HD + d];
-        const float pij = (float)exp((double)s * scale - l);
-        const float ds = (float)(pij * ((double)dp - di) * scale);
-#pragma unroll
-        for (int d = 0; d < HD; d++) dq[d] += ds * Ks[j * HD + d];
-    }
-    float *dst = dqkv + (size_t)p * N * 3 * D + (size_t)i * 3 * D + h * HD;
-#pragma unroll
-    for (int d = 0; d < HD; d++) dst[d] = dq[d];
-}
-
-// dK, dV: one thread per key row; Q and dO of the (pair, head) in shared memory, the block's own K and V
-// rows transposed in shared memory, dK and dV in registers.
-template <int HD>
-__global__ void k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse, const double *delta, float *dqkv,
-                               int N, int D, int H, float scale) {
-    extern __shared__ float sm[];
-    volatile float *Qs = sm, *Gs = sm + (size_t)N * HD;
-    // volatile: re-read every iteration instead of hoisted into registers (which would spill)
-    volatile float *Kt = sm + (size_t)2 * N * HD, *Vt = Kt + (size_t)HD * blockDim.x;
-    float *Ls = sm + (size_t)2 * N * HD + (size_t)2 * HD * blockDim.x;
-    double *Ds = (double *)(Ls + ((N + 1) & ~1));
-    const int p = blockIdx.x / H, h = blockIdx.x % H;
-    const float *base = qkv + (size_t)p * N * 3 * D + h * HD;
-    const float *gbase = dO + (size_t)p * N * D + h * HD;
-    for (int idx = threadIdx.x; idx < N * HD; idx += blockDim.x) {
-        const int j = idx / HD, d = idx % HD;
-        Qs[idx] = base[(size_t)j * 3 * D + d];
-        Gs[idx] = gbase[(size_t)j * D + d];
-    }
-    for (int i = threadIdx.x; i < N; i += blockDim.x) {
-        Ls[i] = lse[((size_t)p * H + h) * N + i];
-        Ds[i] = delta[((size_t)p * H + h) * N + i];
-    }
-    const int j = blockIdx.y * blockDim.x + threadIdx.x;
-    const bool live = j < N;
-    if (live)
-        for (int d = 0; d < HD; d++) {
-            Kt[d * blockDim.x + threadIdx.x] = base[(size_t)j * 3 * D + D + d];
-            Vt[d * blockDim.x + threadIdx.x] = base[(size_t)j * 3 * D + 2 * D + d];
-        }
-    __syncthreads();
-    if (!live) return;
-    float dk[HD], dv[HD];
-#pragma unroll
-    for (int d = 0; d < HD; d++) dk[d] = 0.0f, dv[d] = 0.0f;
-#pragma unroll 1
-    for (int i = 0; i < N; i++) {
-        float s = 0, dp = 0;
-#pragma unroll
-        for (int d = 0; d < HD; d++) {
-            s += Qs[i * HD + d] * Kt[d * blockDim.x + threadIdx.x];
-            dp += Gs[i * HD + d] * Vt[d * blockDim.x + threadIdx.x];
-        }
-        const float pij = (float)exp((double)s * scale - (double)Ls[i]);
-        const float ds = (float)(pij * ((double)dp - Ds[i]) * scale);
-#pragma unroll
-        for (int d = 0; d < HD; d++) dv[d] += pij * Gs[i * HD + d], dk[d] += ds * Qs[i * HD + d];
-    }
-    float *dst = dqkv + (size_t)p * N * 3 * D + (size_t)j * 3 * D + h * HD;
-#pragma unroll
-    for (int d = 0; d < HD; d++) dst[D + d] = dk[d], dst[2 * D + d] = dv[d];
 }
 
 // LAVISH latent exchange, part 1, one block per (pair, latent i): A1[i] = softmax(tok_i . Y_j) over j,
@@ -633,6 +524,8 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
 constexpr int kMaxLatents = 16;
 
 // Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i.
+// M: a compile-time bound on the latent count m (per-latent values stay in registers).
+template <int M>
 __global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
                            int N, int D, int m) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -640,30 +533,41 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
     if (r >= rows) return;
     const int p = (int)(r / N);
     const float *x = X + r * D, *s = S + (size_t)p * m * D;
-    float a[kMaxLatents];
+    float a[M];
     float mx = -INFINITY;
-    for (int i = 0; i < m; i++) {
-        float t = 0;
-        for (int d = lane; d < D; d += 32) t += x[d] * s[(size_t)i * D + d];
-        a[i] = warp_sum(t);
-        mx = fmaxf(mx, a[i]);
+#pragma unroll
+    for (int i = 0; i < M; i++) {
+        a[i] = 0;
+        if (i < m) {
+            float t = 0;
+            for (int d = lane; d < D; d += 32) t += x[d] * s[(size_t)i * D + d];
+            a[i] = warp_sum(t);
+            mx = fmaxf(mx, a[i]);
+        }
     }
     double se = 0;
-    for (int i = 0; i < m; i++) se += exp((double)a[i] - mx);
-    for (int i = 0; i < m; i++) {
-        a[i] = (float)(exp((double)a[i] - mx) / se);
-        if (lane == 0) A2[r * m + i] = a[i];
-    }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) se += exp((double)a[i] - mx);
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            a[i] = (float)(exp((double)a[i] - mx) / se);
+            if (lane == 0) A2[r * m + i] = a[i];
+        }
     const float g = gav[0];
     for (int d = lane; d < D; d += 32) {
         float z = 0;
-        for (int i = 0; i < m; i++) z += a[i] * s[(size_t)i * D + d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) z += a[i] * s[(size_t)i * D + d];
         Z[r * D + d] = x[d] + g * z;
     }
 }
 
 // Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
 // dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i.
+template <int M>
 __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
                               float *dL2, float *gX, long long rows, int N, int D, int m) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -673,33 +577,43 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
     const float *dz = dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
     const float g = gav[0];
     double dg = 0;
-    float da[kMaxLatents];
-    for (int i = 0; i < m; i++) da[i] = 0;
+    float da[M], aa[M];
+#pragma unroll
+    for (int i = 0; i < M; i++) da[i] = 0, aa[i] = i < m ? a2[i] : 0.0f;
     for (int d = lane; d < D; d += 32) {
         float cm = 0;
-        for (int i = 0; i < m; i++) {
-            cm += a2[i] * s[(size_t)i * D + d];
-            da[i] += (g * dz[d]) * s[(size_t)i * D + d];
-        }
+        const float gz = g * dz[d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) {
+                const float sv = s[(size_t)i * D + d];
+                cm += aa[i] * sv;
+                da[i] += gz * sv;
+            }
         dg += (double)dz[d] * cm;
     }
     dg = warp_sum_d(dg);
     double rsum = 0;
-    for (int i = 0; i < m; i++) {
-        da[i] = warp_sum(da[i]);
-        rsum += (double)da[i] * a2[i];
-    }
-    for (int i = 0; i < m; i++) {
-        da[i] = (float)(a2[i] * (da[i] - rsum));
-        if (lane == 0) dL2[r * m + i] = da[i];
-    }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            da[i] = warp_sum(da[i]);
+            rsum += (double)da[i] * aa[i];
+        }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            da[i] = (float)(aa[i] * (da[i] - rsum));
+            if (lane == 0) dL2[r * m + i] = da[i];
+        }
     if (lane == 0) rowdg[r] = dg;
     if (gX)
         for (int d = lane; d < D; d += 32) {
-            float v = dz[d];
             float t = 0;
-            for (int i = 0; i < m; i++) t += da[i] * s[(size_t)i * D + d];
-            gX[r * D + d] += v + t;
+#pragma unroll
+            for (int i = 0; i < M; i++)
+                if (i < m) t += da[i] * s[(size_t)i * D + d];
+            gX[r * D + d] += dz[d] + t;
         }
 }
 
@@ -973,54 +887,14 @@ long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
 constexpr int kT = 256;  // threads for elementwise kernels
 #define GRID(n) blocks_for((n), kT), kT, 0, d->s
 
-template <int HD>
-bool attn_setup(Dev *d, size_t fwd_smem, size_t dq_smem, size_t dkv_smem) {
-    bool ok = ck(d, cudaFuncSetAttribute(k_attn_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)fwd_smem), "attention smem");
-    ok = ok && ck(d, cudaFuncSetAttribute(k_attn_bwd_dq<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem), "attention smem");
-    ok = ok && ck(d, cudaFuncSetAttribute(k_attn_bwd_dkv<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkv_smem), "attention smem");
-    return ok;
-}
-
-constexpr int kAttnFwdThreads = 128, kAttnDqThreads = 128, kAttnDkvThreads = 64;
-
-size_t attn_fwd_smem(int N, int hd) { return sizeof(float) * 2 * (size_t)N * hd; }
-size_t attn_dq_smem(int N, int hd) { return sizeof(float) * (2 * (size_t)N * hd + (size_t)hd * kAttnDqThreads); }
-size_t attn_dkv_smem(int N, int hd) {
-    return sizeof(float) * (2 * (size_t)N * hd + 2 * (size_t)hd * kAttnDkvThreads + (((size_t)N + 1) & ~(size_t)1)) +
-           sizeof(double) * (size_t)N;
-}
-
-template <int HD>
-void attn_launch(Dev *d, int which, dim3 grid, const float *a0, const float *a1, const float *a2, const float *a3,
-                 float *out, int N, int D, int H, float scale) {
-    if (which == 0)
-        k_attn_fwd<HD><<<grid, kAttnFwdThreads, attn_fwd_smem(N, HD), d->s>>>(a0, out, (float *)a1, N, D, H, scale);
-    else if (which == 1)
-        k_attn_bwd_dq<HD><<<grid, kAttnDqThreads, attn_dq_smem(N, HD), d->s>>>(a0, a1, a2, (const double *)a3, out, N, D, H, scale);
-    else
-        k_attn_bwd_dkv<HD><<<grid, kAttnDkvThreads, attn_dkv_smem(N, HD), d->s>>>(a0, a1, a2, (const double *)a3, out, N, D,
-                                                                                   H, scale);
-}
-
-bool attn_dispatch(Dev *d, int hd, int which, int P, const float *a0, const float *a1, const float *a2, const float *a3,
-                   float *out, int N, int D, int H, float scale) {
-    const int threads = which == 0 ? kAttnFwdThreads : which == 1 ? kAttnDqThreads : kAttnDkvThreads;
-    dim3 grid((unsigned)(P * H), (unsigned)((N + threads - 1) / threads));
-    switch (hd) {
-    case 8: attn_launch<8>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
-    case 16: attn_launch<16>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
-    case 32: attn_launch<32>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
-    case 64: attn_launch<64>(d, which, grid, a0, a1, a2, a3, out, N, D, H, scale); break;
-    default: return false;
-    }
-    return true;
-}
-
-// Rows-per-chunk for column sums: about 64 chunks, at least 16 rows each.
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
             float *add1, double *tot0, double *tot1, const double *cmud = NULL) {
-    long long rpc = (rows + 63) / 64;
+    // About 2048 blocks in all (at least 16 rows a chunk), so narrow tensors still fill the GPU.
+    const long long gx = (C + 127) / 128;
+    long long want = 2048 / gx;
+    if (want < 64) want = 64;
+    long long rpc = (rows + want - 1) / want;
     if (rpc < 16) rpc = 16;
     const int chunks = (int)((rows + rpc - 1) / rpc);
     double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
@@ -1036,16 +910,27 @@ size_t op_scratch(const avgen_ctx *c, const avgen_graph *g, int op) {
     const avgen_op_desc *o = &g->ops[op];
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
     const avgen_consts *k = c->k;
-    auto cs = [](long long rows, long long C) { (void)rows; return (size_t)(sizeof(double) * 2 * 64 * C + 256); };
+    auto cs = [](long long rows, long long C) {  // colsum's partial sums: at most max(64, 2048 / ceil(C / 128)) chunks
+        (void)rows;
+        long long chunks = 2048 / ((C + 127) / 128);
+        if (chunks < 64) chunks = 64;
+        return (size_t)(sizeof(double) * 2 * chunks * C + 256);
+    };
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xo = TD(out[0]);
         const size_t P = (size_t)xo->shape[0], N = (size_t)xo->shape[1];
         return sizeof(float) * P * (N - 1) * (3 * k->patch * k->patch + k->dim) + 1024;
     }
+    case AVGEN_OP_KIND_ATTENTION: {
+        const avgen_tensor_desc *qt = TD(in[0]);
+        const size_t PHN = (size_t)qt->shape[0] * k->heads * qt->shape[1];
+        return sizeof(float) * PHN * qt->shape[1] + 256;
+    }
     case AVGEN_OP_KIND_ATTENTION_BWD: {
         const avgen_tensor_desc *qt = TD(in[1]);
-        return sizeof(double) * (size_t)qt->shape[0] * k->heads * qt->shape[1] + 256;
+        const size_t PHN = (size_t)qt->shape[0] * k->heads * qt->shape[1];
+        return sizeof(double) * PHN + 2 * sizeof(float) * PHN * qt->shape[1] + 3 * 256;
     }
     case AVGEN_OP_KIND_GELU_LINEAR_DX: return (size_t)TD(in[0])->bytes + 256;
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1133,28 +1018,48 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     case AVGEN_OP_KIND_ATTENTION: {
+        // Per head h, batched over pairs: S = Q K^T, softmax (scale, log-sum-exp kept), O = P V. Q, K, V are
+        // read in place from qkv [P, N, 3D] (row stride 3D); S is [P, H, N, N].
         const avgen_tensor_desc *qt = TD(in[0]);
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
-        if (!attn_dispatch(d, hd, 0, P, PF(in[0]), o->n_out > 1 ? PF(out[1]) : NULL, NULL, NULL, PF(out[0]), N, D, H, scale)) {
-            char hs[16];
-            snprintf(hs, sizeof hs, "%d", hd);
-            set_fail(d, "the CUDA attention kernels support head dims 8, 16, 32 and 64, not %s%s", hs, "");
-        }
+        const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
+        float *S = (float *)scratch(d, sizeof(float) * (size_t)P * HNN);
+        if (!S) return;
+        const float *qkv = PF(in[0]);
+        for (int h = 0; h < H; h++)
+            gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, S + h * NN, N, 0, P, S3, S3, HNN);
+        const long long rows = (long long)P * H * N;
+        k_softmax_rows<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(S, o->n_out > 1 ? PF(out[1]) : NULL, rows, N, scale);
+        for (int h = 0; h < H; h++)
+            gemm(d, 0, 0, N, hd, N, S + h * NN, N, qkv + 2 * D + h * hd, 3 * D, PF(out[0]) + h * hd, D, 0, P, HNN, S3, SD);
         break;
     }
     case AVGEN_OP_KIND_ATTENTION_BWD: {
+        // From the saved log-sum-exp: P = exp(scale Q K^T - lse), dV = P^T dO, dP = dO V^T,
+        // dS = P (dP - rowsum(dO O)) scale, dQ = dS K, dK = dS^T Q; per head, batched over pairs.
         const avgen_tensor_desc *qt = TD(in[1]);
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
-        double *delta = (double *)scratch(d, sizeof(double) * (size_t)P * H * N);
-        if (!delta) return;
-        k_attn_delta<<<GRID((long long)P * H * N)>>>(PF(in[0]), PF(in[2]), delta, P, N, D, H, hd);
-        if (!attn_dispatch(d, hd, 1, P, PF(in[0]), PF(in[1]), PF(in[3]), (const float *)delta, PF(out[0]), N, D, H, scale) ||
-            !attn_dispatch(d, hd, 2, P, PF(in[0]), PF(in[1]), PF(in[3]), (const float *)delta, PF(out[0]), N, D, H, scale)) {
-            char hs[16];
-            snprintf(hs, sizeof hs, "%d", hd);
-            set_fail(d, "the CUDA attention kernels support head dims 8, 16, 32 and 64, not %s%s", hs, "");
+        const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
+        const long long rows = (long long)P * H * N, n = (long long)P * HNN;
+        double *delta = (double *)scratch(d, sizeof(double) * (size_t)rows);
+        float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
+        if (!delta || !Pm || !dP) return;
+        const float *dO = PF(in[0]), *qkv = PF(in[1]);
+        float *dqkv = PF(out[0]);
+        k_attn_delta<<<GRID(rows)>>>(dO, PF(in[2]), delta, P, N, D, H, hd);
+        for (int h = 0; h < H; h++)
+            gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, Pm + h * NN, N, 0, P, S3, S3, HNN);
+        k_attn_probs<<<GRID(n)>>>(Pm, PF(in[3]), n, N, scale);
+        for (int h = 0; h < H; h++) {
+            gemm(d, 1, 0, N, hd, N, Pm + h * NN, N, dO + h * hd, D, dqkv + 2 * D + h * hd, 3 * D, 0, P, HNN, SD, S3);
+            gemm(d, 0, 1, N, N, hd, dO + h * hd, D, qkv + 2 * D + h * hd, 3 * D, dP + h * NN, N, 0, P, SD, S3, HNN);
+        }
+        k_attn_dscores<<<GRID(n)>>>(Pm, dP, delta, n, N, scale);
+        for (int h = 0; h < H; h++) {
+            gemm(d, 0, 0, N, hd, N, dP + h * NN, N, qkv + D + h * hd, 3 * D, dqkv + h * hd, 3 * D, 0, P, HNN, S3, S3);
+            gemm(d, 1, 0, N, hd, N, dP + h * NN, N, qkv + h * hd, 3 * D, dqkv + D + h * hd, 3 * D, 0, P, HNN, S3, S3);
         }
         break;
     }
@@ -1191,8 +1096,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         }
         k_latent_a<<<dim3(P, m), 256, sizeof(float) * N2, d->s>>>(PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
         const long long rows = (long long)P * N;
-        k_latent_b<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]),
-                                                                 rows, N, D, m);
+        const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
+        if (m <= 2) k_latent_b<2><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else if (m <= 4) k_latent_b<4><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else if (m <= 8) k_latent_b<8><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else k_latent_b<16><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1212,8 +1120,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!dL2 || !dS || !dL1 || !dtokp || !rowdg) return;
         const float *dZ = PF(in[0]), *X = PF(in[1]), *Y = PF(in[2]), *S = PF(in[3]), *A1 = PF(in[4]), *A2 = PF(in[5]);
         const float *tok = PF(in[6]), *gav = PF(in[7]);
-        k_latbwd_rows<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, need_x ? PF(out[2]) : NULL,
-                                                                    rows, N, D, m);
+        const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
+        float *gX = need_x ? PF(out[2]) : NULL;
+        if (m <= 2) k_latbwd_rows<2><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else if (m <= 4) k_latbwd_rows<4><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else if (m <= 8) k_latbwd_rows<8><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else k_latbwd_rows<16><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
         k_latbwd_ds<<<dim3(P, m, (D + 127) / 128), 128, 0, d->s>>>(dZ, X, A2, dL2, gav, dS, N, D, m);
         k_latbwd_tok<<<dim3(P, m), 256, sizeof(float) * N2, d->s>>>(dS, Y, A1, dL1, dtokp, N2, D, m);
         if (need_x) k_latbwd_gy<<<GRID((long long)P * N2 * D)>>>(A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
@@ -1473,31 +1385,12 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
         size_t need = 1 << 20;
-        int max_n = 0, max_hd = 0;
         for (int i = 0; i < g->n_ops; i++) {
             size_t s = op_scratch(c, g, i);
             if (s > need) need = s;
-            if (g->ops[i].kind == AVGEN_OP_KIND_ATTENTION || g->ops[i].kind == AVGEN_OP_KIND_ATTENTION_BWD) {
-                const avgen_tensor_desc *qt = &g->tensors[g->refs[g->ops[i].in_at + (g->ops[i].kind == AVGEN_OP_KIND_ATTENTION ? 0 : 1)]];
-                if (qt->shape[1] > max_n) max_n = (int)qt->shape[1];
-                max_hd = (int)(qt->shape[2] / 3 / c->k->heads);
-            }
         }
         d->scratch_bytes = need;
         if (!ck(d, cudaMalloc((void **)&d->scratch, need), "device memory for op scratch")) goto fail;
-        if (max_n) {
-            const size_t f = attn_fwd_smem(max_n, max_hd), q = attn_dq_smem(max_n, max_hd), v = attn_dkv_smem(max_n, max_hd);
-            if (v > (size_t)prop.sharedMemPerBlockOptin) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "attention over %d tokens with head dim %d needs %zu bytes of shared memory; this "
-                         "device has %zu per block", max_n, max_hd, v, (size_t)prop.sharedMemPerBlockOptin);
-                set_fail(d, "%s%s", msg, "");
-                goto fail;
-            }
-            bool ok = max_hd == 8 ? attn_setup<8>(d, f, q, v) : max_hd == 16 ? attn_setup<16>(d, f, q, v)
-                    : max_hd == 32 ? attn_setup<32>(d, f, q, v) : max_hd == 64 ? attn_setup<64>(d, f, q, v) : true;
-            if (!ok) goto fail;
-        }
     }
     {
         // Trainable tensors with their gradient and Adam moments (the ADAM op's inputs), and every

@@ -17,6 +17,8 @@ KIT=${KIT:-$ROOT/device-kit}
 OUT=${OUT:-$ROOT/device-out}
 STAGES=${STAGES:-parity memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES:-4 32 56}
+BENCH_FP32=${BENCH_FP32:-32}        # batches also timed with strict fp32 GEMMs
+TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
 : >"$S"
@@ -83,9 +85,27 @@ if [[ " $STAGES " == *" parity "* ]]; then
     parity "fx-$f" --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors"
     [ -f "$OUT/dumps/fx-$f-cuda.st" ] && cmpdump "fx-$f cuda vs torch fp64" "$OUT/dumps/fx-$f-cuda.st" "$fx/expected.safetensors" 1e-4 --grad-floor
   done
-  for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late vitb-b1t2; do
+  for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late; do
     parity "$m" --inputs random
   done
+  # ViT-B/16 LAVISH B=1 T=2 (MODEL.md initialisation, gates 0): both backends also against float64 PyTorch.
+  v=$OUT/dumps/vitb-b1t2
+  run vitb-init "$(prog vitb-b1t2)" --step --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-init-step.st" \
+    --init-out "$v-params.st" && rm -f "$v-init-step.st"
+  parity vitb-b1t2 --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors"
+  if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
+    if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
+      --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-ref64.st" >"$OUT/logs/vitb-ref64.log" 2>&1; then
+      cmpdump "vitb-b1t2 cpu vs torch fp64" "$v-cpu.st" "$v-ref64.st" 1e-4 --grad-floor
+      cmpdump "vitb-b1t2 cuda fp32 vs torch fp64" "$v-cuda.st" "$v-ref64.st" 1e-4 --grad-floor
+      cmpdump "vitb-b1t2 cuda bf16 vs torch fp64" "$v-bf16.st" "$v-ref64.st" 2e-2 --grad-floor
+      "$DIFF" "$v-cuda.st" "$v-ref64.st" --rtol 0 --grad-floor >"$OUT/logs/all-vitb-cuda-vs-ref64.log" 2>&1
+      "$DIFF" "$v-cpu.st" "$v-ref64.st" --rtol 0 --grad-floor >"$OUT/logs/all-vitb-cpu-vs-ref64.log" 2>&1
+    else
+      bad "vitb-b1t2 float64 reference: $(tail -3 "$OUT/logs/vitb-ref64.log" | tr '\n' ' ')"
+    fi
+  fi
+  rm -f "$OUT"/dumps/*.st
 fi
 
 if [[ " $STAGES " == *" memcheck "* ]]; then
@@ -98,7 +118,8 @@ if [[ " $STAGES " == *" memcheck "* ]]; then
       --update-out "$OUT/dumps/memcheck-upd.st" --backend cuda >"$OUT/logs/memcheck.log" 2>&1; then
       ok "memcheck fx-lavish-odd-batch: $(grep -o 'ERROR SUMMARY.*' "$OUT/logs/memcheck.log" | tail -1)"
     else
-      bad "memcheck fx-lavish-odd-batch: $(grep -E 'ERROR SUMMARY|Invalid|error' "$OUT/logs/memcheck.log" | head -5 | tr '\n' ' ')"
+      bad "memcheck fx-lavish-odd-batch: $(grep -E 'ERROR SUMMARY' "$OUT/logs/memcheck.log" | tail -1)"
+      grep -m1 -A12 -E 'Invalid|Error' "$OUT/logs/memcheck.log" | sed 's/^/    /' | tee -a "$S"
     fi
     if timeout 150 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
       --out "$OUT/dumps/racecheck.st" --backend cuda >"$OUT/logs/racecheck.log" 2>&1; then
@@ -117,7 +138,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     p=$(prog "vitb-t8-b$b")
     [ -x "$p" ] || continue
     for prec in bf16 fp32; do
-      [ "$prec" = fp32 ] && [ "$b" != 32 ] && continue
+      [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
       if timeout 150 "$p" --bench --precision "$prec" --warmup 5 --steps 20 --json "$OUT/bench/avgen-b$b-$prec.json" \
         >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
         ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
@@ -127,7 +148,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     done
     if [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null; then
       for mode in eager compile; do
-        [ "$mode" = compile ] && [ "$b" != 32 ] && continue
+        [ "$mode" = compile ] && [[ " $TORCH_COMPILE " != *" $b "* ]] && continue
         flag=""
         [ "$mode" = compile ] && flag=--compile
         if timeout $([ "$mode" = compile ] && echo 240 || echo 150) python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
