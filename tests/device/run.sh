@@ -91,7 +91,7 @@ if [[ " $STAGES " == *" parity "* ]]; then
   # ViT-B/16 LAVISH B=1 T=2 (MODEL.md initialisation, gates 0): both backends also against float64 PyTorch.
   v=$OUT/dumps/vitb-b1t2
   run vitb-init "$(prog vitb-b1t2)" --step --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-init-step.st" \
-    --init-out "$v-params.st" && rm -f "$v-init-step.st"
+    --init-out "$v-params.st" --backend cuda && rm -f "$v-init-step.st"
   parity vitb-b1t2 --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors"
   if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
