@@ -572,7 +572,8 @@ static void free_graph(built_graph *b) {
 static int check_backend(const char *cmd, const char *backend) {
     if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;
     if (!strcmp(backend, "cuda"))
-        fprintf(stderr, "error: avgen %s --backend cuda: this avgen has no CUDA backend yet; use --backend cpu (or auto).\n", cmd);
+        fprintf(stderr, "error: avgen %s --backend cuda: training and evaluation run on the CPU backend in this version (the "
+                        "CUDA backend runs avgen step and avgen bench); use --backend cpu (or auto).\n", cmd);
     else
         fprintf(stderr, "error: avgen %s --backend %s is not a backend; expected auto, cpu or cuda.\n", cmd, backend);
     return 2;
