@@ -407,6 +407,28 @@ static double step_flops(const avgen_graph *g) {
     return f;
 }
 
+typedef struct {
+    gen_ir ir;
+    gen_mem mem;
+    gen_graph graph;
+} built_graph;
+
+static int build_graph(const gen_spec *s, int train, built_graph *b) {
+    memset(b, 0, sizeof *b);
+    if (gen_lower(s, s->memory.recompute, train, &b->ir)) return -1;
+    gen_pack(&b->ir, &b->mem);
+    if (gen_graph_build(&b->ir, &b->mem, &b->graph)) {
+        gen_ir_free(&b->ir);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_graph(built_graph *b) {
+    gen_graph_free(&b->graph);
+    gen_ir_free(&b->ir);
+}
+
 static int cmd_step(int argc, char **argv) {
     args_t a;
     int r = parse_args("step", usage_step, argc, argv, &a, 1);
@@ -423,27 +445,20 @@ static int cmd_step(int argc, char **argv) {
     }
     gen_spec s;
     if ((r = load(&a, &s))) return r;
-    s.precision = PREC_FP32; /* the CPU backend computes in fp32 */
-    gen_ir ir;
-    gen_mem m;
-    gen_graph gg;
+    s.precision = PREC_FP32; /* both backends store fp32 */
+    built_graph bg;
     avgen_consts k;
-    if (gen_lower(&s, s.memory.recompute, 1, &ir) != 0) {
+    if (build_graph(&s, 1, &bg)) {
         fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
         return 1;
     }
-    gen_pack(&ir, &m);
-    if (gen_graph_build(&ir, &m, &gg) != 0) {
-        gen_ir_free(&ir);
-        fprintf(stderr, "error: out of memory.\n");
-        return 1;
-    }
+    const avgen_graph *G = &bg.graph.g;
     gen_consts(&s, &k);
     char err[1024] = "";
     avgen_ctx c;
     st_file *pf = NULL, *inf = NULL;
     int rc = 0, nl = 0, ni = 0;
-    if (rt_ctx_init(&c, &gg.g, &k, err, sizeof err)) {
+    if (rt_ctx_init(&c, G, &k, err, sizeof err)) {
         rc = 1;
         goto done;
     }
@@ -472,16 +487,15 @@ static int cmd_step(int argc, char **argv) {
         if (rt_write_params(&c, a.update_out, err, sizeof err)) { rc = 1; goto done_ctx; }
     }
     fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n",
-            *(float *)rt_ptr(&c, rt_find(&gg.g, "loss")), t1 - t0, t2 - t1, cuda ? rt_cuda_device_name(&c) : "the CPU",
-            step_flops(&gg.g) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
+            *(float *)rt_ptr(&c, rt_find(G, "loss")), t1 - t0, t2 - t1, cuda ? rt_cuda_device_name(&c) : "the CPU",
+            step_flops(G) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
 done_ctx:
     rt_cuda_detach(&c);
     st_close(pf);
     st_close(inf);
     rt_ctx_free(&c);
 done:
-    gen_graph_free(&gg);
-    gen_ir_free(&ir);
+    free_graph(&bg);
     if (rc) fprintf(stderr, "error: %s.\n", err);
     return rc;
 }
@@ -502,24 +516,16 @@ static int cmd_bench(int argc, char **argv) {
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32; /* the CUDA backend stores fp32; --precision picks the GEMM arithmetic */
-    gen_ir ir;
-    gen_mem m;
-    gen_graph gg;
+    built_graph bg;
     avgen_consts k;
-    if (gen_lower(&s, s.memory.recompute, 1, &ir) != 0) {
+    if (build_graph(&s, 1, &bg)) {
         fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
-        return 1;
-    }
-    gen_pack(&ir, &m);
-    if (gen_graph_build(&ir, &m, &gg) != 0) {
-        gen_ir_free(&ir);
-        fprintf(stderr, "error: out of memory.\n");
         return 1;
     }
     gen_consts(&s, &k);
     avgen_ctx c;
     int rc = 0, cuda = 0;
-    if (rt_ctx_init(&c, &gg.g, &k, err, sizeof err)) rc = 1;
+    if (rt_ctx_init(&c, &bg.graph.g, &k, err, sizeof err)) rc = 1;
     if (!rc) rc = rt_init_params(&c, NULL, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!rc) {
         rt_random_inputs(&c, (uint64_t)s.train.seed);
@@ -538,36 +544,13 @@ static int cmd_bench(int argc, char **argv) {
     if (rc) fprintf(stderr, "error: %s.\n", err);
     rt_cuda_detach(&c);
     rt_ctx_free(&c);
-    gen_graph_free(&gg);
-    gen_ir_free(&ir);
+    free_graph(&bg);
     return rc;
 }
 
 static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 
 /* --------------------------------------------------------------------------------- train, eval, compare */
-
-typedef struct {
-    gen_ir ir;
-    gen_mem mem;
-    gen_graph graph;
-} built_graph;
-
-static int build_graph(const gen_spec *s, int train, built_graph *b) {
-    memset(b, 0, sizeof *b);
-    if (gen_lower(s, s->memory.recompute, train, &b->ir)) return -1;
-    gen_pack(&b->ir, &b->mem);
-    if (gen_graph_build(&b->ir, &b->mem, &b->graph)) {
-        gen_ir_free(&b->ir);
-        return -1;
-    }
-    return 0;
-}
-
-static void free_graph(built_graph *b) {
-    gen_graph_free(&b->graph);
-    gen_ir_free(&b->ir);
-}
 
 static int check_backend(const char *cmd, const char *backend) {
     if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;

@@ -16,6 +16,7 @@
 
 extern "C" {
 #include "rt_cuda.h"
+#include "rt_dl.h"
 }
 
 namespace {
@@ -119,14 +120,8 @@ struct Lt {
 int lt_load(char *why, size_t whylen) {
     if (lt.loaded) return 0;
     if (!lt.failed) {
-        const char *env = getenv("AVGEN_CUBLASLT_LIB");
-        const char *names[] = {env, "libcublasLt.so.13", "libcublasLt.so", "/usr/local/cuda/lib64/libcublasLt.so.13"};
-        void *h = NULL;
-        size_t end = env ? 1 : sizeof names / sizeof names[0];
-        for (size_t i = env ? 0 : 1; i < end && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        void *h = rt_dl_open("AVGEN_CUBLASLT_LIB", "libcublasLt.so.13", "libcublasLt.so", "cuBLASLt", lt.why, sizeof lt.why);
         if (!h) {
-            snprintf(lt.why, sizeof lt.why, "cuBLASLt cannot be loaded (%s); install the CUDA toolkit 13 or set AVGEN_CUBLASLT_LIB",
-                     env ? env : "libcublasLt.so.13");
             lt.failed = 1;
         } else {
 #define SYM(f, n) (*(void **)&lt.f = dlsym(h, n), ok = ok && lt.f)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rt_dl.h"
 #include "rt_fs.h"
 
 typedef int nvrtcResult; /* NVRTC_SUCCESS == 0 */
@@ -35,15 +36,8 @@ static pthread_mutex_t nv_mu = PTHREAD_MUTEX_INITIALIZER;
 static int load(void) {
     pthread_mutex_lock(&nv_mu);
     if (!nv.loaded && !nv.failed) {
-        const char *env = getenv("AVGEN_NVRTC_LIB");
-        const char *const names[] = {env, "libnvrtc.so.13", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so.13"};
-        void *h = NULL;
-        /* AVGEN_NVRTC_LIB, when set, is the only library tried */
-        size_t end = env ? 1 : sizeof names / sizeof names[0];
-        for (size_t i = env ? 0 : 1; i < end && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        void *h = rt_dl_open("AVGEN_NVRTC_LIB", "libnvrtc.so.13", "libnvrtc.so", "NVRTC", nv.why, sizeof nv.why);
         if (!h) {
-            snprintf(nv.why, sizeof nv.why, "NVRTC cannot be loaded (%s); install the CUDA toolkit 13 or set AVGEN_NVRTC_LIB",
-                     env ? env : "libnvrtc.so.13");
             nv.failed = 1;
         } else {
 #define SYM(field, name) (*(void **)&nv.field = dlsym(h, name))
