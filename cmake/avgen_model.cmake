@@ -25,7 +25,8 @@ function(avgen_add_model NAME)
     list(APPEND sets --force)
   endif()
   set(outs "${dir}/model.h" "${dir}/model.c" "${dir}/main_train.c" "${dir}/main_infer.c"
-           "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h")
+           "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h"
+           "${dir}/rt_cuda_kernels.cuh")
   add_custom_command(
     OUTPUT ${outs}
     # the CPU backend computes in fp32

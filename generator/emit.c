@@ -415,7 +415,7 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     static const char *const files[][2] = {{"model.h", "model.h.tmpl"},           {"model.c", "model.c.tmpl"},
                                            {"kernels.cu", "kernels.cu.tmpl"},     {"main_train.c", "main_train.c.tmpl"},
                                            {"main_infer.c", "main_infer.c.tmpl"}, {"CMakeLists.txt", "CMakeLists.txt.tmpl"},
-                                           {"avgen_graph.h", "avgen_graph.h"}};
+                                           {"avgen_graph.h", "avgen_graph.h"},    {"rt_cuda_kernels.cuh", "rt_cuda_kernels.cuh"}};
     int rc = mkdirs(dir, msg, msglen), written = 0;
     for (size_t i = 0; !rc && i < sizeof files / sizeof files[0]; i++) {
         sb out = {0};
@@ -443,8 +443,8 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
         json_object_put(pj);
     }
     if (!rc)
-        snprintf(msg, msglen, "%d of 8 files changed; %d training ops, %d inference ops, %d tensors", written, tr.nops,
-                 inf.nops, tr.nt);
+        snprintf(msg, msglen, "%d of %d files changed; %d training ops, %d inference ops, %d tensors", written,
+                 (int)(sizeof files / sizeof files[0]) + 1 /* plan.json */, tr.nops, inf.nops, tr.nt);
     free(canon);
     free(shapes.p), free(arenas.p), free(opnames.p), free(missing.p), free(cpu_ops.p), free(tables.p),
         free(steps.p), free(describe.p);

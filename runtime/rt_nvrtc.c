@@ -173,6 +173,8 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
         return -1;
     }
     out->size = n;
+    size_t ls = 0;
+    if (nv.log_size(prog, &ls) == 0 && ls > 1 && (out->log = malloc(ls))) nv.log(prog, out->log);
     nv.destroy(&prog);
     /* Cache (best effort: a read-only cache folder only costs a recompile next time), source beside it. */
     if (rt_mkdirs(dir) == 0) {

@@ -18,6 +18,8 @@ typedef struct {
     int cache_hit;            /* 1 when read from the cache */
     uint64_t key;
     double seconds;           /* compile (or cache read) time */
+    char *log;                /* malloc'd NVRTC log of a fresh compile when not empty (e.g. with
+                                 --ptxas-options=-v), else NULL; the caller frees */
 } rt_cubin;
 
 /* NVRTC's version (e.g. 13.0); 0 with why set when the library cannot be loaded. */

@@ -58,6 +58,7 @@ int main(void) {
     CHECK_STR_CONTAINS(err, "NVRTC cannot compile broken.cu for sm_90");
     CHECK_STR_CONTAINS(err, "error");
     free(a.cubin), free(b.cubin), free(c.cubin);
+    free(a.log), free(b.log), free(c.log);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;

@@ -1,0 +1,654 @@
+// rt_cuda_kernels.cuh: the CUDA backend's device code (every kernel of rt_cuda.cu), self-contained: no
+// includes, so nvcc (rt_cuda.cu includes it inside its own namespace) and NVRTC (tests/test_nvrtc.c; the
+// emitted kernels.cu includes a copy) compile the same text. Semantics: runtime/rt_cpu_ops.c.
+#ifndef AVGEN_RT_CUDA_KERNELS_CUH
+#define AVGEN_RT_CUDA_KERNELS_CUH
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+// The optimizer's tables, shared with the host code: one segment per trainable tensor (weights, gradient,
+// Adam moments), walked in chunks of kAdamChunk elements; the step's scalars live in device memory so a
+// captured CUDA graph picks up new values at every replay.
+struct AdamSeg {
+    float *w, *g, *m, *v;
+    long long n;
+    int head;
+};
+
+struct AdamScalars {
+    double bc1, bc2, lr_adapter, lr_head, grad_scale;
+};
+
+constexpr int kAdamChunk = 4096;
+
+// ------------------------------------------------------------------------------------ device helpers
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Block-wide sum / max (blockDim a multiple of 32, at most 1024); every thread gets the result.
+__device__ double block_sum_d(double v) {
+    __shared__ double sh[32];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    double t = 0;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+__device__ float block_max(float v) {
+    __shared__ float sh[32];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
+    return t;
+}
+
+__device__ __forceinline__ float gelu_f(float x) { return (float)(0.5 * (double)x * (1.0 + erf((double)x * 0.70710678118654752440))); }
+__device__ __forceinline__ double gelu_grad_d(double x) {
+    return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+}
+
+// ------------------------------------------------------------------------------------------ kernels
+
+// Patch embedding, step 1: im2col of every image; row = (pair, patch), column = (channel, ky, kx).
+// src_kind: 0 audio f32 [P,H,W] (replicated to 3 channels), 1 f32 NCHW [P,3,H,W], 2 uint8 HWC [P,H,W,3].
+__global__ void k_im2col(const void *src, int src_kind, float *col, int P, int H, int W, int Pp, float m0, float m1,
+                         float m2, float s0, float s1, float s2) {
+    const int gw = W / Pp, gh = H / Pp, np = gh * gw, K = 3 * Pp * Pp;
+    const long long total = (long long)P * np * K;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        const int kk = (int)(i % K);
+        const long long row = i / K;
+        const int patch = (int)(row % np), p = (int)(row / np);
+        const int ch = kk / (Pp * Pp), ky = (kk / Pp) % Pp, kx = kk % Pp;
+        const int yy = (patch / gw) * Pp + ky, xx = (patch % gw) * Pp + kx;
+        float v;
+        if (src_kind == 0) {
+            v = ((const float *)src)[((size_t)p * H + yy) * W + xx];
+        } else if (src_kind == 1) {
+            v = ((const float *)src)[(((size_t)p * 3 + ch) * H + yy) * W + xx];
+        } else {
+            const unsigned char u = ((const unsigned char *)src)[(((size_t)p * H + yy) * W + xx) * 3 + ch];
+            const float mean = ch == 0 ? m0 : ch == 1 ? m1 : m2, sd = ch == 0 ? s0 : ch == 1 ? s1 : s2;
+            v = (u / 255.0f - mean) / sd;
+        }
+        col[i] = v;
+    }
+}
+
+// Patch embedding, step 2: x[p,0] = cls + pe[0]; x[p,i] = proj[p, i-1] + bias + pe[i]; pe is the position
+// table, linearly resampled from Nv rows when N differs (align_corners=False).
+__global__ void k_patch_epilogue(const float *proj, const float *bias, const float *cls, const float *pos, float *x, int P,
+                                 int N, int D, int Nv) {
+    const long long total = (long long)P * N * D;
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D);
+        const int i = (int)((e / D) % N);
+        const int p = (int)(e / ((long long)N * D));
+        float pe;
+        if (N == Nv) {
+            pe = pos[(size_t)i * D + d];
+        } else {
+            double s = ((double)i + 0.5) * Nv / N - 0.5;
+            if (s < 0) s = 0;
+            const int x0 = (int)floor(s), x1 = x0 + 1 < Nv ? x0 + 1 : Nv - 1;
+            const double w = s - x0;
+            pe = (float)((1 - w) * pos[(size_t)x0 * D + d] + w * pos[(size_t)x1 * D + d]);
+        }
+        if (i == 0) x[e] = cls[d] + pe;
+        else x[e] = proj[((size_t)p * (N - 1) + (i - 1)) * D + d] + bias[d] + pe;
+    }
+}
+
+// LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate. Rows of x start every xs elements,
+// rows of y every ys; xcopy (when given) receives the row as read (the CLS rows kept for backward).
+__global__ void k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
+                            float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *xr = x + r * xs;
+    double s = 0;
+    for (int d = lane; d < D; d += 32) s += xr[d];
+    const double mean = warp_sum_d(s) / D;
+    double ss = 0;
+    for (int d = lane; d < D; d += 32) {
+        const double t = (double)xr[d] - mean;
+        ss += t * t;
+    }
+    const double rstd = 1.0 / sqrt(warp_sum_d(ss) / D + (double)eps);
+    const float g = gate ? gate[0] : 1.0f;
+    float *yr = y + r * ys;
+    for (int d = lane; d < D; d += 32) {
+        float v = (float)(((double)xr[d] - mean) * rstd * (w ? w[d] : 1.0f) + (b ? b[d] : 0.0f));
+        if (gate) v *= g;
+        yr[d] = v;
+        if (xcopy) xcopy[r * D + d] = xr[d];
+    }
+    if (lane == 0) {
+        if (mu) mu[r] = (float)mean;
+        if (rs) rs[r] = (float)rstd;
+    }
+}
+
+// LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
+// With gate (LayerNorm + gate), gscale = gate and rowdg[r] = sum(dy * (xhat w + b)). dx rows every dxs.
+__global__ void k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                         const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
+                         long long rows, int D) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *dyr = dy + r * D, *xr = x + r * D;
+    const double m = mu[r], s = rs[r];
+    const float gs = gate ? gate[0] : 1.0f;
+    double sg = 0, sgx = 0, dg = 0;
+    for (int d = lane; d < D; d += 32) {
+        const float dO = gate ? dyr[d] * gs : dyr[d];
+        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
+        sg += g, sgx += g * xh;
+        if (gate) dg += (double)dyr[d] * (xh * w[d] + bb[d]);
+    }
+    sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
+    if (gate) dg = warp_sum_d(dg);
+    float *dxr = dx + r * dxs;
+    for (int d = lane; d < D; d += 32) {
+        const float dO = gate ? dyr[d] * gs : dyr[d];
+        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
+        const float v = (float)(s * (g - sg - xh * sgx));
+        dxr[d] = acc ? dxr[d] + v : v;
+    }
+    if (gate && lane == 0) rowdg[r] = dg;
+}
+
+// Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
+enum { CS_LN = 0, CS_SUM = 1, CS_VAR = 2, CS_BN = 3, CS_BN_RELU = 4 };
+// CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0); CS_VAR: ((a - colmu)^2, 0);
+// CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g).
+__global__ void k_colsum(int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
+                         const double *cmud, const float *crs, const float *w, const float *b, const float *scale,
+                         long long rows, int C, long long rpc, double *part) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const long long chunk = blockIdx.y;
+    if (c >= C) return;
+    const long long r0 = chunk * rpc, r1 = r0 + rpc < rows ? r0 + rpc : rows;
+    const float sc = scale ? scale[0] : 1.0f;
+    double s0 = 0, s1 = 0;
+    for (long long r = r0; r < r1; r++) {
+        const size_t i = (size_t)r * C + c;
+        if (mode == CS_LN) {
+            const float g = scale ? a[i] * sc : a[i];
+            const double xh = ((double)x[i] - rmu[r]) * rrs[r];
+            s0 += (double)g * xh, s1 += g;
+        } else if (mode == CS_SUM) {
+            s0 += a[i];
+        } else if (mode == CS_VAR) {
+            const double t = (double)a[i] - cmud[c];
+            s0 += t * t;
+        } else {
+            const double xh = ((double)x[i] - cmu[c]) * crs[c];
+            double g = a[i];
+            if (mode == CS_BN_RELU && xh * w[c] + b[c] <= 0) g = 0;
+            s0 += g * xh, s1 += g;
+        }
+    }
+    part[(chunk * 2 + 0) * C + c] = s0;
+    part[(chunk * 2 + 1) * C + c] = s1;
+}
+
+// Finishes k_colsum, one block per column: t0, t1 = sums over the chunks (each thread a strided share,
+// then a fixed-order block reduction: deterministic); add0/add1 += (float) t; tot0/tot1 = t (double).
+// (Measured on the H100 at fc13ea8 with one thread per column looping over ~2000 chunks: latency-bound,
+// ~0.4 ms a call; this form is not yet measured on a GPU.)
+__global__ void k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1, double *tot0,
+                                double *tot1) {
+    const int c = blockIdx.x;
+    double t0 = 0, t1 = 0;
+    for (int k = threadIdx.x; k < chunks; k += blockDim.x) t0 += part[(k * 2 + 0) * C + c], t1 += part[(k * 2 + 1) * C + c];
+    t0 = block_sum_d(t0);
+    t1 = block_sum_d(t1);
+    if (threadIdx.x == 0) {
+        if (add0) add0[c] += (float)t0;
+        if (add1) add1[c] += (float)t1;
+        if (tot0) tot0[c] = t0;
+        if (tot1) tot1[c] = t1;
+    }
+}
+
+// BatchNorm statistics: mean from the sum; after the variance pass, rstd and the running statistics.
+__global__ void k_bn_mean(const double *sum, long long rows, int C, float *mean, double *dmean) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    dmean[c] = sum[c] / rows;
+    mean[c] = (float)dmean[c];
+}
+__global__ void k_bn_var(const double *ssq, const double *dmean, long long rows, int C, float eps, float *rstd,
+                         float *rm, float *rv, int update) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const double biased = ssq[c] / rows, unbiased = rows > 1 ? ssq[c] / (rows - 1) : ssq[c];
+    rstd[c] = (float)(1.0 / sqrt(biased + eps));
+    if (update) {
+        rm[c] = (float)(0.9 * rm[c] + 0.1 * dmean[c]);
+        rv[c] = (float)(0.9 * rv[c] + 0.1 * unbiased);
+    }
+}
+__global__ void k_inc64(long long *v) { v[0] += 1; }
+
+// y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (dmean, rstd),
+// eval: the running statistics.
+__global__ void k_bn_apply(const float *x, float *y, const double *dmean, const float *rstd, const float *rm,
+                           const float *rv, float eps, const float *w, const float *b, long long n, int C, int relu) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        double v;
+        if (dmean) v = ((double)x[i] - dmean[c]) * (double)rstd[c];
+        else v = ((double)x[i] - rm[c]) / sqrt((double)rv[c] + eps);
+        v = v * w[c] + b[c];
+        y[i] = (float)(relu && v < 0 ? 0 : v);
+    }
+}
+
+__global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                            const float *b, const double *sdy, const double *sdyx, float *dx, long long rows, int C,
+                            int relu) {
+    const long long n = rows * C;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        const double xh = ((double)x[i] - mu[c]) * rs[c];
+        double g = dy[i];
+        if (relu && xh * w[c] + b[c] <= 0) g = 0;
+        g = (float)g;
+        dx[i] = (float)(w[c] * rs[c] * (g - sdy[c] / rows - xh * sdyx[c] / rows));
+    }
+}
+
+__global__ void k_relu(const float *x, float *y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+__global__ void k_relu_bwd(const float *dy, const float *y, float *dx, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+// y[r, n] += b[n] (+ res[r, n]) (+ extra[r, n]), the epilogue of x W^T.
+__global__ void k_bias_res(float *y, const float *b, const float *res, const float *extra, long long n, int N) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float v = y[i] + b[i % N];
+        if (res) v += res[i];
+        if (extra) v += extra[i];
+        y[i] = v;
+    }
+}
+// qkv[r, j*D + d] += b_j[d]
+__global__ void k_qkv_bias(float *qkv, const float *bq, const float *bk, const float *bv, long long rows, int D) {
+    const long long n = rows * 3 * D;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % (3 * D)), j = c / D, d = c % D;
+        qkv[i] += (j == 0 ? bq : j == 1 ? bk : bv)[d];
+    }
+}
+__global__ void k_bias_gelu(float *pre, float *act, const float *b, long long n, int N) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const float v = pre[i] + b[i % N];
+        pre[i] = v;
+        act[i] = gelu_f(v);
+    }
+}
+__global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dpre[i] = (float)(da[i] * gelu_grad_d(pre[i]));
+}
+
+// Attention as batched GEMMs (host code) around these kernels. Scores S are [P, H, N, N] (row r = (p H + h) N + i,
+// the log-sum-exp layout). Softmax of one row per warp, as the reference: x = s * scale in float, double sum.
+__global__ void k_softmax_rows(float *S, float *lse, long long rows, int N, float scale) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    float *x = S + r * N;
+    float mx = -INFINITY;
+    for (int j = lane; j < N; j += 32) mx = fmaxf(mx, x[j] * scale);
+    mx = warp_max(mx);
+    double se = 0;
+    for (int j = lane; j < N; j += 32) se += exp((double)(x[j] * scale) - mx);
+    se = warp_sum_d(se);
+    for (int j = lane; j < N; j += 32) x[j] = (float)(exp((double)(x[j] * scale) - mx) / se);
+    if (lse && lane == 0) lse[r] = (float)(mx + log(se));
+}
+
+// Backward: P = exp(scale S - lse) from the recomputed scores, in place.
+__global__ void k_attn_probs(float *S, const float *lse, long long n, int N, float scale) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x)
+        S[e] = (float)exp((double)S[e] * scale - (double)lse[e / N]);
+}
+
+// dS = P (dP - D_r) scale, in place over dP; D_r = rowsum(dO O) of the row.
+__global__ void k_attn_dscores(const float *Pm, float *dP, const double *delta, long long n, int N, float scale) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x)
+        dP[e] = (float)(Pm[e] * ((double)dP[e] - delta[e / N]) * scale);
+}
+
+// Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double.
+__global__ void k_attn_delta(const float *dO, const float *O, double *delta, int P, int N, int D, int H, int hd) {
+    const long long n = (long long)P * H * N;
+    for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
+        const int i = (int)(t % N), h = (int)((t / N) % H), p = (int)(t / ((long long)N * H));
+        const size_t off = (size_t)p * N * D + (size_t)i * D + h * hd;
+        double s = 0;
+        for (int d = 0; d < hd; d++) s += (double)dO[off + d] * O[off + d];
+        delta[t] = s;
+    }
+}
+
+// LAVISH latent exchange, part 1, one block per (pair, latent i): A1[i] = softmax(tok_i . Y_j) over j,
+// S_i = tok_i + sum_j A1[i, j] Y_j.
+__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m) {
+    extern __shared__ float a[];
+    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i * D;
+    for (int j = wid; j < N2; j += nw) {
+        float s = 0;
+        for (int d = lane; d < D; d += 32) s += tk[d] * y[(size_t)j * D + d];
+        s = warp_sum(s);
+        if (lane == 0) a[j] = s;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, a[j]);
+    mx = block_max(mx);
+    double se = 0;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)a[j] - mx);
+    se = block_sum_d(se);
+    __syncthreads();
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+        a[j] = (float)(exp((double)a[j] - mx) / se);
+        A1[((size_t)p * m + i) * N2 + j] = a[j];
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = tk[d];
+        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
+        S[((size_t)p * m + i) * D + d] = s;
+    }
+}
+
+constexpr int kMaxLatents = 16;
+
+// Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i.
+// M: a compile-time bound on the latent count m (per-latent values stay in registers).
+template <int M>
+__global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
+                           int N, int D, int m) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int p = (int)(r / N);
+    const float *x = X + r * D, *s = S + (size_t)p * m * D;
+    float a[M];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < M; i++) {
+        a[i] = 0;
+        if (i < m) {
+            float t = 0;
+            for (int d = lane; d < D; d += 32) t += x[d] * s[(size_t)i * D + d];
+            a[i] = warp_sum(t);
+            mx = fmaxf(mx, a[i]);
+        }
+    }
+    double se = 0;
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) se += exp((double)a[i] - mx);
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            a[i] = (float)(exp((double)a[i] - mx) / se);
+            if (lane == 0) A2[r * m + i] = a[i];
+        }
+    const float g = gav[0];
+    for (int d = lane; d < D; d += 32) {
+        float z = 0;
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) z += a[i] * s[(size_t)i * D + d];
+        Z[r * D + d] = x[d] + g * z;
+    }
+}
+
+// Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
+// dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i.
+template <int M>
+__global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
+                              float *dL2, float *gX, long long rows, int N, int D, int m) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int p = (int)(r / N);
+    const float *dz = dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
+    const float g = gav[0];
+    double dg = 0;
+    float da[M], aa[M];
+#pragma unroll
+    for (int i = 0; i < M; i++) da[i] = 0, aa[i] = i < m ? a2[i] : 0.0f;
+    for (int d = lane; d < D; d += 32) {
+        float cm = 0;
+        const float gz = g * dz[d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) {
+                const float sv = s[(size_t)i * D + d];
+                cm += aa[i] * sv;
+                da[i] += gz * sv;
+            }
+        dg += (double)dz[d] * cm;
+    }
+    dg = warp_sum_d(dg);
+    double rsum = 0;
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            da[i] = warp_sum(da[i]);
+            rsum += (double)da[i] * aa[i];
+        }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            da[i] = (float)(aa[i] * (da[i] - rsum));
+            if (lane == 0) dL2[r * m + i] = da[i];
+        }
+    if (lane == 0) rowdg[r] = dg;
+    if (gX)
+        for (int d = lane; d < D; d += 32) {
+            float t = 0;
+#pragma unroll
+            for (int i = 0; i < M; i++)
+                if (i < m) t += da[i] * s[(size_t)i * D + d];
+            gX[r * D + d] += dz[d] + t;
+        }
+}
+
+// Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows.
+__global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, const float *dL2, const float *gav,
+                            float *dS, int N, int D, int m) {
+    const int p = blockIdx.x, i = blockIdx.y, d = blockIdx.z * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    const float g = gav[0];
+    float s1 = 0, s2 = 0;
+    for (int r = 0; r < N; r++) {
+        const size_t row = (size_t)p * N + r;
+        s1 += A2[row * m + i] * (g * dZ[row * D + d]);
+        s2 += dL2[row * m + i] * X[row * D + d];
+    }
+    dS[((size_t)p * m + i) * D + d] = s1 + s2;
+}
+
+// Part 3, one block per (pair, latent i): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with dA1[i,j] = dS_i . Y_j;
+// dtokp[p,i] = dS_i + sum_j dL1[i,j] Y_j (the pair's share of the token gradient).
+__global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, float *dL1, float *dtokp, int N2, int D,
+                             int m) {
+    extern __shared__ float a[];
+    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i) * D, *a1 = A1 + ((size_t)p * m + i) * N2;
+    for (int j = wid; j < N2; j += nw) {
+        float s = 0;
+        for (int d = lane; d < D; d += 32) s += ds[d] * y[(size_t)j * D + d];
+        s = warp_sum(s);
+        if (lane == 0) a[j] = s;
+    }
+    __syncthreads();
+    double r = 0;
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)a[j] * a1[j];
+    r = block_sum_d(r);
+    __syncthreads();
+    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+        a[j] = (float)(a1[j] * (a[j] - r));
+        dL1[((size_t)p * m + i) * N2 + j] = a[j];
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = 0;
+        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
+        dtokp[((size_t)p * m + i) * D + d] = ds[d] + s;
+    }
+}
+
+// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i.
+__global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, const float *tok, float *gY, int P,
+                            int N2, int D, int m) {
+    const long long n = (long long)P * N2 * D;
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D), j = (int)((e / D) % N2), p = (int)(e / ((long long)N2 * D));
+        float s1 = 0, s2 = 0;
+        for (int i = 0; i < m; i++) {
+            s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
+            s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
+        }
+        gY[e] += s1 + s2;
+    }
+}
+
+// dst[e] += sum over pairs p (in order) of src[p, e]; e < n.
+__global__ void k_sum_pairs(const float *src, float *dst, int P, long long n) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int p = 0; p < P; p++) s += src[(size_t)p * n + e];
+        dst[e] += (float)s;
+    }
+}
+
+// dst[0] += sum of v[0..n) (double), one block.
+__global__ void k_reduce_scalar(const double *v, long long n, float *dst) {
+    double s = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) dst[0] += (float)s;
+}
+
+// Group projection y (rows, Cout) from x (rows, Cin) is a GEMM per group (host code).
+
+// f[b, col + d] = mean over t of cls[b*T + t, d].
+__global__ void k_concat_mean(const float *cls, float *f, int B, int T, int D, int W, int col) {
+    const int n = B * D;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+        const int b = e / D, d = e % D;
+        double acc = 0;
+        for (int t = 0; t < T; t++) acc += cls[((size_t)b * T + t) * D + d];
+        f[(size_t)b * W + col + d] = (float)(acc / T);
+    }
+}
+__global__ void k_concat_mean_bwd(const float *df, float *d, int B, int T, int D, int W, int col) {
+    const int n = B * T * D;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+        const int j = e % D, bt = e / D, b = bt / T;
+        d[e] = df[(size_t)b * W + col + j] / T;
+    }
+}
+
+// Mean softmax cross-entropy; one block; writes the loss and d(loss)/d(logits).
+__global__ void k_cross_entropy(const float *logits, const long long *labels, float *loss, float *dl, int B, int C) {
+    extern __shared__ double per[];
+    for (int b = threadIdx.x; b < B; b += blockDim.x) {
+        const float *l = logits + (size_t)b * C;
+        float mx = -INFINITY;
+        for (int k = 0; k < C; k++) mx = fmaxf(mx, l[k]);
+        double s = 0;
+        for (int k = 0; k < C; k++) s += exp((double)l[k] - mx);
+        long long y = labels[b];
+        if (y < 0 || y >= C) y = 0;  // checked on the host when the inputs were loaded
+        per[b] = mx + log(s) - l[y];
+        for (int k = 0; k < C; k++) {
+            float pk = (float)(exp((double)l[k] - mx) / s);
+            dl[(size_t)b * C + k] = pk / B;
+        }
+        dl[(size_t)b * C + y] -= 1.0f / B;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0;
+        for (int b = 0; b < B; b++) t += per[b];
+        loss[0] = (float)(t / B);
+    }
+}
+
+// Adam / AdamW over every trainable tensor, one block per chunk of kAdamChunk elements; the same double
+// arithmetic as the reference.
+__global__ void k_adam(const AdamSeg *segs, const int2 *chunks, const AdamScalars *sc, double b1, double b2, double eps,
+                       double wd, int adamw) {
+    const int2 ch = chunks[blockIdx.x];
+    const AdamSeg sg = segs[ch.x];
+    const double lr = sg.head ? sc->lr_head : sc->lr_adapter, bc1 = sc->bc1, bc2 = sc->bc2, gs = sc->grad_scale;
+    const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) {
+        double gg = (double)sg.g[e] * gs;
+        if (!adamw) gg += wd * sg.w[e];
+        const float m = (float)(b1 * sg.m[e] + (1 - b1) * gg);
+        const float v = (float)(b2 * sg.v[e] + (1 - b2) * gg * gg);
+        sg.m[e] = m, sg.v[e] = v;
+        const double upd = (m / bc1) / (sqrt(v / bc2) + eps);
+        double nw = sg.w[e];
+        if (adamw) nw -= lr * wd * nw;
+        sg.w[e] = (float)(nw - lr * upd);
+    }
+}
+__global__ void k_zero_grads(const AdamSeg *segs, const int2 *chunks) {
+    const int2 ch = chunks[blockIdx.x];
+    const AdamSeg sg = segs[ch.x];
+    const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) sg.g[e] = 0.0f;
+}
+
+// Every instantiation the host code launches, explicit so NVRTC compiles them too.
+template __global__ void k_latent_b<2>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
+template __global__ void k_latent_b<4>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
+template __global__ void k_latent_b<8>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
+template __global__ void k_latent_b<16>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
+template __global__ void k_latbwd_rows<2>(const float *, const float *, const float *, const float *, double *, float *, float *,
+                                          long long, int, int, int);
+template __global__ void k_latbwd_rows<4>(const float *, const float *, const float *, const float *, double *, float *, float *,
+                                          long long, int, int, int);
+template __global__ void k_latbwd_rows<8>(const float *, const float *, const float *, const float *, double *, float *, float *,
+                                          long long, int, int, int);
+template __global__ void k_latbwd_rows<16>(const float *, const float *, const float *, const float *, double *, float *,
+                                           float *, long long, int, int, int);
+#endif

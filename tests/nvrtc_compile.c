@@ -1,0 +1,71 @@
+/* nvrtc_compile FILE.cu [ARCH]: compiles a CUDA source with NVRTC (as the run-time JIT does: rt_nvrtc,
+ * include path = the file's folder, -std=c++17) to a cubin for sm_ARCH (default 90) with ptxas -v, prints
+ * every kernel's registers and spills, and exits 1 when it does not compile or a kernel spills registers,
+ * 77 (skipped) when NVRTC is not installed. No GPU needed. Used by CTest on the kernel library
+ * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu. */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "rt_nvrtc.h"
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: nvrtc_compile FILE.cu [ARCH]\n");
+        return 2;
+    }
+    char why[512], err[8192], tmp[512], inc[1100], dirbuf[1024];
+    int ma = 0, mi = 0;
+    if (rt_nvrtc_version(&ma, &mi, why, sizeof why) == 0) {
+        printf("%s: skipped\n", why);
+        return 77;
+    }
+    /* a fresh cache: the ptxas report comes with a compile, not with a cache hit */
+    snprintf(tmp, sizeof tmp, "%s/avgen-nvrtcc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
+    if (!mkdtemp(tmp)) return 1;
+    setenv("AVGEN_CACHE_DIR", tmp, 1);
+    const int arch = argc > 2 ? atoi(argv[2]) : 90;
+    char *src = check_slurp(argv[1]);
+    if (!src) {
+        fprintf(stderr, "nvrtc_compile: cannot read %s\n", argv[1]);
+        return 1;
+    }
+    snprintf(dirbuf, sizeof dirbuf, "%s", argv[1]);
+    snprintf(inc, sizeof inc, "--include-path=%s", dirname(dirbuf));
+    const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
+    rt_cubin k;
+    if (rt_nvrtc_compile(src, argv[1], arch, opts, 3, &k, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int kernels = 0, spills = 0;
+    const char *name = NULL;
+    for (char *line = k.log ? strtok(k.log, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        const char *f = strstr(line, "Compiling entry function '");
+        if (f) name = f + 26;
+        const int nl = name ? (int)strcspn(name, "'") : 1;
+        long st = 0, ld = 0, regs = 0;
+        const char *sf = strstr(line, "stack frame, ");
+        if (sf && sscanf(sf + 13, "%ld bytes spill stores, %ld", &st, &ld) == 2 && (st || ld)) {
+            printf("  SPILL %ld/%ld bytes  %.*s\n", st, ld, nl, name ? name : "?");
+            spills++;
+        }
+        const char *u = strstr(line, "Used ");
+        if (u && sscanf(u, "Used %ld registers", &regs) == 1) {
+            kernels++;
+            printf("  %3ld registers  %.*s\n", regs, nl, name ? name : "?");
+        }
+    }
+    printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d spill registers; cubin %zu bytes in %.2f s\n", ma, mi, arch, argv[1],
+           kernels, spills, k.size, k.seconds);
+    free(k.cubin), free(k.log), free(src);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd)) { /* best effort */
+    }
+    CHECK(kernels > 0);
+    CHECK_MSG(spills == 0, "%d kernels spill registers", spills);
+    return CHECK_DONE();
+}
