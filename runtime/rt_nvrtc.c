@@ -174,7 +174,10 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     }
     out->size = n;
     size_t ls = 0;
-    if (nv.log_size(prog, &ls) == 0 && ls > 1 && (out->log = malloc(ls))) nv.log(prog, out->log);
+    if (nv.log_size(prog, &ls) == 0 && ls > 1 && (out->log = malloc(ls)) && nv.log(prog, out->log) != 0) {
+        free(out->log);
+        out->log = NULL;
+    }
     nv.destroy(&prog);
     /* Cache (best effort: a read-only cache folder only costs a recompile next time), source beside it. */
     if (rt_mkdirs(dir) == 0) {

@@ -27,9 +27,13 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmp)) return 1;
     setenv("AVGEN_CACHE_DIR", tmp, 1);
     const int arch = argc > 2 ? atoi(argv[2]) : 90;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     char *src = check_slurp(argv[1]);
     if (!src) {
         fprintf(stderr, "nvrtc_compile: cannot read %s\n", argv[1]);
+        if (system(cmd)) { /* best effort */
+        }
         return 1;
     }
     snprintf(dirbuf, sizeof dirbuf, "%s", argv[1]);
@@ -38,6 +42,9 @@ int main(int argc, char **argv) {
     rt_cubin k;
     if (rt_nvrtc_compile(src, argv[1], arch, opts, 3, &k, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
+        free(src);
+        if (system(cmd)) { /* best effort */
+        }
         return 1;
     }
     int kernels = 0, spills = 0;
@@ -58,14 +65,12 @@ int main(int argc, char **argv) {
             printf("  %3ld registers  %.*s\n", regs, nl, name ? name : "?");
         }
     }
-    printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d spill registers; cubin %zu bytes in %.2f s\n", ma, mi, arch, argv[1],
+    printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d functions spill registers; cubin %zu bytes in %.2f s\n", ma, mi, arch, argv[1],
            kernels, spills, k.size, k.seconds);
     free(k.cubin), free(k.log), free(src);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd)) { /* best effort */
     }
     CHECK(kernels > 0);
-    CHECK_MSG(spills == 0, "%d kernels spill registers", spills);
+    CHECK_MSG(spills == 0, "%d functions spill registers", spills);
     return CHECK_DONE();
 }

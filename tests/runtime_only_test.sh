@@ -23,7 +23,8 @@ else
   exit 1
 fi
 P=$TMP/programs/fx/bin/fx-train
-libs=$(ldd "$P" | awk '{print $1}' | grep -v -E '^(linux-vdso|/lib64/ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so)' || true)
+[ -x "$P" ] && ok || bad "the program $P was not built"
+libs=$(ldd "$P" | awk '{print $1}' | grep -v -E '^(linux-vdso|/lib(64)?/ld-linux|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so)' || true)
 if [ -z "$libs" ]; then ok; else bad "the program links more than libc: $libs"; fi
 "$P" --step --params "$F/params.safetensors" --inputs "$F/inputs.safetensors" --out "$TMP/s.safetensors" >/dev/null 2>&1 && ok ||
   bad "program step"
