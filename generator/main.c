@@ -537,7 +537,7 @@ static int cmd_bench(int argc, char **argv) {
         rt_bench_opts o;
         memset(&o, 0, sizeof o);
         o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
-        o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL;
+        o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
         if (!a.json) printf("precision: %s GEMMs, fp32 storage; recompute %s\n", bo.precision, gen_recompute_name(s.memory.recompute));
         rc = rt_bench_report(&c, NULL, NULL, NULL, &o, a.json ? stderr : stdout, err, sizeof err);
     }

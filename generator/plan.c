@@ -2,6 +2,9 @@
  * two views of a plan (a table for people, JSON for tools: docs/plan-json.md). */
 #include "plan.h"
 
+#include "graph.h"
+#include "rt_cuda.h"
+
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +90,17 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
         free(delta);
     }
     m->workspace = GEN_GEMM_WORKSPACE;
-    m->peak = m->workspace;
+    /* The CUDA backend's op scratch (attention scores, partial sums), from the same function it sizes
+     * its buffer with. */
+    m->scratch = 0;
+    gen_graph gg;
+    if (gen_graph_build(ir, m, &gg) == 0) {
+        avgen_consts k;
+        gen_consts(&ir->spec, &k);
+        m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k);
+        gen_graph_free(&gg);
+    }
+    m->peak = m->workspace + m->scratch;
     for (int a = 0; a < ARENA_COUNT; a++) m->peak += m->arena[a];
     m->fits = m->peak <= ir->spec.memory.budget;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
@@ -166,6 +179,7 @@ static json_object *mem_json(const gen_mem *m) {
     for (int a = 0; a < ARENA_COUNT; a++) json_object_object_add(o, names[a], json_object_new_int64(m->arena[a]));
     json_object_object_add(o, "activations_lower_bound", json_object_new_int64(m->act_lower_bound));
     json_object_object_add(o, "workspace", json_object_new_int64(m->workspace));
+    json_object_object_add(o, "scratch", json_object_new_int64(m->scratch));
     json_object_object_add(o, "peak", json_object_new_int64(m->peak));
     json_object_object_add(o, "fits", json_object_new_boolean(m->fits));
     json_object_object_add(o, "executed_flops", json_object_new_double(m->executed_flops));
@@ -297,6 +311,8 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
             gib(p->train[1].act_lower_bound, b), gib(p->train[2].act_lower_bound, c));
     fprintf(f, "  %-42s %12s %12s %12s\n", "GEMM workspace", gib(p->train[0].workspace, a), gib(p->train[1].workspace, b),
             gib(p->train[2].workspace, c));
+    fprintf(f, "  %-42s %12s %12s %12s\n", "CUDA op scratch (largest op)", gib(p->train[0].scratch, a),
+            gib(p->train[1].scratch, b), gib(p->train[2].scratch, c));
     fprintf(f, "  %-42s %12s %12s %12s\n", "peak", gib(p->train[0].peak, a), gib(p->train[1].peak, b),
             gib(p->train[2].peak, c));
     fprintf(f, "  %-42s %12.2f %12.2f %12.2f\n", "executed GFLOP per step (with recompute)", p->train[0].executed_flops / 1e9,

@@ -1,7 +1,8 @@
 /* Planner: parameter counts, FLOPs by op family, and memory arenas for each recompute policy.
  * Activations and their gradients are packed into one arena by lifetime (greedy, largest first, lowest
  * fitting offset); frozen weights, trainable state (fp32 params, grads, Adam moments, BN buffers),
- * loader inputs and the GEMM workspace get their own arenas. The peak is their sum. */
+ * loader inputs and the GEMM workspace get their own arenas; the CUDA backend's op scratch is counted
+ * beside them. The peak is their sum. */
 #ifndef AVGEN_PLAN_H
 #define AVGEN_PLAN_H
 #include "ir.h"
@@ -14,7 +15,7 @@
 typedef struct {
     int64_t arena[ARENA_COUNT];
     int64_t act_lower_bound;  /* max over ops of the bytes live at that op */
-    int64_t workspace, peak;
+    int64_t workspace, scratch, peak; /* scratch: the CUDA backend's largest op scratch (rt_cuda.h) */
     double executed_flops;    /* model FLOPs + recomputed forward work */
     int fits;
     int max_batch;            /* largest train.batch whose peak fits the budget (0: none) */

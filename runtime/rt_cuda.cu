@@ -281,56 +281,6 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     launched(d, "column sums");
 }
 
-// Scratch bytes an op needs (an upper bound, used to size the scratch buffer once).
-size_t op_scratch(const avgen_ctx *c, const avgen_graph *g, int op) {
-    const avgen_op_desc *o = &g->ops[op];
-    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
-    const avgen_consts *k = c->k;
-    auto cs = [](long long rows, long long C) {  // colsum's partial sums: at most max(64, 2048 / ceil(C / 128)) chunks
-        (void)rows;
-        long long chunks = 2048 / ((C + 127) / 128);
-        if (chunks < 64) chunks = 64;
-        return (size_t)(sizeof(double) * 2 * chunks * C + 256);
-    };
-    switch (o->kind) {
-    case AVGEN_OP_KIND_PATCH_EMBED: {
-        const avgen_tensor_desc *xo = TD(out[0]);
-        const size_t P = (size_t)xo->shape[0], N = (size_t)xo->shape[1];
-        return sizeof(float) * P * (N - 1) * (3 * k->patch * k->patch + k->dim) + 1024;
-    }
-    case AVGEN_OP_KIND_ATTENTION: {
-        const avgen_tensor_desc *qt = TD(in[0]);
-        const size_t PHN = (size_t)qt->shape[0] * k->heads * qt->shape[1];
-        return sizeof(float) * PHN * qt->shape[1] + 256;
-    }
-    case AVGEN_OP_KIND_ATTENTION_BWD: {
-        const avgen_tensor_desc *qt = TD(in[1]);
-        const size_t PHN = (size_t)qt->shape[0] * k->heads * qt->shape[1];
-        return sizeof(double) * PHN + 2 * sizeof(float) * PHN * qt->shape[1] + 3 * 256;
-    }
-    case AVGEN_OP_KIND_GELU_LINEAR_DX: return (size_t)TD(in[0])->bytes + 256;
-    case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
-        const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
-        const size_t P = xt->shape[0], N = xt->shape[1], D = xt->shape[2], N2 = yt->shape[1], m = tt->shape[0];
-        return sizeof(float) * (P * N * m + 2 * P * m * D + P * m * N2) + sizeof(double) * P * N + 5 * 256;
-    }
-    case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
-        const avgen_tensor_desc *xt = TD(in[1]);
-        return sizeof(double) * (size_t)(xt->shape[0] * xt->shape[1]) + cs(0, xt->shape[2]) + 256;
-    }
-    case AVGEN_OP_KIND_LAYERNORM_BWD: return cs(0, TD(in[1])->shape[TD(in[1])->ndim - 1]);
-    case AVGEN_OP_KIND_BATCHNORM:
-    case AVGEN_OP_KIND_BATCHNORM_RELU:
-    case AVGEN_OP_KIND_BATCHNORM_BWD:
-    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
-        const long long C = TD(in[o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU ? 0 : 1])->shape[2];
-        return 2 * cs(0, C) + 4 * sizeof(double) * C + 2 * sizeof(float) * C + 6 * 256;
-    }
-    case AVGEN_OP_KIND_LINEAR_BWD: return cs(0, TD(in[0])->shape[1]);
-    default: return 0;
-    }
-}
-
 // Dynamic shared memory of k_latent_a / k_latbwd_tok: N2 floats, padded to whole 16-byte words plus one.
 // compute-sanitizer memcheck on the H100 (fc13ea8) reported 12-byte shared reads just past N2 floats in
 // k_latent_a (results were unaffected: they match the CPU backend); the padding keeps them inside the
@@ -766,11 +716,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
-        size_t need = 1 << 20;
-        for (int i = 0; i < g->n_ops; i++) {
-            size_t s = op_scratch(c, g, i);
-            if (s > need) need = s;
-        }
+        const size_t need = rt_cuda_scratch_bytes(g, c->k);
         d->scratch_bytes = need;
         if (!ck(d, cudaMalloc((void **)&d->scratch, need), "device memory for op scratch")) goto fail;
     }

@@ -44,6 +44,12 @@ int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen);
 int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen);
 void rt_cuda_detach(avgen_ctx *c);
 
+/* Device scratch one op takes beyond its tensors (attention scores, partial sums, im2col), and the
+ * largest over a graph's ops (at least 1 MiB): what rt_cuda_attach allocates, and what the planner
+ * counts (runtime/rt_scratch.c; no CUDA needed). */
+size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op);
+size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k);
+
 /* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);
 void rt_cuda_zero_grads(avgen_ctx *c);

@@ -105,6 +105,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     const double peak = o->peak_flops > 0 ? o->peak_flops : peak_for(rt_cuda_device_name(c));
     const double pairs = (double)k->batch * k->frames;
     const double tflops = flops / s / 1e12;
+    /* The planner's peak: arenas + op scratch + workspace (given by the caller), else the arenas alone. */
     int64_t planned = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
     if (o->planned_peak > 0) planned = o->planned_peak;
@@ -117,10 +118,12 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "  compute    %.2f GFLOP per step: %.1f TFLOP/s", flops / 1e9, tflops);
     if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
     else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
-    fprintf(out, "  memory     planned arenas %.3f GiB; avgen allocated %.3f GiB (+ scratch %.3f, cuBLASLt workspace %.3f); "
-                 "device memory in use %.3f GiB\n",
-            planned / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
-            r.workspace_bytes / 1073741824.0, r.device_used_bytes / 1073741824.0);
+    const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes;
+    fprintf(out, "  memory     planned peak %.3f GiB; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
+                 "workspace %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
+            planned / 1073741824.0, allocated / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
+            r.workspace_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
+            r.device_used_bytes / 1073741824.0);
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs):\n", total,

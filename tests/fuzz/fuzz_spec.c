@@ -172,16 +172,16 @@ static void check_ir(gen_ir *ir, const gen_mem *m, int train, gen_recompute rc) 
     CHECK("lower-bound", m->act_lower_bound >= 0 && m->act_lower_bound <= act,
           "%s: act_lower_bound %lld exceeds the activation arena %lld", mode, (long long)m->act_lower_bound,
           (long long)act);
-    int64_t sum = m->workspace;
-    int ok = m->workspace >= 0;
+    int64_t sum = m->workspace + m->scratch; /* scratch saturates at 2^50 (rt_scratch.c) */
+    int ok = m->workspace >= 0 && m->scratch >= 0 && m->scratch <= (1LL << 50);
     for (int a = 0; a < ARENA_COUNT; a++) {
         ok &= m->arena[a] >= 0 && sum <= INT64_MAX - m->arena[a];
         if (ok) sum += m->arena[a];
     }
     CHECK("no-overflow", ok && m->peak == sum && m->peak > 0,
-          "%s: arenas %lld %lld %lld %lld + workspace %lld do not add up to the peak %lld (overflow?)", mode,
-          (long long)m->arena[0], (long long)m->arena[1], (long long)m->arena[2], (long long)m->arena[3],
-          (long long)m->workspace, (long long)m->peak);
+          "%s: arenas %lld %lld %lld %lld + workspace %lld + scratch %lld do not add up to the peak %lld (overflow?)",
+          mode, (long long)m->arena[0], (long long)m->arena[1], (long long)m->arena[2], (long long)m->arena[3],
+          (long long)m->workspace, (long long)m->scratch, (long long)m->peak);
     CHECK("counts", m->nops == ir->nops && m->ntensors == ir->nt, "%s: gen_mem counts differ from the IR", mode);
 }
 

@@ -1,0 +1,86 @@
+/* rt_scratch.c: the CUDA backend's op scratch (rt_cuda.h), a plain C function so the planner counts it
+ * too. Each case mirrors what run_op in rt_cuda.cu takes with scratch(): keep the two together. The
+ * backend computes in fp32, so sizes are fp32 element counts whatever the graph's storage dtype. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_cuda.h"
+
+/* Sizes are computed in double and saturate at 2^50 bytes (1 PiB, beyond any device), so shapes the
+ * planner explores (batch search, fuzzed descriptions) never overflow. */
+#define SCRATCH_MAX 1125899906842624.0
+
+static double numel_of(const avgen_tensor_desc *t) {
+    double n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (double)t->shape[d];
+    return n;
+}
+
+/* colsum's partial sums: at most max(64, 2048 / ceil(C / 128)) chunks of 2 doubles per column */
+static double colsum_bytes(int64_t C) {
+    int64_t chunks = 2048 / ((C + 127) / 128);
+    if (chunks < 64) chunks = 64;
+    return 8.0 * 2 * (double)chunks * (double)C + 256;
+}
+
+static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op);
+
+size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
+    const double v = op_scratch(g, k, op);
+    return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
+}
+
+static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
+    const avgen_op_desc *o = &g->ops[op];
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+#define TD(t) (&g->tensors[t])
+    switch (o->kind) {
+    case AVGEN_OP_KIND_PATCH_EMBED: {
+        const avgen_tensor_desc *xo = TD(out[0]);
+        const double P = (double)xo->shape[0], N = (double)xo->shape[1];
+        return 4.0 * P * (N - 1) * (3.0 * k->patch * k->patch + k->dim) + 1024;
+    }
+    case AVGEN_OP_KIND_ATTENTION: {
+        const avgen_tensor_desc *qt = TD(in[0]);
+        const double PHN = (double)qt->shape[0] * k->heads * (double)qt->shape[1];
+        return 4.0 * PHN * (double)qt->shape[1] + 256;
+    }
+    case AVGEN_OP_KIND_ATTENTION_BWD: {
+        const avgen_tensor_desc *qt = TD(in[1]);
+        const double PHN = (double)qt->shape[0] * k->heads * (double)qt->shape[1];
+        return 8.0 * PHN + 2 * 4.0 * PHN * (double)qt->shape[1] + 3 * 256;
+    }
+    case AVGEN_OP_KIND_GELU_LINEAR_DX: return 4.0 * numel_of(TD(in[0])) + 256;
+    case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
+        const double P = (double)xt->shape[0], N = (double)xt->shape[1], D = (double)xt->shape[2];
+        const double N2 = (double)yt->shape[1], m = (double)tt->shape[0];
+        return 4.0 * (P * N * m + 2 * P * m * D + P * m * N2) + 8.0 * P * N + 5 * 256;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
+        const avgen_tensor_desc *xt = TD(in[1]);
+        return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 256;
+    }
+    case AVGEN_OP_KIND_LAYERNORM_BWD: return colsum_bytes(TD(in[1])->shape[TD(in[1])->ndim - 1]);
+    case AVGEN_OP_KIND_BATCHNORM:
+    case AVGEN_OP_KIND_BATCHNORM_RELU:
+    case AVGEN_OP_KIND_BATCHNORM_BWD:
+    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
+        const int fwd = o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU;
+        const int64_t C = TD(in[fwd ? 0 : 1])->shape[2];
+        return 2 * colsum_bytes(C) + (4 * 8.0 + 2 * 4.0) * (double)C + 6 * 256;
+    }
+    case AVGEN_OP_KIND_LINEAR_BWD: return colsum_bytes(TD(in[0])->shape[1]);
+    default: return 0;
+    }
+#undef TD
+}
+
+size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k) {
+    size_t need = 1 << 20;
+    for (int i = 0; i < g->n_ops; i++) {
+        const size_t s = rt_cuda_op_scratch(g, k, i);
+        if (s > need) need = s;
+    }
+    return need;
+}
