@@ -401,12 +401,6 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static double step_flops(const avgen_graph *g) {
-    double f = 0;
-    for (int i = 0; i < g->n_ops; i++) f += g->ops[i].flops;
-    return f;
-}
-
 typedef struct {
     gen_ir ir;
     gen_mem mem;
@@ -488,7 +482,7 @@ static int cmd_step(int argc, char **argv) {
     }
     fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n",
             *(float *)rt_ptr(&c, rt_find(G, "loss")), t1 - t0, t2 - t1, cuda ? rt_cuda_device_name(&c) : "the CPU",
-            step_flops(G) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
+            rt_graph_flops(G, -1) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
 done_ctx:
     rt_cuda_detach(&c);
     st_close(pf);
@@ -504,8 +498,8 @@ static int cmd_bench(int argc, char **argv) {
     args_t a;
     int r = parse_args("bench", usage_bench, argc, argv, &a, 1);
     if (r >= 0) return r;
-    rt_backend_opts bo = {"cuda", a.precision ? a.precision : "bf16", 0};
     char err[1024] = "";
+    const rt_backend_opts bo = {"cuda", a.precision, 0};
     if ((r = rt_backend_check(&bo, err, sizeof err))) {
         fprintf(stderr, "error: %s.\n", err);
         return r;
@@ -523,27 +517,16 @@ static int cmd_bench(int argc, char **argv) {
         return 1;
     }
     gen_consts(&s, &k);
-    avgen_ctx c;
-    int rc = 0, cuda = 0;
-    if (rt_ctx_init(&c, &bg.graph.g, &k, err, sizeof err)) rc = 1;
-    if (!rc) rc = rt_init_params(&c, NULL, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
-    if (!rc) {
-        rt_random_inputs(&c, (uint64_t)s.train.seed);
-        rc = rt_backend_attach(&c, &bo, &cuda, err, sizeof err);
-    }
-    if (!rc) {
-        static const char *kinds[AVGEN_OP_KIND_COUNT];
-        for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
-        rt_bench_opts o;
-        memset(&o, 0, sizeof o);
-        o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
-        o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
-        if (!a.json) printf("precision: %s GEMMs, fp32 storage; recompute %s\n", bo.precision, gen_recompute_name(s.memory.recompute));
-        rc = rt_bench_report(&c, NULL, NULL, NULL, &o, a.json ? stderr : stdout, err, sizeof err);
-    }
+    static const char *kinds[AVGEN_OP_KIND_COUNT];
+    for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
+    rt_bench_opts o;
+    memset(&o, 0, sizeof o);
+    o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
+    o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
+    /* the interpreter runs the ops (NULL phase functions) */
+    const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, a.precision, NULL, NULL, NULL, &o,
+                                a.json ? stderr : stdout, err, sizeof err);
     if (rc) fprintf(stderr, "error: %s.\n", err);
-    rt_cuda_detach(&c);
-    rt_ctx_free(&c);
     free_graph(&bg);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 extern "C" {
 #include "rt_cuda.h"
+#include "rt_device.h"
 #include "rt_dl.h"
 }
 
@@ -71,10 +73,14 @@ struct Dev {
 
 #define DEV(c) ((Dev *)(c)->dev)
 
-void set_fail(Dev *d, const char *fmt, const char *a, const char *b) {
+// The first failure of a step is kept (sticky) and reported by the next sync.
+__attribute__((format(printf, 2, 3))) void set_fail(Dev *d, const char *fmt, ...) {
     if (d->failed) return;
     d->failed = 1;
-    snprintf(d->why, sizeof d->why, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->why, sizeof d->why, fmt, ap);
+    va_end(ap);
 }
 
 bool ck(Dev *d, cudaError_t e, const char *what) {
@@ -155,9 +161,7 @@ int blocks_for(long long n, int threads) {
 void *scratch(Dev *d, size_t bytes) {
     size_t at = (d->scratch_used + 255) & ~(size_t)255;
     if (at + bytes > d->scratch_bytes) {
-        char need[64];
-        snprintf(need, sizeof need, "%zu", at + bytes);
-        set_fail(d, "op scratch overflow (%s bytes needed)%s", need, "");
+        set_fail(d, "op scratch overflow (%zu bytes needed, %zu planned)", at + bytes, d->scratch_bytes);
         return NULL;
     }
     d->scratch_used = at + bytes;
@@ -191,7 +195,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
             int cap = d->cap_plans ? 2 * d->cap_plans : 64;
             GemmPlan *np = (GemmPlan *)realloc(d->plans, sizeof(GemmPlan) * cap);
             if (!np) {
-                set_fail(d, "out of host memory%s%s", "", "");
+                set_fail(d, "out of host memory");
                 return;
             }
             d->plans = np, d->cap_plans = cap;
@@ -231,10 +235,8 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         if (!st) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
         if (pref) lt.pref_destroy(pref);
         if (st || got < 1) {
-            char what[160];
-            snprintf(what, sizeof what, "M=%d N=%d K=%d ta=%d tb=%d batch=%d (status %d, %d algorithms)", M, N, K, ta, tb,
-                     batch, (int)st, got);
-            set_fail(d, "cuBLASLt has no algorithm for the GEMM %s%s", what, "");
+            set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d (status %d, %d algorithms)",
+                     M, N, K, ta, tb, batch, (int)st, got);
             return;
         }
         pl->algo = res.algo;
@@ -244,9 +246,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, C, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);
     if (st) {
-        char what[96];
-        snprintf(what, sizeof what, "M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
-        set_fail(d, "cuBLASLt matmul failed for %s%s", what, "");
+        set_fail(d, "cuBLASLt matmul failed for M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
     }
 }
 
@@ -279,6 +279,15 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     k_colsum<<<grid, 128, 0, d->s>>>(mode, a, x, rmu, rrs, cmu, cmud, crs, w, b, scale, rows, C, rpc, part);
     k_colsum_finish<<<C, 128, 0, d->s>>>(part, chunks, C, add0, add1, tot0, tot1);
     launched(d, "column sums");
+}
+
+// Attention scores S[p, h] = Q_h K_h^T of every pair and head (S is [P, H, N, N]): per head, one GEMM
+// batched over pairs, reading Q and K in place from qkv [P, N, 3D].
+void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H) {
+    const int hd = D / H;
+    const long long NN = (long long)N * N, S3 = (long long)N * 3 * D;
+    for (int h = 0; h < H; h++)
+        gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, S + h * NN, N, 0, P, S3, S3, H * NN);
 }
 
 // Dynamic shared memory of k_latent_a / k_latbwd_tok: N2 floats, padded to whole 16-byte words plus one.
@@ -359,8 +368,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         float *S = (float *)scratch(d, sizeof(float) * (size_t)P * HNN);
         if (!S) return;
         const float *qkv = PF(in[0]);
-        for (int h = 0; h < H; h++)
-            gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, S + h * NN, N, 0, P, S3, S3, HNN);
+        attn_scores(d, qkv, S, P, N, D, H);
         const long long rows = (long long)P * H * N;
         k_softmax_rows<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(S, o->n_out > 1 ? PF(out[1]) : NULL, rows, N, scale);
         for (int h = 0; h < H; h++)
@@ -381,8 +389,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
         k_attn_delta<<<GRID(rows)>>>(dO, PF(in[2]), delta, P, N, D, H, hd);
-        for (int h = 0; h < H; h++)
-            gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, Pm + h * NN, N, 0, P, S3, S3, HNN);
+        attn_scores(d, qkv, Pm, P, N, D, H);
         k_attn_probs<<<GRID(n)>>>(Pm, PF(in[3]), n, N, scale);
         for (int h = 0; h < H; h++) {
             gemm(d, 1, 0, N, hd, N, Pm + h * NN, N, dO + h * hd, D, dqkv + 2 * D + h * hd, 3 * D, 0, P, HNN, SD, S3);
@@ -423,7 +430,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2], N2 = (int)yt->shape[1];
         const int m = (int)tt->shape[0];
         if (m > kMaxLatents) {
-            set_fail(d, "the CUDA adapter kernels support up to 16 latent tokens%s%s", "", "");
+            set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
         k_latent_a<<<dim3(P, m), 256, latent_smem(N2), d->s>>>(PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
@@ -442,7 +449,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int need_x = o->n_out == 4;
         const long long rows = (long long)P * N;
         if (m > kMaxLatents) {
-            set_fail(d, "the CUDA adapter kernels support up to 16 latent tokens%s%s", "", "");
+            set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
         float *dL2 = (float *)scratch(d, sizeof(float) * rows * m), *dS = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
@@ -636,9 +643,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     default: {
-        char kind[16];
-        snprintf(kind, sizeof kind, "%d", (int)o->kind);
-        set_fail(d, "op %s has an unknown kind %s", o->name, kind);
+        set_fail(d, "op %s has an unknown kind %d", o->name, (int)o->kind);
         return;
     }
     }
@@ -654,26 +659,8 @@ int fail_out(char *err, size_t errlen, const char *msg) {
 
 // ------------------------------------------------------------------------------------------- C API
 
-extern "C" int rt_cuda_precision(const char *name) {
-    if (!strcmp(name, "fp32")) return RT_CUDA_FP32;
-    if (!strcmp(name, "bf16")) return RT_CUDA_BF16;
-    if (!strcmp(name, "tf32")) return RT_CUDA_TF32;
-    return -1;
-}
-
-extern "C" const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
-
 extern "C" int rt_cuda_usable(char *why, size_t whylen) {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-        snprintf(why, whylen, "no usable CUDA device (%s); the CPU backend still works", cudaGetErrorString(e));
-        return 0;
-    }
-    if (n == 0) {
-        snprintf(why, whylen, "no CUDA device is present; the CPU backend still works");
-        return 0;
-    }
+    if (rt_cuda_devices(NULL, 0, why, whylen) == 0) return 0;
     if (lt_load(why, whylen)) return 0;
     return 1;
 }
@@ -699,7 +686,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
     if (lt.create(&d->lt)) {
-        set_fail(d, "cuBLASLt could not create a handle%s%s", "", "");
+        set_fail(d, "cuBLASLt could not create a handle");
         goto fail;
     }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
@@ -765,7 +752,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             if (!hs[i].m || !hs[i].v) {
                 bool any_opt = false;
                 for (int j = 0; j < g->n_ops; j++) any_opt = any_opt || g->ops[j].kind == AVGEN_OP_KIND_ADAM;
-                if (any_opt) set_fail(d, "a trainable tensor has no Adam moments in this graph%s%s", "", ""), ok = false;
+                if (any_opt) set_fail(d, "a trainable tensor has no Adam moments in this graph"), ok = false;
             }
         free(hs);
         free(hc);
@@ -806,6 +793,14 @@ extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errle
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     ck(d, cudaMemcpyAsync(c->arena[arena], d->arena[arena], d->arena_bytes[arena], cudaMemcpyDeviceToHost, d->s), "download");
+    return rt_cuda_sync(c, err, errlen);
+}
+
+extern "C" int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    const avgen_tensor_desc *t = &c->g->tensors[tensor];
+    ck(d, cudaMemcpyAsync(rt_ptr(c, tensor), dptr(c, tensor), (size_t)t->bytes, cudaMemcpyDeviceToHost, d->s), "download");
     return rt_cuda_sync(c, err, errlen);
 }
 

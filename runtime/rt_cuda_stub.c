@@ -6,10 +6,6 @@
 
 static const char *const k_why = "this build has no CUDA backend (it was configured without the CUDA toolkit)";
 
-int rt_cuda_precision(const char *name) {
-    return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
-}
-const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
 int rt_cuda_usable(char *why, size_t whylen) {
     snprintf(why, whylen, "%s", k_why);
     return 0;
@@ -25,6 +21,7 @@ static int no(char *err, size_t errlen) {
 }
 int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c, (void)arena; return no(err, errlen); }
 int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c, (void)arena; return no(err, errlen); }
+int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size_t errlen) { (void)c, (void)tensor; return no(err, errlen); }
 int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) { (void)c; return no(err, errlen); }
 void rt_cuda_detach(avgen_ctx *c) { (void)c; }
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) { (void)g, (void)op, c->failed = 1; }

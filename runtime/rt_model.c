@@ -61,6 +61,23 @@ static double normal(rng_t *r) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+void rt_random_inputs(avgen_ctx *c, uint64_t seed) {
+    rng_t r = {seed * 0x2545f4914f6cdd1dULL + 1};
+    int t = rt_find(c->g, "frames");
+    if (t >= 0) {
+        unsigned char *p = rt_ptr(c, t);
+        for (int64_t i = 0; i < c->g->tensors[t].bytes; i++) p[i] = (unsigned char)(next64(&r) >> 56);
+    }
+    if ((t = rt_find(c->g, "audio")) >= 0) {
+        float *p = rt_ptr(c, t);
+        for (int64_t i = 0; i < c->g->tensors[t].bytes / 4; i++) p[i] = (float)normal(&r);
+    }
+    if ((t = rt_find(c->g, "labels")) >= 0) {
+        int64_t *p = rt_ptr(c, t);
+        for (int b = 0; b < c->k->batch; b++) p[b] = (int64_t)(next64(&r) % (uint64_t)c->k->classes);
+    }
+}
+
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);

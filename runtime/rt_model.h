@@ -41,6 +41,9 @@ int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_load
 /* frames as uint8 [B,T,S,S,3] (the loader's layout) or normalised f32 [B,T,3,S,S] (step dumps), audio f32
  * [B,T,A,M], labels i64 or i32 [B]. 0, or 2 with err. */
 int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen);
+/* Inputs for benchmarks and `--inputs random`: uint8 frames, standard normal audio, labels uniform over
+ * the classes, drawn from seed. */
+void rt_random_inputs(avgen_ctx *c, uint64_t seed);
 void rt_zero_grads(avgen_ctx *c);
 /* Runs every op of one phase in order (the interpreter of the generated step). */
 void rt_run_phase(avgen_ctx *c, int phase);

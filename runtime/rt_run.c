@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+int rt_cuda_precision(const char *name) {
+    return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
+}
+
+const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
+
 int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen) {
     const char *b = o->backend ? o->backend : "cpu";
     if (strcmp(b, "cpu") && strcmp(b, "cuda") && strcmp(b, "auto")) {
@@ -41,41 +47,19 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
 
 int rt_step_results(avgen_ctx *c, char *err, size_t errlen) {
     if (c->dev) {
+        /* parameters, gradients, buffers, Adam state; of the activations only what a dump reads */
         if (rt_cuda_download(c, AVGEN_ARENA_TRAIN, err, errlen)) return 1;
-        if (rt_cuda_download(c, AVGEN_ARENA_ACT, err, errlen)) return 1;
+        static const char *const acts[] = {"logits", "loss"};
+        for (int i = 0; i < 2; i++) {
+            const int t = rt_find(c->g, acts[i]);
+            if (t >= 0 && rt_cuda_download_tensor(c, t, err, errlen)) return 1;
+        }
     }
     if (c->failed) {
         snprintf(err, errlen, "%s", c->err);
         return 2;
     }
     return 0;
-}
-
-static uint64_t mix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-void rt_random_inputs(avgen_ctx *c, uint64_t seed) {
-    uint64_t s = seed * 0x2545f4914f6cdd1dULL + 1;
-    int t = rt_find(c->g, "frames");
-    if (t >= 0) {
-        unsigned char *p = rt_ptr(c, t);
-        for (int64_t i = 0; i < c->g->tensors[t].bytes; i++) p[i] = (unsigned char)(mix(&s) >> 56);
-    }
-    if ((t = rt_find(c->g, "audio")) >= 0) {
-        float *p = rt_ptr(c, t);
-        for (int64_t i = 0; i < c->g->tensors[t].bytes / 4; i++) {
-            double u1 = ((mix(&s) >> 11) + 1) * 0x1.0p-53, u2 = (mix(&s) >> 11) * 0x1.0p-53;
-            p[i] = (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-        }
-    }
-    if ((t = rt_find(c->g, "labels")) >= 0) {
-        int64_t *p = rt_ptr(c, t);
-        for (int b = 0; b < c->k->batch; b++) p[b] = (int64_t)(mix(&s) % (uint64_t)c->k->classes);
-    }
 }
 
 double rt_graph_flops(const avgen_graph *g, int phase) {
@@ -169,4 +153,25 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         }
     }
     return 0;
+}
+
+int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const char *precision, rt_cuda_phase_fn fwd,
+                 rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, const rt_bench_opts *o, FILE *out, char *err, size_t errlen) {
+    const rt_backend_opts bo = {"cuda", precision ? precision : "bf16", 0};
+    int rc, cuda = 0;
+    if ((rc = rt_backend_check(&bo, err, errlen))) return rc;
+    avgen_ctx c;
+    if (rt_ctx_init(&c, g, k, err, errlen)) return 1;
+    rc = rt_init_params(&c, NULL, seed, NULL, NULL, err, errlen);
+    if (!rc) {
+        rt_random_inputs(&c, seed);
+        rc = rt_backend_attach(&c, &bo, &cuda, err, errlen);
+    }
+    if (!rc) {
+        fprintf(out, "precision: %s GEMMs, fp32 storage\n", bo.precision);
+        rc = rt_bench_report(&c, fwd, bwd, upd, o, out, err, errlen);
+    }
+    if (cuda) rt_cuda_detach(&c);
+    rt_ctx_free(&c);
+    return rc;
 }

@@ -24,12 +24,9 @@ int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen);
 /* Attaches the chosen backend to a context whose parameters and inputs are on the host (CPU: nothing to
  * do). *is_cuda tells which one runs. 0, or 1 with err (asked for CUDA where none can run). */
 int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char *err, size_t errlen);
-/* Waits for the step and brings parameters, gradients, buffers and activations back to the host (CUDA);
- * 0, or 1 with err. Also reports an op's bad-data failure (c->failed). */
+/* Waits for the step and brings the trainable arena (parameters, gradients, buffers, Adam state) and the
+ * logits and loss back to the host (CUDA); 0, or 1 with err. Also reports an op's bad-data failure. */
 int rt_step_results(avgen_ctx *c, char *err, size_t errlen);
-
-/* Inputs for benchmarks: uint8 frames, standard normal audio, labels uniform over the classes. */
-void rt_random_inputs(avgen_ctx *c, uint64_t seed);
 
 /* Sum of the op FLOPs of one phase (-1: all phases). */
 double rt_graph_flops(const avgen_graph *g, int phase);
@@ -47,6 +44,12 @@ typedef struct {
  * pairs/s, clips/s, TFLOP/s, MFU, memory against the plan, time per op kind. 0, or 1 with err. */
 int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
                     const rt_bench_opts *o, FILE *out, char *err, size_t errlen);
+
+/* The whole benchmark of one graph: parameters initialised from seed (MODEL.md section 6), random inputs,
+ * the CUDA backend attached with `precision` GEMMs (NULL: bf16), rt_bench_report, cleanup. What
+ * `avgen bench` and `NAME-train --bench` run. 0, 1 (no GPU, a CUDA error) or 2 (bad options), with err. */
+int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const char *precision, rt_cuda_phase_fn fwd,
+                 rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, const rt_bench_opts *o, FILE *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -6,12 +6,7 @@
 set -u
 AVGEN=$1
 ROOT=$2
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-cli-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh" cli
 
 # expect STATUS SUBSTRING -- command...: exit status and a substring of stdout+stderr
 expect() {
@@ -130,5 +125,4 @@ if command -v cmake >/dev/null; then
   fi
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -6,12 +6,7 @@
 set -u
 AVGEN=$1
 ROOT=$2
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-rtonly-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh" rtonly
 F=$ROOT/tests/fixtures/step/lavish-odd-batch
 mkdir -p "$TMP/programs"
 "$AVGEN" emit "$F/config.json" -o "$TMP/programs/fx" --set name=fx --set precision=fp32 >/dev/null 2>&1 && ok || bad "emit"
@@ -19,7 +14,7 @@ if cmake -S "$ROOT" -B "$TMP/build" -DAVGEN_DATA=OFF -DAVGEN_PROGRAMS="$TMP/prog
   -DCMAKE_BUILD_TYPE=Release >"$TMP/cmake.log" 2>&1 && cmake --build "$TMP/build" -j 2 >>"$TMP/cmake.log" 2>&1; then ok
 else
   bad "runtime-only build: $(tail -20 "$TMP/cmake.log")"
-  echo "$pass passed, $fail failed"
+  finish
   exit 1
 fi
 P=$TMP/programs/fx/bin/fx-train
@@ -32,5 +27,4 @@ out=$("$TMP/build/avgen-diff" "$TMP/s.safetensors" "$F/expected.safetensors" --r
   bad "against the fixture: $out"
 out=$("$P" --train --data x --out y 2>&1)
 [ $? = 3 ] && grep -q "built without the data pipeline" <<<"$out" && ok || bad "--train in a runtime-only build: $out"
-echo "$pass passed, $fail failed"
-[ $fail = 0 ]
+finish

@@ -11,18 +11,7 @@ ROOT=$2
 GTRAIN=$3
 GINFER=$4
 FIX=$ROOT/tests/fixtures/step
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-step-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-run() { # run DESCRIPTION command...: succeeds or records the failure with its output
-  local what=$1
-  shift
-  local out
-  if out=$("$@" 2>&1); then ok; else bad "$what: $out"; fi
-}
+. "$(dirname "$0")/lib.sh" step
 
 for f in lavish-odd-batch lavish-partial late; do
   d=$FIX/$f
@@ -67,14 +56,6 @@ run "step without vit. prefix" "$AVGEN" step "$d/config.json" --params "$TMP/nop
 if cmp -s "$TMP/a.safetensors" "$TMP/c.safetensors"; then ok; else bad "backbone names without vit. load differently"; fi
 
 # Bad input: one sentence, exit 2.
-expect2() {
-  local needle=$1
-  shift
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" = 2 ] && grep -qF -- "$needle" <<<"$out"; then ok; else bad "$* -> exit $rc: $out (wanted '$needle')"; fi
-}
 expect2 "--inputs I.safetensors is required" "$AVGEN" step "$d/config.json" --out "$TMP/x.safetensors"
 expect2 "cannot" "$AVGEN" step "$d/config.json" --inputs "$TMP/none.safetensors" --out "$TMP/x.safetensors"
 expect2 "input frames has shape [3,2,3,32,32]; expected [2,2,3,32,32]" "$AVGEN" step "$d/config.json" --set train.batch=2 --inputs "$d/inputs.safetensors" \
@@ -117,5 +98,4 @@ expect2 "trunc.safetensors" "$AVGEN" step "$d/config.json" --params "$TMP/trunc.
 "$AVGEN" diff "$TMP/a.safetensors" "$FIX/lavish-odd-batch/expected.safetensors" --rtol 1e-12 >/dev/null 2>&1
 [ $? = 1 ] && ok || bad "diff does not report differing dumps"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

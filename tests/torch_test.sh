@@ -9,10 +9,7 @@ AVGEN=$1
 ROOT=$2
 PY=/usr/bin/python3
 "$PY" -c "import torch" 2>/dev/null || { echo "python3-torch is not installed: skipped"; exit 77; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-torch-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/lib.sh" torch
 # report NAME LOG STATUS: count a command chain's outcome; print its last log line, or the whole log on failure
 report() {
   if [ "$3" = 0 ]; then
@@ -118,5 +115,4 @@ else
   echo "FAIL vitb16:" >&2
   cat "$d/log" >&2
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -11,12 +11,7 @@ set -u
 AVGEN=$1
 ROOT=$2
 GTRAIN=${3:-}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-train-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh" train
 M=$ROOT/models/tiny-lavish.json
 SETS=(--set head.classes=3 --set train.batch=2 --set train.epochs=12 --set video.frames=2 --set train.warmup=3
       --set train.schedule=cosine --set train.grad_accum=2)
@@ -140,8 +135,6 @@ rc=$?
 [ "$before" = "$(cat "$TMP/runN/checkpoint.json")" ] && ok || bad "the last good checkpoint was replaced"
 
 # Bad input.
-expect2() { local needle=$1; shift; local o; o=$("$@" 2>&1); local r=$?
-  if [ $r = 2 ] && grep -qF -- "$needle" <<<"$o"; then ok; else bad "$* -> $r: $o"; fi; }
 expect2 "--data PREPARED is required" "$AVGEN" train "$M"
 expect2 "already holds a run" "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runA" "${SETS[@]}"
 expect2 "holds 48x48 frames but the configuration's image is 224x224" "$AVGEN" train "$ROOT/models/lavish-vitb16-ucf51.json" \
@@ -153,5 +146,4 @@ expect2 "was trained with another configuration" "$AVGEN" train "$M" --data "$TM
 expect2 "expected a run folder" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP" "${SETS[@]}"
 expect2 "--split x is not test, train or val" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/runA" --split x
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -41,7 +41,8 @@ cmake -S "$ROOT" -B "$KIT/build" -DAVGEN_DATA=OFF -DAVGEN_PROGRAMS="$KIT/program
   -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$KIT/build" -j "$JOBS" >"$KIT/build.log" 2>&1 || { tail -30 "$KIT/build.log" >&2; exit 1; }
 cp "$KIT/build/avgen-diff" "$KIT/bin/"
-# Only the training programs travel (the carry limit is 64 MiB); the emitted sources stay for reference.
+# Only the training programs travel (the carry limit is 64 MiB): the inference programs and the large
+# generated tables (model.c) are dropped; the other emitted files stay for reference.
 for d in "$KIT"/programs/*/; do
   rm -f "$d"bin/*-infer "$d"model.c
 done

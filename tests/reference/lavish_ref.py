@@ -239,20 +239,15 @@ class Model(nn.Module):
             img = audio.reshape(B * T, 1, c.A, c.M)[:, :, : (c.A // c.P) * c.P, : (c.M // c.P) * c.P]
             xa = self.embed(img.expand(-1, 3, -1, -1), c.na)
         for l, blk in enumerate(self.vit.encoder.layer):
-            av, aa = self.adapter("vis_adapter_blocks_p1", l), self.adapter("audio_adapter_blocks_p1", l)
-            rv = av(xv, xa) if av is not None else 0
-            ra = aa(xa, xv) if aa is not None else 0
-            if c.use_v:
-                xv = xv + blk.attn(xv) + rv
-            if c.use_a:
-                xa = xa + blk.attn(xa) + ra
-            av, aa = self.adapter("vis_adapter_blocks_p2", l), self.adapter("audio_adapter_blocks_p2", l)
-            rv = av(xv, xa) if av is not None else 0
-            ra = aa(xa, xv) if aa is not None else 0
-            if c.use_v:
-                xv = xv + blk.mlp(xv) + rv
-            if c.use_a:
-                xa = xa + blk.mlp(xa) + ra
+            # each sub-layer (attention, then MLP) with the adapters beside it, both computed from its input
+            for part, sub in (("p1", blk.attn), ("p2", blk.mlp)):
+                av, aa = self.adapter("vis_adapter_blocks_" + part, l), self.adapter("audio_adapter_blocks_" + part, l)
+                rv = av(xv, xa) if av is not None else 0
+                ra = aa(xa, xv) if aa is not None else 0
+                if c.use_v:
+                    xv = xv + sub(xv) + rv
+                if c.use_a:
+                    xa = xa + sub(xa) + ra
         feats = []
         if c.use_a:
             feats.append(self.vit.layernorm(xa[:, 0]))
