@@ -26,7 +26,7 @@ function(avgen_add_model NAME)
   endif()
   set(outs "${dir}/model.h" "${dir}/model.c" "${dir}/main_train.c" "${dir}/main_infer.c"
            "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h"
-           "${dir}/rt_cuda_kernels.cuh")
+           "${dir}/rt_cuda_kernels.cuh" "${dir}/kernels_src.c")
   add_custom_command(
     OUTPUT ${outs}
     # the CPU backend computes in fp32
@@ -43,7 +43,7 @@ endfunction()
 # with the CPU backend's generated step; they run on the CUDA backend too (--backend cuda) when avrt
 # has it.
 function(avgen_add_emitted NAME dir)
-  add_library(${NAME}-model STATIC "${dir}/model.c")
+  add_library(${NAME}-model STATIC "${dir}/model.c" "${dir}/kernels_src.c")
   target_include_directories(${NAME}-model PUBLIC "${dir}")
   # The generated step calls rt_op, which runs the runtime's reference ops or the CUDA backend.
   target_compile_definitions(${NAME}-model PUBLIC AVGEN_BACKEND_CPU)

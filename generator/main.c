@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "rt_fs.h"
 #include "rt_model.h"
+#include "rt_kernels.h"
 #include "rt_nvrtc.h"
 #include "train.h"
 #include <sys/stat.h>
@@ -59,6 +60,7 @@ static const char *const usage_main =
     "                              clip and video top-1/top-5, per-class accuracy, confusion matrix\n"
     "  compare RUN...              runs side by side: accuracy, trainable parameters, throughput\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
+    "  jit [DIR] [--arch N]        compile CUDA kernels with NVRTC into the kernel cache (no GPU needed)\n"
     "  help [COMMAND]              this text, or a command's\n"
     "\n"
     "options every command that reads a description takes:\n"
@@ -91,7 +93,8 @@ static const char *const usage_emit =
     "usage: avgen emit MODEL.json -o DIR [--set path=value]... [--force]\n"
     "\n"
     "Writes the program generated for exactly this configuration into DIR: plan.json, model.h (every\n"
-    "shape and arena offset a constant), model.c (the op tables and the step in op order), kernels.cu,\n"
+    "shape and arena offset a constant), model.c (the op tables and the step in op order), kernels.cu (and\n"
+    "kernels_src.c, the same text with the kernel library inlined, for the run-time NVRTC build),\n"
     "main_train.c, main_infer.c and a CMakeLists.txt. The same input always gives byte-identical files.\n"
     "It refuses a configuration whose selected recompute policy does not fit memory.budget, unless\n"
     "--force is given.\n";
@@ -99,7 +102,7 @@ static const char *const usage_emit =
 static const char *const usage_step =
     "usage: avgen step MODEL.json --inputs I.safetensors --out O.safetensors [--params P.safetensors]\n"
     "                  [--init-out F.safetensors] [--update-out U.safetensors] [--backend cpu|cuda|auto]\n"
-    "                  [--precision fp32|bf16|tf32] [--set path=value]...\n"
+    "                  [--precision fp32|bf16|tf32] [--kernels nvcc|nvrtc] [--set path=value]...\n"
     "\n"
     "One training step in train mode (forward, cross-entropy, backward; no optimizer update) with the\n"
     "given parameters (MODEL.md section 6 names; backbone names with or without \"vit.\") and inputs:\n"
@@ -111,11 +114,13 @@ static const char *const usage_step =
     "and writes every parameter and buffer after it. The CPU backend computes in fp32 whatever the\n"
     "description's precision. --backend cuda runs the same ops on the GPU (auto: the GPU when one can be\n"
     "used); --precision picks its GEMM arithmetic: fp32 (strict, the parity mode), bf16 or tf32 tensor-core\n"
-    "operands with fp32 accumulation. Storage is fp32 on both backends.\n";
+    "operands with fp32 accumulation. Storage is fp32 on both backends. --kernels picks where the CUDA\n"
+    "kernels come from: nvcc (built into avgen, the default) or nvrtc (the same kernel library compiled\n"
+    "at start for the device's architecture and cached; docs/kernels.md).\n";
 
 static const char *const usage_bench =
-    "usage: avgen bench MODEL.json [--precision bf16|fp32|tf32] [--warmup N] [--steps N] [--peak FLOPS]\n"
-    "                   [--json] [--set path=value]...\n"
+    "usage: avgen bench MODEL.json [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--warmup N] [--steps N]\n"
+    "                   [--peak FLOPS] [--json] [--set path=value]...\n"
     "\n"
     "Times full training steps (zero gradients, forward, backward, optimizer update) of the configuration\n"
     "on the GPU with parameters initialised from train.seed and random inputs: the step is captured once as\n"
@@ -123,7 +128,17 @@ static const char *const usage_bench =
     "median of --steps (20) is reported with pairs/s, clips/s, achieved TFLOP/s (the planner's FLOP count),\n"
     "MFU against the device's dense bf16 peak (--peak overrides it), device memory against the planned\n"
     "arenas, and the time per op kind from one profiled eager step. --json prints one JSON object instead\n"
-    "(docs/bench.md). Default precision: bf16. Exit status 1 when no GPU can be used.\n";
+    "(docs/bench.md). Default precision: bf16; default kernels: nvcc (--kernels nvrtc: compiled at start,\n"
+    "the report gives the compile or cache time). Exit status 1 when no GPU can be used.\n";
+
+static const char *const usage_jit =
+    "usage: avgen jit [DIR] [--arch N]\n"
+    "\n"
+    "Compiles CUDA kernels with NVRTC for sm_N (default 90) into the kernel cache ($AVGEN_CACHE_DIR, else\n"
+    "$XDG_CACHE_HOME/avgen, else ~/.cache/avgen), so that a later --kernels nvrtc start on such a GPU reads\n"
+    "them instead of compiling; reports the cold (compile) and warm (cached) times. No GPU needed. Without\n"
+    "DIR: the kernel library that avgen step and avgen bench use; with DIR: the kernels.cu of a folder\n"
+    "written by avgen emit (what its NAME-train --kernels nvrtc compiles). docs/kernels.md.\n";
 
 static const char *const usage_diff = ST_DIFF_USAGE;
 
@@ -178,8 +193,8 @@ typedef struct {
     int nsets;
     const char *out;
     int json, force, no_search, print_json;
-    const char *params, *inputs, *init_out, *backend, *update_out, *precision, *peak;
-    int warmup, steps;
+    const char *params, *inputs, *init_out, *backend, *update_out, *precision, *peak, *kernels;
+    int warmup, steps, arch;
     const char *data, *weights, *checkpoint, *split;
     int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
     long long max_steps;
@@ -205,9 +220,17 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
-        } else if ((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) && (!strcmp(s, "--precision") || !strcmp(s, "--peak"))) {
+        } else if ((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
+                   (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels"))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
-            *(!strcmp(s, "--precision") ? &a->precision : &a->peak) = argv[++i];
+            *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak : &a->kernels) = argv[++i];
+        } else if (!strcmp(cmd, "jit") && !strcmp(s, "--arch")) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || *end || v < 50 || v > 200)
+                return usage_error(cmd, "%s needs a CUDA architecture number such as 80 or 90", s);
+            i++;
+            a->arch = (int)v;
         } else if (!strcmp(cmd, "bench") && (!strcmp(s, "--warmup") || !strcmp(s, "--steps"))) {
             char *end;
             long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
@@ -258,7 +281,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             a->print_json = 1;
         } else if (s[0] == '-' && s[1]) {
             return usage_error(cmd, "unknown option %s", s);
-        } else if (want_model && !a->model) {
+        } else if ((want_model || !strcmp(cmd, "jit")) && !a->model) {
             a->model = s;
         } else {
             return usage_error(cmd, "unexpected argument %s", s);
@@ -429,7 +452,7 @@ static int cmd_step(int argc, char **argv) {
     if (r >= 0) return r;
     if (!a.inputs) return usage_error("step", "%s", "--inputs I.safetensors is required");
     if (!a.out) return usage_error("step", "%s", "--out O.safetensors is required");
-    rt_backend_opts bo = {a.backend, a.precision, 0};
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
     {
         char e2[256];
         if ((r = rt_backend_check(&bo, e2, sizeof e2))) {
@@ -499,7 +522,7 @@ static int cmd_bench(int argc, char **argv) {
     int r = parse_args("bench", usage_bench, argc, argv, &a, 1);
     if (r >= 0) return r;
     char err[1024] = "";
-    const rt_backend_opts bo = {"cuda", a.precision, 0};
+    const rt_backend_opts bo = {"cuda", a.precision, 0, a.kernels, NULL, NULL};
     if ((r = rt_backend_check(&bo, err, sizeof err))) {
         fprintf(stderr, "error: %s.\n", err);
         return r;
@@ -524,7 +547,7 @@ static int cmd_bench(int argc, char **argv) {
     o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
     o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
     /* the interpreter runs the ops (NULL phase functions) */
-    const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, a.precision, NULL, NULL, NULL, &o,
+    const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, &bo, NULL, NULL, NULL, &o,
                                 a.json ? stderr : stdout, err, sizeof err);
     if (rc) fprintf(stderr, "error: %s.\n", err);
     free_graph(&bg);
@@ -589,13 +612,15 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
         snprintf(err, errlen, "%s", msg);
         return -1;
     }
-    char model_c[1400], main_c[1400], bin[1400], log[1400];
+    char model_c[1400], main_c[1400], ksrc_c[1400], bin[1400], log[1400];
     snprintf(model_c, sizeof model_c, "%s/model.c", dir);
     snprintf(main_c, sizeof main_c, "%s/main_train.c", dir);
+    snprintf(ksrc_c, sizeof ksrc_c, "%s/kernels_src.c", dir);
     snprintf(bin, sizeof bin, "%s/%s-train", dir, s.name);
     snprintf(log, sizeof log, "%s/build.log", dir);
     snprintf(prog, plen, "%s", bin);
-    if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(AVGEN_TC_AVRT, bin)) return 0; /* up to date */
+    if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(ksrc_c, bin) && !newer(AVGEN_TC_AVRT, bin))
+        return 0; /* up to date */
     if (!quiet) fprintf(stderr, "avgen train: building the program of %s (once per configuration)\n", s.name);
     char *argv[128];
     int n = 0;
@@ -604,7 +629,8 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
     snprintf(inc2, sizeof inc2, "-I%s", AVGEN_TC_RUNTIME_INCLUDE);
     argv[n++] = (char *)AVGEN_TC_CC;
     for (int i = 0; avgen_tc_flags[i] && n < 100; i++) argv[n++] = (char *)avgen_tc_flags[i];
-    argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = (char *)AVGEN_TC_AVRT;
+    argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = ksrc_c;
+    argv[n++] = (char *)AVGEN_TC_AVRT;
     for (int i = 0; avgen_tc_libs[i] && n < 120; i++) argv[n++] = (char *)avgen_tc_libs[i];
     /* the compiler writes a temporary file, renamed when complete: a killed build never leaves a half binary */
     char tmp[1500];
@@ -933,6 +959,72 @@ static int cmd_compare(int argc, char **argv) {
     return bad ? 2 : 0;
 }
 
+/* Reads a whole file (NUL-terminated); NULL when it cannot. */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) break;
+            buf = nb;
+        }
+        const size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) break;
+            fclose(f);
+            buf[n] = 0;
+            return buf;
+        }
+    }
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+static int cmd_jit(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("jit", usage_jit, argc, argv, &a, 0);
+    if (r >= 0) return r;
+    /* parse_args takes a lone positional argument as the model; here it is the emitted folder */
+    const char *dir = a.model;
+    const int arch = a.arch ? a.arch : 90;
+    char err[4096] = "", name[1200];
+    char *src = NULL;
+    const char *text = rt_kernels_library_source();
+    snprintf(name, sizeof name, "rt_cuda_kernels.cuh");
+    if (dir) {
+        char p1[1100], p2[1100];
+        snprintf(p1, sizeof p1, "%s/kernels.cu", dir);
+        snprintf(p2, sizeof p2, "%s/rt_cuda_kernels.cuh", dir);
+        char *cu = slurp(p1), *hdr = slurp(p2);
+        if (!cu || !hdr) {
+            fprintf(stderr, "error: %s cannot be read; expected a folder written by avgen emit.\n", cu ? p2 : p1);
+            free(cu), free(hdr);
+            return 2;
+        }
+        src = rt_kernels_inline(cu, hdr);
+        free(cu), free(hdr);
+        if (!src) {
+            fprintf(stderr, "error: %s does not include rt_cuda_kernels.cuh; expected a folder written by avgen emit.\n", p1);
+            return 2;
+        }
+        /* the name the program gives its embedded source (NAME/kernels.cu), so the cache's source dump agrees */
+        const char *base = strrchr(dir, '/');
+        base = base && base[1] ? base + 1 : dir;
+        snprintf(name, sizeof name, "%s/kernels.cu", base);
+        text = src;
+    }
+    r = rt_kernels_jit(text, name, arch, stdout, err, sizeof err);
+    if (r) fprintf(stderr, "error: %s.\n", err);
+    free(src);
+    return r;
+}
+
 static int cmd_devices(int argc, char **argv) {
     args_t a;
     int r = parse_args("devices", usage_devices, argc, argv, &a, 0);
@@ -973,7 +1065,8 @@ int main(int argc, char **argv) {
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff
                       : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
-                      : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench : usage_main;
+                      : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench
+                      : !strcmp(t, "jit") ? usage_jit : usage_main;
         if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
             char *hv[] = {(char *)t, "--help", NULL};
             return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)
@@ -995,9 +1088,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
+    if (!strcmp(cmd, "jit")) return cmd_jit(argc - 2, argv + 2);
     static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
-                                       "bench-loader", "train", "eval", "compare", "bench"};
-    const char *sug = gen_suggest(cmd, cmds, 14);
+                                       "bench-loader", "train", "eval", "compare", "bench", "jit"};
+    const char *sug = gen_suggest(cmd, cmds, 15);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

@@ -3,7 +3,8 @@
 // Every sum that the reference does in double (statistics, bias and BatchNorm gradients, softmax
 // normalisers of the loss) is done in double here too, in a fixed order: no atomics, so a step is
 // bit-for-bit repeatable. Kernels take their shapes as arguments; the host code below computes grids
-// from the op tables once per call.
+// from the op tables once per call. Every launch goes through one table of kernels (launch() below): this
+// binary's nvcc-compiled copy, or the same text compiled by NVRTC at attach time (--kernels nvrtc).
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
@@ -17,14 +18,25 @@
 
 extern "C" {
 #include "rt_cuda.h"
+#include "rt_cuda_kernel_list.h"
 #include "rt_device.h"
 #include "rt_dl.h"
+#include "rt_kernels.h"
 }
 
 namespace {
 
 // Every kernel (device code, shared with NVRTC and the emitted kernels.cu).
 #include "rt_cuda_kernels.cuh"
+
+// The launch table's order and this binary's copies (rt_cuda_kernel_list.h).
+#define KADDR(f) (const void *)&f,
+#define KNAME(f) #f,
+const void *const kBuiltin[] = {AVGEN_CUDA_KERNELS(KADDR)};
+const char *const kKernelNames[] = {AVGEN_CUDA_KERNELS(KNAME)};
+#undef KADDR
+#undef KNAME
+constexpr int kNumKernels = (int)(sizeof kBuiltin / sizeof kBuiltin[0]);
 
 // ------------------------------------------------------------------------------------------ state
 
@@ -69,6 +81,14 @@ struct Dev {
     int profiling;
     double gemm_ms_acc;
     size_t free_before;
+    // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
+    const void *kern[kNumKernels];
+    int kernels_mode;  // RT_KERNELS_*
+    cudaLibrary_t lib;
+    rt_cubin cubin;  // the NVRTC build, kept while the library is loaded
+    char kinfo[1200];
+    double kernel_s;
+    int kernel_hit;
 };
 
 #define DEV(c) ((Dev *)(c)->dev)
@@ -92,6 +112,41 @@ bool ck(Dev *d, cudaError_t e, const char *what) {
 void launched(Dev *d, const char *what) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) set_fail(d, "kernel %s: %s", what, cudaGetErrorString(e));
+}
+
+// Kernel launches: every kernel goes through the table d->kern, found by this binary's copy k (whose
+// signature types the arguments, converted as in a direct call), so the nvcc and NVRTC builds run the same
+// host code. Errors are sticky, as for <<<>>> launches.
+template <class T> struct NoDeduce { typedef T type; };
+template <class... P> struct ArgPack;
+template <> struct ArgPack<> {
+    void fill(void **) {}
+};
+template <class H, class... T> struct ArgPack<H, T...> {
+    H h;
+    ArgPack<T...> t;
+    explicit ArgPack(H a, T... r) : h(a), t(r...) {}
+    void fill(void **p) {
+        p[0] = &h;
+        t.fill(p + 1);
+    }
+};
+
+template <class... P>
+void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typename NoDeduce<P>::type... a) {
+    if (d->failed) return;
+    int id = -1;
+    for (int i = 0; i < kNumKernels && id < 0; i++)
+        if (kBuiltin[i] == (const void *)k) id = i;
+    if (id < 0) {
+        set_fail(d, "a kernel is missing from runtime/rt_cuda_kernel_list.h (a bug in avgen)");
+        return;
+    }
+    ArgPack<P...> pack(a...);
+    void *argv[sizeof...(P) + 1];
+    pack.fill(argv);
+    const cudaError_t e = cudaLaunchKernel(d->kern[id], grid, block, argv, smem, d->s);
+    if (e != cudaSuccess) set_fail(d, "kernel %s: %s", kKernelNames[id], cudaGetErrorString(e));
 }
 
 // ------------------------------------------------------------------------------- cuBLASLt (dlopen)
@@ -261,7 +316,7 @@ void *dptr(const avgen_ctx *c, int t) {
 long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
 
 constexpr int kT = 256;  // threads for elementwise kernels
-#define GRID(n) blocks_for((n), kT), kT, 0, d->s
+#define GRID(n) dim3(blocks_for((n), kT)), dim3(kT), 0
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
@@ -276,8 +331,8 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
-    k_colsum<<<grid, 128, 0, d->s>>>(mode, a, x, rmu, rrs, cmu, cmud, crs, w, b, scale, rows, C, rpc, part);
-    k_colsum_finish<<<C, 128, 0, d->s>>>(part, chunks, C, add0, add1, tot0, tot1);
+    launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, cmud, crs, w, b, scale, rows, C, rpc, part);
+    launch(d, k_colsum_finish, dim3(C), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
     launched(d, "column sums");
 }
 
@@ -319,17 +374,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         float *col = (float *)scratch(d, sizeof(float) * (size_t)P * np * K);
         float *proj = (float *)scratch(d, sizeof(float) * (size_t)P * np * D);
         if (!col || !proj) return;
-        k_im2col<<<GRID((long long)P * np * K)>>>(src, kind, col, P, H, W, Pp, k->mean[0], k->mean[1], k->mean[2],
+        launch(d, k_im2col, GRID((long long)P * np * K), src, kind, col, P, H, W, Pp, k->mean[0], k->mean[1], k->mean[2],
                                                   k->std[0], k->std[1], k->std[2]);
         gemm(d, 0, 1, P * np, D, K, col, K, PF(in[1]), K, proj, D, 0);
-        k_patch_epilogue<<<GRID((long long)P * N * D)>>>(proj, PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), P, N, D, Nv);
+        launch(d, k_patch_epilogue, GRID((long long)P * N * D), proj, PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), P, N, D, Nv);
         break;
     }
     case AVGEN_OP_KIND_LAYERNORM: {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
-        k_layernorm<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        launch(d, k_layernorm, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    o->n_out > 1 ? PF(out[1]) : NULL,
                                                                    o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps);
         break;
@@ -338,7 +393,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
-        k_layernorm<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        launch(d, k_layernorm, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps);
         break;
     }
@@ -346,7 +401,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2];
         const int keep = o->n_out == 4;
-        k_layernorm<<<(unsigned)((P + 7) / 8), 256, 0, d->s>>>(PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
+        launch(d, k_layernorm, dim3((unsigned)((P + 7) / 8)), dim3(256), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
                                                                D, keep ? PF(out[2]) : NULL, keep ? PF(out[3]) : NULL,
                                                                keep ? PF(out[1]) : NULL, NULL, P, D, o->eps);
         break;
@@ -355,7 +410,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *ht = TD(in[0]);
         const int D = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]);
         for (int j = 0; j < 3; j++) gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0);
-        k_qkv_bias<<<GRID((long long)rows * 3 * D)>>>(PF(out[0]), PF(in[2]), PF(in[4]), PF(in[6]), rows, D);
+        launch(d, k_qkv_bias, GRID((long long)rows * 3 * D), PF(out[0]), PF(in[2]), PF(in[4]), PF(in[6]), rows, D);
         break;
     }
     case AVGEN_OP_KIND_ATTENTION: {
@@ -370,7 +425,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *qkv = PF(in[0]);
         attn_scores(d, qkv, S, P, N, D, H);
         const long long rows = (long long)P * H * N;
-        k_softmax_rows<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(S, o->n_out > 1 ? PF(out[1]) : NULL, rows, N, scale);
+        launch(d, k_softmax_rows, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, S, o->n_out > 1 ? PF(out[1]) : NULL, rows, N, scale);
         for (int h = 0; h < H; h++)
             gemm(d, 0, 0, N, hd, N, S + h * NN, N, qkv + 2 * D + h * hd, 3 * D, PF(out[0]) + h * hd, D, 0, P, HNN, S3, SD);
         break;
@@ -388,14 +443,14 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!delta || !Pm || !dP) return;
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
-        k_attn_delta<<<GRID(rows)>>>(dO, PF(in[2]), delta, P, N, D, H, hd);
+        launch(d, k_attn_delta, GRID(rows), dO, PF(in[2]), delta, P, N, D, H, hd);
         attn_scores(d, qkv, Pm, P, N, D, H);
-        k_attn_probs<<<GRID(n)>>>(Pm, PF(in[3]), n, N, scale);
+        launch(d, k_attn_probs, GRID(n), Pm, PF(in[3]), n, N, scale);
         for (int h = 0; h < H; h++) {
             gemm(d, 1, 0, N, hd, N, Pm + h * NN, N, dO + h * hd, D, dqkv + 2 * D + h * hd, 3 * D, 0, P, HNN, SD, S3);
             gemm(d, 0, 1, N, N, hd, dO + h * hd, D, qkv + 2 * D + h * hd, 3 * D, dP + h * NN, N, 0, P, SD, S3, HNN);
         }
-        k_attn_dscores<<<GRID(n)>>>(Pm, dP, delta, n, N, scale);
+        launch(d, k_attn_dscores, GRID(n), Pm, dP, delta, n, N, scale);
         for (int h = 0; h < H; h++) {
             gemm(d, 0, 0, N, hd, N, dP + h * NN, N, qkv + D + h * hd, 3 * D, dqkv + h * hd, 3 * D, 0, P, HNN, S3, S3);
             gemm(d, 1, 0, N, hd, N, dP + h * NN, N, qkv + h * hd, 3 * D, dqkv + D + h * hd, 3 * D, 0, P, HNN, S3, S3);
@@ -406,7 +461,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *at = TD(in[0]), *yt = TD(out[0]);
         const int K = (int)at->shape[2], N = (int)yt->shape[2], rows = (int)(yt->shape[0] * yt->shape[1]);
         gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
-        k_bias_res<<<GRID((long long)rows * N)>>>(PF(out[0]), PF(in[2]), PF(in[3]), o->n_in > 4 ? PF(in[4]) : NULL,
+        launch(d, k_bias_res, GRID((long long)rows * N), PF(out[0]), PF(in[2]), PF(in[3]), o->n_in > 4 ? PF(in[4]) : NULL,
                                                    (long long)rows * N, N);
         break;
     }
@@ -415,14 +470,14 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int K = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]), N = (int)wt->shape[0];
         float *act = PF(out[o->n_out - 1]), *pre = o->n_out > 1 ? PF(out[0]) : act;
         gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0);
-        k_bias_gelu<<<GRID((long long)rows * N)>>>(pre, act, PF(in[2]), (long long)rows * N, N);
+        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, PF(in[2]), (long long)rows * N, N);
         break;
     }
     case AVGEN_OP_KIND_LINEAR: {
         const avgen_tensor_desc *xt = TD(in[0]), *wt = TD(in[1]);
         const int M = (int)xt->shape[0], K = (int)xt->shape[1], N = (int)wt->shape[0];
         gemm(d, 0, 1, M, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
-        k_bias_res<<<GRID((long long)M * N)>>>(PF(out[0]), PF(in[2]), NULL, NULL, (long long)M * N, N);
+        launch(d, k_bias_res, GRID((long long)M * N), PF(out[0]), PF(in[2]), NULL, NULL, (long long)M * N, N);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT: {
@@ -433,13 +488,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
-        k_latent_a<<<dim3(P, m), 256, latent_smem(N2), d->s>>>(PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
+        launch(d, k_latent_a, dim3(dim3(P, m)), dim3(256), latent_smem(N2), PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
-        if (m <= 2) k_latent_b<2><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else if (m <= 4) k_latent_b<4><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else if (m <= 8) k_latent_b<8><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else k_latent_b<16><<<gr, bl, 0, d->s>>>(PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        if (m <= 2) launch(d, k_latent_b<2>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else if (m <= 4) launch(d, k_latent_b<4>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else if (m <= 8) launch(d, k_latent_b<8>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        else launch(d, k_latent_b<16>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -461,15 +516,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *tok = PF(in[6]), *gav = PF(in[7]);
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         float *gX = need_x ? PF(out[2]) : NULL;
-        if (m <= 2) k_latbwd_rows<2><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else if (m <= 4) k_latbwd_rows<4><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else if (m <= 8) k_latbwd_rows<8><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else k_latbwd_rows<16><<<gr, bl, 0, d->s>>>(dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        k_latbwd_ds<<<dim3(P, m, (D + 127) / 128), 128, 0, d->s>>>(dZ, X, A2, dL2, gav, dS, N, D, m);
-        k_latbwd_tok<<<dim3(P, m), 256, latent_smem(N2), d->s>>>(dS, Y, A1, dL1, dtokp, N2, D, m);
-        if (need_x) k_latbwd_gy<<<GRID((long long)P * N2 * D)>>>(A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
-        k_sum_pairs<<<GRID((long long)m * D)>>>(dtokp, PF(out[0]), P, (long long)m * D);
-        k_reduce_scalar<<<1, 256, 0, d->s>>>(rowdg, rows, PF(out[1]));
+        if (m <= 2) launch(d, k_latbwd_rows<2>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else if (m <= 4) launch(d, k_latbwd_rows<4>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else if (m <= 8) launch(d, k_latbwd_rows<8>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        else launch(d, k_latbwd_rows<16>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        launch(d, k_latbwd_ds, dim3(dim3(P, m, (D + 127) / 128)), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
+        launch(d, k_latbwd_tok, dim3(dim3(P, m)), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
+        if (need_x) launch(d, k_latbwd_gy, GRID((long long)P * N2 * D), A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
+        launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
+        launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
         break;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR: {
@@ -505,15 +560,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             double *ssq = (double *)scratch(d, sizeof(double) * C);
             if (!sum || !dmean || !ssq) return;
             colsum(d, CS_SUM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, NULL);
-            k_bn_mean<<<(C + 127) / 128, 128, 0, d->s>>>(sum, rows, C, PF(out[1]), dmean);
+            launch(d, k_bn_mean, dim3((C + 127) / 128), dim3(128), 0, sum, rows, C, PF(out[1]), dmean);
             colsum(d, CS_VAR, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, ssq, NULL, dmean);
-            k_bn_var<<<(C + 127) / 128, 128, 0, d->s>>>(ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
+            launch(d, k_bn_var, dim3((C + 127) / 128), dim3(128), 0, ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
                                                         !o->recompute);
-            if (!o->recompute) k_inc64<<<1, 1, 0, d->s>>>((long long *)dptr(c, in[5]));
-            k_bn_apply<<<GRID(rows * C)>>>(PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]), PF(in[2]),
+            if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
+            launch(d, k_bn_apply, GRID(rows * C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]), PF(in[2]),
                                            rows * C, C, relu);
         } else {
-            k_bn_apply<<<GRID(rows * C)>>>(PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
+            launch(d, k_bn_apply, GRID(rows * C), PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
                                            PF(in[2]), rows * C, C, relu);
         }
         break;
@@ -529,22 +584,22 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *b = relu ? PF(in[5]) : NULL;
         colsum(d, relu ? CS_BN_RELU : CS_BN, PF(in[0]), PF(in[1]), NULL, NULL, PF(in[2]), PF(in[3]), PF(in[4]), b, NULL, rows,
                C, PF(out[1]), PF(out[2]), sdyx, sdy);
-        k_bn_bwd_dx<<<GRID(rows * C)>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
+        launch(d, k_bn_bwd_dx, GRID(rows * C), PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
                                         C, relu);
         break;
     }
     case AVGEN_OP_KIND_RELU:
-        k_relu<<<GRID(numel(TD(in[0])))>>>(PF(in[0]), PF(out[0]), numel(TD(in[0])));
+        launch(d, k_relu, GRID(numel(TD(in[0]))), PF(in[0]), PF(out[0]), numel(TD(in[0])));
         break;
     case AVGEN_OP_KIND_RELU_BWD:
-        k_relu_bwd<<<GRID(numel(TD(in[0])))>>>(PF(in[0]), PF(in[1]), PF(out[0]), numel(TD(in[0])));
+        launch(d, k_relu_bwd, GRID(numel(TD(in[0]))), PF(in[0]), PF(in[1]), PF(out[0]), numel(TD(in[0])));
         break;
     case AVGEN_OP_KIND_CONCAT_MEAN: {
         const int B = k->batch, T = k->frames, W = (int)TD(out[0])->shape[1];
         int col = 0;
         for (int s = 0; s < o->n_in; s++) {
             const int D = (int)TD(in[s])->shape[1];
-            k_concat_mean<<<GRID((long long)B * D)>>>(PF(in[s]), PF(out[0]), B, T, D, W, col);
+            launch(d, k_concat_mean, GRID((long long)B * D), PF(in[s]), PF(out[0]), B, T, D, W, col);
             col += D;
         }
         break;
@@ -554,7 +609,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         int col = 0;
         for (int s = 0; s < o->n_out; s++) {
             const int D = (int)TD(out[s])->shape[1];
-            k_concat_mean_bwd<<<GRID((long long)B * T * D)>>>(PF(in[0]), PF(out[s]), B, T, D, W, col);
+            launch(d, k_concat_mean_bwd, GRID((long long)B * T * D), PF(in[0]), PF(out[s]), B, T, D, W, col);
             col += D;
         }
         break;
@@ -562,7 +617,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_CROSS_ENTROPY: {
         const avgen_tensor_desc *lt_ = TD(in[0]);
         const int B = (int)lt_->shape[0], C = (int)lt_->shape[1];
-        k_cross_entropy<<<1, 256, sizeof(double) * B, d->s>>>(PF(in[0]), (const long long *)dptr(c, in[1]), PF(out[0]),
+        launch(d, k_cross_entropy, dim3(1), dim3(256), sizeof(double) * B, PF(in[0]), (const long long *)dptr(c, in[1]), PF(out[0]),
                                                                PF(out[1]), B, C);
         break;
     }
@@ -578,7 +633,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *gt = TD(out[0]);
         const int P = (int)gt->shape[0], N = (int)gt->shape[1], D = (int)gt->shape[2];
         ck(d, cudaMemsetAsync(PF(out[0]), 0, (size_t)gt->bytes, d->s), "memset");
-        k_ln_bwd<<<(unsigned)((P + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
+        launch(d, k_ln_bwd, dim3((unsigned)((P + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
                                                              PF(out[0]), (long long)N * D, 0, NULL, P, D);
         break;
     }
@@ -588,9 +643,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        k_ln_bwd<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
+        launch(d, k_ln_bwd, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
                                                                 PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
-        k_reduce_scalar<<<1, 256, 0, d->s>>>(rowdg, rows, PF(out[1]));
+        launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
         colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
                PF(out[3]), NULL, NULL);
         break;
@@ -600,7 +655,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
-        k_ln_bwd<<<(unsigned)((rows + 7) / 8), 256, 0, d->s>>>(PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
+        launch(d, k_ln_bwd, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
                                                                 NULL, PF(out[0]), D, !trainable, NULL, rows, D);
         if (trainable)
             colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, NULL, rows, D, PF(out[1]),
@@ -620,7 +675,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long n = numel(dt);
         float *dpre = (float *)scratch(d, sizeof(float) * n);
         if (!dpre) return;
-        k_gelu_bwd<<<GRID(n)>>>(PF(in[0]), PF(in[1]), dpre, n);
+        launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n);
         gemm(d, 0, 0, (int)(n / N), K, N, dpre, N, PF(in[2]), K, PF(out[0]), K, 0);
         break;
     }
@@ -638,7 +693,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         h->lr_adapter = k->lr * c->lr_scale, h->lr_head = k->head_lr * c->lr_scale, h->grad_scale = c->grad_scale;
         ck(d, cudaMemcpyAsync(d->scal_dev, h, sizeof *h, cudaMemcpyHostToDevice, d->s), "copy of the optimizer scalars");
         if (d->n_chunks)
-            k_adam<<<d->n_chunks, 256, 0, d->s>>>(d->segs, d->chunks, d->scal_dev, k->beta1, k->beta2, k->adam_eps,
+            launch(d, k_adam, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks, d->scal_dev, k->beta1, k->beta2, k->adam_eps,
                                                   k->weight_decay, k->adamw);
         break;
     }
@@ -648,6 +703,72 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     }
     }
     launched(d, o->name);
+}
+
+double now_s() {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
+// architecture (cached; a cached cubin the driver refuses is compiled again once) and loaded as a library.
+bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
+    for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
+    if (!o || o->kernels != RT_KERNELS_NVRTC) {
+        snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %d kernels built into this binary (fatbin)", kNumKernels);
+        return true;
+    }
+    const double t0 = now_s();
+    const char *src = o->kernel_src ? o->kernel_src : rt_kernels_library_source();
+    const char *name = o->kernel_src ? (o->kernel_src_name ? o->kernel_src_name : "kernels.cu") : "rt_cuda_kernels.cuh";
+    if (!src) {
+        set_fail(d, "this build carries no kernel source for NVRTC (a bug in avgen)");
+        return false;
+    }
+    char err[2048], note[700] = "";
+    for (int attempt = 0;; attempt++) {
+        if (rt_kernels_build(src, name, arch, &d->cubin, err, sizeof err)) {
+            set_fail(d, "--kernels nvrtc: %s", err);
+            return false;
+        }
+        if (d->cubin.note[0]) snprintf(note, sizeof note, "%s; ", d->cubin.note);
+        if (d->cubin.n_lowered != kNumKernels) {
+            set_fail(d, "--kernels nvrtc: the NVRTC build names %d kernels, this binary launches %d", d->cubin.n_lowered,
+                     kNumKernels);
+            return false;
+        }
+        const cudaError_t e = cudaLibraryLoadData(&d->lib, d->cubin.cubin, NULL, NULL, 0, NULL, NULL, 0);
+        if (e == cudaSuccess) break;
+        cudaGetLastError();
+        if (d->cubin.cache_hit && attempt == 0) {
+            snprintf(note, sizeof note, "the driver refused the cached cubin %s (%s): compiled again; ", d->cubin.path,
+                     cudaGetErrorString(e));
+            rt_nvrtc_forget(&d->cubin);
+            rt_cubin_free(&d->cubin);
+            continue;
+        }
+        set_fail(d, "--kernels nvrtc: the CUDA driver cannot load the kernels NVRTC compiled for sm_%d (%s)", arch,
+                 cudaGetErrorString(e));
+        return false;
+    }
+    for (int i = 0; i < kNumKernels; i++) {
+        cudaKernel_t k = NULL;
+        const cudaError_t e = cudaLibraryGetKernel(&k, d->lib, d->cubin.lowered[i]);
+        if (e != cudaSuccess) {
+            set_fail(d, "--kernels nvrtc: kernel %s (%s) is not in the NVRTC build: %s", kKernelNames[i], d->cubin.lowered[i],
+                     cudaGetErrorString(e));
+            return false;
+        }
+        d->kern[i] = (const void *)k;
+    }
+    d->kernel_s = now_s() - t0;
+    d->kernels_mode = RT_KERNELS_NVRTC;
+    d->kernel_hit = d->cubin.cache_hit;
+    char line[600];
+    rt_kernels_describe(&d->cubin, arch, line, sizeof line);
+    snprintf(d->kinfo, sizeof d->kinfo, "%s%s; loaded, %.1f ms in all", note, line, d->kernel_s * 1e3);
+    return true;
 }
 
 int fail_out(char *err, size_t errlen, const char *msg) {
@@ -684,6 +805,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         cudaMemGetInfo(&fr, &tot);
         d->free_before = fr;
     }
+    if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
     if (lt.create(&d->lt)) {
         set_fail(d, "cuBLASLt could not create a handle");
@@ -827,6 +949,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
         free(d->ev);
     }
     if (d->s) cudaStreamDestroy(d->s);
+    if (d->lib) cudaLibraryUnload(d->lib);
+    rt_cubin_free(&d->cubin);
     free(d);
     c->dev = NULL;
 }
@@ -842,11 +966,19 @@ extern "C" void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) {
 extern "C" void rt_cuda_zero_grads(avgen_ctx *c) {
     Dev *d = DEV(c);
     if (d->failed || !d->n_chunks) return;
-    k_zero_grads<<<d->n_chunks, 256, 0, d->s>>>(d->segs, d->chunks);
+    launch(d, k_zero_grads, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks);
     launched(d, "zero gradients");
 }
 
 extern "C" const char *rt_cuda_device_name(const avgen_ctx *c) { return c->dev ? DEV(c)->name : "no device"; }
+
+extern "C" const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit) {
+    const Dev *d = c->dev ? DEV(c) : NULL;
+    if (mode) *mode = d ? d->kernels_mode : RT_KERNELS_NVCC;
+    if (seconds) *seconds = d ? d->kernel_s : 0;
+    if (cache_hit) *cache_hit = d ? d->kernel_hit : 0;
+    return d ? d->kinfo : "the CUDA backend is not attached";
+}
 
 static void run_phase_fn(avgen_ctx *c, rt_cuda_phase_fn f, int phase) {
     if (f) {

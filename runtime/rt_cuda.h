@@ -13,6 +13,7 @@
 #define AVGEN_RT_CUDA_H
 #include <stddef.h>
 
+#include "rt_kernels.h"
 #include "rt_model.h"
 
 #ifdef __cplusplus
@@ -24,6 +25,11 @@ enum { RT_CUDA_FP32, RT_CUDA_BF16, RT_CUDA_TF32 };
 typedef struct {
     int device;    /* CUDA device ordinal */
     int precision; /* RT_CUDA_FP32, RT_CUDA_BF16 or RT_CUDA_TF32 */
+    int kernels;   /* RT_KERNELS_NVCC (the copy compiled into this binary) or RT_KERNELS_NVRTC (compiled at run
+                      time for the device's exact architecture, cached; rt_kernels.h) */
+    const char *kernel_src;      /* NVRTC: the source to compile (a generated program's kernels.cu, library
+                                    included); NULL: the runtime's kernel library */
+    const char *kernel_src_name; /* its name in messages and the cache's source dump */
 } rt_cuda_opts;
 
 /* Parses "fp32", "bf16" or "tf32"; -1 otherwise. */
@@ -59,6 +65,11 @@ void rt_cuda_zero_grads(avgen_ctx *c);
 
 /* A device description for logs ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"). */
 const char *rt_cuda_device_name(const avgen_ctx *c);
+/* Where the attached context's kernels came from, one line ("nvcc: built into this binary" or the NVRTC
+ * build: compiled or read from the cache, and how long); *mode: RT_KERNELS_*; *seconds: NVRTC compile or
+ * cache read plus the driver's load (0 for nvcc); *cache_hit: 1 when the cubin came from the cache. Any
+ * out pointer may be NULL. */
+const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);
 
 typedef struct {
     int warmup, steps;              /* inputs */

@@ -651,4 +651,6 @@ template __global__ void k_latbwd_rows<8>(const float *, const float *, const fl
                                           long long, int, int, int);
 template __global__ void k_latbwd_rows<16>(const float *, const float *, const float *, const float *, double *, float *,
                                            float *, long long, int, int, int);
+
+// The list of every kernel the host code launches is runtime/rt_cuda_kernel_list.h: add new kernels there.
 #endif

@@ -27,6 +27,13 @@ void rt_cuda_detach(avgen_ctx *c) { (void)c; }
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) { (void)g, (void)op, c->failed = 1; }
 void rt_cuda_zero_grads(avgen_ctx *c) { (void)c; }
 const char *rt_cuda_device_name(const avgen_ctx *c) { (void)c; return "no device"; }
+const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit) {
+    (void)c;
+    if (mode) *mode = RT_KERNELS_NVCC;
+    if (seconds) *seconds = 0;
+    if (cache_hit) *cache_hit = 0;
+    return k_why;
+}
 int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, rt_cuda_bench_result *r,
                   char *err, size_t errlen) {
     (void)c, (void)fwd, (void)bwd, (void)upd, (void)r;

@@ -3,10 +3,13 @@
  * machine without the CUDA toolkit and says what it cannot do there. NVRTC needs no GPU: CI compiles every
  * emitted kernel file with it.
  *
- * Cache: $XDG_CACHE_HOME/avgen (default ~/.cache/avgen; AVGEN_CACHE_DIR overrides) holds <key>.cubin and,
- * beside it, <key>.cu with the exact source and a comment line with the options, so a failure can be
- * reproduced with nvcc by hand. key = 64-bit FNV-1a over the source, every option, NVRTC's version and the
- * architecture. Files are written to a temporary name and renamed: a reader never sees half a cubin. */
+ * Cache: $XDG_CACHE_HOME/avgen (default ~/.cache/avgen; AVGEN_CACHE_DIR overrides) holds one entry
+ * <key>-sm_<arch>.kernels per build: the lowered (mangled) names of the requested name expressions and the
+ * cubin, with its size and checksum (format in docs/kernels.md); beside it, <key>-sm_<arch>.cu holds the exact
+ * source with a comment line giving the options, so a failure can be reproduced with nvcc by hand.
+ * key = 64-bit FNV-1a over the source, every option, the name expressions, NVRTC's version and the
+ * architecture. Entries are written to a temporary name and renamed: a reader never sees half of one; an
+ * entry that fails its checks (truncated, edited, other names) is compiled again and replaced. */
 #ifndef AVGEN_RT_NVRTC_H
 #define AVGEN_RT_NVRTC_H
 #include <stddef.h>
@@ -19,17 +22,25 @@ typedef struct {
     uint64_t key;
     double seconds;           /* compile (or cache read) time */
     char *log;                /* malloc'd NVRTC log of a fresh compile when not empty (e.g. with
-                                 --ptxas-options=-v), else NULL; the caller frees */
+                                 --ptxas-options=-v), else NULL */
+    char **lowered;           /* the lowered name of every requested name expression, in order */
+    int n_lowered;
+    char note[700];           /* why a cache entry was not used, when one existed (else empty) */
+    char path[4200];          /* the cache entry */
 } rt_cubin;
 
 /* NVRTC's version (e.g. 13.0); 0 with why set when the library cannot be loaded. */
 int rt_nvrtc_version(int *major, int *minor, char *why, size_t whylen);
 
 /* Compiles src (named name, for messages) for sm_<arch> (e.g. 90) with the given options (in addition to
- * --gpu-architecture). 0 on success; -1 with err holding one sentence and, for a compile error, NVRTC's
- * log (the first lines). */
-int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *const *opts, int nopts, rt_cubin *out,
-                     char *err, size_t errlen);
+ * --gpu-architecture), or reads the cached result. names: NVRTC name expressions ("&kernel",
+ * "&kernel<4>") whose lowered names come back in out->lowered (for cudaLibraryGetKernel). 0 on success;
+ * -1 with err holding one sentence and, for a compile error, NVRTC's log (the first lines). */
+int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *const *opts, int nopts,
+                     const char *const *names, int nnames, rt_cubin *out, char *err, size_t errlen);
+void rt_cubin_free(rt_cubin *k);
+/* Removes the cache entry of k (e.g. the driver refused to load it), so the next request compiles. */
+void rt_nvrtc_forget(const rt_cubin *k);
 
 /* The cache folder in use (created on demand). */
 const char *rt_nvrtc_cache_dir(void);

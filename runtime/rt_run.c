@@ -26,6 +26,14 @@ int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen) {
         snprintf(err, errlen, "--precision %s needs the CUDA backend; the CPU backend computes in fp32", o->precision);
         return 2;
     }
+    if (o->kernels && rt_kernels_mode(o->kernels) < 0) {
+        snprintf(err, errlen, "--kernels %s is not a kernel source; expected nvcc or nvrtc", o->kernels);
+        return 2;
+    }
+    if (o->kernels && rt_kernels_mode(o->kernels) == RT_KERNELS_NVRTC && !strcmp(b, "cpu")) {
+        snprintf(err, errlen, "--kernels nvrtc needs the CUDA backend (--backend cuda or auto)");
+        return 2;
+    }
     return 0;
 }
 
@@ -39,8 +47,13 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
         snprintf(err, errlen, "--backend cuda: %s", why);
         return 1;
     }
-    rt_cuda_opts co = {o->device, o->precision ? rt_cuda_precision(o->precision) : RT_CUDA_FP32};
+    rt_cuda_opts co = {o->device, o->precision ? rt_cuda_precision(o->precision) : RT_CUDA_FP32,
+                       o->kernels ? rt_kernels_mode(o->kernels) : RT_KERNELS_NVCC, o->kernel_src, o->kernel_src_name};
+    if (co.kernels == RT_KERNELS_NVRTC)
+        fprintf(stderr, "kernels: NVRTC build for this device (cache %s; the first build takes a while)\n",
+                rt_nvrtc_cache_dir());
     if (rt_cuda_attach(c, &co, err, errlen)) return 1;
+    fprintf(stderr, "kernels: %s\n", rt_cuda_kernels_info(c, NULL, NULL, NULL));
     *is_cuda = 1;
     return 0;
 }
@@ -93,7 +106,11 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     int64_t planned = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
     if (o->planned_peak > 0) planned = o->planned_peak;
+    double kernel_s = 0;
+    int kernel_hit = 0, kernel_mode = RT_KERNELS_NVCC;
+    const char *kinfo = rt_cuda_kernels_info(c, &kernel_mode, &kernel_s, &kernel_hit);
     fprintf(out, "%s on %s\n", o->name ? o->name : "model", rt_cuda_device_name(c));
+    fprintf(out, "  kernels    %s\n", kinfo);
     fprintf(out, "  batch %d x %d frames; %s step%s, %d warm-up + %d timed\n", k->batch, k->frames,
             r.graph ? "CUDA graph" : "eager", r.graph ? " replays" : "s", r.warmup ? r.warmup : 5, r.steps ? r.steps : 20);
     fprintf(out, "  step       median %.3f ms (min %.3f, mean %.3f, max %.3f); first (cold) step %.1f ms, graph capture %.1f ms\n",
@@ -137,11 +154,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         fprintf(f, "{\"name\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"frames\":%d,\"graph\":%s,\"median_ms\":%.4f,"
                    "\"mean_ms\":%.4f,\"min_ms\":%.4f,\"max_ms\":%.4f,\"first_step_ms\":%.3f,\"pairs_per_s\":%.3f,"
                    "\"clips_per_s\":%.4f,\"step_flops\":%.6g,\"tflops\":%.3f,\"mfu\":%.5f,\"planned_bytes\":%lld,"
-                   "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,\"families_ms\":{",
+                   "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
+                   "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
-                r.device_used_bytes);
+                r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
+                kernel_hit ? "true" : "false");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
@@ -155,9 +174,12 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     return 0;
 }
 
-int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const char *precision, rt_cuda_phase_fn fwd,
-                 rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, const rt_bench_opts *o, FILE *out, char *err, size_t errlen) {
-    const rt_backend_opts bo = {"cuda", precision ? precision : "bf16", 0};
+int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_backend_opts *bopts,
+                 rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, const rt_bench_opts *o, FILE *out,
+                 char *err, size_t errlen) {
+    rt_backend_opts bo = *bopts;
+    bo.backend = "cuda";
+    if (!bo.precision) bo.precision = "bf16";
     int rc, cuda = 0;
     if ((rc = rt_backend_check(&bo, err, errlen))) return rc;
     avgen_ctx c;

@@ -17,9 +17,11 @@ typedef struct {
     const char *backend;   /* "cpu", "cuda" or "auto" (CUDA when a device is usable); NULL: "cpu" */
     const char *precision; /* CUDA GEMM precision: "fp32", "bf16" or "tf32"; NULL: "fp32" */
     int device;
+    const char *kernels;   /* CUDA kernels: "nvcc" (built in) or "nvrtc" (compiled at run time); NULL: "nvcc" */
+    const char *kernel_src, *kernel_src_name; /* NVRTC source (a program's kernels.cu); NULL: the library */
 } rt_backend_opts;
 
-/* Checks the options: 0, or 2 with one sentence in err (an unknown backend or precision). */
+/* Checks the options: 0, or 2 with one sentence in err (an unknown backend, precision or kernel source). */
 int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen);
 /* Attaches the chosen backend to a context whose parameters and inputs are on the host (CPU: nothing to
  * do). *is_cuda tells which one runs. 0, or 1 with err (asked for CUDA where none can run). */
@@ -46,9 +48,9 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                     const rt_bench_opts *o, FILE *out, char *err, size_t errlen);
 
 /* The whole benchmark of one graph: parameters initialised from seed (MODEL.md section 6), random inputs,
- * the CUDA backend attached with `precision` GEMMs (NULL: bf16), rt_bench_report, cleanup. What
- * `avgen bench` and `NAME-train --bench` run. 0, 1 (no GPU, a CUDA error) or 2 (bad options), with err. */
-int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const char *precision, rt_cuda_phase_fn fwd,
+ * the CUDA backend attached with bo's GEMM precision (NULL: bf16) and kernels, rt_bench_report, cleanup.
+ * What `avgen bench` and `NAME-train --bench` run. 0, 1 (no GPU, a CUDA error) or 2 (bad options), with err. */
+int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_backend_opts *bo, rt_cuda_phase_fn fwd,
                  rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, const rt_bench_opts *o, FILE *out, char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -2,13 +2,16 @@
  * include path = the file's folder, -std=c++17) to a cubin for sm_ARCH (default 90) with ptxas -v, prints
  * every kernel's registers and spills, and exits 1 when it does not compile or a kernel spills registers,
  * 77 (skipped) when NVRTC is not installed. No GPU needed. Used by CTest on the kernel library
- * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu. */
+ * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu. When the source holds
+ * the CUDA backend's kernel library, the kernels the backend launches (runtime/rt_cuda_kernel_list.h) are
+ * requested by name too, and the test fails unless the cubin's entry functions are exactly those. */
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
 int main(int argc, char **argv) {
@@ -40,19 +43,33 @@ int main(int argc, char **argv) {
     snprintf(inc, sizeof inc, "--include-path=%s", dirname(dirbuf));
     const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
     rt_cubin k;
-    if (rt_nvrtc_compile(src, argv[1], arch, opts, 3, &k, err, sizeof err) != 0) {
+    const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
+    const int nk = library ? rt_kernels_count() : 0;
+    const char **names = calloc((size_t)nk + 1, sizeof(char *));
+    for (int i = 0; names && i < nk; i++) names[i] = rt_kernels_expr(i);
+    if (!names || rt_nvrtc_compile(src, argv[1], arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         free(src);
         if (system(cmd)) { /* best effort */
         }
         return 1;
     }
-    int kernels = 0, spills = 0;
+    int kernels = 0, spills = 0, unlisted = 0;
     const char *name = NULL;
     for (char *line = k.log ? strtok(k.log, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         const char *f = strstr(line, "Compiling entry function '");
         if (f) name = f + 26;
         const int nl = name ? (int)strcspn(name, "'") : 1;
+        if (f && library) {
+            /* every entry function must be one the backend launches */
+            int listed = 0;
+            for (int i = 0; i < k.n_lowered && !listed; i++)
+                listed = (int)strlen(k.lowered[i]) == nl && !strncmp(k.lowered[i], name, (size_t)nl);
+            if (!listed) {
+                printf("  NOT LISTED in runtime/rt_cuda_kernel_list.h: %.*s\n", nl, name);
+                unlisted++;
+            }
+        }
         long st = 0, ld = 0, regs = 0;
         const char *sf = strstr(line, "stack frame, ");
         if (sf && sscanf(sf + 13, "%ld bytes spill stores, %ld", &st, &ld) == 2 && (st || ld)) {
@@ -67,10 +84,17 @@ int main(int argc, char **argv) {
     }
     printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d functions spill registers; cubin %zu bytes in %.2f s\n", ma, mi, arch, argv[1],
            kernels, spills, k.size, k.seconds);
-    free(k.cubin), free(k.log), free(src);
+    rt_cubin_free(&k);
+    free(src);
     if (system(cmd)) { /* best effort */
     }
     CHECK(kernels > 0);
+    if (library) {
+        CHECK_MSG(unlisted == 0, "%d kernels of the library are not in runtime/rt_cuda_kernel_list.h", unlisted);
+        CHECK_MSG(kernels == nk, "the cubin has %d kernels, the backend launches %d", kernels, nk);
+        printf("kernel list: %d kernels requested by name\n", nk);
+    }
+    free(names);
     CHECK_MSG(spills == 0, "%d functions spill registers", spills);
     return CHECK_DONE();
 }

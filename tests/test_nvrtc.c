@@ -1,7 +1,11 @@
-/* Run-time CUDA compilation without a GPU: NVRTC (loaded with dlopen) compiles a kernel to a cubin for
- * sm_90; the second request is a cache hit with the same bytes and the source is dumped beside the cubin;
- * other options give another key; a compile error comes back as one sentence with NVRTC's log; a missing
- * NVRTC library is reported, not a crash. Exits 77 (skipped) when NVRTC is not installed.
+/* Run-time CUDA compilation without a GPU: NVRTC (loaded with dlopen) compiles kernels to a cubin for
+ * sm_90 and lowers the requested name expressions (a C kernel and a template instantiation); the second
+ * request is a cache hit with the same bytes and names, and the source is dumped beside the entry; other
+ * options or other names give another key; a damaged entry (cut short, a flipped byte, another kernel
+ * count) is noticed, compiled again and replaced; rt_nvrtc_forget removes an entry; a compile error comes
+ * back as one sentence with NVRTC's log; a name the source lacks is an error; a missing NVRTC library is
+ * reported, not a crash. Then the kernel library as the backend builds it (rt_kernels): every listed
+ * kernel has a lowered name. Exits 77 (skipped) when NVRTC is not installed.
  * usage: test_nvrtc */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +15,45 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
 static const char *k_src =
     "extern \"C\" __global__ void axpy(float a, const float *x, float *y, int n) {\n"
     "    int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
     "    if (i < n) y[i] += a * x[i];\n"
-    "}\n";
+    "}\n"
+    "template <int K> __global__ void scale(float *y, int n) {\n"
+    "    int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "    if (i < n) y[i] *= K;\n"
+    "}\n"
+    "template __global__ void scale<3>(float *, int);\n";
+
+static const char *const k_names[] = {"&axpy", "&scale<3>"};
+
+static int compile(const char *src, const char *const *opts, int nopts, const char *const *names, int nn, rt_cubin *k,
+                   char *err, size_t errlen) {
+    return rt_nvrtc_compile(src, "axpy.cu", 90, opts, nopts, names, nn, k, err, errlen);
+}
+
+/* Rewrites the file with byte `at` xor-ed (at >= 0) or cut to `keep` bytes (at < 0). */
+static void damage(const char *path, long at, long keep) {
+    char *b = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)n);
+    if (b && fread(b, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        if (at >= 0 && at < n) b[at] ^= 0x5a;
+        f = fopen(path, "wb");
+        if (f) fwrite(b, 1, (size_t)(at >= 0 ? n : keep), f);
+    }
+    if (f) fclose(f);
+    free(b);
+}
 
 int main(void) {
     char dir[512], why[512], err[4096];
@@ -40,25 +76,68 @@ int main(void) {
     }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     printf("NVRTC %d.%d, cache %s\n", ma, mi, rt_nvrtc_cache_dir());
-    rt_cubin a, b, c;
+    rt_cubin a, b, c, e;
     const char *opts[] = {"-DAVGEN_TEST=1"};
-    CHECK_MSG(rt_nvrtc_compile(k_src, "axpy.cu", 90, NULL, 0, &a, err, sizeof err) == 0, "%s", err);
-    CHECK(a.size > 100 && a.cubin && !memcmp(a.cubin, "\x7f" "ELF", 4) && !a.cache_hit);
-    CHECK_MSG(rt_nvrtc_compile(k_src, "axpy.cu", 90, NULL, 0, &b, err, sizeof err) == 0, "%s", err);
-    CHECK(b.cache_hit && b.size == a.size && !memcmp(a.cubin, b.cubin, a.size) && b.key == a.key);
-    CHECK_MSG(rt_nvrtc_compile(k_src, "axpy.cu", 90, opts, 1, &c, err, sizeof err) == 0, "%s", err);
-    CHECK(!c.cache_hit && c.key != a.key);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &a, err, sizeof err) == 0, "%s", err);
+    CHECK(a.size > 100 && a.cubin && !memcmp(a.cubin, "\x7f" "ELF", 4) && !a.cache_hit && !a.note[0]);
+    CHECK(a.n_lowered == 2 && a.lowered && !strcmp(a.lowered[0], "axpy") && strstr(a.lowered[1], "scale") &&
+          strcmp(a.lowered[1], "scale<3>"));
+    printf("lowered: %s, %s\n", a.lowered[0], a.lowered[1]);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(b.cache_hit && b.size == a.size && !memcmp(a.cubin, b.cubin, a.size) && b.key == a.key && !b.note[0]);
+    CHECK(b.n_lowered == 2 && !strcmp(b.lowered[0], a.lowered[0]) && !strcmp(b.lowered[1], a.lowered[1]));
     printf("compile %.3f s, cache hit %.6f s\n", a.seconds, b.seconds);
+    rt_cubin_free(&b);
+    CHECK_MSG(compile(k_src, opts, 1, k_names, 2, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(!c.cache_hit && c.key != a.key);
+    rt_cubin_free(&c);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 1, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(!c.cache_hit && c.key != a.key && c.n_lowered == 1);
+    rt_cubin_free(&c);
     char srcdump[700];
     snprintf(srcdump, sizeof srcdump, "%s/%016llx-sm_90.cu", dir, (unsigned long long)a.key);
     struct stat st;
     CHECK_MSG(stat(srcdump, &st) == 0 && st.st_size > (off_t)strlen(k_src), "no source dump %s", srcdump);
-    rt_cubin d;
-    CHECK(rt_nvrtc_compile("__global__ void broken( { }", "broken.cu", 90, NULL, 0, &d, err, sizeof err) == -1);
+    CHECK_MSG(stat(a.path, &st) == 0 && (size_t)st.st_size > a.size, "no cache entry %s", a.path);
+    /* damaged entries: a flipped cubin byte, cut short, a flipped header byte; each is rebuilt */
+    const long n = (long)st.st_size;
+    const long cases[][2] = {{n - 10, 0}, {-1, n - 100}, {-1, 20}, {3, 0}};
+    const char *expect[] = {"checksum", "cut short", "does not start", "does not start"};
+    for (int i = 0; i < 4; i++) {
+        damage(a.path, cases[i][0], cases[i][1]);
+        CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(!b.cache_hit && strstr(b.note, expect[i]), "case %d: hit %d, note \"%s\"", i, b.cache_hit, b.note);
+        CHECK(b.size == a.size && !memcmp(a.cubin, b.cubin, a.size));
+        rt_cubin_free(&b);
+        CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(b.cache_hit && !b.note[0], "case %d: the rebuilt entry is not used", i);
+        rt_cubin_free(&b);
+    }
+    rt_nvrtc_forget(&a);
+    CHECK(stat(a.path, &st) != 0);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(!b.cache_hit && !b.note[0]);
+    rt_cubin_free(&b);
+    /* errors */
+    CHECK(rt_nvrtc_compile("__global__ void broken( { }", "broken.cu", 90, NULL, 0, NULL, 0, &e, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "NVRTC cannot compile broken.cu for sm_90");
     CHECK_STR_CONTAINS(err, "error");
-    free(a.cubin), free(b.cubin), free(c.cubin);
-    free(a.log), free(b.log), free(c.log);
+    const char *missing[] = {"&axpy", "&nothere"};
+    CHECK(compile(k_src, NULL, 0, missing, 2, &e, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "nothere");
+    rt_cubin_free(&a);
+    /* the kernel library as the CUDA backend builds it: every listed kernel is found */
+    const char *lib = rt_kernels_library_source();
+    CHECK(lib && strstr(lib, "k_layernorm"));
+    CHECK(rt_kernels_count() >= 30 && !strcmp(rt_kernels_expr(0), "&k_im2col") && !rt_kernels_expr(rt_kernels_count()));
+    rt_cubin k;
+    CHECK_MSG(rt_kernels_build(lib, "rt_cuda_kernels.cuh", 90, &k, err, sizeof err) == 0, "%s", err);
+    CHECK(k.n_lowered == rt_kernels_count());
+    for (int i = 0; i < k.n_lowered; i++) CHECK_MSG(k.lowered[i] && k.lowered[i][0], "kernel %s", rt_kernels_expr(i));
+    char line[900];
+    rt_kernels_describe(&k, 90, line, sizeof line);
+    printf("%s\n", line);
+    rt_cubin_free(&k);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;

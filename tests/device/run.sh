@@ -5,17 +5,19 @@
 #      backend against the CPU backend in the same run, through step dumps: fp32 per tensor relative L2
 #      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
 #      GEMMs <= 2e-2; the PyTorch fixtures' expected dumps; two CUDA runs bit-identical;
-#   2. compute-sanitizer memcheck of a tiny configuration's step;
-#   3. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
+#   2. the run-time NVRTC build (--kernels nvrtc): cold (compile) and warm (cache) start times, and the
+#      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs);
+#   3. compute-sanitizer memcheck of a tiny configuration's step;
+#   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
-# (capped at 100). Stages can be chosen: STAGES="parity memcheck bench" (default all three).
+# (capped at 100). Stages can be chosen: STAGES="parity nvrtc memcheck bench" (default all four).
 # usage: device run "tests/device/run.sh" with carry ["device-kit"], timeout ~540 s.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KIT=${KIT:-$ROOT/device-kit}
 OUT=${OUT:-$ROOT/device-out}
-STAGES=${STAGES:-parity memcheck bench}
+STAGES=${STAGES:-parity nvrtc memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES:-4 32 56}
 BENCH_FP32=${BENCH_FP32:-32}        # batches also timed with strict fp32 GEMMs
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
@@ -106,6 +108,43 @@ if [[ " $STAGES " == *" parity "* ]]; then
     fi
   fi
   rm -f "$OUT"/dumps/*.st
+fi
+
+if [[ " $STAGES " == *" nvrtc "* ]]; then
+  say "== run-time NVRTC kernels against the nvcc-built ones ($(since))"
+  export AVGEN_CACHE_DIR=${TMPDIR:-/tmp}/avgen-kcache-$$
+  rm -rf "$AVGEN_CACHE_DIR"
+  fx=$KIT/fixtures/lavish-odd-batch
+  for m in fx-lavish-odd-batch tiny-lavish vitb-b1t2; do
+    p=$(prog "$m")
+    if [ "$m" = fx-lavish-odd-batch ]; then a=(--params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors")
+    elif [ "$m" = vitb-b1t2 ]; then a=(--inputs "$KIT/vitb-b1t2-inputs.safetensors")
+    else a=(--inputs random); fi
+    d=$OUT/dumps/nvrtc-$m
+    for prec in fp32 bf16; do
+      run "$m-nvcc-$prec" "$p" --step "${a[@]}" --out "$d-nvcc-$prec.st" --update-out "$d-nvcc-$prec-upd.st" --backend cuda \
+        --precision $prec || continue
+      for start in cold warm; do
+        [ "$prec" = bf16 ] && [ "$start" = cold ] && continue  # the fp32 run filled the cache
+        t=$(date +%s%N)
+        run "$m-nvrtc-$prec-$start" "$p" --step "${a[@]}" --out "$d-nvrtc-$prec.st" --update-out "$d-nvrtc-$prec-upd.st" \
+          --backend cuda --precision $prec --kernels nvrtc || continue
+        t=$((($(date +%s%N) - t) / 1000000))
+        k=$(grep -m1 '^kernels: NVRTC sm_' "$OUT/logs/$m-nvrtc-$prec-$start.log" | sed 's/^kernels: //; s/ (.*)//; s/, cached as .*;/;/')
+        if [ "$start" = cold ] && ! grep -q "compiled in" <<<"$k"; then bad "$m nvrtc cold start was not a compile: $k"; fi
+        if [ "$start" = warm ] && ! grep -q "read from the cache" <<<"$k"; then bad "$m nvrtc warm start missed the cache: $k"; fi
+        say "  $m $prec $start start: $k; whole step command ${t} ms"
+        if cmp -s "$d-nvrtc-$prec.st" "$d-nvcc-$prec.st" && cmp -s "$d-nvrtc-$prec-upd.st" "$d-nvcc-$prec-upd.st"; then
+          ok "$m $prec: NVRTC ($start) step and update bit-identical to nvcc"
+        else
+          bad "$m $prec: NVRTC ($start) dumps differ from nvcc"
+          "$DIFF" "$d-nvrtc-$prec.st" "$d-nvcc-$prec.st" --rtol 0 2>&1 | tail -3 | sed 's/^/    /' | tee -a "$S"
+        fi
+      done
+    done
+  done
+  rm -rf "$AVGEN_CACHE_DIR" "$OUT"/dumps/*.st
+  unset AVGEN_CACHE_DIR
 fi
 
 if [[ " $STAGES " == *" memcheck "* ]]; then

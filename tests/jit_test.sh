@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The run-time NVRTC build and its cache, without a GPU (docs/kernels.md): `avgen jit` on an emitted folder
+# compiles once (cold) and then reads the cache (warm); the generated program's --jit builds its embedded
+# kernels_src.c, which is the same source (the same cache entry); `avgen jit` without a folder builds the
+# kernel library; a damaged entry is noticed and rebuilt; a cache that cannot be written is an error for
+# jit; --kernels nvrtc without a GPU says so (exit 1); bad options exit 2. Skipped (77) without NVRTC.
+# usage: jit_test.sh AVGEN REPO_ROOT GENERATED_TRAIN
+set -u
+AVGEN=$1
+ROOT=$2
+GTRAIN=$3
+. "$(dirname "$0")/lib.sh" jit
+if ! "$AVGEN" devices | grep -q "^NVRTC"; then
+  echo "NVRTC is not installed: skipped"
+  exit 77
+fi
+export AVGEN_CACHE_DIR=$TMP/cache
+"$AVGEN" emit "$ROOT/models/tiny-lavish.json" -o "$TMP/out" >/dev/null 2>&1 || bad "emit"
+
+# expect_out NEEDLE command...: the command exits 0 and prints NEEDLE
+expect_out() {
+  local needle=$1
+  shift
+  local out
+  if out=$("$@" 2>&1) && grep -qF -- "$needle" <<<"$out"; then ok; else bad "$* -> $out (wanted '$needle')"; fi
+}
+entry() { sed -n 's/.*cached as \([^ ]*\.kernels\).*/\1/p; s/.*(\([^ ]*\.kernels\)).*/\1/p' <<<"$1" | head -1; }
+
+out=$("$AVGEN" jit "$TMP/out" 2>&1) || bad "avgen jit DIR: $out"
+grep -q "cold (compiled): NVRTC sm_90: [0-9]* kernels compiled" <<<"$out" && ok || bad "first jit is not a compile: $out"
+grep -q "warm: NVRTC sm_90: [0-9]* kernels read from the cache" <<<"$out" && ok || bad "no warm cache read: $out"
+e1=$(entry "$out")
+[ -s "$e1" ] && ok || bad "no cache entry in: $out"
+[ -s "${e1%.kernels}.cu" ] && ok || bad "no source beside the entry $e1"
+expect_out "first request (already cached)" "$AVGEN" jit "$TMP/out"
+
+# The program's embedded source is its folder's kernels.cu with the library inlined: the same entry as
+# avgen jit on that folder (the build emits it with its own overrides, so not $TMP/out's).
+out=$("$GTRAIN" --jit 2>&1) || bad "program --jit: $out"
+pdir=$(dirname "$(dirname "$GTRAIN")")
+if [ -f "$pdir/kernels.cu" ]; then
+  e2=$(entry "$out")
+  out2=$("$AVGEN" jit "$pdir" 2>&1) || bad "avgen jit on the program's folder: $out2"
+  [ -n "$e2" ] && [ "$(entry "$out2")" = "$e2" ] && ok || bad "program --jit ($e2) and avgen jit on its folder differ: $out2"
+  grep -q "already cached" <<<"$out2" && ok || bad "avgen jit after program --jit compiled again: $out2"
+else
+  bad "the program's folder $pdir has no kernels.cu"
+fi
+
+# The library (what avgen step/bench --kernels nvrtc compile), and another architecture.
+expect_out "rt_cuda_kernels.cuh: NVRTC build for sm_80" "$AVGEN" jit --arch 80
+
+# A damaged entry is rebuilt.
+head -c 200 "$e1" >"$e1.cut" && mv "$e1.cut" "$e1"
+out=$("$AVGEN" jit "$TMP/out" 2>&1) || bad "jit after damage: $out"
+grep -q "were not used" <<<"$out" && grep -q "cold (compiled)" <<<"$out" && ok || bad "damaged entry not rebuilt: $out"
+
+# A cache that cannot be written: jit fails with a sentence; the compile itself still works.
+out=$(AVGEN_CACHE_DIR=/dev/null/avgen "$AVGEN" jit "$TMP/out" 2>&1)
+rc=$?
+[ "$rc" = 1 ] && grep -q "not served from the cache" <<<"$out" && ok || bad "unwritable cache -> exit $rc: $out"
+
+# --kernels nvrtc needs a GPU at run time; the messages say what is missing.
+out=$("$GTRAIN" --step --inputs random --out "$TMP/x.safetensors" --backend cuda --kernels nvrtc 2>&1)
+rc=$?
+if "$AVGEN" devices | grep -q "^cuda:"; then
+  [ "$rc" = 0 ] && ok || bad "--kernels nvrtc on a GPU: exit $rc: $out"
+else
+  [ "$rc" = 1 ] && grep -q -- "--backend cuda" <<<"$out" && ok || bad "--kernels nvrtc without a GPU: exit $rc: $out"
+fi
+
+# Bad options.
+expect2 "--kernels foo is not a kernel source" "$AVGEN" bench "$ROOT/models/tiny-lavish.json" --kernels foo
+expect2 "--kernels nvrtc needs the CUDA backend" "$AVGEN" step "$ROOT/models/tiny-lavish.json" --inputs random \
+  --out "$TMP/x.safetensors" --kernels nvrtc
+expect2 "--kernels foo is not a kernel source" "$GTRAIN" --step --inputs random --out "$TMP/x.safetensors" \
+  --backend cuda --kernels foo
+expect2 "--arch needs a CUDA architecture" "$AVGEN" jit --arch 3
+expect2 "--arch 3 is not a CUDA architecture" "$GTRAIN" --jit --arch 3
+expect2 "cannot be read" "$AVGEN" jit "$TMP/none"
+expect2 "unexpected argument" "$AVGEN" jit "$TMP/out" extra
+expect_out "usage: avgen jit" "$AVGEN" jit --help
+finish
