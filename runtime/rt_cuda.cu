@@ -42,6 +42,7 @@ constexpr int kNumKernels = (int)(sizeof kBuiltin / sizeof kBuiltin[0]);
 
 struct GemmKey {
     int ta, tb, M, N, K, lda, ldb, ldc, batch, beta1;
+    int epi;  // 1: bias epilogue (the bias pointer is set at each call)
     long long sa, sb, sc;
     unsigned align_a, align_b, align_c;  // pointer alignments (bytes, power of two, at most 256)
 };
@@ -51,6 +52,7 @@ struct GemmPlan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    int epi;  // the epilogue in use: the key's, or 0 when cuBLASLt had no algorithm with it
 };
 
 struct Dev {
@@ -80,6 +82,7 @@ struct Dev {
     cudaEvent_t *ev;
     int profiling;
     double gemm_ms_acc;
+    int n_epi_fused, n_epi_kernel;  // bias epilogues: in cuBLASLt, or as a separate kernel (no algorithm)
     size_t free_before;
     // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
     const void *kern[kNumKernels];
@@ -223,22 +226,33 @@ void *scratch(Dev *d, size_t bytes) {
     return d->scratch + at;
 }
 
-// C[M,N] = op(A) op(B) (+ C when beta1), row-major; op(A) is [M,K] (ta: A stored [K,M]), op(B) is [K,N]
-// (tb: B stored [N,K]). Batched: batch matrices at strides sa, sb, sc (elements). Column-major cuBLASLt
-// computes C^T = op(B)^T op(A)^T, so the operands swap.
+// C[M,N] = op(A) op(B) (+ C when beta1) (+ bias[n]), row-major; op(A) is [M,K] (ta: A stored [K,M]), op(B)
+// is [K,N] (tb: B stored [N,K]). Batched: batch matrices at strides sa, sb, sc (elements). With csrc (and
+// beta1), C = op(A) op(B) + csrc (csrc has C's layout; it may be C). With bias (unbatched), cuBLASLt's bias
+// epilogue adds bias[n] to every row, or, when it has no algorithm for that, a kernel after the GEMM.
+// Column-major cuBLASLt computes C^T = op(B)^T op(A)^T, so the operands swap.
 void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-          int ldc, int beta1, int batch = 1, long long sa = 0, long long sb = 0, long long sc = 0) {
+          int ldc, int beta1, int batch = 1, long long sa = 0, long long sb = 0, long long sc = 0,
+          const float *bias = NULL, const float *csrc = NULL) {
     if (d->failed) return;
     GemmKey key;
     memset(&key, 0, sizeof key);
     key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
-    key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc;
+    key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc, key.epi = bias != NULL;
     auto align = [](const void *p) -> unsigned {
         const uintptr_t v = (uintptr_t)p;
         const uintptr_t low = v & (~v + 1);
         return (unsigned)(v == 0 || low > 256 ? 256 : low);
     };
     key.align_a = align(A), key.align_b = align(B), key.align_c = align(C);
+    if (csrc && align(csrc) < key.align_c) key.align_c = align(csrc);
+    if (batch > 1) {  // every matrix of a batch starts a stride further: its alignment counts too
+        auto lower = [&](unsigned &al, long long stride) {
+            const unsigned s = align((const void *)(uintptr_t)(stride * 4));
+            if (s < al) al = s;
+        };
+        lower(key.align_a, sa), lower(key.align_b, sb), lower(key.align_c, sc);
+    }
     GemmPlan *pl = NULL;
     for (int i = 0; i < d->n_plans; i++)
         if (!memcmp(&d->plans[i].k, &key, sizeof key)) {
@@ -287,7 +301,19 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         if (!st) st = lt.pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac);
         cublasLtMatmulHeuristicResult_t res;
         int got = 0;
-        if (!st) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
+        pl->epi = key.epi;
+        if (!st && pl->epi) {
+            const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+            st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+            if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+            if (!st && (lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got) || got < 1)) {
+                // no algorithm with the epilogue: plain GEMM, bias added by a kernel
+                const cublasLtEpilogue_t e0 = CUBLASLT_EPILOGUE_DEFAULT;
+                st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e0, sizeof e0);
+                pl->epi = 0, got = 0;
+            }
+        }
+        if (!st && !got) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
         if (pref) lt.pref_destroy(pref);
         if (st || got < 1) {
             set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d (status %d, %d algorithms)",
@@ -296,13 +322,25 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         }
         pl->algo = res.algo;
         d->n_plans++;
+        if (key.epi) (pl->epi ? d->n_epi_fused : d->n_epi_kernel)++;
+    }
+    if (pl->epi) {
+        const cublasStatus_t st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        if (st) {
+            set_fail(d, "cuBLASLt cannot take the bias pointer (status %d)", (int)st);
+            return;
+        }
     }
     const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
-    cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, C, pl->lc, C, pl->lc, &pl->algo,
+    const float *cin = csrc && beta1 ? csrc : C;
+    cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, cin, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);
     if (st) {
         set_fail(d, "cuBLASLt matmul failed for M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
+        return;
     }
+    if (bias && !pl->epi) launch(d, k_bias_cols, dim3(blocks_for((long long)M * N, 256)), dim3(256), 0, C, (long long)ldc, bias,
+                                 (long long)M, N);
 }
 
 #define TD(t) (&g->tensors[t])
@@ -409,8 +447,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_QKV: {
         const avgen_tensor_desc *ht = TD(in[0]);
         const int D = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]);
-        for (int j = 0; j < 3; j++) gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0);
-        launch(d, k_qkv_bias, GRID((long long)rows * 3 * D), PF(out[0]), PF(in[2]), PF(in[4]), PF(in[6]), rows, D);
+        for (int j = 0; j < 3; j++)
+            gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0, 1, 0, 0, 0,
+                 PF(in[2 + 2 * j]));
         break;
     }
     case AVGEN_OP_KIND_ATTENTION: {
@@ -460,24 +499,24 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_LINEAR_RESIDUAL: {
         const avgen_tensor_desc *at = TD(in[0]), *yt = TD(out[0]);
         const int K = (int)at->shape[2], N = (int)yt->shape[2], rows = (int)(yt->shape[0] * yt->shape[1]);
-        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
-        launch(d, k_bias_res, GRID((long long)rows * N), PF(out[0]), PF(in[2]), PF(in[3]), o->n_in > 4 ? PF(in[4]) : NULL,
-                                                   (long long)rows * N, N);
+        // y = x W^T + b + res in the GEMM (bias epilogue, C = res); a third addend in a pass of its own
+        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]));
+        if (o->n_in > 4)
+            launch(d, k_bias_res, GRID((long long)rows * N), PF(out[0]), NULL, PF(in[4]), NULL, (long long)rows * N, N);
         break;
     }
     case AVGEN_OP_KIND_LINEAR_GELU: {
         const avgen_tensor_desc *ht = TD(in[0]), *wt = TD(in[1]);
         const int K = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]), N = (int)wt->shape[0];
         float *act = PF(out[o->n_out - 1]), *pre = o->n_out > 1 ? PF(out[0]) : act;
-        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0);
-        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, PF(in[2]), (long long)rows * N, N);
+        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]));
+        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, NULL, (long long)rows * N, N);
         break;
     }
     case AVGEN_OP_KIND_LINEAR: {
         const avgen_tensor_desc *xt = TD(in[0]), *wt = TD(in[1]);
         const int M = (int)xt->shape[0], K = (int)xt->shape[1], N = (int)wt->shape[0];
-        gemm(d, 0, 1, M, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0);
-        launch(d, k_bias_res, GRID((long long)M * N), PF(out[0]), PF(in[2]), NULL, NULL, (long long)M * N, N);
+        gemm(d, 0, 1, M, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 0, 1, 0, 0, 0, PF(in[2]));
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT: {
@@ -531,21 +570,20 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]), *wt = TD(in[1]);
         const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
-        for (int kk = 0; kk < G; kk++)
-            gemm(d, 0, 1, rows, cout_g, cin_g, PF(in[0]) + kk * cin_g, Cin, PF(in[1]) + (size_t)kk * cout_g * cin_g, cin_g,
-                 PF(out[0]) + kk * cout_g, Cout, 0);
+        // one GEMM batched over the groups: group kk reads columns kk*cin_g.. of x, writes kk*cout_g.. of y
+        gemm(d, 0, 1, rows, cout_g, cin_g, PF(in[0]), Cin, PF(in[1]), cin_g, PF(out[0]), Cout, 0, G, cin_g,
+             (long long)cout_g * cin_g, cout_g);
         break;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR_BWD: {
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
         const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
-        for (int kk = 0; kk < G; kk++) {
-            gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]) + kk * cout_g, Cout, PF(in[2]) + (size_t)kk * cout_g * cin_g, cin_g,
-                 PF(out[0]) + kk * cin_g, Cin, 0);
-            gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]) + kk * cout_g, Cout, PF(in[1]) + kk * cin_g, Cin,
-                 PF(out[1]) + (size_t)kk * cout_g * cin_g, cin_g, 1);
-        }
+        // dx and dW, each one GEMM batched over the groups
+        gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
+             (long long)cout_g * cin_g, cin_g);
+        gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]), Cout, PF(in[1]), Cin, PF(out[1]), cin_g, 1, G, cout_g, cin_g,
+             (long long)cout_g * cin_g);
         break;
     }
     case AVGEN_OP_KIND_BATCHNORM:
@@ -1091,6 +1129,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->arena_bytes = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
+    r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return 0;

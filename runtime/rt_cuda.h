@@ -80,6 +80,7 @@ typedef struct {
     size_t arena_bytes, scratch_bytes, workspace_bytes; /* what avgen allocated */
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
+    int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double gemm_ms;                 /* of that, time inside cuBLASLt calls */
 } rt_cuda_bench_result;

@@ -290,27 +290,30 @@ __global__ void k_relu_bwd(const float *dy, const float *y, float *dx, long long
         dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
-// y[r, n] += b[n] (+ res[r, n]) (+ extra[r, n]), the epilogue of x W^T.
+// y[r, n] (+)= b[n] (+ res[r, n]) (+ extra[r, n]), the epilogue of x W^T; b may be NULL (added by the GEMM).
 __global__ void k_bias_res(float *y, const float *b, const float *res, const float *extra, long long n, int N) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        float v = y[i] + b[i % N];
+        float v = b ? y[i] + b[i % N] : y[i];
         if (res) v += res[i];
         if (extra) v += extra[i];
         y[i] = v;
     }
 }
-// qkv[r, j*D + d] += b_j[d]
-__global__ void k_qkv_bias(float *qkv, const float *bq, const float *bk, const float *bv, long long rows, int D) {
-    const long long n = rows * 3 * D;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)(i % (3 * D)), j = c / D, d = c % D;
-        qkv[i] += (j == 0 ? bq : j == 1 ? bk : bv)[d];
-    }
+// y[r, n] += b[n] for rows r < rows of a matrix with row stride ldy (a GEMM's bias when cuBLASLt has no
+// algorithm with the bias epilogue).
+__global__ void k_bias_cols(float *y, long long ldy, const float *b, long long rows, int N) {
+    const long long n = rows * N;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[(i / N) * ldy + i % N] += b[i % N];
 }
+// act = GELU(pre + b) (pre updated); b may be NULL (added by the GEMM): act = GELU(pre).
 __global__ void k_bias_gelu(float *pre, float *act, const float *b, long long n, int N) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const float v = pre[i] + b[i % N];
-        pre[i] = v;
+        float v = pre[i];
+        if (b) {
+            v += b[i % N];
+            pre[i] = v;
+        }
         act[i] = gelu_f(v);
     }
 }

@@ -127,8 +127,9 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             r.device_used_bytes / 1073741824.0);
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
-    fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs):\n", total,
-            r.n_gemm_plans);
+    fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
+                 "added by cuBLASLt's epilogue in %d, by a kernel in %d):\n",
+            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
     int order[AVGEN_OP_KIND_COUNT];
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) order[i] = i;
     for (int a = 1; a < AVGEN_OP_KIND_COUNT; a++) {
@@ -155,12 +156,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"mean_ms\":%.4f,\"min_ms\":%.4f,\"max_ms\":%.4f,\"first_step_ms\":%.3f,\"pairs_per_s\":%.3f,"
                    "\"clips_per_s\":%.4f,\"step_flops\":%.6g,\"tflops\":%.3f,\"mfu\":%.5f,\"planned_bytes\":%lld,"
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
-                   "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"families_ms\":{",
+                   "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
+                   "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
-                kernel_hit ? "true" : "false");
+                kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
