@@ -87,6 +87,7 @@ struct Dev {
     // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
     const void *kern[kNumKernels];
     int kernels_mode;  // RT_KERNELS_*
+    int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
     rt_cubin cubin;  // the NVRTC build, kept while the library is loaded
     char kinfo[1200];
@@ -389,6 +390,10 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
 // allocation. Not yet re-checked on a GPU.
 size_t latent_smem(int N2) { return sizeof(float) * (((size_t)N2 + 3) / 4 * 4 + 4); }
 
+// The fused attention kernels (bf16 tensor cores) run with bf16 GEMMs and head widths 16, 32, 64; fp32 and
+// tf32 keep the GEMM path (fp32 is the parity mode), as does AVGEN_ATTENTION=gemm (for comparisons).
+bool fused_attention(const Dev *d, int hd) { return d->attn_fused && (hd == 16 || hd == 32 || hd == 64); }
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
@@ -454,10 +459,19 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     }
     case AVGEN_OP_KIND_ATTENTION: {
         // Per head h, batched over pairs: S = Q K^T, softmax (scale, log-sum-exp kept), O = P V. Q, K, V are
-        // read in place from qkv [P, N, 3D] (row stride 3D); S is [P, H, N, N].
+        // read in place from qkv [P, N, 3D] (row stride 3D); S is [P, H, N, N]. With bf16 GEMMs: one fused
+        // tensor-core kernel, no S in memory.
         const avgen_tensor_desc *qt = TD(in[0]);
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
+        if (fused_attention(d, hd)) {
+            const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
+            float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
+            if (hd == 16) launch(d, k_attn_fwd<16>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            else if (hd == 32) launch(d, k_attn_fwd<32>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            else launch(d, k_attn_fwd<64>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            break;
+        }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
         float *S = (float *)scratch(d, sizeof(float) * (size_t)P * HNN);
         if (!S) return;
@@ -478,11 +492,27 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
         const long long rows = (long long)P * H * N, n = (long long)P * HNN;
         double *delta = (double *)scratch(d, sizeof(double) * (size_t)rows);
-        float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
-        if (!delta || !Pm || !dP) return;
+        if (!delta) return;
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
         launch(d, k_attn_delta, GRID(rows), dO, PF(in[2]), delta, P, N, D, H, hd);
+        if (fused_attention(d, hd)) {
+            const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
+            const float *lse = PF(in[3]);
+            if (hd == 16) {
+                launch(d, k_attn_bwd_dq<16>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+                launch(d, k_attn_bwd_dkv<16>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            } else if (hd == 32) {
+                launch(d, k_attn_bwd_dq<32>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+                launch(d, k_attn_bwd_dkv<32>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            } else {
+                launch(d, k_attn_bwd_dq<64>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+                launch(d, k_attn_bwd_dkv<64>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            }
+            break;
+        }
+        float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
+        if (!Pm || !dP) return;
         attn_scores(d, qkv, Pm, P, N, D, H);
         launch(d, k_attn_probs, GRID(n), Pm, PF(in[3]), n, N, scale);
         for (int h = 0; h < H; h++) {
@@ -843,6 +873,14 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         cudaMemGetInfo(&fr, &tot);
         d->free_before = fr;
     }
+    {
+        const char *a = getenv("AVGEN_ATTENTION");
+        if (a && *a && strcmp(a, "gemm") && strcmp(a, "fused")) {
+            set_fail(d, "AVGEN_ATTENTION=%s: expected gemm or fused", a);
+            goto fail;
+        }
+        d->attn_fused = d->precision == RT_CUDA_BF16 && !(a && !strcmp(a, "gemm"));
+    }
     if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
     if (lt.create(&d->lt)) {
@@ -1130,6 +1168,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel;
+    r->attention_fused = fused_attention(d, c->k->heads > 0 ? c->k->dim / c->k->heads : 0);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return 0;

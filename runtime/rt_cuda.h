@@ -81,6 +81,7 @@ typedef struct {
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
+    int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double gemm_ms;                 /* of that, time inside cuBLASLt calls */
 } rt_cuda_bench_result;

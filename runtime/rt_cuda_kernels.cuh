@@ -363,6 +363,266 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
     }
 }
 
+// ------------------------------------------------------------------ fused attention (bf16 tensor cores)
+// For --precision bf16: one kernel for the forward, two for the backward, per (pair, head) and a block of 64
+// rows (4 warps of 16), looping over the other side in chunks of 64 staged in shared memory as bf16. Q K^T,
+// P V, dO V^T, dS K, P^T dO and dS^T Q are mma.sync m16n8k16 (bf16 operands, fp32 accumulation); softmax
+// statistics in fp32; only the log-sum-exp is kept for backward (no score matrix in memory). Rows and
+// columns past N are masked (zeros in shared memory, probability 0). No atomics: deterministic. qkv is
+// [P, N, 3D] (Q, K, V of head h at columns h*HD, D + h*HD, 2D + h*HD), O and dO are [P, N, D], lse and
+// delta are [P, H, N]. Semantics: the GEMM path above (k_softmax_rows, k_attn_probs, k_attn_dscores).
+
+constexpr int kAttnRows = 64;  // rows of a block (4 warps x 16)
+constexpr int kAttnLdT = 64 + 8;  // row stride (halves) of a transposed [HD][64] tile: conflict-free fragments
+
+// Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+__device__ __forceinline__ unsigned short bf16_1(float x) {
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return r;
+}
+// c += a b: A 16x16 (row), B 16x8 (col), bf16, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// A fragments of 16 rows x HD (row stride rs floats, rows >= n zero) from global fp32.
+template <int HD>
+__device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const float *src, long long rs, int r0, int n) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int row = r0 + g + (i & 1) * 8, col = kk * 16 + 2 * t + (i >> 1) * 8;
+            float2 v = make_float2(0.0f, 0.0f);
+            if (row < n) v = *(const float2 *)(src + row * rs + col);
+            a[kk][i] = bf16x2(v.x, v.y);
+        }
+}
+// Stages 64 rows (from c0; rows >= n zero) x HD of src as bf16 into tile[row][d] (stride HD + 8) and/or its
+// transpose tileT[d][row] (stride kAttnLdT); either may be NULL.
+template <int HD>
+__device__ __forceinline__ void attn_stage(unsigned short *tile, unsigned short *tileT, const float *src, long long rs, int c0,
+                                           int n) {
+    for (int e = threadIdx.x; e < kAttnRows * HD / 2; e += blockDim.x) {
+        const int row = e / (HD / 2), d = (e % (HD / 2)) * 2;
+        float2 v = make_float2(0.0f, 0.0f);
+        if (c0 + row < n) v = *(const float2 *)(src + (c0 + row) * rs + d);
+        if (tile) *(unsigned *)&tile[row * (HD + 8) + d] = bf16x2(v.x, v.y);
+        if (tileT) tileT[d * kAttnLdT + row] = bf16_1(v.x), tileT[(d + 1) * kAttnLdT + row] = bf16_1(v.y);
+    }
+}
+// acc[8] (16 rows x 64 columns) = A (16 x HD) B^T with B = tile[64][HD] (the n index is tile's row).
+template <int HD>
+__device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD / 16][4], const unsigned short *tile) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const unsigned short *b = tile + (j * 8 + g) * (HD + 8) + kk * 16 + 2 * t;
+            mma_bf16(acc[j], a[kk], *(const unsigned *)b, *(const unsigned *)(b + 8));
+        }
+    }
+}
+// out[HD/8] (16 rows x HD) += P (16 x 64, the accumulators p as A fragments) B with B = tileT[HD][64].
+template <int HD>
+__device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[8][4], const unsigned short *tileT) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const unsigned a[4] = {bf16x2(p[2 * kk][0], p[2 * kk][1]), bf16x2(p[2 * kk][2], p[2 * kk][3]),
+                               bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]), bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            const unsigned short *b = tileT + (n * 8 + g) * kAttnLdT + kk * 16 + 2 * t;
+            mma_bf16(out[n], a, *(const unsigned *)b, *(const unsigned *)(b + 8));
+        }
+    }
+}
+// Writes 16 rows x HD of accumulators (times s0 for row g, s1 for row g + 8) to dst (row stride rs), rows < n.
+template <int HD>
+__device__ __forceinline__ void attn_store(float *dst, long long rs, const float acc[HD / 8][4], int r0, int n, float s0,
+                                           float s1) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        if (r0 + g < n) *(float2 *)(dst + (r0 + g) * rs + j * 8 + 2 * t) = make_float2(acc[j][0] * s0, acc[j][1] * s0);
+        if (r0 + g + 8 < n) *(float2 *)(dst + (r0 + g + 8) * rs + j * 8 + 2 * t) = make_float2(acc[j][2] * s1, acc[j][3] * s1);
+    }
+}
+
+// Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
+template <int HD>
+__global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vt[HD * kAttnLdT];
+    const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const long long rs = 3LL * D;
+    const float *q = qkv + (long long)p * N * rs + h * HD;
+    unsigned qa[HD / 16][4];
+    attn_load_a<HD>(qa, q, rs, r0, N);
+    float o[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+        __syncthreads();
+        attn_stage<HD>(Ks, NULL, q + D, rs, c0, N);
+        attn_stage<HD>(NULL, Vt, q + 2 * D, rs, c0, N);
+        __syncthreads();
+        float s[8][4];
+        attn_mma_nt<HD>(s, qa, Ks);
+        float x0 = m0, x1 = m1;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const bool in = c0 + j * 8 + 2 * t + e < N;
+                s[j][e] = in ? s[j][e] * scale : -INFINITY;
+                s[j][2 + e] = in ? s[j][2 + e] * scale : -INFINITY;
+                x0 = fmaxf(x0, s[j][e]), x1 = fmaxf(x1, s[j][2 + e]);
+            }
+        x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1)), x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+        x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1)), x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+        const float a0 = __expf(m0 - x0), a1 = __expf(m1 - x1);
+        m0 = x0, m1 = x1, l0 *= a0, l1 *= a1;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) o[j][0] *= a0, o[j][1] *= a0, o[j][2] *= a1, o[j][3] *= a1;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            s[j][0] = __expf(s[j][0] - m0), s[j][1] = __expf(s[j][1] - m0);
+            s[j][2] = __expf(s[j][2] - m1), s[j][3] = __expf(s[j][3] - m1);
+            l0 += s[j][0] + s[j][1], l1 += s[j][2] + s[j][3];
+        }
+        attn_mma_pv<HD>(o, s, Vt);
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1), l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1), l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    attn_store<HD>(O + (long long)p * N * D + h * HD, D, o, r0, N, 1.0f / l0, 1.0f / l1);
+    if (lse && t == 0) {
+        float *lr = lse + ((long long)p * H + h) * N;
+        if (r0 + g < N) lr[r0 + g] = m0 + logf(l0);
+        if (r0 + g + 8 < N) lr[r0 + g + 8] = m1 + logf(l1);
+    }
+}
+
+// Backward, dQ: per query row block, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
+// dS = P (dP - delta) scale, dQ = dS K (written to dqkv's Q columns).
+template <int HD>
+__global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta,
+                                                    float *dqkv, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Kt[HD * kAttnLdT];
+    const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const long long rs = 3LL * D;
+    const float *q = qkv + (long long)p * N * rs + h * HD, *go = dO + (long long)p * N * D + h * HD;
+    unsigned qa[HD / 16][4], da[HD / 16][4];
+    attn_load_a<HD>(qa, q, rs, r0, N);
+    attn_load_a<HD>(da, go, D, r0, N);
+    const long long st = ((long long)p * H + h) * N;
+    const float ls0 = r0 + g < N ? lse[st + r0 + g] : 0.0f, ls1 = r0 + g + 8 < N ? lse[st + r0 + g + 8] : 0.0f;
+    const float dl0 = r0 + g < N ? (float)delta[st + r0 + g] : 0.0f, dl1 = r0 + g + 8 < N ? (float)delta[st + r0 + g + 8] : 0.0f;
+    float dq[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+        __syncthreads();
+        attn_stage<HD>(Ks, Kt, q + D, rs, c0, N);
+        attn_stage<HD>(Vs, NULL, q + 2 * D, rs, c0, N);
+        __syncthreads();
+        float s[8][4], dp[8][4];
+        attn_mma_nt<HD>(s, qa, Ks);
+        attn_mma_nt<HD>(dp, da, Vs);
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const bool in = c0 + j * 8 + 2 * t + e < N;
+                const float p0 = in ? __expf(s[j][e] * scale - ls0) : 0.0f, p1 = in ? __expf(s[j][2 + e] * scale - ls1) : 0.0f;
+                s[j][e] = p0 * (dp[j][e] - dl0) * scale;
+                s[j][2 + e] = p1 * (dp[j][2 + e] - dl1) * scale;
+            }
+        attn_mma_pv<HD>(dq, s, Kt);
+    }
+    attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
+}
+
+// Backward, dK and dV: per key row block, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
+// dP^T = V dO^T, dS^T = P^T (dP^T - delta) scale, dK = dS^T Q (written to dqkv's K and V columns).
+template <int HD>
+__global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
+                                                     const double *delta, float *dqkv, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
+    __shared__ __align__(16) unsigned short Qt[HD * kAttnLdT];
+    __shared__ __align__(16) unsigned short Ot[HD * kAttnLdT];  // dO transposed
+    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+    const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
+    const int t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const long long rs = 3LL * D;
+    const float *q = qkv + (long long)p * N * rs + h * HD, *go = dO + (long long)p * N * D + h * HD;
+    unsigned ka[HD / 16][4], va[HD / 16][4];
+    attn_load_a<HD>(ka, q + D, rs, r0, N);
+    attn_load_a<HD>(va, q + 2 * D, rs, r0, N);
+    const long long st = ((long long)p * H + h) * N;
+    float dk[HD / 8][4], dv[HD / 8][4];
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++)
+        dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+        __syncthreads();
+        attn_stage<HD>(Qs, Qt, q, rs, c0, N);
+        attn_stage<HD>(Os, Ot, go, D, c0, N);
+        for (int i = threadIdx.x; i < kAttnRows; i += blockDim.x) {
+            lse_s[i] = c0 + i < N ? lse[st + c0 + i] : 0.0f;
+            del_s[i] = c0 + i < N ? (float)delta[st + c0 + i] : 0.0f;
+        }
+        __syncthreads();
+        float s[8][4], dp[8][4];
+        attn_mma_nt<HD>(s, ka, Qs);   // S^T: rows keys, columns queries
+        attn_mma_nt<HD>(dp, va, Os);  // dP^T
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int c = j * 8 + 2 * t + e;
+                const bool in = c0 + c < N;
+                const float l = lse_s[c], dl = del_s[c];
+                s[j][e] = in ? __expf(s[j][e] * scale - l) : 0.0f;
+                s[j][2 + e] = in ? __expf(s[j][2 + e] * scale - l) : 0.0f;
+                dp[j][e] = s[j][e] * (dp[j][e] - dl) * scale;
+                dp[j][2 + e] = s[j][2 + e] * (dp[j][2 + e] - dl) * scale;
+            }
+        attn_mma_pv<HD>(dv, s, Ot);
+        attn_mma_pv<HD>(dk, dp, Qt);
+    }
+    attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
+    attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);
+}
+
+#define AVGEN_ATTN_INST(HD)                                                                                            \
+    template __global__ void k_attn_fwd<HD>(const float *, float *, float *, int, int, float);                        \
+    template __global__ void k_attn_bwd_dq<HD>(const float *, const float *, const float *, const double *, float *, int, \
+                                               int, float);                                                          \
+    template __global__ void k_attn_bwd_dkv<HD>(const float *, const float *, const float *, const double *, float *,    \
+                                                int, int, float);
+AVGEN_ATTN_INST(16)
+AVGEN_ATTN_INST(32)
+AVGEN_ATTN_INST(64)
+#undef AVGEN_ATTN_INST
+
 // LAVISH latent exchange, part 1, one block per (pair, latent i): A1[i] = softmax(tok_i . Y_j) over j,
 // S_i = tok_i + sum_j A1[i, j] Y_j.
 __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m) {

@@ -115,6 +115,8 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             r.graph ? "CUDA graph" : "eager", r.graph ? " replays" : "s", r.warmup ? r.warmup : 5, r.steps ? r.steps : 20);
     fprintf(out, "  step       median %.3f ms (min %.3f, mean %.3f, max %.3f); first (cold) step %.1f ms, graph capture %.1f ms\n",
             r.median_ms, r.min_ms, r.mean_ms, r.max_ms, r.first_step_ms, r.graph_capture_ms);
+    fprintf(out, "  attention  %s\n", r.attention_fused ? "fused bf16 tensor-core kernels (log-sum-exp kept, no score matrix)"
+                                                           : "per-head GEMMs batched over pairs, score matrices in op scratch");
     fprintf(out, "  throughput %.1f pairs/s, %.2f clips/s\n", pairs / s, k->batch / s);
     fprintf(out, "  compute    %.2f GFLOP per step: %.1f TFLOP/s", flops / 1e9, tflops);
     if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
@@ -129,7 +131,8 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
                  "added by cuBLASLt's epilogue in %d, by a kernel in %d):\n",
-            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
+            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel,
+                r.attention_fused ? "fused" : "gemm");
     int order[AVGEN_OP_KIND_COUNT];
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) order[i] = i;
     for (int a = 1; a < AVGEN_OP_KIND_COUNT; a++) {
@@ -157,12 +160,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"clips_per_s\":%.4f,\"step_flops\":%.6g,\"tflops\":%.3f,\"mfu\":%.5f,\"planned_bytes\":%lld,"
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
-                   "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"families_ms\":{",
+                   "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
-                kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
+                kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel,
+                r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
