@@ -829,6 +829,19 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
             return false;
         }
         d->kern[i] = (const void *)k;
+        // The arguments are laid out by this binary's signature of the kernel: the NVRTC build's must agree.
+        for (size_t j = 0;; j++) {
+            size_t o1 = 0, s1 = 0, o2 = 0, s2 = 0;
+            const cudaError_t e1 = cudaFuncGetParamInfo(kBuiltin[i], j, &o1, &s1);
+            const cudaError_t e2 = cudaFuncGetParamInfo(d->kern[i], j, &o2, &s2);
+            cudaGetLastError();
+            if (e1 != cudaSuccess && e2 != cudaSuccess) break;
+            if (e1 != e2 || o1 != o2 || s1 != s2) {
+                set_fail(d, "--kernels nvrtc: kernel %s takes other parameters in the NVRTC build (parameter %zu) than in "
+                            "this binary: the source does not match this avgen", kKernelNames[i], j);
+                return false;
+            }
+        }
     }
     d->kernel_s = now_s() - t0;
     d->kernels_mode = RT_KERNELS_NVRTC;

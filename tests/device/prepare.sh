@@ -42,9 +42,9 @@ cmake -S "$ROOT" -B "$KIT/build" -DAVGEN_DATA=OFF -DAVGEN_PROGRAMS="$KIT/program
 cmake --build "$KIT/build" -j "$JOBS" >"$KIT/build.log" 2>&1 || { tail -30 "$KIT/build.log" >&2; exit 1; }
 cp "$KIT/build/avgen-diff" "$KIT/bin/"
 # Only the training programs travel (the carry limit is 64 MiB): the inference programs and the large
-# generated tables (model.c) are dropped; the other emitted files stay for reference.
+# generated tables (model.c, plan.json) are dropped; the other emitted files stay for reference.
 for d in "$KIT"/programs/*/; do
-  rm -f "$d"bin/*-infer "$d"model.c
+  rm -f "$d"bin/*-infer "$d"model.c "$d"plan.json
 done
 rm -rf "$KIT/build"
 # ViT-B/16 B=1 T=2: the resolved description and fixed inputs for the float64 PyTorch reference

@@ -20,6 +20,7 @@ OUT=${OUT:-$ROOT/device-out}
 STAGES=${STAGES:-parity nvrtc memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES:-4 32 56}
 BENCH_FP32=${BENCH_FP32:-32}        # batches also timed with strict fp32 GEMMs
+BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM:-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
@@ -160,8 +161,16 @@ if [[ " $STAGES " == *" memcheck "* ]]; then
       bad "memcheck fx-lavish-odd-batch: $(grep -E 'ERROR SUMMARY' "$OUT/logs/memcheck.log" | tail -1)"
       grep -m1 -A12 -E 'Invalid|Error' "$OUT/logs/memcheck.log" | sed 's/^/    /' | tee -a "$S"
     fi
+    # bf16 GEMMs: the fused attention kernels (shared-memory tiles) run too
+    if timeout 150 "$CS" --tool memcheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
+      --out "$OUT/dumps/memcheck-bf16.st" --backend cuda --precision bf16 >"$OUT/logs/memcheck-bf16.log" 2>&1; then
+      ok "memcheck tiny-lavish bf16: $(grep -o 'ERROR SUMMARY.*' "$OUT/logs/memcheck-bf16.log" | tail -1)"
+    else
+      bad "memcheck tiny-lavish bf16: $(grep -E 'ERROR SUMMARY' "$OUT/logs/memcheck-bf16.log" | tail -1)"
+      grep -m1 -A12 -E 'Invalid|Error' "$OUT/logs/memcheck-bf16.log" | sed 's/^/    /' | tee -a "$S"
+    fi
     if timeout 150 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
-      --out "$OUT/dumps/racecheck.st" --backend cuda >"$OUT/logs/racecheck.log" 2>&1; then
+      --out "$OUT/dumps/racecheck.st" --backend cuda --precision bf16 >"$OUT/logs/racecheck.log" 2>&1; then
       ok "racecheck tiny-lavish: $(grep -o 'RACECHECK SUMMARY.*\|ERROR SUMMARY.*' "$OUT/logs/racecheck.log" | tail -1)"
     else
       bad "racecheck tiny-lavish: $(grep -E 'SUMMARY|hazard' "$OUT/logs/racecheck.log" | head -5 | tr '\n' ' ')"
@@ -176,11 +185,14 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_BATCHES; do
     p=$(prog "vitb-t8-b$b")
     [ -x "$p" ] || continue
-    for prec in bf16 fp32; do
+    for prec in bf16 fp32 bf16-gemmattn; do
       [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
-      if timeout 150 "$p" --bench --precision "$prec" --warmup 5 --steps 20 --json "$OUT/bench/avgen-b$b-$prec.json" \
-        >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
-        ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
+      [ "$prec" = bf16-gemmattn ] && [[ " $BENCH_ATTN_GEMM " != *" $b "* ]] && continue
+      attn=fused
+      [ "$prec" = bf16-gemmattn ] && attn=gemm
+      if AVGEN_ATTENTION=$attn timeout 150 "$p" --bench --precision "${prec%-gemmattn}" --warmup 5 --steps 20 \
+        --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
+        ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
       else
         bad "avgen bench B=$b $prec: $(tail -3 "$OUT/bench/avgen-b$b-$prec.txt" | tr '\n' ' ')"
       fi
