@@ -215,11 +215,13 @@ static void make_params(ctx *c) {
 #define FP(field, suffix, ...) (snprintf(n, sizeof n, "vit.encoder.layer.%d.%s", l, suffix), L->field = frozen(c, SH(__VA_ARGS__), n))
         FP(ln1w, "layernorm_before.weight", D);
         FP(ln1b, "layernorm_before.bias", D);
+        /* query, key and value weights next to each other, then their biases: in the frozen arena (table
+         * order) they form one [3D, D] matrix and one [3D] vector, which the CUDA backend uses as one GEMM */
         FP(wq, "attention.attention.query.weight", D, D);
-        FP(bq, "attention.attention.query.bias", D);
         FP(wk, "attention.attention.key.weight", D, D);
-        FP(bk, "attention.attention.key.bias", D);
         FP(wv, "attention.attention.value.weight", D, D);
+        FP(bq, "attention.attention.query.bias", D);
+        FP(bk, "attention.attention.key.bias", D);
         FP(bv, "attention.attention.value.bias", D);
         FP(wo, "attention.output.dense.weight", D, D);
         FP(bo, "attention.output.dense.bias", D);

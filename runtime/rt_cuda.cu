@@ -390,6 +390,13 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
 // allocation. Not yet re-checked on a GPU.
 size_t latent_smem(int N2) { return sizeof(float) * (((size_t)N2 + 3) / 4 * 4 + 4); }
 
+// True when tensors a, b, c (n floats each) follow one another on the device: the query, key and value
+// weights (or biases) as one stacked matrix (the IR creates them in that order; static arenas keep it).
+bool qkv_stacked(const avgen_ctx *c, int a, int b, int cc, size_t n) {
+    const float *pa = (const float *)dptr(c, a), *pb = (const float *)dptr(c, b), *pc = (const float *)dptr(c, cc);
+    return pb == pa + n && pc == pb + n;
+}
+
 // The fused attention kernels (bf16 tensor cores) run with bf16 GEMMs and head widths 16, 32, 64; fp32 and
 // tf32 keep the GEMM path (fp32 is the parity mode), as does AVGEN_ATTENTION=gemm (for comparisons).
 bool fused_attention(const Dev *d, int hd) { return d->attn_fused && (hd == 16 || hd == 32 || hd == 64); }
@@ -452,6 +459,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_QKV: {
         const avgen_tensor_desc *ht = TD(in[0]);
         const int D = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]);
+        if (qkv_stacked(c, in[1], in[3], in[5], (size_t)D * D) && qkv_stacked(c, in[2], in[4], in[6], (size_t)D)) {
+            // the three weights form one [3D, D] matrix and the biases one [3D] vector: one GEMM, N = 3D
+            gemm(d, 0, 1, rows, 3 * D, D, PF(in[0]), D, PF(in[1]), D, PF(out[0]), 3 * D, 0, 1, 0, 0, 0, PF(in[2]));
+            break;
+        }
         for (int j = 0; j < 3; j++)
             gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0, 1, 0, 0, 0,
                  PF(in[2 + 2 * j]));
@@ -750,6 +762,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_QKV_DX: {
         const avgen_tensor_desc *dt = TD(in[0]);
         const int D = (int)dt->shape[2] / 3, rows = (int)(dt->shape[0] * dt->shape[1]);
+        if (qkv_stacked(c, in[1], in[2], in[3], (size_t)D * D)) {
+            // dX = dqkv [rows, 3D] x [Wq; Wk; Wv] [3D, D]: one GEMM, K = 3D
+            gemm(d, 0, 0, rows, D, 3 * D, PF(in[0]), 3 * D, PF(in[1]), D, PF(out[0]), D, 0);
+            break;
+        }
         for (int j = 0; j < 3; j++) gemm(d, 0, 0, rows, D, D, PF(in[0]) + j * D, 3 * D, PF(in[1 + j]), D, PF(out[0]), D, j > 0);
         break;
     }
