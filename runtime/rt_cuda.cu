@@ -1184,13 +1184,15 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     d->profiling = 0;
     if (rt_cuda_sync(c, err, errlen)) return 1;
     memset(r->family_ms, 0, sizeof r->family_ms);
+    free(r->op_ms);
+    r->op_ms = (double *)calloc((size_t)n + 1, sizeof(double));
     for (int i = 0; i < n; i++) {
         float t = 0;
         cudaEventElapsedTime(&t, d->ev[2 * i], d->ev[2 * i + 1]);
         const int kind = c->g->ops[i].kind;
         if (kind < 64) r->family_ms[kind] += t;
+        if (r->op_ms) r->op_ms[i] = t;
     }
-    r->gemm_ms = 0;
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     r->device_used_bytes = d->free_before > fr ? d->free_before - fr : 0;

@@ -83,7 +83,7 @@ typedef struct {
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
-    double gemm_ms;                 /* of that, time inside cuBLASLt calls */
+    double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
 } rt_cuda_bench_result;
 
 typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);

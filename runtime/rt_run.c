@@ -149,10 +149,38 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         fprintf(out, "    %-22s %9.3f ms %5.1f%%  %8.1f TFLOP/s\n", o->kind_names ? o->kind_names[kd] : "?", r.family_ms[kd],
                 total > 0 ? 100 * r.family_ms[kd] / total : 0, fl / (r.family_ms[kd] / 1e3) / 1e12);
     }
+    /* the slowest ops: where a kernel family's time goes (bytes: what the op's tensors hold, a lower bound of
+     * its memory traffic) */
+    if (r.op_ms) {
+        const int n = c->g->n_ops, show = n < 15 ? n : 15;
+        int *idx = malloc(sizeof(int) * (size_t)(n + 1));
+        if (idx) {
+            for (int i = 0; i < n; i++) idx[i] = i;
+            for (int a = 1; a < n; a++) {
+                int v = idx[a], b = a - 1;
+                while (b >= 0 && r.op_ms[idx[b]] < r.op_ms[v]) idx[b + 1] = idx[b], b--;
+                idx[b + 1] = v;
+            }
+            fprintf(out, "  slowest ops (of %d):\n", n);
+            for (int i = 0; i < show; i++) {
+                const avgen_op_desc *op = &c->g->ops[idx[i]];
+                double bytes = 0;
+                for (int j = 0; j < op->n_in + op->n_out; j++) {
+                    const int t = c->g->refs[(j < op->n_in ? op->in_at + j : op->out_at + j - op->n_in)];
+                    if (t >= 0) bytes += (double)c->g->tensors[t].bytes;
+                }
+                const double sec = r.op_ms[idx[i]] / 1e3;
+                fprintf(out, "    %-44s %8.3f ms  %8.1f TFLOP/s  %7.0f GB/s of its tensors\n", op->name, r.op_ms[idx[i]],
+                        sec > 0 ? op->flops / sec / 1e12 : 0, sec > 0 ? bytes / sec / 1e9 : 0);
+            }
+            free(idx);
+        }
+    }
     if (o->json_path) {
         FILE *f = fopen(o->json_path, "w");
         if (!f) {
             snprintf(err, errlen, "cannot write %s", o->json_path);
+            free(r.op_ms);
             return 1;
         }
         fprintf(f, "{\"name\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"frames\":%d,\"graph\":%s,\"median_ms\":%.4f,"
@@ -171,12 +199,16 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
                 fprintf(f, "%s\"%s\":%.4f", first ? "" : ",", o->kind_names ? o->kind_names[i] : "?", r.family_ms[i]), first = 0;
-        fprintf(f, "}}\n");
+        fprintf(f, "},\"ops_ms\":[");
+        for (int i = 0; r.op_ms && i < c->g->n_ops; i++) fprintf(f, "%s[\"%s\",%.4f]", i ? "," : "", c->g->ops[i].name, r.op_ms[i]);
+        fprintf(f, "]}\n");
         if (fclose(f)) {
             snprintf(err, errlen, "cannot write %s", o->json_path);
+            free(r.op_ms);
             return 1;
         }
     }
+    free(r.op_ms);
     return 0;
 }
 
