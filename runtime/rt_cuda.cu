@@ -390,6 +390,19 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
 // allocation. Not yet re-checked on a GPU.
 size_t latent_smem(int N2) { return sizeof(float) * (((size_t)N2 + 3) / 4 * 4 + 4); }
 
+// LayerNorm kernels keep a row in registers for the widths the shipped models use (k_layernorm<V>, V values
+// a lane): widths up to 32, up to 64, and 737..768 (ViT-B/16); any other width takes the generic V = 0.
+int ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }
+#define LN_LAUNCH(kern, width, grid, block, smem, ...)                                      \
+    do {                                                                                    \
+        switch (ln_values(width)) {                                                         \
+        case 1: launch(d, kern<1>, grid, block, smem, __VA_ARGS__); break;                  \
+        case 2: launch(d, kern<2>, grid, block, smem, __VA_ARGS__); break;                  \
+        case 24: launch(d, kern<24>, grid, block, smem, __VA_ARGS__); break;                \
+        default: launch(d, kern<0>, grid, block, smem, __VA_ARGS__); break;                 \
+        }                                                                                   \
+    } while (0)
+
 // True when tensors a, b, c (n floats each) follow one another on the device: the query, key and value
 // weights (or biases) as one stacked matrix (the IR creates them in that order; static arenas keep it).
 bool qkv_stacked(const avgen_ctx *c, int a, int b, int cc, size_t n) {
@@ -434,7 +447,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
-        launch(d, k_layernorm, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    o->n_out > 1 ? PF(out[1]) : NULL,
                                                                    o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps);
         break;
@@ -443,7 +456,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
-        launch(d, k_layernorm, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps);
         break;
     }
@@ -451,7 +464,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2];
         const int keep = o->n_out == 4;
-        launch(d, k_layernorm, dim3((unsigned)((P + 7) / 8)), dim3(256), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
+        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
                                                                D, keep ? PF(out[2]) : NULL, keep ? PF(out[3]) : NULL,
                                                                keep ? PF(out[1]) : NULL, NULL, P, D, o->eps);
         break;
@@ -713,7 +726,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *gt = TD(out[0]);
         const int P = (int)gt->shape[0], N = (int)gt->shape[1], D = (int)gt->shape[2];
         ck(d, cudaMemsetAsync(PF(out[0]), 0, (size_t)gt->bytes, d->s), "memset");
-        launch(d, k_ln_bwd, dim3((unsigned)((P + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
+        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
                                                              PF(out[0]), (long long)N * D, 0, NULL, P, D);
         break;
     }
@@ -723,7 +736,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        launch(d, k_ln_bwd, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
+        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
                                                                 PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
         launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
         colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
@@ -735,7 +748,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
-        launch(d, k_ln_bwd, dim3((unsigned)((rows + 7) / 8)), dim3(256), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
+        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
                                                                 NULL, PF(out[0]), D, !trainable, NULL, rows, D);
         if (trainable)
             colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, NULL, rows, D, PF(out[1]),

@@ -120,29 +120,56 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 
 // LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate. Rows of x start every xs elements,
 // rows of y every ys; xcopy (when given) receives the row as read (the CLS rows kept for backward).
-__global__ void k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
+// V > 0: the width is at most 32 V and each lane keeps its V values in registers (one read of the row);
+// V = 0: any width, the row is read once per pass. Both sum in the same order: the same results. Blocks of
+// 128 threads (4 rows); at most 128 registers a thread, so the memory-bound kernel keeps warps in flight.
+template <int V>
+__global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
                             float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float *xr = x + r * xs;
+    constexpr int VR = V > 0 ? V : 1;
+    float v[VR];
     double s = 0;
-    for (int d = lane; d < D; d += 32) s += xr[d];
+    if constexpr (V > 0) {
+#pragma unroll
+        for (int i = 0; i < V; i++) {
+            const int d = lane + 32 * i;
+            v[i] = d < D ? xr[d] : 0.0f;
+            if (d < D) s += v[i];
+        }
+    } else {
+        for (int d = lane; d < D; d += 32) s += xr[d];
+    }
     const double mean = warp_sum_d(s) / D;
     double ss = 0;
-    for (int d = lane; d < D; d += 32) {
-        const double t = (double)xr[d] - mean;
-        ss += t * t;
+    if constexpr (V > 0) {
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            if (lane + 32 * i < D) {
+                const double t = (double)v[i] - mean;
+                ss += t * t;
+            }
+    } else {
+        for (int d = lane; d < D; d += 32) {
+            const double t = (double)xr[d] - mean;
+            ss += t * t;
+        }
     }
     const double rstd = 1.0 / sqrt(warp_sum_d(ss) / D + (double)eps);
     const float g = gate ? gate[0] : 1.0f;
     float *yr = y + r * ys;
-    for (int d = lane; d < D; d += 32) {
-        float v = (float)(((double)xr[d] - mean) * rstd * (w ? w[d] : 1.0f) + (b ? b[d] : 0.0f));
-        if (gate) v *= g;
-        yr[d] = v;
-        if (xcopy) xcopy[r * D + d] = xr[d];
-    }
+#pragma unroll
+    for (int i = 0; i < (V > 0 ? V : 1); i++)
+        for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
+            const float xv = V > 0 ? v[i] : xr[d];
+            float o = (float)(((double)xv - mean) * rstd * (w ? w[d] : 1.0f) + (b ? b[d] : 0.0f));
+            if (gate) o *= g;
+            yr[d] = o;
+            if (xcopy) xcopy[r * D + d] = xv;
+        }
     if (lane == 0) {
         if (mu) mu[r] = (float)mean;
         if (rs) rs[r] = (float)rstd;
@@ -151,7 +178,9 @@ __global__ void k_layernorm(const float *x, long long xs, const float *w, const 
 
 // LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
 // With gate (LayerNorm + gate), gscale = gate and rowdg[r] = sum(dy * (xhat w + b)). dx rows every dxs.
-__global__ void k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+// V as for k_layernorm (dy and x of the row in registers when V > 0).
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                          const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
                          long long rows, int D) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -160,22 +189,38 @@ __global__ void k_ln_bwd(const float *dy, const float *x, const float *mu, const
     const float *dyr = dy + r * D, *xr = x + r * D;
     const double m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
-    double sg = 0, sgx = 0, dg = 0;
-    for (int d = lane; d < D; d += 32) {
-        const float dO = gate ? dyr[d] * gs : dyr[d];
-        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
-        sg += g, sgx += g * xh;
-        if (gate) dg += (double)dyr[d] * (xh * w[d] + bb[d]);
+    constexpr int VR = V > 0 ? V : 1;
+    float vdy[VR], vx[VR];
+    if constexpr (V > 0) {
+#pragma unroll
+        for (int i = 0; i < V; i++) {
+            const int d = lane + 32 * i;
+            vdy[i] = d < D ? dyr[d] : 0.0f;
+            vx[i] = d < D ? xr[d] : 0.0f;
+        }
     }
+    double sg = 0, sgx = 0, dg = 0;
+#pragma unroll
+    for (int i = 0; i < (V > 0 ? V : 1); i++)
+        for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
+            const float dyv = V > 0 ? vdy[i] : dyr[d], xv = V > 0 ? vx[i] : xr[d];
+            const float dO = gate ? dyv * gs : dyv;
+            const double xh = ((double)xv - m) * s, g = (double)dO * w[d];
+            sg += g, sgx += g * xh;
+            if (gate) dg += (double)dyv * (xh * w[d] + bb[d]);
+        }
     sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
     if (gate) dg = warp_sum_d(dg);
     float *dxr = dx + r * dxs;
-    for (int d = lane; d < D; d += 32) {
-        const float dO = gate ? dyr[d] * gs : dyr[d];
-        const double xh = ((double)xr[d] - m) * s, g = (double)dO * w[d];
-        const float v = (float)(s * (g - sg - xh * sgx));
-        dxr[d] = acc ? dxr[d] + v : v;
-    }
+#pragma unroll
+    for (int i = 0; i < (V > 0 ? V : 1); i++)
+        for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
+            const float dyv = V > 0 ? vdy[i] : dyr[d], xv = V > 0 ? vx[i] : xr[d];
+            const float dO = gate ? dyv * gs : dyv;
+            const double xh = ((double)xv - m) * s, g = (double)dO * w[d];
+            const float o = (float)(s * (g - sg - xh * sgx));
+            dxr[d] = acc ? dxr[d] + o : o;
+        }
     if (gate && lane == 0) rowdg[r] = dg;
 }
 
@@ -902,6 +947,16 @@ __global__ void k_zero_grads(const AdamSeg *segs, const int2 *chunks) {
 }
 
 // Every instantiation the host code launches, explicit so NVRTC compiles them too.
+#define AVGEN_LN_INST(V)                                                                                               \
+    template __global__ void k_layernorm<V>(const float *, long long, const float *, const float *, float *, long long,    \
+                                            float *, float *, float *, const float *, long long, int, float);           \
+    template __global__ void k_ln_bwd<V>(const float *, const float *, const float *, const float *, const float *,       \
+                                         const float *, const float *, float *, long long, int, double *, long long, int);
+AVGEN_LN_INST(0)
+AVGEN_LN_INST(1)
+AVGEN_LN_INST(2)
+AVGEN_LN_INST(24)
+#undef AVGEN_LN_INST
 template __global__ void k_latent_b<2>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
 template __global__ void k_latent_b<4>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
 template __global__ void k_latent_b<8>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
