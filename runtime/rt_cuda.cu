@@ -520,7 +520,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!delta) return;
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
-        launch(d, k_attn_delta, GRID(rows), dO, PF(in[2]), delta, P, N, D, H, hd);
+        launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, PF(in[2]), delta, P, N, D, H, hd);
         if (fused_attention(d, hd)) {
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             const float *lse = PF(in[3]);

@@ -396,15 +396,19 @@ __global__ void k_attn_dscores(const float *Pm, float *dP, const double *delta, 
         dP[e] = (float)(Pm[e] * ((double)dP[e] - delta[e / N]) * scale);
 }
 
-// Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double.
+// Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double: one warp per token row
+// (p, i), which reads dO and O coalesced and writes the H heads' sums (delta is [P, H, N]).
 __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int P, int N, int D, int H, int hd) {
-    const long long n = (long long)P * H * N;
-    for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < n; t += (long long)gridDim.x * blockDim.x) {
-        const int i = (int)(t % N), h = (int)((t / N) % H), p = (int)(t / ((long long)N * H));
-        const size_t off = (size_t)p * N * D + (size_t)i * D + h * hd;
+    const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= (long long)P * N) return;
+    const long long p = row / N, i = row % N;
+    const float *a = dO + row * D, *b = O + row * D;
+    for (int h = 0; h < H; h++) {
         double s = 0;
-        for (int d = 0; d < hd; d++) s += (double)dO[off + d] * O[off + d];
-        delta[t] = s;
+        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * b[h * hd + d];
+        s = warp_sum_d(s);
+        if (lane == 0) delta[(p * H + h) * N + i] = s;
     }
 }
 
