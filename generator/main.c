@@ -959,33 +959,6 @@ static int cmd_compare(int argc, char **argv) {
     return bad ? 2 : 0;
 }
 
-/* Reads a whole file (NUL-terminated); NULL when it cannot. */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        const size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) break;
-            fclose(f);
-            buf[n] = 0;
-            return buf;
-        }
-    }
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
 static int cmd_jit(int argc, char **argv) {
     args_t a;
     int r = parse_args("jit", usage_jit, argc, argv, &a, 0);
@@ -1001,7 +974,7 @@ static int cmd_jit(int argc, char **argv) {
         char p1[1100], p2[1100];
         snprintf(p1, sizeof p1, "%s/kernels.cu", dir);
         snprintf(p2, sizeof p2, "%s/rt_cuda_kernels.cuh", dir);
-        char *cu = slurp(p1), *hdr = slurp(p2);
+        char *cu = rt_read_file(p1, NULL), *hdr = rt_read_file(p2, NULL);
         if (!cu || !hdr) {
             fprintf(stderr, "error: %s cannot be read; expected a folder written by avgen emit.\n", cu ? p2 : p1);
             free(cu), free(hdr);

@@ -77,19 +77,6 @@ static double now(void) {
 
 /* ------------------------------------------------------------------------------------------ lists */
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* Next line without CR/LF and surrounding white space; NULL at the end. */
 static char *next_line(char **cur) {
     char *s = *cur;
@@ -376,7 +363,7 @@ int gen_prep_main(int argc, char **argv) {
     /* classInd.txt */
     char p[2400];
     snprintf(p, sizeof p, "%s/classInd.txt", splits);
-    char *ci = read_text(p);
+    char *ci = rt_read_file(p, NULL);
     if (!ci) {
         fprintf(stderr, "avgen prep: cannot read %s (%s); expected the split lists folder (ucfTrainTestlist)\n", p,
                 strerror(errno));
@@ -408,7 +395,7 @@ int gen_prep_main(int argc, char **argv) {
     char *texts[2] = {NULL, NULL};
     for (int t = 0; t < 2; t++) {
         snprintf(p, sizeof p, "%s/%s%02d.txt", splits, t ? "testlist" : "trainlist", split);
-        texts[t] = read_text(p);
+        texts[t] = rt_read_file(p, NULL);
         if (!texts[t]) {
             fprintf(stderr, "avgen prep: cannot read %s (%s)\n", p, strerror(errno));
             free(ci), free(texts[0]), free(e);

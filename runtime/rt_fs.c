@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,4 +67,37 @@ void rt_remove_partial(const char *dir, int depth) {
         if (S_ISREG(st.st_mode) && t && t[5] >= '0' && t[5] <= '9') unlink(p);
     }
     closedir(d);
+}
+
+char *rt_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = cap ? 2 * cap : 65536 * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                errno = ENOMEM;
+                break;
+            }
+            buf = nb;
+        }
+        const size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                errno = EIO;
+                break;
+            }
+            fclose(f);
+            buf[n] = 0;
+            if (len) *len = n;
+            return buf;
+        }
+    }
+    fclose(f);
+    free(buf);
+    return NULL;
 }

@@ -9,6 +9,9 @@ int rt_mkdirs(const char *dir);
 /* Writes text (or n bytes) to PATH.tmp.<pid>.<thread>, fsyncs, renames onto path. 0, or -1 with errno set. */
 int rt_write_atomic(const char *path, const char *text);
 int rt_write_atomic_bytes(const char *path, const void *data, size_t n);
+/* The whole file as a NUL-terminated, malloc'd buffer (*len: its size without the NUL, when len is given);
+ * NULL with errno set when it cannot be read. */
+char *rt_read_file(const char *path, size_t *len);
 /* Removes what killed writers left under dir, down to depth levels of sub-folders: files named
  * NAME.tmp.<digit>... (the temporary names above), never a finished file. */
 void rt_remove_partial(const char *dir, int depth);
