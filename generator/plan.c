@@ -97,7 +97,7 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     if (gen_graph_build(ir, m, &gg) == 0) {
         avgen_consts k;
         gen_consts(&ir->spec, &k);
-        m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k);
+        m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k, 1); /* bf16 GEMMs: fused attention */
         gen_graph_free(&gg);
     }
     m->peak = m->workspace + m->scratch;

@@ -45,6 +45,7 @@ struct GemmKey {
     int epi;  // 1: bias epilogue (the bias pointer is set at each call)
     long long sa, sb, sc;
     unsigned align_a, align_b, align_c;  // pointer alignments (bytes, power of two, at most 256)
+    unsigned align_bias;                 // the bias pointer's (the algorithm is chosen with the first one)
 };
 
 struct GemmPlan {
@@ -240,6 +241,10 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     memset(&key, 0, sizeof key);
     key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc, key.epi = bias != NULL;
+    if (bias && batch > 1) {
+        set_fail(d, "a GEMM with a bias must not be batched (a bug in avgen)");
+        return;
+    }
     auto align = [](const void *p) -> unsigned {
         const uintptr_t v = (uintptr_t)p;
         const uintptr_t low = v & (~v + 1);
@@ -247,6 +252,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     };
     key.align_a = align(A), key.align_b = align(B), key.align_c = align(C);
     if (csrc && align(csrc) < key.align_c) key.align_c = align(csrc);
+    if (bias) key.align_bias = align(bias);
     if (batch > 1) {  // every matrix of a batch starts a stride further: its alignment counts too
         auto lower = [&](unsigned &al, long long stride) {
             const unsigned s = align((const void *)(uintptr_t)(stride * 4));
@@ -413,6 +419,7 @@ bool qkv_stacked(const avgen_ctx *c, int a, int b, int cc, size_t n) {
 // The fused attention kernels (bf16 tensor cores) run with bf16 GEMMs and head widths 16, 32, 64; fp32 and
 // tf32 keep the GEMM path (fp32 is the parity mode), as does AVGEN_ATTENTION=gemm (for comparisons).
 bool fused_attention(const Dev *d, int hd) { return d->attn_fused && (hd == 16 || hd == 32 || hd == 64); }
+
 
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
@@ -922,7 +929,14 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             set_fail(d, "AVGEN_ATTENTION=%s: expected gemm or fused", a);
             goto fail;
         }
-        d->attn_fused = d->precision == RT_CUDA_BF16 && !(a && !strcmp(a, "gemm"));
+        // bf16 GEMMs on sm_80 or later, head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
+        const int can = d->precision == RT_CUDA_BF16 && prop.major >= 8 && rt_cuda_attention_fusable(c->k);
+        if (a && !strcmp(a, "fused") && !can) {
+            set_fail(d, "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16, a GPU of compute "
+                        "capability 8.0 or later, a head width of 16, 32 or 64 and at most 65535 pairs a step");
+            goto fail;
+        }
+        d->attn_fused = can && !(a && !strcmp(a, "gemm"));
     }
     if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
@@ -944,7 +958,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
-        const size_t need = rt_cuda_scratch_bytes(g, c->k);
+        const size_t need = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);
         d->scratch_bytes = need;
         if (!ck(d, cudaMalloc((void **)&d->scratch, need), "device memory for op scratch")) goto fail;
     }

@@ -55,9 +55,14 @@ void rt_cuda_detach(avgen_ctx *c);
 
 /* Device scratch one op takes beyond its tensors (attention scores, partial sums, im2col), and the
  * largest over a graph's ops (at least 1 MiB): what rt_cuda_attach allocates, and what the planner
- * counts (runtime/rt_scratch.c; no CUDA needed). */
-size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op);
-size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k);
+ * counts (runtime/rt_scratch.c; no CUDA needed). fused_attention: 1 for a run whose attention ops use the
+ * fused kernels (bf16 GEMMs, rt_cuda_attention_fusable), which keep no score matrices; 0 for the GEMM path
+ * (fp32 and tf32 GEMMs), which needs them. The planner counts the fused path, the default run's. */
+size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention);
+size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fused_attention);
+/* 1 when the fused attention kernels serve this configuration: head width 16, 32 or 64 and at most 65535
+ * (frame, audio) pairs a step (the kernels' grid). */
+int rt_cuda_attention_fusable(const avgen_consts *k);
 
 /* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);

@@ -121,8 +121,9 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 // LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate. Rows of x start every xs elements,
 // rows of y every ys; xcopy (when given) receives the row as read (the CLS rows kept for backward).
 // V > 0: the width is at most 32 V and each lane keeps its V values in registers (one read of the row);
-// V = 0: any width, the row is read once per pass. Both sum in the same order: the same results. Blocks of
-// 128 threads (4 rows); at most 128 registers a thread, so the memory-bound kernel keeps warps in flight.
+// V = 0: any width, the row is read once per pass. Both sum in the same order and round every product and
+// sum on its own (__dmul_rn, __dadd_rn: never contracted into an FMA, as the CPU reference computes), so
+// they give the same bits. Blocks of 128 threads (4 rows); at most 128 registers a thread.
 template <int V>
 __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
                             float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps) {
@@ -150,12 +151,12 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
         for (int i = 0; i < V; i++)
             if (lane + 32 * i < D) {
                 const double t = (double)v[i] - mean;
-                ss += t * t;
+                ss = __dadd_rn(ss, __dmul_rn(t, t));
             }
     } else {
         for (int d = lane; d < D; d += 32) {
             const double t = (double)xr[d] - mean;
-            ss += t * t;
+            ss = __dadd_rn(ss, __dmul_rn(t, t));
         }
     }
     const double rstd = 1.0 / sqrt(warp_sum_d(ss) / D + (double)eps);
@@ -165,7 +166,8 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
     for (int i = 0; i < (V > 0 ? V : 1); i++)
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
             const float xv = V > 0 ? v[i] : xr[d];
-            float o = (float)(((double)xv - mean) * rstd * (w ? w[d] : 1.0f) + (b ? b[d] : 0.0f));
+            const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
+            float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
             if (gate) o *= g;
             yr[d] = o;
             if (xcopy) xcopy[r * D + d] = xv;
@@ -178,7 +180,7 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
 
 // LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
 // With gate (LayerNorm + gate), gscale = gate and rowdg[r] = sum(dy * (xhat w + b)). dx rows every dxs.
-// V as for k_layernorm (dy and x of the row in registers when V > 0).
+// V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
 template <int V>
 __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                          const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
@@ -205,9 +207,9 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
             const float dyv = V > 0 ? vdy[i] : dyr[d], xv = V > 0 ? vx[i] : xr[d];
             const float dO = gate ? dyv * gs : dyv;
-            const double xh = ((double)xv - m) * s, g = (double)dO * w[d];
-            sg += g, sgx += g * xh;
-            if (gate) dg += (double)dyv * (xh * w[d] + bb[d]);
+            const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
+            sg = __dadd_rn(sg, g), sgx = __dadd_rn(sgx, __dmul_rn(g, xh));
+            if (gate) dg = __dadd_rn(dg, __dmul_rn((double)dyv, __dadd_rn(__dmul_rn(xh, (double)w[d]), (double)bb[d])));
         }
     sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
     if (gate) dg = warp_sum_d(dg);
@@ -217,8 +219,8 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
             const float dyv = V > 0 ? vdy[i] : dyr[d], xv = V > 0 ? vx[i] : xr[d];
             const float dO = gate ? dyv * gs : dyv;
-            const double xh = ((double)xv - m) * s, g = (double)dO * w[d];
-            const float o = (float)(s * (g - sg - xh * sgx));
+            const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
+            const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
             dxr[d] = acc ? dxr[d] + o : o;
         }
     if (gate && lane == 0) rowdg[r] = dg;
@@ -417,7 +419,8 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
 // rows (4 warps of 16), looping over the other side in chunks of 64 staged in shared memory as bf16. Q K^T,
 // P V, dO V^T, dS K, P^T dO and dS^T Q are mma.sync m16n8k16 (bf16 operands, fp32 accumulation); softmax
 // statistics in fp32; only the log-sum-exp is kept for backward (no score matrix in memory). Rows and
-// columns past N are masked (zeros in shared memory, probability 0). No atomics: deterministic. qkv is
+// columns past N are masked (zeros in shared memory, probability 0); warps past the last row and 8-column
+// groups past N skip their MMAs. No atomics: deterministic. qkv is
 // [P, N, 3D] (Q, K, V of head h at columns h*HD, D + h*HD, 2D + h*HD), O and dO are [P, N, D], lse and
 // delta are [P, H, N]. Semantics: the GEMM path above (k_softmax_rows, k_attn_probs, k_attn_dscores).
 
@@ -425,21 +428,38 @@ constexpr int kAttnRows = 64;  // rows of a block (4 warps x 16)
 constexpr int kAttnLdT = 64 + 8;  // row stride (halves) of a transposed [HD][64] tile: conflict-free fragments
 
 // Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
+// These need sm_80 (bf16 conversions and MMA); the host runs the fused kernels only there, and below it
+// they compile to a trap, so the library still builds for older GPUs (NVRTC builds for the device's own).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define AVGEN_BF16_MMA 1
+#endif
 __device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
-    unsigned r;
+    unsigned r = 0;
+#ifdef AVGEN_BF16_MMA
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    __trap();
+#endif
     return r;
 }
 __device__ __forceinline__ unsigned short bf16_1(float x) {
-    unsigned short r;
+    unsigned short r = 0;
+#ifdef AVGEN_BF16_MMA
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+#else
+    __trap();
+#endif
     return r;
 }
 // c += a b: A 16x16 (row), B 16x8 (col), bf16, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+#ifdef AVGEN_BF16_MMA
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    __trap();
+#endif
 }
 // A fragments of 16 rows x HD (row stride rs floats, rows >= n zero) from global fp32.
 template <int HD>
@@ -469,12 +489,15 @@ __device__ __forceinline__ void attn_stage(unsigned short *tile, unsigned short 
     }
 }
 // acc[8] (16 rows x 64 columns) = A (16 x HD) B^T with B = tile[64][HD] (the n index is tile's row).
+// Columns from nc on are past N: their 8-column groups are left at zero (the callers mask them).
 template <int HD>
-__device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD / 16][4], const unsigned short *tile) {
+__device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD / 16][4], const unsigned short *tile,
+                                            int nc) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+        if (j * 8 >= nc) continue;  // warp-uniform
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
             const unsigned short *b = tile + (j * 8 + g) * (HD + 8) + kk * 16 + 2 * t;
@@ -483,11 +506,14 @@ __device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD
     }
 }
 // out[HD/8] (16 rows x HD) += P (16 x 64, the accumulators p as A fragments) B with B = tileT[HD][64].
+// k-steps from nc on are past N, where P is 0 and the tile is zero: skipped (exactly the same sums).
 template <int HD>
-__device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[8][4], const unsigned short *tileT) {
+__device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[8][4], const unsigned short *tileT,
+                                            int nc) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
+        if (kk * 16 >= nc) break;  // warp-uniform
         const unsigned a[4] = {bf16x2(p[2 * kk][0], p[2 * kk][1]), bf16x2(p[2 * kk][2], p[2 * kk][3]),
                                bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]), bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
@@ -529,8 +555,9 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
         attn_stage<HD>(Ks, NULL, q + D, rs, c0, N);
         attn_stage<HD>(NULL, Vt, q + 2 * D, rs, c0, N);
         __syncthreads();
+        if (r0 >= N) continue;  // a warp past the last row only helps staging (warp-uniform)
         float s[8][4];
-        attn_mma_nt<HD>(s, qa, Ks);
+        attn_mma_nt<HD>(s, qa, Ks, N - c0);
         float x0 = m0, x1 = m1;
 #pragma unroll
         for (int j = 0; j < 8; j++)
@@ -553,7 +580,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
             s[j][2] = __expf(s[j][2] - m1), s[j][3] = __expf(s[j][3] - m1);
             l0 += s[j][0] + s[j][1], l1 += s[j][2] + s[j][3];
         }
-        attn_mma_pv<HD>(o, s, Vt);
+        attn_mma_pv<HD>(o, s, Vt, N - c0);
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1), l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1), l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
@@ -591,9 +618,10 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
         attn_stage<HD>(Ks, Kt, q + D, rs, c0, N);
         attn_stage<HD>(Vs, NULL, q + 2 * D, rs, c0, N);
         __syncthreads();
+        if (r0 >= N) continue;
         float s[8][4], dp[8][4];
-        attn_mma_nt<HD>(s, qa, Ks);
-        attn_mma_nt<HD>(dp, da, Vs);
+        attn_mma_nt<HD>(s, qa, Ks, N - c0);
+        attn_mma_nt<HD>(dp, da, Vs, N - c0);
 #pragma unroll
         for (int j = 0; j < 8; j++)
 #pragma unroll
@@ -603,7 +631,7 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
                 s[j][e] = p0 * (dp[j][e] - dl0) * scale;
                 s[j][2 + e] = p1 * (dp[j][2 + e] - dl1) * scale;
             }
-        attn_mma_pv<HD>(dq, s, Kt);
+        attn_mma_pv<HD>(dq, s, Kt, N - c0);
     }
     attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
 }
@@ -639,9 +667,10 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
             del_s[i] = c0 + i < N ? (float)delta[st + c0 + i] : 0.0f;
         }
         __syncthreads();
+        if (r0 >= N) continue;
         float s[8][4], dp[8][4];
-        attn_mma_nt<HD>(s, ka, Qs);   // S^T: rows keys, columns queries
-        attn_mma_nt<HD>(dp, va, Os);  // dP^T
+        attn_mma_nt<HD>(s, ka, Qs, N - c0);   // S^T: rows keys, columns queries
+        attn_mma_nt<HD>(dp, va, Os, N - c0);  // dP^T
 #pragma unroll
         for (int j = 0; j < 8; j++)
 #pragma unroll
@@ -654,8 +683,8 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
                 dp[j][e] = s[j][e] * (dp[j][e] - dl) * scale;
                 dp[j][2 + e] = s[j][2 + e] * (dp[j][2 + e] - dl) * scale;
             }
-        attn_mma_pv<HD>(dv, s, Ot);
-        attn_mma_pv<HD>(dk, dp, Qt);
+        attn_mma_pv<HD>(dv, s, Ot, N - c0);
+        attn_mma_pv<HD>(dk, dp, Qt, N - c0);
     }
     attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
     attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);

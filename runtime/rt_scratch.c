@@ -23,14 +23,19 @@ static double colsum_bytes(int64_t C) {
     return 8.0 * 2 * (double)chunks * (double)C + 256;
 }
 
-static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op);
+static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused);
 
-size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
-    const double v = op_scratch(g, k, op);
+int rt_cuda_attention_fusable(const avgen_consts *k) {
+    const int hd = k->heads > 0 ? k->dim / k->heads : 0;
+    return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535;
+}
+
+size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
+    const double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
     return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
 }
 
-static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
+static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused) {
     const avgen_op_desc *o = &g->ops[op];
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
 #define TD(t) (&g->tensors[t])
@@ -40,15 +45,15 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
         const double P = (double)xo->shape[0], N = (double)xo->shape[1];
         return 4.0 * P * (N - 1) * (3.0 * k->patch * k->patch + k->dim) + 1024;
     }
-    case AVGEN_OP_KIND_ATTENTION: {
+    case AVGEN_OP_KIND_ATTENTION: { /* the GEMM path's scores; the fused kernels need none */
         const avgen_tensor_desc *qt = TD(in[0]);
         const double PHN = (double)qt->shape[0] * k->heads * (double)qt->shape[1];
-        return 4.0 * PHN * (double)qt->shape[1] + 256;
+        return fused ? 0 : 4.0 * PHN * (double)qt->shape[1] + 256;
     }
-    case AVGEN_OP_KIND_ATTENTION_BWD: {
+    case AVGEN_OP_KIND_ATTENTION_BWD: { /* delta (double), and for the GEMM path probabilities and dP */
         const avgen_tensor_desc *qt = TD(in[1]);
         const double PHN = (double)qt->shape[0] * k->heads * (double)qt->shape[1];
-        return 8.0 * PHN + 2 * 4.0 * PHN * (double)qt->shape[1] + 3 * 256;
+        return 8.0 * PHN + (fused ? 0 : 2 * 4.0 * PHN * (double)qt->shape[1] + 2 * 256) + 256;
     }
     case AVGEN_OP_KIND_GELU_LINEAR_DX: return 4.0 * numel_of(TD(in[0])) + 256;
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -76,10 +81,10 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op) {
 #undef TD
 }
 
-size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k) {
+size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fused_attention) {
     size_t need = 1 << 20;
     for (int i = 0; i < g->n_ops; i++) {
-        const size_t s = rt_cuda_op_scratch(g, k, i);
+        const size_t s = rt_cuda_op_scratch(g, k, i, fused_attention);
         if (s > need) need = s;
     }
     return need;

@@ -188,7 +188,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     for prec in bf16 fp32 bf16-gemmattn; do
       [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
       [ "$prec" = bf16-gemmattn ] && [[ " $BENCH_ATTN_GEMM " != *" $b "* ]] && continue
-      attn=fused
+      attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
       [ "$prec" = bf16-gemmattn ] && attn=gemm
       if AVGEN_ATTENTION=$attn timeout 150 "$p" --bench --precision "${prec%-gemmattn}" --warmup 5 --steps 20 \
         --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then

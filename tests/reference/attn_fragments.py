@@ -58,9 +58,10 @@ def stage(HD, tile, tileT, src, rs, c0, n):
         if tile is not None: tile[row * (HD + 8) + d], tile[row * (HD + 8) + d + 1] = v
         if tileT is not None: tileT[d * LDT + row], tileT[(d + 1) * LDT + row] = v
 
-def mma_nt(HD, a, tile):  # returns acc[32][8][4]
+def mma_nt(HD, a, tile, nc):  # returns acc[32][8][4]; column groups from nc on stay zero
     acc = [[[0.0] * 4 for _ in range(8)] for _ in range(32)]
     for j in range(8):
+        if j * 8 >= nc: continue
         for kk in range(HD // 16):
             c = [acc[l][j] for l in range(32)]
             b = []
@@ -71,8 +72,9 @@ def mma_nt(HD, a, tile):  # returns acc[32][8][4]
             mma(c, [a[l][kk] for l in range(32)], b)
     return acc
 
-def mma_pv(HD, out, p, tileT):
+def mma_pv(HD, out, p, tileT, nc):
     for kk in range(4):
+        if kk * 16 >= nc: break
         a = []
         for l in range(32):
             q = p[l]
@@ -122,7 +124,8 @@ def fwd(qkv, P, N, H, HD, scale):
                     stage(HD, Ks, None, qkv[q0 + D:], rs, c0, N)
                     stage(HD, None, Vt, qkv[q0 + 2 * D:], rs, c0, N)
                     for W in warps:
-                        s = mma_nt(HD, W['qa'], Ks)
+                        if W['r0'] >= N: continue
+                        s = mma_nt(HD, W['qa'], Ks, N - c0)
                         x0 = list(W['m0']); x1 = list(W['m1'])
                         for l in range(32):
                             t = l & 3
@@ -145,10 +148,10 @@ def fwd(qkv, P, N, H, HD, scale):
                                 q[0] = math.exp(q[0] - W['m0'][l]); q[1] = math.exp(q[1] - W['m0'][l])
                                 q[2] = math.exp(q[2] - W['m1'][l]); q[3] = math.exp(q[3] - W['m1'][l])
                                 W['l0'][l] += q[0] + q[1]; W['l1'][l] += q[2] + q[3]
-                        mma_pv(HD, W['o'], s, Vt)
+                        mma_pv(HD, W['o'], s, Vt, N - c0)
                 for W in warps:
                     l0 = quad_sum(W['l0']); l1 = quad_sum(W['l1'])
-                    store(HD, O, p * N * D + h * HD, D, W['o'], W['r0'], N, [1/v for v in l0], [1/v for v in l1])
+                    store(HD, O, p * N * D + h * HD, D, W['o'], W['r0'], N, [1/v if v else math.inf for v in l0], [1/v if v else math.inf for v in l1])
                     for l in range(32):
                         g, t = l >> 2, l & 3
                         if t == 0:
@@ -181,7 +184,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                     stage(HD, Ks, Kt, qkv[q0 + D:], rs, c0, N)
                     stage(HD, Vs, None, qkv[q0 + 2 * D:], rs, c0, N)
                     for W in warps:
-                        s = mma_nt(HD, W['qa'], Ks); dp = mma_nt(HD, W['da'], Vs)
+                        if W['r0'] >= N: continue
+                        s = mma_nt(HD, W['qa'], Ks, N - c0); dp = mma_nt(HD, W['da'], Vs, N - c0)
                         for l in range(32):
                             t = l & 3
                             for j in range(8):
@@ -191,7 +195,7 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                                     p1 = math.exp(s[l][j][2+e] * scale - W['ls1'][l]) if inn else 0.0
                                     s[l][j][e] = p0 * (dp[l][j][e] - W['dl0'][l]) * scale
                                     s[l][j][2+e] = p1 * (dp[l][j][2+e] - W['dl1'][l]) * scale
-                        mma_pv(HD, W['dq'], s, Kt)
+                        mma_pv(HD, W['dq'], s, Kt, N - c0)
                 for W in warps:
                     store(HD, dqkv, p * N * rs + h * HD, rs, W['dq'], W['r0'], N, 1.0, 1.0)
                 # dkv kernel
@@ -209,7 +213,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                     lse_s = [lse[st + c0 + i] if c0 + i < N else 0.0 for i in range(64)]
                     del_s = [delta[st + c0 + i] if c0 + i < N else 0.0 for i in range(64)]
                     for W in warps:
-                        s = mma_nt(HD, W['ka'], Qs); dp = mma_nt(HD, W['va'], Os)
+                        if W['r0'] >= N: continue
+                        s = mma_nt(HD, W['ka'], Qs, N - c0); dp = mma_nt(HD, W['va'], Os, N - c0)
                         for l in range(32):
                             t = l & 3
                             for j in range(8):
@@ -220,8 +225,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                                     s[l][j][2+e] = math.exp(s[l][j][2+e] * scale - lv) if inn else 0.0
                                     dp[l][j][e] = s[l][j][e] * (dp[l][j][e] - dl) * scale
                                     dp[l][j][2+e] = s[l][j][2+e] * (dp[l][j][2+e] - dl) * scale
-                        mma_pv(HD, W['dv'], s, Ot)
-                        mma_pv(HD, W['dk'], dp, Qt)
+                        mma_pv(HD, W['dv'], s, Ot, N - c0)
+                        mma_pv(HD, W['dk'], dp, Qt, N - c0)
                 for W in warps:
                     store(HD, dqkv, p * N * rs + D + h * HD, rs, W['dk'], W['r0'], N, 1.0, 1.0)
                     store(HD, dqkv, p * N * rs + 2 * D + h * HD, rs, W['dv'], W['r0'], N, 1.0, 1.0)
