@@ -965,6 +965,7 @@ static int cmd_jit(int argc, char **argv) {
     if (r >= 0) return r;
     /* parse_args takes a lone positional argument as the model; here it is the emitted folder */
     const char *dir = a.model;
+    if (a.nsets || a.out || a.json) return usage_error("jit", "%s", "takes an emitted folder, not a description: no --set, -o or --json");
     const int arch = a.arch ? a.arch : 90;
     char err[4096] = "", name[1200];
     char *src = NULL;
@@ -976,7 +977,8 @@ static int cmd_jit(int argc, char **argv) {
         snprintf(p2, sizeof p2, "%s/rt_cuda_kernels.cuh", dir);
         char *cu = rt_read_file(p1, NULL), *hdr = rt_read_file(p2, NULL);
         if (!cu || !hdr) {
-            fprintf(stderr, "error: %s cannot be read; expected a folder written by avgen emit.\n", cu ? p2 : p1);
+            fprintf(stderr, "error: %s cannot be read; expected a folder written by avgen emit (for a description, run "
+                            "avgen emit MODEL.json -o DIR first).\n", cu ? p2 : p1);
             free(cu), free(hdr);
             return 2;
         }

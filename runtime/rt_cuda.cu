@@ -77,7 +77,7 @@ struct Dev {
     AdamScalars *scal_dev, *scal_host;  // host side pinned
     // errors
     int failed;
-    char why[512];
+    char why[2048];
     char name[320];
     // profiling: events around ops when set
     cudaEvent_t *ev;
@@ -91,7 +91,7 @@ struct Dev {
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
     rt_cubin cubin;  // the NVRTC build, kept while the library is loaded
-    char kinfo[1200];
+    char kinfo[1600];
     double kernel_s;
     int kernel_hit;
 };
@@ -818,6 +818,63 @@ double now_s() {
 
 // Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
 // architecture (cached; a cached cubin the driver refuses is compiled again once) and loaded as a library.
+// The parameter layout (offset and size of each) the CUDA ABI gives a kernel of this binary's signature:
+// what launch() passes, and what the NVRTC build's kernel must take.
+struct ParamLayout {
+    int n;
+    size_t off[24], size[24];
+};
+template <class... P>
+ParamLayout param_layout(void (*)(P...)) {
+    static_assert(sizeof...(P) <= 24, "a kernel with more than 24 parameters");
+    ParamLayout L;
+    memset(&L, 0, sizeof L);
+    size_t at = 0;
+    ((at = (at + alignof(P) - 1) / alignof(P) * alignof(P), L.off[L.n] = at, L.size[L.n] = sizeof(P), at += sizeof(P),
+      L.n++),
+     ...);
+    return L;
+}
+
+// Looks up every kernel of the NVRTC build and checks its parameters. An empty string, or why not.
+void bind_kernels(Dev *d, char *why, size_t whylen) {
+#define KLAYOUT(f) param_layout(&f),
+    const ParamLayout layouts[] = {AVGEN_CUDA_KERNELS(KLAYOUT)};
+#undef KLAYOUT
+    why[0] = 0;
+    for (int i = 0; i < kNumKernels; i++) {
+        cudaKernel_t k = NULL;
+        cudaError_t e = cudaLibraryGetKernel(&k, d->lib, d->cubin.lowered[i]);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            snprintf(why, whylen, "kernel %s (%s) is not in the NVRTC build: %s", kKernelNames[i], d->cubin.lowered[i],
+                     cudaGetErrorString(e));
+            return;
+        }
+        d->kern[i] = (const void *)k;
+        const ParamLayout &L = layouts[i];
+        for (int j = 0; j <= L.n; j++) {
+            size_t off = 0, size = 0;
+            e = cudaFuncGetParamInfo(d->kern[i], (size_t)j, &off, &size);
+            cudaGetLastError();
+            if (j == L.n ? e == cudaSuccess : e != cudaSuccess || off != L.off[j] || size != L.size[j]) {
+                snprintf(why, whylen, "kernel %s takes other parameters in the NVRTC build (parameter %d) than this binary "
+                                      "passes: the source does not match this avgen", kKernelNames[i], j);
+                return;
+            }
+        }
+    }
+}
+
+// A cubin the driver cannot use (as opposed to a driver or memory error, which a new compile would not cure).
+bool image_error(cudaError_t e) {
+    return e == cudaErrorInvalidKernelImage || e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidPtx ||
+           e == cudaErrorUnsupportedPtxVersion || e == cudaErrorInvalidSource || e == cudaErrorSharedObjectInitFailed;
+}
+
+// Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
+// architecture and loaded as a library. A cached build the driver refuses, or whose kernels do not match,
+// is removed from the cache and compiled once more.
 bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
     for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
     if (!o || o->kernels != RT_KERNELS_NVRTC) {
@@ -831,59 +888,44 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
         set_fail(d, "this build carries no kernel source for NVRTC (a bug in avgen)");
         return false;
     }
-    char err[2048], note[700] = "";
+    char err[2048], note[800] = "", why[600];
     for (int attempt = 0;; attempt++) {
         if (rt_kernels_build(src, name, arch, &d->cubin, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);  // the whole NVRTC log; the error below keeps its start
             set_fail(d, "--kernels nvrtc: %s", err);
             return false;
         }
         if (d->cubin.note[0]) snprintf(note, sizeof note, "%s; ", d->cubin.note);
+        why[0] = 0;
+        cudaError_t e = cudaSuccess;
         if (d->cubin.n_lowered != kNumKernels) {
-            set_fail(d, "--kernels nvrtc: the NVRTC build names %d kernels, this binary launches %d", d->cubin.n_lowered,
+            snprintf(why, sizeof why, "the NVRTC build names %d kernels, this binary launches %d", d->cubin.n_lowered,
                      kNumKernels);
-            return false;
-        }
-        const cudaError_t e = cudaLibraryLoadData(&d->lib, d->cubin.cubin, NULL, NULL, 0, NULL, NULL, 0);
-        if (e == cudaSuccess) break;
-        cudaGetLastError();
-        if (d->cubin.cache_hit && attempt == 0) {
-            snprintf(note, sizeof note, "the driver refused the cached cubin %s (%s): compiled again; ", d->cubin.path,
+        } else if ((e = cudaLibraryLoadData(&d->lib, d->cubin.cubin, NULL, NULL, 0, NULL, NULL, 0)) != cudaSuccess) {
+            cudaGetLastError();
+            d->lib = NULL;
+            snprintf(why, sizeof why, "the CUDA driver cannot load the kernels NVRTC compiled for sm_%d (%s)", arch,
                      cudaGetErrorString(e));
+        } else {
+            bind_kernels(d, why, sizeof why);
+        }
+        if (!why[0]) break;
+        if (d->cubin.cache_hit && attempt == 0 && (e == cudaSuccess || image_error(e))) {
+            snprintf(note, sizeof note, "the cached kernels %s were not used (%s): compiled again; ", d->cubin.path, why);
+            if (d->lib) cudaLibraryUnload(d->lib);
+            d->lib = NULL;
             rt_nvrtc_forget(&d->cubin);
             rt_cubin_free(&d->cubin);
+            for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
             continue;
         }
-        set_fail(d, "--kernels nvrtc: the CUDA driver cannot load the kernels NVRTC compiled for sm_%d (%s)", arch,
-                 cudaGetErrorString(e));
+        set_fail(d, "--kernels nvrtc: %s", why);
         return false;
-    }
-    for (int i = 0; i < kNumKernels; i++) {
-        cudaKernel_t k = NULL;
-        const cudaError_t e = cudaLibraryGetKernel(&k, d->lib, d->cubin.lowered[i]);
-        if (e != cudaSuccess) {
-            set_fail(d, "--kernels nvrtc: kernel %s (%s) is not in the NVRTC build: %s", kKernelNames[i], d->cubin.lowered[i],
-                     cudaGetErrorString(e));
-            return false;
-        }
-        d->kern[i] = (const void *)k;
-        // The arguments are laid out by this binary's signature of the kernel: the NVRTC build's must agree.
-        for (size_t j = 0;; j++) {
-            size_t o1 = 0, s1 = 0, o2 = 0, s2 = 0;
-            const cudaError_t e1 = cudaFuncGetParamInfo(kBuiltin[i], j, &o1, &s1);
-            const cudaError_t e2 = cudaFuncGetParamInfo(d->kern[i], j, &o2, &s2);
-            cudaGetLastError();
-            if (e1 != cudaSuccess && e2 != cudaSuccess) break;
-            if (e1 != e2 || o1 != o2 || s1 != s2) {
-                set_fail(d, "--kernels nvrtc: kernel %s takes other parameters in the NVRTC build (parameter %zu) than in "
-                            "this binary: the source does not match this avgen", kKernelNames[i], j);
-                return false;
-            }
-        }
     }
     d->kernel_s = now_s() - t0;
     d->kernels_mode = RT_KERNELS_NVRTC;
     d->kernel_hit = d->cubin.cache_hit;
-    char line[600];
+    char line[700];
     rt_kernels_describe(&d->cubin, arch, line, sizeof line);
     snprintf(d->kinfo, sizeof d->kinfo, "%s%s; loaded, %.1f ms in all", note, line, d->kernel_s * 1e3);
     return true;

@@ -37,9 +37,12 @@ void rt_kernels_describe(const rt_cubin *k, int arch, char *buf, size_t len) {
     if (k->cache_hit)
         snprintf(buf, len, "NVRTC sm_%d: %d kernels read from the cache in %.1f ms (%s)", arch, k->n_lowered, k->seconds * 1e3,
                  k->path);
-    else
+    else if (k->cached)
         snprintf(buf, len, "NVRTC sm_%d: %d kernels compiled in %.1f s, cubin %.0f KiB, cached as %s", arch, k->n_lowered,
                  k->seconds, (double)k->size / 1024.0, k->path);
+    else
+        snprintf(buf, len, "NVRTC sm_%d: %d kernels compiled in %.1f s, cubin %.0f KiB, not cached (%s: %s)", arch,
+                 k->n_lowered, k->seconds, (double)k->size / 1024.0, rt_nvrtc_cache_dir(), k->cache_err);
 }
 
 /* Generated at build time by cmake/embed_templates.cmake from runtime/rt_cuda_kernels.cuh. */
@@ -71,6 +74,11 @@ int rt_kernels_jit(const char *src, const char *name, int arch, FILE *out, char 
     if (cold.note[0]) fprintf(out, "  %s\n", cold.note);
     rt_kernels_describe(&cold, arch, line, sizeof line);
     fprintf(out, "  %s: %s\n", cold.cache_hit ? "first request (already cached)" : "cold (compiled)", line);
+    if (!cold.cached) {
+        snprintf(err, errlen, "the kernels could not be cached in %s (%s)", rt_nvrtc_cache_dir(), cold.cache_err);
+        rt_cubin_free(&cold);
+        return 1;
+    }
     if (rt_kernels_build(src, name, arch, &warm, err, errlen)) {
         rt_cubin_free(&cold);
         return 1;
@@ -81,8 +89,7 @@ int rt_kernels_jit(const char *src, const char *name, int arch, FILE *out, char 
     rt_cubin_free(&cold);
     rt_cubin_free(&warm);
     if (!same) {
-        snprintf(err, errlen, "the second request for the same kernels was not served from the cache %s (is the folder "
-                              "writable?)", rt_nvrtc_cache_dir());
+        snprintf(err, errlen, "the second request for the same kernels was not served from the cache %s", rt_nvrtc_cache_dir());
         return 1;
     }
     return 0;

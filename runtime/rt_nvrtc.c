@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,8 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static const char k_magic[] = "avgen-kernels 1\n";
+static const char k_magic[] = "avgen-kernels 2\n";
+#define CHECKSUM_LINE 26 /* "checksum " + 16 hex digits + "\n" */
 
 void rt_cubin_free(rt_cubin *k) {
     free(k->cubin), free(k->log), free(k->lowered);
@@ -111,30 +113,57 @@ void rt_nvrtc_forget(const rt_cubin *k) {
     if (k->path[0]) unlink(k->path);
 }
 
-/* Reads a cache entry: "avgen-kernels 1\n", "names N\n", N lines, "cubin SIZE CHECKSUM\n", SIZE bytes.
- * 0 with out->cubin and out->lowered set (one block for the names); 1 when there is no entry; -1 with
- * why when the entry is there but unusable. */
-static int read_entry(const char *path, int nnames, rt_cubin *out, char *why, size_t whylen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 1;
+/* Reads a cache entry (docs/kernels.md): "avgen-kernels 2", "key K sm_A", "names N", N lines, "cubin SIZE",
+ * SIZE bytes, "checksum C" (FNV-1a of everything before that line). 0 with out->cubin and out->lowered set
+ * (one block for the names); 1 when there is no entry; -1 with why when an entry is there but unusable.
+ * Only a regular file is opened (no blocking on a FIFO). */
+static int read_entry(const char *path, uint64_t key, int arch, int nnames, rt_cubin *out, char *why, size_t whylen) {
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 1;
     struct stat st;
     char *buf = NULL;
     int rc = -1;
-    if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > (1 << 30)) {
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "it is not a regular file");
+        goto done;
+    }
+    if (st.st_size <= CHECKSUM_LINE || st.st_size > (1 << 30)) {
         snprintf(why, whylen, "it is empty or too large");
         goto done;
     }
     const size_t n = (size_t)st.st_size;
-    if (!(buf = malloc(n + 1)) || fread(buf, 1, n, f) != n) {
+    size_t got = 0;
+    if ((buf = malloc(n + 1)))
+        while (got < n) {
+            const ssize_t r = read(fd, buf + got, n - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+    if (!buf || got != n) {
         snprintf(why, whylen, "it cannot be read");
         goto done;
     }
     buf[n] = 0;
-    size_t at = sizeof k_magic - 1;
+    /* the checksum covers everything before its line: header, names and cubin */
+    const size_t body = n - CHECKSUM_LINE;
+    unsigned long long sum = 0;
+    char hex[17];
+    memcpy(hex, buf + body + 9, 16), hex[16] = 0;
+    if (memcmp(buf + body, "checksum ", 9) || buf[n - 1] != '\n' || strspn(hex, "0123456789abcdef") != 16 ||
+        sscanf(hex, "%llx", &sum) != 1 || fnv(14695981039346656037ULL, buf, body) != sum) {
+        snprintf(why, whylen, "it does not match its checksum (cut short, edited or damaged)");
+        goto done;
+    }
+    char expect[128];
+    const int el = snprintf(expect, sizeof expect, "%skey %016llx sm_%d\n", k_magic, (unsigned long long)key, arch);
+    if ((size_t)el > body || memcmp(buf, expect, (size_t)el)) {
+        snprintf(why, whylen, "it is not an avgen kernel entry for this source, these options and this architecture");
+        goto done;
+    }
+    size_t at = (size_t)el;
     int cnt = -1, used = 0;
-    if (n < at || memcmp(buf, k_magic, at) || sscanf(buf + at, "names %d%n", &cnt, &used) != 1 ||
-        buf[at + (size_t)used] != '\n') {
-        snprintf(why, whylen, "it does not start as an avgen kernel entry");
+    if (sscanf(buf + at, "names %9d%n", &cnt, &used) != 1 || strncmp(buf + at, "names ", 6) || buf[at + (size_t)used] != '\n') {
+        snprintf(why, whylen, "its header is damaged");
         goto done;
     }
     if (cnt != nnames) {
@@ -144,23 +173,28 @@ static int read_entry(const char *path, int nnames, rt_cubin *out, char *why, si
     at += (size_t)used + 1;
     const size_t names_at = at;
     for (int i = 0; i < cnt; i++) {
-        char *nl = memchr(buf + at, '\n', n - at);
+        const char *nl = memchr(buf + at, '\n', body - at);
         if (!nl || nl == buf + at) {
             snprintf(why, whylen, "its kernel names are cut short");
             goto done;
         }
+        for (const char *c = buf + at; c < nl; c++)
+            if (*c < 0x21 || *c > 0x7e) {
+                snprintf(why, whylen, "its kernel names are damaged");
+                goto done;
+            }
         at = (size_t)(nl - buf) + 1;
     }
-    unsigned long long size = 0, sum = 0;
+    unsigned long long size = 0;
     used = 0;
-    if (at >= n || sscanf(buf + at, "cubin %llu %llx%n", &size, &sum, &used) != 2 || buf[at + (size_t)used] != '\n' ||
-        size > n || at + (size_t)used + 1 + size != n) {
+    if (at >= body || strncmp(buf + at, "cubin ", 6) || sscanf(buf + at, "cubin %llu%n", &size, &used) != 1 ||
+        buf[at + (size_t)used] != '\n' || size > body || at + (size_t)used + 1 + size != body) {
         snprintf(why, whylen, "its cubin is cut short or has trailing bytes");
         goto done;
     }
     const char *cubin = buf + at + used + 1;
-    if (fnv(14695981039346656037ULL, cubin, size) != sum) {
-        snprintf(why, whylen, "its cubin does not match its checksum");
+    if (size < 64 || memcmp(cubin, "\x7f" "ELF", 4)) {
+        snprintf(why, whylen, "its cubin is not an ELF file");
         goto done;
     }
     /* one allocation for the pointer table and the names, one for the cubin */
@@ -172,34 +206,55 @@ static int read_entry(const char *path, int nnames, rt_cubin *out, char *why, si
         snprintf(why, whylen, "out of memory");
         goto done;
     }
-    char *names = (char *)(tab + cnt + 1);
+    char *names = (char *)(tab + cnt + 1), *end = names + names_bytes;
     memcpy(names, buf + names_at, names_bytes);
     for (int i = 0; i < cnt; i++) {
+        char *nl = memchr(names, '\n', (size_t)(end - names));
         tab[i] = names;
-        names = strchr(names, '\n');
-        *names++ = 0;
+        *nl = 0; /* found above */
+        names = nl + 1;
     }
     memcpy(cb, cubin, size);
     out->cubin = cb, out->size = size, out->lowered = tab, out->n_lowered = cnt;
     rc = 0;
 done:
     free(buf);
-    fclose(f);
+    close(fd);
     return rc;
 }
 
-static int write_entry(const char *path, const rt_cubin *k) {
-    size_t hl = 64 + sizeof k_magic;
+static int write_entry(const char *path, uint64_t key, int arch, const rt_cubin *k) {
+    size_t hl = 128 + sizeof k_magic;
     for (int i = 0; i < k->n_lowered; i++) hl += strlen(k->lowered[i]) + 1;
-    char *buf = malloc(hl + k->size + 64);
+    char *buf = malloc(hl + k->size + CHECKSUM_LINE + 1);
     if (!buf) return -1;
-    size_t at = (size_t)snprintf(buf, hl, "%snames %d\n", k_magic, k->n_lowered);
+    size_t at = (size_t)snprintf(buf, hl, "%skey %016llx sm_%d\nnames %d\n", k_magic, (unsigned long long)key, arch,
+                                 k->n_lowered);
     for (int i = 0; i < k->n_lowered; i++) at += (size_t)sprintf(buf + at, "%s\n", k->lowered[i]);
-    at += (size_t)sprintf(buf + at, "cubin %zu %016llx\n", k->size,
-                          (unsigned long long)fnv(14695981039346656037ULL, k->cubin, k->size));
+    at += (size_t)sprintf(buf + at, "cubin %zu\n", k->size);
     memcpy(buf + at, k->cubin, k->size);
-    int rc = rt_write_atomic_bytes(path, buf, at + k->size);
+    at += k->size;
+    at += (size_t)sprintf(buf + at, "checksum %016llx\n", (unsigned long long)fnv(14695981039346656037ULL, buf, at));
+    int rc = rt_write_atomic_bytes(path, buf, at);
     free(buf);
+    return rc;
+}
+
+/* The source as compiled, after one comment line with NVRTC's version and the options: beside the entry,
+ * so a failure can be reproduced by hand (written before compiling). 0, or -1 with errno. */
+static int write_source(const char *path, const char *src, int vmaj, int vmin, const char *archopt,
+                        const char *const *opts, int nopts) {
+    size_t hl = 64 + strlen(archopt);
+    for (int i = 0; i < nopts; i++) hl += strlen(opts[i]) + 1;
+    const size_t sl = strlen(src);
+    char *dump = malloc(hl + sl + 1);
+    if (!dump) return -1;
+    size_t h = (size_t)snprintf(dump, hl, "// avgen NVRTC %d.%d, %s", vmaj, vmin, archopt);
+    for (int i = 0; i < nopts; i++) h += (size_t)sprintf(dump + h, " %s", opts[i]);
+    dump[h++] = '\n';
+    memcpy(dump + h, src, sl);
+    const int rc = rt_write_atomic_bytes(path, dump, h + sl);
+    free(dump);
     return rc;
 }
 
@@ -227,14 +282,17 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     snprintf(out->path, sizeof out->path, "%s/%016llx-sm_%d.kernels", dir, (unsigned long long)key, arch);
     snprintf(src_path, sizeof src_path, "%s/%016llx-sm_%d.cu", dir, (unsigned long long)key, arch);
     char why[200];
-    const int got = read_entry(out->path, nnames, out, why, sizeof why);
+    const int got = read_entry(out->path, key, arch, nnames, out, why, sizeof why);
     if (got == 0) {
-        out->cache_hit = 1;
+        out->cache_hit = 1, out->cached = 1;
         out->seconds = now() - t0;
         return 0;
     }
     if (got < 0)
         snprintf(out->note, sizeof out->note, "the cached kernels %.300s were not used (%s): compiling again", out->path, why);
+    /* the source first, so that a compile error can be reproduced from it */
+    const int have_dir = rt_mkdirs(dir) == 0, dir_errno = errno;
+    const int have_src = have_dir && write_source(src_path, src, vmaj, vmin, archopt, opts, nopts) == 0;
     const char **all = malloc(sizeof(char *) * (size_t)(nopts + 1));
     if (!all) {
         snprintf(err, errlen, "out of memory");
@@ -251,7 +309,8 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
         size_t ls = 0;
         char *log = NULL;
         if (prog && nv.log_size(prog, &ls) == 0 && ls > 1 && (log = malloc(ls))) nv.log(prog, log);
-        snprintf(err, errlen, "NVRTC cannot compile %s for sm_%d (%s)%s%.*s", name, arch, nv.error_string(r),
+        snprintf(err, errlen, "NVRTC cannot compile %s for sm_%d (%s; the source is %s)%s%.*s", name, arch,
+                 nv.error_string(r), have_src ? src_path : "not saved: the cache folder cannot be written",
                  log ? ": " : "", log ? 1500 : 0, log ? log : "");
         free(log);
         if (prog) nv.destroy(&prog);
@@ -271,7 +330,8 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     for (int i = 0; low && i < nnames; i++) {
         r = nv.lowered(prog, names[i], &low[i]);
         if (r != 0 || !low[i]) {
-            snprintf(err, errlen, "NVRTC compiled %s but has no kernel named by %s (%s)", name, names[i], nv.error_string(r));
+            snprintf(err, errlen, "NVRTC compiled %s but has no kernel named by %s (%s)", name, names[i],
+                     r != 0 ? nv.error_string(r) : "no lowered name");
             free(low);
             rt_cubin_free(out);
             nv.destroy(&prog);
@@ -299,20 +359,10 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
         out->log = NULL;
     }
     nv.destroy(&prog);
-    /* Cache (best effort: a read-only cache folder only costs a recompile next time), source beside it. */
-    if (rt_mkdirs(dir) == 0) {
-        size_t sl = strlen(src);
-        char *dump = malloc(sl + 1024);
-        if (dump) {
-            int h = snprintf(dump, 1024, "// avgen NVRTC %d.%d, %s", vmaj, vmin, archopt);
-            for (int i = 0; i < nopts && h < 1000; i++) h += snprintf(dump + h, (size_t)(1024 - h), " %s", opts[i]);
-            h += snprintf(dump + h, (size_t)(1024 - h), "\n");
-            memcpy(dump + h, src, sl);
-            rt_write_atomic_bytes(src_path, dump, (size_t)h + sl);
-            free(dump);
-        }
-        write_entry(out->path, out);
-    }
+    /* Cache (best effort: a cache folder that cannot be written only costs a compile at the next start). */
+    if (!have_dir) snprintf(out->cache_err, sizeof out->cache_err, "%s", strerror(dir_errno));
+    else if (write_entry(out->path, key, arch, out)) snprintf(out->cache_err, sizeof out->cache_err, "%s", strerror(errno));
+    else out->cached = 1;
     out->seconds = now() - t0;
     return 0;
 }

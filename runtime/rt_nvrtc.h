@@ -4,12 +4,14 @@
  * emitted kernel file with it.
  *
  * Cache: $XDG_CACHE_HOME/avgen (default ~/.cache/avgen; AVGEN_CACHE_DIR overrides) holds one entry
- * <key>-sm_<arch>.kernels per build: the lowered (mangled) names of the requested name expressions and the
- * cubin, with its size and checksum (format in docs/kernels.md); beside it, <key>-sm_<arch>.cu holds the exact
- * source with a comment line giving the options, so a failure can be reproduced with nvcc by hand.
- * key = 64-bit FNV-1a over the source, every option, the name expressions, NVRTC's version and the
- * architecture. Entries are written to a temporary name and renamed: a reader never sees half of one; an
- * entry that fails its checks (truncated, edited, other names) is compiled again and replaced. */
+ * <key>-sm_<arch>.kernels per build: its key and architecture, the lowered (mangled) names of the requested
+ * name expressions and the cubin, then a checksum of all of it (format in docs/kernels.md); beside it,
+ * <key>-sm_<arch>.cu holds the exact source with a comment line giving the options, written before the
+ * compile, so a failure can be reproduced with nvcc by hand. key = 64-bit FNV-1a over the source, every
+ * option, the name expressions, NVRTC's version and the architecture. Entries are written to a temporary
+ * name and renamed: a reader never sees half of one; an entry that fails its checks (cut short, edited,
+ * another key, other names) is compiled again and replaced. The folder must be trusted: its cubins run on
+ * the GPU. */
 #ifndef AVGEN_RT_NVRTC_H
 #define AVGEN_RT_NVRTC_H
 #include <stddef.h>
@@ -26,6 +28,8 @@ typedef struct {
     char **lowered;           /* the lowered name of every requested name expression, in order */
     int n_lowered;
     char note[700];           /* why a cache entry was not used, when one existed (else empty) */
+    int cached;               /* 1 when the entry is in the cache (read from it, or written after the compile) */
+    char cache_err[160];      /* why a fresh compile could not be cached (cached == 0) */
     char path[4200];          /* the cache entry */
 } rt_cubin;
 

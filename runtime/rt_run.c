@@ -43,7 +43,11 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
     if (!strcmp(b, "cpu")) return 0;
     char why[512];
     if (!rt_cuda_usable(why, sizeof why)) {
-        if (!strcmp(b, "auto")) return 0;
+        if (!strcmp(b, "auto")) {
+            if (o->kernels && rt_kernels_mode(o->kernels) == RT_KERNELS_NVRTC)
+                fprintf(stderr, "note: --backend auto: %s; the CPU backend runs, so --kernels nvrtc has no effect\n", why);
+            return 0;
+        }
         snprintf(err, errlen, "--backend cuda: %s", why);
         return 1;
     }
@@ -131,8 +135,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
                  "added by cuBLASLt's epilogue in %d, by a kernel in %d):\n",
-            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel,
-                r.attention_fused ? "fused" : "gemm");
+            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
     int order[AVGEN_OP_KIND_COUNT];
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) order[i] = i;
     for (int a = 1; a < AVGEN_OP_KIND_COUNT; a++) {

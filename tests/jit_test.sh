@@ -58,7 +58,7 @@ grep -q "were not used" <<<"$out" && grep -q "cold (compiled)" <<<"$out" && ok |
 # A cache that cannot be written: jit fails with a sentence; the compile itself still works.
 out=$(AVGEN_CACHE_DIR=/dev/null/avgen "$AVGEN" jit "$TMP/out" 2>&1)
 rc=$?
-[ "$rc" = 1 ] && grep -q "not served from the cache" <<<"$out" && ok || bad "unwritable cache -> exit $rc: $out"
+[ "$rc" = 1 ] && grep -q "could not be cached" <<<"$out" && grep -q "not cached" <<<"$out" && ok || bad "unwritable cache -> exit $rc: $out"
 
 # --kernels nvrtc needs a GPU at run time; the messages say what is missing.
 out=$("$GTRAIN" --step --inputs random --out "$TMP/x.safetensors" --backend cuda --kernels nvrtc 2>&1)
@@ -69,7 +69,24 @@ else
   [ "$rc" = 1 ] && grep -q -- "--backend cuda" <<<"$out" && ok || bad "--kernels nvrtc without a GPU: exit $rc: $out"
 fi
 
+# --backend auto falls back to the CPU without a GPU and says that --kernels nvrtc has no effect then.
+if ! "$AVGEN" devices | grep -q "^cuda:"; then
+  out=$("$GTRAIN" --step --inputs random --out "$TMP/auto.safetensors" --backend auto --kernels nvrtc 2>&1) &&
+    grep -q "has no effect" <<<"$out" && ok || bad "--backend auto --kernels nvrtc without a GPU: $out"
+fi
+
+# kernels.cu holds the shapes, not the training settings: a learning-rate or seed sweep shares one build.
+"$AVGEN" emit "$ROOT/models/tiny-lavish.json" -o "$TMP/lr" --set train.lr=0.0002 --set train.seed=5 >/dev/null 2>&1
+cmp -s "$TMP/out/kernels.cu" "$TMP/lr/kernels.cu" && cmp -s "$TMP/out/kernels_src.c" "$TMP/lr/kernels_src.c" && ok ||
+  bad "kernels.cu changes with the learning rate or the seed"
+"$AVGEN" emit "$ROOT/models/tiny-lavish.json" -o "$TMP/b5" --set train.batch=5 >/dev/null 2>&1
+cmp -s "$TMP/out/kernels.cu" "$TMP/b5/kernels.cu" && bad "kernels.cu does not change with the batch" || ok
+
 # Bad options.
+expect2 "no --set" "$AVGEN" jit "$TMP/out" --set train.lr=1
+expect2 "--arch needs an integer" "$GTRAIN" --jit --arch 9x
+expect2 "--arch needs a value" "$GTRAIN" --jit --arch
+expect2 "--train runs on the CPU backend" "$GTRAIN" --train --data "$TMP" --out "$TMP/run" --backend cuda
 expect2 "--kernels foo is not a kernel source" "$AVGEN" bench "$ROOT/models/tiny-lavish.json" --kernels foo
 expect2 "--kernels nvrtc needs the CUDA backend" "$AVGEN" step "$ROOT/models/tiny-lavish.json" --inputs random \
   --out "$TMP/x.safetensors" --kernels nvrtc

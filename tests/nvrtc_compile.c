@@ -2,7 +2,8 @@
  * include path = the file's folder, -std=c++17) to a cubin for sm_ARCH (default 90) with ptxas -v, prints
  * every kernel's registers and spills, and exits 1 when it does not compile or a kernel spills registers,
  * 77 (skipped) when NVRTC is not installed. No GPU needed. Used by CTest on the kernel library
- * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu. When the source holds
+ * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu (with the library beside it
+ * inlined, as the generated program embeds it). When the source holds
  * the CUDA backend's kernel library, the kernels the backend launches (runtime/rt_cuda_kernel_list.h) are
  * requested by name too, and the test fails unless the cubin's entry functions are exactly those. */
 #include <libgen.h>
@@ -41,6 +42,18 @@ int main(int argc, char **argv) {
     }
     snprintf(dirbuf, sizeof dirbuf, "%s", argv[1]);
     snprintf(inc, sizeof inc, "--include-path=%s", dirname(dirbuf));
+    /* an emitted kernels.cu: the library inlined, as the program embeds it (kernels_src.c) */
+    if (strstr(src, "#include \"rt_cuda_kernels.cuh\"\n")) {
+        char hp[1200];
+        snprintf(hp, sizeof hp, "%s/rt_cuda_kernels.cuh", dirbuf);
+        char *hdr = check_slurp(hp), *in = hdr ? rt_kernels_inline(src, hdr) : NULL;
+        free(hdr);
+        if (in) {
+            free(src);
+            src = in;
+            printf("%s with %s inlined, as the generated program compiles it\n", argv[1], hp);
+        }
+    }
     const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
     rt_cubin k;
     const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;

@@ -1,12 +1,15 @@
 /* Run-time CUDA compilation without a GPU: NVRTC (loaded with dlopen) compiles kernels to a cubin for
  * sm_90 and lowers the requested name expressions (a C kernel and a template instantiation); the second
  * request is a cache hit with the same bytes and names, and the source is dumped beside the entry; other
- * options or other names give another key; a damaged entry (cut short, a flipped byte, another kernel
- * count) is noticed, compiled again and replaced; rt_nvrtc_forget removes an entry; a compile error comes
- * back as one sentence with NVRTC's log; a name the source lacks is an error; a missing NVRTC library is
- * reported, not a crash. Then the kernel library as the backend builds it (rt_kernels): every listed
+ * options or other names give another key; a damaged entry (a flipped byte, cut short, empty, a damaged or
+ * NUL-holding name, another kernel count, another architecture, a cubin of the wrong size, trailing bytes)
+ * is noticed, compiled again and replaced; a FIFO in the cache is not read; rt_nvrtc_forget removes an
+ * entry; a compile error comes back as one sentence with NVRTC's log and the path of the saved source; a
+ * name the source lacks is an error; a cache folder that cannot be written is reported; a missing NVRTC
+ * library is reported, not a crash. Then the kernel library as the backend builds it (rt_kernels): every listed
  * kernel has a lowered name. Exits 77 (skipped) when NVRTC is not installed.
  * usage: test_nvrtc */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,44 @@ static void damage(const char *path, long at, long keep) {
     free(b);
 }
 
+static uint64_t fnv(const void *p, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Rewrites a cache entry with a valid checksum: the first `from` in its text part replaced by `to`; from == ""
+ * appends a byte to the cubin instead; nul puts a NUL byte where `to` ends (after "ax"). 0 on success. */
+static int rewrite(const char *path, const char *from, const char *to, int nul) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    static char buf[4 << 20], out[4 << 20];
+    const size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (n < 26) return -1;
+    size_t body = n - 26, m = 0;
+    if (!*from) {
+        memcpy(out, buf, body);
+        m = body;
+        out[m++] = 'x';
+    } else {
+        char *at = memmem(buf, body, from, strlen(from));
+        if (!at) return -1;
+        const size_t pre = (size_t)(at - buf), fl = strlen(from), tl = strlen(to);
+        memcpy(out, buf, pre);
+        memcpy(out + pre, to, tl);
+        m = pre + tl;
+        if (nul) out[m++] = 0, out[m++] = 'y', out[m++] = '\n';
+        memcpy(out + m, at + fl, body - pre - fl);
+        m += body - pre - fl;
+    }
+    m += (size_t)sprintf(out + m, "checksum %016llx\n", (unsigned long long)fnv(out, m));
+    f = fopen(path, "wb");
+    if (!f) return -1;
+    const int ok = fwrite(out, 1, m, f) == m;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 int main(void) {
     char dir[512], why[512], err[4096];
     snprintf(dir, sizeof dir, "%s/avgen-nvrtc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
@@ -99,20 +140,51 @@ int main(void) {
     struct stat st;
     CHECK_MSG(stat(srcdump, &st) == 0 && st.st_size > (off_t)strlen(k_src), "no source dump %s", srcdump);
     CHECK_MSG(stat(a.path, &st) == 0 && (size_t)st.st_size > a.size, "no cache entry %s", a.path);
-    /* damaged entries: a flipped cubin byte, cut short, a flipped header byte; each is rebuilt */
+    /* damaged entries, each noticed (with why), compiled again and replaced; the rebuilt entry is then used:
+     * raw damage (the checksum catches it), and damage with a valid checksum (the parser catches it) */
     const long n = (long)st.st_size;
-    const long cases[][2] = {{n - 10, 0}, {-1, n - 100}, {-1, 20}, {3, 0}};
-    const char *expect[] = {"checksum", "cut short", "does not start", "does not start"};
-    for (int i = 0; i < 4; i++) {
-        damage(a.path, cases[i][0], cases[i][1]);
+    struct {
+        long flip, keep;            /* raw: xor byte flip, or cut to keep bytes */
+        const char *from, *to;      /* checksummed: replace from by to in the header ("" appends to the cubin) */
+        const char *expect;
+    } cases[] = {
+        {n - 40, -1, NULL, NULL, "checksum"},  {-1, n - 100, NULL, NULL, "checksum"}, {-1, 20, NULL, NULL, "empty"},
+        {-1, 0, NULL, NULL, "empty"},          {3, -1, NULL, NULL, "checksum"},
+        {-1, -1, "\naxpy\n", "\nax\001y\n", "names are damaged"},
+        {-1, -1, "\naxpy\n", "\nax", "names are damaged"},  /* a NUL byte in a name (see rewrite) */
+        {-1, -1, "names 2\naxpy\n", "names 1\n", "names 1 kernels, not 2"},
+        {-1, -1, "sm_90\n", "sm_80\n", "not an avgen kernel entry for this"},
+        {-1, -1, "cubin ", "cubin 0\nXcubin ", "cubin is cut short"},
+        {-1, -1, "", "", "trailing bytes"},
+    };
+    const int ncases = (int)(sizeof cases / sizeof cases[0]);
+    for (int i = 0; i < ncases; i++) {
+        if (cases[i].from) CHECK_MSG(rewrite(a.path, cases[i].from, cases[i].to, i == 6) == 0, "case %d: rewrite", i);
+        else damage(a.path, cases[i].flip, cases[i].keep);
         CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
-        CHECK_MSG(!b.cache_hit && strstr(b.note, expect[i]), "case %d: hit %d, note \"%s\"", i, b.cache_hit, b.note);
-        CHECK(b.size == a.size && !memcmp(a.cubin, b.cubin, a.size));
+        CHECK_MSG(!b.cache_hit && strstr(b.note, cases[i].expect), "case %d: hit %d, note \"%s\"", i, b.cache_hit, b.note);
+        CHECK(b.size == a.size && !memcmp(a.cubin, b.cubin, a.size) && b.cached);
         rt_cubin_free(&b);
         CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
         CHECK_MSG(b.cache_hit && !b.note[0], "case %d: the rebuilt entry is not used", i);
         rt_cubin_free(&b);
     }
+    /* a FIFO where the entry should be: not opened for reading (no hang), compiled, then not cached */
+    unlink(a.path);
+    CHECK(mkfifo(a.path, 0600) == 0);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(!b.cache_hit && strstr(b.note, "not a regular file"), "fifo: note \"%s\"", b.note);
+    rt_cubin_free(&b);
+    unlink(a.path);
+    /* a cache folder that cannot be written: the compile works and says it is not cached */
+    setenv("AVGEN_CACHE_DIR", "/dev/null/avgen", 1);
+    CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
+    CHECK(!b.cache_hit && !b.cached && b.cache_err[0]);
+    char line[900];
+    rt_kernels_describe(&b, 90, line, sizeof line);
+    CHECK_STR_CONTAINS(line, "not cached");
+    rt_cubin_free(&b);
+    setenv("AVGEN_CACHE_DIR", dir, 1);
     rt_nvrtc_forget(&a);
     CHECK(stat(a.path, &st) != 0);
     CHECK_MSG(compile(k_src, NULL, 0, k_names, 2, &b, err, sizeof err) == 0, "%s", err);
@@ -122,6 +194,15 @@ int main(void) {
     CHECK(rt_nvrtc_compile("__global__ void broken( { }", "broken.cu", 90, NULL, 0, NULL, 0, &e, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "NVRTC cannot compile broken.cu for sm_90");
     CHECK_STR_CONTAINS(err, "error");
+    {   /* the source of the failed compile is saved, and the error names it */
+        const char *sp = strstr(err, "the source is ");
+        char path[600] = "";
+        if (sp) sscanf(sp + 14, "%599[^);]", path);
+        char *dumped = path[0] ? check_slurp(path) : NULL;
+        CHECK_MSG(dumped && strstr(dumped, "__global__ void broken( { }") && !strncmp(dumped, "// avgen NVRTC", 14),
+                  "no saved source for the failed compile (%s)", err);
+        free(dumped);
+    }
     const char *missing[] = {"&axpy", "&nothere"};
     CHECK(compile(k_src, NULL, 0, missing, 2, &e, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "nothere");
@@ -134,7 +215,6 @@ int main(void) {
     CHECK_MSG(rt_kernels_build(lib, "rt_cuda_kernels.cuh", 90, &k, err, sizeof err) == 0, "%s", err);
     CHECK(k.n_lowered == rt_kernels_count());
     for (int i = 0; i < k.n_lowered; i++) CHECK_MSG(k.lowered[i] && k.lowered[i][0], "kernel %s", rt_kernels_expr(i));
-    char line[900];
     rt_kernels_describe(&k, 90, line, sizeof line);
     printf("%s\n", line);
     rt_cubin_free(&k);
