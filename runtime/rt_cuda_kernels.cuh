@@ -416,7 +416,8 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
 
 // ------------------------------------------------------------------ fused attention (bf16 tensor cores)
 // For --precision bf16: one kernel for the forward, two for the backward, per (pair, head) and a block of 64
-// rows (4 warps of 16), looping over the other side in chunks of 64 staged in shared memory as bf16. Q K^T,
+// rows (4 warps of 16), looping over the other side in chunks of 64 staged in shared memory as bf16 (row-major;
+// the operands that enter an MMA as [k][n] are read with ldmatrix .trans). Q K^T,
 // P V, dO V^T, dS K, P^T dO and dS^T Q are mma.sync m16n8k16 (bf16 operands, fp32 accumulation); softmax
 // statistics in fp32; only the log-sum-exp is kept for backward (no score matrix in memory). Rows and
 // columns past N are masked (zeros in shared memory, probability 0); warps past the last row and 8-column
@@ -425,7 +426,6 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
 // delta are [P, H, N]. Semantics: the GEMM path above (k_softmax_rows, k_attn_probs, k_attn_dscores).
 
 constexpr int kAttnRows = 64;  // rows of a block (4 warps x 16)
-constexpr int kAttnLdT = 64 + 8;  // row stride (halves) of a transposed [HD][64] tile: conflict-free fragments
 
 // Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
 // These need sm_80 (bf16 conversions and MMA); the host runs the fused kernels only there, and below it
@@ -442,15 +442,6 @@ __device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
 #endif
     return r;
 }
-__device__ __forceinline__ unsigned short bf16_1(float x) {
-    unsigned short r = 0;
-#ifdef AVGEN_BF16_MMA
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
-#else
-    __trap();
-#endif
-    return r;
-}
 // c += a b: A 16x16 (row), B 16x8 (col), bf16, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
 #ifdef AVGEN_BF16_MMA
@@ -458,6 +449,21 @@ __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsign
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #else
+    __trap();
+#endif
+}
+// Four 8x8 bf16 matrices from shared memory, transposed: lane l gives the address of row (l & 7) of matrix
+// l >> 3 (16-byte aligned); register i receives, of matrix i, the elements (2t, g) and (2t+1, g) (g = l / 4,
+// t = l % 4): a B fragment of m16n8k16 from a row-major [k][n] tile.
+__device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
+#ifdef AVGEN_BF16_MMA
+    unsigned a;
+    asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(a) : "l"(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#else
+    r[0] = r[1] = r[2] = r[3] = 0;
     __trap();
 #endif
 }
@@ -475,17 +481,15 @@ __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const float 
             a[kk][i] = bf16x2(v.x, v.y);
         }
 }
-// Stages 64 rows (from c0; rows >= n zero) x HD of src as bf16 into tile[row][d] (stride HD + 8) and/or its
-// transpose tileT[d][row] (stride kAttnLdT); either may be NULL.
+// Stages 64 rows (from c0; rows >= n zero) x HD of src as bf16 into tile[row][d] (stride HD + 8 halves: the
+// fragment loads below, plain and ldmatrix, are free of bank conflicts).
 template <int HD>
-__device__ __forceinline__ void attn_stage(unsigned short *tile, unsigned short *tileT, const float *src, long long rs, int c0,
-                                           int n) {
+__device__ __forceinline__ void attn_stage(unsigned short *tile, const float *src, long long rs, int c0, int n) {
     for (int e = threadIdx.x; e < kAttnRows * HD / 2; e += blockDim.x) {
         const int row = e / (HD / 2), d = (e % (HD / 2)) * 2;
         float2 v = make_float2(0.0f, 0.0f);
         if (c0 + row < n) v = *(const float2 *)(src + (c0 + row) * rs + d);
-        if (tile) *(unsigned *)&tile[row * (HD + 8) + d] = bf16x2(v.x, v.y);
-        if (tileT) tileT[d * kAttnLdT + row] = bf16_1(v.x), tileT[(d + 1) * kAttnLdT + row] = bf16_1(v.y);
+        *(unsigned *)&tile[row * (HD + 8) + d] = bf16x2(v.x, v.y);
     }
 }
 // acc[8] (16 rows x 64 columns) = A (16 x HD) B^T with B = tile[64][HD] (the n index is tile's row).
@@ -505,21 +509,24 @@ __device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD
         }
     }
 }
-// out[HD/8] (16 rows x HD) += P (16 x 64, the accumulators p as A fragments) B with B = tileT[HD][64].
+// out[HD/8] (16 rows x HD) += P (16 x 64, the accumulators p as A fragments) B with B = tile[64][HD] (the
+// k index is tile's row), its fragments loaded transposed with ldmatrix, two n-tiles at a time.
 // k-steps from nc on are past N, where P is 0 and the tile is zero: skipped (exactly the same sums).
 template <int HD>
-__device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[8][4], const unsigned short *tileT,
-                                            int nc) {
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+__device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[8][4], const unsigned short *tile, int nc) {
+    const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
         if (kk * 16 >= nc) break;  // warp-uniform
         const unsigned a[4] = {bf16x2(p[2 * kk][0], p[2 * kk][1]), bf16x2(p[2 * kk][2], p[2 * kk][3]),
                                bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]), bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            const unsigned short *b = tileT + (n * 8 + g) * kAttnLdT + kk * 16 + 2 * t;
-            mma_bf16(out[n], a, *(const unsigned *)b, *(const unsigned *)(b + 8));
+        for (int n = 0; n < HD / 8; n += 2) {
+            // matrices: (k rows kk*16 + 0..7, n-tile n), (rows + 8, n), (rows 0..7, n + 1), (rows + 8, n + 1)
+            unsigned b[4];
+            ldsm_x4_trans(b, tile + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * (HD + 8) + (n + (lane >> 4)) * 8);
+            mma_bf16(out[n], a, b[0], b[1]);
+            mma_bf16(out[n + 1], a, b[2], b[3]);
         }
     }
 }
@@ -539,7 +546,7 @@ __device__ __forceinline__ void attn_store(float *dst, long long rs, const float
 template <int HD>
 __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vt[HD * kAttnLdT];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
     const long long rs = 3LL * D;
@@ -552,8 +559,8 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Ks, NULL, q + D, rs, c0, N);
-        attn_stage<HD>(NULL, Vt, q + 2 * D, rs, c0, N);
+        attn_stage<HD>(Ks, q + D, rs, c0, N);
+        attn_stage<HD>(Vs, q + 2 * D, rs, c0, N);
         __syncthreads();
         if (r0 >= N) continue;  // a warp past the last row only helps staging (warp-uniform)
         float s[8][4];
@@ -580,7 +587,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
             s[j][2] = __expf(s[j][2] - m1), s[j][3] = __expf(s[j][3] - m1);
             l0 += s[j][0] + s[j][1], l1 += s[j][2] + s[j][3];
         }
-        attn_mma_pv<HD>(o, s, Vt, N - c0);
+        attn_mma_pv<HD>(o, s, Vs, N - c0);
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1), l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1), l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
@@ -599,7 +606,6 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
                                                     float *dqkv, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
     __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Kt[HD * kAttnLdT];
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
     const long long rs = 3LL * D;
@@ -615,8 +621,8 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
     for (int j = 0; j < HD / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Ks, Kt, q + D, rs, c0, N);
-        attn_stage<HD>(Vs, NULL, q + 2 * D, rs, c0, N);
+        attn_stage<HD>(Ks, q + D, rs, c0, N);
+        attn_stage<HD>(Vs, q + 2 * D, rs, c0, N);
         __syncthreads();
         if (r0 >= N) continue;
         float s[8][4], dp[8][4];
@@ -631,7 +637,7 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
                 s[j][e] = p0 * (dp[j][e] - dl0) * scale;
                 s[j][2 + e] = p1 * (dp[j][2 + e] - dl1) * scale;
             }
-        attn_mma_pv<HD>(dq, s, Kt, N - c0);
+        attn_mma_pv<HD>(dq, s, Ks, N - c0);
     }
     attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
 }
@@ -643,8 +649,6 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
                                                      const double *delta, float *dqkv, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
     __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
-    __shared__ __align__(16) unsigned short Qt[HD * kAttnLdT];
-    __shared__ __align__(16) unsigned short Ot[HD * kAttnLdT];  // dO transposed
     __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
@@ -660,8 +664,8 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
         dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Qs, Qt, q, rs, c0, N);
-        attn_stage<HD>(Os, Ot, go, D, c0, N);
+        attn_stage<HD>(Qs, q, rs, c0, N);
+        attn_stage<HD>(Os, go, D, c0, N);
         for (int i = threadIdx.x; i < kAttnRows; i += blockDim.x) {
             lse_s[i] = c0 + i < N ? lse[st + c0 + i] : 0.0f;
             del_s[i] = c0 + i < N ? (float)delta[st + c0 + i] : 0.0f;
@@ -683,8 +687,8 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
                 dp[j][e] = s[j][e] * (dp[j][e] - dl) * scale;
                 dp[j][2 + e] = s[j][2 + e] * (dp[j][2 + e] - dl) * scale;
             }
-        attn_mma_pv<HD>(dv, s, Ot, N - c0);
-        attn_mma_pv<HD>(dk, dp, Qt, N - c0);
+        attn_mma_pv<HD>(dv, s, Os, N - c0);
+        attn_mma_pv<HD>(dk, dp, Qs, N - c0);
     }
     attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
     attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);

@@ -1,6 +1,7 @@
 """attn_fragments.py: a lane-level emulation of the fused attention kernels of runtime/rt_cuda_kernels.cuh
 (k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv), for review without a GPU: the same staging, fragment indexing
-(mma.sync m16n8k16 register layouts as the PTX ISA gives them), masking, online softmax and chunk loops,
+(mma.sync m16n8k16 register layouts and ldmatrix .x4 .trans distribution as the PTX ISA gives them, with
+the kernels' own lane addresses), masking, online softmax and chunk loops,
 written in Python line by line after the CUDA text, with bf16 rounding of the operands; checked against
 float64 attention (forward, log-sum-exp, dQ, dK, dV) at awkward sizes (several blocks and chunks, N not a
 multiple of 8 or 16, head widths 16, 32, 64). It checks the algorithm and its index arithmetic, not the
@@ -15,7 +16,7 @@ def bf16(x):
     r = ((u + 0x7fff + ((u >> 16) & 1)) >> 16) << 16
     return r.astype(np.uint32).view(np.float32)
 
-ROWS = 64; LDT = 64 + 8
+ROWS = 64
 
 def mma(c, a, b):
     # c: [32][4], a: [32][4][2] (pairs of bf16 as floats, low first), b: [32][2][2]
@@ -50,13 +51,18 @@ def load_a(HD, src, rs, r0, n):  # src: flat array, returns [32][KS][4][2]
         out.append(fr)
     return out
 
-def stage(HD, tile, tileT, src, rs, c0, n):
+def stage(HD, tile, src, rs, c0, n):
     for e in range(ROWS * HD // 2):
         row = e // (HD // 2); d = (e % (HD // 2)) * 2
         v = (src[(c0 + row) * rs + d], src[(c0 + row) * rs + d + 1]) if c0 + row < n else (0.0, 0.0)
         v = bf16(np.array(v, np.float32))
-        if tile is not None: tile[row * (HD + 8) + d], tile[row * (HD + 8) + d + 1] = v
-        if tileT is not None: tileT[d * LDT + row], tileT[(d + 1) * LDT + row] = v
+        tile[row * (HD + 8) + d], tile[row * (HD + 8) + d + 1] = v
+
+def ldsm_x4_trans(tile, addr):
+    """ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane l gives the address (an index into tile) of row
+    l & 7 of matrix l >> 3; register i of lane (g, t) receives (M_i[2t][g], M_i[2t+1][g]), low half first."""
+    M = [[tile[addr[m * 8 + r]:addr[m * 8 + r] + 8] for r in range(8)] for m in range(4)]
+    return [[(M[i][2 * (l & 3)][l >> 2], M[i][2 * (l & 3) + 1][l >> 2]) for i in range(4)] for l in range(32)]
 
 def mma_nt(HD, a, tile, nc):  # returns acc[32][8][4]; column groups from nc on stay zero
     acc = [[[0.0] * 4 for _ in range(8)] for _ in range(32)]
@@ -72,7 +78,7 @@ def mma_nt(HD, a, tile, nc):  # returns acc[32][8][4]; column groups from nc on 
             mma(c, [a[l][kk] for l in range(32)], b)
     return acc
 
-def mma_pv(HD, out, p, tileT, nc):
+def mma_pv(HD, out, p, tile, nc):
     for kk in range(4):
         if kk * 16 >= nc: break
         a = []
@@ -80,14 +86,12 @@ def mma_pv(HD, out, p, tileT, nc):
             q = p[l]
             a.append([tuple(bf16(np.array(v, np.float32))) for v in
                       ((q[2*kk][0], q[2*kk][1]), (q[2*kk][2], q[2*kk][3]), (q[2*kk+1][0], q[2*kk+1][1]), (q[2*kk+1][2], q[2*kk+1][3]))])
-        for nn in range(HD // 8):
-            c = [out[l][nn] for l in range(32)]
-            b = []
-            for l in range(32):
-                g, t = l >> 2, l & 3
-                base = (nn * 8 + g) * LDT + kk * 16 + 2 * t
-                b.append(((tileT[base], tileT[base + 1]), (tileT[base + 8], tileT[base + 9])))
-            mma(c, a, b)
+        for nn in range(0, HD // 8, 2):
+            addr = [(kk * 16 + (l & 7) + ((l >> 3) & 1) * 8) * (HD + 8) + (nn + (l >> 4)) * 8 for l in range(32)]
+            regs = ldsm_x4_trans(tile, addr)
+            for half in range(2):
+                c = [out[l][nn + half] for l in range(32)]
+                mma(c, a, [(regs[l][2 * half], regs[l][2 * half + 1]) for l in range(32)])
 
 def store(HD, dst, off, rs, acc, r0, n, s0, s1):
     for l in range(32):
@@ -112,7 +116,7 @@ def fwd(qkv, P, N, H, HD, scale):
     for p in range(P):
         for h in range(H):
             for bx in range((N + 63) // 64):
-                Ks = np.zeros(ROWS * (HD + 8), np.float32); Vt = np.zeros(HD * LDT, np.float32)
+                Ks = np.zeros(ROWS * (HD + 8), np.float32); Vs = np.zeros(ROWS * (HD + 8), np.float32)
                 q0 = p * N * rs + h * HD
                 warps = []
                 for w in range(4):
@@ -121,8 +125,8 @@ def fwd(qkv, P, N, H, HD, scale):
                     warps.append(dict(r0=r0, qa=qa, o=[[[0.0]*4 for _ in range(HD//8)] for _ in range(32)],
                                       m0=[-math.inf]*32, m1=[-math.inf]*32, l0=[0.0]*32, l1=[0.0]*32))
                 for c0 in range(0, N, 64):
-                    stage(HD, Ks, None, qkv[q0 + D:], rs, c0, N)
-                    stage(HD, None, Vt, qkv[q0 + 2 * D:], rs, c0, N)
+                    stage(HD, Ks, qkv[q0 + D:], rs, c0, N)
+                    stage(HD, Vs, qkv[q0 + 2 * D:], rs, c0, N)
                     for W in warps:
                         if W['r0'] >= N: continue
                         s = mma_nt(HD, W['qa'], Ks, N - c0)
@@ -148,7 +152,7 @@ def fwd(qkv, P, N, H, HD, scale):
                                 q[0] = math.exp(q[0] - W['m0'][l]); q[1] = math.exp(q[1] - W['m0'][l])
                                 q[2] = math.exp(q[2] - W['m1'][l]); q[3] = math.exp(q[3] - W['m1'][l])
                                 W['l0'][l] += q[0] + q[1]; W['l1'][l] += q[2] + q[3]
-                        mma_pv(HD, W['o'], s, Vt, N - c0)
+                        mma_pv(HD, W['o'], s, Vs, N - c0)
                 for W in warps:
                     l0 = quad_sum(W['l0']); l1 = quad_sum(W['l1'])
                     store(HD, O, p * N * D + h * HD, D, W['o'], W['r0'], N, [1/v if v else math.inf for v in l0], [1/v if v else math.inf for v in l1])
@@ -169,7 +173,7 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
             q0 = p * N * rs + h * HD; o0 = p * N * D + h * HD
             for bx in range((N + 63) // 64):
                 # dq kernel
-                Ks = np.zeros(ROWS * (HD + 8), np.float32); Vs = np.zeros(ROWS * (HD + 8), np.float32); Kt = np.zeros(HD * LDT, np.float32)
+                Ks = np.zeros(ROWS * (HD + 8), np.float32); Vs = np.zeros(ROWS * (HD + 8), np.float32)
                 warps = []
                 for w in range(4):
                     r0 = bx * 64 + w * 16
@@ -181,8 +185,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                     W['dl1'] = [delta[st + r0 + (l>>2) + 8] if r0 + (l>>2) + 8 < N else 0.0 for l in range(32)]
                     warps.append(W)
                 for c0 in range(0, N, 64):
-                    stage(HD, Ks, Kt, qkv[q0 + D:], rs, c0, N)
-                    stage(HD, Vs, None, qkv[q0 + 2 * D:], rs, c0, N)
+                    stage(HD, Ks, qkv[q0 + D:], rs, c0, N)
+                    stage(HD, Vs, qkv[q0 + 2 * D:], rs, c0, N)
                     for W in warps:
                         if W['r0'] >= N: continue
                         s = mma_nt(HD, W['qa'], Ks, N - c0); dp = mma_nt(HD, W['da'], Vs, N - c0)
@@ -195,12 +199,11 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                                     p1 = math.exp(s[l][j][2+e] * scale - W['ls1'][l]) if inn else 0.0
                                     s[l][j][e] = p0 * (dp[l][j][e] - W['dl0'][l]) * scale
                                     s[l][j][2+e] = p1 * (dp[l][j][2+e] - W['dl1'][l]) * scale
-                        mma_pv(HD, W['dq'], s, Kt, N - c0)
+                        mma_pv(HD, W['dq'], s, Ks, N - c0)
                 for W in warps:
                     store(HD, dqkv, p * N * rs + h * HD, rs, W['dq'], W['r0'], N, 1.0, 1.0)
                 # dkv kernel
                 Qs = np.zeros(ROWS * (HD + 8), np.float32); Os = np.zeros(ROWS * (HD + 8), np.float32)
-                Qt = np.zeros(HD * LDT, np.float32); Ot = np.zeros(HD * LDT, np.float32)
                 warps = []
                 for w in range(4):
                     r0 = bx * 64 + w * 16
@@ -208,8 +211,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                                       dk=[[[0.0]*4 for _ in range(HD//8)] for _ in range(32)],
                                       dv=[[[0.0]*4 for _ in range(HD//8)] for _ in range(32)]))
                 for c0 in range(0, N, 64):
-                    stage(HD, Qs, Qt, qkv[q0:], rs, c0, N)
-                    stage(HD, Os, Ot, dO[o0:], D, c0, N)
+                    stage(HD, Qs, qkv[q0:], rs, c0, N)
+                    stage(HD, Os, dO[o0:], D, c0, N)
                     lse_s = [lse[st + c0 + i] if c0 + i < N else 0.0 for i in range(64)]
                     del_s = [delta[st + c0 + i] if c0 + i < N else 0.0 for i in range(64)]
                     for W in warps:
@@ -225,8 +228,8 @@ def bwd(dO, qkv, lse, delta, P, N, H, HD, scale):
                                     s[l][j][2+e] = math.exp(s[l][j][2+e] * scale - lv) if inn else 0.0
                                     dp[l][j][e] = s[l][j][e] * (dp[l][j][e] - dl) * scale
                                     dp[l][j][2+e] = s[l][j][2+e] * (dp[l][j][2+e] - dl) * scale
-                        mma_pv(HD, W['dv'], s, Ot, N - c0)
-                        mma_pv(HD, W['dk'], dp, Qt, N - c0)
+                        mma_pv(HD, W['dv'], s, Os, N - c0)
+                        mma_pv(HD, W['dk'], dp, Qs, N - c0)
                 for W in warps:
                     store(HD, dqkv, p * N * rs + D + h * HD, rs, W['dk'], W['r0'], N, 1.0, 1.0)
                     store(HD, dqkv, p * N * rs + 2 * D + h * HD, rs, W['dv'], W['r0'], N, 1.0, 1.0)
