@@ -1,6 +1,7 @@
 /* avgen: the command-line front end. Each command reads a model description (with --set overrides),
  * reports every problem as one sentence and exits 2 on bad input, 1 on a failure of the machine (I/O),
  * 0 on success. */
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -1007,8 +1008,26 @@ static int cmd_devices(int argc, char **argv) {
     rt_device_info d[16];
     char why[512], nwhy[512];
     int ma = 0, mi = 0;
-    if (rt_nvrtc_version(&ma, &mi, nwhy, sizeof nwhy)) printf("NVRTC %d.%d: CUDA kernels can be compiled here\n", ma, mi);
-    else printf("%s\n", nwhy);
+    if (rt_nvrtc_version(&ma, &mi, nwhy, sizeof nwhy)) {
+        printf("NVRTC %d.%d: CUDA kernels can be compiled here\n", ma, mi);
+        /* the kernel cache --kernels nvrtc and avgen jit use (docs/kernels.md) */
+        const char *cd = rt_nvrtc_cache_dir();
+        int entries = 0;
+        double bytes = 0;
+        DIR *dd = opendir(cd);
+        for (struct dirent *de; dd && (de = readdir(dd));) {
+            const size_t l = strlen(de->d_name);
+            if (l < 8 || strcmp(de->d_name + l - 8, ".kernels")) continue;
+            char p[4400];
+            struct stat st;
+            snprintf(p, sizeof p, "%s/%s", cd, de->d_name);
+            if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) entries++, bytes += (double)st.st_size;
+        }
+        if (dd) closedir(dd);
+        printf("kernel cache %s: %d builds, %.1f MB (delete the folder to reclaim it)\n", cd, entries, bytes / 1e6);
+    } else {
+        printf("%s\n", nwhy);
+    }
     int n = rt_cuda_devices(d, 16, why, sizeof why);
     if (n == 0) {
         printf("%s\n", why);

@@ -82,6 +82,11 @@ cmp -s "$TMP/out/kernels.cu" "$TMP/lr/kernels.cu" && cmp -s "$TMP/out/kernels_sr
 "$AVGEN" emit "$ROOT/models/tiny-lavish.json" -o "$TMP/b5" --set train.batch=5 >/dev/null 2>&1
 cmp -s "$TMP/out/kernels.cu" "$TMP/b5/kernels.cu" && bad "kernels.cu does not change with the batch" || ok
 
+# avgen devices names the kernel cache and counts its builds.
+n=$(ls "$AVGEN_CACHE_DIR"/*.kernels 2>/dev/null | wc -l)
+out=$("$AVGEN" devices 2>&1)
+grep -q "kernel cache $AVGEN_CACHE_DIR: $n builds" <<<"$out" && ok || bad "avgen devices does not count the $n cache builds: $out"
+
 # Bad options.
 expect2 "no --set" "$AVGEN" jit "$TMP/out" --set train.lr=1
 expect2 "--arch needs an integer" "$GTRAIN" --jit --arch 9x
