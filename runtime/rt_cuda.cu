@@ -919,6 +919,7 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
             for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
             continue;
         }
+        if (!d->cubin.cache_hit && (e == cudaSuccess || image_error(e))) rt_nvrtc_forget(&d->cubin);  // not for later starts
         set_fail(d, "--kernels nvrtc: %s", why);
         return false;
     }
@@ -971,16 +972,28 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             set_fail(d, "AVGEN_ATTENTION=%s: expected gemm or fused", a);
             goto fail;
         }
-        // bf16 GEMMs on sm_80 or later, head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
-        const int can = d->precision == RT_CUDA_BF16 && prop.major >= 8 && rt_cuda_attention_fusable(c->k);
+        if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
+        // bf16 GEMMs on sm_80 or later with kernels built for it (a binary built only for older GPUs has the
+        // fused kernels as traps), head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
+        int can = d->precision == RT_CUDA_BF16 && prop.major >= 8 && rt_cuda_attention_fusable(c->k);
+        if (can) {
+            struct cudaFuncAttributes fa;
+            memset(&fa, 0, sizeof fa);
+            for (int i = 0; i < kNumKernels; i++)
+                if (kBuiltin[i] == (const void *)&k_attn_fwd<64>) {
+                    can = cudaFuncGetAttributes(&fa, d->kern[i]) == cudaSuccess && fa.binaryVersion >= 80 &&
+                          (fa.ptxVersion == 0 || fa.ptxVersion >= 80);
+                    cudaGetLastError();
+                }
+        }
         if (a && !strcmp(a, "fused") && !can) {
             set_fail(d, "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16, a GPU of compute "
-                        "capability 8.0 or later, a head width of 16, 32 or 64 and at most 65535 pairs a step");
+                        "capability 8.0 or later with kernels built for it, a head width of 16, 32 or 64 and at most "
+                        "65535 pairs a step");
             goto fail;
         }
         d->attn_fused = can && !(a && !strcmp(a, "gemm"));
     }
-    if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
     if (lt.create(&d->lt)) {
         set_fail(d, "cuBLASLt could not create a handle");
@@ -1002,7 +1015,16 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     {
         const size_t need = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);
         d->scratch_bytes = need;
-        if (!ck(d, cudaMalloc((void **)&d->scratch, need), "device memory for op scratch")) goto fail;
+        if (cudaMalloc((void **)&d->scratch, need) != cudaSuccess) {
+            cudaGetLastError();
+            const size_t planned = rt_cuda_scratch_bytes(g, c->k, 1);
+            set_fail(d, "out of device memory for the op scratch (%.2f GiB)%s", need / 1073741824.0,
+                     need > planned ? ": without the fused attention (fp32 or tf32 GEMMs, AVGEN_ATTENTION=gemm) the "
+                                      "attention score matrices need more than the plan counts; use --precision bf16 or "
+                                      "a smaller batch"
+                                    : "");
+            goto fail;
+        }
     }
     {
         // Trainable tensors with their gradient and Adam moments (the ADAM op's inputs), and every

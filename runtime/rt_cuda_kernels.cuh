@@ -461,7 +461,8 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const unsigned shor
     asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(a) : "l"(row));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
+                 : "r"(a)
+                 : "memory");
 #else
     r[0] = r[1] = r[2] = r[3] = 0;
     __trap();

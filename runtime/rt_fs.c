@@ -36,10 +36,10 @@ int rt_write_atomic(const char *path, const char *text) { return rt_write_atomic
 
 int rt_write_atomic_bytes(const char *path, const void *text, size_t n) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(), (unsigned long)pthread_self());
-    /* a new file of ours: never through a symbolic link someone left at that name */
-    unlink(tmp);
-    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* a new file with a unique name (mkstemp: O_EXCL, never through a symbolic link) */
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx.XXXXXX", path, (long)getpid(), (unsigned long)pthread_self());
+    const int fd = mkstemp(tmp);
+    if (fd >= 0) fchmod(fd, 0644);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         const int e = errno;

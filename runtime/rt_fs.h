@@ -6,8 +6,8 @@
 
 /* mkdir -p; 0, or -1 with errno set (also when the path exists and is not a folder). */
 int rt_mkdirs(const char *dir);
-/* Writes text (or n bytes) to PATH.tmp.<pid>.<thread> (created new, never through a symbolic link), fsyncs,
- * renames onto path. 0, or -1 with errno set. */
+/* Writes text (or n bytes) to a new temporary file PATH.tmp.<pid>.<thread>.<unique> (mkstemp: never through
+ * a symbolic link; mode 0644), fsyncs, renames onto path. 0, or -1 with errno set. */
 int rt_write_atomic(const char *path, const char *text);
 int rt_write_atomic_bytes(const char *path, const void *data, size_t n);
 /* The whole file as a NUL-terminated, malloc'd buffer (*len: its size without the NUL, when len is given);
