@@ -213,6 +213,34 @@ if [[ " $STAGES " == *" bench "* ]]; then
   done
 fi
 
+# One table of the benchmarks: avgen (each precision / attention path) against PyTorch on this card.
+if [[ " $STAGES " == *" bench "* ]] && command -v python3 >/dev/null; then
+  python3 - "$OUT/bench" <<'PY' | tee -a "$S"
+import glob, json, os, re, sys
+d = sys.argv[1]
+rows = []
+for f in sorted(glob.glob(os.path.join(d, "avgen-b*.json")), key=lambda p: (int(re.search(r"-b(\d+)-", p).group(1)), p)):
+    try:
+        a = json.load(open(f))
+    except Exception:
+        continue
+    b, tag = re.search(r"avgen-b(\d+)-(.+)\.json", os.path.basename(f)).groups()
+    t = {}
+    for mode in ("eager", "compile"):
+        try:
+            txt = open(os.path.join(d, f"torch-b{b}-{mode}.txt")).read()
+            t[mode] = json.loads(txt[txt.rindex("{"):])["step_ms_median"]
+        except Exception:
+            pass
+    ms = a["median_ms"]
+    rows.append(f"  B={b:>3} {tag:<14} {ms:9.1f} ms  {a['pairs_per_s']:8.1f} pairs/s  MFU {100 * a['mfu']:5.1f}%  attention {a.get('attention', '?'):5}"
+                + "".join(f"  {m} {t[m]:.1f} ms ({t[m] / ms:.2f}x)" for m in t)
+                + f"  memory {a['device_used_bytes'] / 2**30:.2f} GiB in use / {a['planned_bytes'] / 2**30:.2f} planned")
+print("== summary: avgen step (median) against PyTorch bf16 on the same card")
+print("\n".join(rows) if rows else "  no benchmark results")
+PY
+fi
+
 say "== $pass passed, $fail failed ($(since))"
 [ $fail -gt 100 ] && fail=100
 exit $fail
