@@ -345,40 +345,46 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     uint64_t mask = 0;
     for (int l = 0; l < s->backbone.depth; l++)
         if (s->adapter.on_layer[l]) mask |= 1ULL << l;
+    /* First the shapes the kernels are made for: they alone go into kernels.cu too (not the training or data
+     * settings, so that a sweep over those shares one NVRTC build: the kernel cache's key is its text). */
+    sb kshapes = {0};
+#define KSHAPE(n, v) sb_printf(&kshapes, "#define AVGEN_%-18s %lld\n", n, (long long)(v))
+    KSHAPE("B", s->train.batch);
+    KSHAPE("T", s->video.frames);
+    KSHAPE("P", s->pairs);
+    KSHAPE("S", s->backbone.image_size);
+    KSHAPE("PATCH", s->backbone.patch_size);
+    KSHAPE("D", D);
+    KSHAPE("DEPTH", s->backbone.depth);
+    KSHAPE("H", s->backbone.heads);
+    KSHAPE("HEAD_DIM", s->head_dim);
+    KSHAPE("F", s->backbone.mlp_dim);
+    KSHAPE("NV", s->n_v);
+    KSHAPE("NA", s->n_a);
+    KSHAPE("A_ROWS", s->audio.target_frames);
+    KSHAPE("MEL", s->audio.mel_bins);
+    KSHAPE("USE_V", s->use_v);
+    KSHAPE("USE_A", s->use_a);
+    KSHAPE("LAVISH", s->fusion == FUSION_LAVISH);
+    KSHAPE("M", s->adapter.latent_tokens);
+    KSHAPE("DR", dr);
+    KSHAPE("G", s->adapter.groups);
+    KSHAPE("BATCHNORM", s->adapter.batchnorm);
+    sb_printf(&kshapes, "#define AVGEN_%-18s 0x%016llxULL\n", "ADAPTER_LAYERS", (unsigned long long)mask);
+    KSHAPE("ADAPT_ATTN", s->adapter.attn);
+    KSHAPE("ADAPT_MLP", s->adapter.mlp);
+    KSHAPE("HIDDEN", s->head.hidden);
+    KSHAPE("C", s->head.classes);
+    KSHAPE("W", (s->use_v + s->use_a) * D);
+    KSHAPE("BF16", s->precision == PREC_BF16);
+#undef KSHAPE
+    if (kshapes.p) sb_put(&shapes, kshapes.p, kshapes.n);
 #define SHAPE(n, v) sb_printf(&shapes, "#define AVGEN_%-18s %lld\n", n, (long long)(v))
 #define SHAPEF(n, v) sb_printf(&shapes, "#define AVGEN_%-18s %.17g\n", n, (double)(v))
-    SHAPE("B", s->train.batch);
-    SHAPE("T", s->video.frames);
-    SHAPE("P", s->pairs);
-    SHAPE("S", s->backbone.image_size);
-    SHAPE("PATCH", s->backbone.patch_size);
-    SHAPE("D", D);
-    SHAPE("DEPTH", s->backbone.depth);
-    SHAPE("H", s->backbone.heads);
-    SHAPE("HEAD_DIM", s->head_dim);
-    SHAPE("F", s->backbone.mlp_dim);
-    SHAPE("NV", s->n_v);
-    SHAPE("NA", s->n_a);
-    SHAPE("A_ROWS", s->audio.target_frames);
-    SHAPE("MEL", s->audio.mel_bins);
     SHAPE("FBANK_ROWS", s->fbank_frames);
     SHAPE("SAMPLE_RATE", s->audio.sample_rate);
     SHAPE("FPS", s->video.fps);
     SHAPE("FRAME_STRIDE", s->video.stride);
-    SHAPE("USE_V", s->use_v);
-    SHAPE("USE_A", s->use_a);
-    SHAPE("LAVISH", s->fusion == FUSION_LAVISH);
-    SHAPE("M", s->adapter.latent_tokens);
-    SHAPE("DR", dr);
-    SHAPE("G", s->adapter.groups);
-    SHAPE("BATCHNORM", s->adapter.batchnorm);
-    sb_printf(&shapes, "#define AVGEN_%-18s 0x%016llxULL\n", "ADAPTER_LAYERS", (unsigned long long)mask);
-    SHAPE("ADAPT_ATTN", s->adapter.attn);
-    SHAPE("ADAPT_MLP", s->adapter.mlp);
-    SHAPE("HIDDEN", s->head.hidden);
-    SHAPE("C", s->head.classes);
-    SHAPE("W", (s->use_v + s->use_a) * D);
-    SHAPE("BF16", s->precision == PREC_BF16);
     SHAPEF("LN_EPS", s->backbone.ln_eps);
     SHAPEF("MEAN_R", s->video.mean[0]);
     SHAPEF("MEAN_G", s->video.mean[1]);
@@ -443,21 +449,6 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
               "AVGEN_RECOMPUTE, (long long)AVGEN_TRAIN_PEAK_BYTES, (long long)AVGEN_INFER_PEAK_BYTES);",
               gen_fusion_name(s->fusion));
 
-    /* kernels.cu takes only the shapes its kernels are made for, not the training settings: a sweep over
-     * learning rates or seeds shares one NVRTC build (the kernel cache's key is its text). */
-    static const char *const kshape_names[] = {"B", "T", "P", "S", "PATCH", "D", "DEPTH", "H", "HEAD_DIM", "F", "NV", "NA",
-                                               "A_ROWS", "MEL", "USE_V", "USE_A", "LAVISH", "M", "DR", "G", "BATCHNORM",
-                                               "ADAPTER_LAYERS", "ADAPT_ATTN", "ADAPT_MLP", "HIDDEN", "C", "W", "BF16"};
-    sb kshapes = {0};
-    for (const char *l = shapes.p; l && *l;) {
-        const char *e = strchr(l, '\n');
-        const size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
-        char nm[40] = "";
-        if (sscanf(l, "#define AVGEN_%39s", nm) == 1)
-            for (size_t i = 0; i < sizeof kshape_names / sizeof kshape_names[0]; i++)
-                if (!strcmp(nm, kshape_names[i])) sb_put(&kshapes, l, n);
-        l += n;
-    }
     const subst subs[] = {
         {"NAME", s->name}, {"NAME_ID", name_id}, {"VERSION", AVGEN_VERSION}, {"HASH", hash},
         {"SHAPES", shapes.p ? shapes.p : ""}, {"KERNEL_SHAPES", kshapes.p ? kshapes.p : ""}, {"ARENAS", arenas.p ? arenas.p : ""},

@@ -396,18 +396,29 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
 // allocation. Not yet re-checked on a GPU.
 size_t latent_smem(int N2) { return sizeof(float) * (((size_t)N2 + 3) / 4 * 4 + 4); }
 
+// Kernels templated on a width or bound: LAUNCH_T(list, v, kern, grid, block, smem, args...) launches
+// kern<V> for the first V of the list equal to v (the last one when none is), the one place that turns a
+// run-time value into a kernel's template value.
+template <int V> struct IntC {
+    static constexpr int value = V;
+};
+template <int... Vs> struct Vals {};
+template <class F> void with_value(Vals<>, int, F &&) {}
+template <int V0, int... Vs, class F> void with_value(Vals<V0, Vs...>, int v, F &&f) {
+    if (v == V0 || sizeof...(Vs) == 0) f(IntC<V0>{});
+    else with_value(Vals<Vs...>{}, v, f);
+}
+#define LAUNCH_T(list, v, kern, ...) with_value(list{}, (v), [&](auto t_) { launch(d, kern<decltype(t_)::value>, __VA_ARGS__); })
+
 // LayerNorm kernels keep a row in registers for the widths the shipped models use (k_layernorm<V>, V values
 // a lane): widths up to 32, up to 64, and 737..768 (ViT-B/16); any other width takes the generic V = 0.
+using LnValues = Vals<1, 2, 24, 0>;
 int ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }
-#define LN_LAUNCH(kern, width, grid, block, smem, ...)                                      \
-    do {                                                                                    \
-        switch (ln_values(width)) {                                                         \
-        case 1: launch(d, kern<1>, grid, block, smem, __VA_ARGS__); break;                  \
-        case 2: launch(d, kern<2>, grid, block, smem, __VA_ARGS__); break;                  \
-        case 24: launch(d, kern<24>, grid, block, smem, __VA_ARGS__); break;                \
-        default: launch(d, kern<0>, grid, block, smem, __VA_ARGS__); break;                 \
-        }                                                                                   \
-    } while (0)
+// The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
+using LatentBounds = Vals<2, 4, 8, 16>;
+int latent_bound(int m) { return m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16; }
+// The fused attention kernels' head widths (rt_cuda_attention_fusable).
+using HeadWidths = Vals<16, 32, 64>;
 
 // True when tensors a, b, c (n floats each) follow one another on the device: the query, key and value
 // weights (or biases) as one stacked matrix (the IR creates them in that order; static arenas keep it).
@@ -416,9 +427,6 @@ bool qkv_stacked(const avgen_ctx *c, int a, int b, int cc, size_t n) {
     return pb == pa + n && pc == pb + n;
 }
 
-// The fused attention kernels (bf16 tensor cores) run with bf16 GEMMs and head widths 16, 32, 64; fp32 and
-// tf32 keep the GEMM path (fp32 is the parity mode), as does AVGEN_ATTENTION=gemm (for comparisons).
-bool fused_attention(const Dev *d, int hd) { return d->attn_fused && (hd == 16 || hd == 32 || hd == 64); }
 
 
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
@@ -454,7 +462,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
-        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    o->n_out > 1 ? PF(out[1]) : NULL,
                                                                    o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps);
         break;
@@ -463,7 +471,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
-        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
+        LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps);
         break;
     }
@@ -471,7 +479,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2];
         const int keep = o->n_out == 4;
-        LN_LAUNCH(k_layernorm, D, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
+        LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
                                                                D, keep ? PF(out[2]) : NULL, keep ? PF(out[3]) : NULL,
                                                                keep ? PF(out[1]) : NULL, NULL, P, D, o->eps);
         break;
@@ -496,12 +504,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *qt = TD(in[0]);
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
-        if (fused_attention(d, hd)) {
+        if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
-            if (hd == 16) launch(d, k_attn_fwd<16>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
-            else if (hd == 32) launch(d, k_attn_fwd<32>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
-            else launch(d, k_attn_fwd<64>, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
         }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
@@ -528,19 +534,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
         launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, PF(in[2]), delta, P, N, D, H, hd);
-        if (fused_attention(d, hd)) {
+        if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             const float *lse = PF(in[3]);
-            if (hd == 16) {
-                launch(d, k_attn_bwd_dq<16>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-                launch(d, k_attn_bwd_dkv<16>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-            } else if (hd == 32) {
-                launch(d, k_attn_bwd_dq<32>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-                launch(d, k_attn_bwd_dkv<32>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-            } else {
-                launch(d, k_attn_bwd_dq<64>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-                launch(d, k_attn_bwd_dkv<64>, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-            }
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
             break;
         }
         float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
@@ -589,13 +587,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
-        launch(d, k_latent_a, dim3(dim3(P, m)), dim3(256), latent_smem(N2), PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
+        launch(d, k_latent_a, dim3(P, m), dim3(256), latent_smem(N2), PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
-        if (m <= 2) launch(d, k_latent_b<2>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else if (m <= 4) launch(d, k_latent_b<4>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else if (m <= 8) launch(d, k_latent_b<8>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
-        else launch(d, k_latent_b<16>, dim3(gr), dim3(bl), 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]), PF(out[3]), rows, N, D, m);
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]),
+                 PF(out[3]), rows, N, D, m);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -617,12 +613,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *tok = PF(in[6]), *gav = PF(in[7]);
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         float *gX = need_x ? PF(out[2]) : NULL;
-        if (m <= 2) launch(d, k_latbwd_rows<2>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else if (m <= 4) launch(d, k_latbwd_rows<4>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else if (m <= 8) launch(d, k_latbwd_rows<8>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        else launch(d, k_latbwd_rows<16>, dim3(gr), dim3(bl), 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        launch(d, k_latbwd_ds, dim3(dim3(P, m, (D + 127) / 128)), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
-        launch(d, k_latbwd_tok, dim3(dim3(P, m)), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
+        launch(d, k_latbwd_ds, dim3(P, m, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
+        launch(d, k_latbwd_tok, dim3(P, m), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
         if (need_x) launch(d, k_latbwd_gy, GRID((long long)P * N2 * D), A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
@@ -733,7 +726,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *gt = TD(out[0]);
         const int P = (int)gt->shape[0], N = (int)gt->shape[1], D = (int)gt->shape[2];
         ck(d, cudaMemsetAsync(PF(out[0]), 0, (size_t)gt->bytes, d->s), "memset");
-        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
+        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL,
                                                              PF(out[0]), (long long)N * D, 0, NULL, P, D);
         break;
     }
@@ -743,7 +736,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
+        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
                                                                 PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
         launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
         colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
@@ -755,7 +748,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
-        LN_LAUNCH(k_ln_bwd, D, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
+        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
                                                                 NULL, PF(out[0]), D, !trainable, NULL, rows, D);
         if (trainable)
             colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, NULL, rows, D, PF(out[1]),
@@ -1291,7 +1284,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel;
-    r->attention_fused = fused_attention(d, c->k->heads > 0 ? c->k->dim / c->k->heads : 0);
+    r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return 0;

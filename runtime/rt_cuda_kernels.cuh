@@ -37,28 +37,25 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Block-wide sum / max (blockDim a multiple of 32, at most 1024); every thread gets the result.
-__device__ double block_sum_d(double v) {
-    __shared__ double sh[32];
+// Block-wide reduction (blockDim a multiple of 32, at most 1024): each warp reduces with shuffles, then
+// every thread combines the warps' results in warp order; every thread gets the result.
+template <class T, class Op>
+__device__ T block_reduce(T v, T init, Op op) {
+    __shared__ T sh[32];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum_d(v);
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     __syncthreads();
     if (lane == 0) sh[w] = v;
     __syncthreads();
-    double t = 0;
-    for (int i = 0; i < nw; i++) t += sh[i];
+    T t = init;
+    for (int i = 0; i < nw; i++) t = op(t, sh[i]);
     return t;
 }
+__device__ double block_sum_d(double v) {
+    return block_reduce(v, 0.0, [](double a, double b) { return a + b; });
+}
 __device__ float block_max(float v) {
-    __shared__ float sh[32];
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    float t = -INFINITY;
-    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
-    return t;
+    return block_reduce(v, -INFINITY, [](float a, float b) { return fmaxf(a, b); });
 }
 
 __device__ __forceinline__ float gelu_f(float x) { return (float)(0.5 * (double)x * (1.0 + erf((double)x * 0.70710678118654752440))); }
