@@ -101,13 +101,14 @@ static const char *const usage_emit =
     "--force is given.\n";
 
 static const char *const usage_step =
-    "usage: avgen step MODEL.json --inputs I.safetensors --out O.safetensors [--params P.safetensors]\n"
+    "usage: avgen step MODEL.json --inputs I.safetensors|random --out O.safetensors [--params P.safetensors]\n"
     "                  [--init-out F.safetensors] [--update-out U.safetensors] [--backend cpu|cuda|auto]\n"
     "                  [--precision fp32|bf16|tf32] [--kernels nvcc|nvrtc] [--set path=value]...\n"
     "\n"
     "One training step in train mode (forward, cross-entropy, backward; no optimizer update) with the\n"
     "given parameters (MODEL.md section 6 names; backbone names with or without \"vit.\") and inputs:\n"
-    "frames f32 [B,T,3,S,S] (already normalised), audio f32 [B,T,A,M] (normalised fbank), labels i64 [B].\n"
+    "frames f32 [B,T,3,S,S] (already normalised), audio f32 [B,T,A,M] (normalised fbank), labels i64 [B];\n"
+    "--inputs random draws them from train.seed.\n"
     "Writes logits, loss, grad.<name> for every trainable tensor (before any update) and the BatchNorm\n"
     "buffers after the step. Parameters missing from --params (or all, without it) are initialised as\n"
     "MODEL.md says from train.seed; --init-out writes the full parameter set used. --update-out then\n"
@@ -419,12 +420,6 @@ static int cmd_emit(int argc, char **argv) {
     return 0;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 typedef struct {
     gen_ir ir;
     gen_mem mem;
@@ -470,49 +465,11 @@ static int cmd_step(int argc, char **argv) {
         fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
         return 1;
     }
-    const avgen_graph *G = &bg.graph.g;
     gen_consts(&s, &k);
-    char err[1024] = "";
-    avgen_ctx c;
-    st_file *pf = NULL, *inf = NULL;
-    int rc = 0, nl = 0, ni = 0;
-    if (rt_ctx_init(&c, G, &k, err, sizeof err)) {
-        rc = 1;
-        goto done;
-    }
-    if (a.params && !(pf = st_open(a.params, err, sizeof err))) { rc = 2; goto done_ctx; }
-    if ((rc = rt_init_params(&c, pf, (uint64_t)s.train.seed, &nl, &ni, err, sizeof err))) goto done_ctx;
-    fprintf(stderr, "avgen step: %s: %d parameter tensors loaded, %d initialised from seed %lld\n", s.name, nl, ni,
-            (long long)s.train.seed);
-    if (a.init_out && rt_write_params(&c, a.init_out, err, sizeof err)) { rc = 1; goto done_ctx; }
-    if (!(inf = st_open(a.inputs, err, sizeof err))) { rc = 2; goto done_ctx; }
-    if ((rc = rt_load_inputs(&c, inf, err, sizeof err))) goto done_ctx;
-    int cuda = 0;
-    if ((rc = rt_backend_attach(&c, &bo, &cuda, err, sizeof err))) goto done_ctx;
-    rt_zero_grads(&c);
-    double t0 = now();
-    rt_run_phase(&c, AVGEN_PH_FORWARD);
-    if (cuda && (rc = rt_cuda_sync(&c, err, sizeof err))) goto done_ctx;
-    double t1 = now();
-    rt_run_phase(&c, AVGEN_PH_BACKWARD);
-    if (cuda && (rc = rt_cuda_sync(&c, err, sizeof err))) goto done_ctx;
-    double t2 = now();
-    if ((rc = rt_step_results(&c, err, sizeof err))) goto done_ctx;
-    if (rt_write_step_dump(&c, a.out, err, sizeof err)) { rc = 1; goto done_ctx; }
-    if (a.update_out) {
-        rt_run_phase(&c, AVGEN_PH_UPDATE);
-        if ((rc = rt_step_results(&c, err, sizeof err))) goto done_ctx;
-        if (rt_write_params(&c, a.update_out, err, sizeof err)) { rc = 1; goto done_ctx; }
-    }
-    fprintf(stderr, "avgen step: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n",
-            *(float *)rt_ptr(&c, rt_find(G, "loss")), t1 - t0, t2 - t1, cuda ? rt_cuda_device_name(&c) : "the CPU",
-            rt_graph_flops(G, -1) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), a.out);
-done_ctx:
-    rt_cuda_detach(&c);
-    st_close(pf);
-    st_close(inf);
-    rt_ctx_free(&c);
-done:
+    char err[1024] = "", tag[300];
+    snprintf(tag, sizeof tag, "avgen step: %s", s.name);
+    const rt_step_opts so = {a.params, a.inputs, a.out, a.init_out, a.update_out, tag};
+    const int rc = rt_step_run(&bg.graph.g, &k, (uint64_t)s.train.seed, &so, &bo, NULL, NULL, NULL, stderr, err, sizeof err);
     free_graph(&bg);
     if (rc) fprintf(stderr, "error: %s.\n", err);
     return rc;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int rt_cuda_precision(const char *name) {
     return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
@@ -77,6 +78,72 @@ int rt_step_results(avgen_ctx *c, char *err, size_t errlen) {
         return 2;
     }
     return 0;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void run_phase(avgen_ctx *c, rt_cuda_phase_fn f, int phase) {
+    if (f) f(c);
+    else rt_run_phase(c, phase);
+}
+
+int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_step_opts *so, const rt_backend_opts *bo,
+                rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, FILE *log, char *err, size_t errlen) {
+    int rc, cuda = 0, nl = 0, ni = 0;
+    if ((rc = rt_backend_check(bo, err, errlen))) return rc;
+    avgen_ctx c;
+    if (rt_ctx_init(&c, g, k, err, errlen)) return 1;
+    st_file *pf = NULL, *inf = NULL;
+    if (so->params && !(pf = st_open(so->params, err, errlen))) rc = 2;
+    if (!rc) rc = rt_init_params(&c, pf, seed, &nl, &ni, err, errlen);
+    if (!rc)
+        fprintf(log, "%s: %d parameter tensors loaded, %d initialised from seed %llu\n", so->name, nl, ni,
+                (unsigned long long)seed);
+    if (!rc && so->init_out && rt_write_params(&c, so->init_out, err, errlen)) rc = 1;
+    if (!rc && !strcmp(so->inputs, "random")) rt_random_inputs(&c, seed);
+    else if (!rc && !(inf = st_open(so->inputs, err, errlen))) rc = 2;
+    if (!rc && inf) rc = rt_load_inputs(&c, inf, err, errlen);
+    if (!rc) rc = rt_backend_attach(&c, bo, &cuda, err, errlen);
+    double t0 = 0, t1 = 0, t2 = 0;
+    if (!rc) {
+        rt_zero_grads(&c);
+        t0 = now_s();
+        run_phase(&c, fwd, AVGEN_PH_FORWARD);
+        if (cuda) rc = rt_cuda_sync(&c, err, errlen);
+        t1 = now_s();
+    }
+    if (!rc) {
+        run_phase(&c, bwd, AVGEN_PH_BACKWARD);
+        if (cuda) rc = rt_cuda_sync(&c, err, errlen);
+        t2 = now_s();
+    }
+    if (!rc) rc = rt_step_results(&c, err, errlen);
+    if (!rc && rt_write_step_dump(&c, so->out, err, errlen)) rc = 1;
+    if (!rc && so->update_out) {
+        run_phase(&c, upd, AVGEN_PH_UPDATE);
+        rc = rt_step_results(&c, err, errlen);
+        if (!rc && rt_write_params(&c, so->update_out, err, errlen)) rc = 1;
+    }
+    if (!rc) {
+        char where[400];
+        if (cuda)
+            snprintf(where, sizeof where, "%s (%s GEMMs, %s kernels)", rt_cuda_device_name(&c),
+                     bo->precision ? bo->precision : "fp32", bo->kernels ? bo->kernels : "nvcc");
+        else
+            snprintf(where, sizeof where, "the CPU");
+        fprintf(log, "%s: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n", so->name,
+                *(float *)rt_ptr(&c, rt_find(g, "loss")), t1 - t0, t2 - t1, where,
+                rt_graph_flops(g, -1) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), so->out);
+    }
+    if (cuda) rt_cuda_detach(&c);
+    st_close(pf);
+    st_close(inf);
+    rt_ctx_free(&c);
+    return rc;
 }
 
 double rt_graph_flops(const avgen_graph *g, int phase) {

@@ -30,6 +30,21 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
  * logits and loss back to the host (CUDA); 0, or 1 with err. Also reports an op's bad-data failure. */
 int rt_step_results(avgen_ctx *c, char *err, size_t errlen);
 
+typedef struct {
+    const char *params;     /* parameters (safetensors) or NULL: MODEL.md section 6 initialisation from seed */
+    const char *inputs;     /* inputs (safetensors), or "random": drawn from the seed */
+    const char *out;        /* the step dump (docs/step-dump.md) */
+    const char *init_out;   /* when set: the full parameter set used */
+    const char *update_out; /* when set: one optimizer update after the dump, then every parameter and buffer */
+    const char *name;       /* the configuration, for the log line */
+} rt_step_opts;
+
+/* One training step (no update in the dump) on the chosen backend: what `avgen step` and `NAME-train --step`
+ * run. fwd, bwd, upd: the generated straight-line code, or NULL for the interpreter. Logs the parameters
+ * loaded and the step's loss and times to log. 0, or 1 (a failure while working) or 2 (bad input) with err. */
+int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_step_opts *so, const rt_backend_opts *bo,
+                rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, FILE *log, char *err, size_t errlen);
+
 /* Sum of the op FLOPs of one phase (-1: all phases). */
 double rt_graph_flops(const avgen_graph *g, int phase);
 
