@@ -94,7 +94,39 @@ struct Dev {
     char kinfo[1600];
     double kernel_s;
     int kernel_hit;
+    // kernel profiling (bench): events around every launch and cuBLASLt matmul when kprof is set
+    struct KEvent {
+        int id;  // kernel table index; kNumKernels: a cuBLASLt matmul
+        cudaEvent_t a, b;
+    } *kev;
+    int n_kev, cap_kev, kprof;
 };
+
+// Kernel profiling: records the start event of launch n_kev (id) and returns its end event, or NULL when
+// not profiling (or out of memory: profiling stops, the step goes on).
+cudaEvent_t *kprof_begin(Dev *d, int id) {
+    if (!d->kprof) return NULL;
+    if (d->n_kev == d->cap_kev) {
+        const int cap = d->cap_kev ? 2 * d->cap_kev : 1024;
+        Dev::KEvent *nk = (Dev::KEvent *)realloc(d->kev, sizeof(Dev::KEvent) * cap);
+        if (!nk) {
+            d->kprof = 0;
+            return NULL;
+        }
+        for (int i = d->cap_kev; i < cap; i++) {
+            nk[i].id = -1;
+            if (cudaEventCreate(&nk[i].a) != cudaSuccess || cudaEventCreate(&nk[i].b) != cudaSuccess) {
+                d->kev = nk, d->cap_kev = i, d->kprof = 0;
+                return NULL;
+            }
+        }
+        d->kev = nk, d->cap_kev = cap;
+    }
+    Dev::KEvent *e = &d->kev[d->n_kev++];
+    e->id = id;
+    cudaEventRecord(e->a, d->s);
+    return &e->b;
+}
 
 #define DEV(c) ((Dev *)(c)->dev)
 
@@ -146,7 +178,9 @@ void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typenam
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];
     pack.fill(argv);
+    cudaEvent_t *pe = kprof_begin(d, id);
     const cudaError_t e = cudaLaunchKernel(d->kern[id], grid, block, argv, smem, d->s);
+    if (pe) cudaEventRecord(*pe, d->s);
     if (e != cudaSuccess) set_fail(d, "kernel %s: %s", kKernelNames[id], cudaGetErrorString(e));
 }
 
@@ -336,8 +370,10 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     }
     const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
     const float *cin = csrc && beta1 ? csrc : C;
+    cudaEvent_t *pe = kprof_begin(d, kNumKernels);
     cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, cin, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);
+    if (pe) cudaEventRecord(*pe, d->s);
     if (st) {
         set_fail(d, "cuBLASLt matmul failed for M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
         return;
@@ -502,7 +538,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
-            LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(128), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
         }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
@@ -532,8 +568,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             const float *lse = PF(in[3]);
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(128), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
             break;
         }
         float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
@@ -609,11 +645,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         float *gX = need_x ? PF(out[2]) : NULL;
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        launch(d, k_latbwd_ds, dim3(P, m, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
         launch(d, k_latbwd_tok, dim3(P, m), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
         if (need_x) launch(d, k_latbwd_gy, GRID((long long)P * N2 * D), A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
-        launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
+        launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR: {
@@ -629,11 +665,29 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
         const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
-        // dx and dW, each one GEMM batched over the groups
+        // dx: one GEMM batched over the groups
         gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
              (long long)cout_g * cin_g, cin_g);
-        gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]), Cout, PF(in[1]), Cin, PF(out[1]), cin_g, 1, G, cout_g, cin_g,
-             (long long)cout_g * cin_g);
+        const long long chunk = rt_cuda_dw_chunk(rows), W = (long long)cout_g * cin_g;
+        if (!chunk) {  // dW: one GEMM batched over the groups
+            gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]), Cout, PF(in[1]), Cin, PF(out[1]), cin_g, 1, G, cout_g, cin_g, W);
+            break;
+        }
+        // dW split over row chunks (rt_cuda_dw_chunk): per group, the full chunks' partial products as one GEMM
+        // batched over chunks, the rest as one more; then summed in chunk order onto the gradient.
+        const int full = (int)(rows / chunk), rem = (int)(rows - full * chunk), parts = full + (rem > 0);
+        float *part = (float *)scratch(d, sizeof(float) * (size_t)parts * G * W);
+        if (!part) return;
+        const float *dY = PF(in[0]), *X = PF(in[1]);
+        for (int g = 0; g < G; g++) {
+            float *pg = part + (size_t)g * parts * W;
+            gemm(d, 1, 0, cout_g, cin_g, (int)chunk, dY + g * cout_g, Cout, X + g * cin_g, Cin, pg, cin_g, 0, full,
+                 chunk * Cout, chunk * Cin, W);
+            if (rem)
+                gemm(d, 1, 0, cout_g, cin_g, rem, dY + full * chunk * Cout + g * cout_g, Cout,
+                     X + full * chunk * Cin + g * cin_g, Cin, pg + (size_t)full * W, cin_g, 0);
+            launch(d, k_sum_pairs, GRID(W), pg, PF(out[1]) + g * W, parts, W);
+        }
         break;
     }
     case AVGEN_OP_KIND_BATCHNORM:
@@ -733,7 +787,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!rowdg) return;
         LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
                                                                 PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
-        launch(d, k_reduce_scalar, dim3(1), dim3(256), 0, rowdg, rows, PF(out[1]));
+        launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
                PF(out[3]), NULL, NULL);
         break;
@@ -1128,6 +1182,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->chunks);
     cudaFree(d->scal_dev);
     if (d->scal_host) cudaFreeHost(d->scal_host);
+    for (int i = 0; i < d->cap_kev; i++) cudaEventDestroy(d->kev[i].a), cudaEventDestroy(d->kev[i].b);
+    free(d->kev);
     if (d->ev) {
         for (int i = 0; i < 2 * c->g->n_ops; i++) cudaEventDestroy(d->ev[i]);
         free(d->ev);
@@ -1269,6 +1325,22 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
         const int kind = c->g->ops[i].kind;
         if (kind < 64) r->family_ms[kind] += t;
         if (r->op_ms) r->op_ms[i] = t;
+    }
+    // Profiled eager step: events around every kernel launch and cuBLASLt matmul.
+    static_assert(kNumKernels + 1 <= RT_CUDA_KERNEL_SLOTS, "RT_CUDA_KERNEL_SLOTS is too small");
+    r->n_kernel_slots = kNumKernels + 1;
+    for (int i = 0; i <= kNumKernels; i++) {
+        snprintf(r->kernel_name[i], sizeof r->kernel_name[i], "%s", i < kNumKernels ? kKernelNames[i] : "cuBLASLt matmul");
+        r->kernel_calls[i] = 0, r->kernel_ms[i] = 0;
+    }
+    d->kprof = 1, d->n_kev = 0;
+    one_step(c, NULL, NULL, NULL);
+    d->kprof = 0;
+    if (rt_cuda_sync(c, err, errlen)) return 1;
+    for (int i = 0; i < d->n_kev; i++) {
+        float t = 0;
+        cudaEventElapsedTime(&t, d->kev[i].a, d->kev[i].b);
+        r->kernel_calls[d->kev[i].id]++, r->kernel_ms[d->kev[i].id] += t;
     }
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);

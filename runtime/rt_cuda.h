@@ -63,6 +63,10 @@ size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fu
 /* 1 when the fused attention kernels serve this configuration: head width 16, 32 or 64 and at most 65535
  * (frame, audio) pairs a step (the kernels' grid). */
 int rt_cuda_attention_fusable(const avgen_consts *k);
+/* The grouped projection's weight gradient is a long reduction (K = rows) onto a small matrix, which one
+ * GEMM spreads over a handful of CTAs: it is split into chunks of this many rows (0: not split), whose
+ * partial products are summed in chunk order. */
+long long rt_cuda_dw_chunk(long long rows);
 
 /* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);
@@ -76,6 +80,7 @@ const char *rt_cuda_device_name(const avgen_ctx *c);
  * out pointer may be NULL. */
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);
 
+#define RT_CUDA_KERNEL_SLOTS 96 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
 typedef struct {
     int warmup, steps;              /* inputs */
     double median_ms, mean_ms, min_ms, max_ms;
@@ -89,12 +94,19 @@ typedef struct {
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
+    /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the
+     * last slot): name, launches and time in all; n_kernel_slots entries */
+    int n_kernel_slots;
+    char kernel_name[RT_CUDA_KERNEL_SLOTS][40];
+    int kernel_calls[RT_CUDA_KERNEL_SLOTS];
+    double kernel_ms[RT_CUDA_KERNEL_SLOTS];
 } rt_cuda_bench_result;
 
 typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);
 /* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager
  * step, then the step captured as one CUDA graph and replayed warmup + steps times, each timed with
- * events; then one eager step with events around every op for the per-kind breakdown. The phase
+ * events; then one eager step with events around every op for the per-kind breakdown, and one with
+ * events around every kernel launch and cuBLASLt matmul for the per-kernel breakdown. The phase
  * functions are the generated straight-line code, or NULL for the interpreter. 0, or 1 with err. */
 int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
                   rt_cuda_bench_result *r, char *err, size_t errlen);

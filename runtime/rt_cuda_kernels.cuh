@@ -236,7 +236,8 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
     const long long r0 = chunk * rpc, r1 = r0 + rpc < rows ? r0 + rpc : rows;
     const float sc = scale ? scale[0] : 1.0f;
     double s0 = 0, s1 = 0;
-    for (long long r = r0; r < r1; r++) {
+#pragma unroll 4
+    for (long long r = r0; r < r1; r++) {  // unrolled: loads of 4 rows in flight, sums still in row order
         const size_t i = (size_t)r * C + c;
         if (mode == CS_LN) {
             const float g = scale ? a[i] * sc : a[i];
@@ -479,15 +480,35 @@ __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const float 
             a[kk][i] = bf16x2(v.x, v.y);
         }
 }
-// Stages 64 rows (from c0; rows >= n zero) x HD of src as bf16 into tile[row][d] (stride HD + 8 halves: the
-// fragment loads below, plain and ldmatrix, are free of bank conflicts).
+constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the launches use exactly this)
+
+// Stages 64 rows (from c0; rows >= n zero) x HD of two sources as bf16 into tiles ta and tb ([row][d], stride
+// HD + 8 halves: the fragment loads below, plain and ldmatrix, are free of bank conflicts). The trip counts
+// are compile-time, so each thread issues its loads of both tiles (up to 16 float2) before the first
+// conversion waits: one or two memory round trips per chunk instead of one per element.
 template <int HD>
-__device__ __forceinline__ void attn_stage(unsigned short *tile, const float *src, long long rs, int c0, int n) {
-    for (int e = threadIdx.x; e < kAttnRows * HD / 2; e += blockDim.x) {
-        const int row = e / (HD / 2), d = (e % (HD / 2)) * 2;
-        float2 v = make_float2(0.0f, 0.0f);
-        if (c0 + row < n) v = *(const float2 *)(src + (c0 + row) * rs + d);
-        *(unsigned *)&tile[row * (HD + 8) + d] = bf16x2(v.x, v.y);
+__device__ __forceinline__ void attn_stage2(unsigned short *ta, const float *sa, long long rsa, unsigned short *tb,
+                                            const float *sb, long long rsb, int c0, int n) {
+    constexpr int PER = kAttnRows * HD / 2 / kAttnThreads;  // float2 per thread and tile: 16, 8 or 4
+    constexpr int G = PER < 8 ? PER : 8;
+#pragma unroll
+    for (int g0 = 0; g0 < PER; g0 += G) {
+        float2 va[G], vb[G];
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
+            va[i] = vb[i] = make_float2(0.0f, 0.0f);
+            if (c0 + row < n) {
+                va[i] = *(const float2 *)(sa + (c0 + row) * rsa + d);
+                vb[i] = *(const float2 *)(sb + (c0 + row) * rsb + d);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
+            *(unsigned *)&ta[row * (HD + 8) + d] = bf16x2(va[i].x, va[i].y);
+            *(unsigned *)&tb[row * (HD + 8) + d] = bf16x2(vb[i].x, vb[i].y);
+        }
     }
 }
 // acc[8] (16 rows x 64 columns) = A (16 x HD) B^T with B = tile[64][HD] (the n index is tile's row).
@@ -542,7 +563,7 @@ __device__ __forceinline__ void attn_store(float *dst, long long rs, const float
 
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
 template <int HD>
-__global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
+__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
     __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
@@ -557,8 +578,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Ks, q + D, rs, c0, N);
-        attn_stage<HD>(Vs, q + 2 * D, rs, c0, N);
+        attn_stage2<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, c0, N);
         __syncthreads();
         if (r0 >= N) continue;  // a warp past the last row only helps staging (warp-uniform)
         float s[8][4];
@@ -600,7 +620,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd(const float *qkv, float *O, fl
 // Backward, dQ: per query row block, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
 // dS = P (dP - delta) scale, dQ = dS K (written to dqkv's Q columns).
 template <int HD>
-__global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta,
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta,
                                                     float *dqkv, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
     __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
@@ -619,8 +639,7 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
     for (int j = 0; j < HD / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Ks, q + D, rs, c0, N);
-        attn_stage<HD>(Vs, q + 2 * D, rs, c0, N);
+        attn_stage2<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, c0, N);
         __syncthreads();
         if (r0 >= N) continue;
         float s[8][4], dp[8][4];
@@ -643,7 +662,7 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dq(const float *dO, const floa
 // Backward, dK and dV: per key row block, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
 // dP^T = V dO^T, dS^T = P^T (dP^T - delta) scale, dK = dS^T Q (written to dqkv's K and V columns).
 template <int HD>
-__global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
                                                      const double *delta, float *dqkv, int N, int H, float scale) {
     __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
     __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
@@ -662,8 +681,7 @@ __global__ void __launch_bounds__(128) k_attn_bwd_dkv(const float *dO, const flo
         dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
     for (int c0 = 0; c0 < N; c0 += kAttnRows) {
         __syncthreads();
-        attn_stage<HD>(Qs, q, rs, c0, N);
-        attn_stage<HD>(Os, go, D, c0, N);
+        attn_stage2<HD>(Qs, q, rs, Os, go, D, c0, N);
         for (int i = threadIdx.x; i < kAttnRows; i += blockDim.x) {
             lse_s[i] = c0 + i < N ? lse[st + c0 + i] : 0.0f;
             del_s[i] = c0 + i < N ? (float)delta[st + c0 + i] : 0.0f;
@@ -730,6 +748,7 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
     __syncthreads();
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float s = tk[d];
+#pragma unroll 8
         for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
         S[((size_t)p * m + i) * D + d] = s;
     }
@@ -831,19 +850,32 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
         }
 }
 
-// Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows.
+// Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows. One thread per
+// (pair, d) for every latent (M: compile-time bound on m), so dZ and X are read once; rows unrolled by 4 so
+// loads overlap (each sum still adds its rows in order).
+template <int M>
 __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, const float *dL2, const float *gav,
                             float *dS, int N, int D, int m) {
-    const int p = blockIdx.x, i = blockIdx.y, d = blockIdx.z * blockDim.x + threadIdx.x;
+    const int p = blockIdx.x, d = blockIdx.y * blockDim.x + threadIdx.x;
     if (d >= D) return;
     const float g = gav[0];
-    float s1 = 0, s2 = 0;
+    float s1[M], s2[M];
+#pragma unroll
+    for (int i = 0; i < M; i++) s1[i] = s2[i] = 0;
+#pragma unroll 4
     for (int r = 0; r < N; r++) {
         const size_t row = (size_t)p * N + r;
-        s1 += A2[row * m + i] * (g * dZ[row * D + d]);
-        s2 += dL2[row * m + i] * X[row * D + d];
+        const float gz = g * dZ[row * D + d], xv = X[row * D + d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) {
+                s1[i] += A2[row * m + i] * gz;
+                s2[i] += dL2[row * m + i] * xv;
+            }
     }
-    dS[((size_t)p * m + i) * D + d] = s1 + s2;
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) dS[((size_t)p * m + i) * D + d] = s1[i] + s2[i];
 }
 
 // Part 3, one block per (pair, latent i): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with dA1[i,j] = dS_i . Y_j;
@@ -871,6 +903,7 @@ __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, f
     __syncthreads();
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float s = 0;
+#pragma unroll 8
         for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
         dtokp[((size_t)p * m + i) * D + d] = ds[d] + s;
     }
@@ -895,7 +928,8 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
 __global__ void k_sum_pairs(const float *src, float *dst, int P, long long n) {
     for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
         double s = 0;
-        for (int p = 0; p < P; p++) s += src[(size_t)p * n + e];
+#pragma unroll 8
+        for (int p = 0; p < P; p++) s += src[(size_t)p * n + e];  // unrolled: 8 loads in flight, same order
         dst[e] += (float)s;
     }
 }
@@ -903,6 +937,7 @@ __global__ void k_sum_pairs(const float *src, float *dst, int P, long long n) {
 // dst[0] += sum of v[0..n) (double), one block.
 __global__ void k_reduce_scalar(const double *v, long long n, float *dst) {
     double s = 0;
+#pragma unroll 8
     for (long long i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
     s = block_sum_d(s);
     if (threadIdx.x == 0) dst[0] += (float)s;
@@ -996,6 +1031,14 @@ template __global__ void k_latent_b<2>(const float *, const float *, const float
 template __global__ void k_latent_b<4>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
 template __global__ void k_latent_b<8>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
 template __global__ void k_latent_b<16>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
+template __global__ void k_latbwd_ds<2>(const float *, const float *, const float *, const float *, const float *, float *,
+                                          int, int, int);
+template __global__ void k_latbwd_ds<4>(const float *, const float *, const float *, const float *, const float *, float *,
+                                          int, int, int);
+template __global__ void k_latbwd_ds<8>(const float *, const float *, const float *, const float *, const float *, float *,
+                                          int, int, int);
+template __global__ void k_latbwd_ds<16>(const float *, const float *, const float *, const float *, const float *, float *,
+                                          int, int, int);
 template __global__ void k_latbwd_rows<2>(const float *, const float *, const float *, const float *, double *, float *, float *,
                                           long long, int, int, int);
 template __global__ void k_latbwd_rows<4>(const float *, const float *, const float *, const float *, double *, float *, float *,

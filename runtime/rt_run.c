@@ -246,6 +246,23 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             free(idx);
         }
     }
+    /* per kernel: which launches of an op kind take its time */
+    if (r.n_kernel_slots > 0) {
+        int kidx[RT_CUDA_KERNEL_SLOTS], nk = 0;
+        double ktot = 0;
+        for (int i = 0; i < r.n_kernel_slots; i++)
+            if (r.kernel_calls[i]) kidx[nk++] = i, ktot += r.kernel_ms[i];
+        for (int a = 1; a < nk; a++) {
+            int v = kidx[a], b = a - 1;
+            while (b >= 0 && r.kernel_ms[kidx[b]] < r.kernel_ms[v]) kidx[b + 1] = kidx[b], b--;
+            kidx[b + 1] = v;
+        }
+        fprintf(out, "  time per kernel (one eager step with events around each launch, %.3f ms in all):\n", ktot);
+        for (int i = 0; i < nk && i < 20; i++)
+            fprintf(out, "    %-24s %6d launches %9.3f ms %5.1f%%  %8.1f us each\n", r.kernel_name[kidx[i]],
+                    r.kernel_calls[kidx[i]], r.kernel_ms[kidx[i]], ktot > 0 ? 100 * r.kernel_ms[kidx[i]] / ktot : 0,
+                    1e3 * r.kernel_ms[kidx[i]] / r.kernel_calls[kidx[i]]);
+    }
     if (o->json_path) {
         FILE *f = fopen(o->json_path, "w");
         if (!f) {
@@ -269,6 +286,10 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
                 fprintf(f, "%s\"%s\":%.4f", first ? "" : ",", o->kind_names ? o->kind_names[i] : "?", r.family_ms[i]), first = 0;
+        fprintf(f, "},\"kernel_ms\":{");
+        for (int i = 0, first = 1; i < r.n_kernel_slots; i++)
+            if (r.kernel_calls[i])
+                fprintf(f, "%s\"%s\":[%d,%.4f]", first ? "" : ",", r.kernel_name[i], r.kernel_calls[i], r.kernel_ms[i]), first = 0;
         fprintf(f, "},\"ops_ms\":[");
         for (int i = 0; r.op_ms && i < c->g->n_ops; i++) fprintf(f, "%s[\"%s\",%.4f]", i ? "," : "", c->g->ops[i].name, r.op_ms[i]);
         fprintf(f, "]}\n");

@@ -30,6 +30,12 @@ int rt_cuda_attention_fusable(const avgen_consts *k) {
     return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535;
 }
 
+long long rt_cuda_dw_chunk(long long rows) {
+    long long chunk = ((rows + 63) / 64 + 7) / 8 * 8;  /* about 64 chunks, a multiple of 8 rows */
+    if (chunk < 64) chunk = 64;
+    return rows / chunk >= 2 ? chunk : 0;
+}
+
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
     const double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
     return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
@@ -74,6 +80,14 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         const int fwd = o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU;
         const int64_t C = TD(in[fwd ? 0 : 1])->shape[2];
         return 2 * colsum_bytes(C) + (4 * 8.0 + 2 * 4.0) * (double)C + 6 * 256;
+    }
+    case AVGEN_OP_KIND_GROUP_LINEAR_BWD: { /* the weight gradient's partial products, one per row chunk */
+        const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
+        const double rows = (double)xt->shape[0] * (double)xt->shape[1];
+        const long long chunk = rt_cuda_dw_chunk(xt->shape[0] * xt->shape[1]);
+        if (!chunk) return 0;
+        const double parts = (double)((long long)rows / chunk) + ((long long)rows % chunk ? 1 : 0);
+        return 4.0 * parts * (double)wt->shape[0] * (double)wt->shape[1] + 256;
     }
     case AVGEN_OP_KIND_LINEAR_BWD: return colsum_bytes(TD(in[0])->shape[1]);
     default: return 0;

@@ -52,11 +52,20 @@ def load_a(HD, src, rs, r0, n):  # src: flat array, returns [32][KS][4][2]
     return out
 
 def stage(HD, tile, src, rs, c0, n):
-    for e in range(ROWS * HD // 2):
-        row = e // (HD // 2); d = (e % (HD // 2)) * 2
-        v = (src[(c0 + row) * rs + d], src[(c0 + row) * rs + d + 1]) if c0 + row < n else (0.0, 0.0)
-        v = bf16(np.array(v, np.float32))
-        tile[row * (HD + 8) + d], tile[row * (HD + 8) + d + 1] = v
+    """attn_stage2 for one of its two tiles: thread tid's element i of group g0 is e = tid + (g0 + i) * 128."""
+    per = ROWS * HD // 2 // 128
+    grp = min(per, 8)
+    seen = set()
+    for tid in range(128):
+        for g0 in range(0, per, grp):
+            for i in range(grp):
+                e = tid + (g0 + i) * 128
+                seen.add(e)
+                row = e // (HD // 2); d = (e % (HD // 2)) * 2
+                v = (src[(c0 + row) * rs + d], src[(c0 + row) * rs + d + 1]) if c0 + row < n else (0.0, 0.0)
+                v = bf16(np.array(v, np.float32))
+                tile[row * (HD + 8) + d], tile[row * (HD + 8) + d + 1] = v
+    assert seen == set(range(ROWS * HD // 2)), "staging misses or repeats elements"
 
 def ldsm_x4_trans(tile, addr):
     """ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane l gives the address (an index into tile) of row
