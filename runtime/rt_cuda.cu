@@ -394,6 +394,14 @@ long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
 
 constexpr int kT = 256;  // threads for elementwise kernels
 #define GRID(n) dim3(blocks_for((n), kT)), dim3(kT), 0
+// BatchNorm's elementwise kernels: threads over columns (at most 128 a block, a multiple of 32), blocks over
+// column groups (y) and row groups (x, at most 2048; each thread loops over its rows).
+dim3 bn_block(int C) { return dim3(C >= 128 ? 128 : (unsigned)((C + 31) / 32 * 32)); }
+dim3 bn_grid(long long rows, int C) {
+    const unsigned bx = bn_block(C).x;
+    return dim3((unsigned)(rows < 2048 ? (rows > 0 ? rows : 1) : 2048), (unsigned)((C + bx - 1) / bx));
+}
+#define BN_GRID(rows, C) bn_grid((rows), (C)), bn_block(C), 0
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
@@ -647,7 +655,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
         launch(d, k_latbwd_tok, dim3(P, m), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
-        if (need_x) launch(d, k_latbwd_gy, GRID((long long)P * N2 * D), A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
+        if (need_x)
+            launch(d, k_latbwd_gy, dim3((unsigned)P * N2, (D + 127) / 128), dim3(128), 0, A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
@@ -707,11 +716,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             launch(d, k_bn_var, dim3((C + 127) / 128), dim3(128), 0, ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
                                                         !o->recompute);
             if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
-            launch(d, k_bn_apply, GRID(rows * C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]), PF(in[2]),
-                                           rows * C, C, relu);
+            launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
+                   PF(in[2]), rows, C, relu);
         } else {
-            launch(d, k_bn_apply, GRID(rows * C), PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
-                                           PF(in[2]), rows * C, C, relu);
+            launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
+                   PF(in[2]), rows, C, relu);
         }
         break;
     }
@@ -726,7 +735,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *b = relu ? PF(in[5]) : NULL;
         colsum(d, relu ? CS_BN_RELU : CS_BN, PF(in[0]), PF(in[1]), NULL, NULL, PF(in[2]), PF(in[3]), PF(in[4]), b, NULL, rows,
                C, PF(out[1]), PF(out[2]), sdyx, sdy);
-        launch(d, k_bn_bwd_dx, GRID(rows * C), PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
+        launch(d, k_bn_bwd_dx, BN_GRID(rows, C), PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
                                         C, relu);
         break;
     }

@@ -298,16 +298,25 @@ __global__ void k_bn_var(const double *ssq, const double *dmean, long long rows,
 }
 __global__ void k_inc64(long long *v) { v[0] += 1; }
 
+// BatchNorm's elementwise passes over [rows, C]: a thread per column c (blockIdx.y * blockDim.x + threadIdx.x),
+// its per-column values loaded once, over the rows blockIdx.x, + gridDim.x, ... (no 64-bit index division
+// per element; the arithmetic per element is unchanged).
 // y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (dmean, rstd),
 // eval: the running statistics.
 __global__ void k_bn_apply(const float *x, float *y, const double *dmean, const float *rstd, const float *rm,
-                           const float *rv, float eps, const float *w, const float *b, long long n, int C, int relu) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)(i % C);
+                           const float *rv, float eps, const float *w, const float *b, long long rows, int C, int relu) {
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const double mu = dmean ? dmean[c] : (double)rm[c];
+    const double sc = dmean ? (double)rstd[c] : sqrt((double)rv[c] + eps);
+    const float wc = w[c], bc = b[c];
+#pragma unroll 4
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        const size_t i = (size_t)r * C + c;
         double v;
-        if (dmean) v = ((double)x[i] - dmean[c]) * (double)rstd[c];
-        else v = ((double)x[i] - rm[c]) / sqrt((double)rv[c] + eps);
-        v = v * w[c] + b[c];
+        if (dmean) v = ((double)x[i] - mu) * sc;
+        else v = ((double)x[i] - mu) / sc;
+        v = v * wc + bc;
         y[i] = (float)(relu && v < 0 ? 0 : v);
     }
 }
@@ -315,14 +324,18 @@ __global__ void k_bn_apply(const float *x, float *y, const double *dmean, const 
 __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                             const float *b, const double *sdy, const double *sdyx, float *dx, long long rows, int C,
                             int relu) {
-    const long long n = rows * C;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)(i % C);
-        const double xh = ((double)x[i] - mu[c]) * rs[c];
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const float mc = mu[c], rc = rs[c], wc = w[c], bc = b ? b[c] : 0.0f, wr = wc * rc;
+    const double ms = sdy[c] / rows, sx = sdyx[c];
+#pragma unroll 4
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        const size_t i = (size_t)r * C + c;
+        const double xh = ((double)x[i] - mc) * rc;
         double g = dy[i];
-        if (relu && xh * w[c] + b[c] <= 0) g = 0;
+        if (relu && xh * wc + bc <= 0) g = 0;
         g = (float)g;
-        dx[i] = (float)(w[c] * rs[c] * (g - sdy[c] / rows - xh * sdyx[c] / rows));
+        dx[i] = (float)(wr * (g - ms - xh * sx / rows));
     }
 }
 
@@ -404,7 +417,8 @@ __global__ void k_attn_delta(const float *dO, const float *O, double *delta, int
     if (row >= (long long)P * N) return;
     const long long p = row / N, i = row % N;
     const float *a = dO + row * D, *b = O + row * D;
-    for (int h = 0; h < H; h++) {
+#pragma unroll 4
+    for (int h = 0; h < H; h++) {  // unrolled: four heads' loads in flight before their reductions
         double s = 0;
         for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * b[h * hd + d];
         s = warp_sum_d(s);
@@ -909,19 +923,18 @@ __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, f
     }
 }
 
-// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i.
+// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. One block per row (p, j) = blockIdx.x,
+// threads over d (blockIdx.y * blockDim.x + threadIdx.x).
 __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, const float *tok, float *gY, int P,
                             int N2, int D, int m) {
-    const long long n = (long long)P * N2 * D;
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
-        const int d = (int)(e % D), j = (int)((e / D) % N2), p = (int)(e / ((long long)N2 * D));
-        float s1 = 0, s2 = 0;
-        for (int i = 0; i < m; i++) {
-            s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
-            s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
-        }
-        gY[e] += s1 + s2;
+    const int pj = blockIdx.x, p = pj / N2, j = pj % N2, d = blockIdx.y * blockDim.x + threadIdx.x;
+    if (p >= P || d >= D) return;
+    float s1 = 0, s2 = 0;
+    for (int i = 0; i < m; i++) {
+        s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
+        s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
     }
+    gY[(size_t)pj * D + d] += s1 + s2;
 }
 
 // dst[e] += sum over pairs p (in order) of src[p, e]; e < n.
