@@ -403,6 +403,15 @@ dim3 bn_grid(long long rows, int C) {
 }
 #define BN_GRID(rows, C) bn_grid((rows), (C)), bn_block(C), 0
 
+// rt_cuda_group_linear_dw's operations on this device (ctx is the Dev)
+void dw_gemm(void *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc, int beta1, int batch, long long sa, long long sb, long long sc) {
+    gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc);
+}
+void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
+    launch((Dev *)ctx, k_sum_pairs, GRID(n), src, dst, parts, n);
+}
+
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
             float *add1, double *tot0, double *tot1, const double *cmud = NULL) {
@@ -677,26 +686,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         // dx: one GEMM batched over the groups
         gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
              (long long)cout_g * cin_g, cin_g);
-        const long long chunk = rt_cuda_dw_chunk(rows), W = (long long)cout_g * cin_g;
-        if (!chunk) {  // dW: one GEMM batched over the groups
-            gemm(d, 1, 0, cout_g, cin_g, rows, PF(in[0]), Cout, PF(in[1]), Cin, PF(out[1]), cin_g, 1, G, cout_g, cin_g, W);
-            break;
-        }
-        // dW split over row chunks (rt_cuda_dw_chunk): per group, the full chunks' partial products as one GEMM
-        // batched over chunks, the rest as one more; then summed in chunk order onto the gradient.
-        const int full = (int)(rows / chunk), rem = (int)(rows - full * chunk), parts = full + (rem > 0);
-        float *part = (float *)scratch(d, sizeof(float) * (size_t)parts * G * W);
-        if (!part) return;
-        const float *dY = PF(in[0]), *X = PF(in[1]);
-        for (int g = 0; g < G; g++) {
-            float *pg = part + (size_t)g * parts * W;
-            gemm(d, 1, 0, cout_g, cin_g, (int)chunk, dY + g * cout_g, Cout, X + g * cin_g, Cin, pg, cin_g, 0, full,
-                 chunk * Cout, chunk * Cin, W);
-            if (rem)
-                gemm(d, 1, 0, cout_g, cin_g, rem, dY + full * chunk * Cout + g * cout_g, Cout,
-                     X + full * chunk * Cin + g * cin_g, Cin, pg + (size_t)full * W, cin_g, 0);
-            launch(d, k_sum_pairs, GRID(W), pg, PF(out[1]) + g * W, parts, W);
-        }
+        // dW: one GEMM batched over the groups, or split over row chunks (rt_cuda_group_linear_dw)
+        const double pf = rt_cuda_dw_part_floats(rows, Cin, Cout, G);
+        float *part = pf > 0 ? (float *)scratch(d, sizeof(float) * (size_t)pf) : NULL;
+        if (pf > 0 && !part) return;
+        const rt_dw_ops ops = {d, dw_gemm, dw_sum};
+        rt_cuda_group_linear_dw(&ops, PF(in[0]), PF(in[1]), PF(out[1]), part, rows, Cin, Cout, G);
         break;
     }
     case AVGEN_OP_KIND_BATCHNORM:

@@ -67,6 +67,24 @@ int rt_cuda_attention_fusable(const avgen_consts *k);
  * GEMM spreads over a handful of CTAs: it is split into chunks of this many rows (0: not split), whose
  * partial products are summed in chunk order. */
 long long rt_cuda_dw_chunk(long long rows);
+/* Floats of op scratch the split needs (0 when not split). */
+double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G);
+/* What rt_cuda_group_linear_dw calls: gemm with rt_cuda.cu's gemm() semantics (row-major C[M,N] = op(A)
+ * op(B), + C when beta1; op(A) is [M,K], stored [K,M] when ta; op(B) is [K,N], stored [N,K] when tb;
+ * batch matrices at strides sa, sb, sc elements), and sum: dst[e] += sum over p < parts, in order, of
+ * src[p n + e]. */
+typedef struct {
+    void *ctx;
+    void (*gemm)(void *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                 float *C, int ldc, int beta1, int batch, long long sa, long long sb, long long sc);
+    void (*sum)(void *ctx, const float *src, float *dst, int parts, long long n);
+} rt_dw_ops;
+/* dW [Cout, Cin/G] += per group g (output channels g Cout/G.., input channels g Cin/G..) dY_g^T X_g over
+ * the rows of dY [rows, Cout] and X [rows, Cin]: one GEMM batched over the groups, or, when
+ * rt_cuda_dw_chunk splits, per group the full chunks as one GEMM batched over chunks and the rest as one
+ * more, into part (rt_cuda_dw_part_floats), then summed onto dW. */
+void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
+                             long long rows, int Cin, int Cout, int G);
 
 /* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);

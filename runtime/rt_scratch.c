@@ -31,9 +31,38 @@ int rt_cuda_attention_fusable(const avgen_consts *k) {
 }
 
 long long rt_cuda_dw_chunk(long long rows) {
-    long long chunk = ((rows + 63) / 64 + 7) / 8 * 8;  /* about 64 chunks, a multiple of 8 rows */
-    if (chunk < 64) chunk = 64;
+    /* about 64 chunks, a multiple of 8 rows (the batch strides stay 32-byte aligned), at least 16 rows (so
+     * that the small test configurations take this path too) */
+    long long chunk = ((rows + 63) / 64 + 7) / 8 * 8;
+    if (chunk < 16) chunk = 16;
     return rows / chunk >= 2 ? chunk : 0;
+}
+
+double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G) {
+    const long long chunk = rt_cuda_dw_chunk(rows);
+    if (!chunk || G < 1) return 0;
+    const long long parts = rows / chunk + (rows % chunk ? 1 : 0);
+    return (double)parts * (double)Cout * (double)(Cin / G);
+}
+
+void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
+                             long long rows, int Cin, int Cout, int G) {
+    const int cin_g = Cin / G, cout_g = Cout / G;
+    const long long W = (long long)cout_g * cin_g, chunk = rt_cuda_dw_chunk(rows);
+    if (!chunk) {
+        ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rows, dY, Cout, X, Cin, dW, cin_g, 1, G, cout_g, cin_g, W);
+        return;
+    }
+    const long long full = rows / chunk, rem = rows - full * chunk, parts = full + (rem > 0);
+    for (int g = 0; g < G; g++) {
+        float *pg = part + (size_t)g * (size_t)parts * (size_t)W;
+        ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)chunk, dY + g * cout_g, Cout, X + g * cin_g, Cin, pg, cin_g, 0,
+                  (int)full, chunk * Cout, chunk * Cin, W);
+        if (rem)
+            ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rem, dY + full * chunk * Cout + g * cout_g, Cout,
+                      X + full * chunk * Cin + g * cin_g, Cin, pg + (size_t)full * (size_t)W, cin_g, 0, 1, 0, 0, 0);
+        ops->sum(ops->ctx, pg, dW + (size_t)g * (size_t)W, (int)parts, W);
+    }
 }
 
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
@@ -83,11 +112,9 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
     }
     case AVGEN_OP_KIND_GROUP_LINEAR_BWD: { /* the weight gradient's partial products, one per row chunk */
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
-        const double rows = (double)xt->shape[0] * (double)xt->shape[1];
-        const long long chunk = rt_cuda_dw_chunk(xt->shape[0] * xt->shape[1]);
-        if (!chunk) return 0;
-        const double parts = (double)((long long)rows / chunk) + ((long long)rows % chunk ? 1 : 0);
-        return 4.0 * parts * (double)wt->shape[0] * (double)wt->shape[1] + 256;
+        const long long Cin = xt->shape[2], G = wt->shape[1] > 0 ? Cin / wt->shape[1] : 1;
+        const double f = rt_cuda_dw_part_floats(xt->shape[0] * xt->shape[1], Cin, wt->shape[0], G);
+        return f > 0 ? 4.0 * f + 256 : 0;
     }
     case AVGEN_OP_KIND_LINEAR_BWD: return colsum_bytes(TD(in[0])->shape[1]);
     default: return 0;

@@ -11,16 +11,20 @@
 #   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
-# (capped at 100). Stages can be chosen: STAGES="parity nvrtc memcheck bench" (default all four).
-# usage: device run "tests/device/run.sh" with carry ["device-kit"], timeout ~540 s.
+# (capped at 100). Stages can be chosen: STAGES="parity nvrtc memcheck bench" (default all four); the
+# BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step).
+# usage: device run with carry ["device-kit"], timeout ~540 s (the device returns at most 8 files, so the
+# logs travel as one archive):
+#   D=/tmp/dev; R=$OUT; OUT=$D timeout 520 tests/device/run.sh; rc=$?; cp $D/summary.txt $R/;
+#   tar czf $R/results.tgz -C $D logs bench; echo rc=$rc
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KIT=${KIT:-$ROOT/device-kit}
 OUT=${OUT:-$ROOT/device-out}
 STAGES=${STAGES:-parity nvrtc memcheck bench}
-BENCH_BATCHES=${BENCH_BATCHES:-4 32 60}  # 60: the largest batch the planner fits in 78 GiB (T=8, fp32 storage, bf16 GEMMs)
-BENCH_FP32=${BENCH_FP32:-32}        # batches also timed with strict fp32 GEMMs
-BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM:-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
+BENCH_BATCHES=${BENCH_BATCHES-4 32 60}  # 60: the largest batch the planner fits in 78 GiB (T=8, fp32 storage, bf16 GEMMs)
+BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
+BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
