@@ -46,6 +46,7 @@ struct GemmKey {
     long long sa, sb, sc;
     unsigned align_a, align_b, align_c;  // pointer alignments (bytes, power of two, at most 256)
     unsigned align_bias;                 // the bias pointer's (the algorithm is chosen with the first one)
+    int ab16;                            // A and B are bf16 (bf16 GEMM operands), C fp32
 };
 
 struct GemmPlan {
@@ -100,6 +101,11 @@ struct Dev {
         cudaEvent_t a, b;
     } *kev;
     int n_kev, cap_kev, kprof;
+    // bf16 GEMM operands (AVGEN_BF16_OPERANDS=1 with bf16 GEMMs): the frozen arena's bf16 copy, and per
+    // tensor whether it is stored as bf16 (rt_cuda_bf16_operands)
+    int bf16_ops;
+    unsigned short *frozen16;
+    unsigned char *t16;
 };
 
 // Kernel profiling: records the start event of launch n_kev (id) and returns its end event, or NULL when
@@ -262,15 +268,17 @@ void *scratch(Dev *d, size_t bytes) {
 // is [K,N] (tb: B stored [N,K]). Batched: batch matrices at strides sa, sb, sc (elements). With csrc (and
 // beta1), C = op(A) op(B) + csrc (csrc has C's layout; it may be C). With bias (unbatched), cuBLASLt's bias
 // epilogue adds bias[n] to every row, or, when it has no algorithm for that, a kernel after the GEMM.
-// Column-major cuBLASLt computes C^T = op(B)^T op(A)^T, so the operands swap.
-void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+// Column-major cuBLASLt computes C^T = op(B)^T op(A)^T, so the operands swap. ab16: A and B are bf16 (C, the
+// bias and csrc fp32), with fp32 arithmetic on them (bf16 GEMM operands).
+void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, float *C,
           int ldc, int beta1, int batch = 1, long long sa = 0, long long sb = 0, long long sc = 0,
-          const float *bias = NULL, const float *csrc = NULL) {
+          const float *bias = NULL, const float *csrc = NULL, int ab16 = 0) {
     if (d->failed) return;
     GemmKey key;
     memset(&key, 0, sizeof key);
     key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc, key.epi = bias != NULL;
+    key.ab16 = ab16;
     if (bias && batch > 1) {
         set_fail(d, "a GEMM with a bias must not be batched (a bug in avgen)");
         return;
@@ -284,11 +292,11 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
     if (csrc && align(csrc) < key.align_c) key.align_c = align(csrc);
     if (bias) key.align_bias = align(bias);
     if (batch > 1) {  // every matrix of a batch starts a stride further: its alignment counts too
-        auto lower = [&](unsigned &al, long long stride) {
-            const unsigned s = align((const void *)(uintptr_t)(stride * 4));
+        auto lower = [&](unsigned &al, long long stride, int es) {
+            const unsigned s = align((const void *)(uintptr_t)(stride * es));
             if (s < al) al = s;
         };
-        lower(key.align_a, sa), lower(key.align_b, sb), lower(key.align_c, sc);
+        lower(key.align_a, sa, ab16 ? 2 : 4), lower(key.align_b, sb, ab16 ? 2 : 4), lower(key.align_c, sc, 4);
     }
     GemmPlan *pl = NULL;
     for (int i = 0; i < d->n_plans; i++)
@@ -309,13 +317,14 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         pl = &d->plans[d->n_plans];
         memset(pl, 0, sizeof *pl);
         pl->k = key;
-        cublasStatus_t st = lt.desc_create(&pl->desc, d->compute, CUDA_R_32F);
+        cublasStatus_t st = lt.desc_create(&pl->desc, ab16 ? CUBLAS_COMPUTE_32F : d->compute, CUDA_R_32F);
+        const cudaDataType_t tab = ab16 ? CUDA_R_16BF : CUDA_R_32F;
         cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
         if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa);
         if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb);
         // column-major: first operand = B storage, second = A storage, result [N, M]
-        if (!st) st = lt.layout_create(&pl->la, CUDA_R_32F, tb ? K : N, tb ? N : K, ldb);
-        if (!st) st = lt.layout_create(&pl->lb, CUDA_R_32F, ta ? M : K, ta ? K : M, lda);
+        if (!st) st = lt.layout_create(&pl->la, tab, tb ? K : N, tb ? N : K, ldb);
+        if (!st) st = lt.layout_create(&pl->lb, tab, ta ? M : K, ta ? K : M, lda);
         if (!st) st = lt.layout_create(&pl->lc, CUDA_R_32F, N, M, ldc);
         if (!st && batch > 1) {
             int32_t bc = batch;
@@ -353,8 +362,8 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const float *A, int lda, 
         if (!st && !got) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
         if (pref) lt.pref_destroy(pref);
         if (st || got < 1) {
-            set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d (status %d, %d algorithms)",
-                     M, N, K, ta, tb, batch, (int)st, got);
+            set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d%s (status %d, %d algorithms)",
+                     M, N, K, ta, tb, batch, ab16 ? " bf16" : "", (int)st, got);
             return;
         }
         pl->algo = res.algo;
@@ -391,6 +400,12 @@ void *dptr(const avgen_ctx *c, int t) {
 }
 
 long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
+
+// bf16 GEMM operands: whether tensor t is stored as bf16 (rt_cuda_bf16_operands), its bf16 data, and a frozen
+// tensor's bf16 copy (same element offset in d->frozen16 as in the frozen arena).
+bool is16(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t]; }
+unsigned short *P16(const avgen_ctx *c, int t) { return (unsigned short *)dptr(c, t); }
+const unsigned short *W16(const avgen_ctx *c, int t) { return DEV(c)->frozen16 + c->g->tensors[t].offset / 4; }
 
 constexpr int kT = 256;  // threads for elementwise kernels
 #define GRID(n) dim3(blocks_for((n), kT)), dim3(kT), 0
@@ -512,7 +527,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->bytes / 4 / D;
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    o->n_out > 1 ? PF(out[1]) : NULL,
-                                                                   o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps);
+                                                                   o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps,
+                                                                   is16(d, out[0]) ? P16(c, out[0]) : NULL);
         break;
     }
     case AVGEN_OP_KIND_LAYERNORM_GATE: {
@@ -520,7 +536,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
-                                                                   PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps);
+                                                                   PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps, NULL);
         break;
     }
     case AVGEN_OP_KIND_CLS_LAYERNORM: {
@@ -529,20 +545,23 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int keep = o->n_out == 4;
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((P + 3) / 4)), dim3(128), 0, PF(in[0]), (long long)N * D, PF(in[1]), PF(in[2]), PF(out[0]),
                                                                D, keep ? PF(out[2]) : NULL, keep ? PF(out[3]) : NULL,
-                                                               keep ? PF(out[1]) : NULL, NULL, P, D, o->eps);
+                                                               keep ? PF(out[1]) : NULL, NULL, P, D, o->eps, NULL);
         break;
     }
     case AVGEN_OP_KIND_QKV: {
         const avgen_tensor_desc *ht = TD(in[0]);
         const int D = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]);
+        const int a16 = is16(d, in[0]);  // h and the (frozen) weights as bf16
+        const void *h = a16 ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]);
+        auto wgt = [&](int t) { return a16 ? (const void *)W16(c, t) : (const void *)PF(t); };
         if (qkv_stacked(c, in[1], in[3], in[5], (size_t)D * D) && qkv_stacked(c, in[2], in[4], in[6], (size_t)D)) {
             // the three weights form one [3D, D] matrix and the biases one [3D] vector: one GEMM, N = 3D
-            gemm(d, 0, 1, rows, 3 * D, D, PF(in[0]), D, PF(in[1]), D, PF(out[0]), 3 * D, 0, 1, 0, 0, 0, PF(in[2]));
+            gemm(d, 0, 1, rows, 3 * D, D, h, D, wgt(in[1]), D, PF(out[0]), 3 * D, 0, 1, 0, 0, 0, PF(in[2]), NULL, a16);
             break;
         }
         for (int j = 0; j < 3; j++)
-            gemm(d, 0, 1, rows, D, D, PF(in[0]), D, PF(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0, 1, 0, 0, 0,
-                 PF(in[2 + 2 * j]));
+            gemm(d, 0, 1, rows, D, D, h, D, wgt(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0, 1, 0, 0, 0,
+                 PF(in[2 + 2 * j]), NULL, a16);
         break;
     }
     case AVGEN_OP_KIND_ATTENTION: {
@@ -608,7 +627,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *at = TD(in[0]), *yt = TD(out[0]);
         const int K = (int)at->shape[2], N = (int)yt->shape[2], rows = (int)(yt->shape[0] * yt->shape[1]);
         // y = x W^T + b + res in the GEMM (bias epilogue, C = res); a third addend in a pass of its own
-        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]));
+        if (is16(d, in[0]))  // the GELU output and the (frozen) weight as bf16
+            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]), 1);
+        else
+            gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]));
         if (o->n_in > 4)
             launch(d, k_bias_res, GRID((long long)rows * N), PF(out[0]), NULL, PF(in[4]), NULL, (long long)rows * N, N);
         break;
@@ -617,8 +639,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *ht = TD(in[0]), *wt = TD(in[1]);
         const int K = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]), N = (int)wt->shape[0];
         float *act = PF(out[o->n_out - 1]), *pre = o->n_out > 1 ? PF(out[0]) : act;
-        gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]));
-        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, NULL, (long long)rows * N, N);
+        if (is16(d, in[0]))  // the LayerNorm output and the (frozen) weight as bf16
+            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]), NULL, 1);
+        else
+            gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]));
+        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, NULL, (long long)rows * N, N,
+               is16(d, out[o->n_out - 1]) ? P16(c, out[o->n_out - 1]) : NULL);
         break;
     }
     case AVGEN_OP_KIND_LINEAR: {
@@ -821,7 +847,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long n = numel(dt);
         float *dpre = (float *)scratch(d, sizeof(float) * n);
         if (!dpre) return;
-        launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n);
+        if (d->bf16_ops && TD(in[2])->arena == AVGEN_ARENA_FROZEN) {  // dpre and the frozen weight as bf16
+            unsigned short *dpre16 = (unsigned short *)dpre;
+            launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n, dpre16);
+            gemm(d, 0, 0, (int)(n / N), K, N, dpre16, N, W16(c, in[2]), K, PF(out[0]), K, 0, 1, 0, 0, 0, NULL, NULL, 1);
+            break;
+        }
+        launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n, (unsigned short *)NULL);
         gemm(d, 0, 0, (int)(n / N), K, N, dpre, N, PF(in[2]), K, PF(out[0]), K, 0);
         break;
     }
@@ -1055,6 +1087,28 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             !ck(d, cudaMemcpy(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice), "upload of the frames"))
             goto fail;
     }
+    {
+        // bf16 GEMM operands, off unless AVGEN_BF16_OPERANDS=1 (not yet the default: first measured on a GPU
+        // after it was written): the frozen arena's bf16 copy (filled at upload) and the tensors stored as bf16
+        const char *e = getenv("AVGEN_BF16_OPERANDS");
+        if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+            set_fail(d, "AVGEN_BF16_OPERANDS=%s: expected 0 or 1", e);
+            goto fail;
+        }
+        if (e && !strcmp(e, "1")) {
+            if (d->precision != RT_CUDA_BF16 || prop.major < 8) {
+                set_fail(d, "AVGEN_BF16_OPERANDS=1 needs --precision bf16 and a GPU of compute capability 8.0 or later");
+                goto fail;
+            }
+            d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
+            if (!d->t16) goto fail;
+            rt_cuda_bf16_operands(g, d->t16);
+            if (!ck(d, cudaMalloc((void **)&d->frozen16, d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
+                    "device memory for the bf16 copy of the frozen weights"))
+                goto fail;
+            d->bf16_ops = 1;
+        }
+    }
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
@@ -1124,6 +1178,11 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
         if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena")) goto fail;
+    if (d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
+        const long long n = (long long)(d->arena_bytes[AVGEN_ARENA_FROZEN] / 4);
+        launch(d, k_to_bf16, GRID(n), (const float *)d->arena[AVGEN_ARENA_FROZEN], d->frozen16, n);
+        if (!ck(d, cudaStreamSynchronize(d->s), "the bf16 copy of the frozen weights") || d->failed) goto fail;
+    }
     return 0;
 fail:
     snprintf(err, errlen, "%s", d->why[0] ? d->why : "the CUDA backend could not start");
@@ -1146,6 +1205,10 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     ck(d, cudaMemcpyAsync(d->arena[arena], c->arena[arena], d->arena_bytes[arena], cudaMemcpyHostToDevice, d->s), "upload");
+    if (arena == AVGEN_ARENA_FROZEN && d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
+        const long long n = (long long)(d->arena_bytes[arena] / 4);
+        launch(d, k_to_bf16, GRID(n), (const float *)d->arena[arena], d->frozen16, n);
+    }
     if (arena == AVGEN_ARENA_INPUT && c->frames_f32 && d->frames_f32) {
         const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
         ck(d, cudaMemcpyAsync(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice, d->s), "upload of the frames");
@@ -1182,6 +1245,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->frames_f32);
     cudaFree(d->ws);
     cudaFree(d->scratch);
+    cudaFree(d->frozen16);
+    free(d->t16);
     cudaFree(d->segs);
     cudaFree(d->chunks);
     cudaFree(d->scal_dev);

@@ -83,6 +83,13 @@ typedef struct {
  * the rows of dY [rows, Cout] and X [rows, Cin]: one GEMM batched over the groups, or, when
  * rt_cuda_dw_chunk splits, per group the full chunks as one GEMM batched over chunks and the rest as one
  * more, into part (rt_cuda_dw_part_floats), then summed onto dW. */
+/* bf16 GEMM operands (--precision bf16 and AVGEN_BF16_OPERANDS=1): flags[t] = 1 (g->n_tensors entries) for
+ * each fp32 activation that a LayerNorm or the GELU of LINEAR_GELU writes and that only GEMMs read, as
+ * their first operand, against frozen weights (QKV, LINEAR_GELU, LINEAR_RESIDUAL): the CUDA backend stores
+ * it as bf16 (in the first half of its slot) and those GEMMs read it, and a bf16 copy of the frozen
+ * weights, as bf16 (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway). Returns the
+ * count. */
+int rt_cuda_bf16_operands(const avgen_graph *g, unsigned char *flags);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 

@@ -63,7 +63,20 @@ __device__ __forceinline__ double gelu_grad_d(double x) {
     return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
 }
 
+// A float as bf16 bits, rounded to nearest even (cvt.rn.bf16.f32's rounding, in integer arithmetic so it
+// builds for every architecture); NaN stays a quiet NaN.
+__device__ __forceinline__ unsigned short f2bf(float f) {
+    const unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 // ------------------------------------------------------------------------------------------ kernels
+// y[i] = bf16(x[i]): the bf16 copy of the frozen weights (bf16 GEMM operands).
+__global__ void k_to_bf16(const float *x, unsigned short *y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = f2bf(x[i]);
+}
 
 // Patch embedding, step 1: im2col of every image; row = (pair, patch), column = (channel, ky, kx).
 // src_kind: 0 audio f32 [P,H,W] (replicated to 3 channels), 1 f32 NCHW [P,3,H,W], 2 uint8 HWC [P,H,W,3].
@@ -123,7 +136,8 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 // they give the same bits. Blocks of 128 threads (4 rows); at most 128 registers a thread.
 template <int V>
 __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
-                            float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps) {
+                            float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps,
+                            unsigned short *ybf) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -166,7 +180,8 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
             const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
             float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
             if (gate) o *= g;
-            yr[d] = o;
+            if (ybf) ybf[r * ys + d] = f2bf(o);  // bf16 GEMM operand: stored as bf16 only
+            else yr[d] = o;
             if (xcopy) xcopy[r * D + d] = xv;
         }
     if (lane == 0) {
@@ -365,19 +380,25 @@ __global__ void k_bias_cols(float *y, long long ldy, const float *b, long long r
         y[(i / N) * ldy + i % N] += b[i % N];
 }
 // act = GELU(pre + b) (pre updated); b may be NULL (added by the GEMM): act = GELU(pre).
-__global__ void k_bias_gelu(float *pre, float *act, const float *b, long long n, int N) {
+// act = GELU(pre (+ b)); with actbf (a bf16 GEMM operand), act is stored as bf16 there instead.
+__global__ void k_bias_gelu(float *pre, float *act, const float *b, long long n, int N, unsigned short *actbf) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         float v = pre[i];
         if (b) {
             v += b[i % N];
             pre[i] = v;
         }
-        act[i] = gelu_f(v);
+        if (actbf) actbf[i] = f2bf(gelu_f(v));
+        else act[i] = gelu_f(v);
     }
 }
-__global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long long n) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        dpre[i] = (float)(da[i] * gelu_grad_d(pre[i]));
+// dpre = da GELU'(pre); with dprebf (a bf16 GEMM operand), stored as bf16 there instead.
+__global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long long n, unsigned short *dprebf) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const float v = (float)(da[i] * gelu_grad_d(pre[i]));
+        if (dprebf) dprebf[i] = f2bf(v);
+        else dpre[i] = v;
+    }
 }
 
 // Attention as batched GEMMs (host code) around these kernels. Scores S are [P, H, N, N] (row r = (p H + h) N + i,
@@ -1032,7 +1053,8 @@ __global__ void k_zero_grads(const AdamSeg *segs, const int2 *chunks) {
 // Every instantiation the host code launches, explicit so NVRTC compiles them too.
 #define AVGEN_LN_INST(V)                                                                                               \
     template __global__ void k_layernorm<V>(const float *, long long, const float *, const float *, float *, long long,    \
-                                            float *, float *, float *, const float *, long long, int, float);           \
+                                            float *, float *, float *, const float *, long long, int, float,           \
+                                            unsigned short *);           \
     template __global__ void k_ln_bwd<V>(const float *, const float *, const float *, const float *, const float *,       \
                                          const float *, const float *, float *, long long, int, double *, long long, int);
 AVGEN_LN_INST(0)

@@ -130,3 +130,43 @@ size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fu
     }
     return need;
 }
+
+/* A GEMM reading activation t as its first operand against a frozen weight: QKV (weights in[1], in[3],
+ * in[5]), LINEAR_GELU and LINEAR_RESIDUAL (weight in[1]). */
+static int frozen_gemm_operand(const avgen_graph *g, const avgen_op_desc *o, int slot) {
+    const int32_t *in = g->refs + o->in_at;
+    if (slot != 0) return 0;
+    switch (o->kind) {
+    case AVGEN_OP_KIND_QKV:
+        return o->n_in >= 7 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN && g->tensors[in[3]].arena == AVGEN_ARENA_FROZEN &&
+               g->tensors[in[5]].arena == AVGEN_ARENA_FROZEN;
+    case AVGEN_OP_KIND_LINEAR_GELU:
+    case AVGEN_OP_KIND_LINEAR_RESIDUAL: return o->n_in >= 2 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN;
+    default: return 0;
+    }
+}
+
+int rt_cuda_bf16_operands(const avgen_graph *g, unsigned char *flags) {
+    int n = 0;
+    for (int t = 0; t < g->n_tensors; t++) flags[t] = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        const int32_t *out = g->refs + o->out_at;
+        int t = -1;
+        if (o->kind == AVGEN_OP_KIND_LAYERNORM && o->n_out >= 1) t = out[0];
+        else if (o->kind == AVGEN_OP_KIND_LINEAR_GELU && o->n_out > 1) t = out[o->n_out - 1];
+        if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
+        int writers = 0, readers = 0, ok = 1;
+        for (int j = 0; j < g->n_ops && ok; j++) {
+            const avgen_op_desc *q = &g->ops[j];
+            for (int s2 = 0; s2 < q->n_out; s2++) writers += g->refs[q->out_at + s2] == t;
+            for (int s2 = 0; s2 < q->n_in; s2++)
+                if (g->refs[q->in_at + s2] == t) {
+                    readers++;
+                    if (!frozen_gemm_operand(g, q, s2)) ok = 0;
+                }
+        }
+        if (ok && writers == 1 && readers > 0) flags[t] = 1, n++;
+    }
+    return n;
+}

@@ -2,7 +2,8 @@
  * matrix of small configurations (fusions, adapter subsets, sublayers, recompute policies, odd batch,
  * precisions) an independent check of every plan: no two live activations overlap, everything inside
  * its arena, every activation read after it is written, every trainable parameter gets a gradient,
- * backward stops at the lowest adapter; and the memory trade of the recompute policies.
+ * backward stops at the lowest adapter; and the memory trade of the recompute policies. Also which
+ * activations the CUDA backend may store as bf16 GEMM operands (rt_cuda_bf16_operands).
  * usage: test_plan REPO_ROOT */
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "graph.h"
 #include "plan.h"
+#include "rt_cuda.h"
 
 static char root[1024] = ".";
 
@@ -227,10 +230,65 @@ static void test_backward_extent(void) {
     gen_ir_free(&ir);
 }
 
+/* bf16 GEMM operands: exactly the frozen backbone's LayerNorm outputs (before attention and before the MLP)
+ * and GELU outputs, which only frozen-weight GEMMs read; never an adapter's tensors, never with a
+ * recompute policy's extra readers unaccounted for. */
+static void test_bf16_operands(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+    gen_spec s;
+    gen_ir ir;
+    gen_mem m;
+    gen_graph gg;
+    if (load(model, sets, nsets, &s)) return;
+    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
+    gen_pack(&ir, &m);
+    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    const avgen_graph *g = &gg.g;
+    unsigned char *f = calloc((size_t)g->n_tensors, 1);
+    const int n = rt_cuda_bf16_operands(g, f);
+    if (want >= 0) CHECK_MSG(n == want, "%s (recompute %d): %d bf16 GEMM operands, expected %d", model, (int)rc, n, want);
+    else CHECK_MSG(n > 0, "%s (recompute %d): no bf16 GEMM operands", model, (int)rc);
+    int seen = 0;
+    for (int t = 0; t < g->n_tensors; t++) {
+        if (!f[t]) continue;
+        seen++;
+        int producer = -1, readers = 0;
+        for (int i = 0; i < g->n_ops; i++) {
+            const avgen_op_desc *o = &g->ops[i];
+            for (int j = 0; j < o->n_out; j++)
+                if (g->refs[o->out_at + j] == t) producer = i;
+            for (int j = 0; j < o->n_in; j++)
+                if (g->refs[o->in_at + j] == t) {
+                    readers++;
+                    CHECK_MSG(j == 0 && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_LINEAR_GELU ||
+                                         o->kind == AVGEN_OP_KIND_LINEAR_RESIDUAL),
+                              "%s is read by %s (slot %d)", g->tensors[t].name, o->name, j);
+                    CHECK_MSG(g->tensors[g->refs[o->in_at + 1]].arena == AVGEN_ARENA_FROZEN, "%s: weight not frozen", o->name);
+                }
+        }
+        CHECK_MSG(producer >= 0 && (g->ops[producer].kind == AVGEN_OP_KIND_LAYERNORM ||
+                                    g->ops[producer].kind == AVGEN_OP_KIND_LINEAR_GELU),
+                  "%s: unexpected producer", g->tensors[t].name);
+        CHECK_MSG(producer >= 0 && g->ops[producer].stream != 0 && strstr(g->ops[producer].name, "adapter") == NULL,
+                  "%s: produced by %s", g->tensors[t].name, producer >= 0 ? g->ops[producer].name : "?");
+        CHECK(readers > 0);
+    }
+    CHECK_EQ_I64(seen, n);
+    free(f);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) snprintf(root, sizeof root, "%s", argv[1]);
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();
+    /* ViT-B/16: 12 layers x 2 streams x (LayerNorm before attention, before the MLP, GELU) */
+    const char *fp32[] = {"precision=fp32"};  /* the CUDA backend's graphs store fp32 (docs/bench.md) */
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 72);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 12);
+    /* recomputed forward ops write more of them; the invariants above hold for each */
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_BLOCK, -1);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, -1);
     return CHECK_DONE();
 }

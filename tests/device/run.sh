@@ -4,10 +4,11 @@
 #   1. parity: every configuration's training step (forward, backward) and one Adam update on the CUDA
 #      backend against the CPU backend in the same run, through step dumps: fp32 per tensor relative L2
 #      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
-#      GEMMs <= 2e-2; the PyTorch fixtures' expected dumps; two CUDA runs bit-identical;
+#      GEMMs <= 2e-2, also with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1); the PyTorch fixtures' expected
+#      dumps; two CUDA runs bit-identical;
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile) and warm (cache) start times, and the
 #      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs);
-#   3. compute-sanitizer memcheck of a tiny configuration's step;
+#   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
 #   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
@@ -25,6 +26,7 @@ STAGES=${STAGES:-parity nvrtc memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES-4 32 60}  # 60: the largest batch the planner fits in 78 GiB (T=8, fp32 storage, bf16 GEMMs)
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
 BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
+BENCH_BF16OPS=${BENCH_BF16OPS-32 60}  # batches also timed with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1)
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
@@ -77,11 +79,15 @@ parity() {
   run "$name-cuda" "$p" --step "$@" --out "$d-cuda.st" --update-out "$d-cuda-upd.st" --backend cuda || return
   run "$name-cuda2" "$p" --step "$@" --out "$d-cuda2.st" --backend cuda || return
   run "$name-bf16" "$p" --step "$@" --out "$d-bf16.st" --backend cuda --precision bf16 || return
+  # bf16 GEMM operands (AVGEN_BF16_OPERANDS=1): LayerNorm and GELU outputs and the frozen weights as bf16
+  run "$name-bf16ops" env AVGEN_BF16_OPERANDS=1 "$p" --step "$@" --out "$d-bf16ops.st" --backend cuda --precision bf16 || return
   say "  $name: CPU step ${tcpu}s"
   cmpdump "$name fp32 strict" "$d-cuda.st" "$d-cpu.st" 1e-5
   cmpdump "$name fp32 floored" "$d-cuda.st" "$d-cpu.st" 1e-5 --grad-floor
   cmpdump "$name adam update" "$d-cuda-upd.st" "$d-cpu-upd.st" 1e-5
   cmpdump "$name bf16" "$d-bf16.st" "$d-cpu.st" 2e-2 --grad-floor
+  cmpdump "$name bf16 operands" "$d-bf16ops.st" "$d-cpu.st" 2e-2 --grad-floor
+  "$DIFF" "$d-bf16ops.st" "$d-bf16.st" --rtol 0 --grad-floor 2>&1 | tail -1 | sed "s/^/  info  $name bf16 operands vs bf16 GEMMs: /" | tee -a "$S"
   if cmp -s "$d-cuda.st" "$d-cuda2.st"; then ok "$name: two CUDA steps bit-identical"; else bad "$name: two CUDA steps differ"; fi
 }
 
@@ -173,6 +179,13 @@ if [[ " $STAGES " == *" memcheck "* ]]; then
       bad "memcheck tiny-lavish bf16: $(grep -E 'ERROR SUMMARY' "$OUT/logs/memcheck-bf16.log" | tail -1)"
       grep -m1 -A12 -E 'Invalid|Error' "$OUT/logs/memcheck-bf16.log" | sed 's/^/    /' | tee -a "$S"
     fi
+    if AVGEN_BF16_OPERANDS=1 timeout 150 "$CS" --tool memcheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
+      --out "$OUT/dumps/memcheck-bf16ops.st" --backend cuda --precision bf16 >"$OUT/logs/memcheck-bf16ops.log" 2>&1; then
+      ok "memcheck tiny-lavish bf16 operands: $(grep -o 'ERROR SUMMARY.*' "$OUT/logs/memcheck-bf16ops.log" | tail -1)"
+    else
+      bad "memcheck tiny-lavish bf16 operands: $(grep -E 'ERROR SUMMARY' "$OUT/logs/memcheck-bf16ops.log" | tail -1)"
+      grep -m1 -A12 -E 'Invalid|Error' "$OUT/logs/memcheck-bf16ops.log" | sed 's/^/    /' | tee -a "$S"
+    fi
     if timeout 150 "$CS" --tool racecheck --error-exitcode 9 "$(prog tiny-lavish)" --step --inputs random \
       --out "$OUT/dumps/racecheck.st" --backend cuda --precision bf16 >"$OUT/logs/racecheck.log" 2>&1; then
       ok "racecheck tiny-lavish: $(grep -o 'RACECHECK SUMMARY.*\|ERROR SUMMARY.*' "$OUT/logs/racecheck.log" | tail -1)"
@@ -189,12 +202,15 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_BATCHES; do
     p=$(prog "vitb-t8-b$b")
     [ -x "$p" ] || continue
-    for prec in bf16 fp32 bf16-gemmattn; do
+    for prec in bf16 bf16-ops fp32 bf16-gemmattn; do
       [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
       [ "$prec" = bf16-gemmattn ] && [[ " $BENCH_ATTN_GEMM " != *" $b "* ]] && continue
+      [ "$prec" = bf16-ops ] && [[ " $BENCH_BF16OPS " != *" $b "* ]] && continue
       attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
       [ "$prec" = bf16-gemmattn ] && attn=gemm
-      if AVGEN_ATTENTION=$attn timeout 150 "$p" --bench --precision "${prec%-gemmattn}" --warmup 5 --steps 20 \
+      ops=0
+      [ "$prec" = bf16-ops ] && ops=1
+      if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops timeout 150 "$p" --bench --precision "${prec%-*}" --warmup 5 --steps 20 \
         --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
         ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
       else
