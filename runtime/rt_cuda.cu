@@ -1179,6 +1179,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
         if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena")) goto fail;
     if (d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
+        // cudaMemcpy from pageable memory may return before the device has the data; d->s does not wait
+        // for the legacy stream
+        if (!ck(d, cudaDeviceSynchronize(), "upload of the frozen weights")) goto fail;
         const long long n = (long long)(d->arena_bytes[AVGEN_ARENA_FROZEN] / 4);
         launch(d, k_to_bf16, GRID(n), (const float *)d->arena[AVGEN_ARENA_FROZEN], d->frozen16, n);
         if (!ck(d, cudaStreamSynchronize(d->s), "the bf16 copy of the frozen weights") || d->failed) goto fail;

@@ -969,7 +969,7 @@ __global__ void k_sum_pairs(const float *src, float *dst, int P, long long n) {
 }
 
 // dst[0] += sum of v[0..n) (double), one block.
-__global__ void k_reduce_scalar(const double *v, long long n, float *dst) {
+__global__ void __launch_bounds__(1024) k_reduce_scalar(const double *v, long long n, float *dst) {
     double s = 0;
 #pragma unroll 8
     for (long long i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
