@@ -453,11 +453,14 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
         gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, S + h * NN, N, 0, P, S3, S3, H * NN);
 }
 
-// Dynamic shared memory of k_latent_a / k_latbwd_tok: N2 floats, padded to whole 16-byte words plus one.
-// compute-sanitizer memcheck on the H100 (fc13ea8) reported 12-byte shared reads just past N2 floats in
-// k_latent_a (results were unaffected: they match the CPU backend); the padding keeps them inside the
-// allocation. Not yet re-checked on a GPU.
-size_t latent_smem(int N2) { return sizeof(float) * (((size_t)N2 + 3) / 4 * 4 + 4); }
+// k_latent_a / k_latbwd_tok: latents a block takes together (as many as fit 48 KB of shared memory, a row of
+// kLatStride(N2) floats each: N2 padded to whole 16-byte words plus one, which also covers the 12-byte reads
+// past N2 floats that compute-sanitizer once reported) and their dynamic shared memory.
+int latent_group(int N2, int m) {
+    const int fit = (48 * 1024 / 4) / kLatStride(N2);
+    return m < fit ? m : fit > 1 ? fit : 1;
+}
+size_t latent_smem(int N2, int mg) { return sizeof(float) * (size_t)kLatStride(N2) * (size_t)mg; }
 
 // Kernels templated on a width or bound: LAUNCH_T(list, v, kern, grid, block, smem, args...) launches
 // kern<V> for the first V of the list equal to v (the last one when none is), the one place that turns a
@@ -661,7 +664,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
-        launch(d, k_latent_a, dim3(P, m), dim3(256), latent_smem(N2), PF(in[1]), PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m);
+        const int mg = latent_group(N2, m);
+        LAUNCH_T(LatentBounds, latent_bound(mg), k_latent_a, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), PF(in[1]),
+                 PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m, mg);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         LAUNCH_T(LatentBounds, latent_bound(m), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]),
@@ -689,7 +694,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         float *gX = need_x ? PF(out[2]) : NULL;
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
-        launch(d, k_latbwd_tok, dim3(P, m), dim3(256), latent_smem(N2), dS, Y, A1, dL1, dtokp, N2, D, m);
+        const int mg = latent_group(N2, m);
+        LAUNCH_T(LatentBounds, latent_bound(mg), k_latbwd_tok, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), dS, Y,
+                 A1, dL1, dtokp, N2, D, m, mg);
         if (need_x)
             launch(d, k_latbwd_gy, dim3((unsigned)P * N2, (D + 127) / 128), dim3(128), 0, A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);

@@ -756,36 +756,65 @@ AVGEN_ATTN_INST(32)
 AVGEN_ATTN_INST(64)
 #undef AVGEN_ATTN_INST
 
-// LAVISH latent exchange, part 1, one block per (pair, latent i): A1[i] = softmax(tok_i . Y_j) over j,
-// S_i = tok_i + sum_j A1[i, j] Y_j.
-__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m) {
+// LAVISH latent exchange, part 1, one block per pair p and group of latents i0 = blockIdx.y * mg ..
+// (M: compile-time bound on the group's size): A1[i] = softmax(tok_i . Y_j) over j, S_i = tok_i +
+// sum_j A1[i, j] Y_j. A group reads Y twice whatever its size (it was twice per latent). Shared memory:
+// a row of kLatStride(N2) floats per latent of the group. Each latent's sums run in the same order as
+// with one latent a block.
+__host__ __device__ constexpr int kLatStride(int N2) { return (N2 + 3) / 4 * 4 + 4; }
+template <int M>
+__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m, int mg) {
     extern __shared__ float a[];
-    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i * D;
+    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i0 * D;
     for (int j = wid; j < N2; j += nw) {
-        float s = 0;
-        for (int d = lane; d < D; d += 32) s += tk[d] * y[(size_t)j * D + d];
-        s = warp_sum(s);
-        if (lane == 0) a[j] = s;
+        float s[M];
+#pragma unroll
+        for (int ii = 0; ii < M; ii++) s[ii] = 0;
+        for (int d = lane; d < D; d += 32) {
+            const float yv = y[(size_t)j * D + d];
+#pragma unroll
+            for (int ii = 0; ii < M; ii++)
+                if (ii < mi) s[ii] += tk[(size_t)ii * D + d] * yv;
+        }
+#pragma unroll
+        for (int ii = 0; ii < M; ii++)
+            if (ii < mi) {
+                const float t = warp_sum(s[ii]);
+                if (lane == 0) a[ii * ls + j] = t;
+            }
     }
     __syncthreads();
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, a[j]);
-    mx = block_max(mx);
-    double se = 0;
-    for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)a[j] - mx);
-    se = block_sum_d(se);
-    __syncthreads();
-    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
-        a[j] = (float)(exp((double)a[j] - mx) / se);
-        A1[((size_t)p * m + i) * N2 + j] = a[j];
+    for (int ii = 0; ii < mi; ii++) {
+        float *ai = a + ii * ls;
+        float mx = -INFINITY;
+        for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, ai[j]);
+        mx = block_max(mx);
+        double se = 0;
+        for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)ai[j] - mx);
+        se = block_sum_d(se);
+        __syncthreads();
+        for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+            ai[j] = (float)(exp((double)ai[j] - mx) / se);
+            A1[((size_t)p * m + i0 + ii) * N2 + j] = ai[j];
+        }
     }
     __syncthreads();
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float s = tk[d];
-#pragma unroll 8
-        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
-        S[((size_t)p * m + i) * D + d] = s;
+        float s[M];
+#pragma unroll
+        for (int ii = 0; ii < M; ii++) s[ii] = ii < mi ? tk[(size_t)ii * D + d] : 0.0f;
+#pragma unroll 4
+        for (int j = 0; j < N2; j++) {
+            const float yv = y[(size_t)j * D + d];
+#pragma unroll
+            for (int ii = 0; ii < M; ii++)
+                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
+        }
+#pragma unroll
+        for (int ii = 0; ii < M; ii++)
+            if (ii < mi) S[((size_t)p * m + i0 + ii) * D + d] = s[ii];
     }
 }
 
@@ -913,34 +942,60 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
         if (i < m) dS[((size_t)p * m + i) * D + d] = s1[i] + s2[i];
 }
 
-// Part 3, one block per (pair, latent i): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with dA1[i,j] = dS_i . Y_j;
-// dtokp[p,i] = dS_i + sum_j dL1[i,j] Y_j (the pair's share of the token gradient).
+// Part 3, one block per pair and group of latents (as k_latent_a): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with
+// dA1[i,j] = dS_i . Y_j; dtokp[p,i] = dS_i + sum_j dL1[i,j] Y_j (the pair's share of the token gradient).
+template <int M>
 __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, float *dL1, float *dtokp, int N2, int D,
-                             int m) {
+                             int m, int mg) {
     extern __shared__ float a[];
-    const int p = blockIdx.x, i = blockIdx.y, lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i) * D, *a1 = A1 + ((size_t)p * m + i) * N2;
+    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i0) * D, *a1 = A1 + ((size_t)p * m + i0) * N2;
     for (int j = wid; j < N2; j += nw) {
-        float s = 0;
-        for (int d = lane; d < D; d += 32) s += ds[d] * y[(size_t)j * D + d];
-        s = warp_sum(s);
-        if (lane == 0) a[j] = s;
+        float s[M];
+#pragma unroll
+        for (int ii = 0; ii < M; ii++) s[ii] = 0;
+        for (int d = lane; d < D; d += 32) {
+            const float yv = y[(size_t)j * D + d];
+#pragma unroll
+            for (int ii = 0; ii < M; ii++)
+                if (ii < mi) s[ii] += ds[(size_t)ii * D + d] * yv;
+        }
+#pragma unroll
+        for (int ii = 0; ii < M; ii++)
+            if (ii < mi) {
+                const float t = warp_sum(s[ii]);
+                if (lane == 0) a[ii * ls + j] = t;
+            }
     }
     __syncthreads();
-    double r = 0;
-    for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)a[j] * a1[j];
-    r = block_sum_d(r);
-    __syncthreads();
-    for (int j = threadIdx.x; j < N2; j += blockDim.x) {
-        a[j] = (float)(a1[j] * (a[j] - r));
-        dL1[((size_t)p * m + i) * N2 + j] = a[j];
+    for (int ii = 0; ii < mi; ii++) {
+        float *ai = a + ii * ls;
+        const float *a1i = a1 + (size_t)ii * N2;
+        double r = 0;
+        for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)ai[j] * a1i[j];
+        r = block_sum_d(r);
+        __syncthreads();
+        for (int j = threadIdx.x; j < N2; j += blockDim.x) {
+            ai[j] = (float)(a1i[j] * (ai[j] - r));
+            dL1[((size_t)p * m + i0 + ii) * N2 + j] = ai[j];
+        }
     }
     __syncthreads();
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float s = 0;
-#pragma unroll 8
-        for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d];
-        dtokp[((size_t)p * m + i) * D + d] = ds[d] + s;
+        float s[M];
+#pragma unroll
+        for (int ii = 0; ii < M; ii++) s[ii] = 0;
+#pragma unroll 4
+        for (int j = 0; j < N2; j++) {
+            const float yv = y[(size_t)j * D + d];
+#pragma unroll
+            for (int ii = 0; ii < M; ii++)
+                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
+        }
+#pragma unroll
+        for (int ii = 0; ii < M; ii++)
+            if (ii < mi) dtokp[((size_t)p * m + i0 + ii) * D + d] = ds[(size_t)ii * D + d] + s[ii];
     }
 }
 
@@ -1074,6 +1129,18 @@ template __global__ void k_latbwd_ds<8>(const float *, const float *, const floa
                                           int, int, int);
 template __global__ void k_latbwd_ds<16>(const float *, const float *, const float *, const float *, const float *, float *,
                                           int, int, int);
+template __global__ void k_latent_a<2>(const float *, const float *, float *, float *, int, int, int, int);
+template __global__ void k_latbwd_tok<2>(const float *, const float *, const float *, float *, float *, int, int, int,
+                                            int);
+template __global__ void k_latent_a<4>(const float *, const float *, float *, float *, int, int, int, int);
+template __global__ void k_latbwd_tok<4>(const float *, const float *, const float *, float *, float *, int, int, int,
+                                            int);
+template __global__ void k_latent_a<8>(const float *, const float *, float *, float *, int, int, int, int);
+template __global__ void k_latbwd_tok<8>(const float *, const float *, const float *, float *, float *, int, int, int,
+                                            int);
+template __global__ void k_latent_a<16>(const float *, const float *, float *, float *, int, int, int, int);
+template __global__ void k_latbwd_tok<16>(const float *, const float *, const float *, float *, float *, int, int, int,
+                                            int);
 template __global__ void k_latbwd_rows<2>(const float *, const float *, const float *, const float *, double *, float *, float *,
                                           long long, int, int, int);
 template __global__ void k_latbwd_rows<4>(const float *, const float *, const float *, const float *, double *, float *, float *,
