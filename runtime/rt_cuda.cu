@@ -698,7 +698,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         LAUNCH_T(LatentBounds, latent_bound(mg), k_latbwd_tok, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), dS, Y,
                  A1, dL1, dtokp, N2, D, m, mg);
         if (need_x)
-            launch(d, k_latbwd_gy, dim3((unsigned)P * N2, (D + 127) / 128), dim3(128), 0, A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
+            launch(d, k_latbwd_gy, dim3((unsigned)P * N2, ((D % 4 ? D : D / 4) + 127) / 128), dim3(128), 0, A1, dS, dL1, tok,
+                   PF(out[3]), P, N2, D, m);
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
