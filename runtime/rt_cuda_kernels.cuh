@@ -762,12 +762,11 @@ AVGEN_ATTN_INST(64)
 // a row of kLatStride(N2) floats per latent of the group. Each latent's sums run in the same order as
 // with one latent a block.
 __host__ __device__ constexpr int kLatStride(int N2) { return (N2 + 3) / 4 * 4 + 4; }
+// a[ii * ls + j] = v_ii . y_j for the group's latents ii < mi (rows of v D apart) and the rows j of y [N2, D]: a
+// warp per row j, lanes over d, then a warp sum (each dot in the same order whatever the group).
 template <int M>
-__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m, int mg) {
-    extern __shared__ float a[];
-    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
+__device__ __forceinline__ void lat_dots(float *a, const float *v, const float *y, int N2, int D, int mi, int ls) {
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i0 * D;
     for (int j = wid; j < N2; j += nw) {
         float s[M];
 #pragma unroll
@@ -776,7 +775,7 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
             const float yv = y[(size_t)j * D + d];
 #pragma unroll
             for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += tk[(size_t)ii * D + d] * yv;
+                if (ii < mi) s[ii] += v[(size_t)ii * D + d] * yv;
         }
 #pragma unroll
         for (int ii = 0; ii < M; ii++)
@@ -785,6 +784,36 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
                 if (lane == 0) a[ii * ls + j] = t;
             }
     }
+}
+// out_ii[d] = base_ii[d] + sum_j a[ii * ls + j] y[j, d] (rows of out and base D apart), threads over d, y read
+// once for the group. from_base: the sum starts from base (base + a0 y0 + a1 y1 ...); else base is added to
+// the finished sum (base + (a0 y0 + a1 y1 ...)): the two orders of the per-latent kernels this replaced.
+template <int M>
+__device__ __forceinline__ void lat_mix(float *out, const float *base, bool from_base, const float *a, const float *y,
+                                        int N2, int D, int mi, int ls) {
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s[M];
+#pragma unroll
+        for (int ii = 0; ii < M; ii++) s[ii] = ii < mi && from_base ? base[(size_t)ii * D + d] : 0.0f;
+#pragma unroll 4
+        for (int j = 0; j < N2; j++) {
+            const float yv = y[(size_t)j * D + d];
+#pragma unroll
+            for (int ii = 0; ii < M; ii++)
+                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
+        }
+#pragma unroll
+        for (int ii = 0; ii < M; ii++)
+            if (ii < mi) out[(size_t)ii * D + d] = from_base ? s[ii] : base[(size_t)ii * D + d] + s[ii];
+    }
+}
+
+template <int M>
+__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m, int mg) {
+    extern __shared__ float a[];
+    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
+    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i0 * D;
+    lat_dots<M>(a, tk, y, N2, D, mi, ls);
     __syncthreads();
     for (int ii = 0; ii < mi; ii++) {
         float *ai = a + ii * ls;
@@ -801,21 +830,7 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
         }
     }
     __syncthreads();
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float s[M];
-#pragma unroll
-        for (int ii = 0; ii < M; ii++) s[ii] = ii < mi ? tk[(size_t)ii * D + d] : 0.0f;
-#pragma unroll 4
-        for (int j = 0; j < N2; j++) {
-            const float yv = y[(size_t)j * D + d];
-#pragma unroll
-            for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
-        }
-#pragma unroll
-        for (int ii = 0; ii < M; ii++)
-            if (ii < mi) S[((size_t)p * m + i0 + ii) * D + d] = s[ii];
-    }
+    lat_mix<M>(S + ((size_t)p * m + i0) * D, tk, true, a, y, N2, D, mi, ls);
 }
 
 constexpr int kMaxLatents = 16;
@@ -949,25 +964,8 @@ __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, f
                              int m, int mg) {
     extern __shared__ float a[];
     const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i0) * D, *a1 = A1 + ((size_t)p * m + i0) * N2;
-    for (int j = wid; j < N2; j += nw) {
-        float s[M];
-#pragma unroll
-        for (int ii = 0; ii < M; ii++) s[ii] = 0;
-        for (int d = lane; d < D; d += 32) {
-            const float yv = y[(size_t)j * D + d];
-#pragma unroll
-            for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += ds[(size_t)ii * D + d] * yv;
-        }
-#pragma unroll
-        for (int ii = 0; ii < M; ii++)
-            if (ii < mi) {
-                const float t = warp_sum(s[ii]);
-                if (lane == 0) a[ii * ls + j] = t;
-            }
-    }
+    lat_dots<M>(a, ds, y, N2, D, mi, ls);
     __syncthreads();
     for (int ii = 0; ii < mi; ii++) {
         float *ai = a + ii * ls;
@@ -982,21 +980,7 @@ __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, f
         }
     }
     __syncthreads();
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float s[M];
-#pragma unroll
-        for (int ii = 0; ii < M; ii++) s[ii] = 0;
-#pragma unroll 4
-        for (int j = 0; j < N2; j++) {
-            const float yv = y[(size_t)j * D + d];
-#pragma unroll
-            for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
-        }
-#pragma unroll
-        for (int ii = 0; ii < M; ii++)
-            if (ii < mi) dtokp[((size_t)p * m + i0 + ii) * D + d] = ds[(size_t)ii * D + d] + s[ii];
-    }
+    lat_mix<M>(dtokp + ((size_t)p * m + i0) * D, ds, false, a, y, N2, D, mi, ls);
 }
 
 // Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. One block per row (p, j) = blockIdx.x,
@@ -1136,38 +1120,22 @@ AVGEN_LN_INST(1)
 AVGEN_LN_INST(2)
 AVGEN_LN_INST(24)
 #undef AVGEN_LN_INST
-template __global__ void k_latent_b<2>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
-template __global__ void k_latent_b<4>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
-template __global__ void k_latent_b<8>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
-template __global__ void k_latent_b<16>(const float *, const float *, const float *, float *, float *, long long, int, int, int);
-template __global__ void k_latbwd_ds<2>(const float *, const float *, const float *, const float *, const float *, float *,
-                                          int, int, int);
-template __global__ void k_latbwd_ds<4>(const float *, const float *, const float *, const float *, const float *, float *,
-                                          int, int, int);
-template __global__ void k_latbwd_ds<8>(const float *, const float *, const float *, const float *, const float *, float *,
-                                          int, int, int);
-template __global__ void k_latbwd_ds<16>(const float *, const float *, const float *, const float *, const float *, float *,
-                                          int, int, int);
-template __global__ void k_latent_a<2>(const float *, const float *, float *, float *, int, int, int, int);
-template __global__ void k_latbwd_tok<2>(const float *, const float *, const float *, float *, float *, int, int, int,
-                                            int);
-template __global__ void k_latent_a<4>(const float *, const float *, float *, float *, int, int, int, int);
-template __global__ void k_latbwd_tok<4>(const float *, const float *, const float *, float *, float *, int, int, int,
-                                            int);
-template __global__ void k_latent_a<8>(const float *, const float *, float *, float *, int, int, int, int);
-template __global__ void k_latbwd_tok<8>(const float *, const float *, const float *, float *, float *, int, int, int,
-                                            int);
-template __global__ void k_latent_a<16>(const float *, const float *, float *, float *, int, int, int, int);
-template __global__ void k_latbwd_tok<16>(const float *, const float *, const float *, float *, float *, int, int, int,
-                                            int);
-template __global__ void k_latbwd_rows<2>(const float *, const float *, const float *, const float *, double *, float *, float *,
-                                          long long, int, int, int);
-template __global__ void k_latbwd_rows<4>(const float *, const float *, const float *, const float *, double *, float *, float *,
-                                          long long, int, int, int);
-template __global__ void k_latbwd_rows<8>(const float *, const float *, const float *, const float *, double *, float *, float *,
-                                          long long, int, int, int);
-template __global__ void k_latbwd_rows<16>(const float *, const float *, const float *, const float *, double *, float *,
-                                           float *, long long, int, int, int);
+// The latent kernels, for each bound M on the latents a block (or warp) keeps in registers.
+#define AVGEN_LATENT_INST(M)                                                                                           \
+    template __global__ void k_latent_a<M>(const float *, const float *, float *, float *, int, int, int, int);       \
+    template __global__ void k_latent_b<M>(const float *, const float *, const float *, float *, float *, long long,    \
+                                           int, int, int);                                                             \
+    template __global__ void k_latbwd_rows<M>(const float *, const float *, const float *, const float *, double *,    \
+                                              float *, float *, long long, int, int, int);                             \
+    template __global__ void k_latbwd_ds<M>(const float *, const float *, const float *, const float *, const float *, \
+                                            float *, int, int, int);                                                   \
+    template __global__ void k_latbwd_tok<M>(const float *, const float *, const float *, float *, float *, int, int,  \
+                                             int, int);
+AVGEN_LATENT_INST(2)
+AVGEN_LATENT_INST(4)
+AVGEN_LATENT_INST(8)
+AVGEN_LATENT_INST(16)
+#undef AVGEN_LATENT_INST
 
 // The list of every kernel the host code launches is runtime/rt_cuda_kernel_list.h: add new kernels there.
 #endif
