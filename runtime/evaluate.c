@@ -29,8 +29,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
     while ((b = ld_next(l))) {
         if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
         if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
-        if (fwd) fwd(ev);
-        else rt_run_phase(ev, AVGEN_PH_FORWARD);
+        rt_run_phase_fn(ev, fwd, AVGEN_PH_FORWARD);
         const float *lg = rt_ptr(ev, lt);
         for (int i = 0; i < b->count; i++) {
             if (!b->valid[i] || b->labels[i] < 0 || b->labels[i] >= C) {

@@ -16,6 +16,7 @@
 #include "avf.h"
 #include "fbank.h"
 #include "media.h"
+#include "rt_fs.h"
 
 typedef struct {
     char name[512];
@@ -50,12 +51,6 @@ static uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* --------------------------------------------------------------------------------------------- work */
@@ -403,7 +398,7 @@ int ld_start_epoch(ld_loader *l, int64_t epoch) {
 }
 
 const ld_batch *ld_next(ld_loader *l) {
-    double t0 = now();
+    double t0 = rt_now();
     pthread_mutex_lock(&l->mu);
     if (!l->active || l->next_out >= l->nbatches) {
         pthread_mutex_unlock(&l->mu);
@@ -413,7 +408,7 @@ const ld_batch *ld_next(ld_loader *l) {
     int s = (int)(b % l->cfg.ring);
     while (!(l->slot_batch[s] == b && l->slot_ready[s])) pthread_cond_wait(&l->cv, &l->mu);
     l->next_out++;
-    l->stats.wait_seconds += now() - t0;
+    l->stats.wait_seconds += rt_now() - t0;
     pthread_mutex_unlock(&l->mu);
     return &l->slots[s];
 }

@@ -1,5 +1,5 @@
 /* rt_fs: the file-system helpers every writer of avgen shares: mkdir -p, and whole-file writes that a
- * reader never sees half done (temporary file, fsync, rename). */
+ * reader never sees half done (temporary file, fsync, rename); and the monotonic clock its timings use. */
 #ifndef AVGEN_RT_FS_H
 #define AVGEN_RT_FS_H
 #include <stddef.h>
@@ -16,4 +16,6 @@ char *rt_read_file(const char *path, size_t *len);
 /* Removes what killed writers left under dir, down to depth levels of sub-folders: files named
  * NAME.tmp.<digit>... (the temporary names above), never a finished file. */
 void rt_remove_partial(const char *dir, int depth);
+/* Seconds on the monotonic clock (differences only). */
+double rt_now(void);
 #endif

@@ -290,6 +290,11 @@ void rt_run_phase(avgen_ctx *c, int phase) {
         if (c->g->ops[i].phase == phase) rt_op(c, c->g, i);
 }
 
+void rt_run_phase_fn(avgen_ctx *c, rt_phase_fn fn, int phase) {
+    if (fn) fn(c);
+    else rt_run_phase(c, phase);
+}
+
 void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {
     if (c->dev) rt_cuda_op(c, g, op);
     else rt_cpu_op(c, g, op);

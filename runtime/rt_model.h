@@ -47,6 +47,8 @@ void rt_random_inputs(avgen_ctx *c, uint64_t seed);
 void rt_zero_grads(avgen_ctx *c);
 /* Runs every op of one phase in order (the interpreter of the generated step). */
 void rt_run_phase(avgen_ctx *c, int phase);
+/* fn (a generated program's straight-line phase), or, when NULL, rt_run_phase. */
+void rt_run_phase_fn(avgen_ctx *c, rt_phase_fn fn, int phase);
 /* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);
 /* Every parameter and buffer (the full set a step used). */

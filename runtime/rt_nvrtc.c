@@ -95,12 +95,6 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static const char k_magic[] = "avgen-kernels 2\n";
 #define CHECKSUM_LINE 26 /* "checksum " + 16 hex digits + "\n" */
 
@@ -261,7 +255,7 @@ static int write_source(const char *path, const char *src, int vmaj, int vmin, c
 int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *const *opts, int nopts,
                      const char *const *names, int nnames, rt_cubin *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    double t0 = now();
+    double t0 = rt_now();
     if (load()) {
         snprintf(err, errlen, "%s", nv.why);
         return -1;
@@ -285,7 +279,7 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     const int got = read_entry(out->path, key, arch, nnames, out, why, sizeof why);
     if (got == 0) {
         out->cache_hit = 1, out->cached = 1;
-        out->seconds = now() - t0;
+        out->seconds = rt_now() - t0;
         return 0;
     }
     if (got < 0)
@@ -363,6 +357,6 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     if (!have_dir) snprintf(out->cache_err, sizeof out->cache_err, "%s", strerror(dir_errno));
     else if (write_entry(out->path, key, arch, out)) snprintf(out->cache_err, sizeof out->cache_err, "%s", strerror(errno));
     else out->cached = 1;
-    out->seconds = now() - t0;
+    out->seconds = rt_now() - t0;
     return 0;
 }

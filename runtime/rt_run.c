@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "rt_fs.h"
+
 int rt_cuda_precision(const char *name) {
     return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
 }
@@ -80,17 +82,6 @@ int rt_step_results(avgen_ctx *c, char *err, size_t errlen) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void run_phase(avgen_ctx *c, rt_cuda_phase_fn f, int phase) {
-    if (f) f(c);
-    else rt_run_phase(c, phase);
-}
-
 int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_step_opts *so, const rt_backend_opts *bo,
                 rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, FILE *log, char *err, size_t errlen) {
     int rc, cuda = 0, nl = 0, ni = 0;
@@ -111,20 +102,20 @@ int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, cons
     double t0 = 0, t1 = 0, t2 = 0;
     if (!rc) {
         rt_zero_grads(&c);
-        t0 = now_s();
-        run_phase(&c, fwd, AVGEN_PH_FORWARD);
+        t0 = rt_now();
+        rt_run_phase_fn(&c, fwd, AVGEN_PH_FORWARD);
         if (cuda) rc = rt_cuda_sync(&c, err, errlen);
-        t1 = now_s();
+        t1 = rt_now();
     }
     if (!rc) {
-        run_phase(&c, bwd, AVGEN_PH_BACKWARD);
+        rt_run_phase_fn(&c, bwd, AVGEN_PH_BACKWARD);
         if (cuda) rc = rt_cuda_sync(&c, err, errlen);
-        t2 = now_s();
+        t2 = rt_now();
     }
     if (!rc) rc = rt_step_results(&c, err, errlen);
     if (!rc && rt_write_step_dump(&c, so->out, err, errlen)) rc = 1;
     if (!rc && so->update_out) {
-        run_phase(&c, upd, AVGEN_PH_UPDATE);
+        rt_run_phase_fn(&c, upd, AVGEN_PH_UPDATE);
         rc = rt_step_results(&c, err, errlen);
         if (!rc && rt_write_params(&c, so->update_out, err, errlen)) rc = 1;
     }

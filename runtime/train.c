@@ -18,17 +18,6 @@
 #include "rt_fs.h"
 #include "safetensors.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void run(avgen_ctx *c, rt_phase_fn fn, int phase) {
-    if (fn) fn(c);
-    else rt_run_phase(c, phase);
-}
-
 double rt_lr_multiplier(const rt_train_cfg *cfg, int64_t step, int64_t total, int64_t per_epoch) {
     if (cfg->warmup > 0 && step < cfg->warmup) return (double)(step + 1) / cfg->warmup;
     switch (cfg->schedule) {
@@ -217,12 +206,12 @@ static void do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, lo
         for (int64_t k = 0; k < t->bytes / 4; k++) gn += (double)g[k] * g[k];
     }
     gn = sqrt(gn) * c->grad_scale;
-    run(c, cfg->update, AVGEN_PH_UPDATE);
+    rt_run_phase_fn(c, cfg->update, AVGEN_PH_UPDATE);
     double step_loss = loss_sum / micro;
     st->step++, st->epoch_loss += step_loss, st->epoch_steps++;
     st->adam_step = c->adam_step;
-    double dt = now() - ls->t_step;
-    ls->t_step = now();
+    double dt = rt_now() - ls->t_step;
+    ls->t_step = rt_now();
     const int64_t *ab = cfg->train_g->arena_bytes;
     fprintf(ls->log,
             "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"head_lr\": %.9g, \"grad_norm\": %.9g, "
@@ -231,7 +220,7 @@ static void do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, lo
             micro * cfg->k->batch / dt, micro * ls->P / dt, waited, (long long)(ab[0] + ab[1] + ab[2] + ab[3]));
     fflush(ls->log);
     if (!cfg->quiet) {
-        double el = now() - ls->t_start;
+        double el = rt_now() - ls->t_start;
         double eta = st->step > 0 ? el / (double)st->step * (double)(ls->total - st->step) : 0;
         fprintf(stderr, "\r[epoch %lld/%d] step %lld/%lld loss %.4f lr %.3g, ETA %d:%02d   ", (long long)e + 1, cfg->epochs,
                 (long long)st->step, (long long)ls->total, step_loss, cfg->k->lr * c->lr_scale, (int)eta / 60, (int)eta % 60);
@@ -317,7 +306,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     loop_state ls;
     ls.log = log, ls.per_epoch = (ld_batches_per_epoch(tl) + cfg->grad_accum - 1) / cfg->grad_accum;
     ls.total = ls.per_epoch * cfg->epochs, ls.P = cfg->k->batch * cfg->k->frames;
-    ls.t_start = now();
+    ls.t_start = rt_now();
     double wait_total = 0;
     int stop = 0;
     if (!cfg->resume) st.epoch_loss = 0, st.epoch_steps = 0;
@@ -336,11 +325,11 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         }
         double loss_sum = 0, waited = 0;
         int micro = 0;
-        ls.t_step = now();
+        ls.t_step = rt_now();
         for (int64_t b = b0; b < nb && !stop; b++) {
-            double tw = now();
+            double tw = rt_now();
             const ld_batch *bt = ld_next(tl);
-            waited = now() - tw;
+            waited = rt_now() - tw;
             wait_total += waited;
             if (!bt) break;
             int ok = 1;
@@ -350,8 +339,8 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
             if (micro == 0) rt_zero_grads(&c);
-            run(&c, cfg->forward, AVGEN_PH_FORWARD);
-            run(&c, cfg->backward, AVGEN_PH_BACKWARD);
+            rt_run_phase_fn(&c, cfg->forward, AVGEN_PH_FORWARD);
+            rt_run_phase_fn(&c, cfg->backward, AVGEN_PH_BACKWARD);
             if (c.failed) {
                 snprintf(err, errlen, "%s", c.err);
                 rc = 2;
@@ -424,7 +413,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     fclose(log);
     if (!rc) {
         ld_stats lst = ld_get_stats(tl);
-        double el = now() - ls.t_start;
+        double el = rt_now() - ls.t_start;
         char summary[2048];
         snprintf(summary, sizeof summary,
                  "{\"name\": \"%s\", \"steps\": %lld, \"epochs\": %lld, \"seconds\": %.3f, \"clips_per_s\": %.3f, "

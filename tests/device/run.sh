@@ -16,7 +16,7 @@
 # BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step).
 # usage: device run with carry ["device-kit"], timeout ~540 s (the device returns at most 8 files, so the
 # logs travel as one archive):
-#   D=/tmp/dev; R=$OUT; OUT=$D timeout 520 tests/device/run.sh; rc=$?; cp $D/summary.txt $R/;
+#   D=$(mktemp -d); R=$OUT; OUT=$D timeout 520 tests/device/run.sh; rc=$?; cp $D/summary.txt $R/;
 #   tar czf $R/results.tgz -C $D logs bench; echo rc=$rc
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +27,7 @@ BENCH_BATCHES=${BENCH_BATCHES-4 32 60}  # 60: the largest batch the planner fits
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
 BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
 BENCH_BF16OPS=${BENCH_BF16OPS-32 60}  # batches also timed with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1)
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
@@ -123,8 +124,8 @@ fi
 
 if [[ " $STAGES " == *" nvrtc "* ]]; then
   say "== run-time NVRTC kernels against the nvcc-built ones ($(since))"
-  export AVGEN_CACHE_DIR=${TMPDIR:-/tmp}/avgen-kcache-$$
-  rm -rf "$AVGEN_CACHE_DIR"
+  AVGEN_CACHE_DIR=$(mktemp -d) || exit 100  # an empty kernel cache: the first NVRTC start compiles
+  export AVGEN_CACHE_DIR
   fx=$KIT/fixtures/lavish-odd-batch
   for m in fx-lavish-odd-batch tiny-lavish vitb-b1t2; do
     p=$(prog "$m")
@@ -160,8 +161,11 @@ fi
 
 if [[ " $STAGES " == *" memcheck "* ]]; then
   say "== compute-sanitizer memcheck ($(since))"
-  CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  if [ -x "$CS" ]; then
+  # on PATH, else beside nvcc, else under CUDA_HOME (configurable, above)
+  CS=$(command -v compute-sanitizer || true)
+  [ -n "$CS" ] || { n=$(command -v nvcc || true); [ -n "$n" ] && CS=$(dirname "$n")/compute-sanitizer; }
+  [ -x "${CS:-}" ] || CS=$CUDA_HOME/bin/compute-sanitizer
+  if [ -n "${CS:-}" ] && [ -x "$CS" ]; then
     fx=$KIT/fixtures/lavish-odd-batch
     if timeout 150 "$CS" --tool memcheck --leak-check full --error-exitcode 9 "$(prog fx-lavish-odd-batch)" --step \
       --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$OUT/dumps/memcheck.st" \
@@ -193,7 +197,7 @@ if [[ " $STAGES " == *" memcheck "* ]]; then
       bad "racecheck tiny-lavish: $(grep -E 'SUMMARY|hazard' "$OUT/logs/racecheck.log" | head -5 | tr '\n' ' ')"
     fi
   else
-    bad "compute-sanitizer not found"
+    bad "compute-sanitizer not found (not on PATH, beside nvcc or under CUDA_HOME)"
   fi
 fi
 
