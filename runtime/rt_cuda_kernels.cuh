@@ -213,37 +213,33 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
             vx[i] = d < D ? xr[d] : 0.0f;
         }
     }
-    // element d (value i of the lane when V > 0): its dy, xhat = (x - mean) rstd and g = dy gscale w, rounded
-    // as the CPU reference; both passes below compute them the same way (kept in registers only as dy, x)
-    auto elem = [&](int i, int d, float &dyv, double &xh, double &g) {
-        float xv;
-        if constexpr (V > 0) dyv = vdy[i], xv = vx[i];
-        else dyv = dyr[d], xv = xr[d];
-        const float dO = gate ? dyv * gs : dyv;
-        xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
-    };
+    // Two passes over the row's elements d (value i of the lane when V > 0), both with xhat = (x - mean) rstd
+    // and g = dy gscale w rounded as the CPU reference (only dy and x stay in registers between them):
+    // pass 0 sums g, g xhat (and for the gate dy (xhat w + b)); pass 1 writes dx.
     double sg = 0, sgx = 0, dg = 0;
+    float *dxr = dx + r * dxs;
+    auto pass = [&](int second) {
 #pragma unroll
-    for (int i = 0; i < (V > 0 ? V : 1); i++)
-        for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
-            float dyv;
-            double xh, g;
-            elem(i, d, dyv, xh, g);
-            sg = __dadd_rn(sg, g), sgx = __dadd_rn(sgx, __dmul_rn(g, xh));
-            if (gate) dg = __dadd_rn(dg, __dmul_rn((double)dyv, __dadd_rn(__dmul_rn(xh, (double)w[d]), (double)bb[d])));
-        }
+        for (int i = 0; i < (V > 0 ? V : 1); i++)
+            for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
+                float dyv, xv;
+                if constexpr (V > 0) dyv = vdy[i], xv = vx[i];
+                else dyv = dyr[d], xv = xr[d];
+                const float dO = gate ? dyv * gs : dyv;
+                const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
+                if (!second) {
+                    sg = __dadd_rn(sg, g), sgx = __dadd_rn(sgx, __dmul_rn(g, xh));
+                    if (gate) dg = __dadd_rn(dg, __dmul_rn((double)dyv, __dadd_rn(__dmul_rn(xh, (double)w[d]), (double)bb[d])));
+                } else {
+                    const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
+                    dxr[d] = acc ? dxr[d] + o : o;
+                }
+            }
+    };
+    pass(0);
     sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
     if (gate) dg = warp_sum_d(dg);
-    float *dxr = dx + r * dxs;
-#pragma unroll
-    for (int i = 0; i < (V > 0 ? V : 1); i++)
-        for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
-            float dyv;
-            double xh, g;
-            elem(i, d, dyv, xh, g);
-            const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
-            dxr[d] = acc ? dxr[d] + o : o;
-        }
+    pass(1);
     if (gate && lane == 0) rowdg[r] = dg;
 }
 
