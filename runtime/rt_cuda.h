@@ -34,7 +34,6 @@ typedef struct {
 
 /* Parses "fp32", "bf16" or "tf32"; -1 otherwise. */
 int rt_cuda_precision(const char *name);
-const char *rt_cuda_precision_name(int p);
 
 /* 1 when this build has the CUDA backend and a device can be used; else 0 with one sentence in why. */
 int rt_cuda_usable(char *why, size_t whylen);

@@ -13,7 +13,6 @@ int rt_cuda_precision(const char *name) {
     return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
 }
 
-const char *rt_cuda_precision_name(int p) { return p == RT_CUDA_BF16 ? "bf16" : p == RT_CUDA_TF32 ? "tf32" : "fp32"; }
 
 int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen) {
     const char *b = o->backend ? o->backend : "cpu";
