@@ -181,11 +181,16 @@ void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typenam
         set_fail(d, "a kernel is missing from runtime/rt_cuda_kernel_list.h (a bug in avgen)");
         return;
     }
+    cudaEvent_t *pe = kprof_begin(d, id);
+#ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copy on the CPU
+    auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
+    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [k, args]() { std::apply(k, args); });
+#else
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];
     pack.fill(argv);
-    cudaEvent_t *pe = kprof_begin(d, id);
     const cudaError_t e = cudaLaunchKernel(d->kern[id], grid, block, argv, smem, d->s);
+#endif
     if (pe) cudaEventRecord(*pe, d->s);
     if (e != cudaSuccess) set_fail(d, "kernel %s: %s", kKernelNames[id], cudaGetErrorString(e));
 }
@@ -212,6 +217,19 @@ struct Lt {
 
 int lt_load(char *why, size_t whylen) {
     if (lt.loaded) return 0;
+#ifdef AVGEN_CUDA_EMU
+    {
+        void *f[13];
+        avgen_emu::lt_table(f);
+        void **dst[] = {(void **)&lt.create, (void **)&lt.destroy, (void **)&lt.desc_create, (void **)&lt.desc_destroy,
+                        (void **)&lt.desc_set, (void **)&lt.layout_create, (void **)&lt.layout_destroy,
+                        (void **)&lt.layout_set, (void **)&lt.pref_create, (void **)&lt.pref_destroy, (void **)&lt.pref_set,
+                        (void **)&lt.heuristic, (void **)&lt.matmul};
+        for (int i = 0; i < 13; i++) *dst[i] = f[i];
+        lt.loaded = 1;
+        return 0;
+    }
+#endif
     if (!lt.failed) {
         void *h = rt_dl_open("AVGEN_CUBLASLT_LIB", "libcublasLt.so.13", "libcublasLt.so", "cuBLASLt", lt.why, sizeof lt.why);
         if (!h) {
@@ -966,6 +984,10 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
         snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %d kernels built into this binary (fatbin)", kNumKernels);
         return true;
     }
+#ifdef AVGEN_CUDA_EMU
+    set_fail(d, "--kernels nvrtc: the CUDA emulator runs the kernels built into this binary only");
+    return false;
+#endif
     const double t0 = now_s();
     const char *src = o->kernel_src ? o->kernel_src : rt_kernels_library_source();
     const char *name = o->kernel_src ? (o->kernel_src_name ? o->kernel_src_name : "kernels.cu") : "rt_cuda_kernels.cuh";

@@ -6,6 +6,11 @@
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
+// A kernel's dynamic shared memory (the launch's byte count). The CUDA emulator (runtime/emu, which
+// compiles this text as host C++ for the tests) defines its own.
+#ifndef AVGEN_DYNAMIC_SMEM
+#define AVGEN_DYNAMIC_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 // The optimizer's tables, shared with the host code: one segment per trainable tensor (weights, gradient,
 // Adam moments), walked in chunks of kAdamChunk elements; the step's scalars live in device memory so a
@@ -468,12 +473,15 @@ constexpr int kAttnRows = 64;  // rows of a block (4 warps x 16)
 // Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
 // These need sm_80 (bf16 conversions and MMA); the host runs the fused kernels only there, and below it
 // they compile to a trap, so the library still builds for older GPUs (NVRTC builds for the device's own).
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+// The CUDA emulator (runtime/emu/cuda_emu.h) provides the three instructions lane by lane.
+#if !defined(AVGEN_CUDA_EMU) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 #define AVGEN_BF16_MMA 1
 #endif
 __device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
     unsigned r = 0;
-#ifdef AVGEN_BF16_MMA
+#if defined(AVGEN_CUDA_EMU)
+    r = (unsigned)f2bf(lo) | (unsigned)f2bf(hi) << 16;
+#elif defined(AVGEN_BF16_MMA)
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
 #else
     __trap();
@@ -482,7 +490,9 @@ __device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
 }
 // c += a b: A 16x16 (row), B 16x8 (col), bf16, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
-#ifdef AVGEN_BF16_MMA
+#if defined(AVGEN_CUDA_EMU)
+    avgen_emu_mma_bf16(c, a, b0, b1);
+#elif defined(AVGEN_BF16_MMA)
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -494,7 +504,9 @@ __device__ __forceinline__ void mma_bf16(float c[4], const unsigned a[4], unsign
 // l >> 3 (16-byte aligned); register i receives, of matrix i, the elements (2t, g) and (2t+1, g) (g = l / 4,
 // t = l % 4): a B fragment of m16n8k16 from a row-major [k][n] tile.
 __device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
-#ifdef AVGEN_BF16_MMA
+#if defined(AVGEN_CUDA_EMU)
+    avgen_emu_ldsm_x4_trans(r, row);
+#elif defined(AVGEN_BF16_MMA)
     unsigned a;
     asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(a) : "l"(row));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -815,7 +827,7 @@ __device__ __forceinline__ void lat_mix(float *out, const float *base, bool from
 
 template <int M>
 __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m, int mg) {
-    extern __shared__ float a[];
+    AVGEN_DYNAMIC_SMEM(float, a);
     const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
     const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i0 * D;
     lat_dots<M>(a, tk, y, N2, D, mi, ls);
@@ -967,7 +979,7 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
 template <int M>
 __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, float *dL1, float *dtokp, int N2, int D,
                              int m, int mg) {
-    extern __shared__ float a[];
+    AVGEN_DYNAMIC_SMEM(float, a);
     const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
     const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i0) * D, *a1 = A1 + ((size_t)p * m + i0) * N2;
     lat_dots<M>(a, ds, y, N2, D, mi, ls);
@@ -1062,7 +1074,7 @@ __global__ void k_concat_mean_bwd(const float *df, float *d, int B, int T, int D
 
 // Mean softmax cross-entropy; one block; writes the loss and d(loss)/d(logits).
 __global__ void k_cross_entropy(const float *logits, const long long *labels, float *loss, float *dl, int B, int C) {
-    extern __shared__ double per[];
+    AVGEN_DYNAMIC_SMEM(double, per);
     for (int b = threadIdx.x; b < B; b += blockDim.x) {
         const float *l = logits + (size_t)b * C;
         float mx = -INFINITY;

@@ -18,6 +18,11 @@ static int usage_error(const char *fmt, const char *arg) {
 int st_diff_main(int argc, char **argv) {
     double rtol = 1e-4, atol = 1e-6;
     int only_common = 0, grad_floor = 0;
+    enum { kMaxFor = 16 };
+    const char *for_suffix[kMaxFor];
+    size_t for_len[kMaxFor];
+    double for_rtol[kMaxFor];
+    int n_for = 0;
     const char *fa = NULL, *fb = NULL;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
@@ -29,6 +34,14 @@ int st_diff_main(int argc, char **argv) {
             double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
             if (i + 1 >= argc || *end || !(v >= 0)) return usage_error("%s needs a non-negative number", s);
             *(!strcmp(s, "--rtol") ? &rtol : &atol) = v;
+            i++;
+        } else if (!strcmp(s, "--rtol-for")) {
+            const char *v = i + 1 < argc ? argv[i + 1] : NULL, *eq = v ? strrchr(v, '=') : NULL;
+            char *end;
+            const double r = eq ? strtod(eq + 1, &end) : -1;
+            if (!eq || eq == v || !eq[1] || *end || !(r >= 0)) return usage_error("%s needs SUFFIX=RTOL", s);
+            if (n_for == kMaxFor) return usage_error("%s is given too often (16 at most)", s);
+            for_suffix[n_for] = v, for_len[n_for] = (size_t)(eq - v), for_rtol[n_for++] = r;
             i++;
         } else if (!strcmp(s, "--only-common")) {
             only_common = 1;
@@ -101,7 +114,11 @@ int st_diff_main(int argc, char **argv) {
         free(vb);
         double floor_ = fmax(atol, grad_rms) * sqrt((double)(ta->numel ? ta->numel : 1));
         double rel = sqrt(num) / fmax(sqrt(den), floor_ > 0 ? floor_ : 1e-300);
-        int ok = !nonfinite && rel <= rtol;
+        double tol = rtol;  // the last --rtol-for whose suffix ends the name, else --rtol
+        const size_t nl = strlen(ta->name);
+        for (int f = 0; f < n_for; f++)
+            if (nl >= for_len[f] && !memcmp(ta->name + nl - for_len[f], for_suffix[f], for_len[f])) tol = for_rtol[f];
+        int ok = !nonfinite && rel <= tol;
         if (!ok) bad++;
         if (!ok || rel > worst) {
             if (rel > worst) worst = rel, worst_name = ta->name;

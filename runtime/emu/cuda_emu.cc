@@ -1,0 +1,669 @@
+// runtime/emu/cuda_emu.cc: the CUDA runtime calls, the cuBLASLt calls and the fiber scheduler of the CUDA
+// emulator (cuda_emu.h says what it is for and what it checks). x86-64 only (the fiber switch).
+#include "cuda_emu.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <map>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator switches fibers with x86-64 code"
+#endif
+
+// Opaque handle types of the CUDA headers, defined here.
+struct CUstream_st {
+    int capturing;
+    struct CUgraph_st *graph;
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUevent_st {
+    double t;
+    int recorded;
+};
+
+namespace avgen_emu {
+
+Thread *cur;
+uint3 block_idx;
+dim3 block_dim, grid_dim;
+unsigned char *dyn_smem;
+
+namespace {
+
+// --------------------------------------------------------------------------------------------- errors
+cudaError_t last_error = cudaSuccess;  // cudaGetLastError's
+cudaError_t sticky = cudaSuccess;      // a kernel's fault: every later synchronisation reports it
+
+cudaError_t fail(cudaError_t e) {
+    if (last_error == cudaSuccess) last_error = e;
+    return e;
+}
+
+__attribute__((format(printf, 1, 2))) void kernel_fault(const char *fmt, ...) {
+    if (sticky == cudaSuccess) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "CUDA emulator: ");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        va_end(ap);
+        sticky = cudaErrorLaunchFailure;
+    }
+}
+
+double now() {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// ----------------------------------------------------------------------------------- device memory
+// Each allocation ends at a PROT_NONE page; its bytes start as 0xff (NaN as float and as double).
+struct Alloc {
+    void *map;
+    size_t map_bytes, bytes;
+};
+std::map<uintptr_t, Alloc> allocs;
+size_t allocated;
+const size_t kTotalMemory = 16ull << 30;
+
+// --------------------------------------------------------------------------------------------- fibers
+extern "C" void avgen_emu_switch(void **save_sp, void *to_sp);
+asm(R"(
+    .text
+    .globl avgen_emu_switch
+    .type avgen_emu_switch, @function
+avgen_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size avgen_emu_switch, .-avgen_emu_switch
+)");
+
+enum { READY, AT_BLOCK, AT_WARP, DONE, TRAPPED };
+struct Fiber {
+    void *sp;
+    int state;
+    Thread t;
+};
+const size_t kStack = 256 << 10;
+const int kMaxThreads = 1024;
+Fiber fibers[kMaxThreads];
+unsigned char *stacks;  // kMaxThreads stacks, each above a guard page
+void *sched_sp;
+Fiber *curf;
+const std::function<void()> *body;
+unsigned char xbuf[2][32][32][32];  // parity, warp, lane, bytes
+
+void fiber_main() {
+    (*body)();
+    curf->state = DONE;
+    avgen_emu_switch(&curf->sp, sched_sp);
+    __builtin_unreachable();
+}
+
+bool stacks_ready() {
+    if (stacks) return true;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), each = kStack + page;
+    void *m = mmap(NULL, each * kMaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return false;
+    for (int i = 0; i < kMaxThreads; i++) mprotect((unsigned char *)m + i * each, page, PROT_NONE);
+    stacks = (unsigned char *)m;
+    return true;
+}
+
+void yield(int state) {
+    curf->state = state;
+    avgen_emu_switch(&curf->sp, sched_sp);
+}
+
+// Runs one block of n threads to completion; false (with the fault recorded) when it cannot.
+bool run_block(const char *name, int n) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), each = kStack + page;
+    for (int i = 0; i < n; i++) {
+        Fiber &f = fibers[i];
+        f.t.tid = make_uint3((unsigned)(i % block_dim.x), (unsigned)(i / block_dim.x % block_dim.y),
+                             (unsigned)(i / (block_dim.x * block_dim.y)));
+        f.t.lane = i & 31, f.t.warp = i >> 5, f.t.parity = 0;
+        void **sp = (void **)(stacks + (size_t)i * each + each);  // top of stack i, 16-byte aligned
+        *--sp = NULL;                                               // fiber_main's return address (never used)
+        *--sp = (void *)&fiber_main;
+        for (int r = 0; r < 6; r++) *--sp = NULL;  // rbp, rbx, r12-r15
+        f.sp = sp;
+        f.state = READY;
+    }
+    const int warps = (n + 31) / 32;
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            if (fibers[i].state == READY) {
+                curf = &fibers[i];
+                cur = &fibers[i].t;
+                avgen_emu_switch(&sched_sp, fibers[i].sp);
+                if (curf->state == TRAPPED) {
+                    kernel_fault("kernel %s: __trap (block %u,%u,%u thread %d)", name, block_idx.x, block_idx.y, block_idx.z, i);
+                    return false;
+                }
+            }
+        bool released = false, live = false;
+        for (int w = 0; w < warps; w++) {
+            int at_warp = 0, at_block = 0, done = 0;
+            const int lanes = n - 32 * w < 32 ? n - 32 * w : 32;
+            for (int l = 0; l < lanes; l++) {
+                const int s = fibers[32 * w + l].state;
+                at_warp += s == AT_WARP, at_block += s == AT_BLOCK, done += s == DONE;
+            }
+            live = live || done < lanes;
+            if (!at_warp) continue;
+            if (at_block || done) {
+                kernel_fault("kernel %s: a warp-synchronous instruction (shuffle, mma, ldmatrix) in warp %d of block "
+                             "%u,%u,%u was reached by %d of its %d lanes (%d at __syncthreads, %d exited)",
+                             name, w, block_idx.x, block_idx.y, block_idx.z, at_warp, lanes, at_block, done);
+                return false;
+            }
+            for (int l = 0; l < lanes; l++) fibers[32 * w + l].state = READY;
+            released = true;
+        }
+        if (released) continue;
+        if (!live) return true;
+        for (int i = 0; i < n; i++)
+            if (fibers[i].state == AT_BLOCK) fibers[i].state = READY;
+    }
+}
+
+// Runs op now, or records it in the stream's graph while the stream is captured.
+void submit(cudaStream_t s, std::function<void()> op) {
+    if (s && s->capturing) {
+        s->graph->ops.push_back(std::move(op));
+        return;
+    }
+    op();
+}
+
+}  // namespace
+
+void syncthreads() { yield(AT_BLOCK); }
+
+// For tests/test_emu.cc, which provokes faults on purpose: forgets the last one.
+void clear_fault() { sticky = cudaSuccess, last_error = cudaSuccess; }
+
+const unsigned char *warp_share(const void *mine, size_t n) {
+    Thread &t = curf->t;
+    const int p = t.parity;
+    t.parity ^= 1;
+    memcpy(xbuf[p][t.warp][t.lane], mine, n);
+    yield(AT_WARP);
+    return &xbuf[p][t.warp][0][0];
+}
+
+void trap() {
+    yield(TRAPPED);
+    __builtin_unreachable();
+}
+
+cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> fn) {
+    const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    if (!threads || threads > (unsigned long long)kMaxThreads || block.z > 64 || !grid.x || !grid.y || !grid.z ||
+        grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
+        fprintf(stderr, "CUDA emulator: kernel %s: invalid launch grid %u,%u,%u block %u,%u,%u\n", name, grid.x, grid.y,
+                grid.z, block.x, block.y, block.z);
+        return fail(cudaErrorInvalidConfiguration);
+    }
+    if (smem > 48 * 1024) {
+        fprintf(stderr, "CUDA emulator: kernel %s: %zu bytes of dynamic shared memory (more than 48 KiB needs an opt-in "
+                        "avgen does not make)\n", name, smem);
+        return fail(cudaErrorInvalidValue);
+    }
+    if (!stacks_ready()) return fail(cudaErrorMemoryAllocation);
+    submit(s, [=]() {
+        if (sticky != cudaSuccess) return;  // the context is broken, as on the GPU
+        std::vector<unsigned char> sm(smem ? smem : 1, 0xff);  // uninitialised: NaN bytes
+        const std::function<void()> *saved = body;
+        body = &fn;
+        grid_dim = grid, block_dim = block, dyn_smem = sm.data();
+        for (unsigned z = 0; z < grid.z; z++)
+            for (unsigned y = 0; y < grid.y; y++)
+                for (unsigned x = 0; x < grid.x; x++) {
+                    block_idx = make_uint3(x, y, z);
+                    if (!run_block(name, (int)threads)) {
+                        body = saved;
+                        return;
+                    }
+                }
+        body = saved;
+    });
+    return cudaSuccess;
+}
+
+// ------------------------------------------------------------------------------------------ cuBLASLt
+namespace {
+struct LtDesc {
+    cublasComputeType_t compute;
+    cudaDataType_t scale;
+    cublasOperation_t ta, tb;
+    cublasLtEpilogue_t epi;
+    const void *bias;
+};
+struct LtLayout {
+    cudaDataType_t type;
+    uint64_t rows, cols;
+    int64_t ld;
+    int32_t batch;
+    int64_t stride;
+};
+int lt_handle_token;
+
+template <class T> cublasStatus_t set_attr(T *dst, const void *buf, size_t size) {
+    if (size != sizeof(T) || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    memcpy(dst, buf, sizeof(T));
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+float round_bf16(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return f;
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+float round_tf32(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) >= 0x7f800000u) return f;
+    u = (u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// AVGEN_EMU_EXACT_GEMM=1: fp32 operands are not rounded for the fast compute types (a bf16 run then differs
+// from fp32 only by the kernels' own bf16 arithmetic: the fused attention, bf16 operands).
+bool exact_gemm() {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("AVGEN_EMU_EXACT_GEMM");
+        v = e && !strcmp(e, "1");
+    }
+    return v == 1;
+}
+
+// op(X) of a layout as a dense [r][c] float matrix (batch b), rounded for the compute type.
+bool load(std::vector<float> &out, const LtLayout *L, const void *p, bool trans, int b, cublasComputeType_t ct) {
+    const uint64_t R = trans ? L->cols : L->rows, C = trans ? L->rows : L->cols;
+    out.resize(R * C);
+    const size_t es = L->type == CUDA_R_16BF ? 2 : 4;
+    const unsigned char *base = (const unsigned char *)p + (size_t)b * L->stride * es;
+    for (uint64_t i = 0; i < R; i++)
+        for (uint64_t j = 0; j < C; j++) {
+            const uint64_t r = trans ? j : i, c = trans ? i : j;  // element (r, c) of the stored matrix
+            const unsigned char *e = base + (r + c * (uint64_t)L->ld) * es;
+            float v;
+            if (es == 2) {
+                unsigned short h;
+                memcpy(&h, e, 2);
+                v = avgen_emu_bf(h);
+            } else {
+                memcpy(&v, e, 4);
+                if (!exact_gemm() && ct == CUBLAS_COMPUTE_32F_FAST_16BF) v = round_bf16(v);
+                if (!exact_gemm() && ct == CUBLAS_COMPUTE_32F_FAST_TF32) v = round_tf32(v);
+            }
+            out[i * C + j] = v;
+        }
+    return true;
+}
+}  // namespace
+}  // namespace avgen_emu
+
+using namespace avgen_emu;
+
+extern "C" {
+
+// ------------------------------------------------------------------------------------ runtime calls
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    if (d != 0) return fail(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "avgen CUDA emulator (CPU)");
+    p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->totalGlobalMem = kTotalMemory;
+    p->sharedMemPerBlock = 48 * 1024, p->maxThreadsPerBlock = kMaxThreads, p->warpSize = 32;
+    p->maxGridSize[0] = 2147483647, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *total) {
+    *total = kTotalMemory;
+    *fr = kTotalMemory > allocated ? kTotalMemory - allocated : 0;
+    return cudaSuccess;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (the emulator printed why)";
+    case cudaErrorNotSupported: return "operation not supported (by the CUDA emulator)";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return "CUDA emulator error";
+    }
+}
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    default: return "cudaError";
+    }
+}
+cudaError_t cudaGetLastError(void) {
+    const cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e != cudaSuccess ? e : sticky;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    *p = NULL;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t rounded = (bytes + 255) & ~(size_t)255;
+    const size_t body = (rounded + page - 1) & ~(page - 1);
+    if (allocated + rounded > kTotalMemory) return fail(cudaErrorMemoryAllocation);
+    void *m = mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+    mprotect((unsigned char *)m + body, page, PROT_NONE);
+    unsigned char *start = (unsigned char *)m + body - rounded;
+    memset(start, 0xff, rounded);
+    allocs[(uintptr_t)start] = Alloc{m, body + page, rounded};
+    allocated += rounded;
+    *p = start;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = allocs.find((uintptr_t)p);
+    if (it == allocs.end()) return fail(cudaErrorInvalidValue);
+    allocated -= it->second.bytes;
+    munmap(it->second.map, it->second.map_bytes);
+    allocs.erase(it);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
+    if (sticky != cudaSuccess) return sticky;
+    memcpy(dst, src, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s) {
+    submit(s, [=]() {
+        if (sticky == cudaSuccess) memcpy(dst, src, n);
+    });
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
+    submit(s, [=]() {
+        if (sticky == cudaSuccess) memset(dst, v, n);
+    });
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { return sticky; }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    *s = new CUstream_st();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s && s->capturing) delete s->graph;
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return sticky; }
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    if (!s || s->capturing) return fail(cudaErrorInvalidValue);
+    s->capturing = 1;
+    s->graph = new CUgraph_st();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    if (!s || !s->capturing) return fail(cudaErrorInvalidValue);
+    s->capturing = 0;
+    *g = s->graph;
+    s->graph = NULL;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) {
+    *e = new CUgraphExec_st();
+    (*e)->ops = g->ops;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    for (auto &op : e->ops) submit(s, op);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = new CUevent_st();
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    submit(s, [=]() { e->t = now(), e->recorded = 1; });
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    *ms = (float)((b->t - a->t) * 1e3);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, const void *) {
+    memset(a, 0, sizeof *a);
+    a->binaryVersion = 90, a->ptxVersion = 90, a->maxThreadsPerBlock = kMaxThreads;
+    return cudaSuccess;
+}
+// The NVRTC path: not emulated (the backend refuses --kernels nvrtc before it gets here).
+cudaError_t cudaLaunchKernel(const void *, dim3, dim3, void **, size_t, cudaStream_t) { return fail(cudaErrorNotSupported); }
+cudaError_t cudaLibraryLoadData(cudaLibrary_t *, const void *, cudaJitOption *, void **, unsigned int, cudaLibraryOption *,
+                                void **, unsigned int) {
+    return fail(cudaErrorNotSupported);
+}
+cudaError_t cudaLibraryUnload(cudaLibrary_t) { return cudaSuccess; }
+cudaError_t cudaLibraryGetKernel(cudaKernel_t *, cudaLibrary_t, const char *) { return fail(cudaErrorNotSupported); }
+cudaError_t cudaFuncGetParamInfo(const void *, size_t, size_t *, size_t *) { return fail(cudaErrorNotSupported); }
+
+// -------------------------------------------------------------------------------------- cuBLASLt
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+    *h = (cublasLtHandle_t)&lt_handle_token;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t ct, cudaDataType_t scale) {
+    if (ct != CUBLAS_COMPUTE_32F && ct != CUBLAS_COMPUTE_32F_FAST_16BF && ct != CUBLAS_COMPUTE_32F_FAST_TF32)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    LtDesc *x = new LtDesc();
+    x->compute = ct, x->scale = scale, x->ta = x->tb = CUBLAS_OP_N, x->epi = CUBLASLT_EPILOGUE_DEFAULT;
+    *d = (cublasLtMatmulDesc_t)x;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete (LtDesc *)d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *buf,
+                                              size_t size) {
+    LtDesc *x = (LtDesc *)d;
+    switch (a) {
+    case CUBLASLT_MATMUL_DESC_TRANSA: return set_attr(&x->ta, buf, size);
+    case CUBLASLT_MATMUL_DESC_TRANSB: return set_attr(&x->tb, buf, size);
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: {
+        cublasLtEpilogue_t e;
+        const cublasStatus_t st = set_attr(&e, buf, size);
+        if (st) return st;
+        if (e != CUBLASLT_EPILOGUE_DEFAULT && e != CUBLASLT_EPILOGUE_BIAS) return CUBLAS_STATUS_NOT_SUPPORTED;
+        x->epi = e;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER: return set_attr(&x->bias, buf, size);
+    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t rows, uint64_t cols, int64_t ld) {
+    if (t != CUDA_R_32F && t != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (ld < (int64_t)rows || ld < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    LtLayout *x = new LtLayout();
+    x->type = t, x->rows = rows, x->cols = cols, x->ld = ld, x->batch = 1, x->stride = 0;
+    *l = (cublasLtMatrixLayout_t)x;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete (LtLayout *)l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t a, const void *buf,
+                                                size_t size) {
+    LtLayout *x = (LtLayout *)l;
+    switch (a) {
+    case CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT: return set_attr(&x->batch, buf, size);
+    case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET: return set_attr(&x->stride, buf, size);
+    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = (cublasLtMatmulPreference_t) new int(0);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+    delete (int *)p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t,
+                                                    const void *buf, size_t) {
+    return buf ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+// The shapes of D = op(A) op(B) (+ C): m, n, k, or false when the layouts disagree.
+static bool lt_shape(const LtDesc *x, const LtLayout *a, const LtLayout *b, const LtLayout *c, const LtLayout *dd,
+                     uint64_t *m, uint64_t *n, uint64_t *k) {
+    *m = x->ta == CUBLAS_OP_N ? a->rows : a->cols;
+    *k = x->ta == CUBLAS_OP_N ? a->cols : a->rows;
+    const uint64_t kb = x->tb == CUBLAS_OP_N ? b->rows : b->cols;
+    *n = x->tb == CUBLAS_OP_N ? b->cols : b->rows;
+    if (kb != *k || c->rows != *m || c->cols != *n || dd->rows != *m || dd->cols != *n) return false;
+    if (a->type != b->type || c->type != CUDA_R_32F || dd->type != CUDA_R_32F) return false;
+    if (a->type == CUDA_R_16BF && x->compute != CUBLAS_COMPUTE_32F) return false;
+    if (a->batch != b->batch || a->batch != c->batch || c->batch != dd->batch || a->batch < 1) return false;
+    if (x->epi == CUBLASLT_EPILOGUE_BIAS && a->batch > 1) return false;
+    return true;
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dd,
+                                              cublasLtMatmulPreference_t, int req, cublasLtMatmulHeuristicResult_t *res,
+                                              int *count) {
+    uint64_t m, n, k;
+    *count = 0;
+    if (req < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!lt_shape((const LtDesc *)d, (const LtLayout *)a, (const LtLayout *)b, (const LtLayout *)c, (const LtLayout *)dd, &m,
+                  &n, &k))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    memset(res, 0, sizeof *res);
+    res->state = CUBLAS_STATUS_SUCCESS;
+    res->wavesCount = 1.0f;
+    *count = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
+                              const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
+                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t s) {
+    const LtDesc x = *(const LtDesc *)desc;  // the call's values (the descriptor may change afterwards)
+    const LtLayout a = *(const LtLayout *)la, b = *(const LtLayout *)lb, c = *(const LtLayout *)lc, dd = *(const LtLayout *)ld;
+    uint64_t m, n, k;
+    if (!lt_shape(&x, &a, &b, &c, &dd, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    submit(s, [=]() {
+        if (sticky != cudaSuccess) return;
+        std::vector<float> oa, ob;
+        for (int bi = 0; bi < a.batch; bi++) {
+            load(oa, &a, A, x.ta != CUBLAS_OP_N, bi, x.compute);  // [m][k]
+            load(ob, &b, B, x.tb == CUBLAS_OP_N, bi, x.compute);  // op(B)^T: [n][k]
+            const float *cb = (const float *)C + (size_t)bi * c.stride;
+            float *db = (float *)D + (size_t)bi * dd.stride;
+            for (uint64_t j = 0; j < n; j++)
+                for (uint64_t i = 0; i < m; i++) {
+                    double acc = 0;
+                    const float *ra = &oa[i * k], *rb = &ob[j * k];
+                    for (uint64_t q = 0; q < k; q++) acc += (double)ra[q] * (double)rb[q];
+                    float v = (float)((double)al * acc);
+                    if (be != 0.0f) v = v + be * cb[i + j * c.ld];
+                    if (x.epi == CUBLASLT_EPILOGUE_BIAS) v += ((const float *)x.bias)[i];
+                    db[i + j * dd.ld] = v;
+                }
+        }
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // extern "C"
+
+void avgen_emu::lt_table(void **f) {
+    f[0] = (void *)&cublasLtCreate;
+    f[1] = (void *)&cublasLtDestroy;
+    f[2] = (void *)&cublasLtMatmulDescCreate;
+    f[3] = (void *)&cublasLtMatmulDescDestroy;
+    f[4] = (void *)&cublasLtMatmulDescSetAttribute;
+    f[5] = (void *)&cublasLtMatrixLayoutCreate;
+    f[6] = (void *)&cublasLtMatrixLayoutDestroy;
+    f[7] = (void *)&cublasLtMatrixLayoutSetAttribute;
+    f[8] = (void *)&cublasLtMatmulPreferenceCreate;
+    f[9] = (void *)&cublasLtMatmulPreferenceDestroy;
+    f[10] = (void *)&cublasLtMatmulPreferenceSetAttribute;
+    f[11] = (void *)&cublasLtMatmulAlgoGetHeuristic;
+    f[12] = (void *)&cublasLtMatmul;
+}

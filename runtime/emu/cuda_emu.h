@@ -1,0 +1,143 @@
+// runtime/emu/cuda_emu.h: a CUDA emulator for the tests, on the CPU. The CUDA backend (runtime/rt_cuda.cu,
+// kernels runtime/rt_cuda_kernels.cuh) is compiled as host C++ against this header and cuda_emu.cc, which
+// implement the CUDA runtime and cuBLASLt calls it makes, so CI checks the backend's host code and every
+// kernel against the CPU backend without a GPU (tests/emu_test.sh). It is a checker, not a simulator of
+// speed:
+//   - a launch runs its blocks one after another; a block's threads are fibers (one stack each) switched
+//     at __syncthreads and at every warp-synchronous instruction (shuffles, mma.sync, ldmatrix), so the
+//     kernels' own barriers order their shared-memory traffic as on the GPU;
+//   - warp-synchronous instructions check that every lane of the warp takes part: a lane waiting at
+//     __syncthreads, or one that has exited, while the others shuffle, is an error (as on the GPU, where it
+//     hangs or is undefined), as are __trap, a block of more than 1024 threads and more than 48 KiB of
+//     dynamic shared memory;
+//   - device memory is host memory filled with NaN bytes when allocated (a read of something never written
+//     shows), each allocation ending at an inaccessible page (an overrun past its 256-byte rounding faults);
+//   - the bf16 instructions (cvt.rn.bf16x2, mma.sync m16n8k16, ldmatrix .trans) follow the PTX ISA's
+//     fragment layouts; MMA products are summed in double and rounded once;
+//   - cuBLASLt matmuls are computed in double from operands rounded as the compute type says (bf16 for
+//     CUBLAS_COMPUTE_32F_FAST_16BF, tf32 for _FAST_TF32; not with AVGEN_EMU_EXACT_GEMM=1), with the bias
+//     epilogue;
+//   - streams run each operation when it is issued; a stream being captured records them into the graph,
+//     which cudaGraphLaunch replays; events read a host clock.
+// NVRTC-built kernels are not emulated (the launch table is this build's copies).
+#ifndef AVGEN_CUDA_EMU_H
+#define AVGEN_CUDA_EMU_H
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <functional>
+
+namespace avgen_emu {
+// The running CUDA thread: its index, lane and warp, and which of the two exchange buffers its next
+// warp-synchronous instruction uses.
+struct Thread {
+    uint3 tid;
+    int lane, warp, parity;
+};
+extern Thread *cur;
+extern uint3 block_idx;
+extern dim3 block_dim, grid_dim;
+extern unsigned char *dyn_smem;
+
+// Runs body as the kernel `name` on grid x block threads (smem bytes of dynamic shared memory) in stream s
+// (or records it while s is captured). cudaSuccess, or the launch's configuration error; an error inside
+// the kernel is sticky (reported by the next synchronisation) and printed once.
+cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body);
+// Barrier of the block's live threads.
+void syncthreads();
+// Every lane of the warp publishes n <= 32 bytes; returns the warp's 32 slots (32 bytes apart), valid until
+// this thread's next call.
+const unsigned char *warp_share(const void *mine, size_t n);
+[[noreturn]] void trap();
+// The cuBLASLt entry points (cuda_emu.cc), for the backend's table.
+void lt_table(void **fns);
+}  // namespace avgen_emu
+
+// ---------------------------------------------------------------------------- device code as host C++
+#undef __shared__
+#define __shared__ static
+#define __launch_bounds__(...)
+#define threadIdx (avgen_emu::cur->tid)
+#define blockIdx (avgen_emu::block_idx)
+#define blockDim (avgen_emu::block_dim)
+#define gridDim (avgen_emu::grid_dim)
+#define AVGEN_DYNAMIC_SMEM(T, name) T *const name = (T *)avgen_emu::dyn_smem
+
+inline void __syncthreads() { avgen_emu::syncthreads(); }
+[[noreturn]] inline void __trap() { avgen_emu::trap(); }
+template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+    (void)mask;
+    static_assert(sizeof(T) <= 32, "shuffle of a value wider than a slot");
+    const unsigned char *s = avgen_emu::warp_share(&v, sizeof v);
+    const int lane = avgen_emu::cur->lane, src = lane ^ lane_mask;
+    T r;
+    memcpy(&r, s + 32 * ((src & ~(width - 1)) == (lane & ~(width - 1)) ? src : lane), sizeof r);
+    return r;
+}
+inline float __expf(float x) { return expf(x); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline double __dadd_rn(double a, double b) {
+    volatile double r = a + b;  // never contracted
+    return r;
+}
+inline double __dsub_rn(double a, double b) {
+    volatile double r = a - b;
+    return r;
+}
+inline double __dmul_rn(double a, double b) {
+    volatile double r = a * b;
+    return r;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+inline float __int_as_float(int i) {
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
+
+// bf16 as float (the high half of its bits)
+inline float avgen_emu_bf(unsigned short h) { return __int_as_float((int)((unsigned)h << 16)); }
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, c += a b. Fragments (PTX ISA, g = lane / 4,
+// t = lane % 4): A register i holds row g + 8 (i & 1), columns 2t + 8 (i >> 1) and +1 (low half first);
+// B register j holds rows 2t + 8 j and +1 of column g; C element i is row g + 8 (i >> 1), column 2t + (i & 1).
+inline void avgen_emu_mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+    const unsigned mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
+    const unsigned char *s = avgen_emu::warp_share(mine, sizeof mine);
+    auto reg = [&](int lane, int r) {
+        unsigned v;
+        memcpy(&v, s + 32 * lane + 4 * r, 4);
+        return v;
+    };
+    auto half = [](unsigned v, int hi) { return avgen_emu_bf((unsigned short)(hi ? v >> 16 : v & 0xffffu)); };
+    auto A = [&](int row, int k) { return half(reg((row & 7) * 4 + (k & 7) / 2, (row >> 3) + 2 * (k >> 3)), k & 1); };
+    auto B = [&](int k, int col) { return half(reg(col * 4 + (k & 7) / 2, 4 + (k >> 3)), k & 1); };
+    const int lane = avgen_emu::cur->lane, g = lane >> 2, t = lane & 3;
+    for (int i = 0; i < 4; i++) {
+        const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+        double acc = 0;
+        for (int k = 0; k < 16; k++) acc += (double)A(row, k) * (double)B(k, col);
+        c[i] = (float)(acc + (double)c[i]);
+    }
+}
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane l gives the address of row l & 7 of matrix l >> 3;
+// register i receives, of matrix i, the elements (2t, g) (low half) and (2t + 1, g).
+inline void avgen_emu_ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
+    if ((uintptr_t)row % 16) avgen_emu::trap();  // ldmatrix needs 16-byte aligned rows
+    const unsigned char *s = avgen_emu::warp_share(&row, sizeof row);
+    const int lane = avgen_emu::cur->lane, g = lane >> 2, t = lane & 3;
+    for (int i = 0; i < 4; i++) {
+        const unsigned short *r0, *r1;
+        memcpy(&r0, s + 32 * (8 * i + 2 * t), sizeof r0);
+        memcpy(&r1, s + 32 * (8 * i + 2 * t + 1), sizeof r1);
+        r[i] = (unsigned)r0[g] | (unsigned)r1[g] << 16;
+    }
+}
+#endif

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The CUDA backend on the CUDA emulator (runtime/emu: its host code and every kernel compiled as host C++
+# and run on the CPU) against the CPU backend, without a GPU: the parity stage of tests/device/run.sh.
+# For each program NAME-train-emu (random inputs from the seed) and the PyTorch fixture's program (its
+# parameters, with live gates, and inputs):
+#   fp32 GEMMs: the step's dump and the Adam update within 1e-5 per tensor (relative L2) of the CPU
+#     backend's (the fixture: see below), and two CUDA steps bit-identical; the fixture also within 1e-5
+#     of float64 PyTorch (gradient-scale floor);
+#   bf16 GEMMs (fused attention) and the GEMM attention path (AVGEN_ATTENTION=gemm), every GEMM operand
+#     rounded to bf16: 2e-2 with the gradient-scale floor (the fixture 0.15), the gates' gradients 0.3
+#     (sums whose terms cancel: avgen diff --rtol-for, docs/step-dump.md);
+#   bf16 with exact emulated GEMMs (AVGEN_EMU_EXACT_GEMM=1), which leaves the fused attention kernels'
+#     own bf16 arithmetic: 2e-3 (the fixture 1e-2), gates 5e-2;
+#   tf32: 2e-3 (the fixture 1e-2), gates 1e-2;
+#   bf16 GEMM operands (AVGEN_BF16_OPERANDS=1): bit-identical to bf16 GEMMs, since the emulated cuBLASLt
+#     rounds fp32 operands to bf16 exactly as the kernels that write them as bf16 do;
+# the tolerances are about 3x the worst seen (the emulator is deterministic);
+# one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
+# bad settings fail with one sentence.
+# usage: emu_test.sh AVGEN FIXTURE_DIR FIXTURE_PROG PROG...
+set -u
+AVGEN=$1
+FIX=$2
+FPROG=$3
+shift 3
+. "$(dirname "$0")/lib.sh" emu
+
+# diffok WHAT A B RTOL [options]: avgen diff passes
+diffok() {
+  local what=$1 a=$2 b=$3 rtol=$4
+  shift 4
+  local out
+  if out=$("$AVGEN" diff "$a" "$b" --rtol "$rtol" "$@" 2>&1); then ok; else bad "$what: $(tail -5 <<<"$out")"; fi
+}
+gates() { echo --rtol-for ".gate=$1" --rtol-for ".gate_av=$1"; }
+
+# check NAME PROG FP32_OPTS TOL_BF16 TOL_EXACT TOL_TF32 STEP_ARGS...
+check() {
+  local n=$1 p=$2 f32=$3 tb=$4 tx=$5 tt=$6
+  shift 6
+  local d=$TMP/$n
+  run "$n cpu" "$p" --step "$@" --out "$d-cpu.st" --update-out "$d-cpu-upd.st" --backend cpu || return
+  run "$n cuda fp32" "$p" --step "$@" --out "$d-cuda.st" --update-out "$d-cuda-upd.st" --backend cuda || return
+  diffok "$n fp32" "$d-cuda.st" "$d-cpu.st" $f32
+  diffok "$n adam update" "$d-cuda-upd.st" "$d-cpu-upd.st" 1e-5 --rtol-for ln_before.bias=1e-2
+  run "$n cuda fp32 again" "$p" --step "$@" --out "$d-cuda2.st" --backend cuda &&
+    { if cmp -s "$d-cuda.st" "$d-cuda2.st"; then ok; else bad "$n: two CUDA steps differ"; fi; }
+  run "$n bf16" "$p" --step "$@" --out "$d-bf16.st" --backend cuda --precision bf16 &&
+    diffok "$n bf16" "$d-bf16.st" "$d-cpu.st" "$tb" --grad-floor $(gates 0.3)
+  run "$n bf16 operands" env AVGEN_BF16_OPERANDS=1 "$p" --step "$@" --out "$d-bf16ops.st" --backend cuda \
+    --precision bf16 && { if cmp -s "$d-bf16.st" "$d-bf16ops.st"; then ok; else
+      bad "$n: bf16 operands differ from bf16 GEMMs: $("$AVGEN" diff "$d-bf16ops.st" "$d-bf16.st" --rtol 0 2>&1 | tail -3)"; fi; }
+  run "$n bf16 exact GEMMs" env AVGEN_EMU_EXACT_GEMM=1 "$p" --step "$@" --out "$d-bf16x.st" --backend cuda \
+    --precision bf16 && diffok "$n bf16 exact GEMMs" "$d-bf16x.st" "$d-cpu.st" "$tx" --grad-floor $(gates 5e-2)
+  run "$n gemm attention" env AVGEN_ATTENTION=gemm "$p" --step "$@" --out "$d-attg.st" --backend cuda \
+    --precision bf16 && diffok "$n gemm attention" "$d-attg.st" "$d-cpu.st" "$tb" --grad-floor $(gates 0.3)
+  run "$n tf32" "$p" --step "$@" --out "$d-tf32.st" --backend cuda --precision tf32 &&
+    diffok "$n tf32" "$d-tf32.st" "$d-cpu.st" "$tt" --grad-floor $(gates 1e-2)
+}
+
+for p in "$@"; do
+  check "$(basename "$p" -train-emu)" "$p" 1e-5 2e-2 2e-3 2e-3 --inputs random
+done
+# The fixture's live gates make sums that cancel: its fp32 check has the gradient-scale floor, and
+# ln_before.bias (zero in exact arithmetic) takes Adam's first step lr * sign(g) with the sign of rounding.
+# The emulator's GEMMs sum in double: it is closer to float64 PyTorch (3.8e-6) than the CPU backend (1.9e-5).
+check fixture "$FPROG" "5e-5 --grad-floor" 0.15 1e-2 1e-2 --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors"
+[ -f "$TMP/fixture-cuda.st" ] && diffok "fixture fp32 vs torch" "$TMP/fixture-cuda.st" "$FIX/expected.safetensors" 1e-5 --grad-floor
+
+# The benchmark's code paths: graph capture and replay, per-op and per-kernel timing, the JSON.
+p=$1
+run "bench" "$p" --bench --warmup 1 --steps 2 --precision bf16 --json "$TMP/bench.json"
+for field in '"graph":true' '"attention":"fused"' '"kernel_ms":{' '"k_attn_fwd<' '"cuBLASLt matmul"'; do
+  if grep -qF "$field" "$TMP/bench.json" 2>/dev/null; then ok; else bad "bench JSON lacks $field"; fi
+done
+
+# Bad settings: one sentence, non-zero exit.
+fails() { # fails NEEDLE command...
+  local needle=$1
+  shift
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" != 0 ] && grep -qF -- "$needle" <<<"$out"; then ok; else bad "$* -> exit $rc: $out (wanted '$needle')"; fi
+}
+fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
+fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
+  --out "$TMP/x.st" --backend cuda
+fails "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16" env AVGEN_ATTENTION=fused "$p" --step \
+  --inputs random --out "$TMP/x.st" --backend cuda
+finish

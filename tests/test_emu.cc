@@ -1,0 +1,320 @@
+// test_emu.cc: the CUDA emulator (runtime/emu) and, on it, the fused attention kernels of
+// runtime/rt_cuda_kernels.cuh against a float64 reference that rounds the same operands to bf16 at the same
+// points (so the two agree to about 1e-5 and a kernel error of a fraction of a percent shows, which the
+// end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
+//   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory, a shuffle that part
+//   of a warp skips and __trap are faults, an oversized block is refused, device memory starts as NaN and
+//   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
+//   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7.
+#include "emu/cuda_emu.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "rt_cuda_kernels.cuh"
+
+namespace avgen_emu {
+void clear_fault();
+}
+
+static int pass, fail;
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (cond) pass++;                                                                                              \
+        else {                                                                                                         \
+            fail++;                                                                                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
+    } while (0)
+
+static cudaError_t run(const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, cudaStream_t s = NULL) {
+    const cudaError_t e = avgen_emu::launch(name, g, b, smem, s, std::move(f));
+    return e != cudaSuccess ? e : cudaDeviceSynchronize();
+}
+
+// --------------------------------------------------------------------------------------- emulator
+__global__ void t_warp(float *out) { out[blockIdx.x * blockDim.x + threadIdx.x] = warp_sum((float)(threadIdx.x & 31)); }
+__global__ void t_block(double *out) {
+    const double s = block_sum_d((double)threadIdx.x + 1000.0 * blockIdx.x);
+    if (threadIdx.x == 7) out[blockIdx.x] = s;
+}
+__global__ void t_dyn(float *out, int n) {
+    AVGEN_DYNAMIC_SMEM(float, sm);
+    sm[threadIdx.x] = (float)threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = sm[(threadIdx.x + 1) % n];  // a neighbour's value: visible only after the barrier
+}
+__global__ void t_diverge(float *out) {
+    if (threadIdx.x < 16) out[threadIdx.x] = warp_sum(1.0f);
+}
+__global__ void t_trap() {
+    if (threadIdx.x == 3) __trap();
+}
+__global__ void t_inc(float *x) { x[threadIdx.x] += 1.0f; }
+
+static void test_emulator() {
+    float *w;
+    cudaMalloc((void **)&w, sizeof(float) * 128);
+    CHECK(isnan(w[0]) && isnan(w[127]), "device memory does not start as NaN");
+    CHECK(run("t_warp", dim3(2), dim3(64), 0, [=] { t_warp(w); }) == cudaSuccess, "t_warp failed");
+    bool ok = true;
+    for (int i = 0; i < 128; i++) ok = ok && w[i] == 496.0f;
+    CHECK(ok, "warp_sum of lane ids is not 496 in every lane");
+
+    double *bs;
+    cudaMalloc((void **)&bs, sizeof(double) * 3);
+    CHECK(run("t_block", dim3(3), dim3(256), 0, [=] { t_block(bs); }) == cudaSuccess, "t_block failed");
+    for (int b = 0; b < 3; b++) CHECK(bs[b] == 32640.0 + 256000.0 * b, "block %d sum %.1f", b, bs[b]);
+
+    CHECK(run("t_dyn", dim3(1), dim3(96), 96 * sizeof(float), [=] { t_dyn(w, 96); }) == cudaSuccess, "t_dyn failed");
+    ok = true;
+    for (int i = 0; i < 96; i++) ok = ok && w[i] == (float)((i + 1) % 96);
+    CHECK(ok, "dynamic shared memory is not shared across the block");
+
+    CHECK(avgen_emu::launch("t_big", dim3(1), dim3(2048), 0, NULL, [] {}) == cudaErrorInvalidConfiguration,
+          "a block of 2048 threads was accepted");
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration && cudaGetLastError() == cudaSuccess,
+          "the launch error is not reported once");
+    CHECK(avgen_emu::launch("t_smem", dim3(1), dim3(32), 64 * 1024, NULL, [] {}) != cudaSuccess,
+          "64 KiB of dynamic shared memory was accepted");
+    cudaGetLastError();
+
+    CHECK(run("t_diverge", dim3(1), dim3(32), 0, [=] { t_diverge(w); }) == cudaErrorLaunchFailure,
+          "a shuffle reached by half a warp was not a fault");
+    avgen_emu::clear_fault();
+    CHECK(run("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }) == cudaErrorLaunchFailure, "__trap was not a fault");
+    avgen_emu::clear_fault();
+
+    // a captured graph runs only when launched, and each launch runs it again
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    for (int i = 0; i < 32; i++) w[i] = 0.0f;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    avgen_emu::launch("t_inc", dim3(1), dim3(32), 0, s, [=] { t_inc(w); });
+    cudaGraph_t g;
+    cudaStreamEndCapture(s, &g);
+    CHECK(w[5] == 0.0f, "a captured launch ran during capture");
+    cudaGraphExec_t ge;
+    cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphLaunch(ge, s);
+    cudaGraphLaunch(ge, s);
+    cudaStreamSynchronize(s);
+    CHECK(w[5] == 2.0f && w[31] == 2.0f, "two graph launches gave %g", w[5]);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+
+    // an access past the end of an allocation (beyond its 256-byte rounding) faults
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        volatile float *v = w;
+        v[128 + 64] = 1.0f;
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "a write past the end of device memory did not fault");
+    cudaFree(w);
+    cudaFree(bs);
+}
+
+// ------------------------------------------------------------------------------------- cuBLASLt
+static unsigned lcg = 12345;
+static float frand() {
+    lcg = lcg * 1664525u + 1013904223u;
+    return (float)((lcg >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static void test_lt() {
+    void *f[13];
+    avgen_emu::lt_table(f);
+    auto create = (decltype(&cublasLtCreate))f[0];
+    auto desc_create = (decltype(&cublasLtMatmulDescCreate))f[2];
+    auto desc_set = (decltype(&cublasLtMatmulDescSetAttribute))f[4];
+    auto layout_create = (decltype(&cublasLtMatrixLayoutCreate))f[5];
+    auto layout_set = (decltype(&cublasLtMatrixLayoutSetAttribute))f[7];
+    auto matmul = (decltype(&cublasLtMatmul))f[12];
+    cublasLtHandle_t h;
+    create(&h);
+    // column-major D[m,n] = op(A) op(B) + C + bias, batched, A transposed
+    const int m = 5, n = 3, k = 7, batch = 2;
+    std::vector<float> A(k * m * batch), B(k * n * batch), C(m * n * batch), D(m * n * batch), bias(m);
+    for (auto *v : {&A, &B, &C}) for (float &x : *v) x = frand();
+    for (float &x : bias) x = frand();
+    for (int epi = 0; epi < 2; epi++) {
+        const int nb = epi ? 1 : batch;  // the bias epilogue is unbatched
+        cublasLtMatmulDesc_t d;
+        desc_create(&d, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+        const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+        desc_set(d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+        desc_set(d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+        if (epi) {
+            const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+            const float *bp = bias.data();
+            desc_set(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+            desc_set(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+        }
+        cublasLtMatrixLayout_t la, lb, lc;
+        layout_create(&la, CUDA_R_32F, k, m, k);
+        layout_create(&lb, CUDA_R_32F, k, n, k);
+        layout_create(&lc, CUDA_R_32F, m, n, m);
+        const int32_t bc = nb;
+        const int64_t sa = k * m, sb = k * n, sc = m * n;
+        layout_set(la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        layout_set(lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        layout_set(lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        layout_set(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa);
+        layout_set(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb);
+        layout_set(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc);
+        const float one = 1.0f;
+        CHECK(matmul(h, d, &one, A.data(), la, B.data(), lb, &one, C.data(), lc, D.data(), lc, NULL, NULL, 0, NULL) == 0,
+              "matmul failed");
+        double worst = 0;
+        for (int b = 0; b < nb; b++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double r = C[b * sc + i + j * m] + (epi ? bias[i] : 0.0);
+                    for (int q = 0; q < k; q++) r += (double)A[b * sa + q + i * k] * B[b * sb + q + j * k];
+                    worst = fmax(worst, fabs(r - D[b * sc + i + j * m]));
+                }
+        CHECK(worst < 1e-5, "cuBLASLt matmul (epilogue %d) is off by %g", epi, worst);
+    }
+}
+
+// ------------------------------------------------------------------------------------ attention
+static float bf(float x) { return avgen_emu_bf(f2bf(x)); }
+
+// The kernels' arithmetic in double, with their bf16 operands: per row, keys in chunks of 64 with the
+// online softmax (P rounded to bf16 against the running maximum); backward from the forward's lse.
+struct AttnRef {
+    int P, N, H, HD;
+    float scale;
+    std::vector<float> qkv, dO;
+    std::vector<double> delta;
+    std::vector<double> O, lse, dqkv;
+    double q(int p, int i, int h, int d, int which) const {
+        const int D = H * HD;
+        return bf(qkv[((size_t)p * N + i) * 3 * D + which * D + h * HD + d]);
+    }
+    double s(int p, int h, int i, int j) const {
+        double a = 0;
+        for (int d = 0; d < HD; d++) a += q(p, i, h, d, 0) * q(p, j, h, d, 1);
+        return (double)(float)a * scale;
+    }
+    void forward() {
+        const int D = H * HD;
+        O.assign((size_t)P * N * D, 0.0), lse.assign((size_t)P * H * N, 0.0);
+        for (int p = 0; p < P; p++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < N; i++) {
+                    double m = -INFINITY, l = 0;
+                    std::vector<double> o(HD, 0.0);
+                    for (int c0 = 0; c0 < N; c0 += 64) {
+                        const int c1 = c0 + 64 < N ? c0 + 64 : N;
+                        double x = m;
+                        for (int j = c0; j < c1; j++) x = fmax(x, s(p, h, i, j));
+                        const double a = exp(m - x);
+                        m = x, l *= a;
+                        for (double &v : o) v *= a;
+                        for (int j = c0; j < c1; j++) {
+                            const double e = exp(s(p, h, i, j) - m);
+                            l += e;
+                            for (int d = 0; d < HD; d++) o[d] += bf((float)e) * q(p, j, h, d, 2);
+                        }
+                    }
+                    for (int d = 0; d < HD; d++) O[((size_t)p * N + i) * D + h * HD + d] = o[d] / l;
+                    lse[((size_t)p * H + h) * N + i] = m + log(l);
+                }
+    }
+    void backward() {
+        const int D = H * HD;
+        dqkv.assign((size_t)P * N * 3 * D, 0.0);
+        for (int p = 0; p < P; p++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < N; i++)
+                    for (int j = 0; j < N; j++) {
+                        const size_t st = ((size_t)p * H + h) * N;
+                        const double pr = exp(s(p, h, i, j) - (float)lse[st + i]);
+                        double dp = 0;
+                        for (int d = 0; d < HD; d++) dp += bf(dO[((size_t)p * N + i) * D + h * HD + d]) * q(p, j, h, d, 2);
+                        const double ds = pr * ((double)(float)dp - (float)delta[st + i]) * scale;
+                        for (int d = 0; d < HD; d++) {
+                            const double dod = bf(dO[((size_t)p * N + i) * D + h * HD + d]);
+                            dqkv[((size_t)p * N + i) * 3 * D + h * HD + d] += bf((float)ds) * q(p, j, h, d, 1);
+                            dqkv[((size_t)p * N + j) * 3 * D + D + h * HD + d] += bf((float)ds) * q(p, i, h, d, 0);
+                            dqkv[((size_t)p * N + j) * 3 * D + 2 * D + h * HD + d] += bf((float)pr) * dod;
+                        }
+                    }
+    }
+};
+
+template <class T> static double rel_l2(const T *a, const std::vector<double> &b, size_t n, size_t stride = 1, size_t off = 0,
+                                        size_t width = 0) {
+    double num = 0, den = 0;
+    for (size_t e = 0; e < n; e++) {
+        if (width && (e % stride) - off >= width) continue;  // only columns [off, off + width) of rows of stride
+        num += ((double)a[e] - b[e]) * ((double)a[e] - b[e]), den += b[e] * b[e];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-300));
+}
+
+template <int HD> static void test_attention(int P, int N, int H) {
+    AttnRef r{P, N, H, HD, 1.0f / sqrtf((float)HD), {}, {}, {}, {}, {}, {}};
+    const int D = H * HD;
+    r.qkv.resize((size_t)P * N * 3 * D), r.dO.resize((size_t)P * N * D), r.delta.resize((size_t)P * H * N);
+    for (float &x : r.qkv) x = 2.0f * frand();
+    for (float &x : r.dO) x = frand();
+    for (double &x : r.delta) x = 0.1 * frand();
+    r.forward();
+    r.backward();
+    float *qkv, *O, *lse, *dO, *dqkv;
+    double *delta;
+    cudaMalloc((void **)&qkv, sizeof(float) * r.qkv.size());
+    cudaMalloc((void **)&dO, sizeof(float) * r.dO.size());
+    cudaMalloc((void **)&O, sizeof(float) * r.O.size());
+    cudaMalloc((void **)&lse, sizeof(float) * r.lse.size());
+    cudaMalloc((void **)&dqkv, sizeof(float) * r.dqkv.size());
+    cudaMalloc((void **)&delta, sizeof(double) * r.delta.size());
+    memcpy(qkv, r.qkv.data(), sizeof(float) * r.qkv.size());
+    memcpy(dO, r.dO.data(), sizeof(float) * r.dO.size());
+    memcpy(delta, r.delta.data(), sizeof(double) * r.delta.size());
+    const dim3 grid((N + kAttnRows - 1) / kAttnRows, H, P), block(kAttnThreads);
+    const float sc = r.scale;
+    CHECK(run("k_attn_fwd", grid, block, 0, [=] { k_attn_fwd<HD>(qkv, O, lse, N, H, sc); }) == cudaSuccess, "fwd failed");
+    const double eo = rel_l2(O, r.O, r.O.size()), el = rel_l2(lse, r.lse, r.lse.size());
+    CHECK(eo < 1e-4 && el < 1e-6, "HD %d N %d: forward O %.2e lse %.2e from the reference", HD, N, eo, el);
+    // backward from the reference's lse (as float, what the kernels read)
+    for (size_t e = 0; e < r.lse.size(); e++) lse[e] = (float)r.lse[e];
+    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) == cudaSuccess,
+          "dq failed");
+    CHECK(run("k_attn_bwd_dkv", grid, block, 0, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) ==
+              cudaSuccess,
+          "dkv failed");
+    const size_t n3 = r.dqkv.size();
+    const double eq = rel_l2(dqkv, r.dqkv, n3, 3 * D, 0, D), ek = rel_l2(dqkv, r.dqkv, n3, 3 * D, D, D),
+                 ev = rel_l2(dqkv, r.dqkv, n3, 3 * D, 2 * D, D);
+    CHECK(eq < 1e-4 && ek < 1e-4 && ev < 1e-4, "HD %d N %d: backward dQ %.2e dK %.2e dV %.2e from the reference", HD, N, eq,
+          ek, ev);
+    printf("attention HD %d N %d P %d: O %.1e lse %.1e dQ %.1e dK %.1e dV %.1e (relative L2 from the reference)\n", HD, N,
+           P, eo, el, eq, ek, ev);
+    for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta}) cudaFree(p);
+}
+
+int main() {
+    test_emulator();
+    test_lt();
+    test_attention<64>(1, 197, 2);
+    test_attention<64>(2, 49, 1);
+    test_attention<16>(3, 7, 2);
+    printf("%d passed, %d failed\n", pass, fail);
+    return fail ? 1 : 0;
+}
