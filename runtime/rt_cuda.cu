@@ -46,7 +46,8 @@ struct GemmKey {
     long long sa, sb, sc;
     unsigned align_a, align_b, align_c;  // pointer alignments (bytes, power of two, at most 256)
     unsigned align_bias;                 // the bias pointer's (the algorithm is chosen with the first one)
-    int ab16;                            // A and B are bf16 (bf16 GEMM operands), C fp32
+    int ab16;                            // A and B are bf16 (bf16 GEMM operands)
+    int c16;                             // C is bf16 too (bf16 storage: qkv)
 };
 
 struct GemmPlan {
@@ -54,7 +55,8 @@ struct GemmPlan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
-    int epi;  // the epilogue in use: the key's, or 0 when cuBLASLt had no algorithm with it
+    int epi;  // the epilogue in use: the key's (1), 2 for a bf16 C with the bias as bf16 (cuBLASLt had no
+              // algorithm with an fp32 bias), or 0 when cuBLASLt had no algorithm with it
 };
 
 struct Dev {
@@ -85,6 +87,7 @@ struct Dev {
     int profiling;
     double gemm_ms_acc;
     int n_epi_fused, n_epi_kernel;  // bias epilogues: in cuBLASLt, or as a separate kernel (no algorithm)
+    int n_epi_bias16;               // of the fused ones, those of a bf16 C whose bias cuBLASLt takes as bf16 only
     size_t free_before;
     // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
     const void *kern[kNumKernels];
@@ -287,16 +290,23 @@ void *scratch(Dev *d, size_t bytes) {
 // beta1), C = op(A) op(B) + csrc (csrc has C's layout; it may be C). With bias (unbatched), cuBLASLt's bias
 // epilogue adds bias[n] to every row, or, when it has no algorithm for that, a kernel after the GEMM.
 // Column-major cuBLASLt computes C^T = op(B)^T op(A)^T, so the operands swap. ab16: A and B are bf16 (C, the
-// bias and csrc fp32), with fp32 arithmetic on them (bf16 GEMM operands).
-void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, float *C,
+// bias and csrc fp32), with fp32 arithmetic on them (bf16 GEMM operands). c16 (with ab16, not beta1): C is
+// bf16, rounded from the fp32 result with the fp32 bias added; where cuBLASLt has no algorithm for an fp32
+// bias with a bf16 C, the bias is added as bf16 (bias16, its bf16 copy), its own type there.
+void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, void *C,
           int ldc, int beta1, int batch = 1, long long sa = 0, long long sb = 0, long long sc = 0,
-          const float *bias = NULL, const float *csrc = NULL, int ab16 = 0) {
+          const float *bias = NULL, const float *csrc = NULL, int ab16 = 0, int c16 = 0,
+          const unsigned short *bias16 = NULL) {
     if (d->failed) return;
+    if (c16 && (!ab16 || beta1 || (bias && !bias16))) {
+        set_fail(d, "a GEMM with a bf16 result needs bf16 operands, no addend and a bf16 bias copy (a bug in avgen)");
+        return;
+    }
     GemmKey key;
     memset(&key, 0, sizeof key);
     key.ta = ta, key.tb = tb, key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.batch = batch, key.beta1 = beta1, key.sa = sa, key.sb = sb, key.sc = sc, key.epi = bias != NULL;
-    key.ab16 = ab16;
+    key.ab16 = ab16, key.c16 = c16;
     if (bias && batch > 1) {
         set_fail(d, "a GEMM with a bias must not be batched (a bug in avgen)");
         return;
@@ -314,7 +324,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
             const unsigned s = align((const void *)(uintptr_t)(stride * es));
             if (s < al) al = s;
         };
-        lower(key.align_a, sa, ab16 ? 2 : 4), lower(key.align_b, sb, ab16 ? 2 : 4), lower(key.align_c, sc, 4);
+        lower(key.align_a, sa, ab16 ? 2 : 4), lower(key.align_b, sb, ab16 ? 2 : 4), lower(key.align_c, sc, c16 ? 2 : 4);
     }
     GemmPlan *pl = NULL;
     for (int i = 0; i < d->n_plans; i++)
@@ -343,7 +353,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         // column-major: first operand = B storage, second = A storage, result [N, M]
         if (!st) st = lt.layout_create(&pl->la, tab, tb ? K : N, tb ? N : K, ldb);
         if (!st) st = lt.layout_create(&pl->lb, tab, ta ? M : K, ta ? K : M, lda);
-        if (!st) st = lt.layout_create(&pl->lc, CUDA_R_32F, N, M, ldc);
+        if (!st) st = lt.layout_create(&pl->lc, c16 ? CUDA_R_16BF : CUDA_R_32F, N, M, ldc);
         if (!st && batch > 1) {
             int32_t bc = batch;
             st = lt.layout_set(pl->la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
@@ -366,7 +376,21 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         cublasLtMatmulHeuristicResult_t res;
         int got = 0;
         pl->epi = key.epi;
-        if (!st && pl->epi) {
+        if (!st && pl->epi && c16) {
+            // a bf16 C: the bias in fp32 if cuBLASLt can, else as bf16 (its default there); no kernel fallback
+            const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+            st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+            for (int bt = 0; bt < 2 && !st && !got; bt++) {
+                const int32_t type = bt ? CUDA_R_16BF : CUDA_R_32F;
+                const void *bp = bt ? (const void *)bias16 : (const void *)bias;
+                st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof type);
+                if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+                if (!st && (lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got) || got < 1))
+                    got = 0;
+                pl->epi = bt ? 2 : 1;
+            }
+            if (!st && !got) st = CUBLAS_STATUS_NOT_SUPPORTED;
+        } else if (!st && pl->epi) {
             const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
             st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
             if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
@@ -380,23 +404,25 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         if (!st && !got) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
         if (pref) lt.pref_destroy(pref);
         if (st || got < 1) {
-            set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d%s (status %d, %d algorithms)",
-                     M, N, K, ta, tb, batch, ab16 ? " bf16" : "", (int)st, got);
+            set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d%s%s (status %d, %d algorithms)",
+                     M, N, K, ta, tb, batch, ab16 ? " bf16" : "", c16 ? " to bf16" : "", (int)st, got);
             return;
         }
         pl->algo = res.algo;
         d->n_plans++;
         if (key.epi) (pl->epi ? d->n_epi_fused : d->n_epi_kernel)++;
+        if (pl->epi == 2) d->n_epi_bias16++;
     }
     if (pl->epi) {
-        const cublasStatus_t st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        const void *bp = pl->epi == 2 ? (const void *)bias16 : (const void *)bias;
+        const cublasStatus_t st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
         if (st) {
             set_fail(d, "cuBLASLt cannot take the bias pointer (status %d)", (int)st);
             return;
         }
     }
     const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
-    const float *cin = csrc && beta1 ? csrc : C;
+    const void *cin = csrc && beta1 ? (const void *)csrc : C;
     cudaEvent_t *pe = kprof_begin(d, kNumKernels);
     cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, cin, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);
@@ -405,8 +431,8 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         set_fail(d, "cuBLASLt matmul failed for M=%d N=%d K=%d (status %d)", M, N, K, (int)st);
         return;
     }
-    if (bias && !pl->epi) launch(d, k_bias_cols, dim3(blocks_for((long long)M * N, 256)), dim3(256), 0, C, (long long)ldc, bias,
-                                 (long long)M, N);
+    if (bias && !pl->epi) launch(d, k_bias_cols, dim3(blocks_for((long long)M * N, 256)), dim3(256), 0, (float *)C, (long long)ldc,
+                                 bias, (long long)M, N);
 }
 
 #define TD(t) (&g->tensors[t])
@@ -575,14 +601,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int a16 = is16(d, in[0]);  // h and the (frozen) weights as bf16
         const void *h = a16 ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]);
         auto wgt = [&](int t) { return a16 ? (const void *)W16(c, t) : (const void *)PF(t); };
+        const int c16 = is16(d, out[0]);  // qkv as bf16 (read only by the fused attention kernels)
+        auto dst = [&](int j) { return c16 ? (void *)(P16(c, out[0]) + j * D) : (void *)(PF(out[0]) + j * D); };
         if (qkv_stacked(c, in[1], in[3], in[5], (size_t)D * D) && qkv_stacked(c, in[2], in[4], in[6], (size_t)D)) {
             // the three weights form one [3D, D] matrix and the biases one [3D] vector: one GEMM, N = 3D
-            gemm(d, 0, 1, rows, 3 * D, D, h, D, wgt(in[1]), D, PF(out[0]), 3 * D, 0, 1, 0, 0, 0, PF(in[2]), NULL, a16);
+            gemm(d, 0, 1, rows, 3 * D, D, h, D, wgt(in[1]), D, dst(0), 3 * D, 0, 1, 0, 0, 0, PF(in[2]), NULL, a16, c16,
+                 c16 ? W16(c, in[2]) : NULL);
             break;
         }
         for (int j = 0; j < 3; j++)
-            gemm(d, 0, 1, rows, D, D, h, D, wgt(in[1 + 2 * j]), D, PF(out[0]) + j * D, 3 * D, 0, 1, 0, 0, 0,
-                 PF(in[2 + 2 * j]), NULL, a16);
+            gemm(d, 0, 1, rows, D, D, h, D, wgt(in[1 + 2 * j]), D, dst(j), 3 * D, 0, 1, 0, 0, 0, PF(in[2 + 2 * j]), NULL,
+                 a16, c16, c16 ? W16(c, in[2 + 2 * j]) : NULL);
         break;
     }
     case AVGEN_OP_KIND_ATTENTION: {
@@ -595,7 +624,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
-            LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+            if (is16(d, in[0]))  // qkv stored as bf16 (rt_cuda_bf16_operands)
+                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), 0, P16(c, in[0]), PF(out[0]), lse, N, H, scale);
+            else
+                LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
         }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
@@ -625,6 +657,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             const float *lse = PF(in[3]);
+            if (is16(d, in[1]) != is16(d, out[0])) {
+                set_fail(d, "%s: qkv and its gradient must both be bf16 or both fp32 (a bug in avgen)", o->name);
+                return;
+            }
+            if (is16(d, in[1])) {  // qkv and its gradient stored as bf16 (rt_cuda_bf16_operands)
+                const unsigned short *q16 = P16(c, in[1]);
+                unsigned short *dq16 = P16(c, out[0]);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), 0, dO, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), 0, dO, q16, lse, delta, dq16, N, H, scale);
+                break;
+            }
             LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
             LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
             break;
@@ -886,12 +929,16 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_QKV_DX: {
         const avgen_tensor_desc *dt = TD(in[0]);
         const int D = (int)dt->shape[2] / 3, rows = (int)(dt->shape[0] * dt->shape[1]);
+        const int a16 = is16(d, in[0]);  // the gradient of a bf16 qkv and the (frozen) weights as bf16
+        auto src = [&](int j) { return a16 ? (const void *)(P16(c, in[0]) + j * D) : (const void *)(PF(in[0]) + j * D); };
+        auto wgt = [&](int t) { return a16 ? (const void *)W16(c, t) : (const void *)PF(t); };
         if (qkv_stacked(c, in[1], in[2], in[3], (size_t)D * D)) {
             // dX = dqkv [rows, 3D] x [Wq; Wk; Wv] [3D, D]: one GEMM, K = 3D
-            gemm(d, 0, 0, rows, D, 3 * D, PF(in[0]), 3 * D, PF(in[1]), D, PF(out[0]), D, 0);
+            gemm(d, 0, 0, rows, D, 3 * D, src(0), 3 * D, wgt(in[1]), D, PF(out[0]), D, 0, 1, 0, 0, 0, NULL, NULL, a16);
             break;
         }
-        for (int j = 0; j < 3; j++) gemm(d, 0, 0, rows, D, D, PF(in[0]) + j * D, 3 * D, PF(in[1 + j]), D, PF(out[0]), D, j > 0);
+        for (int j = 0; j < 3; j++)
+            gemm(d, 0, 0, rows, D, D, src(j), 3 * D, wgt(in[1 + j]), D, PF(out[0]), D, j > 0, 1, 0, 0, 0, NULL, NULL, a16);
         break;
     }
     case AVGEN_OP_KIND_ADAM: {
@@ -1132,7 +1179,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             }
             d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
             if (!d->t16) goto fail;
-            rt_cuda_bf16_operands(g, d->t16);
+            rt_cuda_bf16_operands(g, d->attn_fused, d->t16);
             if (!ck(d, cudaMalloc((void **)&d->frozen16, d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
                     "device memory for the bf16 copy of the frozen weights"))
                 goto fail;
@@ -1450,7 +1497,9 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->arena_bytes = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
-    r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel;
+    r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
+    r->n_bf16_tensors = 0;
+    for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] != 0;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

@@ -86,9 +86,10 @@ typedef struct {
  * each fp32 activation that a LayerNorm or the GELU of LINEAR_GELU writes and that only GEMMs read, as
  * their first operand, against frozen weights (QKV, LINEAR_GELU, LINEAR_RESIDUAL): the CUDA backend stores
  * it as bf16 (in the first half of its slot) and those GEMMs read it, and a bf16 copy of the frozen
- * weights, as bf16 (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway). Returns the
- * count. */
-int rt_cuda_bf16_operands(const avgen_graph *g, unsigned char *flags);
+ * weights, as bf16 (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway). With
+ * fused_attention also qkv, which only the fused attention kernels read (they round it to bf16 when they
+ * stage it), and its gradient, which only QKV_DX reads against frozen weights. Returns the count. */
+int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 
@@ -115,6 +116,8 @@ typedef struct {
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
+    int n_bias_bf16;                 /* of the epilogue ones, bf16 results whose bias cuBLASLt took as bf16 only */
+    int n_bf16_tensors;              /* activations stored as bf16 (AVGEN_BF16_OPERANDS=1; rt_cuda_bf16_operands) */
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */

@@ -11,7 +11,10 @@
     X(k_bn_var) X(k_inc64) X(k_bn_apply) X(k_bn_bwd_dx) X(k_relu) X(k_relu_bwd) X(k_bias_res) X(k_bias_cols)    \
     X(k_bias_gelu) X(k_gelu_bwd) X(k_softmax_rows) X(k_attn_probs) X(k_attn_dscores) X(k_attn_delta)            \
     X(k_attn_fwd<16>) X(k_attn_fwd<32>) X(k_attn_fwd<64>) X(k_attn_bwd_dq<16>) X(k_attn_bwd_dq<32>)             \
-    X(k_attn_bwd_dq<64>) X(k_attn_bwd_dkv<16>) X(k_attn_bwd_dkv<32>) X(k_attn_bwd_dkv<64>) X(k_latent_a<2>)     \
+    X(k_attn_bwd_dq<64>) X(k_attn_bwd_dkv<16>) X(k_attn_bwd_dkv<32>) X(k_attn_bwd_dkv<64>) X(k_attn_fwd_bf<16>) \
+    X(k_attn_fwd_bf<32>) X(k_attn_fwd_bf<64>) X(k_attn_bwd_dq_bf<16>) X(k_attn_bwd_dq_bf<32>)                   \
+    X(k_attn_bwd_dq_bf<64>) X(k_attn_bwd_dkv_bf<16>) X(k_attn_bwd_dkv_bf<32>) X(k_attn_bwd_dkv_bf<64>)          \
+    X(k_latent_a<2>)                                                                                            \
     X(k_latent_a<4>) X(k_latent_a<8>) X(k_latent_a<16>) X(k_latent_b<2>) X(k_latent_b<4>) X(k_latent_b<8>)      \
     X(k_latent_b<16>) X(k_latbwd_rows<2>) X(k_latbwd_rows<4>) X(k_latbwd_rows<8>) X(k_latbwd_rows<16>)          \
     X(k_latbwd_ds<2>) X(k_latbwd_ds<4>) X(k_latbwd_ds<8>) X(k_latbwd_ds<16>) X(k_latbwd_tok<2>)                 \

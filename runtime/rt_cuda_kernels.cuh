@@ -518,48 +518,63 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const unsigned shor
     __trap();
 #endif
 }
-// A fragments of 16 rows x HD (row stride rs floats, rows >= n zero) from global fp32.
-template <int HD>
-__device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const float *src, long long rs, int r0, int n) {
+// Two consecutive elements of an fp32 or bf16 row as a bf16 pair (lo = the first): a bf16 source is
+// already in that form (the same bits as rounding its fp32 value, when it was written rounded to nearest).
+__device__ __forceinline__ unsigned attn_pair(const float *p) {
+    const float2 v = *(const float2 *)p;
+    return bf16x2(v.x, v.y);
+}
+__device__ __forceinline__ unsigned attn_pair(const unsigned short *p) { return *(const unsigned *)p; }
+
+// A fragments of 16 rows x HD (row stride rs elements, rows >= n zero) from global fp32 or bf16.
+template <int HD, class T>
+__device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const T *src, long long rs, int r0, int n) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int row = r0 + g + (i & 1) * 8, col = kk * 16 + 2 * t + (i >> 1) * 8;
-            float2 v = make_float2(0.0f, 0.0f);
-            if (row < n) v = *(const float2 *)(src + row * rs + col);
-            a[kk][i] = bf16x2(v.x, v.y);
+            a[kk][i] = row < n ? attn_pair(src + row * rs + col) : 0u;
         }
 }
 constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the launches use exactly this)
 
-// Stages 64 rows (from c0; rows >= n zero) x HD of two sources as bf16 into tiles ta and tb ([row][d], stride
-// HD + 8 halves: the fragment loads below, plain and ldmatrix, are free of bank conflicts). The trip counts
-// are compile-time, so each thread issues its loads of both tiles (up to 16 float2) before the first
-// conversion waits: one or two memory round trips per chunk instead of one per element.
-template <int HD>
-__device__ __forceinline__ void attn_stage2(unsigned short *ta, const float *sa, long long rsa, unsigned short *tb,
-                                            const float *sb, long long rsb, int c0, int n) {
-    constexpr int PER = kAttnRows * HD / 2 / kAttnThreads;  // float2 per thread and tile: 16, 8 or 4
+// Stages 64 rows (from c0; rows >= n zero) x HD of two sources (fp32 or bf16 each) as bf16 into tiles ta
+// and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free of bank
+// conflicts). The trip counts are compile-time, so each thread issues its loads of both tiles (up to 16
+// pairs) before the first conversion waits: one or two memory round trips per chunk instead of one per
+// element.
+__device__ __forceinline__ float2 attn_raw(const float *p) { return *(const float2 *)p; }
+__device__ __forceinline__ unsigned attn_raw(const unsigned short *p) { return *(const unsigned *)p; }
+__device__ __forceinline__ unsigned attn_cvt(float2 v) { return bf16x2(v.x, v.y); }
+__device__ __forceinline__ unsigned attn_cvt(unsigned v) { return v; }
+template <int HD, class TA, class TB>
+__device__ __forceinline__ void attn_stage2(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
+                                            const TB *sb, long long rsb, int c0, int n) {
+    constexpr int PER = kAttnRows * HD / 2 / kAttnThreads;  // pairs per thread and tile: 16, 8 or 4
     constexpr int G = PER < 8 ? PER : 8;
+    using RA = decltype(attn_raw(sa));
+    using RB = decltype(attn_raw(sb));
 #pragma unroll
     for (int g0 = 0; g0 < PER; g0 += G) {
-        float2 va[G], vb[G];
+        RA va[G];
+        RB vb[G];
 #pragma unroll
         for (int i = 0; i < G; i++) {
             const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
-            va[i] = vb[i] = make_float2(0.0f, 0.0f);
+            va[i] = RA();
+            vb[i] = RB();
             if (c0 + row < n) {
-                va[i] = *(const float2 *)(sa + (c0 + row) * rsa + d);
-                vb[i] = *(const float2 *)(sb + (c0 + row) * rsb + d);
+                va[i] = attn_raw(sa + (c0 + row) * rsa + d);
+                vb[i] = attn_raw(sb + (c0 + row) * rsb + d);
             }
         }
 #pragma unroll
         for (int i = 0; i < G; i++) {
             const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
-            *(unsigned *)&ta[row * (HD + 8) + d] = bf16x2(va[i].x, va[i].y);
-            *(unsigned *)&tb[row * (HD + 8) + d] = bf16x2(vb[i].x, vb[i].y);
+            *(unsigned *)&ta[row * (HD + 8) + d] = attn_cvt(va[i]);
+            *(unsigned *)&tb[row * (HD + 8) + d] = attn_cvt(vb[i]);
         }
     }
 }
@@ -601,27 +616,32 @@ __device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[
         }
     }
 }
-// Writes 16 rows x HD of accumulators (times s0 for row g, s1 for row g + 8) to dst (row stride rs), rows < n.
-template <int HD>
-__device__ __forceinline__ void attn_store(float *dst, long long rs, const float acc[HD / 8][4], int r0, int n, float s0,
-                                           float s1) {
+// Writes 16 rows x HD of accumulators (times s0 for row g, s1 for row g + 8) to dst (row stride rs), rows < n,
+// as fp32 or, rounded to nearest, as bf16.
+__device__ __forceinline__ void attn_put(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
+__device__ __forceinline__ void attn_put(unsigned short *p, float a, float b) { *(unsigned *)p = bf16x2(a, b); }
+template <int HD, class T>
+__device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc[HD / 8][4], int r0, int n, float s0, float s1) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
     for (int j = 0; j < HD / 8; j++) {
-        if (r0 + g < n) *(float2 *)(dst + (r0 + g) * rs + j * 8 + 2 * t) = make_float2(acc[j][0] * s0, acc[j][1] * s0);
-        if (r0 + g + 8 < n) *(float2 *)(dst + (r0 + g + 8) * rs + j * 8 + 2 * t) = make_float2(acc[j][2] * s1, acc[j][3] * s1);
+        if (r0 + g < n) attn_put(dst + (r0 + g) * rs + j * 8 + 2 * t, acc[j][0] * s0, acc[j][1] * s0);
+        if (r0 + g + 8 < n) attn_put(dst + (r0 + g + 8) * rs + j * 8 + 2 * t, acc[j][2] * s1, acc[j][3] * s1);
     }
 }
 
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
-template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+// Each kernel has a twin, *_bf, that takes qkv and writes dqkv as bf16 (bf16 storage): the same body,
+// instantiated for the other element type (one kernel for both would carry both bodies' registers; at
+// HD = 64 the forward twin takes 190 registers to k_attn_fwd's 168: 2 blocks an SM instead of 3, and 3
+// spill). A bf16 qkv holds the values the fp32 path rounds to when staging, so both give the same results.
+template <int HD, class T>
+__device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short *Vs, const T *qkv, float *O, float *lse,
+                                              int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
     const long long rs = 3LL * D;
-    const float *q = qkv + (long long)p * N * rs + h * HD;
+    const T *q = qkv + (long long)p * N * rs + h * HD;
     unsigned qa[HD / 16][4];
     attn_load_a<HD>(qa, q, rs, r0, N);
     float o[HD / 8][4];
@@ -668,18 +688,30 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, flo
         if (r0 + g + 8 < N) lr[r0 + g + 8] = m1 + logf(l1);
     }
 }
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
+}
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd_bf(const unsigned short *qkv, float *O, float *lse, int N, int H,
+                                                              float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
+}
 
 // Backward, dQ: per query row block, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
 // dS = P (dP - delta) scale, dQ = dS K (written to dqkv's Q columns).
-template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse, const double *delta,
-                                                    float *dqkv, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+template <int HD, class T, class DT>
+__device__ __forceinline__ void attn_dq_body(unsigned short *Ks, unsigned short *Vs, const float *dO, const T *qkv,
+                                             const float *lse, const double *delta, DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
     const long long rs = 3LL * D;
-    const float *q = qkv + (long long)p * N * rs + h * HD, *go = dO + (long long)p * N * D + h * HD;
+    const T *q = qkv + (long long)p * N * rs + h * HD;
+    const float *go = dO + (long long)p * N * D + h * HD;
     unsigned qa[HD / 16][4], da[HD / 16][4];
     attn_load_a<HD>(qa, q, rs, r0, N);
     attn_load_a<HD>(da, go, D, r0, N);
@@ -710,19 +742,33 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, c
     }
     attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
 }
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse,
+                                                              const double *delta, float *dqkv, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
+}
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const float *dO, const unsigned short *qkv, const float *lse,
+                                                                 const double *delta, unsigned short *dqkv, int N, int H,
+                                                                 float scale) {
+    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
+}
 
 // Backward, dK and dV: per key row block, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
 // dP^T = V dO^T, dS^T = P^T (dP^T - delta) scale, dK = dS^T Q (written to dqkv's K and V columns).
-template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
-                                                     const double *delta, float *dqkv, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
-    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+template <int HD, class T, class DT>
+__device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, unsigned short *Os, float *lse_s, float *del_s,
+                                              const float *dO, const T *qkv, const float *lse, const double *delta,
+                                              DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
     const long long rs = 3LL * D;
-    const float *q = qkv + (long long)p * N * rs + h * HD, *go = dO + (long long)p * N * D + h * HD;
+    const T *q = qkv + (long long)p * N * rs + h * HD;
+    const float *go = dO + (long long)p * N * D + h * HD;
     unsigned ka[HD / 16][4], va[HD / 16][4];
     attn_load_a<HD>(ka, q + D, rs, r0, N);
     attn_load_a<HD>(va, q + 2 * D, rs, r0, N);
@@ -761,13 +807,35 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, 
     attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
     attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);
 }
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
+                                                               const double *delta, float *dqkv, int N, int H, float scale) {
+    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
+    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+    attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
+}
+template <int HD>
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv_bf(const float *dO, const unsigned short *qkv, const float *lse,
+                                                                  const double *delta, unsigned short *dqkv, int N, int H,
+                                                                  float scale) {
+    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
+    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
+    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+    attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
+}
 
 #define AVGEN_ATTN_INST(HD)                                                                                            \
     template __global__ void k_attn_fwd<HD>(const float *, float *, float *, int, int, float);                        \
     template __global__ void k_attn_bwd_dq<HD>(const float *, const float *, const float *, const double *, float *, int, \
                                                int, float);                                                          \
     template __global__ void k_attn_bwd_dkv<HD>(const float *, const float *, const float *, const double *, float *,    \
-                                                int, int, float);
+                                                int, int, float);                                                    \
+    template __global__ void k_attn_fwd_bf<HD>(const unsigned short *, float *, float *, int, int, float);             \
+    template __global__ void k_attn_bwd_dq_bf<HD>(const float *, const unsigned short *, const float *, const double *,  \
+                                                  unsigned short *, int, int, float);                                \
+    template __global__ void k_attn_bwd_dkv_bf<HD>(const float *, const unsigned short *, const float *, const double *, \
+                                                   unsigned short *, int, int, float);
 AVGEN_ATTN_INST(16)
 AVGEN_ATTN_INST(32)
 AVGEN_ATTN_INST(64)

@@ -191,8 +191,8 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
-                 "added by cuBLASLt's epilogue in %d, by a kernel in %d):\n",
-            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel);
+                 "added by cuBLASLt's epilogue in %d (as bf16 in %d), by a kernel in %d; %d activations stored as bf16):\n",
+            total, r.n_gemm_plans, r.n_bias_fused, r.n_bias_bf16, r.n_bias_kernel, r.n_bf16_tensors);
     int order[AVGEN_OP_KIND_COUNT];
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) order[i] = i;
     for (int a = 1; a < AVGEN_OP_KIND_COUNT; a++) {
@@ -265,13 +265,14 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"clips_per_s\":%.4f,\"step_flops\":%.6g,\"tflops\":%.3f,\"mfu\":%.5f,\"planned_bytes\":%lld,"
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
-                   "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"attention\":\"%s\",\"families_ms\":{",
+                   "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
+                   "\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
-                kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel,
-                r.attention_fused ? "fused" : "gemm");
+                kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
+                r.n_bf16_tensors, r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)

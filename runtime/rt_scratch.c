@@ -146,16 +146,35 @@ static int frozen_gemm_operand(const avgen_graph *g, const avgen_op_desc *o, int
     }
 }
 
-int rt_cuda_bf16_operands(const avgen_graph *g, unsigned char *flags) {
+/* With the fused attention: qkv (QKV's output), read only by the fused kernels, which round it to bf16 when
+ * they stage it (ATTENTION in[0], ATTENTION_BWD in[1]), and its gradient (ATTENTION_BWD's output), read only
+ * as the first operand of QKV_DX against frozen weights. */
+static int attention_operand(const avgen_graph *g, const avgen_op_desc *o, int slot) {
+    const int32_t *in = g->refs + o->in_at;
+    switch (o->kind) {
+    case AVGEN_OP_KIND_ATTENTION: return slot == 0;
+    case AVGEN_OP_KIND_ATTENTION_BWD: return slot == 1;
+    case AVGEN_OP_KIND_QKV_DX:
+        return slot == 0 && o->n_in >= 4 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN &&
+               g->tensors[in[2]].arena == AVGEN_ARENA_FROZEN && g->tensors[in[3]].arena == AVGEN_ARENA_FROZEN;
+    default: return 0;
+    }
+}
+
+int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags) {
     int n = 0;
     for (int t = 0; t < g->n_tensors; t++) flags[t] = 0;
     for (int i = 0; i < g->n_ops; i++) {
         const avgen_op_desc *o = &g->ops[i];
         const int32_t *out = g->refs + o->out_at;
-        int t = -1;
+        int t = -1, att = 0;
         if (o->kind == AVGEN_OP_KIND_LAYERNORM && o->n_out >= 1) t = out[0];
         else if (o->kind == AVGEN_OP_KIND_LINEAR_GELU && o->n_out > 1) t = out[o->n_out - 1];
+        else if (fused_attention && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_ATTENTION_BWD) && o->n_out >= 1)
+            t = out[0], att = 1;
         if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
+        /* a bf16 qkv comes from a bf16 GEMM (its input is bf16), a bf16 gradient from a bf16 qkv */
+        if (att && !flags[g->refs[o->in_at + (o->kind == AVGEN_OP_KIND_QKV ? 0 : 1)]]) continue;
         int writers = 0, readers = 0, ok = 1;
         for (int j = 0; j < g->n_ops && ok; j++) {
             const avgen_op_desc *q = &g->ops[j];
@@ -163,10 +182,19 @@ int rt_cuda_bf16_operands(const avgen_graph *g, unsigned char *flags) {
             for (int s2 = 0; s2 < q->n_in; s2++)
                 if (g->refs[q->in_at + s2] == t) {
                     readers++;
-                    if (!frozen_gemm_operand(g, q, s2)) ok = 0;
+                    if (!(att ? attention_operand(g, q, s2) : frozen_gemm_operand(g, q, s2))) ok = 0;
                 }
         }
         if (ok && writers == 1 && readers > 0) flags[t] = 1, n++;
+    }
+    /* the attention backward kernels take qkv and write its gradient both as bf16 or both as fp32 */
+    for (int i = 0; fused_attention && i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        if (o->kind != AVGEN_OP_KIND_ATTENTION_BWD || o->n_in < 2 || o->n_out < 1) continue;
+        const int q = g->refs[o->in_at + 1], dq = g->refs[o->out_at];
+        if (flags[q] == flags[dq]) continue;
+        n -= flags[q] + flags[dq];
+        flags[q] = flags[dq] = 0;
     }
     return n;
 }

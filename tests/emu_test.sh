@@ -15,6 +15,7 @@
 #   bf16 GEMM operands (AVGEN_BF16_OPERANDS=1): bit-identical to bf16 GEMMs, since the emulated cuBLASLt
 #     rounds fp32 operands to bf16 exactly as the kernels that write them as bf16 do;
 # the tolerances are about 3x the worst seen (the emulator is deterministic);
+# qkv stored as bf16 with the bias cuBLASLt would take only as bf16 (AVGEN_EMU_BIAS16_ONLY=1): 2e-2 of bf16;
 # one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
 # bad settings fail with one sentence.
 # usage: emu_test.sh AVGEN FIXTURE_DIR FIXTURE_PROG PROG...
@@ -73,6 +74,18 @@ run "bench" "$p" --bench --warmup 1 --steps 2 --precision bf16 --json "$TMP/benc
 for field in '"graph":true' '"attention":"fused"' '"kernel_ms":{' '"k_attn_fwd<' '"cuBLASLt matmul"'; do
   if grep -qF "$field" "$TMP/bench.json" 2>/dev/null; then ok; else bad "bench JSON lacks $field"; fi
 done
+
+# bf16 storage of qkv where cuBLASLt takes the bias of a bf16 result only as bf16 (the emulator's
+# AVGEN_EMU_BIAS16_ONLY=1): the fallback adds the bias's bf16 copy; close to, not the same as, bf16 GEMMs.
+run "bias16 step" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_BIAS16_ONLY=1 "$p" --step --inputs random --out "$TMP/b16.st" \
+  --backend cuda --precision bf16 &&
+  diffok "bf16 bias of bf16 qkv" "$TMP/b16.st" "$TMP/$(basename "$p" -train-emu)-bf16.st" 2e-2 --grad-floor $(gates 0.3)
+run "bias16 bench" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_BIAS16_ONLY=1 "$p" --bench --warmup 1 --steps 1 --precision bf16 \
+  --json "$TMP/bench16.json"
+for re in '"bias_bf16_gemms":[1-9]' '"bf16_tensors":[1-9]'; do
+  if grep -q "$re" "$TMP/bench16.json" 2>/dev/null; then ok; else bad "bench JSON with bf16 operands lacks $re"; fi
+done
+if grep -q '"bias_bf16_gemms":0' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bias_bf16_gemms is not 0 without bf16 operands"; fi
 
 # Bad settings: one sentence, non-zero exit.
 fails() { # fails NEEDLE command...

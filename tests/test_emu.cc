@@ -5,7 +5,8 @@
 //   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory, a shuffle that part
 //   of a warp skips and __trap are faults, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
-//   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7.
+//   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7, and
+//   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded).
 #include "emu/cuda_emu.h"
 
 #include <math.h>
@@ -293,8 +294,10 @@ template <int HD> static void test_attention(int P, int N, int H) {
     const double eo = rel_l2(O, r.O, r.O.size()), el = rel_l2(lse, r.lse, r.lse.size());
     CHECK(eo < 1e-4 && el < 1e-6, "HD %d N %d: forward O %.2e lse %.2e from the reference", HD, N, eo, el);
     // backward from the reference's lse (as float, what the kernels read)
+    std::vector<float> lse_k(lse, lse + r.lse.size());
     for (size_t e = 0; e < r.lse.size(); e++) lse[e] = (float)r.lse[e];
-    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) == cudaSuccess,
+    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) ==
+              cudaSuccess,
           "dq failed");
     CHECK(run("k_attn_bwd_dkv", grid, block, 0, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) ==
               cudaSuccess,
@@ -306,7 +309,30 @@ template <int HD> static void test_attention(int P, int N, int H) {
           ek, ev);
     printf("attention HD %d N %d P %d: O %.1e lse %.1e dQ %.1e dK %.1e dV %.1e (relative L2 from the reference)\n", HD, N,
            P, eo, el, eq, ek, ev);
-    for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta}) cudaFree(p);
+
+    // qkv as bf16 (its rounded values) gives the same bits; dqkv as bf16 is the fp32 result rounded
+    unsigned short *q16, *dq16;
+    float *O2, *lse2;
+    cudaMalloc((void **)&q16, 2 * r.qkv.size());
+    cudaMalloc((void **)&dq16, 2 * n3);
+    cudaMalloc((void **)&O2, sizeof(float) * r.O.size());
+    cudaMalloc((void **)&lse2, sizeof(float) * r.lse.size());
+    for (size_t e = 0; e < r.qkv.size(); e++) q16[e] = f2bf(r.qkv[e]);
+    CHECK(run("k_attn_fwd", grid, block, 0, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }) == cudaSuccess, "fwd16 failed");
+    CHECK(!memcmp(O2, O, sizeof(float) * r.O.size()) && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
+          "HD %d N %d: the forward from a bf16 qkv differs from the fp32 one", HD, N);
+    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }) ==
+              cudaSuccess,
+          "dq16 failed");
+    CHECK(run("k_attn_bwd_dkv", grid, block, 0, [=] { k_attn_bwd_dkv_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }) ==
+              cudaSuccess,
+          "dkv16 failed");
+    size_t diff = 0;
+    for (size_t e = 0; e < n3; e++) diff += dq16[e] != f2bf(dqkv[e]);
+    CHECK(diff == 0, "HD %d N %d: %zu elements of the bf16 dqkv are not the fp32 one rounded", HD, N, diff);
+    for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta, (void *)q16, (void *)dq16,
+                    (void *)O2, (void *)lse2})
+        cudaFree(p);
 }
 
 int main() {

@@ -231,9 +231,11 @@ static void test_backward_extent(void) {
 }
 
 /* bf16 GEMM operands: exactly the frozen backbone's LayerNorm outputs (before attention and before the MLP)
- * and GELU outputs, which only frozen-weight GEMMs read; never an adapter's tensors, never with a
- * recompute policy's extra readers unaccounted for. */
-static void test_bf16_operands(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+ * and GELU outputs, which only frozen-weight GEMMs read; with the fused attention also qkv, read only by the
+ * attention ops, and its gradient, read only by QKV_DX against frozen weights; never an adapter's tensors,
+ * never with a recompute policy's extra readers unaccounted for. */
+static void test_bf16_operands(const char *model, const char *const *sets, int nsets, gen_recompute rc, int fused,
+                               int want) {
     gen_spec s;
     gen_ir ir;
     gen_mem m;
@@ -244,8 +246,9 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
     CHECK(gen_graph_build(&ir, &m, &gg) == 0);
     const avgen_graph *g = &gg.g;
     unsigned char *f = calloc((size_t)g->n_tensors, 1);
-    const int n = rt_cuda_bf16_operands(g, f);
-    if (want >= 0) CHECK_MSG(n == want, "%s (recompute %d): %d bf16 GEMM operands, expected %d", model, (int)rc, n, want);
+    const int n = rt_cuda_bf16_operands(g, fused, f);
+    if (want >= 0)
+        CHECK_MSG(n == want, "%s (recompute %d, fused %d): %d bf16 GEMM operands, expected %d", model, (int)rc, fused, n, want);
     else CHECK_MSG(n > 0, "%s (recompute %d): no bf16 GEMM operands", model, (int)rc);
     int seen = 0;
     for (int t = 0; t < g->n_tensors; t++) {
@@ -259,14 +262,21 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
             for (int j = 0; j < o->n_in; j++)
                 if (g->refs[o->in_at + j] == t) {
                     readers++;
-                    CHECK_MSG(j == 0 && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_LINEAR_GELU ||
-                                         o->kind == AVGEN_OP_KIND_LINEAR_RESIDUAL),
+                    const int attn = (o->kind == AVGEN_OP_KIND_ATTENTION && j == 0) ||
+                                     (o->kind == AVGEN_OP_KIND_ATTENTION_BWD && j == 1);
+                    CHECK_MSG(attn ? fused
+                                   : j == 0 && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_LINEAR_GELU ||
+                                                o->kind == AVGEN_OP_KIND_LINEAR_RESIDUAL ||
+                                                (fused && o->kind == AVGEN_OP_KIND_QKV_DX)),
                               "%s is read by %s (slot %d)", g->tensors[t].name, o->name, j);
-                    CHECK_MSG(g->tensors[g->refs[o->in_at + 1]].arena == AVGEN_ARENA_FROZEN, "%s: weight not frozen", o->name);
+                    if (!attn)
+                        CHECK_MSG(g->tensors[g->refs[o->in_at + 1]].arena == AVGEN_ARENA_FROZEN, "%s: weight not frozen",
+                                  o->name);
                 }
         }
-        CHECK_MSG(producer >= 0 && (g->ops[producer].kind == AVGEN_OP_KIND_LAYERNORM ||
-                                    g->ops[producer].kind == AVGEN_OP_KIND_LINEAR_GELU),
+        const int pk = producer >= 0 ? g->ops[producer].kind : -1;
+        CHECK_MSG(pk == AVGEN_OP_KIND_LAYERNORM || pk == AVGEN_OP_KIND_LINEAR_GELU ||
+                      (fused && (pk == AVGEN_OP_KIND_QKV || pk == AVGEN_OP_KIND_ATTENTION_BWD)),
                   "%s: unexpected producer", g->tensors[t].name);
         CHECK_MSG(producer >= 0 && g->ops[producer].stream != 0 && strstr(g->ops[producer].name, "adapter") == NULL,
                   "%s: produced by %s", g->tensors[t].name, producer >= 0 ? g->ops[producer].name : "?");
@@ -283,12 +293,18 @@ int main(int argc, char **argv) {
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();
-    /* ViT-B/16: 12 layers x 2 streams x (LayerNorm before attention, before the MLP, GELU) */
+    /* ViT-B/16: 12 layers x 2 streams x (LayerNorm before attention, before the MLP, GELU), and with the
+     * fused attention 24 qkv and 22 gradients more (layer 0's attention has no backward: the gradient stops
+     * at its adapters: the backward extent, test_backward_extent above) */
     const char *fp32[] = {"precision=fp32"};  /* the CUDA backend's graphs store fp32 (docs/bench.md) */
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 72);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 12);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 72);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 118);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 12);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 18);
     /* recomputed forward ops write more of them; the invariants above hold for each */
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_BLOCK, -1);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, -1);
+    for (int fused = 0; fused < 2; fused++) {
+        test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_BLOCK, fused, -1);
+        test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, fused, -1);
+    }
     return CHECK_DONE();
 }

@@ -265,6 +265,7 @@ struct LtDesc {
     cublasOperation_t ta, tb;
     cublasLtEpilogue_t epi;
     const void *bias;
+    int32_t bias_type;  // -1: D's type
 };
 struct LtLayout {
     cudaDataType_t type;
@@ -307,6 +308,29 @@ bool exact_gemm() {
         v = e && !strcmp(e, "1");
     }
     return v == 1;
+}
+
+// An element as float (fp32, or bf16 when h), and a float stored (bf16: rounded to nearest even).
+float get(const unsigned char *p, bool h) {
+    if (h) {
+        unsigned short b;
+        memcpy(&b, p, 2);
+        return avgen_emu_bf(b);
+    }
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+void put(unsigned char *p, float v, bool h) {
+    if (!h) {
+        memcpy(p, &v, 4);
+        return;
+    }
+    const float r = round_bf16(v);
+    unsigned u;
+    memcpy(&u, &r, 4);
+    const unsigned short b = (unsigned short)(u >> 16);
+    memcpy(p, &b, 2);
 }
 
 // op(X) of a layout as a dense [r][c] float matrix (batch b), rounded for the compute type.
@@ -526,7 +550,7 @@ cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeTy
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if (scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
     LtDesc *x = new LtDesc();
-    x->compute = ct, x->scale = scale, x->ta = x->tb = CUBLAS_OP_N, x->epi = CUBLASLT_EPILOGUE_DEFAULT;
+    x->compute = ct, x->scale = scale, x->ta = x->tb = CUBLAS_OP_N, x->epi = CUBLASLT_EPILOGUE_DEFAULT, x->bias_type = -1;
     *d = (cublasLtMatmulDesc_t)x;
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -549,6 +573,7 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
         return CUBLAS_STATUS_SUCCESS;
     }
     case CUBLASLT_MATMUL_DESC_BIAS_POINTER: return set_attr(&x->bias, buf, size);
+    case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: return set_attr(&x->bias_type, buf, size);
     default: return CUBLAS_STATUS_NOT_SUPPORTED;
     }
 }
@@ -586,6 +611,8 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t, 
     return buf ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
+static int32_t lt_bias_type(const LtDesc *x, const LtLayout *dd) { return x->bias_type >= 0 ? x->bias_type : (int32_t)dd->type; }
+
 // The shapes of D = op(A) op(B) (+ C): m, n, k, or false when the layouts disagree.
 static bool lt_shape(const LtDesc *x, const LtLayout *a, const LtLayout *b, const LtLayout *c, const LtLayout *dd,
                      uint64_t *m, uint64_t *n, uint64_t *k) {
@@ -594,10 +621,18 @@ static bool lt_shape(const LtDesc *x, const LtLayout *a, const LtLayout *b, cons
     const uint64_t kb = x->tb == CUBLAS_OP_N ? b->rows : b->cols;
     *n = x->tb == CUBLAS_OP_N ? b->cols : b->rows;
     if (kb != *k || c->rows != *m || c->cols != *n || dd->rows != *m || dd->cols != *n) return false;
-    if (a->type != b->type || c->type != CUDA_R_32F || dd->type != CUDA_R_32F) return false;
+    if (a->type != b->type || c->type != dd->type) return false;
+    if (dd->type != CUDA_R_32F && !(dd->type == CUDA_R_16BF && a->type == CUDA_R_16BF)) return false;
     if (a->type == CUDA_R_16BF && x->compute != CUBLAS_COMPUTE_32F) return false;
     if (a->batch != b->batch || a->batch != c->batch || c->batch != dd->batch || a->batch < 1) return false;
-    if (x->epi == CUBLASLT_EPILOGUE_BIAS && a->batch > 1) return false;
+    if (x->epi == CUBLASLT_EPILOGUE_BIAS) {
+        if (a->batch > 1) return false;
+        const int32_t bt = lt_bias_type(x, dd);
+        if (bt != CUDA_R_32F && !(bt == CUDA_R_16BF && dd->type == CUDA_R_16BF)) return false;
+        // AVGEN_EMU_BIAS16_ONLY=1: as a cuBLASLt without fp32 biases for bf16 results (the backend's fallback)
+        const char *e = getenv("AVGEN_EMU_BIAS16_ONLY");
+        if (bt == CUDA_R_32F && dd->type == CUDA_R_16BF && e && !strcmp(e, "1")) return false;
+    }
     return true;
 }
 
@@ -633,17 +668,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
         for (int bi = 0; bi < a.batch; bi++) {
             load(oa, &a, A, x.ta != CUBLAS_OP_N, bi, x.compute);  // [m][k]
             load(ob, &b, B, x.tb == CUBLAS_OP_N, bi, x.compute);  // op(B)^T: [n][k]
-            const float *cb = (const float *)C + (size_t)bi * c.stride;
-            float *db = (float *)D + (size_t)bi * dd.stride;
+            const bool h = dd.type == CUDA_R_16BF, bias16 = lt_bias_type(&x, &dd) == CUDA_R_16BF;
+            const size_t es = h ? 2 : 4;
+            const unsigned char *cb = (const unsigned char *)C + (size_t)bi * c.stride * es;
+            unsigned char *db = (unsigned char *)D + (size_t)bi * dd.stride * es;
             for (uint64_t j = 0; j < n; j++)
                 for (uint64_t i = 0; i < m; i++) {
                     double acc = 0;
                     const float *ra = &oa[i * k], *rb = &ob[j * k];
                     for (uint64_t q = 0; q < k; q++) acc += (double)ra[q] * (double)rb[q];
                     float v = (float)((double)al * acc);
-                    if (be != 0.0f) v = v + be * cb[i + j * c.ld];
-                    if (x.epi == CUBLASLT_EPILOGUE_BIAS) v += ((const float *)x.bias)[i];
-                    db[i + j * dd.ld] = v;
+                    if (be != 0.0f) v = v + be * get(cb + (i + j * c.ld) * es, h);
+                    if (x.epi == CUBLASLT_EPILOGUE_BIAS) v += get((const unsigned char *)x.bias + i * (bias16 ? 2 : 4), bias16);
+                    put(db + (i + j * dd.ld) * es, v, h);
                 }
         }
     });

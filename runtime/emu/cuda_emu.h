@@ -16,7 +16,7 @@
 //     fragment layouts; MMA products are summed in double and rounded once;
 //   - cuBLASLt matmuls are computed in double from operands rounded as the compute type says (bf16 for
 //     CUBLAS_COMPUTE_32F_FAST_16BF, tf32 for _FAST_TF32; not with AVGEN_EMU_EXACT_GEMM=1), with the bias
-//     epilogue;
+//     epilogue (bias fp32 or bf16), fp32 or bf16 results;
 //   - streams run each operation when it is issued; a stream being captured records them into the graph,
 //     which cudaGraphLaunch replays; events read a host clock.
 // NVRTC-built kernels are not emulated (the launch table is this build's copies).
