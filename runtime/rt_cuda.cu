@@ -453,6 +453,8 @@ const unsigned short *W16(const avgen_ctx *c, int t) { return DEV(c)->frozen16 +
 
 constexpr int kT = 256;  // threads for elementwise kernels
 #define GRID(n) dim3(blocks_for((n), kT)), dim3(kT), 0
+// for kernels that take four elements a thread when n is a multiple of 4
+#define GRID4(n) dim3(blocks_for((n) % 4 ? (n) : (n) / 4, kT)), dim3(kT), 0
 // BatchNorm's elementwise kernels: threads over columns (at most 128 a block, a multiple of 32), blocks over
 // column groups (y) and row groups (x, at most 2048; each thread loops over its rows).
 dim3 bn_block(int C) { return dim3(C >= 128 ? 128 : (unsigned)((C + 31) / 32 * 32)); }
@@ -707,7 +709,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]), NULL, 1);
         else
             gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]));
-        launch(d, k_bias_gelu, GRID((long long)rows * N), pre, act, NULL, (long long)rows * N, N,
+        launch(d, k_gelu, GRID4((long long)rows * N), pre, act, (long long)rows * N,
                is16(d, out[o->n_out - 1]) ? P16(c, out[o->n_out - 1]) : NULL);
         break;
     }
@@ -918,11 +920,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!dpre) return;
         if (d->bf16_ops && TD(in[2])->arena == AVGEN_ARENA_FROZEN) {  // dpre and the frozen weight as bf16
             unsigned short *dpre16 = (unsigned short *)dpre;
-            launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n, dpre16);
+            launch(d, k_gelu_bwd, GRID4(n), PF(in[0]), PF(in[1]), dpre, n, dpre16);
             gemm(d, 0, 0, (int)(n / N), K, N, dpre16, N, W16(c, in[2]), K, PF(out[0]), K, 0, 1, 0, 0, 0, NULL, NULL, 1);
             break;
         }
-        launch(d, k_gelu_bwd, GRID(n), PF(in[0]), PF(in[1]), dpre, n, (unsigned short *)NULL);
+        launch(d, k_gelu_bwd, GRID4(n), PF(in[0]), PF(in[1]), dpre, n, (unsigned short *)NULL);
         gemm(d, 0, 0, (int)(n / N), K, N, dpre, N, PF(in[2]), K, PF(out[0]), K, 0);
         break;
     }
