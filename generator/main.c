@@ -146,8 +146,9 @@ static const char *const usage_diff = ST_DIFF_USAGE;
 
 static const char *const usage_train =
     "usage: avgen train MODEL.json --data PREPARED [--weights vit.safetensors] [--backend auto|cpu|cuda]\n"
-    "                   [--out RUN] [--resume] [--threads N] [--checkpoint-every N] [--patience N]\n"
-    "                   [--val-every N] [--max-steps N] [--quiet] [--in-process] [--set path=value]...\n"
+    "                   [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--out RUN] [--resume] [--threads N]\n"
+    "                   [--checkpoint-every N] [--patience N] [--val-every N] [--max-steps N] [--quiet]\n"
+    "                   [--in-process] [--set path=value]...\n"
     "\n"
     "Trains the configuration on a folder written by avgen prep: train.epochs epochs of shuffled clips\n"
     "(video.frames frames at video.stride), Adam/AdamW with the adapters at train.lr and the head at\n"
@@ -162,8 +163,10 @@ static const char *const usage_train =
     "backbone.weights (Hugging Face google/vit-base-patch16-224 safetensors), else from train.seed\n"
     "(tests only). The configuration's program is generated and built into RUN/program (again when the\n"
     "description changes) and runs the loop from its compiled straight-line step; --in-process runs the\n"
-    "same step inside avgen instead (identical results). Exit status: 0 done, 1 failure, 2 bad input,\n"
-    "3 non-finite loss.\n";
+    "same step inside avgen instead (identical results). --backend cuda (auto: when a GPU can be used)\n"
+    "runs the steps and the validation on the GPU, parameters, gradients and Adam state kept there\n"
+    "(brought back for checkpoints and validation), with --precision's GEMMs (default bf16) and --kernels\n"
+    "as avgen step. Exit status: 0 done, 1 failure, 2 bad input, 3 non-finite loss.\n";
 
 static const char *const usage_eval =
     "usage: avgen eval MODEL.json --data PREPARED --checkpoint RUN|FILE [--split test|train|val] [--json]\n"
@@ -222,8 +225,9 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
-        } else if ((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
-                   (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels"))) {
+        } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
+                    (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels"))) ||
+                   (!strcmp(cmd, "train") && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak : &a->kernels) = argv[++i];
         } else if (!strcmp(cmd, "jit") && !strcmp(s, "--arch")) {
@@ -518,9 +522,10 @@ static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 
 static int check_backend(const char *cmd, const char *backend) {
     if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;
+    if (!strcmp(backend, "cuda") && !strcmp(cmd, "train")) return 0;
     if (!strcmp(backend, "cuda"))
-        fprintf(stderr, "error: avgen %s --backend cuda: training and evaluation run on the CPU backend in this version (the "
-                        "CUDA backend runs avgen step and avgen bench); use --backend cpu (or auto).\n", cmd);
+        fprintf(stderr, "error: avgen %s --backend cuda: evaluation runs on the CPU backend in this version (the CUDA "
+                        "backend runs avgen train, step and bench); use --backend cpu (or auto).\n", cmd);
     else
         fprintf(stderr, "error: avgen %s --backend %s is not a backend; expected auto, cpu or cuda.\n", cmd, backend);
     return 2;
@@ -664,6 +669,9 @@ static int cmd_train(int argc, char **argv) {
             pv[n++] = "--threads", pv[n++] = nb[0], pv[n++] = "--checkpoint-every", pv[n++] = nb[1];
             pv[n++] = "--patience", pv[n++] = nb[2], pv[n++] = "--val-every", pv[n++] = nb[3];
             pv[n++] = "--max-steps", pv[n++] = nb[4];
+            if (a.backend) pv[n++] = "--backend", pv[n++] = a.backend;
+            if (a.precision) pv[n++] = "--precision", pv[n++] = a.precision;
+            if (a.kernels) pv[n++] = "--kernels", pv[n++] = a.kernels;
             pv[n] = NULL;
             fflush(NULL);
             execv(prog, (char *const *)pv);
@@ -695,6 +703,10 @@ static int cmd_train(int argc, char **argv) {
     c.max_steps = a.max_steps, c.quiet = a.quiet, c.seed = (uint64_t)s.train.seed;
     c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
     c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std, c.trainable_params = p.trainable;
+    /* on the GPU: bf16 GEMMs unless --precision says otherwise; the interpreted graph's kernel source */
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
+    if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
+    c.backend = &bo;
     char err[1024] = "";
     r = rt_train(&c, err, sizeof err);
     free_graph(&tg);

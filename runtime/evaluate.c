@@ -1,6 +1,8 @@
 /* evaluate.c: see evaluate.h. */
 #include "evaluate.h"
 
+#include "rt_cuda.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,20 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
     while ((b = ld_next(l))) {
         if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
         if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
+        /* on the CUDA backend (attached by the caller): the batch up, the logits back */
+        if (ev->dev && rt_cuda_upload(ev, AVGEN_ARENA_INPUT, err, errlen)) {
+            ld_release(l, b);
+            free(vsum), free(vcount);
+            rt_eval_free(r);
+            return -1;
+        }
         rt_run_phase_fn(ev, fwd, AVGEN_PH_FORWARD);
+        if (ev->dev && rt_cuda_download_tensor(ev, lt, err, errlen)) {
+            ld_release(l, b);
+            free(vsum), free(vcount);
+            rt_eval_free(r);
+            return -1;
+        }
         const float *lg = rt_ptr(ev, lt);
         for (int i = 0; i < b->count; i++) {
             if (!b->valid[i] || b->labels[i] < 0 || b->labels[i] >= C) {

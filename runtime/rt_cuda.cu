@@ -78,6 +78,7 @@ struct Dev {
     int2 *chunks;  // (segment, first element)
     int n_segs, n_chunks;
     AdamScalars *scal_dev, *scal_host;  // host side pinned
+    double *gn_part;                    // the gradient norm's per-chunk sums and their total (n_chunks + 1)
     // errors
     int failed;
     char why[2048];
@@ -1243,7 +1244,8 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                   ck(d, cudaMemcpy(d->segs, hs, sizeof(AdamSeg) * ns, cudaMemcpyHostToDevice), "upload") &&
                   ck(d, cudaMemcpy(d->chunks, hc, sizeof(int2) * nchunks, cudaMemcpyHostToDevice), "upload") &&
                   ck(d, cudaMalloc((void **)&d->scal_dev, sizeof(AdamScalars)), "device memory") &&
-                  ck(d, cudaMallocHost((void **)&d->scal_host, sizeof(AdamScalars)), "pinned host memory");
+                  ck(d, cudaMallocHost((void **)&d->scal_host, sizeof(AdamScalars)), "pinned host memory") &&
+                  ck(d, cudaMalloc((void **)&d->gn_part, sizeof(double) * (nchunks + 1)), "device memory");
         // Segments without both moments (inference graphs) must not reach the Adam kernel.
         for (int i = 0; i < ns && ok; i++)
             if (!hs[i].m || !hs[i].v) {
@@ -1332,6 +1334,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->segs);
     cudaFree(d->chunks);
     cudaFree(d->scal_dev);
+    cudaFree(d->gn_part);
     if (d->scal_host) cudaFreeHost(d->scal_host);
     for (int i = 0; i < d->cap_kev; i++) cudaEventDestroy(d->kev[i].a), cudaEventDestroy(d->kev[i].b);
     free(d->kev);
@@ -1358,6 +1361,17 @@ extern "C" void rt_cuda_zero_grads(avgen_ctx *c) {
     Dev *d = DEV(c);
     if (d->failed || !d->n_chunks) return;
     launch(d, k_zero_grads, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks);
+}
+
+extern "C" int rt_cuda_grad_sumsq(avgen_ctx *c, double *out, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    *out = 0;
+    if (!d->n_chunks) return rt_cuda_sync(c, err, errlen);
+    launch(d, k_grad_sumsq, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks, d->gn_part);
+    launch(d, k_sum_d, dim3(1), dim3(1024), 0, (const double *)d->gn_part, (long long)d->n_chunks, d->gn_part + d->n_chunks);
+    ck(d, cudaMemcpyAsync(out, d->gn_part + d->n_chunks, sizeof(double), cudaMemcpyDeviceToHost, d->s), "download");
+    return rt_cuda_sync(c, err, errlen);
 }
 
 extern "C" const char *rt_cuda_device_name(const avgen_ctx *c) { return c->dev ? DEV(c)->name : "no device"; }

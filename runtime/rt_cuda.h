@@ -48,6 +48,9 @@ int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen);
 /* One tensor device -> host (e.g. the logits and loss of the activation arena, which can be tens of GiB);
  * waits for the stream; 0, or 1 with err. */
 int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size_t errlen);
+/* The sum of squares of every trainable tensor's gradient (the training log's grad_norm, before the
+ * accumulation scale), summed on the device in a fixed order; waits for the stream; 0, or 1 with err. */
+int rt_cuda_grad_sumsq(avgen_ctx *c, double *out, char *err, size_t errlen);
 /* Waits for the stream; 0, or 1 with the first CUDA or cuBLASLt error since the last check. */
 int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen);
 void rt_cuda_detach(avgen_ctx *c);

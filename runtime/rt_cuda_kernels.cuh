@@ -1213,6 +1213,24 @@ __global__ void k_zero_grads(const AdamSeg *segs, const int2 *chunks) {
     for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) sg.g[e] = 0.0f;
 }
 
+// The gradient's squared norm (the training log's grad_norm), in two fixed-order steps: per Adam chunk,
+// part[chunk] = sum of g^2; then dst[0] = sum of part in chunk order (one block of 1024 threads).
+__global__ void k_grad_sumsq(const AdamSeg *segs, const int2 *chunks, double *part) {
+    const int2 ch = chunks[blockIdx.x];
+    const AdamSeg sg = segs[ch.x];
+    const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
+    double s = 0;
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) s += (double)sg.g[e] * sg.g[e];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void __launch_bounds__(1024) k_sum_d(const double *v, long long n, double *dst) {
+    double s = 0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) s += v[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) dst[0] = s;
+}
+
 // Every instantiation the host code launches, explicit so NVRTC compiles them too.
 #define AVGEN_LN_INST(V)                                                                                               \
     template __global__ void k_layernorm<V>(const float *, long long, const float *, const float *, float *, long long,    \

@@ -23,6 +23,11 @@ int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c,
 int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) { (void)c, (void)arena; return no(err, errlen); }
 int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size_t errlen) { (void)c, (void)tensor; return no(err, errlen); }
 int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) { (void)c; return no(err, errlen); }
+int rt_cuda_grad_sumsq(avgen_ctx *c, double *out, char *err, size_t errlen) {
+    (void)c;
+    *out = 0;
+    return no(err, errlen);
+}
 void rt_cuda_detach(avgen_ctx *c) { (void)c; }
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) { (void)g, (void)op, c->failed = 1; }
 void rt_cuda_zero_grads(avgen_ctx *c) { (void)c; }

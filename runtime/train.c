@@ -193,17 +193,22 @@ typedef struct {
     int P;
 } loop_state;
 
-/* One optimizer update over the `micro` accumulated batches, its log line and progress. */
-static void do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loop_state *ls, int64_t e, int micro,
-                      double loss_sum, double waited) {
+/* One optimizer update over the `micro` accumulated batches, its log line and progress. 0, or -1 with err
+ * (a CUDA error). */
+static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loop_state *ls, int64_t e, int micro,
+                     double loss_sum, double waited, char *err, size_t errlen) {
     c->grad_scale = 1.0 / micro;
     c->lr_scale = rt_lr_multiplier(cfg, st->step, ls->total, ls->per_epoch);
     double gn = 0;
-    for (int i = 0; i < c->g->n_tensors; i++) {
-        const avgen_tensor_desc *t = &c->g->tensors[i];
-        if (t->kind != AVGEN_T_PGRAD) continue;
-        const float *g = rt_ptr(c, i);
-        for (int64_t k = 0; k < t->bytes / 4; k++) gn += (double)g[k] * g[k];
+    if (c->dev) {  /* the gradients stay on the device */
+        if (rt_cuda_grad_sumsq(c, &gn, err, errlen)) return -1;
+    } else {
+        for (int i = 0; i < c->g->n_tensors; i++) {
+            const avgen_tensor_desc *t = &c->g->tensors[i];
+            if (t->kind != AVGEN_T_PGRAD) continue;
+            const float *g = rt_ptr(c, i);
+            for (int64_t k = 0; k < t->bytes / 4; k++) gn += (double)g[k] * g[k];
+        }
     }
     gn = sqrt(gn) * c->grad_scale;
     rt_run_phase_fn(c, cfg->update, AVGEN_PH_UPDATE);
@@ -225,13 +230,22 @@ static void do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, lo
         fprintf(stderr, "\r[epoch %lld/%d] step %lld/%lld loss %.4f lr %.3g, ETA %d:%02d   ", (long long)e + 1, cfg->epochs,
                 (long long)st->step, (long long)ls->total, step_loss, cfg->k->lr * c->lr_scale, (int)eta / 60, (int)eta % 60);
     }
+    return 0;
 }
 
-static void feed(avgen_ctx *c, const ld_batch *b) {
+/* The batch into the input arena (and to the device). 0, or -1 with err. */
+static int feed(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
     int t;
     if ((t = rt_find(c->g, "frames")) >= 0) memcpy(rt_ptr(c, t), b->frames, (size_t)c->g->tensors[t].bytes);
     if ((t = rt_find(c->g, "audio")) >= 0) memcpy(rt_ptr(c, t), b->audio, (size_t)c->g->tensors[t].bytes);
     if ((t = rt_find(c->g, "labels")) >= 0) memcpy(rt_ptr(c, t), b->labels, (size_t)c->g->tensors[t].bytes);
+    return c->dev ? rt_cuda_upload(c, AVGEN_ARENA_INPUT, err, errlen) : 0;
+}
+
+/* With the CUDA backend: the device's parameters, gradients, buffers and optimizer state into the host
+ * arenas (before a checkpoint or a copy to the evaluation context). 0, or -1 with err. */
+static int from_device(avgen_ctx *c, char *err, size_t errlen) {
+    return c->dev && rt_cuda_download(c, AVGEN_ARENA_TRAIN, err, errlen) ? -1 : 0;
 }
 
 static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, char *err, size_t errlen) {
@@ -246,6 +260,8 @@ static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, c
 
 int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     char path[2400];
+    int rc0;
+    if (cfg->backend && (rc0 = rt_backend_check(cfg->backend, err, errlen))) return rc0; /* before any data is read */
     if (rt_mkdirs(cfg->run_dir)) {
         snprintf(err, errlen, "cannot create the run folder %s (%s)", cfg->run_dir, strerror(errno));
         return 1;
@@ -291,6 +307,13 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     } else {
         unlink(path);
     }
+    int cuda = 0, ev_cuda = 0;
+    if (cfg->backend) {
+        if (rt_backend_attach(&c, cfg->backend, &cuda, err, errlen)) { rc = 1; goto done; }
+        if (cuda && !cfg->quiet)
+            fprintf(stderr, "avgen train: steps on %s (%s GEMMs)\n", rt_cuda_device_name(&c),
+                    cfg->backend->precision ? cfg->backend->precision : "fp32");
+    }
     FILE *log = fopen(path, "a");
     if (!log) {
         snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
@@ -334,7 +357,11 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             if (!bt) break;
             int ok = 1;
             for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
-            if (ok) feed(&c, bt);
+            if (ok && feed(&c, bt, err, errlen)) {
+                ld_release(tl, bt);
+                rc = 1;
+                break;
+            }
             ld_release(tl, bt);
             st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
@@ -346,7 +373,12 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
                 rc = 2;
                 break;
             }
-            float loss = *(float *)rt_ptr(&c, rt_find(c.g, "loss"));
+            const int lt = rt_find(c.g, "loss");
+            if (cuda && rt_cuda_download_tensor(&c, lt, err, errlen)) {  /* waits for the step: its errors show here */
+                rc = 1;
+                break;
+            }
+            float loss = *(float *)rt_ptr(&c, lt);
             if (!isfinite(loss)) {
                 char ck[2300];
                 snprintf(ck, sizeof ck, "%s/checkpoint.json", cfg->run_dir);
@@ -359,10 +391,13 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             }
             loss_sum += loss;
             if (++micro < cfg->grad_accum) continue;
-            do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited);
+            if (do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited, err, errlen)) {
+                rc = 1;
+                break;
+            }
             loss_sum = 0, micro = 0;
             if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
-                save_checkpoint(cfg, &c, &st, err, errlen)) {
+                (from_device(&c, err, errlen) || save_checkpoint(cfg, &c, &st, err, errlen))) {
                 rc = 1;
                 break;
             }
@@ -370,17 +405,27 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         }
         /* the epoch's last, partial accumulation still makes an update */
         if (!rc && micro > 0) {
-            do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited);
+            if (do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited, err, errlen)) rc = 1;
             if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
         }
-        if (rc) break;
+        if (rc || from_device(&c, err, errlen)) {  /* the epoch's end reads the state: validation, checkpoints */
+            rc = rc ? rc : 1;
+            break;
+        }
         /* end of epoch: validation, best model, early stopping, checkpoint */
         double val_loss = -1, val_top1 = -1;
         if (have_ev && !stop) {
             rt_copy_params(&ev, &c);
             rt_eval_result r;
             char verr2[512];
-            if (rt_evaluate(&ev, cfg->eval_forward, vl, &r, verr2, sizeof verr2) == 0) {
+            int vrc = 0;
+            if (cuda && !ev_cuda) {  /* the evaluation graph on the same device, attached with the parameters */
+                if (rt_backend_attach(&ev, cfg->backend, &ev_cuda, verr2, sizeof verr2)) vrc = -1;
+            } else if (ev_cuda) {
+                vrc = rt_cuda_upload(&ev, AVGEN_ARENA_FROZEN, verr2, sizeof verr2) ||
+                      rt_cuda_upload(&ev, AVGEN_ARENA_TRAIN, verr2, sizeof verr2) ? -1 : 0;
+            }
+            if (vrc == 0 && rt_evaluate(&ev, cfg->eval_forward, vl, &r, verr2, sizeof verr2) == 0) {
                 val_loss = r.loss, val_top1 = rt_acc_top1(&r.clip);
                 rt_eval_free(&r);
             } else if (!cfg->quiet) {
@@ -430,6 +475,8 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     }
 done:
     st_close(wf);
+    if (c.dev) rt_cuda_detach(&c);
+    if (have_ev && ev.dev) rt_cuda_detach(&ev);
     rt_ctx_free(&c);
     if (have_ev) rt_ctx_free(&ev);
     ld_close(tl);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "rt_model.h"
+#include "rt_run.h"
 
 enum { RT_SCHED_CONSTANT, RT_SCHED_COSINE, RT_SCHED_STEP };
 
@@ -34,6 +35,10 @@ typedef struct {
     int audio_rows, mel_bins;
     double window_seconds, norm_mean, norm_std;
     int64_t trainable_params;
+    /* where the steps run: NULL or backend "cpu": the CPU backend; "cuda" (or "auto" with a usable GPU): the
+     * CUDA backend at its precision, which keeps parameters, gradients and optimizer state on the device
+     * and brings back only the loss, the gradient norm and, for checkpoints and validation, the state */
+    const rt_backend_opts *backend;
 } rt_train_cfg;
 
 /* 0 done, 1 failure (I/O), 2 bad input (data, weights), 3 stopped on a non-finite loss. err: one sentence. */

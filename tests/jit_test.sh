@@ -91,7 +91,7 @@ grep -q "kernel cache $AVGEN_CACHE_DIR: $n builds" <<<"$out" && ok || bad "avgen
 expect2 "no --set" "$AVGEN" jit "$TMP/out" --set train.lr=1
 expect2 "--arch needs an integer" "$GTRAIN" --jit --arch 9x
 expect2 "--arch needs a value" "$GTRAIN" --jit --arch
-expect2 "--train runs on the CPU backend" "$GTRAIN" --train --data "$TMP" --out "$TMP/run" --backend cuda
+expect2 "--precision fp16 is not a precision" "$GTRAIN" --train --data "$TMP" --out "$TMP/run" --backend cuda --precision fp16
 expect2 "--kernels foo is not a kernel source" "$AVGEN" bench "$ROOT/models/tiny-lavish.json" --kernels foo
 expect2 "--kernels nvrtc needs the CUDA backend" "$AVGEN" step "$ROOT/models/tiny-lavish.json" --inputs random \
   --out "$TMP/x.safetensors" --kernels nvrtc

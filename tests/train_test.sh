@@ -140,7 +140,7 @@ expect2 "already holds a run" "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP
 expect2 "holds 48x48 frames but the configuration's image is 224x224" "$AVGEN" train "$ROOT/models/lavish-vitb16-ucf51.json" \
   --data "$TMP/prep" --out "$TMP/runV" --quiet
 expect2 "cannot read" "$AVGEN" train "$M" --data "$TMP/nothing" --out "$TMP/runX" "${SETS[@]}" --quiet
-expect2 "training and evaluation run on the CPU backend" "$AVGEN" train "$M" --data "$TMP/prep" --backend cuda "${SETS[@]}"
+expect2 "--backend gpu is not a backend" "$AVGEN" train "$M" --data "$TMP/prep" --backend gpu "${SETS[@]}"
 expect2 "was trained with another configuration" "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runA" "${SETS[@]}" \
   --set train.seed=9 --resume --quiet
 expect2 "expected a run folder" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP" "${SETS[@]}"

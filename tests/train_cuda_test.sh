@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The training loop on the CUDA backend, run on the CUDA emulator (the program built with avrt_emu), on a
+# synthetic set: 8 optimizer steps with validation each epoch and a checkpoint every step.
+#   fp32 GEMMs against the CPU backend (the same program): every step's loss and gradient norm within
+#   1e-5 (relative), the validation accuracies equal, the last checkpoint within 1e-4 per tensor (but
+#   ln_before.bias, zero in exact arithmetic, whose Adam steps take the sign of rounding, and its moments);
+#   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
+#   uninterrupted run's (the device state goes to the checkpoint and comes back exactly);
+#   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
+#   avgen train --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
+# usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM
+set -u
+AVGEN=$1
+ROOT=$2
+P=$3
+. "$(dirname "$0")/lib.sh" train-cuda
+
+"$AVGEN" synth --out "$TMP/syn" --classes 3 --videos 18 --seconds 1.2 --size 96x64 --cue audio --seed 5 >/dev/null 2>&1 \
+  && ok || bad "synth"
+"$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/prep" --size 48 >/dev/null 2>&1 \
+  && ok || bad "prep"
+A=(--train --data "$TMP/prep" --val-every 3 --checkpoint-every 1 --quiet)
+run "cpu" "$P" "${A[@]}" --out "$TMP/cpu" --max-steps 8
+run "cuda fp32" "$P" "${A[@]}" --out "$TMP/cuda" --max-steps 8 --backend cuda --precision fp32
+run "cuda bf16" "$P" "${A[@]}" --out "$TMP/bf16" --max-steps 8 --backend cuda
+
+# steps: loss and grad_norm; epochs: validation top-1
+python3 - "$TMP/cpu/log.jsonl" "$TMP/cuda/log.jsonl" "$TMP/bf16/log.jsonl" <<'EOF' && ok || bad "the CUDA logs against the CPU log"
+import json, sys
+def rows(p):
+    return [json.loads(l) for l in open(p)]
+cpu, gpu, b16 = (rows(p) for p in sys.argv[1:4])
+steps = lambda r: [x for x in r if "step" in x]
+epochs = lambda r: [x for x in r if "epoch_end" in x]
+assert len(steps(cpu)) == len(steps(gpu)) == len(steps(b16)) == 8, (len(steps(cpu)), len(steps(gpu)), len(steps(b16)))
+for a, b in zip(steps(cpu), steps(gpu)):
+    for k in ("loss", "grad_norm"):
+        assert abs(a[k] - b[k]) <= 1e-5 * abs(a[k]), (a["step"], k, a[k], b[k])
+    assert a["lr"] == b["lr"]
+assert [e["val_top1"] for e in epochs(cpu)] == [e["val_top1"] for e in epochs(gpu)]
+assert len(epochs(cpu)) >= 2
+for a, b in zip(steps(gpu), steps(b16)):
+    assert abs(a["loss"] - b["loss"]) <= 0.05 * abs(a["loss"]), (a["step"], a["loss"], b["loss"])
+EOF
+last() { python3 -c "import json,sys; print(sys.argv[1] + '/' + json.load(open(sys.argv[1] + '/checkpoint.json'))['file'])" "$1"; }
+if out=$("$AVGEN" diff "$(last "$TMP/cuda")" "$(last "$TMP/cpu")" --rtol 1e-4 --rtol-for ln_before.bias=10 2>&1); then ok
+else bad "the CUDA checkpoint against the CPU one: $(tail -4 <<<"$out")"; fi
+for f in best.safetensors summary.json; do [ -s "$TMP/cuda/$f" ] && ok || bad "the CUDA run has no $f"; done
+
+# stopped and resumed: exactly the uninterrupted run
+run "cuda 4 steps" "$P" "${A[@]}" --out "$TMP/res" --max-steps 4 --backend cuda --precision fp32
+run "cuda resumed" "$P" "${A[@]}" --out "$TMP/res" --max-steps 8 --backend cuda --precision fp32 --resume
+strip() { python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    for k in ('clips_per_s', 'pairs_per_s', 'data_wait_s'): o.pop(k, None)
+    print(json.dumps(o, sort_keys=True))
+" "$1"; }
+if cmp -s <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl"); then ok
+else bad "the resumed CUDA run's log differs: $(diff <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
+if cmp -s "$(last "$TMP/res")" "$(last "$TMP/cuda")"; then ok; else bad "the resumed CUDA run's checkpoint differs"; fi
+
+# Bad options, and avgen train on a machine without a GPU (the real CUDA runtime there).
+expect2 "--precision fp16 is not a precision" "$P" "${A[@]}" --out "$TMP/x" --backend cuda --precision fp16
+out=$("$P" "${A[@]}" --out "$TMP/y" --backend cuda --kernels nvrtc 2>&1)
+rc=$?
+[ $rc != 0 ] && grep -q "runs the kernels built into this binary only" <<<"$out" && ok || bad "--kernels nvrtc on the emulator: $rc $out"
+M=$ROOT/models/tiny-lavish.json
+SETS=(--set head.classes=3 --set train.batch=2 --set train.epochs=12 --set video.frames=2 --set train.warmup=3
+      --set train.schedule=cosine --set train.grad_accum=2)
+if ! nvidia-smi >/dev/null 2>&1; then
+  out=$("$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/z" --backend cuda --quiet --in-process "${SETS[@]}" 2>&1)
+  rc=$?
+  [ $rc != 0 ] && grep -q "CUDA" <<<"$out" && [ "$(grep -c . <<<"$out")" -le 2 ] && ok \
+    || bad "avgen train --backend cuda without a GPU: exit $rc: $out"
+fi
+expect2 "--backend cuda: evaluation runs on the CPU backend" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/cpu" \
+  --backend cuda "${SETS[@]}"
+finish
