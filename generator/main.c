@@ -170,7 +170,8 @@ static const char *const usage_train =
 
 static const char *const usage_eval =
     "usage: avgen eval MODEL.json --data PREPARED --checkpoint RUN|FILE [--split test|train|val] [--json]\n"
-    "                  [--out DIR] [--weights vit.safetensors] [--val-every N] [--set path=value]...\n"
+    "                  [--out DIR] [--weights vit.safetensors] [--val-every N] [--backend auto|cpu|cuda]\n"
+    "                  [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--set path=value]...\n"
     "\n"
     "Eval-mode forward over every non-overlapping clip of the split's videos: clip-level and video-level\n"
     "(mean of a video's clip logits) top-1 and top-5, per-class accuracy (video level) and the confusion\n"
@@ -178,7 +179,9 @@ static const char *const usage_eval =
     "eval-SPLIT.json, confusion-SPLIT.csv and confusion-SPLIT.png. --split val: the training groups with\n"
     "group % N == 0 (--val-every, default 5), as avgen train holds out. --checkpoint takes a run folder (its\n"
     "best.safetensors, else its latest checkpoint) or a checkpoint file. --json prints one object:\n"
-    "{\"clip\": {\"top1\", \"top5\"}, \"video\": {\"top1\", \"top5\"}, \"per_class\": [...], ...}.\n";
+    "{\"clip\": {\"top1\", \"top5\"}, \"video\": {\"top1\", \"top5\"}, \"per_class\": [...], ...}.\n"
+    "--backend cuda (auto: the GPU when one can be used) runs the forward passes on the GPU, with\n"
+    "--precision's GEMMs (default bf16) and --kernels as avgen step.\n";
 
 static const char *const usage_compare =
     "usage: avgen compare RUN...\n"
@@ -227,7 +230,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             a->sets[a->nsets++] = v;
         } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
                     (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels"))) ||
-                   (!strcmp(cmd, "train") && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
+                   ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak : &a->kernels) = argv[++i];
         } else if (!strcmp(cmd, "jit") && !strcmp(s, "--arch")) {
@@ -522,12 +525,8 @@ static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 
 static int check_backend(const char *cmd, const char *backend) {
     if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;
-    if (!strcmp(backend, "cuda") && !strcmp(cmd, "train")) return 0;
-    if (!strcmp(backend, "cuda"))
-        fprintf(stderr, "error: avgen %s --backend cuda: evaluation runs on the CPU backend in this version (the CUDA "
-                        "backend runs avgen train, step and bench); use --backend cpu (or auto).\n", cmd);
-    else
-        fprintf(stderr, "error: avgen %s --backend %s is not a backend; expected auto, cpu or cuda.\n", cmd, backend);
+    if (!strcmp(backend, "cuda")) return 0;
+    fprintf(stderr, "error: avgen %s --backend %s is not a backend; expected auto, cpu or cuda.\n", cmd, backend);
     return 2;
 }
 
@@ -791,6 +790,11 @@ static int cmd_eval(int argc, char **argv) {
     if (w && !(wf = st_open(w, err, sizeof err))) r = 2;
     if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;
+    /* on the GPU (--backend cuda, or auto with one): bf16 GEMMs unless --precision says otherwise */
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
+    if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
+    int cuda = 0;
+    if (!r && (r = rt_backend_check(&bo, err, sizeof err)) == 0 && rt_backend_attach(&c, &bo, &cuda, err, sizeof err)) r = 1;
     if (!r) {
         ld_config lc;
         memset(&lc, 0, sizeof lc);
@@ -878,6 +882,7 @@ static int cmd_eval(int argc, char **argv) {
     if (have_res) rt_eval_free(&res);
     ld_close(l);
     st_close(wf);
+    if (c.dev) rt_cuda_detach(&c);
     rt_ctx_free(&c);
     free_graph(&eg);
     if (r) fprintf(stderr, "error: %s.\n", err);

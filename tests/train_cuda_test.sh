@@ -7,7 +7,7 @@
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
 #   uninterrupted run's (the device state goes to the checkpoint and comes back exactly);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
-#   avgen train --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
+#   avgen train and avgen eval --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
 # usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM
 set -u
 AVGEN=$1
@@ -75,6 +75,11 @@ if ! nvidia-smi >/dev/null 2>&1; then
   [ $rc != 0 ] && grep -q "CUDA" <<<"$out" && [ "$(grep -c . <<<"$out")" -le 2 ] && ok \
     || bad "avgen train --backend cuda without a GPU: exit $rc: $out"
 fi
-expect2 "--backend cuda: evaluation runs on the CPU backend" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/cpu" \
-  --backend cuda "${SETS[@]}"
+if ! nvidia-smi >/dev/null 2>&1; then
+  out=$("$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/cpu" --backend cuda "${SETS[@]}" 2>&1)
+  rc=$?
+  [ $rc != 0 ] && grep -q "no usable CUDA device\|no CUDA device" <<<"$out" && ok || bad "avgen eval --backend cuda without a GPU: exit $rc: $out"
+fi
+expect2 "--precision fp16 is not a precision" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/cpu" --backend cuda \
+  --precision fp16 "${SETS[@]}"
 finish
