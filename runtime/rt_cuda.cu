@@ -476,7 +476,7 @@ void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
-            float *add1, double *tot0, double *tot1, const double *cmud = NULL) {
+            float *add1, double *tot0, double *tot1) {
     // About 2048 blocks in all (at least 16 rows a chunk), so narrow tensors still fill the GPU.
     const long long gx = (C + 127) / 128;
     long long want = 2048 / gx;
@@ -487,7 +487,7 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
-    launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, cmud, crs, w, b, scale, rows, C, rpc, part);
+    launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part);
     launch(d, k_colsum_finish, dim3(C), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
 }
 
@@ -800,14 +800,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         const int train = o->n_out == 3;
         if (train) {
+            // both moments in one pass over x (shifted by its first row: CS_MOM), then mean, rstd, running stats
             double *sum = (double *)scratch(d, sizeof(double) * C), *dmean = (double *)scratch(d, sizeof(double) * C);
             double *ssq = (double *)scratch(d, sizeof(double) * C);
             if (!sum || !dmean || !ssq) return;
-            colsum(d, CS_SUM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, NULL);
-            launch(d, k_bn_mean, dim3((C + 127) / 128), dim3(128), 0, sum, rows, C, PF(out[1]), dmean);
-            colsum(d, CS_VAR, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, ssq, NULL, dmean);
-            launch(d, k_bn_var, dim3((C + 127) / 128), dim3(128), 0, ssq, dmean, rows, C, o->eps, PF(out[2]), PF(in[3]), PF(in[4]),
-                                                        !o->recompute);
+            colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq);
+            launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
+                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), dmean, PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute);
             if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
                    PF(in[2]), rows, C, relu);

@@ -7,8 +7,8 @@
 #define AVGEN_RT_CUDA_KERNEL_LIST_H
 #define AVGEN_CUDA_KERNELS(X)                                                                                   \
     X(k_im2col) X(k_patch_epilogue) X(k_layernorm<0>) X(k_layernorm<1>) X(k_layernorm<2>) X(k_layernorm<24>)    \
-    X(k_ln_bwd<0>) X(k_ln_bwd<1>) X(k_ln_bwd<2>) X(k_ln_bwd<24>) X(k_colsum) X(k_colsum_finish) X(k_bn_mean)    \
-    X(k_bn_var) X(k_inc64) X(k_bn_apply) X(k_bn_bwd_dx) X(k_relu) X(k_relu_bwd) X(k_bias_res) X(k_bias_cols)    \
+    X(k_ln_bwd<0>) X(k_ln_bwd<1>) X(k_ln_bwd<2>) X(k_ln_bwd<24>) X(k_colsum) X(k_colsum_finish) X(k_inc64)    \
+    X(k_bn_apply) X(k_bn_bwd_dx) X(k_relu) X(k_relu_bwd) X(k_bias_res) X(k_bias_cols)    \
     X(k_gelu) X(k_gelu_bwd) X(k_softmax_rows) X(k_attn_probs) X(k_attn_dscores) X(k_attn_delta)            \
     X(k_attn_fwd<16>) X(k_attn_fwd<32>) X(k_attn_fwd<64>) X(k_attn_bwd_dq<16>) X(k_attn_bwd_dq<32>)             \
     X(k_attn_bwd_dq<64>) X(k_attn_bwd_dkv<16>) X(k_attn_bwd_dkv<32>) X(k_attn_bwd_dkv<64>) X(k_attn_fwd_bf<16>) \
@@ -20,5 +20,5 @@
     X(k_latbwd_ds<2>) X(k_latbwd_ds<4>) X(k_latbwd_ds<8>) X(k_latbwd_ds<16>) X(k_latbwd_tok<2>)                 \
     X(k_latbwd_tok<4>) X(k_latbwd_tok<8>) X(k_latbwd_tok<16>) X(k_latbwd_gy) X(k_sum_pairs) X(k_reduce_scalar)  \
     X(k_concat_mean) X(k_concat_mean_bwd) X(k_cross_entropy) X(k_adam) X(k_zero_grads) X(k_to_bf16)  \
-    X(k_grad_sumsq) X(k_sum_d)
+    X(k_grad_sumsq) X(k_sum_d) X(k_bn_stats)
 #endif

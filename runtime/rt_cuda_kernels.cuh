@@ -253,11 +253,12 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
 }
 
 // Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
-enum { CS_LN = 0, CS_SUM = 1, CS_VAR = 2, CS_BN = 3, CS_BN_RELU = 4 };
-// CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0); CS_VAR: ((a - colmu)^2, 0);
-// CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g).
+enum { CS_LN = 0, CS_SUM = 1, CS_BN = 3, CS_BN_RELU = 4, CS_MOM = 5 };
+// CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0);
+// CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g); CS_MOM: (t, t^2) with t = a - a[row 0]
+// (both moments in one pass, shifted by the column's first value so the variance does not cancel).
 __global__ void k_colsum(int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
-                         const double *cmud, const float *crs, const float *w, const float *b, const float *scale,
+                         const float *crs, const float *w, const float *b, const float *scale,
                          long long rows, int C, long long rpc, double *part) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const long long chunk = blockIdx.y;
@@ -274,9 +275,9 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
             s0 += (double)g * xh, s1 += g;
         } else if (mode == CS_SUM) {
             s0 += a[i];
-        } else if (mode == CS_VAR) {
-            const double t = (double)a[i] - cmud[c];
-            s0 += t * t;
+        } else if (mode == CS_MOM) {
+            const double t = (double)a[i] - (double)a[c];
+            s0 += t, s1 += t * t;
         } else {
             const double xh = ((double)x[i] - cmu[c]) * crs[c];
             double g = a[i];
@@ -308,20 +309,21 @@ __global__ void k_colsum_finish(const double *part, int chunks, int C, float *ad
 }
 
 // BatchNorm statistics: mean from the sum; after the variance pass, rstd and the running statistics.
-__global__ void k_bn_mean(const double *sum, long long rows, int C, float *mean, double *dmean) {
+// BatchNorm statistics from CS_MOM's shifted moments s = sum t, q = sum t^2 (t = x - x[row 0]), one thread a
+// column: mean = x[row 0] + s / rows, the centred sum of squares q - s^2 / rows (in double, shifted: no
+// cancellation unless a column's spread is below 1e-8 of its distance from the first row), rstd from the
+// biased variance, and (update) the running mean and unbiased variance with momentum 0.1.
+__global__ void k_bn_stats(const double *s, const double *q, const float *x, long long rows, int C, float eps, float *mean,
+                           double *dmean, float *rstd, float *rm, float *rv, int update) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    dmean[c] = sum[c] / rows;
-    mean[c] = (float)dmean[c];
-}
-__global__ void k_bn_var(const double *ssq, const double *dmean, long long rows, int C, float eps, float *rstd,
-                         float *rm, float *rv, int update) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    const double biased = ssq[c] / rows, unbiased = rows > 1 ? ssq[c] / (rows - 1) : ssq[c];
+    const double m = (double)x[c] + s[c] / rows, ssq = fmax(q[c] - s[c] * s[c] / rows, 0.0);
+    dmean[c] = m;
+    mean[c] = (float)m;
+    const double biased = ssq / rows, unbiased = rows > 1 ? ssq / (rows - 1) : ssq;
     rstd[c] = (float)(1.0 / sqrt(biased + eps));
     if (update) {
-        rm[c] = (float)(0.9 * rm[c] + 0.1 * dmean[c]);
+        rm[c] = (float)(0.9 * rm[c] + 0.1 * m);
         rv[c] = (float)(0.9 * rv[c] + 0.1 * unbiased);
     }
 }

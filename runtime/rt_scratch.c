@@ -108,7 +108,8 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
     case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
         const int fwd = o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU;
         const int64_t C = TD(in[fwd ? 0 : 1])->shape[2];
-        return 2 * colsum_bytes(C) + (4 * 8.0 + 2 * 4.0) * (double)C + 6 * 256;
+        /* three (forward: sum, shifted sum of squares, mean) or two column vectors of doubles, one colsum */
+        return colsum_bytes(C) + 3 * 8.0 * (double)C + 4 * 256;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR_BWD: { /* the weight gradient's partial products, one per row chunk */
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
