@@ -527,6 +527,32 @@ template <int V0, int... Vs, class F> void with_value(Vals<V0, Vs...>, int v, F 
 // a lane): widths up to 32, up to 64, and 737..768 (ViT-B/16); any other width takes the generic V = 0.
 using LnValues = Vals<1, 2, 24, 0>;
 int ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }
+using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
+
+// LayerNorm backward of a trainable LayerNorm (weight gradient add0, bias gradient add1, both +=): with a
+// register width, k_ln_bwd_cs computes dx and the column sums in one read of dy and x, over kLnCsBlocks
+// blocks at most (a fixed count, so the sums' order does not depend on the GPU), then k_colsum_finish;
+// other widths: k_ln_bwd<0>, then colsum.
+constexpr long long kLnCsBlocks = 256;
+void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                      const float *bb, const float *gate, float *dx, double *rowdg, long long rows, int D, float *add0,
+                      float *add1) {
+    if (ln_values(D) > 0) {
+        long long rpb = (rows + kLnCsBlocks - 1) / kLnCsBlocks;
+        if (rpb < 16) rpb = 16;
+        const long long blocks = (rows + rpb - 1) / rpb;
+        double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
+        if (!part) return;
+        LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
+                 (long long)D, rowdg, rows, D, rpb, part);
+        launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, add0, add1, (double *)NULL,
+               (double *)NULL);
+        return;
+    }
+    LAUNCH_T(LnValues, 0, k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx, (long long)D,
+             0, rowdg, rows, D);
+    colsum(d, CS_LN, dy, x, mu, rs, NULL, NULL, NULL, NULL, gate, rows, D, add0, add1, NULL, NULL);
+}
 // The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
 using LatentBounds = Vals<2, 4, 8, 16>;
 int latent_bound(int m) { return m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16; }
@@ -886,11 +912,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]),
-                                                                PF(in[5]), PF(in[6]), PF(out[0]), D, 0, rowdg, rows, D);
+        ln_bwd_trainable(d, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows,
+                         D, PF(out[2]), PF(out[3]));
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
-        colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, PF(in[6]), rows, D, PF(out[2]),
-               PF(out[3]), NULL, NULL);
         break;
     }
     case AVGEN_OP_KIND_LAYERNORM_BWD: {
@@ -898,11 +922,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
+        if (trainable) {
+            ln_bwd_trainable(d, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), NULL, rows, D,
+                             PF(out[1]), PF(out[2]));
+            break;
+        }
         LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
-                                                                NULL, PF(out[0]), D, !trainable, NULL, rows, D);
-        if (trainable)
-            colsum(d, CS_LN, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), NULL, NULL, NULL, NULL, NULL, rows, D, PF(out[1]),
-                   PF(out[2]), NULL, NULL);
+                                                                NULL, PF(out[0]), D, 1, NULL, rows, D);
         break;
     }
     case AVGEN_OP_KIND_LINEAR_DX: {

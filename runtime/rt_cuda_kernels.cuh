@@ -202,13 +202,12 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
 // LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
 // With gate (LayerNorm + gate), gscale = gate and rowdg[r] = sum(dy * (xhat w + b)). dx rows every dxs.
 // V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
-template <int V>
-__global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
-                         const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
-                         long long rows, int D) {
-    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
+// CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
+// (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
+template <int V, bool CS>
+__device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *dy, const float *x, const float *mu,
+                                           const float *rs, const float *w, const float *bb, const float *gate, float *dx,
+                                           long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1) {
     const float *dyr = dy + r * D, *xr = x + r * D;
     const double m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
@@ -242,6 +241,7 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
                 } else {
                     const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
                     dxr[d] = acc ? dxr[d] + o : o;
+                    if constexpr (CS && V > 0) cs0[i] += (double)dO * xh, cs1[i] += dO;
                 }
             }
     };
@@ -250,6 +250,46 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
     if (gate) dg = warp_sum_d(dg);
     pass(1);
     if (gate && lane == 0) rowdg[r] = dg;
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
+                         const float *bb, const float *gate, float *dx, long long dxs, int acc, double *rowdg,
+                         long long rows, int D) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    ln_bwd_row<V, false>(r, threadIdx.x & 31, dy, x, mu, rs, w, bb, gate, dx, dxs, acc, rowdg, D, NULL, NULL);
+}
+// k_ln_bwd with the weight and bias gradients' column sums (trainable LayerNorms), so dy and x are read
+// once: block b takes rows [b rpb, (b + 1) rpb), its 4 warps every fourth row; each lane sums its columns'
+// terms in double over its rows, the warps combine in warp order in shared memory, and part[b][2][D] gets
+// the block's sums (k_colsum_finish adds the blocks in order: deterministic). Blocks of 128 threads; V > 0.
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float *x, const float *mu, const float *rs,
+                                                   const float *w, const float *bb, const float *gate, float *dx,
+                                                   long long dxs, double *rowdg, long long rows, int D, long long rpb,
+                                                   double *part) {
+    __shared__ double red[2 * 32 * V];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double cs0[V], cs1[V];
+#pragma unroll
+    for (int i = 0; i < V; i++) cs0[i] = cs1[i] = 0;
+    const long long r0 = blockIdx.x * rpb, r1 = r0 + rpb < rows ? r0 + rpb : rows;
+    for (long long r = r0 + warp; r < r1; r += 4)
+        ln_bwd_row<V, true>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1);  // dx written, not added
+    for (int wi = 0; wi < 4; wi++) {
+        if (warp == wi)
+#pragma unroll
+            for (int i = 0; i < V; i++) {
+                const int d = lane + 32 * i;
+                red[d] = wi ? red[d] + cs0[i] : cs0[i];
+                red[32 * V + d] = wi ? red[32 * V + d] + cs1[i] : cs1[i];
+            }
+        __syncthreads();
+    }
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        part[((long long)blockIdx.x * 2 + 0) * D + d] = red[d];
+        part[((long long)blockIdx.x * 2 + 1) * D + d] = red[32 * V + d];
+    }
 }
 
 // Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
@@ -1245,6 +1285,14 @@ AVGEN_LN_INST(1)
 AVGEN_LN_INST(2)
 AVGEN_LN_INST(24)
 #undef AVGEN_LN_INST
+#define AVGEN_LN_CS_INST(V)                                                                                            \
+    template __global__ void k_ln_bwd_cs<V>(const float *, const float *, const float *, const float *, const float *,    \
+                                            const float *, const float *, float *, long long, double *, long long, int,  \
+                                            long long, double *);
+AVGEN_LN_CS_INST(1)
+AVGEN_LN_CS_INST(2)
+AVGEN_LN_CS_INST(24)
+#undef AVGEN_LN_CS_INST
 // The latent kernels, for each bound M on the latents a block (or warp) keeps in registers.
 #define AVGEN_LATENT_INST(M)                                                                                           \
     template __global__ void k_latent_a<M>(const float *, const float *, float *, float *, int, int, int, int);       \

@@ -6,7 +6,9 @@
 //   of a warp skips and __trap are faults, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7, and
-//   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded).
+//   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded);
+//   k_ln_bwd_cs (LayerNorm backward with the weight and bias gradients' column sums) against k_ln_bwd and
+//   float64 sums, at widths 768, 740, 40 and 32, with and without the gate.
 #include "emu/cuda_emu.h"
 
 #include <math.h>
@@ -335,12 +337,76 @@ template <int HD> static void test_attention(int P, int N, int H) {
         cudaFree(p);
 }
 
+// ------------------------------------------------------------------------- LayerNorm backward + sums
+// k_ln_bwd_cs<V> against k_ln_bwd<V> (the same row code: dx and the gate's row sums bit-identical) and the
+// weight and bias gradients' column sums in float64 on the host (k_colsum's CS_LN terms), after
+// k_colsum_finish; D below 32 V leaves lanes idle, and rows not a multiple of 4 leave warps idle.
+template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
+    std::vector<float> hdy(rows * D), hx(rows * D), hmu(rows), hrs(rows), hw(D), hb(D), hg{0.7f};
+    for (float &v : hdy) v = frand();
+    for (float &v : hx) v = 3.0f * frand() + 0.5f;
+    for (float &v : hw) v = 1.0f + 0.5f * frand();
+    for (float &v : hb) v = 0.3f * frand();
+    for (long long r = 0; r < rows; r++) {
+        double m = 0, q = 0;
+        for (int d = 0; d < D; d++) m += hx[r * D + d];
+        m /= D;
+        for (int d = 0; d < D; d++) q += (hx[r * D + d] - m) * (hx[r * D + d] - m);
+        hmu[r] = (float)m, hrs[r] = (float)(1.0 / sqrt(q / D + 1e-6));
+    }
+    auto up = [](const std::vector<float> &h) {
+        float *p;
+        cudaMalloc((void **)&p, sizeof(float) * h.size());
+        memcpy(p, h.data(), sizeof(float) * h.size());
+        return p;
+    };
+    float *dy = up(hdy), *x = up(hx), *mu = up(hmu), *rs = up(hrs), *w = up(hw), *b = up(hb), *g = gated ? up(hg) : NULL;
+    float *dx1, *dx2, *gw, *gb;
+    double *rd1, *rd2, *part;
+    const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
+    cudaMalloc((void **)&dx1, sizeof(float) * rows * D), cudaMalloc((void **)&dx2, sizeof(float) * rows * D);
+    cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
+    cudaMalloc((void **)&part, sizeof(double) * 2 * blocks * D);
+    cudaMalloc((void **)&gw, sizeof(float) * D), cudaMalloc((void **)&gb, sizeof(float) * D);
+    for (int d = 0; d < D; d++) gw[d] = 0.25f, gb[d] = -0.5f;  // the sums are added to what is there
+    double *r1 = gated ? rd1 : NULL, *r2 = gated ? rd2 : NULL;
+    const float *bb = gated ? b : NULL;
+    CHECK(run("k_ln_bwd", dim3((unsigned)((rows + 3) / 4)), dim3(128), 0,
+              [=] { k_ln_bwd<V>(dy, x, mu, rs, w, bb, g, dx1, D, 0, r1, rows, D); }) == cudaSuccess, "k_ln_bwd failed");
+    CHECK(run("k_ln_bwd_cs", dim3((unsigned)blocks), dim3(128), 0,
+              [=] { k_ln_bwd_cs<V>(dy, x, mu, rs, w, bb, g, dx2, D, r2, rows, D, rpb, part); }) == cudaSuccess,
+          "k_ln_bwd_cs failed");
+    CHECK(run("k_colsum_finish", dim3(D), dim3(128), 0, [=] { k_colsum_finish(part, (int)blocks, D, gw, gb, NULL, NULL); }) ==
+              cudaSuccess,
+          "k_colsum_finish failed");
+    CHECK(!memcmp(dx1, dx2, sizeof(float) * rows * D), "V %d D %d: dx differs from k_ln_bwd's", V, D);
+    if (gated) CHECK(!memcmp(rd1, rd2, sizeof(double) * rows), "V %d D %d: the gate's row sums differ", V, D);
+    double worst = 0;
+    for (int d = 0; d < D; d++) {
+        double s0 = 0, s1 = 0;
+        for (long long r = 0; r < rows; r++) {
+            const float dO = gated ? hdy[r * D + d] * hg[0] : hdy[r * D + d];
+            s0 += (double)dO * (((double)hx[r * D + d] - hmu[r]) * hrs[r]), s1 += dO;
+        }
+        worst = fmax(worst, fabs((double)gw[d] - (float)(0.25 + s0)) / fmax(1.0, fabs(s0)));
+        worst = fmax(worst, fabs((double)gb[d] - (float)(-0.5 + s1)) / fmax(1.0, fabs(s1)));
+    }
+    CHECK(worst < 1e-6, "V %d D %d rows %lld: column sums off by %g", V, D, rows, worst);
+    for (void *p : {(void *)dy, (void *)x, (void *)mu, (void *)rs, (void *)w, (void *)b, (void *)g, (void *)dx1, (void *)dx2,
+                    (void *)rd1, (void *)rd2, (void *)part, (void *)gw, (void *)gb})
+        cudaFree(p);
+}
+
 int main() {
     test_emulator();
     test_lt();
     test_attention<64>(1, 197, 2);
     test_attention<64>(2, 49, 1);
     test_attention<16>(3, 7, 2);
+    test_ln_bwd_cs<24>(333, 768, true);
+    test_ln_bwd_cs<24>(70, 740, false);
+    test_ln_bwd_cs<2>(45, 40, true);
+    test_ln_bwd_cs<1>(9, 32, false);
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
 }
