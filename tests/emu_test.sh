@@ -17,6 +17,7 @@
 # the tolerances are about 3x the worst seen (the emulator is deterministic);
 # qkv stored as bf16 with the bias cuBLASLt would take only as bf16 (AVGEN_EMU_BIAS16_ONLY=1): 2e-2 of bf16;
 # one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
+# the race check (AVGEN_EMU_RACECHECK=1) on bf16 operands, the fixture with its Adam update, emu-wide;
 # bad settings fail with one sentence.
 # usage: emu_test.sh AVGEN FIXTURE_DIR FIXTURE_PROG PROG...
 set -u
@@ -86,6 +87,23 @@ for re in '"bias_bf16_gemms":[1-9]' '"bf16_tensors":[1-9]'; do
   if grep -q "$re" "$TMP/bench16.json" 2>/dev/null; then ok; else bad "bench JSON with bf16 operands lacks $re"; fi
 done
 if grep -q '"bias_bf16_gemms":0' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bias_bf16_gemms is not 0 without bf16 operands"; fi
+
+# AVGEN_EMU_RACECHECK=1: every launch also runs with blocks and threads in reverse order and must leave the
+# same memory (no race between threads or blocks, no read of shared memory never written); the step's dump
+# is then the same as without the check.
+rc_check() { # rc_check NAME COMMAND...: COMMAND --out F twice, the second race-checked: the same dump
+  local n=$1
+  shift
+  run "$n reference" "$@" --out "$TMP/$n-x.st" || return
+  run "$n race check" env AVGEN_EMU_RACECHECK=1 "$@" --out "$TMP/$n-rc.st" || return
+  if cmp -s "$TMP/$n-rc.st" "$TMP/$n-x.st"; then ok; else bad "$n: the race-checked step differs"; fi
+}
+rc_check ops env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
+rc_check fixture-rc "$FPROG" --step --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" \
+  --update-out "$TMP/fxu.st" --backend cuda
+for q in "$@"; do
+  [ "$(basename "$q" -train-emu)" = emu-wide ] && rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
+done
 
 # Bad settings: one sentence, non-zero exit.
 fails() { # fails NEEDLE command...

@@ -3,7 +3,7 @@
 // points (so the two agree to about 1e-5 and a kernel error of a fraction of a percent shows, which the
 // end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
 //   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory, a shuffle that part
-//   of a warp skips and __trap are faults, an oversized block is refused, device memory starts as NaN and
+//   of a warp skips, __trap and (AVGEN_EMU_RACECHECK=1, on for every launch here) a shared-memory race are faults, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7, and
 //   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded);
@@ -62,6 +62,11 @@ __global__ void t_trap() {
     if (threadIdx.x == 3) __trap();
 }
 __global__ void t_inc(float *x) { x[threadIdx.x] += 1.0f; }
+__global__ void t_race(float *out) {
+    __shared__ float sm[64];
+    sm[threadIdx.x] = (float)threadIdx.x;
+    out[threadIdx.x] = sm[(threadIdx.x + 1) % 64];  // no barrier: the neighbour may not have written yet
+}
 
 static void test_emulator() {
     float *w;
@@ -94,6 +99,10 @@ static void test_emulator() {
           "a shuffle reached by half a warp was not a fault");
     avgen_emu::clear_fault();
     CHECK(run("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }) == cudaErrorLaunchFailure, "__trap was not a fault");
+    avgen_emu::clear_fault();
+    // AVGEN_EMU_RACECHECK=1 (set by main): a read of another thread's shared memory without a barrier
+    CHECK(run("t_race", dim3(1), dim3(64), 0, [=] { t_race(w); }) == cudaErrorLaunchFailure,
+          "a shared-memory race was not found");
     avgen_emu::clear_fault();
 
     // a captured graph runs only when launched, and each launch runs it again
@@ -398,6 +407,7 @@ template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
 }
 
 int main() {
+    setenv("AVGEN_EMU_RACECHECK", "1", 1);  // every launch below also runs in reverse order and must agree
     test_emulator();
     test_lt();
     test_attention<64>(1, 197, 2);

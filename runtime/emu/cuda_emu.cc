@@ -141,7 +141,7 @@ void yield(int state) {
 }
 
 // Runs one block of n threads to completion; false (with the fault recorded) when it cannot.
-bool run_block(const char *name, int n) {
+bool run_block(const char *name, int n, bool reverse) {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE), each = kStack + page;
     for (int i = 0; i < n; i++) {
         Fiber &f = fibers[i];
@@ -157,7 +157,8 @@ bool run_block(const char *name, int n) {
     }
     const int warps = (n + 31) / 32;
     for (;;) {
-        for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            const int i = reverse ? n - 1 - k : k;
             if (fibers[i].state == READY) {
                 curf = &fibers[i];
                 cur = &fibers[i].t;
@@ -167,6 +168,7 @@ bool run_block(const char *name, int n) {
                     return false;
                 }
             }
+        }
         bool released = false, live = false;
         for (int w = 0; w < warps; w++) {
             int at_warp = 0, at_block = 0, done = 0;
@@ -206,6 +208,36 @@ void submit(cudaStream_t s, std::function<void()> op) {
 
 void syncthreads() { yield(AT_BLOCK); }
 
+namespace {
+bool race_check() {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("AVGEN_EMU_RACECHECK");
+        v = e && !strcmp(e, "1");
+    }
+    return v == 1;
+}
+
+// Every block of a launch, in index order or (reverse) the other way round, each block's threads too; false
+// when a fault stopped it (recorded).
+bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &fn, bool reverse) {
+    std::vector<unsigned char> sm(smem ? smem : 1, 0xff);  // uninitialised: NaN bytes
+    const std::function<void()> *saved = body;
+    body = &fn;
+    grid_dim = grid, block_dim = block, dyn_smem = sm.data();
+    const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    const unsigned long long nb = (unsigned long long)grid.x * grid.y * grid.z;
+    bool ok = true;
+    for (unsigned long long k = 0; k < nb && ok; k++) {
+        const unsigned long long b = reverse ? nb - 1 - k : k;
+        block_idx = make_uint3((unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y)));
+        ok = run_block(name, (int)threads, reverse);
+    }
+    body = saved;
+    return ok;
+}
+}  // namespace
+
 // For tests/test_emu.cc, which provokes faults on purpose: forgets the last one.
 void clear_fault() { sticky = cudaSuccess, last_error = cudaSuccess; }
 
@@ -239,20 +271,40 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStr
     if (!stacks_ready()) return fail(cudaErrorMemoryAllocation);
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;  // the context is broken, as on the GPU
-        std::vector<unsigned char> sm(smem ? smem : 1, 0xff);  // uninitialised: NaN bytes
-        const std::function<void()> *saved = body;
-        body = &fn;
-        grid_dim = grid, block_dim = block, dyn_smem = sm.data();
-        for (unsigned z = 0; z < grid.z; z++)
-            for (unsigned y = 0; y < grid.y; y++)
-                for (unsigned x = 0; x < grid.x; x++) {
-                    block_idx = make_uint3(x, y, z);
-                    if (!run_block(name, (int)threads)) {
-                        body = saved;
-                        return;
-                    }
-                }
-        body = saved;
+        if (!race_check()) {
+            run_grid(name, grid, block, smem, fn, false);
+            return;
+        }
+        // AVGEN_EMU_RACECHECK=1: the launch twice from the same device memory, blocks and threads in index
+        // order and then in reverse; a kernel whose threads or blocks communicate without a barrier (or read
+        // shared memory nobody wrote) leaves different memory behind.
+        static std::vector<unsigned char> before, first;  // every allocation back to back (kept: no page faults)
+        size_t total = 0;
+        for (auto &a : allocs) total += a.second.bytes;
+        before.resize(total), first.resize(total);
+        auto save = [&](std::vector<unsigned char> &to) {
+            size_t at = 0;
+            for (auto &a : allocs) memcpy(to.data() + at, (void *)a.first, a.second.bytes), at += a.second.bytes;
+        };
+        save(before);
+        if (!run_grid(name, grid, block, smem, fn, false)) return;
+        save(first);
+        size_t at = 0;
+        for (auto &a : allocs) memcpy((void *)a.first, before.data() + at, a.second.bytes), at += a.second.bytes;
+        if (!run_grid(name, grid, block, smem, fn, true)) return;
+        at = 0;
+        for (auto &a : allocs) {
+            const unsigned char *p = (const unsigned char *)a.first, *q = first.data() + at;
+            if (memcmp(p, q, a.second.bytes)) {
+                size_t i = 0;
+                while (p[i] == q[i]) i++;
+                kernel_fault("kernel %s: its results depend on the order its threads or blocks run in (a race, or a read "
+                             "of shared memory never written): byte %zu of a %zu-byte allocation differs (grid %u,%u,%u "
+                             "block %u,%u,%u)", name, i, a.second.bytes, grid.x, grid.y, grid.z, block.x, block.y, block.z);
+                return;
+            }
+            at += a.second.bytes;
+        }
     });
     return cudaSuccess;
 }

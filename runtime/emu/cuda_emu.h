@@ -10,6 +10,8 @@
 //     __syncthreads, or one that has exited, while the others shuffle, is an error (as on the GPU, where it
 //     hangs or is undefined), as are __trap, a block of more than 1024 threads and more than 48 KiB of
 //     dynamic shared memory;
+//   - AVGEN_EMU_RACECHECK=1 runs each launch twice, blocks and threads in index order and in reverse, from
+//     the same memory; different results are a fault (a race, or a read of shared memory never written);
 //   - device memory is host memory filled with NaN bytes when allocated (a read of something never written
 //     shows), each allocation ending at an inaccessible page (an overrun past its 256-byte rounding faults);
 //   - the bf16 instructions (cvt.rn.bf16x2, mma.sync m16n8k16, ldmatrix .trans) follow the PTX ISA's
