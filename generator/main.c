@@ -455,7 +455,7 @@ static int cmd_step(int argc, char **argv) {
     if (r >= 0) return r;
     if (!a.inputs) return usage_error("step", "%s", "--inputs I.safetensors is required");
     if (!a.out) return usage_error("step", "%s", "--out O.safetensors is required");
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
     {
         char e2[256];
         if ((r = rt_backend_check(&bo, e2, sizeof e2))) {
@@ -487,7 +487,7 @@ static int cmd_bench(int argc, char **argv) {
     int r = parse_args("bench", usage_bench, argc, argv, &a, 1);
     if (r >= 0) return r;
     char err[1024] = "";
-    const rt_backend_opts bo = {"cuda", a.precision, 0, a.kernels, NULL, NULL};
+    const rt_backend_opts bo = {"cuda", a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
     if ((r = rt_backend_check(&bo, err, sizeof err))) {
         fprintf(stderr, "error: %s.\n", err);
         return r;
@@ -612,6 +612,14 @@ static int cmd_train(int argc, char **argv) {
     if (r >= 0) return r;
     if (!a.data) return usage_error("train", "%s", "--data PREPARED is required");
     if ((r = check_backend("train", a.backend))) return r;
+    {  /* --precision and --kernels too, before anything is written or built */
+        const rt_backend_opts chk = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
+        char e2[512];
+        if ((r = rt_backend_check(&chk, e2, sizeof e2))) {
+            fprintf(stderr, "error: %s.\n", e2);
+            return r;
+        }
+    }
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32; /* the CPU backend */
@@ -703,7 +711,7 @@ static int cmd_train(int argc, char **argv) {
     c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
     c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std, c.trainable_params = p.trainable;
     /* on the GPU: bf16 GEMMs unless --precision says otherwise; the interpreted graph's kernel source */
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
     if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
     c.backend = &bo;
     char err[1024] = "";
@@ -791,7 +799,7 @@ static int cmd_eval(int argc, char **argv) {
     if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;
     /* on the GPU (--backend cuda, or auto with one): bf16 GEMMs unless --precision says otherwise */
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL};
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
     if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
     int cuda = 0;
     if (!r && (r = rt_backend_check(&bo, err, sizeof err)) == 0 && rt_backend_attach(&c, &bo, &cuda, err, sizeof err)) r = 1;

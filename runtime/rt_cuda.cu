@@ -109,6 +109,7 @@ struct Dev {
     // tensor whether it is stored as bf16 (rt_cuda_bf16_operands)
     int bf16_ops;
     unsigned short *frozen16;
+    int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     unsigned char *t16;
 };
 
@@ -320,6 +321,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
     key.align_a = align(A), key.align_b = align(B), key.align_c = align(C);
     if (csrc && align(csrc) < key.align_c) key.align_c = align(csrc);
     if (bias) key.align_bias = align(bias);
+    if (bias16 && align(bias16) < key.align_bias) key.align_bias = align(bias16);  // the fallback's bias (c16)
     if (batch > 1) {  // every matrix of a batch starts a stride further: its alignment counts too
         auto lower = [&](unsigned &al, long long stride, int es) {
             const unsigned s = align((const void *)(uintptr_t)(stride * es));
@@ -381,13 +383,15 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
             // a bf16 C: the bias in fp32 if cuBLASLt can, else as bf16 (its default there); no kernel fallback
             const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
             st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+            // (an fp32 bias that cuBLASLt refuses to take, or finds no algorithm for, moves on to the bf16 one)
             for (int bt = 0; bt < 2 && !st && !got; bt++) {
                 const int32_t type = bt ? CUDA_R_16BF : CUDA_R_32F;
                 const void *bp = bt ? (const void *)bias16 : (const void *)bias;
-                st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof type);
-                if (!st) st = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
-                if (!st && (lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got) || got < 1))
+                cublasStatus_t s2 = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof type);
+                if (!s2) s2 = lt.desc_set(pl->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+                if (!s2 && (lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got) || got < 1))
                     got = 0;
+                if (s2 && bt) st = s2;  // the last try's error is the one reported
                 pl->epi = bt ? 2 : 1;
             }
             if (!st && !got) st = CUBLAS_STATUS_NOT_SUPPORTED;
@@ -630,7 +634,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int a16 = is16(d, in[0]);  // h and the (frozen) weights as bf16
         const void *h = a16 ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]);
         auto wgt = [&](int t) { return a16 ? (const void *)W16(c, t) : (const void *)PF(t); };
-        const int c16 = is16(d, out[0]);  // qkv as bf16 (read only by the fused attention kernels)
+        // qkv as bf16 (read only by the fused attention kernels; rt_cuda_bf16_operands, which also requires
+        // frozen biases: their bf16 copies come from the frozen arena's)
+        const int c16 = is16(d, out[0]);
         auto dst = [&](int j) { return c16 ? (void *)(P16(c, out[0]) + j * D) : (void *)(PF(out[0]) + j * D); };
         if (qkv_stacked(c, in[1], in[3], in[5], (size_t)D * D) && qkv_stacked(c, in[2], in[4], in[6], (size_t)D)) {
             // the three weights form one [3D, D] matrix and the biases one [3D] vector: one GEMM, N = 3D
@@ -1114,6 +1120,21 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
     return true;
 }
 
+// True when every frozen tensor of g is in the other context's frozen arena at the same offset and size, and
+// that context is attached with an arena at least as large (rt_cuda_opts.share_frozen).
+bool frozen_compatible(const avgen_graph *g, const avgen_ctx *other) {
+    if (!other->dev || g->arena_bytes[AVGEN_ARENA_FROZEN] > other->g->arena_bytes[AVGEN_ARENA_FROZEN]) return false;
+    for (int i = 0; i < g->n_tensors; i++) {
+        const avgen_tensor_desc *t = &g->tensors[i];
+        if (t->arena != AVGEN_ARENA_FROZEN) continue;
+        const int j = rt_find(other->g, t->name);
+        if (j < 0) return false;
+        const avgen_tensor_desc *u = &other->g->tensors[j];
+        if (u->arena != AVGEN_ARENA_FROZEN || u->offset != t->offset || u->bytes != t->bytes) return false;
+    }
+    return true;
+}
+
 int fail_out(char *err, size_t errlen, const char *msg) {
     snprintf(err, errlen, "%s", msg);
     return 1;
@@ -1181,8 +1202,13 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         set_fail(d, "cuBLASLt could not create a handle");
         goto fail;
     }
+    d->frozen_shared = o && o->share_frozen && frozen_compatible(g, o->share_frozen);
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         d->arena_bytes[a] = (size_t)g->arena_bytes[a];
+        if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) {
+            d->arena[a] = DEV(o->share_frozen)->arena[a];
+            continue;
+        }
         if (!ck(d, cudaMalloc((void **)&d->arena[a], d->arena_bytes[a] ? d->arena_bytes[a] : 1), "device memory for an arena"))
             goto fail;
     }
@@ -1208,9 +1234,15 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
             if (!d->t16) goto fail;
             rt_cuda_bf16_operands(g, d->attn_fused, d->t16);
-            if (!ck(d, cudaMalloc((void **)&d->frozen16, d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
-                    "device memory for the bf16 copy of the frozen weights"))
+            if (d->frozen_shared && DEV(o->share_frozen)->frozen16) {
+                d->frozen16 = DEV(o->share_frozen)->frozen16;
+            } else if (d->frozen_shared) {
+                set_fail(d, "AVGEN_BF16_OPERANDS=1: the context whose frozen weights this one shares has no bf16 copy");
                 goto fail;
+            } else if (!ck(d, cudaMalloc((void **)&d->frozen16, d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
+                           "device memory for the bf16 copy of the frozen weights")) {
+                goto fail;
+            }
             d->bf16_ops = 1;
         }
     }
@@ -1283,8 +1315,10 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (!ok) goto fail;
     }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
-        if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena")) goto fail;
-    if (d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
+        if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared) &&
+            !ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena"))
+            goto fail;
+    if (d->frozen16 && !d->frozen_shared) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
         // cudaMemcpy from pageable memory may return before the device has the data; d->s does not wait
         // for the legacy stream
         if (!ck(d, cudaDeviceSynchronize(), "upload of the frozen weights")) goto fail;
@@ -1313,6 +1347,7 @@ extern "C" int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) {
 extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    if (arena == AVGEN_ARENA_FROZEN && d->frozen_shared) return rt_cuda_sync(c, err, errlen);  // the owner's to change
     ck(d, cudaMemcpyAsync(d->arena[arena], c->arena[arena], d->arena_bytes[arena], cudaMemcpyHostToDevice, d->s), "upload");
     if (arena == AVGEN_ARENA_FROZEN && d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
         const long long n = (long long)(d->arena_bytes[arena] / 4);
@@ -1350,11 +1385,12 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     }
     free(d->plans);
     if (d->lt) lt.destroy(d->lt);
-    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) cudaFree(d->arena[a]);
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
+        if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared)) cudaFree(d->arena[a]);
     cudaFree(d->frames_f32);
     cudaFree(d->ws);
     cudaFree(d->scratch);
-    cudaFree(d->frozen16);
+    if (!d->frozen_shared) cudaFree(d->frozen16);
     free(d->t16);
     cudaFree(d->segs);
     cudaFree(d->chunks);

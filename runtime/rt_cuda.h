@@ -30,6 +30,9 @@ typedef struct {
     const char *kernel_src;      /* NVRTC: the source to compile (a generated program's kernels.cu, library
                                     included); NULL: the runtime's kernel library */
     const char *kernel_src_name; /* its name in messages and the cache's source dump */
+    const avgen_ctx *share_frozen; /* a context attached to the same device (or NULL): when its frozen arena
+                                      holds every frozen tensor of this graph at the same offset, this context
+                                      uses it (and its bf16 copy) in place of its own; detach this one first */
 } rt_cuda_opts;
 
 /* Parses "fp32", "bf16" or "tf32"; -1 otherwise. */

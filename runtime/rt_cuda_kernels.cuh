@@ -6,10 +6,18 @@
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
-// A kernel's dynamic shared memory (the launch's byte count). The CUDA emulator (runtime/emu, which
-// compiles this text as host C++ for the tests) defines its own.
+// A kernel's dynamic shared memory (the launch's byte count), a static shared array (element type, with
+// qualifiers such as __align__; name; count) and the alignment a vector access needs (vld, vst below). The
+// CUDA emulator (runtime/emu, which compiles this text as host C++ for the tests) defines its own: shared
+// arrays filled with NaN bytes at each block's start, and a fault on a misaligned vector access.
 #ifndef AVGEN_DYNAMIC_SMEM
 #define AVGEN_DYNAMIC_SMEM(T, name) extern __shared__ T name[]
+#endif
+#ifndef AVGEN_SHARED
+#define AVGEN_SHARED(T, name, n) __shared__ T name[n]
+#endif
+#ifndef AVGEN_CHECK_ALIGN
+#define AVGEN_CHECK_ALIGN(p, bytes) ((void)0)
 #endif
 
 // The optimizer's tables, shared with the host code: one segment per trainable tensor (weights, gradient,
@@ -29,6 +37,16 @@ constexpr int kAdamChunk = 4096;
 
 // ------------------------------------------------------------------------------------ device helpers
 
+// A vector type V (float2, float4, uint2, unsigned: several elements of T) loaded from or stored to p.
+template <class V, class T> __device__ __forceinline__ V vld(const T *p) {
+    AVGEN_CHECK_ALIGN(p, sizeof(V));
+    return *(const V *)p;
+}
+template <class V, class T> __device__ __forceinline__ void vst(T *p, V v) {
+    AVGEN_CHECK_ALIGN(p, sizeof(V));
+    *(V *)p = v;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -46,7 +64,7 @@ __device__ __forceinline__ float warp_max(float v) {
 // every thread combines the warps' results in warp order; every thread gets the result.
 template <class T, class Op>
 __device__ T block_reduce(T v, T init, Op op) {
-    __shared__ T sh[32];
+    AVGEN_SHARED(T, sh, 32);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     __syncthreads();
@@ -268,7 +286,7 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float 
                                                    const float *w, const float *bb, const float *gate, float *dx,
                                                    long long dxs, double *rowdg, long long rows, int D, long long rpb,
                                                    double *part) {
-    __shared__ double red[2 * 32 * V];
+    AVGEN_SHARED(double, red, 2 * 32 * V);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double cs0[V], cs1[V];
 #pragma unroll
@@ -437,15 +455,15 @@ __global__ void k_bias_cols(float *y, long long ldy, const float *b, long long r
 }
 // act = GELU(pre) (the bias was added by the GEMM); with actbf (a bf16 GEMM operand), act is stored as bf16
 // there instead. Four elements a thread (float4; 8-byte bf16 groups) when n is a multiple of 4.
-__device__ __forceinline__ void put4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ __forceinline__ void put4(float *p, float4 v) { vst(p, v); }
 __device__ __forceinline__ void put4(unsigned short *p, float4 v) {
-    *(uint2 *)p = make_uint2((unsigned)f2bf(v.x) | (unsigned)f2bf(v.y) << 16, (unsigned)f2bf(v.z) | (unsigned)f2bf(v.w) << 16);
+    vst(p, make_uint2((unsigned)f2bf(v.x) | (unsigned)f2bf(v.y) << 16, (unsigned)f2bf(v.z) | (unsigned)f2bf(v.w) << 16));
 }
 __global__ void k_gelu(const float *pre, float *act, long long n, unsigned short *actbf) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long n4 = n % 4 ? 0 : n / 4;
     for (long long i = first; i < n4; i += stride) {
-        const float4 x = ((const float4 *)pre)[i];
+        const float4 x = vld<float4>(pre + 4 * i);
         const float4 y = make_float4(gelu_f(x.x), gelu_f(x.y), gelu_f(x.z), gelu_f(x.w));
         if (actbf) put4(actbf + 4 * i, y);
         else put4(act + 4 * i, y);
@@ -460,7 +478,7 @@ __global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long 
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long n4 = n % 4 ? 0 : n / 4;
     for (long long i = first; i < n4; i += stride) {
-        const float4 g = ((const float4 *)da)[i], x = ((const float4 *)pre)[i];
+        const float4 g = vld<float4>(da + 4 * i), x = vld<float4>(pre + 4 * i);
         const float4 y = make_float4(g.x * gelu_grad_f(x.x), g.y * gelu_grad_f(x.y), g.z * gelu_grad_f(x.z),
                                      g.w * gelu_grad_f(x.w));
         if (dprebf) put4(dprebf + 4 * i, y);
@@ -583,10 +601,10 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const unsigned shor
 // Two consecutive elements of an fp32 or bf16 row as a bf16 pair (lo = the first): a bf16 source is
 // already in that form (the same bits as rounding its fp32 value, when it was written rounded to nearest).
 __device__ __forceinline__ unsigned attn_pair(const float *p) {
-    const float2 v = *(const float2 *)p;
+    const float2 v = vld<float2>(p);
     return bf16x2(v.x, v.y);
 }
-__device__ __forceinline__ unsigned attn_pair(const unsigned short *p) { return *(const unsigned *)p; }
+__device__ __forceinline__ unsigned attn_pair(const unsigned short *p) { return vld<unsigned>(p); }
 
 // A fragments of 16 rows x HD (row stride rs elements, rows >= n zero) from global fp32 or bf16.
 template <int HD, class T>
@@ -607,8 +625,8 @@ constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the la
 // conflicts). The trip counts are compile-time, so each thread issues its loads of both tiles (up to 16
 // pairs) before the first conversion waits: one or two memory round trips per chunk instead of one per
 // element.
-__device__ __forceinline__ float2 attn_raw(const float *p) { return *(const float2 *)p; }
-__device__ __forceinline__ unsigned attn_raw(const unsigned short *p) { return *(const unsigned *)p; }
+__device__ __forceinline__ float2 attn_raw(const float *p) { return vld<float2>(p); }
+__device__ __forceinline__ unsigned attn_raw(const unsigned short *p) { return vld<unsigned>(p); }
 __device__ __forceinline__ unsigned attn_cvt(float2 v) { return bf16x2(v.x, v.y); }
 __device__ __forceinline__ unsigned attn_cvt(unsigned v) { return v; }
 template <int HD, class TA, class TB>
@@ -635,8 +653,8 @@ __device__ __forceinline__ void attn_stage2(unsigned short *ta, const TA *sa, lo
 #pragma unroll
         for (int i = 0; i < G; i++) {
             const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
-            *(unsigned *)&ta[row * (HD + 8) + d] = attn_cvt(va[i]);
-            *(unsigned *)&tb[row * (HD + 8) + d] = attn_cvt(vb[i]);
+            vst(&ta[row * (HD + 8) + d], attn_cvt(va[i]));
+            vst(&tb[row * (HD + 8) + d], attn_cvt(vb[i]));
         }
     }
 }
@@ -653,7 +671,7 @@ __device__ __forceinline__ void attn_mma_nt(float acc[8][4], const unsigned a[HD
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
             const unsigned short *b = tile + (j * 8 + g) * (HD + 8) + kk * 16 + 2 * t;
-            mma_bf16(acc[j], a[kk], *(const unsigned *)b, *(const unsigned *)(b + 8));
+            mma_bf16(acc[j], a[kk], vld<unsigned>(b), vld<unsigned>(b + 8));
         }
     }
 }
@@ -680,8 +698,8 @@ __device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[
 }
 // Writes 16 rows x HD of accumulators (times s0 for row g, s1 for row g + 8) to dst (row stride rs), rows < n,
 // as fp32 or, rounded to nearest, as bf16.
-__device__ __forceinline__ void attn_put(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
-__device__ __forceinline__ void attn_put(unsigned short *p, float a, float b) { *(unsigned *)p = bf16x2(a, b); }
+__device__ __forceinline__ void attn_put(float *p, float a, float b) { vst(p, make_float2(a, b)); }
+__device__ __forceinline__ void attn_put(unsigned short *p, float a, float b) { vst(p, bf16x2(a, b)); }
 template <int HD, class T>
 __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc[HD / 8][4], int r0, int n, float s0, float s1) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
@@ -752,15 +770,15 @@ __device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
     attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_fwd_bf(const unsigned short *qkv, float *O, float *lse, int N, int H,
                                                               float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
     attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
 }
 
@@ -807,16 +825,16 @@ __device__ __forceinline__ void attn_dq_body(unsigned short *Ks, unsigned short 
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse,
                                                               const double *delta, float *dqkv, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
     attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const float *dO, const unsigned short *qkv, const float *lse,
                                                                  const double *delta, unsigned short *dqkv, int N, int H,
                                                                  float scale) {
-    __shared__ __align__(16) unsigned short Ks[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Vs[kAttnRows * (HD + 8)];
+    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
     attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 
@@ -872,18 +890,20 @@ __device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, unsigned short
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
                                                                const double *delta, float *dqkv, int N, int H, float scale) {
-    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
-    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+    AVGEN_SHARED(__align__(16) unsigned short, Qs, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Os, kAttnRows * (HD + 8));  // dO
+    AVGEN_SHARED(float, lse_s, kAttnRows);
+    AVGEN_SHARED(float, del_s, kAttnRows);
     attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv_bf(const float *dO, const unsigned short *qkv, const float *lse,
                                                                   const double *delta, unsigned short *dqkv, int N, int H,
                                                                   float scale) {
-    __shared__ __align__(16) unsigned short Qs[kAttnRows * (HD + 8)];
-    __shared__ __align__(16) unsigned short Os[kAttnRows * (HD + 8)];  // dO
-    __shared__ float lse_s[kAttnRows], del_s[kAttnRows];
+    AVGEN_SHARED(__align__(16) unsigned short, Qs, kAttnRows * (HD + 8));
+    AVGEN_SHARED(__align__(16) unsigned short, Os, kAttnRows * (HD + 8));  // dO
+    AVGEN_SHARED(float, lse_s, kAttnRows);
+    AVGEN_SHARED(float, del_s, kAttnRows);
     attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 
@@ -1143,14 +1163,14 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
         float4 s1 = make_float4(0, 0, 0, 0), s2 = s1;
         for (int i = 0; i < m; i++) {
             const float a = A1[((size_t)p * m + i) * N2 + j], l = dL1[((size_t)p * m + i) * N2 + j];
-            const float4 ds = *(const float4 *)(dS + ((size_t)p * m + i) * D + d), tk = *(const float4 *)(tok + (size_t)i * D + d);
+            const float4 ds = vld<float4>(dS + ((size_t)p * m + i) * D + d), tk = vld<float4>(tok + (size_t)i * D + d);
             s1.x += a * ds.x, s1.y += a * ds.y, s1.z += a * ds.z, s1.w += a * ds.w;
             s2.x += l * tk.x, s2.y += l * tk.y, s2.z += l * tk.z, s2.w += l * tk.w;
         }
-        float4 *g = (float4 *)(gY + (size_t)pj * D + d);
-        float4 v = *g;
+        float *g = gY + (size_t)pj * D + d;
+        float4 v = vld<float4>(g);
         v.x += s1.x + s2.x, v.y += s1.y + s2.y, v.z += s1.z + s2.z, v.w += s1.w + s2.w;
-        *g = v;
+        vst(g, v);
         return;
     }
     const int d = t;

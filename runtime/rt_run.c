@@ -54,12 +54,13 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
         return 1;
     }
     rt_cuda_opts co = {o->device, o->precision ? rt_cuda_precision(o->precision) : RT_CUDA_FP32,
-                       o->kernels ? rt_kernels_mode(o->kernels) : RT_KERNELS_NVCC, o->kernel_src, o->kernel_src_name};
+                       o->kernels ? rt_kernels_mode(o->kernels) : RT_KERNELS_NVCC, o->kernel_src, o->kernel_src_name,
+                       o->share_frozen};
     if (co.kernels == RT_KERNELS_NVRTC)
         fprintf(stderr, "kernels: NVRTC build for this device (cache %s; the first build takes a while)\n",
                 rt_nvrtc_cache_dir());
     if (rt_cuda_attach(c, &co, err, errlen)) return 1;
-    fprintf(stderr, "kernels: %s\n", rt_cuda_kernels_info(c, NULL, NULL, NULL));
+    if (!o->quiet) fprintf(stderr, "kernels: %s\n", rt_cuda_kernels_info(c, NULL, NULL, NULL));
     *is_cuda = 1;
     return 0;
 }

@@ -174,8 +174,14 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
         else if (fused_attention && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_ATTENTION_BWD) && o->n_out >= 1)
             t = out[0], att = 1;
         if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
-        /* a bf16 qkv comes from a bf16 GEMM (its input is bf16), a bf16 gradient from a bf16 qkv */
+        /* a bf16 qkv comes from a bf16 GEMM (its input is bf16) with frozen biases (their bf16 copies are the
+         * frozen arena's), a bf16 gradient from a bf16 qkv */
         if (att && !flags[g->refs[o->in_at + (o->kind == AVGEN_OP_KIND_QKV ? 0 : 1)]]) continue;
+        if (att && o->kind == AVGEN_OP_KIND_QKV) {
+            int frozen = o->n_in >= 7;
+            for (int j = 2; j <= 6 && frozen; j += 2) frozen = g->tensors[g->refs[o->in_at + j]].arena == AVGEN_ARENA_FROZEN;
+            if (!frozen) continue;
+        }
         int writers = 0, readers = 0, ok = 1;
         for (int j = 0; j < g->n_ops && ok; j++) {
             const avgen_op_desc *q = &g->ops[j];

@@ -307,9 +307,12 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     } else {
         unlink(path);
     }
-    int cuda = 0, ev_cuda = 0;
+    int cuda = 0, ev_cuda = 0, val_off = 0;
+    rt_backend_opts bo;
     if (cfg->backend) {
-        if (rt_backend_attach(&c, cfg->backend, &cuda, err, errlen)) { rc = 1; goto done; }
+        bo = *cfg->backend;
+        bo.quiet = bo.quiet || cfg->quiet;
+        if (rt_backend_attach(&c, &bo, &cuda, err, errlen)) { rc = 1; goto done; }
         if (cuda && !cfg->quiet)
             fprintf(stderr, "avgen train: steps on %s (%s GEMMs)\n", rt_cuda_device_name(&c),
                     cfg->backend->precision ? cfg->backend->precision : "fp32");
@@ -414,22 +417,37 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         }
         /* end of epoch: validation, best model, early stopping, checkpoint */
         double val_loss = -1, val_top1 = -1;
-        if (have_ev && !stop) {
+        if (have_ev && !stop && !val_off) {
             rt_copy_params(&ev, &c);
             rt_eval_result r;
             char verr2[512];
             int vrc = 0;
-            if (cuda && !ev_cuda) {  /* the evaluation graph on the same device, attached with the parameters */
-                if (rt_backend_attach(&ev, cfg->backend, &ev_cuda, verr2, sizeof verr2)) vrc = -1;
+            if (cuda && !ev_cuda) {
+                /* the evaluation graph on the same device, attached with the parameters; it uses the training
+                 * context's frozen weights (same tensors, same offsets) instead of a second copy */
+                rt_backend_opts eo = bo;
+                eo.share_frozen = &c, eo.quiet = 1;
+                if (rt_backend_attach(&ev, &eo, &ev_cuda, verr2, sizeof verr2)) vrc = -1;
             } else if (ev_cuda) {
-                vrc = rt_cuda_upload(&ev, AVGEN_ARENA_FROZEN, verr2, sizeof verr2) ||
-                      rt_cuda_upload(&ev, AVGEN_ARENA_TRAIN, verr2, sizeof verr2) ? -1 : 0;
+                vrc = rt_cuda_upload(&ev, AVGEN_ARENA_TRAIN, verr2, sizeof verr2) ? -1 : 0;  /* the trained state */
             }
             if (vrc == 0 && rt_evaluate(&ev, cfg->eval_forward, vl, &r, verr2, sizeof verr2) == 0) {
                 val_loss = r.loss, val_top1 = rt_acc_top1(&r.clip);
                 rt_eval_free(&r);
-            } else if (!cfg->quiet) {
-                fprintf(stderr, "\navgen train: validation failed: %s\n", verr2);
+            } else {
+                /* said whatever --quiet says, and in the log; on the GPU (out of memory, most likely: the plan
+                 * counts the training graph only) validation stops for the rest of the run */
+                fprintf(stderr, "\navgen train: validation failed: %s%s\n", verr2,
+                        cuda ? "; no more validation in this run (no best.safetensors, no early stopping)" : "");
+                char esc[600];
+                size_t n = 0;
+                for (const char *q = verr2; *q && n + 2 < sizeof esc; q++) {
+                    if (*q == '"' || *q == '\\') esc[n++] = '\\';
+                    esc[n++] = (*q == '\n' || *q == '\t') ? ' ' : *q;
+                }
+                esc[n] = 0;
+                fprintf(log, "{\"validation_error\": \"%s\", \"epoch\": %lld}\n", esc, (long long)e);
+                if (cuda) val_off = 1;
             }
         }
         int improved = val_top1 >= 0 && val_top1 > st.best_val;
@@ -475,8 +493,8 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     }
 done:
     st_close(wf);
+    if (have_ev && ev.dev) rt_cuda_detach(&ev);  /* first: it may use the training context's frozen arena */
     if (c.dev) rt_cuda_detach(&c);
-    if (have_ev && ev.dev) rt_cuda_detach(&ev);
     rt_ctx_free(&c);
     if (have_ev) rt_ctx_free(&ev);
     ld_close(tl);

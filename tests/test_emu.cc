@@ -3,7 +3,8 @@
 // points (so the two agree to about 1e-5 and a kernel error of a fraction of a percent shows, which the
 // end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
 //   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory, a shuffle that part
-//   of a warp skips, __trap and (AVGEN_EMU_RACECHECK=1, on for every launch here) a shared-memory race are faults, an oversized block is refused, device memory starts as NaN and
+//   of a warp skips, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
+//   shared-memory race are faults, shared memory another block wrote is NaN, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7, and
 //   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded);
@@ -63,10 +64,17 @@ __global__ void t_trap() {
 }
 __global__ void t_inc(float *x) { x[threadIdx.x] += 1.0f; }
 __global__ void t_race(float *out) {
-    __shared__ float sm[64];
+    AVGEN_SHARED(float, sm, 64);
     sm[threadIdx.x] = (float)threadIdx.x;
     out[threadIdx.x] = sm[(threadIdx.x + 1) % 64];  // no barrier: the neighbour may not have written yet
 }
+__global__ void t_unwritten(float *out) {  // block 0 writes shared memory, every block reads it
+    AVGEN_SHARED(float, sm, 32);
+    if (blockIdx.x == 0) sm[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[blockIdx.x * 32 + threadIdx.x] = sm[threadIdx.x];
+}
+__global__ void t_misaligned(float *out) { vst(out + 1 + 4 * threadIdx.x, make_float4(1, 2, 3, 4)); }
 
 static void test_emulator() {
     float *w;
@@ -99,6 +107,12 @@ static void test_emulator() {
           "a shuffle reached by half a warp was not a fault");
     avgen_emu::clear_fault();
     CHECK(run("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }) == cudaErrorLaunchFailure, "__trap was not a fault");
+    avgen_emu::clear_fault();
+    // shared memory a block did not write is NaN there; a misaligned float4 store is a fault
+    CHECK(run("t_unwritten", dim3(2), dim3(32), 0, [=] { t_unwritten(w); }) == cudaSuccess, "t_unwritten failed");
+    CHECK(w[3] == 1.0f && isnan(w[32 + 3]), "shared memory of another block was visible (%g, %g)", w[3], w[35]);
+    CHECK(run("t_misaligned", dim3(1), dim3(4), 0, [=] { t_misaligned(w); }) == cudaErrorLaunchFailure,
+          "a misaligned float4 store was not a fault");
     avgen_emu::clear_fault();
     // AVGEN_EMU_RACECHECK=1 (set by main): a read of another thread's shared memory without a barrier
     CHECK(run("t_race", dim3(1), dim3(64), 0, [=] { t_race(w); }) == cudaErrorLaunchFailure,

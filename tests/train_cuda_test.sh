@@ -7,6 +7,7 @@
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
 #   uninterrupted run's (the device state goes to the checkpoint and comes back exactly);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
+#   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
 #   avgen train and avgen eval --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
 # usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM
 set -u
@@ -60,6 +61,15 @@ for l in open(sys.argv[1]):
 if cmp -s <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl"); then ok
 else bad "the resumed CUDA run's log differs: $(diff <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
 if cmp -s "$(last "$TMP/res")" "$(last "$TMP/cuda")"; then ok; else bad "the resumed CUDA run's checkpoint differs"; fi
+
+# Validation that does not fit the device (the emulator's memory cut to 60 MB: the training context fits, the
+# evaluation context's workspace does not): said on stderr despite --quiet and once in the log, and the
+# training goes on to the end without validation.
+out=$(AVGEN_EMU_MEMORY=60000000 "$P" "${A[@]}" --out "$TMP/oom" --max-steps 8 --backend cuda --precision fp32 2>&1)
+rc=$?
+if [ $rc = 0 ] && grep -q "validation failed: .*out of memory; no more validation" <<<"$out" &&
+  [ "$(grep -c validation_error "$TMP/oom/log.jsonl")" = 1 ] && [ "$(grep -c '"step"' "$TMP/oom/log.jsonl")" = 8 ] &&
+  [ -s "$TMP/oom/summary.json" ]; then ok; else bad "validation out of device memory: exit $rc: $out"; fi
 
 # Bad options, and avgen train on a machine without a GPU (the real CUDA runtime there).
 expect2 "--precision fp16 is not a precision" "$P" "${A[@]}" --out "$TMP/x" --backend cuda --precision fp16

@@ -76,7 +76,16 @@ struct Alloc {
 };
 std::map<uintptr_t, Alloc> allocs;
 size_t allocated;
-const size_t kTotalMemory = 16ull << 30;
+// The device's memory: 16 GiB, or AVGEN_EMU_MEMORY bytes (a test's way to run out of it).
+size_t total_memory() {
+    static size_t v = 0;
+    if (!v) {
+        const char *e = getenv("AVGEN_EMU_MEMORY");
+        v = e && *e ? (size_t)strtoull(e, NULL, 10) : 0;
+        if (!v) v = 16ull << 30;
+    }
+    return v;
+}
 
 // --------------------------------------------------------------------------------------------- fibers
 extern "C" void avgen_emu_switch(void **save_sp, void *to_sp);
@@ -104,6 +113,9 @@ avgen_emu_switch:
 )");
 
 enum { READY, AT_BLOCK, AT_WARP, DONE, TRAPPED };
+unsigned long long block_serial;  // counts blocks run (shared_touch's "first use in this block")
+std::map<void *, unsigned long long> shared_seen;
+char misaligned_why[160];
 struct Fiber {
     void *sp;
     int state;
@@ -142,6 +154,7 @@ void yield(int state) {
 
 // Runs one block of n threads to completion; false (with the fault recorded) when it cannot.
 bool run_block(const char *name, int n, bool reverse) {
+    block_serial++;
     const size_t page = (size_t)sysconf(_SC_PAGESIZE), each = kStack + page;
     for (int i = 0; i < n; i++) {
         Fiber &f = fibers[i];
@@ -164,7 +177,9 @@ bool run_block(const char *name, int n, bool reverse) {
                 cur = &fibers[i].t;
                 avgen_emu_switch(&sched_sp, fibers[i].sp);
                 if (curf->state == TRAPPED) {
-                    kernel_fault("kernel %s: __trap (block %u,%u,%u thread %d)", name, block_idx.x, block_idx.y, block_idx.z, i);
+                    kernel_fault("kernel %s: %s (block %u,%u,%u thread %d)", name, misaligned_why[0] ? misaligned_why : "__trap",
+                                 block_idx.x, block_idx.y, block_idx.z, i);
+                    misaligned_why[0] = 0;
                     return false;
                 }
             }
@@ -253,6 +268,16 @@ const unsigned char *warp_share(const void *mine, size_t n) {
 void trap() {
     yield(TRAPPED);
     __builtin_unreachable();
+}
+
+void shared_touch(void *p, size_t bytes) {
+    unsigned long long &seen = shared_seen[p];
+    if (seen != block_serial) memset(p, 0xff, bytes), seen = block_serial;
+}
+
+void misaligned(const void *p, size_t bytes) {
+    snprintf(misaligned_why, sizeof misaligned_why, "a %zu-byte vector access at %p, not a multiple of %zu", bytes, p, bytes);
+    trap();
 }
 
 cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> fn) {
@@ -426,14 +451,14 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     if (d != 0) return fail(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "avgen CUDA emulator (CPU)");
-    p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->totalGlobalMem = kTotalMemory;
+    p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->totalGlobalMem = total_memory();
     p->sharedMemPerBlock = 48 * 1024, p->maxThreadsPerBlock = kMaxThreads, p->warpSize = 32;
     p->maxGridSize[0] = 2147483647, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
     return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t *fr, size_t *total) {
-    *total = kTotalMemory;
-    *fr = kTotalMemory > allocated ? kTotalMemory - allocated : 0;
+    *total = total_memory();
+    *fr = total_memory() > allocated ? total_memory() - allocated : 0;
     return cudaSuccess;
 }
 const char *cudaGetErrorString(cudaError_t e) {
@@ -470,7 +495,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     const size_t rounded = (bytes + 255) & ~(size_t)255;
     const size_t body = (rounded + page - 1) & ~(page - 1);
-    if (allocated + rounded > kTotalMemory) return fail(cudaErrorMemoryAllocation);
+    if (allocated + rounded > total_memory()) return fail(cudaErrorMemoryAllocation);
     void *m = mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
     mprotect((unsigned char *)m + body, page, PROT_NONE);

@@ -12,6 +12,8 @@
 //     dynamic shared memory;
 //   - AVGEN_EMU_RACECHECK=1 runs each launch twice, blocks and threads in index order and in reverse, from
 //     the same memory; different results are a fault (a race, or a read of shared memory never written);
+//   - static shared arrays (AVGEN_SHARED) are NaN bytes at each block's start; a vector load or store
+//     (vld, vst) at a misaligned address is a fault;
 //   - device memory is host memory filled with NaN bytes when allocated (a read of something never written
 //     shows), each allocation ending at an inaccessible page (an overrun past its 256-byte rounding faults);
 //   - the bf16 instructions (cvt.rn.bf16x2, mma.sync m16n8k16, ldmatrix .trans) follow the PTX ISA's
@@ -54,6 +56,11 @@ void syncthreads();
 // this thread's next call.
 const unsigned char *warp_share(const void *mine, size_t n);
 [[noreturn]] void trap();
+// A static shared array's first use in a block: filled with 0xff bytes (NaN), as shared memory a block has
+// not written holds garbage on the GPU.
+void shared_touch(void *p, size_t bytes);
+// A vector access at an address its size does not divide: a fault (the GPU's misaligned address error).
+[[noreturn]] void misaligned(const void *p, size_t bytes);
 // The cuBLASLt entry points (cuda_emu.cc), for the backend's table.
 void lt_table(void **fns);
 }  // namespace avgen_emu
@@ -67,6 +74,13 @@ void lt_table(void **fns);
 #define blockDim (avgen_emu::block_dim)
 #define gridDim (avgen_emu::grid_dim)
 #define AVGEN_DYNAMIC_SMEM(T, name) T *const name = (T *)avgen_emu::dyn_smem
+#define AVGEN_SHARED(T, name, n) \
+    static T name[n];            \
+    avgen_emu::shared_touch(name, sizeof name)
+#define AVGEN_CHECK_ALIGN(p, bytes)                                                                                    \
+    do {                                                                                                               \
+        if ((uintptr_t)(p) % (bytes)) avgen_emu::misaligned(p, bytes);                                                 \
+    } while (0)
 
 inline void __syncthreads() { avgen_emu::syncthreads(); }
 [[noreturn]] inline void __trap() { avgen_emu::trap(); }
