@@ -110,6 +110,7 @@ struct Dev {
     int bf16_ops;
     unsigned short *frozen16;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
+    int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
     unsigned char *t16;
 };
 
@@ -536,12 +537,12 @@ using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
 // LayerNorm backward of a trainable LayerNorm (weight gradient add0, bias gradient add1, both +=): with a
 // register width, k_ln_bwd_cs computes dx and the column sums in one read of dy and x, over kLnCsBlocks
 // blocks at most (a fixed count, so the sums' order does not depend on the GPU), then k_colsum_finish;
-// other widths: k_ln_bwd<0>, then colsum.
+// other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum.
 constexpr long long kLnCsBlocks = 256;
 void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                       const float *bb, const float *gate, float *dx, double *rowdg, long long rows, int D, float *add0,
                       float *add1) {
-    if (ln_values(D) > 0) {
+    if (ln_values(D) > 0 && d->fused_ln_bwd) {
         long long rpb = (rows + kLnCsBlocks - 1) / kLnCsBlocks;
         if (rpb < 16) rpb = 16;
         const long long blocks = (rows + rpb - 1) / rpb;
@@ -553,8 +554,8 @@ void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, 
                (double *)NULL);
         return;
     }
-    LAUNCH_T(LnValues, 0, k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx, (long long)D,
-             0, rowdg, rows, D);
+    LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
+             (long long)D, 0, rowdg, rows, D);
     colsum(d, CS_LN, dy, x, mu, rs, NULL, NULL, NULL, NULL, gate, rows, D, add0, add1, NULL, NULL);
 }
 // The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
@@ -1245,6 +1246,14 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             }
             d->bf16_ops = 1;
         }
+    }
+    {
+        const char *e = getenv("AVGEN_FUSED_LN_BWD");
+        if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+            set_fail(d, "AVGEN_FUSED_LN_BWD=%s: expected 0 or 1", e);
+            goto fail;
+        }
+        d->fused_ln_bwd = !(e && !strcmp(e, "0"));
     }
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;

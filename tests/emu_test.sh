@@ -105,6 +105,10 @@ for q in "$@"; do
   [ "$(basename "$q" -train-emu)" = emu-wide ] && rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
 done
 
+# AVGEN_FUSED_LN_BWD=0 (the unfused LayerNorm backward, for timing both on a GPU): the same step within 1e-5.
+run "unfused LayerNorm backward" env AVGEN_FUSED_LN_BWD=0 "$p" --step --inputs random --out "$TMP/lnsplit.st" --backend cuda &&
+  diffok "unfused LayerNorm backward" "$TMP/lnsplit.st" "$TMP/$(basename "$p" -train-emu)-cuda.st" 1e-5
+
 # Bad settings: one sentence, non-zero exit.
 fails() { # fails NEEDLE command...
   local needle=$1
@@ -116,6 +120,8 @@ fails() { # fails NEEDLE command...
 }
 fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda
