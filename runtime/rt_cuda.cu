@@ -794,9 +794,14 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int mg = latent_group(N2, m);
         LAUNCH_T(LatentBounds, latent_bound(mg), k_latbwd_tok, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), dS, Y,
                  A1, dL1, dtokp, N2, D, m, mg);
-        if (need_x)
-            launch(d, k_latbwd_gy, dim3((unsigned)P * N2, ((D % 4 ? D : D / 4) + 127) / 128), dim3(128), 0, A1, dS, dL1, tok,
-                   PF(out[3]), P, N2, D, m);
+        if (need_x) {
+            // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over
+            // at most 4096 blocks
+            const int cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
+            const long long rows2 = (long long)P * N2;
+            launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
+                   A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
+        }
         launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;

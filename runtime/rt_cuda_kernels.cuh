@@ -1150,37 +1150,38 @@ __global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, f
     lat_mix<M>(dtokp + ((size_t)p * m + i0) * D, ds, false, a, y, N2, D, mi, ls);
 }
 
-// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. One block per row (p, j) = blockIdx.x,
-// threads over d (blockIdx.y * blockDim.x + threadIdx.x): four consecutive d a thread (float4) when D is a
-// multiple of 4 (so each thread has 16 bytes of every operand in flight), else one.
+// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. Blocks take rows (p, j) = pj from
+// blockIdx.x on, gridDim.x apart (a block per row was a hundred thousand blocks of one float4 a thread, bound
+// by launching blocks), threads over d (blockIdx.y * blockDim.x + threadIdx.x): four consecutive d a thread
+// (float4) when D is a multiple of 4, else one. The same sums, in the same order, whatever the grid.
 __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, const float *tok, float *gY, int P,
                             int N2, int D, int m) {
-    const int pj = blockIdx.x, p = pj / N2, j = pj % N2, t = blockIdx.y * blockDim.x + threadIdx.x;
-    if (p >= P) return;
-    if ((D & 3) == 0) {
-        const int d = 4 * t;
-        if (d >= D) return;
-        float4 s1 = make_float4(0, 0, 0, 0), s2 = s1;
-        for (int i = 0; i < m; i++) {
-            const float a = A1[((size_t)p * m + i) * N2 + j], l = dL1[((size_t)p * m + i) * N2 + j];
-            const float4 ds = vld<float4>(dS + ((size_t)p * m + i) * D + d), tk = vld<float4>(tok + (size_t)i * D + d);
-            s1.x += a * ds.x, s1.y += a * ds.y, s1.z += a * ds.z, s1.w += a * ds.w;
-            s2.x += l * tk.x, s2.y += l * tk.y, s2.z += l * tk.z, s2.w += l * tk.w;
-        }
-        float *g = gY + (size_t)pj * D + d;
-        float4 v = vld<float4>(g);
-        v.x += s1.x + s2.x, v.y += s1.y + s2.y, v.z += s1.z + s2.z, v.w += s1.w + s2.w;
-        vst(g, v);
-        return;
-    }
-    const int d = t;
+    const int t = blockIdx.y * blockDim.x + threadIdx.x;
+    const int rows = P * N2, vec = (D & 3) == 0, d = vec ? 4 * t : t;
     if (d >= D) return;
-    float s1 = 0, s2 = 0;
-    for (int i = 0; i < m; i++) {
-        s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
-        s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
+    for (int pj = blockIdx.x; pj < rows; pj += gridDim.x) {
+        const int p = pj / N2, j = pj % N2;
+        if (vec) {
+            float4 s1 = make_float4(0, 0, 0, 0), s2 = s1;
+            for (int i = 0; i < m; i++) {
+                const float a = A1[((size_t)p * m + i) * N2 + j], l = dL1[((size_t)p * m + i) * N2 + j];
+                const float4 ds = vld<float4>(dS + ((size_t)p * m + i) * D + d), tk = vld<float4>(tok + (size_t)i * D + d);
+                s1.x += a * ds.x, s1.y += a * ds.y, s1.z += a * ds.z, s1.w += a * ds.w;
+                s2.x += l * tk.x, s2.y += l * tk.y, s2.z += l * tk.z, s2.w += l * tk.w;
+            }
+            float *g = gY + (size_t)pj * D + d;
+            float4 v = vld<float4>(g);
+            v.x += s1.x + s2.x, v.y += s1.y + s2.y, v.z += s1.z + s2.z, v.w += s1.w + s2.w;
+            vst(g, v);
+        } else {
+            float s1 = 0, s2 = 0;
+            for (int i = 0; i < m; i++) {
+                s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
+                s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
+            }
+            gY[(size_t)pj * D + d] += s1 + s2;
+        }
     }
-    gY[(size_t)pj * D + d] += s1 + s2;
 }
 
 // dst[e] += sum over pairs p (in order) of src[p, e]; e < n.
