@@ -111,6 +111,8 @@ struct Dev {
     unsigned short *frozen16;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
+    int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
+    unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     unsigned char *t16;
 };
 
@@ -616,6 +618,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
+        // with the residual its LINEAR_RESIDUAL adds it to, when that is the only reader (fused_residuals)
+        if (d->ln_res && d->ln_res[op] >= 0) {
+            LAUNCH_T(LnValues, ln_values(D), k_layernorm_res, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D,
+                     PF(in[1]), PF(in[2]), PF(out[0]), D, PF(out[1]), PF(out[2]), PF(in[3]), rows, D, o->eps,
+                     PF(d->ln_res[op]));
+            break;
+        }
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    PF(out[1]), PF(out[2]), NULL, PF(in[3]), rows, D, o->eps, NULL);
         break;
@@ -726,12 +735,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_LINEAR_RESIDUAL: {
         const avgen_tensor_desc *at = TD(in[0]), *yt = TD(out[0]);
         const int K = (int)at->shape[2], N = (int)yt->shape[2], rows = (int)(yt->shape[0] * yt->shape[1]);
-        // y = x W^T + b + res in the GEMM (bias epilogue, C = res); a third addend in a pass of its own
+        // y = x W^T + b + res in the GEMM (bias epilogue, C = res); a third addend (an adapter's output) in a
+        // pass of its own, or, when its LayerNorm already added res to it (fused_residuals), as C instead
+        const int pre = o->n_in > 4 && d->lr_fused && d->lr_fused[op];
+        const float *cs = pre ? PF(in[4]) : PF(in[3]);
         if (is16(d, in[0]))  // the GELU output and the (frozen) weight as bf16
-            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]), 1);
+            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), cs, 1);
         else
-            gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), PF(in[3]));
-        if (o->n_in > 4)
+            gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, PF(out[0]), N, 1, 1, 0, 0, 0, PF(in[2]), cs);
+        if (o->n_in > 4 && !pre)
             launch(d, k_bias_res, GRID((long long)rows * N), PF(out[0]), NULL, PF(in[4]), NULL, (long long)rows * N, N);
         break;
     }
@@ -1126,6 +1138,46 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
     return true;
 }
 
+// A LINEAR_RESIDUAL's third addend (an adapter's output, y = x W^T + b + res + out) costs a pass over y of its
+// own. When out is written by one LAYERNORM_GATE before it and read by nothing else, and res is not written
+// in between, that LayerNorm adds res as it writes out (k_layernorm's res) and the GEMM takes out as its C:
+// ln_res[the LayerNorm] = res, lr_fused[the LINEAR_RESIDUAL] = 1 (AVGEN_FUSE_RESIDUAL=0: none). False when
+// out of host memory.
+bool fused_residuals(const avgen_graph *g, Dev *d) {
+    d->ln_res = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
+    d->lr_fused = (unsigned char *)calloc((size_t)g->n_ops + 1, 1);
+    if (!d->ln_res || !d->lr_fused) return false;
+    for (int i = 0; i < g->n_ops; i++) d->ln_res[i] = -1;
+    const char *e = getenv("AVGEN_FUSE_RESIDUAL");
+    if (e && !strcmp(e, "0")) return true;
+    auto writes = [&](int i, int t) {
+        const avgen_op_desc *q = &g->ops[i];
+        for (int s2 = 0; s2 < q->n_out; s2++)
+            if (g->refs[q->out_at + s2] == t) return true;
+        return false;
+    };
+    for (int j = 0; j < g->n_ops; j++) {
+        const avgen_op_desc *o = &g->ops[j];
+        if (o->kind != AVGEN_OP_KIND_LINEAR_RESIDUAL || o->n_in < 5) continue;
+        const int out = g->refs[o->in_at + 4], res = g->refs[o->in_at + 3];
+        if (out < 0 || res < 0) continue;
+        int writer = -1, nw = 0, others = 0;
+        for (int i = 0; i < g->n_ops; i++) {
+            if (writes(i, out)) writer = i, nw++;
+            const avgen_op_desc *q = &g->ops[i];
+            for (int s2 = 0; s2 < q->n_in; s2++) others += g->refs[q->in_at + s2] == out && !(i == j && s2 == 4);
+        }
+        if (nw != 1 || others || writer >= j || g->ops[writer].kind != AVGEN_OP_KIND_LAYERNORM_GATE ||
+            g->refs[g->ops[writer].out_at] != out || d->ln_res[writer] >= 0)
+            continue;
+        bool res_ready = true;
+        for (int i = writer; i < j && res_ready; i++) res_ready = !writes(i, res);
+        if (!res_ready || g->tensors[res].bytes != g->tensors[out].bytes) continue;
+        d->ln_res[writer] = res, d->lr_fused[j] = 1;
+    }
+    return true;
+}
+
 // True when every frozen tensor of g is in the other context's frozen arena at the same offset and size, and
 // that context is attached with an arena at least as large (rt_cuda_opts.share_frozen).
 bool frozen_compatible(const avgen_graph *g, const avgen_ctx *other) {
@@ -1259,6 +1311,10 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             goto fail;
         }
         d->fused_ln_bwd = !(e && !strcmp(e, "0"));
+    }
+    if (!fused_residuals(g, d)) {
+        set_fail(d, "out of host memory");
+        goto fail;
     }
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
@@ -1405,6 +1461,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->ws);
     cudaFree(d->scratch);
     if (!d->frozen_shared) cudaFree(d->frozen16);
+    free(d->ln_res);
+    free(d->lr_fused);
     free(d->t16);
     cudaFree(d->segs);
     cudaFree(d->chunks);

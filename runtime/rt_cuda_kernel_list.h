@@ -7,6 +7,7 @@
 #define AVGEN_RT_CUDA_KERNEL_LIST_H
 #define AVGEN_CUDA_KERNELS(X)                                                                                   \
     X(k_im2col) X(k_patch_epilogue) X(k_layernorm<0>) X(k_layernorm<1>) X(k_layernorm<2>) X(k_layernorm<24>)    \
+    X(k_layernorm_res<0>) X(k_layernorm_res<1>) X(k_layernorm_res<2>) X(k_layernorm_res<24>)                  \
     X(k_ln_bwd<0>) X(k_ln_bwd<1>) X(k_ln_bwd<2>) X(k_ln_bwd<24>) X(k_ln_bwd_cs<1>) X(k_ln_bwd_cs<2>)          \
     X(k_ln_bwd_cs<24>) X(k_colsum) X(k_colsum_finish) X(k_inc64)    \
     X(k_bn_apply) X(k_bn_bwd_dx) X(k_relu) X(k_relu_bwd) X(k_bias_res) X(k_bias_cols)    \

@@ -155,16 +155,17 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
     }
 }
 
-// LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate. Rows of x start every xs elements,
-// rows of y every ys; xcopy (when given) receives the row as read (the CLS rows kept for backward).
+// LayerNorm, one warp per row: y = ((x - mean) * rstd * w + b) * gate (+ res). Rows of x start every xs
+// elements, rows of y (and res) every ys; xcopy (when given) receives the row as read (the CLS rows kept for
+// backward). res: the residual a LINEAR_RESIDUAL would add y to next (fused_residuals in rt_cuda.cu).
 // V > 0: the width is at most 32 V and each lane keeps its V values in registers (one read of the row);
 // V = 0: any width, the row is read once per pass. Both sum in the same order and round every product and
 // sum on its own (__dmul_rn, __dadd_rn: never contracted into an FMA, as the CPU reference computes), so
 // they give the same bits. Blocks of 128 threads (4 rows); at most 128 registers a thread.
 template <int V>
-__global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y, long long ys,
-                            float *mu, float *rs, float *xcopy, const float *gate, long long rows, int D, float eps,
-                            unsigned short *ybf) {
+__device__ __forceinline__ void layernorm_row(const float *x, long long xs, const float *w, const float *b, float *y,
+                                              long long ys, float *mu, float *rs, float *xcopy, const float *gate,
+                                              long long rows, int D, float eps, unsigned short *ybf, const float *res) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -207,6 +208,7 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
             const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
             float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
             if (gate) o *= g;
+            if (res) o += res[r * ys + d];
             if (ybf) ybf[r * ys + d] = f2bf(o);  // bf16 GEMM operand: stored as bf16 only
             else yr[d] = o;
             if (xcopy) xcopy[r * D + d] = xv;
@@ -215,6 +217,20 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
         if (mu) mu[r] = (float)mean;
         if (rs) rs[r] = (float)rstd;
     }
+}
+template <int V>
+__global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y,
+                                                      long long ys, float *mu, float *rs, float *xcopy, const float *gate,
+                                                      long long rows, int D, float eps, unsigned short *ybf) {
+    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, xcopy, gate, rows, D, eps, ybf, NULL);
+}
+// With the residual res (the LINEAR_RESIDUAL's, fused_residuals in rt_cuda.cu); its own kernel, as the extra
+// load takes k_layernorm<24> past 128 registers (here at most 168: 3 blocks an SM).
+template <int V>
+__global__ void __launch_bounds__(128, 3) k_layernorm_res(const float *x, long long xs, const float *w, const float *b,
+                                                          float *y, long long ys, float *mu, float *rs, const float *gate,
+                                                          long long rows, int D, float eps, const float *res) {
+    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, NULL, gate, rows, D, eps, NULL, res);
 }
 
 // LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
@@ -1298,7 +1314,10 @@ __global__ void __launch_bounds__(1024) k_sum_d(const double *v, long long n, do
 #define AVGEN_LN_INST(V)                                                                                               \
     template __global__ void k_layernorm<V>(const float *, long long, const float *, const float *, float *, long long,    \
                                             float *, float *, float *, const float *, long long, int, float,           \
-                                            unsigned short *);           \
+                                            unsigned short *);                                                         \
+    template __global__ void k_layernorm_res<V>(const float *, long long, const float *, const float *, float *,          \
+                                                long long, float *, float *, const float *, long long, int, float,     \
+                                                const float *);                                                        \
     template __global__ void k_ln_bwd<V>(const float *, const float *, const float *, const float *, const float *,       \
                                          const float *, const float *, float *, long long, int, double *, long long, int);
 AVGEN_LN_INST(0)
