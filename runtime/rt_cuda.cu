@@ -1149,6 +1149,10 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
     if (!d->ln_res || !d->lr_fused) return false;
     for (int i = 0; i < g->n_ops; i++) d->ln_res[i] = -1;
     const char *e = getenv("AVGEN_FUSE_RESIDUAL");
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
+        set_fail(d, "AVGEN_FUSE_RESIDUAL=%s: expected 0 or 1", e);
+        return true;
+    }
     if (e && !strcmp(e, "0")) return true;
     auto writes = [&](int i, int t) {
         const avgen_op_desc *q = &g->ops[i];
@@ -1167,8 +1171,9 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
             const avgen_op_desc *q = &g->ops[i];
             for (int s2 = 0; s2 < q->n_in; s2++) others += g->refs[q->in_at + s2] == out && !(i == j && s2 == 4);
         }
+        // (ops run phase by phase, each phase in index order: both in the same phase, the writer first)
         if (nw != 1 || others || writer >= j || g->ops[writer].kind != AVGEN_OP_KIND_LAYERNORM_GATE ||
-            g->refs[g->ops[writer].out_at] != out || d->ln_res[writer] >= 0)
+            g->ops[writer].phase != o->phase || g->refs[g->ops[writer].out_at] != out || d->ln_res[writer] >= 0)
             continue;
         bool res_ready = true;
         for (int i = writer; i < j && res_ready; i++) res_ready = !writes(i, res);
@@ -1316,6 +1321,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         set_fail(d, "out of host memory");
         goto fail;
     }
+    if (d->failed) goto fail;
     d->ws_bytes = 32u << 20;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {

@@ -224,10 +224,10 @@ __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long 
                                                       long long rows, int D, float eps, unsigned short *ybf) {
     layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, xcopy, gate, rows, D, eps, ybf, NULL);
 }
-// With the residual res (the LINEAR_RESIDUAL's, fused_residuals in rt_cuda.cu); its own kernel, as the extra
-// load takes k_layernorm<24> past 128 registers (here at most 168: 3 blocks an SM).
+// With the residual res (the LINEAR_RESIDUAL's, fused_residuals in rt_cuda.cu); its own kernel, so that
+// k_layernorm carries no residual (one kernel with both once took k_layernorm<24> past 128 registers).
 template <int V>
-__global__ void __launch_bounds__(128, 3) k_layernorm_res(const float *x, long long xs, const float *w, const float *b,
+__global__ void __launch_bounds__(128, 4) k_layernorm_res(const float *x, long long xs, const float *w, const float *b,
                                                           float *y, long long ys, float *mu, float *rs, const float *gate,
                                                           long long rows, int D, float eps, const float *res) {
     layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, NULL, gate, rows, D, eps, NULL, res);
