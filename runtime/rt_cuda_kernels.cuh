@@ -649,7 +649,10 @@ template <int HD, class TA, class TB>
 __device__ __forceinline__ void attn_stage2(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
                                             const TB *sb, long long rsb, int c0, int n) {
     constexpr int PER = kAttnRows * HD / 2 / kAttnThreads;  // pairs per thread and tile: 16, 8 or 4
-    constexpr int G = PER < 8 ? PER : 8;
+    // pairs in flight per tile and round: 8, or 4 when both sources are bf16 (k_attn_fwd_bf<64> then keeps to
+    // 151 registers, 3 blocks an SM as k_attn_fwd<64>, where 8 took 190 and 2), the same bytes as fp32's 4
+    constexpr int GMAX = sizeof(TA) == 2 && sizeof(TB) == 2 ? 4 : 8;
+    constexpr int G = PER < GMAX ? PER : GMAX;
     using RA = decltype(attn_raw(sa));
     using RB = decltype(attn_raw(sb));
 #pragma unroll
@@ -728,9 +731,8 @@ __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc
 
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
 // Each kernel has a twin, *_bf, that takes qkv and writes dqkv as bf16 (bf16 storage): the same body,
-// instantiated for the other element type (one kernel for both would carry both bodies' registers; at
-// HD = 64 the forward twin takes 190 registers to k_attn_fwd's 168: 2 blocks an SM instead of 3, and 3
-// spill). A bf16 qkv holds the values the fp32 path rounds to when staging, so both give the same results.
+// instantiated for the other element type (one kernel for both would carry both bodies' registers). A bf16
+// qkv holds the values the fp32 path rounds to when staging, so both give the same results.
 template <int HD, class T>
 __device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short *Vs, const T *qkv, float *O, float *lse,
                                               int N, int H, float scale) {
