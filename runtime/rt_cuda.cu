@@ -225,18 +225,15 @@ struct Lt {
 
 int lt_load(char *why, size_t whylen) {
     if (lt.loaded) return 0;
-#ifdef AVGEN_CUDA_EMU
-    {
-        void *f[13];
-        avgen_emu::lt_table(f);
-        void **dst[] = {(void **)&lt.create, (void **)&lt.destroy, (void **)&lt.desc_create, (void **)&lt.desc_destroy,
-                        (void **)&lt.desc_set, (void **)&lt.layout_create, (void **)&lt.layout_destroy,
-                        (void **)&lt.layout_set, (void **)&lt.pref_create, (void **)&lt.pref_destroy, (void **)&lt.pref_set,
-                        (void **)&lt.heuristic, (void **)&lt.matmul};
-        for (int i = 0; i < 13; i++) *dst[i] = f[i];
-        lt.loaded = 1;
-        return 0;
-    }
+#ifdef AVGEN_CUDA_EMU  // the emulator's own entry points (runtime/emu/cuda_emu.cc), no library to load
+    lt.create = cublasLtCreate, lt.destroy = cublasLtDestroy, lt.desc_create = cublasLtMatmulDescCreate;
+    lt.desc_destroy = cublasLtMatmulDescDestroy, lt.desc_set = cublasLtMatmulDescSetAttribute;
+    lt.layout_create = cublasLtMatrixLayoutCreate, lt.layout_destroy = cublasLtMatrixLayoutDestroy;
+    lt.layout_set = cublasLtMatrixLayoutSetAttribute, lt.pref_create = cublasLtMatmulPreferenceCreate;
+    lt.pref_destroy = cublasLtMatmulPreferenceDestroy, lt.pref_set = cublasLtMatmulPreferenceSetAttribute;
+    lt.heuristic = cublasLtMatmulAlgoGetHeuristic, lt.matmul = cublasLtMatmul;
+    lt.loaded = 1;
+    return 0;
 #endif
     if (!lt.failed) {
         void *h = rt_dl_open("AVGEN_CUBLASLT_LIB", "libcublasLt.so.13", "libcublasLt.so", "cuBLASLt", lt.why, sizeof lt.why);
@@ -1138,6 +1135,16 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
     return true;
 }
 
+// A switch in the environment (AVGEN_BF16_OPERANDS and the like): 0 or 1, dflt when unset or empty; any
+// other value is an error (-1, d->failed set).
+int env_switch(Dev *d, const char *name, int dflt) {
+    const char *e = getenv(name);
+    if (!e || !*e) return dflt;
+    if (!strcmp(e, "0") || !strcmp(e, "1")) return e[0] - '0';
+    set_fail(d, "%s=%s: expected 0 or 1", name, e);
+    return -1;
+}
+
 // A LINEAR_RESIDUAL's third addend (an adapter's output, y = x W^T + b + res + out) costs a pass over y of its
 // own. When out is written by one LAYERNORM_GATE before it and read by nothing else, and res is not written
 // in between, that LayerNorm adds res as it writes out (k_layernorm's res) and the GEMM takes out as its C:
@@ -1148,12 +1155,7 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
     d->lr_fused = (unsigned char *)calloc((size_t)g->n_ops + 1, 1);
     if (!d->ln_res || !d->lr_fused) return false;
     for (int i = 0; i < g->n_ops; i++) d->ln_res[i] = -1;
-    const char *e = getenv("AVGEN_FUSE_RESIDUAL");
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-        set_fail(d, "AVGEN_FUSE_RESIDUAL=%s: expected 0 or 1", e);
-        return true;
-    }
-    if (e && !strcmp(e, "0")) return true;
+    if (env_switch(d, "AVGEN_FUSE_RESIDUAL", 1) <= 0) return true;  // off, or not 0 or 1 (d->failed)
     auto writes = [&](int i, int t) {
         const avgen_op_desc *q = &g->ops[i];
         for (int s2 = 0; s2 < q->n_out; s2++)
@@ -1284,12 +1286,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     {
         // bf16 GEMM operands, off unless AVGEN_BF16_OPERANDS=1 (not yet the default: first measured on a GPU
         // after it was written): the frozen arena's bf16 copy (filled at upload) and the tensors stored as bf16
-        const char *e = getenv("AVGEN_BF16_OPERANDS");
-        if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-            set_fail(d, "AVGEN_BF16_OPERANDS=%s: expected 0 or 1", e);
-            goto fail;
-        }
-        if (e && !strcmp(e, "1")) {
+        const int ops = env_switch(d, "AVGEN_BF16_OPERANDS", 0);
+        if (ops < 0) goto fail;
+        if (ops) {
             if (d->precision != RT_CUDA_BF16 || prop.major < 8) {
                 set_fail(d, "AVGEN_BF16_OPERANDS=1 needs --precision bf16 and a GPU of compute capability 8.0 or later");
                 goto fail;
@@ -1309,14 +1308,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             d->bf16_ops = 1;
         }
     }
-    {
-        const char *e = getenv("AVGEN_FUSED_LN_BWD");
-        if (e && *e && strcmp(e, "0") && strcmp(e, "1")) {
-            set_fail(d, "AVGEN_FUSED_LN_BWD=%s: expected 0 or 1", e);
-            goto fail;
-        }
-        d->fused_ln_bwd = !(e && !strcmp(e, "0"));
-    }
+    if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if (!fused_residuals(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;

@@ -243,9 +243,13 @@ static int feed(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
 }
 
 /* With the CUDA backend: the device's parameters, gradients, buffers and optimizer state into the host
- * arenas (before a checkpoint or a copy to the evaluation context). 0, or -1 with err. */
-static int from_device(avgen_ctx *c, char *err, size_t errlen) {
-    return c->dev && rt_cuda_download(c, AVGEN_ARENA_TRAIN, err, errlen) ? -1 : 0;
+ * arenas (before a checkpoint or a copy to the evaluation context), unless they are there already for this
+ * optimizer step (*host_step: the step the host arenas hold). 0, or -1 with err. */
+static int from_device(avgen_ctx *c, int64_t step, int64_t *host_step, char *err, size_t errlen) {
+    if (!c->dev || *host_step == step) return 0;
+    if (rt_cuda_download(c, AVGEN_ARENA_TRAIN, err, errlen)) return -1;
+    *host_step = step;
+    return 0;
 }
 
 static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, char *err, size_t errlen) {
@@ -308,6 +312,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         unlink(path);
     }
     int cuda = 0, ev_cuda = 0, val_off = 0;
+    int64_t host_step = st.step;  /* the host arenas hold the state after this step (uploaded at attach) */
     rt_backend_opts bo;
     if (cfg->backend) {
         bo = *cfg->backend;
@@ -400,7 +405,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             }
             loss_sum = 0, micro = 0;
             if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
-                (from_device(&c, err, errlen) || save_checkpoint(cfg, &c, &st, err, errlen))) {
+                (from_device(&c, st.step, &host_step, err, errlen) || save_checkpoint(cfg, &c, &st, err, errlen))) {
                 rc = 1;
                 break;
             }
@@ -411,7 +416,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             if (do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited, err, errlen)) rc = 1;
             if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
         }
-        if (rc || from_device(&c, err, errlen)) {  /* the epoch's end reads the state: validation, checkpoints */
+        if (rc || from_device(&c, st.step, &host_step, err, errlen)) {  /* the epoch's end reads the state */
             rc = rc ? rc : 1;
             break;
         }

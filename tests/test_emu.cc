@@ -161,14 +161,13 @@ static float frand() {
 }
 
 static void test_lt() {
-    void *f[13];
-    avgen_emu::lt_table(f);
-    auto create = (decltype(&cublasLtCreate))f[0];
-    auto desc_create = (decltype(&cublasLtMatmulDescCreate))f[2];
-    auto desc_set = (decltype(&cublasLtMatmulDescSetAttribute))f[4];
-    auto layout_create = (decltype(&cublasLtMatrixLayoutCreate))f[5];
-    auto layout_set = (decltype(&cublasLtMatrixLayoutSetAttribute))f[7];
-    auto matmul = (decltype(&cublasLtMatmul))f[12];
+    // the emulator's entry points under cuBLASLt's own names (cuda_emu.cc)
+    auto create = cublasLtCreate;
+    auto desc_create = cublasLtMatmulDescCreate;
+    auto desc_set = cublasLtMatmulDescSetAttribute;
+    auto layout_create = cublasLtMatrixLayoutCreate;
+    auto layout_set = cublasLtMatrixLayoutSetAttribute;
+    auto matmul = cublasLtMatmul;
     cublasLtHandle_t h;
     create(&h);
     // column-major D[m,n] = op(A) op(B) + C + bias, batched, A transposed

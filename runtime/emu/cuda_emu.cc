@@ -62,6 +62,9 @@ __attribute__((format(printf, 1, 2))) void kernel_fault(const char *fmt, ...) {
     }
 }
 
+// A setting of the emulator from the environment: AVGEN_EMU_*=1 (each caller reads it once).
+bool env_on(const char *name) { return getenv(name) && !strcmp(getenv(name), "1"); }
+
 double now() {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -225,12 +228,8 @@ void syncthreads() { yield(AT_BLOCK); }
 
 namespace {
 bool race_check() {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("AVGEN_EMU_RACECHECK");
-        v = e && !strcmp(e, "1");
-    }
-    return v == 1;
+    static const bool on = env_on("AVGEN_EMU_RACECHECK");
+    return on;
 }
 
 // Every block of a launch, in index order or (reverse) the other way round, each block's threads too; false
@@ -379,12 +378,8 @@ float round_tf32(float f) {
 // AVGEN_EMU_EXACT_GEMM=1: fp32 operands are not rounded for the fast compute types (a bf16 run then differs
 // from fp32 only by the kernels' own bf16 arithmetic: the fused attention, bf16 operands).
 bool exact_gemm() {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("AVGEN_EMU_EXACT_GEMM");
-        v = e && !strcmp(e, "1");
-    }
-    return v == 1;
+    static const bool on = env_on("AVGEN_EMU_EXACT_GEMM");
+    return on;
 }
 
 // An element as float (fp32, or bf16 when h), and a float stored (bf16: rounded to nearest even).
@@ -707,8 +702,8 @@ static bool lt_shape(const LtDesc *x, const LtLayout *a, const LtLayout *b, cons
         const int32_t bt = lt_bias_type(x, dd);
         if (bt != CUDA_R_32F && !(bt == CUDA_R_16BF && dd->type == CUDA_R_16BF)) return false;
         // AVGEN_EMU_BIAS16_ONLY=1: as a cuBLASLt without fp32 biases for bf16 results (the backend's fallback)
-        const char *e = getenv("AVGEN_EMU_BIAS16_ONLY");
-        if (bt == CUDA_R_32F && dd->type == CUDA_R_16BF && e && !strcmp(e, "1")) return false;
+        static const bool bias16_only = env_on("AVGEN_EMU_BIAS16_ONLY");
+        if (bt == CUDA_R_32F && dd->type == CUDA_R_16BF && bias16_only) return false;
     }
     return true;
 }
@@ -765,19 +760,3 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
 }
 
 }  // extern "C"
-
-void avgen_emu::lt_table(void **f) {
-    f[0] = (void *)&cublasLtCreate;
-    f[1] = (void *)&cublasLtDestroy;
-    f[2] = (void *)&cublasLtMatmulDescCreate;
-    f[3] = (void *)&cublasLtMatmulDescDestroy;
-    f[4] = (void *)&cublasLtMatmulDescSetAttribute;
-    f[5] = (void *)&cublasLtMatrixLayoutCreate;
-    f[6] = (void *)&cublasLtMatrixLayoutDestroy;
-    f[7] = (void *)&cublasLtMatrixLayoutSetAttribute;
-    f[8] = (void *)&cublasLtMatmulPreferenceCreate;
-    f[9] = (void *)&cublasLtMatmulPreferenceDestroy;
-    f[10] = (void *)&cublasLtMatmulPreferenceSetAttribute;
-    f[11] = (void *)&cublasLtMatmulAlgoGetHeuristic;
-    f[12] = (void *)&cublasLtMatmul;
-}

@@ -61,8 +61,6 @@ const unsigned char *warp_share(const void *mine, size_t n);
 void shared_touch(void *p, size_t bytes);
 // A vector access at an address its size does not divide: a fault (the GPU's misaligned address error).
 [[noreturn]] void misaligned(const void *p, size_t bytes);
-// The cuBLASLt entry points (cuda_emu.cc), for the backend's table.
-void lt_table(void **fns);
 }  // namespace avgen_emu
 
 // ---------------------------------------------------------------------------- device code as host C++
