@@ -666,8 +666,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
-            if (is16(d, in[0]))  // qkv stored as bf16 (rt_cuda_bf16_operands)
-                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), 0, P16(c, in[0]), PF(out[0]), lse, N, H, scale);
+            if (is16(d, in[0]) != is16(d, out[0])) {
+                set_fail(d, "%s: qkv and the attention output must both be bf16 or both fp32 (a bug in avgen)", o->name);
+                return;
+            }
+            if (is16(d, in[0]))  // qkv and the output stored as bf16 (rt_cuda_bf16_operands)
+                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), 0, P16(c, in[0]), P16(c, out[0]), lse, N, H, scale);
             else
                 LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
@@ -695,7 +699,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!delta) return;
         const float *dO = PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
-        launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, PF(in[2]), delta, P, N, D, H, hd);
+        // the output O as bf16 when the fused forward wrote it so (rt_cuda_bf16_operands)
+        launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, is16(d, in[2]) ? NULL : PF(in[2]),
+               is16(d, in[2]) ? P16(c, in[2]) : NULL, delta, P, N, D, H, hd);
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
             const float *lse = PF(in[3]);
@@ -747,13 +753,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_LINEAR_GELU: {
         const avgen_tensor_desc *ht = TD(in[0]), *wt = TD(in[1]);
         const int K = (int)ht->shape[2], rows = (int)(ht->shape[0] * ht->shape[1]), N = (int)wt->shape[0];
-        float *act = PF(out[o->n_out - 1]), *pre = o->n_out > 1 ? PF(out[0]) : act;
+        const int ta = out[o->n_out - 1], tp = o->n_out > 1 ? out[0] : ta;
+        float *act = PF(ta), *pre = PF(tp);
+        // the GELU input as bf16 (rt_cuda_bf16_operands: its GEMM's input is bf16, its weight and bias frozen)
+        unsigned short *pre16 = tp != ta && is16(d, tp) ? P16(c, tp) : NULL;
         if (is16(d, in[0]))  // the LayerNorm output and the (frozen) weight as bf16
-            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]), NULL, 1);
+            gemm(d, 0, 1, rows, N, K, P16(c, in[0]), K, W16(c, in[1]), K, pre16 ? (void *)pre16 : (void *)pre, N, 0, 1, 0, 0, 0,
+                 PF(in[2]), NULL, 1, pre16 != NULL, pre16 ? W16(c, in[2]) : NULL);
         else
             gemm(d, 0, 1, rows, N, K, PF(in[0]), K, PF(in[1]), K, pre, N, 0, 1, 0, 0, 0, PF(in[2]));
-        launch(d, k_gelu, GRID4((long long)rows * N), pre, act, (long long)rows * N,
-               is16(d, out[o->n_out - 1]) ? P16(c, out[o->n_out - 1]) : NULL);
+        launch(d, k_gelu, GRID4((long long)rows * N), pre16 ? NULL : pre, pre16, is16(d, ta) ? NULL : act,
+               is16(d, ta) ? P16(c, ta) : NULL, (long long)rows * N);
         break;
     }
     case AVGEN_OP_KIND_LINEAR: {
@@ -955,7 +965,20 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     case AVGEN_OP_KIND_LINEAR_DX: {
         const avgen_tensor_desc *dyt = TD(in[0]), *wt = TD(in[1]);
         const int N = (int)wt->shape[0], K = (int)wt->shape[1];
-        const int rows = (int)(dyt->bytes / 4 / N);
+        const long long n = dyt->bytes / 4;
+        const int rows = (int)(n / N);
+        if (d->bf16_ops && TD(in[1])->arena == AVGEN_ARENA_FROZEN) {
+            // bf16 GEMM operands: the gradient rounded to bf16 once (as cuBLASLt's bf16 arithmetic would round
+            // it), then a native bf16 GEMM against the frozen weight's bf16 copy; the result as bf16 where
+            // only the GELU backward reads it (rt_cuda_bf16_operands)
+            unsigned short *dy16 = (unsigned short *)scratch(d, sizeof(unsigned short) * (size_t)n);
+            if (!dy16) return;
+            launch(d, k_to_bf16, GRID(n), PF(in[0]), dy16, n);
+            const int c16 = is16(d, out[0]);
+            gemm(d, 0, 0, rows, K, N, dy16, N, W16(c, in[1]), K, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]), K, 0, 1, 0,
+                 0, 0, NULL, NULL, 1, c16);
+            break;
+        }
         gemm(d, 0, 0, rows, K, N, PF(in[0]), N, PF(in[1]), K, PF(out[0]), K, 0);
         break;
     }
@@ -965,13 +988,16 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long n = numel(dt);
         float *dpre = (float *)scratch(d, sizeof(float) * n);
         if (!dpre) return;
+        // the incoming gradient and the GELU input each fp32 or bf16 (rt_cuda_bf16_operands)
+        const unsigned short *da16 = is16(d, in[0]) ? P16(c, in[0]) : NULL, *pre16 = is16(d, in[1]) ? P16(c, in[1]) : NULL;
+        const float *da = da16 ? NULL : PF(in[0]), *pre = pre16 ? NULL : PF(in[1]);
         if (d->bf16_ops && TD(in[2])->arena == AVGEN_ARENA_FROZEN) {  // dpre and the frozen weight as bf16
             unsigned short *dpre16 = (unsigned short *)dpre;
-            launch(d, k_gelu_bwd, GRID4(n), PF(in[0]), PF(in[1]), dpre, n, dpre16);
+            launch(d, k_gelu_bwd, GRID4(n), da, da16, pre, pre16, (float *)NULL, dpre16, n);
             gemm(d, 0, 0, (int)(n / N), K, N, dpre16, N, W16(c, in[2]), K, PF(out[0]), K, 0, 1, 0, 0, 0, NULL, NULL, 1);
             break;
         }
-        launch(d, k_gelu_bwd, GRID4(n), PF(in[0]), PF(in[1]), dpre, n, (unsigned short *)NULL);
+        launch(d, k_gelu_bwd, GRID4(n), da, da16, pre, pre16, dpre, (unsigned short *)NULL, n);
         gemm(d, 0, 0, (int)(n / N), K, N, dpre, N, PF(in[2]), K, PF(out[0]), K, 0);
         break;
     }

@@ -88,13 +88,21 @@ typedef struct {
  * the rows of dY [rows, Cout] and X [rows, Cin]: one GEMM batched over the groups, or, when
  * rt_cuda_dw_chunk splits, per group the full chunks as one GEMM batched over chunks and the rest as one
  * more, into part (rt_cuda_dw_part_floats), then summed onto dW. */
-/* bf16 GEMM operands (--precision bf16 and AVGEN_BF16_OPERANDS=1): flags[t] = 1 (g->n_tensors entries) for
- * each fp32 activation that a LayerNorm or the GELU of LINEAR_GELU writes and that only GEMMs read, as
- * their first operand, against frozen weights (QKV, LINEAR_GELU, LINEAR_RESIDUAL): the CUDA backend stores
- * it as bf16 (in the first half of its slot) and those GEMMs read it, and a bf16 copy of the frozen
- * weights, as bf16 (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway). With
- * fused_attention also qkv, which only the fused attention kernels read (they round it to bf16 when they
- * stage it), and its gradient, which only QKV_DX reads against frozen weights. Returns the count. */
+/* bf16 activations (--precision bf16 and AVGEN_BF16_OPERANDS=1): flags[t] = 1 (g->n_tensors entries) for
+ * each fp32 activation the CUDA backend stores as bf16 (in the first half of its slot), each written once
+ * and read only where a bf16 reader exists:
+ *   a LayerNorm's output and the GELU output of LINEAR_GELU: the first operand of GEMMs against frozen
+ *     weights (QKV, LINEAR_GELU, LINEAR_RESIDUAL), which read it and the frozen weights' bf16 copy as bf16
+ *     (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway);
+ *   the GELU's input (LINEAR_GELU's first output; its GEMM's input bf16, weight and bias frozen): the GEMM
+ *     writes it as bf16, the GELU and its backward read it;
+ *   fc2's input gradient (LINEAR_DX against a frozen weight, read only by GELU_LINEAR_DX): a bf16 GEMM
+ *     result (the incoming gradient rounded to bf16 first), which the GELU backward reads;
+ *   with fused_attention: qkv (its GEMM's input bf16, weights and biases frozen), which only the fused
+ *     attention kernels read; the attention output, which the output projection (a frozen-weight GEMM)
+ *     and the backward's delta read; qkv's gradient, which only QKV_DX reads against frozen weights; the
+ *     three of one attention bf16 together or not at all.
+ * Returns the count. */
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);

@@ -469,39 +469,54 @@ __global__ void k_bias_cols(float *y, long long ldy, const float *b, long long r
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[(i / N) * ldy + i % N] += b[i % N];
 }
-// act = GELU(pre) (the bias was added by the GEMM); with actbf (a bf16 GEMM operand), act is stored as bf16
-// there instead. Four elements a thread (float4; 8-byte bf16 groups) when n is a multiple of 4.
+// act = GELU(pre) (the bias was added by the GEMM). Each tensor is fp32 or bf16 (bf16 GEMM operands): pre
+// from prebf when given, else pre; act to actbf when given, else act. Four elements a thread (float4;
+// 8-byte bf16 groups) when n is a multiple of 4.
+__device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
 __device__ __forceinline__ void put4(float *p, float4 v) { vst(p, v); }
 __device__ __forceinline__ void put4(unsigned short *p, float4 v) {
     vst(p, make_uint2((unsigned)f2bf(v.x) | (unsigned)f2bf(v.y) << 16, (unsigned)f2bf(v.z) | (unsigned)f2bf(v.w) << 16));
 }
-__global__ void k_gelu(const float *pre, float *act, long long n, unsigned short *actbf) {
+// four elements from p (fp32) or, when pb is given, from pb (bf16), at element i (a multiple of 4)
+__device__ __forceinline__ float4 get4(const float *p, const unsigned short *pb, long long i) {
+    if (!pb) return vld<float4>(p + i);
+    const uint2 u = vld<uint2>(pb + i);
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+}
+__device__ __forceinline__ float get1(const float *p, const unsigned short *pb, long long i) {
+    return pb ? bf2f(pb[i]) : p[i];
+}
+__global__ void k_gelu(const float *pre, const unsigned short *prebf, float *act, unsigned short *actbf, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long n4 = n % 4 ? 0 : n / 4;
     for (long long i = first; i < n4; i += stride) {
-        const float4 x = vld<float4>(pre + 4 * i);
+        const float4 x = get4(pre, prebf, 4 * i);
         const float4 y = make_float4(gelu_f(x.x), gelu_f(x.y), gelu_f(x.z), gelu_f(x.w));
         if (actbf) put4(actbf + 4 * i, y);
         else put4(act + 4 * i, y);
     }
     for (long long i = 4 * n4 + first; i < n; i += stride) {
-        if (actbf) actbf[i] = f2bf(gelu_f(pre[i]));
-        else act[i] = gelu_f(pre[i]);
+        const float y = gelu_f(get1(pre, prebf, i));
+        if (actbf) actbf[i] = f2bf(y);
+        else act[i] = y;
     }
 }
-// dpre = da GELU'(pre); with dprebf (a bf16 GEMM operand), stored as bf16 there instead. Vectorised as k_gelu.
-__global__ void k_gelu_bwd(const float *da, const float *pre, float *dpre, long long n, unsigned short *dprebf) {
+// dpre = da GELU'(pre); each of the three fp32 or bf16 as in k_gelu (da from dabf, pre from prebf, dpre to
+// dprebf when given). Vectorised as k_gelu.
+__global__ void k_gelu_bwd(const float *da, const unsigned short *dabf, const float *pre, const unsigned short *prebf,
+                           float *dpre, unsigned short *dprebf, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long n4 = n % 4 ? 0 : n / 4;
     for (long long i = first; i < n4; i += stride) {
-        const float4 g = vld<float4>(da + 4 * i), x = vld<float4>(pre + 4 * i);
+        const float4 g = get4(da, dabf, 4 * i), x = get4(pre, prebf, 4 * i);
         const float4 y = make_float4(g.x * gelu_grad_f(x.x), g.y * gelu_grad_f(x.y), g.z * gelu_grad_f(x.z),
                                      g.w * gelu_grad_f(x.w));
         if (dprebf) put4(dprebf + 4 * i, y);
         else put4(dpre + 4 * i, y);
     }
     for (long long i = 4 * n4 + first; i < n; i += stride) {
-        const float v = da[i] * gelu_grad_f(pre[i]);
+        const float v = get1(da, dabf, i) * gelu_grad_f(get1(pre, prebf, i));
         if (dprebf) dprebf[i] = f2bf(v);
         else dpre[i] = v;
     }
@@ -537,17 +552,20 @@ __global__ void k_attn_dscores(const float *Pm, float *dP, const double *delta, 
 }
 
 // Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double: one warp per token row
-// (p, i), which reads dO and O coalesced and writes the H heads' sums (delta is [P, H, N]).
-__global__ void k_attn_delta(const float *dO, const float *O, double *delta, int P, int N, int D, int H, int hd) {
+// (p, i), which reads dO and O coalesced and writes the H heads' sums (delta is [P, H, N]). O is fp32, or
+// bf16 when O16 is given (the fused forward's bf16 output).
+__global__ void k_attn_delta(const float *dO, const float *O, const unsigned short *O16, double *delta, int P, int N, int D,
+                             int H, int hd) {
     const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= (long long)P * N) return;
     const long long p = row / N, i = row % N;
-    const float *a = dO + row * D, *b = O + row * D;
+    const float *a = dO + row * D, *b = O ? O + row * D : NULL;
+    const unsigned short *b16 = O16 ? O16 + row * D : NULL;
 #pragma unroll 4
     for (int h = 0; h < H; h++) {  // unrolled: four heads' loads in flight before their reductions
         double s = 0;
-        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * b[h * hd + d];
+        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * (b16 ? bf2f(b16[h * hd + d]) : b[h * hd + d]);
         s = warp_sum_d(s);
         if (lane == 0) delta[(p * H + h) * N + i] = s;
     }
@@ -730,11 +748,12 @@ __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc
 }
 
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
-// Each kernel has a twin, *_bf, that takes qkv and writes dqkv as bf16 (bf16 storage): the same body,
-// instantiated for the other element type (one kernel for both would carry both bodies' registers). A bf16
-// qkv holds the values the fp32 path rounds to when staging, so both give the same results.
-template <int HD, class T>
-__device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short *Vs, const T *qkv, float *O, float *lse,
+// Each kernel has a twin, *_bf, that takes qkv and writes O or dqkv as bf16 (bf16 storage): the same body,
+// instantiated for the other element types (one kernel for both would carry both bodies' registers). A bf16
+// qkv holds the values the fp32 path rounds to when staging, so both compute the same values; the twins'
+// outputs are the fp32 kernels' rounded to nearest.
+template <int HD, class T, class OT>
+__device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short *Vs, const T *qkv, OT *O, float *lse,
                                               int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
@@ -793,8 +812,8 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, flo
     attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd_bf(const unsigned short *qkv, float *O, float *lse, int N, int H,
-                                                              float scale) {
+__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd_bf(const unsigned short *qkv, unsigned short *O, float *lse, int N,
+                                                              int H, float scale) {
     AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
     AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
     attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
@@ -931,7 +950,7 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv_bf(const float *d
                                                int, float);                                                          \
     template __global__ void k_attn_bwd_dkv<HD>(const float *, const float *, const float *, const double *, float *,    \
                                                 int, int, float);                                                    \
-    template __global__ void k_attn_fwd_bf<HD>(const unsigned short *, float *, float *, int, int, float);             \
+    template __global__ void k_attn_fwd_bf<HD>(const unsigned short *, unsigned short *, float *, int, int, float);             \
     template __global__ void k_attn_bwd_dq_bf<HD>(const float *, const unsigned short *, const float *, const double *,  \
                                                   unsigned short *, int, int, float);                                \
     template __global__ void k_attn_bwd_dkv_bf<HD>(const float *, const unsigned short *, const float *, const double *, \

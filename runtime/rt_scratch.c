@@ -91,6 +91,8 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         return 8.0 * PHN + (fused ? 0 : 2 * 4.0 * PHN * (double)qt->shape[1] + 2 * 256) + 256;
     }
     case AVGEN_OP_KIND_GELU_LINEAR_DX: return 4.0 * numel_of(TD(in[0])) + 256;
+    case AVGEN_OP_KIND_LINEAR_DX: /* bf16 GEMM operands: the incoming gradient as bf16 */
+        return TD(in[1])->arena == AVGEN_ARENA_FROZEN ? 2.0 * numel_of(TD(in[0])) + 256 : 0;
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
         const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
         const double P = (double)xt->shape[0], N = (double)xt->shape[1], D = (double)xt->shape[2];
@@ -132,76 +134,100 @@ size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fu
     return need;
 }
 
-/* A GEMM reading activation t as its first operand against a frozen weight: QKV (weights in[1], in[3],
- * in[5]), LINEAR_GELU and LINEAR_RESIDUAL (weight in[1]). */
-static int frozen_gemm_operand(const avgen_graph *g, const avgen_op_desc *o, int slot) {
-    const int32_t *in = g->refs + o->in_at;
-    if (slot != 0) return 0;
-    switch (o->kind) {
-    case AVGEN_OP_KIND_QKV:
-        return o->n_in >= 7 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN && g->tensors[in[3]].arena == AVGEN_ARENA_FROZEN &&
-               g->tensors[in[5]].arena == AVGEN_ARENA_FROZEN;
-    case AVGEN_OP_KIND_LINEAR_GELU:
-    case AVGEN_OP_KIND_LINEAR_RESIDUAL: return o->n_in >= 2 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN;
+static int frozen(const avgen_graph *g, const avgen_op_desc *o, int slot) {
+    return slot < o->n_in && g->refs[o->in_at + slot] >= 0 && g->tensors[g->refs[o->in_at + slot]].arena == AVGEN_ARENA_FROZEN;
+}
+
+/* The kinds of bf16 activation (rt_cuda_bf16_operands) by what may read them. */
+enum {
+    B16_OPERAND, /* a LayerNorm's output, the GELU output: the first operand of frozen-weight GEMMs */
+    B16_QKV,     /* qkv, with the fused attention: the attention ops */
+    B16_DQKV,    /* qkv's gradient: QKV_DX against frozen weights */
+    B16_AO,      /* the fused attention's output: the output projection, and the attention backward's delta */
+    B16_PRE,     /* the GELU's input (LINEAR_GELU's first output): the GELU backward */
+    B16_DACT     /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
+};
+
+/* Whether op o may read a bf16 activation of kind kind in its input slot. */
+static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, int kind) {
+    switch (kind) {
+    case B16_OPERAND:
+    case B16_AO:
+        if (kind == B16_AO && o->kind == AVGEN_OP_KIND_ATTENTION_BWD) return slot == 2;
+        if (slot != 0) return 0;
+        if (o->kind == AVGEN_OP_KIND_QKV) return o->n_in >= 7 && frozen(g, o, 1) && frozen(g, o, 3) && frozen(g, o, 5);
+        return (o->kind == AVGEN_OP_KIND_LINEAR_GELU || o->kind == AVGEN_OP_KIND_LINEAR_RESIDUAL) && frozen(g, o, 1);
+    case B16_QKV: return (o->kind == AVGEN_OP_KIND_ATTENTION && slot == 0) || (o->kind == AVGEN_OP_KIND_ATTENTION_BWD && slot == 1);
+    case B16_DQKV:
+        return o->kind == AVGEN_OP_KIND_QKV_DX && slot == 0 && o->n_in >= 4 && frozen(g, o, 1) && frozen(g, o, 2) && frozen(g, o, 3);
+    case B16_PRE: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 1 && frozen(g, o, 2);
+    case B16_DACT: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 0 && frozen(g, o, 2);
     default: return 0;
     }
 }
 
-/* With the fused attention: qkv (QKV's output), read only by the fused kernels, which round it to bf16 when
- * they stage it (ATTENTION in[0], ATTENTION_BWD in[1]), and its gradient (ATTENTION_BWD's output), read only
- * as the first operand of QKV_DX against frozen weights. */
-static int attention_operand(const avgen_graph *g, const avgen_op_desc *o, int slot) {
-    const int32_t *in = g->refs + o->in_at;
+/* The activation op o writes that may be bf16, and its kind; -1 for none. A bf16 output that a GEMM writes
+ * (qkv, the GELU's input) needs that GEMM's operands bf16 too (its input flagged; the weights, and the biases
+ * whose bf16 copies the frozen arena's give, frozen); so does the fused attention's bf16 output (its qkv). */
+static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fused, const unsigned char *flags, int *kind) {
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+    if (o->n_out < 1) return -1;
     switch (o->kind) {
-    case AVGEN_OP_KIND_ATTENTION: return slot == 0;
-    case AVGEN_OP_KIND_ATTENTION_BWD: return slot == 1;
-    case AVGEN_OP_KIND_QKV_DX:
-        return slot == 0 && o->n_in >= 4 && g->tensors[in[1]].arena == AVGEN_ARENA_FROZEN &&
-               g->tensors[in[2]].arena == AVGEN_ARENA_FROZEN && g->tensors[in[3]].arena == AVGEN_ARENA_FROZEN;
-    default: return 0;
+    case AVGEN_OP_KIND_LAYERNORM: return *kind = B16_OPERAND, out[0];
+    case AVGEN_OP_KIND_LINEAR_GELU:
+        if (o->n_out < 2) return -1;
+        /* the GELU output first (the GELU input's test below needs the GEMM's input flagged) */
+        if (!flags[out[o->n_out - 1]]) return *kind = B16_OPERAND, out[o->n_out - 1];
+        if (o->n_in >= 3 && flags[in[0]] && frozen(g, o, 1) && frozen(g, o, 2)) return *kind = B16_PRE, out[0];
+        return -1;
+    case AVGEN_OP_KIND_QKV:
+        if (!fused || o->n_in < 7 || !flags[in[0]]) return -1;
+        for (int j = 1; j <= 6; j++)
+            if (!frozen(g, o, j)) return -1;
+        return *kind = B16_QKV, out[0];
+    case AVGEN_OP_KIND_ATTENTION: return fused && o->n_in >= 1 && flags[in[0]] ? (*kind = B16_AO, out[0]) : -1;
+    case AVGEN_OP_KIND_ATTENTION_BWD: return fused && o->n_in >= 2 && flags[in[1]] ? (*kind = B16_DQKV, out[0]) : -1;
+    case AVGEN_OP_KIND_LINEAR_DX: return o->n_in >= 2 && frozen(g, o, 1) ? (*kind = B16_DACT, out[0]) : -1;
+    default: return -1;
     }
 }
 
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags) {
-    int n = 0;
     for (int t = 0; t < g->n_tensors; t++) flags[t] = 0;
     for (int i = 0; i < g->n_ops; i++) {
         const avgen_op_desc *o = &g->ops[i];
-        const int32_t *out = g->refs + o->out_at;
-        int t = -1, att = 0;
-        if (o->kind == AVGEN_OP_KIND_LAYERNORM && o->n_out >= 1) t = out[0];
-        else if (o->kind == AVGEN_OP_KIND_LINEAR_GELU && o->n_out > 1) t = out[o->n_out - 1];
-        else if (fused_attention && (o->kind == AVGEN_OP_KIND_QKV || o->kind == AVGEN_OP_KIND_ATTENTION_BWD) && o->n_out >= 1)
-            t = out[0], att = 1;
-        if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
-        /* a bf16 qkv comes from a bf16 GEMM (its input is bf16) with frozen biases (their bf16 copies are the
-         * frozen arena's), a bf16 gradient from a bf16 qkv */
-        if (att && !flags[g->refs[o->in_at + (o->kind == AVGEN_OP_KIND_QKV ? 0 : 1)]]) continue;
-        if (att && o->kind == AVGEN_OP_KIND_QKV) {
-            int frozen = o->n_in >= 7;
-            for (int j = 2; j <= 6 && frozen; j += 2) frozen = g->tensors[g->refs[o->in_at + j]].arena == AVGEN_ARENA_FROZEN;
-            if (!frozen) continue;
+        for (int pass = 0; pass < 2; pass++) { /* LINEAR_GELU: its GELU output, then its input */
+            int kind = -1;
+            const int t = bf16_candidate(g, o, fused_attention, flags, &kind);
+            if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) break;
+            int writers = 0, readers = 0, ok = 1;
+            for (int j = 0; j < g->n_ops && ok; j++) {
+                const avgen_op_desc *q = &g->ops[j];
+                for (int s2 = 0; s2 < q->n_out; s2++) writers += g->refs[q->out_at + s2] == t;
+                for (int s2 = 0; s2 < q->n_in; s2++)
+                    if (g->refs[q->in_at + s2] == t) {
+                        readers++;
+                        if (!reads_bf16(g, q, s2, kind)) ok = 0;
+                    }
+            }
+            if (!(ok && writers == 1 && readers > 0)) break;
+            flags[t] = 1;
         }
-        int writers = 0, readers = 0, ok = 1;
-        for (int j = 0; j < g->n_ops && ok; j++) {
-            const avgen_op_desc *q = &g->ops[j];
-            for (int s2 = 0; s2 < q->n_out; s2++) writers += g->refs[q->out_at + s2] == t;
-            for (int s2 = 0; s2 < q->n_in; s2++)
-                if (g->refs[q->in_at + s2] == t) {
-                    readers++;
-                    if (!(att ? attention_operand(g, q, s2) : frozen_gemm_operand(g, q, s2))) ok = 0;
-                }
+    }
+    /* the fused attention kernels read qkv and write the output, or read qkv and write its gradient, both as
+     * bf16 or both as fp32 (a qkv that loses its flag takes its output's and gradient's along) */
+    for (int changed = 1; changed && fused_attention;) {
+        changed = 0;
+        for (int i = 0; i < g->n_ops; i++) {
+            const avgen_op_desc *o = &g->ops[i];
+            const int qs = o->kind == AVGEN_OP_KIND_ATTENTION ? 0 : o->kind == AVGEN_OP_KIND_ATTENTION_BWD ? 1 : -1;
+            if (qs < 0 || o->n_in <= qs || o->n_out < 1) continue;
+            const int q = g->refs[o->in_at + qs], r = g->refs[o->out_at];
+            if (flags[q] == flags[r]) continue;
+            flags[q] = flags[r] = 0, changed = 1;
         }
-        if (ok && writers == 1 && readers > 0) flags[t] = 1, n++;
     }
-    /* the attention backward kernels take qkv and write its gradient both as bf16 or both as fp32 */
-    for (int i = 0; fused_attention && i < g->n_ops; i++) {
-        const avgen_op_desc *o = &g->ops[i];
-        if (o->kind != AVGEN_OP_KIND_ATTENTION_BWD || o->n_in < 2 || o->n_out < 1) continue;
-        const int q = g->refs[o->in_at + 1], dq = g->refs[o->out_at];
-        if (flags[q] == flags[dq]) continue;
-        n -= flags[q] + flags[dq];
-        flags[q] = flags[dq] = 0;
-    }
+    int n = 0;
+    for (int t = 0; t < g->n_tensors; t++) n += flags[t] != 0;
     return n;
 }

@@ -12,8 +12,11 @@
 #   bf16 with exact emulated GEMMs (AVGEN_EMU_EXACT_GEMM=1), which leaves the fused attention kernels'
 #     own bf16 arithmetic: 2e-3 (the fixture 1e-2), gates 5e-2;
 #   tf32: 2e-3 (the fixture 1e-2), gates 1e-2;
-#   bf16 GEMM operands (AVGEN_BF16_OPERANDS=1): bit-identical to bf16 GEMMs, since the emulated cuBLASLt
-#     rounds fp32 operands to bf16 exactly as the kernels that write them as bf16 do;
+#   bf16 activations (AVGEN_BF16_OPERANDS=1): within bf16's tolerance of the CPU backend, and within 1.5e-2
+#     (the fixture 3e-2), gates 5e-2, of bf16 GEMMs: the GEMM operands it stores as bf16 are the values the
+#     emulated cuBLASLt rounds fp32 operands to, but the GELU's input and fc2's input gradient (read by the
+#     GELU kernels) and the attention output (read by the backward's delta) are rounded too (worst seen:
+#     4e-3, the fixture 8.3e-3);
 # the tolerances are about 3x the worst seen (the emulator is deterministic);
 # qkv stored as bf16 with the bias cuBLASLt would take only as bf16 (AVGEN_EMU_BIAS16_ONLY=1): 2e-2 of bf16;
 # one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
@@ -36,10 +39,10 @@ diffok() {
 }
 gates() { echo --rtol-for ".gate=$1" --rtol-for ".gate_av=$1"; }
 
-# check NAME PROG FP32_OPTS TOL_BF16 TOL_EXACT TOL_TF32 STEP_ARGS...
+# check NAME PROG FP32_OPTS TOL_BF16 TOL_EXACT TOL_TF32 TOL_OPS STEP_ARGS...
 check() {
-  local n=$1 p=$2 f32=$3 tb=$4 tx=$5 tt=$6
-  shift 6
+  local n=$1 p=$2 f32=$3 tb=$4 tx=$5 tt=$6 to=$7
+  shift 7
   local d=$TMP/$n
   run "$n cpu" "$p" --step "$@" --out "$d-cpu.st" --update-out "$d-cpu-upd.st" --backend cpu || return
   run "$n cuda fp32" "$p" --step "$@" --out "$d-cuda.st" --update-out "$d-cuda-upd.st" --backend cuda || return
@@ -50,8 +53,8 @@ check() {
   run "$n bf16" "$p" --step "$@" --out "$d-bf16.st" --backend cuda --precision bf16 &&
     diffok "$n bf16" "$d-bf16.st" "$d-cpu.st" "$tb" --grad-floor $(gates 0.3)
   run "$n bf16 operands" env AVGEN_BF16_OPERANDS=1 "$p" --step "$@" --out "$d-bf16ops.st" --backend cuda \
-    --precision bf16 && { if cmp -s "$d-bf16.st" "$d-bf16ops.st"; then ok; else
-      bad "$n: bf16 operands differ from bf16 GEMMs: $("$AVGEN" diff "$d-bf16ops.st" "$d-bf16.st" --rtol 0 2>&1 | tail -3)"; fi; }
+    --precision bf16 && { diffok "$n bf16 operands" "$d-bf16ops.st" "$d-cpu.st" "$tb" --grad-floor $(gates 0.3)
+      diffok "$n bf16 operands vs bf16 GEMMs" "$d-bf16ops.st" "$d-bf16.st" "$to" --grad-floor $(gates 5e-2); }
   run "$n bf16 exact GEMMs" env AVGEN_EMU_EXACT_GEMM=1 "$p" --step "$@" --out "$d-bf16x.st" --backend cuda \
     --precision bf16 && diffok "$n bf16 exact GEMMs" "$d-bf16x.st" "$d-cpu.st" "$tx" --grad-floor $(gates 5e-2)
   run "$n gemm attention" env AVGEN_ATTENTION=gemm "$p" --step "$@" --out "$d-attg.st" --backend cuda \
@@ -61,12 +64,12 @@ check() {
 }
 
 for p in "$@"; do
-  check "$(basename "$p" -train-emu)" "$p" 1e-5 2e-2 2e-3 2e-3 --inputs random
+  check "$(basename "$p" -train-emu)" "$p" 1e-5 2e-2 2e-3 2e-3 1.5e-2 --inputs random
 done
 # The fixture's live gates make sums that cancel: its fp32 check has the gradient-scale floor, and
 # ln_before.bias (zero in exact arithmetic) takes Adam's first step lr * sign(g) with the sign of rounding.
 # The emulator's GEMMs sum in double: it is closer to float64 PyTorch (3.8e-6) than the CPU backend (1.9e-5).
-check fixture "$FPROG" "5e-5 --grad-floor" 0.15 1e-2 1e-2 --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors"
+check fixture "$FPROG" "5e-5 --grad-floor" 0.15 1e-2 1e-2 3e-2 --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors"
 [ -f "$TMP/fixture-cuda.st" ] && diffok "fixture fp32 vs torch" "$TMP/fixture-cuda.st" "$FIX/expected.safetensors" 1e-5 --grad-floor
 
 # The benchmark's code paths: graph capture and replay, per-op and per-kernel timing, the JSON.
@@ -77,10 +80,16 @@ for field in '"graph":true' '"attention":"fused"' '"kernel_ms":{' '"k_attn_fwd<'
 done
 
 # bf16 storage of qkv where cuBLASLt takes the bias of a bf16 result only as bf16 (the emulator's
-# AVGEN_EMU_BIAS16_ONLY=1): the fallback adds the bias's bf16 copy; close to, not the same as, bf16 GEMMs.
+# AVGEN_EMU_BIAS16_ONLY=1; qkv and fc1's GELU input): the fallback adds the bias's bf16 copy; close to, not
+# the same as, the fp32 bias.
 run "bias16 step" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_BIAS16_ONLY=1 "$p" --step --inputs random --out "$TMP/b16.st" \
   --backend cuda --precision bf16 &&
-  diffok "bf16 bias of bf16 qkv" "$TMP/b16.st" "$TMP/$(basename "$p" -train-emu)-bf16.st" 2e-2 --grad-floor $(gates 0.3)
+  diffok "bf16 bias of bf16 GEMM results" "$TMP/b16.st" "$TMP/$(basename "$p" -train-emu)-bf16ops.st" 2e-2 --grad-floor $(gates 0.3)
+# bf16 activations without the fused attention (AVGEN_ATTENTION=gemm): LayerNorm and GELU outputs, GELU
+# inputs and fc2's input gradients only
+run "bf16 operands, gemm attention" env AVGEN_BF16_OPERANDS=1 AVGEN_ATTENTION=gemm "$p" --step --inputs random \
+  --out "$TMP/opsg.st" --backend cuda --precision bf16 &&
+  diffok "bf16 operands, gemm attention" "$TMP/opsg.st" "$TMP/$(basename "$p" -train-emu)-cpu.st" 2e-2 --grad-floor $(gates 0.3)
 run "bias16 bench" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_BIAS16_ONLY=1 "$p" --bench --warmup 1 --steps 1 --precision bf16 \
   --json "$TMP/bench16.json"
 for re in '"bias_bf16_gemms":[1-9]' '"bf16_tensors":[1-9]'; do

@@ -334,17 +334,32 @@ template <int HD> static void test_attention(int P, int N, int H) {
     printf("attention HD %d N %d P %d: O %.1e lse %.1e dQ %.1e dK %.1e dV %.1e (relative L2 from the reference)\n", HD, N,
            P, eo, el, eq, ek, ev);
 
-    // qkv as bf16 (its rounded values) gives the same bits; dqkv as bf16 is the fp32 result rounded
-    unsigned short *q16, *dq16;
-    float *O2, *lse2;
+    // qkv as bf16 (its rounded values) gives the same values: O and dqkv as bf16 are the fp32 results rounded,
+    // lse the same bits
+    unsigned short *q16, *dq16, *O2;
+    float *lse2;
     cudaMalloc((void **)&q16, 2 * r.qkv.size());
     cudaMalloc((void **)&dq16, 2 * n3);
-    cudaMalloc((void **)&O2, sizeof(float) * r.O.size());
+    cudaMalloc((void **)&O2, 2 * r.O.size());
     cudaMalloc((void **)&lse2, sizeof(float) * r.lse.size());
     for (size_t e = 0; e < r.qkv.size(); e++) q16[e] = f2bf(r.qkv[e]);
     CHECK(run("k_attn_fwd", grid, block, 0, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }) == cudaSuccess, "fwd16 failed");
-    CHECK(!memcmp(O2, O, sizeof(float) * r.O.size()) && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
-          "HD %d N %d: the forward from a bf16 qkv differs from the fp32 one", HD, N);
+    size_t odiff = 0;
+    for (size_t e = 0; e < r.O.size(); e++) odiff += O2[e] != f2bf(O[e]);
+    CHECK(odiff == 0 && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
+          "HD %d N %d: the forward from a bf16 qkv differs from the fp32 one (%zu elements of O)", HD, N, odiff);
+    // delta from the bf16 O: the same bits as from its values in fp32
+    double *dl1, *dl2;
+    float *Ob;
+    cudaMalloc((void **)&dl1, sizeof(double) * r.delta.size()), cudaMalloc((void **)&dl2, sizeof(double) * r.delta.size());
+    cudaMalloc((void **)&Ob, sizeof(float) * r.O.size());
+    for (size_t e = 0; e < r.O.size(); e++) Ob[e] = bf(O[e]);
+    const dim3 dg((unsigned)((P * N + 7) / 8)), db(256);
+    CHECK(run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, Ob, NULL, dl1, P, N, D, H, HD); }) == cudaSuccess &&
+              run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, NULL, O2, dl2, P, N, D, H, HD); }) == cudaSuccess,
+          "delta failed");
+    CHECK(!memcmp(dl1, dl2, sizeof(double) * r.delta.size()), "HD %d N %d: delta from a bf16 O differs", HD, N);
+    cudaFree(dl1), cudaFree(dl2), cudaFree(Ob);
     CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }) ==
               cudaSuccess,
           "dq16 failed");
@@ -356,6 +371,47 @@ template <int HD> static void test_attention(int P, int N, int H) {
     CHECK(diff == 0, "HD %d N %d: %zu elements of the bf16 dqkv are not the fp32 one rounded", HD, N, diff);
     for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta, (void *)q16, (void *)dq16,
                     (void *)O2, (void *)lse2})
+        cudaFree(p);
+}
+
+// ------------------------------------------------------------------------------------------- GELU
+// k_gelu and k_gelu_bwd with each tensor fp32 or bf16: a bf16 input gives the bits of its values in fp32, a
+// bf16 output is the fp32 one rounded; n = 4096 takes the vector loop, 4097 and 7 the scalar one.
+static void test_gelu(long long n) {
+    float *pre, *preb, *da, *dab, *act, *dpre;
+    unsigned short *pre16, *da16, *act16, *dpre16;
+    cudaMalloc((void **)&pre, 4 * n), cudaMalloc((void **)&preb, 4 * n), cudaMalloc((void **)&da, 4 * n);
+    cudaMalloc((void **)&dab, 4 * n), cudaMalloc((void **)&act, 4 * n), cudaMalloc((void **)&dpre, 4 * n);
+    cudaMalloc((void **)&pre16, 2 * n), cudaMalloc((void **)&da16, 2 * n), cudaMalloc((void **)&act16, 2 * n);
+    cudaMalloc((void **)&dpre16, 2 * n);
+    for (long long i = 0; i < n; i++) {
+        pre[i] = 4.0f * frand(), da[i] = frand();
+        pre16[i] = f2bf(pre[i]), da16[i] = f2bf(da[i]), preb[i] = bf(pre[i]), dab[i] = bf(da[i]);
+    }
+    const dim3 gr((unsigned)((n + 1023) / 1024)), bl(256);
+    size_t bad = 0;
+    CHECK(run("k_gelu", gr, bl, 0, [=] { k_gelu(preb, NULL, act, NULL, n); }) == cudaSuccess &&
+              run("k_gelu", gr, bl, 0, [=] { k_gelu(NULL, pre16, NULL, act16, n); }) == cudaSuccess,
+          "k_gelu failed");
+    for (long long i = 0; i < n; i++) bad += act16[i] != f2bf(act[i]) || fabs(act[i] - 0.5 * preb[i] * erfc(-preb[i] / sqrt(2.0))) > 1e-5 * (1 + fabs(act[i]));
+    CHECK(bad == 0, "n %lld: %zu GELU values from bf16 differ", n, bad);
+    CHECK(run("k_gelu_bwd", gr, bl, 0, [=] { k_gelu_bwd(dab, NULL, preb, NULL, dpre, NULL, n); }) == cudaSuccess &&
+              run("k_gelu_bwd", gr, bl, 0, [=] { k_gelu_bwd(NULL, da16, NULL, pre16, NULL, dpre16, n); }) == cudaSuccess,
+          "k_gelu_bwd failed");
+    bad = 0;
+    for (long long i = 0; i < n; i++) {
+        const double x = preb[i], gd = 0.5 * erfc(-x / sqrt(2.0)) + x * exp(-0.5 * x * x) / sqrt(2 * M_PI);
+        bad += dpre16[i] != f2bf(dpre[i]) || fabs(dpre[i] - dab[i] * gd) > 1e-5 * (1 + fabs(dpre[i]));
+    }
+    CHECK(bad == 0, "n %lld: %zu GELU gradients from bf16 differ", n, bad);
+    // mixed: an fp32 gradient with a bf16 input, into fp32
+    CHECK(run("k_gelu_bwd", gr, bl, 0, [=] { k_gelu_bwd(da, NULL, NULL, pre16, dpre, NULL, n); }) == cudaSuccess,
+          "k_gelu_bwd (mixed) failed");
+    bad = 0;
+    for (long long i = 0; i < n; i++) bad += dpre[i] != da[i] * gelu_grad_f(preb[i]);
+    CHECK(bad == 0, "n %lld: %zu mixed GELU gradients differ", n, bad);
+    for (void *p : {(void *)pre, (void *)preb, (void *)da, (void *)dab, (void *)act, (void *)dpre, (void *)pre16, (void *)da16,
+                    (void *)act16, (void *)dpre16})
         cudaFree(p);
 }
 
@@ -426,6 +482,9 @@ int main() {
     test_attention<64>(1, 197, 2);
     test_attention<64>(2, 49, 1);
     test_attention<16>(3, 7, 2);
+    test_gelu(4096);
+    test_gelu(4097);
+    test_gelu(7);
     test_ln_bwd_cs<24>(333, 768, true);
     test_ln_bwd_cs<24>(70, 740, false);
     test_ln_bwd_cs<2>(45, 40, true);

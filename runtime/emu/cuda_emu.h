@@ -111,6 +111,11 @@ inline unsigned __float_as_uint(float f) {
     memcpy(&u, &f, 4);
     return u;
 }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 inline float __int_as_float(int i) {
     float f;
     memcpy(&f, &i, 4);
