@@ -108,6 +108,8 @@ struct Dev {
     // bf16 GEMM operands (AVGEN_BF16_OPERANDS=1 with bf16 GEMMs): the frozen arena's bf16 copy, and per
     // tensor whether it is stored as bf16 (rt_cuda_bf16_operands)
     int bf16_ops;
+    int64_t *act_off;  // with bf16 activations: each activation's offset in the repacked arena (rt_cuda_pack_act)
+    size_t act_bytes;
     unsigned short *frozen16;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
@@ -445,7 +447,9 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
 
 void *dptr(const avgen_ctx *c, int t) {
     const avgen_tensor_desc *td = &c->g->tensors[t];
-    return DEV(c)->arena[td->arena] + td->offset;
+    const Dev *d = DEV(c);
+    if (td->arena == AVGEN_ARENA_ACT && d->act_off) return d->arena[td->arena] + d->act_off[t];  // repacked (bf16)
+    return d->arena[td->arena] + td->offset;
 }
 
 long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
@@ -1294,8 +1298,39 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         goto fail;
     }
     d->frozen_shared = o && o->share_frozen && frozen_compatible(g, o->share_frozen);
+    {
+        // bf16 activations, off unless AVGEN_BF16_OPERANDS=1 (not yet the default: first measured on a GPU
+        // after it was written): the frozen arena's bf16 copy (filled at upload), the tensors stored as bf16,
+        // and the activation arena repacked with their slots halved (rt_cuda_pack_act)
+        const int ops = env_switch(d, "AVGEN_BF16_OPERANDS", 0);
+        if (ops < 0) goto fail;
+        if (ops) {
+            if (d->precision != RT_CUDA_BF16 || prop.major < 8) {
+                set_fail(d, "AVGEN_BF16_OPERANDS=1 needs --precision bf16 and a GPU of compute capability 8.0 or later");
+                goto fail;
+            }
+            d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
+            if (!d->t16) goto fail;
+            rt_cuda_bf16_operands(g, d->attn_fused, d->t16);
+            d->act_off = (int64_t *)malloc(sizeof(int64_t) * ((size_t)g->n_tensors + 1));
+            if (!d->act_off) goto fail;
+            const int64_t act = rt_cuda_pack_act(g, d->t16, d->act_off);
+            if (act < 0) goto fail;
+            d->act_bytes = (size_t)act;
+            if (d->frozen_shared && DEV(o->share_frozen)->frozen16) {
+                d->frozen16 = DEV(o->share_frozen)->frozen16;
+            } else if (d->frozen_shared) {
+                set_fail(d, "AVGEN_BF16_OPERANDS=1: the context whose frozen weights this one shares has no bf16 copy");
+                goto fail;
+            } else if (!ck(d, cudaMalloc((void **)&d->frozen16, (size_t)g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
+                           "device memory for the bf16 copy of the frozen weights")) {
+                goto fail;
+            }
+            d->bf16_ops = 1;
+        }
+    }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
-        d->arena_bytes[a] = (size_t)g->arena_bytes[a];
+        d->arena_bytes[a] = a == AVGEN_ARENA_ACT && d->act_off ? d->act_bytes : (size_t)g->arena_bytes[a];
         if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) {
             d->arena[a] = DEV(o->share_frozen)->arena[a];
             continue;
@@ -1308,31 +1343,6 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (!ck(d, cudaMalloc((void **)&d->frames_f32, n), "device memory for the frames") ||
             !ck(d, cudaMemcpy(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice), "upload of the frames"))
             goto fail;
-    }
-    {
-        // bf16 GEMM operands, off unless AVGEN_BF16_OPERANDS=1 (not yet the default: first measured on a GPU
-        // after it was written): the frozen arena's bf16 copy (filled at upload) and the tensors stored as bf16
-        const int ops = env_switch(d, "AVGEN_BF16_OPERANDS", 0);
-        if (ops < 0) goto fail;
-        if (ops) {
-            if (d->precision != RT_CUDA_BF16 || prop.major < 8) {
-                set_fail(d, "AVGEN_BF16_OPERANDS=1 needs --precision bf16 and a GPU of compute capability 8.0 or later");
-                goto fail;
-            }
-            d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
-            if (!d->t16) goto fail;
-            rt_cuda_bf16_operands(g, d->attn_fused, d->t16);
-            if (d->frozen_shared && DEV(o->share_frozen)->frozen16) {
-                d->frozen16 = DEV(o->share_frozen)->frozen16;
-            } else if (d->frozen_shared) {
-                set_fail(d, "AVGEN_BF16_OPERANDS=1: the context whose frozen weights this one shares has no bf16 copy");
-                goto fail;
-            } else if (!ck(d, cudaMalloc((void **)&d->frozen16, d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16),
-                           "device memory for the bf16 copy of the frozen weights")) {
-                goto fail;
-            }
-            d->bf16_ops = 1;
-        }
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if (!fused_residuals(g, d)) {
@@ -1408,10 +1418,15 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         free(hc);
         if (!ok) goto fail;
     }
-    for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
-        if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared) &&
-            !ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena"))
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
+        if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
+        if (a == AVGEN_ARENA_ACT && d->act_off) {  // repacked: the host's layout does not apply; zeros, as it holds
+            if (!ck(d, cudaMemset(d->arena[a], 0, d->arena_bytes[a]), "clearing the activation arena")) goto fail;
+            continue;
+        }
+        if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena"))
             goto fail;
+    }
     if (d->frozen16 && !d->frozen_shared) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
         // cudaMemcpy from pageable memory may return before the device has the data; d->s does not wait
         // for the legacy stream
@@ -1457,6 +1472,8 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
 extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    if (arena == AVGEN_ARENA_ACT && d->act_off)
+        return fail_out(err, errlen, "the activation arena is repacked on the device (bf16 activations): download tensors one by one");
     ck(d, cudaMemcpyAsync(c->arena[arena], d->arena[arena], d->arena_bytes[arena], cudaMemcpyDeviceToHost, d->s), "download");
     return rt_cuda_sync(c, err, errlen);
 }
@@ -1465,6 +1482,10 @@ extern "C" int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     const avgen_tensor_desc *t = &c->g->tensors[tensor];
+    if (is16(d, tensor)) {
+        snprintf(err, errlen, "%s is stored as bf16 on the device (AVGEN_BF16_OPERANDS=1) and cannot be downloaded", t->name);
+        return 1;
+    }
     ck(d, cudaMemcpyAsync(rt_ptr(c, tensor), dptr(c, tensor), (size_t)t->bytes, cudaMemcpyDeviceToHost, d->s), "download");
     return rt_cuda_sync(c, err, errlen);
 }
@@ -1488,6 +1509,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->t16);
+    free(d->act_off);
     cudaFree(d->segs);
     cudaFree(d->chunks);
     cudaFree(d->scal_dev);
@@ -1670,6 +1692,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->arena_bytes = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
+    r->bf16_weights_bytes = d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
     r->n_bf16_tensors = 0;
     for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] != 0;

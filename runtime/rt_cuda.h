@@ -104,6 +104,11 @@ typedef struct {
  *     three of one attention bf16 together or not at all.
  * Returns the count. */
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
+/* The activation arena packed as the planner packs it (by lifetime), each tensor flagged in t16 (NULL: none)
+ * in half its bytes: returns the arena's size (-1: out of host memory) and, when offset is given, each
+ * activation's offset there (g->n_tensors entries; -1 for tensors not in it). With t16 NULL it reproduces
+ * the planner's layout. The CUDA backend's bf16 activations (AVGEN_BF16_OPERANDS=1) live there. */
+int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t *offset);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 
@@ -127,6 +132,7 @@ typedef struct {
     int graph;                      /* 1 when the timed steps were CUDA graph replays */
     double first_step_ms;           /* the first (cold) eager step, with cuBLASLt algorithm selection */
     size_t arena_bytes, scratch_bytes, workspace_bytes; /* what avgen allocated */
+    size_t bf16_weights_bytes;      /* and the frozen weights' bf16 copy (AVGEN_BF16_OPERANDS=1), 0 without */
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */

@@ -168,6 +168,18 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     int64_t planned = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
     if (o->planned_peak > 0) planned = o->planned_peak;
+    /* bf16 activations (AVGEN_BF16_OPERANDS=1): the plan with the activation arena repacked as the backend
+     * repacks it (the same functions) and the frozen weights' bf16 copy */
+    int64_t planned16 = -1;
+    if (r.n_bf16_tensors > 0) {
+        unsigned char *f = calloc((size_t)c->g->n_tensors + 1, 1);
+        const int64_t act = f && rt_cuda_bf16_operands(c->g, r.attention_fused, f) >= 0 ? rt_cuda_pack_act(c->g, f, NULL) : -1;
+        free(f);
+        if (act >= 0)
+            planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act + c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2;
+    }
+    const int64_t planned32 = planned;
+    if (planned16 >= 0) planned = planned16;
     double kernel_s = 0;
     int kernel_hit = 0, kernel_mode = RT_KERNELS_NVCC;
     const char *kinfo = rt_cuda_kernels_info(c, &kernel_mode, &kernel_s, &kernel_hit);
@@ -183,12 +195,21 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "  compute    %.2f GFLOP per step: %.1f TFLOP/s", flops / 1e9, tflops);
     if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
     else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
-    const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes;
-    fprintf(out, "  memory     planned peak %.3f GiB; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
-                 "workspace %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
-            planned / 1073741824.0, allocated / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
-            r.workspace_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
-            r.device_used_bytes / 1073741824.0);
+    const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes;
+    if (planned16 >= 0)
+        fprintf(out, "  memory     planned peak %.3f GiB with %d bf16 activations (%.3f GiB with none); avgen allocated %.3f "
+                     "GiB (arenas %.3f + op scratch %.3f + cuBLASLt workspace %.3f + bf16 weights %.3f), %+.1f%% of the "
+                     "plan; device memory in use %.3f GiB\n",
+                planned / 1073741824.0, r.n_bf16_tensors, planned32 / 1073741824.0, allocated / 1073741824.0,
+                r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0,
+                r.bf16_weights_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
+                r.device_used_bytes / 1073741824.0);
+    else
+        fprintf(out, "  memory     planned peak %.3f GiB; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
+                     "workspace %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
+                planned / 1073741824.0, allocated / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
+                r.workspace_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
+                r.device_used_bytes / 1073741824.0);
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
@@ -267,13 +288,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
-                   "\"attention\":\"%s\",\"families_ms\":{",
+                   "\"bf16_weights_bytes\":%zu,\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
-                r.n_bf16_tensors, r.attention_fused ? "fused" : "gemm");
+                r.n_bf16_tensors, r.bf16_weights_bytes, r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)

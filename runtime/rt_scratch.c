@@ -3,6 +3,7 @@
  * backend computes in fp32, so sizes are fp32 element counts whatever the graph's storage dtype. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "rt_cuda.h"
 
@@ -230,4 +231,69 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
     int n = 0;
     for (int t = 0; t < g->n_tensors; t++) n += flags[t] != 0;
     return n;
+}
+
+/* The activation arena repacked for bf16 activations: the planner's packing (generator/plan.c: largest
+ * first, then by first use, each at the lowest offset free over its lifetime), with a bf16 tensor's slot
+ * half its fp32 bytes. Plain C with no allocation beyond three arrays, so the planner predicts with it what
+ * the backend allocates. */
+typedef struct {
+    int id;
+    int64_t bytes;
+    int32_t first;
+} pack_item;
+static int pack_by_size(const void *a, const void *b) {
+    const pack_item *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return x->id - y->id;
+}
+typedef struct {
+    int64_t lo, hi;
+} pack_span;
+static int pack_by_lo(const void *a, const void *b) {
+    const pack_span *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+#define PACK_ALIGN 256
+static int64_t pack_bytes(const avgen_tensor_desc *t, int half) {
+    const int64_t b = half ? t->bytes / 2 : t->bytes;
+    return (b + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
+}
+
+int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t *offset) {
+    const int nt = g->n_tensors;
+    pack_item *ord = (pack_item *)malloc(sizeof *ord * (size_t)(nt + 1));
+    int64_t *at = (int64_t *)malloc(sizeof *at * (size_t)(nt + 1)); /* the offset of ord[j] */
+    pack_span *busy = (pack_span *)malloc(sizeof *busy * (size_t)(nt + 1));
+    int64_t top = -1;
+    if (ord && at && busy) {
+        int n = 0;
+        for (int i = 0; i < nt; i++) {
+            const avgen_tensor_desc *t = &g->tensors[i];
+            if (offset) offset[i] = -1;
+            if (t->arena == AVGEN_ARENA_ACT && t->first >= 0) ord[n++] = (pack_item){i, pack_bytes(t, t16 && t16[i]), t->first};
+        }
+        qsort(ord, (size_t)n, sizeof *ord, pack_by_size);
+        top = 0;
+        for (int i = 0; i < n; i++) {
+            const avgen_tensor_desc *t = &g->tensors[ord[i].id];
+            int nb = 0;
+            for (int j = 0; j < i; j++) {
+                const avgen_tensor_desc *u = &g->tensors[ord[j].id];
+                if (u->first <= t->last && t->first <= u->last) busy[nb++] = (pack_span){at[j], at[j] + ord[j].bytes};
+            }
+            qsort(busy, (size_t)nb, sizeof *busy, pack_by_lo);
+            int64_t off = 0;
+            for (int j = 0; j < nb; j++) {
+                if (busy[j].lo >= off + ord[i].bytes) break;
+                if (busy[j].hi > off) off = busy[j].hi;
+            }
+            at[i] = off;
+            if (offset) offset[ord[i].id] = off;
+            if (off + ord[i].bytes > top) top = off + ord[i].bytes;
+        }
+    }
+    free(ord), free(at), free(busy);
+    return top;
 }

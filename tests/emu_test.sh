@@ -96,6 +96,16 @@ for re in '"bias_bf16_gemms":[1-9]' '"bf16_tensors":[1-9]'; do
   if grep -q "$re" "$TMP/bench16.json" 2>/dev/null; then ok; else bad "bench JSON with bf16 operands lacks $re"; fi
 done
 if grep -q '"bias_bf16_gemms":0' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bias_bf16_gemms is not 0 without bf16 operands"; fi
+# bf16 activations repack the activation arena (rt_cuda_pack_act): what the backend allocates (arenas, op
+# scratch, workspace, the frozen weights' bf16 copy) is exactly the plan adjusted by the same functions, and
+# the arenas are smaller than without
+jnum() { grep -o "\"$1\":[0-9]*" "$2" 2>/dev/null | head -1 | cut -d: -f2; }
+alloc16=$(( $(jnum allocated_bytes "$TMP/bench16.json") + $(jnum scratch_bytes "$TMP/bench16.json") + \
+  $(jnum workspace_bytes "$TMP/bench16.json") + $(jnum bf16_weights_bytes "$TMP/bench16.json") ))
+if [ "$alloc16" = "$(jnum planned_bytes "$TMP/bench16.json")" ]; then ok; else
+  bad "bf16 activations: allocated $alloc16 bytes, planned $(jnum planned_bytes "$TMP/bench16.json")"; fi
+if [ "$(jnum allocated_bytes "$TMP/bench16.json")" -lt "$(jnum allocated_bytes "$TMP/bench.json")" ]; then ok; else
+  bad "bf16 activations: the arenas did not shrink"; fi
 
 # AVGEN_EMU_RACECHECK=1: every launch also runs with blocks and threads in reverse order and must leave the
 # same memory (no race between threads or blocks, no read of shared memory never written); the step's dump

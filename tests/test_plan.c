@@ -318,6 +318,54 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
     gen_ir_free(&ir);
 }
 
+/* rt_cuda_pack_act: without bf16 flags, exactly the planner's activation layout (the same algorithm on the
+ * graph); with them, a valid packing (no two activations whose lifetimes meet share a byte) no larger than
+ * it, every bf16 slot at least half the fp32 bytes. Returns the repacked size. */
+static int64_t test_pack_act(const char *model, const char *const *sets, int nsets, gen_recompute rc, int fused) {
+    gen_spec s;
+    gen_ir ir;
+    gen_mem m;
+    gen_graph gg;
+    if (load(model, sets, nsets, &s)) return -1;
+    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
+    gen_pack(&ir, &m);
+    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    const avgen_graph *g = &gg.g;
+    int64_t *off = malloc(sizeof *off * (size_t)g->n_tensors);
+    unsigned char *f = calloc((size_t)g->n_tensors, 1);
+    CHECK_EQ_I64(rt_cuda_pack_act(g, NULL, off), g->arena_bytes[AVGEN_ARENA_ACT]);
+    int same = 1;
+    for (int t = 0; t < g->n_tensors; t++)
+        if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= 0 && off[t] != g->tensors[t].offset) same = 0;
+    CHECK_MSG(same, "%s: rt_cuda_pack_act without flags differs from the planner's layout", model);
+    const int n16 = rt_cuda_bf16_operands(g, fused, f);
+    const int64_t top = rt_cuda_pack_act(g, f, off);
+    CHECK_MSG(top > 0 && top <= g->arena_bytes[AVGEN_ARENA_ACT], "%s: repacked %lld bytes, planned %lld", model, (long long)top,
+              (long long)g->arena_bytes[AVGEN_ARENA_ACT]);
+    int clash = 0;
+    for (int t = 0; t < g->n_tensors; t++) {
+        const avgen_tensor_desc *a = &g->tensors[t];
+        if (a->arena != AVGEN_ARENA_ACT || a->first < 0) continue;
+        const int64_t ea = off[t] + (f[t] ? a->bytes / 2 : a->bytes);
+        CHECK(off[t] >= 0 && ea <= top);
+        for (int u = t + 1; u < g->n_tensors && !clash; u++) {
+            const avgen_tensor_desc *b = &g->tensors[u];
+            if (b->arena != AVGEN_ARENA_ACT || b->first < 0 || b->first > a->last || a->first > b->last) continue;
+            const int64_t eb = off[u] + (f[u] ? b->bytes / 2 : b->bytes);
+            if (off[t] < eb && off[u] < ea) {
+                clash = 1;
+                CHECK_MSG(0, "%s: %s and %s overlap while both live", model, a->name, b->name);
+            }
+        }
+    }
+    printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16\n", model, (int)rc,
+           fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0, top / 1073741824.0, n16);
+    free(off), free(f);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+    return top;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) snprintf(root, sizeof root, "%s", argv[1]);
     test_vitb16_numbers();
@@ -332,6 +380,15 @@ int main(int argc, char **argv) {
     test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 190);
     test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 20);
     test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 30);
+    /* ViT-B/16 at B = 32, T = 8: the bf16 activations take a third or more off the activation arena */
+    const char *b32[] = {"precision=fp32", "train.batch=32", "video.frames=8"};
+    for (int fused = 0; fused < 2; fused++) {
+        const int64_t top = test_pack_act("lavish-vitb16-ucf51", b32, 3, RECOMPUTE_NONE, fused);
+        (void)top;
+    }
+    test_pack_act("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1);
+    test_pack_act("tiny-lavish", NULL, 0, RECOMPUTE_BLOCK, 1);
+    test_pack_act("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, 0);
     /* recomputed forward ops write more of them; the invariants above hold for each */
     for (int fused = 0; fused < 2; fused++) {
         test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_BLOCK, fused, -1);

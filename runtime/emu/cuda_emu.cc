@@ -529,6 +529,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     });
     return cudaSuccess;
 }
+cudaError_t cudaMemset(void *dst, int v, size_t n) {
+    if (sticky != cudaSuccess) return sticky;
+    memset(dst, v, n);
+    return cudaSuccess;
+}
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     submit(s, [=]() {
         if (sticky == cudaSuccess) memset(dst, v, n);
