@@ -20,20 +20,14 @@ static int by_size(const void *a, const void *b) {
     return x->id - y->id;
 }
 
-typedef struct { int64_t lo, hi; } span;
-static int by_lo(const void *a, const void *b) {
-    const span *x = a, *y = b;
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
 
 void gen_pack(gen_ir *ir, gen_mem *m) {
     memset(m, 0, sizeof *m);
     m->nops = ir->nops, m->ntensors = ir->nt;
     order_t *ord = malloc(sizeof *ord * (size_t)(ir->nt + 1));
     int *placed = malloc(sizeof *placed * (size_t)(ir->nt + 1));
-    span *busy = malloc(sizeof *busy * (size_t)(ir->nt + 1));
-    if (!ord || !placed || !busy) {
-        free(ord), free(placed), free(busy);
+    if (!ord || !placed) {
+        free(ord), free(placed);
         m->peak = -1;
         return;
     }
@@ -53,24 +47,24 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
         }
     }
     qsort(ord, (size_t)n, sizeof *ord, by_size);
+    /* placed: the tensors placed so far, by offset; each new one goes at the lowest offset where it meets
+     * none of those whose lifetimes meet its own (a scan in offset order: no sort per tensor) */
     int np = 0;
     int64_t top = 0;
     for (int i = 0; i < n; i++) {
         gen_tensor *t = &ir->t[ord[i].id];
-        int nb = 0;
+        int64_t off = 0;
         for (int j = 0; j < np; j++) {
             const gen_tensor *u = &ir->t[placed[j]];
-            if (u->first <= t->last && t->first <= u->last) busy[nb++] = (span){u->offset, u->offset + align_up(u->bytes)};
-        }
-        qsort(busy, (size_t)nb, sizeof *busy, by_lo);
-        int64_t off = 0;
-        for (int j = 0; j < nb; j++) {
-            if (busy[j].lo >= off + ord[i].bytes) break;
-            if (busy[j].hi > off) off = busy[j].hi;
+            if (u->first > t->last || t->first > u->last) continue;
+            if (u->offset >= off + ord[i].bytes) break;
+            if (u->offset + align_up(u->bytes) > off) off = u->offset + align_up(u->bytes);
         }
         t->offset = off;
         if (off + ord[i].bytes > top) top = off + ord[i].bytes;
-        placed[np++] = ord[i].id;
+        int k = np++;
+        while (k > 0 && ir->t[placed[k - 1]].offset > off) placed[k] = placed[k - 1], k--;
+        placed[k] = ord[i].id;
     }
     m->arena[ARENA_ACT] = top;
 
@@ -93,18 +87,27 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     /* The CUDA backend's op scratch (attention scores, partial sums), from the same function it sizes
      * its buffer with. */
     m->scratch = 0;
+    m->n_bf16 = 0, m->act_bf16 = -1;
     gen_graph gg;
     if (gen_graph_build(ir, m, &gg) == 0) {
         avgen_consts k;
         gen_consts(&ir->spec, &k);
         m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k, 1); /* bf16 GEMMs: fused attention */
+        /* bf16 activations (AVGEN_BF16_OPERANDS=1): the backend's own choice and packing */
+        unsigned char *f = calloc((size_t)gg.g.n_tensors + 1, 1);
+        if (f) {
+            m->n_bf16 = rt_cuda_bf16_operands(&gg.g, 1, f);
+            m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
+            free(f);
+        }
         gen_graph_free(&gg);
     }
     m->peak = m->workspace + m->scratch;
     for (int a = 0; a < ARENA_COUNT; a++) m->peak += m->arena[a];
     m->fits = m->peak <= ir->spec.memory.budget;
+    m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 : -1;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
-    free(ord), free(placed), free(busy);
+    free(ord), free(placed);
 }
 
 static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) {
@@ -115,8 +118,9 @@ static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) 
     return m->peak < 0 ? -1 : 0;
 }
 
-/* Largest batch (<= 65536) whose training peak fits the budget; memory grows with the batch. */
-static int max_batch(const gen_spec *s, gen_recompute rc) {
+/* Largest batch (<= 65536) whose training peak (bf16: with the CUDA backend's bf16 activations) fits the
+ * budget; memory grows with the batch. */
+static int max_batch(const gen_spec *s, gen_recompute rc, int bf16) {
     gen_spec t = *s;
     int lo = 0, hi = 65536;
     while (lo < hi) {
@@ -125,7 +129,7 @@ static int max_batch(const gen_spec *s, gen_recompute rc) {
         t.pairs = mid * t.video.frames;
         gen_mem m;
         if (plan_one(&t, rc, 1, &m) != 0) return -1;
-        if (m.fits) lo = mid;
+        if (bf16 ? m.peak_bf16 >= 0 && m.peak_bf16 <= t.memory.budget : m.fits) lo = mid;
         else hi = mid - 1;
     }
     return lo;
@@ -164,8 +168,13 @@ int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
     gen_ir_free(&ir);
     for (int rc = 0; rc < RECOMPUTE_COUNT; rc++) {
         if (plan_one(s, (gen_recompute)rc, 1, &p->train[rc]) != 0) return -1;
-        p->train[rc].max_batch = search_batch ? max_batch(s, (gen_recompute)rc) : -1;
+        p->train[rc].max_batch = search_batch ? max_batch(s, (gen_recompute)rc, 0) : -1;
     }
+    gen_spec f32 = *s; /* the CUDA backend stores fp32 (docs/bench.md) */
+    f32.precision = PREC_FP32;
+    if (plan_one(&f32, s->memory.recompute, 1, &p->cuda) != 0) return -1;
+    p->cuda.max_batch = search_batch ? max_batch(&f32, s->memory.recompute, 0) : -1;
+    p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 1) : -1;
     if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer) != 0) return -1;
     p->infer.max_batch = -1;
     return 0;
@@ -250,6 +259,22 @@ json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
         json_object_object_add(po, gen_recompute_name((gen_recompute)rc), mem_json(&p->train[rc]));
     json_object_object_add(me, "train", po);
     json_object_object_add(me, "inference", mem_json(&p->infer));
+    /* the CUDA backend of this version, under the selected policy */
+    json_object *cu = json_object_new_object();
+    json_object_object_add(cu, "policy", json_object_new_string(gen_recompute_name(s->memory.recompute)));
+    json_object *f32 = json_object_new_object();
+    json_object_object_add(f32, "activations", json_object_new_int64(p->cuda.arena[ARENA_ACT]));
+    json_object_object_add(f32, "peak", json_object_new_int64(p->cuda.peak));
+    if (p->cuda.max_batch >= 0) json_object_object_add(f32, "max_batch", json_object_new_int(p->cuda.max_batch));
+    json_object_object_add(cu, "fp32_activations", f32);
+    json_object *b16 = json_object_new_object();
+    json_object_object_add(b16, "bf16_tensors", json_object_new_int(p->cuda.n_bf16));
+    json_object_object_add(b16, "activations", json_object_new_int64(p->cuda.act_bf16));
+    json_object_object_add(b16, "bf16_weights", json_object_new_int64(p->cuda.arena[ARENA_FROZEN] / 2));
+    json_object_object_add(b16, "peak", json_object_new_int64(p->cuda.peak_bf16));
+    if (p->max_batch_bf16 >= 0) json_object_object_add(b16, "max_batch", json_object_new_int(p->max_batch_bf16));
+    json_object_object_add(cu, "bf16_activations", b16);
+    json_object_object_add(me, "cuda", cu);
     json_object_object_add(r, "memory", me);
     return r;
 }
@@ -326,6 +351,15 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
     if (p->train[0].max_batch >= 0)
         fprintf(f, "  %-42s %12d %12d %12d\n", "largest batch B that fits", p->train[0].max_batch, p->train[1].max_batch,
                 p->train[2].max_batch);
+    fprintf(f, "\nThe CUDA backend of this version (policy %s): it stores activations in fp32 whatever the precision\n"
+               "(--precision picks the GEMM arithmetic; docs/bench.md), or some in bf16 with AVGEN_BF16_OPERANDS=1\n",
+            gen_recompute_name(s->memory.recompute));
+    fprintf(f, "  fp32 activations: peak %s", gib(p->cuda.peak, a));
+    if (p->cuda.max_batch >= 0) fprintf(f, ", largest batch B that fits %d", p->cuda.max_batch);
+    fprintf(f, "\n  bf16 activations: peak %s (%d of them bf16: activations %s, bf16 weight copy %s)", gib(p->cuda.peak_bf16, a),
+            p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2, c));
+    if (p->max_batch_bf16 >= 0) fprintf(f, ", largest batch B that fits %d", p->max_batch_bf16);
+    fprintf(f, "\n");
     fprintf(f, "\nInference (eval-mode forward, B %d): peak %s, activations %s\n", s->train.batch, gib(p->infer.peak, a),
             gib(p->infer.arena[ARENA_ACT], b));
     fprintf(f, "Selected policy: %s (memory.recompute): peak %s of %s: %s\n", gen_recompute_name(s->memory.recompute),

@@ -19,6 +19,11 @@ typedef struct {
     double executed_flops;    /* model FLOPs + recomputed forward work */
     int fits;
     int max_batch;            /* largest train.batch whose peak fits the budget (0: none) */
+    /* The CUDA backend with bf16 activations (AVGEN_BF16_OPERANDS=1, fused attention), meaningful for a plan
+     * of fp32 storage: how many activations it stores as bf16, its repacked activation arena
+     * (rt_cuda_pack_act) and its peak (with the frozen weights' bf16 copy) */
+    int n_bf16;
+    int64_t act_bf16, peak_bf16;
     int nops, ntensors;
 } gen_mem;
 
@@ -30,6 +35,11 @@ typedef struct {
     double step_flops, pair_flops, visual_image_forward, audio_image_forward;
     gen_mem train[RECOMPUTE_COUNT];
     gen_mem infer;
+    /* What the CUDA backend of this version allocates under the selected policy: activations stored in
+     * fp32 whatever the description's precision (cuda.max_batch for that), or with bf16 activations
+     * (cuda.peak_bf16, max_batch_bf16); the batch searches are -1 when not made */
+    gen_mem cuda;
+    int max_batch_bf16;
 } gen_plan;
 
 /* Places every tensor of ir in its arena (sets offsets) and fills m. */

@@ -102,7 +102,7 @@ typedef struct {
  *     attention kernels read; the attention output, which the output projection (a frozen-weight GEMM)
  *     and the backward's delta read; qkv's gradient, which only QKV_DX reads against frozen weights; the
  *     three of one attention bf16 together or not at all.
- * Returns the count. */
+ * Returns the count (-1: out of host memory). */
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
 /* The activation arena packed as the planner packs it (by lifetime), each tensor flagged in t16 (NULL: none)
  * in half its bytes: returns the arena's size (-1: out of host memory) and, when offset is given, each

@@ -139,6 +139,10 @@ static int frozen(const avgen_graph *g, const avgen_op_desc *o, int slot) {
     return slot < o->n_in && g->refs[o->in_at + slot] >= 0 && g->tensors[g->refs[o->in_at + slot]].arena == AVGEN_ARENA_FROZEN;
 }
 
+typedef struct {
+    int op, slot;
+} int2_t;
+
 /* The kinds of bf16 activation (rt_cuda_bf16_operands) by what may read them. */
 enum {
     B16_OPERAND, /* a LayerNorm's output, the GELU output: the first operand of frozen-weight GEMMs */
@@ -194,27 +198,46 @@ static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fuse
 }
 
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags) {
-    for (int t = 0; t < g->n_tensors; t++) flags[t] = 0;
+    const int nt = g->n_tensors;
+    for (int t = 0; t < nt; t++) flags[t] = 0;
+    /* each tensor's writers counted, its readers (op, slot) listed: at[t] .. at[t + 1] in rd */
+    int *writers = (int *)calloc((size_t)nt + 1, sizeof(int)), *at = (int *)calloc((size_t)nt + 2, sizeof(int));
+    int nref = 0;
+    for (int i = 0; i < g->n_ops; i++) nref += g->ops[i].n_in;
+    int2_t *rd = (int2_t *)malloc(sizeof(int2_t) * ((size_t)nref + 1));
+    if (!writers || !at || !rd) {
+        free(writers), free(at), free(rd);
+        return -1;
+    }
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        for (int j = 0; j < o->n_out; j++)
+            if (g->refs[o->out_at + j] >= 0) writers[g->refs[o->out_at + j]]++;
+        for (int j = 0; j < o->n_in; j++)
+            if (g->refs[o->in_at + j] >= 0) at[g->refs[o->in_at + j] + 2]++;
+    }
+    for (int t = 0; t < nt; t++) at[t + 2] += at[t + 1];
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        for (int j = 0; j < o->n_in; j++) {
+            const int t = g->refs[o->in_at + j];
+            if (t >= 0) rd[at[t + 1]++] = (int2_t){i, j};
+        }
+    }
+    /* now at[t] .. at[t + 1] are t's readers */
     for (int i = 0; i < g->n_ops; i++) {
         const avgen_op_desc *o = &g->ops[i];
         for (int pass = 0; pass < 2; pass++) { /* LINEAR_GELU: its GELU output, then its input */
             int kind = -1;
             const int t = bf16_candidate(g, o, fused_attention, flags, &kind);
             if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) break;
-            int writers = 0, readers = 0, ok = 1;
-            for (int j = 0; j < g->n_ops && ok; j++) {
-                const avgen_op_desc *q = &g->ops[j];
-                for (int s2 = 0; s2 < q->n_out; s2++) writers += g->refs[q->out_at + s2] == t;
-                for (int s2 = 0; s2 < q->n_in; s2++)
-                    if (g->refs[q->in_at + s2] == t) {
-                        readers++;
-                        if (!reads_bf16(g, q, s2, kind)) ok = 0;
-                    }
-            }
-            if (!(ok && writers == 1 && readers > 0)) break;
+            int ok = writers[t] == 1 && at[t + 1] > at[t];
+            for (int r = at[t]; r < at[t + 1] && ok; r++) ok = reads_bf16(g, &g->ops[rd[r].op], rd[r].slot, kind);
+            if (!ok) break;
             flags[t] = 1;
         }
     }
+    free(writers), free(at), free(rd);
     /* the fused attention kernels read qkv and write the output, or read qkv and write its gradient, both as
      * bf16 or both as fp32 (a qkv that loses its flag takes its output's and gradient's along) */
     for (int changed = 1; changed && fused_attention;) {
@@ -234,9 +257,9 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
 }
 
 /* The activation arena repacked for bf16 activations: the planner's packing (generator/plan.c: largest
- * first, then by first use, each at the lowest offset free over its lifetime), with a bf16 tensor's slot
- * half its fp32 bytes. Plain C with no allocation beyond three arrays, so the planner predicts with it what
- * the backend allocates. */
+ * first, then by first use, each at the lowest offset free over its lifetime, found by a scan of the placed
+ * slots in offset order), with a bf16 tensor's slot half its fp32 bytes. Plain C, so the planner predicts
+ * with it what the backend allocates. */
 typedef struct {
     int id;
     int64_t bytes;
@@ -251,10 +274,6 @@ static int pack_by_size(const void *a, const void *b) {
 typedef struct {
     int64_t lo, hi;
 } pack_span;
-static int pack_by_lo(const void *a, const void *b) {
-    const pack_span *x = a, *y = b;
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
 #define PACK_ALIGN 256
 static int64_t pack_bytes(const avgen_tensor_desc *t, int half) {
     const int64_t b = half ? t->bytes / 2 : t->bytes;
@@ -264,10 +283,10 @@ static int64_t pack_bytes(const avgen_tensor_desc *t, int half) {
 int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t *offset) {
     const int nt = g->n_tensors;
     pack_item *ord = (pack_item *)malloc(sizeof *ord * (size_t)(nt + 1));
-    int64_t *at = (int64_t *)malloc(sizeof *at * (size_t)(nt + 1)); /* the offset of ord[j] */
-    pack_span *busy = (pack_span *)malloc(sizeof *busy * (size_t)(nt + 1));
+    pack_span *placed = (pack_span *)malloc(sizeof *placed * (size_t)(nt + 1)); /* by offset: slot and tensor */
+    int *who = (int *)malloc(sizeof *who * (size_t)(nt + 1));
     int64_t top = -1;
-    if (ord && at && busy) {
+    if (ord && placed && who) {
         int n = 0;
         for (int i = 0; i < nt; i++) {
             const avgen_tensor_desc *t = &g->tensors[i];
@@ -276,24 +295,22 @@ int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t
         }
         qsort(ord, (size_t)n, sizeof *ord, pack_by_size);
         top = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0, np = 0; i < n; i++) {
             const avgen_tensor_desc *t = &g->tensors[ord[i].id];
-            int nb = 0;
-            for (int j = 0; j < i; j++) {
-                const avgen_tensor_desc *u = &g->tensors[ord[j].id];
-                if (u->first <= t->last && t->first <= u->last) busy[nb++] = (pack_span){at[j], at[j] + ord[j].bytes};
-            }
-            qsort(busy, (size_t)nb, sizeof *busy, pack_by_lo);
             int64_t off = 0;
-            for (int j = 0; j < nb; j++) {
-                if (busy[j].lo >= off + ord[i].bytes) break;
-                if (busy[j].hi > off) off = busy[j].hi;
+            for (int j = 0; j < np; j++) {
+                const avgen_tensor_desc *u = &g->tensors[who[j]];
+                if (u->first > t->last || t->first > u->last) continue;
+                if (placed[j].lo >= off + ord[i].bytes) break;
+                if (placed[j].hi > off) off = placed[j].hi;
             }
-            at[i] = off;
             if (offset) offset[ord[i].id] = off;
             if (off + ord[i].bytes > top) top = off + ord[i].bytes;
+            int k = np++;
+            while (k > 0 && placed[k - 1].lo > off) placed[k] = placed[k - 1], who[k] = who[k - 1], k--;
+            placed[k] = (pack_span){off, off + ord[i].bytes}, who[k] = ord[i].id;
         }
     }
-    free(ord), free(at), free(busy);
+    free(ord), free(placed), free(who);
     return top;
 }

@@ -65,6 +65,15 @@ for rc in ("none", "attention", "block"):
     assert m["peak"] == sum(m[k] for k in ("frozen_params", "trainable_state", "activations", "inputs", "workspace", "scratch"))
     assert m["max_batch"] >= 4 and m["fits"] is True
 assert p["memory"]["train"]["block"]["activations"] < p["memory"]["train"]["none"]["activations"]
+# the CUDA backend of this version: fp32 activations (more than the bf16 plan), or some of them bf16 (fewer
+# bytes, a larger batch; the peak's parts add up)
+c = p["memory"]["cuda"]
+f32, b16 = c["fp32_activations"], c["bf16_activations"]
+assert c["policy"] == "none" and f32["peak"] > p["memory"]["train"]["none"]["peak"]
+assert b16["bf16_tensors"] == 190 and 0 < b16["activations"] < f32["activations"]
+assert b16["peak"] == f32["peak"] - f32["activations"] + b16["activations"] + b16["bf16_weights"]
+assert b16["bf16_weights"] == p["memory"]["train"]["none"]["frozen_params"] == 171597312  # the bf16 plan counts them so too
+assert 4 <= f32["max_batch"] < b16["max_batch"] <= p["memory"]["train"]["none"]["max_batch"]
 EOF
   then ok; else bad "plan --json content"; fi
 else
