@@ -461,6 +461,7 @@ unsigned short *P16(const avgen_ctx *c, int t) { return (unsigned short *)dptr(c
 const unsigned short *W16(const avgen_ctx *c, int t) { return DEV(c)->frozen16 + c->g->tensors[t].offset / 4; }
 
 constexpr int kT = 256;  // threads for elementwise kernels
+constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt's workspace (the planner's GEN_GEMM_WORKSPACE)
 #define GRID(n) dim3(blocks_for((n), kT)), dim3(kT), 0
 // for kernels that take four elements a thread when n is a multiple of 4
 #define GRID4(n) dim3(blocks_for((n) % 4 ? (n) : (n) / 4, kT)), dim3(kT), 0
@@ -1329,6 +1330,27 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             d->bf16_ops = 1;
         }
     }
+    {
+        // Everything this context will allocate (arenas, op scratch, workspace, frames) against what the GPU has
+        // free: one sentence before any allocation fails half-way (avgen plan predicts the same sums)
+        size_t need = kWorkspaceBytes + rt_cuda_scratch_bytes(g, c->k, d->attn_fused), act = 0;
+        if (c->frames_f32) need += sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
+        for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
+            if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
+            const size_t b = a == AVGEN_ARENA_ACT && d->act_off ? d->act_bytes : (size_t)g->arena_bytes[a];
+            need += b;
+            if (a == AVGEN_ARENA_ACT) act = b;
+        }
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && fr > 0 && need > fr) {
+            set_fail(d, "not enough device memory: this step needs %.2f GiB (%.2f GiB of it activations%s) and the GPU has "
+                     "%.2f GiB free; lower train.batch or choose a memory.recompute policy%s (avgen plan says what fits)",
+                     need / 1073741824.0, act / 1073741824.0, d->act_off ? ", some in bf16" : "", fr / 1073741824.0,
+                     d->act_off || d->precision != RT_CUDA_BF16 ? "" : ", or store activations in bf16 (AVGEN_BF16_OPERANDS=1)");
+            goto fail;
+        }
+        cudaGetLastError();
+    }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         d->arena_bytes[a] = a == AVGEN_ARENA_ACT && d->act_off ? d->act_bytes : (size_t)g->arena_bytes[a];
         if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) {
@@ -1350,7 +1372,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         goto fail;
     }
     if (d->failed) goto fail;
-    d->ws_bytes = 32u << 20;
+    d->ws_bytes = kWorkspaceBytes;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
         const size_t need = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);

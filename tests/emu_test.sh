@@ -142,6 +142,14 @@ fails() { # fails NEEDLE command...
   rc=$?
   if [ "$rc" != 0 ] && grep -qF -- "$needle" <<<"$out"; then ok; else bad "$* -> exit $rc: $out (wanted '$needle')"; fi
 }
+# a device too small (the emulator's memory cut to 30 MB, less than the workspace): one sentence before any
+# allocation, with the way out that applies
+fails "not enough device memory: this step needs" env AVGEN_EMU_MEMORY=30000000 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda --precision bf16
+fails "or store activations in bf16 (AVGEN_BF16_OPERANDS=1)" env AVGEN_EMU_MEMORY=30000000 "$p" --step --inputs random \
+  --out "$TMP/x.st" --backend cuda --precision bf16
+fails "(0.00 GiB of it activations, some in bf16)" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_MEMORY=30000000 "$p" --step --inputs random \
+  --out "$TMP/x.st" --backend cuda --precision bf16
 fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

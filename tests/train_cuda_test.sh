@@ -67,7 +67,7 @@ if cmp -s "$(last "$TMP/res")" "$(last "$TMP/cuda")"; then ok; else bad "the res
 # training goes on to the end without validation.
 out=$(AVGEN_EMU_MEMORY=60000000 "$P" "${A[@]}" --out "$TMP/oom" --max-steps 8 --backend cuda --precision fp32 2>&1)
 rc=$?
-if [ $rc = 0 ] && grep -q "validation failed: .*out of memory; no more validation" <<<"$out" &&
+if [ $rc = 0 ] && grep -q "validation failed: .*device memory.*; no more validation" <<<"$out" &&
   [ "$(grep -c validation_error "$TMP/oom/log.jsonl")" = 1 ] && [ "$(grep -c '"step"' "$TMP/oom/log.jsonl")" = 8 ] &&
   [ -s "$TMP/oom/summary.json" ]; then ok; else bad "validation out of device memory: exit $rc: $out"; fi
 

@@ -26,7 +26,8 @@ STAGES=${STAGES:-parity nvrtc memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES-4 32 60}  # 60: the largest batch the planner fits in 78 GiB (T=8, fp32 storage, bf16 GEMMs)
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
 BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
-BENCH_BF16OPS=${BENCH_BF16OPS-32 60}  # batches also timed with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1)
+BENCH_BF16OPS=${BENCH_BF16OPS-32 60}  # batches also timed with bf16 activations (AVGEN_BF16_OPERANDS=1)
+BENCH_OPS_ONLY=${BENCH_OPS_ONLY-76}  # batches timed with bf16 activations only (76: the largest they fit in 78 GiB)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
@@ -204,10 +205,12 @@ fi
 
 if [[ " $STAGES " == *" bench "* ]]; then
   say "== benchmarks: ViT-B/16 LAVISH, T=8 ($(since))"
-  for b in $BENCH_BATCHES; do
+  for b in $BENCH_BATCHES $BENCH_OPS_ONLY; do
     p=$(prog "vitb-t8-b$b")
     [ -x "$p" ] || continue
     for prec in bf16 bf16-ops fp32 bf16-gemmattn bf16-lnsplit; do
+      # a batch only bf16 activations fit: that alone
+      [[ " $BENCH_BATCHES " != *" $b "* ]] && [ "$prec" != bf16-ops ] && continue
       [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
       [ "$prec" = bf16-gemmattn ] && [[ " $BENCH_ATTN_GEMM " != *" $b "* ]] && continue
       [ "$prec" = bf16-ops ] && [[ " $BENCH_BF16OPS " != *" $b "* ]] && continue
