@@ -144,6 +144,18 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
     return f;
 }
 
+/* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), bf16 ones
+ * (f16, may be NULL) at half their fp32 bytes. */
+static double op_bytes(const avgen_graph *g, int j, const unsigned char *f16) {
+    const avgen_op_desc *op = &g->ops[j];
+    double bytes = 0;
+    for (int i = 0; i < op->n_in + op->n_out; i++) {
+        const int t = g->refs[i < op->n_in ? op->in_at + i : op->out_at + i - op->n_in];
+        if (t >= 0) bytes += (double)g->tensors[t].bytes / (f16 && f16[t] ? 2 : 1);
+    }
+    return bytes;
+}
+
 static double peak_for(const char *name) {
     /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
     if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;
@@ -171,10 +183,10 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     /* bf16 activations (AVGEN_BF16_OPERANDS=1): the plan with the activation arena repacked as the backend
      * repacks it (the same functions) and the frozen weights' bf16 copy */
     int64_t planned16 = -1;
-    if (r.n_bf16_tensors > 0) {
-        unsigned char *f = calloc((size_t)c->g->n_tensors + 1, 1);
-        const int64_t act = f && rt_cuda_bf16_operands(c->g, r.attention_fused, f) >= 0 ? rt_cuda_pack_act(c->g, f, NULL) : -1;
-        free(f);
+    unsigned char *f16 = r.n_bf16_tensors > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL; /* which are bf16 */
+    if (f16 && rt_cuda_bf16_operands(c->g, r.attention_fused, f16) < 0) free(f16), f16 = NULL;
+    if (f16) {
+        const int64_t act = rt_cuda_pack_act(c->g, f16, NULL);
         if (act >= 0)
             planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act + c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2;
     }
@@ -225,11 +237,12 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) {
         const int kd = order[i];
         if (r.family_ms[kd] <= 0) continue;
-        double fl = 0;
+        double fl = 0, by = 0;
         for (int j = 0; j < c->g->n_ops; j++)
-            if (c->g->ops[j].kind == kd) fl += c->g->ops[j].flops;
-        fprintf(out, "    %-22s %9.3f ms %5.1f%%  %8.1f TFLOP/s\n", o->kind_names ? o->kind_names[kd] : "?", r.family_ms[kd],
-                total > 0 ? 100 * r.family_ms[kd] / total : 0, fl / (r.family_ms[kd] / 1e3) / 1e12);
+            if (c->g->ops[j].kind == kd) fl += c->g->ops[j].flops, by += op_bytes(c->g, j, f16);
+        fprintf(out, "    %-22s %9.3f ms %5.1f%%  %8.1f TFLOP/s  %7.0f GB/s of its tensors\n", o->kind_names ? o->kind_names[kd] : "?",
+                r.family_ms[kd], total > 0 ? 100 * r.family_ms[kd] / total : 0, fl / (r.family_ms[kd] / 1e3) / 1e12,
+                by / (r.family_ms[kd] / 1e3) / 1e9);
     }
     /* the slowest ops: where a kernel family's time goes (bytes: what the op's tensors hold, a lower bound of
      * its memory traffic) */
@@ -246,11 +259,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             fprintf(out, "  slowest ops (of %d):\n", n);
             for (int i = 0; i < show; i++) {
                 const avgen_op_desc *op = &c->g->ops[idx[i]];
-                double bytes = 0;
-                for (int j = 0; j < op->n_in + op->n_out; j++) {
-                    const int t = c->g->refs[(j < op->n_in ? op->in_at + j : op->out_at + j - op->n_in)];
-                    if (t >= 0) bytes += (double)c->g->tensors[t].bytes;
-                }
+                const double bytes = op_bytes(c->g, idx[i], f16);
                 const double sec = r.op_ms[idx[i]] / 1e3;
                 fprintf(out, "    %-44s %8.3f ms  %8.1f TFLOP/s  %7.0f GB/s of its tensors\n", op->name, r.op_ms[idx[i]],
                         sec > 0 ? op->flops / sec / 1e12 : 0, sec > 0 ? bytes / sec / 1e9 : 0);
@@ -258,6 +267,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             free(idx);
         }
     }
+    free(f16);
     /* per kernel: which launches of an op kind take its time */
     if (r.n_kernel_slots > 0) {
         int kidx[RT_CUDA_KERNEL_SLOTS], nk = 0;
