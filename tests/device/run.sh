@@ -116,6 +116,7 @@ if [[ " $STAGES " == *" parity "* ]]; then
       cmpdump "vitb-b1t2 cpu vs torch fp64" "$v-cpu.st" "$v-ref64.st" 1e-4 --grad-floor
       cmpdump "vitb-b1t2 cuda fp32 vs torch fp64" "$v-cuda.st" "$v-ref64.st" 1e-4 --grad-floor
       cmpdump "vitb-b1t2 cuda bf16 vs torch fp64" "$v-bf16.st" "$v-ref64.st" 2e-2 --grad-floor
+      cmpdump "vitb-b1t2 cuda bf16 activations vs torch fp64" "$v-bf16ops.st" "$v-ref64.st" 2e-2 --grad-floor
       "$DIFF" "$v-cuda.st" "$v-ref64.st" --rtol 0 --grad-floor >"$OUT/logs/all-vitb-cuda-vs-ref64.log" 2>&1
       "$DIFF" "$v-cpu.st" "$v-ref64.st" --rtol 0 --grad-floor >"$OUT/logs/all-vitb-cpu-vs-ref64.log" 2>&1
     else
