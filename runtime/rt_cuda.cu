@@ -978,7 +978,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             // only the GELU backward reads it (rt_cuda_bf16_operands)
             unsigned short *dy16 = (unsigned short *)scratch(d, sizeof(unsigned short) * (size_t)n);
             if (!dy16) return;
-            launch(d, k_to_bf16, GRID(n), PF(in[0]), dy16, n);
+            launch(d, k_to_bf16, GRID4(n), PF(in[0]), dy16, n);
             const int c16 = is16(d, out[0]);
             gemm(d, 0, 0, rows, K, N, dy16, N, W16(c, in[1]), K, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]), K, 0, 1, 0,
                  0, 0, NULL, NULL, 1, c16);
@@ -1454,7 +1454,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         // for the legacy stream
         if (!ck(d, cudaDeviceSynchronize(), "upload of the frozen weights")) goto fail;
         const long long n = (long long)(d->arena_bytes[AVGEN_ARENA_FROZEN] / 4);
-        launch(d, k_to_bf16, GRID(n), (const float *)d->arena[AVGEN_ARENA_FROZEN], d->frozen16, n);
+        launch(d, k_to_bf16, GRID4(n), (const float *)d->arena[AVGEN_ARENA_FROZEN], d->frozen16, n);
         if (!ck(d, cudaStreamSynchronize(d->s), "the bf16 copy of the frozen weights") || d->failed) goto fail;
     }
     return 0;
@@ -1482,7 +1482,7 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
     ck(d, cudaMemcpyAsync(d->arena[arena], c->arena[arena], d->arena_bytes[arena], cudaMemcpyHostToDevice, d->s), "upload");
     if (arena == AVGEN_ARENA_FROZEN && d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
         const long long n = (long long)(d->arena_bytes[arena] / 4);
-        launch(d, k_to_bf16, GRID(n), (const float *)d->arena[arena], d->frozen16, n);
+        launch(d, k_to_bf16, GRID4(n), (const float *)d->arena[arena], d->frozen16, n);
     }
     if (arena == AVGEN_ARENA_INPUT && c->frames_f32 && d->frames_f32) {
         const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;

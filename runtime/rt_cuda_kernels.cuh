@@ -99,11 +99,6 @@ __device__ __forceinline__ unsigned short f2bf(float f) {
 }
 
 // ------------------------------------------------------------------------------------------ kernels
-// y[i] = bf16(x[i]): the bf16 copy of the frozen weights (bf16 GEMM operands).
-__global__ void k_to_bf16(const float *x, unsigned short *y, long long n) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        y[i] = f2bf(x[i]);
-}
 
 // Patch embedding, step 1: im2col of every image; row = (pair, patch), column = (channel, ky, kx).
 // src_kind: 0 audio f32 [P,H,W] (replicated to 3 channels), 1 f32 NCHW [P,3,H,W], 2 uint8 HWC [P,H,W,3].
@@ -486,6 +481,14 @@ __device__ __forceinline__ float4 get4(const float *p, const unsigned short *pb,
 }
 __device__ __forceinline__ float get1(const float *p, const unsigned short *pb, long long i) {
     return pb ? bf2f(pb[i]) : p[i];
+}
+// y[i] = bf16(x[i]): the bf16 copy of the frozen weights, a gradient as a bf16 GEMM operand. Four
+// elements a thread when n is a multiple of 4 (x and y then 16- and 8-byte aligned: arena slots are).
+__global__ void k_to_bf16(const float *x, unsigned short *y, long long n) {
+    const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long n4 = n % 4 ? 0 : n / 4;
+    for (long long i = first; i < n4; i += stride) put4(y + 4 * i, vld<float4>(x + 4 * i));
+    for (long long i = 4 * n4 + first; i < n; i += stride) y[i] = f2bf(x[i]);
 }
 __global__ void k_gelu(const float *pre, const unsigned short *prebf, float *act, unsigned short *actbf, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
