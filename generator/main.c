@@ -122,16 +122,18 @@ static const char *const usage_step =
 
 static const char *const usage_bench =
     "usage: avgen bench MODEL.json [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--warmup N] [--steps N]\n"
-    "                   [--peak FLOPS] [--json] [--set path=value]...\n"
+    "                   [--peak FLOPS] [--bandwidth BYTES_PER_S] [--json] [--set path=value]...\n"
     "\n"
     "Times full training steps (zero gradients, forward, backward, optimizer update) of the configuration\n"
     "on the GPU with parameters initialised from train.seed and random inputs: the step is captured once as\n"
     "a CUDA graph and replayed; each replay is timed with CUDA events after --warmup (5) replays, and the\n"
     "median of --steps (20) is reported with pairs/s, clips/s, achieved TFLOP/s (the planner's FLOP count),\n"
-    "MFU against the device's dense bf16 peak (--peak overrides it), device memory against the planned\n"
-    "arenas, and the time per op kind from one profiled eager step. --json prints one JSON object instead\n"
-    "(docs/bench.md). Default precision: bf16; default kernels: nvcc (--kernels nvrtc: compiled at start,\n"
-    "the report gives the compile or cache time). Exit status 1 when no GPU can be used.\n";
+    "MFU against the device's dense bf16 peak (--peak overrides it), the roofline (every op kind at the\n"
+    "device's memory bandwidth for its tensors' bytes or at the peak for its FLOPs; --bandwidth overrides\n"
+    "the bandwidth), device memory against the planned arenas, and the time per op kind from one profiled\n"
+    "eager step. --json prints one JSON object instead (docs/bench.md). Default precision: bf16; default\n"
+    "kernels: nvcc (--kernels nvrtc: compiled at start, the report gives the compile or cache time).\n"
+    "Exit status 1 when no GPU can be used.\n";
 
 static const char *const usage_jit =
     "usage: avgen jit [DIR] [--arch N]\n"
@@ -201,7 +203,7 @@ typedef struct {
     int nsets;
     const char *out;
     int json, force, no_search, print_json;
-    const char *params, *inputs, *init_out, *backend, *update_out, *precision, *peak, *kernels;
+    const char *params, *inputs, *init_out, *backend, *update_out, *precision, *peak, *kernels, *bandwidth;
     int warmup, steps, arch;
     const char *data, *weights, *checkpoint, *split;
     int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
@@ -229,10 +231,12 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
             a->sets[a->nsets++] = v;
         } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
-                    (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels"))) ||
+                    (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels") ||
+                     (!strcmp(cmd, "bench") && !strcmp(s, "--bandwidth")))) ||
                    ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
-            *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak : &a->kernels) = argv[++i];
+            *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak
+              : !strcmp(s, "--bandwidth") ? &a->bandwidth : &a->kernels) = argv[++i];
         } else if (!strcmp(cmd, "jit") && !strcmp(s, "--arch")) {
             char *end;
             long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
@@ -495,6 +499,9 @@ static int cmd_bench(int argc, char **argv) {
     char *end = NULL;
     const double peak = a.peak ? strtod(a.peak, &end) : 0;
     if (a.peak && (*end || !(peak > 0))) return usage_error("bench", "%s needs a positive number of FLOP/s", "--peak");
+    const double bandwidth = a.bandwidth ? strtod(a.bandwidth, &end) : 0;
+    if (a.bandwidth && (*end || !(bandwidth > 0)))
+        return usage_error("bench", "%s needs a positive number of bytes per second", "--bandwidth");
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32; /* the CUDA backend stores fp32; --precision picks the GEMM arithmetic */
@@ -509,7 +516,7 @@ static int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
     rt_bench_opts o;
     memset(&o, 0, sizeof o);
-    o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.name = s.name;
+    o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.bandwidth = bandwidth, o.name = s.name;
     o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
     /* the interpreter runs the ops (NULL phase functions) */
     const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, &bo, NULL, NULL, NULL, &o,

@@ -164,6 +164,14 @@ static double peak_for(const char *name) {
     return 0;
 }
 
+/* HBM bandwidth (SXM parts; an approximation by name, 0 when unknown): the roofline's memory side. */
+static double bandwidth_for(const char *name) {
+    if (strstr(name, "H200")) return 4.8e12;
+    if (strstr(name, "H100")) return strstr(name, "PCIe") ? 2.0e12 : 3.35e12;
+    if (strstr(name, "A100")) return 2.0e12;
+    return 0;
+}
+
 int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
                     const rt_bench_opts *o, FILE *out, char *err, size_t errlen) {
     rt_cuda_bench_result r;
@@ -267,6 +275,19 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             free(idx);
         }
     }
+    /* The roofline of this graph: each op kind at the device's bandwidth for its tensors' bytes (each read or
+     * written once) or at the peak for its FLOPs, whichever takes longer. No kernel of these ops can make
+     * the step faster; only fewer bytes (bf16, fusion across ops) can. */
+    const double bw = o->bandwidth > 0 ? o->bandwidth : bandwidth_for(rt_cuda_device_name(c));
+    double roof = 0;
+    if (bw > 0 && peak > 0) {
+        double by[AVGEN_OP_KIND_COUNT] = {0}, fl[AVGEN_OP_KIND_COUNT] = {0};
+        for (int j = 0; j < c->g->n_ops; j++) by[c->g->ops[j].kind] += op_bytes(c->g, j, f16), fl[c->g->ops[j].kind] += c->g->ops[j].flops;
+        for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) roof += by[kd] / bw > fl[kd] / peak ? by[kd] / bw : fl[kd] / peak;
+        fprintf(out, "  roofline   %.1f ms: each op kind moving its tensors' bytes once at %.2f TB/s or doing its FLOPs at the "
+                     "peak, whichever is longer; MFU at most %.1f%% with these ops; the step took %.2fx that\n",
+                roof * 1e3, bw / 1e12, 100 * flops / roof / peak, s / roof);
+    }
     free(f16);
     /* per kernel: which launches of an op kind take its time */
     if (r.n_kernel_slots > 0) {
@@ -298,13 +319,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
-                   "\"bf16_weights_bytes\":%zu,\"attention\":\"%s\",\"families_ms\":{",
+                   "\"bf16_weights_bytes\":%zu,\"roofline_ms\":%.4f,\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
-                r.n_bf16_tensors, r.bf16_weights_bytes, r.attention_fused ? "fused" : "gemm");
+                r.n_bf16_tensors, r.bf16_weights_bytes, roof * 1e3, r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)

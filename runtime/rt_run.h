@@ -53,6 +53,7 @@ double rt_graph_flops(const avgen_graph *g, int phase);
 typedef struct {
     int warmup, steps;
     double peak_flops;      /* dense bf16 peak for MFU; 0: from the device name (H100/H200 989e12) */
+    double bandwidth;       /* memory bandwidth for the roofline (bytes/s); 0: from the device name (H100 3.35e12) */
     const char *json_path;  /* when set: the result as one JSON object */
     const char *name;       /* configuration name for the report */
     int64_t planned_peak;   /* the planner's training peak in bytes (model.h / plan), 0 if unknown */

@@ -96,6 +96,10 @@ for re in '"bias_bf16_gemms":[1-9]' '"bf16_tensors":[1-9]'; do
   if grep -q "$re" "$TMP/bench16.json" 2>/dev/null; then ok; else bad "bench JSON with bf16 operands lacks $re"; fi
 done
 if grep -q '"bias_bf16_gemms":0' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bias_bf16_gemms is not 0 without bf16 operands"; fi
+# the roofline: 0 for a device of unknown bandwidth and peak (the emulator), else from --peak and --bandwidth
+if grep -q '"roofline_ms":0.0000' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bench JSON: a roofline without a bandwidth"; fi
+run "bench roofline" "$p" --bench --warmup 0 --steps 1 --precision bf16 --peak 1e9 --bandwidth 1e8 --json "$TMP/roof.json"
+if grep -q '"roofline_ms":[1-9]' "$TMP/roof.json" 2>/dev/null; then ok; else bad "bench JSON: no roofline with --peak and --bandwidth"; fi
 # bf16 activations repack the activation arena (rt_cuda_pack_act): what the backend allocates (arenas, op
 # scratch, workspace, the frozen weights' bf16 copy) is exactly the plan adjusted by the same functions, and
 # the arenas are smaller than without
@@ -150,6 +154,7 @@ fails "or store activations in bf16 (AVGEN_BF16_OPERANDS=1)" env AVGEN_EMU_MEMOR
   --out "$TMP/x.st" --backend cuda --precision bf16
 fails "(0.00 GiB of it activations, some in bf16)" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_MEMORY=30000000 "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda --precision bf16
+fails "a positive --peak and --bandwidth" "$p" --bench --bandwidth 3e12x
 fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
