@@ -87,16 +87,20 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     /* The CUDA backend's op scratch (attention scores, partial sums), from the same function it sizes
      * its buffer with. */
     m->scratch = 0;
-    m->n_bf16 = 0, m->act_bf16 = -1;
+    m->n_bf16 = m->n_bn = 0, m->act_cuda = m->act_bf16 = -1;
     gen_graph gg;
     if (gen_graph_build(ir, m, &gg) == 0) {
         avgen_consts k;
         gen_consts(&ir->spec, &k);
         m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k, 1); /* bf16 GEMMs: fused attention */
-        /* bf16 activations (AVGEN_BF16_OPERANDS=1): the backend's own choice and packing */
+        /* the CUDA backend's activation arena: BatchNorm outputs applied on load, and bf16 activations
+         * (AVGEN_BF16_OPERANDS=1) besides; the backend's own choices and packing */
         unsigned char *f = calloc((size_t)gg.g.n_tensors + 1, 1);
         if (f) {
+            m->n_bn = rt_cuda_bn_on_load(&gg.g, f);
+            m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
             m->n_bf16 = rt_cuda_bf16_operands(&gg.g, 1, f);
+            rt_cuda_bn_on_load(&gg.g, f);
             m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
             free(f);
         }
@@ -105,6 +109,7 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     m->peak = m->workspace + m->scratch;
     for (int a = 0; a < ARENA_COUNT; a++) m->peak += m->arena[a];
     m->fits = m->peak <= ir->spec.memory.budget;
+    m->peak_cuda = m->act_cuda >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_cuda : -1;
     m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 : -1;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
     free(ord), free(placed);
@@ -118,9 +123,9 @@ static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) 
     return m->peak < 0 ? -1 : 0;
 }
 
-/* Largest batch (<= 65536) whose training peak (bf16: with the CUDA backend's bf16 activations) fits the
- * budget; memory grows with the batch. */
-static int max_batch(const gen_spec *s, gen_recompute rc, int bf16) {
+/* Largest batch (<= 65536) whose training peak fits the budget (cuda 1: the CUDA backend's, 2: with its bf16
+ * activations); memory grows with the batch. */
+static int max_batch(const gen_spec *s, gen_recompute rc, int cuda) {
     gen_spec t = *s;
     int lo = 0, hi = 65536;
     while (lo < hi) {
@@ -129,7 +134,8 @@ static int max_batch(const gen_spec *s, gen_recompute rc, int bf16) {
         t.pairs = mid * t.video.frames;
         gen_mem m;
         if (plan_one(&t, rc, 1, &m) != 0) return -1;
-        if (bf16 ? m.peak_bf16 >= 0 && m.peak_bf16 <= t.memory.budget : m.fits) lo = mid;
+        const int64_t pk = cuda == 2 ? m.peak_bf16 : cuda == 1 ? m.peak_cuda : m.peak;
+        if (pk >= 0 && pk <= t.memory.budget) lo = mid;
         else hi = mid - 1;
     }
     return lo;
@@ -173,8 +179,8 @@ int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
     gen_spec f32 = *s; /* the CUDA backend stores fp32 (docs/bench.md) */
     f32.precision = PREC_FP32;
     if (plan_one(&f32, s->memory.recompute, 1, &p->cuda) != 0) return -1;
-    p->cuda.max_batch = search_batch ? max_batch(&f32, s->memory.recompute, 0) : -1;
-    p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 1) : -1;
+    p->cuda.max_batch = search_batch ? max_batch(&f32, s->memory.recompute, 1) : -1;
+    p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 2) : -1;
     if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer) != 0) return -1;
     p->infer.max_batch = -1;
     return 0;
@@ -263,8 +269,9 @@ json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
     json_object *cu = json_object_new_object();
     json_object_object_add(cu, "policy", json_object_new_string(gen_recompute_name(s->memory.recompute)));
     json_object *f32 = json_object_new_object();
-    json_object_object_add(f32, "activations", json_object_new_int64(p->cuda.arena[ARENA_ACT]));
-    json_object_object_add(f32, "peak", json_object_new_int64(p->cuda.peak));
+    json_object_object_add(f32, "bn_on_load", json_object_new_int(p->cuda.n_bn));
+    json_object_object_add(f32, "activations", json_object_new_int64(p->cuda.act_cuda));
+    json_object_object_add(f32, "peak", json_object_new_int64(p->cuda.peak_cuda));
     if (p->cuda.max_batch >= 0) json_object_object_add(f32, "max_batch", json_object_new_int(p->cuda.max_batch));
     json_object_object_add(cu, "fp32_activations", f32);
     json_object *b16 = json_object_new_object();
@@ -354,7 +361,8 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
     fprintf(f, "\nThe CUDA backend of this version (policy %s): it stores activations in fp32 whatever the precision\n"
                "(--precision picks the GEMM arithmetic; docs/bench.md), or some in bf16 with AVGEN_BF16_OPERANDS=1\n",
             gen_recompute_name(s->memory.recompute));
-    fprintf(f, "  fp32 activations: peak %s", gib(p->cuda.peak, a));
+    fprintf(f, "  fp32 activations: peak %s (%d BatchNorm outputs not stored: applied on load; activations %s)",
+            gib(p->cuda.peak_cuda, a), p->cuda.n_bn, gib(p->cuda.act_cuda, b));
     if (p->cuda.max_batch >= 0) fprintf(f, ", largest batch B that fits %d", p->cuda.max_batch);
     fprintf(f, "\n  bf16 activations: peak %s (%d of them bf16: activations %s, bf16 weight copy %s)", gib(p->cuda.peak_bf16, a),
             p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2, c));

@@ -115,7 +115,13 @@ struct Dev {
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
-    unsigned char *t16;
+    unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
+    // BatchNorm applied on load (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none): per tensor the BATCHNORM op that
+    // writes it when it is not stored (else -1), per op that BatchNorm's double mean in bn_dmean (else -1)
+    int *bn_of;
+    long long *bn_doff;
+    double *bn_dmean;
+    int n_bn_fused;
 };
 
 // Kernel profiling: records the start event of launch n_kev (id) and returns its end event, or NULL when
@@ -456,7 +462,8 @@ long long numel(const avgen_tensor_desc *t) { return t->bytes / 4; }
 
 // bf16 GEMM operands: whether tensor t is stored as bf16 (rt_cuda_bf16_operands), its bf16 data, and a frozen
 // tensor's bf16 copy (same element offset in d->frozen16 as in the frozen arena).
-bool is16(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t]; }
+bool is16(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t] == RT_CUDA_T_BF16; }
+bool virt(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t] == RT_CUDA_T_VIRTUAL; }
 unsigned short *P16(const avgen_ctx *c, int t) { return (unsigned short *)dptr(c, t); }
 const unsigned short *W16(const avgen_ctx *c, int t) { return DEV(c)->frozen16 + c->g->tensors[t].offset / 4; }
 
@@ -543,13 +550,16 @@ using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
 // blocks at most (a fixed count, so the sums' order does not depend on the GPU), then k_colsum_finish;
 // other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum.
 constexpr long long kLnCsBlocks = 256;
+// k_ln_bwd_cs's rows a block: kLnCsBlocks blocks, at least 16 rows each
+long long ln_cs_rows(long long rows) {
+    const long long rpb = (rows + kLnCsBlocks - 1) / kLnCsBlocks;
+    return rpb < 16 ? 16 : rpb;
+}
 void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                       const float *bb, const float *gate, float *dx, double *rowdg, long long rows, int D, float *add0,
                       float *add1) {
     if (ln_values(D) > 0 && d->fused_ln_bwd) {
-        long long rpb = (rows + kLnCsBlocks - 1) / kLnCsBlocks;
-        if (rpb < 16) rpb = 16;
-        const long long blocks = (rows + rpb - 1) / rpb;
+        const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
         double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
         if (!part) return;
         LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
@@ -620,11 +630,19 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
+        const float *res = d->ln_res && d->ln_res[op] >= 0 ? PF(d->ln_res[op]) : NULL;
+        if (virt(d, in[0])) {  // its input is a BatchNorm's output, applied on load from the BatchNorm's input
+            const int b = d->bn_of[in[0]];
+            const int32_t *bi = g->refs + g->ops[b].in_at, *bo = g->refs + g->ops[b].out_at;
+            const BnLoad bn = {d->bn_dmean + d->bn_doff[b], PF(bo[2]), PF(bi[1]), PF(bi[2])};
+            LAUNCH_T(LnValues, ln_values(D), k_layernorm_bn, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(bi[0]), PF(in[1]),
+                     PF(in[2]), PF(out[0]), PF(out[1]), PF(out[2]), PF(in[3]), rows, D, o->eps, res, bn);
+            break;
+        }
         // with the residual its LINEAR_RESIDUAL adds it to, when that is the only reader (fused_residuals)
-        if (d->ln_res && d->ln_res[op] >= 0) {
+        if (res) {
             LAUNCH_T(LnValues, ln_values(D), k_layernorm_res, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D,
-                     PF(in[1]), PF(in[2]), PF(out[0]), D, PF(out[1]), PF(out[2]), PF(in[3]), rows, D, o->eps,
-                     PF(d->ln_res[op]));
+                     PF(in[1]), PF(in[2]), PF(out[0]), D, PF(out[1]), PF(out[2]), PF(in[3]), rows, D, o->eps, res);
             break;
         }
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
@@ -863,13 +881,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int train = o->n_out == 3;
         if (train) {
             // both moments in one pass over x (shifted by its first row: CS_MOM), then mean, rstd, running stats
-            double *sum = (double *)scratch(d, sizeof(double) * C), *dmean = (double *)scratch(d, sizeof(double) * C);
+            // BatchNorm applied on load (fused_bn): the double mean kept for the readers, no output written
+            const int onload = d->bn_doff && d->bn_doff[op] >= 0;
+            double *sum = (double *)scratch(d, sizeof(double) * C);
+            double *dmean = onload ? d->bn_dmean + d->bn_doff[op] : (double *)scratch(d, sizeof(double) * C);
             double *ssq = (double *)scratch(d, sizeof(double) * C);
             if (!sum || !dmean || !ssq) return;
             colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq);
             launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
                    (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), dmean, PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute);
             if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
+            if (onload) break;
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
                    PF(in[2]), rows, C, relu);
         } else {
@@ -948,7 +970,29 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        ln_bwd_trainable(d, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows,
+        const float *x = virt(d, in[1]) ? NULL : PF(in[1]);
+        if (!x) {  // x is a BatchNorm's output, not stored (fused_bn): applied on load, or here into scratch
+            const int b = d->bn_of[in[1]];
+            const int32_t *bi = g->refs + g->ops[b].in_at, *bo = g->refs + g->ops[b].out_at;
+            const BnLoad bn = {d->bn_dmean + d->bn_doff[b], PF(bo[2]), PF(bi[1]), PF(bi[2])};
+            if (ln_values(D) > 0 && d->fused_ln_bwd) {
+                const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
+                double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
+                if (!part) return;
+                LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), PF(bi[0]),
+                         PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows, D, rpb, part, bn);
+                launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
+                       (double *)NULL, (double *)NULL);
+                launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
+                break;
+            }
+            float *ub = (float *)scratch(d, sizeof(float) * (size_t)rows * D);
+            if (!ub) return;
+            launch(d, k_bn_apply, BN_GRID(rows, D), PF(bi[0]), ub, (const double *)bn.mean, bn.rstd, NULL, NULL, g->ops[b].eps,
+                   bn.w, bn.b, rows, D, 0);
+            x = ub;
+        }
+        ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows,
                          D, PF(out[2]), PF(out[3]));
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
@@ -1312,12 +1356,10 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             }
             d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
             if (!d->t16) goto fail;
-            rt_cuda_bf16_operands(g, d->attn_fused, d->t16);
-            d->act_off = (int64_t *)malloc(sizeof(int64_t) * ((size_t)g->n_tensors + 1));
-            if (!d->act_off) goto fail;
-            const int64_t act = rt_cuda_pack_act(g, d->t16, d->act_off);
-            if (act < 0) goto fail;
-            d->act_bytes = (size_t)act;
+            if (rt_cuda_bf16_operands(g, d->attn_fused, d->t16) < 0) {
+                set_fail(d, "out of host memory");
+                goto fail;
+            }
             if (d->frozen_shared && DEV(o->share_frozen)->frozen16) {
                 d->frozen16 = DEV(o->share_frozen)->frozen16;
             } else if (d->frozen_shared) {
@@ -1329,6 +1371,36 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             }
             d->bf16_ops = 1;
         }
+    }
+    {
+        // BatchNorm applied on load by the LayerNorm + gate after it (rt_cuda_bn_on_load), unless AVGEN_FUSE_BN=0
+        const int fuse = env_switch(d, "AVGEN_FUSE_BN", 1);
+        if (fuse < 0) goto fail;
+        if (fuse && rt_cuda_bn_on_load(g, NULL) > 0) {
+            if (!d->t16 && !(d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1))) goto fail;
+            d->n_bn_fused = rt_cuda_bn_on_load(g, d->t16);
+            d->bn_of = (int *)malloc(sizeof(int) * ((size_t)g->n_tensors + 1));
+            d->bn_doff = (long long *)malloc(sizeof(long long) * ((size_t)g->n_ops + 1));
+            if (!d->bn_of || !d->bn_doff) goto fail;
+            for (int t = 0; t < g->n_tensors; t++) d->bn_of[t] = -1;
+            long long nd = 0;
+            for (int i = 0; i < g->n_ops; i++) {
+                const avgen_op_desc *q = &g->ops[i];
+                d->bn_doff[i] = -1;
+                if (q->kind != AVGEN_OP_KIND_BATCHNORM || q->n_out < 1 || !virt(d, g->refs[q->out_at])) continue;
+                d->bn_of[g->refs[q->out_at]] = i, d->bn_doff[i] = nd;
+                nd += g->tensors[g->refs[q->in_at]].shape[2];
+            }
+            if (!ck(d, cudaMalloc((void **)&d->bn_dmean, sizeof(double) * (size_t)(nd + 1)), "device memory for BatchNorm means"))
+                goto fail;
+        }
+    }
+    if (d->t16) {  // some activations bf16 or not stored: the activation arena repacked (rt_cuda_pack_act)
+        d->act_off = (int64_t *)malloc(sizeof(int64_t) * ((size_t)g->n_tensors + 1));
+        if (!d->act_off) goto fail;
+        const int64_t act = rt_cuda_pack_act(g, d->t16, d->act_off);
+        if (act < 0) goto fail;
+        d->act_bytes = (size_t)act;
     }
     {
         // Everything this context will allocate (arenas, op scratch, workspace, frames) against what the GPU has
@@ -1345,8 +1417,8 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && fr > 0 && need > fr) {
             set_fail(d, "not enough device memory: this step needs %.2f GiB (%.2f GiB of it activations%s) and the GPU has "
                      "%.2f GiB free; lower train.batch or choose a memory.recompute policy%s (avgen plan says what fits)",
-                     need / 1073741824.0, act / 1073741824.0, d->act_off ? ", some in bf16" : "", fr / 1073741824.0,
-                     d->act_off || d->precision != RT_CUDA_BF16 ? "" : ", or store activations in bf16 (AVGEN_BF16_OPERANDS=1)");
+                     need / 1073741824.0, act / 1073741824.0, d->bf16_ops ? ", some in bf16" : "", fr / 1073741824.0,
+                     d->bf16_ops || d->precision != RT_CUDA_BF16 ? "" : ", or store activations in bf16 (AVGEN_BF16_OPERANDS=1)");
             goto fail;
         }
         cudaGetLastError();
@@ -1443,16 +1515,17 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
         if (a == AVGEN_ARENA_ACT && d->act_off) {  // repacked: the host's layout does not apply; zeros, as it holds
-            if (!ck(d, cudaMemset(d->arena[a], 0, d->arena_bytes[a]), "clearing the activation arena")) goto fail;
+            // (on d->s: the default stream's work is not ordered before it)
+            if (!ck(d, cudaMemsetAsync(d->arena[a], 0, d->arena_bytes[a], d->s), "clearing the activation arena")) goto fail;
             continue;
         }
         if (!ck(d, cudaMemcpy(d->arena[a], c->arena[a], d->arena_bytes[a], cudaMemcpyHostToDevice), "upload of an arena"))
             goto fail;
     }
+    // cudaMemcpy from pageable memory may return before the device has the data, and d->s does not wait for
+    // the legacy stream: everything uploaded and cleared before the first kernel
+    if (!ck(d, cudaDeviceSynchronize(), "upload of the arenas")) goto fail;
     if (d->frozen16 && !d->frozen_shared) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
-        // cudaMemcpy from pageable memory may return before the device has the data; d->s does not wait
-        // for the legacy stream
-        if (!ck(d, cudaDeviceSynchronize(), "upload of the frozen weights")) goto fail;
         const long long n = (long long)(d->arena_bytes[AVGEN_ARENA_FROZEN] / 4);
         launch(d, k_to_bf16, GRID4(n), (const float *)d->arena[AVGEN_ARENA_FROZEN], d->frozen16, n);
         if (!ck(d, cudaStreamSynchronize(d->s), "the bf16 copy of the frozen weights") || d->failed) goto fail;
@@ -1479,6 +1552,8 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     if (arena == AVGEN_ARENA_FROZEN && d->frozen_shared) return rt_cuda_sync(c, err, errlen);  // the owner's to change
+    if (arena == AVGEN_ARENA_ACT && d->act_off)
+        return fail_out(err, errlen, "the activation arena is repacked on the device: the host's layout cannot be uploaded");
     ck(d, cudaMemcpyAsync(d->arena[arena], c->arena[arena], d->arena_bytes[arena], cudaMemcpyHostToDevice, d->s), "upload");
     if (arena == AVGEN_ARENA_FROZEN && d->frozen16) {  // the bf16 copy of the frozen weights (bf16 GEMM operands)
         const long long n = (long long)(d->arena_bytes[arena] / 4);
@@ -1531,6 +1606,9 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->t16);
+    free(d->bn_of);
+    free(d->bn_doff);
+    if (d->bn_dmean) cudaFree(d->bn_dmean);
     free(d->act_off);
     cudaFree(d->segs);
     cudaFree(d->chunks);
@@ -1717,7 +1795,8 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->bf16_weights_bytes = d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
     r->n_bf16_tensors = 0;
-    for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] != 0;
+    for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] == RT_CUDA_T_BF16;
+    r->n_bn_fused = d->n_bn_fused;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

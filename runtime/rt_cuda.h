@@ -104,11 +104,21 @@ typedef struct {
  *     three of one attention bf16 together or not at all.
  * Returns the count (-1: out of host memory). */
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
-/* The activation arena packed as the planner packs it (by lifetime), each tensor flagged in t16 (NULL: none)
- * in half its bytes: returns the arena's size (-1: out of host memory) and, when offset is given, each
- * activation's offset there (g->n_tensors entries; -1 for tensors not in it). With t16 NULL it reproduces
- * the planner's layout. The CUDA backend's bf16 activations (AVGEN_BF16_OPERANDS=1) live there. */
-int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t *offset);
+/* How the CUDA backend stores an activation (a class per tensor): as the graph says (fp32), as bf16 (half
+ * the bytes), or not at all (a BatchNorm output applied on load by its readers). */
+enum { RT_CUDA_T_FP32 = 0, RT_CUDA_T_BF16 = 1, RT_CUDA_T_VIRTUAL = 2 };
+/* BatchNorm applied on load (on unless AVGEN_FUSE_BN=0): marks RT_CUDA_T_VIRTUAL in cls (when given; tensors
+ * already classed are left alone) every training BatchNorm output that only the adapter's LayerNorm + gate
+ * (forward, its input) and its backward (as x) read, all while the BatchNorm input is live: the BatchNorm
+ * op computes the statistics only, and those readers load the input and apply the BatchNorm themselves.
+ * Returns the count. */
+int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls);
+/* The activation arena packed as the planner packs it (by lifetime), each tensor in the bytes its class in cls
+ * says (NULL: all fp32): returns the arena's size (-1: out of host memory) and, when offset is given, each
+ * activation's offset there (g->n_tensors entries; -1 for tensors not in it, 0 for those not stored). With
+ * cls NULL it reproduces the planner's layout. The CUDA backend's activations live there when any class
+ * differs from fp32. */
+int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t *offset);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 
@@ -139,6 +149,7 @@ typedef struct {
     int n_bias_bf16;                 /* of the epilogue ones, bf16 results whose bias cuBLASLt took as bf16 only */
     int n_bf16_tensors;              /* activations stored as bf16 (AVGEN_BF16_OPERANDS=1; rt_cuda_bf16_operands) */
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
+    int n_bn_fused;                  /* BatchNorms applied on load, their outputs not stored (rt_cuda_bn_on_load) */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
     /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the

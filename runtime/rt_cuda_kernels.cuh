@@ -157,10 +157,24 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 // V = 0: any width, the row is read once per pass. Both sum in the same order and round every product and
 // sum on its own (__dmul_rn, __dadd_rn: never contracted into an FMA, as the CPU reference computes), so
 // they give the same bits. Blocks of 128 threads (4 rows); at most 128 registers a thread.
+// BatchNorm applied on load (bn.mean non-null; fused_bn in rt_cuda.cu): the row read is the BatchNorm input u,
+// and the value used is k_bn_apply's y = ((u - mean) rstd) w + b in double, rounded to float (the same bits),
+// so the BatchNorm output never goes to memory. The kernels without it pass BnLoad{}: the check folds away.
+struct BnLoad {
+    const double *mean;
+    const float *rstd, *w, *b;
+};
+__device__ __forceinline__ float bn_load(const BnLoad &bn, float u, int c) {
+    if (!bn.mean) return u;
+    double v = ((double)u - bn.mean[c]) * (double)bn.rstd[c];
+    v = v * bn.w[c] + bn.b[c];
+    return (float)v;
+}
 template <int V>
 __device__ __forceinline__ void layernorm_row(const float *x, long long xs, const float *w, const float *b, float *y,
                                               long long ys, float *mu, float *rs, float *xcopy, const float *gate,
-                                              long long rows, int D, float eps, unsigned short *ybf, const float *res) {
+                                              long long rows, int D, float eps, unsigned short *ybf, const float *res,
+                                              const BnLoad bn) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -172,11 +186,11 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
 #pragma unroll
         for (int i = 0; i < V; i++) {
             const int d = lane + 32 * i;
-            v[i] = d < D ? xr[d] : 0.0f;
+            v[i] = d < D ? bn_load(bn, xr[d], d) : 0.0f;
             if (d < D) s += v[i];
         }
     } else {
-        for (int d = lane; d < D; d += 32) s += xr[d];
+        for (int d = lane; d < D; d += 32) s += bn_load(bn, xr[d], d);
     }
     const double mean = warp_sum_d(s) / D;
     double ss = 0;
@@ -189,7 +203,7 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
             }
     } else {
         for (int d = lane; d < D; d += 32) {
-            const double t = (double)xr[d] - mean;
+            const double t = (double)bn_load(bn, xr[d], d) - mean;
             ss = __dadd_rn(ss, __dmul_rn(t, t));
         }
     }
@@ -199,7 +213,7 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
 #pragma unroll
     for (int i = 0; i < (V > 0 ? V : 1); i++)
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
-            const float xv = V > 0 ? v[i] : xr[d];
+            const float xv = V > 0 ? v[i] : bn_load(bn, xr[d], d);
             const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
             float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
             if (gate) o *= g;
@@ -217,7 +231,7 @@ template <int V>
 __global__ void __launch_bounds__(128, 4) k_layernorm(const float *x, long long xs, const float *w, const float *b, float *y,
                                                       long long ys, float *mu, float *rs, float *xcopy, const float *gate,
                                                       long long rows, int D, float eps, unsigned short *ybf) {
-    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, xcopy, gate, rows, D, eps, ybf, NULL);
+    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, xcopy, gate, rows, D, eps, ybf, NULL, BnLoad{});
 }
 // With the residual res (the LINEAR_RESIDUAL's, fused_residuals in rt_cuda.cu); its own kernel, so that
 // k_layernorm carries no residual (one kernel with both once took k_layernorm<24> past 128 registers).
@@ -225,7 +239,15 @@ template <int V>
 __global__ void __launch_bounds__(128, 4) k_layernorm_res(const float *x, long long xs, const float *w, const float *b,
                                                           float *y, long long ys, float *mu, float *rs, const float *gate,
                                                           long long rows, int D, float eps, const float *res) {
-    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, NULL, gate, rows, D, eps, NULL, res);
+    layernorm_row<V>(x, xs, w, b, y, ys, mu, rs, NULL, gate, rows, D, eps, NULL, res, BnLoad{});
+}
+// The adapter's LayerNorm + gate (+ residual, res may be NULL) on its BatchNorm's input u, the BatchNorm
+// applied on load (fused_bn in rt_cuda.cu): the BatchNorm output is never stored.
+template <int V>
+__global__ void __launch_bounds__(128, 4) k_layernorm_bn(const float *u, const float *w, const float *b, float *y, float *mu,
+                                                         float *rs, const float *gate, long long rows, int D, float eps,
+                                                         const float *res, const BnLoad bn) {
+    layernorm_row<V>(u, D, w, b, y, D, mu, rs, NULL, gate, rows, D, eps, NULL, res, bn);
 }
 
 // LayerNorm backward, one warp per row: g = dy * gscale * w; dx (+)= rstd * (g - mean(g) - xhat mean(g xhat)).
@@ -233,21 +255,22 @@ __global__ void __launch_bounds__(128, 4) k_layernorm_res(const float *x, long l
 // V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
 // CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
 // (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
-template <int V, bool CS>
+template <int V, bool CS, bool BN = false>
 __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *dy, const float *x, const float *mu,
                                            const float *rs, const float *w, const float *bb, const float *gate, float *dx,
-                                           long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1) {
+                                           long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1,
+                                           const BnLoad bn) {
     const float *dyr = dy + r * D, *xr = x + r * D;
     const double m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
     constexpr int VR = V > 0 ? V : 1;
-    float vdy[VR], vx[VR];
+    float vdy[VR], vx[BN ? 1 : VR];
     if constexpr (V > 0) {
 #pragma unroll
         for (int i = 0; i < V; i++) {
             const int d = lane + 32 * i;
             vdy[i] = d < D ? dyr[d] : 0.0f;
-            vx[i] = d < D ? xr[d] : 0.0f;
+            if constexpr (!BN) vx[i] = d < D ? xr[d] : 0.0f;
         }
     }
     // Two passes over the row's elements d (value i of the lane when V > 0), both with xhat = (x - mean) rstd
@@ -260,8 +283,9 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *d
         for (int i = 0; i < (V > 0 ? V : 1); i++)
             for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
                 float dyv, xv;
-                if constexpr (V > 0) dyv = vdy[i], xv = vx[i];
-                else dyv = dyr[d], xv = xr[d];
+                // BN: x is the BatchNorm applied to u, loaded in both passes (no registers kept for it)
+                if constexpr (V > 0) dyv = vdy[i], xv = BN ? bn_load(bn, xr[d], d) : vx[i];
+                else dyv = dyr[d], xv = BN ? bn_load(bn, xr[d], d) : xr[d];
                 const float dO = gate ? dyv * gs : dyv;
                 const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
                 if (!second) {
@@ -286,17 +310,17 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
                          long long rows, int D) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= rows) return;
-    ln_bwd_row<V, false>(r, threadIdx.x & 31, dy, x, mu, rs, w, bb, gate, dx, dxs, acc, rowdg, D, NULL, NULL);
+    ln_bwd_row<V, false>(r, threadIdx.x & 31, dy, x, mu, rs, w, bb, gate, dx, dxs, acc, rowdg, D, NULL, NULL, BnLoad{});
 }
 // k_ln_bwd with the weight and bias gradients' column sums (trainable LayerNorms), so dy and x are read
 // once: block b takes rows [b rpb, (b + 1) rpb), its 4 warps every fourth row; each lane sums its columns'
 // terms in double over its rows, the warps combine in warp order in shared memory, and part[b][2][D] gets
 // the block's sums (k_colsum_finish adds the blocks in order: deterministic). Blocks of 128 threads; V > 0.
-template <int V>
-__global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float *x, const float *mu, const float *rs,
-                                                   const float *w, const float *bb, const float *gate, float *dx,
-                                                   long long dxs, double *rowdg, long long rows, int D, long long rpb,
-                                                   double *part) {
+template <int V, bool BN>
+__device__ __forceinline__ void ln_bwd_cs_body(const float *dy, const float *x, const float *mu, const float *rs,
+                                               const float *w, const float *bb, const float *gate, float *dx, long long dxs,
+                                               double *rowdg, long long rows, int D, long long rpb, double *part,
+                                               const BnLoad bn) {
     AVGEN_SHARED(double, red, 2 * 32 * V);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double cs0[V], cs1[V];
@@ -304,7 +328,7 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float 
     for (int i = 0; i < V; i++) cs0[i] = cs1[i] = 0;
     const long long r0 = blockIdx.x * rpb, r1 = r0 + rpb < rows ? r0 + rpb : rows;
     for (long long r = r0 + warp; r < r1; r += 4)
-        ln_bwd_row<V, true>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1);  // dx written, not added
+        ln_bwd_row<V, true, BN>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
     for (int wi = 0; wi < 4; wi++) {
         if (warp == wi)
 #pragma unroll
@@ -319,6 +343,22 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float 
         part[((long long)blockIdx.x * 2 + 0) * D + d] = red[d];
         part[((long long)blockIdx.x * 2 + 1) * D + d] = red[32 * V + d];
     }
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float *x, const float *mu, const float *rs,
+                                                   const float *w, const float *bb, const float *gate, float *dx,
+                                                   long long dxs, double *rowdg, long long rows, int D, long long rpb,
+                                                   double *part) {
+    ln_bwd_cs_body<V, false>(dy, x, mu, rs, w, bb, gate, dx, dxs, rowdg, rows, D, rpb, part, BnLoad{});
+}
+// The same for the adapter's LayerNorm + gate whose input is its BatchNorm's output, applied on load from the
+// BatchNorm input u (fused_bn in rt_cuda.cu; k_layernorm_bn in the forward).
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs_bn(const float *dy, const float *u, const float *mu, const float *rs,
+                                                      const float *w, const float *bb, const float *gate, float *dx,
+                                                      double *rowdg, long long rows, int D, long long rpb, double *part,
+                                                      const BnLoad bn) {
+    ln_bwd_cs_body<V, true>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
 }
 
 // Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
@@ -1343,7 +1383,9 @@ __global__ void __launch_bounds__(1024) k_sum_d(const double *v, long long n, do
                                                 long long, float *, float *, const float *, long long, int, float,     \
                                                 const float *);                                                        \
     template __global__ void k_ln_bwd<V>(const float *, const float *, const float *, const float *, const float *,       \
-                                         const float *, const float *, float *, long long, int, double *, long long, int);
+                                         const float *, const float *, float *, long long, int, double *, long long, int); \
+    template __global__ void k_layernorm_bn<V>(const float *, const float *, const float *, float *, float *, float *,     \
+                                               const float *, long long, int, float, const float *, const BnLoad);
 AVGEN_LN_INST(0)
 AVGEN_LN_INST(1)
 AVGEN_LN_INST(2)
@@ -1352,7 +1394,10 @@ AVGEN_LN_INST(24)
 #define AVGEN_LN_CS_INST(V)                                                                                            \
     template __global__ void k_ln_bwd_cs<V>(const float *, const float *, const float *, const float *, const float *,    \
                                             const float *, const float *, float *, long long, double *, long long, int,  \
-                                            long long, double *);
+                                            long long, double *);                                                      \
+    template __global__ void k_ln_bwd_cs_bn<V>(const float *, const float *, const float *, const float *, const float *, \
+                                               const float *, const float *, float *, double *, long long, int, long long, \
+                                               double *, const BnLoad);
 AVGEN_LN_CS_INST(1)
 AVGEN_LN_CS_INST(2)
 AVGEN_LN_CS_INST(24)

@@ -144,14 +144,18 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
     return f;
 }
 
-/* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), bf16 ones
- * (f16, may be NULL) at half their fp32 bytes. */
-static double op_bytes(const avgen_graph *g, int j, const unsigned char *f16) {
+/* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), as the backend
+ * stores them (cls, may be NULL: RT_CUDA_T_*): bf16 ones at half their fp32 bytes; one not stored is not
+ * written, and its readers read the tensor it is computed from, of the same size. */
+static double op_bytes(const avgen_graph *g, int j, const unsigned char *cls) {
     const avgen_op_desc *op = &g->ops[j];
     double bytes = 0;
     for (int i = 0; i < op->n_in + op->n_out; i++) {
         const int t = g->refs[i < op->n_in ? op->in_at + i : op->out_at + i - op->n_in];
-        if (t >= 0) bytes += (double)g->tensors[t].bytes / (f16 && f16[t] ? 2 : 1);
+        if (t < 0) continue;
+        const int k = cls ? cls[t] : RT_CUDA_T_FP32;
+        if (k == RT_CUDA_T_VIRTUAL && i >= op->n_in) continue;
+        bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
     }
     return bytes;
 }
@@ -188,15 +192,18 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     int64_t planned = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
     if (o->planned_peak > 0) planned = o->planned_peak;
-    /* bf16 activations (AVGEN_BF16_OPERANDS=1): the plan with the activation arena repacked as the backend
-     * repacks it (the same functions) and the frozen weights' bf16 copy */
+    /* bf16 activations (AVGEN_BF16_OPERANDS=1), BatchNorm outputs not stored: the plan with the activation
+     * arena repacked as the backend repacks it (the same functions) and the frozen weights' bf16 copy */
     int64_t planned16 = -1;
-    unsigned char *f16 = r.n_bf16_tensors > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL; /* which are bf16 */
-    if (f16 && rt_cuda_bf16_operands(c->g, r.attention_fused, f16) < 0) free(f16), f16 = NULL;
+    unsigned char *f16 = r.n_bf16_tensors > 0 || r.n_bn_fused > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL;
+    if (f16 && ((r.n_bf16_tensors > 0 && rt_cuda_bf16_operands(c->g, r.attention_fused, f16) < 0) ||
+                (r.n_bn_fused > 0 && rt_cuda_bn_on_load(c->g, f16) != r.n_bn_fused)))
+        free(f16), f16 = NULL;
     if (f16) {
         const int64_t act = rt_cuda_pack_act(c->g, f16, NULL);
         if (act >= 0)
-            planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act + c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2;
+            planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act +
+                        (r.n_bf16_tensors > 0 ? c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0);
     }
     const int64_t planned32 = planned;
     if (planned16 >= 0) planned = planned16;
@@ -217,10 +224,10 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
     const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes;
     if (planned16 >= 0)
-        fprintf(out, "  memory     planned peak %.3f GiB with %d bf16 activations (%.3f GiB with none); avgen allocated %.3f "
-                     "GiB (arenas %.3f + op scratch %.3f + cuBLASLt workspace %.3f + bf16 weights %.3f), %+.1f%% of the "
-                     "plan; device memory in use %.3f GiB\n",
-                planned / 1073741824.0, r.n_bf16_tensors, planned32 / 1073741824.0, allocated / 1073741824.0,
+        fprintf(out, "  memory     planned peak %.3f GiB with %d bf16 activations and %d BatchNorm outputs not stored (%.3f "
+                     "GiB as the graph stores them); avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
+                     "workspace %.3f + bf16 weights %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
+                planned / 1073741824.0, r.n_bf16_tensors, r.n_bn_fused, planned32 / 1073741824.0, allocated / 1073741824.0,
                 r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0,
                 r.bf16_weights_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
                 r.device_used_bytes / 1073741824.0);
@@ -319,13 +326,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
-                   "\"bf16_weights_bytes\":%zu,\"roofline_ms\":%.4f,\"attention\":\"%s\",\"families_ms\":{",
+                   "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
-                r.n_bf16_tensors, r.bf16_weights_bytes, roof * 1e3, r.attention_fused ? "fused" : "gemm");
+                r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, roof * 1e3, r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)

@@ -171,18 +171,20 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
     }
 }
 
-/* The activation op o writes that may be bf16, and its kind; -1 for none. A bf16 output that a GEMM writes
- * (qkv, the GELU's input) needs that GEMM's operands bf16 too (its input flagged; the weights, and the biases
- * whose bf16 copies the frozen arena's give, frozen); so does the fused attention's bf16 output (its qkv). */
-static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fused, const unsigned char *flags, int *kind) {
+/* The activation op o writes that may be bf16, and its kind; -1 for none. LINEAR_GELU has two: its GELU output
+ * (pass 0) and its GELU input (pass 1), each on its own (under the block policy the recomputed GELU output
+ * has no reader, its input does). A bf16 output that a GEMM writes (qkv, the GELU's input) needs that GEMM's
+ * operands bf16 too (its input flagged; the weights, and the biases whose bf16 copies the frozen arena's
+ * give, frozen); so does the fused attention's bf16 output (its qkv). */
+static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fused, const unsigned char *flags, int pass,
+                          int *kind) {
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
-    if (o->n_out < 1) return -1;
+    if (o->n_out < 1 || (pass && o->kind != AVGEN_OP_KIND_LINEAR_GELU)) return -1;
     switch (o->kind) {
     case AVGEN_OP_KIND_LAYERNORM: return *kind = B16_OPERAND, out[0];
     case AVGEN_OP_KIND_LINEAR_GELU:
         if (o->n_out < 2) return -1;
-        /* the GELU output first (the GELU input's test below needs the GEMM's input flagged) */
-        if (!flags[out[o->n_out - 1]]) return *kind = B16_OPERAND, out[o->n_out - 1];
+        if (!pass) return *kind = B16_OPERAND, out[o->n_out - 1];
         if (o->n_in >= 3 && flags[in[0]] && frozen(g, o, 1) && frozen(g, o, 2)) return *kind = B16_PRE, out[0];
         return -1;
     case AVGEN_OP_KIND_QKV:
@@ -229,12 +231,11 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
         const avgen_op_desc *o = &g->ops[i];
         for (int pass = 0; pass < 2; pass++) { /* LINEAR_GELU: its GELU output, then its input */
             int kind = -1;
-            const int t = bf16_candidate(g, o, fused_attention, flags, &kind);
-            if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) break;
+            const int t = bf16_candidate(g, o, fused_attention, flags, pass, &kind);
+            if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
             int ok = writers[t] == 1 && at[t + 1] > at[t];
             for (int r = at[t]; r < at[t + 1] && ok; r++) ok = reads_bf16(g, &g->ops[rd[r].op], rd[r].slot, kind);
-            if (!ok) break;
-            flags[t] = 1;
+            if (ok) flags[t] = RT_CUDA_T_BF16;
         }
     }
     free(writers), free(at), free(rd);
@@ -275,12 +276,12 @@ typedef struct {
     int64_t lo, hi;
 } pack_span;
 #define PACK_ALIGN 256
-static int64_t pack_bytes(const avgen_tensor_desc *t, int half) {
-    const int64_t b = half ? t->bytes / 2 : t->bytes;
+static int64_t pack_bytes(const avgen_tensor_desc *t, int cls) {
+    const int64_t b = cls == RT_CUDA_T_BF16 ? t->bytes / 2 : cls == RT_CUDA_T_VIRTUAL ? 0 : t->bytes;
     return (b + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN;
 }
 
-int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t *offset) {
+int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t *offset) {
     const int nt = g->n_tensors;
     pack_item *ord = (pack_item *)malloc(sizeof *ord * (size_t)(nt + 1));
     pack_span *placed = (pack_span *)malloc(sizeof *placed * (size_t)(nt + 1)); /* by offset: slot and tensor */
@@ -291,13 +292,17 @@ int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t
         for (int i = 0; i < nt; i++) {
             const avgen_tensor_desc *t = &g->tensors[i];
             if (offset) offset[i] = -1;
-            if (t->arena == AVGEN_ARENA_ACT && t->first >= 0) ord[n++] = (pack_item){i, pack_bytes(t, t16 && t16[i]), t->first};
+            if (t->arena == AVGEN_ARENA_ACT && t->first >= 0) ord[n++] = (pack_item){i, pack_bytes(t, cls ? cls[i] : 0), t->first};
         }
         qsort(ord, (size_t)n, sizeof *ord, pack_by_size);
         top = 0;
         for (int i = 0, np = 0; i < n; i++) {
             const avgen_tensor_desc *t = &g->tensors[ord[i].id];
             int64_t off = 0;
+            if (ord[i].bytes == 0) { /* not stored: no slot */
+                if (offset) offset[ord[i].id] = 0;
+                continue;
+            }
             for (int j = 0; j < np; j++) {
                 const avgen_tensor_desc *u = &g->tensors[who[j]];
                 if (u->first > t->last || t->first > u->last) continue;
@@ -313,4 +318,35 @@ int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *t16, int64_t
     }
     free(ord), free(placed), free(who);
     return top;
+}
+
+/* BatchNorm applied on load (see rt_cuda.h): the BATCHNORM ops whose output is read only by LAYERNORM_GATE (as
+ * its input) and LAYERNORM_GATE_BWD (as x), while the BatchNorm input is still live (its lifetime covers
+ * every such reader: the readers then load it instead). */
+int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
+    int n = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        if (o->kind != AVGEN_OP_KIND_BATCHNORM || o->n_out != 3 || o->n_in < 3) continue;
+        const int u = g->refs[o->in_at], y = g->refs[o->out_at];
+        if (u < 0 || y < 0) continue;
+        const avgen_tensor_desc *ut = &g->tensors[u], *yt = &g->tensors[y];
+        if (yt->arena != AVGEN_ARENA_ACT || yt->dtype != AVGEN_DT_F32 || ut->dtype != AVGEN_DT_F32 || (cls && cls[y])) continue;
+        int writers = 0, readers = 0, ok = 1;
+        for (int j = 0; j < g->n_ops && ok; j++) {
+            const avgen_op_desc *q = &g->ops[j];
+            for (int s2 = 0; s2 < q->n_out; s2++) writers += g->refs[q->out_at + s2] == y;
+            for (int s2 = 0; s2 < q->n_in; s2++)
+                if (g->refs[q->in_at + s2] == y) {
+                    readers++;
+                    ok = ((q->kind == AVGEN_OP_KIND_LAYERNORM_GATE && s2 == 0) ||
+                          (q->kind == AVGEN_OP_KIND_LAYERNORM_GATE_BWD && s2 == 1)) &&
+                         j > i && j <= ut->last;
+                }
+        }
+        if (!ok || writers != 1 || readers == 0) continue;
+        if (cls) cls[y] = RT_CUDA_T_VIRTUAL;
+        n++;
+    }
+    return n;
 }

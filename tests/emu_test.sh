@@ -135,7 +135,27 @@ run "unfused LayerNorm backward" env AVGEN_FUSED_LN_BWD=0 "$p" --step --inputs r
 # AVGEN_FUSE_RESIDUAL=0 (the adapter output added to the residual in a pass of its own): the same step within 1e-5.
 run "unfused residual" env AVGEN_FUSE_RESIDUAL=0 "$p" --step --inputs random --out "$TMP/resplit.st" --backend cuda &&
   diffok "unfused residual" "$TMP/resplit.st" "$TMP/$(basename "$p" -train-emu)-cuda.st" 1e-5
-if grep -qF '"k_layernorm_res<' "$TMP/bench.json" 2>/dev/null; then ok; else bad "bench JSON: no k_layernorm_res (the residual fusion did not happen)"; fi
+# (the adapter's last LayerNorm is k_layernorm_bn here, with its BatchNorm applied on load: it adds res too)
+if grep -qF '"k_layernorm_bn<' "$TMP/bench.json" 2>/dev/null && ! grep -qF '"k_bias_res"' "$TMP/bench.json"; then ok
+else bad "bench JSON: k_bias_res ran or no k_layernorm_bn (the residual fusion did not happen)"; fi
+
+# BatchNorm applied on load (the default; AVGEN_FUSE_BN=0: its output stored and read back): the same values
+# loaded, so the same bits, fp32 and bf16; the BatchNorm outputs take no memory; the LayerNorm backward's
+# path without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) materialises it in op scratch instead.
+n1=$(basename "$p" -train-emu)
+run "BatchNorm stored" env AVGEN_FUSE_BN=0 "$p" --step --inputs random --out "$TMP/bnsplit.st" --backend cuda &&
+  { if cmp -s "$TMP/bnsplit.st" "$TMP/$n1-cuda.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the fp32 step"; fi; }
+run "BatchNorm stored bf16" env AVGEN_FUSE_BN=0 "$p" --step --inputs random --out "$TMP/bnsplit16.st" --backend cuda \
+  --precision bf16 &&
+  { if cmp -s "$TMP/bnsplit16.st" "$TMP/$n1-bf16.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the bf16 step"; fi; }
+run "BatchNorm stored bench" env AVGEN_FUSE_BN=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchbn.json"
+if grep -q '"bn_on_load":[1-9]' "$TMP/bench.json" && grep -q '"bn_on_load":0' "$TMP/benchbn.json" &&
+  [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchbn.json")" ]; then ok
+else bad "BatchNorm on load: not counted, or its outputs still take memory"; fi
+alloc=$(( $(jnum allocated_bytes "$TMP/bench.json") + $(jnum scratch_bytes "$TMP/bench.json") + \
+  $(jnum workspace_bytes "$TMP/bench.json") ))
+if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
+  bad "BatchNorm on load: allocated $alloc bytes, planned $(jnum planned_bytes "$TMP/bench.json")"; fi
 
 # Bad settings: one sentence, non-zero exit.
 fails() { # fails NEEDLE command...
@@ -157,6 +177,8 @@ fails "(0.00 GiB of it activations, some in bf16)" env AVGEN_BF16_OPERANDS=1 AVG
 fails "a positive --peak and --bandwidth" "$p" --bench --bandwidth 3e12x
 fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_BN=on: expected 0 or 1" env AVGEN_FUSE_BN=on "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

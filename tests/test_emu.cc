@@ -475,6 +475,68 @@ template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
         cudaFree(p);
 }
 
+// ----------------------------------------------------------------------- BatchNorm applied on load
+// k_layernorm_bn<V> on the BatchNorm input u against k_layernorm<V> on k_bn_apply's output (LayerNorm + gate,
+// with and without the residual res against k_layernorm_res<V>), and k_ln_bwd_cs_bn<V> against k_ln_bwd_cs<V>
+// the same way: the same bits (the BatchNorm is applied with k_bn_apply's arithmetic).
+template <int V> static void test_bn_on_load(long long rows, int D) {
+    auto up = [](size_t n, float scale, float shift) {
+        float *p;
+        cudaMalloc((void **)&p, sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
+        return p;
+    };
+    const size_t n = (size_t)rows * D;
+    float *u = up(n, 3.0f, 1.5f), *bw = up(D, 0.5f, 1.0f), *bb = up(D, 0.3f, 0.0f), *rstd = up(D, 0.2f, 0.8f);
+    float *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f), *gate = up(1, 0.0f, 0.7f), *res = up(n, 1.0f, 0.0f);
+    float *dy = up(n, 1.0f, 0.0f), *ub, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
+    double *mean, *rd1, *rd2, *p1, *p2;
+    cudaMalloc((void **)&mean, sizeof(double) * D);
+    for (int c = 0; c < D; c++) mean[c] = 1.5 + 0.1 * frand();
+    for (float **q : {&ub, &y1, &y2, &dx1, &dx2}) cudaMalloc((void **)q, sizeof(float) * n);
+    for (float **q : {&mu1, &mu2, &rs1, &rs2}) cudaMalloc((void **)q, sizeof(float) * rows);
+    cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
+    const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
+    cudaMalloc((void **)&p1, sizeof(double) * 2 * blocks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * blocks * D);
+    const BnLoad bn = {mean, rstd, bw, bb};
+    const dim3 bg((unsigned)(rows < 2048 ? rows : 2048), (unsigned)((D + 127) / 128)), bbk(D >= 128 ? 128 : (D + 31) / 32 * 32);
+    CHECK(run("k_bn_apply", bg, bbk, 0, [=] { k_bn_apply(u, ub, mean, rstd, NULL, NULL, 1e-5f, bw, bb, rows, D, 0); }) ==
+              cudaSuccess,
+          "k_bn_apply failed");
+    const dim3 lg((unsigned)((rows + 3) / 4)), lb128(128);
+    for (int withres = 0; withres < 2; withres++) {
+        const float *r = withres ? res : NULL;
+        if (withres)
+            CHECK(run("k_layernorm_res", lg, lb128, 0,
+                      [=] { k_layernorm_res<V>(ub, D, lw, lb, y1, D, mu1, rs1, gate, rows, D, 1e-5f, r); }) == cudaSuccess,
+                  "k_layernorm_res failed");
+        else
+            CHECK(run("k_layernorm", lg, lb128, 0,
+                      [=] { k_layernorm<V>(ub, D, lw, lb, y1, D, mu1, rs1, NULL, gate, rows, D, 1e-5f, NULL); }) == cudaSuccess,
+                  "k_layernorm failed");
+        CHECK(run("k_layernorm_bn", lg, lb128, 0, [=] { k_layernorm_bn<V>(u, lw, lb, y2, mu2, rs2, gate, rows, D, 1e-5f, r, bn); }) ==
+                  cudaSuccess,
+              "k_layernorm_bn failed");
+        CHECK(!memcmp(y1, y2, sizeof(float) * n) && !memcmp(mu1, mu2, sizeof(float) * rows) &&
+                  !memcmp(rs1, rs2, sizeof(float) * rows),
+              "V %d D %d res %d: k_layernorm_bn differs from k_layernorm on the BatchNorm output", V, D, withres);
+    }
+    if constexpr (V > 0) {
+        CHECK(run("k_ln_bwd_cs", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs<V>(dy, ub, mu1, rs1, lw, lb, gate, dx1, D, rd1, rows, D, rpb, p1); }) == cudaSuccess &&
+                  run("k_ln_bwd_cs_bn", dim3((unsigned)blocks), lb128, 0,
+                      [=] { k_ln_bwd_cs_bn<V>(dy, u, mu1, rs1, lw, lb, gate, dx2, rd2, rows, D, rpb, p2, bn); }) == cudaSuccess,
+              "k_ln_bwd_cs(_bn) failed");
+        CHECK(!memcmp(dx1, dx2, sizeof(float) * n) && !memcmp(rd1, rd2, sizeof(double) * rows) &&
+                  !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
+              "V %d D %d: k_ln_bwd_cs_bn differs from k_ln_bwd_cs on the BatchNorm output", V, D);
+    }
+    for (void *q : {(void *)u, (void *)bw, (void *)bb, (void *)rstd, (void *)lw, (void *)lb, (void *)gate, (void *)res,
+                    (void *)dy, (void *)ub, (void *)y1, (void *)y2, (void *)mu1, (void *)mu2, (void *)rs1, (void *)rs2,
+                    (void *)dx1, (void *)dx2, (void *)mean, (void *)rd1, (void *)rd2, (void *)p1, (void *)p2})
+        cudaFree(q);
+}
+
 int main() {
     setenv("AVGEN_EMU_RACECHECK", "1", 1);  // every launch below also runs in reverse order and must agree
     test_emulator();
@@ -485,6 +547,9 @@ int main() {
     test_gelu(4096);
     test_gelu(4097);
     test_gelu(7);
+    test_bn_on_load<24>(70, 768);
+    test_bn_on_load<2>(45, 40);
+    test_bn_on_load<0>(9, 100);
     test_ln_bwd_cs<24>(333, 768, true);
     test_ln_bwd_cs<24>(70, 740, false);
     test_ln_bwd_cs<2>(45, 40, true);

@@ -339,6 +339,23 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
         if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= 0 && off[t] != g->tensors[t].offset) same = 0;
     CHECK_MSG(same, "%s: rt_cuda_pack_act without flags differs from the planner's layout", model);
     const int n16 = rt_cuda_bf16_operands(g, fused, f);
+    const int nbn = rt_cuda_bn_on_load(g, f);
+    /* BatchNorm on load: exactly the adapters' second BatchNorms (BATCHNORM, not BATCHNORM_RELU) of the
+     * training graph whose input outlives the LayerNorm + gate backward reading the output */
+    int nbn_want = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        if (o->kind != AVGEN_OP_KIND_BATCHNORM) continue;
+        const int u = g->refs[o->in_at], y = g->refs[o->out_at];
+        int ok = 1;
+        for (int j = 0; j < g->n_ops; j++)
+            for (int k = 0; k < g->ops[j].n_in; k++)
+                if (g->refs[g->ops[j].in_at + k] == y) ok &= j <= g->tensors[u].last;
+        nbn_want += ok;
+        CHECK_MSG((f[y] == RT_CUDA_T_VIRTUAL) == ok, "%s: BatchNorm output %s on load %d, expected %d", model,
+                  g->tensors[y].name, f[y] == RT_CUDA_T_VIRTUAL, ok);
+    }
+    CHECK_EQ_I64(nbn, nbn_want);
     const int64_t top = rt_cuda_pack_act(g, f, off);
     CHECK_MSG(top > 0 && top <= g->arena_bytes[AVGEN_ARENA_ACT], "%s: repacked %lld bytes, planned %lld", model, (long long)top,
               (long long)g->arena_bytes[AVGEN_ARENA_ACT]);
@@ -346,20 +363,20 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
     for (int t = 0; t < g->n_tensors; t++) {
         const avgen_tensor_desc *a = &g->tensors[t];
         if (a->arena != AVGEN_ARENA_ACT || a->first < 0) continue;
-        const int64_t ea = off[t] + (f[t] ? a->bytes / 2 : a->bytes);
+        const int64_t ea = off[t] + (f[t] == RT_CUDA_T_BF16 ? a->bytes / 2 : f[t] == RT_CUDA_T_VIRTUAL ? 0 : a->bytes);
         CHECK(off[t] >= 0 && ea <= top);
         for (int u = t + 1; u < g->n_tensors && !clash; u++) {
             const avgen_tensor_desc *b = &g->tensors[u];
             if (b->arena != AVGEN_ARENA_ACT || b->first < 0 || b->first > a->last || a->first > b->last) continue;
-            const int64_t eb = off[u] + (f[u] ? b->bytes / 2 : b->bytes);
+            const int64_t eb = off[u] + (f[u] == RT_CUDA_T_BF16 ? b->bytes / 2 : f[u] == RT_CUDA_T_VIRTUAL ? 0 : b->bytes);
             if (off[t] < eb && off[u] < ea) {
                 clash = 1;
                 CHECK_MSG(0, "%s: %s and %s overlap while both live", model, a->name, b->name);
             }
         }
     }
-    printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16\n", model, (int)rc,
-           fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0, top / 1073741824.0, n16);
+    printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16 and %d BatchNorm outputs "
+           "not stored\n", model, (int)rc, fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0, top / 1073741824.0, n16, nbn);
     free(off), free(f);
     gen_graph_free(&gg);
     gen_ir_free(&ir);
