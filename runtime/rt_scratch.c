@@ -101,8 +101,10 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         return 4.0 * (P * N * m + 2 * P * m * D + P * m * N2) + 8.0 * P * N + 5 * 256;
     }
     case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
+        /* the row sums of the gate's gradient, the column sums' parts, and (a BatchNorm output applied on load,
+         * rt_cuda_bn_on_load, without k_ln_bwd_cs) that output rebuilt in fp32 */
         const avgen_tensor_desc *xt = TD(in[1]);
-        return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 256;
+        return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 4.0 * numel_of(xt) + 3 * 256;
     }
     case AVGEN_OP_KIND_LAYERNORM_BWD: return colsum_bytes(TD(in[1])->shape[TD(in[1])->ndim - 1]);
     case AVGEN_OP_KIND_BATCHNORM:
