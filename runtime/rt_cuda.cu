@@ -1406,6 +1406,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         // Everything this context will allocate (arenas, op scratch, workspace, frames) against what the GPU has
         // free: one sentence before any allocation fails half-way (avgen plan predicts the same sums)
         size_t need = kWorkspaceBytes + rt_cuda_scratch_bytes(g, c->k, d->attn_fused), act = 0;
+        // (the BatchNorm means kept for on-load readers are allocated already, as is the bf16 weight copy)
         if (c->frames_f32) need += sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
         for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
             if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
@@ -1581,6 +1582,11 @@ extern "C" int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size
     const avgen_tensor_desc *t = &c->g->tensors[tensor];
     if (is16(d, tensor)) {
         snprintf(err, errlen, "%s is stored as bf16 on the device (AVGEN_BF16_OPERANDS=1) and cannot be downloaded", t->name);
+        return 1;
+    }
+    if (virt(d, tensor)) {
+        snprintf(err, errlen, "%s is not stored on the device (a BatchNorm output applied on load; AVGEN_FUSE_BN=0 keeps it)",
+                 t->name);
         return 1;
     }
     ck(d, cudaMemcpyAsync(rt_ptr(c, tensor), dptr(c, tensor), (size_t)t->bytes, cudaMemcpyDeviceToHost, d->s), "download");
