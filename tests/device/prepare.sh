@@ -73,4 +73,9 @@ with open(sys.argv[1], "wb") as f:
 PY
 if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
 git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
+# The carry limit is 64 MiB: the programs travel stripped and compressed (run.sh unpacks them there).
+strip "$KIT"/programs/*/bin/* 2>/dev/null || true
+tar czf "$KIT/programs.tgz" -C "$KIT" programs
+rm -rf "$KIT/programs"
 du -sh "$KIT"
+[ "$(du -sm "$KIT" | cut -f1)" -lt 64 ] || { echo "prepare.sh: $KIT is over the 64 MiB carry limit" >&2; exit 1; }

@@ -43,6 +43,10 @@ bad() { fail=$((fail + 1)); say "  FAIL  $*"; }
 T0=$(date +%s)
 since() { echo $(($(date +%s) - T0))s; }
 
+# prepare.sh packs the programs (the carry limit): unpacked once, beside the archive
+if [ ! -d "$KIT/programs" ] && [ -f "$KIT/programs.tgz" ]; then
+  tar xzf "$KIT/programs.tgz" -C "$KIT" || { echo "run.sh: cannot unpack $KIT/programs.tgz" >&2; exit 100; }
+fi
 [ -d "$KIT/programs" ] || { echo "run.sh: $KIT is missing; run tests/device/prepare.sh here and carry device-kit" >&2; exit 100; }
 say "avgen device checks, kit $(cat "$KIT/commit" 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /' | tee -a "$S"
