@@ -108,7 +108,7 @@ struct Dev {
     // bf16 GEMM operands (AVGEN_BF16_OPERANDS=1 with bf16 GEMMs): the frozen arena's bf16 copy, and per
     // tensor whether it is stored as bf16 (rt_cuda_bf16_operands)
     int bf16_ops;
-    int64_t *act_off;  // with bf16 activations: each activation's offset in the repacked arena (rt_cuda_pack_act)
+    int64_t *act_off;  // some activations bf16 or not stored: each one's offset in the repacked arena (rt_cuda_pack_act)
     size_t act_bytes;
     unsigned short *frozen16;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
@@ -454,7 +454,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
 void *dptr(const avgen_ctx *c, int t) {
     const avgen_tensor_desc *td = &c->g->tensors[t];
     const Dev *d = DEV(c);
-    if (td->arena == AVGEN_ARENA_ACT && d->act_off) return d->arena[td->arena] + d->act_off[t];  // repacked (bf16)
+    if (td->arena == AVGEN_ARENA_ACT && d->act_off) return d->arena[td->arena] + d->act_off[t];  // repacked
     return d->arena[td->arena] + td->offset;
 }
 
