@@ -7,6 +7,7 @@
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
 #   uninterrupted run's (the device state goes to the checkpoint and comes back exactly);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
+#   bf16 activations (AVGEN_BF16_OPERANDS=1) through training and validation, losses within 5% of bf16 GEMMs;
 #   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
 #   avgen train and avgen eval --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
 # usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM
@@ -24,13 +25,16 @@ A=(--train --data "$TMP/prep" --val-every 3 --checkpoint-every 1 --quiet)
 run "cpu" "$P" "${A[@]}" --out "$TMP/cpu" --max-steps 8
 run "cuda fp32" "$P" "${A[@]}" --out "$TMP/cuda" --max-steps 8 --backend cuda --precision fp32
 run "cuda bf16" "$P" "${A[@]}" --out "$TMP/bf16" --max-steps 8 --backend cuda
+# bf16 activations (AVGEN_BF16_OPERANDS=1): the training context and the validation context (which shares the
+# frozen weights and their bf16 copy) both repack their activation arenas
+run "cuda bf16 activations" env AVGEN_BF16_OPERANDS=1 "$P" "${A[@]}" --out "$TMP/ops" --max-steps 8 --backend cuda
 
 # steps: loss and grad_norm; epochs: validation top-1
-python3 - "$TMP/cpu/log.jsonl" "$TMP/cuda/log.jsonl" "$TMP/bf16/log.jsonl" <<'EOF' && ok || bad "the CUDA logs against the CPU log"
+python3 - "$TMP/cpu/log.jsonl" "$TMP/cuda/log.jsonl" "$TMP/bf16/log.jsonl" "$TMP/ops/log.jsonl" <<'EOF' && ok || bad "the CUDA logs against the CPU log"
 import json, sys
 def rows(p):
     return [json.loads(l) for l in open(p)]
-cpu, gpu, b16 = (rows(p) for p in sys.argv[1:4])
+cpu, gpu, b16, ops = (rows(p) for p in sys.argv[1:5])
 steps = lambda r: [x for x in r if "step" in x]
 epochs = lambda r: [x for x in r if "epoch_end" in x]
 assert len(steps(cpu)) == len(steps(gpu)) == len(steps(b16)) == 8, (len(steps(cpu)), len(steps(gpu)), len(steps(b16)))
@@ -41,6 +45,10 @@ for a, b in zip(steps(cpu), steps(gpu)):
 assert [e["val_top1"] for e in epochs(cpu)] == [e["val_top1"] for e in epochs(gpu)]
 assert len(epochs(cpu)) >= 2
 for a, b in zip(steps(gpu), steps(b16)):
+    assert abs(a["loss"] - b["loss"]) <= 0.05 * abs(a["loss"]), (a["step"], a["loss"], b["loss"])
+assert len(steps(ops)) == 8 and len(epochs(ops)) == len(epochs(gpu))
+assert all("val_top1" in e for e in epochs(ops)) and not any("validation_error" in x for x in ops)
+for a, b in zip(steps(b16), steps(ops)):
     assert abs(a["loss"] - b["loss"]) <= 0.05 * abs(a["loss"]), (a["step"], a["loss"], b["loss"])
 EOF
 last() { python3 -c "import json,sys; print(sys.argv[1] + '/' + json.load(open(sys.argv[1] + '/checkpoint.json'))['file'])" "$1"; }
