@@ -1007,6 +1007,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
                              PF(out[1]), PF(out[2]));
             break;
         }
+        if (is16(d, in[0])) {  // dy written as bf16 by its GEMM (rt_cuda_bf16_operands)
+            LAUNCH_T(LnValues, ln_values(D), k_ln_bwd_bf, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, P16(c, in[0]), PF(in[1]),
+                     PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), D, 1, rows, D);
+            break;
+        }
         LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
                                                                 NULL, PF(out[0]), D, 1, NULL, rows, D);
         break;
@@ -1043,7 +1048,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (d->bf16_ops && TD(in[2])->arena == AVGEN_ARENA_FROZEN) {  // dpre and the frozen weight as bf16
             unsigned short *dpre16 = (unsigned short *)dpre;
             launch(d, k_gelu_bwd, GRID4(n), da, da16, pre, pre16, (float *)NULL, dpre16, n);
-            gemm(d, 0, 0, (int)(n / N), K, N, dpre16, N, W16(c, in[2]), K, PF(out[0]), K, 0, 1, 0, 0, 0, NULL, NULL, 1);
+            const int c16 = is16(d, out[0]);  // the LayerNorm's input gradient as bf16 (rt_cuda_bf16_operands)
+            gemm(d, 0, 0, (int)(n / N), K, N, dpre16, N, W16(c, in[2]), K, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]), K, 0,
+                 1, 0, 0, 0, NULL, NULL, 1, c16);
             break;
         }
         launch(d, k_gelu_bwd, GRID4(n), da, da16, pre, pre16, dpre, (unsigned short *)NULL, n);
@@ -1056,10 +1063,16 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int a16 = is16(d, in[0]);  // the gradient of a bf16 qkv and the (frozen) weights as bf16
         auto src = [&](int j) { return a16 ? (const void *)(P16(c, in[0]) + j * D) : (const void *)(PF(in[0]) + j * D); };
         auto wgt = [&](int t) { return a16 ? (const void *)W16(c, t) : (const void *)PF(t); };
+        const int c16 = is16(d, out[0]);  // the LayerNorm's input gradient as bf16 (rt_cuda_bf16_operands: stacked)
         if (qkv_stacked(c, in[1], in[2], in[3], (size_t)D * D)) {
             // dX = dqkv [rows, 3D] x [Wq; Wk; Wv] [3D, D]: one GEMM, K = 3D
-            gemm(d, 0, 0, rows, D, 3 * D, src(0), 3 * D, wgt(in[1]), D, PF(out[0]), D, 0, 1, 0, 0, 0, NULL, NULL, a16);
+            gemm(d, 0, 0, rows, D, 3 * D, src(0), 3 * D, wgt(in[1]), D, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]), D, 0,
+                 1, 0, 0, 0, NULL, NULL, a16, c16);
             break;
+        }
+        if (c16) {
+            set_fail(d, "%s: a bf16 result needs the stacked weights (a bug in avgen)", o->name);
+            return;
         }
         for (int j = 0; j < 3; j++)
             gemm(d, 0, 0, rows, D, D, src(j), 3 * D, wgt(in[1 + j]), D, PF(out[0]), D, j > 0, 1, 0, 0, 0, NULL, NULL, a16);

@@ -98,6 +98,10 @@ __device__ __forceinline__ unsigned short f2bf(float f) {
     return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+// An element as float from fp32 or bf16 storage (bf16: the high half of its float's bits).
+__device__ __forceinline__ float ld_f(const float *p) { return *p; }
+__device__ __forceinline__ float ld_f(const unsigned short *p) { return __uint_as_float((unsigned)*p << 16); }
+
 // ------------------------------------------------------------------------------------------ kernels
 
 // Patch embedding, step 1: im2col of every image; row = (pair, patch), column = (channel, ky, kx).
@@ -255,12 +259,13 @@ __global__ void __launch_bounds__(128, 4) k_layernorm_bn(const float *u, const f
 // V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
 // CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
 // (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
-template <int V, bool CS, bool BN = false>
-__device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *dy, const float *x, const float *mu,
+template <int V, bool CS, bool BN = false, class DT = float>
+__device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, const float *x, const float *mu,
                                            const float *rs, const float *w, const float *bb, const float *gate, float *dx,
                                            long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1,
                                            const BnLoad bn) {
-    const float *dyr = dy + r * D, *xr = x + r * D;
+    const DT *dyr = dy + r * D;
+    const float *xr = x + r * D;
     const double m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
     constexpr int VR = V > 0 ? V : 1;
@@ -269,7 +274,7 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *d
 #pragma unroll
         for (int i = 0; i < V; i++) {
             const int d = lane + 32 * i;
-            vdy[i] = d < D ? dyr[d] : 0.0f;
+            vdy[i] = d < D ? ld_f(dyr + d) : 0.0f;
             if constexpr (!BN) vx[i] = d < D ? xr[d] : 0.0f;
         }
     }
@@ -285,7 +290,7 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const float *d
                 float dyv, xv;
                 // BN: x is the BatchNorm applied to u, loaded in both passes (no registers kept for it)
                 if constexpr (V > 0) dyv = vdy[i], xv = BN ? bn_load(bn, xr[d], d) : vx[i];
-                else dyv = dyr[d], xv = BN ? bn_load(bn, xr[d], d) : xr[d];
+                else dyv = ld_f(dyr + d), xv = BN ? bn_load(bn, xr[d], d) : xr[d];
                 const float dO = gate ? dyv * gs : dyv;
                 const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
                 if (!second) {
@@ -311,6 +316,15 @@ __global__ void __launch_bounds__(128) k_ln_bwd(const float *dy, const float *x,
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= rows) return;
     ln_bwd_row<V, false>(r, threadIdx.x & 31, dy, x, mu, rs, w, bb, gate, dx, dxs, acc, rowdg, D, NULL, NULL, BnLoad{});
+}
+// k_ln_bwd of a frozen LayerNorm whose input gradient dy a bf16 GEMM wrote as bf16 (rt_cuda_bf16_operands)
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_bf(const unsigned short *dy, const float *x, const float *mu, const float *rs,
+                                                   const float *w, float *dx, long long dxs, int acc, long long rows, int D) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    ln_bwd_row<V, false, false, unsigned short>(r, threadIdx.x & 31, dy, x, mu, rs, w, NULL, NULL, dx, dxs, acc, NULL, D, NULL,
+                                                NULL, BnLoad{});
 }
 // k_ln_bwd with the weight and bias gradients' column sums (trainable LayerNorms), so dy and x are read
 // once: block b takes rows [b rpb, (b + 1) rpb), its 4 warps every fourth row; each lane sums its columns'
@@ -1385,7 +1399,9 @@ __global__ void __launch_bounds__(1024) k_sum_d(const double *v, long long n, do
     template __global__ void k_ln_bwd<V>(const float *, const float *, const float *, const float *, const float *,       \
                                          const float *, const float *, float *, long long, int, double *, long long, int); \
     template __global__ void k_layernorm_bn<V>(const float *, const float *, const float *, float *, float *, float *,     \
-                                               const float *, long long, int, float, const float *, const BnLoad);
+                                               const float *, long long, int, float, const float *, const BnLoad);      \
+    template __global__ void k_ln_bwd_bf<V>(const unsigned short *, const float *, const float *, const float *,          \
+                                            const float *, float *, long long, int, long long, int);
 AVGEN_LN_INST(0)
 AVGEN_LN_INST(1)
 AVGEN_LN_INST(2)

@@ -152,8 +152,18 @@ enum {
     B16_DQKV,    /* qkv's gradient: QKV_DX against frozen weights */
     B16_AO,      /* the fused attention's output: the output projection, and the attention backward's delta */
     B16_PRE,     /* the GELU's input (LINEAR_GELU's first output): the GELU backward */
-    B16_DACT     /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
+    B16_DACT,    /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
+    B16_DLN      /* a frozen LayerNorm's input gradient (QKV_DX, GELU_LINEAR_DX): that LayerNorm's backward */
 };
+
+/* Whether the query, key and value weights of QKV_DX o (inputs 1..3) follow one another in the frozen arena,
+ * so the backend runs one GEMM over them (qkv_stacked in rt_cuda.cu), not three that add up. */
+static int qkv_weights_stacked(const avgen_graph *g, const avgen_op_desc *o) {
+    if (o->n_in < 4) return 0;
+    const avgen_tensor_desc *q = &g->tensors[g->refs[o->in_at + 1]], *k = &g->tensors[g->refs[o->in_at + 2]],
+                            *v = &g->tensors[g->refs[o->in_at + 3]];
+    return k->offset == q->offset + q->bytes && v->offset == k->offset + k->bytes;
+}
 
 /* Whether op o may read a bf16 activation of kind kind in its input slot. */
 static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, int kind) {
@@ -169,6 +179,7 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
         return o->kind == AVGEN_OP_KIND_QKV_DX && slot == 0 && o->n_in >= 4 && frozen(g, o, 1) && frozen(g, o, 2) && frozen(g, o, 3);
     case B16_PRE: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 1 && frozen(g, o, 2);
     case B16_DACT: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 0 && frozen(g, o, 2);
+    case B16_DLN: return o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && slot == 0 && o->n_out == 1;
     default: return 0;
     }
 }
@@ -197,6 +208,13 @@ static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fuse
     case AVGEN_OP_KIND_ATTENTION: return fused && o->n_in >= 1 && flags[in[0]] ? (*kind = B16_AO, out[0]) : -1;
     case AVGEN_OP_KIND_ATTENTION_BWD: return fused && o->n_in >= 2 && flags[in[1]] ? (*kind = B16_DQKV, out[0]) : -1;
     case AVGEN_OP_KIND_LINEAR_DX: return o->n_in >= 2 && frozen(g, o, 1) ? (*kind = B16_DACT, out[0]) : -1;
+    /* a bf16 GEMM result (no addend): QKV_DX from a bf16 qkv gradient over stacked weights; GELU_LINEAR_DX
+     * against a frozen weight (its GELU factor is a bf16 operand there) */
+    case AVGEN_OP_KIND_QKV_DX:
+        return o->n_in >= 4 && flags[in[0]] && frozen(g, o, 1) && frozen(g, o, 2) && frozen(g, o, 3) && qkv_weights_stacked(g, o)
+                   ? (*kind = B16_DLN, out[0])
+                   : -1;
+    case AVGEN_OP_KIND_GELU_LINEAR_DX: return o->n_in >= 3 && frozen(g, o, 2) ? (*kind = B16_DLN, out[0]) : -1;
     default: return -1;
     }
 }

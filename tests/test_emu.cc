@@ -537,6 +537,29 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
         cudaFree(q);
 }
 
+// k_ln_bwd_bf<V> (dy stored as bf16) against k_ln_bwd<V> on dy's values in fp32: the same bits, dx accumulated.
+template <int V> static void test_ln_bwd_bf(long long rows, int D) {
+    const size_t n = (size_t)rows * D;
+    float *dyf, *x, *mu, *rs, *w, *dx1, *dx2;
+    unsigned short *dy16;
+    for (float **q : {&dyf, &x, &dx1, &dx2}) cudaMalloc((void **)q, sizeof(float) * n);
+    for (float **q : {&mu, &rs}) cudaMalloc((void **)q, sizeof(float) * rows);
+    cudaMalloc((void **)&w, sizeof(float) * D), cudaMalloc((void **)&dy16, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        dy16[i] = f2bf(frand()), dyf[i] = bf(avgen_emu_bf(dy16[i]));
+        x[i] = 2.0f * frand() + 0.3f, dx1[i] = dx2[i] = 0.5f * frand();
+    }
+    for (long long r = 0; r < rows; r++) mu[r] = 0.3f + 0.01f * frand(), rs[r] = 0.9f + 0.1f * frand();
+    for (int d = 0; d < D; d++) w[d] = 1.0f + 0.3f * frand();
+    const dim3 lg((unsigned)((rows + 3) / 4)), lb(128);
+    CHECK(run("k_ln_bwd", lg, lb, 0, [=] { k_ln_bwd<V>(dyf, x, mu, rs, w, NULL, NULL, dx1, D, 1, NULL, rows, D); }) ==
+                  cudaSuccess &&
+              run("k_ln_bwd_bf", lg, lb, 0, [=] { k_ln_bwd_bf<V>(dy16, x, mu, rs, w, dx2, D, 1, rows, D); }) == cudaSuccess,
+          "k_ln_bwd(_bf) failed");
+    CHECK(!memcmp(dx1, dx2, sizeof(float) * n), "V %d D %d: k_ln_bwd_bf differs from k_ln_bwd", V, D);
+    for (void *q : {(void *)dyf, (void *)x, (void *)mu, (void *)rs, (void *)w, (void *)dx1, (void *)dx2, (void *)dy16}) cudaFree(q);
+}
+
 int main() {
     setenv("AVGEN_EMU_RACECHECK", "1", 1);  // every launch below also runs in reverse order and must agree
     test_emulator();
@@ -547,6 +570,8 @@ int main() {
     test_gelu(4096);
     test_gelu(4097);
     test_gelu(7);
+    test_ln_bwd_bf<24>(37, 768);
+    test_ln_bwd_bf<0>(9, 100);
     test_bn_on_load<24>(70, 768);
     test_bn_on_load<2>(45, 40);
     test_bn_on_load<0>(9, 100);

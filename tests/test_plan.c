@@ -254,6 +254,10 @@ static int allowed_reader(const avgen_graph *g, int pk, int ps, int pn, const av
         return fused && k == AVGEN_OP_KIND_QKV_DX && j == 0 && frozen_in(g, o, 1) && frozen_in(g, o, 2) && frozen_in(g, o, 3);
     case AVGEN_OP_KIND_LINEAR_DX: /* fc2's input gradient: the GELU backward */
         return k == AVGEN_OP_KIND_GELU_LINEAR_DX && j == 0 && frozen_in(g, o, 2);
+    case AVGEN_OP_KIND_QKV_DX: /* a frozen LayerNorm's input gradient: its backward (dx accumulated, no parameters) */
+        if (!fused) return 0;
+        /* fall through */
+    case AVGEN_OP_KIND_GELU_LINEAR_DX: return k == AVGEN_OP_KIND_LAYERNORM_BWD && j == 0 && o->n_out == 1;
     default: return 0;
     }
 }
@@ -300,8 +304,9 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
                 }
         }
         CHECK(readers > 0);
-        /* a GEMM's bf16 result needs bf16 operands: fc1's GELU input its LayerNorm output, qkv its LayerNorm's */
-        if (po->kind == AVGEN_OP_KIND_QKV || (po->kind == AVGEN_OP_KIND_LINEAR_GELU && pslot == 0))
+        /* a GEMM's bf16 result needs bf16 operands: fc1's GELU input its LayerNorm output, qkv its LayerNorm's,
+         * QKV_DX's result the qkv gradient */
+        if (po->kind == AVGEN_OP_KIND_QKV || po->kind == AVGEN_OP_KIND_QKV_DX || (po->kind == AVGEN_OP_KIND_LINEAR_GELU && pslot == 0))
             CHECK_MSG(f[g->refs[po->in_at]], "%s is bf16, its GEMM's input %s is not", g->tensors[t].name,
                       g->tensors[g->refs[po->in_at]].name);
     }
@@ -389,14 +394,14 @@ int main(int argc, char **argv) {
     test_matrix();
     test_backward_extent();
     /* ViT-B/16: 12 layers x 2 streams x (LayerNorm before attention, before the MLP, GELU output, GELU input,
-     * fc2's input gradient) = 120, and with the fused attention 24 qkv, 24 outputs and 22 gradients more
-     * (layer 0's attention has no backward: the gradient stops at its adapters: the backward extent,
-     * test_backward_extent above) */
+     * fc2's input gradient, the MLP LayerNorm's input gradient) = 144, and with the fused attention 24 qkv, 24
+     * outputs, 22 qkv gradients and 22 attention LayerNorm input gradients more (layer 0's attention has no
+     * backward: the gradient stops at its adapters: the backward extent, test_backward_extent above) */
     const char *fp32[] = {"precision=fp32"};  /* the CUDA backend's graphs store fp32 (docs/bench.md) */
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 120);
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 190);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 20);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 30);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 144);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 236);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 24);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 36);
     /* ViT-B/16 at B = 32, T = 8: the bf16 activations take a third or more off the activation arena */
     const char *b32[] = {"precision=fp32", "train.batch=32", "video.frames=8"};
     for (int fused = 0; fused < 2; fused++) {
