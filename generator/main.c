@@ -530,6 +530,14 @@ static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 
 /* --------------------------------------------------------------------------------- train, eval, compare */
 
+/* The backend options of train and eval: on the GPU (--backend cuda, or auto with one) bf16 GEMMs unless
+ * --precision says otherwise. */
+static rt_backend_opts loop_backend(const args_t *a) {
+    rt_backend_opts bo = {a->backend, a->precision, 0, a->kernels, NULL, NULL, NULL, 0};
+    if (a->backend && strcmp(a->backend, "cpu") && !bo.precision) bo.precision = "bf16";
+    return bo;
+}
+
 static int check_backend(const char *cmd, const char *backend) {
     if (!backend || !strcmp(backend, "cpu") || !strcmp(backend, "auto")) return 0;
     if (!strcmp(backend, "cuda")) return 0;
@@ -717,9 +725,7 @@ static int cmd_train(int argc, char **argv) {
     c.max_steps = a.max_steps, c.quiet = a.quiet, c.seed = (uint64_t)s.train.seed;
     c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
     c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std, c.trainable_params = p.trainable;
-    /* on the GPU: bf16 GEMMs unless --precision says otherwise; the interpreted graph's kernel source */
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
-    if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
+    rt_backend_opts bo = loop_backend(&a);
     c.backend = &bo;
     char err[1024] = "";
     r = rt_train(&c, err, sizeof err);
@@ -805,9 +811,7 @@ static int cmd_eval(int argc, char **argv) {
     if (w && !(wf = st_open(w, err, sizeof err))) r = 2;
     if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;
-    /* on the GPU (--backend cuda, or auto with one): bf16 GEMMs unless --precision says otherwise */
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, 0};
-    if (a.backend && strcmp(a.backend, "cpu") && !bo.precision) bo.precision = "bf16";
+    rt_backend_opts bo = loop_backend(&a);
     int cuda = 0;
     if (!r && (r = rt_backend_check(&bo, err, sizeof err)) == 0 && rt_backend_attach(&c, &bo, &cuda, err, sizeof err)) r = 1;
     if (!r) {

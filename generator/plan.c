@@ -11,70 +11,47 @@
 
 static int64_t align_up(int64_t x) { return (x + GEN_ALIGN - 1) / GEN_ALIGN * GEN_ALIGN; }
 
-typedef struct { int id; int64_t bytes; int first; } order_t;
-
-static int by_size(const void *a, const void *b) {
-    const order_t *x = a, *y = b;
-    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
-    if (x->first != y->first) return x->first < y->first ? -1 : 1;
-    return x->id - y->id;
-}
-
-
 void gen_pack(gen_ir *ir, gen_mem *m) {
     memset(m, 0, sizeof *m);
     m->nops = ir->nops, m->ntensors = ir->nt;
-    order_t *ord = malloc(sizeof *ord * (size_t)(ir->nt + 1));
-    int *placed = malloc(sizeof *placed * (size_t)(ir->nt + 1));
-    if (!ord || !placed) {
-        free(ord), free(placed);
+    /* Static arenas: every tensor, used or not, in table order. Activations: packed by lifetime with the
+     * CUDA backend's own packing (rt_cuda_pack_act, which also repacks them at run time), over a table of
+     * what it reads (arena, bytes, lifetime). */
+    avgen_tensor_desc *td = calloc((size_t)ir->nt + 1, sizeof *td);
+    int64_t *off = malloc(sizeof *off * (size_t)(ir->nt + 1));
+    if (!td || !off) {
+        free(td), free(off);
         m->peak = -1;
         return;
     }
-    int n = 0;
     for (int i = 0; i < ir->nt; i++) {
         gen_tensor *t = &ir->t[i];
-        gen_arena a = gen_tensor_arena(t);
+        const gen_arena a = gen_tensor_arena(t);
+        td[i] = (avgen_tensor_desc){.arena = (uint8_t)a, .bytes = t->bytes, .first = t->first, .last = t->last};
         t->offset = 0;
-        if (a != ARENA_ACT) {
-            /* Static arenas: every tensor, used or not, in table order. */
-            t->offset = m->arena[a];
-            m->arena[a] += align_up(t->bytes);
-        } else if (t->first >= 0) {
-            ord[n++] = (order_t){i, align_up(t->bytes), t->first};
-        } else {
-            t->offset = -1;
-        }
+        if (a != ARENA_ACT) t->offset = m->arena[a], m->arena[a] += align_up(t->bytes);
     }
-    qsort(ord, (size_t)n, sizeof *ord, by_size);
-    /* placed: the tensors placed so far, by offset; each new one goes at the lowest offset where it meets
-     * none of those whose lifetimes meet its own (a scan in offset order: no sort per tensor) */
-    int np = 0;
-    int64_t top = 0;
-    for (int i = 0; i < n; i++) {
-        gen_tensor *t = &ir->t[ord[i].id];
-        int64_t off = 0;
-        for (int j = 0; j < np; j++) {
-            const gen_tensor *u = &ir->t[placed[j]];
-            if (u->first > t->last || t->first > u->last) continue;
-            if (u->offset >= off + ord[i].bytes) break;
-            if (u->offset + align_up(u->bytes) > off) off = u->offset + align_up(u->bytes);
-        }
-        t->offset = off;
-        if (off + ord[i].bytes > top) top = off + ord[i].bytes;
-        int k = np++;
-        while (k > 0 && ir->t[placed[k - 1]].offset > off) placed[k] = placed[k - 1], k--;
-        placed[k] = ord[i].id;
+    const avgen_graph tg = {.tensors = td, .n_tensors = ir->nt};
+    const int64_t top = rt_cuda_pack_act(&tg, NULL, off);
+    free(td);
+    if (top < 0) {
+        free(off);
+        m->peak = -1;
+        return;
     }
+    for (int i = 0; i < ir->nt; i++)
+        if (gen_tensor_arena(&ir->t[i]) == ARENA_ACT) ir->t[i].offset = off[i]; /* -1: never used */
+    free(off);
     m->arena[ARENA_ACT] = top;
 
     /* Lower bound: bytes live at each op (difference array over op indices). */
     int64_t *delta = calloc((size_t)ir->nops + 1, sizeof *delta);
     if (delta) {
-        for (int i = 0; i < n; i++) {
-            const gen_tensor *t = &ir->t[ord[i].id];
-            delta[t->first] += ord[i].bytes;
-            delta[t->last + 1] -= ord[i].bytes;
+        for (int i = 0; i < ir->nt; i++) {
+            const gen_tensor *t = &ir->t[i];
+            if (gen_tensor_arena(t) != ARENA_ACT || t->first < 0) continue;
+            delta[t->first] += align_up(t->bytes);
+            delta[t->last + 1] -= align_up(t->bytes);
         }
         int64_t live = 0;
         for (int i = 0; i < ir->nops; i++) {
@@ -96,14 +73,9 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
         /* the CUDA backend's activation arena: BatchNorm outputs applied on load, and bf16 activations
          * (AVGEN_BF16_OPERANDS=1) besides; the backend's own choices and packing */
         unsigned char *f = calloc((size_t)gg.g.n_tensors + 1, 1);
-        if (f) {
-            m->n_bn = rt_cuda_bn_on_load(&gg.g, f);
-            m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
-            m->n_bf16 = rt_cuda_bf16_operands(&gg.g, 1, f);
-            rt_cuda_bn_on_load(&gg.g, f);
-            m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
-            free(f);
-        }
+        if (f && rt_cuda_act_classes(&gg.g, 0, 1, 1, f, NULL, &m->n_bn) == 0) m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
+        if (f && rt_cuda_act_classes(&gg.g, 1, 1, 1, f, &m->n_bf16, NULL) == 0) m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
+        free(f);
         gen_graph_free(&gg);
     }
     m->peak = m->workspace + m->scratch;
@@ -112,7 +84,6 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     m->peak_cuda = m->act_cuda >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_cuda : -1;
     m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 : -1;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
-    free(ord), free(placed);
 }
 
 static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) {

@@ -548,7 +548,9 @@ using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
 // LayerNorm backward of a trainable LayerNorm (weight gradient add0, bias gradient add1, both +=): with a
 // register width, k_ln_bwd_cs computes dx and the column sums in one read of dy and x, over kLnCsBlocks
 // blocks at most (a fixed count, so the sums' order does not depend on the GPU), then k_colsum_finish;
-// other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum.
+// other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum. With bn (a BatchNorm output
+// applied on load, rt_cuda_bn_on_load), x is the BatchNorm's input: k_ln_bwd_cs_bn applies it as it loads,
+// the other path into op scratch first.
 constexpr long long kLnCsBlocks = 256;
 // k_ln_bwd_cs's rows a block: kLnCsBlocks blocks, at least 16 rows each
 long long ln_cs_rows(long long rows) {
@@ -557,20 +559,39 @@ long long ln_cs_rows(long long rows) {
 }
 void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                       const float *bb, const float *gate, float *dx, double *rowdg, long long rows, int D, float *add0,
-                      float *add1) {
+                      float *add1, const BnLoad *bn = NULL) {
     if (ln_values(D) > 0 && d->fused_ln_bwd) {
         const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
         double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
         if (!part) return;
-        LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
-                 (long long)D, rowdg, rows, D, rpb, part);
+        if (bn)
+            LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate,
+                     dx, rowdg, rows, D, rpb, part, *bn);
+        else
+            LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
+                     (long long)D, rowdg, rows, D, rpb, part);
         launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, add0, add1, (double *)NULL,
                (double *)NULL);
         return;
     }
+    if (bn) {  // the BatchNorm's output rebuilt (the same bits as k_layernorm_bn's loads)
+        float *y = (float *)scratch(d, sizeof(float) * (size_t)rows * D);
+        if (!y) return;
+        launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn->mean, bn->rstd, NULL, NULL, 0.0f, bn->w, bn->b, rows, D, 0);
+        x = y;
+    }
     LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
              (long long)D, 0, rowdg, rows, D);
     colsum(d, CS_LN, dy, x, mu, rs, NULL, NULL, NULL, NULL, gate, rows, D, add0, add1, NULL, NULL);
+}
+// For a BatchNorm output t that is not stored (rt_cuda_bn_on_load): the BatchNorm's input, and in *bn what
+// applying it on load takes (its double mean, rstd, weight and bias).
+const float *bn_of(const avgen_ctx *c, int t, BnLoad *bn) {
+    const Dev *d = DEV(c);
+    const avgen_op_desc *b = &c->g->ops[d->bn_of[t]];
+    const int32_t *bi = c->g->refs + b->in_at, *bo = c->g->refs + b->out_at;
+    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->bn_of[t]], PF(bo[2]), PF(bi[1]), PF(bi[2])};
+    return PF(bi[0]);
 }
 // The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
 using LatentBounds = Vals<2, 4, 8, 16>;
@@ -632,10 +653,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         const float *res = d->ln_res && d->ln_res[op] >= 0 ? PF(d->ln_res[op]) : NULL;
         if (virt(d, in[0])) {  // its input is a BatchNorm's output, applied on load from the BatchNorm's input
-            const int b = d->bn_of[in[0]];
-            const int32_t *bi = g->refs + g->ops[b].in_at, *bo = g->refs + g->ops[b].out_at;
-            const BnLoad bn = {d->bn_dmean + d->bn_doff[b], PF(bo[2]), PF(bi[1]), PF(bi[2])};
-            LAUNCH_T(LnValues, ln_values(D), k_layernorm_bn, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(bi[0]), PF(in[1]),
+            BnLoad bn;
+            const float *u = bn_of(c, in[0], &bn);
+            LAUNCH_T(LnValues, ln_values(D), k_layernorm_bn, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, u, PF(in[1]),
                      PF(in[2]), PF(out[0]), PF(out[1]), PF(out[2]), PF(in[3]), rows, D, o->eps, res, bn);
             break;
         }
@@ -970,30 +990,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = xt->shape[0] * xt->shape[1];
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
-        const float *x = virt(d, in[1]) ? NULL : PF(in[1]);
-        if (!x) {  // x is a BatchNorm's output, not stored (fused_bn): applied on load, or here into scratch
-            const int b = d->bn_of[in[1]];
-            const int32_t *bi = g->refs + g->ops[b].in_at, *bo = g->refs + g->ops[b].out_at;
-            const BnLoad bn = {d->bn_dmean + d->bn_doff[b], PF(bo[2]), PF(bi[1]), PF(bi[2])};
-            if (ln_values(D) > 0 && d->fused_ln_bwd) {
-                const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
-                double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
-                if (!part) return;
-                LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), PF(bi[0]),
-                         PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows, D, rpb, part, bn);
-                launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
-                       (double *)NULL, (double *)NULL);
-                launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
-                break;
-            }
-            float *ub = (float *)scratch(d, sizeof(float) * (size_t)rows * D);
-            if (!ub) return;
-            launch(d, k_bn_apply, BN_GRID(rows, D), PF(bi[0]), ub, (const double *)bn.mean, bn.rstd, NULL, NULL, g->ops[b].eps,
-                   bn.w, bn.b, rows, D, 0);
-            x = ub;
-        }
+        BnLoad bn;
+        const float *x = virt(d, in[1]) ? bn_of(c, in[1], &bn) : PF(in[1]);  // a BatchNorm's output not stored: its input
         ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows,
-                         D, PF(out[2]), PF(out[3]));
+                         D, PF(out[2]), PF(out[3]), virt(d, in[1]) ? &bn : NULL);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
     }
@@ -1288,6 +1288,11 @@ bool frozen_compatible(const avgen_graph *g, const avgen_ctx *other) {
     return true;
 }
 
+// The fp32 frames the context keeps on the host (a test input's), 0 when none.
+size_t frames_bytes(const avgen_ctx *c) {
+    return c->frames_f32 ? sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image : 0;
+}
+
 int fail_out(char *err, size_t errlen, const char *msg) {
     snprintf(err, errlen, "%s", msg);
     return 1;
@@ -1367,12 +1372,6 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                 set_fail(d, "AVGEN_BF16_OPERANDS=1 needs --precision bf16 and a GPU of compute capability 8.0 or later");
                 goto fail;
             }
-            d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
-            if (!d->t16) goto fail;
-            if (rt_cuda_bf16_operands(g, d->attn_fused, d->t16) < 0) {
-                set_fail(d, "out of host memory");
-                goto fail;
-            }
             if (d->frozen_shared && DEV(o->share_frozen)->frozen16) {
                 d->frozen16 = DEV(o->share_frozen)->frozen16;
             } else if (d->frozen_shared) {
@@ -1386,12 +1385,18 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         }
     }
     {
-        // BatchNorm applied on load by the LayerNorm + gate after it (rt_cuda_bn_on_load), unless AVGEN_FUSE_BN=0
+        // BatchNorm applied on load by the LayerNorm + gate after it (rt_cuda_bn_on_load), unless AVGEN_FUSE_BN=0;
+        // every tensor's class (rt_cuda_act_classes), kept when any is not fp32
         const int fuse = env_switch(d, "AVGEN_FUSE_BN", 1);
         if (fuse < 0) goto fail;
-        if (fuse && rt_cuda_bn_on_load(g, NULL) > 0) {
-            if (!d->t16 && !(d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1))) goto fail;
-            d->n_bn_fused = rt_cuda_bn_on_load(g, d->t16);
+        d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
+        int n16 = 0;
+        if (!d->t16 || rt_cuda_act_classes(g, d->bf16_ops, d->attn_fused, fuse, d->t16, &n16, &d->n_bn_fused)) {
+            set_fail(d, "out of host memory");
+            goto fail;
+        }
+        if (!n16 && !d->n_bn_fused) free(d->t16), d->t16 = NULL;
+        if (d->n_bn_fused) {
             d->bn_of = (int *)malloc(sizeof(int) * ((size_t)g->n_tensors + 1));
             d->bn_doff = (long long *)malloc(sizeof(long long) * ((size_t)g->n_ops + 1));
             if (!d->bn_of || !d->bn_doff) goto fail;
@@ -1418,9 +1423,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     {
         // Everything this context will allocate (arenas, op scratch, workspace, frames) against what the GPU has
         // free: one sentence before any allocation fails half-way (avgen plan predicts the same sums)
-        size_t need = kWorkspaceBytes + rt_cuda_scratch_bytes(g, c->k, d->attn_fused), act = 0;
+        d->scratch_bytes = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);
+        size_t need = kWorkspaceBytes + d->scratch_bytes + frames_bytes(c), act = 0;
         // (the BatchNorm means kept for on-load readers are allocated already, as is the bf16 weight copy)
-        if (c->frames_f32) need += sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
         for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
             if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
             const size_t b = a == AVGEN_ARENA_ACT && d->act_off ? d->act_bytes : (size_t)g->arena_bytes[a];
@@ -1447,7 +1452,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             goto fail;
     }
     if (c->frames_f32) {
-        const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
+        const size_t n = frames_bytes(c);
         if (!ck(d, cudaMalloc((void **)&d->frames_f32, n), "device memory for the frames") ||
             !ck(d, cudaMemcpy(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice), "upload of the frames"))
             goto fail;
@@ -1461,8 +1466,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     d->ws_bytes = kWorkspaceBytes;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
     {
-        const size_t need = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);
-        d->scratch_bytes = need;
+        const size_t need = d->scratch_bytes;
         if (cudaMalloc((void **)&d->scratch, need) != cudaSuccess) {
             cudaGetLastError();
             const size_t planned = rt_cuda_scratch_bytes(g, c->k, 1);
@@ -1574,7 +1578,7 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
         launch(d, k_to_bf16, GRID4(n), (const float *)d->arena[arena], d->frozen16, n);
     }
     if (arena == AVGEN_ARENA_INPUT && c->frames_f32 && d->frames_f32) {
-        const size_t n = sizeof(float) * (size_t)c->k->batch * c->k->frames * 3 * c->k->image * c->k->image;
+        const size_t n = frames_bytes(c);
         ck(d, cudaMemcpyAsync(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice, d->s), "upload of the frames");
     }
     return rt_cuda_sync(c, err, errlen);
@@ -1584,7 +1588,7 @@ extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errle
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     if (arena == AVGEN_ARENA_ACT && d->act_off)
-        return fail_out(err, errlen, "the activation arena is repacked on the device (bf16 activations): download tensors one by one");
+        return fail_out(err, errlen, "the activation arena is repacked on the device: download tensors one by one");
     ck(d, cudaMemcpyAsync(c->arena[arena], d->arena[arena], d->arena_bytes[arena], cudaMemcpyDeviceToHost, d->s), "download");
     return rt_cuda_sync(c, err, errlen);
 }

@@ -113,6 +113,12 @@ enum { RT_CUDA_T_FP32 = 0, RT_CUDA_T_BF16 = 1, RT_CUDA_T_VIRTUAL = 2 };
  * op computes the statistics only, and those readers load the input and apply the BatchNorm themselves.
  * Returns the count. */
 int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls);
+/* Every tensor's class as the CUDA backend stores it (cls, g->n_tensors entries): with bf16, the bf16
+ * activations (rt_cuda_bf16_operands, with or without the fused attention), then, with bn, the BatchNorm
+ * outputs applied on load (rt_cuda_bn_on_load); the rest fp32. The counts go to *n_bf16 and *n_bn (may be
+ * NULL). The backend, the planner and the bench all class tensors through it. 0, or -1: out of host memory. */
+int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int bn, unsigned char *cls, int *n_bf16,
+                        int *n_bn);
 /* The activation arena packed as the planner packs it (by lifetime), each tensor in the bytes its class in cls
  * says (NULL: all fp32): returns the arena's size (-1: out of host memory) and, when offset is given, each
  * activation's offset there (g->n_tensors entries; -1 for tensors not in it, 0 for those not stored). With

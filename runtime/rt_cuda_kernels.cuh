@@ -521,7 +521,6 @@ __global__ void k_bias_cols(float *y, long long ldy, const float *b, long long r
 // act = GELU(pre) (the bias was added by the GEMM). Each tensor is fp32 or bf16 (bf16 GEMM operands): pre
 // from prebf when given, else pre; act to actbf when given, else act. Four elements a thread (float4;
 // 8-byte bf16 groups) when n is a multiple of 4.
-__device__ __forceinline__ float bf2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
 __device__ __forceinline__ void put4(float *p, float4 v) { vst(p, v); }
 __device__ __forceinline__ void put4(unsigned short *p, float4 v) {
     vst(p, make_uint2((unsigned)f2bf(v.x) | (unsigned)f2bf(v.y) << 16, (unsigned)f2bf(v.z) | (unsigned)f2bf(v.w) << 16));
@@ -534,7 +533,7 @@ __device__ __forceinline__ float4 get4(const float *p, const unsigned short *pb,
                        __uint_as_float(u.y & 0xffff0000u));
 }
 __device__ __forceinline__ float get1(const float *p, const unsigned short *pb, long long i) {
-    return pb ? bf2f(pb[i]) : p[i];
+    return pb ? ld_f(pb + i) : p[i];
 }
 // y[i] = bf16(x[i]): the bf16 copy of the frozen weights, a gradient as a bf16 GEMM operand. Four
 // elements a thread when n is a multiple of 4 (x and y then 16- and 8-byte aligned: arena slots are).
@@ -622,7 +621,7 @@ __global__ void k_attn_delta(const float *dO, const float *O, const unsigned sho
 #pragma unroll 4
     for (int h = 0; h < H; h++) {  // unrolled: four heads' loads in flight before their reductions
         double s = 0;
-        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * (b16 ? bf2f(b16[h * hd + d]) : b[h * hd + d]);
+        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * (b16 ? ld_f(b16 + h * hd + d) : b[h * hd + d]);
         s = warp_sum_d(s);
         if (lane == 0) delta[(p * H + h) * N + i] = s;
     }

@@ -196,8 +196,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
      * arena repacked as the backend repacks it (the same functions) and the frozen weights' bf16 copy */
     int64_t planned16 = -1;
     unsigned char *f16 = r.n_bf16_tensors > 0 || r.n_bn_fused > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL;
-    if (f16 && ((r.n_bf16_tensors > 0 && rt_cuda_bf16_operands(c->g, r.attention_fused, f16) < 0) ||
-                (r.n_bn_fused > 0 && rt_cuda_bn_on_load(c->g, f16) != r.n_bn_fused)))
+    if (f16 && rt_cuda_act_classes(c->g, r.n_bf16_tensors > 0, r.attention_fused, r.n_bn_fused > 0, f16, NULL, NULL))
         free(f16), f16 = NULL;
     if (f16) {
         const int64_t act = rt_cuda_pack_act(c->g, f16, NULL);
@@ -223,20 +222,19 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
     else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
     const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes;
+    fprintf(out, "  memory     planned peak %.3f GiB", planned / 1073741824.0);
     if (planned16 >= 0)
-        fprintf(out, "  memory     planned peak %.3f GiB with %d bf16 activations and %d BatchNorm outputs not stored (%.3f "
-                     "GiB as the graph stores them); avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
-                     "workspace %.3f + bf16 weights %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
-                planned / 1073741824.0, r.n_bf16_tensors, r.n_bn_fused, planned32 / 1073741824.0, allocated / 1073741824.0,
-                r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0,
-                r.bf16_weights_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
-                r.device_used_bytes / 1073741824.0);
-    else
-        fprintf(out, "  memory     planned peak %.3f GiB; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt "
-                     "workspace %.3f), %+.1f%% of the plan; device memory in use %.3f GiB\n",
-                planned / 1073741824.0, allocated / 1073741824.0, r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0,
-                r.workspace_bytes / 1073741824.0, planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0,
-                r.device_used_bytes / 1073741824.0);
+        fprintf(out, " with %d bf16 activations and %d BatchNorm outputs not stored (%.3f GiB as the graph stores them)",
+                r.n_bf16_tensors, r.n_bn_fused, planned32 / 1073741824.0);
+    fprintf(out, "; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt workspace %.3f", allocated / 1073741824.0,
+            r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0);
+    if (r.bf16_weights_bytes) fprintf(out, " + bf16 weights %.3f", r.bf16_weights_bytes / 1073741824.0);
+    fprintf(out, "), %+.1f%% of the plan; device memory in use %.3f GiB\n",
+            planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0, r.device_used_bytes / 1073741824.0);
+    /* per op kind: model FLOPs and the bytes of its ops' tensors as the backend stores them */
+    double kind_fl[AVGEN_OP_KIND_COUNT] = {0}, kind_by[AVGEN_OP_KIND_COUNT] = {0};
+    for (int j = 0; j < c->g->n_ops; j++)
+        kind_fl[c->g->ops[j].kind] += c->g->ops[j].flops, kind_by[c->g->ops[j].kind] += op_bytes(c->g, j, f16);
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
@@ -252,9 +250,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) {
         const int kd = order[i];
         if (r.family_ms[kd] <= 0) continue;
-        double fl = 0, by = 0;
-        for (int j = 0; j < c->g->n_ops; j++)
-            if (c->g->ops[j].kind == kd) fl += c->g->ops[j].flops, by += op_bytes(c->g, j, f16);
+        const double fl = kind_fl[kd], by = kind_by[kd];
         fprintf(out, "    %-22s %9.3f ms %5.1f%%  %8.1f TFLOP/s  %7.0f GB/s of its tensors\n", o->kind_names ? o->kind_names[kd] : "?",
                 r.family_ms[kd], total > 0 ? 100 * r.family_ms[kd] / total : 0, fl / (r.family_ms[kd] / 1e3) / 1e12,
                 by / (r.family_ms[kd] / 1e3) / 1e9);
@@ -288,9 +284,8 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     const double bw = o->bandwidth > 0 ? o->bandwidth : bandwidth_for(rt_cuda_device_name(c));
     double roof = 0;
     if (bw > 0 && peak > 0) {
-        double by[AVGEN_OP_KIND_COUNT] = {0}, fl[AVGEN_OP_KIND_COUNT] = {0};
-        for (int j = 0; j < c->g->n_ops; j++) by[c->g->ops[j].kind] += op_bytes(c->g, j, f16), fl[c->g->ops[j].kind] += c->g->ops[j].flops;
-        for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) roof += by[kd] / bw > fl[kd] / peak ? by[kd] / bw : fl[kd] / peak;
+        for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++)
+            roof += kind_by[kd] / bw > kind_fl[kd] / peak ? kind_by[kd] / bw : kind_fl[kd] / peak;
         fprintf(out, "  roofline   %.1f ms: each op kind moving its tensors' bytes once at %.2f TB/s or doing its FLOPs at the "
                      "peak, whichever is longer; MFU at most %.1f%% with these ops; the step took %.2fx that\n",
                 roof * 1e3, bw / 1e12, 100 * flops / roof / peak, s / roof);

@@ -376,3 +376,17 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
     }
     return n;
 }
+
+int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int bn, unsigned char *cls, int *n_bf16,
+                        int *n_bn) {
+    int nb = 0, nn = 0;
+    if (bf16) {
+        if ((nb = rt_cuda_bf16_operands(g, fused_attention, cls)) < 0) return -1;
+    } else {
+        for (int t = 0; t < g->n_tensors; t++) cls[t] = RT_CUDA_T_FP32;
+    }
+    if (bn) nn = rt_cuda_bn_on_load(g, cls);
+    if (n_bf16) *n_bf16 = nb;
+    if (n_bn) *n_bn = nn;
+    return 0;
+}

@@ -323,9 +323,32 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
     gen_ir_free(&ir);
 }
 
-/* rt_cuda_pack_act: without bf16 flags, exactly the planner's activation layout (the same algorithm on the
- * graph); with them, a valid packing (no two activations whose lifetimes meet share a byte) no larger than
- * it, every bf16 slot at least half the fp32 bytes. Returns the repacked size. */
+/* rt_cuda_pack_act: the planner's activation layout (gen_pack packs with it) and the backend's repacking with
+ * bf16 activations and BatchNorm outputs not stored are both valid (no two activations whose lifetimes meet
+ * share a byte), the repacked arena no larger. Returns the repacked size. */
+/* A packing of the activations (offsets off, arena size top; each tensor in the bytes its class in cls says,
+ * NULL: all fp32): every used activation inside the arena, no two whose lifetimes meet sharing a byte. */
+static void check_layout(const char *model, const avgen_graph *g, const unsigned char *cls, const int64_t *off, int64_t top) {
+    int clash = 0;
+    for (int t = 0; t < g->n_tensors; t++) {
+        const avgen_tensor_desc *a = &g->tensors[t];
+        if (a->arena != AVGEN_ARENA_ACT || a->first < 0) continue;
+        const int ka = cls ? cls[t] : RT_CUDA_T_FP32;
+        const int64_t ea = off[t] + (ka == RT_CUDA_T_BF16 ? a->bytes / 2 : ka == RT_CUDA_T_VIRTUAL ? 0 : a->bytes);
+        CHECK(off[t] >= 0 && ea <= top);
+        for (int u = t + 1; u < g->n_tensors && !clash; u++) {
+            const avgen_tensor_desc *b = &g->tensors[u];
+            if (b->arena != AVGEN_ARENA_ACT || b->first < 0 || b->first > a->last || a->first > b->last) continue;
+            const int kb = cls ? cls[u] : RT_CUDA_T_FP32;
+            const int64_t eb = off[u] + (kb == RT_CUDA_T_BF16 ? b->bytes / 2 : kb == RT_CUDA_T_VIRTUAL ? 0 : b->bytes);
+            if (off[t] < eb && off[u] < ea) {
+                clash = 1;
+                CHECK_MSG(0, "%s: %s and %s overlap while both live", model, a->name, b->name);
+            }
+        }
+    }
+}
+
 static int64_t test_pack_act(const char *model, const char *const *sets, int nsets, gen_recompute rc, int fused) {
     gen_spec s;
     gen_ir ir;
@@ -338,11 +361,9 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
     const avgen_graph *g = &gg.g;
     int64_t *off = malloc(sizeof *off * (size_t)g->n_tensors);
     unsigned char *f = calloc((size_t)g->n_tensors, 1);
-    CHECK_EQ_I64(rt_cuda_pack_act(g, NULL, off), g->arena_bytes[AVGEN_ARENA_ACT]);
-    int same = 1;
-    for (int t = 0; t < g->n_tensors; t++)
-        if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= 0 && off[t] != g->tensors[t].offset) same = 0;
-    CHECK_MSG(same, "%s: rt_cuda_pack_act without flags differs from the planner's layout", model);
+    /* the planner's own layout (gen_pack packs with rt_cuda_pack_act) */
+    for (int t = 0; t < g->n_tensors; t++) off[t] = g->tensors[t].offset;
+    check_layout(model, g, NULL, off, g->arena_bytes[AVGEN_ARENA_ACT]);
     const int n16 = rt_cuda_bf16_operands(g, fused, f);
     const int nbn = rt_cuda_bn_on_load(g, f);
     /* BatchNorm on load: exactly the adapters' second BatchNorms (BATCHNORM, not BATCHNORM_RELU) of the
@@ -364,22 +385,7 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
     const int64_t top = rt_cuda_pack_act(g, f, off);
     CHECK_MSG(top > 0 && top <= g->arena_bytes[AVGEN_ARENA_ACT], "%s: repacked %lld bytes, planned %lld", model, (long long)top,
               (long long)g->arena_bytes[AVGEN_ARENA_ACT]);
-    int clash = 0;
-    for (int t = 0; t < g->n_tensors; t++) {
-        const avgen_tensor_desc *a = &g->tensors[t];
-        if (a->arena != AVGEN_ARENA_ACT || a->first < 0) continue;
-        const int64_t ea = off[t] + (f[t] == RT_CUDA_T_BF16 ? a->bytes / 2 : f[t] == RT_CUDA_T_VIRTUAL ? 0 : a->bytes);
-        CHECK(off[t] >= 0 && ea <= top);
-        for (int u = t + 1; u < g->n_tensors && !clash; u++) {
-            const avgen_tensor_desc *b = &g->tensors[u];
-            if (b->arena != AVGEN_ARENA_ACT || b->first < 0 || b->first > a->last || a->first > b->last) continue;
-            const int64_t eb = off[u] + (f[u] == RT_CUDA_T_BF16 ? b->bytes / 2 : f[u] == RT_CUDA_T_VIRTUAL ? 0 : b->bytes);
-            if (off[t] < eb && off[u] < ea) {
-                clash = 1;
-                CHECK_MSG(0, "%s: %s and %s overlap while both live", model, a->name, b->name);
-            }
-        }
-    }
+    check_layout(model, g, f, off, top);
     printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16 and %d BatchNorm outputs "
            "not stored\n", model, (int)rc, fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0, top / 1073741824.0, n16, nbn);
     free(off), free(f);
