@@ -64,17 +64,20 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     /* The CUDA backend's op scratch (attention scores, partial sums), from the same function it sizes
      * its buffer with. */
     m->scratch = 0;
-    m->n_bf16 = m->n_bn = 0, m->act_cuda = m->act_bf16 = -1;
+    m->n_bf16 = m->n_bn = m->n_lat = 0, m->act_cuda = m->act_bf16 = -1;
     gen_graph gg;
     if (gen_graph_build(ir, m, &gg) == 0) {
         avgen_consts k;
         gen_consts(&ir->spec, &k);
         m->scratch = (int64_t)rt_cuda_scratch_bytes(&gg.g, &k, 1); /* bf16 GEMMs: fused attention */
-        /* the CUDA backend's activation arena: BatchNorm outputs applied on load, and bf16 activations
-         * (AVGEN_BF16_OPERANDS=1) besides; the backend's own choices and packing */
+        /* the CUDA backend's activation arena: BatchNorm outputs and the adapters' gated fuse applied on load,
+         * and bf16 activations (AVGEN_BF16_OPERANDS=1) besides; the backend's own choices and packing */
         unsigned char *f = calloc((size_t)gg.g.n_tensors + 1, 1);
-        if (f && rt_cuda_act_classes(&gg.g, 0, 1, 1, f, NULL, &m->n_bn) == 0) m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
-        if (f && rt_cuda_act_classes(&gg.g, 1, 1, 1, f, &m->n_bf16, NULL) == 0) m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
+        const int fuse = RT_CUDA_FUSE_BN | RT_CUDA_FUSE_LATENT;
+        if (f && rt_cuda_act_classes(&gg.g, 0, 1, fuse, f, NULL, &m->n_bn, &m->n_lat) == 0)
+            m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
+        if (f && rt_cuda_act_classes(&gg.g, 1, 1, fuse, f, &m->n_bf16, NULL, NULL) == 0)
+            m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
         free(f);
         gen_graph_free(&gg);
     }
@@ -241,6 +244,7 @@ json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
     json_object_object_add(cu, "policy", json_object_new_string(gen_recompute_name(s->memory.recompute)));
     json_object *f32 = json_object_new_object();
     json_object_object_add(f32, "bn_on_load", json_object_new_int(p->cuda.n_bn));
+    json_object_object_add(f32, "fuse_on_load", json_object_new_int(p->cuda.n_lat));
     json_object_object_add(f32, "activations", json_object_new_int64(p->cuda.act_cuda));
     json_object_object_add(f32, "peak", json_object_new_int64(p->cuda.peak_cuda));
     if (p->cuda.max_batch >= 0) json_object_object_add(f32, "max_batch", json_object_new_int(p->cuda.max_batch));
@@ -332,8 +336,9 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
     fprintf(f, "\nThe CUDA backend of this version (policy %s): it stores activations in fp32 whatever the precision\n"
                "(--precision picks the GEMM arithmetic; docs/bench.md), or some in bf16 with AVGEN_BF16_OPERANDS=1\n",
             gen_recompute_name(s->memory.recompute));
-    fprintf(f, "  fp32 activations: peak %s (%d BatchNorm outputs not stored: applied on load; activations %s)",
-            gib(p->cuda.peak_cuda, a), p->cuda.n_bn, gib(p->cuda.act_cuda, b));
+    fprintf(f, "  fp32 activations: peak %s (%d BatchNorm outputs and %d adapter fuses not stored: applied on load; "
+               "activations %s)",
+            gib(p->cuda.peak_cuda, a), p->cuda.n_bn, p->cuda.n_lat, gib(p->cuda.act_cuda, b));
     if (p->cuda.max_batch >= 0) fprintf(f, ", largest batch B that fits %d", p->cuda.max_batch);
     fprintf(f, "\n  bf16 activations: peak %s (%d of them bf16: activations %s, bf16 weight copy %s)", gib(p->cuda.peak_bf16, a),
             p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2, c));

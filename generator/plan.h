@@ -20,10 +20,11 @@ typedef struct {
     int fits;
     int max_batch;            /* largest train.batch whose peak fits the budget (0: none) */
     /* What the CUDA backend allocates for this graph (meaningful for a plan of fp32 storage): its activation
-     * arena repacked (rt_cuda_pack_act) without the BatchNorm outputs it applies on load (n_bn of them), and
-     * the peak with it; the same with bf16 activations too (AVGEN_BF16_OPERANDS=1, fused attention: n_bf16
-     * of them), whose peak also counts the frozen weights' bf16 copy */
-    int n_bf16, n_bn;
+     * arena repacked (rt_cuda_pack_act) without the BatchNorm outputs and the adapters' gated fuse it applies
+     * on load (n_bn and n_lat of them), and the peak with it; the same with bf16 activations too
+     * (AVGEN_BF16_OPERANDS=1, fused attention: n_bf16 of them), whose peak also counts the frozen weights'
+     * bf16 copy */
+    int n_bf16, n_bn, n_lat;
     int64_t act_cuda, peak_cuda, act_bf16, peak_bf16;
     int nops, ntensors;
 } gen_mem;

@@ -116,12 +116,13 @@ struct Dev {
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
-    // BatchNorm applied on load (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none): per tensor the BATCHNORM op that
-    // writes it when it is not stored (else -1), per op that BatchNorm's double mean in bn_dmean (else -1)
-    int *bn_of;
+    // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
+    // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
+    // rt_cuda_lat_on_load; AVGEN_FUSE_LATENT=0: none); per op that BatchNorm's double mean in bn_dmean (else -1)
+    int *vwriter;
     long long *bn_doff;
     double *bn_dmean;
-    int n_bn_fused;
+    int n_bn_fused, n_lat_fused;
 };
 
 // Kernel profiling: records the start event of launch n_kev (id) and returns its end event, or NULL when
@@ -548,25 +549,46 @@ using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
 // LayerNorm backward of a trainable LayerNorm (weight gradient add0, bias gradient add1, both +=): with a
 // register width, k_ln_bwd_cs computes dx and the column sums in one read of dy and x, over kLnCsBlocks
 // blocks at most (a fixed count, so the sums' order does not depend on the GPU), then k_colsum_finish;
-// other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum. With bn (a BatchNorm output
-// applied on load, rt_cuda_bn_on_load), x is the BatchNorm's input: k_ln_bwd_cs_bn applies it as it loads,
-// the other path into op scratch first.
+// other widths, or AVGEN_FUSED_LN_BWD=0 (to time both): k_ln_bwd, then colsum. With ld (an input applied on
+// load: a BatchNorm output, rt_cuda_bn_on_load, or an adapter's gated fuse, rt_cuda_lat_on_load), x is what
+// the loader computes it from: k_ln_bwd_cs_bn or k_ln_bwd_cs_lat computes it as it loads, the other path
+// into op scratch first.
 constexpr long long kLnCsBlocks = 256;
 // k_ln_bwd_cs's rows a block: kLnCsBlocks blocks, at least 16 rows each
 long long ln_cs_rows(long long rows) {
     const long long rpb = (rows + kLnCsBlocks - 1) / kLnCsBlocks;
     return rpb < 16 ? 16 : rpb;
 }
+// The LayerNorm input applied on load: k_ln_bwd_cs with the loader, and the input rebuilt into y (the same bits
+// as the forward's loads).
+void ln_bwd_cs_onload(Dev *d, const BnLoad &bn, unsigned blocks, const float *dy, const float *x, const float *mu,
+                      const float *rs, const float *w, const float *bb, const float *gate, float *dx, double *rowdg,
+                      long long rows, int D, long long rpb, double *part) {
+    LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn, dim3(blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx, rowdg, rows,
+             D, rpb, part, bn);
+}
+void ln_bwd_cs_onload(Dev *d, const LatLoad &lat, unsigned blocks, const float *dy, const float *x, const float *mu,
+                      const float *rs, const float *w, const float *bb, const float *gate, float *dx, double *rowdg,
+                      long long rows, int D, long long rpb, double *part) {
+    LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_lat, dim3(blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx, rowdg, rows,
+             D, rpb, part, lat);
+}
+void rebuild_onload(Dev *d, const BnLoad &bn, const float *x, float *y, long long rows, int D) {
+    launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn.mean, bn.rstd, NULL, NULL, 0.0f, bn.w, bn.b, rows, D, 0);
+}
+void rebuild_onload(Dev *d, const LatLoad &lat, const float *x, float *y, long long rows, int D) {
+    launch(d, k_lat_z, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, x, y, rows, D, lat);
+}
+template <class L = BnLoad>
 void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                       const float *bb, const float *gate, float *dx, double *rowdg, long long rows, int D, float *add0,
-                      float *add1, const BnLoad *bn = NULL) {
+                      float *add1, const L *ld = NULL) {
     if (ln_values(D) > 0 && d->fused_ln_bwd) {
         const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
         double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
         if (!part) return;
-        if (bn)
-            LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate,
-                     dx, rowdg, rows, D, rpb, part, *bn);
+        if (ld)
+            ln_bwd_cs_onload(d, *ld, (unsigned)blocks, dy, x, mu, rs, w, bb, gate, dx, rowdg, rows, D, rpb, part);
         else
             LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
                      (long long)D, rowdg, rows, D, rpb, part);
@@ -574,10 +596,10 @@ void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, 
                (double *)NULL);
         return;
     }
-    if (bn) {  // the BatchNorm's output rebuilt (the same bits as k_layernorm_bn's loads)
+    if (ld) {  // the input rebuilt in op scratch
         float *y = (float *)scratch(d, sizeof(float) * (size_t)rows * D);
         if (!y) return;
-        launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn->mean, bn->rstd, NULL, NULL, 0.0f, bn->w, bn->b, rows, D, 0);
+        rebuild_onload(d, *ld, x, y, rows, D);
         x = y;
     }
     LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
@@ -588,10 +610,19 @@ void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, 
 // applying it on load takes (its double mean, rstd, weight and bias).
 const float *bn_of(const avgen_ctx *c, int t, BnLoad *bn) {
     const Dev *d = DEV(c);
-    const avgen_op_desc *b = &c->g->ops[d->bn_of[t]];
+    const avgen_op_desc *b = &c->g->ops[d->vwriter[t]];
     const int32_t *bi = c->g->refs + b->in_at, *bo = c->g->refs + b->out_at;
-    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->bn_of[t]], PF(bo[2]), PF(bi[1]), PF(bi[2])};
+    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->vwriter[t]], PF(bo[2]), PF(bi[1]), PF(bi[2])};
     return PF(bi[0]);
+}
+// For an adapter's gated fuse t that is not stored (rt_cuda_lat_on_load): the residual stream X it adds to,
+// and in *lat the rest (A2, S, gate_av; the ADAPTER_LATENT op's output 3, output 1, input 3).
+const float *lat_of(const avgen_ctx *c, int t, LatLoad *lat) {
+    const Dev *d = DEV(c);
+    const avgen_op_desc *a = &c->g->ops[d->vwriter[t]];
+    const int32_t *ai = c->g->refs + a->in_at, *ao = c->g->refs + a->out_at;
+    *lat = LatLoad{PF(ao[3]), PF(ao[1]), PF(ai[3]), (int)c->g->tensors[ai[0]].shape[1], (int)c->g->tensors[ai[2]].shape[0]};
+    return PF(ai[0]);
 }
 // The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
 using LatentBounds = Vals<2, 4, 8, 16>;
@@ -641,6 +672,14 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[0]);
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
+        if (virt(d, in[0])) {  // an adapter's LayerNorm before, on its gated fuse applied on load (rt_cuda_lat_on_load)
+            LatLoad lat;
+            const float *x = lat_of(c, in[0], &lat);
+            LAUNCH_T(LnValues, ln_values(D), k_layernorm_lat, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, x, PF(in[1]),
+                     PF(in[2]), PF(out[0]), o->n_out > 1 ? PF(out[1]) : NULL, o->n_out > 2 ? PF(out[2]) : NULL, rows, D,
+                     o->eps, is16(d, out[0]) ? P16(c, out[0]) : NULL, lat);
+            break;
+        }
         LAUNCH_T(LnValues, ln_values(D), k_layernorm, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), D, PF(in[1]), PF(in[2]), PF(out[0]), D,
                                                                    o->n_out > 1 ? PF(out[1]) : NULL,
                                                                    o->n_out > 2 ? PF(out[2]) : NULL, NULL, NULL, rows, D, o->eps,
@@ -828,8 +867,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
                  PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m, mg);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]), PF(out[0]),
-                 PF(out[3]), rows, N, D, m);
+        // the gated fuse Z not stored when the LayerNorm after it applies it on load (rt_cuda_lat_on_load)
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]),
+                 virt(d, out[0]) ? NULL : PF(out[0]), PF(out[3]), rows, N, D, m);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1002,6 +1042,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
+        if (trainable && virt(d, in[1])) {  // its input an adapter's gated fuse applied on load (rt_cuda_lat_on_load)
+            LatLoad lat;
+            const float *x = lat_of(c, in[1], &lat);
+            ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), NULL, rows, D,
+                             PF(out[1]), PF(out[2]), &lat);
+            break;
+        }
         if (trainable) {
             ln_bwd_trainable(d, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), NULL, rows, D,
                              PF(out[1]), PF(out[2]));
@@ -1386,28 +1433,35 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     {
         // BatchNorm applied on load by the LayerNorm + gate after it (rt_cuda_bn_on_load), unless AVGEN_FUSE_BN=0;
-        // every tensor's class (rt_cuda_act_classes), kept when any is not fp32
-        const int fuse = env_switch(d, "AVGEN_FUSE_BN", 1);
-        if (fuse < 0) goto fail;
+        // the adapters' gated fuse applied on load by the LayerNorm after it (rt_cuda_lat_on_load), unless
+        // AVGEN_FUSE_LATENT=0; every tensor's class (rt_cuda_act_classes), kept when any is not fp32
+        const int fuse_bn = env_switch(d, "AVGEN_FUSE_BN", 1);
+        if (fuse_bn < 0) goto fail;
+        const int fuse_lat = env_switch(d, "AVGEN_FUSE_LATENT", 1);
+        if (fuse_lat < 0) goto fail;
         d->t16 = (unsigned char *)calloc((size_t)g->n_tensors + 1, 1);
         int n16 = 0;
-        if (!d->t16 || rt_cuda_act_classes(g, d->bf16_ops, d->attn_fused, fuse, d->t16, &n16, &d->n_bn_fused)) {
+        if (!d->t16 || rt_cuda_act_classes(g, d->bf16_ops, d->attn_fused,
+                                           (fuse_bn ? RT_CUDA_FUSE_BN : 0) | (fuse_lat ? RT_CUDA_FUSE_LATENT : 0), d->t16,
+                                           &n16, &d->n_bn_fused, &d->n_lat_fused)) {
             set_fail(d, "out of host memory");
             goto fail;
         }
-        if (!n16 && !d->n_bn_fused) free(d->t16), d->t16 = NULL;
-        if (d->n_bn_fused) {
-            d->bn_of = (int *)malloc(sizeof(int) * ((size_t)g->n_tensors + 1));
+        if (!n16 && !d->n_bn_fused && !d->n_lat_fused) free(d->t16), d->t16 = NULL;
+        if (d->n_bn_fused || d->n_lat_fused) {
+            d->vwriter = (int *)malloc(sizeof(int) * ((size_t)g->n_tensors + 1));
             d->bn_doff = (long long *)malloc(sizeof(long long) * ((size_t)g->n_ops + 1));
-            if (!d->bn_of || !d->bn_doff) goto fail;
-            for (int t = 0; t < g->n_tensors; t++) d->bn_of[t] = -1;
+            if (!d->vwriter || !d->bn_doff) goto fail;
+            for (int t = 0; t < g->n_tensors; t++) d->vwriter[t] = -1;
             long long nd = 0;
             for (int i = 0; i < g->n_ops; i++) {
                 const avgen_op_desc *q = &g->ops[i];
                 d->bn_doff[i] = -1;
-                if (q->kind != AVGEN_OP_KIND_BATCHNORM || q->n_out < 1 || !virt(d, g->refs[q->out_at])) continue;
-                d->bn_of[g->refs[q->out_at]] = i, d->bn_doff[i] = nd;
-                nd += g->tensors[g->refs[q->in_at]].shape[2];
+                if ((q->kind != AVGEN_OP_KIND_BATCHNORM && q->kind != AVGEN_OP_KIND_ADAPTER_LATENT) || q->n_out < 1 ||
+                    !virt(d, g->refs[q->out_at]))
+                    continue;
+                d->vwriter[g->refs[q->out_at]] = i;
+                if (q->kind == AVGEN_OP_KIND_BATCHNORM) d->bn_doff[i] = nd, nd += g->tensors[g->refs[q->in_at]].shape[2];
             }
             if (!ck(d, cudaMalloc((void **)&d->bn_dmean, sizeof(double) * (size_t)(nd + 1)), "device memory for BatchNorm means"))
                 goto fail;
@@ -1602,8 +1656,8 @@ extern "C" int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size
         return 1;
     }
     if (virt(d, tensor)) {
-        snprintf(err, errlen, "%s is not stored on the device (a BatchNorm output applied on load; AVGEN_FUSE_BN=0 keeps it)",
-                 t->name);
+        snprintf(err, errlen, "%s is not stored on the device (applied on load by its readers; %s keeps it)", t->name,
+                 c->g->ops[d->vwriter[tensor]].kind == AVGEN_OP_KIND_BATCHNORM ? "AVGEN_FUSE_BN=0" : "AVGEN_FUSE_LATENT=0");
         return 1;
     }
     ck(d, cudaMemcpyAsync(rt_ptr(c, tensor), dptr(c, tensor), (size_t)t->bytes, cudaMemcpyDeviceToHost, d->s), "download");
@@ -1629,7 +1683,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->t16);
-    free(d->bn_of);
+    free(d->vwriter);
     free(d->bn_doff);
     if (d->bn_dmean) cudaFree(d->bn_dmean);
     free(d->act_off);
@@ -1820,6 +1874,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_bf16_tensors = 0;
     for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] == RT_CUDA_T_BF16;
     r->n_bn_fused = d->n_bn_fused;
+    r->n_lat_fused = d->n_lat_fused;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

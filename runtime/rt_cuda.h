@@ -105,7 +105,7 @@ typedef struct {
  * Returns the count (-1: out of host memory). */
 int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned char *flags);
 /* How the CUDA backend stores an activation (a class per tensor): as the graph says (fp32), as bf16 (half
- * the bytes), or not at all (a BatchNorm output applied on load by its readers). */
+ * the bytes), or not at all (a BatchNorm output or an adapter's gated fuse, applied on load by its readers). */
 enum { RT_CUDA_T_FP32 = 0, RT_CUDA_T_BF16 = 1, RT_CUDA_T_VIRTUAL = 2 };
 /* BatchNorm applied on load (on unless AVGEN_FUSE_BN=0): marks RT_CUDA_T_VIRTUAL in cls (when given; tensors
  * already classed are left alone) every training BatchNorm output that only the adapter's LayerNorm + gate
@@ -113,12 +113,21 @@ enum { RT_CUDA_T_FP32 = 0, RT_CUDA_T_BF16 = 1, RT_CUDA_T_VIRTUAL = 2 };
  * op computes the statistics only, and those readers load the input and apply the BatchNorm themselves.
  * Returns the count. */
 int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls);
+/* The adapter's gated fuse applied on load (on unless AVGEN_FUSE_LATENT=0): marks RT_CUDA_T_VIRTUAL in cls
+ * (when given; tensors already classed are left alone) every ADAPTER_LATENT output Z = X + gate_av A2 S that
+ * only the LayerNorm before the adapter (forward, its input) and its trainable backward (as x) read, all
+ * while X, S and A2 are live: the latent op writes A1, S and A2 only, and those readers compute Z from them
+ * as they load it. Returns the count. */
+int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
+/* What rt_cuda_act_classes applies on load (fuse: a mask of these). */
+enum { RT_CUDA_FUSE_BN = 1, RT_CUDA_FUSE_LATENT = 2 };
 /* Every tensor's class as the CUDA backend stores it (cls, g->n_tensors entries): with bf16, the bf16
- * activations (rt_cuda_bf16_operands, with or without the fused attention), then, with bn, the BatchNorm
- * outputs applied on load (rt_cuda_bn_on_load); the rest fp32. The counts go to *n_bf16 and *n_bn (may be
+ * activations (rt_cuda_bf16_operands, with or without the fused attention), then, with RT_CUDA_FUSE_BN in
+ * fuse, the BatchNorm outputs applied on load (rt_cuda_bn_on_load), with RT_CUDA_FUSE_LATENT the adapters'
+ * gated fuse (rt_cuda_lat_on_load); the rest fp32. The counts go to *n_bf16, *n_bn and *n_lat (each may be
  * NULL). The backend, the planner and the bench all class tensors through it. 0, or -1: out of host memory. */
-int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int bn, unsigned char *cls, int *n_bf16,
-                        int *n_bn);
+int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int fuse, unsigned char *cls, int *n_bf16,
+                        int *n_bn, int *n_lat);
 /* The activation arena packed as the planner packs it (by lifetime), each tensor in the bytes its class in cls
  * says (NULL: all fp32): returns the arena's size (-1: out of host memory) and, when offset is given, each
  * activation's offset there (g->n_tensors entries; -1 for tensors not in it, 0 for those not stored). With
@@ -140,7 +149,7 @@ const char *rt_cuda_device_name(const avgen_ctx *c);
  * out pointer may be NULL. */
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);
 
-#define RT_CUDA_KERNEL_SLOTS 96 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
+#define RT_CUDA_KERNEL_SLOTS 112 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
 typedef struct {
     int warmup, steps;              /* inputs */
     double median_ms, mean_ms, min_ms, max_ms;
@@ -156,6 +165,7 @@ typedef struct {
     int n_bf16_tensors;              /* activations stored as bf16 (AVGEN_BF16_OPERANDS=1; rt_cuda_bf16_operands) */
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     int n_bn_fused;                  /* BatchNorms applied on load, their outputs not stored (rt_cuda_bn_on_load) */
+    int n_lat_fused;                 /* adapters' gated fuse applied on load, not stored (rt_cuda_lat_on_load) */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
     /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the

@@ -174,15 +174,44 @@ __device__ __forceinline__ float bn_load(const BnLoad &bn, float u, int c) {
     v = v * bn.w[c] + bn.b[c];
     return (float)v;
 }
-template <int V>
+// The adapter's gated fuse applied on load (fused_lat in rt_cuda.cu): the LayerNorm before the adapter reads
+// Z_r = X_r + gate_av sum_i A2[r,i] S_(p,i) (p = r / N) from X, A2 and S, so Z is never stored. lat_z sums it
+// with explicit FMAs in latent order, as k_latent_b does when it stores Z: stored and loaded Z agree bit for bit.
+struct LatLoad {
+    const float *A2, *S, *gav;
+    int N, m;
+};
+__device__ __forceinline__ float lat_z(const float *a, const float *s, int m, int D, int d, float g, float x) {
+    float z = 0;
+    for (int i = 0; i < m; i++) z = __fmaf_rn(a[i], s[(size_t)i * D + d], z);
+    return __fmaf_rn(g, z, x);
+}
+// A row's loader: what a LayerNorm kernel reads at column d of row r whose stored row is xr (load_row).
+struct BnRow {
+    BnLoad bn;
+    const float *xr;
+    __device__ __forceinline__ float operator()(int d) const { return bn_load(bn, xr[d], d); }
+};
+__device__ __forceinline__ BnRow load_row(const BnLoad &bn, const float *xr, long long, int) { return BnRow{bn, xr}; }
+struct LatRow {
+    const float *xr, *a, *s;
+    float g;
+    int m, D;
+    __device__ __forceinline__ float operator()(int d) const { return lat_z(a, s, m, D, d, g, xr[d]); }
+};
+__device__ __forceinline__ LatRow load_row(const LatLoad &l, const float *xr, long long r, int D) {
+    return LatRow{xr, l.A2 + r * l.m, l.S + (size_t)(r / l.N) * l.m * D, l.gav[0], l.m, D};
+}
+template <int V, class L = BnLoad>
 __device__ __forceinline__ void layernorm_row(const float *x, long long xs, const float *w, const float *b, float *y,
                                               long long ys, float *mu, float *rs, float *xcopy, const float *gate,
                                               long long rows, int D, float eps, unsigned short *ybf, const float *res,
-                                              const BnLoad bn) {
+                                              const L ld) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float *xr = x + r * xs;
+    const auto lr = load_row(ld, xr, r, D);
     constexpr int VR = V > 0 ? V : 1;
     float v[VR];
     double s = 0;
@@ -190,11 +219,11 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
 #pragma unroll
         for (int i = 0; i < V; i++) {
             const int d = lane + 32 * i;
-            v[i] = d < D ? bn_load(bn, xr[d], d) : 0.0f;
+            v[i] = d < D ? lr(d) : 0.0f;
             if (d < D) s += v[i];
         }
     } else {
-        for (int d = lane; d < D; d += 32) s += bn_load(bn, xr[d], d);
+        for (int d = lane; d < D; d += 32) s += lr(d);
     }
     const double mean = warp_sum_d(s) / D;
     double ss = 0;
@@ -207,7 +236,7 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
             }
     } else {
         for (int d = lane; d < D; d += 32) {
-            const double t = (double)bn_load(bn, xr[d], d) - mean;
+            const double t = (double)lr(d) - mean;
             ss = __dadd_rn(ss, __dmul_rn(t, t));
         }
     }
@@ -217,7 +246,7 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
 #pragma unroll
     for (int i = 0; i < (V > 0 ? V : 1); i++)
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
-            const float xv = V > 0 ? v[i] : bn_load(bn, xr[d], d);
+            const float xv = V > 0 ? v[i] : lr(d);
             const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
             float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
             if (gate) o *= g;
@@ -259,13 +288,14 @@ __global__ void __launch_bounds__(128, 4) k_layernorm_bn(const float *u, const f
 // V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
 // CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
 // (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
-template <int V, bool CS, bool BN = false, class DT = float>
+template <int V, bool CS, bool BN = false, class DT = float, class L = BnLoad>
 __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, const float *x, const float *mu,
                                            const float *rs, const float *w, const float *bb, const float *gate, float *dx,
                                            long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1,
-                                           const BnLoad bn) {
+                                           const L ld) {
     const DT *dyr = dy + r * D;
     const float *xr = x + r * D;
+    const auto lr = load_row(ld, xr, r, D);
     const double m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
     constexpr int VR = V > 0 ? V : 1;
@@ -288,9 +318,10 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
         for (int i = 0; i < (V > 0 ? V : 1); i++)
             for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
                 float dyv, xv;
-                // BN: x is the BatchNorm applied to u, loaded in both passes (no registers kept for it)
-                if constexpr (V > 0) dyv = vdy[i], xv = BN ? bn_load(bn, xr[d], d) : vx[i];
-                else dyv = ld_f(dyr + d), xv = BN ? bn_load(bn, xr[d], d) : xr[d];
+                // BN (applied on load): x is what the loader gives (the BatchNorm applied to u, or the adapter's
+                // gated fuse), loaded in both passes (no registers kept for it)
+                if constexpr (V > 0) dyv = vdy[i], xv = BN ? lr(d) : vx[i];
+                else dyv = ld_f(dyr + d), xv = BN ? lr(d) : xr[d];
                 const float dO = gate ? dyv * gs : dyv;
                 const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
                 if (!second) {
@@ -330,11 +361,11 @@ __global__ void __launch_bounds__(128) k_ln_bwd_bf(const unsigned short *dy, con
 // once: block b takes rows [b rpb, (b + 1) rpb), its 4 warps every fourth row; each lane sums its columns'
 // terms in double over its rows, the warps combine in warp order in shared memory, and part[b][2][D] gets
 // the block's sums (k_colsum_finish adds the blocks in order: deterministic). Blocks of 128 threads; V > 0.
-template <int V, bool BN>
+template <int V, bool BN, class L = BnLoad>
 __device__ __forceinline__ void ln_bwd_cs_body(const float *dy, const float *x, const float *mu, const float *rs,
                                                const float *w, const float *bb, const float *gate, float *dx, long long dxs,
                                                double *rowdg, long long rows, int D, long long rpb, double *part,
-                                               const BnLoad bn) {
+                                               const L bn) {
     AVGEN_SHARED(double, red, 2 * 32 * V);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double cs0[V], cs1[V];
@@ -342,7 +373,7 @@ __device__ __forceinline__ void ln_bwd_cs_body(const float *dy, const float *x, 
     for (int i = 0; i < V; i++) cs0[i] = cs1[i] = 0;
     const long long r0 = blockIdx.x * rpb, r1 = r0 + rpb < rows ? r0 + rpb : rows;
     for (long long r = r0 + warp; r < r1; r += 4)
-        ln_bwd_row<V, true, BN>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
+        ln_bwd_row<V, true, BN, float, L>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
     for (int wi = 0; wi < 4; wi++) {
         if (warp == wi)
 #pragma unroll
@@ -373,6 +404,28 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs_bn(const float *dy, const flo
                                                       double *rowdg, long long rows, int D, long long rpb, double *part,
                                                       const BnLoad bn) {
     ln_bwd_cs_body<V, true>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
+}
+// The adapter's LayerNorm before, on the gated fuse of its adapter applied on load from the residual stream X
+// (fused_lat in rt_cuda.cu): forward (ybf non-null: the output as bf16 only), its trainable backward (as
+// k_ln_bwd_cs), and the fuse rebuilt into memory (the backward without k_ln_bwd_cs). One warp a row.
+template <int V>
+__global__ void __launch_bounds__(128, 4) k_layernorm_lat(const float *x, const float *w, const float *b, float *y, float *mu,
+                                                          float *rs, long long rows, int D, float eps, unsigned short *ybf,
+                                                          const LatLoad lat) {
+    layernorm_row<V>(x, D, w, b, y, D, mu, rs, NULL, NULL, rows, D, eps, ybf, NULL, lat);
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs_lat(const float *dy, const float *x, const float *mu, const float *rs,
+                                                       const float *w, const float *bb, const float *gate, float *dx,
+                                                       double *rowdg, long long rows, int D, long long rpb, double *part,
+                                                       const LatLoad lat) {
+    ln_bwd_cs_body<V, true>(dy, x, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, lat);
+}
+__global__ void k_lat_z(const float *x, float *z, long long rows, int D, const LatLoad lat) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const auto lr = load_row(lat, x + r * D, r, D);
+    for (int d = threadIdx.x & 31; d < D; d += 32) z[r * D + d] = lr(d);
 }
 
 // Column sums over row chunks, two at a time, into part[chunk][2][C] (double). Modes:
@@ -1095,7 +1148,8 @@ __global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1
 
 constexpr int kMaxLatents = 16;
 
-// Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i.
+// Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i
+// (lat_z; Z NULL: A2 only).
 // M: a compile-time bound on the latent count m (per-latent values stay in registers).
 template <int M>
 __global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
@@ -1127,13 +1181,14 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
             a[i] = (float)(exp((double)a[i] - mx) / se);
             if (lane == 0) A2[r * m + i] = a[i];
         }
+    if (!Z) return;  // Z applied on load by the LayerNorm after it (k_layernorm_lat)
     const float g = gav[0];
-    for (int d = lane; d < D; d += 32) {
+    for (int d = lane; d < D; d += 32) {  // lat_z's arithmetic, with the weights in registers
         float z = 0;
 #pragma unroll
         for (int i = 0; i < M; i++)
-            if (i < m) z += a[i] * s[(size_t)i * D + d];
-        Z[r * D + d] = x[d] + g * z;
+            if (i < m) z = __fmaf_rn(a[i], s[(size_t)i * D + d], z);
+        Z[r * D + d] = __fmaf_rn(g, z, x[d]);
     }
 }
 
@@ -1400,7 +1455,9 @@ __global__ void __launch_bounds__(1024) k_sum_d(const double *v, long long n, do
     template __global__ void k_layernorm_bn<V>(const float *, const float *, const float *, float *, float *, float *,     \
                                                const float *, long long, int, float, const float *, const BnLoad);      \
     template __global__ void k_ln_bwd_bf<V>(const unsigned short *, const float *, const float *, const float *,          \
-                                            const float *, float *, long long, int, long long, int);
+                                            const float *, float *, long long, int, long long, int);                  \
+    template __global__ void k_layernorm_lat<V>(const float *, const float *, const float *, float *, float *, float *,    \
+                                                long long, int, float, unsigned short *, const LatLoad);
 AVGEN_LN_INST(0)
 AVGEN_LN_INST(1)
 AVGEN_LN_INST(2)
@@ -1412,7 +1469,10 @@ AVGEN_LN_INST(24)
                                             long long, double *);                                                      \
     template __global__ void k_ln_bwd_cs_bn<V>(const float *, const float *, const float *, const float *, const float *, \
                                                const float *, const float *, float *, double *, long long, int, long long, \
-                                               double *, const BnLoad);
+                                               double *, const BnLoad);                                                \
+    template __global__ void k_ln_bwd_cs_lat<V>(const float *, const float *, const float *, const float *, const float *, \
+                                                const float *, const float *, float *, double *, long long, int, long long, \
+                                                double *, const LatLoad);
 AVGEN_LN_CS_INST(1)
 AVGEN_LN_CS_INST(2)
 AVGEN_LN_CS_INST(24)

@@ -192,11 +192,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     int64_t planned = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) planned += c->g->arena_bytes[a];
     if (o->planned_peak > 0) planned = o->planned_peak;
-    /* bf16 activations (AVGEN_BF16_OPERANDS=1), BatchNorm outputs not stored: the plan with the activation
-     * arena repacked as the backend repacks it (the same functions) and the frozen weights' bf16 copy */
+    /* bf16 activations (AVGEN_BF16_OPERANDS=1), BatchNorm outputs or adapter fuses not stored: the plan with the
+     * activation arena repacked as the backend repacks it (the same functions) and the frozen weights' bf16 copy */
     int64_t planned16 = -1;
-    unsigned char *f16 = r.n_bf16_tensors > 0 || r.n_bn_fused > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL;
-    if (f16 && rt_cuda_act_classes(c->g, r.n_bf16_tensors > 0, r.attention_fused, r.n_bn_fused > 0, f16, NULL, NULL))
+    unsigned char *f16 =
+        r.n_bf16_tensors > 0 || r.n_bn_fused > 0 || r.n_lat_fused > 0 ? calloc((size_t)c->g->n_tensors + 1, 1) : NULL;
+    const int fuse = (r.n_bn_fused > 0 ? RT_CUDA_FUSE_BN : 0) | (r.n_lat_fused > 0 ? RT_CUDA_FUSE_LATENT : 0);
+    if (f16 && rt_cuda_act_classes(c->g, r.n_bf16_tensors > 0, r.attention_fused, fuse, f16, NULL, NULL, NULL))
         free(f16), f16 = NULL;
     if (f16) {
         const int64_t act = rt_cuda_pack_act(c->g, f16, NULL);
@@ -224,8 +226,9 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes;
     fprintf(out, "  memory     planned peak %.3f GiB", planned / 1073741824.0);
     if (planned16 >= 0)
-        fprintf(out, " with %d bf16 activations and %d BatchNorm outputs not stored (%.3f GiB as the graph stores them)",
-                r.n_bf16_tensors, r.n_bn_fused, planned32 / 1073741824.0);
+        fprintf(out, " with %d bf16 activations, %d BatchNorm outputs and %d adapter fuses not stored (%.3f GiB as the graph "
+                     "stores them)",
+                r.n_bf16_tensors, r.n_bn_fused, r.n_lat_fused, planned32 / 1073741824.0);
     fprintf(out, "; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt workspace %.3f", allocated / 1073741824.0,
             r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0);
     if (r.bf16_weights_bytes) fprintf(out, " + bf16 weights %.3f", r.bf16_weights_bytes / 1073741824.0);
@@ -321,13 +324,13 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
-                   "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\",\"families_ms\":{",
+                   "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"fuse_on_load\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\",\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
-                r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, roof * 1e3, r.attention_fused ? "fused" : "gemm");
+                r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, r.n_lat_fused, roof * 1e3, r.attention_fused ? "fused" : "gemm");
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)

@@ -26,6 +26,14 @@ static double colsum_bytes(int64_t C) {
 
 static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused);
 
+/* The kind of the first op that writes tensor t (-1: none). */
+static int writer_kind(const avgen_graph *g, int t) {
+    for (int i = 0; i < g->n_ops && t >= 0; i++)
+        for (int j = 0; j < g->ops[i].n_out; j++)
+            if (g->refs[g->ops[i].out_at + j] == t) return g->ops[i].kind;
+    return -1;
+}
+
 int rt_cuda_attention_fusable(const avgen_consts *k) {
     const int hd = k->heads > 0 ? k->dim / k->heads : 0;
     return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535;
@@ -106,7 +114,13 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         const avgen_tensor_desc *xt = TD(in[1]);
         return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 4.0 * numel_of(xt) + 3 * 256;
     }
-    case AVGEN_OP_KIND_LAYERNORM_BWD: return colsum_bytes(TD(in[1])->shape[TD(in[1])->ndim - 1]);
+    case AVGEN_OP_KIND_LAYERNORM_BWD: {
+        /* the column sums' parts, and (an adapter's gated fuse applied on load, rt_cuda_lat_on_load, without
+         * k_ln_bwd_cs) that input rebuilt in fp32 */
+        const avgen_tensor_desc *xt = TD(in[1]);
+        const int lat = o->n_out == 3 && writer_kind(g, in[1]) == AVGEN_OP_KIND_ADAPTER_LATENT;
+        return colsum_bytes(xt->shape[xt->ndim - 1]) + (lat ? 4.0 * numel_of(xt) + 256 : 0);
+    }
     case AVGEN_OP_KIND_BATCHNORM:
     case AVGEN_OP_KIND_BATCHNORM_RELU:
     case AVGEN_OP_KIND_BATCHNORM_BWD:
@@ -377,16 +391,54 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
     return n;
 }
 
-int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int bn, unsigned char *cls, int *n_bf16,
-                        int *n_bn) {
-    int nb = 0, nn = 0;
+/* The gated fuse applied on load (see rt_cuda.h): the ADAPTER_LATENT ops whose Z (output 0) is read only by a
+ * LAYERNORM (its input) and a trainable LAYERNORM_BWD (as x), while X (input 0), S and A2 (outputs 1 and 3)
+ * are live; each of Z, S and A2 written once. */
+int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls) {
+    int n = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        if (o->kind != AVGEN_OP_KIND_ADAPTER_LATENT || o->n_out != 4 || o->n_in < 4) continue;
+        const int x = g->refs[o->in_at], z = g->refs[o->out_at], S = g->refs[o->out_at + 1], A2 = g->refs[o->out_at + 3];
+        if (x < 0 || z < 0 || S < 0 || A2 < 0) continue;
+        const avgen_tensor_desc *zt = &g->tensors[z];
+        if (zt->arena != AVGEN_ARENA_ACT || zt->dtype != AVGEN_DT_F32 || g->tensors[x].dtype != AVGEN_DT_F32 ||
+            (cls && (cls[z] || cls[x] || cls[S] || cls[A2])))
+            continue;
+        int zw = 0, sw = 0, aw = 0, readers = 0, ok = 1;
+        for (int j = 0; j < g->n_ops && ok; j++) {
+            const avgen_op_desc *q = &g->ops[j];
+            for (int s2 = 0; s2 < q->n_out; s2++) {
+                const int t = g->refs[q->out_at + s2];
+                zw += t == z, sw += t == S, aw += t == A2;
+            }
+            for (int s2 = 0; s2 < q->n_in; s2++)
+                if (g->refs[q->in_at + s2] == z) {
+                    readers++;
+                    ok = ((q->kind == AVGEN_OP_KIND_LAYERNORM && s2 == 0) ||
+                          (q->kind == AVGEN_OP_KIND_LAYERNORM_BWD && s2 == 1 && q->n_out == 3)) &&
+                         j > i && j <= g->tensors[x].last && j <= g->tensors[S].last && j <= g->tensors[A2].last;
+                }
+        }
+        if (!ok || zw != 1 || sw != 1 || aw != 1 || readers == 0) continue;
+        if (cls) cls[z] = RT_CUDA_T_VIRTUAL;
+        n++;
+    }
+    return n;
+}
+
+int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int fuse, unsigned char *cls, int *n_bf16,
+                        int *n_bn, int *n_lat) {
+    int nb = 0, nn = 0, nl = 0;
     if (bf16) {
         if ((nb = rt_cuda_bf16_operands(g, fused_attention, cls)) < 0) return -1;
     } else {
         for (int t = 0; t < g->n_tensors; t++) cls[t] = RT_CUDA_T_FP32;
     }
-    if (bn) nn = rt_cuda_bn_on_load(g, cls);
+    if (fuse & RT_CUDA_FUSE_BN) nn = rt_cuda_bn_on_load(g, cls);
+    if (fuse & RT_CUDA_FUSE_LATENT) nl = rt_cuda_lat_on_load(g, cls);
     if (n_bf16) *n_bf16 = nb;
     if (n_bn) *n_bn = nn;
+    if (n_lat) *n_lat = nl;
     return 0;
 }

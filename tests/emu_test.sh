@@ -157,6 +157,23 @@ alloc=$(( $(jnum allocated_bytes "$TMP/bench.json") + $(jnum scratch_bytes "$TMP
 if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
   bad "BatchNorm on load: allocated $alloc bytes, planned $(jnum planned_bytes "$TMP/bench.json")"; fi
 
+# The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
+# read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
+# backward without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) rebuilds it in op scratch (k_lat_z).
+run "gated fuse stored" env AVGEN_FUSE_LATENT=0 "$p" --step --inputs random --out "$TMP/latsplit.st" --backend cuda &&
+  { if cmp -s "$TMP/latsplit.st" "$TMP/$n1-cuda.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the fp32 step"; fi; }
+run "gated fuse stored bf16" env AVGEN_FUSE_LATENT=0 "$p" --step --inputs random --out "$TMP/latsplit16.st" --backend cuda \
+  --precision bf16 &&
+  { if cmp -s "$TMP/latsplit16.st" "$TMP/$n1-bf16.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the bf16 step"; fi; }
+run "gated fuse stored bench" env AVGEN_FUSE_LATENT=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchlat.json"
+if grep -q '"fuse_on_load":[1-9]' "$TMP/bench.json" && grep -q '"fuse_on_load":0' "$TMP/benchlat.json" &&
+  grep -qF '"k_layernorm_lat<' "$TMP/bench.json" && grep -qF '"k_ln_bwd_cs_lat<' "$TMP/bench.json" &&
+  ! grep -qF '"k_layernorm_lat<' "$TMP/benchlat.json" &&
+  [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchlat.json")" ]; then ok
+else bad "gated fuse on load: not counted, its kernels did not run, or it still takes memory"; fi
+run "gated fuse rebuilt" env AVGEN_FUSED_LN_BWD=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchlz.json"
+if grep -qF '"k_lat_z"' "$TMP/benchlz.json"; then ok; else bad "AVGEN_FUSED_LN_BWD=0: the gated fuse was not rebuilt (k_lat_z)"; fi
+
 # Bad settings: one sentence, non-zero exit.
 fails() { # fails NEEDLE command...
   local needle=$1
@@ -179,6 +196,8 @@ fails "runs the kernels built into this binary only" "$p" --step --inputs random
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_BN=on: expected 0 or 1" env AVGEN_FUSE_BN=on "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_LATENT=no: expected 0 or 1" env AVGEN_FUSE_LATENT=no "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

@@ -537,6 +537,73 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
         cudaFree(q);
 }
 
+// ----------------------------------------------------------------------- the adapter's gated fuse applied on load
+// k_layernorm_lat<V> on X (the fuse Z = X + gate_av A2 S applied on load) against k_layernorm<V> on the Z that
+// k_latent_b<M> stores, k_ln_bwd_cs_lat<V> against k_ln_bwd_cs<V>, and k_lat_z against that Z: the same bits
+// (lat_z's arithmetic); k_latent_b without Z writes the same A2. Z itself against a double reference.
+template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m) {
+    auto up = [](size_t n, float scale, float shift) {
+        float *p;
+        cudaMalloc((void **)&p, sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
+        return p;
+    };
+    const long long rows = (long long)P * N;
+    const size_t n = (size_t)rows * D;
+    float *X = up(n, 2.0f, 0.3f), *S = up((size_t)P * m * D, 0.5f, 0.0f), *gav = up(1, 0.0f, 0.6f);
+    float *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f), *dy = up(n, 1.0f, 0.0f);
+    float *Z, *z2, *A2a, *A2b, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
+    unsigned short *yb1, *yb2;
+    double *p1, *p2;
+    for (float **q : {&Z, &z2, &y1, &y2, &dx1, &dx2}) cudaMalloc((void **)q, sizeof(float) * n);
+    for (float **q : {&A2a, &A2b}) cudaMalloc((void **)q, sizeof(float) * (size_t)rows * m);
+    for (float **q : {&mu1, &mu2, &rs1, &rs2}) cudaMalloc((void **)q, sizeof(float) * rows);
+    cudaMalloc((void **)&yb1, 2 * n), cudaMalloc((void **)&yb2, 2 * n);
+    const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
+    cudaMalloc((void **)&p1, sizeof(double) * 2 * blocks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * blocks * D);
+    const dim3 bgr((unsigned)((rows + 7) / 8)), b256(256), lg((unsigned)((rows + 3) / 4)), lb128(128);
+    CHECK(run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, Z, A2a, rows, N, D, m); }) == cudaSuccess &&
+              run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, NULL, A2b, rows, N, D, m); }) == cudaSuccess,
+          "k_latent_b failed");
+    CHECK(!memcmp(A2a, A2b, sizeof(float) * (size_t)rows * m), "M %d m %d: k_latent_b without Z writes another A2", M, m);
+    double worst = 0;
+    for (long long r = 0; r < rows; r++)
+        for (int d = 0; d < D; d++) {
+            double z = 0;
+            for (int i = 0; i < m; i++) z += (double)A2a[r * m + i] * S[((size_t)(r / N) * m + i) * D + d];
+            z = X[r * D + d] + (double)gav[0] * z;
+            worst = fmax(worst, fabs(z - Z[r * D + d]) / fmax(1.0, fabs(z)));
+        }
+    CHECK(worst < 1e-6, "M %d m %d: k_latent_b's Z off by %g", M, m, worst);
+    const LatLoad lat = {A2a, S, gav, N, m};
+    CHECK(run("k_lat_z", lg, lb128, 0, [=] { k_lat_z(X, z2, rows, D, lat); }) == cudaSuccess, "k_lat_z failed");
+    CHECK(!memcmp(Z, z2, sizeof(float) * n), "V %d m %d: k_lat_z differs from k_latent_b's Z", V, m);
+    for (int bf = 0; bf < 2; bf++) {
+        unsigned short *o1 = bf ? yb1 : NULL, *o2 = bf ? yb2 : NULL;
+        CHECK(run("k_layernorm", lg, lb128, 0,
+                  [=] { k_layernorm<V>(Z, D, lw, lb, y1, D, mu1, rs1, NULL, NULL, rows, D, 1e-5f, o1); }) == cudaSuccess &&
+                  run("k_layernorm_lat", lg, lb128, 0,
+                      [=] { k_layernorm_lat<V>(X, lw, lb, y2, mu2, rs2, rows, D, 1e-5f, o2, lat); }) == cudaSuccess,
+              "k_layernorm(_lat) failed");
+        CHECK((bf ? !memcmp(yb1, yb2, 2 * n) : !memcmp(y1, y2, sizeof(float) * n)) && !memcmp(mu1, mu2, sizeof(float) * rows) &&
+                  !memcmp(rs1, rs2, sizeof(float) * rows),
+              "V %d D %d m %d bf16 %d: k_layernorm_lat differs from k_layernorm on the stored fuse", V, D, m, bf);
+    }
+    if constexpr (V > 0) {
+        CHECK(run("k_ln_bwd_cs", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs<V>(dy, Z, mu1, rs1, lw, lb, NULL, dx1, D, NULL, rows, D, rpb, p1); }) == cudaSuccess &&
+                  run("k_ln_bwd_cs_lat", dim3((unsigned)blocks), lb128, 0,
+                      [=] { k_ln_bwd_cs_lat<V>(dy, X, mu1, rs1, lw, lb, NULL, dx2, NULL, rows, D, rpb, p2, lat); }) == cudaSuccess,
+              "k_ln_bwd_cs(_lat) failed");
+        CHECK(!memcmp(dx1, dx2, sizeof(float) * n) && !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
+              "V %d D %d m %d: k_ln_bwd_cs_lat differs from k_ln_bwd_cs on the stored fuse", V, D, m);
+    }
+    for (void *q : {(void *)X, (void *)S, (void *)gav, (void *)lw, (void *)lb, (void *)dy, (void *)Z, (void *)z2, (void *)A2a,
+                    (void *)A2b, (void *)y1, (void *)y2, (void *)mu1, (void *)mu2, (void *)rs1, (void *)rs2, (void *)dx1,
+                    (void *)dx2, (void *)yb1, (void *)yb2, (void *)p1, (void *)p2})
+        cudaFree(q);
+}
+
 // k_ln_bwd_bf<V> (dy stored as bf16) against k_ln_bwd<V> on dy's values in fp32: the same bits, dx accumulated.
 template <int V> static void test_ln_bwd_bf(long long rows, int D) {
     const size_t n = (size_t)rows * D;
@@ -575,6 +642,10 @@ int main() {
     test_bn_on_load<24>(70, 768);
     test_bn_on_load<2>(45, 40);
     test_bn_on_load<0>(9, 100);
+    test_lat_on_load<24, 2>(3, 49, 768, 2);
+    test_lat_on_load<2, 4>(2, 13, 40, 3);
+    test_lat_on_load<1, 16>(3, 5, 32, 16);
+    test_lat_on_load<0, 8>(1, 9, 100, 5);
     test_ln_bwd_cs<24>(333, 768, true);
     test_ln_bwd_cs<24>(70, 740, false);
     test_ln_bwd_cs<2>(45, 40, true);

@@ -382,12 +382,34 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
                   g->tensors[y].name, f[y] == RT_CUDA_T_VIRTUAL, ok);
     }
     CHECK_EQ_I64(nbn, nbn_want);
+    const int nlat = rt_cuda_lat_on_load(g, f);
+    /* the gated fuse on load: every adapter's Z (ADAPTER_LATENT's first output) whose readers (the LayerNorm
+     * before and its backward) all run while X, S and A2 are live; without a recompute policy, all of them */
+    int nlat_want = 0, nlat_ops = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        if (o->kind != AVGEN_OP_KIND_ADAPTER_LATENT) continue;
+        nlat_ops++;
+        const int x = g->refs[o->in_at], z = g->refs[o->out_at], S = g->refs[o->out_at + 1], A2 = g->refs[o->out_at + 3];
+        int ok = 1;
+        for (int j = 0; j < g->n_ops; j++)
+            for (int k = 0; k < g->ops[j].n_in; k++)
+                if (g->refs[g->ops[j].in_at + k] == z)
+                    ok &= j <= g->tensors[x].last && j <= g->tensors[S].last && j <= g->tensors[A2].last &&
+                          (g->ops[j].kind == AVGEN_OP_KIND_LAYERNORM || g->ops[j].kind == AVGEN_OP_KIND_LAYERNORM_BWD);
+        nlat_want += ok;
+        CHECK_MSG((f[z] == RT_CUDA_T_VIRTUAL) == ok, "%s: gated fuse %s on load %d, expected %d", model, g->tensors[z].name,
+                  f[z] == RT_CUDA_T_VIRTUAL, ok);
+    }
+    CHECK_EQ_I64(nlat, nlat_want);
+    if (rc == RECOMPUTE_NONE) CHECK_EQ_I64(nlat, nlat_ops);
     const int64_t top = rt_cuda_pack_act(g, f, off);
     CHECK_MSG(top > 0 && top <= g->arena_bytes[AVGEN_ARENA_ACT], "%s: repacked %lld bytes, planned %lld", model, (long long)top,
               (long long)g->arena_bytes[AVGEN_ARENA_ACT]);
     check_layout(model, g, f, off, top);
-    printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16 and %d BatchNorm outputs "
-           "not stored\n", model, (int)rc, fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0, top / 1073741824.0, n16, nbn);
+    printf("%s (recompute %d, fused %d): activations %.3f GiB planned in fp32, %.3f GiB with %d bf16, %d BatchNorm outputs "
+           "and %d adapter fuses not stored\n", model, (int)rc, fused, g->arena_bytes[AVGEN_ARENA_ACT] / 1073741824.0,
+           top / 1073741824.0, n16, nbn, nlat);
     free(off), free(f);
     gen_graph_free(&gg);
     gen_ir_free(&ir);

@@ -106,6 +106,7 @@ inline double __dmul_rn(double a, double b) {
     volatile double r = a * b;
     return r;
 }
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }  // one rounding, as the device's FMA
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     memcpy(&u, &f, 4);
