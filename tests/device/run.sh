@@ -23,12 +23,13 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KIT=${KIT:-$ROOT/device-kit}
 OUT=${OUT:-$ROOT/device-out}
 STAGES=${STAGES:-parity nvrtc memcheck bench}
-BENCH_BATCHES=${BENCH_BATCHES-4 32 67}  # 67: the largest batch the planner fits in 78 GiB (T=8, fp32 activations; avgen plan)
+BENCH_BATCHES=${BENCH_BATCHES-4 32 76}  # 76: the largest batch the planner fits in 78 GiB (T=8, fp32 activations; avgen plan)
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
 BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
-BENCH_BF16OPS=${BENCH_BF16OPS-32 67}  # batches also timed with bf16 activations (AVGEN_BF16_OPERANDS=1)
-BENCH_OPS_ONLY=${BENCH_OPS_ONLY-87}  # batches timed with bf16 activations only (87: the largest they fit in 78 GiB)
+BENCH_BF16OPS=${BENCH_BF16OPS-32 76}  # batches also timed with bf16 activations (AVGEN_BF16_OPERANDS=1)
+BENCH_OPS_ONLY=${BENCH_OPS_ONLY-103}  # batches timed with bf16 activations only (103: the largest they fit in 78 GiB)
 BENCH_BN_STORED=${BENCH_BN_STORED-32}  # batches also timed with the BatchNorm outputs stored (AVGEN_FUSE_BN=0)
+BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters' gated fuse stored (AVGEN_FUSE_LATENT=0)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
@@ -215,7 +216,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_BATCHES $BENCH_OPS_ONLY; do
     p=$(prog "vitb-t8-b$b")
     [ -x "$p" ] || continue
-    for prec in bf16 bf16-ops fp32 bf16-gemmattn bf16-lnsplit bf16-bnstored; do
+    for prec in bf16 bf16-ops fp32 bf16-gemmattn bf16-lnsplit bf16-bnstored bf16-latstored; do
       # a batch only bf16 activations fit: that alone
       [[ " $BENCH_BATCHES " != *" $b "* ]] && [ "$prec" != bf16-ops ] && continue
       [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
@@ -223,6 +224,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
       [ "$prec" = bf16-ops ] && [[ " $BENCH_BF16OPS " != *" $b "* ]] && continue
       [ "$prec" = bf16-lnsplit ] && [[ " $BENCH_LN_SPLIT " != *" $b "* ]] && continue
       [ "$prec" = bf16-bnstored ] && [[ " $BENCH_BN_STORED " != *" $b "* ]] && continue
+      [ "$prec" = bf16-latstored ] && [[ " $BENCH_LAT_STORED " != *" $b "* ]] && continue
       attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
       [ "$prec" = bf16-gemmattn ] && attn=gemm
       ops=0
@@ -231,7 +233,9 @@ if [[ " $STAGES " == *" bench "* ]]; then
       [ "$prec" = bf16-lnsplit ] && lncs=0
       bnl=1  # bf16-bnstored: the adapters' BatchNorm outputs stored and read back (AVGEN_FUSE_BN=0)
       [ "$prec" = bf16-bnstored ] && bnl=0
-      if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl timeout 150 "$p" --bench --precision "${prec%-*}" --warmup 5 --steps 20 \
+      latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
+      [ "$prec" = bf16-latstored ] && latl=0
+      if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%-*}" --warmup 5 --steps 20 \
         --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
         ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
       else
