@@ -483,9 +483,14 @@ dim3 bn_grid(long long rows, int C) {
 #define BN_GRID(rows, C) bn_grid((rows), (C)), bn_block(C), 0
 
 // rt_cuda_group_linear_dw's operations on this device (ctx is the Dev)
-void dw_gemm(void *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+void dw_gemm(void *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, float *C,
              int ldc, int beta1, int batch, long long sa, long long sb, long long sc) {
     gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc);
+}
+// the same with bf16 operands (rt_dw_ops.es 2: a bf16 X, dY rounded to bf16)
+void dw_gemm16(void *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, float *C,
+               int ldc, int beta1, int batch, long long sa, long long sb, long long sc) {
+    gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc, NULL, NULL, 1);
 }
 void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
     launch((Dev *)ctx, k_sum_pairs, GRID(n), src, dst, parts, n);
@@ -913,6 +918,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
         // one GEMM batched over the groups: group kk reads columns kk*cin_g.. of x, writes kk*cout_g.. of y
+        if (is16(d, in[0])) {  // x stored as bf16 (rt_cuda_bf16_operands): the (trainable) weight rounded to bf16 too
+            const long long nw = (long long)Cout * cin_g;
+            unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
+            if (!w16) return;
+            launch(d, k_to_bf16, GRID4(nw), PF(in[1]), w16, nw);
+            gemm(d, 0, 1, rows, cout_g, cin_g, P16(c, in[0]), Cin, w16, cin_g, PF(out[0]), Cout, 0, G, cin_g,
+                 (long long)cout_g * cin_g, cout_g, NULL, NULL, 1);
+            break;
+        }
         gemm(d, 0, 1, rows, cout_g, cin_g, PF(in[0]), Cin, PF(in[1]), cin_g, PF(out[0]), Cout, 0, G, cin_g,
              (long long)cout_g * cin_g, cout_g);
         break;
@@ -928,7 +942,16 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const double pf = rt_cuda_dw_part_floats(rows, Cin, Cout, G);
         float *part = pf > 0 ? (float *)scratch(d, sizeof(float) * (size_t)pf) : NULL;
         if (pf > 0 && !part) return;
-        const rt_dw_ops ops = {d, dw_gemm, dw_sum};
+        if (is16(d, in[1])) {  // x stored as bf16 (rt_cuda_bf16_operands): dW from dY rounded to bf16 and x
+            const long long ny = (long long)rows * Cout;
+            unsigned short *dy16 = (unsigned short *)scratch(d, 2 * (size_t)ny);
+            if (!dy16) return;
+            launch(d, k_to_bf16, GRID4(ny), PF(in[0]), dy16, ny);
+            const rt_dw_ops ops = {d, dw_gemm16, dw_sum, 2};
+            rt_cuda_group_linear_dw(&ops, dy16, P16(c, in[1]), PF(out[1]), part, rows, Cin, Cout, G);
+            break;
+        }
+        const rt_dw_ops ops = {d, dw_gemm, dw_sum, 4};
         rt_cuda_group_linear_dw(&ops, PF(in[0]), PF(in[1]), PF(out[1]), part, rows, Cin, Cout, G);
         break;
     }

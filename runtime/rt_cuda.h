@@ -76,13 +76,14 @@ long long rt_cuda_dw_chunk(long long rows);
 double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G);
 /* What rt_cuda_group_linear_dw calls: gemm with rt_cuda.cu's gemm() semantics (row-major C[M,N] = op(A)
  * op(B), + C when beta1; op(A) is [M,K], stored [K,M] when ta; op(B) is [K,N], stored [N,K] when tb;
- * batch matrices at strides sa, sb, sc elements), and sum: dst[e] += sum over p < parts, in order, of
- * src[p n + e]. */
+ * batch matrices at strides sa, sb, sc elements; A and B of es bytes an element: 4 fp32, 2 bf16; C fp32),
+ * and sum: dst[e] += sum over p < parts, in order, of src[p n + e]. */
 typedef struct {
     void *ctx;
-    void (*gemm)(void *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+    void (*gemm)(void *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
                  float *C, int ldc, int beta1, int batch, long long sa, long long sb, long long sc);
     void (*sum)(void *ctx, const float *src, float *dst, int parts, long long n);
+    int es; /* bytes an element of dY and X: 4 (fp32) or 2 (bf16) */
 } rt_dw_ops;
 /* dW [Cout, Cin/G] += per group g (output channels g Cout/G.., input channels g Cin/G..) dY_g^T X_g over
  * the rows of dY [rows, Cout] and X [rows, Cin]: one GEMM batched over the groups, or, when
@@ -93,7 +94,9 @@ typedef struct {
  * and read only where a bf16 reader exists:
  *   a LayerNorm's output and the GELU output of LINEAR_GELU: the first operand of GEMMs against frozen
  *     weights (QKV, LINEAR_GELU, LINEAR_RESIDUAL), which read it and the frozen weights' bf16 copy as bf16
- *     (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway);
+ *     (the values cuBLASLt's bf16 arithmetic rounds fp32 operands to anyway), or of the adapter's grouped
+ *     projection (the LayerNorm before it), which rounds its trainable weight to bf16 as it runs, and whose
+ *     backward rounds dY to bf16 for the weight gradient;
  *   the GELU's input (LINEAR_GELU's first output; its GEMM's input bf16, weight and bias frozen): the GEMM
  *     writes it as bf16, the GELU and its backward read it;
  *   fc2's input gradient (LINEAR_DX against a frozen weight, read only by GELU_LINEAR_DX): a bf16 GEMM
@@ -134,7 +137,7 @@ int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int
  * cls NULL it reproduces the planner's layout. The CUDA backend's activations live there when any class
  * differs from fp32. */
 int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t *offset);
-void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
+void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dY, const void *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 
 /* One op on the device (asynchronous). Errors are sticky and reported by the next sync. */

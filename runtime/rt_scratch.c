@@ -54,9 +54,10 @@ double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, lon
     return (double)parts * (double)Cout * (double)(Cin / G);
 }
 
-void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float *X, float *dW, float *part,
+void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dYv, const void *Xv, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G) {
-    const int cin_g = Cin / G, cout_g = Cout / G;
+    const int cin_g = Cin / G, cout_g = Cout / G, es = ops->es ? ops->es : 4;
+    const char *dY = (const char *)dYv, *X = (const char *)Xv; /* offsets below in elements, times es */
     const long long W = (long long)cout_g * cin_g, chunk = rt_cuda_dw_chunk(rows);
     if (!chunk) {
         ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rows, dY, Cout, X, Cin, dW, cin_g, 1, G, cout_g, cin_g, W);
@@ -65,11 +66,12 @@ void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const float *dY, const float 
     const long long full = rows / chunk, rem = rows - full * chunk, parts = full + (rem > 0);
     for (int g = 0; g < G; g++) {
         float *pg = part + (size_t)g * (size_t)parts * (size_t)W;
-        ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)chunk, dY + g * cout_g, Cout, X + g * cin_g, Cin, pg, cin_g, 0,
-                  (int)full, chunk * Cout, chunk * Cin, W);
+        ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)chunk, dY + (size_t)es * g * cout_g, Cout, X + (size_t)es * g * cin_g, Cin,
+                  pg, cin_g, 0, (int)full, chunk * Cout, chunk * Cin, W);
         if (rem)
-            ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rem, dY + full * chunk * Cout + g * cout_g, Cout,
-                      X + full * chunk * Cin + g * cin_g, Cin, pg + (size_t)full * (size_t)W, cin_g, 0, 1, 0, 0, 0);
+            ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rem, dY + (size_t)es * (full * chunk * Cout + g * cout_g), Cout,
+                      X + (size_t)es * (full * chunk * Cin + g * cin_g), Cin, pg + (size_t)full * (size_t)W, cin_g, 0, 1, 0, 0,
+                      0);
         ops->sum(ops->ctx, pg, dW + (size_t)g * (size_t)W, (int)parts, W);
     }
 }
@@ -130,11 +132,14 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         /* three (forward: sum, shifted sum of squares, mean) or two column vectors of doubles, one colsum */
         return colsum_bytes(C) + 3 * 8.0 * (double)C + 4 * 256;
     }
-    case AVGEN_OP_KIND_GROUP_LINEAR_BWD: { /* the weight gradient's partial products, one per row chunk */
+    case AVGEN_OP_KIND_GROUP_LINEAR: /* a bf16 input (rt_cuda_bf16_operands): the weight's bf16 copy */
+        return 2.0 * numel_of(TD(in[1])) + 256;
+    case AVGEN_OP_KIND_GROUP_LINEAR_BWD: {
+        /* the weight gradient's partial products, one per row chunk, and (a bf16 input) dY as bf16 */
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
         const long long Cin = xt->shape[2], G = wt->shape[1] > 0 ? Cin / wt->shape[1] : 1;
         const double f = rt_cuda_dw_part_floats(xt->shape[0] * xt->shape[1], Cin, wt->shape[0], G);
-        return f > 0 ? 4.0 * f + 256 : 0;
+        return (f > 0 ? 4.0 * f + 256 : 0) + 2.0 * numel_of(TD(in[0])) + 256;
     }
     case AVGEN_OP_KIND_LINEAR_BWD: return colsum_bytes(TD(in[0])->shape[1]);
     default: return 0;
@@ -185,8 +190,12 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
     case B16_OPERAND:
     case B16_AO:
         if (kind == B16_AO && o->kind == AVGEN_OP_KIND_ATTENTION_BWD) return slot == 2;
+        /* its backward reads x (slot 1) for the weight gradient, with dY rounded to bf16 */
+        if (kind == B16_OPERAND && o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD) return slot == 1;
         if (slot != 0) return 0;
         if (o->kind == AVGEN_OP_KIND_QKV) return o->n_in >= 7 && frozen(g, o, 1) && frozen(g, o, 3) && frozen(g, o, 5);
+        /* the adapter's grouped projection, whose trainable weight the op rounds to bf16 itself */
+        if (kind == B16_OPERAND && o->kind == AVGEN_OP_KIND_GROUP_LINEAR) return 1;
         return (o->kind == AVGEN_OP_KIND_LINEAR_GELU || o->kind == AVGEN_OP_KIND_LINEAR_RESIDUAL) && frozen(g, o, 1);
     case B16_QKV: return (o->kind == AVGEN_OP_KIND_ATTENTION && slot == 0) || (o->kind == AVGEN_OP_KIND_ATTENTION_BWD && slot == 1);
     case B16_DQKV:

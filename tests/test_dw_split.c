@@ -16,9 +16,10 @@ static const float *part_base;
 static size_t part_cap;
 
 /* row-major C[M,N] (+)= op(A) op(B); op(A)[m][k] = ta ? A[k lda + m] : A[m lda + k]; batched by strides */
-static void cpu_gemm(void *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+static void cpu_gemm(void *ctx, int ta, int tb, int M, int N, int K, const void *Av, int lda, const void *Bv, int ldb,
                      float *C, int ldc, int beta1, int batch, long long sa, long long sb, long long sc) {
     (void)ctx;
+    const float *A = Av, *B = Bv;
     for (int bt = 0; bt < batch; bt++) {
         const float *a = A + bt * sa, *b = B + bt * sb;
         float *c = C + bt * sc;
@@ -77,7 +78,7 @@ static void check(long long rows, int Cin, int Cout, int G) {
         }
     }
     part_base = part, part_used = 0;
-    const rt_dw_ops ops = {NULL, cpu_gemm, cpu_sum};
+    const rt_dw_ops ops = {NULL, cpu_gemm, cpu_sum, 4};
     rt_cuda_group_linear_dw(&ops, dY, X, dW, part, rows, Cin, Cout, G);
     double num = 0, den = 0;
     for (int i = 0; i < Cout * cin_g; i++) num += (dW[i] - ref[i]) * (dW[i] - ref[i]), den += ref[i] * ref[i];
