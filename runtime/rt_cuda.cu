@@ -498,7 +498,7 @@ void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
-            float *add1, double *tot0, double *tot1) {
+            float *add1, double *tot0, double *tot1, const unsigned short *a16 = NULL, const unsigned short *x16 = NULL) {
     // About 2048 blocks in all (at least 16 rows a chunk), so narrow tensors still fill the GPU.
     const long long gx = (C + 127) / 128;
     long long want = 2048 / gx;
@@ -509,7 +509,7 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)chunks * C);
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
-    launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part);
+    launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part, a16, x16);
     launch(d, k_colsum_finish, dim3(C), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
 }
 
@@ -579,7 +579,8 @@ void ln_bwd_cs_onload(Dev *d, const LatLoad &lat, unsigned blocks, const float *
              D, rpb, part, lat);
 }
 void rebuild_onload(Dev *d, const BnLoad &bn, const float *x, float *y, long long rows, int D) {
-    launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn.mean, bn.rstd, NULL, NULL, 0.0f, bn.w, bn.b, rows, D, 0);
+    launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn.mean, bn.rstd, NULL, NULL, 0.0f, bn.w, bn.b, rows, D, 0,
+           bn.u16, (unsigned short *)NULL);
 }
 void rebuild_onload(Dev *d, const LatLoad &lat, const float *x, float *y, long long rows, int D) {
     launch(d, k_lat_z, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, x, y, rows, D, lat);
@@ -617,8 +618,9 @@ const float *bn_of(const avgen_ctx *c, int t, BnLoad *bn) {
     const Dev *d = DEV(c);
     const avgen_op_desc *b = &c->g->ops[d->vwriter[t]];
     const int32_t *bi = c->g->refs + b->in_at, *bo = c->g->refs + b->out_at;
-    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->vwriter[t]], PF(bo[2]), PF(bi[1]), PF(bi[2])};
-    return PF(bi[0]);
+    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->vwriter[t]], PF(bo[2]), PF(bi[1]), PF(bi[2]),
+                 is16(d, bi[0]) ? P16(c, bi[0]) : NULL};
+    return PF(bi[0]);  // (with u16, not read: the loads take u16)
 }
 // For an adapter's gated fuse t that is not stored (rt_cuda_lat_on_load): the residual stream X it adds to,
 // and in *lat the rest (A2, S, gate_av; the ADAPTER_LATENT op's output 3, output 1, input 3).
@@ -923,8 +925,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
             if (!w16) return;
             launch(d, k_to_bf16, GRID4(nw), PF(in[1]), w16, nw);
-            gemm(d, 0, 1, rows, cout_g, cin_g, P16(c, in[0]), Cin, w16, cin_g, PF(out[0]), Cout, 0, G, cin_g,
-                 (long long)cout_g * cin_g, cout_g, NULL, NULL, 1);
+            const int c16 = is16(d, out[0]);  // y as bf16 too (its BatchNorm reads it)
+            gemm(d, 0, 1, rows, cout_g, cin_g, P16(c, in[0]), Cin, w16, cin_g, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]),
+                 Cout, 0, G, cin_g, (long long)cout_g * cin_g, cout_g, NULL, NULL, 1, c16);
             break;
         }
         gemm(d, 0, 1, rows, cout_g, cin_g, PF(in[0]), Cin, PF(in[1]), cin_g, PF(out[0]), Cout, 0, G, cin_g,
@@ -935,20 +938,31 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
         const int Cin = (int)xt->shape[2], Cout = (int)wt->shape[0], cin_g = (int)wt->shape[1], G = Cin / cin_g;
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
-        // dx: one GEMM batched over the groups
-        gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
-             (long long)cout_g * cin_g, cin_g);
+        // dx: one GEMM batched over the groups; dY stored as bf16 (rt_cuda_bf16_operands: its BatchNorm's backward
+        // wrote it so): against the weight rounded to bf16
+        const int dy16 = is16(d, in[0]);
+        if (dy16) {
+            const long long nw = (long long)Cout * cin_g;
+            unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
+            if (!w16) return;
+            launch(d, k_to_bf16, GRID4(nw), PF(in[2]), w16, nw);
+            gemm(d, 0, 0, rows, cin_g, cout_g, P16(c, in[0]), Cout, w16, cin_g, PF(out[0]), Cin, 0, G, cout_g,
+                 (long long)cout_g * cin_g, cin_g, NULL, NULL, 1);
+        } else {
+            gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
+                 (long long)cout_g * cin_g, cin_g);
+        }
         // dW: one GEMM batched over the groups, or split over row chunks (rt_cuda_group_linear_dw)
         const double pf = rt_cuda_dw_part_floats(rows, Cin, Cout, G);
         float *part = pf > 0 ? (float *)scratch(d, sizeof(float) * (size_t)pf) : NULL;
         if (pf > 0 && !part) return;
-        if (is16(d, in[1])) {  // x stored as bf16 (rt_cuda_bf16_operands): dW from dY rounded to bf16 and x
+        if (is16(d, in[1])) {  // x stored as bf16 (rt_cuda_bf16_operands): dW from dY as bf16 (rounded here if needed)
             const long long ny = (long long)rows * Cout;
-            unsigned short *dy16 = (unsigned short *)scratch(d, 2 * (size_t)ny);
-            if (!dy16) return;
-            launch(d, k_to_bf16, GRID4(ny), PF(in[0]), dy16, ny);
+            unsigned short *y16 = dy16 ? P16(c, in[0]) : (unsigned short *)scratch(d, 2 * (size_t)ny);
+            if (!y16) return;
+            if (!dy16) launch(d, k_to_bf16, GRID4(ny), PF(in[0]), y16, ny);
             const rt_dw_ops ops = {d, dw_gemm16, dw_sum, 2};
-            rt_cuda_group_linear_dw(&ops, dy16, P16(c, in[1]), PF(out[1]), part, rows, Cin, Cout, G);
+            rt_cuda_group_linear_dw(&ops, y16, P16(c, in[1]), PF(out[1]), part, rows, Cin, Cout, G);
             break;
         }
         const rt_dw_ops ops = {d, dw_gemm, dw_sum, 4};
@@ -962,6 +976,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int C = (int)xt->shape[2];
         const long long rows = xt->shape[0] * xt->shape[1];
         const int train = o->n_out == 3;
+        // x or y stored as bf16 (rt_cuda_bf16_operands: a grouped projection's output, the ReLU's output)
+        const unsigned short *x16 = is16(d, in[0]) ? P16(c, in[0]) : NULL;
+        unsigned short *y16 = is16(d, out[0]) ? P16(c, out[0]) : NULL;
         if (train) {
             // both moments in one pass over x (shifted by its first row: CS_MOM), then mean, rstd, running stats
             // BatchNorm applied on load (fused_bn): the double mean kept for the readers, no output written
@@ -970,16 +987,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             double *dmean = onload ? d->bn_dmean + d->bn_doff[op] : (double *)scratch(d, sizeof(double) * C);
             double *ssq = (double *)scratch(d, sizeof(double) * C);
             if (!sum || !dmean || !ssq) return;
-            colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq);
+            colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq, x16);
             launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
-                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), dmean, PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute);
+                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), dmean, PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute,
+                   x16);
             if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
             if (onload) break;
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
-                   PF(in[2]), rows, C, relu);
+                   PF(in[2]), rows, C, relu, x16, y16);
         } else {
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
-                   PF(in[2]), rows, C, relu);
+                   PF(in[2]), rows, C, relu, x16, y16);
         }
         break;
     }
@@ -992,10 +1010,13 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         double *sdyx = (double *)scratch(d, sizeof(double) * C), *sdy = (double *)scratch(d, sizeof(double) * C);
         if (!sdyx || !sdy) return;
         const float *b = relu ? PF(in[5]) : NULL;
+        // x, dx stored as bf16 (rt_cuda_bf16_operands: the grouped projection's output and its gradient)
+        const unsigned short *x16 = is16(d, in[1]) ? P16(c, in[1]) : NULL;
+        unsigned short *dx16 = is16(d, out[0]) ? P16(c, out[0]) : NULL;
         colsum(d, relu ? CS_BN_RELU : CS_BN, PF(in[0]), PF(in[1]), NULL, NULL, PF(in[2]), PF(in[3]), PF(in[4]), b, NULL, rows,
-               C, PF(out[1]), PF(out[2]), sdyx, sdy);
+               C, PF(out[1]), PF(out[2]), sdyx, sdy, NULL, x16);
         launch(d, k_bn_bwd_dx, BN_GRID(rows, C), PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
-                                        C, relu);
+                                        C, relu, x16, dx16);
         break;
     }
     case AVGEN_OP_KIND_RELU:

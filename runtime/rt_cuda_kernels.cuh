@@ -101,6 +101,8 @@ __device__ __forceinline__ unsigned short f2bf(float f) {
 // An element as float from fp32 or bf16 storage (bf16: the high half of its float's bits).
 __device__ __forceinline__ float ld_f(const float *p) { return *p; }
 __device__ __forceinline__ float ld_f(const unsigned short *p) { return __uint_as_float((unsigned)*p << 16); }
+// Element i of a tensor stored as fp32 (f) or, when h is non-null, as bf16 (h) (rt_cuda_bf16_operands).
+__device__ __forceinline__ float ld_fh(const float *f, const unsigned short *h, size_t i) { return h ? ld_f(h + i) : f[i]; }
 
 // ------------------------------------------------------------------------------------------ kernels
 
@@ -167,6 +169,7 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 struct BnLoad {
     const double *mean;
     const float *rstd, *w, *b;
+    const unsigned short *u16;  // the BatchNorm input stored as bf16 (rows D apart), else NULL: the row given
 };
 __device__ __forceinline__ float bn_load(const BnLoad &bn, float u, int c) {
     if (!bn.mean) return u;
@@ -190,9 +193,12 @@ __device__ __forceinline__ float lat_z(const float *a, const float *s, int m, in
 struct BnRow {
     BnLoad bn;
     const float *xr;
-    __device__ __forceinline__ float operator()(int d) const { return bn_load(bn, xr[d], d); }
+    const unsigned short *hr;
+    __device__ __forceinline__ float operator()(int d) const { return bn_load(bn, hr ? ld_f(hr + d) : xr[d], d); }
 };
-__device__ __forceinline__ BnRow load_row(const BnLoad &bn, const float *xr, long long, int) { return BnRow{bn, xr}; }
+__device__ __forceinline__ BnRow load_row(const BnLoad &bn, const float *xr, long long r, int D) {
+    return BnRow{bn, xr, bn.u16 ? bn.u16 + r * D : NULL};
+}
 struct LatRow {
     const float *xr, *a, *s;
     float g;
@@ -433,9 +439,11 @@ enum { CS_LN = 0, CS_SUM = 1, CS_BN = 3, CS_BN_RELU = 4, CS_MOM = 5 };
 // CS_LN: (dy*scale*xhat_row, dy*scale); CS_SUM: (a, 0);
 // CS_BN(_RELU): g = dy (0 where the ReLU was off) -> (g*xhat_col, g); CS_MOM: (t, t^2) with t = a - a[row 0]
 // (both moments in one pass, shifted by the column's first value so the variance does not cancel).
+// a16, x16: a or x stored as bf16 (then a or x is ignored).
 __global__ void k_colsum(int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
                          const float *crs, const float *w, const float *b, const float *scale,
-                         long long rows, int C, long long rpc, double *part) {
+                         long long rows, int C, long long rpc, double *part, const unsigned short *a16,
+                         const unsigned short *x16) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const long long chunk = blockIdx.y;
     if (c >= C) return;
@@ -445,18 +453,19 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
 #pragma unroll 4
     for (long long r = r0; r < r1; r++) {  // unrolled: loads of 4 rows in flight, sums still in row order
         const size_t i = (size_t)r * C + c;
+        const float av = ld_fh(a, a16, i);
         if (mode == CS_LN) {
-            const float g = scale ? a[i] * sc : a[i];
-            const double xh = ((double)x[i] - rmu[r]) * rrs[r];
+            const float g = scale ? av * sc : av;
+            const double xh = ((double)ld_fh(x, x16, i) - rmu[r]) * rrs[r];
             s0 += (double)g * xh, s1 += g;
         } else if (mode == CS_SUM) {
-            s0 += a[i];
+            s0 += av;
         } else if (mode == CS_MOM) {
-            const double t = (double)a[i] - (double)a[c];
+            const double t = (double)av - (double)ld_fh(a, a16, c);
             s0 += t, s1 += t * t;
         } else {
-            const double xh = ((double)x[i] - cmu[c]) * crs[c];
-            double g = a[i];
+            const double xh = ((double)ld_fh(x, x16, i) - cmu[c]) * crs[c];
+            double g = av;
             if (mode == CS_BN_RELU && xh * w[c] + b[c] <= 0) g = 0;
             s0 += g * xh, s1 += g;
         }
@@ -490,10 +499,10 @@ __global__ void k_colsum_finish(const double *part, int chunks, int C, float *ad
 // cancellation unless a column's spread is below 1e-8 of its distance from the first row), rstd from the
 // biased variance, and (update) the running mean and unbiased variance with momentum 0.1.
 __global__ void k_bn_stats(const double *s, const double *q, const float *x, long long rows, int C, float eps, float *mean,
-                           double *dmean, float *rstd, float *rm, float *rv, int update) {
+                           double *dmean, float *rstd, float *rm, float *rv, int update, const unsigned short *x16) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const double m = (double)x[c] + s[c] / rows, ssq = fmax(q[c] - s[c] * s[c] / rows, 0.0);
+    const double m = (double)ld_fh(x, x16, c) + s[c] / rows, ssq = fmax(q[c] - s[c] * s[c] / rows, 0.0);
     dmean[c] = m;
     mean[c] = (float)m;
     const double biased = ssq / rows, unbiased = rows > 1 ? ssq / (rows - 1) : ssq;
@@ -509,9 +518,10 @@ __global__ void k_inc64(long long *v) { v[0] += 1; }
 // its per-column values loaded once, over the rows blockIdx.x, + gridDim.x, ... (no 64-bit index division
 // per element; the arithmetic per element is unchanged).
 // y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (dmean, rstd),
-// eval: the running statistics.
+// eval: the running statistics. x16, y16: x read, y written as bf16 (then x, y are ignored).
 __global__ void k_bn_apply(const float *x, float *y, const double *dmean, const float *rstd, const float *rm,
-                           const float *rv, float eps, const float *w, const float *b, long long rows, int C, int relu) {
+                           const float *rv, float eps, const float *w, const float *b, long long rows, int C, int relu,
+                           const unsigned short *x16, unsigned short *y16) {
     const int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
     const double mu = dmean ? dmean[c] : (double)rm[c];
@@ -521,16 +531,18 @@ __global__ void k_bn_apply(const float *x, float *y, const double *dmean, const 
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const size_t i = (size_t)r * C + c;
         double v;
-        if (dmean) v = ((double)x[i] - mu) * sc;
-        else v = ((double)x[i] - mu) / sc;
+        if (dmean) v = ((double)ld_fh(x, x16, i) - mu) * sc;
+        else v = ((double)ld_fh(x, x16, i) - mu) / sc;
         v = v * wc + bc;
-        y[i] = (float)(relu && v < 0 ? 0 : v);
+        const float o = (float)(relu && v < 0 ? 0 : v);
+        if (y16) y16[i] = f2bf(o);
+        else y[i] = o;
     }
 }
 
 __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                             const float *b, const double *sdy, const double *sdyx, float *dx, long long rows, int C,
-                            int relu) {
+                            int relu, const unsigned short *x16, unsigned short *dx16) {
     const int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
     const float mc = mu[c], rc = rs[c], wc = w[c], bc = b ? b[c] : 0.0f, wr = wc * rc;
@@ -538,11 +550,13 @@ __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, co
 #pragma unroll 4
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const size_t i = (size_t)r * C + c;
-        const double xh = ((double)x[i] - mc) * rc;
+        const double xh = ((double)ld_fh(x, x16, i) - mc) * rc;
         double g = dy[i];
         if (relu && xh * wc + bc <= 0) g = 0;
         g = (float)g;
-        dx[i] = (float)(wr * (g - ms - xh * sx / rows));
+        const float o = (float)(wr * (g - ms - xh * sx / rows));
+        if (dx16) dx16[i] = f2bf(o);
+        else dx[i] = o;
     }
 }
 

@@ -147,14 +147,26 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
 /* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), as the backend
  * stores them (cls, may be NULL: RT_CUDA_T_*): bf16 ones at half their fp32 bytes; one not stored is not
  * written, and its readers read the tensor it is computed from, of the same size. */
+/* The input a tensor applied on load is computed from (its writer's first input: a BatchNorm's input, the
+ * residual stream of an adapter's gated fuse), or t itself. */
+static int load_source(const avgen_graph *g, int t) {
+    for (int i = 0; i < g->n_ops; i++)
+        for (int j = 0; j < g->ops[i].n_out; j++)
+            if (g->refs[g->ops[i].out_at + j] == t) return g->ops[i].n_in > 0 && g->refs[g->ops[i].in_at] >= 0 ? g->refs[g->ops[i].in_at] : t;
+    return t;
+}
+
+/* The bytes op j's tensors hold as the backend stores them: a bf16 tensor half, a tensor not stored nothing
+ * as an output and, as an input, what its readers load instead (its source, in that one's class). */
 static double op_bytes(const avgen_graph *g, int j, const unsigned char *cls) {
     const avgen_op_desc *op = &g->ops[j];
     double bytes = 0;
     for (int i = 0; i < op->n_in + op->n_out; i++) {
         const int t = g->refs[i < op->n_in ? op->in_at + i : op->out_at + i - op->n_in];
         if (t < 0) continue;
-        const int k = cls ? cls[t] : RT_CUDA_T_FP32;
+        int k = cls ? cls[t] : RT_CUDA_T_FP32;
         if (k == RT_CUDA_T_VIRTUAL && i >= op->n_in) continue;
+        if (k == RT_CUDA_T_VIRTUAL) k = cls[load_source(g, t)];
         bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
     }
     return bytes;

@@ -135,11 +135,12 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
     case AVGEN_OP_KIND_GROUP_LINEAR: /* a bf16 input (rt_cuda_bf16_operands): the weight's bf16 copy */
         return 2.0 * numel_of(TD(in[1])) + 256;
     case AVGEN_OP_KIND_GROUP_LINEAR_BWD: {
-        /* the weight gradient's partial products, one per row chunk, and (a bf16 input) dY as bf16 */
+        /* the weight's bf16 copy (a bf16 dY), the weight gradient's partial products, one per row chunk, and (a
+         * bf16 input) dY as bf16 */
         const avgen_tensor_desc *xt = TD(in[1]), *wt = TD(in[2]);
         const long long Cin = xt->shape[2], G = wt->shape[1] > 0 ? Cin / wt->shape[1] : 1;
         const double f = rt_cuda_dw_part_floats(xt->shape[0] * xt->shape[1], Cin, wt->shape[0], G);
-        return (f > 0 ? 4.0 * f + 256 : 0) + 2.0 * numel_of(TD(in[0])) + 256;
+        return 2.0 * numel_of(wt) + 256 + (f > 0 ? 4.0 * f + 256 : 0) + 2.0 * numel_of(TD(in[0])) + 256;
     }
     case AVGEN_OP_KIND_LINEAR_BWD: return colsum_bytes(TD(in[0])->shape[1]);
     default: return 0;
@@ -172,7 +173,9 @@ enum {
     B16_AO,      /* the fused attention's output: the output projection, and the attention backward's delta */
     B16_PRE,     /* the GELU's input (LINEAR_GELU's first output): the GELU backward */
     B16_DACT,    /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
-    B16_DLN      /* a frozen LayerNorm's input gradient (QKV_DX, GELU_LINEAR_DX): that LayerNorm's backward */
+    B16_DLN,     /* a frozen LayerNorm's input gradient (QKV_DX, GELU_LINEAR_DX): that LayerNorm's backward */
+    B16_GOUT,    /* an adapter's grouped projection's output (its input bf16): its BatchNorm and that's backward */
+    B16_GDY      /* that BatchNorm's input gradient: the projection's backward, whose input x is bf16 */
 };
 
 /* Whether the query, key and value weights of QKV_DX o (inputs 1..3) follow one another in the frozen arena,
@@ -184,9 +187,13 @@ static int qkv_weights_stacked(const avgen_graph *g, const avgen_op_desc *o) {
     return k->offset == q->offset + q->bytes && v->offset == k->offset + k->bytes;
 }
 
-/* Whether op o may read a bf16 activation of kind kind in its input slot. */
-static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, int kind) {
+/* Whether op o may read a bf16 activation of kind kind in its input slot (flags: the tensors classed so far). */
+static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, int kind, const unsigned char *flags) {
     switch (kind) {
+    case B16_GOUT:
+        return ((o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU) && slot == 0) ||
+               ((o->kind == AVGEN_OP_KIND_BATCHNORM_BWD || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU_BWD) && slot == 1);
+    case B16_GDY: return o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD && slot == 0 && o->n_in >= 2 && flags[g->refs[o->in_at + 1]];
     case B16_OPERAND:
     case B16_AO:
         if (kind == B16_AO && o->kind == AVGEN_OP_KIND_ATTENTION_BWD) return slot == 2;
@@ -218,6 +225,12 @@ static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fuse
     if (o->n_out < 1 || (pass && o->kind != AVGEN_OP_KIND_LINEAR_GELU)) return -1;
     switch (o->kind) {
     case AVGEN_OP_KIND_LAYERNORM: return *kind = B16_OPERAND, out[0];
+    /* the adapter's bottleneck: the ReLU output (the up-projection's input), the projections' outputs when
+     * their inputs are bf16 (native bf16 GEMMs write them), the BatchNorms' input gradients */
+    case AVGEN_OP_KIND_BATCHNORM_RELU: return *kind = B16_OPERAND, out[0];
+    case AVGEN_OP_KIND_GROUP_LINEAR: return o->n_in >= 1 && flags[in[0]] ? (*kind = B16_GOUT, out[0]) : -1;
+    case AVGEN_OP_KIND_BATCHNORM_BWD:
+    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: return *kind = B16_GDY, out[0];
     case AVGEN_OP_KIND_LINEAR_GELU:
         if (o->n_out < 2) return -1;
         if (!pass) return *kind = B16_OPERAND, out[o->n_out - 1];
@@ -277,7 +290,7 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
             const int t = bf16_candidate(g, o, fused_attention, flags, pass, &kind);
             if (t < 0 || flags[t] || g->tensors[t].arena != AVGEN_ARENA_ACT || g->tensors[t].dtype != AVGEN_DT_F32) continue;
             int ok = writers[t] == 1 && at[t + 1] > at[t];
-            for (int r = at[t]; r < at[t + 1] && ok; r++) ok = reads_bf16(g, &g->ops[rd[r].op], rd[r].slot, kind);
+            for (int r = at[t]; r < at[t + 1] && ok; r++) ok = reads_bf16(g, &g->ops[rd[r].op], rd[r].slot, kind, flags);
             if (ok) flags[t] = RT_CUDA_T_BF16;
         }
     }
@@ -374,7 +387,8 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
         const int u = g->refs[o->in_at], y = g->refs[o->out_at], rstd = g->refs[o->out_at + 2];
         if (u < 0 || y < 0 || rstd < 0) continue;
         const avgen_tensor_desc *ut = &g->tensors[u], *yt = &g->tensors[y];
-        if (yt->arena != AVGEN_ARENA_ACT || yt->dtype != AVGEN_DT_F32 || ut->dtype != AVGEN_DT_F32 || (cls && (cls[y] || cls[u])))
+        if (yt->arena != AVGEN_ARENA_ACT || yt->dtype != AVGEN_DT_F32 || ut->dtype != AVGEN_DT_F32 ||
+            (cls && (cls[y] || (cls[u] && cls[u] != RT_CUDA_T_BF16)))) /* (a bf16 input: the loads read bf16) */
             continue;
         /* the readers load u and the BatchNorm's rstd: both written once and live through the last reader */
         int writers = 0, uwriters = 0, rwriters = 0, readers = 0, ok = 1;

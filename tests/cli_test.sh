@@ -70,11 +70,15 @@ assert p["memory"]["train"]["block"]["activations"] < p["memory"]["train"]["none
 c = p["memory"]["cuda"]
 f32, b16 = c["fp32_activations"], c["bf16_activations"]
 assert c["policy"] == "none" and f32["peak"] > p["memory"]["train"]["none"]["peak"]
-assert b16["bf16_tensors"] == 236 and 0 < b16["activations"] < f32["activations"]
-assert f32["bn_on_load"] == 48 and f32["activations"] < p["memory"]["train"]["none"]["activations"] * 2  # fp32, less the BN outputs
+assert b16["bf16_tensors"] == 524 and 0 < b16["activations"] < f32["activations"]
+# fp32, less the BatchNorm outputs and the adapters' gated fuse (applied on load)
+assert f32["bn_on_load"] == 48 and f32["fuse_on_load"] == 48
+assert f32["activations"] < p["memory"]["train"]["none"]["activations"] * 2
 assert b16["peak"] == f32["peak"] - f32["activations"] + b16["activations"] + b16["bf16_weights"]
 assert b16["bf16_weights"] == p["memory"]["train"]["none"]["frozen_params"] == 171597312  # the bf16 plan counts them so too
-assert 4 <= f32["max_batch"] < b16["max_batch"] <= p["memory"]["train"]["none"]["max_batch"]
+# (the bf16 plan stores every activation, in bf16; the backend leaves some out and keeps others fp32: either
+# may fit more)
+assert 4 <= f32["max_batch"] < b16["max_batch"]
 EOF
   then ok; else bad "plan --json content"; fi
 else

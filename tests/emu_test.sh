@@ -13,10 +13,12 @@
 #     own bf16 arithmetic: 2e-3 (the fixture 1e-2), gates 5e-2;
 #   tf32: 2e-3 (the fixture 1e-2), gates 1e-2;
 #   bf16 activations (AVGEN_BF16_OPERANDS=1): within bf16's tolerance of the CPU backend, and within 1.5e-2
-#     (the fixture 3e-2), gates 5e-2, of bf16 GEMMs: the GEMM operands it stores as bf16 are the values the
+#     (the fixture 0.15), gates 5e-2, of bf16 GEMMs: the GEMM operands it stores as bf16 are the values the
 #     emulated cuBLASLt rounds fp32 operands to, but the GELU's input and fc2's input gradient (read by the
-#     GELU kernels), the LayerNorms' input gradients (read by their backward) and the attention output
-#     (read by the backward's delta) are rounded too (worst seen: 4e-3, the fixture 9.9e-3);
+#     GELU kernels), the LayerNorms' input gradients (read by their backward), the attention output (read
+#     by the backward's delta) and the adapters' projection outputs (read by their BatchNorms) are rounded
+#     too (worst seen: 6e-3; the fixture, whose live gates make the adapters' gradients sensitive, 5.5e-2
+#     on a projection's weight gradient, where plain bf16 GEMMs are 6.5e-2 from the CPU backend);
 # the tolerances are about 3x the worst seen (the emulator is deterministic);
 # qkv stored as bf16 with the bias cuBLASLt would take only as bf16 (AVGEN_EMU_BIAS16_ONLY=1): 2e-2 of bf16;
 # one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
@@ -69,7 +71,7 @@ done
 # The fixture's live gates make sums that cancel: its fp32 check has the gradient-scale floor, and
 # ln_before.bias (zero in exact arithmetic) takes Adam's first step lr * sign(g) with the sign of rounding.
 # The emulator's GEMMs sum in double: it is closer to float64 PyTorch (3.8e-6) than the CPU backend (1.9e-5).
-check fixture "$FPROG" "5e-5 --grad-floor" 0.15 1e-2 1e-2 3e-2 --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors"
+check fixture "$FPROG" "5e-5 --grad-floor" 0.15 1e-2 1e-2 0.15 --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors"
 [ -f "$TMP/fixture-cuda.st" ] && diffok "fixture fp32 vs torch" "$TMP/fixture-cuda.st" "$FIX/expected.safetensors" 1e-5 --grad-floor
 
 # The benchmark's code paths: graph capture and replay, per-op and per-kernel timing, the JSON.

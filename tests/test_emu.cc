@@ -498,9 +498,9 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
     cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
     const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
     cudaMalloc((void **)&p1, sizeof(double) * 2 * blocks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * blocks * D);
-    const BnLoad bn = {mean, rstd, bw, bb};
+    const BnLoad bn = {mean, rstd, bw, bb, NULL};
     const dim3 bg((unsigned)(rows < 2048 ? rows : 2048), (unsigned)((D + 127) / 128)), bbk(D >= 128 ? 128 : (D + 31) / 32 * 32);
-    CHECK(run("k_bn_apply", bg, bbk, 0, [=] { k_bn_apply(u, ub, mean, rstd, NULL, NULL, 1e-5f, bw, bb, rows, D, 0); }) ==
+    CHECK(run("k_bn_apply", bg, bbk, 0, [=] { k_bn_apply(u, ub, mean, rstd, NULL, NULL, 1e-5f, bw, bb, rows, D, 0, NULL, NULL); }) ==
               cudaSuccess,
           "k_bn_apply failed");
     const dim3 lg((unsigned)((rows + 3) / 4)), lb128(128);

@@ -256,6 +256,15 @@ static int allowed_reader(const avgen_graph *g, int pk, int ps, int pn, const av
         return fused && k == AVGEN_OP_KIND_QKV_DX && j == 0 && frozen_in(g, o, 1) && frozen_in(g, o, 2) && frozen_in(g, o, 3);
     case AVGEN_OP_KIND_LINEAR_DX: /* fc2's input gradient: the GELU backward */
         return k == AVGEN_OP_KIND_GELU_LINEAR_DX && j == 0 && frozen_in(g, o, 2);
+    /* the adapter's bottleneck: the ReLU output read by the up-projection and its backward, a projection's
+     * output by its BatchNorm and that's backward, a BatchNorm's input gradient by the projection's backward */
+    case AVGEN_OP_KIND_BATCHNORM_RELU:
+        return (k == AVGEN_OP_KIND_GROUP_LINEAR && j == 0) || (k == AVGEN_OP_KIND_GROUP_LINEAR_BWD && j == 1);
+    case AVGEN_OP_KIND_GROUP_LINEAR:
+        return ((k == AVGEN_OP_KIND_BATCHNORM || k == AVGEN_OP_KIND_BATCHNORM_RELU) && j == 0) ||
+               ((k == AVGEN_OP_KIND_BATCHNORM_BWD || k == AVGEN_OP_KIND_BATCHNORM_RELU_BWD) && j == 1);
+    case AVGEN_OP_KIND_BATCHNORM_BWD:
+    case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: return k == AVGEN_OP_KIND_GROUP_LINEAR_BWD && j == 0;
     case AVGEN_OP_KIND_QKV_DX: /* a frozen LayerNorm's input gradient: its backward (dx accumulated, no parameters) */
         if (!fused) return 0;
         /* fall through */
@@ -296,8 +305,11 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
         CHECK_MSG(producer >= 0, "%s: no producer", g->tensors[t].name);
         if (producer < 0) continue;
         const avgen_op_desc *po = &g->ops[producer];
+        const int pk = po->kind;
         CHECK_MSG(po->stream != 0 && (strstr(po->name, "adapter") == NULL ||
-                                      (po->kind == AVGEN_OP_KIND_LAYERNORM && strstr(po->name, ".ln_before"))),
+                                      (pk == AVGEN_OP_KIND_LAYERNORM && strstr(po->name, ".ln_before")) ||
+                                      pk == AVGEN_OP_KIND_BATCHNORM_RELU || pk == AVGEN_OP_KIND_GROUP_LINEAR ||
+                                      pk == AVGEN_OP_KIND_BATCHNORM_BWD || pk == AVGEN_OP_KIND_BATCHNORM_RELU_BWD),
                   "%s: produced by %s", g->tensors[t].name, po->name);
         for (int i = 0; i < g->n_ops; i++) {
             const avgen_op_desc *o = &g->ops[i];
@@ -306,12 +318,18 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
                     readers++;
                     CHECK_MSG(allowed_reader(g, po->kind, pslot, po->n_out, o, j, fused), "%s (from %s) is read by %s (slot %d)",
                               g->tensors[t].name, po->name, o->name, j);
+                    /* a bf16 gradient of a projection's output: the projection's input bf16 too (both operands
+                     * of the weight gradient's GEMM) */
+                    if (o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD && j == 0)
+                        CHECK_MSG(f[g->refs[o->in_at + 1]], "%s is bf16, %s's input %s is not", g->tensors[t].name, o->name,
+                                  g->tensors[g->refs[o->in_at + 1]].name);
                 }
         }
         CHECK(readers > 0);
         /* a GEMM's bf16 result needs bf16 operands: fc1's GELU input its LayerNorm output, qkv its LayerNorm's,
          * QKV_DX's result the qkv gradient */
-        if (po->kind == AVGEN_OP_KIND_QKV || po->kind == AVGEN_OP_KIND_QKV_DX || (po->kind == AVGEN_OP_KIND_LINEAR_GELU && pslot == 0))
+        if (po->kind == AVGEN_OP_KIND_QKV || po->kind == AVGEN_OP_KIND_QKV_DX || po->kind == AVGEN_OP_KIND_GROUP_LINEAR ||
+            (po->kind == AVGEN_OP_KIND_LINEAR_GELU && pslot == 0))
             CHECK_MSG(f[g->refs[po->in_at]], "%s is bf16, its GEMM's input %s is not", g->tensors[t].name,
                       g->tensors[g->refs[po->in_at]].name);
     }
@@ -429,13 +447,14 @@ int main(int argc, char **argv) {
     /* ViT-B/16: 12 layers x 2 streams x (LayerNorm before attention, before the MLP, GELU output, GELU input,
      * fc2's input gradient, the MLP LayerNorm's input gradient) = 144, and with the fused attention 24 qkv, 24
      * outputs, 22 qkv gradients and 22 attention LayerNorm input gradients more (layer 0's attention has no
-     * backward: the gradient stops at its adapters: the backward extent, test_backward_extent above); and the
-     * output of each adapter's LayerNorm before (48 adapters; 8 in tiny-lavish) */
+     * backward: the gradient stops at its adapters: the backward extent, test_backward_extent above); and six
+     * of each adapter (48 adapters; 8 in tiny-lavish): the output of its LayerNorm before, both projections'
+     * outputs, the ReLU output, both BatchNorms' input gradients */
     const char *fp32[] = {"precision=fp32"};  /* the CUDA backend's graphs store fp32 (docs/bench.md) */
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 144 + 48);
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 236 + 48);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 24 + 8);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 36 + 8);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 144 + 6 * 48);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 236 + 6 * 48);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 24 + 6 * 8);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 36 + 6 * 8);
     /* ViT-B/16 at B = 32, T = 8: the bf16 activations take a third or more off the activation arena */
     const char *b32[] = {"precision=fp32", "train.batch=32", "video.frames=8"};
     for (int fused = 0; fused < 2; fused++) {
