@@ -27,7 +27,7 @@ BENCH_BATCHES=${BENCH_BATCHES-4 32 76}  # 76: the largest batch the planner fits
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
 BENCH_ATTN_GEMM=${BENCH_ATTN_GEMM-32}  # batches also timed with bf16 GEMMs but the GEMM attention path
 BENCH_BF16OPS=${BENCH_BF16OPS-32 76}  # batches also timed with bf16 activations (AVGEN_BF16_OPERANDS=1)
-BENCH_OPS_ONLY=${BENCH_OPS_ONLY-113}  # batches timed with bf16 activations only (113: the largest they fit in 78 GiB)
+BENCH_OPS_ONLY=${BENCH_OPS_ONLY-130}  # batches timed with bf16 activations only (130: the largest they fit in 78 GiB)
 BENCH_BN_STORED=${BENCH_BN_STORED-32}  # batches also timed with the BatchNorm outputs stored (AVGEN_FUSE_BN=0)
 BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters' gated fuse stored (AVGEN_FUSE_LATENT=0)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
