@@ -537,6 +537,98 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
         cudaFree(q);
 }
 
+// ----------------------------------------------------------------------- BatchNorm kernels on bf16 tensors
+// Each BatchNorm kernel with its input stored as bf16 (and its output written as bf16) against the same
+// kernel on the fp32 values of those bf16 numbers (and its fp32 output rounded): the same bits. Also the
+// BatchNorm-on-load readers (k_layernorm_bn, k_ln_bwd_cs_bn) with a bf16 BatchNorm input.
+template <int V> static void test_bn_bf16(long long rows, int D) {
+    const size_t n = (size_t)rows * D;
+    auto up = [](size_t k, float scale, float shift) {
+        float *p;
+        cudaMalloc((void **)&p, sizeof(float) * k);
+        for (size_t i = 0; i < k; i++) p[i] = scale * frand() + shift;
+        return p;
+    };
+    float *x = up(n, 3.0f, 1.5f), *dy = up(n, 1.0f, 0.0f), *w = up(D, 0.5f, 1.0f), *b = up(D, 0.3f, 0.0f);
+    float *rstd = up(D, 0.2f, 0.8f), *mu = up(D, 0.1f, 1.5f), *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f);
+    float *gate = up(1, 0.0f, 0.7f), *y1, *y2, *m1, *m2, *r1, *r2, *mr1, *mr2;
+    unsigned short *x16, *o16;
+    double *mean, *p1, *p2, *s0, *s1, *rd1, *rd2;
+    cudaMalloc((void **)&x16, 2 * n), cudaMalloc((void **)&o16, 2 * n);
+    for (size_t i = 0; i < n; i++) x16[i] = f2bf(x[i]), x[i] = avgen_emu_bf(x16[i]);  // x: the bf16 values
+    for (float **q : {&y1, &y2}) cudaMalloc((void **)q, sizeof(float) * n);
+    for (float **q : {&m1, &m2, &r1, &r2, &mr1, &mr2}) cudaMalloc((void **)q, sizeof(float) * (rows > D ? rows : D));
+    cudaMalloc((void **)&mean, sizeof(double) * D), cudaMalloc((void **)&s0, sizeof(double) * D);
+    cudaMalloc((void **)&s1, sizeof(double) * D);
+    cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
+    for (int c = 0; c < D; c++) mean[c] = 1.5 + 0.1 * frand(), s0[c] = frand(), s1[c] = frand();
+    const long long rpc = 16, chunks = (rows + rpc - 1) / rpc;
+    cudaMalloc((void **)&p1, sizeof(double) * 2 * chunks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * chunks * D);
+    const dim3 bg((unsigned)(rows < 2048 ? rows : 2048), (unsigned)((D + 127) / 128)), bbk(D >= 128 ? 128 : (D + 31) / 32 * 32);
+    const dim3 cg((unsigned)((D + 127) / 128), (unsigned)chunks), cb(128);
+    auto same16 = [&](const float *f, const unsigned short *h) {
+        for (size_t i = 0; i < n; i++)
+            if (f2bf(f[i]) != h[i]) return false;
+        return true;
+    };
+    for (int mode : {CS_MOM, CS_BN, CS_BN_RELU}) {  // x (CS_MOM: a) as bf16
+        const bool mom = mode == CS_MOM;
+        CHECK(run("k_colsum", cg, cb, 0, [=] { k_colsum(mode, mom ? x : dy, x, NULL, NULL, mu, rstd, w, b, NULL, rows, D, rpc, p1, NULL, NULL); }) ==
+                      cudaSuccess &&
+                  run("k_colsum", cg, cb, 0, [=] {
+                      k_colsum(mode, mom ? x : dy, x, NULL, NULL, mu, rstd, w, b, NULL, rows, D, rpc, p2, mom ? x16 : NULL, mom ? NULL : x16);
+                  }) == cudaSuccess,
+              "k_colsum failed");
+        CHECK(!memcmp(p1, p2, sizeof(double) * 2 * chunks * D), "D %d mode %d: k_colsum on bf16 differs", D, mode);
+    }
+    CHECK(run("k_bn_stats", dim3((D + 127) / 128), dim3(128), 0,
+              [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m1, mean, r1, mr1, mr1, 0, NULL); }) == cudaSuccess &&
+              run("k_bn_stats", dim3((D + 127) / 128), dim3(128), 0,
+                  [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m2, mean, r2, mr2, mr2, 0, x16); }) == cudaSuccess,
+          "k_bn_stats failed");
+    CHECK(!memcmp(m1, m2, sizeof(float) * D) && !memcmp(r1, r2, sizeof(float) * D), "D %d: k_bn_stats on bf16 differs", D);
+    for (int relu = 0; relu < 2; relu++) {
+        CHECK(run("k_bn_apply", bg, bbk, 0, [=] { k_bn_apply(x, y1, mean, rstd, NULL, NULL, 1e-5f, w, b, rows, D, relu, NULL, NULL); }) ==
+                      cudaSuccess &&
+                  run("k_bn_apply", bg, bbk, 0, [=] { k_bn_apply(NULL, NULL, mean, rstd, NULL, NULL, 1e-5f, w, b, rows, D, relu, x16, o16); }) ==
+                      cudaSuccess,
+              "k_bn_apply failed");
+        CHECK(same16(y1, o16), "D %d relu %d: k_bn_apply on bf16 differs", D, relu);
+        CHECK(run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, x, mu, rstd, w, b, s0, s1, y1, rows, D, relu, NULL, NULL); }) ==
+                      cudaSuccess &&
+                  run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, NULL, mu, rstd, w, b, s0, s1, NULL, rows, D, relu, x16, o16); }) ==
+                      cudaSuccess,
+              "k_bn_bwd_dx failed");
+        CHECK(same16(y1, o16), "D %d relu %d: k_bn_bwd_dx on bf16 differs", D, relu);
+    }
+    // the on-load readers: u as bf16 (x16) against u as the fp32 values of those numbers (x)
+    const BnLoad bn32 = {mean, rstd, w, b, NULL}, bn16 = {mean, rstd, w, b, x16};
+    const dim3 lg((unsigned)((rows + 3) / 4)), lb128(128);
+    CHECK(run("k_layernorm_bn", lg, lb128, 0, [=] { k_layernorm_bn<V>(x, lw, lb, y1, m1, r1, gate, rows, D, 1e-5f, NULL, bn32); }) ==
+                  cudaSuccess &&
+              run("k_layernorm_bn", lg, lb128, 0, [=] { k_layernorm_bn<V>(x, lw, lb, y2, m2, r2, gate, rows, D, 1e-5f, NULL, bn16); }) ==
+                  cudaSuccess,
+          "k_layernorm_bn failed");
+    CHECK(!memcmp(y1, y2, sizeof(float) * n) && !memcmp(m1, m2, sizeof(float) * rows) && !memcmp(r1, r2, sizeof(float) * rows),
+          "V %d D %d: k_layernorm_bn on a bf16 input differs", V, D);
+    if constexpr (V > 0) {
+        const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
+        CHECK(blocks <= chunks, "test sizes");
+        CHECK(run("k_ln_bwd_cs_bn", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs_bn<V>(dy, x, m1, r1, lw, lb, gate, y1, rd1, rows, D, rpb, p1, bn32); }) == cudaSuccess &&
+                  run("k_ln_bwd_cs_bn", dim3((unsigned)blocks), lb128, 0,
+                      [=] { k_ln_bwd_cs_bn<V>(dy, x, m1, r1, lw, lb, gate, y2, rd2, rows, D, rpb, p2, bn16); }) == cudaSuccess,
+              "k_ln_bwd_cs_bn failed");
+        CHECK(!memcmp(y1, y2, sizeof(float) * n) && !memcmp(rd1, rd2, sizeof(double) * rows) &&
+                  !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
+              "V %d D %d: k_ln_bwd_cs_bn on a bf16 input differs", V, D);
+    }
+    for (void *q : {(void *)x, (void *)dy, (void *)w, (void *)b, (void *)rstd, (void *)mu, (void *)lw, (void *)lb, (void *)gate,
+                    (void *)y1, (void *)y2, (void *)m1, (void *)m2, (void *)r1, (void *)r2, (void *)mr1, (void *)mr2, (void *)x16,
+                    (void *)o16, (void *)mean, (void *)p1, (void *)p2, (void *)s0, (void *)s1, (void *)rd1, (void *)rd2})
+        cudaFree(q);
+}
+
 // ----------------------------------------------------------------------- the adapter's gated fuse applied on load
 // k_layernorm_lat<V> on X (the fuse Z = X + gate_av A2 S applied on load) against k_layernorm<V> on the Z that
 // k_latent_b<M> stores, k_ln_bwd_cs_lat<V> against k_ln_bwd_cs<V>, and k_lat_z against that Z: the same bits
@@ -642,6 +734,9 @@ int main() {
     test_bn_on_load<24>(70, 768);
     test_bn_on_load<2>(45, 40);
     test_bn_on_load<0>(9, 100);
+    test_bn_bf16<24>(70, 768);
+    test_bn_bf16<2>(45, 40);
+    test_bn_bf16<0>(9, 100);
     test_lat_on_load<24, 2>(3, 49, 768, 2);
     test_lat_on_load<2, 4>(2, 13, 40, 3);
     test_lat_on_load<1, 16>(3, 5, 32, 16);
