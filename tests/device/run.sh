@@ -33,6 +33,7 @@ BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters'
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
+BENCH_DEADLINE=${BENCH_DEADLINE:-430}  # seconds into the run after which no further benchmark starts
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
 : >"$S"
@@ -213,51 +214,62 @@ fi
 
 if [[ " $STAGES " == *" bench "* ]]; then
   say "== benchmarks: ViT-B/16 LAVISH, T=8 ($(since))"
-  for b in $BENCH_BATCHES $BENCH_OPS_ONLY; do
-    p=$(prog "vitb-t8-b$b")
-    [ -x "$p" ] || continue
-    for prec in bf16 bf16-ops fp32 bf16-gemmattn bf16-lnsplit bf16-bnstored bf16-latstored; do
-      # a batch only bf16 activations fit: that alone
-      [[ " $BENCH_BATCHES " != *" $b "* ]] && [ "$prec" != bf16-ops ] && continue
-      [ "$prec" = fp32 ] && [[ " $BENCH_FP32 " != *" $b "* ]] && continue
-      [ "$prec" = bf16-gemmattn ] && [[ " $BENCH_ATTN_GEMM " != *" $b "* ]] && continue
-      [ "$prec" = bf16-ops ] && [[ " $BENCH_BF16OPS " != *" $b "* ]] && continue
-      [ "$prec" = bf16-lnsplit ] && [[ " $BENCH_LN_SPLIT " != *" $b "* ]] && continue
-      [ "$prec" = bf16-bnstored ] && [[ " $BENCH_BN_STORED " != *" $b "* ]] && continue
-      [ "$prec" = bf16-latstored ] && [[ " $BENCH_LAT_STORED " != *" $b "* ]] && continue
-      attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
-      [ "$prec" = bf16-gemmattn ] && attn=gemm
-      ops=0
-      [ "$prec" = bf16-ops ] && ops=1
-      lncs=1  # bf16-lnsplit: trainable LayerNorms' backward as k_ln_bwd + colsum (AVGEN_FUSED_LN_BWD=0)
-      [ "$prec" = bf16-lnsplit ] && lncs=0
-      bnl=1  # bf16-bnstored: the adapters' BatchNorm outputs stored and read back (AVGEN_FUSE_BN=0)
-      [ "$prec" = bf16-bnstored ] && bnl=0
-      latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
-      [ "$prec" = bf16-latstored ] && latl=0
-      if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%-*}" --warmup 5 --steps 20 \
-        --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
-        ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
+  # The jobs in order of what matters most, so that a run cut short still has the headline numbers: each
+  # batch with bf16 GEMMs and with bf16 activations, the largest batch only bf16 activations fit, PyTorch
+  # eager at the same batches; then the ablations (strict fp32 GEMMs, the GEMM attention path, one fusion
+  # off at a time) and torch.compile. A job that would start after BENCH_DEADLINE seconds of this run is
+  # skipped (said in the summary), so the run ends with its summary inside the caller's timeout.
+  jobs=()
+  for b in $BENCH_BATCHES; do jobs+=("$b:bf16"); [[ " $BENCH_BF16OPS " == *" $b "* ]] && jobs+=("$b:bf16-ops"); done
+  for b in $BENCH_OPS_ONLY; do jobs+=("$b:bf16-ops"); done
+  for b in $BENCH_BATCHES; do jobs+=("$b:torch-eager"); done
+  for b in $BENCH_FP32; do jobs+=("$b:fp32"); done
+  for b in $BENCH_ATTN_GEMM; do jobs+=("$b:bf16-gemmattn"); done
+  for b in $BENCH_LN_SPLIT; do jobs+=("$b:bf16-lnsplit"); done
+  for b in $BENCH_BN_STORED; do jobs+=("$b:bf16-bnstored"); done
+  for b in $BENCH_LAT_STORED; do jobs+=("$b:bf16-latstored"); done
+  for b in $TORCH_COMPILE; do jobs+=("$b:torch-compile"); done
+  have_torch=0
+  [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
+  for job in "${jobs[@]}"; do
+    b=${job%%:*} prec=${job#*:}
+    if [ $(($(date +%s) - T0)) -ge "$BENCH_DEADLINE" ]; then
+      say "  info  skipped B=$b $prec: past BENCH_DEADLINE ($BENCH_DEADLINE s)"
+      continue
+    fi
+    if [[ $prec == torch-* ]]; then
+      # PyTorch at the batches both run; a batch PyTorch cannot fit is a finding, not a failure
+      [ $have_torch = 1 ] || continue
+      mode=${prec#torch-}
+      flag=""
+      [ "$mode" = compile ] && flag=--compile
+      if timeout $([ "$mode" = compile ] && echo 240 || echo 150) python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
+        >"$OUT/bench/torch-b$b-$mode.txt" 2>&1; then
+        ok "torch $mode B=$b bf16: $(tail -4 "$OUT/bench/torch-b$b-$mode.txt" | tr -s ' ' | tr '\n' ';')"
+      elif grep -qi "out of memory" "$OUT/bench/torch-b$b-$mode.txt"; then
+        say "  info  torch $mode B=$b does not fit the device (CUDA out of memory)"
       else
-        bad "avgen bench B=$b $prec: $(tail -3 "$OUT/bench/avgen-b$b-$prec.txt" | tr '\n' ' ')"
+        bad "torch $mode B=$b: $(tail -3 "$OUT/bench/torch-b$b-$mode.txt" | tr '\n' ' ')"
       fi
-    done
-    # PyTorch at the batches both run (not at one only bf16 activations fit); a batch PyTorch cannot fit is
-    # a finding, not a failure
-    if [[ " $BENCH_BATCHES " == *" $b "* ]] && [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null; then
-      for mode in eager compile; do
-        [ "$mode" = compile ] && [[ " $TORCH_COMPILE " != *" $b "* ]] && continue
-        flag=""
-        [ "$mode" = compile ] && flag=--compile
-        if timeout $([ "$mode" = compile ] && echo 240 || echo 150) python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
-          >"$OUT/bench/torch-b$b-$mode.txt" 2>&1; then
-          ok "torch $mode B=$b bf16: $(tail -4 "$OUT/bench/torch-b$b-$mode.txt" | tr -s ' ' | tr '\n' ';')"
-        elif grep -qi "out of memory" "$OUT/bench/torch-b$b-$mode.txt"; then
-          say "  info  torch $mode B=$b does not fit the device (CUDA out of memory)"
-        else
-          bad "torch $mode B=$b: $(tail -3 "$OUT/bench/torch-b$b-$mode.txt" | tr '\n' ' ')"
-        fi
-      done
+      continue
+    fi
+    p=$(prog "vitb-t8-b$b")
+    if [ ! -x "$p" ]; then say "  info  no program for B=$b (prepare.sh builds 4, 32 and the planner's largest)"; continue; fi
+    attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
+    [ "$prec" = bf16-gemmattn ] && attn=gemm
+    ops=0
+    [ "$prec" = bf16-ops ] && ops=1
+    lncs=1  # bf16-lnsplit: trainable LayerNorms' backward as k_ln_bwd + colsum (AVGEN_FUSED_LN_BWD=0)
+    [ "$prec" = bf16-lnsplit ] && lncs=0
+    bnl=1  # bf16-bnstored: the adapters' BatchNorm outputs stored and read back (AVGEN_FUSE_BN=0)
+    [ "$prec" = bf16-bnstored ] && bnl=0
+    latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
+    [ "$prec" = bf16-latstored ] && latl=0
+    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+      --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
+      ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
+    else
+      bad "avgen bench B=$b $prec: $(tail -3 "$OUT/bench/avgen-b$b-$prec.txt" | tr '\n' ' ')"
     fi
   done
 fi
