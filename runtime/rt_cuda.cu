@@ -898,8 +898,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const float *tok = PF(in[6]), *gav = PF(in[7]);
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         float *gX = need_x ? PF(out[2]) : NULL;
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m);
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m);
+        const unsigned short *dZ16 = is16(d, in[0]) ? P16(c, in[0]) : NULL;  // dZ as bf16 (rt_cuda_bf16_operands)
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m, dZ16);
+        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m,
+                 dZ16);
         const int mg = latent_group(N2, m);
         LAUNCH_T(LatentBounds, latent_bound(mg), k_latbwd_tok, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), dS, Y,
                  A1, dL1, dtokp, N2, D, m, mg);
@@ -946,8 +948,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
             if (!w16) return;
             launch(d, k_to_bf16, GRID4(nw), PF(in[2]), w16, nw);
-            gemm(d, 0, 0, rows, cin_g, cout_g, P16(c, in[0]), Cout, w16, cin_g, PF(out[0]), Cin, 0, G, cout_g,
-                 (long long)cout_g * cin_g, cin_g, NULL, NULL, 1);
+            const int c16 = is16(d, out[0]);  // dx as bf16 too (the LayerNorm backward before reads it)
+            gemm(d, 0, 0, rows, cin_g, cout_g, P16(c, in[0]), Cout, w16, cin_g, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]),
+                 Cin, 0, G, cout_g, (long long)cout_g * cin_g, cin_g, NULL, NULL, 1, c16);
         } else {
             gemm(d, 0, 0, rows, cin_g, cout_g, PF(in[0]), Cout, PF(in[2]), cin_g, PF(out[0]), Cin, 0, G, cout_g,
                  (long long)cout_g * cin_g, cin_g);
@@ -1086,16 +1089,30 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int D = (int)xt->shape[xt->ndim - 1];
         const long long rows = xt->bytes / 4 / D;
         const int trainable = o->n_out == 3;
-        if (trainable && virt(d, in[1])) {  // its input an adapter's gated fuse applied on load (rt_cuda_lat_on_load)
-            LatLoad lat;
-            const float *x = lat_of(c, in[1], &lat);
-            ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), NULL, rows, D,
-                             PF(out[1]), PF(out[2]), &lat);
-            break;
-        }
         if (trainable) {
-            ln_bwd_trainable(d, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), NULL, rows, D,
-                             PF(out[1]), PF(out[2]));
+            LatLoad lat;  // its input an adapter's gated fuse applied on load (rt_cuda_lat_on_load)
+            const int onload = virt(d, in[1]);
+            const float *x = onload ? lat_of(c, in[1], &lat) : PF(in[1]);
+            const int dy16 = is16(d, in[0]), dx16 = is16(d, out[0]);  // (rt_cuda_bf16_operands)
+            if (onload && dy16 && dx16 && ln_values(D) > 0 && d->fused_ln_bwd) {  // one kernel reads and writes bf16
+                const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
+                double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
+                if (!part) return;
+                LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_lat16, dim3((unsigned)blocks), dim3(128), 0, P16(c, in[0]), x,
+                         PF(in[2]), PF(in[3]), PF(in[4]), P16(c, out[0]), rows, D, rpb, part, lat);
+                launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[1]), PF(out[2]),
+                       (double *)NULL, (double *)NULL);
+                break;
+            }
+            // otherwise a bf16 dy widened, and a bf16 dx rounded, in op scratch around the fp32 kernels (the same bits)
+            const long long n = rows * D;
+            float *dy = dy16 ? (float *)scratch(d, sizeof(float) * (size_t)n) : PF(in[0]);
+            float *dx = dx16 ? (float *)scratch(d, sizeof(float) * (size_t)n) : PF(out[0]);
+            if (!dy || !dx) return;
+            if (dy16) launch(d, k_from_bf16, GRID(n), (const unsigned short *)P16(c, in[0]), dy, n);
+            ln_bwd_trainable(d, dy, x, PF(in[2]), PF(in[3]), PF(in[4]), NULL, NULL, dx, NULL, rows, D, PF(out[1]), PF(out[2]),
+                             onload ? &lat : NULL);
+            if (dx16) launch(d, k_to_bf16, GRID4(n), (const float *)dx, P16(c, out[0]), n);
             break;
         }
         if (is16(d, in[0])) {  // dy written as bf16 by its GEMM (rt_cuda_bf16_operands)

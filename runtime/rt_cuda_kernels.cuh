@@ -294,9 +294,10 @@ __global__ void __launch_bounds__(128, 4) k_layernorm_bn(const float *u, const f
 // V as for k_layernorm (dy and x of the row in registers when V > 0; the same explicit rounding).
 // CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
 // (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
-template <int V, bool CS, bool BN = false, class DT = float, class L = BnLoad>
+// OT: dx's type (bf16: written rounded, never accumulated).
+template <int V, bool CS, bool BN = false, class DT = float, class L = BnLoad, class OT = float>
 __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, const float *x, const float *mu,
-                                           const float *rs, const float *w, const float *bb, const float *gate, float *dx,
+                                           const float *rs, const float *w, const float *bb, const float *gate, OT *dx,
                                            long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1,
                                            const L ld) {
     const DT *dyr = dy + r * D;
@@ -318,7 +319,7 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
     // and g = dy gscale w rounded as the CPU reference (only dy and x stay in registers between them):
     // pass 0 sums g, g xhat (and for the gate dy (xhat w + b)); pass 1 writes dx.
     double sg = 0, sgx = 0, dg = 0;
-    float *dxr = dx + r * dxs;
+    OT *dxr = dx + r * dxs;
     auto pass = [&](int second) {
 #pragma unroll
         for (int i = 0; i < (V > 0 ? V : 1); i++)
@@ -335,7 +336,8 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
                     if (gate) dg = __dadd_rn(dg, __dmul_rn((double)dyv, __dadd_rn(__dmul_rn(xh, (double)w[d]), (double)bb[d])));
                 } else {
                     const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
-                    dxr[d] = acc ? dxr[d] + o : o;
+                    if constexpr (sizeof(OT) == 2) dxr[d] = f2bf(o);
+                    else dxr[d] = acc ? dxr[d] + o : o;
                     if constexpr (CS && V > 0) cs0[i] += (double)dO * xh, cs1[i] += dO;
                 }
             }
@@ -367,9 +369,9 @@ __global__ void __launch_bounds__(128) k_ln_bwd_bf(const unsigned short *dy, con
 // once: block b takes rows [b rpb, (b + 1) rpb), its 4 warps every fourth row; each lane sums its columns'
 // terms in double over its rows, the warps combine in warp order in shared memory, and part[b][2][D] gets
 // the block's sums (k_colsum_finish adds the blocks in order: deterministic). Blocks of 128 threads; V > 0.
-template <int V, bool BN, class L = BnLoad>
-__device__ __forceinline__ void ln_bwd_cs_body(const float *dy, const float *x, const float *mu, const float *rs,
-                                               const float *w, const float *bb, const float *gate, float *dx, long long dxs,
+template <int V, bool BN, class L = BnLoad, class DT = float, class OT = float>
+__device__ __forceinline__ void ln_bwd_cs_body(const DT *dy, const float *x, const float *mu, const float *rs,
+                                               const float *w, const float *bb, const float *gate, OT *dx, long long dxs,
                                                double *rowdg, long long rows, int D, long long rpb, double *part,
                                                const L bn) {
     AVGEN_SHARED(double, red, 2 * 32 * V);
@@ -379,7 +381,7 @@ __device__ __forceinline__ void ln_bwd_cs_body(const float *dy, const float *x, 
     for (int i = 0; i < V; i++) cs0[i] = cs1[i] = 0;
     const long long r0 = blockIdx.x * rpb, r1 = r0 + rpb < rows ? r0 + rpb : rows;
     for (long long r = r0 + warp; r < r1; r += 4)
-        ln_bwd_row<V, true, BN, float, L>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
+        ln_bwd_row<V, true, BN, DT, L, OT>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
     for (int wi = 0; wi < 4; wi++) {
         if (warp == wi)
 #pragma unroll
@@ -426,6 +428,19 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs_lat(const float *dy, const fl
                                                        double *rowdg, long long rows, int D, long long rpb, double *part,
                                                        const LatLoad lat) {
     ln_bwd_cs_body<V, true>(dy, x, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, lat);
+}
+// k_ln_bwd_cs_lat with dy and dx stored as bf16 (rt_cuda_bf16_operands: the down-projection's input gradient
+// and the fuse's gradient)
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs_lat16(const unsigned short *dy, const float *x, const float *mu,
+                                                         const float *rs, const float *w, unsigned short *dx, long long rows,
+                                                         int D, long long rpb, double *part, const LatLoad lat) {
+    ln_bwd_cs_body<V, true>(dy, x, mu, rs, w, (const float *)NULL, (const float *)NULL, dx, D, (double *)NULL, rows, D, rpb,
+                            part, lat);
+}
+__global__ void k_from_bf16(const unsigned short *x, float *y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = ld_f(x + i);
 }
 __global__ void k_lat_z(const float *x, float *z, long long rows, int D, const LatLoad lat) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -1208,14 +1223,17 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
 
 // Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
 // dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i.
+// dZ16: dZ stored as bf16 (then dZ is ignored).
 template <int M>
 __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
-                              float *dL2, float *gX, long long rows, int N, int D, int m) {
+                              float *dL2, float *gX, long long rows, int N, int D, int m, const unsigned short *dZ16) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const int p = (int)(r / N);
-    const float *dz = dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
+    const float *dzf = dZ16 ? NULL : dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
+    const unsigned short *dzh = dZ16 ? dZ16 + r * D : NULL;
+    auto dz = [&](int d) { return dzh ? ld_f(dzh + d) : dzf[d]; };
     const float g = gav[0];
     double dg = 0;
     float da[M], aa[M];
@@ -1223,7 +1241,7 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
     for (int i = 0; i < M; i++) da[i] = 0, aa[i] = i < m ? a2[i] : 0.0f;
     for (int d = lane; d < D; d += 32) {
         float cm = 0;
-        const float gz = g * dz[d];
+        const float dzv = dz(d), gz = g * dzv;
 #pragma unroll
         for (int i = 0; i < M; i++)
             if (i < m) {
@@ -1231,7 +1249,7 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
                 cm += aa[i] * sv;
                 da[i] += gz * sv;
             }
-        dg += (double)dz[d] * cm;
+        dg += (double)dzv * cm;
     }
     dg = warp_sum_d(dg);
     double rsum = 0;
@@ -1254,7 +1272,7 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
 #pragma unroll
             for (int i = 0; i < M; i++)
                 if (i < m) t += da[i] * s[(size_t)i * D + d];
-            gX[r * D + d] += dz[d] + t;
+            gX[r * D + d] += dz(d) + t;
         }
 }
 
@@ -1263,7 +1281,7 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
 // loads overlap (each sum still adds its rows in order).
 template <int M>
 __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, const float *dL2, const float *gav,
-                            float *dS, int N, int D, int m) {
+                            float *dS, int N, int D, int m, const unsigned short *dZ16) {
     const int p = blockIdx.x, d = blockIdx.y * blockDim.x + threadIdx.x;
     if (d >= D) return;
     const float g = gav[0];
@@ -1273,7 +1291,7 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
 #pragma unroll 4
     for (int r = 0; r < N; r++) {
         const size_t row = (size_t)p * N + r;
-        const float gz = g * dZ[row * D + d], xv = X[row * D + d];
+        const float gz = g * ld_fh(dZ, dZ16, row * D + d), xv = X[row * D + d];
 #pragma unroll
         for (int i = 0; i < M; i++)
             if (i < m) {
@@ -1486,7 +1504,10 @@ AVGEN_LN_INST(24)
                                                double *, const BnLoad);                                                \
     template __global__ void k_ln_bwd_cs_lat<V>(const float *, const float *, const float *, const float *, const float *, \
                                                 const float *, const float *, float *, double *, long long, int, long long, \
-                                                double *, const LatLoad);
+                                                double *, const LatLoad);                                              \
+    template __global__ void k_ln_bwd_cs_lat16<V>(const unsigned short *, const float *, const float *, const float *,   \
+                                                  const float *, unsigned short *, long long, int, long long, double *,  \
+                                                  const LatLoad);
 AVGEN_LN_CS_INST(1)
 AVGEN_LN_CS_INST(2)
 AVGEN_LN_CS_INST(24)
@@ -1497,9 +1518,9 @@ AVGEN_LN_CS_INST(24)
     template __global__ void k_latent_b<M>(const float *, const float *, const float *, float *, float *, long long,    \
                                            int, int, int);                                                             \
     template __global__ void k_latbwd_rows<M>(const float *, const float *, const float *, const float *, double *,    \
-                                              float *, float *, long long, int, int, int);                             \
+                                              float *, float *, long long, int, int, int, const unsigned short *);     \
     template __global__ void k_latbwd_ds<M>(const float *, const float *, const float *, const float *, const float *, \
-                                            float *, int, int, int);                                                   \
+                                            float *, int, int, int, const unsigned short *);                           \
     template __global__ void k_latbwd_tok<M>(const float *, const float *, const float *, float *, float *, int, int,  \
                                              int, int);
 AVGEN_LATENT_INST(2)

@@ -119,9 +119,10 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
     case AVGEN_OP_KIND_LAYERNORM_BWD: {
         /* the column sums' parts, and (an adapter's gated fuse applied on load, rt_cuda_lat_on_load, without
          * k_ln_bwd_cs) that input rebuilt in fp32 */
+        /* and (its bf16 input gradient or output, rt_cuda_bf16_operands, without k_ln_bwd_cs_lat16) those in fp32 */
         const avgen_tensor_desc *xt = TD(in[1]);
         const int lat = o->n_out == 3 && writer_kind(g, in[1]) == AVGEN_OP_KIND_ADAPTER_LATENT;
-        return colsum_bytes(xt->shape[xt->ndim - 1]) + (lat ? 4.0 * numel_of(xt) + 256 : 0);
+        return colsum_bytes(xt->shape[xt->ndim - 1]) + (lat ? 3 * (4.0 * numel_of(xt) + 256) : 0);
     }
     case AVGEN_OP_KIND_BATCHNORM:
     case AVGEN_OP_KIND_BATCHNORM_RELU:
@@ -175,7 +176,9 @@ enum {
     B16_DACT,    /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
     B16_DLN,     /* a frozen LayerNorm's input gradient (QKV_DX, GELU_LINEAR_DX): that LayerNorm's backward */
     B16_GOUT,    /* an adapter's grouped projection's output (its input bf16): its BatchNorm and that's backward */
-    B16_GDY      /* that BatchNorm's input gradient: the projection's backward, whose input x is bf16 */
+    B16_GDY,     /* that BatchNorm's input gradient: the projection's backward, whose input x is bf16 */
+    B16_DZ,      /* the down-projection's input gradient: the backward of the LayerNorm before it */
+    B16_DZPRE    /* that LayerNorm's input gradient (the gated fuse's): the latent exchange's backward */
 };
 
 /* Whether the query, key and value weights of QKV_DX o (inputs 1..3) follow one another in the frozen arena,
@@ -194,6 +197,10 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
         return ((o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU) && slot == 0) ||
                ((o->kind == AVGEN_OP_KIND_BATCHNORM_BWD || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU_BWD) && slot == 1);
     case B16_GDY: return o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD && slot == 0 && o->n_in >= 2 && flags[g->refs[o->in_at + 1]];
+    case B16_DZ:
+        return o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && slot == 0 && o->n_out == 3 && o->n_in >= 2 &&
+               writer_kind(g, g->refs[o->in_at + 1]) == AVGEN_OP_KIND_ADAPTER_LATENT;
+    case B16_DZPRE: return o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && slot == 0;
     case B16_OPERAND:
     case B16_AO:
         if (kind == B16_AO && o->kind == AVGEN_OP_KIND_ATTENTION_BWD) return slot == 2;
@@ -231,6 +238,13 @@ static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fuse
     case AVGEN_OP_KIND_GROUP_LINEAR: return o->n_in >= 1 && flags[in[0]] ? (*kind = B16_GOUT, out[0]) : -1;
     case AVGEN_OP_KIND_BATCHNORM_BWD:
     case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: return *kind = B16_GDY, out[0];
+    /* the down-projection's input gradient (a bf16 GEMM result: its dY bf16), and the gradient the LayerNorm
+     * before it passes on to the latent exchange (its dy bf16) */
+    case AVGEN_OP_KIND_GROUP_LINEAR_BWD: return o->n_in >= 1 && flags[in[0]] ? (*kind = B16_DZ, out[0]) : -1;
+    case AVGEN_OP_KIND_LAYERNORM_BWD:
+        return o->n_out == 3 && o->n_in >= 2 && flags[in[0]] && writer_kind(g, in[1]) == AVGEN_OP_KIND_ADAPTER_LATENT
+                   ? (*kind = B16_DZPRE, out[0])
+                   : -1;
     case AVGEN_OP_KIND_LINEAR_GELU:
         if (o->n_out < 2) return -1;
         if (!pass) return *kind = B16_OPERAND, out[o->n_out - 1];

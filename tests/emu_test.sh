@@ -173,6 +173,14 @@ if grep -q '"fuse_on_load":[1-9]' "$TMP/bench.json" && grep -q '"fuse_on_load":0
   ! grep -qF '"k_layernorm_lat<' "$TMP/benchlat.json" &&
   [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchlat.json")" ]; then ok
 else bad "gated fuse on load: not counted, its kernels did not run, or it still takes memory"; fi
+# with bf16 activations the fuse's LayerNorm backward reads and writes bf16 gradients (k_ln_bwd_cs_lat16); with
+# the fuse stored, the same arithmetic around widened copies (the same bits); without k_ln_bwd_cs, within 1e-5
+run "gated fuse stored, bf16 activations" env AVGEN_FUSE_LATENT=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
+  --out "$TMP/latsplitops.st" --backend cuda --precision bf16 &&
+  { if cmp -s "$TMP/latsplitops.st" "$TMP/$n1-bf16ops.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the bf16-activation step"; fi; }
+run "unfused LayerNorm backward, bf16 activations" env AVGEN_FUSED_LN_BWD=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
+  --out "$TMP/lnsplitops.st" --backend cuda --precision bf16 &&
+  diffok "unfused LayerNorm backward, bf16 activations" "$TMP/lnsplitops.st" "$TMP/$n1-bf16ops.st" 1e-5
 run "gated fuse rebuilt" env AVGEN_FUSED_LN_BWD=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchlz.json"
 if grep -qF '"k_lat_z"' "$TMP/benchlz.json"; then ok; else bad "AVGEN_FUSED_LN_BWD=0: the gated fuse was not rebuilt (k_lat_z)"; fi
 

@@ -689,6 +689,41 @@ template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m)
               "k_ln_bwd_cs(_lat) failed");
         CHECK(!memcmp(dx1, dx2, sizeof(float) * n) && !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
               "V %d D %d m %d: k_ln_bwd_cs_lat differs from k_ln_bwd_cs on the stored fuse", V, D, m);
+        // dy and dx as bf16 (k_ln_bwd_cs_lat16) against fp32 dy holding the same numbers, dx rounded
+        for (size_t i = 0; i < n; i++) yb1[i] = f2bf(dy[i]), dy[i] = avgen_emu_bf(yb1[i]);
+        CHECK(run("k_ln_bwd_cs_lat", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs_lat<V>(dy, X, mu1, rs1, lw, lb, NULL, dx2, NULL, rows, D, rpb, p2, lat); }) == cudaSuccess &&
+                  run("k_ln_bwd_cs_lat16", dim3((unsigned)blocks), lb128, 0,
+                      [=] { k_ln_bwd_cs_lat16<V>(yb1, X, mu1, rs1, lw, yb2, rows, D, rpb, p1, lat); }) == cudaSuccess,
+              "k_ln_bwd_cs_lat(16) failed");
+        bool same = !memcmp(p1, p2, sizeof(double) * 2 * blocks * D);
+        for (size_t i = 0; i < n && same; i++) same = f2bf(dx2[i]) == yb2[i];
+        CHECK(same, "V %d D %d m %d: k_ln_bwd_cs_lat16 differs from k_ln_bwd_cs_lat on the same values", V, D, m);
+        // the latent backward's row and dS kernels on that bf16 gradient against its fp32 values
+        float *dL2a, *dL2b, *gXa, *gXb, *dSa, *dSb;
+        double *rga, *rgb;
+        for (float **q : {&dL2a, &dL2b}) cudaMalloc((void **)q, sizeof(float) * (size_t)rows * m);
+        for (float **q : {&gXa, &gXb}) cudaMalloc((void **)q, sizeof(float) * n);
+        for (float **q : {&dSa, &dSb}) cudaMalloc((void **)q, sizeof(float) * (size_t)P * m * D);
+        cudaMalloc((void **)&rga, sizeof(double) * rows), cudaMalloc((void **)&rgb, sizeof(double) * rows);
+        for (size_t i = 0; i < n; i++) gXa[i] = gXb[i] = frand();
+        const unsigned short *dz16 = yb2;
+        float *dzf = dx2;
+        for (size_t i = 0; i < n; i++) dzf[i] = avgen_emu_bf(dz16[i]);
+        CHECK(run("k_latbwd_rows", bgr, b256, 0, [=] { k_latbwd_rows<M>(dzf, S, A2a, gav, rga, dL2a, gXa, rows, N, D, m, NULL); }) ==
+                      cudaSuccess &&
+                  run("k_latbwd_rows", bgr, b256, 0,
+                      [=] { k_latbwd_rows<M>(NULL, S, A2a, gav, rgb, dL2b, gXb, rows, N, D, m, dz16); }) == cudaSuccess &&
+                  run("k_latbwd_ds", dim3(P, (D + 127) / 128), dim3(128), 0,
+                      [=] { k_latbwd_ds<M>(dzf, X, A2a, dL2a, gav, dSa, N, D, m, NULL); }) == cudaSuccess &&
+                  run("k_latbwd_ds", dim3(P, (D + 127) / 128), dim3(128), 0,
+                      [=] { k_latbwd_ds<M>(NULL, X, A2a, dL2a, gav, dSb, N, D, m, dz16); }) == cudaSuccess,
+              "k_latbwd_rows / k_latbwd_ds failed");
+        CHECK(!memcmp(rga, rgb, sizeof(double) * rows) && !memcmp(dL2a, dL2b, sizeof(float) * (size_t)rows * m) &&
+                  !memcmp(gXa, gXb, sizeof(float) * n) && !memcmp(dSa, dSb, sizeof(float) * (size_t)P * m * D),
+              "M %d m %d: the latent backward on a bf16 dZ differs from its fp32 values", M, m);
+        for (void *q : {(void *)dL2a, (void *)dL2b, (void *)gXa, (void *)gXb, (void *)dSa, (void *)dSb, (void *)rga, (void *)rgb})
+            cudaFree(q);
     }
     for (void *q : {(void *)X, (void *)S, (void *)gav, (void *)lw, (void *)lb, (void *)dy, (void *)Z, (void *)z2, (void *)A2a,
                     (void *)A2b, (void *)y1, (void *)y2, (void *)mu1, (void *)mu2, (void *)rs1, (void *)rs2, (void *)dx1,
