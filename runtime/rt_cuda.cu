@@ -1013,13 +1013,14 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         double *sdyx = (double *)scratch(d, sizeof(double) * C), *sdy = (double *)scratch(d, sizeof(double) * C);
         if (!sdyx || !sdy) return;
         const float *b = relu ? PF(in[5]) : NULL;
-        // x, dx stored as bf16 (rt_cuda_bf16_operands: the grouped projection's output and its gradient)
-        const unsigned short *x16 = is16(d, in[1]) ? P16(c, in[1]) : NULL;
+        // dy, x, dx stored as bf16 (rt_cuda_bf16_operands: the output's gradient, the grouped projection's output
+        // and its gradient)
+        const unsigned short *dy16 = is16(d, in[0]) ? P16(c, in[0]) : NULL, *x16 = is16(d, in[1]) ? P16(c, in[1]) : NULL;
         unsigned short *dx16 = is16(d, out[0]) ? P16(c, out[0]) : NULL;
         colsum(d, relu ? CS_BN_RELU : CS_BN, PF(in[0]), PF(in[1]), NULL, NULL, PF(in[2]), PF(in[3]), PF(in[4]), b, NULL, rows,
-               C, PF(out[1]), PF(out[2]), sdyx, sdy, NULL, x16);
+               C, PF(out[1]), PF(out[2]), sdyx, sdy, dy16, x16);
         launch(d, k_bn_bwd_dx, BN_GRID(rows, C), PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), b, sdy, sdyx, PF(out[0]), rows,
-                                        C, relu, x16, dx16);
+                                        C, relu, x16, dx16, dy16);
         break;
     }
     case AVGEN_OP_KIND_RELU:
@@ -1078,9 +1079,23 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         double *rowdg = (double *)scratch(d, sizeof(double) * rows);
         if (!rowdg) return;
         BnLoad bn;
-        const float *x = virt(d, in[1]) ? bn_of(c, in[1], &bn) : PF(in[1]);  // a BatchNorm's output not stored: its input
-        ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), PF(out[0]), rowdg, rows,
-                         D, PF(out[2]), PF(out[3]), virt(d, in[1]) ? &bn : NULL);
+        const int onload = virt(d, in[1]);
+        const float *x = onload ? bn_of(c, in[1], &bn) : PF(in[1]);  // a BatchNorm's output not stored: its input
+        if (is16(d, out[0]) && onload && ln_values(D) > 0 && d->fused_ln_bwd) {  // dx as bf16 (rt_cuda_bf16_operands)
+            const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
+            double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
+            if (!part) return;
+            LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn16, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), x, PF(in[2]),
+                     PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), P16(c, out[0]), rowdg, rows, D, rpb, part, bn);
+            launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
+                   (double *)NULL, (double *)NULL);
+        } else {  // (a bf16 dx otherwise computed in fp32 in op scratch and rounded: the same bits)
+            float *dx = is16(d, out[0]) ? (float *)scratch(d, sizeof(float) * (size_t)rows * D) : PF(out[0]);
+            if (!dx) return;
+            ln_bwd_trainable(d, PF(in[0]), x, PF(in[2]), PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), dx, rowdg, rows, D,
+                             PF(out[2]), PF(out[3]), onload ? &bn : NULL);
+            if (is16(d, out[0])) launch(d, k_to_bf16, GRID4(rows * D), (const float *)dx, P16(c, out[0]), rows * D);
+        }
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
     }

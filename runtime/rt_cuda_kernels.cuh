@@ -413,6 +413,15 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs_bn(const float *dy, const flo
                                                       const BnLoad bn) {
     ln_bwd_cs_body<V, true>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
 }
+// k_ln_bwd_cs_bn writing dx as bf16 (rt_cuda_bf16_operands: the BatchNorm's output gradient, which only its
+// backward reads)
+template <int V>
+__global__ void __launch_bounds__(128) k_ln_bwd_cs_bn16(const float *dy, const float *u, const float *mu, const float *rs,
+                                                        const float *w, const float *bb, const float *gate, unsigned short *dx,
+                                                        double *rowdg, long long rows, int D, long long rpb, double *part,
+                                                        const BnLoad bn) {
+    ln_bwd_cs_body<V, true, BnLoad, float, unsigned short>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
+}
 // The adapter's LayerNorm before, on the gated fuse of its adapter applied on load from the residual stream X
 // (fused_lat in rt_cuda.cu): forward (ybf non-null: the output as bf16 only), its trainable backward (as
 // k_ln_bwd_cs), and the fuse rebuilt into memory (the backward without k_ln_bwd_cs). One warp a row.
@@ -557,7 +566,7 @@ __global__ void k_bn_apply(const float *x, float *y, const double *dmean, const 
 
 __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, const float *rs, const float *w,
                             const float *b, const double *sdy, const double *sdyx, float *dx, long long rows, int C,
-                            int relu, const unsigned short *x16, unsigned short *dx16) {
+                            int relu, const unsigned short *x16, unsigned short *dx16, const unsigned short *dy16) {
     const int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
     const float mc = mu[c], rc = rs[c], wc = w[c], bc = b ? b[c] : 0.0f, wr = wc * rc;
@@ -566,7 +575,7 @@ __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, co
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const size_t i = (size_t)r * C + c;
         const double xh = ((double)ld_fh(x, x16, i) - mc) * rc;
-        double g = dy[i];
+        double g = ld_fh(dy, dy16, i);
         if (relu && xh * wc + bc <= 0) g = 0;
         g = (float)g;
         const float o = (float)(wr * (g - ms - xh * sx / rows));
@@ -1505,6 +1514,9 @@ AVGEN_LN_INST(24)
     template __global__ void k_ln_bwd_cs_lat<V>(const float *, const float *, const float *, const float *, const float *, \
                                                 const float *, const float *, float *, double *, long long, int, long long, \
                                                 double *, const LatLoad);                                              \
+    template __global__ void k_ln_bwd_cs_bn16<V>(const float *, const float *, const float *, const float *, const float *, \
+                                                 const float *, const float *, unsigned short *, double *, long long, int,  \
+                                                 long long, double *, const BnLoad);                                    \
     template __global__ void k_ln_bwd_cs_lat16<V>(const unsigned short *, const float *, const float *, const float *,   \
                                                   const float *, unsigned short *, long long, int, long long, double *,  \
                                                   const LatLoad);

@@ -111,10 +111,11 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
         return 4.0 * (P * N * m + 2 * P * m * D + P * m * N2) + 8.0 * P * N + 5 * 256;
     }
     case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: {
-        /* the row sums of the gate's gradient, the column sums' parts, and (a BatchNorm output applied on load,
-         * rt_cuda_bn_on_load, without k_ln_bwd_cs) that output rebuilt in fp32 */
+        /* the row sums of the gate's gradient, the column sums' parts, (a BatchNorm output applied on load,
+         * rt_cuda_bn_on_load, without k_ln_bwd_cs) that output rebuilt in fp32, and (a bf16 dx without
+         * k_ln_bwd_cs_bn16) dx in fp32 */
         const avgen_tensor_desc *xt = TD(in[1]);
-        return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 4.0 * numel_of(xt) + 3 * 256;
+        return 8.0 * (double)xt->shape[0] * (double)xt->shape[1] + colsum_bytes(xt->shape[2]) + 2 * 4.0 * numel_of(xt) + 4 * 256;
     }
     case AVGEN_OP_KIND_LAYERNORM_BWD: {
         /* the column sums' parts, and (an adapter's gated fuse applied on load, rt_cuda_lat_on_load, without
@@ -178,7 +179,8 @@ enum {
     B16_GOUT,    /* an adapter's grouped projection's output (its input bf16): its BatchNorm and that's backward */
     B16_GDY,     /* that BatchNorm's input gradient: the projection's backward, whose input x is bf16 */
     B16_DZ,      /* the down-projection's input gradient: the backward of the LayerNorm before it */
-    B16_DZPRE    /* that LayerNorm's input gradient (the gated fuse's): the latent exchange's backward */
+    B16_DZPRE,   /* that LayerNorm's input gradient (the gated fuse's): the latent exchange's backward */
+    B16_DBN      /* the LayerNorm + gate's input gradient, a BatchNorm's output gradient: that BatchNorm's backward */
 };
 
 /* Whether the query, key and value weights of QKV_DX o (inputs 1..3) follow one another in the frozen arena,
@@ -201,6 +203,7 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
         return o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && slot == 0 && o->n_out == 3 && o->n_in >= 2 &&
                writer_kind(g, g->refs[o->in_at + 1]) == AVGEN_OP_KIND_ADAPTER_LATENT;
     case B16_DZPRE: return o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && slot == 0;
+    case B16_DBN: return o->kind == AVGEN_OP_KIND_BATCHNORM_BWD && slot == 0;
     case B16_OPERAND:
     case B16_AO:
         if (kind == B16_AO && o->kind == AVGEN_OP_KIND_ATTENTION_BWD) return slot == 2;
@@ -241,6 +244,7 @@ static int bf16_candidate(const avgen_graph *g, const avgen_op_desc *o, int fuse
     /* the down-projection's input gradient (a bf16 GEMM result: its dY bf16), and the gradient the LayerNorm
      * before it passes on to the latent exchange (its dy bf16) */
     case AVGEN_OP_KIND_GROUP_LINEAR_BWD: return o->n_in >= 1 && flags[in[0]] ? (*kind = B16_DZ, out[0]) : -1;
+    case AVGEN_OP_KIND_LAYERNORM_GATE_BWD: return *kind = B16_DBN, out[0];
     case AVGEN_OP_KIND_LAYERNORM_BWD:
         return o->n_out == 3 && o->n_in >= 2 && flags[in[0]] && writer_kind(g, in[1]) == AVGEN_OP_KIND_ADAPTER_LATENT
                    ? (*kind = B16_DZPRE, out[0])

@@ -594,13 +594,27 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
                       cudaSuccess,
               "k_bn_apply failed");
         CHECK(same16(y1, o16), "D %d relu %d: k_bn_apply on bf16 differs", D, relu);
-        CHECK(run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, x, mu, rstd, w, b, s0, s1, y1, rows, D, relu, NULL, NULL); }) ==
+        CHECK(run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, x, mu, rstd, w, b, s0, s1, y1, rows, D, relu, NULL, NULL, NULL); }) ==
                       cudaSuccess &&
-                  run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, NULL, mu, rstd, w, b, s0, s1, NULL, rows, D, relu, x16, o16); }) ==
+                  run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, NULL, mu, rstd, w, b, s0, s1, NULL, rows, D, relu, x16, o16, NULL); }) ==
                       cudaSuccess,
               "k_bn_bwd_dx failed");
         CHECK(same16(y1, o16), "D %d relu %d: k_bn_bwd_dx on bf16 differs", D, relu);
     }
+    // dy as bf16 too (the LayerNorm + gate's backward writes it so): k_colsum's a and k_bn_bwd_dx's dy
+    unsigned short *dy16;
+    cudaMalloc((void **)&dy16, 2 * n);
+    for (size_t i = 0; i < n; i++) dy16[i] = f2bf(dy[i]), dy[i] = avgen_emu_bf(dy16[i]);
+    CHECK(run("k_colsum", cg, cb, 0, [=] { k_colsum(CS_BN, dy, x, NULL, NULL, mu, rstd, w, b, NULL, rows, D, rpc, p1, NULL, NULL); }) ==
+                  cudaSuccess &&
+              run("k_colsum", cg, cb, 0, [=] { k_colsum(CS_BN, NULL, NULL, NULL, NULL, mu, rstd, w, b, NULL, rows, D, rpc, p2, dy16, x16); }) ==
+                  cudaSuccess &&
+              run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(dy, x, mu, rstd, w, b, s0, s1, y1, rows, D, 0, NULL, NULL, NULL); }) ==
+                  cudaSuccess &&
+              run("k_bn_bwd_dx", bg, bbk, 0, [=] { k_bn_bwd_dx(NULL, NULL, mu, rstd, w, b, s0, s1, NULL, rows, D, 0, x16, o16, dy16); }) ==
+                  cudaSuccess,
+          "k_colsum / k_bn_bwd_dx on a bf16 dy failed");
+    CHECK(!memcmp(p1, p2, sizeof(double) * 2 * chunks * D) && same16(y1, o16), "D %d: the BatchNorm backward on a bf16 dy differs", D);
     // the on-load readers: u as bf16 (x16) against u as the fp32 values of those numbers (x)
     const BnLoad bn32 = {mean, rstd, w, b, NULL}, bn16 = {mean, rstd, w, b, x16};
     const dim3 lg((unsigned)((rows + 3) / 4)), lb128(128);
@@ -622,10 +636,17 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
         CHECK(!memcmp(y1, y2, sizeof(float) * n) && !memcmp(rd1, rd2, sizeof(double) * rows) &&
                   !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
               "V %d D %d: k_ln_bwd_cs_bn on a bf16 input differs", V, D);
+        // its dx written as bf16 (k_ln_bwd_cs_bn16)
+        CHECK(run("k_ln_bwd_cs_bn16", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs_bn16<V>(dy, x, m1, r1, lw, lb, gate, o16, rd2, rows, D, rpb, p2, bn16); }) == cudaSuccess,
+              "k_ln_bwd_cs_bn16 failed");
+        CHECK(same16(y1, o16) && !memcmp(rd1, rd2, sizeof(double) * rows) && !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
+              "V %d D %d: k_ln_bwd_cs_bn16 differs from k_ln_bwd_cs_bn", V, D);
     }
     for (void *q : {(void *)x, (void *)dy, (void *)w, (void *)b, (void *)rstd, (void *)mu, (void *)lw, (void *)lb, (void *)gate,
                     (void *)y1, (void *)y2, (void *)m1, (void *)m2, (void *)r1, (void *)r2, (void *)mr1, (void *)mr2, (void *)x16,
-                    (void *)o16, (void *)mean, (void *)p1, (void *)p2, (void *)s0, (void *)s1, (void *)rd1, (void *)rd2})
+                    (void *)o16, (void *)mean, (void *)p1, (void *)p2, (void *)s0, (void *)s1, (void *)rd1, (void *)rd2,
+                    (void *)dy16})
         cudaFree(q);
 }
 
