@@ -178,6 +178,9 @@ else bad "gated fuse on load: not counted, its kernels did not run, or it still 
 run "gated fuse stored, bf16 activations" env AVGEN_FUSE_LATENT=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
   --out "$TMP/latsplitops.st" --backend cuda --precision bf16 &&
   { if cmp -s "$TMP/latsplitops.st" "$TMP/$n1-bf16ops.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the bf16-activation step"; fi; }
+run "BatchNorm stored, bf16 activations" env AVGEN_FUSE_BN=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
+  --out "$TMP/bnsplitops.st" --backend cuda --precision bf16 &&
+  { if cmp -s "$TMP/bnsplitops.st" "$TMP/$n1-bf16ops.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the bf16-activation step"; fi; }
 run "unfused LayerNorm backward, bf16 activations" env AVGEN_FUSED_LN_BWD=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
   --out "$TMP/lnsplitops.st" --backend cuda --precision bf16 &&
   diffok "unfused LayerNorm backward, bf16 activations" "$TMP/lnsplitops.st" "$TMP/$n1-bf16ops.st" 1e-5
