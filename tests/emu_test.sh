@@ -40,6 +40,12 @@ diffok() {
   if out=$("$AVGEN" diff "$a" "$b" --rtol "$rtol" "$@" 2>&1); then ok; else bad "$what: $(tail -5 <<<"$out")"; fi
 }
 gates() { echo --rtol-for ".gate=$1" --rtol-for ".gate_av=$1"; }
+# samebits WHAT REF OUT [VAR=VALUE]... PROG STEP_ARGS...: the step (dumped to OUT) is REF bit for bit
+samebits() {
+  local what=$1 ref=$2 out=$3
+  shift 3
+  run "$what" env "$@" --out "$out" && { if cmp -s "$out" "$ref"; then ok; else bad "$what: not the same bits as $ref"; fi; }
+}
 
 # check NAME PROG FP32_OPTS TOL_BF16 TOL_EXACT TOL_TF32 TOL_OPS STEP_ARGS...
 check() {
@@ -145,11 +151,10 @@ else bad "bench JSON: k_bias_res ran or no k_layernorm_bn (the residual fusion d
 # loaded, so the same bits, fp32 and bf16; the BatchNorm outputs take no memory; the LayerNorm backward's
 # path without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) materialises it in op scratch instead.
 n1=$(basename "$p" -train-emu)
-run "BatchNorm stored" env AVGEN_FUSE_BN=0 "$p" --step --inputs random --out "$TMP/bnsplit.st" --backend cuda &&
-  { if cmp -s "$TMP/bnsplit.st" "$TMP/$n1-cuda.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the fp32 step"; fi; }
-run "BatchNorm stored bf16" env AVGEN_FUSE_BN=0 "$p" --step --inputs random --out "$TMP/bnsplit16.st" --backend cuda \
-  --precision bf16 &&
-  { if cmp -s "$TMP/bnsplit16.st" "$TMP/$n1-bf16.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the bf16 step"; fi; }
+samebits "BatchNorm stored (AVGEN_FUSE_BN=0)" "$TMP/$n1-cuda.st" "$TMP/bnsplit.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
+  --backend cuda
+samebits "BatchNorm stored, bf16" "$TMP/$n1-bf16.st" "$TMP/bnsplit16.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
+  --backend cuda --precision bf16
 run "BatchNorm stored bench" env AVGEN_FUSE_BN=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchbn.json"
 if grep -q '"bn_on_load":[1-9]' "$TMP/bench.json" && grep -q '"bn_on_load":0' "$TMP/benchbn.json" &&
   [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchbn.json")" ]; then ok
@@ -162,11 +167,10 @@ if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
 # backward without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) rebuilds it in op scratch (k_lat_z).
-run "gated fuse stored" env AVGEN_FUSE_LATENT=0 "$p" --step --inputs random --out "$TMP/latsplit.st" --backend cuda &&
-  { if cmp -s "$TMP/latsplit.st" "$TMP/$n1-cuda.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the fp32 step"; fi; }
-run "gated fuse stored bf16" env AVGEN_FUSE_LATENT=0 "$p" --step --inputs random --out "$TMP/latsplit16.st" --backend cuda \
-  --precision bf16 &&
-  { if cmp -s "$TMP/latsplit16.st" "$TMP/$n1-bf16.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the bf16 step"; fi; }
+samebits "gated fuse stored (AVGEN_FUSE_LATENT=0)" "$TMP/$n1-cuda.st" "$TMP/latsplit.st" AVGEN_FUSE_LATENT=0 "$p" --step \
+  --inputs random --backend cuda
+samebits "gated fuse stored, bf16" "$TMP/$n1-bf16.st" "$TMP/latsplit16.st" AVGEN_FUSE_LATENT=0 "$p" --step --inputs random \
+  --backend cuda --precision bf16
 run "gated fuse stored bench" env AVGEN_FUSE_LATENT=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchlat.json"
 if grep -q '"fuse_on_load":[1-9]' "$TMP/bench.json" && grep -q '"fuse_on_load":0' "$TMP/benchlat.json" &&
   grep -qF '"k_layernorm_lat<' "$TMP/bench.json" && grep -qF '"k_ln_bwd_cs_lat<' "$TMP/bench.json" &&
@@ -175,12 +179,10 @@ if grep -q '"fuse_on_load":[1-9]' "$TMP/bench.json" && grep -q '"fuse_on_load":0
 else bad "gated fuse on load: not counted, its kernels did not run, or it still takes memory"; fi
 # with bf16 activations the fuse's LayerNorm backward reads and writes bf16 gradients (k_ln_bwd_cs_lat16); with
 # the fuse stored, the same arithmetic around widened copies (the same bits); without k_ln_bwd_cs, within 1e-5
-run "gated fuse stored, bf16 activations" env AVGEN_FUSE_LATENT=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
-  --out "$TMP/latsplitops.st" --backend cuda --precision bf16 &&
-  { if cmp -s "$TMP/latsplitops.st" "$TMP/$n1-bf16ops.st"; then ok; else bad "AVGEN_FUSE_LATENT=0 changes the bf16-activation step"; fi; }
-run "BatchNorm stored, bf16 activations" env AVGEN_FUSE_BN=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
-  --out "$TMP/bnsplitops.st" --backend cuda --precision bf16 &&
-  { if cmp -s "$TMP/bnsplitops.st" "$TMP/$n1-bf16ops.st"; then ok; else bad "AVGEN_FUSE_BN=0 changes the bf16-activation step"; fi; }
+for v in AVGEN_FUSE_LATENT AVGEN_FUSE_BN; do
+  samebits "$v=0, bf16 activations" "$TMP/$n1-bf16ops.st" "$TMP/split-$v.st" "$v=0" AVGEN_BF16_OPERANDS=1 "$p" --step \
+    --inputs random --backend cuda --precision bf16
+done
 run "unfused LayerNorm backward, bf16 activations" env AVGEN_FUSED_LN_BWD=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
   --out "$TMP/lnsplitops.st" --backend cuda --precision bf16 &&
   diffok "unfused LayerNorm backward, bf16 activations" "$TMP/lnsplitops.st" "$TMP/$n1-bf16ops.st" 1e-5
