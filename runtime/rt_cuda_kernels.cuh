@@ -196,6 +196,7 @@ struct BnRow {
     const unsigned short *hr;
     __device__ __forceinline__ float operator()(int d) const { return bn_load(bn, hr ? ld_f(hr + d) : xr[d], d); }
 };
+// (with u16, xr is computed by the callers as if u were fp32 and never read)
 __device__ __forceinline__ BnRow load_row(const BnLoad &bn, const float *xr, long long r, int D) {
     return BnRow{bn, xr, bn.u16 ? bn.u16 + r * D : NULL};
 }

@@ -434,7 +434,7 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
 
 /* The gated fuse applied on load (see rt_cuda.h): the ADAPTER_LATENT ops whose Z (output 0) is read only by a
  * LAYERNORM (its input) and a trainable LAYERNORM_BWD (as x), while X (input 0), S and A2 (outputs 1 and 3)
- * are live; each of Z, S and A2 written once. */
+ * are live; each of Z, S, A2 and X written once (so every reader loads what the latent op read). */
 int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls) {
     int n = 0;
     for (int i = 0; i < g->n_ops; i++) {
@@ -446,12 +446,12 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls) {
         if (zt->arena != AVGEN_ARENA_ACT || zt->dtype != AVGEN_DT_F32 || g->tensors[x].dtype != AVGEN_DT_F32 ||
             (cls && (cls[z] || cls[x] || cls[S] || cls[A2])))
             continue;
-        int zw = 0, sw = 0, aw = 0, readers = 0, ok = 1;
+        int zw = 0, sw = 0, aw = 0, xw = 0, readers = 0, ok = 1;
         for (int j = 0; j < g->n_ops && ok; j++) {
             const avgen_op_desc *q = &g->ops[j];
             for (int s2 = 0; s2 < q->n_out; s2++) {
                 const int t = g->refs[q->out_at + s2];
-                zw += t == z, sw += t == S, aw += t == A2;
+                zw += t == z, sw += t == S, aw += t == A2, xw += t == x;
             }
             for (int s2 = 0; s2 < q->n_in; s2++)
                 if (g->refs[q->in_at + s2] == z) {
@@ -461,7 +461,7 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls) {
                          j > i && j <= g->tensors[x].last && j <= g->tensors[S].last && j <= g->tensors[A2].last;
                 }
         }
-        if (!ok || zw != 1 || sw != 1 || aw != 1 || readers == 0) continue;
+        if (!ok || zw != 1 || sw != 1 || aw != 1 || xw > 1 || readers == 0) continue;
         if (cls) cls[z] = RT_CUDA_T_VIRTUAL;
         n++;
     }
