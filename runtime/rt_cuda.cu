@@ -522,14 +522,6 @@ void attn_scores(Dev *d, const float *qkv, float *S, int P, int N, int D, int H)
         gemm(d, 0, 1, N, N, hd, qkv + h * hd, 3 * D, qkv + D + h * hd, 3 * D, S + h * NN, N, 0, P, S3, S3, H * NN);
 }
 
-// k_latent_a / k_latbwd_tok: latents a block takes together (as many as fit 48 KB of shared memory, a row of
-// kLatStride(N2) floats each: N2 padded to whole 16-byte words plus one, which also covers the 12-byte reads
-// past N2 floats that compute-sanitizer once reported) and their dynamic shared memory.
-int latent_group(int N2, int m) {
-    const int fit = (48 * 1024 / 4) / kLatStride(N2);
-    return m < fit ? m : fit > 1 ? fit : 1;
-}
-size_t latent_smem(int N2, int mg) { return sizeof(float) * (size_t)kLatStride(N2) * (size_t)mg; }
 
 // Kernels templated on a width or bound: LAUNCH_T(list, v, kern, grid, block, smem, args...) launches
 // kern<V> for the first V of the list equal to v (the last one when none is), the one place that turns a
@@ -634,6 +626,18 @@ const float *lat_of(const avgen_ctx *c, int t, LatLoad *lat) {
 // The latent kernels keep the m latent tokens' values in registers, for m up to 2, 4, 8 or 16.
 using LatentBounds = Vals<2, 4, 8, 16>;
 int latent_bound(int m) { return m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16; }
+
+// The latent exchange's attention of the m latents V over a pair's N2 tokens Y, for every pair: A = the dots
+// V_i . Y_j (k_lat_dots, a warp a row j), then in place their softmax (G NULL: the forward's A1) or its backward
+// (G = A1, A held dA1: dL1), then out_i = base_i (+) sum_j A[i, j] Y_j (k_lat_mix, a thread a column). vps and
+// bps: the stride from one pair's rows of V and base to the next (0: shared by the pairs).
+void lat_exchange(Dev *d, const float *V, long long vps, const float *Y, float *A, const float *G, const float *base,
+                  long long bps, bool from_base, float *out, int P, int N2, int D, int m) {
+    LAUNCH_T(LatentBounds, latent_bound(m), k_lat_dots, dim3(P, (N2 + 7) / 8), dim3(256), 0, V, vps, Y, A, N2, D, m);
+    launch(d, k_lat_softmax, dim3(P), dim3(256), 0, A, G, N2, m);
+    LAUNCH_T(LatentBounds, latent_bound(m), k_lat_mix, dim3(P, (D + 255) / 256), dim3(256), 0, A, base, bps, (int)from_base, Y,
+             out, N2, D, m);
+}
 // The fused attention kernels' head widths (rt_cuda_attention_fusable).
 using HeadWidths = Vals<16, 32, 64>;
 
@@ -869,9 +873,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
-        const int mg = latent_group(N2, m);
-        LAUNCH_T(LatentBounds, latent_bound(mg), k_latent_a, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), PF(in[1]),
-                 PF(in[2]), PF(out[1]), PF(out[2]), N2, D, m, mg);
+        lat_exchange(d, PF(in[2]), 0, PF(in[1]), PF(out[2]), NULL, PF(in[2]), 0, true, PF(out[1]), P, N2, D, m);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
         // the gated fuse Z not stored when the LayerNorm after it applies it on load (rt_cuda_lat_on_load)
@@ -902,9 +904,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m, dZ16);
         LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m,
                  dZ16);
-        const int mg = latent_group(N2, m);
-        LAUNCH_T(LatentBounds, latent_bound(mg), k_latbwd_tok, dim3(P, (m + mg - 1) / mg), dim3(256), latent_smem(N2, mg), dS, Y,
-                 A1, dL1, dtokp, N2, D, m, mg);
+        lat_exchange(d, dS, (long long)m * D, Y, dL1, A1, dS, (long long)m * D, false, dtokp, P, N2, D, m);
         if (need_x) {
             // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over
             // at most 4096 blocks

@@ -21,11 +21,11 @@
     X(k_attn_bwd_dq<64>) X(k_attn_bwd_dkv<16>) X(k_attn_bwd_dkv<32>) X(k_attn_bwd_dkv<64>) X(k_attn_fwd_bf<16>) \
     X(k_attn_fwd_bf<32>) X(k_attn_fwd_bf<64>) X(k_attn_bwd_dq_bf<16>) X(k_attn_bwd_dq_bf<32>)                   \
     X(k_attn_bwd_dq_bf<64>) X(k_attn_bwd_dkv_bf<16>) X(k_attn_bwd_dkv_bf<32>) X(k_attn_bwd_dkv_bf<64>)          \
-    X(k_latent_a<2>)                                                                                            \
-    X(k_latent_a<4>) X(k_latent_a<8>) X(k_latent_a<16>) X(k_latent_b<2>) X(k_latent_b<4>) X(k_latent_b<8>)      \
+    X(k_lat_dots<2>)                                                                                            \
+    X(k_lat_dots<4>) X(k_lat_dots<8>) X(k_lat_dots<16>) X(k_lat_softmax) X(k_lat_mix<2>) X(k_lat_mix<4>) X(k_lat_mix<8>) X(k_lat_mix<16>) X(k_latent_b<2>) X(k_latent_b<4>) X(k_latent_b<8>)      \
     X(k_latent_b<16>) X(k_latbwd_rows<2>) X(k_latbwd_rows<4>) X(k_latbwd_rows<8>) X(k_latbwd_rows<16>)          \
-    X(k_latbwd_ds<2>) X(k_latbwd_ds<4>) X(k_latbwd_ds<8>) X(k_latbwd_ds<16>) X(k_latbwd_tok<2>)                 \
-    X(k_latbwd_tok<4>) X(k_latbwd_tok<8>) X(k_latbwd_tok<16>) X(k_latbwd_gy) X(k_sum_pairs) X(k_reduce_scalar)  \
+    X(k_latbwd_ds<2>) X(k_latbwd_ds<4>) X(k_latbwd_ds<8>) X(k_latbwd_ds<16>)                  \
+    X(k_latbwd_gy) X(k_sum_pairs) X(k_reduce_scalar)  \
     X(k_concat_mean) X(k_concat_mean_bwd) X(k_cross_entropy) X(k_adam) X(k_zero_grads) X(k_to_bf16)  \
     X(k_grad_sumsq) X(k_sum_d) X(k_bn_stats)
 #endif

@@ -1108,42 +1108,39 @@ AVGEN_ATTN_INST(32)
 AVGEN_ATTN_INST(64)
 #undef AVGEN_ATTN_INST
 
-// LAVISH latent exchange, part 1, one block per pair p and group of latents i0 = blockIdx.y * mg ..
-// (M: compile-time bound on the group's size): A1[i] = softmax(tok_i . Y_j) over j, S_i = tok_i +
-// sum_j A1[i, j] Y_j. A group reads Y twice whatever its size (it was twice per latent). Shared memory:
-// a row of kLatStride(N2) floats per latent of the group. Each latent's sums run in the same order as
-// with one latent a block.
-__host__ __device__ constexpr int kLatStride(int N2) { return (N2 + 3) / 4 * 4 + 4; }
-// a[ii * ls + j] = v_ii . y_j for the group's latents ii < mi (rows of v D apart) and the rows j of y [N2, D]: a
-// warp per row j, lanes over d, then a warp sum (each dot in the same order whatever the group).
+// LAVISH latent exchange, part 1, in three kernels so that a pair's tokens Y are read by many blocks at once
+// (one block a pair left the memory system mostly idle): A1[i] = softmax(tok_i . Y_j) over j,
+// S_i = tok_i + sum_j A1[i, j] Y_j. k_lat_dots writes the logits into A1, k_lat_softmax turns them into
+// probabilities in place, k_lat_mix forms S. The backward's part 3 runs the same three on dS, with the
+// softmax's backward. Each dot, softmax and sum runs in the same order as when one block did all three.
+// a[ii * as + j] = v_ii . y_j for the latents ii < mi (rows of v D apart) and one row j of y [N2, D]: lanes over
+// d, then a warp sum.
 template <int M>
-__device__ __forceinline__ void lat_dots(float *a, const float *v, const float *y, int N2, int D, int mi, int ls) {
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (int j = wid; j < N2; j += nw) {
-        float s[M];
+__device__ __forceinline__ void lat_dot_row(float *a, int as, const float *v, const float *y, int j, int D, int mi) {
+    const int lane = threadIdx.x & 31;
+    float s[M];
 #pragma unroll
-        for (int ii = 0; ii < M; ii++) s[ii] = 0;
-        for (int d = lane; d < D; d += 32) {
-            const float yv = y[(size_t)j * D + d];
-#pragma unroll
-            for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += v[(size_t)ii * D + d] * yv;
-        }
+    for (int ii = 0; ii < M; ii++) s[ii] = 0;
+    for (int d = lane; d < D; d += 32) {
+        const float yv = y[(size_t)j * D + d];
 #pragma unroll
         for (int ii = 0; ii < M; ii++)
-            if (ii < mi) {
-                const float t = warp_sum(s[ii]);
-                if (lane == 0) a[ii * ls + j] = t;
-            }
+            if (ii < mi) s[ii] += v[(size_t)ii * D + d] * yv;
     }
+#pragma unroll
+    for (int ii = 0; ii < M; ii++)
+        if (ii < mi) {
+            const float t = warp_sum(s[ii]);
+            if (lane == 0) a[(size_t)ii * as + j] = t;
+        }
 }
-// out_ii[d] = base_ii[d] + sum_j a[ii * ls + j] y[j, d] (rows of out and base D apart), threads over d, y read
-// once for the group. from_base: the sum starts from base (base + a0 y0 + a1 y1 ...); else base is added to
-// the finished sum (base + (a0 y0 + a1 y1 ...)): the two orders of the per-latent kernels this replaced.
+// out_ii[d] = base_ii[d] + sum_j a[ii * N2 + j] y[j, d] (rows of out and base D apart) for d0 <= d < d1, a
+// thread a column, y read once for all latents. from_base: the sum starts from base (base + a0 y0 + a1 y1 ...);
+// else base is added to the finished sum (base + (a0 y0 + a1 y1 ...)).
 template <int M>
 __device__ __forceinline__ void lat_mix(float *out, const float *base, bool from_base, const float *a, const float *y,
-                                        int N2, int D, int mi, int ls) {
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+                                        int N2, int D, int mi, int d0, int d1) {
+    for (int d = d0 + threadIdx.x; d < d1; d += blockDim.x) {
         float s[M];
 #pragma unroll
         for (int ii = 0; ii < M; ii++) s[ii] = ii < mi && from_base ? base[(size_t)ii * D + d] : 0.0f;
@@ -1152,7 +1149,7 @@ __device__ __forceinline__ void lat_mix(float *out, const float *base, bool from
             const float yv = y[(size_t)j * D + d];
 #pragma unroll
             for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += a[ii * ls + j] * yv;
+                if (ii < mi) s[ii] += a[(size_t)ii * N2 + j] * yv;
         }
 #pragma unroll
         for (int ii = 0; ii < M; ii++)
@@ -1160,29 +1157,50 @@ __device__ __forceinline__ void lat_mix(float *out, const float *base, bool from
     }
 }
 
+// Dots: A[p, i, j] = V_p,i . Y_p,j for the latents i < m (pair p's rows of V start at p * vps: 0 when the pairs
+// share them, the tokens; m * D for dS). Blocks over (pair, rows j of Y: a warp each).
 template <int M>
-__global__ void k_latent_a(const float *Y, const float *tok, float *S, float *A1, int N2, int D, int m, int mg) {
-    AVGEN_DYNAMIC_SMEM(float, a);
-    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
-    const float *y = Y + (size_t)p * N2 * D, *tk = tok + (size_t)i0 * D;
-    lat_dots<M>(a, tk, y, N2, D, mi, ls);
-    __syncthreads();
-    for (int ii = 0; ii < mi; ii++) {
-        float *ai = a + ii * ls;
-        float mx = -INFINITY;
-        for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, ai[j]);
-        mx = block_max(mx);
-        double se = 0;
-        for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)ai[j] - mx);
-        se = block_sum_d(se);
-        __syncthreads();
-        for (int j = threadIdx.x; j < N2; j += blockDim.x) {
-            ai[j] = (float)(exp((double)ai[j] - mx) / se);
-            A1[((size_t)p * m + i0 + ii) * N2 + j] = ai[j];
+__global__ void k_lat_dots(const float *V, long long vps, const float *Y, float *A, int N2, int D, int m) {
+    const int p = blockIdx.x, j = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (j >= N2) return;
+    lat_dot_row<M>(A + (size_t)p * m * N2, N2, V + p * vps, Y + (size_t)p * N2 * D, j, D, m);
+}
+
+// In place on A [P, m, N2], one block a pair: the forward (G NULL) softmax over j of each latent's logits; the
+// backward (G = A1, A holding dA1[i, j] = dS_i . Y_j) A1 (dA1 - rowsum(dA1 A1)), the softmax's input gradient
+// dL1. Each thread reads and writes only its own j (the same ones whatever N2), so in place is safe.
+__global__ void k_lat_softmax(float *A, const float *G, int N2, int m) {
+    const int p = blockIdx.x;
+    for (int i = 0; i < m; i++) {
+        float *ai = A + ((size_t)p * m + i) * N2;
+        if (G) {
+            const float *gi = G + ((size_t)p * m + i) * N2;
+            double r = 0;
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)ai[j] * gi[j];
+            r = block_sum_d(r);
+            __syncthreads();
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) ai[j] = (float)(gi[j] * (ai[j] - r));
+        } else {
+            float mx = -INFINITY;
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) mx = fmaxf(mx, ai[j]);
+            mx = block_max(mx);
+            double se = 0;
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) se += exp((double)ai[j] - mx);
+            se = block_sum_d(se);
+            __syncthreads();
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) ai[j] = (float)(exp((double)ai[j] - mx) / se);
         }
     }
-    __syncthreads();
-    lat_mix<M>(S + ((size_t)p * m + i0) * D, tk, true, a, y, N2, D, mi, ls);
+}
+
+// out[p, i] = base[p, i] (+) sum_j A[p, i, j] Y[p, j] (lat_mix; pair p's rows of base start at p * bps). Blocks
+// over (pair, columns in runs of blockDim.x).
+template <int M>
+__global__ void k_lat_mix(const float *A, const float *base, long long bps, int from_base, const float *Y, float *out,
+                          int N2, int D, int m) {
+    const int p = blockIdx.x, d0 = blockIdx.y * blockDim.x, d1 = min(D, d0 + (int)blockDim.x);
+    lat_mix<M>(out + (size_t)p * m * D, base + p * bps, from_base != 0, A + (size_t)p * m * N2, Y + (size_t)p * N2 * D, N2, D,
+               m, d0, d1);
 }
 
 constexpr int kMaxLatents = 16;
@@ -1314,31 +1332,7 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
         if (i < m) dS[((size_t)p * m + i) * D + d] = s1[i] + s2[i];
 }
 
-// Part 3, one block per pair and group of latents (as k_latent_a): dL1[i] = A1 (dA1 - rowsum(dA1 A1)) with
-// dA1[i,j] = dS_i . Y_j; dtokp[p,i] = dS_i + sum_j dL1[i,j] Y_j (the pair's share of the token gradient).
-template <int M>
-__global__ void k_latbwd_tok(const float *dS, const float *Y, const float *A1, float *dL1, float *dtokp, int N2, int D,
-                             int m, int mg) {
-    AVGEN_DYNAMIC_SMEM(float, a);
-    const int p = blockIdx.x, i0 = blockIdx.y * mg, mi = min(mg, m - i0), ls = kLatStride(N2);
-    const float *y = Y + (size_t)p * N2 * D, *ds = dS + ((size_t)p * m + i0) * D, *a1 = A1 + ((size_t)p * m + i0) * N2;
-    lat_dots<M>(a, ds, y, N2, D, mi, ls);
-    __syncthreads();
-    for (int ii = 0; ii < mi; ii++) {
-        float *ai = a + ii * ls;
-        const float *a1i = a1 + (size_t)ii * N2;
-        double r = 0;
-        for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)ai[j] * a1i[j];
-        r = block_sum_d(r);
-        __syncthreads();
-        for (int j = threadIdx.x; j < N2; j += blockDim.x) {
-            ai[j] = (float)(a1i[j] * (ai[j] - r));
-            dL1[((size_t)p * m + i0 + ii) * N2 + j] = ai[j];
-        }
-    }
-    __syncthreads();
-    lat_mix<M>(dtokp + ((size_t)p * m + i0) * D, ds, false, a, y, N2, D, mi, ls);
-}
+// Part 3: dL1 and each pair's share of the token gradient, k_lat_dots, k_lat_softmax and k_lat_mix (part 1) on dS.
 
 // Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. Blocks take rows (p, j) = pj from
 // blockIdx.x on, gridDim.x apart (a block per row was a hundred thousand blocks of one float4 a thread, bound
@@ -1527,15 +1521,15 @@ AVGEN_LN_CS_INST(24)
 #undef AVGEN_LN_CS_INST
 // The latent kernels, for each bound M on the latents a block (or warp) keeps in registers.
 #define AVGEN_LATENT_INST(M)                                                                                           \
-    template __global__ void k_latent_a<M>(const float *, const float *, float *, float *, int, int, int, int);       \
+    template __global__ void k_lat_dots<M>(const float *, long long, const float *, float *, int, int, int);         \
+    template __global__ void k_lat_mix<M>(const float *, const float *, long long, int, const float *, float *, int,   \
+                                          int, int);                                                                   \
     template __global__ void k_latent_b<M>(const float *, const float *, const float *, float *, float *, long long,    \
                                            int, int, int);                                                             \
     template __global__ void k_latbwd_rows<M>(const float *, const float *, const float *, const float *, double *,    \
                                               float *, float *, long long, int, int, int, const unsigned short *);     \
     template __global__ void k_latbwd_ds<M>(const float *, const float *, const float *, const float *, const float *, \
-                                            float *, int, int, int, const unsigned short *);                           \
-    template __global__ void k_latbwd_tok<M>(const float *, const float *, const float *, float *, float *, int, int,  \
-                                             int, int);
+                                            float *, int, int, int, const unsigned short *);
 AVGEN_LATENT_INST(2)
 AVGEN_LATENT_INST(4)
 AVGEN_LATENT_INST(8)

@@ -154,6 +154,9 @@ static void test_emulator() {
 }
 
 // ------------------------------------------------------------------------------------- cuBLASLt
+// The larger of a worst error so far and e, NaN (from memory never written: the emulator fills it with 0xff)
+// once seen: fmax would drop it.
+static double worse(double w, double e) { return e > w || e != e ? e : w; }
 static unsigned lcg = 12345;
 static float frand() {
     lcg = lcg * 1664525u + 1013904223u;
@@ -209,7 +212,7 @@ static void test_lt() {
                 for (int j = 0; j < n; j++) {
                     double r = C[b * sc + i + j * m] + (epi ? bias[i] : 0.0);
                     for (int q = 0; q < k; q++) r += (double)A[b * sa + q + i * k] * B[b * sb + q + j * k];
-                    worst = fmax(worst, fabs(r - D[b * sc + i + j * m]));
+                    worst = worse(worst, fabs(r - D[b * sc + i + j * m]));
                 }
         CHECK(worst < 1e-5, "cuBLASLt matmul (epilogue %d) is off by %g", epi, worst);
     }
@@ -466,8 +469,8 @@ template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
             const float dO = gated ? hdy[r * D + d] * hg[0] : hdy[r * D + d];
             s0 += (double)dO * (((double)hx[r * D + d] - hmu[r]) * hrs[r]), s1 += dO;
         }
-        worst = fmax(worst, fabs((double)gw[d] - (float)(0.25 + s0)) / fmax(1.0, fabs(s0)));
-        worst = fmax(worst, fabs((double)gb[d] - (float)(-0.5 + s1)) / fmax(1.0, fabs(s1)));
+        worst = worse(worst, fabs((double)gw[d] - (float)(0.25 + s0)) / fmax(1.0, fabs(s0)));
+        worst = worse(worst, fabs((double)gb[d] - (float)(-0.5 + s1)) / fmax(1.0, fabs(s1)));
     }
     CHECK(worst < 1e-6, "V %d D %d rows %lld: column sums off by %g", V, D, rows, worst);
     for (void *p : {(void *)dy, (void *)x, (void *)mu, (void *)rs, (void *)w, (void *)b, (void *)g, (void *)dx1, (void *)dx2,
@@ -650,6 +653,71 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
         cudaFree(q);
 }
 
+// ------------------------------------------------------------------------- latent exchange, part 1 and 3
+// k_lat_dots, k_lat_softmax and k_lat_mix as the backend chains them (lat_exchange in rt_cuda.cu): the forward
+// (A1 = softmax(tok . Y), S = tok + A1 Y, the tokens shared by the pairs) and the backward's part 3 (dL1 =
+// A1 (dA1 - rowsum(dA1 A1)) with dA1 = dS . Y, dtokp = dS + dL1 Y, dS per pair) against float64 on the host.
+// Sizes: N2 past the block's 256 threads (a thread takes several j), D not a multiple of the 256 columns a block
+// of k_lat_mix takes, odd P, m up to the bound M.
+template <int M> static void test_lat_exchange(int P, int N2, int D, int m) {
+    auto up = [](size_t n, float scale, float shift) {
+        float *p;
+        cudaMalloc((void **)&p, sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
+        return p;
+    };
+    const size_t nA = (size_t)P * m * N2, nS = (size_t)P * m * D;
+    float *Y = up((size_t)P * N2 * D, 1.0f, 0.1f), *tok = up((size_t)m * D, 0.2f, 0.0f), *dS = up(nS, 1.0f, 0.0f);
+    float *A1, *S, *dL1, *dtokp;
+    cudaMalloc((void **)&A1, sizeof(float) * nA), cudaMalloc((void **)&dL1, sizeof(float) * nA);
+    cudaMalloc((void **)&S, sizeof(float) * nS), cudaMalloc((void **)&dtokp, sizeof(float) * nS);
+    const dim3 gd(P, (N2 + 7) / 8), gs(P), gm(P, (D + 255) / 256), b256(256);
+    const long long mD = (long long)m * D;
+    CHECK(run("k_lat_dots", gd, b256, 0, [=] { k_lat_dots<M>(tok, 0, Y, A1, N2, D, m); }) == cudaSuccess &&
+              run("k_lat_softmax", gs, b256, 0, [=] { k_lat_softmax(A1, NULL, N2, m); }) == cudaSuccess &&
+              run("k_lat_mix", gm, b256, 0, [=] { k_lat_mix<M>(A1, tok, 0, 1, Y, S, N2, D, m); }) == cudaSuccess &&
+              run("k_lat_dots", gd, b256, 0, [=] { k_lat_dots<M>(dS, mD, Y, dL1, N2, D, m); }) == cudaSuccess &&
+              run("k_lat_softmax", gs, b256, 0, [=] { k_lat_softmax(dL1, A1, N2, m); }) == cudaSuccess &&
+              run("k_lat_mix", gm, b256, 0, [=] { k_lat_mix<M>(dL1, dS, mD, 0, Y, dtokp, N2, D, m); }) == cudaSuccess,
+          "M %d: the latent exchange kernels failed", M);
+    double wa = 0, ws = 0, wl = 0, wt = 0;
+    std::vector<double> a(N2), g(N2), ga(N2);
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < m; i++) {
+            const float *y = Y + (size_t)p * N2 * D, *t = tok + (size_t)i * D, *ds = dS + ((size_t)p * m + i) * D;
+            const size_t ai = ((size_t)p * m + i) * N2, si = ((size_t)p * m + i) * D;
+            double mx = -1e300, se = 0, r = 0;
+            for (int j = 0; j < N2; j++) {
+                double s = 0, q = 0, qa = 0;
+                for (int d = 0; d < D; d++) {
+                    const double yv = y[(size_t)j * D + d];
+                    s += (double)t[d] * yv, q += (double)ds[d] * yv, qa += fabs((double)ds[d] * yv);
+                }
+                a[j] = s, g[j] = q, ga[j] = qa, mx = s > mx ? s : mx;
+            }
+            for (int j = 0; j < N2; j++) se += exp(a[j] - mx);
+            for (int j = 0; j < N2; j++) a[j] = exp(a[j] - mx) / se, r += g[j] * a[j];
+            double ra = 0;  // r's terms' size
+            for (int j = 0; j < N2; j++) ra += a[j] * ga[j];
+            for (int j = 0; j < N2; j++) {  // dL1 relative to its terms' size: the dot dA1 and dA1 - r cancel
+                const double cond = a[j] * (ga[j] + ra);
+                g[j] = a[j] * (g[j] - r);
+                wa = worse(wa, fabs(A1[ai + j] - a[j]) / (1e-3 + fabs(a[j])));
+                wl = worse(wl, fabs(dL1[ai + j] - g[j]) / (1e-6 + cond));
+            }
+            for (int d = 0; d < D; d++) {
+                double s = t[d], q = ds[d];
+                for (int j = 0; j < N2; j++) s += a[j] * y[(size_t)j * D + d], q += g[j] * y[(size_t)j * D + d];
+                ws = worse(ws, fabs(S[si + d] - s) / (1 + fabs(s)));
+                wt = worse(wt, fabs(dtokp[si + d] - q) / (1 + fabs(q)));
+            }
+        }
+    CHECK(wa < 1e-5 && ws < 1e-5 && wl < 1e-6 && wt < 1e-5,  // false for NaN
+          "M %d P %d N2 %d D %d m %d: worst relative errors A1 %.2g, S %.2g, dL1 %.2g, dtokp %.2g", M, P, N2, D, m, wa, ws,
+          wl, wt);
+    for (void *q : {(void *)Y, (void *)tok, (void *)dS, (void *)A1, (void *)S, (void *)dL1, (void *)dtokp}) cudaFree(q);
+}
+
 // ----------------------------------------------------------------------- the adapter's gated fuse applied on load
 // k_layernorm_lat<V> on X (the fuse Z = X + gate_av A2 S applied on load) against k_layernorm<V> on the Z that
 // k_latent_b<M> stores, k_ln_bwd_cs_lat<V> against k_ln_bwd_cs<V>, and k_lat_z against that Z: the same bits
@@ -685,7 +753,7 @@ template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m)
             double z = 0;
             for (int i = 0; i < m; i++) z += (double)A2a[r * m + i] * S[((size_t)(r / N) * m + i) * D + d];
             z = X[r * D + d] + (double)gav[0] * z;
-            worst = fmax(worst, fabs(z - Z[r * D + d]) / fmax(1.0, fabs(z)));
+            worst = worse(worst, fabs(z - Z[r * D + d]) / fmax(1.0, fabs(z)));
         }
     CHECK(worst < 1e-6, "M %d m %d: k_latent_b's Z off by %g", M, m, worst);
     const LatLoad lat = {A2a, S, gav, N, m};
@@ -793,6 +861,9 @@ int main() {
     test_bn_bf16<24>(70, 768);
     test_bn_bf16<2>(45, 40);
     test_bn_bf16<0>(9, 100);
+    test_lat_exchange<2>(3, 197, 768, 2);
+    test_lat_exchange<4>(2, 300, 300, 3);
+    test_lat_exchange<16>(1, 5, 32, 16);
     test_lat_on_load<24, 2>(3, 49, 768, 2);
     test_lat_on_load<2, 4>(2, 13, 40, 3);
     test_lat_on_load<1, 16>(3, 5, 32, 16);
