@@ -118,10 +118,8 @@ struct Dev {
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
-    // rt_cuda_lat_on_load; AVGEN_FUSE_LATENT=0: none); per op that BatchNorm's double mean in bn_dmean (else -1)
+    // rt_cuda_lat_on_load; AVGEN_FUSE_LATENT=0: none)
     int *vwriter;
-    long long *bn_doff;
-    double *bn_dmean;
     int n_bn_fused, n_lat_fused;
 };
 
@@ -571,7 +569,7 @@ void ln_bwd_cs_onload(Dev *d, const LatLoad &lat, unsigned blocks, const float *
              D, rpb, part, lat);
 }
 void rebuild_onload(Dev *d, const BnLoad &bn, const float *x, float *y, long long rows, int D) {
-    launch(d, k_bn_apply, BN_GRID(rows, D), x, y, (const double *)bn.mean, bn.rstd, NULL, NULL, 0.0f, bn.w, bn.b, rows, D, 0,
+    launch(d, k_bn_apply, BN_GRID(rows, D), x, y, bn.mean, bn.rstd, NULL, NULL, 0.0f, bn.w, bn.b, rows, D, 0,
            bn.u16, (unsigned short *)NULL);
 }
 void rebuild_onload(Dev *d, const LatLoad &lat, const float *x, float *y, long long rows, int D) {
@@ -610,7 +608,7 @@ const float *bn_of(const avgen_ctx *c, int t, BnLoad *bn) {
     const Dev *d = DEV(c);
     const avgen_op_desc *b = &c->g->ops[d->vwriter[t]];
     const int32_t *bi = c->g->refs + b->in_at, *bo = c->g->refs + b->out_at;
-    *bn = BnLoad{d->bn_dmean + d->bn_doff[d->vwriter[t]], PF(bo[2]), PF(bi[1]), PF(bi[2]),
+    *bn = BnLoad{PF(bo[1]), PF(bo[2]), PF(bi[1]), PF(bi[2]),
                  is16(d, bi[0]) ? P16(c, bi[0]) : NULL};
     return PF(bi[0]);  // (with u16, not read: the loads take u16)
 }
@@ -984,19 +982,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         unsigned short *y16 = is16(d, out[0]) ? P16(c, out[0]) : NULL;
         if (train) {
             // both moments in one pass over x (shifted by its first row: CS_MOM), then mean, rstd, running stats
-            // BatchNorm applied on load (fused_bn): the double mean kept for the readers, no output written
-            const int onload = d->bn_doff && d->bn_doff[op] >= 0;
-            double *sum = (double *)scratch(d, sizeof(double) * C);
-            double *dmean = onload ? d->bn_dmean + d->bn_doff[op] : (double *)scratch(d, sizeof(double) * C);
-            double *ssq = (double *)scratch(d, sizeof(double) * C);
-            if (!sum || !dmean || !ssq) return;
+            // BatchNorm applied on load (fused_bn): no output written; its readers apply mean and rstd themselves
+            double *sum = (double *)scratch(d, sizeof(double) * C), *ssq = (double *)scratch(d, sizeof(double) * C);
+            if (!sum || !ssq) return;
             colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq, x16);
             launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
-                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), dmean, PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute,
-                   x16);
+                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute, x16);
             if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
-            if (onload) break;
-            launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), dmean, PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
+            if (virt(d, out[0])) break;
+            launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), (const float *)PF(out[1]), PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
                    PF(in[2]), rows, C, relu, x16, y16);
         } else {
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), NULL, NULL, PF(in[3]), PF(in[4]), o->eps, PF(in[1]),
@@ -1526,21 +1520,14 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (!n16 && !d->n_bn_fused && !d->n_lat_fused) free(d->t16), d->t16 = NULL;
         if (d->n_bn_fused || d->n_lat_fused) {
             d->vwriter = (int *)malloc(sizeof(int) * ((size_t)g->n_tensors + 1));
-            d->bn_doff = (long long *)malloc(sizeof(long long) * ((size_t)g->n_ops + 1));
-            if (!d->vwriter || !d->bn_doff) goto fail;
+            if (!d->vwriter) goto fail;
             for (int t = 0; t < g->n_tensors; t++) d->vwriter[t] = -1;
-            long long nd = 0;
             for (int i = 0; i < g->n_ops; i++) {
                 const avgen_op_desc *q = &g->ops[i];
-                d->bn_doff[i] = -1;
-                if ((q->kind != AVGEN_OP_KIND_BATCHNORM && q->kind != AVGEN_OP_KIND_ADAPTER_LATENT) || q->n_out < 1 ||
-                    !virt(d, g->refs[q->out_at]))
-                    continue;
-                d->vwriter[g->refs[q->out_at]] = i;
-                if (q->kind == AVGEN_OP_KIND_BATCHNORM) d->bn_doff[i] = nd, nd += g->tensors[g->refs[q->in_at]].shape[2];
+                if ((q->kind == AVGEN_OP_KIND_BATCHNORM || q->kind == AVGEN_OP_KIND_ADAPTER_LATENT) && q->n_out >= 1 &&
+                    virt(d, g->refs[q->out_at]))
+                    d->vwriter[g->refs[q->out_at]] = i;
             }
-            if (!ck(d, cudaMalloc((void **)&d->bn_dmean, sizeof(double) * (size_t)(nd + 1)), "device memory for BatchNorm means"))
-                goto fail;
         }
     }
     if (d->t16) {  // some activations bf16 or not stored: the activation arena repacked (rt_cuda_pack_act)
@@ -1760,8 +1747,6 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->lr_fused);
     free(d->t16);
     free(d->vwriter);
-    free(d->bn_doff);
-    if (d->bn_dmean) cudaFree(d->bn_dmean);
     free(d->act_off);
     cudaFree(d->segs);
     cudaFree(d->chunks);

@@ -160,22 +160,27 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 // elements, rows of y (and res) every ys; xcopy (when given) receives the row as read (the CLS rows kept for
 // backward). res: the residual a LINEAR_RESIDUAL would add y to next (fused_residuals in rt_cuda.cu).
 // V > 0: the width is at most 32 V and each lane keeps its V values in registers (one read of the row);
-// V = 0: any width, the row is read once per pass. Both sum in the same order and round every product and
-// sum on its own (__dmul_rn, __dadd_rn: never contracted into an FMA, as the CPU reference computes), so
-// they give the same bits. Blocks of 128 threads (4 rows); at most 128 registers a thread.
+// V = 0: any width, the row is read once per pass. Both give the same bits: the row's sums in double in the
+// same order, everything per element in float with explicit roundings (__fsub_rn, __fmul_rn, __fmaf_rn: the
+// compiler contracts nothing, so nvcc, NVRTC and the emulator agree). Per element float, not double: the
+// device converts to and from double at a quarter of its double-precision rate (16 an SM a clock on sm_80
+// and sm_90), and a row of double arithmetic per element kept these kernels' double pipe nearly as busy as
+// their memory. Blocks of 128 threads (4 rows); at most 128 registers a thread.
 // BatchNorm applied on load (bn.mean non-null; fused_bn in rt_cuda.cu): the row read is the BatchNorm input u,
-// and the value used is k_bn_apply's y = ((u - mean) rstd) w + b in double, rounded to float (the same bits),
-// so the BatchNorm output never goes to memory. The kernels without it pass BnLoad{}: the check folds away.
+// and the value used is k_bn_apply's y = ((u - mean) rstd) w + b (bn_value: the same bits), so the BatchNorm
+// output never goes to memory. The kernels without it pass BnLoad{}: the check folds away.
 struct BnLoad {
-    const double *mean;
-    const float *rstd, *w, *b;
+    const float *mean, *rstd, *w, *b;  // the statistics k_bn_stats wrote (mean: its double mean rounded)
     const unsigned short *u16;  // the BatchNorm input stored as bf16 (rows D apart), else NULL: the row given
 };
+// A BatchNorm's output before the ReLU, in float with explicit roundings (as layernorm_row): what k_bn_apply
+// writes, bn_load gives, and k_bn_bwd_dx and k_colsum's CS_BN_RELU test for the ReLU (the same mask).
+__device__ __forceinline__ float bn_value(float u, float mean, float rstd, float w, float b) {
+    return __fmaf_rn(__fmul_rn(__fsub_rn(u, mean), rstd), w, b);
+}
 __device__ __forceinline__ float bn_load(const BnLoad &bn, float u, int c) {
     if (!bn.mean) return u;
-    double v = ((double)u - bn.mean[c]) * (double)bn.rstd[c];
-    v = v * bn.w[c] + bn.b[c];
-    return (float)v;
+    return bn_value(u, bn.mean[c], bn.rstd[c], bn.w[c], bn.b[c]);
 }
 // The adapter's gated fuse applied on load (fused_lat in rt_cuda.cu): the LayerNorm before the adapter reads
 // Z_r = X_r + gate_av sum_i A2[r,i] S_(p,i) (p = r / N) from X, A2 and S, so Z is never stored. lat_z sums it
@@ -232,39 +237,38 @@ __device__ __forceinline__ void layernorm_row(const float *x, long long xs, cons
     } else {
         for (int d = lane; d < D; d += 32) s += lr(d);
     }
-    const double mean = warp_sum_d(s) / D;
+    const float mean = (float)(warp_sum_d(s) / D);
     double ss = 0;
     if constexpr (V > 0) {
 #pragma unroll
         for (int i = 0; i < V; i++)
             if (lane + 32 * i < D) {
-                const double t = (double)v[i] - mean;
-                ss = __dadd_rn(ss, __dmul_rn(t, t));
+                const float t = __fsub_rn(v[i], mean);
+                ss += (double)__fmul_rn(t, t);
             }
     } else {
         for (int d = lane; d < D; d += 32) {
-            const double t = (double)lr(d) - mean;
-            ss = __dadd_rn(ss, __dmul_rn(t, t));
+            const float t = __fsub_rn(lr(d), mean);
+            ss += (double)__fmul_rn(t, t);
         }
     }
-    const double rstd = 1.0 / sqrt(warp_sum_d(ss) / D + (double)eps);
+    const float rstd = (float)(1.0 / sqrt(warp_sum_d(ss) / D + (double)eps));
     const float g = gate ? gate[0] : 1.0f;
     float *yr = y + r * ys;
 #pragma unroll
     for (int i = 0; i < (V > 0 ? V : 1); i++)
         for (int d = lane + 32 * i; d < D; d += (V > 0 ? D : 32)) {
             const float xv = V > 0 ? v[i] : lr(d);
-            const double t = __dmul_rn(__dmul_rn((double)xv - mean, rstd), w ? (double)w[d] : 1.0);
-            float o = (float)__dadd_rn(t, b ? (double)b[d] : 0.0);
-            if (gate) o *= g;
-            if (res) o += res[r * ys + d];
+            float o = __fmaf_rn(__fmul_rn(__fsub_rn(xv, mean), rstd), w ? w[d] : 1.0f, b ? b[d] : 0.0f);
+            if (gate) o = __fmul_rn(o, g);
+            if (res) o = __fadd_rn(o, res[r * ys + d]);
             if (ybf) ybf[r * ys + d] = f2bf(o);  // bf16 GEMM operand: stored as bf16 only
             else yr[d] = o;
             if (xcopy) xcopy[r * D + d] = xv;
         }
     if (lane == 0) {
-        if (mu) mu[r] = (float)mean;
-        if (rs) rs[r] = (float)rstd;
+        if (mu) mu[r] = mean;
+        if (rs) rs[r] = rstd;
     }
 }
 template <int V>
@@ -304,7 +308,7 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
     const DT *dyr = dy + r * D;
     const float *xr = x + r * D;
     const auto lr = load_row(ld, xr, r, D);
-    const double m = mu[r], s = rs[r];
+    const float m = mu[r], s = rs[r];
     const float gs = gate ? gate[0] : 1.0f;
     constexpr int VR = V > 0 ? V : 1;
     float vdy[VR], vx[BN ? 1 : VR];
@@ -317,9 +321,10 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
         }
     }
     // Two passes over the row's elements d (value i of the lane when V > 0), both with xhat = (x - mean) rstd
-    // and g = dy gscale w rounded as the CPU reference (only dy and x stay in registers between them):
-    // pass 0 sums g, g xhat (and for the gate dy (xhat w + b)); pass 1 writes dx.
+    // and g = dy gscale w in float, explicitly rounded (as layernorm_row; only dy and x stay in registers between
+    // them): pass 0 sums g, g xhat (and for the gate dy (xhat w + b)) in double; pass 1 writes dx.
     double sg = 0, sgx = 0, dg = 0;
+    float sgf = 0, sgxf = 0;  // the means of g and g xhat, for pass 1
     OT *dxr = dx + r * dxs;
     auto pass = [&](int second) {
 #pragma unroll
@@ -330,21 +335,21 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
                 // gated fuse), loaded in both passes (no registers kept for it)
                 if constexpr (V > 0) dyv = vdy[i], xv = BN ? lr(d) : vx[i];
                 else dyv = ld_f(dyr + d), xv = BN ? lr(d) : xr[d];
-                const float dO = gate ? dyv * gs : dyv;
-                const double xh = __dmul_rn((double)xv - m, s), g = __dmul_rn((double)dO, (double)w[d]);
+                const float dO = gate ? __fmul_rn(dyv, gs) : dyv, wd = w[d];
+                const float xh = __fmul_rn(__fsub_rn(xv, m), s), g = __fmul_rn(dO, wd);
                 if (!second) {
-                    sg = __dadd_rn(sg, g), sgx = __dadd_rn(sgx, __dmul_rn(g, xh));
-                    if (gate) dg = __dadd_rn(dg, __dmul_rn((double)dyv, __dadd_rn(__dmul_rn(xh, (double)w[d]), (double)bb[d])));
+                    sg += (double)g, sgx += (double)__fmul_rn(g, xh);
+                    if (gate) dg += (double)__fmul_rn(dyv, __fmaf_rn(xh, wd, bb[d]));
                 } else {
-                    const float o = (float)__dmul_rn(s, __dsub_rn(g - sg, __dmul_rn(xh, sgx)));
+                    const float o = __fmul_rn(s, __fsub_rn(__fsub_rn(g, sgf), __fmul_rn(xh, sgxf)));
                     if constexpr (sizeof(OT) == 2) dxr[d] = f2bf(o);
-                    else dxr[d] = acc ? dxr[d] + o : o;
-                    if constexpr (CS && V > 0) cs0[i] += (double)dO * xh, cs1[i] += dO;
+                    else dxr[d] = acc ? __fadd_rn(dxr[d], o) : o;
+                    if constexpr (CS && V > 0) cs0[i] += (double)__fmul_rn(dO, xh), cs1[i] += dO;
                 }
             }
     };
     pass(0);
-    sg = warp_sum_d(sg) / D, sgx = warp_sum_d(sgx) / D;
+    sgf = (float)(warp_sum_d(sg) / D), sgxf = (float)(warp_sum_d(sgx) / D);
     if (gate) dg = warp_sum_d(dg);
     pass(1);
     if (gate && lane == 0) rowdg[r] = dg;
@@ -406,9 +411,10 @@ __global__ void __launch_bounds__(128) k_ln_bwd_cs(const float *dy, const float 
     ln_bwd_cs_body<V, false>(dy, x, mu, rs, w, bb, gate, dx, dxs, rowdg, rows, D, rpb, part, BnLoad{});
 }
 // The same for the adapter's LayerNorm + gate whose input is its BatchNorm's output, applied on load from the
-// BatchNorm input u (fused_bn in rt_cuda.cu; k_layernorm_bn in the forward).
+// BatchNorm input u (fused_bn in rt_cuda.cu; k_layernorm_bn in the forward). (128, 1): with the bounds' block size
+// alone, ptxas held this one to 168 registers and spilled.
 template <int V>
-__global__ void __launch_bounds__(128) k_ln_bwd_cs_bn(const float *dy, const float *u, const float *mu, const float *rs,
+__global__ void __launch_bounds__(128, 1) k_ln_bwd_cs_bn(const float *dy, const float *u, const float *mu, const float *rs,
                                                       const float *w, const float *bb, const float *gate, float *dx,
                                                       double *rowdg, long long rows, int D, long long rpb, double *part,
                                                       const BnLoad bn) {
@@ -488,11 +494,11 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
         } else if (mode == CS_MOM) {
             const double t = (double)av - (double)ld_fh(a, a16, c);
             s0 += t, s1 += t * t;
-        } else {
-            const double xh = ((double)ld_fh(x, x16, i) - cmu[c]) * crs[c];
+        } else {  // xhat and the ReLU's mask as the forward computed them (bn_value)
+            const float xh = __fmul_rn(__fsub_rn(ld_fh(x, x16, i), cmu[c]), crs[c]);
             double g = av;
-            if (mode == CS_BN_RELU && xh * w[c] + b[c] <= 0) g = 0;
-            s0 += g * xh, s1 += g;
+            if (mode == CS_BN_RELU && __fmaf_rn(xh, w[c], b[c]) <= 0) g = 0;
+            s0 += g * (double)xh, s1 += g;
         }
     }
     part[(chunk * 2 + 0) * C + c] = s0;
@@ -518,17 +524,16 @@ __global__ void k_colsum_finish(const double *part, int chunks, int C, float *ad
     }
 }
 
-// BatchNorm statistics: mean from the sum; after the variance pass, rstd and the running statistics.
 // BatchNorm statistics from CS_MOM's shifted moments s = sum t, q = sum t^2 (t = x - x[row 0]), one thread a
 // column: mean = x[row 0] + s / rows, the centred sum of squares q - s^2 / rows (in double, shifted: no
-// cancellation unless a column's spread is below 1e-8 of its distance from the first row), rstd from the
-// biased variance, and (update) the running mean and unbiased variance with momentum 0.1.
+// cancellation unless a column's spread is below 1e-8 of its distance from the first row), mean and rstd (from
+// the biased variance) rounded to float for the elementwise passes (bn_value), and (update) the running mean and
+// unbiased variance with momentum 0.1.
 __global__ void k_bn_stats(const double *s, const double *q, const float *x, long long rows, int C, float eps, float *mean,
-                           double *dmean, float *rstd, float *rm, float *rv, int update, const unsigned short *x16) {
+                           float *rstd, float *rm, float *rv, int update, const unsigned short *x16) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     const double m = (double)ld_fh(x, x16, c) + s[c] / rows, ssq = fmax(q[c] - s[c] * s[c] / rows, 0.0);
-    dmean[c] = m;
     mean[c] = (float)m;
     const double biased = ssq / rows, unbiased = rows > 1 ? ssq / (rows - 1) : ssq;
     rstd[c] = (float)(1.0 / sqrt(biased + eps));
@@ -541,25 +546,28 @@ __global__ void k_inc64(long long *v) { v[0] += 1; }
 
 // BatchNorm's elementwise passes over [rows, C]: a thread per column c (blockIdx.y * blockDim.x + threadIdx.x),
 // its per-column values loaded once, over the rows blockIdx.x, + gridDim.x, ... (no 64-bit index division
-// per element; the arithmetic per element is unchanged).
-// y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (dmean, rstd),
-// eval: the running statistics. x16, y16: x read, y written as bf16 (then x, y are ignored).
-__global__ void k_bn_apply(const float *x, float *y, const double *dmean, const float *rstd, const float *rm,
+// per element).
+// y = (x - mu) / sqrt(var + eps) * w + b (optionally ReLU); train: mu, rstd from the batch (mean, rstd: k_bn_stats's;
+// in float, bn_value), eval: the running statistics (in double). x16, y16: x read, y written as bf16 (then x, y are
+// ignored).
+__global__ void k_bn_apply(const float *x, float *y, const float *mean, const float *rstd, const float *rm,
                            const float *rv, float eps, const float *w, const float *b, long long rows, int C, int relu,
                            const unsigned short *x16, unsigned short *y16) {
     const int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const double mu = dmean ? dmean[c] : (double)rm[c];
-    const double sc = dmean ? (double)rstd[c] : sqrt((double)rv[c] + eps);
-    const float wc = w[c], bc = b[c];
+    const double mu = mean ? 0.0 : (double)rm[c], sc = mean ? 1.0 : sqrt((double)rv[c] + eps);
+    const float wc = w[c], bc = b[c], muf = mean ? mean[c] : 0.0f, rsf = mean ? rstd[c] : 0.0f;
 #pragma unroll 4
     for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
         const size_t i = (size_t)r * C + c;
-        double v;
-        if (dmean) v = ((double)ld_fh(x, x16, i) - mu) * sc;
-        else v = ((double)ld_fh(x, x16, i) - mu) / sc;
-        v = v * wc + bc;
-        const float o = (float)(relu && v < 0 ? 0 : v);
+        float o;
+        if (mean) {  // training: the batch's statistics, in float (bn_value, as the loads that apply it)
+            o = bn_value(ld_fh(x, x16, i), muf, rsf, wc, bc);
+        } else {  // evaluation: the running statistics, in double
+            const double v = ((double)ld_fh(x, x16, i) - mu) / sc * wc + bc;
+            o = (float)v;
+        }
+        if (relu && o < 0) o = 0;
         if (y16) y16[i] = f2bf(o);
         else y[i] = o;
     }
@@ -570,16 +578,15 @@ __global__ void k_bn_bwd_dx(const float *dy, const float *x, const float *mu, co
                             int relu, const unsigned short *x16, unsigned short *dx16, const unsigned short *dy16) {
     const int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const float mc = mu[c], rc = rs[c], wc = w[c], bc = b ? b[c] : 0.0f, wr = wc * rc;
-    const double ms = sdy[c] / rows, sx = sdyx[c];
+    const float mc = mu[c], rc = rs[c], wc = w[c], bc = b ? b[c] : 0.0f, wr = __fmul_rn(wc, rc);
+    const float ms = (float)(sdy[c] / rows), sx = (float)(sdyx[c] / rows);
 #pragma unroll 4
-    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {  // in float (xhat and the ReLU's mask as bn_value)
         const size_t i = (size_t)r * C + c;
-        const double xh = ((double)ld_fh(x, x16, i) - mc) * rc;
-        double g = ld_fh(dy, dy16, i);
-        if (relu && xh * wc + bc <= 0) g = 0;
-        g = (float)g;
-        const float o = (float)(wr * (g - ms - xh * sx / rows));
+        const float xh = __fmul_rn(__fsub_rn(ld_fh(x, x16, i), mc), rc);
+        float g = ld_fh(dy, dy16, i);
+        if (relu && __fmaf_rn(xh, wc, bc) <= 0) g = 0;
+        const float o = __fmul_rn(wr, __fsub_rn(__fsub_rn(g, ms), __fmul_rn(xh, sx)));
         if (dx16) dx16[i] = f2bf(o);
         else dx[i] = o;
     }

@@ -131,8 +131,8 @@ static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, in
     case AVGEN_OP_KIND_BATCHNORM_RELU_BWD: {
         const int fwd = o->kind == AVGEN_OP_KIND_BATCHNORM || o->kind == AVGEN_OP_KIND_BATCHNORM_RELU;
         const int64_t C = TD(in[fwd ? 0 : 1])->shape[2];
-        /* three (forward: sum, shifted sum of squares, mean) or two column vectors of doubles, one colsum */
-        return colsum_bytes(C) + 3 * 8.0 * (double)C + 4 * 256;
+        /* two column vectors of doubles (forward: the sum and shifted sum of squares), one colsum */
+        return colsum_bytes(C) + 2 * 8.0 * (double)C + 3 * 256;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR: /* a bf16 input (rt_cuda_bf16_operands): the weight's bf16 copy */
         return 2.0 * numel_of(TD(in[1])) + 256;

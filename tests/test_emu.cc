@@ -493,9 +493,10 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
     float *u = up(n, 3.0f, 1.5f), *bw = up(D, 0.5f, 1.0f), *bb = up(D, 0.3f, 0.0f), *rstd = up(D, 0.2f, 0.8f);
     float *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f), *gate = up(1, 0.0f, 0.7f), *res = up(n, 1.0f, 0.0f);
     float *dy = up(n, 1.0f, 0.0f), *ub, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
-    double *mean, *rd1, *rd2, *p1, *p2;
-    cudaMalloc((void **)&mean, sizeof(double) * D);
-    for (int c = 0; c < D; c++) mean[c] = 1.5 + 0.1 * frand();
+    float *mean;  // the BatchNorm's mean (k_bn_stats's)
+    double *rd1, *rd2, *p1, *p2;
+    cudaMalloc((void **)&mean, sizeof(float) * D);
+    for (int c = 0; c < D; c++) mean[c] = 1.5f + 0.1f * frand();
     for (float **q : {&ub, &y1, &y2, &dx1, &dx2}) cudaMalloc((void **)q, sizeof(float) * n);
     for (float **q : {&mu1, &mu2, &rs1, &rs2}) cudaMalloc((void **)q, sizeof(float) * rows);
     cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
@@ -556,15 +557,16 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
     float *rstd = up(D, 0.2f, 0.8f), *mu = up(D, 0.1f, 1.5f), *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f);
     float *gate = up(1, 0.0f, 0.7f), *y1, *y2, *m1, *m2, *r1, *r2, *mr1, *mr2;
     unsigned short *x16, *o16;
-    double *mean, *p1, *p2, *s0, *s1, *rd1, *rd2;
+    float *mean;
+    double *p1, *p2, *s0, *s1, *rd1, *rd2;
     cudaMalloc((void **)&x16, 2 * n), cudaMalloc((void **)&o16, 2 * n);
     for (size_t i = 0; i < n; i++) x16[i] = f2bf(x[i]), x[i] = avgen_emu_bf(x16[i]);  // x: the bf16 values
     for (float **q : {&y1, &y2}) cudaMalloc((void **)q, sizeof(float) * n);
     for (float **q : {&m1, &m2, &r1, &r2, &mr1, &mr2}) cudaMalloc((void **)q, sizeof(float) * (rows > D ? rows : D));
-    cudaMalloc((void **)&mean, sizeof(double) * D), cudaMalloc((void **)&s0, sizeof(double) * D);
+    cudaMalloc((void **)&mean, sizeof(float) * D), cudaMalloc((void **)&s0, sizeof(double) * D);
     cudaMalloc((void **)&s1, sizeof(double) * D);
     cudaMalloc((void **)&rd1, sizeof(double) * rows), cudaMalloc((void **)&rd2, sizeof(double) * rows);
-    for (int c = 0; c < D; c++) mean[c] = 1.5 + 0.1 * frand(), s0[c] = frand(), s1[c] = frand();
+    for (int c = 0; c < D; c++) mean[c] = 1.5f + 0.1f * frand(), s0[c] = frand(), s1[c] = frand();
     const long long rpc = 16, chunks = (rows + rpc - 1) / rpc;
     cudaMalloc((void **)&p1, sizeof(double) * 2 * chunks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * chunks * D);
     const dim3 bg((unsigned)(rows < 2048 ? rows : 2048), (unsigned)((D + 127) / 128)), bbk(D >= 128 ? 128 : (D + 31) / 32 * 32);
@@ -585,9 +587,9 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
         CHECK(!memcmp(p1, p2, sizeof(double) * 2 * chunks * D), "D %d mode %d: k_colsum on bf16 differs", D, mode);
     }
     CHECK(run("k_bn_stats", dim3((D + 127) / 128), dim3(128), 0,
-              [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m1, mean, r1, mr1, mr1, 0, NULL); }) == cudaSuccess &&
+              [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m1, r1, mr1, mr1, 0, NULL); }) == cudaSuccess &&
               run("k_bn_stats", dim3((D + 127) / 128), dim3(128), 0,
-                  [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m2, mean, r2, mr2, mr2, 0, x16); }) == cudaSuccess,
+                  [=] { k_bn_stats(s0, s1, x, rows, D, 1e-5f, m2, r2, mr2, mr2, 0, x16); }) == cudaSuccess,
           "k_bn_stats failed");
     CHECK(!memcmp(m1, m2, sizeof(float) * D) && !memcmp(r1, r2, sizeof(float) * D), "D %d: k_bn_stats on bf16 differs", D);
     for (int relu = 0; relu < 2; relu++) {
@@ -619,7 +621,10 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
           "k_colsum / k_bn_bwd_dx on a bf16 dy failed");
     CHECK(!memcmp(p1, p2, sizeof(double) * 2 * chunks * D) && same16(y1, o16), "D %d: the BatchNorm backward on a bf16 dy differs", D);
     // the on-load readers: u as bf16 (x16) against u as the fp32 values of those numbers (x)
-    const BnLoad bn32 = {mean, rstd, w, b, NULL}, bn16 = {mean, rstd, w, b, x16};
+    float *bm;  // the loaders' mean: k_bn_stats's float one (m1, which the LayerNorms below reuse for their own)
+    cudaMalloc((void **)&bm, sizeof(float) * D);
+    memcpy(bm, m1, sizeof(float) * D);
+    const BnLoad bn32 = {bm, rstd, w, b, NULL}, bn16 = {bm, rstd, w, b, x16};
     const dim3 lg((unsigned)((rows + 3) / 4)), lb128(128);
     CHECK(run("k_layernorm_bn", lg, lb128, 0, [=] { k_layernorm_bn<V>(x, lw, lb, y1, m1, r1, gate, rows, D, 1e-5f, NULL, bn32); }) ==
                   cudaSuccess &&
@@ -649,7 +654,7 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
     for (void *q : {(void *)x, (void *)dy, (void *)w, (void *)b, (void *)rstd, (void *)mu, (void *)lw, (void *)lb, (void *)gate,
                     (void *)y1, (void *)y2, (void *)m1, (void *)m2, (void *)r1, (void *)r2, (void *)mr1, (void *)mr2, (void *)x16,
                     (void *)o16, (void *)mean, (void *)p1, (void *)p2, (void *)s0, (void *)s1, (void *)rd1, (void *)rd2,
-                    (void *)dy16})
+                    (void *)dy16, (void *)bm})
         cudaFree(q);
 }
 

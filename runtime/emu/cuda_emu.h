@@ -107,6 +107,18 @@ inline double __dmul_rn(double a, double b) {
     return r;
 }
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }  // one rounding, as the device's FMA
+inline float __fadd_rn(float a, float b) {
+    volatile float r = a + b;  // never contracted
+    return r;
+}
+inline float __fsub_rn(float a, float b) {
+    volatile float r = a - b;
+    return r;
+}
+inline float __fmul_rn(float a, float b) {
+    volatile float r = a * b;
+    return r;
+}
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     memcpy(&u, &f, 4);
