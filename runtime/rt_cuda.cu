@@ -89,6 +89,9 @@ struct Dev {
     double gemm_ms_acc;
     int n_epi_fused, n_epi_kernel;  // bias epilogues: in cuBLASLt, or as a separate kernel (no algorithm)
     int n_epi_bias16;               // of the fused ones, those of a bf16 C whose bias cuBLASLt takes as bf16 only
+    int gemm_tune;                  // AVGEN_GEMM_AUTOTUNE=1: each GEMM's algorithm timed among cuBLASLt's candidates
+    int n_tuned, n_tune_changed;    // GEMMs so timed, and those whose fastest was not cuBLASLt's first choice
+    double tune_ms;                 // the time those trials took
     size_t free_before;
     // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
     const void *kern[kNumKernels];
@@ -294,6 +297,53 @@ void *scratch(Dev *d, size_t bytes) {
     return d->scratch + at;
 }
 
+// AVGEN_GEMM_AUTOTUNE=1: a new plan's algorithm is the fastest of cuBLASLt's first kTuneAlgos candidates, timed
+// on the call's own operands (one run to warm up, then three between events; the first of equal times), not
+// cuBLASLt's first choice. Only at a plan's first call (the cold step, which runs eagerly: never while a graph
+// is captured) and only where running the GEMM again leaves its result unchanged (not an accumulation into C
+// itself). It synchronizes the device once per plan, and which candidate wins can differ from run to run (so
+// can the result's last bits): off by default, for benchmarks.
+constexpr int kTuneAlgos = 8;
+void gemm_tune(Dev *d, GemmPlan *pl, const cublasLtMatmulHeuristicResult_t *cand, int n, const void *a, const void *b,
+               const float *beta, const void *cin, void *C) {
+    if (cin == C && *beta != 0.0f) return;  // an accumulation: each run would add again
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(d->s, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return;
+    cudaEvent_t e0, e1;
+    if (cudaEventCreate(&e0) != cudaSuccess) return;
+    if (cudaEventCreate(&e1) != cudaSuccess) {
+        cudaEventDestroy(e0);
+        return;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const float alpha = 1.0f;
+    int best = -1;
+    float best_ms = 0;
+    auto run = [&](int i) {
+        return lt.matmul(d->lt, pl->desc, &alpha, a, pl->la, b, pl->lb, beta, cin, pl->lc, C, pl->lc, &cand[i].algo, d->ws,
+                         d->ws_bytes, d->s) == CUBLAS_STATUS_SUCCESS;
+    };
+    for (int i = 0; i < n; i++) {
+        if (!run(i)) continue;  // a candidate these operands do not suit
+        bool ok = cudaEventRecord(e0, d->s) == cudaSuccess;
+        for (int r = 0; r < 3 && ok; r++) ok = run(i);
+        float ms = 0;
+        if (!ok || cudaEventRecord(e1, d->s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            continue;
+        if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    d->tune_ms += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (best < 0) return;
+    pl->algo = cand[best].algo;
+    d->n_tuned++;
+    if (best > 0) d->n_tune_changed++;
+}
+
 // C[M,N] = op(A) op(B) (+ C when beta1) (+ bias[n]), row-major; op(A) is [M,K] (ta: A stored [K,M]), op(B)
 // is [K,N] (tb: B stored [N,K]). Batched: batch matrices at strides sa, sb, sc (elements). With csrc (and
 // beta1), C = op(A) op(B) + csrc (csrc has C's layout; it may be C). With bias (unbatched), cuBLASLt's bias
@@ -307,6 +357,8 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
           const float *bias = NULL, const float *csrc = NULL, int ab16 = 0, int c16 = 0,
           const unsigned short *bias16 = NULL) {
     if (d->failed) return;
+    cublasLtMatmulHeuristicResult_t tune[kTuneAlgos];  // AVGEN_GEMM_AUTOTUNE: a new plan's candidates (gemm_tune)
+    int tune_n = 0;
     if (c16 && (!ab16 || beta1 || (bias && !bias16))) {
         set_fail(d, "a GEMM with a bf16 result needs bf16 operands, no addend and a bf16 bias copy (a bug in avgen)");
         return;
@@ -386,6 +438,7 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         cublasLtMatmulHeuristicResult_t res;
         int got = 0;
         pl->epi = key.epi;
+        tune_n = 0;
         if (!st && pl->epi && c16) {
             // a bf16 C: the bias in fp32 if cuBLASLt can, else as bf16 (its default there); no kernel fallback
             const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
@@ -414,6 +467,10 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
             }
         }
         if (!st && !got) st = lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &got);
+        // AVGEN_GEMM_AUTOTUNE: cuBLASLt's candidates for the descriptor as it now stands, timed below
+        if (!st && got > 0 && d->gemm_tune &&
+            (lt.heuristic(d->lt, pl->desc, pl->la, pl->lb, pl->lc, pl->lc, pref, kTuneAlgos, tune, &tune_n) || tune_n < 2))
+            tune_n = 0;
         if (pref) lt.pref_destroy(pref);
         if (st || got < 1) {
             set_fail(d, "cuBLASLt has no algorithm for the GEMM M=%d N=%d K=%d ta=%d tb=%d batch=%d%s%s (status %d, %d algorithms)",
@@ -435,6 +492,8 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
     }
     const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
     const void *cin = csrc && beta1 ? (const void *)csrc : C;
+    if (tune_n > 1) gemm_tune(d, pl, tune, tune_n, B, A, &beta, cin, C);
+    if (d->failed) return;
     cudaEvent_t *pe = kprof_begin(d, kNumKernels);
     cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, cin, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);
@@ -1575,6 +1634,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             goto fail;
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
+    if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
     if (!fused_residuals(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
@@ -1932,6 +1992,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
     r->bf16_weights_bytes = d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
+    r->n_gemm_tuned = d->n_tuned, r->n_gemm_tune_changed = d->n_tune_changed, r->gemm_tune_ms = d->tune_ms;
     r->n_bf16_tensors = 0;
     for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] == RT_CUDA_T_BF16;
     r->n_bn_fused = d->n_bn_fused;

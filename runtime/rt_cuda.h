@@ -164,6 +164,9 @@ typedef struct {
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
+    int n_gemm_tuned;                /* AVGEN_GEMM_AUTOTUNE=1: GEMMs whose algorithm was timed among candidates */
+    int n_gemm_tune_changed;         /* of those, the ones where the fastest was not cuBLASLt's first choice */
+    double gemm_tune_ms;             /* the time the trials took (in the first step) */
     int n_bias_bf16;                 /* of the epilogue ones, bf16 results whose bias cuBLASLt took as bf16 only */
     int n_bf16_tensors;              /* activations stored as bf16 (AVGEN_BF16_OPERANDS=1; rt_cuda_bf16_operands) */
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */

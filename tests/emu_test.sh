@@ -147,10 +147,21 @@ run "unfused residual" env AVGEN_FUSE_RESIDUAL=0 "$p" --step --inputs random --o
 if grep -qF '"k_layernorm_bn<' "$TMP/bench.json" 2>/dev/null && ! grep -qF '"k_bias_res"' "$TMP/bench.json"; then ok
 else bad "bench JSON: k_bias_res ran or no k_layernorm_bn (the residual fusion did not happen)"; fi
 
+# AVGEN_GEMM_AUTOTUNE=1 (each new GEMM plan's algorithm timed among cuBLASLt's candidates: the emulator offers
+# AVGEN_EMU_ALGOS of them, all with the same arithmetic): the trials rerun the GEMM on its own operands, so the
+# step must keep the same bits, which it would not if an accumulation into C were rerun; the bench reports them.
+n1=$(basename "$p" -train-emu)
+for prec in fp32 bf16; do
+  samebits "GEMM autotuning, $prec" "$TMP/$n1-$([ $prec = fp32 ] && echo cuda || echo bf16).st" "$TMP/tune-$prec.st" \
+    AVGEN_GEMM_AUTOTUNE=1 AVGEN_EMU_ALGOS=3 "$p" --step --inputs random --backend cuda --precision $prec
+done
+run "GEMM autotuning bench" env AVGEN_GEMM_AUTOTUNE=1 AVGEN_EMU_ALGOS=2 "$p" --bench --warmup 0 --steps 1 --precision bf16 \
+  --json "$TMP/benchtune.json"
+if [ "$(jnum gemm_tuned "$TMP/benchtune.json")" -gt 0 ] && [ "$(jnum gemm_tuned "$TMP/bench.json")" = 0 ]; then ok
+else bad "bench JSON: gemm_tuned $(jnum gemm_tuned "$TMP/benchtune.json") with AVGEN_GEMM_AUTOTUNE=1, $(jnum gemm_tuned "$TMP/bench.json") without"; fi
 # BatchNorm applied on load (the default; AVGEN_FUSE_BN=0: its output stored and read back): the same values
 # loaded, so the same bits, fp32 and bf16; the BatchNorm outputs take no memory; the LayerNorm backward's
 # path without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) materialises it in op scratch instead.
-n1=$(basename "$p" -train-emu)
 samebits "BatchNorm stored (AVGEN_FUSE_BN=0)" "$TMP/$n1-cuda.st" "$TMP/bnsplit.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
   --backend cuda
 samebits "BatchNorm stored, bf16" "$TMP/$n1-bf16.st" "$TMP/bnsplit16.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
@@ -217,6 +228,8 @@ fails "AVGEN_FUSE_LATENT=no: expected 0 or 1" env AVGEN_FUSE_LATENT=no "$p" --st
 fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda

@@ -595,6 +595,11 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     submit(s, [=]() { e->t = now(), e->recorded = 1; });
     return cudaSuccess;
 }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e->recorded ? sticky : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
+    *st = s && s->capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
     *ms = (float)((b->t - a->t) * 1e3);
@@ -723,10 +728,16 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
     if (!lt_shape((const LtDesc *)d, (const LtLayout *)a, (const LtLayout *)b, (const LtLayout *)c, (const LtLayout *)dd, &m,
                   &n, &k))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    memset(res, 0, sizeof *res);
-    res->state = CUBLAS_STATUS_SUCCESS;
-    res->wavesCount = 1.0f;
-    *count = 1;
+    // AVGEN_EMU_ALGOS=N: N candidates (all the same arithmetic here), so the backend's choice among them runs
+    static const int algos = getenv("AVGEN_EMU_ALGOS") ? atoi(getenv("AVGEN_EMU_ALGOS")) : 1;
+    const int na = algos < 1 ? 1 : algos < req ? algos : req;
+    for (int i = 0; i < na; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        res[i].algo.data[0] = (uint64_t)i;
+        res[i].state = CUBLAS_STATUS_SUCCESS;
+        res[i].wavesCount = 1.0f;
+    }
+    *count = na;
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -31,6 +31,7 @@ BENCH_OPS_ONLY=${BENCH_OPS_ONLY-130}  # batches timed with bf16 activations only
 BENCH_BN_STORED=${BENCH_BN_STORED-32}  # batches also timed with the BatchNorm outputs stored (AVGEN_FUSE_BN=0)
 BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters' gated fuse stored (AVGEN_FUSE_LATENT=0)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
+BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
 BENCH_DEADLINE=${BENCH_DEADLINE:-430}  # seconds into the run after which no further benchmark starts
@@ -223,6 +224,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_BATCHES; do jobs+=("$b:bf16"); [[ " $BENCH_BF16OPS " == *" $b "* ]] && jobs+=("$b:bf16-ops"); done
   for b in $BENCH_OPS_ONLY; do jobs+=("$b:bf16-ops"); done
   for b in $BENCH_BATCHES; do jobs+=("$b:torch-eager"); done
+  for b in $BENCH_TUNE; do jobs+=("$b:bf16-opstune"); done
   for b in $BENCH_FP32; do jobs+=("$b:fp32"); done
   for b in $BENCH_ATTN_GEMM; do jobs+=("$b:bf16-gemmattn"); done
   for b in $BENCH_LN_SPLIT; do jobs+=("$b:bf16-lnsplit"); done
@@ -258,16 +260,18 @@ if [[ " $STAGES " == *" bench "* ]]; then
     attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
     [ "$prec" = bf16-gemmattn ] && attn=gemm
     ops=0
-    [ "$prec" = bf16-ops ] && ops=1
+    [ "$prec" = bf16-ops ] || [ "$prec" = bf16-opstune ] && ops=1
+    tune=0  # bf16-opstune: each GEMM's algorithm the fastest of cuBLASLt's candidates (AVGEN_GEMM_AUTOTUNE=1)
+    [ "$prec" = bf16-opstune ] && tune=1
     lncs=1  # bf16-lnsplit: trainable LayerNorms' backward as k_ln_bwd + colsum (AVGEN_FUSED_LN_BWD=0)
     [ "$prec" = bf16-lnsplit ] && lncs=0
     bnl=1  # bf16-bnstored: the adapters' BatchNorm outputs stored and read back (AVGEN_FUSE_BN=0)
     [ "$prec" = bf16-bnstored ] && bnl=0
     latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
     [ "$prec" = bf16-latstored ] && latl=0
-    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
       --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
-      ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
+      ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention|^  GEMMs' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
     else
       bad "avgen bench B=$b $prec: $(tail -3 "$OUT/bench/avgen-b$b-$prec.txt" | tr '\n' ' ')"
     fi
