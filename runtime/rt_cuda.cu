@@ -325,7 +325,7 @@ void gemm_tune(Dev *d, GemmPlan *pl, const cublasLtMatmulHeuristicResult_t *cand
                          d->ws_bytes, d->s) == CUBLAS_STATUS_SUCCESS;
     };
     for (int i = 0; i < n; i++) {
-        if (!run(i)) continue;  // a candidate these operands do not suit
+        if (cand[i].state != CUBLAS_STATUS_SUCCESS || !run(i)) continue;  // a candidate these operands do not suit
         bool ok = cudaEventRecord(e0, d->s) == cudaSuccess;
         for (int r = 0; r < 3 && ok; r++) ok = run(i);
         float ms = 0;

@@ -480,6 +480,7 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
     if (c >= C) return;
     const long long r0 = chunk * rpc, r1 = r0 + rpc < rows ? r0 + rpc : rows;
     const float sc = scale ? scale[0] : 1.0f;
+    const double a0 = mode == CS_MOM ? (double)ld_fh(a, a16, c) : 0.0;  // CS_MOM's shift: the column's first value
     double s0 = 0, s1 = 0;
 #pragma unroll 4
     for (long long r = r0; r < r1; r++) {  // unrolled: loads of 4 rows in flight, sums still in row order
@@ -492,7 +493,7 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
         } else if (mode == CS_SUM) {
             s0 += av;
         } else if (mode == CS_MOM) {
-            const double t = (double)av - (double)ld_fh(a, a16, c);
+            const double t = (double)av - a0;
             s0 += t, s1 += t * t;
         } else {  // xhat and the ReLU's mask as the forward computed them (bn_value)
             const float xh = __fmul_rn(__fsub_rn(ld_fh(x, x16, i), cmu[c]), crs[c]);

@@ -33,8 +33,10 @@ BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters'
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
-TORCH_COMPILE=${TORCH_COMPILE:-}    # batches also timed with torch.compile (compiling ViT-B takes minutes)
+TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B takes minutes: the last job)
 BENCH_DEADLINE=${BENCH_DEADLINE:-430}  # seconds into the run after which no further benchmark starts
+RUN_LIMIT=${RUN_LIMIT:-505}  # seconds the whole run may take (inside the caller's timeout): a job's own timeout is cut to
+                             # what is left of it (less 15 s for the summary), and a job left under 60 s is skipped
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
 : >"$S"
@@ -239,15 +241,26 @@ if [[ " $STAGES " == *" bench "* ]]; then
       say "  info  skipped B=$b $prec: past BENCH_DEADLINE ($BENCH_DEADLINE s)"
       continue
     fi
+    left=$((RUN_LIMIT - 15 - ($(date +%s) - T0)))  # a job's timeout: its own, or what is left of RUN_LIMIT
+    lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
+    if [ "$left" -lt 60 ]; then
+      say "  info  skipped B=$b $prec: ${left}s left of RUN_LIMIT ($RUN_LIMIT s)"
+      continue
+    fi
     if [[ $prec == torch-* ]]; then
       # PyTorch at the batches both run; a batch PyTorch cannot fit is a finding, not a failure
       [ $have_torch = 1 ] || continue
       mode=${prec#torch-}
       flag=""
       [ "$mode" = compile ] && flag=--compile
-      if timeout $([ "$mode" = compile ] && echo 240 || echo 150) python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
-        >"$OUT/bench/torch-b$b-$mode.txt" 2>&1; then
+      tl=$(lim $([ "$mode" = compile ] && echo 240 || echo 150))
+      timeout "$tl" python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
+        >"$OUT/bench/torch-b$b-$mode.txt" 2>&1
+      trc=$?
+      if [ $trc = 0 ]; then
         ok "torch $mode B=$b bf16: $(tail -4 "$OUT/bench/torch-b$b-$mode.txt" | tr -s ' ' | tr '\n' ';')"
+      elif [ $trc = 124 ]; then  # (compiling takes minutes: not a failure of avgen's)
+        say "  info  torch $mode B=$b did not finish within ${tl}s"
       elif grep -qi "out of memory" "$OUT/bench/torch-b$b-$mode.txt"; then
         say "  info  torch $mode B=$b does not fit the device (CUDA out of memory)"
       else
@@ -269,7 +282,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     [ "$prec" = bf16-bnstored ] && bnl=0
     latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
     [ "$prec" = bf16-latstored ] && latl=0
-    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout 150 "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
       --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
       ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention|^  GEMMs' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
     else
