@@ -662,7 +662,7 @@ void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, 
     colsum(d, CS_LN, dy, x, mu, rs, NULL, NULL, NULL, NULL, gate, rows, D, add0, add1, NULL, NULL);
 }
 // For a BatchNorm output t that is not stored (rt_cuda_bn_on_load): the BatchNorm's input, and in *bn what
-// applying it on load takes (its double mean, rstd, weight and bias).
+// applying it on load takes (its mean and rstd as k_bn_stats wrote them, weight and bias).
 const float *bn_of(const avgen_ctx *c, int t, BnLoad *bn) {
     const Dev *d = DEV(c);
     const avgen_op_desc *b = &c->g->ops[d->vwriter[t]];

@@ -486,10 +486,10 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
     for (long long r = r0; r < r1; r++) {  // unrolled: loads of 4 rows in flight, sums still in row order
         const size_t i = (size_t)r * C + c;
         const float av = ld_fh(a, a16, i);
-        if (mode == CS_LN) {
-            const float g = scale ? av * sc : av;
-            const double xh = ((double)ld_fh(x, x16, i) - rmu[r]) * rrs[r];
-            s0 += (double)g * xh, s1 += g;
+        if (mode == CS_LN) {  // the terms as ln_bwd_row's column sums compute them (float, explicitly rounded)
+            const float g = scale ? __fmul_rn(av, sc) : av;
+            const float xh = __fmul_rn(__fsub_rn(ld_fh(x, x16, i), rmu[r]), rrs[r]);
+            s0 += (double)__fmul_rn(g, xh), s1 += g;
         } else if (mode == CS_SUM) {
             s0 += av;
         } else if (mode == CS_MOM) {
@@ -528,8 +528,9 @@ __global__ void k_colsum_finish(const double *part, int chunks, int C, float *ad
 // BatchNorm statistics from CS_MOM's shifted moments s = sum t, q = sum t^2 (t = x - x[row 0]), one thread a
 // column: mean = x[row 0] + s / rows, the centred sum of squares q - s^2 / rows (in double, shifted: no
 // cancellation unless a column's spread is below 1e-8 of its distance from the first row), mean and rstd (from
-// the biased variance) rounded to float for the elementwise passes (bn_value), and (update) the running mean and
-// unbiased variance with momentum 0.1.
+// the biased variance) rounded to float for the elementwise passes (bn_value: they subtract the float mean in
+// float, so a column whose mean is far from zero against its spread loses about ulp(mean) / std there), and
+// (update) the running mean and unbiased variance with momentum 0.1.
 __global__ void k_bn_stats(const double *s, const double *q, const float *x, long long rows, int C, float eps, float *mean,
                            float *rstd, float *rm, float *rv, int update, const unsigned short *x16) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -564,9 +565,8 @@ __global__ void k_bn_apply(const float *x, float *y, const float *mean, const fl
         float o;
         if (mean) {  // training: the batch's statistics, in float (bn_value, as the loads that apply it)
             o = bn_value(ld_fh(x, x16, i), muf, rsf, wc, bc);
-        } else {  // evaluation: the running statistics, in double
-            const double v = ((double)ld_fh(x, x16, i) - mu) / sc * wc + bc;
-            o = (float)v;
+        } else {  // evaluation: the running statistics, in double (never contracted: nvcc as the emulator)
+            o = (float)__dadd_rn(__dmul_rn(((double)ld_fh(x, x16, i) - mu) / sc, (double)wc), (double)bc);
         }
         if (relu && o < 0) o = 0;
         if (y16) y16[i] = f2bf(o);

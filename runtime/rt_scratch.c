@@ -402,19 +402,20 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
     for (int i = 0; i < g->n_ops; i++) {
         const avgen_op_desc *o = &g->ops[i];
         if (o->kind != AVGEN_OP_KIND_BATCHNORM || o->n_out != 3 || o->n_in < 3) continue;
-        const int u = g->refs[o->in_at], y = g->refs[o->out_at], rstd = g->refs[o->out_at + 2];
-        if (u < 0 || y < 0 || rstd < 0) continue;
+        const int u = g->refs[o->in_at], y = g->refs[o->out_at], mean = g->refs[o->out_at + 1], rstd = g->refs[o->out_at + 2];
+        if (u < 0 || y < 0 || mean < 0 || rstd < 0) continue;
         const avgen_tensor_desc *ut = &g->tensors[u], *yt = &g->tensors[y];
         if (yt->arena != AVGEN_ARENA_ACT || yt->dtype != AVGEN_DT_F32 || ut->dtype != AVGEN_DT_F32 ||
             (cls && (cls[y] || (cls[u] && cls[u] != RT_CUDA_T_BF16)))) /* (a bf16 input: the loads read bf16) */
             continue;
-        /* the readers load u and the BatchNorm's rstd: both written once and live through the last reader */
-        int writers = 0, uwriters = 0, rwriters = 0, readers = 0, ok = 1;
+        /* the readers load u and the BatchNorm's mean and rstd: each written once and live through the last reader */
+        int writers = 0, uwriters = 0, mwriters = 0, rwriters = 0, readers = 0, ok = 1;
         for (int j = 0; j < g->n_ops && ok; j++) {
             const avgen_op_desc *q = &g->ops[j];
             for (int s2 = 0; s2 < q->n_out; s2++) {
                 writers += g->refs[q->out_at + s2] == y;
                 uwriters += g->refs[q->out_at + s2] == u;
+                mwriters += g->refs[q->out_at + s2] == mean;
                 rwriters += g->refs[q->out_at + s2] == rstd;
             }
             for (int s2 = 0; s2 < q->n_in; s2++)
@@ -422,10 +423,10 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls) {
                     readers++;
                     ok = ((q->kind == AVGEN_OP_KIND_LAYERNORM_GATE && s2 == 0) ||
                           (q->kind == AVGEN_OP_KIND_LAYERNORM_GATE_BWD && s2 == 1)) &&
-                         j > i && j <= ut->last && j <= g->tensors[rstd].last;
+                         j > i && j <= ut->last && j <= g->tensors[mean].last && j <= g->tensors[rstd].last;
                 }
         }
-        if (!ok || writers != 1 || uwriters != 1 || rwriters != 1 || readers == 0) continue;
+        if (!ok || writers != 1 || uwriters != 1 || mwriters != 1 || rwriters != 1 || readers == 0) continue;
         if (cls) cls[y] = RT_CUDA_T_VIRTUAL;
         n++;
     }

@@ -595,7 +595,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     submit(s, [=]() { e->t = now(), e->recorded = 1; });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e->recorded ? sticky : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return sticky; }  // (an event never recorded: success, as CUDA's)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
     *st = s && s->capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
     return cudaSuccess;
