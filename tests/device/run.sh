@@ -34,7 +34,10 @@ BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters'
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
-TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B takes minutes: the last job)
+TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B took over 240 s in the first
+                                    # run: in a full run it gets what is left; for a call of its own, set the other
+                                    # BENCH_* lists empty, STAGES=bench, BENCH_DEADLINE=500 RUN_LIMIT=560)
+TORCH_COMPILE_TIMEOUT=${TORCH_COMPILE_TIMEOUT:-480}  # its own limit (cut to what is left of RUN_LIMIT)
 BENCH_DEADLINE=${BENCH_DEADLINE:-430}  # seconds into the run after which no further benchmark starts
 RUN_LIMIT=${RUN_LIMIT:-505}  # seconds the whole run may take (inside the caller's timeout): a job's own timeout is cut to
                              # what is left of it (less 15 s for the summary), and a job left under 60 s is skipped
@@ -263,7 +266,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
       mode=${prec#torch-}
       flag=""
       [ "$mode" = compile ] && flag=--compile
-      tl=$(lim $([ "$mode" = compile ] && echo 240 || echo 150))
+      tl=$(lim $([ "$mode" = compile ] && echo "$TORCH_COMPILE_TIMEOUT" || echo 150))
       timeout "$tl" python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
         >"$OUT/bench/torch-b$b-$mode.txt" 2>&1
       trc=$?
