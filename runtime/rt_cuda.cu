@@ -438,7 +438,6 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
         cublasLtMatmulHeuristicResult_t res;
         int got = 0;
         pl->epi = key.epi;
-        tune_n = 0;
         if (!st && pl->epi && c16) {
             // a bf16 C: the bias in fp32 if cuBLASLt can, else as bf16 (its default there); no kernel fallback
             const cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
@@ -493,7 +492,6 @@ void gemm(Dev *d, int ta, int tb, int M, int N, int K, const void *A, int lda, c
     const float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
     const void *cin = csrc && beta1 ? (const void *)csrc : C;
     if (tune_n > 1) gemm_tune(d, pl, tune, tune_n, B, A, &beta, cin, C);
-    if (d->failed) return;
     cudaEvent_t *pe = kprof_begin(d, kNumKernels);
     cublasStatus_t st = lt.matmul(d->lt, pl->desc, &alpha, B, pl->la, A, pl->lb, &beta, cin, pl->lc, C, pl->lc, &pl->algo,
                                   d->ws, d->ws_bytes, d->s);

@@ -1121,57 +1121,29 @@ AVGEN_ATTN_INST(64)
 // S_i = tok_i + sum_j A1[i, j] Y_j. k_lat_dots writes the logits into A1, k_lat_softmax turns them into
 // probabilities in place, k_lat_mix forms S. The backward's part 3 runs the same three on dS, with the
 // softmax's backward. Each dot, softmax and sum runs in the same order as when one block did all three.
-// a[ii * as + j] = v_ii . y_j for the latents ii < mi (rows of v D apart) and one row j of y [N2, D]: lanes over
-// d, then a warp sum.
-template <int M>
-__device__ __forceinline__ void lat_dot_row(float *a, int as, const float *v, const float *y, int j, int D, int mi) {
-    const int lane = threadIdx.x & 31;
-    float s[M];
-#pragma unroll
-    for (int ii = 0; ii < M; ii++) s[ii] = 0;
-    for (int d = lane; d < D; d += 32) {
-        const float yv = y[(size_t)j * D + d];
-#pragma unroll
-        for (int ii = 0; ii < M; ii++)
-            if (ii < mi) s[ii] += v[(size_t)ii * D + d] * yv;
-    }
-#pragma unroll
-    for (int ii = 0; ii < M; ii++)
-        if (ii < mi) {
-            const float t = warp_sum(s[ii]);
-            if (lane == 0) a[(size_t)ii * as + j] = t;
-        }
-}
-// out_ii[d] = base_ii[d] + sum_j a[ii * N2 + j] y[j, d] (rows of out and base D apart) for d0 <= d < d1, a
-// thread a column, y read once for all latents. from_base: the sum starts from base (base + a0 y0 + a1 y1 ...);
-// else base is added to the finished sum (base + (a0 y0 + a1 y1 ...)).
-template <int M>
-__device__ __forceinline__ void lat_mix(float *out, const float *base, bool from_base, const float *a, const float *y,
-                                        int N2, int D, int mi, int d0, int d1) {
-    for (int d = d0 + threadIdx.x; d < d1; d += blockDim.x) {
-        float s[M];
-#pragma unroll
-        for (int ii = 0; ii < M; ii++) s[ii] = ii < mi && from_base ? base[(size_t)ii * D + d] : 0.0f;
-#pragma unroll 4
-        for (int j = 0; j < N2; j++) {
-            const float yv = y[(size_t)j * D + d];
-#pragma unroll
-            for (int ii = 0; ii < M; ii++)
-                if (ii < mi) s[ii] += a[(size_t)ii * N2 + j] * yv;
-        }
-#pragma unroll
-        for (int ii = 0; ii < M; ii++)
-            if (ii < mi) out[(size_t)ii * D + d] = from_base ? s[ii] : base[(size_t)ii * D + d] + s[ii];
-    }
-}
-
 // Dots: A[p, i, j] = V_p,i . Y_p,j for the latents i < m (pair p's rows of V start at p * vps: 0 when the pairs
-// share them, the tokens; m * D for dS). Blocks over (pair, rows j of Y: a warp each).
+// share them, the tokens; m * D for dS). Blocks over (pair, rows j of Y): a warp a row, lanes over d, then a
+// warp sum.
 template <int M>
 __global__ void k_lat_dots(const float *V, long long vps, const float *Y, float *A, int N2, int D, int m) {
-    const int p = blockIdx.x, j = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int p = blockIdx.x, j = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (j >= N2) return;
-    lat_dot_row<M>(A + (size_t)p * m * N2, N2, V + p * vps, Y + (size_t)p * N2 * D, j, D, m);
+    const float *v = V + p * vps, *y = Y + ((size_t)p * N2 + j) * D;
+    float s[M];
+#pragma unroll
+    for (int i = 0; i < M; i++) s[i] = 0;
+    for (int d = lane; d < D; d += 32) {
+        const float yv = y[d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) s[i] += v[(size_t)i * D + d] * yv;
+    }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) {
+            const float t = warp_sum(s[i]);
+            if (lane == 0) A[((size_t)p * m + i) * N2 + j] = t;
+        }
 }
 
 // In place on A [P, m, N2], one block a pair: the forward (G NULL) softmax over j of each latent's logits; the
@@ -1201,14 +1173,28 @@ __global__ void k_lat_softmax(float *A, const float *G, int N2, int m) {
     }
 }
 
-// out[p, i] = base[p, i] (+) sum_j A[p, i, j] Y[p, j] (lat_mix; pair p's rows of base start at p * bps). Blocks
-// over (pair, columns in runs of blockDim.x).
+// out[p, i, d] = base[p, i, d] + sum_j A[p, i, j] Y[p, j, d] (pair p's rows of base start at p * bps), a thread a
+// column d, Y read once for all latents. Blocks over (pair, columns in runs of blockDim.x). from_base: the sum
+// starts from base (base + a0 y0 + a1 y1 ...); else base is added to the finished sum (base + (a0 y0 + ...)).
 template <int M>
 __global__ void k_lat_mix(const float *A, const float *base, long long bps, int from_base, const float *Y, float *out,
                           int N2, int D, int m) {
-    const int p = blockIdx.x, d0 = blockIdx.y * blockDim.x, d1 = min(D, d0 + (int)blockDim.x);
-    lat_mix<M>(out + (size_t)p * m * D, base + p * bps, from_base != 0, A + (size_t)p * m * N2, Y + (size_t)p * N2 * D, N2, D,
-               m, d0, d1);
+    const int p = blockIdx.x, d = blockIdx.y * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    const float *a = A + (size_t)p * m * N2, *y = Y + (size_t)p * N2 * D, *bs = base + p * bps;
+    float *o = out + (size_t)p * m * D, s[M];
+#pragma unroll
+    for (int i = 0; i < M; i++) s[i] = i < m && from_base ? bs[(size_t)i * D + d] : 0.0f;
+#pragma unroll 4
+    for (int j = 0; j < N2; j++) {
+        const float yv = y[(size_t)j * D + d];
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m) s[i] += a[(size_t)i * N2 + j] * yv;
+    }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (i < m) o[(size_t)i * D + d] = from_base ? s[i] : bs[(size_t)i * D + d] + s[i];
 }
 
 constexpr int kMaxLatents = 16;

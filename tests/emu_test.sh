@@ -151,9 +151,9 @@ else bad "bench JSON: k_bias_res ran or no k_layernorm_bn (the residual fusion d
 # AVGEN_EMU_ALGOS of them, all with the same arithmetic): the trials rerun the GEMM on its own operands, so the
 # step must keep the same bits, which it would not if an accumulation into C were rerun; the bench reports them.
 n1=$(basename "$p" -train-emu)
-for prec in fp32 bf16; do
-  samebits "GEMM autotuning, $prec" "$TMP/$n1-$([ $prec = fp32 ] && echo cuda || echo bf16).st" "$TMP/tune-$prec.st" \
-    AVGEN_GEMM_AUTOTUNE=1 AVGEN_EMU_ALGOS=3 "$p" --step --inputs random --backend cuda --precision $prec
+for ref in cuda:fp32 bf16:bf16; do  # the default step's dump (check above) : its precision
+  samebits "GEMM autotuning, ${ref#*:}" "$TMP/$n1-${ref%:*}.st" "$TMP/tune-${ref#*:}.st" \
+    AVGEN_GEMM_AUTOTUNE=1 AVGEN_EMU_ALGOS=3 "$p" --step --inputs random --backend cuda --precision "${ref#*:}"
 done
 run "GEMM autotuning bench" env AVGEN_GEMM_AUTOTUNE=1 AVGEN_EMU_ALGOS=2 "$p" --bench --warmup 0 --steps 1 --precision bf16 \
   --json "$TMP/benchtune.json"

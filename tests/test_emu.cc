@@ -162,6 +162,13 @@ static float frand() {
     lcg = lcg * 1664525u + 1013904223u;
     return (float)((lcg >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
+// n floats of device memory, each scale * frand() + shift
+static float *dev_rand(size_t n, float scale, float shift) {
+    float *p;
+    cudaMalloc((void **)&p, sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
+    return p;
+}
 
 static void test_lt() {
     // the emulator's entry points under cuBLASLt's own names (cuda_emu.cc)
@@ -483,16 +490,10 @@ template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
 // with and without the residual res against k_layernorm_res<V>), and k_ln_bwd_cs_bn<V> against k_ln_bwd_cs<V>
 // the same way: the same bits (the BatchNorm is applied with k_bn_apply's arithmetic).
 template <int V> static void test_bn_on_load(long long rows, int D) {
-    auto up = [](size_t n, float scale, float shift) {
-        float *p;
-        cudaMalloc((void **)&p, sizeof(float) * n);
-        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
-        return p;
-    };
     const size_t n = (size_t)rows * D;
-    float *u = up(n, 3.0f, 1.5f), *bw = up(D, 0.5f, 1.0f), *bb = up(D, 0.3f, 0.0f), *rstd = up(D, 0.2f, 0.8f);
-    float *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f), *gate = up(1, 0.0f, 0.7f), *res = up(n, 1.0f, 0.0f);
-    float *dy = up(n, 1.0f, 0.0f), *ub, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
+    float *u = dev_rand(n, 3.0f, 1.5f), *bw = dev_rand(D, 0.5f, 1.0f), *bb = dev_rand(D, 0.3f, 0.0f), *rstd = dev_rand(D, 0.2f, 0.8f);
+    float *lw = dev_rand(D, 0.5f, 1.0f), *lb = dev_rand(D, 0.3f, 0.0f), *gate = dev_rand(1, 0.0f, 0.7f), *res = dev_rand(n, 1.0f, 0.0f);
+    float *dy = dev_rand(n, 1.0f, 0.0f), *ub, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
     float *mean;  // the BatchNorm's mean (k_bn_stats's)
     double *rd1, *rd2, *p1, *p2;
     cudaMalloc((void **)&mean, sizeof(float) * D);
@@ -547,15 +548,9 @@ template <int V> static void test_bn_on_load(long long rows, int D) {
 // BatchNorm-on-load readers (k_layernorm_bn, k_ln_bwd_cs_bn) with a bf16 BatchNorm input.
 template <int V> static void test_bn_bf16(long long rows, int D) {
     const size_t n = (size_t)rows * D;
-    auto up = [](size_t k, float scale, float shift) {
-        float *p;
-        cudaMalloc((void **)&p, sizeof(float) * k);
-        for (size_t i = 0; i < k; i++) p[i] = scale * frand() + shift;
-        return p;
-    };
-    float *x = up(n, 3.0f, 1.5f), *dy = up(n, 1.0f, 0.0f), *w = up(D, 0.5f, 1.0f), *b = up(D, 0.3f, 0.0f);
-    float *rstd = up(D, 0.2f, 0.8f), *mu = up(D, 0.1f, 1.5f), *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f);
-    float *gate = up(1, 0.0f, 0.7f), *y1, *y2, *m1, *m2, *r1, *r2, *mr1, *mr2;
+    float *x = dev_rand(n, 3.0f, 1.5f), *dy = dev_rand(n, 1.0f, 0.0f), *w = dev_rand(D, 0.5f, 1.0f), *b = dev_rand(D, 0.3f, 0.0f);
+    float *rstd = dev_rand(D, 0.2f, 0.8f), *mu = dev_rand(D, 0.1f, 1.5f), *lw = dev_rand(D, 0.5f, 1.0f), *lb = dev_rand(D, 0.3f, 0.0f);
+    float *gate = dev_rand(1, 0.0f, 0.7f), *y1, *y2, *m1, *m2, *r1, *r2, *mr1, *mr2;
     unsigned short *x16, *o16;
     float *mean;
     double *p1, *p2, *s0, *s1, *rd1, *rd2;
@@ -665,14 +660,8 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
 // Sizes: N2 past the block's 256 threads (a thread takes several j), D not a multiple of the 256 columns a block
 // of k_lat_mix takes, odd P, m up to the bound M.
 template <int M> static void test_lat_exchange(int P, int N2, int D, int m) {
-    auto up = [](size_t n, float scale, float shift) {
-        float *p;
-        cudaMalloc((void **)&p, sizeof(float) * n);
-        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
-        return p;
-    };
     const size_t nA = (size_t)P * m * N2, nS = (size_t)P * m * D;
-    float *Y = up((size_t)P * N2 * D, 1.0f, 0.1f), *tok = up((size_t)m * D, 0.2f, 0.0f), *dS = up(nS, 1.0f, 0.0f);
+    float *Y = dev_rand((size_t)P * N2 * D, 1.0f, 0.1f), *tok = dev_rand((size_t)m * D, 0.2f, 0.0f), *dS = dev_rand(nS, 1.0f, 0.0f);
     float *A1, *S, *dL1, *dtokp;
     cudaMalloc((void **)&A1, sizeof(float) * nA), cudaMalloc((void **)&dL1, sizeof(float) * nA);
     cudaMalloc((void **)&S, sizeof(float) * nS), cudaMalloc((void **)&dtokp, sizeof(float) * nS);
@@ -728,16 +717,10 @@ template <int M> static void test_lat_exchange(int P, int N2, int D, int m) {
 // k_latent_b<M> stores, k_ln_bwd_cs_lat<V> against k_ln_bwd_cs<V>, and k_lat_z against that Z: the same bits
 // (lat_z's arithmetic); k_latent_b without Z writes the same A2. Z itself against a double reference.
 template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m) {
-    auto up = [](size_t n, float scale, float shift) {
-        float *p;
-        cudaMalloc((void **)&p, sizeof(float) * n);
-        for (size_t i = 0; i < n; i++) p[i] = scale * frand() + shift;
-        return p;
-    };
     const long long rows = (long long)P * N;
     const size_t n = (size_t)rows * D;
-    float *X = up(n, 2.0f, 0.3f), *S = up((size_t)P * m * D, 0.5f, 0.0f), *gav = up(1, 0.0f, 0.6f);
-    float *lw = up(D, 0.5f, 1.0f), *lb = up(D, 0.3f, 0.0f), *dy = up(n, 1.0f, 0.0f);
+    float *X = dev_rand(n, 2.0f, 0.3f), *S = dev_rand((size_t)P * m * D, 0.5f, 0.0f), *gav = dev_rand(1, 0.0f, 0.6f);
+    float *lw = dev_rand(D, 0.5f, 1.0f), *lb = dev_rand(D, 0.3f, 0.0f), *dy = dev_rand(n, 1.0f, 0.0f);
     float *Z, *z2, *A2a, *A2b, *y1, *y2, *mu1, *mu2, *rs1, *rs2, *dx1, *dx2;
     unsigned short *yb1, *yb2;
     double *p1, *p2;

@@ -94,31 +94,20 @@ template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, i
 inline float __expf(float x) { return expf(x); }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
-inline double __dadd_rn(double a, double b) {
-    volatile double r = a + b;  // never contracted
-    return r;
-}
-inline double __dsub_rn(double a, double b) {
-    volatile double r = a - b;
-    return r;
-}
-inline double __dmul_rn(double a, double b) {
-    volatile double r = a * b;
-    return r;
-}
+// The device's explicitly rounded operations: one rounding each, never contracted into an FMA (volatile).
+#define AVGEN_EMU_RN(name, T, op)                                                                                      \
+    inline T name(T a, T b) {                                                                                          \
+        volatile T r = a op b;                                                                                         \
+        return r;                                                                                                      \
+    }
+AVGEN_EMU_RN(__dadd_rn, double, +)
+AVGEN_EMU_RN(__dsub_rn, double, -)
+AVGEN_EMU_RN(__dmul_rn, double, *)
+AVGEN_EMU_RN(__fadd_rn, float, +)
+AVGEN_EMU_RN(__fsub_rn, float, -)
+AVGEN_EMU_RN(__fmul_rn, float, *)
+#undef AVGEN_EMU_RN
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }  // one rounding, as the device's FMA
-inline float __fadd_rn(float a, float b) {
-    volatile float r = a + b;  // never contracted
-    return r;
-}
-inline float __fsub_rn(float a, float b) {
-    volatile float r = a - b;
-    return r;
-}
-inline float __fmul_rn(float a, float b) {
-    volatile float r = a * b;
-    return r;
-}
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     memcpy(&u, &f, 4);

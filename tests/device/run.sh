@@ -248,14 +248,14 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_LAT_STORED; do jobs+=("$b:bf16-latstored"); done
   have_torch=0
   [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
+  lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }  # a job's timeout: its own, or the $left of RUN_LIMIT
   for job in "${jobs[@]}"; do
     b=${job%%:*} prec=${job#*:}
     if [ $(($(date +%s) - T0)) -ge "$BENCH_DEADLINE" ]; then
       say "  info  skipped B=$b $prec: past BENCH_DEADLINE ($BENCH_DEADLINE s)"
       continue
     fi
-    left=$((RUN_LIMIT - 15 - ($(date +%s) - T0)))  # a job's timeout: its own, or what is left of RUN_LIMIT
-    lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }
+    left=$((RUN_LIMIT - 15 - ($(date +%s) - T0)))  # what is left of RUN_LIMIT (lim)
     if [ "$left" -lt 60 ]; then
       say "  info  skipped B=$b $prec: ${left}s left of RUN_LIMIT ($RUN_LIMIT s)"
       continue
