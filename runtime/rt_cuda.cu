@@ -202,7 +202,8 @@ void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typenam
     cudaEvent_t *pe = kprof_begin(d, id);
 #ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copy on the CPU
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
-    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [k, args]() { std::apply(k, args); });
+    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [k, args]() { std::apply(k, args); },
+                                              d->kern[id]);
 #else
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];
@@ -812,16 +813,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int P = (int)qt->shape[0], N = (int)qt->shape[1], D = (int)qt->shape[2] / 3, H = k->heads, hd = D / H;
         const float scale = (float)(1.0 / sqrt((double)hd));
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
-            const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
+            const dim3 grid(1, (unsigned)H, (unsigned)P);
+            const size_t sm = rt_cuda_attn_smem(N, hd);
             float *lse = o->n_out > 1 ? PF(out[1]) : NULL;
             if (is16(d, in[0]) != is16(d, out[0])) {
                 set_fail(d, "%s: qkv and the attention output must both be bf16 or both fp32 (a bug in avgen)", o->name);
                 return;
             }
             if (is16(d, in[0]))  // qkv and the output stored as bf16 (rt_cuda_bf16_operands)
-                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), 0, P16(c, in[0]), P16(c, out[0]), lse, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), sm, P16(c, in[0]), P16(c, out[0]), lse, N, H, scale);
             else
-                LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), 0, PF(in[0]), PF(out[0]), lse, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), sm, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
         }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
@@ -851,7 +853,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, is16(d, in[2]) ? NULL : PF(in[2]),
                is16(d, in[2]) ? P16(c, in[2]) : NULL, delta, P, N, D, H, hd);
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
-            const dim3 grid((unsigned)((N + kAttnRows - 1) / kAttnRows), (unsigned)H, (unsigned)P);
+            const dim3 grid(1, (unsigned)H, (unsigned)P);
+            const size_t sm = rt_cuda_attn_smem(N, hd);
             const float *lse = PF(in[3]);
             if (is16(d, in[1]) != is16(d, out[0])) {
                 set_fail(d, "%s: qkv and its gradient must both be bf16 or both fp32 (a bug in avgen)", o->name);
@@ -860,12 +863,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (is16(d, in[1])) {  // qkv and its gradient stored as bf16 (rt_cuda_bf16_operands)
                 const unsigned short *q16 = P16(c, in[1]);
                 unsigned short *dq16 = P16(c, out[0]);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), 0, dO, q16, lse, delta, dq16, N, H, scale);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), 0, dO, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), sm, dO, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), sm, dO, q16, lse, delta, dq16, N, H, scale);
                 break;
             }
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(kAttnThreads), 0, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
             break;
         }
         float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
@@ -1520,11 +1523,22 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                           (fa.ptxVersion == 0 || fa.ptxVersion >= 80);
                     cudaGetLastError();
                 }
+            // their dynamic shared memory: a head's staged side (rt_cuda_attn_smem), over 48 KiB from N = 129
+            // at head width 64, which a kernel takes only once opted in
+            const int n = c->k->tokens_v > c->k->tokens_a ? c->k->tokens_v : c->k->tokens_a;
+            const size_t sm = rt_cuda_attn_smem(n, c->k->dim / c->k->heads);
+            for (int i = 0; i < kNumKernels && can; i++)
+                if (!strncmp(kKernelNames[i], "k_attn_fwd", 10) || !strncmp(kKernelNames[i], "k_attn_bwd_d", 12)) {
+                    can = sm <= prop.sharedMemPerBlockOptin &&
+                          cudaFuncSetAttribute(d->kern[i], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
+                    cudaGetLastError();
+                }
         }
         if (a && !strcmp(a, "fused") && !can) {
             set_fail(d, "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16, a GPU of compute "
-                        "capability 8.0 or later with kernels built for it, a head width of 16, 32 or 64 and at most "
-                        "65535 pairs a step");
+                        "capability 8.0 or later with kernels built for it, a head width of 16, 32 or 64, sequences "
+                        "whose staged keys and values fit 99 KiB of shared memory (320 tokens at head width 64) and "
+                        "at most 65535 pairs a step");
             goto fail;
         }
         d->attn_fused = can && !(a && !strcmp(a, "gemm"));

@@ -65,9 +65,16 @@ void rt_cuda_detach(avgen_ctx *c);
  * (fp32 and tf32 GEMMs), which needs them. The planner counts the fused path, the default run's. */
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention);
 size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fused_attention);
-/* 1 when the fused attention kernels serve this configuration: head width 16, 32 or 64 and at most 65535
- * (frame, audio) pairs a step (the kernels' grid). */
+/* 1 when the fused attention kernels serve this configuration: head width 16, 32 or 64, at most 65535
+ * (frame, audio) pairs a step (the kernels' grid) and a stream's sequence short enough that a head's staged
+ * side fits RT_CUDA_ATTN_SMEM_MAX bytes of shared memory (rt_cuda_attn_smem; N <= 320 at head width 64). */
 int rt_cuda_attention_fusable(const avgen_consts *k);
+/* The fused attention kernels' dynamic shared memory for a sequence of n tokens and head width hd: two bf16
+ * tiles of n rounded up to 64 rows (row stride hd + 8) and two floats a row (runtime/rt_cuda_kernels.cuh). */
+size_t rt_cuda_attn_smem(int n, int hd);
+/* The most shared memory a block may opt in to on every GPU the fused kernels serve (sm_86 and sm_89: 99 KiB;
+ * sm_80 163 KiB, sm_90 227 KiB). */
+#define RT_CUDA_ATTN_SMEM_MAX (99 * 1024)
 /* The grouped projection's weight gradient is a long reduction (K = rows) onto a small matrix, which one
  * GEMM spreads over a handful of CTAs: it is split into chunks of this many rows (0: not split), whose
  * partial products are summed in chunk order. */

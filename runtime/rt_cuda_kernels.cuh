@@ -728,17 +728,19 @@ __global__ void k_attn_delta(const float *dO, const float *O, const unsigned sho
 }
 
 // ------------------------------------------------------------------ fused attention (bf16 tensor cores)
-// For --precision bf16: one kernel for the forward, two for the backward, per (pair, head) and a block of 64
-// rows (4 warps of 16), looping over the other side in chunks of 64 staged in shared memory as bf16 (row-major;
-// the operands that enter an MMA as [k][n] are read with ldmatrix .trans). Q K^T,
-// P V, dO V^T, dS K, P^T dO and dS^T Q are mma.sync m16n8k16 (bf16 operands, fp32 accumulation); softmax
-// statistics in fp32; only the log-sum-exp is kept for backward (no score matrix in memory). Rows and
-// columns past N are masked (zeros in shared memory, probability 0); warps past the last row and 8-column
-// groups past N skip their MMAs. No atomics: deterministic. qkv is
-// [P, N, 3D] (Q, K, V of head h at columns h*HD, D + h*HD, 2D + h*HD), O and dO are [P, N, D], lse and
-// delta are [P, H, N]. Semantics: the GEMM path above (k_softmax_rows, k_attn_probs, k_attn_dscores).
+// For --precision bf16: one kernel for the forward, two for the backward, a block of 4 warps per (pair, head)
+// that stages the other side (K and V; Q and dO) whole in shared memory as bf16 (row-major; the operands that
+// enter an MMA as [k][n] are read with ldmatrix .trans), each warp taking 16-row tiles and looping over the
+// staged side in chunks of 64. Launch: grid 1 x H x P, kAttnThreads threads, rt_cuda_attn_smem(N, HD) bytes of
+// dynamic shared memory (runtime/rt_scratch.c: two bf16 tiles of N rounded up to 64 rows, stride HD + 8, and
+// two floats a row). Q K^T, P V, dO V^T, dS K, P^T dO and dS^T Q are mma.sync m16n8k16 (bf16 operands, fp32
+// accumulation); softmax statistics in fp32; only the log-sum-exp is kept for backward (no score matrix in
+// memory). Rows and columns past N are masked (zeros in shared memory, probability 0); 8-column groups past N
+// skip their MMAs. No atomics: deterministic. qkv is [P, N, 3D] (Q, K, V of head h at columns h*HD,
+// D + h*HD, 2D + h*HD), O and dO are [P, N, D], lse and delta are [P, H, N]. Semantics: the GEMM path above
+// (k_softmax_rows, k_attn_probs, k_attn_dscores).
 
-constexpr int kAttnRows = 64;  // rows of a block (4 warps x 16)
+constexpr int kAttnRows = 64;  // rows of a chunk (and of the 4 warps' tiles together)
 
 // Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
 // These need sm_80 (bf16 conversions and MMA); the host runs the fused kernels only there, and below it
@@ -810,44 +812,46 @@ __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const T *src
 }
 constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the launches use exactly this)
 
-// Stages 64 rows (from c0; rows >= n zero) x HD of two sources (fp32 or bf16 each) as bf16 into tiles ta
-// and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free of bank
-// conflicts). The trip counts are compile-time, so each thread issues its loads of both tiles (up to 16
-// pairs) before the first conversion waits: one or two memory round trips per chunk instead of one per
-// element.
-__device__ __forceinline__ float2 attn_raw(const float *p) { return vld<float2>(p); }
-__device__ __forceinline__ unsigned attn_raw(const unsigned short *p) { return vld<unsigned>(p); }
-__device__ __forceinline__ unsigned attn_cvt(float2 v) { return bf16x2(v.x, v.y); }
-__device__ __forceinline__ unsigned attn_cvt(unsigned v) { return v; }
+// Stages all rows of two sources (fp32 or bf16 each; rows >= n zero, up to the next multiple of 64) as bf16
+// into tiles ta and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free
+// of bank conflicts; a chunk of 64 rows is the tile at row c0), eight elements a thread and load (16 bytes of
+// bf16, 32 of fp32), four of each source in flight; a bf16 source is copied, an fp32 one rounded to nearest.
+__device__ __forceinline__ uint4 attn_raw8(const unsigned short *p) { return vld<uint4>(p); }
+struct AttnF8 {
+    float4 a, b;
+};
+__device__ __forceinline__ AttnF8 attn_raw8(const float *p) { return AttnF8{vld<float4>(p), vld<float4>(p + 4)}; }
+__device__ __forceinline__ uint4 attn_cvt8(uint4 v) { return v; }
+__device__ __forceinline__ uint4 attn_cvt8(AttnF8 v) {
+    return make_uint4(bf16x2(v.a.x, v.a.y), bf16x2(v.a.z, v.a.w), bf16x2(v.b.x, v.b.y), bf16x2(v.b.z, v.b.w));
+}
 template <int HD, class TA, class TB>
-__device__ __forceinline__ void attn_stage2(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
-                                            const TB *sb, long long rsb, int c0, int n) {
-    constexpr int PER = kAttnRows * HD / 2 / kAttnThreads;  // pairs per thread and tile: 16, 8 or 4
-    // pairs in flight per tile and round: 8, or 4 when both sources are bf16 (k_attn_fwd_bf<64> then keeps to
-    // 151 registers, 3 blocks an SM as k_attn_fwd<64>, where 8 took 190 and 2), the same bytes as fp32's 4
-    constexpr int GMAX = sizeof(TA) == 2 && sizeof(TB) == 2 ? 4 : 8;
-    constexpr int G = PER < GMAX ? PER : GMAX;
-    using RA = decltype(attn_raw(sa));
-    using RB = decltype(attn_raw(sb));
-#pragma unroll
-    for (int g0 = 0; g0 < PER; g0 += G) {
+__device__ __forceinline__ void attn_stage_all(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
+                                               const TB *sb, long long rsb, int n) {
+    constexpr int U = HD / 8, G = 4;  // 8-element units a row; units of each source in flight per thread
+    const int units = (n + kAttnRows - 1) / kAttnRows * kAttnRows * U;
+    using RA = decltype(attn_raw8(sa));
+    using RB = decltype(attn_raw8(sb));
+    for (int e0 = threadIdx.x; e0 < units; e0 += G * kAttnThreads) {
         RA va[G];
         RB vb[G];
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
+            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * 8;
             va[i] = RA();
             vb[i] = RB();
-            if (c0 + row < n) {
-                va[i] = attn_raw(sa + (c0 + row) * rsa + d);
-                vb[i] = attn_raw(sb + (c0 + row) * rsb + d);
+            if (e < units && row < n) {
+                va[i] = attn_raw8(sa + row * rsa + d);
+                vb[i] = attn_raw8(sb + row * rsb + d);
             }
         }
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = threadIdx.x + (g0 + i) * kAttnThreads, row = e / (HD / 2), d = (e % (HD / 2)) * 2;
-            vst(&ta[row * (HD + 8) + d], attn_cvt(va[i]));
-            vst(&tb[row * (HD + 8) + d], attn_cvt(vb[i]));
+            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * 8;
+            if (e < units) {
+                vst(&ta[row * (HD + 8) + d], attn_cvt8(va[i]));
+                vst(&tb[row * (HD + 8) + d], attn_cvt8(vb[i]));
+            }
         }
     }
 }
@@ -903,201 +907,203 @@ __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc
     }
 }
 
+// One block per (pair, head) (grid 1 x H x P, kAttnThreads threads, attn_smem_bytes of dynamic shared
+// memory): the head's whole K and V (or, for dK and dV, Q and dO) are staged in shared memory once, then each
+// warp takes 16-row tiles w, w + 4, ... against all of it with no further barrier. Every row is computed by the
+// same operations in the same order as by the 64-row blocks these kernels had before (the chunks of 64 keys
+// stay the online softmax's steps).
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
 // Each kernel has a twin, *_bf, that takes qkv and writes O or dqkv as bf16 (bf16 storage): the same body,
 // instantiated for the other element types (one kernel for both would carry both bodies' registers). A bf16
 // qkv holds the values the fp32 path rounds to when staging, so both compute the same values; the twins'
 // outputs are the fp32 kernels' rounded to nearest.
 template <int HD, class T, class OT>
-__device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, unsigned short *Vs, const T *qkv, OT *O, float *lse,
-                                              int N, int H, float scale) {
+__device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, const T *qkv, OT *O, float *lse, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
-    unsigned qa[HD / 16][4];
-    attn_load_a<HD>(qa, q, rs, r0, N);
-    float o[HD / 8][4];
+    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    unsigned short *Vs = Ks + np * (HD + 8);
+    attn_stage_all<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, N);
+    __syncthreads();
+    for (int r0 = (threadIdx.x >> 5) * 16; r0 < N; r0 += kAttnThreads / 2) {
+        unsigned qa[HD / 16][4];
+        attn_load_a<HD>(qa, q, rs, r0, N);
+        float o[HD / 8][4];
 #pragma unroll
-    for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
-        __syncthreads();
-        attn_stage2<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, c0, N);
-        __syncthreads();
-        if (r0 >= N) continue;  // a warp past the last row only helps staging (warp-uniform)
-        float s[8][4];
-        attn_mma_nt<HD>(s, qa, Ks, N - c0);
-        float x0 = m0, x1 = m1;
+        for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+        float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+        for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+            float s[8][4];
+            attn_mma_nt<HD>(s, qa, Ks + c0 * (HD + 8), N - c0);
+            float x0 = m0, x1 = m1;
 #pragma unroll
-        for (int j = 0; j < 8; j++)
+            for (int j = 0; j < 8; j++)
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const bool in = c0 + j * 8 + 2 * t + e < N;
-                s[j][e] = in ? s[j][e] * scale : -INFINITY;
-                s[j][2 + e] = in ? s[j][2 + e] * scale : -INFINITY;
-                x0 = fmaxf(x0, s[j][e]), x1 = fmaxf(x1, s[j][2 + e]);
+                for (int e = 0; e < 2; e++) {
+                    const bool in = c0 + j * 8 + 2 * t + e < N;
+                    s[j][e] = in ? s[j][e] * scale : -INFINITY;
+                    s[j][2 + e] = in ? s[j][2 + e] * scale : -INFINITY;
+                    x0 = fmaxf(x0, s[j][e]), x1 = fmaxf(x1, s[j][2 + e]);
+                }
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1)), x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1)), x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+            const float a0 = __expf(m0 - x0), a1 = __expf(m1 - x1);
+            m0 = x0, m1 = x1, l0 *= a0, l1 *= a1;
+#pragma unroll
+            for (int j = 0; j < HD / 8; j++) o[j][0] *= a0, o[j][1] *= a0, o[j][2] *= a1, o[j][3] *= a1;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                s[j][0] = __expf(s[j][0] - m0), s[j][1] = __expf(s[j][1] - m0);
+                s[j][2] = __expf(s[j][2] - m1), s[j][3] = __expf(s[j][3] - m1);
+                l0 += s[j][0] + s[j][1], l1 += s[j][2] + s[j][3];
             }
-        x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1)), x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-        x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1)), x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-        const float a0 = __expf(m0 - x0), a1 = __expf(m1 - x1);
-        m0 = x0, m1 = x1, l0 *= a0, l1 *= a1;
-#pragma unroll
-        for (int j = 0; j < HD / 8; j++) o[j][0] *= a0, o[j][1] *= a0, o[j][2] *= a1, o[j][3] *= a1;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            s[j][0] = __expf(s[j][0] - m0), s[j][1] = __expf(s[j][1] - m0);
-            s[j][2] = __expf(s[j][2] - m1), s[j][3] = __expf(s[j][3] - m1);
-            l0 += s[j][0] + s[j][1], l1 += s[j][2] + s[j][3];
+            attn_mma_pv<HD>(o, s, Vs + c0 * (HD + 8), N - c0);
         }
-        attn_mma_pv<HD>(o, s, Vs, N - c0);
-    }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1), l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1), l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    attn_store<HD>(O + (long long)p * N * D + h * HD, D, o, r0, N, 1.0f / l0, 1.0f / l1);
-    if (lse && t == 0) {
-        float *lr = lse + ((long long)p * H + h) * N;
-        if (r0 + g < N) lr[r0 + g] = m0 + logf(l0);
-        if (r0 + g + 8 < N) lr[r0 + g + 8] = m1 + logf(l1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1), l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1), l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        attn_store<HD>(O + (long long)p * N * D + h * HD, D, o, r0, N, 1.0f / l0, 1.0f / l1);
+        if (lse && t == 0) {
+            float *lr = lse + ((long long)p * H + h) * N;
+            if (r0 + g < N) lr[r0 + g] = m0 + logf(l0);
+            if (r0 + g + 8 < N) lr[r0 + g + 8] = m1 + logf(l1);
+        }
     }
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
-    attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_fwd_body<HD>(attn_sm, qkv, O, lse, N, H, scale);
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_fwd_bf(const unsigned short *qkv, unsigned short *O, float *lse, int N,
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_fwd_bf(const unsigned short *qkv, unsigned short *O, float *lse, int N,
                                                               int H, float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
-    attn_fwd_body<HD>(Ks, Vs, qkv, O, lse, N, H, scale);
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_fwd_body<HD>(attn_sm, qkv, O, lse, N, H, scale);
 }
 
-// Backward, dQ: per query row block, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
+// Backward, dQ: per 16-row query tile, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
 // dS = P (dP - delta) scale, dQ = dS K (written to dqkv's Q columns).
 template <int HD, class T, class DT>
-__device__ __forceinline__ void attn_dq_body(unsigned short *Ks, unsigned short *Vs, const float *dO, const T *qkv,
-                                             const float *lse, const double *delta, DT *dqkv, int N, int H, float scale) {
+__device__ __forceinline__ void attn_dq_body(unsigned short *Ks, const float *dO, const T *qkv, const float *lse,
+                                             const double *delta, DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
-    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
     const float *go = dO + (long long)p * N * D + h * HD;
-    unsigned qa[HD / 16][4], da[HD / 16][4];
-    attn_load_a<HD>(qa, q, rs, r0, N);
-    attn_load_a<HD>(da, go, D, r0, N);
+    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    unsigned short *Vs = Ks + np * (HD + 8);
+    attn_stage_all<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, N);
+    __syncthreads();
     const long long st = ((long long)p * H + h) * N;
-    const float ls0 = r0 + g < N ? lse[st + r0 + g] : 0.0f, ls1 = r0 + g + 8 < N ? lse[st + r0 + g + 8] : 0.0f;
-    const float dl0 = r0 + g < N ? (float)delta[st + r0 + g] : 0.0f, dl1 = r0 + g + 8 < N ? (float)delta[st + r0 + g + 8] : 0.0f;
-    float dq[HD / 8][4];
+    for (int r0 = (threadIdx.x >> 5) * 16; r0 < N; r0 += kAttnThreads / 2) {
+        unsigned qa[HD / 16][4], da[HD / 16][4];
+        attn_load_a<HD>(qa, q, rs, r0, N);
+        attn_load_a<HD>(da, go, D, r0, N);
+        const float ls0 = r0 + g < N ? lse[st + r0 + g] : 0.0f, ls1 = r0 + g + 8 < N ? lse[st + r0 + g + 8] : 0.0f;
+        const float dl0 = r0 + g < N ? (float)delta[st + r0 + g] : 0.0f,
+                    dl1 = r0 + g + 8 < N ? (float)delta[st + r0 + g + 8] : 0.0f;
+        float dq[HD / 8][4];
 #pragma unroll
-    for (int j = 0; j < HD / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
-    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
-        __syncthreads();
-        attn_stage2<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, c0, N);
-        __syncthreads();
-        if (r0 >= N) continue;
-        float s[8][4], dp[8][4];
-        attn_mma_nt<HD>(s, qa, Ks, N - c0);
-        attn_mma_nt<HD>(dp, da, Vs, N - c0);
+        for (int j = 0; j < HD / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+        for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+            float s[8][4], dp[8][4];
+            attn_mma_nt<HD>(s, qa, Ks + c0 * (HD + 8), N - c0);
+            attn_mma_nt<HD>(dp, da, Vs + c0 * (HD + 8), N - c0);
 #pragma unroll
-        for (int j = 0; j < 8; j++)
+            for (int j = 0; j < 8; j++)
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const bool in = c0 + j * 8 + 2 * t + e < N;
-                const float p0 = in ? __expf(s[j][e] * scale - ls0) : 0.0f, p1 = in ? __expf(s[j][2 + e] * scale - ls1) : 0.0f;
-                s[j][e] = p0 * (dp[j][e] - dl0) * scale;
-                s[j][2 + e] = p1 * (dp[j][2 + e] - dl1) * scale;
-            }
-        attn_mma_pv<HD>(dq, s, Ks, N - c0);
+                for (int e = 0; e < 2; e++) {
+                    const bool in = c0 + j * 8 + 2 * t + e < N;
+                    const float p0 = in ? __expf(s[j][e] * scale - ls0) : 0.0f, p1 = in ? __expf(s[j][2 + e] * scale - ls1) : 0.0f;
+                    s[j][e] = p0 * (dp[j][e] - dl0) * scale;
+                    s[j][2 + e] = p1 * (dp[j][2 + e] - dl1) * scale;
+                }
+            attn_mma_pv<HD>(dq, s, Ks + c0 * (HD + 8), N - c0);
+        }
+        attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
     }
-    attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse,
                                                               const double *delta, float *dqkv, int N, int H, float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
-    attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
 __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const float *dO, const unsigned short *qkv, const float *lse,
                                                                  const double *delta, unsigned short *dqkv, int N, int H,
                                                                  float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Ks, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Vs, kAttnRows * (HD + 8));
-    attn_dq_body<HD>(Ks, Vs, dO, qkv, lse, delta, dqkv, N, H, scale);
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 
-// Backward, dK and dV: per key row block, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
+// Backward, dK and dV: per 16-row key tile, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
 // dP^T = V dO^T, dS^T = P^T (dP^T - delta) scale, dK = dS^T Q (written to dqkv's K and V columns).
 template <int HD, class T, class DT>
-__device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, unsigned short *Os, float *lse_s, float *del_s,
-                                              const float *dO, const T *qkv, const float *lse, const double *delta,
-                                              DT *dqkv, int N, int H, float scale) {
+__device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, const float *dO, const T *qkv, const float *lse,
+                                              const double *delta, DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
-    const int t = threadIdx.x & 3, r0 = blockIdx.x * kAttnRows + (threadIdx.x >> 5) * 16;
+    const int t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
     const float *go = dO + (long long)p * N * D + h * HD;
-    unsigned ka[HD / 16][4], va[HD / 16][4];
-    attn_load_a<HD>(ka, q + D, rs, r0, N);
-    attn_load_a<HD>(va, q + 2 * D, rs, r0, N);
+    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    unsigned short *Os = Qs + np * (HD + 8);  // dO
+    float *lse_s = (float *)(Os + np * (HD + 8)), *del_s = lse_s + np;
     const long long st = ((long long)p * H + h) * N;
-    float dk[HD / 8][4], dv[HD / 8][4];
-#pragma unroll
-    for (int j = 0; j < HD / 8; j++)
-        dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
-    for (int c0 = 0; c0 < N; c0 += kAttnRows) {
-        __syncthreads();
-        attn_stage2<HD>(Qs, q, rs, Os, go, D, c0, N);
-        for (int i = threadIdx.x; i < kAttnRows; i += blockDim.x) {
-            lse_s[i] = c0 + i < N ? lse[st + c0 + i] : 0.0f;
-            del_s[i] = c0 + i < N ? (float)delta[st + c0 + i] : 0.0f;
-        }
-        __syncthreads();
-        if (r0 >= N) continue;
-        float s[8][4], dp[8][4];
-        attn_mma_nt<HD>(s, ka, Qs, N - c0);   // S^T: rows keys, columns queries
-        attn_mma_nt<HD>(dp, va, Os, N - c0);  // dP^T
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int c = j * 8 + 2 * t + e;
-                const bool in = c0 + c < N;
-                const float l = lse_s[c], dl = del_s[c];
-                s[j][e] = in ? __expf(s[j][e] * scale - l) : 0.0f;
-                s[j][2 + e] = in ? __expf(s[j][2 + e] * scale - l) : 0.0f;
-                dp[j][e] = s[j][e] * (dp[j][e] - dl) * scale;
-                dp[j][2 + e] = s[j][2 + e] * (dp[j][2 + e] - dl) * scale;
-            }
-        attn_mma_pv<HD>(dv, s, Os, N - c0);
-        attn_mma_pv<HD>(dk, dp, Qs, N - c0);
+    attn_stage_all<HD>(Qs, q, rs, Os, go, D, N);
+    for (int i = threadIdx.x; i < np; i += kAttnThreads) {
+        lse_s[i] = i < N ? lse[st + i] : 0.0f;
+        del_s[i] = i < N ? (float)delta[st + i] : 0.0f;
     }
-    attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
-    attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);
+    __syncthreads();
+    for (int r0 = (threadIdx.x >> 5) * 16; r0 < N; r0 += kAttnThreads / 2) {
+        unsigned ka[HD / 16][4], va[HD / 16][4];
+        attn_load_a<HD>(ka, q + D, rs, r0, N);
+        attn_load_a<HD>(va, q + 2 * D, rs, r0, N);
+        float dk[HD / 8][4], dv[HD / 8][4];
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++)
+            dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+        for (int c0 = 0; c0 < N; c0 += kAttnRows) {
+            const unsigned short *qt = Qs + c0 * (HD + 8), *ot = Os + c0 * (HD + 8);
+            float s[8][4], dp[8][4];
+            attn_mma_nt<HD>(s, ka, qt, N - c0);   // S^T: rows keys, columns queries
+            attn_mma_nt<HD>(dp, va, ot, N - c0);  // dP^T
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int c = j * 8 + 2 * t + e;
+                    const bool in = c0 + c < N;
+                    const float l = lse_s[c0 + c], dl = del_s[c0 + c];
+                    s[j][e] = in ? __expf(s[j][e] * scale - l) : 0.0f;
+                    s[j][2 + e] = in ? __expf(s[j][2 + e] * scale - l) : 0.0f;
+                    dp[j][e] = s[j][e] * (dp[j][e] - dl) * scale;
+                    dp[j][2 + e] = s[j][2 + e] * (dp[j][2 + e] - dl) * scale;
+                }
+            attn_mma_pv<HD>(dv, s, ot, N - c0);
+            attn_mma_pv<HD>(dk, dp, qt, N - c0);
+        }
+        attn_store<HD>(dqkv + (long long)p * N * rs + D + h * HD, rs, dk, r0, N, 1.0f, 1.0f);
+        attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);
+    }
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
                                                                const double *delta, float *dqkv, int N, int H, float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Qs, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Os, kAttnRows * (HD + 8));  // dO
-    AVGEN_SHARED(float, lse_s, kAttnRows);
-    AVGEN_SHARED(float, del_s, kAttnRows);
-    attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dkv_bf(const float *dO, const unsigned short *qkv, const float *lse,
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv_bf(const float *dO, const unsigned short *qkv, const float *lse,
                                                                   const double *delta, unsigned short *dqkv, int N, int H,
                                                                   float scale) {
-    AVGEN_SHARED(__align__(16) unsigned short, Qs, kAttnRows * (HD + 8));
-    AVGEN_SHARED(__align__(16) unsigned short, Os, kAttnRows * (HD + 8));  // dO
-    AVGEN_SHARED(float, lse_s, kAttnRows);
-    AVGEN_SHARED(float, del_s, kAttnRows);
-    attn_dkv_body<HD>(Qs, Os, lse_s, del_s, dO, qkv, lse, delta, dqkv, N, H, scale);
+    AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
+    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 
 #define AVGEN_ATTN_INST(HD)                                                                                            \

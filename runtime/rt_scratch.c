@@ -34,9 +34,16 @@ static int writer_kind(const avgen_graph *g, int t) {
     return -1;
 }
 
+size_t rt_cuda_attn_smem(int n, int hd) {
+    const size_t rows = ((size_t)n + 63) / 64 * 64;
+    return rows * ((size_t)(hd + 8) * 2 * 2 + 2 * sizeof(float));
+}
+
 int rt_cuda_attention_fusable(const avgen_consts *k) {
     const int hd = k->heads > 0 ? k->dim / k->heads : 0;
-    return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535;
+    const int n = k->tokens_v > k->tokens_a ? k->tokens_v : k->tokens_a;
+    return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535 &&
+           rt_cuda_attn_smem(n, hd) <= RT_CUDA_ATTN_SMEM_MAX;
 }
 
 long long rt_cuda_dw_chunk(long long rows) {

@@ -21,6 +21,7 @@
 
 #include <vector>
 
+#include "rt_cuda.h"
 #include "rt_cuda_kernels.cuh"
 
 namespace avgen_emu {
@@ -102,6 +103,38 @@ static void test_emulator() {
     CHECK(avgen_emu::launch("t_smem", dim3(1), dim3(32), 64 * 1024, NULL, [] {}) != cudaSuccess,
           "64 KiB of dynamic shared memory was accepted");
     cudaGetLastError();
+    // more than 48 KiB once the kernel opted in to as much, and no more; a block's dynamic shared memory is
+    // NaN at its start even where the block before it wrote
+    {
+        const void *kd = (const void *)&t_dyn;
+        CHECK(avgen_emu::launch("t_dyn", dim3(1), dim3(96), 64 * 1024, NULL, [=] { t_dyn(w, 96); }, kd) != cudaSuccess,
+              "64 KiB of dynamic shared memory was accepted without the kernel's opt-in");
+        cudaGetLastError();
+        CHECK(cudaFuncSetAttribute(kd, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024) == cudaSuccess,
+              "the opt-in to 64 KiB was refused");
+        CHECK(run("t_dyn", dim3(1), dim3(96), 64 * 1024, [=] { t_dyn(w, 96); }) != cudaSuccess,
+              "64 KiB was accepted for a launch that does not name the kernel");
+        cudaGetLastError();
+        CHECK(avgen_emu::launch("t_dyn", dim3(1), dim3(96), 64 * 1024, NULL, [=] { t_dyn(w, 96); }, kd) == cudaSuccess &&
+                  cudaDeviceSynchronize() == cudaSuccess,
+              "64 KiB of dynamic shared memory was refused after the opt-in");
+        CHECK(avgen_emu::launch("t_dyn", dim3(1), dim3(96), 64 * 1024 + 4, NULL, [=] { t_dyn(w, 96); }, kd) != cudaSuccess,
+              "more than the opted-in dynamic shared memory was accepted");
+        cudaGetLastError();
+        CHECK(cudaFuncSetAttribute(kd, cudaFuncAttributeMaxDynamicSharedMemorySize, 228 * 1024) == cudaErrorInvalidValue,
+              "an opt-in past 227 KiB was accepted");
+        cudaGetLastError();
+        float *rd;
+        cudaMalloc((void **)&rd, sizeof(float) * 2);
+        CHECK(run("t_dyn_stale", dim3(2), dim3(32), 64, [=] {
+                  AVGEN_DYNAMIC_SMEM(float, sm);
+                  if (blockIdx.x == 0 && threadIdx.x == 0) sm[0] = 1.0f;
+                  if (blockIdx.x == 1 && threadIdx.x == 0) rd[1] = sm[0];
+              }) == cudaSuccess,
+              "t_dyn_stale failed");
+        CHECK(isnan(rd[1]), "a block read %g from dynamic shared memory the block before it wrote", rd[1]);
+        cudaFree(rd);
+    }
 
     CHECK(run("t_diverge", dim3(1), dim3(32), 0, [=] { t_diverge(w); }) == cudaErrorLaunchFailure,
           "a shuffle reached by half a warp was not a fault");
@@ -322,18 +355,28 @@ template <int HD> static void test_attention(int P, int N, int H) {
     memcpy(qkv, r.qkv.data(), sizeof(float) * r.qkv.size());
     memcpy(dO, r.dO.data(), sizeof(float) * r.dO.size());
     memcpy(delta, r.delta.data(), sizeof(double) * r.delta.size());
-    const dim3 grid((N + kAttnRows - 1) / kAttnRows, H, P), block(kAttnThreads);
+    const dim3 grid(1, H, P), block(kAttnThreads);
+    const size_t sm = rt_cuda_attn_smem(N, HD);  // as the backend launches them, opted in as it does
+    for (const void *k : {(const void *)&k_attn_fwd<HD>, (const void *)&k_attn_bwd_dq<HD>, (const void *)&k_attn_bwd_dkv<HD>,
+                          (const void *)&k_attn_fwd_bf<HD>, (const void *)&k_attn_bwd_dq_bf<HD>,
+                          (const void *)&k_attn_bwd_dkv_bf<HD>})
+        CHECK(sm <= 48 * 1024 || cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess,
+              "opt-in to %zu bytes refused", sm);
+    const auto arun = [](const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, const void *k) {
+        const cudaError_t e = avgen_emu::launch(name, g, b, smem, NULL, std::move(f), k);
+        return e != cudaSuccess ? e : cudaDeviceSynchronize();
+    };
     const float sc = r.scale;
-    CHECK(run("k_attn_fwd", grid, block, 0, [=] { k_attn_fwd<HD>(qkv, O, lse, N, H, sc); }) == cudaSuccess, "fwd failed");
+    CHECK(arun("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD>(qkv, O, lse, N, H, sc); }, (const void *)&k_attn_fwd<HD>) == cudaSuccess, "fwd failed");
     const double eo = rel_l2(O, r.O, r.O.size()), el = rel_l2(lse, r.lse, r.lse.size());
     CHECK(eo < 1e-4 && el < 1e-6, "HD %d N %d: forward O %.2e lse %.2e from the reference", HD, N, eo, el);
     // backward from the reference's lse (as float, what the kernels read)
     std::vector<float> lse_k(lse, lse + r.lse.size());
     for (size_t e = 0; e < r.lse.size(); e++) lse[e] = (float)r.lse[e];
-    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) ==
+    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, (const void *)&k_attn_bwd_dq<HD>) ==
               cudaSuccess,
           "dq failed");
-    CHECK(run("k_attn_bwd_dkv", grid, block, 0, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }) ==
+    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, (const void *)&k_attn_bwd_dkv<HD>) ==
               cudaSuccess,
           "dkv failed");
     const size_t n3 = r.dqkv.size();
@@ -353,7 +396,7 @@ template <int HD> static void test_attention(int P, int N, int H) {
     cudaMalloc((void **)&O2, 2 * r.O.size());
     cudaMalloc((void **)&lse2, sizeof(float) * r.lse.size());
     for (size_t e = 0; e < r.qkv.size(); e++) q16[e] = f2bf(r.qkv[e]);
-    CHECK(run("k_attn_fwd", grid, block, 0, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }) == cudaSuccess, "fwd16 failed");
+    CHECK(arun("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }, (const void *)&k_attn_fwd_bf<HD>) == cudaSuccess, "fwd16 failed");
     size_t odiff = 0;
     for (size_t e = 0; e < r.O.size(); e++) odiff += O2[e] != f2bf(O[e]);
     CHECK(odiff == 0 && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
@@ -370,10 +413,10 @@ template <int HD> static void test_attention(int P, int N, int H) {
           "delta failed");
     CHECK(!memcmp(dl1, dl2, sizeof(double) * r.delta.size()), "HD %d N %d: delta from a bf16 O differs", HD, N);
     cudaFree(dl1), cudaFree(dl2), cudaFree(Ob);
-    CHECK(run("k_attn_bwd_dq", grid, block, 0, [=] { k_attn_bwd_dq_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }) ==
+    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dq_bf<HD>) ==
               cudaSuccess,
           "dq16 failed");
-    CHECK(run("k_attn_bwd_dkv", grid, block, 0, [=] { k_attn_bwd_dkv_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }) ==
+    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dkv_bf<HD>) ==
               cudaSuccess,
           "dkv16 failed");
     size_t diff = 0;

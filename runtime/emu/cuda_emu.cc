@@ -235,7 +235,7 @@ bool race_check() {
 // Every block of a launch, in index order or (reverse) the other way round, each block's threads too; false
 // when a fault stopped it (recorded).
 bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &fn, bool reverse) {
-    std::vector<unsigned char> sm(smem ? smem : 1, 0xff);  // uninitialised: NaN bytes
+    std::vector<unsigned char> sm(smem ? smem : 1, 0xff);  // uninitialised: NaN bytes (again at each block)
     const std::function<void()> *saved = body;
     body = &fn;
     grid_dim = grid, block_dim = block, dyn_smem = sm.data();
@@ -245,6 +245,7 @@ bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::f
     for (unsigned long long k = 0; k < nb && ok; k++) {
         const unsigned long long b = reverse ? nb - 1 - k : k;
         block_idx = make_uint3((unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y)));
+        if (k) memset(sm.data(), 0xff, sm.size());
         ok = run_block(name, (int)threads, reverse);
     }
     body = saved;
@@ -279,7 +280,15 @@ void misaligned(const void *p, size_t bytes) {
     trap();
 }
 
-cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> fn) {
+// Dynamic shared memory a kernel opted in to (cudaFuncSetAttribute), by its function.
+std::map<const void *, size_t> &smem_optin() {
+    static std::map<const void *, size_t> m;
+    return m;
+}
+constexpr size_t kSmemOptin = 227 * 1024;  // an H100's sharedMemPerBlockOptin
+
+cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> fn,
+                   const void *func) {
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     if (!threads || threads > (unsigned long long)kMaxThreads || block.z > 64 || !grid.x || !grid.y || !grid.z ||
         grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
@@ -287,9 +296,11 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStr
                 grid.z, block.x, block.y, block.z);
         return fail(cudaErrorInvalidConfiguration);
     }
-    if (smem > 48 * 1024) {
-        fprintf(stderr, "CUDA emulator: kernel %s: %zu bytes of dynamic shared memory (more than 48 KiB needs an opt-in "
-                        "avgen does not make)\n", name, smem);
+    const auto opt = func ? smem_optin().find(func) : smem_optin().end();
+    const size_t limit = opt != smem_optin().end() && opt->second > 48 * 1024 ? opt->second : 48 * 1024;
+    if (smem > limit) {
+        fprintf(stderr, "CUDA emulator: kernel %s: %zu bytes of dynamic shared memory (more than 48 KiB needs the "
+                        "kernel's opt-in, cudaFuncSetAttribute, to as much: %zu)\n", name, smem, limit);
         return fail(cudaErrorInvalidValue);
     }
     if (!stacks_ready()) return fail(cudaErrorMemoryAllocation);
@@ -447,7 +458,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "avgen CUDA emulator (CPU)");
     p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->totalGlobalMem = total_memory();
-    p->sharedMemPerBlock = 48 * 1024, p->maxThreadsPerBlock = kMaxThreads, p->warpSize = 32;
+    p->sharedMemPerBlock = 48 * 1024, p->sharedMemPerBlockOptin = kSmemOptin, p->maxThreadsPerBlock = kMaxThreads;
+    p->warpSize = 32;
     p->maxGridSize[0] = 2147483647, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
     return cudaSuccess;
 }
@@ -606,6 +618,13 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     return cudaSuccess;
 }
 
+cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value) {
+    if (!func) return fail(cudaErrorInvalidDeviceFunction);
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return fail(cudaErrorNotSupported);
+    if (value < 0 || (size_t)value > kSmemOptin) return fail(cudaErrorInvalidValue);
+    smem_optin()[func] = (size_t)value;
+    return cudaSuccess;
+}
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, const void *) {
     memset(a, 0, sizeof *a);
     a->binaryVersion = 90, a->ptxVersion = 90, a->maxThreadsPerBlock = kMaxThreads;

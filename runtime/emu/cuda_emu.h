@@ -9,11 +9,11 @@
 //   - warp-synchronous instructions check that every lane of the warp takes part: a lane waiting at
 //     __syncthreads, or one that has exited, while the others shuffle, is an error (as on the GPU, where it
 //     hangs or is undefined), as are __trap, a block of more than 1024 threads and more than 48 KiB of
-//     dynamic shared memory;
+//     dynamic shared memory for a kernel not opted in to more (cudaFuncSetAttribute, up to an H100's 227 KiB);
 //   - AVGEN_EMU_RACECHECK=1 runs each launch twice, blocks and threads in index order and in reverse, from
 //     the same memory; different results are a fault (a race, or a read of shared memory never written);
-//   - static shared arrays (AVGEN_SHARED) are NaN bytes at each block's start; a vector load or store
-//     (vld, vst) at a misaligned address is a fault;
+//   - static shared arrays (AVGEN_SHARED) and dynamic shared memory are NaN bytes at each block's start; a
+//     vector load or store (vld, vst) at a misaligned address is a fault;
 //   - device memory is host memory filled with NaN bytes when allocated (a read of something never written
 //     shows), each allocation ending at an inaccessible page (an overrun past its 256-byte rounding faults);
 //   - the bf16 instructions (cvt.rn.bf16x2, mma.sync m16n8k16, ldmatrix .trans) follow the PTX ISA's
@@ -47,9 +47,11 @@ extern dim3 block_dim, grid_dim;
 extern unsigned char *dyn_smem;
 
 // Runs body as the kernel `name` on grid x block threads (smem bytes of dynamic shared memory) in stream s
-// (or records it while s is captured). cudaSuccess, or the launch's configuration error; an error inside
-// the kernel is sticky (reported by the next synchronisation) and printed once.
-cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body);
+// (or records it while s is captured). cudaSuccess, or the launch's configuration error (more than 48 KiB of
+// dynamic shared memory unless cudaFuncSetAttribute opted func in to as much); an error inside the kernel is
+// sticky (reported by the next synchronisation) and printed once.
+cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body,
+                   const void *func = nullptr);
 // Barrier of the block's live threads.
 void syncthreads();
 // Every lane of the warp publishes n <= 32 bytes; returns the warp's 32 slots (32 bytes apart), valid until
