@@ -2,7 +2,8 @@
 // runtime/rt_cuda_kernels.cuh against a float64 reference that rounds the same operands to bf16 at the same
 // points (so the two agree to about 1e-5 and a kernel error of a fraction of a percent shows, which the
 // end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
-//   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory, a shuffle that part
+//   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory (over 48 KiB only once
+//   the kernel opted in; NaN again at each block), a shuffle that part
 //   of a warp skips, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
 //   shared-memory race are faults, shared memory another block wrote is NaN, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
