@@ -81,14 +81,19 @@ static const char *const usage_check =
     "  --print-json   print the resolved description (every field, defaults filled in) instead\n";
 
 static const char *const usage_plan =
-    "usage: avgen plan MODEL.json [--set path=value]... [--json] [--no-batch-search]\n"
+    "usage: avgen plan MODEL.json [--set path=value]... [--json] [--no-batch-search] [--peak FLOPS]\n"
+    "                  [--bandwidth BYTES_PER_S]\n"
     "\n"
     "Parameter counts (frozen, trainable, per group), model FLOPs per step and per (frame, audio) pair by\n"
     "op family and phase, and memory per recompute policy (none, attention, block): frozen weights,\n"
     "trainable state, packed activations, inputs, workspace, peak, whether it fits memory.budget and the\n"
-    "largest batch that would. Also the inference (eval) peak.\n"
+    "largest batch that would. Also the inference (eval) peak, and the CUDA backend's memory and roofline\n"
+    "(every op kind moving its tensors' bytes once at the bandwidth or doing its FLOPs at the peak, whichever\n"
+    "takes longer: a lower bound of the step's time that no kernel of these ops can beat).\n"
     "  --json              one JSON object on stdout (docs/plan-json.md)\n"
-    "  --no-batch-search   skip the largest-batch search (faster)\n";
+    "  --no-batch-search   skip the largest-batch search (faster)\n"
+    "  --peak FLOPS        the roofline's dense bf16 FLOP/s (default 989e12, an H100 SXM)\n"
+    "  --bandwidth B/S     the roofline's memory bytes/s (default 3.35e12, an H100 SXM; an H200 has 4.8e12)\n";
 
 static const char *const usage_emit =
     "usage: avgen emit MODEL.json -o DIR [--set path=value]... [--force]\n"
@@ -233,6 +238,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
                     (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels") ||
                      (!strcmp(cmd, "bench") && !strcmp(s, "--bandwidth")))) ||
+                   (!strcmp(cmd, "plan") && (!strcmp(s, "--peak") || !strcmp(s, "--bandwidth"))) ||
                    ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak
@@ -397,11 +403,19 @@ static int cmd_plan(int argc, char **argv) {
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     warn_weights(&s);
+    char *end;
+    const double peak = a.peak ? strtod(a.peak, &end) : 0;
+    if (a.peak && (*end || !(peak > 0))) return usage_error("plan", "%s needs a positive number of FLOP/s", "--peak");
+    const double bandwidth = a.bandwidth ? strtod(a.bandwidth, &end) : 0;
+    if (a.bandwidth && (*end || !(bandwidth > 0)))
+        return usage_error("plan", "%s needs a positive number of bytes per second", "--bandwidth");
     gen_plan p;
     if (gen_make_plan(&s, !a.no_search, &p) != 0) {
         fprintf(stderr, "error: %s: out of memory while planning.\n", a.model);
         return 1;
     }
+    if (peak > 0) p.roof_peak = peak;
+    if (bandwidth > 0) p.roof_bandwidth = bandwidth;
     if (a.json) {
         json_object *j = gen_plan_to_json(&s, &p);
         puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

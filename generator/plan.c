@@ -74,10 +74,15 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
          * and bf16 activations (AVGEN_BF16_OPERANDS=1) besides; the backend's own choices and packing */
         unsigned char *f = calloc((size_t)gg.g.n_tensors + 1, 1);
         const int fuse = RT_CUDA_FUSE_BN | RT_CUDA_FUSE_LATENT;
-        if (f && rt_cuda_act_classes(&gg.g, 0, 1, fuse, f, NULL, &m->n_bn, &m->n_lat) == 0)
+        if (f && rt_cuda_act_classes(&gg.g, 0, 1, fuse, f, NULL, &m->n_bn, &m->n_lat) == 0) {
             m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
-        if (f && rt_cuda_act_classes(&gg.g, 1, 1, fuse, f, &m->n_bf16, NULL, NULL) == 0)
-            m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
+            rt_cuda_roofline(&gg.g, f, 0, 0, m->kind_bytes_fp32, m->kind_flops);
+            if (rt_cuda_act_classes(&gg.g, 1, 1, fuse, f, &m->n_bf16, NULL, NULL) == 0) {
+                m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
+                rt_cuda_roofline(&gg.g, f, 0, 0, m->kind_bytes_bf16, NULL);
+                m->have_roof = 1;
+            }
+        }
         free(f);
         gen_graph_free(&gg);
     }
@@ -157,7 +162,20 @@ int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
     p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 2) : -1;
     if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer) != 0) return -1;
     p->infer.max_batch = -1;
+    p->roof_peak = 989e12, p->roof_bandwidth = 3.35e12;
     return 0;
+}
+
+/* The roofline of the CUDA backend's step with the given bytes per kind: each kind at the bandwidth or the
+ * peak, whichever takes longer (rt_cuda_roofline's sum); seconds. */
+static double kind_s(const gen_plan *p, const double *bytes, int kd) {
+    const double tb = bytes[kd] / p->roof_bandwidth, tf = p->cuda.kind_flops[kd] / p->roof_peak;
+    return tb > tf ? tb : tf;
+}
+static double roof_s(const gen_plan *p, const double *bytes) {
+    double r = 0;
+    for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) r += kind_s(p, bytes, kd);
+    return r;
 }
 
 /* ---------------------------------------------------------------------------------------------- JSON */
@@ -256,6 +274,24 @@ json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
     json_object_object_add(b16, "peak", json_object_new_int64(p->cuda.peak_bf16));
     if (p->max_batch_bf16 >= 0) json_object_object_add(b16, "max_batch", json_object_new_int(p->max_batch_bf16));
     json_object_object_add(cu, "bf16_activations", b16);
+    if (p->cuda.have_roof) {
+        json_object *ro = json_object_new_object(), *kinds = json_object_new_object();
+        json_object_object_add(ro, "peak_flops", json_object_new_double(p->roof_peak));
+        json_object_object_add(ro, "bandwidth", json_object_new_double(p->roof_bandwidth));
+        json_object_object_add(ro, "fp32_activations_ms", json_object_new_double(1e3 * roof_s(p, p->cuda.kind_bytes_fp32)));
+        json_object_object_add(ro, "bf16_activations_ms", json_object_new_double(1e3 * roof_s(p, p->cuda.kind_bytes_bf16)));
+        for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) {
+            if (p->cuda.kind_bytes_fp32[kd] == 0 && p->cuda.kind_flops[kd] == 0) continue;
+            json_object *k = json_object_new_object();
+            json_object_object_add(k, "flops", json_object_new_double(p->cuda.kind_flops[kd]));
+            json_object_object_add(k, "bytes_fp32_activations", json_object_new_double(p->cuda.kind_bytes_fp32[kd]));
+            json_object_object_add(k, "bytes_bf16_activations", json_object_new_double(p->cuda.kind_bytes_bf16[kd]));
+            json_object_object_add(k, "bf16_activations_ms", json_object_new_double(1e3 * kind_s(p, p->cuda.kind_bytes_bf16, kd)));
+            json_object_object_add(kinds, gen_opkind_name((gen_opkind)kd), k);
+        }
+        json_object_object_add(ro, "kinds", kinds);
+        json_object_object_add(cu, "roofline", ro);
+    }
     json_object_object_add(me, "cuda", cu);
     json_object_object_add(r, "memory", me);
     return r;
@@ -344,6 +380,24 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
             p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2, c));
     if (p->max_batch_bf16 >= 0) fprintf(f, ", largest batch B that fits %d", p->max_batch_bf16);
     fprintf(f, "\n");
+    if (p->cuda.have_roof) {
+        const double r32 = roof_s(p, p->cuda.kind_bytes_fp32), r16 = roof_s(p, p->cuda.kind_bytes_bf16);
+        fprintf(f, "  roofline at %.2f TB/s and %.0f TFLOP/s (each op kind moving its tensors' bytes once or doing its FLOPs,\n"
+                   "  whichever takes longer; no kernel of these ops beats it): fp32 activations %.1f ms (MFU at most %.1f%%),\n"
+                   "  bf16 activations %.1f ms (%.1f%%); its largest kinds with bf16 activations:",
+                p->roof_bandwidth / 1e12, p->roof_peak / 1e12, 1e3 * r32, 100 * p->step_flops / r32 / p->roof_peak, 1e3 * r16,
+                100 * p->step_flops / r16 / p->roof_peak);
+        int used[AVGEN_OP_KIND_COUNT] = {0};
+        for (int n = 0; n < 6; n++) { /* the six longest, longest first */
+            int best = -1;
+            for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++)
+                if (!used[kd] && (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, kd) > kind_s(p, p->cuda.kind_bytes_bf16, best))) best = kd;
+            if (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, best) <= 0) break;
+            used[best] = 1;
+            fprintf(f, "%s %s %.1f ms", n ? "," : "", gen_opkind_name((gen_opkind)best), 1e3 * kind_s(p, p->cuda.kind_bytes_bf16, best));
+        }
+        fprintf(f, "\n");
+    }
     fprintf(f, "\nInference (eval-mode forward, B %d): peak %s, activations %s\n", s->train.batch, gib(p->infer.peak, a),
             gib(p->infer.arena[ARENA_ACT], b));
     fprintf(f, "Selected policy: %s (memory.recompute): peak %s of %s: %s\n", gen_recompute_name(s->memory.recompute),

@@ -5,6 +5,7 @@
  * beside them. The peak is their sum. */
 #ifndef AVGEN_PLAN_H
 #define AVGEN_PLAN_H
+#include "avgen_graph.h"
 #include "ir.h"
 
 #include <stdio.h>
@@ -26,6 +27,10 @@ typedef struct {
      * bf16 copy */
     int n_bf16, n_bn, n_lat;
     int64_t act_cuda, peak_cuda, act_bf16, peak_bf16;
+    /* Per op kind (avgen_graph.h's numbering), for the roofline (rt_cuda_roofline): model FLOPs, and the bytes
+     * of its ops' tensors as the CUDA backend stores them with fp32 and with bf16 activations (have_roof: set) */
+    int have_roof;
+    double kind_flops[AVGEN_OP_KIND_COUNT], kind_bytes_fp32[AVGEN_OP_KIND_COUNT], kind_bytes_bf16[AVGEN_OP_KIND_COUNT];
     int nops, ntensors;
 } gen_mem;
 
@@ -42,6 +47,9 @@ typedef struct {
      * (cuda.peak_bf16, max_batch_bf16); the batch searches are -1 when not made */
     gen_mem cuda;
     int max_batch_bf16;
+    /* The roofline's device: dense bf16 FLOP/s and memory bytes/s (gen_make_plan: an H100 SXM's, 989e12 and
+     * 3.35e12; the caller may change them before printing) */
+    double roof_peak, roof_bandwidth;
 } gen_plan;
 
 /* Places every tensor of ir in its arena (sets offsets) and fills m. */

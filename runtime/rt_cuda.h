@@ -144,6 +144,16 @@ int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int
  * cls NULL it reproduces the planner's layout. The CUDA backend's activations live there when any class
  * differs from fp32. */
 int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t *offset);
+/* The bytes op's tensors hold as the backend stores them (cls as rt_cuda_act_classes gives it; NULL: all fp32):
+ * a bf16 tensor half, a tensor applied on load nothing as an output and, as an input, what its readers load
+ * instead (its source, in that one's class). A lower bound of the op's memory traffic. */
+double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls);
+/* The roofline of g's step in seconds: each op kind moving its tensors' bytes (rt_cuda_op_bytes) once at
+ * bandwidth bytes/s or doing its model FLOPs at peak FLOP/s, whichever takes longer, summed over kinds. No
+ * kernel of these ops can beat it; only fewer bytes can. Each kind's bytes and FLOPs go to kind_bytes and
+ * kind_flops (AVGEN_OP_KIND_COUNT entries each; either may be NULL). */
+double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,
+                        double *kind_flops);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dY, const void *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 

@@ -147,31 +147,6 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
 /* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), as the backend
  * stores them (cls, may be NULL: RT_CUDA_T_*): bf16 ones at half their fp32 bytes; one not stored is not
  * written, and its readers read the tensor it is computed from, of the same size. */
-/* The input a tensor applied on load is computed from (its writer's first input: a BatchNorm's input, the
- * residual stream of an adapter's gated fuse), or t itself. */
-static int load_source(const avgen_graph *g, int t) {
-    for (int i = 0; i < g->n_ops; i++)
-        for (int j = 0; j < g->ops[i].n_out; j++)
-            if (g->refs[g->ops[i].out_at + j] == t) return g->ops[i].n_in > 0 && g->refs[g->ops[i].in_at] >= 0 ? g->refs[g->ops[i].in_at] : t;
-    return t;
-}
-
-/* The bytes op j's tensors hold as the backend stores them: a bf16 tensor half, a tensor not stored nothing
- * as an output and, as an input, what its readers load instead (its source, in that one's class). */
-static double op_bytes(const avgen_graph *g, int j, const unsigned char *cls) {
-    const avgen_op_desc *op = &g->ops[j];
-    double bytes = 0;
-    for (int i = 0; i < op->n_in + op->n_out; i++) {
-        const int t = g->refs[i < op->n_in ? op->in_at + i : op->out_at + i - op->n_in];
-        if (t < 0) continue;
-        int k = cls ? cls[t] : RT_CUDA_T_FP32;
-        if (k == RT_CUDA_T_VIRTUAL && i >= op->n_in) continue;
-        if (k == RT_CUDA_T_VIRTUAL) k = cls[load_source(g, t)];
-        bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
-    }
-    return bytes;
-}
-
 static double peak_for(const char *name) {
     /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
     if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;
@@ -252,8 +227,9 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0, r.device_used_bytes / 1073741824.0);
     /* per op kind: model FLOPs and the bytes of its ops' tensors as the backend stores them */
     double kind_fl[AVGEN_OP_KIND_COUNT] = {0}, kind_by[AVGEN_OP_KIND_COUNT] = {0};
-    for (int j = 0; j < c->g->n_ops; j++)
-        kind_fl[c->g->ops[j].kind] += c->g->ops[j].flops, kind_by[c->g->ops[j].kind] += op_bytes(c->g, j, f16);
+    const double bw = o->bandwidth > 0 ? o->bandwidth : bandwidth_for(rt_cuda_device_name(c));
+    const double roof_all = rt_cuda_roofline(c->g, f16, peak, bw, kind_by, kind_fl);
+    const double roof = bw > 0 && peak > 0 ? roof_all : 0; /* 0: unknown device */
     double total = 0;
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) total += r.family_ms[i];
     fprintf(out, "  time per op kind (one eager step with events around each op, %.3f ms in all; %d distinct GEMMs, bias "
@@ -289,7 +265,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             fprintf(out, "  slowest ops (of %d):\n", n);
             for (int i = 0; i < show; i++) {
                 const avgen_op_desc *op = &c->g->ops[idx[i]];
-                const double bytes = op_bytes(c->g, idx[i], f16);
+                const double bytes = rt_cuda_op_bytes(c->g, idx[i], f16);
                 const double sec = r.op_ms[idx[i]] / 1e3;
                 fprintf(out, "    %-44s %8.3f ms  %8.1f TFLOP/s  %7.0f GB/s of its tensors\n", op->name, r.op_ms[idx[i]],
                         sec > 0 ? op->flops / sec / 1e12 : 0, sec > 0 ? bytes / sec / 1e9 : 0);
@@ -300,11 +276,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     /* The roofline of this graph: each op kind at the device's bandwidth for its tensors' bytes (each read or
      * written once) or at the peak for its FLOPs, whichever takes longer. No kernel of these ops can make
      * the step faster; only fewer bytes (bf16, fusion across ops) can. */
-    const double bw = o->bandwidth > 0 ? o->bandwidth : bandwidth_for(rt_cuda_device_name(c));
-    double roof = 0;
     if (bw > 0 && peak > 0) {
-        for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++)
-            roof += kind_by[kd] / bw > kind_fl[kd] / peak ? kind_by[kd] / bw : kind_fl[kd] / peak;
         fprintf(out, "  roofline   %.1f ms: each op kind moving its tensors' bytes once at %.2f TB/s or doing its FLOPs at the "
                      "peak, whichever is longer; MFU at most %.1f%% with these ops; the step took %.2fx that\n",
                 roof * 1e3, bw / 1e12, 100 * flops / roof / peak, s / roof);

@@ -491,3 +491,39 @@ int rt_cuda_act_classes(const avgen_graph *g, int bf16, int fused_attention, int
     if (n_lat) *n_lat = nl;
     return 0;
 }
+
+/* The input a tensor applied on load is computed from (its writer's first input: a BatchNorm's input, the
+ * residual stream of an adapter's gated fuse), or t itself. */
+static int load_source(const avgen_graph *g, int t) {
+    for (int i = 0; i < g->n_ops; i++)
+        for (int j = 0; j < g->ops[i].n_out; j++)
+            if (g->refs[g->ops[i].out_at + j] == t) return g->ops[i].n_in > 0 && g->refs[g->ops[i].in_at] >= 0 ? g->refs[g->ops[i].in_at] : t;
+    return t;
+}
+
+double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) {
+    const avgen_op_desc *o = &g->ops[op];
+    double bytes = 0;
+    for (int i = 0; i < o->n_in + o->n_out; i++) {
+        const int t = g->refs[i < o->n_in ? o->in_at + i : o->out_at + i - o->n_in];
+        if (t < 0) continue;
+        int k = cls ? cls[t] : RT_CUDA_T_FP32;
+        if (k == RT_CUDA_T_VIRTUAL && i >= o->n_in) continue;
+        if (k == RT_CUDA_T_VIRTUAL) k = cls[load_source(g, t)];
+        bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
+    }
+    return bytes;
+}
+
+double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,
+                        double *kind_flops) {
+    double by[AVGEN_OP_KIND_COUNT] = {0}, fl[AVGEN_OP_KIND_COUNT] = {0}, roof = 0;
+    for (int j = 0; j < g->n_ops; j++) by[g->ops[j].kind] += rt_cuda_op_bytes(g, j, cls), fl[g->ops[j].kind] += g->ops[j].flops;
+    for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) {
+        if (kind_bytes) kind_bytes[kd] = by[kd];
+        if (kind_flops) kind_flops[kd] = fl[kd];
+        const double tb = bandwidth > 0 ? by[kd] / bandwidth : 0, tf = peak > 0 ? fl[kd] / peak : 0;
+        roof += tb > tf ? tb : tf;
+    }
+    return roof;
+}

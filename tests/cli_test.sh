@@ -34,6 +34,9 @@ expect 2 "is not a folder" -- "$AVGEN" prep --src /nonexistent --splits /nonexis
 expect 2 "--data PREPARED is required" -- "$AVGEN" bench-loader
 expect 0 "avgen 0." -- "$AVGEN" --version
 expect 2 "unknown option --bogus" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bogus
+expect 2 "--peak needs a positive number of FLOP/s" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --peak -1
+expect 2 "--bandwidth needs a positive number of bytes per second" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bandwidth 4.8TB
+expect 0 "roofline at 4.80 TB/s and 989 TFLOP/s" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bandwidth 4.8e12 --no-batch-search
 expect 2 "a model description MODEL.json is required" -- "$AVGEN" check
 expect 2 "an output folder -o DIR is required" -- "$AVGEN" emit "$ROOT/models/tiny-lavish.json"
 expect 2 "unexpected argument" -- "$AVGEN" check "$ROOT/models/tiny-lavish.json" extra.json
@@ -79,6 +82,17 @@ assert b16["bf16_weights"] == p["memory"]["train"]["none"]["frozen_params"] == 1
 # (the bf16 plan stores every activation, in bf16; the backend leaves some out and keeps others fp32: either
 # may fit more)
 assert 4 <= f32["max_batch"] < b16["max_batch"]
+# the roofline: the kinds add up to it (each at its bytes or its FLOPs, whichever takes longer), bf16 activations
+# move fewer bytes, the FLOPs are the plan's, and no kind is faster than its FLOPs at the peak
+r = c["roofline"]
+assert r["peak_flops"] == 989e12 and r["bandwidth"] == 3.35e12
+ks = r["kinds"].values()
+assert abs(sum(k["bf16_activations_ms"] for k in ks) - r["bf16_activations_ms"]) < 1e-6 * r["bf16_activations_ms"]
+assert abs(sum(max(k["bytes_fp32_activations"] / 3.35e12, k["flops"] / 989e12) for k in ks) * 1e3 - r["fp32_activations_ms"]) < 1e-3
+assert all(k["bytes_bf16_activations"] <= k["bytes_fp32_activations"] for k in ks)
+assert r["bf16_activations_ms"] < r["fp32_activations_ms"]
+assert abs(sum(k["flops"] for k in ks) / p["flops"]["per_step"] - 1) < 1e-9
+assert r["bf16_activations_ms"] > p["flops"]["per_step"] / 989e12 * 1e3
 EOF
   then ok; else bad "plan --json content"; fi
 else
