@@ -847,24 +847,30 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = (long long)P * H * N, n = (long long)P * HNN;
         double *delta = (double *)scratch(d, sizeof(double) * (size_t)rows);
         if (!delta) return;
-        const float *dO = PF(in[0]), *qkv = PF(in[1]);
+        // dO as bf16 (the output projection's bf16 input gradient) only with a bf16 qkv, for the fused kernels
+        // (rt_cuda_bf16_operands)
+        const float *dO = is16(d, in[0]) ? NULL : PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
+        if (is16(d, in[0]) && (!d->attn_fused || !is16(d, in[1]))) {
+            set_fail(d, "%s: a bf16 dO needs the fused attention with a bf16 qkv (a bug in avgen)", o->name);
+            return;
+        }
         // the output O as bf16 when the fused forward wrote it so (rt_cuda_bf16_operands)
-        launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, is16(d, in[2]) ? NULL : PF(in[2]),
-               is16(d, in[2]) ? P16(c, in[2]) : NULL, delta, P, N, D, H, hd);
+        launch(d, k_attn_delta, dim3((unsigned)(((long long)P * N + 7) / 8)), dim3(256), 0, dO, is16(d, in[0]) ? P16(c, in[0]) : NULL,
+               is16(d, in[2]) ? NULL : PF(in[2]), is16(d, in[2]) ? P16(c, in[2]) : NULL, delta, P, N, D, H, hd);
         if (d->attn_fused) {  // decided at attach: bf16 GEMMs, sm_80+, head width 16/32/64
             const dim3 grid(1, (unsigned)H, (unsigned)P);
             const size_t sm = rt_cuda_attn_smem(N, hd);
             const float *lse = PF(in[3]);
-            if (is16(d, in[1]) != is16(d, out[0])) {
-                set_fail(d, "%s: qkv and its gradient must both be bf16 or both fp32 (a bug in avgen)", o->name);
+            if (is16(d, in[1]) != is16(d, out[0]) || is16(d, in[1]) != is16(d, in[0])) {
+                set_fail(d, "%s: qkv, its gradient and dO must all be bf16 or all fp32 (a bug in avgen)", o->name);
                 return;
             }
-            if (is16(d, in[1])) {  // qkv and its gradient stored as bf16 (rt_cuda_bf16_operands)
-                const unsigned short *q16 = P16(c, in[1]);
+            if (is16(d, in[1])) {  // qkv, its gradient and dO stored as bf16 (rt_cuda_bf16_operands)
+                const unsigned short *q16 = P16(c, in[1]), *dO16 = P16(c, in[0]);
                 unsigned short *dq16 = P16(c, out[0]);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), sm, dO, q16, lse, delta, dq16, N, H, scale);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), sm, dO, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
                 break;
             }
             LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);

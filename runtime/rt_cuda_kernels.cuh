@@ -708,20 +708,22 @@ __global__ void k_attn_dscores(const float *Pm, float *dP, const double *delta, 
 }
 
 // Attention backward, D_r = rowsum(dO * O) for every (pair, head, query), in double: one warp per token row
-// (p, i), which reads dO and O coalesced and writes the H heads' sums (delta is [P, H, N]). O is fp32, or
-// bf16 when O16 is given (the fused forward's bf16 output).
-__global__ void k_attn_delta(const float *dO, const float *O, const unsigned short *O16, double *delta, int P, int N, int D,
-                             int H, int hd) {
+// (p, i), which reads dO and O coalesced and writes the H heads' sums (delta is [P, H, N]). dO and O are fp32,
+// or bf16 when dO16 or O16 is given (dO16: the output projection's bf16 input gradient; O16: the fused
+// forward's bf16 output).
+__global__ void k_attn_delta(const float *dO, const unsigned short *dO16, const float *O, const unsigned short *O16,
+                             double *delta, int P, int N, int D, int H, int hd) {
     const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= (long long)P * N) return;
     const long long p = row / N, i = row % N;
-    const float *a = dO + row * D, *b = O ? O + row * D : NULL;
-    const unsigned short *b16 = O16 ? O16 + row * D : NULL;
+    const float *a = dO16 ? NULL : dO + row * D, *b = O ? O + row * D : NULL;
+    const unsigned short *a16 = dO16 ? dO16 + row * D : NULL, *b16 = O16 ? O16 + row * D : NULL;
 #pragma unroll 4
     for (int h = 0; h < H; h++) {  // unrolled: four heads' loads in flight before their reductions
         double s = 0;
-        for (int d = lane; d < hd; d += 32) s += (double)a[h * hd + d] * (b16 ? ld_f(b16 + h * hd + d) : b[h * hd + d]);
+        for (int d = lane; d < hd; d += 32)
+            s += (double)(a16 ? ld_f(a16 + h * hd + d) : a[h * hd + d]) * (b16 ? ld_f(b16 + h * hd + d) : b[h * hd + d]);
         s = warp_sum_d(s);
         if (lane == 0) delta[(p * H + h) * N + i] = s;
     }
@@ -913,10 +915,10 @@ __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc
 // same operations in the same order as by the 64-row blocks these kernels had before (the chunks of 64 keys
 // stay the online softmax's steps).
 // Forward: O = softmax(scale Q K^T) V with the online softmax over key chunks; lse (when given) per row.
-// Each kernel has a twin, *_bf, that takes qkv and writes O or dqkv as bf16 (bf16 storage): the same body,
-// instantiated for the other element types (one kernel for both would carry both bodies' registers). A bf16
-// qkv holds the values the fp32 path rounds to when staging, so both compute the same values; the twins'
-// outputs are the fp32 kernels' rounded to nearest.
+// Each kernel has a twin, *_bf, that takes qkv (and, in the backward, dO) and writes O or dqkv as bf16 (bf16
+// storage): the same body, instantiated for the other element types (one kernel for both would carry both
+// bodies' registers). A bf16 qkv or dO holds the values the fp32 path rounds to when staging or loading, so
+// both compute the same values; the twins' outputs are the fp32 kernels' rounded to nearest.
 template <int HD, class T, class OT>
 __device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, const T *qkv, OT *O, float *lse, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
@@ -986,13 +988,13 @@ __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_fwd_bf(const unsigned 
 // Backward, dQ: per 16-row query tile, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
 // dS = P (dP - delta) scale, dQ = dS K (written to dqkv's Q columns).
 template <int HD, class T, class DT>
-__device__ __forceinline__ void attn_dq_body(unsigned short *Ks, const float *dO, const T *qkv, const float *lse,
+__device__ __forceinline__ void attn_dq_body(unsigned short *Ks, const T *dO, const T *qkv, const float *lse,
                                              const double *delta, DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
-    const float *go = dO + (long long)p * N * D + h * HD;
+    const T *go = dO + (long long)p * N * D + h * HD;
     const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
     unsigned short *Vs = Ks + np * (HD + 8);
     attn_stage_all<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, N);
@@ -1033,7 +1035,7 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, c
     attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const float *dO, const unsigned short *qkv, const float *lse,
+__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const unsigned short *dO, const unsigned short *qkv, const float *lse,
                                                                  const double *delta, unsigned short *dqkv, int N, int H,
                                                                  float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
@@ -1043,13 +1045,13 @@ __global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const float *dO
 // Backward, dK and dV: per 16-row key tile, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
 // dP^T = V dO^T, dS^T = P^T (dP^T - delta) scale, dK = dS^T Q (written to dqkv's K and V columns).
 template <int HD, class T, class DT>
-__device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, const float *dO, const T *qkv, const float *lse,
+__device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, const T *dO, const T *qkv, const float *lse,
                                               const double *delta, DT *dqkv, int N, int H, float scale) {
     const int p = blockIdx.z, h = blockIdx.y, D = H * HD;
     const int t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
-    const float *go = dO + (long long)p * N * D + h * HD;
+    const T *go = dO + (long long)p * N * D + h * HD;
     const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
     unsigned short *Os = Qs + np * (HD + 8);  // dO
     float *lse_s = (float *)(Os + np * (HD + 8)), *del_s = lse_s + np;
@@ -1099,7 +1101,7 @@ __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv(const float *d
     attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
 }
 template <int HD>
-__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv_bf(const float *dO, const unsigned short *qkv, const float *lse,
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv_bf(const unsigned short *dO, const unsigned short *qkv, const float *lse,
                                                                   const double *delta, unsigned short *dqkv, int N, int H,
                                                                   float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
@@ -1113,9 +1115,11 @@ __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv_bf(const float
     template __global__ void k_attn_bwd_dkv<HD>(const float *, const float *, const float *, const double *, float *,    \
                                                 int, int, float);                                                    \
     template __global__ void k_attn_fwd_bf<HD>(const unsigned short *, unsigned short *, float *, int, int, float);             \
-    template __global__ void k_attn_bwd_dq_bf<HD>(const float *, const unsigned short *, const float *, const double *,  \
+    template __global__ void k_attn_bwd_dq_bf<HD>(const unsigned short *, const unsigned short *, const float *,         \
+                                                  const double *,                                                    \
                                                   unsigned short *, int, int, float);                                \
-    template __global__ void k_attn_bwd_dkv_bf<HD>(const float *, const unsigned short *, const float *, const double *, \
+    template __global__ void k_attn_bwd_dkv_bf<HD>(const unsigned short *, const unsigned short *, const float *,        \
+                                                   const double *,                                                   \
                                                    unsigned short *, int, int, float);
 AVGEN_ATTN_INST(16)
 AVGEN_ATTN_INST(32)

@@ -181,7 +181,8 @@ enum {
     B16_DQKV,    /* qkv's gradient: QKV_DX against frozen weights */
     B16_AO,      /* the fused attention's output: the output projection, and the attention backward's delta */
     B16_PRE,     /* the GELU's input (LINEAR_GELU's first output): the GELU backward */
-    B16_DACT,    /* the gradient of the GELU output (LINEAR_DX against a frozen weight): the GELU backward */
+    B16_DACT,    /* a LINEAR_DX result against a frozen weight: the gradient of the GELU output (the GELU backward
+                  * reads it) or of the fused attention's output (its backward reads it, qkv bf16) */
     B16_DLN,     /* a frozen LayerNorm's input gradient (QKV_DX, GELU_LINEAR_DX): that LayerNorm's backward */
     B16_GOUT,    /* an adapter's grouped projection's output (its input bf16): its BatchNorm and that's backward */
     B16_GDY,     /* that BatchNorm's input gradient: the projection's backward, whose input x is bf16 */
@@ -225,7 +226,9 @@ static int reads_bf16(const avgen_graph *g, const avgen_op_desc *o, int slot, in
     case B16_DQKV:
         return o->kind == AVGEN_OP_KIND_QKV_DX && slot == 0 && o->n_in >= 4 && frozen(g, o, 1) && frozen(g, o, 2) && frozen(g, o, 3);
     case B16_PRE: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 1 && frozen(g, o, 2);
-    case B16_DACT: return o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 0 && frozen(g, o, 2);
+    case B16_DACT: /* and the output projection's input gradient, dO of the fused attention's backward with a bf16 qkv */
+        return (o->kind == AVGEN_OP_KIND_GELU_LINEAR_DX && slot == 0 && frozen(g, o, 2)) ||
+               (o->kind == AVGEN_OP_KIND_ATTENTION_BWD && slot == 0 && o->n_in >= 2 && flags[g->refs[o->in_at + 1]]);
     case B16_DLN: return o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && slot == 0 && o->n_out == 1;
     default: return 0;
     }
@@ -320,17 +323,17 @@ int rt_cuda_bf16_operands(const avgen_graph *g, int fused_attention, unsigned ch
         }
     }
     free(writers), free(at), free(rd);
-    /* the fused attention kernels read qkv and write the output, or read qkv and write its gradient, both as
-     * bf16 or both as fp32 (a qkv that loses its flag takes its output's and gradient's along) */
+    /* the fused attention kernels read qkv and write the output, or read qkv and dO and write qkv's gradient,
+     * all as bf16 or all as fp32 (a qkv that loses its flag takes its output's, dO's and gradient's along) */
     for (int changed = 1; changed && fused_attention;) {
         changed = 0;
         for (int i = 0; i < g->n_ops; i++) {
             const avgen_op_desc *o = &g->ops[i];
             const int qs = o->kind == AVGEN_OP_KIND_ATTENTION ? 0 : o->kind == AVGEN_OP_KIND_ATTENTION_BWD ? 1 : -1;
             if (qs < 0 || o->n_in <= qs || o->n_out < 1) continue;
-            const int q = g->refs[o->in_at + qs], r = g->refs[o->out_at];
-            if (flags[q] == flags[r]) continue;
-            flags[q] = flags[r] = 0, changed = 1;
+            const int q = g->refs[o->in_at + qs], r = g->refs[o->out_at], dO = qs ? g->refs[o->in_at] : r;
+            if (flags[q] == flags[r] && flags[q] == flags[dO]) continue;
+            flags[q] = flags[r] = flags[dO] = 0, changed = 1;
         }
     }
     int n = 0;

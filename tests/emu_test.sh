@@ -15,8 +15,8 @@
 #   bf16 activations (AVGEN_BF16_OPERANDS=1): within bf16's tolerance of the CPU backend, and within 1.5e-2
 #     (the fixture 0.15), gates 5e-2, of bf16 GEMMs: the GEMM operands it stores as bf16 are the values the
 #     emulated cuBLASLt rounds fp32 operands to, but the GELU's input and fc2's input gradient (read by the
-#     GELU kernels), the LayerNorms' input gradients (read by their backward), the attention output (read
-#     by the backward's delta) and the adapters' projection outputs (read by their BatchNorms) are rounded
+#     GELU kernels), the LayerNorms' input gradients (read by their backward), the attention output and its
+#     gradient (both read by the backward's delta) and the adapters' projection outputs (read by their BatchNorms) are rounded
 #     too (worst seen: 6e-3; the fixture, whose live gates make the adapters' gradients sensitive, 5.5e-2
 #     on a projection's weight gradient, where plain bf16 GEMMs are 6.5e-2 from the CPU backend);
 # the tolerances are about 3x the worst seen (the emulator is deterministic);

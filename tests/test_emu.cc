@@ -402,29 +402,38 @@ template <int HD> static void test_attention(int P, int N, int H) {
     for (size_t e = 0; e < r.O.size(); e++) odiff += O2[e] != f2bf(O[e]);
     CHECK(odiff == 0 && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
           "HD %d N %d: the forward from a bf16 qkv differs from the fp32 one (%zu elements of O)", HD, N, odiff);
-    // delta from the bf16 O: the same bits as from its values in fp32
-    double *dl1, *dl2;
-    float *Ob;
+    // delta from a bf16 O, or a bf16 dO: the same bits as from their values in fp32
+    double *dl1, *dl2, *dl3, *dl4;
+    float *Ob, *dOb;
+    unsigned short *dO16;
     cudaMalloc((void **)&dl1, sizeof(double) * r.delta.size()), cudaMalloc((void **)&dl2, sizeof(double) * r.delta.size());
-    cudaMalloc((void **)&Ob, sizeof(float) * r.O.size());
+    cudaMalloc((void **)&dl3, sizeof(double) * r.delta.size()), cudaMalloc((void **)&dl4, sizeof(double) * r.delta.size());
+    cudaMalloc((void **)&Ob, sizeof(float) * r.O.size()), cudaMalloc((void **)&dOb, sizeof(float) * r.dO.size());
+    cudaMalloc((void **)&dO16, 2 * r.dO.size());
     for (size_t e = 0; e < r.O.size(); e++) Ob[e] = bf(O[e]);
+    for (size_t e = 0; e < r.dO.size(); e++) dO16[e] = f2bf(r.dO[e]), dOb[e] = bf(r.dO[e]);
     const dim3 dg((unsigned)((P * N + 7) / 8)), db(256);
-    CHECK(run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, Ob, NULL, dl1, P, N, D, H, HD); }) == cudaSuccess &&
-              run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, NULL, O2, dl2, P, N, D, H, HD); }) == cudaSuccess,
+    CHECK(run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, NULL, Ob, NULL, dl1, P, N, D, H, HD); }) == cudaSuccess &&
+              run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dO, NULL, NULL, O2, dl2, P, N, D, H, HD); }) == cudaSuccess &&
+              run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(dOb, NULL, NULL, O2, dl3, P, N, D, H, HD); }) == cudaSuccess &&
+              run("k_attn_delta", dg, db, 0, [=] { k_attn_delta(NULL, dO16, NULL, O2, dl4, P, N, D, H, HD); }) == cudaSuccess,
           "delta failed");
     CHECK(!memcmp(dl1, dl2, sizeof(double) * r.delta.size()), "HD %d N %d: delta from a bf16 O differs", HD, N);
-    cudaFree(dl1), cudaFree(dl2), cudaFree(Ob);
-    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dq_bf<HD>) ==
+    CHECK(!memcmp(dl3, dl4, sizeof(double) * r.delta.size()), "HD %d N %d: delta from a bf16 dO differs", HD, N);
+    CHECK(memcmp(dl2, dl3, sizeof(double) * r.delta.size()), "HD %d N %d: delta ignores dO's rounding", HD, N);
+    cudaFree(dl1), cudaFree(dl2), cudaFree(dl3), cudaFree(dl4), cudaFree(Ob), cudaFree(dOb);
+    // the twins read dO as bf16: the values the fp32 kernels round it to, so the same results rounded
+    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dq_bf<HD>) ==
               cudaSuccess,
           "dq16 failed");
-    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv_bf<HD>(dO, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dkv_bf<HD>) ==
+    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dkv_bf<HD>) ==
               cudaSuccess,
           "dkv16 failed");
     size_t diff = 0;
     for (size_t e = 0; e < n3; e++) diff += dq16[e] != f2bf(dqkv[e]);
     CHECK(diff == 0, "HD %d N %d: %zu elements of the bf16 dqkv are not the fp32 one rounded", HD, N, diff);
     for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta, (void *)q16, (void *)dq16,
-                    (void *)O2, (void *)lse2})
+                    (void *)O2, (void *)lse2, (void *)dO16})
         cudaFree(p);
 }
 
