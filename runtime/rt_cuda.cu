@@ -549,7 +549,7 @@ void dw_gemm16(void *ctx, int ta, int tb, int M, int N, int K, const void *A, in
     gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc, NULL, NULL, 1);
 }
 void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
-    launch((Dev *)ctx, k_sum_pairs, GRID(n), src, dst, parts, n);
+    launch((Dev *)ctx, k_sum_pairs, dim3((unsigned)((n + 31) / 32)), dim3(32 * kSumWarps), 0, src, dst, parts, n);
 }
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
@@ -977,7 +977,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
                    A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         }
-        launch(d, k_sum_pairs, GRID((long long)m * D), dtokp, PF(out[0]), P, (long long)m * D);
+        launch(d, k_sum_pairs, dim3((unsigned)(((long long)m * D + 31) / 32)), dim3(32 * kSumWarps), 0, dtokp, PF(out[0]), P,
+               (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
     }

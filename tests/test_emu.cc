@@ -884,6 +884,27 @@ template <int V> static void test_ln_bwd_bf(long long rows, int D) {
     for (void *q : {(void *)dyf, (void *)x, (void *)mu, (void *)rs, (void *)w, (void *)dx1, (void *)dx2, (void *)dy16}) cudaFree(q);
 }
 
+// ------------------------------------------------------------------------------------- sums over pairs
+// k_sum_pairs as the backend launches it ((n + 31) / 32 blocks of 8 warps) against the float64 sum: every column
+// added once into dst, none outside n touched; P below, at and above the warps' count, n not a multiple of 32.
+static void test_sum_pairs(int P, long long n) {
+    float *src = dev_rand((size_t)P * n, 1.0f, 0.25f), *dst = dev_rand((size_t)n + 32, 1.0f, 0.0f);
+    std::vector<float> before(dst, dst + n + 32);
+    CHECK(run("k_sum_pairs", dim3((unsigned)((n + 31) / 32)), dim3(32 * kSumWarps), 0,
+              [=] { k_sum_pairs(src, dst, P, n); }) == cudaSuccess,
+          "k_sum_pairs failed");
+    double worst = 0;
+    for (long long e = 0; e < n; e++) {
+        double t = 0;
+        for (int p = 0; p < P; p++) t += src[(size_t)p * n + e];
+        const double want = (double)(float)((double)before[e] + (double)(float)t);
+        worst = worse(worst, fabs(dst[e] - want) / (fabs(want) + 1e-30));
+    }
+    CHECK(worst <= 1.2e-7, "P %d n %lld: k_sum_pairs %.2e from the float64 sum", P, n, worst);
+    CHECK(!memcmp(dst + n, before.data() + n, sizeof(float) * 32), "P %d n %lld: k_sum_pairs wrote past n", P, n);
+    cudaFree(src), cudaFree(dst);
+}
+
 int main() {
     setenv("AVGEN_EMU_RACECHECK", "1", 1);  // every launch below also runs in reverse order and must agree
     test_emulator();
@@ -902,6 +923,10 @@ int main() {
     test_bn_bf16<24>(70, 768);
     test_bn_bf16<2>(45, 40);
     test_bn_bf16<0>(9, 100);
+    test_sum_pairs(256, 1536);
+    test_sum_pairs(7, 37);
+    test_sum_pairs(1, 33);
+    test_sum_pairs(9, 36864);
     test_lat_exchange<2>(3, 197, 768, 2);
     test_lat_exchange<4>(2, 300, 300, 3);
     test_lat_exchange<16>(1, 5, 32, 16);

@@ -254,8 +254,10 @@ static int allowed_reader(const avgen_graph *g, int pk, int ps, int pn, const av
                          (k == AVGEN_OP_KIND_ATTENTION_BWD && j == 2));
     case AVGEN_OP_KIND_ATTENTION_BWD:
         return fused && k == AVGEN_OP_KIND_QKV_DX && j == 0 && frozen_in(g, o, 1) && frozen_in(g, o, 2) && frozen_in(g, o, 3);
-    case AVGEN_OP_KIND_LINEAR_DX: /* fc2's input gradient: the GELU backward */
-        return k == AVGEN_OP_KIND_GELU_LINEAR_DX && j == 0 && frozen_in(g, o, 2);
+    case AVGEN_OP_KIND_LINEAR_DX: /* fc2's input gradient: the GELU backward; the output projection's: the fused
+                                     attention's backward (its dO) */
+        return (k == AVGEN_OP_KIND_GELU_LINEAR_DX && j == 0 && frozen_in(g, o, 2)) ||
+               (fused && k == AVGEN_OP_KIND_ATTENTION_BWD && j == 0);
     /* the adapter's bottleneck: the ReLU output read by the up-projection and its backward, a projection's
      * output by its BatchNorm and that's backward, a BatchNorm's input gradient by the projection's backward */
     case AVGEN_OP_KIND_BATCHNORM_RELU:
@@ -281,7 +283,7 @@ static int allowed_reader(const avgen_graph *g, int pk, int ps, int pn, const av
 
 /* bf16 activations: the frozen backbone's LayerNorm outputs and GELU outputs (read only by frozen-weight
  * GEMMs), GELU inputs and fc2's input gradients (read only by the GELU backward); with the fused attention
- * also qkv, the attention output and qkv's gradient; of an adapter's tensors its bottleneck (the grouped
+ * also qkv, the attention output, its gradient and qkv's gradient; of an adapter's tensors its bottleneck (the grouped
  * projections' inputs and outputs, their BatchNorms' input gradients) and the gradients around its
  * LayerNorm before; never with a recompute policy's extra readers unaccounted for; the fused kernels'
  * tensors bf16 together or not at all. */
@@ -347,8 +349,10 @@ static void test_bf16_operands(const char *model, const char *const *sets, int n
         const avgen_op_desc *o = &g->ops[i];
         if (o->kind == AVGEN_OP_KIND_ATTENTION)
             CHECK_MSG(f[g->refs[o->in_at]] == f[g->refs[o->out_at]], "%s: qkv and the output differ in type", o->name);
-        if (o->kind == AVGEN_OP_KIND_ATTENTION_BWD)
+        if (o->kind == AVGEN_OP_KIND_ATTENTION_BWD) {
             CHECK_MSG(f[g->refs[o->in_at + 1]] == f[g->refs[o->out_at]], "%s: qkv and its gradient differ in type", o->name);
+            CHECK_MSG(f[g->refs[o->in_at + 1]] == f[g->refs[o->in_at]], "%s: qkv and dO differ in type", o->name);
+        }
     }
     free(f);
     gen_graph_free(&gg);
@@ -462,9 +466,9 @@ int main(int argc, char **argv) {
      * gated fuse's gradient and the second BatchNorm's output gradient */
     const char *fp32[] = {"precision=fp32"};  /* the CUDA backend's graphs store fp32 (docs/bench.md) */
     test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 0, 144 + 9 * 48);
-    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 236 + 9 * 48);
+    test_bf16_operands("lavish-vitb16-ucf51", fp32, 1, RECOMPUTE_NONE, 1, 258 + 9 * 48); /* 22 dO: layer 0 has no attention backward */
     test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 0, 24 + 9 * 8);
-    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 36 + 9 * 8);
+    test_bf16_operands("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 1, 38 + 9 * 8);
     /* ViT-B/16 at B = 32, T = 8: the bf16 activations take a third or more off the activation arena */
     const char *b32[] = {"precision=fp32", "train.batch=32", "video.frames=8"};
     for (int fused = 0; fused < 2; fused++) {
