@@ -172,6 +172,12 @@ static double kind_s(const gen_plan *p, const double *bytes, int kd) {
     const double tb = bytes[kd] / p->roof_bandwidth, tf = p->cuda.kind_flops[kd] / p->roof_peak;
     return tb > tf ? tb : tf;
 }
+/* seconds as "12.3 ms" or, below 0.1 ms, "45.12 us" */
+static const char *fmt_time(double sec, char *buf, size_t n) {
+    if (sec >= 1e-4) snprintf(buf, n, "%.1f ms", sec * 1e3);
+    else snprintf(buf, n, "%.2f us", sec * 1e6);
+    return buf;
+}
 static double roof_s(const gen_plan *p, const double *bytes) {
     double r = 0;
     for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) r += kind_s(p, bytes, kd);
@@ -382,11 +388,12 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
     fprintf(f, "\n");
     if (p->cuda.have_roof) {
         const double r32 = roof_s(p, p->cuda.kind_bytes_fp32), r16 = roof_s(p, p->cuda.kind_bytes_bf16);
+        char t32[32], t16[32];
         fprintf(f, "  roofline at %.2f TB/s and %.0f TFLOP/s (each op kind moving its tensors' bytes once or doing its FLOPs,\n"
-                   "  whichever takes longer; no kernel of these ops beats it): fp32 activations %.1f ms (MFU at most %.1f%%),\n"
-                   "  bf16 activations %.1f ms (%.1f%%); its largest kinds with bf16 activations:",
-                p->roof_bandwidth / 1e12, p->roof_peak / 1e12, 1e3 * r32, 100 * p->step_flops / r32 / p->roof_peak, 1e3 * r16,
-                100 * p->step_flops / r16 / p->roof_peak);
+                   "  whichever takes longer; no kernel of these ops beats it): fp32 activations %s (MFU at most %.1f%%),\n"
+                   "  bf16 activations %s (%.1f%%); its largest kinds with bf16 activations:",
+                p->roof_bandwidth / 1e12, p->roof_peak / 1e12, fmt_time(r32, t32, sizeof t32),
+                100 * p->step_flops / r32 / p->roof_peak, fmt_time(r16, t16, sizeof t16), 100 * p->step_flops / r16 / p->roof_peak);
         int used[AVGEN_OP_KIND_COUNT] = {0};
         for (int n = 0; n < 6; n++) { /* the six longest, longest first */
             int best = -1;
@@ -394,7 +401,8 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
                 if (!used[kd] && (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, kd) > kind_s(p, p->cuda.kind_bytes_bf16, best))) best = kd;
             if (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, best) <= 0) break;
             used[best] = 1;
-            fprintf(f, "%s %s %.1f ms", n ? "," : "", gen_opkind_name((gen_opkind)best), 1e3 * kind_s(p, p->cuda.kind_bytes_bf16, best));
+            fprintf(f, "%s %s %s", n ? "," : "", gen_opkind_name((gen_opkind)best),
+                    fmt_time(kind_s(p, p->cuda.kind_bytes_bf16, best), t16, sizeof t16));
         }
         fprintf(f, "\n");
     }
