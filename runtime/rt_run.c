@@ -144,9 +144,6 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
     return f;
 }
 
-/* What op j's tensors hold (each read or written once: a lower bound of its memory traffic), as the backend
- * stores them (cls, may be NULL: RT_CUDA_T_*): bf16 ones at half their fp32 bytes; one not stored is not
- * written, and its readers read the tensor it is computed from, of the same size. */
 static double peak_for(const char *name) {
     /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
     if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;

@@ -1,6 +1,7 @@
-/* rt_scratch.c: the CUDA backend's op scratch (rt_cuda.h), a plain C function so the planner counts it
- * too. Each case mirrors what run_op in rt_cuda.cu takes with scratch(): keep the two together. The
- * backend computes in fp32, so sizes are fp32 element counts whatever the graph's storage dtype. */
+/* rt_scratch.c: the CUDA backend's plain C side, shared with the planner and the bench (rt_cuda.h): its op
+ * scratch, its activation classes and packing, the bytes its ops move and the roofline. Each case of the op
+ * scratch mirrors what run_op in rt_cuda.cu takes with scratch(): keep the two together. The backend computes
+ * in fp32, so sizes are fp32 element counts whatever the graph's storage dtype. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
