@@ -396,6 +396,16 @@ static int cmd_check(int argc, char **argv) {
     return 0;
 }
 
+/* --peak, --bandwidth: a finite number in [lo, hi] (a device's FLOP/s or bytes/s); 0 or -1 */
+static int device_rate(const char *text, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    const double v = strtod(text, &end);
+    if (end == text || *end || errno || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
 static int cmd_plan(int argc, char **argv) {
     args_t a;
     int r = parse_args("plan", usage_plan, argc, argv, &a, 1);
@@ -403,12 +413,11 @@ static int cmd_plan(int argc, char **argv) {
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     warn_weights(&s);
-    char *end;
-    const double peak = a.peak ? strtod(a.peak, &end) : 0;
-    if (a.peak && (*end || !(peak > 0))) return usage_error("plan", "%s needs a positive number of FLOP/s", "--peak");
-    const double bandwidth = a.bandwidth ? strtod(a.bandwidth, &end) : 0;
-    if (a.bandwidth && (*end || !(bandwidth > 0)))
-        return usage_error("plan", "%s needs a positive number of bytes per second", "--bandwidth");
+    double peak = 0, bandwidth = 0;
+    if (a.peak && device_rate(a.peak, 1e9, 1e18, &peak))
+        return usage_error("plan", "%s needs a positive number of FLOP/s (from 1e9 to 1e18)", "--peak");
+    if (a.bandwidth && device_rate(a.bandwidth, 1e6, 1e15, &bandwidth))
+        return usage_error("plan", "%s needs a positive number of bytes per second (from 1e6 to 1e15)", "--bandwidth");
     gen_plan p;
     if (gen_make_plan(&s, !a.no_search, &p) != 0) {
         fprintf(stderr, "error: %s: out of memory while planning.\n", a.model);
@@ -510,12 +519,11 @@ static int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "error: %s.\n", err);
         return r;
     }
-    char *end = NULL;
-    const double peak = a.peak ? strtod(a.peak, &end) : 0;
-    if (a.peak && (*end || !(peak > 0))) return usage_error("bench", "%s needs a positive number of FLOP/s", "--peak");
-    const double bandwidth = a.bandwidth ? strtod(a.bandwidth, &end) : 0;
-    if (a.bandwidth && (*end || !(bandwidth > 0)))
-        return usage_error("bench", "%s needs a positive number of bytes per second", "--bandwidth");
+    double peak = 0, bandwidth = 0;
+    if (a.peak && device_rate(a.peak, 1e9, 1e18, &peak))
+        return usage_error("bench", "%s needs a positive number of FLOP/s (from 1e9 to 1e18)", "--peak");
+    if (a.bandwidth && device_rate(a.bandwidth, 1e6, 1e15, &bandwidth))
+        return usage_error("bench", "%s needs a positive number of bytes per second (from 1e6 to 1e15)", "--bandwidth");
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32; /* the CUDA backend stores fp32; --precision picks the GEMM arithmetic */

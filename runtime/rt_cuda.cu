@@ -549,7 +549,7 @@ void dw_gemm16(void *ctx, int ta, int tb, int M, int N, int K, const void *A, in
     gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc, NULL, NULL, 1);
 }
 void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
-    launch((Dev *)ctx, k_sum_pairs, dim3((unsigned)((n + 31) / 32)), dim3(32 * kSumWarps), 0, src, dst, parts, n);
+    if (n > 0) launch((Dev *)ctx, k_sum_pairs, dim3((unsigned)((n + 31) / 32)), dim3(32 * kSumWarps), 0, src, dst, parts, n);
 }
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,

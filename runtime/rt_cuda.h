@@ -149,7 +149,8 @@ int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t
  * instead (its source, in that one's class). A lower bound of the op's memory traffic. */
 double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls);
 /* The roofline of g's step in seconds: each op kind moving its tensors' bytes (rt_cuda_op_bytes) once at
- * bandwidth bytes/s or doing its model FLOPs at peak FLOP/s, whichever takes longer, summed over kinds. No
+ * bandwidth bytes/s or doing its ops' FLOPs (recomputed ops' included) at peak FLOP/s, whichever takes longer,
+ * summed over kinds. No
  * kernel of these ops can beat it; only fewer bytes can. Each kind's bytes and FLOPs go to kind_bytes and
  * kind_flops (AVGEN_OP_KIND_COUNT entries each; either may be NULL). */
 double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,

@@ -36,6 +36,8 @@ expect 0 "avgen 0." -- "$AVGEN" --version
 expect 2 "unknown option --bogus" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bogus
 expect 2 "--peak needs a positive number of FLOP/s" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --peak -1
 expect 2 "--bandwidth needs a positive number of bytes per second" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bandwidth 4.8TB
+expect 2 "--peak needs a positive number of FLOP/s (from 1e9 to 1e18)" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --peak inf
+expect 2 "--bandwidth needs a positive number of bytes per second" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bandwidth 1e-320
 expect 0 "roofline at 4.80 TB/s and 989 TFLOP/s" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bandwidth 4.8e12 --no-batch-search
 expect 2 "a model description MODEL.json is required" -- "$AVGEN" check
 expect 2 "an output folder -o DIR is required" -- "$AVGEN" emit "$ROOT/models/tiny-lavish.json"
@@ -91,7 +93,7 @@ assert abs(sum(k["bf16_activations_ms"] for k in ks) - r["bf16_activations_ms"])
 assert abs(sum(max(k["bytes_fp32_activations"] / 3.35e12, k["flops"] / 989e12) for k in ks) * 1e3 - r["fp32_activations_ms"]) < 1e-3
 assert all(k["bytes_bf16_activations"] <= k["bytes_fp32_activations"] for k in ks)
 assert r["bf16_activations_ms"] < r["fp32_activations_ms"]
-assert abs(sum(k["flops"] for k in ks) / p["flops"]["per_step"] - 1) < 1e-9
+assert abs(sum(k["flops"] for k in ks) / p["flops"]["per_step"] - 1) < 1e-9  # policy none: no recomputed FLOPs
 assert r["bf16_activations_ms"] > p["flops"]["per_step"] / 989e12 * 1e3
 EOF
   then ok; else bad "plan --json content"; fi
