@@ -215,6 +215,7 @@ class Model(nn.Module):
                 setattr(self, name, nn.ModuleDict({k: Adapter(c) for k in keys}))
         width = (int(c.use_v) + int(c.use_a)) * D
         self.mlp_class = nn.Linear(width, c.hidden)
+        self.stream = lambda t: t  # applied to the residual stream as it is written (bench/resid_bf16.py rounds it)
         self.mlp_class_2 = nn.Linear(c.hidden, c.C)
 
     def adapter(self, name, l):
@@ -233,11 +234,11 @@ class Model(nn.Module):
     def forward(self, frames, audio):
         c = self.c
         B, T = c.B, c.T
-        xv = self.embed(frames.reshape(B * T, 3, c.S, c.S), c.nv) if c.use_v else None
+        xv = self.stream(self.embed(frames.reshape(B * T, 3, c.S, c.S), c.nv)) if c.use_v else None
         xa = None
         if c.use_a:
             img = audio.reshape(B * T, 1, c.A, c.M)[:, :, : (c.A // c.P) * c.P, : (c.M // c.P) * c.P]
-            xa = self.embed(img.expand(-1, 3, -1, -1), c.na)
+            xa = self.stream(self.embed(img.expand(-1, 3, -1, -1), c.na))
         for l, blk in enumerate(self.vit.encoder.layer):
             # each sub-layer (attention, then MLP) with the adapters beside it, both computed from its input
             for part, sub in (("p1", blk.attn), ("p2", blk.mlp)):
@@ -245,9 +246,9 @@ class Model(nn.Module):
                 rv = av(xv, xa) if av is not None else 0
                 ra = aa(xa, xv) if aa is not None else 0
                 if c.use_v:
-                    xv = xv + sub(xv) + rv
+                    xv = self.stream(xv + sub(xv) + rv)
                 if c.use_a:
-                    xa = xa + sub(xa) + ra
+                    xa = self.stream(xa + sub(xa) + ra)
         feats = []
         if c.use_a:
             feats.append(self.vit.layernorm(xa[:, 0]))
