@@ -11,7 +11,9 @@
 
 static int64_t align_up(int64_t x) { return (x + GEN_ALIGN - 1) / GEN_ALIGN * GEN_ALIGN; }
 
-void gen_pack(gen_ir *ir, gen_mem *m) {
+/* gen_pack, and with roof the CUDA backend's roofline inputs too (only the plan's own graph needs them, not
+ * every pack of the batch searches) */
+static void pack(gen_ir *ir, gen_mem *m, gen_roof *roof) {
     memset(m, 0, sizeof *m);
     m->nops = ir->nops, m->ntensors = ir->nt;
     /* Static arenas: every tensor, used or not, in table order. Activations: packed by lifetime with the
@@ -76,11 +78,10 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
         const int fuse = RT_CUDA_FUSE_BN | RT_CUDA_FUSE_LATENT;
         if (f && rt_cuda_act_classes(&gg.g, 0, 1, fuse, f, NULL, &m->n_bn, &m->n_lat) == 0) {
             m->act_cuda = rt_cuda_pack_act(&gg.g, f, NULL);
-            rt_cuda_roofline(&gg.g, f, 0, 0, m->kind_bytes_fp32, m->kind_flops);
+            if (roof) rt_cuda_roofline(&gg.g, f, 0, 0, roof->bytes_fp32, roof->flops);
             if (rt_cuda_act_classes(&gg.g, 1, 1, fuse, f, &m->n_bf16, NULL, NULL) == 0) {
                 m->act_bf16 = rt_cuda_pack_act(&gg.g, f, NULL);
-                rt_cuda_roofline(&gg.g, f, 0, 0, m->kind_bytes_bf16, NULL);
-                m->have_roof = 1;
+                if (roof) rt_cuda_roofline(&gg.g, f, 0, 0, roof->bytes_bf16, NULL), roof->have = 1;
             }
         }
         free(f);
@@ -94,10 +95,12 @@ void gen_pack(gen_ir *ir, gen_mem *m) {
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
 }
 
-static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m) {
+void gen_pack(gen_ir *ir, gen_mem *m) { pack(ir, m, NULL); }
+
+static int plan_one(const gen_spec *s, gen_recompute rc, int train, gen_mem *m, gen_roof *roof) {
     gen_ir ir;
     if (gen_lower(s, rc, train, &ir) != 0) return -1;
-    gen_pack(&ir, m);
+    pack(&ir, m, roof);
     gen_ir_free(&ir);
     return m->peak < 0 ? -1 : 0;
 }
@@ -112,7 +115,7 @@ static int max_batch(const gen_spec *s, gen_recompute rc, int cuda) {
         t.train.batch = mid;
         t.pairs = mid * t.video.frames;
         gen_mem m;
-        if (plan_one(&t, rc, 1, &m) != 0) return -1;
+        if (plan_one(&t, rc, 1, &m, NULL) != 0) return -1;
         const int64_t pk = cuda == 2 ? m.peak_bf16 : cuda == 1 ? m.peak_cuda : m.peak;
         if (pk >= 0 && pk <= t.memory.budget) lo = mid;
         else hi = mid - 1;
@@ -152,36 +155,29 @@ int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
     p->audio_image_forward = aud / s->pairs;
     gen_ir_free(&ir);
     for (int rc = 0; rc < RECOMPUTE_COUNT; rc++) {
-        if (plan_one(s, (gen_recompute)rc, 1, &p->train[rc]) != 0) return -1;
+        if (plan_one(s, (gen_recompute)rc, 1, &p->train[rc], NULL) != 0) return -1;
         p->train[rc].max_batch = search_batch ? max_batch(s, (gen_recompute)rc, 0) : -1;
     }
     gen_spec f32 = *s; /* the CUDA backend stores fp32 (docs/bench.md) */
     f32.precision = PREC_FP32;
-    if (plan_one(&f32, s->memory.recompute, 1, &p->cuda) != 0) return -1;
+    if (plan_one(&f32, s->memory.recompute, 1, &p->cuda, &p->roof) != 0) return -1;
     p->cuda.max_batch = search_batch ? max_batch(&f32, s->memory.recompute, 1) : -1;
     p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 2) : -1;
-    if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer) != 0) return -1;
+    if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer, NULL) != 0) return -1;
     p->infer.max_batch = -1;
     p->roof_peak = 989e12, p->roof_bandwidth = 3.35e12;
     return 0;
 }
 
-/* The roofline of the CUDA backend's step with the given bytes per kind: each kind at the bandwidth or the
- * peak, whichever takes longer (rt_cuda_roofline's sum); seconds. */
-static double kind_s(const gen_plan *p, const double *bytes, int kd) {
-    const double tb = bytes[kd] / p->roof_bandwidth, tf = p->cuda.kind_flops[kd] / p->roof_peak;
-    return tb > tf ? tb : tf;
-}
 /* seconds as "12.3 ms" or, below 0.1 ms, "45.12 us" */
 static const char *fmt_time(double sec, char *buf, size_t n) {
     if (sec >= 1e-4) snprintf(buf, n, "%.1f ms", sec * 1e3);
     else snprintf(buf, n, "%.2f us", sec * 1e6);
     return buf;
 }
-static double roof_s(const gen_plan *p, const double *bytes) {
-    double r = 0;
-    for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) r += kind_s(p, bytes, kd);
-    return r;
+/* The roofline at the plan's device with the given bytes per kind (seconds; each kind's to kind_s) */
+static double roof_s(const gen_plan *p, const double *bytes, double *kind_s) {
+    return rt_roofline_sum(bytes, p->roof.flops, p->roof_peak, p->roof_bandwidth, kind_s);
 }
 
 /* ---------------------------------------------------------------------------------------------- JSON */
@@ -280,19 +276,20 @@ json_object *gen_plan_to_json(const gen_spec *s, const gen_plan *p) {
     json_object_object_add(b16, "peak", json_object_new_int64(p->cuda.peak_bf16));
     if (p->max_batch_bf16 >= 0) json_object_object_add(b16, "max_batch", json_object_new_int(p->max_batch_bf16));
     json_object_object_add(cu, "bf16_activations", b16);
-    if (p->cuda.have_roof) {
+    if (p->roof.have) {
         json_object *ro = json_object_new_object(), *kinds = json_object_new_object();
+        double ks[AVGEN_OP_KIND_COUNT];
         json_object_object_add(ro, "peak_flops", json_object_new_double(p->roof_peak));
         json_object_object_add(ro, "bandwidth", json_object_new_double(p->roof_bandwidth));
-        json_object_object_add(ro, "fp32_activations_ms", json_object_new_double(1e3 * roof_s(p, p->cuda.kind_bytes_fp32)));
-        json_object_object_add(ro, "bf16_activations_ms", json_object_new_double(1e3 * roof_s(p, p->cuda.kind_bytes_bf16)));
+        json_object_object_add(ro, "fp32_activations_ms", json_object_new_double(1e3 * roof_s(p, p->roof.bytes_fp32, NULL)));
+        json_object_object_add(ro, "bf16_activations_ms", json_object_new_double(1e3 * roof_s(p, p->roof.bytes_bf16, ks)));
         for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) {
-            if (p->cuda.kind_bytes_fp32[kd] == 0 && p->cuda.kind_flops[kd] == 0) continue;
+            if (p->roof.bytes_fp32[kd] == 0 && p->roof.flops[kd] == 0) continue;
             json_object *k = json_object_new_object();
-            json_object_object_add(k, "flops", json_object_new_double(p->cuda.kind_flops[kd]));
-            json_object_object_add(k, "bytes_fp32_activations", json_object_new_double(p->cuda.kind_bytes_fp32[kd]));
-            json_object_object_add(k, "bytes_bf16_activations", json_object_new_double(p->cuda.kind_bytes_bf16[kd]));
-            json_object_object_add(k, "bf16_activations_ms", json_object_new_double(1e3 * kind_s(p, p->cuda.kind_bytes_bf16, kd)));
+            json_object_object_add(k, "flops", json_object_new_double(p->roof.flops[kd]));
+            json_object_object_add(k, "bytes_fp32_activations", json_object_new_double(p->roof.bytes_fp32[kd]));
+            json_object_object_add(k, "bytes_bf16_activations", json_object_new_double(p->roof.bytes_bf16[kd]));
+            json_object_object_add(k, "bf16_activations_ms", json_object_new_double(1e3 * ks[kd]));
             json_object_object_add(kinds, gen_opkind_name((gen_opkind)kd), k);
         }
         json_object_object_add(ro, "kinds", kinds);
@@ -386,23 +383,22 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
             p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2, c));
     if (p->max_batch_bf16 >= 0) fprintf(f, ", largest batch B that fits %d", p->max_batch_bf16);
     fprintf(f, "\n");
-    if (p->cuda.have_roof) {
-        const double r32 = roof_s(p, p->cuda.kind_bytes_fp32), r16 = roof_s(p, p->cuda.kind_bytes_bf16);
+    if (p->roof.have) {
+        double ks[AVGEN_OP_KIND_COUNT];
+        const double r32 = roof_s(p, p->roof.bytes_fp32, NULL), r16 = roof_s(p, p->roof.bytes_bf16, ks);
         char t32[32], t16[32];
         fprintf(f, "  roofline at %.2f TB/s and %.0f TFLOP/s (each op kind moving its tensors' bytes once or doing its FLOPs,\n"
                    "  whichever takes longer; no kernel of these ops beats it): fp32 activations %s (MFU at most %.1f%%),\n"
                    "  bf16 activations %s (%.1f%%); its largest kinds with bf16 activations:",
                 p->roof_bandwidth / 1e12, p->roof_peak / 1e12, fmt_time(r32, t32, sizeof t32),
                 100 * p->step_flops / r32 / p->roof_peak, fmt_time(r16, t16, sizeof t16), 100 * p->step_flops / r16 / p->roof_peak);
-        int used[AVGEN_OP_KIND_COUNT] = {0};
-        for (int n = 0; n < 6; n++) { /* the six longest, longest first */
-            int best = -1;
-            for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++)
-                if (!used[kd] && (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, kd) > kind_s(p, p->cuda.kind_bytes_bf16, best))) best = kd;
-            if (best < 0 || kind_s(p, p->cuda.kind_bytes_bf16, best) <= 0) break;
-            used[best] = 1;
-            fprintf(f, "%s %s %s", n ? "," : "", gen_opkind_name((gen_opkind)best),
-                    fmt_time(kind_s(p, p->cuda.kind_bytes_bf16, best), t16, sizeof t16));
+        for (int n = 0; n < 6; n++) { /* the six longest, longest first (each taken out of ks once listed) */
+            int best = 0;
+            for (int kd = 1; kd < AVGEN_OP_KIND_COUNT; kd++)
+                if (ks[kd] > ks[best]) best = kd;
+            if (ks[best] <= 0) break;
+            fprintf(f, "%s %s %s", n ? "," : "", gen_opkind_name((gen_opkind)best), fmt_time(ks[best], t16, sizeof t16));
+            ks[best] = -1;
         }
         fprintf(f, "\n");
     }

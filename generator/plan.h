@@ -27,12 +27,16 @@ typedef struct {
      * bf16 copy */
     int n_bf16, n_bn, n_lat;
     int64_t act_cuda, peak_cuda, act_bf16, peak_bf16;
-    /* Per op kind (avgen_graph.h's numbering), for the roofline (rt_cuda_roofline): model FLOPs, and the bytes
-     * of its ops' tensors as the CUDA backend stores them with fp32 and with bf16 activations (have_roof: set) */
-    int have_roof;
-    double kind_flops[AVGEN_OP_KIND_COUNT], kind_bytes_fp32[AVGEN_OP_KIND_COUNT], kind_bytes_bf16[AVGEN_OP_KIND_COUNT];
     int nops, ntensors;
 } gen_mem;
+
+/* The CUDA backend's roofline inputs (rt_cuda_roofline) per op kind (avgen_graph.h's numbering): its ops'
+ * FLOPs (recomputed ones included), and its tensors' bytes as the backend stores them with fp32 and with bf16
+ * activations; have: set. */
+typedef struct {
+    int have;
+    double flops[AVGEN_OP_KIND_COUNT], bytes_fp32[AVGEN_OP_KIND_COUNT], bytes_bf16[AVGEN_OP_KIND_COUNT];
+} gen_roof;
 
 typedef struct {
     int64_t frozen, trainable, adapters, head, buffers, per_adapter;
@@ -47,8 +51,9 @@ typedef struct {
      * (cuda.peak_bf16, max_batch_bf16); the batch searches are -1 when not made */
     gen_mem cuda;
     int max_batch_bf16;
-    /* The roofline's device: dense bf16 FLOP/s and memory bytes/s (gen_make_plan: an H100 SXM's, 989e12 and
-     * 3.35e12; the caller may change them before printing) */
+    /* The roofline of cuda's graph, and its device: dense bf16 FLOP/s and memory bytes/s (gen_make_plan: an
+     * H100 SXM's, 989e12 and 3.35e12; the caller may change them before printing) */
+    gen_roof roof;
     double roof_peak, roof_bandwidth;
 } gen_plan;
 

@@ -548,6 +548,8 @@ void dw_gemm16(void *ctx, int ta, int tb, int M, int N, int K, const void *A, in
                int ldc, int beta1, int batch, long long sa, long long sb, long long sc) {
     gemm((Dev *)ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta1, batch, sa, sb, sc, NULL, NULL, 1);
 }
+// dst += the sum of parts rows of n (k_sum_pairs): the row chunks' partial weight gradients, the pairs' token
+// gradients
 void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
     if (n > 0) launch((Dev *)ctx, k_sum_pairs, dim3((unsigned)((n + 31) / 32)), dim3(32 * kSumWarps), 0, src, dst, parts, n);
 }
@@ -847,12 +849,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const long long rows = (long long)P * H * N, n = (long long)P * HNN;
         double *delta = (double *)scratch(d, sizeof(double) * (size_t)rows);
         if (!delta) return;
-        // dO as bf16 (the output projection's bf16 input gradient) only with a bf16 qkv, for the fused kernels
-        // (rt_cuda_bf16_operands)
+        // dO, qkv and its gradient all bf16 (rt_cuda_bf16_operands) or all fp32; bf16 only for the fused kernels
         const float *dO = is16(d, in[0]) ? NULL : PF(in[0]), *qkv = PF(in[1]);
         float *dqkv = PF(out[0]);
-        if (is16(d, in[0]) && (!d->attn_fused || !is16(d, in[1]))) {
-            set_fail(d, "%s: a bf16 dO needs the fused attention with a bf16 qkv (a bug in avgen)", o->name);
+        if (is16(d, in[0]) != is16(d, in[1]) || is16(d, in[1]) != is16(d, out[0]) || (is16(d, in[0]) && !d->attn_fused)) {
+            set_fail(d, "%s: dO, qkv and its gradient must all be bf16, for the fused kernels, or all fp32 (a bug in avgen)",
+                     o->name);
             return;
         }
         // the output O as bf16 when the fused forward wrote it so (rt_cuda_bf16_operands)
@@ -862,10 +864,6 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             const dim3 grid(1, (unsigned)H, (unsigned)P);
             const size_t sm = rt_cuda_attn_smem(N, hd);
             const float *lse = PF(in[3]);
-            if (is16(d, in[1]) != is16(d, out[0]) || is16(d, in[1]) != is16(d, in[0])) {
-                set_fail(d, "%s: qkv, its gradient and dO must all be bf16 or all fp32 (a bug in avgen)", o->name);
-                return;
-            }
             if (is16(d, in[1])) {  // qkv, its gradient and dO stored as bf16 (rt_cuda_bf16_operands)
                 const unsigned short *q16 = P16(c, in[1]), *dO16 = P16(c, in[0]);
                 unsigned short *dq16 = P16(c, out[0]);
@@ -977,8 +975,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
                    A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
         }
-        launch(d, k_sum_pairs, dim3((unsigned)(((long long)m * D + 31) / 32)), dim3(32 * kSumWarps), 0, dtokp, PF(out[0]), P,
-               (long long)m * D);
+        dw_sum(d, dtokp, PF(out[0]), P, (long long)m * D);
         launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
         break;
     }
@@ -1532,8 +1529,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                 }
             // their dynamic shared memory: a head's staged side (rt_cuda_attn_smem), over 48 KiB from N = 129
             // at head width 64, which a kernel takes only once opted in
-            const int n = c->k->tokens_v > c->k->tokens_a ? c->k->tokens_v : c->k->tokens_a;
-            const size_t sm = rt_cuda_attn_smem(n, c->k->dim / c->k->heads);
+            const size_t sm = rt_cuda_attn_smem_of(c->k);
             for (int i = 0; i < kNumKernels && can; i++)
                 if (!strncmp(kKernelNames[i], "k_attn_fwd", 10) || !strncmp(kKernelNames[i], "k_attn_bwd_d", 12)) {
                     can = sm <= prop.sharedMemPerBlockOptin &&

@@ -72,6 +72,8 @@ int rt_cuda_attention_fusable(const avgen_consts *k);
 /* The fused attention kernels' dynamic shared memory for a sequence of n tokens and head width hd: two bf16
  * tiles of n rounded up to 64 rows (row stride hd + 8) and two floats a row (runtime/rt_cuda_kernels.cuh). */
 size_t rt_cuda_attn_smem(int n, int hd);
+/* That for the configuration's longest stream and its head width. */
+size_t rt_cuda_attn_smem_of(const avgen_consts *k);
 /* The most shared memory a block may opt in to on every GPU the fused kernels serve (sm_86 and sm_89: 99 KiB;
  * sm_80 163 KiB, sm_90 227 KiB). */
 #define RT_CUDA_ATTN_SMEM_MAX (99 * 1024)
@@ -150,11 +152,13 @@ int64_t rt_cuda_pack_act(const avgen_graph *g, const unsigned char *cls, int64_t
 double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls);
 /* The roofline of g's step in seconds: each op kind moving its tensors' bytes (rt_cuda_op_bytes) once at
  * bandwidth bytes/s or doing its ops' FLOPs (recomputed ops' included) at peak FLOP/s, whichever takes longer,
- * summed over kinds. No
- * kernel of these ops can beat it; only fewer bytes can. Each kind's bytes and FLOPs go to kind_bytes and
- * kind_flops (AVGEN_OP_KIND_COUNT entries each; either may be NULL). */
+ * summed over kinds. No kernel of these ops can beat it; only fewer bytes can. Each kind's bytes and FLOPs go
+ * to kind_bytes and kind_flops (AVGEN_OP_KIND_COUNT entries each; either may be NULL). */
 double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,
                         double *kind_flops);
+/* That sum from each kind's bytes and FLOPs (AVGEN_OP_KIND_COUNT entries); each kind's seconds to kind_s (may be
+ * NULL). A bandwidth or peak of 0 leaves that side out. */
+double rt_roofline_sum(const double *kind_bytes, const double *kind_flops, double peak, double bandwidth, double *kind_s);
 void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dY, const void *X, float *dW, float *part,
                              long long rows, int Cin, int Cout, int G);
 

@@ -743,6 +743,8 @@ __global__ void k_attn_delta(const float *dO, const unsigned short *dO16, const 
 // (k_softmax_rows, k_attn_probs, k_attn_dscores).
 
 constexpr int kAttnRows = 64;  // rows of a chunk (and of the 4 warps' tiles together)
+// Rows of a staged tile: n rounded up to whole chunks (rt_cuda_attn_smem counts the same on the host).
+__device__ __forceinline__ int attn_rows(int n) { return (n + kAttnRows - 1) / kAttnRows * kAttnRows; }
 
 // Two floats as a bf16 pair: lo in the low half (the lower index of a fragment).
 // These need sm_80 (bf16 conversions and MMA); the host runs the fused kernels only there, and below it
@@ -831,7 +833,7 @@ template <int HD, class TA, class TB>
 __device__ __forceinline__ void attn_stage_all(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
                                                const TB *sb, long long rsb, int n) {
     constexpr int U = HD / 8, G = 4;  // 8-element units a row; units of each source in flight per thread
-    const int units = (n + kAttnRows - 1) / kAttnRows * kAttnRows * U;
+    const int units = attn_rows(n) * U;
     using RA = decltype(attn_raw8(sa));
     using RB = decltype(attn_raw8(sb));
     for (int e0 = threadIdx.x; e0 < units; e0 += G * kAttnThreads) {
@@ -925,7 +927,7 @@ __device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, const T *qkv, 
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
-    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    const int np = attn_rows(N);
     unsigned short *Vs = Ks + np * (HD + 8);
     attn_stage_all<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, N);
     __syncthreads();
@@ -995,7 +997,7 @@ __device__ __forceinline__ void attn_dq_body(unsigned short *Ks, const T *dO, co
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
     const T *go = dO + (long long)p * N * D + h * HD;
-    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    const int np = attn_rows(N);
     unsigned short *Vs = Ks + np * (HD + 8);
     attn_stage_all<HD>(Ks, q + D, rs, Vs, q + 2 * D, rs, N);
     __syncthreads();
@@ -1052,7 +1054,7 @@ __device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, const T *dO, c
     const long long rs = 3LL * D;
     const T *q = qkv + (long long)p * N * rs + h * HD;
     const T *go = dO + (long long)p * N * D + h * HD;
-    const int np = (N + kAttnRows - 1) / kAttnRows * kAttnRows;
+    const int np = attn_rows(N);
     unsigned short *Os = Qs + np * (HD + 8);  // dO
     float *lse_s = (float *)(Os + np * (HD + 8)), *del_s = lse_s + np;
     const long long st = ((long long)p * H + h) * N;

@@ -40,11 +40,14 @@ size_t rt_cuda_attn_smem(int n, int hd) {
     return rows * ((size_t)(hd + 8) * 2 * 2 + 2 * sizeof(float));
 }
 
+size_t rt_cuda_attn_smem_of(const avgen_consts *k) {
+    return rt_cuda_attn_smem(k->tokens_v > k->tokens_a ? k->tokens_v : k->tokens_a, k->heads > 0 ? k->dim / k->heads : 0);
+}
+
 int rt_cuda_attention_fusable(const avgen_consts *k) {
     const int hd = k->heads > 0 ? k->dim / k->heads : 0;
-    const int n = k->tokens_v > k->tokens_a ? k->tokens_v : k->tokens_a;
     return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535 &&
-           rt_cuda_attn_smem(n, hd) <= RT_CUDA_ATTN_SMEM_MAX;
+           rt_cuda_attn_smem_of(k) <= RT_CUDA_ATTN_SMEM_MAX;
 }
 
 long long rt_cuda_dw_chunk(long long rows) {
@@ -519,15 +522,23 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) 
     return bytes;
 }
 
+double rt_roofline_sum(const double *kind_bytes, const double *kind_flops, double peak, double bandwidth, double *kind_s) {
+    double roof = 0;
+    for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) {
+        const double tb = bandwidth > 0 ? kind_bytes[kd] / bandwidth : 0, tf = peak > 0 ? kind_flops[kd] / peak : 0;
+        if (kind_s) kind_s[kd] = tb > tf ? tb : tf;
+        roof += tb > tf ? tb : tf;
+    }
+    return roof;
+}
+
 double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,
                         double *kind_flops) {
-    double by[AVGEN_OP_KIND_COUNT] = {0}, fl[AVGEN_OP_KIND_COUNT] = {0}, roof = 0;
+    double by[AVGEN_OP_KIND_COUNT] = {0}, fl[AVGEN_OP_KIND_COUNT] = {0};
     for (int j = 0; j < g->n_ops; j++) by[g->ops[j].kind] += rt_cuda_op_bytes(g, j, cls), fl[g->ops[j].kind] += g->ops[j].flops;
     for (int kd = 0; kd < AVGEN_OP_KIND_COUNT; kd++) {
         if (kind_bytes) kind_bytes[kd] = by[kd];
         if (kind_flops) kind_flops[kd] = fl[kd];
-        const double tb = bandwidth > 0 ? by[kd] / bandwidth : 0, tf = peak > 0 ? fl[kd] / peak : 0;
-        roof += tb > tf ? tb : tf;
     }
-    return roof;
+    return rt_roofline_sum(by, fl, peak, bandwidth, NULL);
 }

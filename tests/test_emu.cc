@@ -41,8 +41,10 @@ static int pass, fail;
         }                                                                                                              \
     } while (0)
 
-static cudaError_t run(const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, cudaStream_t s = NULL) {
-    const cudaError_t e = avgen_emu::launch(name, g, b, smem, s, std::move(f));
+// Launches f as kernel `name` (func: the kernel, for its shared-memory opt-in) and waits for it.
+static cudaError_t run(const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, cudaStream_t s = NULL,
+                       const void *func = nullptr) {
+    const cudaError_t e = avgen_emu::launch(name, g, b, smem, s, std::move(f), func);
     return e != cudaSuccess ? e : cudaDeviceSynchronize();
 }
 
@@ -363,21 +365,17 @@ template <int HD> static void test_attention(int P, int N, int H) {
                           (const void *)&k_attn_bwd_dkv_bf<HD>})
         CHECK(sm <= 48 * 1024 || cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess,
               "opt-in to %zu bytes refused", sm);
-    const auto arun = [](const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, const void *k) {
-        const cudaError_t e = avgen_emu::launch(name, g, b, smem, NULL, std::move(f), k);
-        return e != cudaSuccess ? e : cudaDeviceSynchronize();
-    };
     const float sc = r.scale;
-    CHECK(arun("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD>(qkv, O, lse, N, H, sc); }, (const void *)&k_attn_fwd<HD>) == cudaSuccess, "fwd failed");
+    CHECK(run("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD>(qkv, O, lse, N, H, sc); }, NULL, (const void *)&k_attn_fwd<HD>) == cudaSuccess, "fwd failed");
     const double eo = rel_l2(O, r.O, r.O.size()), el = rel_l2(lse, r.lse, r.lse.size());
     CHECK(eo < 1e-4 && el < 1e-6, "HD %d N %d: forward O %.2e lse %.2e from the reference", HD, N, eo, el);
     // backward from the reference's lse (as float, what the kernels read)
     std::vector<float> lse_k(lse, lse + r.lse.size());
     for (size_t e = 0; e < r.lse.size(); e++) lse[e] = (float)r.lse[e];
-    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, (const void *)&k_attn_bwd_dq<HD>) ==
+    CHECK(run("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, NULL, (const void *)&k_attn_bwd_dq<HD>) ==
               cudaSuccess,
           "dq failed");
-    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, (const void *)&k_attn_bwd_dkv<HD>) ==
+    CHECK(run("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD>(dO, qkv, lse, delta, dqkv, N, H, sc); }, NULL, (const void *)&k_attn_bwd_dkv<HD>) ==
               cudaSuccess,
           "dkv failed");
     const size_t n3 = r.dqkv.size();
@@ -397,7 +395,7 @@ template <int HD> static void test_attention(int P, int N, int H) {
     cudaMalloc((void **)&O2, 2 * r.O.size());
     cudaMalloc((void **)&lse2, sizeof(float) * r.lse.size());
     for (size_t e = 0; e < r.qkv.size(); e++) q16[e] = f2bf(r.qkv[e]);
-    CHECK(arun("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }, (const void *)&k_attn_fwd_bf<HD>) == cudaSuccess, "fwd16 failed");
+    CHECK(run("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd_bf<HD>(q16, O2, lse2, N, H, sc); }, NULL, (const void *)&k_attn_fwd_bf<HD>) == cudaSuccess, "fwd16 failed");
     size_t odiff = 0;
     for (size_t e = 0; e < r.O.size(); e++) odiff += O2[e] != f2bf(O[e]);
     CHECK(odiff == 0 && !memcmp(lse2, lse_k.data(), sizeof(float) * r.lse.size()),
@@ -423,10 +421,10 @@ template <int HD> static void test_attention(int P, int N, int H) {
     CHECK(memcmp(dl2, dl3, sizeof(double) * r.delta.size()), "HD %d N %d: delta ignores dO's rounding", HD, N);
     cudaFree(dl1), cudaFree(dl2), cudaFree(dl3), cudaFree(dl4), cudaFree(Ob), cudaFree(dOb);
     // the twins read dO as bf16: the values the fp32 kernels round it to, so the same results rounded
-    CHECK(arun("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dq_bf<HD>) ==
+    CHECK(run("k_attn_bwd_dq", grid, block, sm, [=] { k_attn_bwd_dq_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, NULL, (const void *)&k_attn_bwd_dq_bf<HD>) ==
               cudaSuccess,
           "dq16 failed");
-    CHECK(arun("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, (const void *)&k_attn_bwd_dkv_bf<HD>) ==
+    CHECK(run("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv_bf<HD>(dO16, q16, lse, delta, dq16, N, H, sc); }, NULL, (const void *)&k_attn_bwd_dkv_bf<HD>) ==
               cudaSuccess,
           "dkv16 failed");
     size_t diff = 0;
