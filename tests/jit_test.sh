@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The run-time NVRTC build and its cache, without a GPU (docs/kernels.md): `avgen jit` on an emitted folder
-# compiles once (cold) and then reads the cache (warm); the generated program's --jit builds its embedded
+# compiles once (cold) and then reads the cache (warm); the generated program's --jit finds its embedded
 # kernels_src.c, which is the same source (the same cache entry); `avgen jit` without a folder builds the
 # kernel library; a damaged entry is noticed and rebuilt; a cache that cannot be written is an error for
 # jit; --kernels nvrtc without a GPU says so (exit 1); bad options exit 2. Skipped (77) without NVRTC.
@@ -26,33 +26,31 @@ expect_out() {
 }
 entry() { sed -n 's/.*cached as \([^ ]*\.kernels\).*/\1/p; s/.*(\([^ ]*\.kernels\)).*/\1/p' <<<"$1" | head -1; }
 
-out=$("$AVGEN" jit "$TMP/out" 2>&1) || bad "avgen jit DIR: $out"
+# The program's own folder (the build emits it with its own overrides): avgen jit compiles its kernels.cu once
+# (cold), then reads the cache (warm).
+pdir=$(dirname "$(dirname "$GTRAIN")")
+[ -f "$pdir/kernels.cu" ] || bad "the program's folder $pdir has no kernels.cu"
+out=$("$AVGEN" jit "$pdir" 2>&1) || bad "avgen jit DIR: $out"
 grep -q "cold (compiled): NVRTC sm_90: [0-9]* kernels compiled" <<<"$out" && ok || bad "first jit is not a compile: $out"
 grep -q "warm: NVRTC sm_90: [0-9]* kernels read from the cache" <<<"$out" && ok || bad "no warm cache read: $out"
 e1=$(entry "$out")
 [ -s "$e1" ] && ok || bad "no cache entry in: $out"
 [ -s "${e1%.kernels}.cu" ] && ok || bad "no source beside the entry $e1"
-expect_out "first request (already cached)" "$AVGEN" jit "$TMP/out"
+expect_out "first request (already cached)" "$AVGEN" jit "$pdir"
 
-# The program's embedded source is its folder's kernels.cu with the library inlined: the same entry as
-# avgen jit on that folder (the build emits it with its own overrides, so not $TMP/out's).
+# The program's embedded source is its folder's kernels.cu with the library inlined: the same entry, read
+# from the cache, not compiled again.
 out=$("$GTRAIN" --jit 2>&1) || bad "program --jit: $out"
-pdir=$(dirname "$(dirname "$GTRAIN")")
-if [ -f "$pdir/kernels.cu" ]; then
-  e2=$(entry "$out")
-  out2=$("$AVGEN" jit "$pdir" 2>&1) || bad "avgen jit on the program's folder: $out2"
-  [ -n "$e2" ] && [ "$(entry "$out2")" = "$e2" ] && ok || bad "program --jit ($e2) and avgen jit on its folder differ: $out2"
-  grep -q "already cached" <<<"$out2" && ok || bad "avgen jit after program --jit compiled again: $out2"
-else
-  bad "the program's folder $pdir has no kernels.cu"
-fi
+[ -n "$e1" ] && [ "$(entry "$out")" = "$e1" ] && ok || bad "program --jit and avgen jit on its folder ($e1) differ: $out"
+grep -q "read from the cache" <<<"$out" && ! grep -q "kernels compiled" <<<"$out" && ok ||
+  bad "program --jit compiled what avgen jit on its folder had cached: $out"
 
 # The library (what avgen step/bench --kernels nvrtc compile), and another architecture.
 expect_out "rt_cuda_kernels.cuh: NVRTC build for sm_80" "$AVGEN" jit --arch 80
 
 # A damaged entry is rebuilt.
 head -c 200 "$e1" >"$e1.cut" && mv "$e1.cut" "$e1"
-out=$("$AVGEN" jit "$TMP/out" 2>&1) || bad "jit after damage: $out"
+out=$("$AVGEN" jit "$pdir" 2>&1) || bad "jit after damage: $out"
 grep -q "were not used" <<<"$out" && grep -q "cold (compiled)" <<<"$out" && ok || bad "damaged entry not rebuilt: $out"
 
 # A cache that cannot be written: jit fails with a sentence; the compile itself still works.

@@ -1,11 +1,23 @@
-/* nvrtc_compile FILE.cu [ARCH]: compiles a CUDA source with NVRTC (as the run-time JIT does: rt_nvrtc,
- * include path = the file's folder, -std=c++17) to a cubin for sm_ARCH (default 90) with ptxas -v, prints
- * every kernel's registers and spills, and exits 1 when it does not compile or a kernel spills registers,
- * 77 (skipped) when NVRTC is not installed. No GPU needed. Used by CTest on the kernel library
- * (runtime/rt_cuda_kernels.cuh) and on every shipped model's emitted kernels.cu (with the library beside it
- * inlined, as the generated program embeds it). When the source holds
- * the CUDA backend's kernel library, the kernels the backend launches (runtime/rt_cuda_kernel_list.h) are
- * requested by name too, and the test fails unless the cubin's entry functions are exactly those. */
+/* nvrtc_compile [--arch N] [--nvcc NVCC] FILE...: compiles CUDA sources as the program does, no GPU needed.
+ *
+ * With NVRTC (the default; as the run-time JIT does: rt_nvrtc, include path = the file's folder,
+ * -std=c++17) each FILE becomes a cubin for sm_N (default 90) with ptxas -v: every kernel's registers and
+ * spills are printed and a spill fails the run; exit 77 (skipped) when NVRTC is not installed. With
+ * --nvcc, FILE is compiled by `NVCC -std=c++17 -arch=sm_N -c` instead (registers: tests/cuda_ptxas.sh).
+ * When a source holds the CUDA backend's kernel library, the kernels the backend launches
+ * (runtime/rt_cuda_kernel_list.h) are requested by name too (NVRTC), and the run fails unless the cubin's
+ * entry functions are exactly those.
+ *
+ * An emitted kernels.cu is the configuration's constants (the prelude: #define lines and static_asserts)
+ * followed by #include "rt_cuda_kernels.cuh", the library beside it (NVRTC gets the library inlined, as the
+ * generated program embeds it). The library's kernels use none of the constants, so every shipped model's
+ * kernels.cu compiles to the same kernels. CTest gives this tool all of them at once, after the library
+ * itself: the first file is compiled whole; each further one whose library is the same text, and which the library provably does not depend on
+ * (its prelude holds nothing but #define, static_assert and comments, and no name it defines occurs as a
+ * token of the library outside comments and literals, which has no token pasting either), has its
+ * prelude compiled alone (its static_asserts checked, in well under a second) instead of the same kernels
+ * again; any other is compiled whole. The output says which for each file. */
+#include <ctype.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,99 +27,261 @@
 #include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: nvrtc_compile FILE.cu [ARCH]\n");
-        return 2;
+#define INCLUDE_LINE "#include \"rt_cuda_kernels.cuh\"\n"
+
+static int g_arch = 90, g_nvrtc_major, g_nvrtc_minor;
+static const char *g_nvcc;
+static char g_tmp[512];
+
+/* The prelude of an emitted kernels.cu: its length, when src is exactly prelude + INCLUDE_LINE + blank
+ * space and the prelude holds only blank lines, // comments, #define NAME ... and one-line
+ * static_assert(...); then the names it defines go to names[] (NUL-separated, at most cap bytes). 0 when
+ * src is not of that form (why says where). */
+static size_t split_prelude(const char *src, char *names, size_t cap, int *nnames, int *nasserts, char *why, size_t whylen) {
+    const char *inc = strstr(src, INCLUDE_LINE);
+    if (!inc || strstr(inc + 1, "#include")) {
+        snprintf(why, whylen, "not one include of rt_cuda_kernels.cuh");
+        return 0;
     }
-    char why[512], err[8192], tmp[512], inc[1100], dirbuf[1024];
-    int ma = 0, mi = 0;
-    if (rt_nvrtc_version(&ma, &mi, why, sizeof why) == 0) {
-        printf("%s: skipped\n", why);
-        return 77;
-    }
-    /* a fresh cache: the ptxas report comes with a compile, not with a cache hit */
-    snprintf(tmp, sizeof tmp, "%s/avgen-nvrtcc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
-    if (!mkdtemp(tmp)) return 1;
-    setenv("AVGEN_CACHE_DIR", tmp, 1);
-    const int arch = argc > 2 ? atoi(argv[2]) : 90;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    char *src = check_slurp(argv[1]);
-    if (!src) {
-        fprintf(stderr, "nvrtc_compile: cannot read %s\n", argv[1]);
-        if (system(cmd)) { /* best effort */
+    for (const char *p = inc + strlen(INCLUDE_LINE); *p; p++)
+        if (!isspace((unsigned char)*p)) {
+            snprintf(why, whylen, "text after the library's include");
+            return 0;
         }
-        return 1;
+    size_t used = 0;
+    *nnames = *nasserts = 0;
+    for (const char *l = src; l < inc;) {
+        const char *e = memchr(l, '\n', (size_t)(inc - l));
+        const size_t n = e ? (size_t)(e - l) : (size_t)(inc - l);
+        const char *p = l;
+        while (p < l + n && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+        if (p == l + n || !strncmp(p, "//", 2)) {
+            /* blank or a comment line */
+        } else if (!strncmp(p, "#define ", 8)) {
+            p += 8;
+            while (*p == ' ') p++;
+            size_t k = 0;
+            while (p + k < l + n && (isalnum((unsigned char)p[k]) || p[k] == '_')) k++;
+            if (!k || p[k] == '(' || used + k + 1 > cap) {
+                snprintf(why, whylen, "a #define that is not a plain constant: %.*s", (int)n, l);
+                return 0;
+            }
+            memcpy(names + used, p, k);
+            names[used + k] = 0;
+            used += k + 1;
+            ++*nnames;
+        } else if (!strncmp(p, "static_assert(", 14) && n >= 2 && !strncmp(l + n - 2, ");", 2)) {
+            ++*nasserts;
+        } else {
+            snprintf(why, whylen, "a prelude line that is neither a #define nor a static_assert: %.*s", (int)n, l);
+            return 0;
+        }
+        l += n + (e ? 1 : 0);
     }
-    snprintf(dirbuf, sizeof dirbuf, "%s", argv[1]);
-    snprintf(inc, sizeof inc, "--include-path=%s", dirname(dirbuf));
-    /* an emitted kernels.cu: the library inlined, as the program embeds it (kernels_src.c) */
-    if (strstr(src, "#include \"rt_cuda_kernels.cuh\"\n")) {
-        char hp[1200];
-        snprintf(hp, sizeof hp, "%s/rt_cuda_kernels.cuh", dirbuf);
-        char *hdr = check_slurp(hp), *in = hdr ? rt_kernels_inline(src, hdr) : NULL;
-        free(hdr);
-        if (in) {
-            free(src);
-            src = in;
-            printf("%s with %s inlined, as the generated program compiles it\n", argv[1], hp);
+    return (size_t)(inc - src);
+}
+
+/* The first of the NUL-separated names that occurs in the library as an identifier token (comments, string
+ * and character literals skipped), "##" when the library pastes tokens (names could be made), or NULL. */
+static const char *library_uses(const char *lib, const char *names, int nnames) {
+    for (const char *p = lib; *p;) {
+        if (p[0] == '/' && p[1] == '/') {
+            while (*p && *p != '\n') p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else if (*p == '"' || *p == '\'') {
+            const char q = *p++;
+            while (*p && *p != q) p += (*p == '\\' && p[1]) ? 2 : 1;
+            if (*p) p++;
+        } else if (p[0] == '#' && p[1] == '#') {
+            return "##";
+        } else if (isalpha((unsigned char)*p) || *p == '_') {
+            const char *s = p;
+            while (isalnum((unsigned char)*p) || *p == '_') p++;
+            const char *nm = names;
+            for (int i = 0; i < nnames; i++, nm += strlen(nm) + 1)
+                if (strlen(nm) == (size_t)(p - s) && !strncmp(nm, s, (size_t)(p - s))) return nm;
+        } else if (isdigit((unsigned char)*p)) {
+            while (isalnum((unsigned char)*p) || *p == '_' || *p == '.') p++; /* 1e5f, 0x1ULL: not names */
+        } else {
+            p++;
         }
     }
+    return NULL;
+}
+
+/* One source through NVRTC: registers and spills printed; failures counted by CHECK. */
+static void compile_nvrtc(const char *src, const char *name, const char *incdir) {
+    char err[8192], inc[1100], cmd[700];
+    snprintf(inc, sizeof inc, "--include-path=%s", incdir);
     const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
     rt_cubin k;
     const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
     const int nk = library ? rt_kernels_count() : 0;
     const char **names = calloc((size_t)nk + 1, sizeof(char *));
     for (int i = 0; names && i < nk; i++) names[i] = rt_kernels_expr(i);
-    if (!names || rt_nvrtc_compile(src, argv[1], arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        free(src);
-        if (system(cmd)) { /* best effort */
-        }
-        return 1;
+    if (!names || rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
+        CHECK_MSG(0, "%s does not compile: %s", name, err);
+        free(names);
+        return;
+    }
+    /* a fresh cache each time: the ptxas report comes with a compile, not with a cache hit */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", g_tmp);
+    if (system(cmd)) { /* best effort */
     }
     int kernels = 0, spills = 0, unlisted = 0;
-    const char *name = NULL;
+    const char *kname = NULL;
     for (char *line = k.log ? strtok(k.log, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         const char *f = strstr(line, "Compiling entry function '");
-        if (f) name = f + 26;
-        const int nl = name ? (int)strcspn(name, "'") : 1;
+        if (f) kname = f + 26;
+        const int nl = kname ? (int)strcspn(kname, "'") : 1;
         if (f && library) {
             /* every entry function must be one the backend launches */
             int listed = 0;
             for (int i = 0; i < k.n_lowered && !listed; i++)
-                listed = (int)strlen(k.lowered[i]) == nl && !strncmp(k.lowered[i], name, (size_t)nl);
+                listed = (int)strlen(k.lowered[i]) == nl && !strncmp(k.lowered[i], kname, (size_t)nl);
             if (!listed) {
-                printf("  NOT LISTED in runtime/rt_cuda_kernel_list.h: %.*s\n", nl, name);
+                printf("  NOT LISTED in runtime/rt_cuda_kernel_list.h: %.*s\n", nl, kname);
                 unlisted++;
             }
         }
         long st = 0, ld = 0, regs = 0;
         const char *sf = strstr(line, "stack frame, ");
         if (sf && sscanf(sf + 13, "%ld bytes spill stores, %ld", &st, &ld) == 2 && (st || ld)) {
-            printf("  SPILL %ld/%ld bytes  %.*s\n", st, ld, nl, name ? name : "?");
+            printf("  SPILL %ld/%ld bytes  %.*s\n", st, ld, nl, kname ? kname : "?");
             spills++;
         }
         const char *u = strstr(line, "Used ");
         if (u && sscanf(u, "Used %ld registers", &regs) == 1) {
             kernels++;
-            printf("  %3ld registers  %.*s\n", regs, nl, name ? name : "?");
+            printf("  %3ld registers  %.*s\n", regs, nl, kname ? kname : "?");
         }
     }
-    printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d functions spill registers; cubin %zu bytes in %.2f s\n", ma, mi, arch, argv[1],
-           kernels, spills, k.size, k.seconds);
+    printf("NVRTC %d.%d, sm_%d: %s: %d kernels, %d functions spill registers; cubin %zu bytes in %.2f s\n", g_nvrtc_major,
+           g_nvrtc_minor, g_arch, name, kernels, spills, k.size, k.seconds);
     rt_cubin_free(&k);
-    free(src);
-    if (system(cmd)) { /* best effort */
-    }
-    CHECK(kernels > 0);
     if (library) {
+        CHECK_MSG(kernels > 0, "%s: no kernels", name);
         CHECK_MSG(unlisted == 0, "%d kernels of the library are not in runtime/rt_cuda_kernel_list.h", unlisted);
         CHECK_MSG(kernels == nk, "the cubin has %d kernels, the backend launches %d", kernels, nk);
         printf("kernel list: %d kernels requested by name\n", nk);
     }
     free(names);
-    CHECK_MSG(spills == 0, "%d functions spill registers", spills);
+    CHECK_MSG(spills == 0, "%s: %d functions spill registers", name, spills);
+}
+
+/* One file through nvcc (-c, sm_N). */
+static void compile_nvcc(const char *path, const char *incdir, const char *label) {
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "'%s' -std=c++17 -arch=sm_%d -I'%s' -c '%s' -o '%s/k.o' 2>&1", g_nvcc, g_arch, incdir, path, g_tmp);
+    const int rc = system(cmd);
+    CHECK_MSG(rc == 0, "nvcc does not compile %s (exit status %d)", label, rc);
+    if (rc == 0) printf("nvcc, sm_%d: %s compiled\n", g_arch, label);
+}
+
+/* One file: the whole of it, or (see the top) its prelude alone when the library it includes is the same
+ * text, independent of the prelude, as one already compiled whole. */
+static void compile_file(const char *path, char **whole_lib) {
+    char dir[1024], hp[1200], why[600], names[8192];
+    char *src = check_slurp(path);
+    if (!src) {
+        CHECK_MSG(0, "cannot read %s", path);
+        return;
+    }
+    char pathbuf[1024];
+    snprintf(pathbuf, sizeof pathbuf, "%s", path);
+    snprintf(dir, sizeof dir, "%s", dirname(pathbuf));
+    char *lib = NULL;
+    size_t pre = 0;
+    int nn = 0, na = 0;
+    if (strstr(src, INCLUDE_LINE)) {
+        snprintf(hp, sizeof hp, "%s/rt_cuda_kernels.cuh", dir);
+        lib = check_slurp(hp);
+        CHECK_MSG(lib != NULL, "%s includes rt_cuda_kernels.cuh, which is not beside it", path);
+        if (!lib) {
+            free(src);
+            return;
+        }
+        pre = split_prelude(src, names, sizeof names, &nn, &na, why, sizeof why);
+        const char *used = pre ? library_uses(lib, names, nn) : NULL;
+        if (used) snprintf(why, sizeof why, "the library uses %s", used), pre = 0;
+        if (pre && *whole_lib && !strcmp(*whole_lib, lib)) {
+            /* the same kernels as the file compiled whole: its constants alone */
+            printf("%s: its %d #define and %d static_assert lines compiled alone; its library is the text compiled above and "
+                   "uses none of its constants, so its kernels are those\n",
+                   path, nn, na);
+            snprintf(hp, sizeof hp, "%s/prelude.cu", g_tmp);
+            FILE *f = fopen(hp, "w");
+            const int ok = f && fwrite(src, 1, pre, f) == pre;
+            if (f) fclose(f);
+            CHECK_MSG(ok, "cannot write %s", hp);
+            if (ok && g_nvcc)
+                compile_nvcc(hp, dir, "its constants");
+            else if (ok) {
+                char err[8192], inc[1100];
+                snprintf(inc, sizeof inc, "--include-path=%s", dir);
+                const char *opts[] = {"-std=c++17", inc};
+                src[pre] = 0;
+                rt_cubin k;
+                const int rc = rt_nvrtc_compile(src, path, g_arch, opts, 2, NULL, 0, &k, err, sizeof err);
+                CHECK_MSG(rc == 0, "the constants of %s do not compile: %s", path, err);
+                if (rc == 0) rt_cubin_free(&k);
+            }
+            free(src);
+            free(lib);
+            return;
+        }
+        if (!pre) printf("%s: compiled whole (%s)\n", path, why);
+    }
+    if (g_nvcc) {
+        compile_nvcc(path, dir, path);
+    } else if (lib) {
+        char *in = rt_kernels_inline(src, lib);
+        CHECK_MSG(in != NULL, "cannot inline the library into %s", path);
+        if (in) {
+            printf("%s with %s inlined, as the generated program compiles it\n", path, hp);
+            compile_nvrtc(in, path, dir);
+        }
+        free(in);
+    } else {
+        compile_nvrtc(src, path, dir);
+    }
+    /* further files with this library: their constants alone */
+    if (pre && !*whole_lib) *whole_lib = lib, lib = NULL;
+    else if (!lib && !*whole_lib && strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH")) *whole_lib = src, src = NULL; /* the library itself */
+    free(lib);
+    free(src);
+}
+
+int main(int argc, char **argv) {
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--arch") && i + 1 < argc)
+            g_arch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--nvcc") && i + 1 < argc)
+            g_nvcc = argv[++i];
+        else
+            break;
+    }
+    if (i >= argc || argv[i][0] == '-' || g_arch < 50) {
+        fprintf(stderr, "usage: nvrtc_compile [--arch N] [--nvcc NVCC] FILE...\n");
+        return 2;
+    }
+    char why[512];
+    if (!g_nvcc && rt_nvrtc_version(&g_nvrtc_major, &g_nvrtc_minor, why, sizeof why) == 0) {
+        printf("%s: skipped\n", why);
+        return 77;
+    }
+    snprintf(g_tmp, sizeof g_tmp, "%s/avgen-nvrtcc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
+    if (!mkdtemp(g_tmp)) return 1;
+    setenv("AVGEN_CACHE_DIR", g_tmp, 1);
+    char *whole_lib = NULL;
+    for (; i < argc; i++) compile_file(argv[i], &whole_lib);
+    free(whole_lib);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd)) { /* best effort */
+    }
     return CHECK_DONE();
 }

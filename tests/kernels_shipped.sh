@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The emitted kernels.cu of every given model compiles for sm_90, with NVRTC or (--nvcc) with nvcc, no GPU
+# needed. nvrtc_compile does the work (tests/nvrtc_compile.c): the first file whole, each further one's
+# constants alone when its library is provably the same kernels. First it checks that decision on small
+# made-up folders (a library that uses a constant, a macro with arguments, a failing static_assert), so a
+# wrong shortcut fails here rather than hiding a kernels.cu that does not compile.
+# usage: kernels_shipped.sh AVGEN NVRTC_COMPILE [--nvcc NVCC] FILE...   (a MODEL.json is emitted, its kernels.cu
+# compiled; any other FILE, such as the library itself, is compiled as it is, in the given order)
+set -u
+AVGEN=$1
+TOOL=$2
+shift 2
+opts=()
+if [ "${1:-}" = --nvcc ]; then
+  opts=(--nvcc "$2")
+  shift 2
+fi
+. "$(dirname "$0")/lib.sh" kernels-shipped
+
+# made-up folders: PRELUDE_BODY LIBRARY_BODY -> DIR/kernels.cu and DIR/rt_cuda_kernels.cuh
+fake() {
+  mkdir -p "$TMP/$1"
+  printf '// kernels.cu of %s\n%b\nstatic_assert(AVGEN_D %% 2 == 0, "even");\n\n#include "rt_cuda_kernels.cuh"\n' "$1" "$2" \
+    >"$TMP/$1/kernels.cu"
+  printf '%b\n' "$3" >"$TMP/$1/rt_cuda_kernels.cuh"
+}
+lib='// AVGEN_D in a comment, "AVGEN_D" in a string\n__global__ void k(float *x) { x[0] = 1.5e3f; }'
+fake a '#define AVGEN_D 4' "$lib"
+fake b '#define AVGEN_D  8\n#define AVGEN_E 3' "$lib"
+fake uses '#define AVGEN_D 6' '__global__ void k(float *x) { x[0] = AVGEN_D; }'
+fake fn '#define AVGEN_D 2\n#define AVGEN_F(x) x' "$lib"
+fake odd '#define AVGEN_D 5' "$lib"
+out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/b/kernels.cu" "$TMP/uses/kernels.cu" "$TMP/fn/kernels.cu" 2>&1)
+rc=$?
+if [ $rc = 77 ]; then
+  echo "$out"
+  exit 77
+fi
+[ $rc = 0 ] && ok || bad "made-up folders: exit $rc: $out"
+grep -q "b/kernels.cu: its 2 #define and 1 static_assert lines compiled alone" <<<"$out" && ok ||
+  bad "a second folder with the same independent library was not shortened: $out"
+grep -q "uses/kernels.cu: compiled whole (the library uses AVGEN_D)" <<<"$out" && ok ||
+  bad "a library that uses a constant was not compiled whole: $out"
+grep -q "fn/kernels.cu: compiled whole (a #define that is not a plain constant" <<<"$out" && ok ||
+  bad "a function-like macro was not compiled whole: $out"
+out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/odd/kernels.cu" 2>&1) && bad "a failing static_assert passed: $out" || ok
+
+files=()
+for m in "$@"; do
+  case $m in
+  *.json)
+    n=$(basename "$m" .json)
+    "$AVGEN" emit "$m" -o "$TMP/models/$n" >/dev/null 2>&1 || bad "avgen emit $m"
+    files+=("$TMP/models/$n/kernels.cu")
+    ;;
+  *) files+=("$m") ;;
+  esac
+done
+"$TOOL" "${opts[@]}" "${files[@]}" && ok || bad "the shipped models' kernels.cu"
+finish
