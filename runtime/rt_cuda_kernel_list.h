@@ -1,7 +1,7 @@
 /* rt_cuda_kernel_list.h: every kernel of runtime/rt_cuda_kernels.cuh that the host code launches, in a fixed
  * order. rt_cuda.cu launches through a table indexed in this order, filled either from its own
  * nvcc-compiled copy of the kernels or from a cubin that NVRTC compiled at run time, looked up by the names
- * NVRTC lowers "&" X to (rt_kernels.c). A kernel missing here cannot be launched; the nvrtc-kernel-library
+ * NVRTC lowers "&" X to (rt_kernels.c). A kernel missing here cannot be launched; the nvrtc-kernels
  * test fails when this list and the kernels of the library differ. Plain C: no CUDA header needed. */
 #ifndef AVGEN_RT_CUDA_KERNEL_LIST_H
 #define AVGEN_RT_CUDA_KERNEL_LIST_H
