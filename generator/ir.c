@@ -485,11 +485,12 @@ static int adapter_backward_head(ctx *c, int w, int l, const adapter_acts *o, in
     return d_ub;
 }
 
-/* Adapter backward, rest: accumulates into g[X stream] and g[Y stream] when need_x. */
-static void adapter_backward_tail(ctx *c, int w, int l, const adapter_acts *o, int d_ub, const int g[2], int need_x) {
+/* Adapter backward, from its second BatchNorm to its LayerNorm before: returns the gradient of its input
+ * (the gated fuse), d_zpre. */
+static int adapter_backward_chain(ctx *c, int w, int l, const adapter_acts *o, int d_ub) {
     const adapter_params *a = &c->ad[w][l];
-    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA, ot = 1 - st;
-    const int64_t P = c->P, N = c->N[st], N2 = c->N[ot], D = c->D, m = c->m, dr = c->dr, G = c->G;
+    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA;
+    const int64_t P = c->P, N = c->N[st], D = c->D, dr = c->dr, G = c->G;
     const char *pre = k_adapter_prefix[w];
     char tn[112];
     gen_dtype adt = c->adt;
@@ -526,6 +527,18 @@ static void adapter_backward_tail(ctx *c, int w, int l, const adapter_acts *o, i
     emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_ADAPTER, l, st, IN(d_z, o->zpre, o->lnb_mu, o->lnb_rs, a->lnb_w),
          OUT(d_zpre, pgrad(c, a->lnb_w), pgrad(c, a->lnb_b)), 0, 12.0 * P * N * D, "%s.%d.ln_before.bwd", pre, l);
     last_op(c)->eps = 1e-5;
+    return d_zpre;
+}
+
+/* Adapter backward, last: the latent exchange's, which accumulates into g[X stream] and g[Y stream] when
+ * need_x. The two streams' adapters at one position run their chains first and then their latent ops, one
+ * after the other, both accumulating into the same two gradients: the CUDA backend runs such a pair as one
+ * (rt_cuda_latbwd_first). */
+static void adapter_backward_latent(ctx *c, int w, int l, const adapter_acts *o, int d_zpre, const int g[2], int need_x) {
+    const adapter_params *a = &c->ad[w][l];
+    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA, ot = 1 - st;
+    const int64_t P = c->P, N = c->N[st], N2 = c->N[ot], D = c->D, m = c->m;
+    const char *pre = k_adapter_prefix[w];
     double fwd = 2.0 * P * m * N2 * D * 2 + 2.0 * P * N * m * D * 2;
     double fl = need_x ? 2.0 * fwd : 2.0 * fwd - (2.0 * P * N * m * D + 2.0 * 2.0 * P * m * N2 * D);
     emit(c, OP_ADAPTER_LATENT_BWD, PH_BWD, FAM_ADAPTER, l, st,
@@ -583,8 +596,11 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
                  OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
             last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
         }
+        int d_zpre[4] = {-1, -1, -1, -1};
         for (int w = AD_V2; w <= AD_A2; w++)
-            if (c->ad[w][l].exists) adapter_backward_tail(c, w, l, &la->ad[w], d_ub[w], g, need);
+            if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
+        for (int w = AD_V2; w <= AD_A2; w++)
+            if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
     }
 
     /* Attention sub-block (k = 2l). */
@@ -631,8 +647,11 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
                  OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
             last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
         }
+        int d_zpre[4] = {-1, -1, -1, -1};
         for (int w = AD_V1; w <= AD_A1; w++)
-            if (c->ad[w][l].exists) adapter_backward_tail(c, w, l, &la->ad[w], d_ub[w], g, need);
+            if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
+        for (int w = AD_V1; w <= AD_A1; w++)
+            if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
     }
 }
 
