@@ -118,6 +118,9 @@ struct Dev {
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
+    // per op (n_ops + 1 entries): for an ADAPTER_LATENT_BWD that runs the one before it with it, as one, that
+    // op's index (rt_cuda_latbwd_first; AVGEN_FUSE_LATENT_BWD=0: none), else -1
+    int *lb_first;
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -708,6 +711,72 @@ bool qkv_stacked(const avgen_ctx *c, int a, int b, int cc, size_t n) {
 
 
 
+// An ADAPTER_LATENT_BWD's tensors and scratch (rt_cuda_op_scratch): X [P, N, D] (its stream), Y [P, N2, D]
+// (the other), m latents; gX and gY the two streams' gradients it adds to (NULL: not needed).
+struct LatBwd {
+    const float *dZ, *X, *Y, *S, *A1, *A2, *tok, *gav;
+    const unsigned short *dZ16;  // dZ as bf16 (rt_cuda_bf16_operands)
+    float *gX, *gY, *gtok, *ggav;
+    int P, N, D, N2, m;
+    long long rows;
+    float *dL2, *dS, *dL1, *dtokp;
+    double *rowdg;
+};
+
+bool latbwd_setup(avgen_ctx *c, const avgen_graph *g, int op, LatBwd *b) {
+    Dev *d = DEV(c);
+    const avgen_op_desc *o = &g->ops[op];
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+    const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
+    b->P = (int)xt->shape[0], b->N = (int)xt->shape[1], b->D = (int)xt->shape[2], b->N2 = (int)yt->shape[1];
+    b->m = (int)tt->shape[0];
+    b->rows = (long long)b->P * b->N;
+    if (b->m > kMaxLatents) {
+        set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, b->m);
+        return false;
+    }
+    const size_t P = (size_t)b->P, m = (size_t)b->m, D = (size_t)b->D;
+    b->dL2 = (float *)scratch(d, sizeof(float) * (size_t)b->rows * m), b->dS = (float *)scratch(d, sizeof(float) * P * m * D);
+    b->dL1 = (float *)scratch(d, sizeof(float) * P * m * (size_t)b->N2);
+    b->dtokp = (float *)scratch(d, sizeof(float) * P * m * D);
+    b->rowdg = (double *)scratch(d, sizeof(double) * (size_t)b->rows);
+    if (!b->dL2 || !b->dS || !b->dL1 || !b->dtokp || !b->rowdg) return false;
+    b->dZ = PF(in[0]), b->X = PF(in[1]), b->Y = PF(in[2]), b->S = PF(in[3]), b->A1 = PF(in[4]), b->A2 = PF(in[5]);
+    b->tok = PF(in[6]), b->gav = PF(in[7]);
+    b->dZ16 = is16(d, in[0]) ? P16(c, in[0]) : NULL;
+    const int need_x = o->n_out == 4;
+    b->gX = need_x ? PF(out[2]) : NULL, b->gY = need_x ? PF(out[3]) : NULL;
+    b->gtok = PF(out[0]), b->ggav = PF(out[1]);
+    return true;
+}
+
+// Parts 1-3: rowdg, dL2 and (write_x) gX += its term, then oy's (the pair's other op); dS; dL1 and the
+// tokens' per-pair gradient.
+void latbwd_chain(Dev *d, const LatBwd *b, bool write_x, LatGy oy) {
+    const dim3 gr((unsigned)((b->rows + 7) / 8)), bl(256);
+    LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_rows, gr, bl, 0, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
+             write_x ? b->gX : NULL, b->rows, b->N, b->D, b->m, b->dZ16, oy);
+    LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_ds, dim3(b->P, (b->D + 127) / 128), dim3(128), 0, b->dZ, b->X, b->A2,
+             b->dL2, b->gav, b->dS, b->N, b->D, b->m, b->dZ16);
+    lat_exchange(d, b->dS, (long long)b->m * b->D, b->Y, b->dL1, b->A1, b->dS, (long long)b->m * b->D, false, b->dtokp, b->P,
+                 b->N2, b->D, b->m);
+}
+
+// Part 4: gY += its term, then orow's (the pair's other op's gX term, those rows being that op's X).
+void latbwd_gy(Dev *d, const LatBwd *b, LatRows orow) {
+    // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over at most 4096
+    // blocks
+    const int D = b->D, cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
+    const long long rows2 = (long long)b->P * b->N2;
+    launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
+           b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
+}
+
+void latbwd_grads(Dev *d, const LatBwd *b) {
+    dw_sum(d, b->dtokp, b->gtok, b->P, (long long)b->m * b->D);
+    launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, b->rowdg, b->rows, b->ggav);
+}
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
@@ -944,39 +1013,24 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
-        const avgen_tensor_desc *xt = TD(in[1]), *yt = TD(in[2]), *tt = TD(in[6]);
-        const int P = (int)xt->shape[0], N = (int)xt->shape[1], D = (int)xt->shape[2], N2 = (int)yt->shape[1];
-        const int m = (int)tt->shape[0];
-        const int need_x = o->n_out == 4;
-        const long long rows = (long long)P * N;
-        if (m > kMaxLatents) {
-            set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
-            return;
+        if (d->lb_first && d->lb_first[op + 1] == op) break;  // runs with the next op, as one (fused_latent_bwd)
+        const int f = d->lb_first ? d->lb_first[op] : -1;
+        LatBwd first, second;
+        if (!latbwd_setup(c, g, op, &second) || (f >= 0 && !latbwd_setup(c, g, f, &first))) return;
+        if (f < 0) {  // alone: parts 1-3, part 4, the token and gate gradients
+            latbwd_chain(d, &second, second.gX != NULL, LatGy{});
+            if (second.gX) latbwd_gy(d, &second, LatRows{});
+            latbwd_grads(d, &second);
+            break;
         }
-        float *dL2 = (float *)scratch(d, sizeof(float) * rows * m), *dS = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
-        float *dL1 = (float *)scratch(d, sizeof(float) * (size_t)P * m * N2);
-        float *dtokp = (float *)scratch(d, sizeof(float) * (size_t)P * m * D);
-        double *rowdg = (double *)scratch(d, sizeof(double) * rows);
-        if (!dL2 || !dS || !dL1 || !dtokp || !rowdg) return;
-        const float *dZ = PF(in[0]), *X = PF(in[1]), *Y = PF(in[2]), *S = PF(in[3]), *A1 = PF(in[4]), *A2 = PF(in[5]);
-        const float *tok = PF(in[6]), *gav = PF(in[7]);
-        const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
-        float *gX = need_x ? PF(out[2]) : NULL;
-        const unsigned short *dZ16 = is16(d, in[0]) ? P16(c, in[0]) : NULL;  // dZ as bf16 (rt_cuda_bf16_operands)
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_rows, gr, bl, 0, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m, dZ16);
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latbwd_ds, dim3(P, (D + 127) / 128), dim3(128), 0, dZ, X, A2, dL2, gav, dS, N, D, m,
-                 dZ16);
-        lat_exchange(d, dS, (long long)m * D, Y, dL1, A1, dS, (long long)m * D, false, dtokp, P, N2, D, m);
-        if (need_x) {
-            // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over
-            // at most 4096 blocks
-            const int cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
-            const long long rows2 = (long long)P * N2;
-            launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
-                   A1, dS, dL1, tok, PF(out[3]), P, N2, D, m);
-        }
-        dw_sum(d, dtokp, PF(out[0]), P, (long long)m * D);
-        launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, rowdg, rows, PF(out[1]));
+        // A pair (first, second) whose gradients are each other's: second's parts 1-3 without its gX pass; first's
+        // with its gX pass adding second's part 4 on those rows; first's part 4 adding second's gX term on its
+        // rows; then their token and gate gradients. Each gradient gets the two ops' terms in their order.
+        latbwd_chain(d, &second, false, LatGy{});
+        latbwd_chain(d, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m});
+        latbwd_gy(d, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m});
+        latbwd_grads(d, &first);
+        latbwd_grads(d, &second);
         break;
     }
     case AVGEN_OP_KIND_GROUP_LINEAR: {
@@ -1454,6 +1508,16 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
     return true;
 }
 
+// The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
+// of host memory.
+bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
+    d->lb_first = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
+    if (!d->lb_first) return false;
+    const int on = env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1);  // (not 0 or 1: d->failed)
+    for (int j = 0; j <= g->n_ops; j++) d->lb_first[j] = on > 0 && j < g->n_ops ? rt_cuda_latbwd_first(g, j) : -1;
+    return true;
+}
+
 // True when every frozen tensor of g is in the other context's frozen arena at the same offset and size, and
 // that context is attached with an arena at least as large (rt_cuda_opts.share_frozen).
 bool frozen_compatible(const avgen_graph *g, const avgen_ctx *other) {
@@ -1650,7 +1714,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
-    if (!fused_residuals(g, d)) {
+    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
     }
@@ -1820,6 +1884,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     if (!d->frozen_shared) cudaFree(d->frozen16);
     free(d->ln_res);
     free(d->lr_fused);
+    free(d->lb_first);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
@@ -2012,6 +2077,8 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     for (int i = 0; d->t16 && i < c->g->n_tensors; i++) r->n_bf16_tensors += d->t16[i] == RT_CUDA_T_BF16;
     r->n_bn_fused = d->n_bn_fused;
     r->n_lat_fused = d->n_lat_fused;
+    r->n_latbwd_pairs = 0;
+    for (int j = 0; d->lb_first && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb_first[j] >= 0;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

@@ -131,6 +131,14 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls);
  * while X, S and A2 are live: the latent op writes A1, S and A2 only, and those readers compute Z from them
  * as they load it. Returns the count. */
 int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
+/* The latent backward pairs: j's index minus one when ops j - 1 and j are ADAPTER_LATENT_BWD ops of one phase
+ * that each add to the other's two stream gradients (j's X is j - 1's Y and the other way round, the same pairs
+ * and width), op j writing no activation that is not older than op j - 1 (so nothing can share the memory of
+ * what op j - 1 reads) nor anything op j - 1 reads or writes but those gradients; else -1. The CUDA backend
+ * runs such a pair at op j as one: each gradient read and written once, with both ops' terms added in the two
+ * ops' order (the same bits), unless AVGEN_FUSE_LATENT_BWD=0. The IR puts the two streams' adapters' latent
+ * ops one after the other. */
+int rt_cuda_latbwd_first(const avgen_graph *g, int j);
 /* What rt_cuda_act_classes applies on load (fuse: a mask of these). */
 enum { RT_CUDA_FUSE_BN = 1, RT_CUDA_FUSE_LATENT = 2 };
 /* Every tensor's class as the CUDA backend stores it (cls, g->n_tensors entries): with bf16, the bf16
@@ -194,6 +202,7 @@ typedef struct {
     int attention_fused;             /* 1: the fused bf16 attention kernels ran; 0: per-head GEMMs + softmax */
     int n_bn_fused;                  /* BatchNorms applied on load, their outputs not stored (rt_cuda_bn_on_load) */
     int n_lat_fused;                 /* adapters' gated fuse applied on load, not stored (rt_cuda_lat_on_load) */
+    int n_latbwd_pairs;              /* latent backward pairs run as one (rt_cuda_latbwd_first) */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
     /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the

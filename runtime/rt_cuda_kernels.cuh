@@ -1255,12 +1255,44 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
     }
 }
 
+// The two streams' adapters at one position run their latent backward as one (rt_cuda_latbwd_first): each
+// adds to both streams' gradients, and the pair's passes over a gradient add both adapters' terms, in the
+// order the two ops would, in one read and one write. LatGy: the other adapter's part 4 term on these rows
+// (its Y is this one's X); LatRows: the other's part 1 term gX (dZ + dL2 S) from its dL2. m = 0: none.
+struct LatGy {
+    const float *A1, *dS, *dL1, *tok;
+    int m;
+};
+struct LatRows {
+    const float *dZ;
+    const unsigned short *dZ16;  // dZ as bf16 (then dZ is ignored)
+    const float *dL2, *S;
+    int m;
+};
+// Part 4's term of row j of pair p, column d: sum_i A1[p,i,j] dS[p,i,d] + sum_i dL1[p,i,j] tok[i,d] (N2 rows a pair).
+__device__ __forceinline__ float lat_gy(const LatGy &o, int p, int j, int N2, int D, int d) {
+    float s1 = 0, s2 = 0;
+    for (int i = 0; i < o.m; i++) {
+        const size_t pi = (size_t)p * o.m + i;
+        s1 += o.A1[pi * N2 + j] * o.dS[pi * D + d];
+        s2 += o.dL1[pi * N2 + j] * o.tok[(size_t)i * D + d];
+    }
+    return s1 + s2;
+}
+// Part 1's term of row r (of pair p), column d: dZ[r,d] + sum_i dL2[r,i] S[p,i,d], as k_latbwd_rows adds it.
+__device__ __forceinline__ float lat_rows(const LatRows &o, long long r, int p, int D, int d) {
+    float t = 0;
+    for (int i = 0; i < o.m; i++) t += o.dL2[r * o.m + i] * o.S[((size_t)p * o.m + i) * D + d];
+    return ld_fh(o.dZ, o.dZ16, (size_t)r * D + d) + t;
+}
+
 // Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
-// dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i.
-// dZ16: dZ stored as bf16 (then dZ is ignored).
+// dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i,
+// then (a fused pair) += the other adapter's part 4 term oy. dZ16: dZ stored as bf16 (then dZ is ignored).
 template <int M>
 __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
-                              float *dL2, float *gX, long long rows, int N, int D, int m, const unsigned short *dZ16) {
+                              float *dL2, float *gX, long long rows, int N, int D, int m, const unsigned short *dZ16,
+                              LatGy oy) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -1300,14 +1332,18 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
             if (lane == 0) dL2[r * m + i] = da[i];
         }
     if (lane == 0) rowdg[r] = dg;
-    if (gX)
+    if (gX) {
+        const int j = (int)(r - (long long)p * N);
         for (int d = lane; d < D; d += 32) {
             float t = 0;
 #pragma unroll
             for (int i = 0; i < M; i++)
                 if (i < m) t += da[i] * s[(size_t)i * D + d];
-            gX[r * D + d] += dz(d) + t;
+            float v = gX[r * D + d] + (dz(d) + t);
+            if (oy.m) v += lat_gy(oy, p, j, N, D, d);
+            gX[r * D + d] = v;
         }
+    }
 }
 
 // Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows. One thread per
@@ -1340,12 +1376,13 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
 
 // Part 3: dL1 and each pair's share of the token gradient, k_lat_dots, k_lat_softmax and k_lat_mix (part 1) on dS.
 
-// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i. Blocks take rows (p, j) = pj from
-// blockIdx.x on, gridDim.x apart (a block per row was a hundred thousand blocks of one float4 a thread, bound
-// by launching blocks), threads over d (blockIdx.y * blockDim.x + threadIdx.x): four consecutive d a thread
-// (float4) when D is a multiple of 4, else one. The same sums, in the same order, whatever the grid.
+// Part 4: gY[p,j] += sum_i A1[p,i,j] dS[p,i] + dL1[p,i,j] tok_i, then (a fused pair) += the other adapter's
+// part 1 term orow. Blocks take rows (p, j) = pj from blockIdx.x on, gridDim.x apart (a block per row was a
+// hundred thousand blocks of one float4 a thread, bound by launching blocks), threads over d (blockIdx.y *
+// blockDim.x + threadIdx.x): four consecutive d a thread (float4) when D is a multiple of 4, else one. The
+// same sums, in the same order, whatever the grid.
 __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, const float *tok, float *gY, int P,
-                            int N2, int D, int m) {
+                            int N2, int D, int m, LatRows orow) {
     const int t = blockIdx.y * blockDim.x + threadIdx.x;
     const int rows = P * N2, vec = (D & 3) == 0, d = vec ? 4 * t : t;
     if (d >= D) return;
@@ -1362,14 +1399,16 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
             float *g = gY + (size_t)pj * D + d;
             float4 v = vld<float4>(g);
             v.x += s1.x + s2.x, v.y += s1.y + s2.y, v.z += s1.z + s2.z, v.w += s1.w + s2.w;
+            if (orow.m) {
+                v.x += lat_rows(orow, pj, p, D, d), v.y += lat_rows(orow, pj, p, D, d + 1);
+                v.z += lat_rows(orow, pj, p, D, d + 2), v.w += lat_rows(orow, pj, p, D, d + 3);
+            }
             vst(g, v);
         } else {
-            float s1 = 0, s2 = 0;
-            for (int i = 0; i < m; i++) {
-                s1 += A1[((size_t)p * m + i) * N2 + j] * dS[((size_t)p * m + i) * D + d];
-                s2 += dL1[((size_t)p * m + i) * N2 + j] * tok[(size_t)i * D + d];
-            }
-            gY[(size_t)pj * D + d] += s1 + s2;
+            const LatGy me = {A1, dS, dL1, tok, m};
+            float v = gY[(size_t)pj * D + d] + lat_gy(me, p, j, N2, D, d);
+            if (orow.m) v += lat_rows(orow, pj, p, D, d);
+            gY[(size_t)pj * D + d] = v;
         }
     }
 }
@@ -1548,7 +1587,8 @@ AVGEN_LN_CS_INST(24)
     template __global__ void k_latent_b<M>(const float *, const float *, const float *, float *, float *, long long,    \
                                            int, int, int);                                                             \
     template __global__ void k_latbwd_rows<M>(const float *, const float *, const float *, const float *, double *,    \
-                                              float *, float *, long long, int, int, int, const unsigned short *);     \
+                                              float *, float *, long long, int, int, int, const unsigned short *,      \
+                                              LatGy);                                                                  \
     template __global__ void k_latbwd_ds<M>(const float *, const float *, const float *, const float *, const float *, \
                                             float *, int, int, int, const unsigned short *);
 AVGEN_LATENT_INST(2)

@@ -87,8 +87,37 @@ void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dYv, const void *
     }
 }
 
+int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
+    if (j < 1 || j >= g->n_ops) return -1;
+    const avgen_op_desc *f = &g->ops[j - 1], *s = &g->ops[j];
+    if (f->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || s->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || f->phase != s->phase ||
+        f->n_in < 8 || s->n_in < 8 || f->n_out != 4 || s->n_out != 4)
+        return -1;
+    const int32_t *fi = g->refs + f->in_at, *fo = g->refs + f->out_at, *si = g->refs + s->in_at, *so = g->refs + s->out_at;
+    for (int k = 0; k < 8; k++)
+        if (fi[k] < 0 || si[k] < 0) return -1;
+    for (int k = 0; k < 4; k++)
+        if (fo[k] < 0 || so[k] < 0) return -1;
+    if (fi[1] != si[2] || fi[2] != si[1] || fo[2] != so[3] || fo[3] != so[2] || fo[2] == fo[3]) return -1;
+    const avgen_tensor_desc *fx = &g->tensors[fi[1]], *sx = &g->tensors[si[1]];
+    if (fx->ndim != 3 || sx->ndim != 3 || fx->shape[0] != sx->shape[0] || fx->shape[2] != sx->shape[2]) return -1;
+    for (int k = 0; k < s->n_out; k++) {
+        const int t = so[k];
+        const avgen_tensor_desc *td = &g->tensors[t];
+        if (td->arena == AVGEN_ARENA_ACT && td->first >= j - 1) return -1; /* new memory at op j */
+        if (k >= 2) continue;                                             /* the shared gradients */
+        for (int q = 0; q < f->n_in; q++)
+            if (fi[q] == t) return -1;
+        for (int q = 0; q < f->n_out; q++)
+            if (fo[q] == t) return -1;
+    }
+    return j - 1;
+}
+
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
-    const double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
+    double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
+    const int f = rt_cuda_latbwd_first(g, op); /* a latent backward pair runs at its second op, with both scratches */
+    if (f >= 0) v += op_scratch(g, k, f, 0);
     return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
 }
 
@@ -511,8 +540,13 @@ static int load_source(const avgen_graph *g, int t) {
 double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) {
     const avgen_op_desc *o = &g->ops[op];
     double bytes = 0;
-    for (int i = 0; i < o->n_in + o->n_out; i++) {
-        const int t = g->refs[i < o->n_in ? o->in_at + i : o->out_at + i - o->n_in];
+    /* a latent backward pair (rt_cuda_latbwd_first): the first op's passes over the two gradients are the
+     * second's, which reads its dZ once more (its gX term, added in the first's part 4 pass) */
+    const int lb_first = op + 1 < g->n_ops && rt_cuda_latbwd_first(g, op + 1) == op;
+    const int lb_second = rt_cuda_latbwd_first(g, op) >= 0;
+    for (int i = 0; i < o->n_in + o->n_out + lb_second; i++) {
+        if (lb_first && (i == 8 || i == 9 || i == o->n_in + 2 || i == o->n_in + 3)) continue;
+        const int t = g->refs[i < o->n_in ? o->in_at + i : i < o->n_in + o->n_out ? o->out_at + i - o->n_in : o->in_at];
         if (t < 0) continue;
         int k = cls ? cls[t] : RT_CUDA_T_FP32;
         if (k == RT_CUDA_T_VIRTUAL && i >= o->n_in) continue;

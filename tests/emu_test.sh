@@ -175,6 +175,20 @@ alloc=$(( $(jnum allocated_bytes "$TMP/bench.json") + $(jnum scratch_bytes "$TMP
 if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
   bad "BatchNorm on load: allocated $alloc bytes, planned $(jnum planned_bytes "$TMP/bench.json")"; fi
 
+# The two streams' latent backward ops at an adapter position run as one (the default; AVGEN_FUSE_LATENT_BWD=0:
+# one after the other): each gradient gets both ops' terms in their order, so the same bits, fp32, bf16 and bf16
+# activations; the bench counts the pairs.
+samebits "latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)" "$TMP/$n1-cuda.st" "$TMP/lbsplit.st" \
+  AVGEN_FUSE_LATENT_BWD=0 "$p" --step --inputs random --backend cuda
+samebits "latent backward pairs apart, bf16" "$TMP/$n1-bf16.st" "$TMP/lbsplit16.st" AVGEN_FUSE_LATENT_BWD=0 "$p" --step \
+  --inputs random --backend cuda --precision bf16
+samebits "latent backward pairs apart, bf16 activations" "$TMP/$n1-bf16ops.st" "$TMP/lbsplitops.st" AVGEN_FUSE_LATENT_BWD=0 \
+  AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
+run "latent backward pairs apart bench" env AVGEN_FUSE_LATENT_BWD=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 \
+  --json "$TMP/benchlb.json"
+if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bwd_pairs "$TMP/benchlb.json")" = 0 ]; then ok
+else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0"; fi
+
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
 # backward without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) rebuilds it in op scratch (k_lat_z).
@@ -228,6 +242,8 @@ fails "AVGEN_FUSE_LATENT=no: expected 0 or 1" env AVGEN_FUSE_LATENT=no "$p" --st
 fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

@@ -839,10 +839,10 @@ template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m)
         const unsigned short *dz16 = yb2;
         float *dzf = dx2;
         for (size_t i = 0; i < n; i++) dzf[i] = avgen_emu_bf(dz16[i]);
-        CHECK(run("k_latbwd_rows", bgr, b256, 0, [=] { k_latbwd_rows<M>(dzf, S, A2a, gav, rga, dL2a, gXa, rows, N, D, m, NULL); }) ==
+        CHECK(run("k_latbwd_rows", bgr, b256, 0, [=] { k_latbwd_rows<M>(dzf, S, A2a, gav, rga, dL2a, gXa, rows, N, D, m, NULL, LatGy{}); }) ==
                       cudaSuccess &&
                   run("k_latbwd_rows", bgr, b256, 0,
-                      [=] { k_latbwd_rows<M>(NULL, S, A2a, gav, rgb, dL2b, gXb, rows, N, D, m, dz16); }) == cudaSuccess &&
+                      [=] { k_latbwd_rows<M>(NULL, S, A2a, gav, rgb, dL2b, gXb, rows, N, D, m, dz16, LatGy{}); }) == cudaSuccess &&
                   run("k_latbwd_ds", dim3(P, (D + 127) / 128), dim3(128), 0,
                       [=] { k_latbwd_ds<M>(dzf, X, A2a, dL2a, gav, dSa, N, D, m, NULL); }) == cudaSuccess &&
                   run("k_latbwd_ds", dim3(P, (D + 127) / 128), dim3(128), 0,
