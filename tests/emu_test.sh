@@ -177,13 +177,15 @@ if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
 
 # The two streams' latent backward ops at an adapter position run as one (the default; AVGEN_FUSE_LATENT_BWD=0:
 # one after the other): each gradient gets both ops' terms in their order, so the same bits, fp32, bf16 and bf16
-# activations; the bench counts the pairs.
-samebits "latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)" "$TMP/$n1-cuda.st" "$TMP/lbsplit.st" \
-  AVGEN_FUSE_LATENT_BWD=0 "$p" --step --inputs random --backend cuda
-samebits "latent backward pairs apart, bf16" "$TMP/$n1-bf16.st" "$TMP/lbsplit16.st" AVGEN_FUSE_LATENT_BWD=0 "$p" --step \
-  --inputs random --backend cuda --precision bf16
-samebits "latent backward pairs apart, bf16 activations" "$TMP/$n1-bf16ops.st" "$TMP/lbsplitops.st" AVGEN_FUSE_LATENT_BWD=0 \
-  AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
+# activations; on the fixture, whose live gates make those terms nonzero (the tiny programs' gate_av = 0 zeroes
+# them); the bench counts the pairs.
+FX=(--params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" --backend cuda)
+samebits "latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)" "$TMP/fixture-cuda.st" "$TMP/lbsplit.st" \
+  AVGEN_FUSE_LATENT_BWD=0 "$FPROG" --step "${FX[@]}"
+samebits "latent backward pairs apart, bf16" "$TMP/fixture-bf16.st" "$TMP/lbsplit16.st" AVGEN_FUSE_LATENT_BWD=0 "$FPROG" \
+  --step "${FX[@]}" --precision bf16
+samebits "latent backward pairs apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/lbsplitops.st" \
+  AVGEN_FUSE_LATENT_BWD=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 run "latent backward pairs apart bench" env AVGEN_FUSE_LATENT_BWD=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 \
   --json "$TMP/benchlb.json"
 if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bwd_pairs "$TMP/benchlb.json")" = 0 ]; then ok
