@@ -1399,9 +1399,16 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
             float *g = gY + (size_t)pj * D + d;
             float4 v = vld<float4>(g);
             v.x += s1.x + s2.x, v.y += s1.y + s2.y, v.z += s1.z + s2.z, v.w += s1.w + s2.w;
-            if (orow.m) {
-                v.x += lat_rows(orow, pj, p, D, d), v.y += lat_rows(orow, pj, p, D, d + 1);
-                v.z += lat_rows(orow, pj, p, D, d + 2), v.w += lat_rows(orow, pj, p, D, d + 3);
+            if (orow.m) {  // lat_rows on four columns: dL2 loaded once, S as float4
+                float4 t = make_float4(0, 0, 0, 0);
+                for (int i = 0; i < orow.m; i++) {
+                    const float l = orow.dL2[(size_t)pj * orow.m + i];
+                    const float4 sv = vld<float4>(orow.S + ((size_t)p * orow.m + i) * D + d);
+                    t.x += l * sv.x, t.y += l * sv.y, t.z += l * sv.z, t.w += l * sv.w;
+                }
+                const size_t e = (size_t)pj * D + d;
+                v.x += ld_fh(orow.dZ, orow.dZ16, e) + t.x, v.y += ld_fh(orow.dZ, orow.dZ16, e + 1) + t.y;
+                v.z += ld_fh(orow.dZ, orow.dZ16, e + 2) + t.z, v.w += ld_fh(orow.dZ, orow.dZ16, e + 3) + t.w;
             }
             vst(g, v);
         } else {
