@@ -5,7 +5,7 @@
 #      backend against the CPU backend in the same run, through step dumps: fp32 per tensor relative L2
 #      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
 #      GEMMs <= 2e-2, also with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1); the PyTorch fixtures' expected
-#      dumps; two CUDA runs bit-identical;
+#      dumps; two CUDA runs bit-identical; the latent backward pairs run apart bit-identical to run as one;
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile) and warm (cache) start times, and the
 #      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs);
 #   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
@@ -32,6 +32,7 @@ BENCH_OPS_ONLY=${BENCH_OPS_ONLY-130}  # batches timed with bf16 activations only
 BENCH_BN_STORED=${BENCH_BN_STORED-32}  # batches also timed with the BatchNorm outputs stored (AVGEN_FUSE_BN=0)
 BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters' gated fuse stored (AVGEN_FUSE_LATENT=0)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
+BENCH_LB_APART=${BENCH_LB_APART-32}  # batches also timed with the latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)
 BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B took over 240 s in the first
@@ -115,6 +116,17 @@ if [[ " $STAGES " == *" parity "* ]]; then
     fx=$KIT/fixtures/$f
     parity "fx-$f" --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors"
     [ -f "$OUT/dumps/fx-$f-cuda.st" ] && cmpdump "fx-$f cuda vs torch fp64" "$OUT/dumps/fx-$f-cuda.st" "$fx/expected.safetensors" 1e-4 --grad-floor
+  done
+  # the two streams' latent backward ops run apart (AVGEN_FUSE_LATENT_BWD=0) give the same bits as the pair run as
+  # one (the default), on the fixture whose live gates make the fused terms nonzero
+  fx=$KIT/fixtures/lavish-odd-batch d=$OUT/dumps/fx-lavish-odd-batch
+  for v in cuda:fp32: bf16ops:bf16:AVGEN_BF16_OPERANDS=1; do
+    IFS=: read -r ref prec extra <<<"$v"
+    [ -f "$d-$ref.st" ] && run "fx-lbapart-$prec" env AVGEN_FUSE_LATENT_BWD=0 $extra "$(prog fx-lavish-odd-batch)" --step \
+      --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$d-lbapart-$prec.st" --backend cuda \
+      --precision "$prec" &&
+      { if cmp -s "$d-lbapart-$prec.st" "$d-$ref.st"; then ok "latent backward pairs apart, $prec: the same bits"
+        else bad "latent backward pairs apart, $prec: not the same bits as run as one"; fi; }
   done
   for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late; do
     parity "$m" --inputs random
@@ -246,6 +258,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_LN_SPLIT; do jobs+=("$b:bf16-lnsplit"); done
   for b in $BENCH_BN_STORED; do jobs+=("$b:bf16-bnstored"); done
   for b in $BENCH_LAT_STORED; do jobs+=("$b:bf16-latstored"); done
+  for b in $BENCH_LB_APART; do jobs+=("$b:bf16-lbapart"); done
   have_torch=0
   [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
   lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }  # a job's timeout: its own, or the $left of RUN_LIMIT
@@ -295,7 +308,9 @@ if [[ " $STAGES " == *" bench "* ]]; then
     [ "$prec" = bf16-bnstored ] && bnl=0
     latl=1  # bf16-latstored: the adapters' gated fuse stored and read back (AVGEN_FUSE_LATENT=0)
     [ "$prec" = bf16-latstored ] && latl=0
-    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+    lbp=1  # bf16-lbapart: the two streams' latent backward ops one after the other (AVGEN_FUSE_LATENT_BWD=0)
+    [ "$prec" = bf16-lbapart ] && lbp=0
+    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl AVGEN_FUSE_LATENT_BWD=$lbp timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
       --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
       ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention|^  GEMMs' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
     elif [ $? = 124 ] && [ "$left" -lt 150 ]; then  # its timeout cut to what was left of RUN_LIMIT
