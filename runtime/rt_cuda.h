@@ -134,7 +134,8 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
 /* The latent backward pairs: j's index minus one when ops j - 1 and j are ADAPTER_LATENT_BWD ops of one phase
  * that each add to the other's two stream gradients (j's X is j - 1's Y and the other way round, the same pairs
  * and width), op j writing no activation that is not older than op j - 1 (so nothing can share the memory of
- * what op j - 1 reads) nor anything op j - 1 reads or writes but those gradients; else -1. The CUDA backend
+ * what op j - 1 reads) nor anything op j - 1 reads or writes but those gradients, and reading nothing else
+ * op j - 1 writes; else -1. The CUDA backend
  * runs such a pair at op j as one: each gradient read and written once, with both ops' terms added in the two
  * ops' order (the same bits), unless AVGEN_FUSE_LATENT_BWD=0. The IR puts the two streams' adapters' latent
  * ops one after the other. */

@@ -99,6 +99,9 @@ int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     for (int k = 0; k < 4; k++)
         if (fo[k] < 0 || so[k] < 0) return -1;
     if (fi[1] != si[2] || fi[2] != si[1] || fo[2] != so[3] || fo[3] != so[2] || fo[2] == fo[3]) return -1;
+    for (int k = 0; k < 8; k++) /* the second's parts 1-3 run before the first's writes */
+        for (int q = 0; q < 4; q++)
+            if (si[k] == fo[q]) return -1;
     const avgen_tensor_desc *fx = &g->tensors[fi[1]], *sx = &g->tensors[si[1]];
     if (fx->ndim != 3 || sx->ndim != 3 || fx->shape[0] != sx->shape[0] || fx->shape[2] != sx->shape[2]) return -1;
     for (int k = 0; k < s->n_out; k++) {

@@ -209,6 +209,10 @@ else bad "gated fuse on load: not counted, its kernels did not run, or it still 
 for v in AVGEN_FUSE_LATENT AVGEN_FUSE_BN; do
   samebits "$v=0, bf16 activations" "$TMP/$n1-bf16ops.st" "$TMP/split-$v.st" "$v=0" AVGEN_BF16_OPERANDS=1 "$p" --step \
     --inputs random --backend cuda --precision bf16
+  # and on the fixture, whose live gates make the fuse's latent term nonzero (gate_av = 0 zeroes it above)
+  samebits "$v=0 on the fixture" "$TMP/fixture-cuda.st" "$TMP/fxsplit-$v.st" "$v=0" "$FPROG" --step "${FX[@]}"
+  samebits "$v=0 on the fixture, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/fxsplit16-$v.st" "$v=0" \
+    AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 done
 run "unfused LayerNorm backward, bf16 activations" env AVGEN_FUSED_LN_BWD=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random \
   --out "$TMP/lnsplitops.st" --backend cuda --precision bf16 &&

@@ -452,8 +452,48 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
     return top;
 }
 
+/* The latent backward pairs (rt_cuda_latbwd_first): every pair found is two adjacent ADAPTER_LATENT_BWD ops of
+ * the two streams adding to each other's gradients, and every such op that adds to the gradients (need_x)
+ * has its partner right after or before it (the IR's order), so that want pairs are found. */
+static void test_latbwd_pairs(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+    gen_spec s;
+    gen_ir ir;
+    gen_mem m;
+    gen_graph gg;
+    if (load(model, sets, nsets, &s)) return;
+    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
+    gen_pack(&ir, &m);
+    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    const avgen_graph *g = &gg.g;
+    int pairs = 0, adding = 0, paired = 0;
+    for (int j = 0; j < g->n_ops; j++) {
+        const avgen_op_desc *o = &g->ops[j];
+        if (o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->n_out == 4) {
+            adding++;
+            paired += rt_cuda_latbwd_first(g, j) >= 0 || (j + 1 < g->n_ops && rt_cuda_latbwd_first(g, j + 1) == j);
+        }
+        const int f = rt_cuda_latbwd_first(g, j);
+        if (f < 0) continue;
+        pairs++;
+        const avgen_op_desc *a = &g->ops[f];
+        const int32_t *ai = g->refs + a->in_at, *ao = g->refs + a->out_at, *bi = g->refs + o->in_at, *bo = g->refs + o->out_at;
+        CHECK_MSG(f == j - 1 && a->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD &&
+                      a->stream != o->stream && ai[1] == bi[2] && ai[2] == bi[1] && ao[2] == bo[3] && ao[3] == bo[2],
+                  "%s: ops %d and %d are not a latent backward pair", model, f, j);
+    }
+    CHECK_MSG(pairs == want && paired == adding, "%s (recompute %d): %d latent backward pairs (expected %d), %d of %d ops paired",
+              model, (int)rc, pairs, want, paired, adding);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) snprintf(root, sizeof root, "%s", argv[1]);
+    /* ViT-B/16: two adapter positions a layer, 12 layers; the lowest (layer 0's attention) adds to no gradient */
+    test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 23);
+    test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 23);
+    test_latbwd_pairs("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, 3);
+    test_latbwd_pairs("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0);
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();
