@@ -568,7 +568,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
     int k = 2 * l + 1;
     if (k >= kmin) {
         int need = k > kmin;
-        int d_ub[4] = {-1, -1, -1, -1}, d_act[2] = {-1, -1};
+        int d_ub[4] = {-1, -1, -1, -1}, d_act[2] = {-1, -1}, d_h[2] = {-1, -1};
         for (int w = AD_V2; w <= AD_A2; w++)
             if (c->ad[w][l].exists) d_ub[w] = adapter_backward_head(c, w, l, &la->ad[w], g[w == AD_V2 ? SV : SA]);
         for (int st = 0; need && st < 2; st++) {
@@ -591,14 +591,22 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
             emit(c, OP_GELU_LINEAR_DX, PH_BWD, FAM_LINEAR, l, st, IN(d_act[st], a->f1pre, L->w1), OUT(d_h2),
                  2.0 * P * N * F * D, 12.0 * P * N * F, "%s", nm(b, b2, l, 0));
             set_gemm(c, P * N, D, F, 1);
-            snprintf(b2, sizeof b2, "%c.layernorm_after.bwd", k_sname[st]);
-            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h2, a->xm, a->mu2, a->rs2, L->ln2w, g[st]),
-                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
-            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
+            d_h[st] = d_h2;
         }
         int d_zpre[4] = {-1, -1, -1, -1};
         for (int w = AD_V2; w <= AD_A2; w++)
             if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
+        /* the frozen LayerNorm's backward of each stream last before the latent ops, the vision one just before
+         * them (a backend may run it with the pair: rt_cuda_latbwd_first) */
+        for (int st = 1; need && st >= 0; st--) {
+            if (!c->use[st]) continue;
+            const stream_acts *a = &la->s[st];
+            const int64_t N = c->N[st];
+            snprintf(b2, sizeof b2, "%c.layernorm_after.bwd", k_sname[st]);
+            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h[st], a->xm, a->mu2, a->rs2, L->ln2w, g[st]),
+                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
+            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
+        }
         for (int w = AD_V2; w <= AD_A2; w++)
             if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
     }
@@ -607,7 +615,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
     k = 2 * l;
     if (k >= kmin) {
         int need = k > kmin;
-        int d_ub[4] = {-1, -1, -1, -1}, d_ao[2] = {-1, -1};
+        int d_ub[4] = {-1, -1, -1, -1}, d_ao[2] = {-1, -1}, d_h[2] = {-1, -1};
         layer_acts rca;
         const layer_acts *aa = la;
         for (int w = AD_V1; w <= AD_A1; w++)
@@ -642,14 +650,20 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
             emit(c, OP_QKV_DX, PH_BWD, FAM_LINEAR, l, st, IN(d_qkv, L->wq, L->wk, L->wv), OUT(d_h1),
                  2.0 * P * N * 3 * D * D, 0, "%s", nm(b, b2, l, 0));
             set_gemm(c, P * N, D, 3 * D, 1);
-            snprintf(b2, sizeof b2, "%c.layernorm_before.bwd", k_sname[st]);
-            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h1, a->x, a->mu1, a->rs1, L->ln1w, g[st]),
-                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
-            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
+            d_h[st] = d_h1;
         }
         int d_zpre[4] = {-1, -1, -1, -1};
         for (int w = AD_V1; w <= AD_A1; w++)
             if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
+        for (int st = 1; need && st >= 0; st--) { /* as in the MLP sub-block */
+            if (!c->use[st]) continue;
+            const stream_acts *a = &aa->s[st];
+            const int64_t N = c->N[st];
+            snprintf(b2, sizeof b2, "%c.layernorm_before.bwd", k_sname[st]);
+            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h[st], a->x, a->mu1, a->rs1, L->ln1w, g[st]),
+                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
+            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
+        }
         for (int w = AD_V1; w <= AD_A1; w++)
             if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
     }
