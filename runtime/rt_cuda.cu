@@ -121,6 +121,9 @@ struct Dev {
     // per op (n_ops + 1 entries): for an ADAPTER_LATENT_BWD that runs the one before it with it, as one, that
     // op's index (rt_cuda_latbwd_first; AVGEN_FUSE_LATENT_BWD=0: none), else -1
     int *lb_first;
+    // per op (n_ops + 1 entries): for such an op, the frozen LAYERNORM_BWD that runs with the pair
+    // (rt_cuda_latbwd_ln), else -1
+    int *lb_ln;
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -750,12 +753,45 @@ bool latbwd_setup(avgen_ctx *c, const avgen_graph *g, int op, LatBwd *b) {
     return true;
 }
 
+// A frozen LayerNorm's backward (n_out 1: dx += ...), dy fp32 or bf16 (rt_cuda_bf16_operands).
+void ln_bwd_frozen(avgen_ctx *c, const avgen_graph *g, int op) {
+    Dev *d = DEV(c);
+    const int32_t *in = g->refs + g->ops[op].in_at, *out = g->refs + g->ops[op].out_at;
+    const avgen_tensor_desc *xt = TD(in[1]);
+    const int D = (int)xt->shape[xt->ndim - 1];
+    const long long rows = xt->bytes / 4 / D;
+    if (is16(d, in[0])) {  // dy written as bf16 by its GEMM (rt_cuda_bf16_operands)
+        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd_bf, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, P16(c, in[0]), PF(in[1]),
+                 PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), D, 1, rows, D);
+        return;
+    }
+    LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]),
+             PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), D, 1, NULL, rows, D);
+}
+
 // Parts 1-3: rowdg, dL2 and (write_x) gX += its term, then oy's (the pair's other op); dS; dL1 and the
-// tokens' per-pair gradient.
-void latbwd_chain(Dev *d, const LatBwd *b, bool write_x, LatGy oy) {
-    const dim3 gr((unsigned)((b->rows + 7) / 8)), bl(256);
-    LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_rows, gr, bl, 0, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
-             write_x ? b->gX : NULL, b->rows, b->N, b->D, b->m, b->dZ16, oy);
+// tokens' per-pair gradient. ln >= 0: the frozen LayerNorm backward op that adds to gX first
+// (rt_cuda_latbwd_ln), in the same pass when a kernel takes its width and m (k_latbwd_rows_ln), else before it.
+void latbwd_chain(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, bool write_x, LatGy oy, int ln) {
+    Dev *d = DEV(c);
+    const int V = ln_values(b->D);
+    if (ln >= 0 && write_x && b->m <= 2 && V > 0) {
+        const int32_t *in = g->refs + g->ops[ln].in_at;
+        const int bf = is16(d, in[0]);
+        const LnBwdIn li = {bf ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4])};
+        const dim3 gr((unsigned)((b->rows + 3) / 4)), bl(128);
+        if (bf)
+            LAUNCH_T(LnCsValues, V, k_latbwd_rows_lnbf, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2, b->gX, b->rows,
+                     b->N, b->D, b->m, b->dZ16, oy);
+        else
+            LAUNCH_T(LnCsValues, V, k_latbwd_rows_ln, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2, b->gX, b->rows,
+                     b->N, b->D, b->m, b->dZ16, oy);
+    } else {
+        if (ln >= 0) ln_bwd_frozen(c, g, ln);
+        const dim3 gr((unsigned)((b->rows + 7) / 8)), bl(256);
+        LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_rows, gr, bl, 0, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
+                 write_x ? b->gX : NULL, b->rows, b->N, b->D, b->m, b->dZ16, oy);
+    }
     LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_ds, dim3(b->P, (b->D + 127) / 128), dim3(128), 0, b->dZ, b->X, b->A2,
              b->dL2, b->gav, b->dS, b->N, b->D, b->m, b->dZ16);
     lat_exchange(d, b->dS, (long long)b->m * b->D, b->Y, b->dL1, b->A1, b->dS, (long long)b->m * b->D, false, b->dtokp, b->P,
@@ -1018,16 +1054,17 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         LatBwd first, second;
         if (!latbwd_setup(c, g, op, &second) || (f >= 0 && !latbwd_setup(c, g, f, &first))) return;
         if (f < 0) {  // alone: parts 1-3, part 4, the token and gate gradients
-            latbwd_chain(d, &second, second.gX != NULL, LatGy{});
+            latbwd_chain(c, g, &second, second.gX != NULL, LatGy{}, -1);
             if (second.gX) latbwd_gy(d, &second, LatRows{});
             latbwd_grads(d, &second);
             break;
         }
         // A pair (first, second) whose gradients are each other's: second's parts 1-3 without its gX pass; first's
-        // with its gX pass adding second's part 4 on those rows; first's part 4 adding second's gX term on its
-        // rows; then their token and gate gradients. Each gradient gets the two ops' terms in their order.
-        latbwd_chain(d, &second, false, LatGy{});
-        latbwd_chain(d, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m});
+        // with its gX pass adding (after the LayerNorm backward's term, when one runs with the pair) second's
+        // part 4 on those rows; first's part 4 adding second's gX term on its rows; then their token and gate
+        // gradients. Each gradient gets the ops' terms in their order.
+        latbwd_chain(c, g, &second, false, LatGy{}, -1);
+        latbwd_chain(c, g, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m}, d->lb_ln[op]);
         latbwd_gy(d, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m});
         latbwd_grads(d, &first);
         latbwd_grads(d, &second);
@@ -1242,13 +1279,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (dx16) launch(d, k_to_bf16, GRID4(n), (const float *)dx, P16(c, out[0]), n);
             break;
         }
-        if (is16(d, in[0])) {  // dy written as bf16 by its GEMM (rt_cuda_bf16_operands)
-            LAUNCH_T(LnValues, ln_values(D), k_ln_bwd_bf, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, P16(c, in[0]), PF(in[1]),
-                     PF(in[2]), PF(in[3]), PF(in[4]), PF(out[0]), D, 1, rows, D);
-            break;
-        }
-        LAUNCH_T(LnValues, ln_values(D), k_ln_bwd, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4]), NULL,
-                                                                NULL, PF(out[0]), D, 1, NULL, rows, D);
+        if (d->lb_ln && op + 2 < g->n_ops && d->lb_ln[op + 2] == op) break;  // runs with the latent pair after it
+        ln_bwd_frozen(c, g, op);
         break;
     }
     case AVGEN_OP_KIND_LINEAR_DX: {
@@ -1512,9 +1544,13 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
 // of host memory.
 bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
     d->lb_first = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
-    if (!d->lb_first) return false;
+    d->lb_ln = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
+    if (!d->lb_first || !d->lb_ln) return false;
     const int on = env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1);  // (not 0 or 1: d->failed)
-    for (int j = 0; j <= g->n_ops; j++) d->lb_first[j] = on > 0 && j < g->n_ops ? rt_cuda_latbwd_first(g, j) : -1;
+    for (int j = 0; j <= g->n_ops; j++) {
+        d->lb_first[j] = on > 0 && j < g->n_ops ? rt_cuda_latbwd_first(g, j) : -1;
+        d->lb_ln[j] = d->lb_first[j] >= 0 ? rt_cuda_latbwd_ln(g, d->lb_first[j]) : -1;
+    }
     return true;
 }
 
@@ -1885,6 +1921,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->lb_first);
+    free(d->lb_ln);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);

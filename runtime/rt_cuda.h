@@ -140,6 +140,13 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
  * ops' order (the same bits), unless AVGEN_FUSE_LATENT_BWD=0. The IR puts the two streams' adapters' latent
  * ops one after the other. */
 int rt_cuda_latbwd_first(const avgen_graph *g, int j);
+/* For the first op f of such a pair (f + 1 its second): f - 1 when that op is a frozen LAYERNORM_BWD of the same
+ * phase accumulating into the first op's own stream gradient (rows of the same shape), the pair writing no
+ * activation newer than it and none of its inputs, and neither reading that gradient but where they add to it;
+ * else -1. The backend runs it with the pair, in the first op's pass over that gradient (k_latbwd_rows_ln), so
+ * the gradient is read and written once for the three ops. The IR puts the vision stream's frozen LayerNorm
+ * backward of each sub-block just before its latent pair. */
+int rt_cuda_latbwd_ln(const avgen_graph *g, int f);
 /* What rt_cuda_act_classes applies on load (fuse: a mask of these). */
 enum { RT_CUDA_FUSE_BN = 1, RT_CUDA_FUSE_LATENT = 2 };
 /* Every tensor's class as the CUDA backend stores it (cls, g->n_tensors entries): with bf16, the bf16
@@ -183,7 +190,7 @@ const char *rt_cuda_device_name(const avgen_ctx *c);
  * out pointer may be NULL. */
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);
 
-#define RT_CUDA_KERNEL_SLOTS 112 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
+#define RT_CUDA_KERNEL_SLOTS 128 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
 typedef struct {
     int warmup, steps;              /* inputs */
     double median_ms, mean_ms, min_ms, max_ms;

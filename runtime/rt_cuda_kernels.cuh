@@ -1290,12 +1290,9 @@ __device__ __forceinline__ float lat_rows(const LatRows &o, long long r, int p, 
 // dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i,
 // then (a fused pair) += the other adapter's part 4 term oy. dZ16: dZ stored as bf16 (then dZ is ignored).
 template <int M>
-__global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
-                              float *dL2, float *gX, long long rows, int N, int D, int m, const unsigned short *dZ16,
-                              LatGy oy) {
-    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
+__device__ __forceinline__ void latbwd_row(long long r, int lane, const float *dZ, const float *S, const float *A2,
+                                           const float *gav, double *rowdg, float *dL2, float *gX, int N, int D, int m,
+                                           const unsigned short *dZ16, const LatGy &oy) {
     const int p = (int)(r / N);
     const float *dzf = dZ16 ? NULL : dZ + r * D, *s = S + (size_t)p * m * D, *a2 = A2 + r * m;
     const unsigned short *dzh = dZ16 ? dZ16 + r * D : NULL;
@@ -1344,6 +1341,47 @@ __global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, 
             gX[r * D + d] = v;
         }
     }
+}
+template <int M>
+__global__ void k_latbwd_rows(const float *dZ, const float *S, const float *A2, const float *gav, double *rowdg,
+                              float *dL2, float *gX, long long rows, int N, int D, int m, const unsigned short *dZ16,
+                              LatGy oy) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    latbwd_row<M>(r, threadIdx.x & 31, dZ, S, A2, gav, rowdg, dL2, gX, N, D, m, dZ16, oy);
+}
+// The frozen LayerNorm backward that adds to gX just before a latent backward pair (rt_cuda_latbwd_ln), run by
+// the warp on its row first (ln_bwd_row, as k_ln_bwd and k_ln_bwd_bf run it, accumulating into gX), then part 1
+// on the same row by the same lanes: the row of gX read from memory and written back once. m <= 2; dy fp32
+// (k_latbwd_rows_ln) or bf16 (k_latbwd_rows_lnbf). Blocks of 128 threads, a warp a row.
+struct LnBwdIn {
+    const void *dy;
+    const float *x, *mu, *rs, *w;
+};
+template <int V, class DT>
+__device__ __forceinline__ void latbwd_rows_ln(const LnBwdIn &ln, const float *dZ, const float *S, const float *A2,
+                                               const float *gav, double *rowdg, float *dL2, float *gX, long long rows,
+                                               int N, int D, int m, const unsigned short *dZ16, const LatGy &oy) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const int lane = threadIdx.x & 31;
+    ln_bwd_row<V, false, false, DT>(r, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, gX, D, 1, NULL, D, NULL,
+                                    NULL, BnLoad{});
+    latbwd_row<2>(r, lane, dZ, S, A2, gav, rowdg, dL2, gX, N, D, m, dZ16, oy);
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_latbwd_rows_ln(LnBwdIn ln, const float *dZ, const float *S, const float *A2,
+                                                        const float *gav, double *rowdg, float *dL2, float *gX,
+                                                        long long rows, int N, int D, int m, const unsigned short *dZ16,
+                                                        LatGy oy) {
+    latbwd_rows_ln<V, float>(ln, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m, dZ16, oy);
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_latbwd_rows_lnbf(LnBwdIn ln, const float *dZ, const float *S, const float *A2,
+                                                          const float *gav, double *rowdg, float *dL2, float *gX,
+                                                          long long rows, int N, int D, int m, const unsigned short *dZ16,
+                                                          LatGy oy) {
+    latbwd_rows_ln<V, unsigned short>(ln, dZ, S, A2, gav, rowdg, dL2, gX, rows, N, D, m, dZ16, oy);
 }
 
 // Part 2: dS[p,i,d] = sum_r A2[r,i] gate_av dZ[r,d] + dL2[r,i] X[r,d] over the pair's rows. One thread per
@@ -1586,6 +1624,18 @@ AVGEN_LN_CS_INST(1)
 AVGEN_LN_CS_INST(2)
 AVGEN_LN_CS_INST(24)
 #undef AVGEN_LN_CS_INST
+// The latent backward pair's first rows pass with the frozen LayerNorm backward before it (m <= 2).
+#define AVGEN_LATLN_INST(V)                                                                                            \
+    template __global__ void k_latbwd_rows_ln<V>(LnBwdIn, const float *, const float *, const float *, const float *,  \
+                                                 double *, float *, float *, long long, int, int, int,                 \
+                                                 const unsigned short *, LatGy);                                       \
+    template __global__ void k_latbwd_rows_lnbf<V>(LnBwdIn, const float *, const float *, const float *, const float *, \
+                                                   double *, float *, float *, long long, int, int, int,               \
+                                                   const unsigned short *, LatGy);
+AVGEN_LATLN_INST(1)
+AVGEN_LATLN_INST(2)
+AVGEN_LATLN_INST(24)
+#undef AVGEN_LATLN_INST
 // The latent kernels, for each bound M on the latents a block (or warp) keeps in registers.
 #define AVGEN_LATENT_INST(M)                                                                                           \
     template __global__ void k_lat_dots<M>(const float *, long long, const float *, float *, int, int, int);         \

@@ -117,6 +117,36 @@ int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     return j - 1;
 }
 
+int rt_cuda_latbwd_ln(const avgen_graph *g, int f) {
+    if (f < 1 || f + 1 >= g->n_ops || rt_cuda_latbwd_first(g, f + 1) != f) return -1;
+    const int l = f - 1;
+    const avgen_op_desc *L = &g->ops[l], *F = &g->ops[f], *S = &g->ops[f + 1];
+    if (L->kind != AVGEN_OP_KIND_LAYERNORM_BWD || L->phase != F->phase || L->n_in < 6 || L->n_out != 1 || !L->accumulate)
+        return -1;
+    const int32_t *li = g->refs + L->in_at, *fi = g->refs + F->in_at, *fo = g->refs + F->out_at;
+    const int dx = g->refs[L->out_at];
+    if (dx < 0 || dx != fo[2] || li[5] != dx) return -1; /* it adds to the first op's own stream gradient */
+    for (int k = 0; k < 5; k++)
+        if (li[k] < 0) return -1;
+    const avgen_tensor_desc *lx = &g->tensors[li[1]], *fx = &g->tensors[fi[1]];
+    if (lx->ndim != 3 || lx->shape[0] != fx->shape[0] || lx->shape[1] != fx->shape[1] || lx->shape[2] != fx->shape[2])
+        return -1;
+    for (int q = f; q <= f + 1; q++) { /* the pair: nothing new in memory, none of L's inputs written, ... */
+        const avgen_op_desc *o = &g->ops[q];
+        for (int k = 0; k < o->n_out; k++) {
+            const int t = g->refs[o->out_at + k];
+            if (t < 0) continue;
+            if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= l) return -1;
+            for (int z = 0; z < 5; z++)
+                if (li[z] == t) return -1;
+        }
+        for (int k = 0; k < 8 && k < o->n_in; k++) /* ... and its gradient read only where it is added to */
+            if (g->refs[o->in_at + k] == dx) return -1;
+    }
+    (void)S;
+    return l;
+}
+
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
     double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
     const int f = rt_cuda_latbwd_first(g, op); /* a latent backward pair runs at its second op, with both scratches */
@@ -547,8 +577,11 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) 
      * second's, which reads its dZ once more (its gX term, added in the first's part 4 pass) */
     const int lb_first = op + 1 < g->n_ops && rt_cuda_latbwd_first(g, op + 1) == op;
     const int lb_second = rt_cuda_latbwd_first(g, op) >= 0;
+    /* and the LayerNorm backward run with it (rt_cuda_latbwd_ln): its pass over the gradient is the pair's */
+    const int lb_ln = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && rt_cuda_latbwd_ln(g, op + 1) == op;
     for (int i = 0; i < o->n_in + o->n_out + lb_second; i++) {
         if (lb_first && (i == 8 || i == 9 || i == o->n_in + 2 || i == o->n_in + 3)) continue;
+        if (lb_ln && (i == 5 || i == o->n_in)) continue;
         const int t = g->refs[i < o->n_in ? o->in_at + i : i < o->n_in + o->n_out ? o->out_at + i - o->n_in : o->in_at];
         if (t < 0) continue;
         int k = cls ? cls[t] : RT_CUDA_T_FP32;
