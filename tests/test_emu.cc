@@ -883,6 +883,50 @@ template <int V> static void test_ln_bwd_bf(long long rows, int D) {
     for (void *q : {(void *)dyf, (void *)x, (void *)mu, (void *)rs, (void *)w, (void *)dx1, (void *)dx2, (void *)dy16}) cudaFree(q);
 }
 
+// ------------------------------------------------------------------------ the LayerNorm backward with a latent pair
+// k_latbwd_rows_ln<V> (dy fp32) and k_latbwd_rows_lnbf<V> (dy bf16) against what they fuse, one after the other:
+// k_ln_bwd<V> / k_ln_bwd_bf<V> adding to gX, then k_latbwd_rows<2> adding its term and the other op's part 4
+// term (LatGy): the same bits in gX, dL2 and rowdg. V = 24 at ViT-B's width (the emulated programs are narrower).
+template <int V> static void test_latbwd_ln(int P, int N, int D, int m, int bf) {
+    const long long rows = (long long)P * N;
+    const size_t n = (size_t)rows * D, nS = (size_t)P * m * D, nA = (size_t)P * m * N;
+    float *dy = dev_rand(n, 1.0f, 0.0f), *x = dev_rand(n, 2.0f, 0.3f), *w = dev_rand(D, 0.3f, 1.0f), *dZ = dev_rand(n, 1.0f, 0.0f);
+    float *S = dev_rand(nS, 0.5f, 0.0f), *A2 = dev_rand((size_t)rows * m, 0.5f, 0.5f), *gav = dev_rand(1, 0.0f, 0.7f);
+    float *oA1 = dev_rand(nA, 0.5f, 0.5f), *odS = dev_rand(nS, 1.0f, 0.0f), *odL1 = dev_rand(nA, 0.3f, 0.0f);
+    float *otok = dev_rand(nS / P, 0.2f, 0.0f), *mu = dev_rand(rows, 0.01f, 0.3f), *rs = dev_rand(rows, 0.1f, 0.9f);
+    float *g1 = dev_rand(n, 1.0f, 0.0f), *g2, *l1, *l2;
+    double *r1, *r2;
+    unsigned short *dy16;
+    cudaMalloc((void **)&g2, sizeof(float) * n), cudaMalloc((void **)&dy16, 2 * n);
+    cudaMalloc((void **)&l1, sizeof(float) * (size_t)rows * m), cudaMalloc((void **)&l2, sizeof(float) * (size_t)rows * m);
+    cudaMalloc((void **)&r1, sizeof(double) * rows), cudaMalloc((void **)&r2, sizeof(double) * rows);
+    memcpy(g2, g1, sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) dy16[i] = f2bf(dy[i]);
+    const LatGy oy = {oA1, odS, odL1, otok, m};
+    const LnBwdIn li = {bf ? (const void *)dy16 : (const void *)dy, x, mu, rs, w};
+    const dim3 lg((unsigned)((rows + 3) / 4)), b128(128), rg((unsigned)((rows + 7) / 8)), b256(256);
+    CHECK(run(bf ? "k_ln_bwd_bf" : "k_ln_bwd", lg, b128, 0,
+              [=] {
+                  if (bf) k_ln_bwd_bf<V>(dy16, x, mu, rs, w, g1, D, 1, rows, D);
+                  else k_ln_bwd<V>(dy, x, mu, rs, w, NULL, NULL, g1, D, 1, NULL, rows, D);
+              }) == cudaSuccess &&
+              run("k_latbwd_rows", rg, b256, 0,
+                  [=] { k_latbwd_rows<2>(dZ, S, A2, gav, r1, l1, g1, rows, N, D, m, NULL, oy); }) == cudaSuccess &&
+              run(bf ? "k_latbwd_rows_lnbf" : "k_latbwd_rows_ln", lg, b128, 0,
+                  [=] {
+                      if (bf) k_latbwd_rows_lnbf<V>(li, dZ, S, A2, gav, r2, l2, g2, rows, N, D, m, NULL, oy);
+                      else k_latbwd_rows_ln<V>(li, dZ, S, A2, gav, r2, l2, g2, rows, N, D, m, NULL, oy);
+                  }) == cudaSuccess,
+          "V %d bf16 %d: the LayerNorm backward with a latent pair failed", V, bf);
+    CHECK(!memcmp(g1, g2, sizeof(float) * n) && !memcmp(l1, l2, sizeof(float) * (size_t)rows * m) &&
+              !memcmp(r1, r2, sizeof(double) * rows),
+          "V %d D %d m %d bf16 %d: k_latbwd_rows_ln differs from k_ln_bwd then k_latbwd_rows", V, D, m, bf);
+    for (void *q : {(void *)dy, (void *)x, (void *)w, (void *)dZ, (void *)S, (void *)A2, (void *)gav, (void *)oA1, (void *)odS,
+                    (void *)odL1, (void *)otok, (void *)mu, (void *)rs, (void *)g1, (void *)g2, (void *)l1, (void *)l2,
+                    (void *)r1, (void *)r2, (void *)dy16})
+        cudaFree(q);
+}
+
 // ------------------------------------------------------------------------------------- sums over pairs
 // k_sum_pairs as the backend launches it ((n + 31) / 32 blocks of 8 warps) against the float64 sum: every column
 // added once into dst, none outside n touched; P below, at and above the warps' count, n not a multiple of 32.
@@ -916,6 +960,10 @@ int main() {
     test_gelu(7);
     test_ln_bwd_bf<24>(37, 768);
     test_ln_bwd_bf<0>(9, 100);
+    for (int bf = 0; bf < 2; bf++) {
+        test_latbwd_ln<24>(3, 49, 768, 2, bf);
+        test_latbwd_ln<1>(5, 7, 32, 1, bf);
+    }
     test_bn_on_load<24>(70, 768);
     test_bn_on_load<2>(45, 40);
     test_bn_on_load<0>(9, 100);

@@ -454,7 +454,8 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
 
 /* The latent backward pairs (rt_cuda_latbwd_first): every pair found is two adjacent ADAPTER_LATENT_BWD ops of
  * the two streams adding to each other's gradients, and every such op that adds to the gradients (need_x)
- * has its partner right after or before it (the IR's order), so that want pairs are found. */
+ * has its partner right after or before it (the IR's order), so that want pairs are found; each with the
+ * vision stream's frozen LayerNorm backward just before it (rt_cuda_latbwd_ln). */
 static void test_latbwd_pairs(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
     gen_spec s;
     gen_ir ir;
@@ -465,7 +466,7 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
     gen_pack(&ir, &m);
     CHECK(gen_graph_build(&ir, &m, &gg) == 0);
     const avgen_graph *g = &gg.g;
-    int pairs = 0, adding = 0, paired = 0;
+    int pairs = 0, adding = 0, paired = 0, lns = 0;
     for (int j = 0; j < g->n_ops; j++) {
         const avgen_op_desc *o = &g->ops[j];
         if (o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->n_out == 4) {
@@ -480,7 +481,17 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
         CHECK_MSG(f == j - 1 && a->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD &&
                       a->stream != o->stream && ai[1] == bi[2] && ai[2] == bi[1] && ao[2] == bo[3] && ao[3] == bo[2],
                   "%s: ops %d and %d are not a latent backward pair", model, f, j);
+        /* the frozen LayerNorm backward run with it: the one adding to the first op's stream gradient */
+        const int l = rt_cuda_latbwd_ln(g, f);
+        if (l < 0) continue;
+        lns++;
+        const avgen_op_desc *L = &g->ops[l];
+        CHECK_MSG(l == f - 1 && L->kind == AVGEN_OP_KIND_LAYERNORM_BWD && L->n_out == 1 && L->stream == a->stream &&
+                      g->refs[L->out_at] == ao[2],
+                  "%s: op %d does not run with the latent backward pair %d, %d", model, l, f, j);
     }
+    CHECK_MSG(lns == want, "%s (recompute %d): %d LayerNorm backward ops run with a pair, expected %d", model, (int)rc, lns,
+              want);
     CHECK_MSG(pairs == want && paired == adding, "%s (recompute %d): %d latent backward pairs (expected %d), %d of %d ops paired",
               model, (int)rc, pairs, want, paired, adding);
     gen_graph_free(&gg);
