@@ -604,7 +604,7 @@ template <int V0, int... Vs, class F> void with_value(Vals<V0, Vs...>, int v, F 
 // LayerNorm kernels keep a row in registers for the widths the shipped models use (k_layernorm<V>, V values
 // a lane): widths up to 32, up to 64, and 737..768 (ViT-B/16); any other width takes the generic V = 0.
 using LnValues = Vals<1, 2, 24, 0>;
-int ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }
+int ln_values(int D) { return rt_cuda_ln_values(D); }
 using LnCsValues = Vals<1, 2, 24>;  // k_ln_bwd_cs: the register widths only
 
 // LayerNorm backward of a trainable LayerNorm (weight gradient add0, bias gradient add1, both +=): with a

@@ -133,17 +133,19 @@ int rt_cuda_bn_on_load(const avgen_graph *g, unsigned char *cls);
 int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
 /* The latent backward pairs: j's index minus one when ops j - 1 and j are ADAPTER_LATENT_BWD ops of one phase
  * that each add to the other's two stream gradients (j's X is j - 1's Y and the other way round, the same pairs
- * and width), op j writing no activation that is not older than op j - 1 (so nothing can share the memory of
- * what op j - 1 reads) nor anything op j - 1 reads or writes but those gradients, and reading nothing else
- * op j - 1 writes; else -1. The CUDA backend
+ * and width), op j - 1 not itself the second of a pair, op j writing no activation that is not older than op
+ * j - 1 (so nothing can share the memory of what op j - 1 reads) nor anything op j - 1 reads or writes but those
+ * gradients, neither reading the other's writes but where they add to the gradients; else -1. The CUDA backend
  * runs such a pair at op j as one: each gradient read and written once, with both ops' terms added in the two
  * ops' order (the same bits), unless AVGEN_FUSE_LATENT_BWD=0. The IR puts the two streams' adapters' latent
  * ops one after the other. */
 int rt_cuda_latbwd_first(const avgen_graph *g, int j);
+/* The values per lane the LayerNorm kernels keep a row of width D in (1, 2 or 24), or 0: the generic loop. */
+int rt_cuda_ln_values(int D);
 /* For the first op f of such a pair (f + 1 its second): f - 1 when that op is a frozen LAYERNORM_BWD of the same
- * phase accumulating into the first op's own stream gradient (rows of the same shape), the pair writing no
- * activation newer than it and none of its inputs, and neither reading that gradient but where they add to it;
- * else -1. The backend runs it with the pair, in the first op's pass over that gradient (k_latbwd_rows_ln), so
+ * phase accumulating into the first op's own stream gradient (rows of the same shape, a width the fused kernel
+ * takes: rt_cuda_ln_values > 0, and at most 2 latents), the pair writing no activation newer than it and none of
+ * its inputs, and neither reading that gradient but where they add to it; else -1. The backend runs it with the pair, in the first op's pass over that gradient (k_latbwd_rows_ln), so
  * the gradient is read and written once for the three ops. The IR puts the vision stream's frozen LayerNorm
  * backward of each sub-block just before its latent pair. */
 int rt_cuda_latbwd_ln(const avgen_graph *g, int f);

@@ -87,8 +87,11 @@ void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dYv, const void *
     }
 }
 
+int rt_cuda_ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }
+
 int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     if (j < 1 || j >= g->n_ops) return -1;
+    if (j >= 2 && rt_cuda_latbwd_first(g, j - 1) >= 0) return -1; /* op j - 1 is already a pair's second */
     const avgen_op_desc *f = &g->ops[j - 1], *s = &g->ops[j];
     if (f->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || s->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || f->phase != s->phase ||
         f->n_in < 8 || s->n_in < 8 || f->n_out != 4 || s->n_out != 4)
@@ -99,9 +102,11 @@ int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     for (int k = 0; k < 4; k++)
         if (fo[k] < 0 || so[k] < 0) return -1;
     if (fi[1] != si[2] || fi[2] != si[1] || fo[2] != so[3] || fo[3] != so[2] || fo[2] == fo[3]) return -1;
-    for (int k = 0; k < 8; k++) /* the second's parts 1-3 run before the first's writes */
-        for (int q = 0; q < 4; q++)
+    for (int k = 0; k < 8; k++) { /* the second's parts 1-3 run before the first's writes, the first's after the */
+        for (int q = 0; q < 4; q++) /* second's term is added to the gradients */
             if (si[k] == fo[q]) return -1;
+        if (fi[k] == fo[2] || fi[k] == fo[3]) return -1;
+    }
     const avgen_tensor_desc *fx = &g->tensors[fi[1]], *sx = &g->tensors[si[1]];
     if (fx->ndim != 3 || sx->ndim != 3 || fx->shape[0] != sx->shape[0] || fx->shape[2] != sx->shape[2]) return -1;
     for (int k = 0; k < s->n_out; k++) {
@@ -131,6 +136,8 @@ int rt_cuda_latbwd_ln(const avgen_graph *g, int f) {
     const avgen_tensor_desc *lx = &g->tensors[li[1]], *fx = &g->tensors[fi[1]];
     if (lx->ndim != 3 || lx->shape[0] != fx->shape[0] || lx->shape[1] != fx->shape[1] || lx->shape[2] != fx->shape[2])
         return -1;
+    /* the widths and latent counts the kernel takes (k_latbwd_rows_ln) */
+    if (rt_cuda_ln_values((int)lx->shape[2]) == 0 || g->tensors[fi[6]].shape[0] > 2) return -1;
     for (int q = f; q <= f + 1; q++) { /* the pair: nothing new in memory, none of L's inputs written, ... */
         const avgen_op_desc *o = &g->ops[q];
         for (int k = 0; k < o->n_out; k++) {

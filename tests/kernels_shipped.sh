@@ -24,13 +24,15 @@ fake() {
     >"$TMP/$1/kernels.cu"
   printf '%b\n' "$3" >"$TMP/$1/rt_cuda_kernels.cuh"
 }
-lib='// AVGEN_D in a comment, "AVGEN_D" in a string\n__global__ void k(float *x) { x[0] = 1.5e3f; }'
+lib='// AVGEN_D in a comment\n__device__ const char *k_s = "AVGEN_D \\" AVGEN_E";\n__global__ void k(float *x) { x[0] = 1.5e3f + 0x1fULL + (k_s[0] == '"'"'A'"'"'); }'
 fake a '#define AVGEN_D 4' "$lib"
 fake b '#define AVGEN_D  8\n#define AVGEN_E 3' "$lib"
 fake uses '#define AVGEN_D 6' '__global__ void k(float *x) { x[0] = AVGEN_D; }'
+fake paste '#define AVGEN_D 6' '#define CAT(a, b) a##b\n__global__ void k(float *x) { x[0] = 1; }'
 fake fn '#define AVGEN_D 2\n#define AVGEN_F(x) x' "$lib"
 fake odd '#define AVGEN_D 5' "$lib"
-out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/b/kernels.cu" "$TMP/uses/kernels.cu" "$TMP/fn/kernels.cu" 2>&1)
+out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/b/kernels.cu" "$TMP/uses/kernels.cu" "$TMP/paste/kernels.cu" \
+  "$TMP/fn/kernels.cu" 2>&1)
 rc=$?
 if [ $rc = 77 ]; then
   echo "$out"
@@ -41,9 +43,17 @@ grep -q "b/kernels.cu: its 2 #define and 1 static_assert lines compiled alone" <
   bad "a second folder with the same independent library was not shortened: $out"
 grep -q "uses/kernels.cu: compiled whole (the library uses AVGEN_D)" <<<"$out" && ok ||
   bad "a library that uses a constant was not compiled whole: $out"
+grep -q "paste/kernels.cu: compiled whole (the library uses ##)" <<<"$out" && ok ||
+  bad "a library that pastes tokens was not compiled whole: $out"
 grep -q "fn/kernels.cu: compiled whole (a #define that is not a plain constant" <<<"$out" && ok ||
   bad "a function-like macro was not compiled whole: $out"
 out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/odd/kernels.cu" 2>&1) && bad "a failing static_assert passed: $out" || ok
+# the include not at the start of its line: never the shortcut (and here no valid source either)
+mkdir -p "$TMP/mid" && cp "$TMP/a/rt_cuda_kernels.cuh" "$TMP/mid/" &&
+  printf '#define AVGEN_D 4\nstatic_assert(AVGEN_D %% 2 == 0, "even"); #include "rt_cuda_kernels.cuh"\n' >"$TMP/mid/kernels.cu"
+out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/mid/kernels.cu" 2>&1)
+rc=$?
+! grep -q "mid/kernels.cu: its" <<<"$out" && [ $rc != 0 ] && ok || bad "an include in mid-line was shortened or passed: $out"
 
 files=()
 for m in "$@"; do

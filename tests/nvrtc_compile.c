@@ -39,8 +39,16 @@ static char g_tmp[512];
  * src is not of that form (why says where). */
 static size_t split_prelude(const char *src, char *names, size_t cap, int *nnames, int *nasserts, char *why, size_t whylen) {
     const char *inc = strstr(src, INCLUDE_LINE);
-    if (!inc || strstr(inc + 1, "#include")) {
-        snprintf(why, whylen, "not one include of rt_cuda_kernels.cuh");
+    if (!inc || strstr(inc + 1, "#include") || (inc != src && inc[-1] != '\n')) {
+        snprintf(why, whylen, "not one include of rt_cuda_kernels.cuh, at the start of a line");
+        return 0;
+    }
+    if (inc == src) {
+        snprintf(why, whylen, "no constants before the include");
+        return 0;
+    }
+    if (inc - src >= 2 && inc[-2] == '\\') { /* a line continued into the include line */
+        snprintf(why, whylen, "a prelude line continued into the include");
         return 0;
     }
     for (const char *p = inc + strlen(INCLUDE_LINE); *p; p++)
@@ -82,9 +90,21 @@ static size_t split_prelude(const char *src, char *names, size_t cap, int *nname
 }
 
 /* The first of the NUL-separated names that occurs in the library as an identifier token (comments, string
- * and character literals skipped), "##" when the library pastes tokens (names could be made), or NULL. */
-static const char *library_uses(const char *lib, const char *names, int nnames) {
-    for (const char *p = lib; *p;) {
+ * and character literals skipped; lines continued with a backslash joined first), "##" when the library pastes
+ * tokens (names could be made; "%:" too), "a raw string" for one (not scanned), or NULL. A literal ends at
+ * the end of its line at the latest, and a quote between digits is a digit separator: a scan that errs
+ * reads more tokens, never fewer. */
+static const char *library_uses(const char *lib0, const char *names, int nnames) {
+    char *lib = malloc(strlen(lib0) + 1);
+    if (!lib) return "(out of memory)";
+    char *o = lib;
+    for (const char *p = lib0; *p; p++) {
+        if (p[0] == '\\' && p[1] == '\n') p++;
+        else *o++ = *p;
+    }
+    *o = 0;
+    const char *found = NULL;
+    for (const char *p = lib; *p && !found;) {
         if (p[0] == '/' && p[1] == '/') {
             while (*p && *p != '\n') p++;
         } else if (p[0] == '/' && p[1] == '*') {
@@ -92,23 +112,26 @@ static const char *library_uses(const char *lib, const char *names, int nnames) 
             p = e ? e + 2 : p + strlen(p);
         } else if (*p == '"' || *p == '\'') {
             const char q = *p++;
-            while (*p && *p != q) p += (*p == '\\' && p[1]) ? 2 : 1;
-            if (*p) p++;
-        } else if (p[0] == '#' && p[1] == '#') {
-            return "##";
+            while (*p && *p != q && *p != '\n') p += (*p == '\\' && p[1] && p[1] != '\n') ? 2 : 1;
+            if (*p == q) p++;
+        } else if ((p[0] == '#' && p[1] == '#') || (p[0] == '%' && p[1] == ':')) {
+            found = "##";
         } else if (isalpha((unsigned char)*p) || *p == '_') {
             const char *s = p;
             while (isalnum((unsigned char)*p) || *p == '_') p++;
+            if (*p == '"' && p[-1] == 'R') found = "a raw string"; /* R"(...)", u8R"(...)" */
             const char *nm = names;
-            for (int i = 0; i < nnames; i++, nm += strlen(nm) + 1)
-                if (strlen(nm) == (size_t)(p - s) && !strncmp(nm, s, (size_t)(p - s))) return nm;
+            for (int i = 0; i < nnames && !found; i++, nm += strlen(nm) + 1)
+                if (strlen(nm) == (size_t)(p - s) && !strncmp(nm, s, (size_t)(p - s))) found = nm;
         } else if (isdigit((unsigned char)*p)) {
-            while (isalnum((unsigned char)*p) || *p == '_' || *p == '.') p++; /* 1e5f, 0x1ULL: not names */
+            /* 1e5f, 0x1ULL, 1'000: not names */
+            while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || (*p == '\'' && isalnum((unsigned char)p[1]))) p++;
         } else {
             p++;
         }
     }
-    return NULL;
+    free(lib);
+    return found;
 }
 
 /* One source through NVRTC: registers and spills printed; failures counted by CHECK. */
@@ -183,7 +206,7 @@ static void compile_nvcc(const char *path, const char *incdir, const char *label
 /* One file: the whole of it, or (see the top) its prelude alone when the library it includes is the same
  * text, independent of the prelude, as one already compiled whole. */
 static void compile_file(const char *path, char **whole_lib) {
-    char dir[1024], hp[1200], why[600], names[8192];
+    char dir[1024], hp[1200], why[600] = "", names[8192];
     char *src = check_slurp(path);
     if (!src) {
         CHECK_MSG(0, "cannot read %s", path);
