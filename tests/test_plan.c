@@ -26,6 +26,20 @@ static int load(const char *model, const char *const *sets, int n, gen_spec *s) 
     return r;
 }
 
+/* The training graph of a shipped model under a recompute policy, as the planner builds it (0), or -1 (the
+ * failure counted). */
+static int build_graph(const char *model, const char *const *sets, int n, gen_recompute rc, gen_ir *ir, gen_graph *gg) {
+    gen_spec s;
+    gen_mem m;
+    if (load(model, sets, n, &s)) return -1;
+    CHECK(gen_lower(&s, rc, 1, ir) == 0);
+    gen_pack(ir, &m);
+    const int r = gen_graph_build(ir, &m, gg);
+    CHECK(r == 0);
+    if (r) gen_ir_free(ir);
+    return r ? -1 : 0;
+}
+
 static void test_vitb16_numbers(void) {
     gen_spec s;
     gen_plan p;
@@ -289,14 +303,9 @@ static int allowed_reader(const avgen_graph *g, int pk, int ps, int pn, const av
  * tensors bf16 together or not at all. */
 static void test_bf16_operands(const char *model, const char *const *sets, int nsets, gen_recompute rc, int fused,
                                int want) {
-    gen_spec s;
     gen_ir ir;
-    gen_mem m;
     gen_graph gg;
-    if (load(model, sets, nsets, &s)) return;
-    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
-    gen_pack(&ir, &m);
-    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
     const avgen_graph *g = &gg.g;
     unsigned char *f = calloc((size_t)g->n_tensors, 1);
     const int n = rt_cuda_bf16_operands(g, fused, f);
@@ -386,14 +395,9 @@ static void check_layout(const char *model, const avgen_graph *g, const unsigned
 }
 
 static int64_t test_pack_act(const char *model, const char *const *sets, int nsets, gen_recompute rc, int fused) {
-    gen_spec s;
     gen_ir ir;
-    gen_mem m;
     gen_graph gg;
-    if (load(model, sets, nsets, &s)) return -1;
-    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
-    gen_pack(&ir, &m);
-    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    if (build_graph(model, sets, nsets, rc, &ir, &gg)) return -1;
     const avgen_graph *g = &gg.g;
     int64_t *off = malloc(sizeof *off * (size_t)g->n_tensors);
     unsigned char *f = calloc((size_t)g->n_tensors, 1);
@@ -457,14 +461,9 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
  * has its partner right after or before it (the IR's order), so that want pairs are found; each with the
  * vision stream's frozen LayerNorm backward just before it (rt_cuda_latbwd_ln). */
 static void test_latbwd_pairs(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
-    gen_spec s;
     gen_ir ir;
-    gen_mem m;
     gen_graph gg;
-    if (load(model, sets, nsets, &s)) return;
-    CHECK(gen_lower(&s, rc, 1, &ir) == 0);
-    gen_pack(&ir, &m);
-    CHECK(gen_graph_build(&ir, &m, &gg) == 0);
+    if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
     const avgen_graph *g = &gg.g;
     int pairs = 0, adding = 0, paired = 0, lns = 0;
     for (int j = 0; j < g->n_ops; j++) {
