@@ -124,6 +124,7 @@ struct Dev {
     // per op (n_ops + 1 entries): for such an op, the frozen LAYERNORM_BWD that runs with the pair
     // (rt_cuda_latbwd_ln), else -1
     int *lb_ln;
+    int *lb_lny;  // likewise the one adding to the other stream's gradient (rt_cuda_latbwd_lny), else -1
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -798,12 +799,27 @@ void latbwd_chain(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, bool writ
                  b->N2, b->D, b->m);
 }
 
-// Part 4: gY += its term, then orow's (the pair's other op's gX term, those rows being that op's X).
-void latbwd_gy(Dev *d, const LatBwd *b, LatRows orow) {
+// Part 4: gY += its term, then orow's (the pair's other op's gX term, those rows being that op's X). ln >= 0:
+// the frozen LayerNorm backward op that adds to gY first (rt_cuda_latbwd_lny), in the same pass (k_latbwd_gy_ln).
+void latbwd_gy(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, LatRows orow, int ln) {
+    Dev *d = DEV(c);
+    const int D = b->D, V = ln_values(D);
+    const long long rows2 = (long long)b->P * b->N2;
+    if (ln >= 0 && V > 0) {
+        const int32_t *in = g->refs + g->ops[ln].in_at;
+        const int bf = is16(d, in[0]);
+        const LnBwdIn li = {bf ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4])};
+        const dim3 gr((unsigned)((rows2 + 3) / 4)), bl(128);
+        if (bf)
+            LAUNCH_T(LnCsValues, V, k_latbwd_gy_lnbf, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
+        else
+            LAUNCH_T(LnCsValues, V, k_latbwd_gy_ln, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
+        return;
+    }
+    if (ln >= 0) ln_bwd_frozen(c, g, ln);
     // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over at most 4096
     // blocks
-    const int D = b->D, cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
-    const long long rows2 = (long long)b->P * b->N2;
+    const int cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
     launch(d, k_latbwd_gy, dim3((unsigned)(rows2 < 4096 ? rows2 : 4096), (unsigned)((cols + th - 1) / th)), dim3(th), 0,
            b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
 }
@@ -1055,7 +1071,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         if (!latbwd_setup(c, g, op, &second) || (f >= 0 && !latbwd_setup(c, g, f, &first))) return;
         if (f < 0) {  // alone: parts 1-3, part 4, the token and gate gradients
             latbwd_chain(c, g, &second, second.gX != NULL, LatGy{}, -1);
-            if (second.gX) latbwd_gy(d, &second, LatRows{});
+            if (second.gX) latbwd_gy(c, g, &second, LatRows{}, -1);
             latbwd_grads(d, &second);
             break;
         }
@@ -1065,7 +1081,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         // gradients. Each gradient gets the ops' terms in their order.
         latbwd_chain(c, g, &second, false, LatGy{}, -1);
         latbwd_chain(c, g, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m}, d->lb_ln[op]);
-        latbwd_gy(d, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m});
+        latbwd_gy(c, g, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m}, d->lb_lny[op]);
         latbwd_grads(d, &first);
         latbwd_grads(d, &second);
         break;
@@ -1279,7 +1295,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (dx16) launch(d, k_to_bf16, GRID4(n), (const float *)dx, P16(c, out[0]), n);
             break;
         }
-        if (d->lb_ln && op + 2 < g->n_ops && d->lb_ln[op + 2] == op) break;  // runs with the latent pair after it
+        if (d->lb_ln && ((op + 2 < g->n_ops && d->lb_ln[op + 2] == op) || (op + 3 < g->n_ops && d->lb_lny[op + 3] == op)))
+            break;  // runs with the latent pair after it
         ln_bwd_frozen(c, g, op);
         break;
     }
@@ -1545,11 +1562,13 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
 bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
     d->lb_first = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
     d->lb_ln = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
-    if (!d->lb_first || !d->lb_ln) return false;
+    d->lb_lny = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
+    if (!d->lb_first || !d->lb_ln || !d->lb_lny) return false;
     const int on = env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1);  // (not 0 or 1: d->failed)
     for (int j = 0; j <= g->n_ops; j++) {
         d->lb_first[j] = on > 0 && j < g->n_ops ? rt_cuda_latbwd_first(g, j) : -1;
         d->lb_ln[j] = d->lb_first[j] >= 0 ? rt_cuda_latbwd_ln(g, d->lb_first[j]) : -1;
+        d->lb_lny[j] = d->lb_first[j] >= 0 ? rt_cuda_latbwd_lny(g, d->lb_first[j]) : -1;
     }
     return true;
 }
@@ -1922,6 +1941,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->lr_fused);
     free(d->lb_first);
     free(d->lb_ln);
+    free(d->lb_lny);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);

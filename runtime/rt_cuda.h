@@ -149,6 +149,10 @@ int rt_cuda_ln_values(int D);
  * the gradient is read and written once for the three ops. The IR puts the vision stream's frozen LayerNorm
  * backward of each sub-block just before its latent pair. */
 int rt_cuda_latbwd_ln(const avgen_graph *g, int f);
+/* With that one (f - 1), f - 2 when it is likewise a frozen LAYERNORM_BWD that can run with the pair, adding to
+ * the other stream's gradient (the audio one): it runs in the first op's part 4 pass over that gradient
+ * (k_latbwd_gy_ln); else -1. */
+int rt_cuda_latbwd_lny(const avgen_graph *g, int f);
 /* What rt_cuda_act_classes applies on load (fuse: a mask of these). */
 enum { RT_CUDA_FUSE_BN = 1, RT_CUDA_FUSE_LATENT = 2 };
 /* Every tensor's class as the CUDA backend stores it (cls, g->n_tensors entries): with bf16, the bf16

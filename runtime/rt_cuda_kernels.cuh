@@ -1458,6 +1458,35 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
     }
 }
 
+// k_latbwd_gy with the frozen LayerNorm backward that adds to gY just before the pair (rt_cuda_latbwd_lny): a
+// warp a row of gY (blocks of 128 threads), the LayerNorm backward on it first (ln_bwd_row, accumulating), then
+// part 4 and orow's term on the same row by the same lanes (lat_gy, lat_rows: k_latbwd_gy's sums per element).
+template <int V, class DT>
+__device__ __forceinline__ void latbwd_gy_ln(const LnBwdIn &ln, const float *A1, const float *dS, const float *dL1,
+                                             const float *tok, float *gY, int P, int N2, int D, int m, const LatRows &orow) {
+    const long long pj = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (pj >= (long long)P * N2) return;
+    const int lane = threadIdx.x & 31, p = (int)(pj / N2), j = (int)(pj - (long long)p * N2);
+    ln_bwd_row<V, false, false, DT>(pj, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, gY, D, 1, NULL, D, NULL,
+                                    NULL, BnLoad{});
+    const LatGy me = {A1, dS, dL1, tok, m};
+    for (int d = lane; d < D; d += 32) {
+        float v = gY[(size_t)pj * D + d] + lat_gy(me, p, j, N2, D, d);
+        if (orow.m) v += lat_rows(orow, pj, p, D, d);
+        gY[(size_t)pj * D + d] = v;
+    }
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_latbwd_gy_ln(LnBwdIn ln, const float *A1, const float *dS, const float *dL1,
+                                                      const float *tok, float *gY, int P, int N2, int D, int m, LatRows orow) {
+    latbwd_gy_ln<V, float>(ln, A1, dS, dL1, tok, gY, P, N2, D, m, orow);
+}
+template <int V>
+__global__ void __launch_bounds__(128) k_latbwd_gy_lnbf(LnBwdIn ln, const float *A1, const float *dS, const float *dL1,
+                                                        const float *tok, float *gY, int P, int N2, int D, int m, LatRows orow) {
+    latbwd_gy_ln<V, unsigned short>(ln, A1, dS, dL1, tok, gY, P, N2, D, m, orow);
+}
+
 // dst[e] += sum over p < P of src[p, e] (double), e < n: the latent tokens' per-pair gradients (P pairs, n = m D,
 // a few thousand columns) or the row chunks' partial weight gradients. A block of kSumWarps warps takes 32
 // consecutive columns; warp w sums the rows p = w, w + kSumWarps, ... in order, eight loads in flight, and the
@@ -1631,7 +1660,11 @@ AVGEN_LN_CS_INST(24)
                                                  const unsigned short *, LatGy);                                       \
     template __global__ void k_latbwd_rows_lnbf<V>(LnBwdIn, const float *, const float *, const float *, const float *, \
                                                    double *, float *, float *, long long, int, int, int,               \
-                                                   const unsigned short *, LatGy);
+                                                   const unsigned short *, LatGy);                                     \
+    template __global__ void k_latbwd_gy_ln<V>(LnBwdIn, const float *, const float *, const float *, const float *,    \
+                                               float *, int, int, int, int, LatRows);                                  \
+    template __global__ void k_latbwd_gy_lnbf<V>(LnBwdIn, const float *, const float *, const float *, const float *,  \
+                                                 float *, int, int, int, int, LatRows);
 AVGEN_LATLN_INST(1)
 AVGEN_LATLN_INST(2)
 AVGEN_LATLN_INST(24)

@@ -122,36 +122,51 @@ int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     return j - 1;
 }
 
-int rt_cuda_latbwd_ln(const avgen_graph *g, int f) {
-    if (f < 1 || f + 1 >= g->n_ops || rt_cuda_latbwd_first(g, f + 1) != f) return -1;
-    const int l = f - 1;
-    const avgen_op_desc *L = &g->ops[l], *F = &g->ops[f], *S = &g->ops[f + 1];
-    if (L->kind != AVGEN_OP_KIND_LAYERNORM_BWD || L->phase != F->phase || L->n_in < 6 || L->n_out != 1 || !L->accumulate)
-        return -1;
-    const int32_t *li = g->refs + L->in_at, *fi = g->refs + F->in_at, *fo = g->refs + F->out_at;
-    const int dx = g->refs[L->out_at];
-    if (dx < 0 || dx != fo[2] || li[5] != dx) return -1; /* it adds to the first op's own stream gradient */
+/* Whether frozen LAYERNORM_BWD op l, run later with the ops (l, last], is the same: it accumulates into dx (rows
+ * shaped as tensor xs, a width k_latbwd_rows_ln and k_latbwd_gy_ln take), and those ops allocate no activation
+ * (nothing can take the memory of what l reads), write none of its inputs and read dx only where they add to
+ * it (a LAYERNORM_BWD's inputs 0-4, an ADAPTER_LATENT_BWD's 0-7). */
+static int ln_defers(const avgen_graph *g, int l, int last, int dx, int xs) {
+    if (l < 0 || dx < 0) return 0;
+    const avgen_op_desc *L = &g->ops[l];
+    if (L->kind != AVGEN_OP_KIND_LAYERNORM_BWD || L->phase != g->ops[last].phase || L->n_in < 6 || L->n_out != 1 ||
+        !L->accumulate)
+        return 0;
+    const int32_t *li = g->refs + L->in_at;
+    if (g->refs[L->out_at] != dx || li[5] != dx) return 0;
     for (int k = 0; k < 5; k++)
-        if (li[k] < 0) return -1;
-    const avgen_tensor_desc *lx = &g->tensors[li[1]], *fx = &g->tensors[fi[1]];
-    if (lx->ndim != 3 || lx->shape[0] != fx->shape[0] || lx->shape[1] != fx->shape[1] || lx->shape[2] != fx->shape[2])
-        return -1;
-    /* the widths and latent counts the kernel takes (k_latbwd_rows_ln) */
-    if (rt_cuda_ln_values((int)lx->shape[2]) == 0 || g->tensors[fi[6]].shape[0] > 2) return -1;
-    for (int q = f; q <= f + 1; q++) { /* the pair: nothing new in memory, none of L's inputs written, ... */
+        if (li[k] < 0) return 0;
+    const avgen_tensor_desc *lx = &g->tensors[li[1]], *fx = &g->tensors[xs];
+    if (lx->ndim != 3 || fx->ndim != 3 || lx->shape[0] != fx->shape[0] || lx->shape[1] != fx->shape[1] ||
+        lx->shape[2] != fx->shape[2] || rt_cuda_ln_values((int)lx->shape[2]) == 0)
+        return 0;
+    for (int q = l + 1; q <= last; q++) {
         const avgen_op_desc *o = &g->ops[q];
         for (int k = 0; k < o->n_out; k++) {
             const int t = g->refs[o->out_at + k];
             if (t < 0) continue;
-            if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= l) return -1;
+            if (g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].first >= l) return 0;
             for (int z = 0; z < 5; z++)
-                if (li[z] == t) return -1;
+                if (li[z] == t) return 0;
         }
-        for (int k = 0; k < 8 && k < o->n_in; k++) /* ... and its gradient read only where it is added to */
-            if (g->refs[o->in_at + k] == dx) return -1;
+        const int nr = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD ? 5 : 8;
+        for (int k = 0; k < nr && k < o->n_in; k++)
+            if (g->refs[o->in_at + k] == dx) return 0;
     }
-    (void)S;
-    return l;
+    return 1;
+}
+
+int rt_cuda_latbwd_ln(const avgen_graph *g, int f) {
+    if (f < 1 || f + 1 >= g->n_ops || rt_cuda_latbwd_first(g, f + 1) != f) return -1;
+    const int32_t *fi = g->refs + g->ops[f].in_at, *fo = g->refs + g->ops[f].out_at;
+    /* the first op's own stream gradient; the kernel takes at most 2 latents */
+    return g->tensors[fi[6]].shape[0] <= 2 && ln_defers(g, f - 1, f + 1, fo[2], fi[1]) ? f - 1 : -1;
+}
+
+int rt_cuda_latbwd_lny(const avgen_graph *g, int f) {
+    if (f < 2 || rt_cuda_latbwd_ln(g, f) != f - 1) return -1;
+    const int32_t *fi = g->refs + g->ops[f].in_at, *fo = g->refs + g->ops[f].out_at;
+    return ln_defers(g, f - 2, f + 1, fo[3], fi[2]) ? f - 2 : -1; /* the other stream's gradient */
 }
 
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
@@ -585,7 +600,8 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) 
     const int lb_first = op + 1 < g->n_ops && rt_cuda_latbwd_first(g, op + 1) == op;
     const int lb_second = rt_cuda_latbwd_first(g, op) >= 0;
     /* and the LayerNorm backward run with it (rt_cuda_latbwd_ln): its pass over the gradient is the pair's */
-    const int lb_ln = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD && rt_cuda_latbwd_ln(g, op + 1) == op;
+    const int lb_ln = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD &&
+                      (rt_cuda_latbwd_ln(g, op + 1) == op || rt_cuda_latbwd_lny(g, op + 2) == op);
     for (int i = 0; i < o->n_in + o->n_out + lb_second; i++) {
         if (lb_first && (i == 8 || i == 9 || i == o->n_in + 2 || i == o->n_in + 3)) continue;
         if (lb_ln && (i == 5 || i == o->n_in)) continue;

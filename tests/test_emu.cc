@@ -927,6 +927,43 @@ template <int V> static void test_latbwd_ln(int P, int N, int D, int m, int bf) 
         cudaFree(q);
 }
 
+// k_latbwd_gy_ln<V> / k_latbwd_gy_lnbf<V> against k_ln_bwd<V> / k_ln_bwd_bf<V> adding to gY, then k_latbwd_gy (its
+// float4 path when D % 4 == 0) with the other op's gX term (LatRows, dZ fp32 or bf16): the same bits in gY.
+template <int V> static void test_latbwd_gy_ln(int P, int N2, int D, int m, int m2, int bf) {
+    const long long rows = (long long)P * N2;
+    const size_t n = (size_t)rows * D, nS = (size_t)P * m * D, nA = (size_t)P * m * N2;
+    float *dy = dev_rand(n, 1.0f, 0.0f), *x = dev_rand(n, 2.0f, 0.3f), *w = dev_rand(D, 0.3f, 1.0f);
+    float *mu = dev_rand(rows, 0.01f, 0.3f), *rs = dev_rand(rows, 0.1f, 0.9f), *A1 = dev_rand(nA, 0.5f, 0.5f);
+    float *dS = dev_rand(nS, 1.0f, 0.0f), *dL1 = dev_rand(nA, 0.3f, 0.0f), *tok = dev_rand(nS / P, 0.2f, 0.0f);
+    float *dZ = dev_rand(n, 1.0f, 0.0f), *dL2 = dev_rand((size_t)rows * m2, 0.5f, 0.0f), *S2 = dev_rand((size_t)P * m2 * D, 0.5f, 0.0f);
+    float *g1 = dev_rand(n, 1.0f, 0.0f), *g2;
+    unsigned short *dy16, *dz16;
+    cudaMalloc((void **)&g2, sizeof(float) * n), cudaMalloc((void **)&dy16, 2 * n), cudaMalloc((void **)&dz16, 2 * n);
+    memcpy(g2, g1, sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) dy16[i] = f2bf(dy[i]), dz16[i] = f2bf(dZ[i]);
+    const LatRows orow = {bf ? NULL : dZ, bf ? dz16 : NULL, dL2, S2, m2};
+    const LnBwdIn li = {bf ? (const void *)dy16 : (const void *)dy, x, mu, rs, w};
+    const int cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
+    const dim3 lg((unsigned)((rows + 3) / 4)), b128(128), gg((unsigned)(rows < 4096 ? rows : 4096), (unsigned)((cols + th - 1) / th));
+    CHECK(run(bf ? "k_ln_bwd_bf" : "k_ln_bwd", lg, b128, 0,
+              [=] {
+                  if (bf) k_ln_bwd_bf<V>(dy16, x, mu, rs, w, g1, D, 1, rows, D);
+                  else k_ln_bwd<V>(dy, x, mu, rs, w, NULL, NULL, g1, D, 1, NULL, rows, D);
+              }) == cudaSuccess &&
+              run("k_latbwd_gy", gg, dim3(th), 0, [=] { k_latbwd_gy(A1, dS, dL1, tok, g1, P, N2, D, m, orow); }) == cudaSuccess &&
+              run(bf ? "k_latbwd_gy_lnbf" : "k_latbwd_gy_ln", lg, b128, 0,
+                  [=] {
+                      if (bf) k_latbwd_gy_lnbf<V>(li, A1, dS, dL1, tok, g2, P, N2, D, m, orow);
+                      else k_latbwd_gy_ln<V>(li, A1, dS, dL1, tok, g2, P, N2, D, m, orow);
+                  }) == cudaSuccess,
+          "V %d bf16 %d: the LayerNorm backward with part 4 failed", V, bf);
+    CHECK(!memcmp(g1, g2, sizeof(float) * n), "V %d D %d m %d/%d bf16 %d: k_latbwd_gy_ln differs from k_ln_bwd then k_latbwd_gy",
+          V, D, m, m2, bf);
+    for (void *q : {(void *)dy, (void *)x, (void *)w, (void *)mu, (void *)rs, (void *)A1, (void *)dS, (void *)dL1, (void *)tok,
+                    (void *)dZ, (void *)dL2, (void *)S2, (void *)g1, (void *)g2, (void *)dy16, (void *)dz16})
+        cudaFree(q);
+}
+
 // ------------------------------------------------------------------------------------- sums over pairs
 // k_sum_pairs as the backend launches it ((n + 31) / 32 blocks of 8 warps) against the float64 sum: every column
 // added once into dst, none outside n touched; P below, at and above the warps' count, n not a multiple of 32.
@@ -963,6 +1000,8 @@ int main() {
     for (int bf = 0; bf < 2; bf++) {
         test_latbwd_ln<24>(3, 49, 768, 2, bf);
         test_latbwd_ln<1>(5, 7, 32, 1, bf);
+        test_latbwd_gy_ln<24>(3, 49, 768, 2, 2, bf);
+        test_latbwd_gy_ln<2>(2, 9, 62, 3, 1, bf);  // (D % 4 != 0: k_latbwd_gy's scalar path)
     }
     test_bn_on_load<24>(70, 768);
     test_bn_on_load<2>(45, 40);

@@ -465,7 +465,7 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
     gen_graph gg;
     if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
     const avgen_graph *g = &gg.g;
-    int pairs = 0, adding = 0, paired = 0, lns = 0;
+    int pairs = 0, adding = 0, paired = 0, lns = 0, lnys = 0;
     for (int j = 0; j < g->n_ops; j++) {
         const avgen_op_desc *o = &g->ops[j];
         if (o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->n_out == 4) {
@@ -488,7 +488,17 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
         CHECK_MSG(l == f - 1 && L->kind == AVGEN_OP_KIND_LAYERNORM_BWD && L->n_out == 1 && L->stream == a->stream &&
                       g->refs[L->out_at] == ao[2],
                   "%s: op %d does not run with the latent backward pair %d, %d", model, l, f, j);
+        /* and the other stream's, before it */
+        const int ly = rt_cuda_latbwd_lny(g, f);
+        if (ly < 0) continue;
+        lnys++;
+        const avgen_op_desc *LY = &g->ops[ly];
+        CHECK_MSG(ly == f - 2 && LY->kind == AVGEN_OP_KIND_LAYERNORM_BWD && LY->n_out == 1 && LY->stream == o->stream &&
+                      g->refs[LY->out_at] == ao[3],
+                  "%s: op %d does not run with the latent backward pair %d, %d", model, ly, f, j);
     }
+    CHECK_MSG(lnys == want, "%s (recompute %d): %d other-stream LayerNorm backward ops run with a pair, expected %d", model,
+              (int)rc, lnys, want);
     CHECK_MSG(lns == want, "%s (recompute %d): %d LayerNorm backward ops run with a pair, expected %d", model, (int)rc, lns,
               want);
     CHECK_MSG(pairs == want && paired == adding, "%s (recompute %d): %d latent backward pairs (expected %d), %d of %d ops paired",
