@@ -480,22 +480,20 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
         CHECK_MSG(f == j - 1 && a->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD && o->kind == AVGEN_OP_KIND_ADAPTER_LATENT_BWD &&
                       a->stream != o->stream && ai[1] == bi[2] && ai[2] == bi[1] && ao[2] == bo[3] && ao[3] == bo[2],
                   "%s: ops %d and %d are not a latent backward pair", model, f, j);
-        /* the frozen LayerNorm backward run with it: the one adding to the first op's stream gradient */
-        const int l = rt_cuda_latbwd_ln(g, f);
-        if (l < 0) continue;
-        lns++;
-        const avgen_op_desc *L = &g->ops[l];
-        CHECK_MSG(l == f - 1 && L->kind == AVGEN_OP_KIND_LAYERNORM_BWD && L->n_out == 1 && L->stream == a->stream &&
-                      g->refs[L->out_at] == ao[2],
-                  "%s: op %d does not run with the latent backward pair %d, %d", model, l, f, j);
-        /* and the other stream's, before it */
-        const int ly = rt_cuda_latbwd_lny(g, f);
-        if (ly < 0) continue;
-        lnys++;
-        const avgen_op_desc *LY = &g->ops[ly];
-        CHECK_MSG(ly == f - 2 && LY->kind == AVGEN_OP_KIND_LAYERNORM_BWD && LY->n_out == 1 && LY->stream == o->stream &&
-                      g->refs[LY->out_at] == ao[3],
-                  "%s: op %d does not run with the latent backward pair %d, %d", model, ly, f, j);
+        /* the frozen LayerNorm backward ops run with it: the first op's stream's just before it, adding to that
+         * gradient, and the other stream's before that one */
+        const int l = rt_cuda_latbwd_ln(g, f), ly = rt_cuda_latbwd_lny(g, f);
+        lns += l >= 0, lnys += ly >= 0;
+        for (int k = 0; k < 2; k++) {
+            const int li = k ? ly : l;
+            if (li < 0) continue;
+            const avgen_op_desc *L = &g->ops[li];
+            CHECK_MSG(li == f - 1 - k && L->kind == AVGEN_OP_KIND_LAYERNORM_BWD && L->n_out == 1 &&
+                          L->stream == (k ? o : a)->stream && g->refs[L->out_at] == ao[2 + k],
+                      "%s: op %d does not run with the latent backward pair %d, %d", model, li, f, j);
+        }
+        CHECK_MSG(ly < 0 || l >= 0, "%s: the other stream's LayerNorm backward %d runs with a pair without the first's", model,
+                  ly);
     }
     CHECK_MSG(lnys == want, "%s (recompute %d): %d other-stream LayerNorm backward ops run with a pair, expected %d", model,
               (int)rc, lnys, want);
