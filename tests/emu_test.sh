@@ -175,8 +175,8 @@ alloc=$(( $(jnum allocated_bytes "$TMP/bench.json") + $(jnum scratch_bytes "$TMP
 if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
   bad "BatchNorm on load: allocated $alloc bytes, planned $(jnum planned_bytes "$TMP/bench.json")"; fi
 
-# The two streams' latent backward ops at an adapter position run as one, with the vision stream's frozen
-# LayerNorm backward before them in the same pass (the default; AVGEN_FUSE_LATENT_BWD=0: one after the other):
+# The two streams' latent backward ops at an adapter position run as one, with the two streams' frozen
+# LayerNorm backward before them in the same passes (the default; AVGEN_FUSE_LATENT_BWD=0: one after the other):
 # each gradient gets the ops' terms in their order, so the same bits, fp32, bf16 and bf16 activations (dy fp32
 # and bf16); on the fixture, whose live gates make the latent terms nonzero (the tiny programs' gate_av = 0
 # zeroes them); the bench counts the pairs.
@@ -190,8 +190,9 @@ samebits "latent backward pairs apart, bf16 activations" "$TMP/fixture-bf16ops.s
 run "latent backward pairs apart bench" env AVGEN_FUSE_LATENT_BWD=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 \
   --json "$TMP/benchlb.json"
 if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bwd_pairs "$TMP/benchlb.json")" = 0 ] &&
-  grep -qF '"k_latbwd_rows_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_rows_ln<' "$TMP/benchlb.json"; then ok
-else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln (the LayerNorm backward with the pair) did not run with the pairs only"; fi
+  grep -qF '"k_latbwd_rows_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_rows_ln<' "$TMP/benchlb.json" &&
+  grep -qF '"k_latbwd_gy_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_gy_ln<' "$TMP/benchlb.json"; then ok
+else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln / k_latbwd_gy_ln (the LayerNorm backward ops with the pair) did not run with the pairs only"; fi
 
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm

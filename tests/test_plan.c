@@ -459,7 +459,8 @@ static int64_t test_pack_act(const char *model, const char *const *sets, int nse
 /* The latent backward pairs (rt_cuda_latbwd_first): every pair found is two adjacent ADAPTER_LATENT_BWD ops of
  * the two streams adding to each other's gradients, and every such op that adds to the gradients (need_x)
  * has its partner right after or before it (the IR's order), so that want pairs are found; each with the
- * vision stream's frozen LayerNorm backward just before it (rt_cuda_latbwd_ln). */
+ * first op's stream's frozen LayerNorm backward just before it (rt_cuda_latbwd_ln) and the other stream's
+ * before that (rt_cuda_latbwd_lny). */
 static void test_latbwd_pairs(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
     gen_ir ir;
     gen_graph gg;
@@ -492,8 +493,6 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
                           L->stream == (k ? o : a)->stream && g->refs[L->out_at] == ao[2 + k],
                       "%s: op %d does not run with the latent backward pair %d, %d", model, li, f, j);
         }
-        CHECK_MSG(ly < 0 || l >= 0, "%s: the other stream's LayerNorm backward %d runs with a pair without the first's", model,
-                  ly);
     }
     CHECK_MSG(lnys == want, "%s (recompute %d): %d other-stream LayerNorm backward ops run with a pair, expected %d", model,
               (int)rc, lnys, want);
