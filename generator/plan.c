@@ -165,7 +165,7 @@ int gen_make_plan(const gen_spec *s, int search_batch, gen_plan *p) {
     p->max_batch_bf16 = search_batch ? max_batch(&f32, s->memory.recompute, 2) : -1;
     if (plan_one(s, RECOMPUTE_NONE, 0, &p->infer, NULL) != 0) return -1;
     p->infer.max_batch = -1;
-    p->roof_peak = 989e12, p->roof_bandwidth = 3.35e12;
+    p->roof_peak = rt_device_peak("H100 SXM"), p->roof_bandwidth = rt_device_bandwidth("H100 SXM");
     return 0;
 }
 

@@ -59,6 +59,14 @@ struct GemmPlan {
               // algorithm with an fp32 bias), or 0 when cuBLASLt had no algorithm with it
 };
 
+// An op's part in a latent backward group, which runs at its last op, the pair's second (rt_cuda_latbwd_first):
+// there, the pair's first op and the frozen LayerNorm backward ops that run with it (rt_cuda_latbwd_ln, _lny;
+// -1: none); deferred: the op is one of those, run there.
+struct LatGroup {
+    int first, ln, lny;
+    bool deferred;
+};
+
 struct Dev {
     unsigned char *arena[AVGEN_ARENA_COUNT];
     size_t arena_bytes[AVGEN_ARENA_COUNT];
@@ -118,13 +126,8 @@ struct Dev {
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
-    // per op (n_ops + 1 entries): for an ADAPTER_LATENT_BWD that runs the one before it with it, as one, that
-    // op's index (rt_cuda_latbwd_first; AVGEN_FUSE_LATENT_BWD=0: none), else -1
-    int *lb_first;
-    // per op (n_ops + 1 entries): for such an op, the frozen LAYERNORM_BWD that runs with the pair
-    // (rt_cuda_latbwd_ln), else -1
-    int *lb_ln;
-    int *lb_lny;  // likewise the one adding to the other stream's gradient (rt_cuda_latbwd_lny), else -1
+    // per op, the latent backward groups (fused_latent_bwd; NULL with AVGEN_FUSE_LATENT_BWD=0)
+    LatGroup *lb;
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -770,25 +773,29 @@ void ln_bwd_frozen(avgen_ctx *c, const avgen_graph *g, int op) {
              PF(in[3]), PF(in[4]), NULL, NULL, PF(out[0]), D, 1, NULL, rows, D);
 }
 
+// The inputs of frozen LAYERNORM_BWD op ln for the kernels that run it with a latent pair; *bf: dy is bf16.
+LnBwdIn ln_bwd_in(const avgen_ctx *c, const avgen_graph *g, int ln, int *bf) {
+    const int32_t *in = g->refs + g->ops[ln].in_at;
+    *bf = is16(DEV(c), in[0]);
+    return LnBwdIn{*bf ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4])};
+}
+
 // Parts 1-3: rowdg, dL2 and (write_x) gX += its term, then oy's (the pair's other op); dS; dL1 and the
-// tokens' per-pair gradient. ln >= 0: the frozen LayerNorm backward op that adds to gX first
-// (rt_cuda_latbwd_ln), in the same pass when a kernel takes its width and m (k_latbwd_rows_ln), else before it.
+// tokens' per-pair gradient. ln >= 0: the frozen LayerNorm backward op that adds to gX first, in the same pass
+// (k_latbwd_rows_ln; rt_cuda_latbwd_ln pairs it only with a width and m the kernel takes, and write_x).
 void latbwd_chain(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, bool write_x, LatGy oy, int ln) {
     Dev *d = DEV(c);
-    const int V = ln_values(b->D);
-    if (ln >= 0 && write_x && b->m <= 2 && V > 0) {
-        const int32_t *in = g->refs + g->ops[ln].in_at;
-        const int bf = is16(d, in[0]);
-        const LnBwdIn li = {bf ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4])};
+    if (ln >= 0) {
+        int bf;
+        const LnBwdIn li = ln_bwd_in(c, g, ln, &bf);
         const dim3 gr((unsigned)((b->rows + 3) / 4)), bl(128);
         if (bf)
-            LAUNCH_T(LnCsValues, V, k_latbwd_rows_lnbf, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2, b->gX, b->rows,
-                     b->N, b->D, b->m, b->dZ16, oy);
+            LAUNCH_T(LnCsValues, ln_values(b->D), k_latbwd_rows_lnbf, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
+                     b->gX, b->rows, b->N, b->D, b->m, b->dZ16, oy);
         else
-            LAUNCH_T(LnCsValues, V, k_latbwd_rows_ln, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2, b->gX, b->rows,
-                     b->N, b->D, b->m, b->dZ16, oy);
+            LAUNCH_T(LnCsValues, ln_values(b->D), k_latbwd_rows_ln, gr, bl, 0, li, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
+                     b->gX, b->rows, b->N, b->D, b->m, b->dZ16, oy);
     } else {
-        if (ln >= 0) ln_bwd_frozen(c, g, ln);
         const dim3 gr((unsigned)((b->rows + 7) / 8)), bl(256);
         LAUNCH_T(LatentBounds, latent_bound(b->m), k_latbwd_rows, gr, bl, 0, b->dZ, b->S, b->A2, b->gav, b->rowdg, b->dL2,
                  write_x ? b->gX : NULL, b->rows, b->N, b->D, b->m, b->dZ16, oy);
@@ -800,23 +807,24 @@ void latbwd_chain(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, bool writ
 }
 
 // Part 4: gY += its term, then orow's (the pair's other op's gX term, those rows being that op's X). ln >= 0:
-// the frozen LayerNorm backward op that adds to gY first (rt_cuda_latbwd_lny), in the same pass (k_latbwd_gy_ln).
+// the frozen LayerNorm backward op that adds to gY first, in the same pass (k_latbwd_gy_ln; rt_cuda_latbwd_lny
+// pairs it only with a width the kernel takes).
 void latbwd_gy(avgen_ctx *c, const avgen_graph *g, const LatBwd *b, LatRows orow, int ln) {
     Dev *d = DEV(c);
-    const int D = b->D, V = ln_values(D);
+    const int D = b->D;
     const long long rows2 = (long long)b->P * b->N2;
-    if (ln >= 0 && V > 0) {
-        const int32_t *in = g->refs + g->ops[ln].in_at;
-        const int bf = is16(d, in[0]);
-        const LnBwdIn li = {bf ? (const void *)P16(c, in[0]) : (const void *)PF(in[0]), PF(in[1]), PF(in[2]), PF(in[3]), PF(in[4])};
+    if (ln >= 0) {
+        int bf;
+        const LnBwdIn li = ln_bwd_in(c, g, ln, &bf);
         const dim3 gr((unsigned)((rows2 + 3) / 4)), bl(128);
         if (bf)
-            LAUNCH_T(LnCsValues, V, k_latbwd_gy_lnbf, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
+            LAUNCH_T(LnCsValues, ln_values(D), k_latbwd_gy_lnbf, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D,
+                     b->m, orow);
         else
-            LAUNCH_T(LnCsValues, V, k_latbwd_gy_ln, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D, b->m, orow);
+            LAUNCH_T(LnCsValues, ln_values(D), k_latbwd_gy_ln, gr, bl, 0, li, b->A1, b->dS, b->dL1, b->tok, b->gY, b->P, b->N2, D,
+                     b->m, orow);
         return;
     }
-    if (ln >= 0) ln_bwd_frozen(c, g, ln);
     // threads over a row's columns (float4 when D % 4 == 0), at most 256 a block; rows spread over at most 4096
     // blocks
     const int cols = D % 4 ? D : D / 4, th = cols < 256 ? (cols + 31) / 32 * 32 : 256;
@@ -835,6 +843,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
     const avgen_consts *k = c->k;
     d->scratch_used = 0;
+    if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
@@ -1065,8 +1074,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
-        if (d->lb_first && d->lb_first[op + 1] == op) break;  // runs with the next op, as one (fused_latent_bwd)
-        const int f = d->lb_first ? d->lb_first[op] : -1;
+        const int f = d->lb ? d->lb[op].first : -1;
         LatBwd first, second;
         if (!latbwd_setup(c, g, op, &second) || (f >= 0 && !latbwd_setup(c, g, f, &first))) return;
         if (f < 0) {  // alone: parts 1-3, part 4, the token and gate gradients
@@ -1080,8 +1088,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         // part 4 on those rows; first's part 4 adding second's gX term on its rows; then their token and gate
         // gradients. Each gradient gets the ops' terms in their order.
         latbwd_chain(c, g, &second, false, LatGy{}, -1);
-        latbwd_chain(c, g, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m}, d->lb_ln[op]);
-        latbwd_gy(c, g, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m}, d->lb_lny[op]);
+        latbwd_chain(c, g, &first, true, LatGy{second.A1, second.dS, second.dL1, second.tok, second.m}, d->lb[op].ln);
+        latbwd_gy(c, g, &first, LatRows{second.dZ, second.dZ16, second.dL2, second.S, second.m}, d->lb[op].lny);
         latbwd_grads(d, &first);
         latbwd_grads(d, &second);
         break;
@@ -1295,8 +1303,6 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (dx16) launch(d, k_to_bf16, GRID4(n), (const float *)dx, P16(c, out[0]), n);
             break;
         }
-        if (d->lb_ln && ((op + 2 < g->n_ops && d->lb_ln[op + 2] == op) || (op + 3 < g->n_ops && d->lb_lny[op + 3] == op)))
-            break;  // runs with the latent pair after it
         ln_bwd_frozen(c, g, op);
         break;
     }
@@ -1560,15 +1566,17 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
 // The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
 // of host memory.
 bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
-    d->lb_first = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
-    d->lb_ln = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
-    d->lb_lny = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
-    if (!d->lb_first || !d->lb_ln || !d->lb_lny) return false;
-    const int on = env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1);  // (not 0 or 1: d->failed)
-    for (int j = 0; j <= g->n_ops; j++) {
-        d->lb_first[j] = on > 0 && j < g->n_ops ? rt_cuda_latbwd_first(g, j) : -1;
-        d->lb_ln[j] = d->lb_first[j] >= 0 ? rt_cuda_latbwd_ln(g, d->lb_first[j]) : -1;
-        d->lb_lny[j] = d->lb_first[j] >= 0 ? rt_cuda_latbwd_lny(g, d->lb_first[j]) : -1;
+    if (env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1) <= 0) return true;  // off, or not 0 or 1 (d->failed)
+    d->lb = (LatGroup *)malloc(sizeof(LatGroup) * (size_t)g->n_ops);
+    if (!d->lb) return false;
+    for (int j = 0; j < g->n_ops; j++) d->lb[j] = LatGroup{-1, -1, -1, false};
+    for (int j = 0; j < g->n_ops; j++) {
+        const int f = rt_cuda_latbwd_first(g, j);
+        if (f < 0) continue;
+        LatGroup *e = &d->lb[j];
+        e->first = f, e->ln = rt_cuda_latbwd_ln(g, f), e->lny = rt_cuda_latbwd_lny(g, f);
+        for (const int q : {e->first, e->ln, e->lny})
+            if (q >= 0) d->lb[q].deferred = true;
     }
     return true;
 }
@@ -1939,9 +1947,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     if (!d->frozen_shared) cudaFree(d->frozen16);
     free(d->ln_res);
     free(d->lr_fused);
-    free(d->lb_first);
-    free(d->lb_ln);
-    free(d->lb_lny);
+    free(d->lb);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
@@ -2135,7 +2141,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_bn_fused = d->n_bn_fused;
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
-    for (int j = 0; d->lb_first && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb_first[j] >= 0;
+    for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

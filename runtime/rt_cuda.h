@@ -178,6 +178,10 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls);
  * to kind_bytes and kind_flops (AVGEN_OP_KIND_COUNT entries each; either may be NULL). */
 double rt_cuda_roofline(const avgen_graph *g, const unsigned char *cls, double peak, double bandwidth, double *kind_bytes,
                         double *kind_flops);
+/* A device's dense bf16 FLOP/s and its memory bytes/s by its name (SXM parts: "H100", "H200", "A100", ...; an
+ * "H100 PCIe" has less bandwidth), 0 when unknown: the bench's and the planner's defaults. */
+double rt_device_peak(const char *name);
+double rt_device_bandwidth(const char *name);
 /* That sum from each kind's bytes and FLOPs (AVGEN_OP_KIND_COUNT entries); each kind's seconds to kind_s (may be
  * NULL). A bandwidth or peak of 0 leaves that side out. */
 double rt_roofline_sum(const double *kind_bytes, const double *kind_flops, double peak, double bandwidth, double *kind_s);

@@ -1285,6 +1285,13 @@ __device__ __forceinline__ float lat_rows(const LatRows &o, long long r, int p, 
     for (int i = 0; i < o.m; i++) t += o.dL2[r * o.m + i] * o.S[((size_t)p * o.m + i) * D + d];
     return ld_fh(o.dZ, o.dZ16, (size_t)r * D + d) + t;
 }
+// Part 4 on element d of row pj = (p, j) of gY: its term, then orow's (k_latbwd_gy's scalar path).
+__device__ __forceinline__ void lat_gy_add(const LatGy &me, const LatRows &orow, float *gY, long long pj, int p, int j, int N2,
+                                           int D, int d) {
+    float v = gY[(size_t)pj * D + d] + lat_gy(me, p, j, N2, D, d);
+    if (orow.m) v += lat_rows(orow, pj, p, D, d);
+    gY[(size_t)pj * D + d] = v;
+}
 
 // Backward of the exchange, part 1, one warp per row r: rowdg[r] = dZ_r . (A2 S)_r;
 // dL2[r] = A2 (dA2 - rowsum(dA2 A2)) with dA2[r,i] = gate_av dZ_r . S_i; gX_r += dZ_r + sum_i dL2[r,i] S_i,
@@ -1358,6 +1365,12 @@ struct LnBwdIn {
     const void *dy;
     const float *x, *mu, *rs, *w;
 };
+// A frozen LayerNorm's backward on row r, dx += (as k_ln_bwd and k_ln_bwd_bf: dy of type DT, rows of D)
+template <int V, class DT>
+__device__ __forceinline__ void ln_bwd_frozen_row(long long r, int lane, const LnBwdIn &ln, float *dx, int D) {
+    ln_bwd_row<V, false, false, DT>(r, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, dx, D, 1, NULL, D, NULL,
+                                    NULL, BnLoad{});
+}
 template <int V, class DT>
 __device__ __forceinline__ void latbwd_rows_ln(const LnBwdIn &ln, const float *dZ, const float *S, const float *A2,
                                                const float *gav, double *rowdg, float *dL2, float *gX, long long rows,
@@ -1365,8 +1378,7 @@ __device__ __forceinline__ void latbwd_rows_ln(const LnBwdIn &ln, const float *d
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= rows) return;
     const int lane = threadIdx.x & 31;
-    ln_bwd_row<V, false, false, DT>(r, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, gX, D, 1, NULL, D, NULL,
-                                    NULL, BnLoad{});
+    ln_bwd_frozen_row<V, DT>(r, lane, ln, gX, D);
     latbwd_row<2>(r, lane, dZ, S, A2, gav, rowdg, dL2, gX, N, D, m, dZ16, oy);
 }
 template <int V>
@@ -1450,10 +1462,7 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
             }
             vst(g, v);
         } else {
-            const LatGy me = {A1, dS, dL1, tok, m};
-            float v = gY[(size_t)pj * D + d] + lat_gy(me, p, j, N2, D, d);
-            if (orow.m) v += lat_rows(orow, pj, p, D, d);
-            gY[(size_t)pj * D + d] = v;
+            lat_gy_add(LatGy{A1, dS, dL1, tok, m}, orow, gY, pj, p, j, N2, D, d);
         }
     }
 }
@@ -1467,14 +1476,9 @@ __device__ __forceinline__ void latbwd_gy_ln(const LnBwdIn &ln, const float *A1,
     const long long pj = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     if (pj >= (long long)P * N2) return;
     const int lane = threadIdx.x & 31, p = (int)(pj / N2), j = (int)(pj - (long long)p * N2);
-    ln_bwd_row<V, false, false, DT>(pj, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, gY, D, 1, NULL, D, NULL,
-                                    NULL, BnLoad{});
+    ln_bwd_frozen_row<V, DT>(pj, lane, ln, gY, D);
     const LatGy me = {A1, dS, dL1, tok, m};
-    for (int d = lane; d < D; d += 32) {
-        float v = gY[(size_t)pj * D + d] + lat_gy(me, p, j, N2, D, d);
-        if (orow.m) v += lat_rows(orow, pj, p, D, d);
-        gY[(size_t)pj * D + d] = v;
-    }
+    for (int d = lane; d < D; d += 32) lat_gy_add(me, orow, gY, pj, p, j, N2, D, d);
 }
 template <int V>
 __global__ void __launch_bounds__(128) k_latbwd_gy_ln(LnBwdIn ln, const float *A1, const float *dS, const float *dL1,

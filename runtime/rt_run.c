@@ -144,22 +144,6 @@ double rt_graph_flops(const avgen_graph *g, int phase) {
     return f;
 }
 
-static double peak_for(const char *name) {
-    /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
-    if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;
-    if (strstr(name, "A100")) return 312e12;
-    if (strstr(name, "L40S")) return 362e12;
-    return 0;
-}
-
-/* HBM bandwidth (SXM parts; an approximation by name, 0 when unknown): the roofline's memory side. */
-static double bandwidth_for(const char *name) {
-    if (strstr(name, "H200")) return 4.8e12;
-    if (strstr(name, "H100")) return strstr(name, "PCIe") ? 2.0e12 : 3.35e12;
-    if (strstr(name, "A100")) return 2.0e12;
-    return 0;
-}
-
 int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
                     const rt_bench_opts *o, FILE *out, char *err, size_t errlen) {
     rt_cuda_bench_result r;
@@ -169,7 +153,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     const avgen_consts *k = c->k;
     const double s = r.median_ms / 1e3;
     const double flops = rt_graph_flops(c->g, -1);
-    const double peak = o->peak_flops > 0 ? o->peak_flops : peak_for(rt_cuda_device_name(c));
+    const double peak = o->peak_flops > 0 ? o->peak_flops : rt_device_peak(rt_cuda_device_name(c));
     const double pairs = (double)k->batch * k->frames;
     const double tflops = flops / s / 1e12;
     /* The planner's peak: arenas + op scratch + workspace (given by the caller), else the arenas alone. */
@@ -224,7 +208,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0, r.device_used_bytes / 1073741824.0);
     /* per op kind: model FLOPs and the bytes of its ops' tensors as the backend stores them */
     double kind_fl[AVGEN_OP_KIND_COUNT] = {0}, kind_by[AVGEN_OP_KIND_COUNT] = {0};
-    const double bw = o->bandwidth > 0 ? o->bandwidth : bandwidth_for(rt_cuda_device_name(c));
+    const double bw = o->bandwidth > 0 ? o->bandwidth : rt_device_bandwidth(rt_cuda_device_name(c));
     const double roof_all = rt_cuda_roofline(c->g, f16, peak, bw, kind_by, kind_fl);
     const double roof = bw > 0 && peak > 0 ? roof_all : 0; /* 0: unknown device */
     double total = 0;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rt_cuda.h"
 
@@ -613,6 +614,21 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) 
         bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
     }
     return bytes;
+}
+
+double rt_device_peak(const char *name) {
+    /* Dense bf16 tensor-core peaks (SXM parts; the PCIe H100 is lower, pass --peak there). */
+    if (strstr(name, "H100") || strstr(name, "H200") || strstr(name, "GH200")) return 989e12;
+    if (strstr(name, "A100")) return 312e12;
+    if (strstr(name, "L40S")) return 362e12;
+    return 0;
+}
+
+double rt_device_bandwidth(const char *name) {
+    if (strstr(name, "H200")) return 4.8e12;
+    if (strstr(name, "H100")) return strstr(name, "PCIe") ? 2.0e12 : 3.35e12;
+    if (strstr(name, "A100")) return 2.0e12;
+    return 0;
 }
 
 double rt_roofline_sum(const double *kind_bytes, const double *kind_flops, double peak, double bandwidth, double *kind_s) {
