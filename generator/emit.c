@@ -2,6 +2,7 @@
  * replaced, and each file is written through a temporary file and a rename, only when its bytes
  * changed. Nothing machine-specific (paths, times) goes into the output. */
 #include "emit.h"
+#include "rt_cuda.h"
 #include "rt_kernels.h"
 
 #include <errno.h>
@@ -431,6 +432,11 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     if (cpu_ops.n) cpu_ops.p[--cpu_ops.n] = 0;
     avgen_consts k;
     gen_consts(s, &k);
+    /* after the library: the fused attention's instances with this configuration's shapes (rt_cuda_shape_lines) */
+    char klines[400], kinst[600] = "";
+    if (rt_cuda_shape_lines(&k, klines, sizeof klines) > 0)
+        snprintf(kinst, sizeof kinst, "\n// The fused attention with this configuration's shapes as literals (head width, tokens, heads).\n%s",
+                 klines);
     sb_printf(&tables,
               "const avgen_consts avgen_model_consts = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, {(float)%.9g, (float)%.9g, (float)%.9g}, "
               "{(float)%.9g, (float)%.9g, (float)%.9g}, %.17g, %.17g, %.17g, %.17g, %.17g, %.17g, %d};\n\n",
@@ -451,7 +457,7 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
 
     const subst subs[] = {
         {"NAME", s->name}, {"NAME_ID", name_id}, {"VERSION", AVGEN_VERSION}, {"HASH", hash},
-        {"SHAPES", shapes.p ? shapes.p : ""}, {"KERNEL_SHAPES", kshapes.p ? kshapes.p : ""}, {"ARENAS", arenas.p ? arenas.p : ""},
+        {"SHAPES", shapes.p ? shapes.p : ""}, {"KERNEL_SHAPES", kshapes.p ? kshapes.p : ""}, {"KERNEL_INSTANCES", kinst}, {"ARENAS", arenas.p ? arenas.p : ""},
         {"OPKIND_NAMES", opnames.p ? opnames.p : ""}, {"MISSING", missing.p ? missing.p : ""},
         {"CPU_OPS", cpu_ops.p ? cpu_ops.p : ""},
         {"TABLES", tables.p ? tables.p : ""}, {"STEPS", steps.p ? steps.p : ""},

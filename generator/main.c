@@ -141,13 +141,15 @@ static const char *const usage_bench =
     "Exit status 1 when no GPU can be used.\n";
 
 static const char *const usage_jit =
-    "usage: avgen jit [DIR] [--arch N]\n"
+    "usage: avgen jit [DIR | MODEL.json [--set path=value ...]] [--arch N]\n"
     "\n"
     "Compiles CUDA kernels with NVRTC for sm_N (default 90) into the kernel cache ($AVGEN_CACHE_DIR, else\n"
     "$XDG_CACHE_HOME/avgen, else ~/.cache/avgen), so that a later --kernels nvrtc start on such a GPU reads\n"
-    "them instead of compiling; reports the cold (compile) and warm (cached) times. No GPU needed. Without\n"
-    "DIR: the kernel library that avgen step and avgen bench use; with DIR: the kernels.cu of a folder\n"
-    "written by avgen emit (what its NAME-train --kernels nvrtc compiles). docs/kernels.md.\n";
+    "them instead of compiling; reports the cold (compile) and warm (cached) times. No GPU needed. With DIR:\n"
+    "the kernels.cu of a folder written by avgen emit (what its NAME-train --kernels nvrtc compiles); with\n"
+    "MODEL.json: what avgen step and avgen bench --kernels nvrtc compile for that description (the kernel\n"
+    "library and its shape-literal attention instances); with neither: the kernel library alone.\n"
+    "docs/kernels.md.\n";
 
 static const char *const usage_diff = ST_DIFF_USAGE;
 
@@ -979,15 +981,30 @@ static int cmd_jit(int argc, char **argv) {
     args_t a;
     int r = parse_args("jit", usage_jit, argc, argv, &a, 0);
     if (r >= 0) return r;
-    /* parse_args takes a lone positional argument as the model; here it is the emitted folder */
-    const char *dir = a.model;
-    if (a.nsets || a.out || a.json) return usage_error("jit", "%s", "takes an emitted folder, not a description: no --set, -o or --json");
+    /* parse_args takes a lone positional argument as the model: an emitted folder, or a description */
+    const size_t ml = a.model ? strlen(a.model) : 0;
+    const int model = ml > 5 && !strcmp(a.model + ml - 5, ".json");
+    const char *dir = model ? NULL : a.model;
+    if (a.out || a.json || (a.nsets && !model))
+        return usage_error("jit", "%s", "takes an emitted folder (no --set) or a description (with --set if any); no -o or --json");
     const int arch = a.arch ? a.arch : 90;
     char err[4096] = "", name[1200];
     char *src = NULL;
     const char *text = rt_kernels_library_source();
     snprintf(name, sizeof name, "rt_cuda_kernels.cuh");
-    if (dir) {
+    if (model) {
+        gen_spec s;
+        if ((r = load(&a, &s))) return r;
+        avgen_consts k;
+        gen_consts(&s, &k);
+        char lines[400];
+        rt_cuda_shape_lines(&k, lines, sizeof lines);
+        if (!(src = rt_kernels_library_for(lines))) {
+            fprintf(stderr, "error: out of memory.\n");
+            return 1;
+        }
+        text = src;
+    } else if (dir) {
         char p1[1100], p2[1100];
         snprintf(p1, sizeof p1, "%s/kernels.cu", dir);
         snprintf(p2, sizeof p2, "%s/rt_cuda_kernels.cuh", dir);

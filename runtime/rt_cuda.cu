@@ -38,6 +38,33 @@ const char *const kKernelNames[] = {AVGEN_CUDA_KERNELS(KNAME)};
 #undef KNAME
 constexpr int kNumKernels = (int)(sizeof kBuiltin / sizeof kBuiltin[0]);
 
+// Shape-literal instances (rt_cuda_kernel_list.h: AVGEN_CUDA_SHAPE_KERNELS), per (head width, tokens, heads):
+// this binary's copies for AVGEN_CUDA_BUILTIN_SHAPES, or the NVRTC build's for the shape lines of its source.
+// A launch whose shape has no instance runs the generic kernel of the launch table.
+#define SK_ENUM(f) SK_##f,
+enum { AVGEN_CUDA_SHAPE_KERNELS(SK_ENUM) kShapeKernels };
+#undef SK_ENUM
+static_assert(kShapeKernels == AVGEN_CUDA_SHAPE_KERNEL_COUNT, "AVGEN_CUDA_SHAPE_KERNEL_COUNT");
+struct ShapeSet {
+    int hd, n, h;
+    const void *k[kShapeKernels];
+};
+template <int HD, int N, int H>
+ShapeSet builtin_shape() {
+#define SADDR(f) (const void *)&f<HD, N, H>,
+    return ShapeSet{HD, N, H, {AVGEN_CUDA_SHAPE_KERNELS(SADDR)}};
+#undef SADDR
+}
+#define BSHAPE(hd, n, h) builtin_shape<hd, n, h>(),
+const ShapeSet kBuiltinShapes[] = {AVGEN_CUDA_BUILTIN_SHAPES(BSHAPE)
+#ifdef AVGEN_CUDA_EMU  // and emu-wide's (tests/CMakeLists.txt), so that the emulated tests run instances
+                                       BSHAPE(64, 197, 2) BSHAPE(64, 49, 2)
+#endif
+};
+#undef BSHAPE
+constexpr int kNumBuiltinShapes = (int)(sizeof kBuiltinShapes / sizeof kBuiltinShapes[0]);
+static_assert(kNumBuiltinShapes <= AVGEN_CUDA_MAX_SHAPES, "AVGEN_CUDA_MAX_SHAPES");
+
 // ------------------------------------------------------------------------------------------ state
 
 struct GemmKey {
@@ -103,6 +130,9 @@ struct Dev {
     size_t free_before;
     // kernels: the launch table (this binary's copies, or the NVRTC build's handles)
     const void *kern[kNumKernels];
+    // the shape-literal instances the launches may take (none with AVGEN_SHAPE_KERNELS=0)
+    ShapeSet shapes[AVGEN_CUDA_MAX_SHAPES];
+    int n_shapes, shape_kernels;
     int kernels_mode;  // RT_KERNELS_*
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
@@ -199,8 +229,11 @@ template <class H, class... T> struct ArgPack<H, T...> {
     }
 };
 
+// launch_as: the same with inst, a shape-literal instance of k (same parameters; shape_kernel), instead of
+// k's entry in the table when not NULL; timed as k.
 template <class... P>
-void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typename NoDeduce<P>::type... a) {
+void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block, size_t smem,
+               typename NoDeduce<P>::type... a) {
     if (d->failed) return;
     int id = -1;
     for (int i = 0; i < kNumKernels && id < 0; i++)
@@ -210,18 +243,33 @@ void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typenam
         return;
     }
     cudaEvent_t *pe = kprof_begin(d, id);
-#ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copy on the CPU
+    const void *handle = inst ? inst : d->kern[id];
+#ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copies on the CPU
+    // (an instance here is one of this build's: kBuiltinShapes)
+    void (*fn)(P...) = inst ? (void (*)(P...))inst : k;
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
-    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [k, args]() { std::apply(k, args); },
-                                              d->kern[id]);
+    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [fn, args]() { std::apply(fn, args); },
+                                              handle);
 #else
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];
     pack.fill(argv);
-    const cudaError_t e = cudaLaunchKernel(d->kern[id], grid, block, argv, smem, d->s);
+    const cudaError_t e = cudaLaunchKernel(handle, grid, block, argv, smem, d->s);
 #endif
     if (pe) cudaEventRecord(*pe, d->s);
-    if (e != cudaSuccess) set_fail(d, "kernel %s: %s", kKernelNames[id], cudaGetErrorString(e));
+    if (e != cudaSuccess) set_fail(d, "kernel %s%s: %s", kKernelNames[id], inst ? " (shape-literal instance)" : "",
+                                   cudaGetErrorString(e));
+}
+template <class... P>
+void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typename NoDeduce<P>::type... a) {
+    launch_as(d, k, NULL, grid, block, smem, a...);
+}
+
+// The shape-literal instance of shape kernel sk for (head width, tokens, heads), or NULL (the generic kernel).
+const void *shape_kernel(const Dev *d, int sk, int hd, int n, int h) {
+    for (int i = 0; i < d->n_shapes; i++)
+        if (d->shapes[i].hd == hd && d->shapes[i].n == n && d->shapes[i].h == h) return d->shapes[i].k[sk];
+    return NULL;
 }
 
 // ------------------------------------------------------------------------------- cuBLASLt (dlopen)
@@ -604,6 +652,12 @@ template <int V0, int... Vs, class F> void with_value(Vals<V0, Vs...>, int v, F 
     else with_value(Vals<Vs...>{}, v, f);
 }
 #define LAUNCH_T(list, v, kern, ...) with_value(list{}, (v), [&](auto t_) { launch(d, kern<decltype(t_)::value>, __VA_ARGS__); })
+// A fused-attention kernel for head width hd, N tokens and H heads (in scope): its shape-literal instance
+// when there is one (shape_kernel), else the generic kernel<hd>.
+#define LAUNCH_ATTN(kern, ...)                                                                                       \
+    with_value(HeadWidths{}, hd, [&](auto t_) {                                                                      \
+        launch_as(d, kern<decltype(t_)::value>, shape_kernel(d, SK_##kern, hd, N, H), __VA_ARGS__);                \
+    })
 
 // LayerNorm kernels keep a row in registers for the widths the shipped models use (k_layernorm<V>, V values
 // a lane): widths up to 32, up to 64, and 737..768 (ViT-B/16); any other width takes the generic V = 0.
@@ -953,9 +1007,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
                 return;
             }
             if (is16(d, in[0]))  // qkv and the output stored as bf16 (rt_cuda_bf16_operands)
-                LAUNCH_T(HeadWidths, hd, k_attn_fwd_bf, grid, dim3(kAttnThreads), sm, P16(c, in[0]), P16(c, out[0]), lse, N, H, scale);
+                LAUNCH_ATTN(k_attn_fwd_bf, grid, dim3(kAttnThreads), sm, P16(c, in[0]), P16(c, out[0]), lse, N, H, scale);
             else
-                LAUNCH_T(HeadWidths, hd, k_attn_fwd, grid, dim3(kAttnThreads), sm, PF(in[0]), PF(out[0]), lse, N, H, scale);
+                LAUNCH_ATTN(k_attn_fwd, grid, dim3(kAttnThreads), sm, PF(in[0]), PF(out[0]), lse, N, H, scale);
             break;
         }
         const long long NN = (long long)N * N, HNN = (long long)H * NN, S3 = (long long)N * 3 * D, SD = (long long)N * D;
@@ -997,12 +1051,12 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (is16(d, in[1])) {  // qkv, its gradient and dO stored as bf16 (rt_cuda_bf16_operands)
                 const unsigned short *q16 = P16(c, in[1]), *dO16 = P16(c, in[0]);
                 unsigned short *dq16 = P16(c, out[0]);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
-                LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_ATTN(k_attn_bwd_dq_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
+                LAUNCH_ATTN(k_attn_bwd_dkv_bf, grid, dim3(kAttnThreads), sm, dO16, q16, lse, delta, dq16, N, H, scale);
                 break;
             }
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dq, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
-            LAUNCH_T(HeadWidths, hd, k_attn_bwd_dkv, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_ATTN(k_attn_bwd_dq, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+            LAUNCH_ATTN(k_attn_bwd_dkv, grid, dim3(kAttnThreads), sm, dO, qkv, lse, delta, dqkv, N, H, scale);
             break;
         }
         float *Pm = (float *)scratch(d, sizeof(float) * (size_t)n), *dP = (float *)scratch(d, sizeof(float) * (size_t)n);
@@ -1413,34 +1467,50 @@ ParamLayout param_layout(void (*)(P...)) {
     return L;
 }
 
-// Looks up every kernel of the NVRTC build and checks its parameters. An empty string, or why not.
-void bind_kernels(Dev *d, char *why, size_t whylen) {
+// Looks up every kernel of the NVRTC build, the list's and then the ns shapes' instances (t: their head
+// width, tokens and heads, in the source's order), and checks their parameters (an instance's: its generic
+// kernel's). An empty string, or why not.
+void bind_kernels(Dev *d, const int (*t)[3], int ns, char *why, size_t whylen) {
 #define KLAYOUT(f) param_layout(&f),
     const ParamLayout layouts[] = {AVGEN_CUDA_KERNELS(KLAYOUT)};
 #undef KLAYOUT
+#define SLAYOUT(f) param_layout(&f<64>),
+    const ParamLayout shape_layouts[] = {AVGEN_CUDA_SHAPE_KERNELS(SLAYOUT)};
+#undef SLAYOUT
     why[0] = 0;
-    for (int i = 0; i < kNumKernels; i++) {
+    for (int i = 0; i < kNumKernels + ns * kShapeKernels; i++) {
+        const int s = i < kNumKernels ? -1 : (i - kNumKernels) / kShapeKernels, sk = (i - kNumKernels) % kShapeKernels;
+        char label[160];
+        if (s < 0)
+            snprintf(label, sizeof label, "%s", kKernelNames[i]);
+        else
+            rt_kernels_shape_expr(sk, t[s], label, sizeof label);
         cudaKernel_t k = NULL;
         cudaError_t e = cudaLibraryGetKernel(&k, d->lib, d->cubin.lowered[i]);
         if (e != cudaSuccess) {
             cudaGetLastError();
-            snprintf(why, whylen, "kernel %s (%s) is not in the NVRTC build: %s", kKernelNames[i], d->cubin.lowered[i],
-                     cudaGetErrorString(e));
+            snprintf(why, whylen, "kernel %s (%s) is not in the NVRTC build: %s", label, d->cubin.lowered[i], cudaGetErrorString(e));
             return;
         }
-        d->kern[i] = (const void *)k;
-        const ParamLayout &L = layouts[i];
+        if (s < 0) {
+            d->kern[i] = (const void *)k;
+        } else {
+            ShapeSet &ss = d->shapes[s];
+            ss.hd = t[s][0], ss.n = t[s][1], ss.h = t[s][2], ss.k[sk] = (const void *)k;
+        }
+        const ParamLayout &L = s < 0 ? layouts[i] : shape_layouts[sk];
         for (int j = 0; j <= L.n; j++) {
             size_t off = 0, size = 0;
-            e = cudaFuncGetParamInfo(d->kern[i], (size_t)j, &off, &size);
+            e = cudaFuncGetParamInfo((const void *)k, (size_t)j, &off, &size);
             cudaGetLastError();
             if (j == L.n ? e == cudaSuccess : e != cudaSuccess || off != L.off[j] || size != L.size[j]) {
                 snprintf(why, whylen, "kernel %s takes other parameters in the NVRTC build (parameter %d) than this binary "
-                                      "passes: the source does not match this avgen", kKernelNames[i], j);
+                                      "passes: the source does not match this avgen", label, j);
                 return;
             }
         }
     }
+    if (d->shape_kernels) d->n_shapes = ns;
 }
 
 // A cubin the driver cannot use (as opposed to a driver or memory error, which a new compile would not cure).
@@ -1452,9 +1522,35 @@ bool image_error(cudaError_t e) {
 // Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
 // architecture and loaded as a library. A cached build the driver refuses, or whose kernels do not match,
 // is removed from the cache and compiled once more.
-bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
+// The source NVRTC compiles for avgen step and bench: the library and the configuration's shape lines.
+char *library_with_shapes(const avgen_consts *k) {
+    char lines[400];
+    rt_cuda_shape_lines(k, lines, sizeof lines);
+    return rt_kernels_library_for(lines);
+}
+
+// kinfo's tail, with the fused attention: which of the configuration's shapes run shape-literal instances.
+void describe_shapes(Dev *d, const avgen_consts *k) {
+    int t[2][3];
+    const int c = rt_cuda_attn_shapes(k, t);
+    if (!c) return;
+    char lit[64] = "", gen[64] = "";
+    for (int i = 0; i < c; i++) {
+        char *b = shape_kernel(d, 0, t[i][0], t[i][1], t[i][2]) ? lit : gen;
+        snprintf(b + strlen(b), sizeof lit - strlen(b), "%s%d", b[0] ? ", " : "", t[i][1]);
+    }
+    const size_t at = strlen(d->kinfo);
+    snprintf(d->kinfo + at, sizeof d->kinfo - at, "; fused attention (head width %d, %d heads): %s%s%s%s%s%s", t[0][0], t[0][2],
+             lit[0] ? "literal shapes for N = " : "", lit, lit[0] && gen[0] ? ", " : "", gen[0] ? "generic kernels for N = " : "",
+             gen, !d->shape_kernels ? " (AVGEN_SHAPE_KERNELS=0)" : gen[0] && d->kernels_mode != RT_KERNELS_NVRTC ? " (not built in; --kernels nvrtc compiles them)" : "");
+}
+
+bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arch) {
     for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
+    d->n_shapes = 0;
     if (!o || o->kernels != RT_KERNELS_NVRTC) {
+        if (d->shape_kernels)
+            for (int i = 0; i < kNumBuiltinShapes; i++) d->shapes[d->n_shapes++] = kBuiltinShapes[i];
         snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %d kernels built into this binary (fatbin)", kNumKernels);
         return true;
     }
@@ -1463,32 +1559,41 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
     return false;
 #endif
     const double t0 = now_s();
-    const char *src = o->kernel_src ? o->kernel_src : rt_kernels_library_source();
+    char *own = o->kernel_src ? NULL : library_with_shapes(kc);
+    const char *src = o->kernel_src ? o->kernel_src : own;
     const char *name = o->kernel_src ? (o->kernel_src_name ? o->kernel_src_name : "kernels.cu") : "rt_cuda_kernels.cuh";
     if (!src) {
         set_fail(d, "this build carries no kernel source for NVRTC (a bug in avgen)");
         return false;
     }
+    int shp[AVGEN_CUDA_MAX_SHAPES][3];
     char err[2048], note[800] = "", why[600];
+    const int ns = rt_kernels_shapes(src, shp, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
+    if (ns < 0) {
+        set_fail(d, "--kernels nvrtc: %s: %s", name, err);
+        free(own);
+        return false;
+    }
     for (int attempt = 0;; attempt++) {
         if (rt_kernels_build(src, name, arch, &d->cubin, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);  // the whole NVRTC log; the error below keeps its start
             set_fail(d, "--kernels nvrtc: %s", err);
+            free(own);
             return false;
         }
         if (d->cubin.note[0]) snprintf(note, sizeof note, "%s; ", d->cubin.note);
         why[0] = 0;
         cudaError_t e = cudaSuccess;
-        if (d->cubin.n_lowered != kNumKernels) {
+        if (d->cubin.n_lowered != kNumKernels + ns * kShapeKernels) {
             snprintf(why, sizeof why, "the NVRTC build names %d kernels, this binary launches %d", d->cubin.n_lowered,
-                     kNumKernels);
+                     kNumKernels + ns * kShapeKernels);
         } else if ((e = cudaLibraryLoadData(&d->lib, d->cubin.cubin, NULL, NULL, 0, NULL, NULL, 0)) != cudaSuccess) {
             cudaGetLastError();
             d->lib = NULL;
             snprintf(why, sizeof why, "the CUDA driver cannot load the kernels NVRTC compiled for sm_%d (%s)", arch,
                      cudaGetErrorString(e));
         } else {
-            bind_kernels(d, why, sizeof why);
+            bind_kernels(d, shp, ns, why, sizeof why);
         }
         if (!why[0]) break;
         if (d->cubin.cache_hit && attempt == 0 && (e == cudaSuccess || image_error(e))) {
@@ -1502,8 +1607,10 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, int arch) {
         }
         if (!d->cubin.cache_hit && (e == cudaSuccess || image_error(e))) rt_nvrtc_forget(&d->cubin);  // not for later starts
         set_fail(d, "--kernels nvrtc: %s", why);
+        free(own);
         return false;
     }
+    free(own);
     d->kernel_s = now_s() - t0;
     d->kernels_mode = RT_KERNELS_NVRTC;
     d->kernel_hit = d->cubin.cache_hit;
@@ -1641,7 +1748,8 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             set_fail(d, "AVGEN_ATTENTION=%s: expected gemm or fused", a);
             goto fail;
         }
-        if (!load_kernels(d, o, prop.major * 10 + prop.minor)) goto fail;
+        if ((d->shape_kernels = env_switch(d, "AVGEN_SHAPE_KERNELS", 1)) < 0) goto fail;
+        if (!load_kernels(d, o, c->k, prop.major * 10 + prop.minor)) goto fail;
         // bf16 GEMMs on sm_80 or later with kernels built for it (a binary built only for older GPUs has the
         // fused kernels as traps), head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
         int can = d->precision == RT_CUDA_BF16 && prop.major >= 8 && rt_cuda_attention_fusable(c->k);
@@ -1663,6 +1771,11 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                           cudaFuncSetAttribute(d->kern[i], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
                     cudaGetLastError();
                 }
+            for (int i = 0; i < d->n_shapes && can; i++)  // and their shape-literal instances
+                for (int j = 0; j < kShapeKernels && can; j++) {
+                    can = cudaFuncSetAttribute(d->shapes[i].k[j], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
+                    cudaGetLastError();
+                }
         }
         if (a && !strcmp(a, "fused") && !can) {
             set_fail(d, "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16, a GPU of compute "
@@ -1672,6 +1785,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             goto fail;
         }
         d->attn_fused = can && !(a && !strcmp(a, "gemm"));
+        if (d->attn_fused) describe_shapes(d, c->k);
     }
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
     if (lt.create(&d->lt)) {

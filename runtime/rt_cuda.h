@@ -74,6 +74,13 @@ int rt_cuda_attention_fusable(const avgen_consts *k);
 size_t rt_cuda_attn_smem(int n, int hd);
 /* That for the configuration's longest stream and its head width. */
 size_t rt_cuda_attn_smem_of(const avgen_consts *k);
+/* The configuration's shapes for the shape-literal fused-attention kernels (runtime/rt_cuda_kernel_list.h:
+ * AVGEN_CUDA_SHAPE_KERNELS): (head width, tokens, heads) of the frame stream, then of the audio stream when
+ * it differs, into t; their count (0 when the fused kernels do not serve it, rt_cuda_attention_fusable).
+ * rt_cuda_shape_lines writes them as the lines an emitted kernels.cu ends with ("AVGEN_ATTN_SHAPE(64, 197,
+ * 12)\n" each) into buf (always terminated); the line count. */
+int rt_cuda_attn_shapes(const avgen_consts *k, int t[2][3]);
+int rt_cuda_shape_lines(const avgen_consts *k, char *buf, size_t len);
 /* The most shared memory a block may opt in to on every GPU the fused kernels serve (sm_86 and sm_89: 99 KiB;
  * sm_80 163 KiB, sm_90 227 KiB). */
 #define RT_CUDA_ATTN_SMEM_MAX (99 * 1024)

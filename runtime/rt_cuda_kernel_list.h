@@ -30,4 +30,17 @@
     X(k_grad_sumsq) X(k_sum_d) X(k_bn_stats) X(k_latbwd_rows_ln<1>) X(k_latbwd_rows_ln<2>) X(k_latbwd_rows_ln<24>)   \
     X(k_latbwd_rows_lnbf<1>) X(k_latbwd_rows_lnbf<2>) X(k_latbwd_rows_lnbf<24>) X(k_latbwd_gy_ln<1>)             \
     X(k_latbwd_gy_ln<2>) X(k_latbwd_gy_ln<24>) X(k_latbwd_gy_lnbf<1>) X(k_latbwd_gy_lnbf<2>) X(k_latbwd_gy_lnbf<24>)
+
+/* The kernels that also exist with the configuration's shapes as literals (rt_cuda_kernels.cuh:
+ * AVGEN_ATTN_SHAPE(HD, N, H)), in this order: the fused attention's six, per (head width, tokens, heads).
+ * The nvcc copy has them for AVGEN_CUDA_BUILTIN_SHAPES; the NVRTC build for the (HD, N, H) lines of its
+ * source (an emitted kernels.cu's, or those avgen step and bench add to the library: rt_cuda_shape_lines),
+ * requested by name after the list above (rt_kernels_shape_expr). Any other shape runs the generic kernel. */
+#define AVGEN_CUDA_SHAPE_KERNELS(X) \
+    X(k_attn_fwd) X(k_attn_fwd_bf) X(k_attn_bwd_dq) X(k_attn_bwd_dq_bf) X(k_attn_bwd_dkv) X(k_attn_bwd_dkv_bf)
+#define AVGEN_CUDA_SHAPE_KERNEL_COUNT 6
+/* (head width, tokens, heads) built into the nvcc copy: ViT-B/16's frames (197 tokens) and audio images (49) */
+#define AVGEN_CUDA_BUILTIN_SHAPES(X) X(64, 197, 12) X(64, 49, 12)
+/* the most (HD, N, H) lines one NVRTC build takes */
+#define AVGEN_CUDA_MAX_SHAPES 8
 #endif

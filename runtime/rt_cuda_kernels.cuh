@@ -816,6 +816,17 @@ __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const T *src
 }
 constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the launches use exactly this)
 
+// Shape literals (docs/kernels.md): the fused-attention kernels are templates on the sequence length NL and
+// the head count HL too. 0 (the default) takes them from the arguments; an instance with literals (an emitted
+// kernels.cu names its configuration's after the library, AVGEN_ATTN_SHAPE below) computes with the
+// constants, so its masks, trip counts and addresses fold, and traps when launched with other values (a
+// launch that does not match its instance is a bug in avgen: an error, never a wrong result).
+template <int L>
+__device__ __forceinline__ int shape_lit(int v) {
+    if (L != 0 && v != L) __trap();
+    return L != 0 ? L : v;
+}
+
 // Stages all rows of two sources (fp32 or bf16 each; rows >= n zero, up to the next multiple of 64) as bf16
 // into tiles ta and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free
 // of bank conflicts; a chunk of 64 rows is the tile at row c0), eight elements a thread and load (16 bytes of
@@ -975,16 +986,16 @@ __device__ __forceinline__ void attn_fwd_body(unsigned short *Ks, const T *qkv, 
         }
     }
 }
-template <int HD>
+template <int HD, int NL = 0, int HL = 0>
 __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_fwd(const float *qkv, float *O, float *lse, int N, int H, float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_fwd_body<HD>(attn_sm, qkv, O, lse, N, H, scale);
+    attn_fwd_body<HD>(attn_sm, qkv, O, lse, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
-template <int HD>
+template <int HD, int NL = 0, int HL = 0>
 __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_fwd_bf(const unsigned short *qkv, unsigned short *O, float *lse, int N,
                                                               int H, float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_fwd_body<HD>(attn_sm, qkv, O, lse, N, H, scale);
+    attn_fwd_body<HD>(attn_sm, qkv, O, lse, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
 
 // Backward, dQ: per 16-row query tile, over key chunks: P = exp(scale Q K^T - lse), dP = dO V^T,
@@ -1030,18 +1041,18 @@ __device__ __forceinline__ void attn_dq_body(unsigned short *Ks, const T *dO, co
         attn_store<HD>(dqkv + (long long)p * N * rs + h * HD, rs, dq, r0, N, 1.0f, 1.0f);
     }
 }
-template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse,
+template <int HD, int NL = 0, int HL = 0>
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dq(const float *dO, const float *qkv, const float *lse,
                                                               const double *delta, float *dqkv, int N, int H, float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
-template <int HD>
-__global__ void __launch_bounds__(kAttnThreads) k_attn_bwd_dq_bf(const unsigned short *dO, const unsigned short *qkv, const float *lse,
+template <int HD, int NL = 0, int HL = 0>
+__global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dq_bf(const unsigned short *dO, const unsigned short *qkv, const float *lse,
                                                                  const double *delta, unsigned short *dqkv, int N, int H,
                                                                  float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+    attn_dq_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
 
 // Backward, dK and dV: per 16-row key tile, over query chunks: P^T = exp(scale K Q^T - lse), dV = P^T dO,
@@ -1096,18 +1107,18 @@ __device__ __forceinline__ void attn_dkv_body(unsigned short *Qs, const T *dO, c
         attn_store<HD>(dqkv + (long long)p * N * rs + 2 * D + h * HD, rs, dv, r0, N, 1.0f, 1.0f);
     }
 }
-template <int HD>
+template <int HD, int NL = 0, int HL = 0>
 __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv(const float *dO, const float *qkv, const float *lse,
                                                                const double *delta, float *dqkv, int N, int H, float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
-template <int HD>
+template <int HD, int NL = 0, int HL = 0>
 __global__ void __launch_bounds__(kAttnThreads, 1) k_attn_bwd_dkv_bf(const unsigned short *dO, const unsigned short *qkv, const float *lse,
                                                                   const double *delta, unsigned short *dqkv, int N, int H,
                                                                   float scale) {
     AVGEN_DYNAMIC_SMEM(__align__(16) unsigned short, attn_sm);
-    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, N, H, scale);
+    attn_dkv_body<HD>(attn_sm, dO, qkv, lse, delta, dqkv, shape_lit<NL>(N), shape_lit<HL>(H), scale);
 }
 
 #define AVGEN_ATTN_INST(HD)                                                                                            \
@@ -1127,6 +1138,23 @@ AVGEN_ATTN_INST(16)
 AVGEN_ATTN_INST(32)
 AVGEN_ATTN_INST(64)
 #undef AVGEN_ATTN_INST
+// The six kernels with head width HD, N tokens and H heads as literals (runtime/rt_cuda_kernel_list.h:
+// AVGEN_CUDA_SHAPE_KERNELS): one line per (HD, N, H) at the start of a line after the library, as an emitted
+// kernels.cu has them; the NVRTC build requests these instances by name (rt_kernels_shapes).
+#define AVGEN_ATTN_SHAPE(HD, N, H)                                                                                     \
+    template __global__ void k_attn_fwd<HD, N, H>(const float *, float *, float *, int, int, float);                  \
+    template __global__ void k_attn_fwd_bf<HD, N, H>(const unsigned short *, unsigned short *, float *, int, int,      \
+                                                     float);                                                          \
+    template __global__ void k_attn_bwd_dq<HD, N, H>(const float *, const float *, const float *, const double *,     \
+                                                     float *, int, int, float);                                       \
+    template __global__ void k_attn_bwd_dq_bf<HD, N, H>(const unsigned short *, const unsigned short *,               \
+                                                        const float *, const double *, unsigned short *, int, int,    \
+                                                        float);                                                       \
+    template __global__ void k_attn_bwd_dkv<HD, N, H>(const float *, const float *, const float *, const double *,    \
+                                                      float *, int, int, float);                                      \
+    template __global__ void k_attn_bwd_dkv_bf<HD, N, H>(const unsigned short *, const unsigned short *,              \
+                                                         const float *, const double *, unsigned short *, int, int,   \
+                                                         float);
 
 // LAVISH latent exchange, part 1, in three kernels so that a pair's tokens Y are read by many blocks at once
 // (one block a pair left the memory system mostly idle): A1[i] = softmax(tok_i . Y_j) over j,

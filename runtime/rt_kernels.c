@@ -28,9 +28,86 @@ int rt_kernels_count(void) { return (int)(sizeof k_exprs / sizeof k_exprs[0]); }
 
 const char *rt_kernels_expr(int i) { return i >= 0 && i < rt_kernels_count() ? k_exprs[i] : NULL; }
 
+#define SNAME(f) #f,
+static const char *const k_shape_kernels[] = {AVGEN_CUDA_SHAPE_KERNELS(SNAME)};
+#undef SNAME
+_Static_assert(sizeof k_shape_kernels / sizeof k_shape_kernels[0] == AVGEN_CUDA_SHAPE_KERNEL_COUNT,
+               "AVGEN_CUDA_SHAPE_KERNEL_COUNT");
+
+/* A decimal integer in [lo, hi] at *p (spaces before it skipped), then *p past it; 0 when there is none. */
+static int shape_int(const char **p, long lo, long hi, long *v) {
+    while (**p == ' ') ++*p;
+    if (**p < '0' || **p > '9') return 0;
+    char *e;
+    *v = strtol(*p, &e, 10);
+    *p = e;
+    while (**p == ' ') ++*p;
+    return *v >= lo && *v <= hi;
+}
+
+int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t errlen) {
+    static const char key[] = "AVGEN_ATTN_SHAPE(";
+    int n = 0, line = 1;
+    for (const char *l = src; l && *l; line++) {
+        const char *e = strchr(l, '\n');
+        if (!strncmp(l, key, sizeof key - 1)) {
+            const char *p = l + sizeof key - 1;
+            long v[3];
+            int ok = shape_int(&p, 1, 1 << 20, &v[0]) && *p++ == ',' && shape_int(&p, 1, 1 << 20, &v[1]) && *p++ == ',' &&
+                     shape_int(&p, 1, 1 << 20, &v[2]) && *p++ == ')';
+            while (ok && (*p == ' ' || *p == '\r')) p++;
+            const int len = (int)(e ? e - l : (long)strlen(l));
+            if (!ok || (*p && *p != '\n')) {
+                snprintf(err, errlen, "line %d, %.*s: expected AVGEN_ATTN_SHAPE(head width, tokens, heads) with three positive "
+                                      "integers and nothing after it", line, len > 120 ? 120 : len, l);
+                return -1;
+            }
+            if (v[0] != 16 && v[0] != 32 && v[0] != 64) {
+                snprintf(err, errlen, "line %d, %.*s: the fused attention takes head widths 16, 32 and 64, not %ld", line,
+                         len > 120 ? 120 : len, l, v[0]);
+                return -1;
+            }
+            for (int i = 0; i < n && i < max; i++)
+                if (t[i][0] == v[0] && t[i][1] == v[1] && t[i][2] == v[2]) {
+                    snprintf(err, errlen, "line %d: the shape (%ld, %ld, %ld) is named twice", line, v[0], v[1], v[2]);
+                    return -1;
+                }
+            if (n >= max) {
+                snprintf(err, errlen, "line %d: more than %d AVGEN_ATTN_SHAPE lines", line, max);
+                return -1;
+            }
+            t[n][0] = (int)v[0], t[n][1] = (int)v[1], t[n][2] = (int)v[2];
+            n++;
+        }
+        l = e ? e + 1 : NULL;
+    }
+    return n;
+}
+
+void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len) {
+    snprintf(buf, len, "&%s<%d, %d, %d>", k >= 0 && k < AVGEN_CUDA_SHAPE_KERNEL_COUNT ? k_shape_kernels[k] : "?", t[0], t[1],
+             t[2]);
+}
+
 int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen) {
-    return rt_nvrtc_compile(src, name, arch, k_opts, (int)(sizeof k_opts / sizeof k_opts[0]), k_exprs, rt_kernels_count(),
-                            out, err, errlen);
+    int t[AVGEN_CUDA_MAX_SHAPES][3];
+    char why[300];
+    const int ns = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why);
+    if (ns < 0) {
+        snprintf(err, errlen, "%s: %s", name, why);
+        return -1;
+    }
+    const int nk = rt_kernels_count(), total = nk + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT;
+    const char *names[sizeof k_exprs / sizeof k_exprs[0] + AVGEN_CUDA_MAX_SHAPES * AVGEN_CUDA_SHAPE_KERNEL_COUNT];
+    char buf[AVGEN_CUDA_MAX_SHAPES * AVGEN_CUDA_SHAPE_KERNEL_COUNT][64];
+    for (int i = 0; i < nk; i++) names[i] = k_exprs[i];
+    for (int s = 0; s < ns; s++)
+        for (int k = 0; k < AVGEN_CUDA_SHAPE_KERNEL_COUNT; k++) {
+            char *b = buf[s * AVGEN_CUDA_SHAPE_KERNEL_COUNT + k];
+            rt_kernels_shape_expr(k, t[s], b, sizeof buf[0]);
+            names[nk + s * AVGEN_CUDA_SHAPE_KERNEL_COUNT + k] = b;
+        }
+    return rt_nvrtc_compile(src, name, arch, k_opts, (int)(sizeof k_opts / sizeof k_opts[0]), names, total, out, err, errlen);
 }
 
 void rt_kernels_describe(const rt_cubin *k, int arch, char *buf, size_t len) {
@@ -49,6 +126,26 @@ void rt_kernels_describe(const rt_cubin *k, int arch, char *buf, size_t len) {
 const char *rt_embedded_file(const char *name);
 
 const char *rt_kernels_library_source(void) { return rt_embedded_file("rt_cuda_kernels.cuh"); }
+
+char *rt_kernels_library_for(const char *shape_lines) {
+    const char *lib = rt_kernels_library_source();
+    if (!lib) return NULL;
+    static const char note[] = "// avgen step and bench: the configuration's shape-literal instances\n";
+    const size_t n = strlen(lib), m = shape_lines ? strlen(shape_lines) : 0;
+    char *src = malloc(n + sizeof note + m + 2);
+    if (!src) return NULL;
+    memcpy(src, lib, n);
+    size_t at = n;
+    if (m) {
+        if (n && lib[n - 1] != '\n') src[at++] = '\n';
+        memcpy(src + at, note, sizeof note - 1);
+        at += sizeof note - 1;
+        memcpy(src + at, shape_lines, m);
+        at += m;
+    }
+    src[at] = 0;
+    return src;
+}
 
 char *rt_kernels_inline(const char *kernels_cu, const char *header) {
     static const char inc[] = "#include \"rt_cuda_kernels.cuh\"\n";

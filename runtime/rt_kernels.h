@@ -21,10 +21,25 @@ const char *rt_kernels_mode_name(int mode);
 int rt_kernels_count(void);
 const char *rt_kernels_expr(int i);
 
+/* Shape-literal instances (rt_cuda_kernel_list.h: AVGEN_CUDA_SHAPE_KERNELS). rt_kernels_shapes reads the
+ * (head width, tokens, heads) of src's lines that start with "AVGEN_ATTN_SHAPE(" (three positive integers,
+ * as avgen emit writes them after the library) into t: their count, or -1 with err for a malformed line, a
+ * shape the fused attention cannot take, the same shape twice or more than AVGEN_CUDA_MAX_SHAPES.
+ * rt_kernels_shape_expr writes kernel k's name expression for shape t ("&k_attn_fwd<64, 197, 12>"); an NVRTC
+ * build requests, after the kernel list, for each shape of its source in order, the
+ * AVGEN_CUDA_SHAPE_KERNEL_COUNT kernels in list order. */
+int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t errlen);
+void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len);
+
 /* The kernel library (runtime/rt_cuda_kernels.cuh), embedded at build time: what NVRTC compiles for
  * `avgen step/bench`; a generated program compiles its own kernels.cu instead (the same library after the
  * configuration's constants). */
 const char *rt_kernels_library_source(void);
+
+/* What NVRTC compiles for `avgen step/bench` of a configuration: the library, then the configuration's shape
+ * lines (rt_cuda_shape_lines), as an emitted kernels.cu ends; `avgen jit MODEL.json` builds the same text.
+ * malloc'd; NULL when out of memory or this build embeds no library. */
+char *rt_kernels_library_for(const char *shape_lines);
 
 /* A generated kernels.cu with its `#include "rt_cuda_kernels.cuh"` line replaced by the header's text: the
  * self-contained source a generated program embeds (kernels_src.c) and NVRTC compiles, and what
@@ -32,8 +47,8 @@ const char *rt_kernels_library_source(void);
  * the include line is missing or memory runs out. */
 char *rt_kernels_inline(const char *kernels_cu, const char *header);
 
-/* Compiles src (named name, for messages) for sm_<arch> with avgen's options and every kernel's name
- * expression, or reads the cache (rt_nvrtc.h). 0, or -1 with err. */
+/* Compiles src (named name, for messages) for sm_<arch> with avgen's options, every kernel's name expression
+ * and those of src's shape lines (rt_kernels_shapes), or reads the cache (rt_nvrtc.h). 0, or -1 with err. */
 int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen);
 
 /* What `avgen jit` and `NAME-train --jit` do: builds src for sm_<arch> (a cold compile, or a cache hit

@@ -4,6 +4,7 @@
  * in fp32, so sizes are fp32 element counts whatever the graph's storage dtype. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,27 @@ int rt_cuda_attention_fusable(const avgen_consts *k) {
     const int hd = k->heads > 0 ? k->dim / k->heads : 0;
     return (hd == 16 || hd == 32 || hd == 64) && (long long)k->batch * k->frames <= 65535 &&
            rt_cuda_attn_smem_of(k) <= RT_CUDA_ATTN_SMEM_MAX;
+}
+
+int rt_cuda_attn_shapes(const avgen_consts *k, int t[2][3]) {
+    if (!rt_cuda_attention_fusable(k)) return 0;
+    const int hd = k->dim / k->heads, n[2] = {k->tokens_v, k->tokens_a};
+    int c = 0;
+    for (int s = 0; s < 2; s++)
+        if (n[s] > 0 && !(c == 1 && t[0][1] == n[s])) t[c][0] = hd, t[c][1] = n[s], t[c][2] = k->heads, c++;
+    return c;
+}
+
+int rt_cuda_shape_lines(const avgen_consts *k, char *buf, size_t len) {
+    int t[2][3];
+    const int c = rt_cuda_attn_shapes(k, t);
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    for (int i = 0; i < c && at < len; i++) {
+        const int w = snprintf(buf + at, len - at, "AVGEN_ATTN_SHAPE(%d, %d, %d)\n", t[i][0], t[i][1], t[i][2]);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    return c;
 }
 
 long long rt_cuda_dw_chunk(long long rows) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The emitted kernels.cu of every given model compiles for sm_90, with NVRTC or (--nvcc) with nvcc, no GPU
 # needed. nvrtc_compile does the work (tests/nvrtc_compile.c): the first file whole, each further one's
-# constants alone when its library is provably the same kernels. First it checks that decision on small
-# made-up folders (a library that uses a constant, a macro with arguments, a failing static_assert), so a
-# wrong shortcut fails here rather than hiding a kernels.cu that does not compile.
+# constants alone when its library is provably the same kernels (the first whole compile takes every file's
+# shape-literal instances). First it checks that decision on small made-up folders (a library that uses a
+# constant, a macro with arguments, a failing static_assert, shape lines), so a wrong shortcut fails here
+# rather than hiding a kernels.cu that does not compile.
 # usage: kernels_shipped.sh AVGEN NVRTC_COMPILE [--nvcc NVCC] FILE...   (a MODEL.json is emitted, its kernels.cu
 # compiled; any other FILE, such as the library itself, is compiled as it is, in the given order)
 set -u
@@ -54,6 +55,28 @@ mkdir -p "$TMP/mid" && cp "$TMP/a/rt_cuda_kernels.cuh" "$TMP/mid/" &&
 out=$("$TOOL" "${opts[@]}" "$TMP/a/kernels.cu" "$TMP/mid/kernels.cu" 2>&1)
 rc=$?
 ! grep -q "mid/kernels.cu: its" <<<"$out" && [ $rc != 0 ] && ok || bad "an include in mid-line was shortened or passed: $out"
+
+# shape lines after the include (AVGEN_ATTN_SHAPE): the first library compiled whole takes every file's shapes,
+# each once, and a later file with shape lines is shortened; a shape that does not compile fails even when it
+# is only a later file's; a malformed shape line is never shortened
+slib='#define AVGEN_ATTN_SHAPE(a, b, c) template __global__ void kt<a, b, c>(float *);\n'
+slib+='template <int A, int B, int C> __global__ void kt(float *x) { static_assert(B != 13, "no 13"); x[0] = A + B + C; }\n'
+slib+='__global__ void k(float *x) { x[0] = 1; }'
+shaped() { # NAME SHAPE_LINES
+  fake "$1" '#define AVGEN_D 4' "$slib"
+  printf '\n// shapes\n%b' "$2" >>"$TMP/$1/kernels.cu"
+}
+shaped s1 'AVGEN_ATTN_SHAPE(16, 10, 4)\n'
+shaped s2 'AVGEN_ATTN_SHAPE(16, 12, 4)\nAVGEN_ATTN_SHAPE(16, 10, 4)\n'
+shaped s13 'AVGEN_ATTN_SHAPE(16, 13, 4)\n'
+shaped smal 'AVGEN_ATTN_SHAPE(16, x, 4)\n'
+out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/s2/kernels.cu" 2>&1) && ok || bad "shape lines: $out"
+grep -q "other files' 1 shapes" <<<"$out" && ok || bad "the first file was not compiled with the later file's shape: $out"
+grep -q "s2/kernels.cu: its 1 #define and 1 static_assert lines compiled alone" <<<"$out" && ok ||
+  bad "a later file with shape lines was not shortened: $out"
+out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/s13/kernels.cu" 2>&1) && bad "a later file's shape that does not compile passed: $out" || ok
+out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/smal/kernels.cu" 2>&1)
+grep -q "smal/kernels.cu: compiled whole (line" <<<"$out" && ok || bad "a malformed shape line was shortened: $out"
 
 files=()
 for m in "$@"; do

@@ -10,13 +10,16 @@
  *
  * An emitted kernels.cu is the configuration's constants (the prelude: #define lines and static_asserts)
  * followed by #include "rt_cuda_kernels.cuh", the library beside it (NVRTC gets the library inlined, as the
- * generated program embeds it). The library's kernels use none of the constants, so every shipped model's
- * kernels.cu compiles to the same kernels. CTest gives this tool all of them at once, after the library
- * itself: the first file is compiled whole; each further one whose library is the same text, and which the library provably does not depend on
- * (its prelude holds nothing but #define, static_assert and comments, and no name it defines occurs as a
- * token of the library outside comments and literals, which has no token pasting either), has its
- * prelude compiled alone (its static_asserts checked, in well under a second) instead of the same kernels
- * again; any other is compiled whole. The output says which for each file. */
+ * generated program embeds it), then the configuration's shape-literal instances (AVGEN_ATTN_SHAPE lines,
+ * rt_kernels_shapes; NVRTC requests them by name too). The library's kernels use none of the constants, so
+ * every shipped model's kernels.cu compiles to the same kernels and instances of the same templates. CTest
+ * gives this tool all of them at once, after the library itself: the first file is compiled whole, with the
+ * shape lines of all the files (each shape once); each further one whose library is the same text, and which
+ * the library provably does not depend on (its prelude holds nothing but #define, static_assert and
+ * comments, and no name it defines occurs as a token of the library outside comments and literals, which has
+ * no token pasting either; after the include only shape lines and comments), has its prelude compiled alone
+ * (its static_asserts checked, in well under a second) instead of the same kernels again; any other is
+ * compiled whole. The output says which for each file. */
 #include <ctype.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rt_cuda_kernel_list.h"
 #include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
@@ -32,11 +36,48 @@
 static int g_arch = 90, g_nvrtc_major, g_nvrtc_minor;
 static const char *g_nvcc;
 static char g_tmp[512];
+/* the shape lines of all the files (each shape once), compiled with the first whole library */
+static int g_shapes[64][3], g_nshapes;
 
-/* The prelude of an emitted kernels.cu: its length, when src is exactly prelude + INCLUDE_LINE + blank
- * space and the prelude holds only blank lines, // comments, #define NAME ... and one-line
- * static_assert(...); then the names it defines go to names[] (NUL-separated, at most cap bytes). 0 when
- * src is not of that form (why says where). */
+/* Adds src's shapes to g_shapes (a malformed line: nothing; the file's own compile reports it). */
+static void gather_shapes(const char *src) {
+    int t[AVGEN_CUDA_MAX_SHAPES][3];
+    char err[300];
+    const int n = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < g_nshapes && !seen; j++) seen = !memcmp(g_shapes[j], t[i], sizeof t[i]);
+        if (!seen && g_nshapes < 64) memcpy(g_shapes[g_nshapes++], t[i], sizeof t[i]);
+    }
+}
+
+/* src followed by the lines of the gathered shapes it lacks (malloc'd): what the first whole compile takes. */
+static char *with_gathered_shapes(const char *src, int *added) {
+    int t[AVGEN_CUDA_MAX_SHAPES][3];
+    char err[300];
+    int n = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
+    if (n < 0) n = 0;
+    const size_t len = strlen(src);
+    char *out = malloc(len + 200 + (size_t)g_nshapes * 48);
+    if (!out) return NULL;
+    memcpy(out, src, len + 1);
+    size_t at = len;
+    if (at && out[at - 1] != '\n') out[at++] = '\n';
+    at += (size_t)sprintf(out + at, "// the other files' shape-literal instances (nvrtc_compile)\n");
+    *added = 0;
+    for (int i = 0; i < g_nshapes; i++) {
+        int own = 0;
+        for (int j = 0; j < n && !own; j++) own = !memcmp(g_shapes[i], t[j], sizeof t[j]);
+        if (!own) at += (size_t)sprintf(out + at, "AVGEN_ATTN_SHAPE(%d, %d, %d)\n", g_shapes[i][0], g_shapes[i][1], g_shapes[i][2]), ++*added;
+    }
+    return out;
+}
+
+/* The prelude of an emitted kernels.cu: its length, when src is exactly prelude + INCLUDE_LINE + epilogue,
+ * the prelude holds only blank lines, // comments, #define NAME ... and one-line static_assert(...), and the
+ * epilogue only blank lines, // comments and well-formed shape lines (rt_kernels_shapes); then the names
+ * the prelude defines go to names[] (NUL-separated, at most cap bytes). 0 when src is not of that form (why
+ * says where). */
 static size_t split_prelude(const char *src, char *names, size_t cap, int *nnames, int *nasserts, char *why, size_t whylen) {
     const char *inc = strstr(src, INCLUDE_LINE);
     if (!inc || strstr(inc + 1, "#include") || (inc != src && inc[-1] != '\n')) {
@@ -51,11 +92,28 @@ static size_t split_prelude(const char *src, char *names, size_t cap, int *nname
         snprintf(why, whylen, "a prelude line continued into the include");
         return 0;
     }
-    for (const char *p = inc + strlen(INCLUDE_LINE); *p; p++)
-        if (!isspace((unsigned char)*p)) {
-            snprintf(why, whylen, "text after the library's include");
+    for (const char *l = inc + strlen(INCLUDE_LINE); *l;) {
+        const char *p = l;
+        while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+        if (*p && *p != '\n' && strncmp(p, "//", 2) && strncmp(l, "AVGEN_ATTN_SHAPE(", 17)) {
+            snprintf(why, whylen, "text after the library's include other than shape lines and comments");
             return 0;
         }
+        const char *e = strchr(l, '\n');
+        if (e && e > inc && e[-1] == '\\') {
+            snprintf(why, whylen, "a line continued after the library's include");
+            return 0;
+        }
+        l = e ? e + 1 : l + strlen(l);
+    }
+    {
+        int t[AVGEN_CUDA_MAX_SHAPES][3];
+        char err[300];
+        if (rt_kernels_shapes(inc, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err) < 0) {
+            snprintf(why, whylen, "%s", err);
+            return 0;
+        }
+    }
     size_t used = 0;
     *nnames = *nasserts = 0;
     for (const char *l = src; l < inc;) {
@@ -141,12 +199,29 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
     const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
     rt_cubin k;
     const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
-    const int nk = library ? rt_kernels_count() : 0;
+    int shapes[AVGEN_CUDA_MAX_SHAPES][3];
+    const int ns = library ? rt_kernels_shapes(src, shapes, AVGEN_CUDA_MAX_SHAPES, err, sizeof err) : 0;
+    if (ns < 0) {
+        CHECK_MSG(0, "%s: %s", name, err);
+        return;
+    }
+    /* the list's kernels, then each shape's instances (as rt_kernels_build requests them) */
+    const int nk = library ? rt_kernels_count() + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT : 0;
     const char **names = calloc((size_t)nk + 1, sizeof(char *));
-    for (int i = 0; names && i < nk; i++) names[i] = rt_kernels_expr(i);
-    if (!names || rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
+    char (*exprs)[64] = calloc((size_t)ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT + 1, 64);
+    for (int i = 0; names && exprs && i < nk; i++) {
+        if (i < rt_kernels_count()) {
+            names[i] = rt_kernels_expr(i);
+        } else {
+            const int j = i - rt_kernels_count();
+            rt_kernels_shape_expr(j % AVGEN_CUDA_SHAPE_KERNEL_COUNT, shapes[j / AVGEN_CUDA_SHAPE_KERNEL_COUNT], exprs[j], 64);
+            names[i] = exprs[j];
+        }
+    }
+    if (!names || !exprs || rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
         CHECK_MSG(0, "%s does not compile: %s", name, err);
         free(names);
+        free(exprs);
         return;
     }
     /* a fresh cache each time: the ptxas report comes with a compile, not with a cache hit */
@@ -188,9 +263,11 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
         CHECK_MSG(kernels > 0, "%s: no kernels", name);
         CHECK_MSG(unlisted == 0, "%d kernels of the library are not in runtime/rt_cuda_kernel_list.h", unlisted);
         CHECK_MSG(kernels == nk, "the cubin has %d kernels, the backend launches %d", kernels, nk);
-        printf("kernel list: %d kernels requested by name\n", nk);
+        printf("kernel list: %d kernels requested by name (%d of them the instances of %d shapes)\n", nk,
+               ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT, ns);
     }
     free(names);
+    free(exprs);
     CHECK_MSG(spills == 0, "%s: %d functions spill registers", name, spills);
 }
 
@@ -257,18 +334,33 @@ static void compile_file(const char *path, char **whole_lib) {
         }
         if (!pre) printf("%s: compiled whole (%s)\n", path, why);
     }
+    /* the library compiled whole for the files after it: with all their shapes */
+    const int first = !*whole_lib && (pre || (!lib && strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH")));
+    int added = 0;
     if (g_nvcc) {
-        compile_nvcc(path, dir, path);
-    } else if (lib) {
-        char *in = rt_kernels_inline(src, lib);
-        CHECK_MSG(in != NULL, "cannot inline the library into %s", path);
-        if (in) {
-            printf("%s with %s inlined, as the generated program compiles it\n", path, hp);
-            compile_nvrtc(in, path, dir);
+        char *text = first ? with_gathered_shapes(src, &added) : NULL;
+        if (added) {
+            snprintf(hp, sizeof hp, "%s/whole.cu", g_tmp);
+            FILE *f = fopen(hp, "w");
+            const int ok = f && fputs(text, f) >= 0;
+            if (f) fclose(f);
+            CHECK_MSG(ok, "cannot write %s", hp);
+            char label[1300];
+            snprintf(label, sizeof label, "%s with the other files' %d shapes", path, added);
+            if (ok) compile_nvcc(hp, dir, label);
+        } else {
+            compile_nvcc(path, dir, path);
         }
-        free(in);
+        free(text);
     } else {
-        compile_nvrtc(src, path, dir);
+        char *in = lib ? rt_kernels_inline(src, lib) : NULL;
+        CHECK_MSG(!lib || in != NULL, "cannot inline the library into %s", path);
+        char *text = first && (in || !lib) ? with_gathered_shapes(in ? in : src, &added) : NULL;
+        if (lib && in) printf("%s with %s inlined, as the generated program compiles it\n", path, hp);
+        if (added) printf("  and the other files' %d shapes\n", added);
+        if (!lib || in) compile_nvrtc(added ? text : in ? in : src, path, dir);
+        free(text);
+        free(in);
     }
     /* further files with this library: their constants alone */
     if (pre && !*whole_lib) *whole_lib = lib, lib = NULL;
@@ -299,6 +391,11 @@ int main(int argc, char **argv) {
     snprintf(g_tmp, sizeof g_tmp, "%s/avgen-nvrtcc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/" "tmp");
     if (!mkdtemp(g_tmp)) return 1;
     setenv("AVGEN_CACHE_DIR", g_tmp, 1);
+    for (int j = i; j < argc; j++) {
+        char *src = check_slurp(argv[j]);
+        if (src) gather_shapes(src);
+        free(src);
+    }
     char *whole_lib = NULL;
     for (; i < argc; i++) compile_file(argv[i], &whole_lib);
     free(whole_lib);

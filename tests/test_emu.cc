@@ -8,7 +8,8 @@
 //   shared-memory race are faults, shared memory another block wrote is NaN, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64 and 16 at N = 197, 49 and 7, and
-//   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded);
+//   their _bf twins from a bf16 qkv (the same bits) into a bf16 dqkv (the fp32 result rounded); their
+//   shape-literal instances (the generic kernels' bits; a launch with other shapes traps);
 //   k_ln_bwd_cs (LayerNorm backward with the weight and bias gradients' column sums) against k_ln_bwd and
 //   float64 sums, at widths 768, 740, 40 and 32, with and without the gate.
 #include "emu/cuda_emu.h"
@@ -433,6 +434,82 @@ template <int HD> static void test_attention(int P, int N, int H) {
     CHECK(diff == 0, "HD %d N %d: %zu elements of the bf16 dqkv are not the fp32 one rounded", HD, N, diff);
     for (void *p : {(void *)qkv, (void *)O, (void *)lse, (void *)dO, (void *)dqkv, (void *)delta, (void *)q16, (void *)dq16,
                     (void *)O2, (void *)lse2, (void *)dO16})
+        cudaFree(p);
+}
+
+// Shape-literal instances (AVGEN_ATTN_SHAPE, as an emitted kernels.cu ends): each of the six fused-attention
+// kernels with N and H as literals computes the same bits as the generic kernel, and an instance launched with
+// another N or H traps rather than computing for the wrong shape.
+AVGEN_ATTN_SHAPE(64, 197, 2)
+AVGEN_ATTN_SHAPE(64, 49, 3)
+AVGEN_ATTN_SHAPE(16, 7, 2)
+template <int HD, int N, int H> static void test_attention_shapes(int P) {
+    const int D = H * HD;
+    const size_t nq = (size_t)P * N * 3 * D, no = (size_t)P * N * D, nl = (size_t)P * H * N;
+    const float sc = 1.0f / sqrtf((float)HD);
+    const dim3 grid(1, H, P), block(kAttnThreads);
+    const size_t sm = rt_cuda_attn_smem(N, HD);
+    float *qkv = dev_rand(nq, 2.0f, 0.0f), *dO = dev_rand(no, 1.0f, 0.0f);
+    double *delta;
+    unsigned short *q16, *dO16;
+    cudaMalloc((void **)&delta, sizeof(double) * nl), cudaMalloc((void **)&q16, 2 * nq), cudaMalloc((void **)&dO16, 2 * no);
+    for (size_t e = 0; e < nl; e++) delta[e] = 0.1 * frand();
+    for (size_t e = 0; e < nq; e++) q16[e] = f2bf(qkv[e]);
+    for (size_t e = 0; e < no; e++) dO16[e] = f2bf(dO[e]);
+    for (const void *k : {(const void *)&k_attn_fwd<HD>, (const void *)&k_attn_bwd_dq<HD>, (const void *)&k_attn_bwd_dkv<HD>,
+                          (const void *)&k_attn_fwd_bf<HD>, (const void *)&k_attn_bwd_dq_bf<HD>,
+                          (const void *)&k_attn_bwd_dkv_bf<HD>, (const void *)&k_attn_fwd<HD, N, H>,
+                          (const void *)&k_attn_bwd_dq<HD, N, H>, (const void *)&k_attn_bwd_dkv<HD, N, H>,
+                          (const void *)&k_attn_fwd_bf<HD, N, H>, (const void *)&k_attn_bwd_dq_bf<HD, N, H>,
+                          (const void *)&k_attn_bwd_dkv_bf<HD, N, H>})
+        CHECK(sm <= 48 * 1024 || cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess,
+              "opt-in to %zu bytes refused", sm);
+    float *O[2], *lse[2], *dq[2];
+    unsigned short *O16[2], *dq16[2];
+    for (int v = 0; v < 2; v++) {  // v = 0: the generic kernels, 1: the instances
+        cudaMalloc((void **)&O[v], 4 * no), cudaMalloc((void **)&lse[v], 4 * nl), cudaMalloc((void **)&dq[v], 4 * nq);
+        cudaMalloc((void **)&O16[v], 2 * no), cudaMalloc((void **)&dq16[v], 2 * nq);
+        float *o = O[v], *l = lse[v], *d = dq[v];
+        unsigned short *o16 = O16[v], *d16 = dq16[v];
+        const float *lin = lse[0];  // the backward reads the generic forward's log-sum-exp
+        auto fwd = v ? &k_attn_fwd<HD, N, H> : &k_attn_fwd<HD>;
+        auto fwd16 = v ? &k_attn_fwd_bf<HD, N, H> : &k_attn_fwd_bf<HD>;
+        auto bq = v ? &k_attn_bwd_dq<HD, N, H> : &k_attn_bwd_dq<HD>;
+        auto bkv = v ? &k_attn_bwd_dkv<HD, N, H> : &k_attn_bwd_dkv<HD>;
+        auto bq16 = v ? &k_attn_bwd_dq_bf<HD, N, H> : &k_attn_bwd_dq_bf<HD>;
+        auto bkv16 = v ? &k_attn_bwd_dkv_bf<HD, N, H> : &k_attn_bwd_dkv_bf<HD>;
+        const bool ok =
+            run("k_attn_fwd", grid, block, sm, [=] { fwd(qkv, o, l, N, H, sc); }, NULL, (const void *)fwd) == cudaSuccess &&
+            run("k_attn_fwd_bf", grid, block, sm, [=] { fwd16(q16, o16, NULL, N, H, sc); }, NULL, (const void *)fwd16) ==
+                cudaSuccess &&
+            run("k_attn_bwd_dq", grid, block, sm, [=] { bq(dO, qkv, lin, delta, d, N, H, sc); }, NULL, (const void *)bq) ==
+                cudaSuccess &&
+            run("k_attn_bwd_dkv", grid, block, sm, [=] { bkv(dO, qkv, lin, delta, d, N, H, sc); }, NULL, (const void *)bkv) ==
+                cudaSuccess &&
+            run("k_attn_bwd_dq_bf", grid, block, sm, [=] { bq16(dO16, q16, lin, delta, d16, N, H, sc); }, NULL,
+                (const void *)bq16) == cudaSuccess &&
+            run("k_attn_bwd_dkv_bf", grid, block, sm, [=] { bkv16(dO16, q16, lin, delta, d16, N, H, sc); }, NULL,
+                (const void *)bkv16) == cudaSuccess;
+        CHECK(ok, "HD %d N %d H %d: %s kernels failed", HD, N, H, v ? "the instance's" : "the generic");
+    }
+    CHECK(!memcmp(O[0], O[1], 4 * no) && !memcmp(lse[0], lse[1], 4 * nl) && !memcmp(O16[0], O16[1], 2 * no),
+          "HD %d N %d H %d: the instance's forward is not the generic kernel's bits", HD, N, H);
+    CHECK(!memcmp(dq[0], dq[1], 4 * nq) && !memcmp(dq16[0], dq16[1], 2 * nq),
+          "HD %d N %d H %d: the instance's backward is not the generic kernel's bits", HD, N, H);
+    // another N or H than its literals: a fault
+    float *o = O[1], *l = lse[1];
+    CHECK(run("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD, N, H>(qkv, o, l, N - 1, H, sc); }, NULL,
+              (const void *)&k_attn_fwd<HD, N, H>) == cudaErrorLaunchFailure,
+          "HD %d N %d H %d: an instance launched with N - 1 did not trap", HD, N, H);
+    avgen_emu::clear_fault();
+    CHECK(run("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD, N, H>(dO, qkv, l, delta, dq[1], N, H + 1, sc); },
+              NULL, (const void *)&k_attn_bwd_dkv<HD, N, H>) == cudaErrorLaunchFailure,
+          "HD %d N %d H %d: an instance launched with H + 1 did not trap", HD, N, H);
+    avgen_emu::clear_fault();
+    printf("attention instances HD %d N %d H %d P %d: the generic kernels' bits; other shapes trap\n", HD, N, H, P);
+    for (void *p : {(void *)qkv, (void *)dO, (void *)delta, (void *)q16, (void *)dO16, (void *)O[0], (void *)O[1],
+                    (void *)lse[0], (void *)lse[1], (void *)dq[0], (void *)dq[1], (void *)O16[0], (void *)O16[1],
+                    (void *)dq16[0], (void *)dq16[1]})
         cudaFree(p);
 }
 
@@ -992,6 +1069,9 @@ int main() {
     test_attention<64>(1, 197, 2);
     test_attention<64>(2, 49, 1);
     test_attention<16>(3, 7, 2);
+    test_attention_shapes<64, 197, 2>(1);
+    test_attention_shapes<64, 49, 3>(3);
+    test_attention_shapes<16, 7, 2>(5);
     test_gelu(4096);
     test_gelu(4097);
     test_gelu(7);
