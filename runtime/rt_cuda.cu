@@ -2256,6 +2256,10 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
+    r->n_attn_literal = 0;
+    int shp[2][3];
+    for (int i = 0, n = d->attn_fused ? rt_cuda_attn_shapes(c->k, shp) : 0; i < n; i++)
+        r->n_attn_literal += shape_kernel(d, 0, shp[i][0], shp[i][1], shp[i][2]) != NULL;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

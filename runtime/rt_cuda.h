@@ -228,6 +228,8 @@ typedef struct {
     int n_bn_fused;                  /* BatchNorms applied on load, their outputs not stored (rt_cuda_bn_on_load) */
     int n_lat_fused;                 /* adapters' gated fuse applied on load, not stored (rt_cuda_lat_on_load) */
     int n_latbwd_pairs;              /* latent backward pairs run as one (rt_cuda_latbwd_first) */
+    int n_attn_literal;              /* of the fused attention's shapes (rt_cuda_attn_shapes), those run by shape-literal
+                                        instances (their launches timed under the generic kernels' names) */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
     /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the

@@ -23,6 +23,7 @@
 # qkv stored as bf16 with the bias cuBLASLt would take only as bf16 (AVGEN_EMU_BIAS16_ONLY=1): 2e-2 of bf16;
 # one program's --bench (CUDA graph capture and replay, per-op and per-kernel events) writes its JSON;
 # the race check (AVGEN_EMU_RACECHECK=1) on bf16 operands, the fixture with its Adam update, emu-wide;
+# the fused attention's shape-literal instances (emu-wide) against the generic kernels, bit for bit;
 # bad settings fail with one sentence.
 # usage: emu_test.sh AVGEN FIXTURE_DIR FIXTURE_PROG PROG...
 set -u
@@ -194,6 +195,32 @@ if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bw
   grep -qF '"k_latbwd_gy_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_gy_ln<' "$TMP/benchlb.json"; then ok
 else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln / k_latbwd_gy_ln (the LayerNorm backward ops with the pair) did not run with the pairs only"; fi
 
+# The fused attention's shape-literal instances (AVGEN_ATTN_SHAPE; the emulator's build has emu-wide's N = 197
+# and 49 at 2 heads built in, as the GPU build has ViT-B/16's): the same bits as the generic kernels
+# (AVGEN_SHAPE_KERNELS=0), with bf16 GEMMs and with bf16 activations (the _bf twins); the start says which
+# shapes run literal instances, and the bench counts them.
+for q in "$@"; do
+  [ "$(basename "$q" -train-emu)" = emu-wide ] || continue
+  samebits "attention instances vs generic (AVGEN_SHAPE_KERNELS=0)" "$TMP/emu-wide-bf16.st" "$TMP/ew-gen.st" \
+    AVGEN_SHAPE_KERNELS=0 "$q" --step --inputs random --backend cuda --precision bf16
+  samebits "attention instances vs generic, bf16 activations" "$TMP/emu-wide-bf16ops.st" "$TMP/ew-gen16.st" \
+    AVGEN_SHAPE_KERNELS=0 AVGEN_BF16_OPERANDS=1 "$q" --step --inputs random --backend cuda --precision bf16
+  out=$("$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/ew.st" 2>&1)
+  grep -q "fused attention (head width 64, 2 heads): literal shapes for N = 197, 49" <<<"$out" && ok ||
+    bad "emu-wide: the start does not say that both shapes run literal instances: $out"
+  out=$(AVGEN_SHAPE_KERNELS=0 "$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/ew.st" 2>&1)
+  grep -q "generic kernels for N = 197, 49 (AVGEN_SHAPE_KERNELS=0)" <<<"$out" && ok ||
+    bad "emu-wide with AVGEN_SHAPE_KERNELS=0: the start does not say so: $out"
+  run "emu-wide bench" "$q" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchew.json"
+  run "emu-wide bench, generic" env AVGEN_SHAPE_KERNELS=0 "$q" --bench --warmup 0 --steps 1 --precision bf16 \
+    --json "$TMP/benchew0.json"
+  if [ "$(jnum attention_literal_shapes "$TMP/benchew.json")" = 2 ] &&
+    [ "$(jnum attention_literal_shapes "$TMP/benchew0.json")" = 0 ]; then ok
+  else bad "bench JSON: attention_literal_shapes $(jnum attention_literal_shapes "$TMP/benchew.json"), $(jnum attention_literal_shapes "$TMP/benchew0.json") with AVGEN_SHAPE_KERNELS=0"; fi
+done
+if [ "$(jnum attention_literal_shapes "$TMP/bench.json")" = 0 ]; then ok
+else bad "bench JSON: attention_literal_shapes of a program whose shapes are not built in"; fi
+
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
 # backward without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) rebuilds it in op scratch (k_lat_z).
@@ -255,6 +282,8 @@ fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" 
 fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_SHAPE_KERNELS=off: expected 0 or 1" env AVGEN_SHAPE_KERNELS=off "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda
