@@ -57,8 +57,8 @@ ShapeSet builtin_shape() {
 }
 #define BSHAPE(hd, n, h) builtin_shape<hd, n, h>(),
 const ShapeSet kBuiltinShapes[] = {AVGEN_CUDA_BUILTIN_SHAPES(BSHAPE)
-#ifdef AVGEN_CUDA_EMU  // and emu-wide's (tests/CMakeLists.txt), so that the emulated tests run instances
-                                       BSHAPE(64, 197, 2) BSHAPE(64, 49, 2)
+#ifdef AVGEN_CUDA_EMU  // and emu-wide's and tiny-lavish's (tests/CMakeLists.txt), so that the emulated tests run instances
+                                       BSHAPE(64, 197, 2) BSHAPE(64, 49, 2) BSHAPE(16, 10, 4) BSHAPE(16, 13, 4)
 #endif
 };
 #undef BSHAPE
@@ -142,7 +142,7 @@ struct Dev {
     int kernel_hit;
     // kernel profiling (bench): events around every launch and cuBLASLt matmul when kprof is set
     struct KEvent {
-        int id;  // kernel table index; kNumKernels: a cuBLASLt matmul
+        int id;  // kernel table index; kNumKernels: a cuBLASLt matmul; after it, shape-literal instances
         cudaEvent_t a, b;
     } *kev;
     int n_kev, cap_kev, kprof;
@@ -230,7 +230,7 @@ template <class H, class... T> struct ArgPack<H, T...> {
 };
 
 // launch_as: the same with inst, a shape-literal instance of k (same parameters; shape_kernel), instead of
-// k's entry in the table when not NULL; timed as k.
+// k's entry in the table when not NULL.
 template <class... P>
 void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block, size_t smem,
                typename NoDeduce<P>::type... a) {
@@ -242,7 +242,11 @@ void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block,
         set_fail(d, "a kernel is missing from runtime/rt_cuda_kernel_list.h (a bug in avgen)");
         return;
     }
-    cudaEvent_t *pe = kprof_begin(d, id);
+    int slot = id;  // the profile's: an instance's after the list's and cuBLASLt's (rt_cuda_bench)
+    for (int i = 0; inst && i < d->n_shapes; i++)
+        for (int j = 0; j < kShapeKernels; j++)
+            if (d->shapes[i].k[j] == inst) slot = kNumKernels + 1 + i * kShapeKernels + j;
+    cudaEvent_t *pe = kprof_begin(d, slot);
     const void *handle = inst ? inst : d->kern[id];
 #ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copies on the CPU
     // (an instance here is one of this build's: kBuiltinShapes)
@@ -2226,10 +2230,20 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
         if (r->op_ms) r->op_ms[i] = t;
     }
     // Profiled eager step: events around every kernel launch and cuBLASLt matmul.
-    static_assert(kNumKernels + 1 <= RT_CUDA_KERNEL_SLOTS, "RT_CUDA_KERNEL_SLOTS is too small");
-    r->n_kernel_slots = kNumKernels + 1;
-    for (int i = 0; i <= kNumKernels; i++) {
-        snprintf(r->kernel_name[i], sizeof r->kernel_name[i], "%s", i < kNumKernels ? kKernelNames[i] : "cuBLASLt matmul");
+    // (slots: the list's kernels, cuBLASLt, then each shape's instances)
+    static_assert(kNumKernels + 1 + AVGEN_CUDA_MAX_SHAPES * kShapeKernels <= RT_CUDA_KERNEL_SLOTS,
+                  "RT_CUDA_KERNEL_SLOTS is too small");
+    r->n_kernel_slots = kNumKernels + 1 + d->n_shapes * kShapeKernels;
+    for (int i = 0; i < r->n_kernel_slots; i++) {
+        if (i <= kNumKernels) {
+            snprintf(r->kernel_name[i], sizeof r->kernel_name[i], "%s", i < kNumKernels ? kKernelNames[i] : "cuBLASLt matmul");
+        } else {
+            const int s = (i - kNumKernels - 1) / kShapeKernels, sk = (i - kNumKernels - 1) % kShapeKernels;
+            const int t[3] = {d->shapes[s].hd, d->shapes[s].n, d->shapes[s].h};
+            char e[64];
+            rt_kernels_shape_expr(sk, t, e, sizeof e);
+            snprintf(r->kernel_name[i], sizeof r->kernel_name[i], "%s", e + 1);  // without the "&"
+        }
         r->kernel_calls[i] = 0, r->kernel_ms[i] = 0;
     }
     d->kprof = 1, d->n_kev = 0;

@@ -207,7 +207,8 @@ const char *rt_cuda_device_name(const avgen_ctx *c);
  * out pointer may be NULL. */
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);
 
-#define RT_CUDA_KERNEL_SLOTS 128 /* at least the kernels of rt_cuda_kernel_list.h and one for the GEMMs */
+#define RT_CUDA_KERNEL_SLOTS 192 /* at least the kernels of rt_cuda_kernel_list.h, one for the GEMMs and the
+                                    shape-literal instances (AVGEN_CUDA_MAX_SHAPES x AVGEN_CUDA_SHAPE_KERNEL_COUNT) */
 typedef struct {
     int warmup, steps;              /* inputs */
     double median_ms, mean_ms, min_ms, max_ms;
@@ -229,13 +230,13 @@ typedef struct {
     int n_lat_fused;                 /* adapters' gated fuse applied on load, not stored (rt_cuda_lat_on_load) */
     int n_latbwd_pairs;              /* latent backward pairs run as one (rt_cuda_latbwd_first) */
     int n_attn_literal;              /* of the fused attention's shapes (rt_cuda_attn_shapes), those run by shape-literal
-                                        instances (their launches timed under the generic kernels' names) */
+                                        instances (kernel_ms names them: "k_attn_fwd_bf<64, 197, 12>") */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */
     double *op_ms;                  /* the same step per op (g->n_ops entries, malloc'd: the caller frees) */
     /* per kernel, one more eager step with events around every launch (and every cuBLASLt matmul, the
      * last slot): name, launches and time in all; n_kernel_slots entries */
     int n_kernel_slots;
-    char kernel_name[RT_CUDA_KERNEL_SLOTS][40];
+    char kernel_name[RT_CUDA_KERNEL_SLOTS][64];
     int kernel_calls[RT_CUDA_KERNEL_SLOTS];
     double kernel_ms[RT_CUDA_KERNEL_SLOTS];
 } rt_cuda_bench_result;

@@ -195,31 +195,51 @@ if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bw
   grep -qF '"k_latbwd_gy_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_gy_ln<' "$TMP/benchlb.json"; then ok
 else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln / k_latbwd_gy_ln (the LayerNorm backward ops with the pair) did not run with the pairs only"; fi
 
-# The fused attention's shape-literal instances (AVGEN_ATTN_SHAPE; the emulator's build has emu-wide's N = 197
-# and 49 at 2 heads built in, as the GPU build has ViT-B/16's): the same bits as the generic kernels
+# The fused attention's shape-literal instances (AVGEN_ATTN_SHAPE; the emulator's build has emu-wide's and
+# tiny-lavish's shapes built in, as the GPU build has ViT-B/16's): the same bits as the generic kernels
 # (AVGEN_SHAPE_KERNELS=0), with bf16 GEMMs and with bf16 activations (the _bf twins); the start says which
-# shapes run literal instances, and the bench counts them.
-for q in "$@"; do
-  [ "$(basename "$q" -train-emu)" = emu-wide ] || continue
-  samebits "attention instances vs generic (AVGEN_SHAPE_KERNELS=0)" "$TMP/emu-wide-bf16.st" "$TMP/ew-gen.st" \
+# shapes run literal instances; the bench counts them, and its per-kernel times show that every fused-attention
+# launch ran an instance (tiny-lavish: forward and backward; emu-wide, one layer: the forward), none generic.
+shapes_check() { # shapes_check PROG NAME HD H N1 N2 KERNELS...
+  local q=$1 n=$2 hd=$3 h=$4 n1=$5 n2=$6
+  shift 6
+  samebits "$n: attention instances vs generic (AVGEN_SHAPE_KERNELS=0)" "$TMP/$n-bf16.st" "$TMP/$n-gen.st" \
     AVGEN_SHAPE_KERNELS=0 "$q" --step --inputs random --backend cuda --precision bf16
-  samebits "attention instances vs generic, bf16 activations" "$TMP/emu-wide-bf16ops.st" "$TMP/ew-gen16.st" \
+  samebits "$n: attention instances vs generic, bf16 activations" "$TMP/$n-bf16ops.st" "$TMP/$n-gen16.st" \
     AVGEN_SHAPE_KERNELS=0 AVGEN_BF16_OPERANDS=1 "$q" --step --inputs random --backend cuda --precision bf16
-  out=$("$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/ew.st" 2>&1)
-  grep -q "fused attention (head width 64, 2 heads): literal shapes for N = 197, 49" <<<"$out" && ok ||
-    bad "emu-wide: the start does not say that both shapes run literal instances: $out"
-  out=$(AVGEN_SHAPE_KERNELS=0 "$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/ew.st" 2>&1)
-  grep -q "generic kernels for N = 197, 49 (AVGEN_SHAPE_KERNELS=0)" <<<"$out" && ok ||
-    bad "emu-wide with AVGEN_SHAPE_KERNELS=0: the start does not say so: $out"
-  run "emu-wide bench" "$q" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchew.json"
-  run "emu-wide bench, generic" env AVGEN_SHAPE_KERNELS=0 "$q" --bench --warmup 0 --steps 1 --precision bf16 \
-    --json "$TMP/benchew0.json"
-  if [ "$(jnum attention_literal_shapes "$TMP/benchew.json")" = 2 ] &&
-    [ "$(jnum attention_literal_shapes "$TMP/benchew0.json")" = 0 ]; then ok
-  else bad "bench JSON: attention_literal_shapes $(jnum attention_literal_shapes "$TMP/benchew.json"), $(jnum attention_literal_shapes "$TMP/benchew0.json") with AVGEN_SHAPE_KERNELS=0"; fi
+  local out
+  out=$("$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/x.st" 2>&1)
+  grep -qF "fused attention (head width $hd, $h heads): literal shapes for N = $n1, $n2" <<<"$out" && ok ||
+    bad "$n: the start does not say that both shapes run literal instances: $out"
+  out=$(AVGEN_SHAPE_KERNELS=0 "$q" --step --inputs random --backend cuda --precision bf16 --out "$TMP/x.st" 2>&1)
+  grep -qF "generic kernels for N = $n1, $n2 (AVGEN_SHAPE_KERNELS=0)" <<<"$out" && ok ||
+    bad "$n with AVGEN_SHAPE_KERNELS=0: the start does not say so: $out"
+  local j=$TMP/$n-shapes
+  run "$n bench" env AVGEN_BF16_OPERANDS=1 "$q" --bench --warmup 0 --steps 1 --precision bf16 --json "$j.json"
+  run "$n bench, generic" env AVGEN_BF16_OPERANDS=1 AVGEN_SHAPE_KERNELS=0 "$q" --bench --warmup 0 --steps 1 --precision bf16 \
+    --json "$j-0.json"
+  if [ "$(jnum attention_literal_shapes "$j.json")" = 2 ] && [ "$(jnum attention_literal_shapes "$j-0.json")" = 0 ]; then ok
+  else bad "$n bench JSON: attention_literal_shapes $(jnum attention_literal_shapes "$j.json"), $(jnum attention_literal_shapes "$j-0.json") with AVGEN_SHAPE_KERNELS=0"; fi
+  local k
+  for k in "$@"; do
+    if grep -qF "\"$k<$hd, $n1, $h>\":[" "$j.json" && grep -qF "\"$k<$hd, $n2, $h>\":[" "$j.json" &&
+      ! grep -qF "\"$k<$hd>\"" "$j.json" && grep -qF "\"$k<$hd>\":[" "$j-0.json" && ! grep -qF "\"$k<$hd, " "$j-0.json"; then ok
+    else bad "$n bench JSON: $k did not run as its instances for N = $n1 and $n2 only (or AVGEN_SHAPE_KERNELS=0 ran instances)"; fi
+  done
+}
+for q in "$@"; do
+  case $(basename "$q" -train-emu) in
+  emu-wide) shapes_check "$q" emu-wide 64 2 197 49 k_attn_fwd_bf ;;
+  tiny-lavish) shapes_check "$q" tiny-lavish 16 4 10 13 k_attn_fwd_bf k_attn_bwd_dq_bf k_attn_bwd_dkv_bf ;;
+  esac
 done
-if [ "$(jnum attention_literal_shapes "$TMP/bench.json")" = 0 ]; then ok
-else bad "bench JSON: attention_literal_shapes of a program whose shapes are not built in"; fi
+# the fixture's shapes (N = 5 and 7) are not built in: the generic kernels, and the start says so
+run "fixture bench" "$FPROG" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchfx.json"
+if [ "$(jnum attention_literal_shapes "$TMP/benchfx.json")" = 0 ] && grep -qF '"k_attn_fwd<16>":[' "$TMP/benchfx.json"; then ok
+else bad "fixture bench JSON: instances for shapes that are not built in"; fi
+out=$("$FPROG" --step "${FX[@]}" --precision bf16 --out "$TMP/x.st" 2>&1)
+grep -qF "generic kernels for N = 5, 7 (not built in; --kernels nvrtc compiles them)" <<<"$out" && ok ||
+  bad "fixture: the start does not say that its shapes run the generic kernels: $out"
 
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
