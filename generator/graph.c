@@ -50,7 +50,8 @@ void gen_consts(const gen_spec *s, avgen_consts *k) {
     memset(k, 0, sizeof *k);
     k->batch = s->train.batch, k->frames = s->video.frames, k->image = s->backbone.image_size;
     k->patch = s->backbone.patch_size, k->dim = s->backbone.dim, k->heads = s->backbone.heads;
-    k->tokens_v = s->n_v, k->tokens_a = s->n_a, k->audio_rows = s->audio.target_frames;
+    /* a stream the description does not use has no tokens (as plan.json says) */
+    k->tokens_v = s->use_v ? s->n_v : 0, k->tokens_a = s->use_a ? s->n_a : 0, k->audio_rows = s->audio.target_frames;
     k->mel_bins = s->audio.mel_bins, k->classes = s->head.classes;
     for (int i = 0; i < 3; i++) k->mean[i] = (float)s->video.mean[i], k->std[i] = (float)s->video.std[i];
     k->lr = s->train.lr, k->head_lr = s->train.head_lr, k->weight_decay = s->train.weight_decay;

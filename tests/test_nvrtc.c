@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "rt_cuda_kernel_list.h"
 #include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
@@ -212,6 +213,42 @@ int main(void) {
     const char *lib = rt_kernels_library_source();
     CHECK(lib && strstr(lib, "k_layernorm"));
     CHECK(rt_kernels_count() >= 30 && !strcmp(rt_kernels_expr(0), "&k_im2col") && !rt_kernels_expr(rt_kernels_count()));
+    {   /* shape lines (rt_kernels_shapes): at the start of a line, three positive integers, head widths 16/32/64,
+         * each shape once, at most AVGEN_CUDA_MAX_SHAPES; the name expressions NVRTC gets for them */
+        int t[AVGEN_CUDA_MAX_SHAPES][3];
+        char why[300];
+        CHECK(rt_kernels_shapes("x\nAVGEN_ATTN_SHAPE(64, 197, 12)\n  AVGEN_ATTN_SHAPE(64, 3, 1)\n#define AVGEN_ATTN_SHAPE(a)\n"
+                                "AVGEN_ATTN_SHAPE(16,7,2)  \r\n", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 2);
+        CHECK(t[0][0] == 64 && t[0][1] == 197 && t[0][2] == 12 && t[1][0] == 16 && t[1][1] == 7 && t[1][2] == 2);
+        CHECK(rt_kernels_shapes("", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 0);
+        CHECK(rt_kernels_shapes("a\nAVGEN_ATTN_SHAPE(64, N, 12)\n", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK_STR_CONTAINS(why, "line 2, AVGEN_ATTN_SHAPE(64, N, 12): expected AVGEN_ATTN_SHAPE(head width, tokens, heads)");
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 0, 12)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 5, 12) x", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 5)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(48, 5, 2)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK_STR_CONTAINS(why, "head widths 16, 32 and 64, not 48");
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(16, 5, 2)\nAVGEN_ATTN_SHAPE(16, 5, 2)\n", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK_STR_CONTAINS(why, "line 2: the shape (16, 5, 2) is named twice");
+        char many[2000] = "";
+        for (int i = 1; i <= AVGEN_CUDA_MAX_SHAPES + 1; i++) sprintf(many + strlen(many), "AVGEN_ATTN_SHAPE(16, %d, 2)\n", i);
+        CHECK(rt_kernels_shapes(many, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK_STR_CONTAINS(why, "more than 8 AVGEN_ATTN_SHAPE lines");
+        char e[64];
+        const int v[3] = {64, 49, 12};
+        rt_kernels_shape_expr(0, v, e, sizeof e);
+        CHECK_MSG(!strcmp(e, "&k_attn_fwd<64, 49, 12>"), "%s", e);
+        rt_kernels_shape_expr(AVGEN_CUDA_SHAPE_KERNEL_COUNT - 1, v, e, sizeof e);
+        CHECK_MSG(!strcmp(e, "&k_attn_bwd_dkv_bf<64, 49, 12>"), "%s", e);
+        /* avgen step's source: the library, then the lines (none: the library itself) */
+        char *ls = rt_kernels_library_for("AVGEN_ATTN_SHAPE(64, 49, 12)\n");
+        CHECK(ls && !strncmp(ls, lib, strlen(lib)) && rt_kernels_shapes(ls, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 1);
+        free(ls);
+        ls = rt_kernels_library_for("");
+        CHECK(ls && !strcmp(ls, lib));
+        free(ls);
+        CHECK(rt_kernels_shapes(lib, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 0); /* the library names none itself */
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;

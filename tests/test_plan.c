@@ -504,8 +504,34 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
     gen_ir_free(&ir);
 }
 
+/* The fused attention's shapes for its shape-literal instances (rt_cuda_attn_shapes, rt_cuda_shape_lines): want
+ * is the lines a description's kernels.cu ends with. */
+static void test_attn_shapes(const char *model, const char *const *sets, int n, const char *want) {
+    gen_spec s;
+    if (load(model, sets, n, &s)) return;
+    avgen_consts k;
+    gen_consts(&s, &k);
+    char lines[400];
+    int t[2][3];
+    const int c = rt_cuda_shape_lines(&k, lines, sizeof lines);
+    CHECK_MSG(!strcmp(lines, want) && c == rt_cuda_attn_shapes(&k, t), "%s: shape lines\n%s, expected\n%s", model, lines, want);
+    char small[20];
+    rt_cuda_shape_lines(&k, small, sizeof small); /* cut short, still terminated */
+    CHECK(strlen(small) < sizeof small);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) snprintf(root, sizeof root, "%s", argv[1]);
+    test_attn_shapes("lavish-vitb16-ucf51", NULL, 0, "AVGEN_ATTN_SHAPE(64, 197, 12)\nAVGEN_ATTN_SHAPE(64, 49, 12)\n");
+    test_attn_shapes("vision-vitb16-ucf51", NULL, 0, "AVGEN_ATTN_SHAPE(64, 197, 12)\n");
+    test_attn_shapes("audio-vitb16-ucf51", NULL, 0, "AVGEN_ATTN_SHAPE(64, 49, 12)\n");
+    test_attn_shapes("tiny-lavish", NULL, 0, "AVGEN_ATTN_SHAPE(16, 10, 4)\nAVGEN_ATTN_SHAPE(16, 13, 4)\n");
+    const char *s112[] = {"backbone.image_size=112", "video.size=112"}; /* 7 x 7 + 1 = 50 frame tokens */
+    test_attn_shapes("lavish-vitb16-ucf51", s112, 2, "AVGEN_ATTN_SHAPE(64, 50, 12)\nAVGEN_ATTN_SHAPE(64, 49, 12)\n");
+    const char *h16[] = {"backbone.heads=16"}; /* head width 48: no fused attention */
+    test_attn_shapes("lavish-vitb16-ucf51", h16, 1, "");
+    const char *s384[] = {"backbone.image_size=384", "video.size=384"}; /* 577 tokens: too long for the fused kernels */
+    test_attn_shapes("vision-vitb16-ucf51", s384, 2, "");
     /* ViT-B/16: two adapter positions a layer, 12 layers; the lowest (layer 0's attention) adds to no gradient */
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 23);
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 23);
