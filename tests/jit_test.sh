@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The run-time NVRTC build and its cache, without a GPU (docs/kernels.md): `avgen jit` on an emitted folder
 # compiles once (cold) and then reads the cache (warm); the generated program's --jit finds its embedded
-# kernels_src.c, which is the same source (the same cache entry); `avgen jit` without a folder builds the
-# kernel library; a damaged entry is noticed and rebuilt; a cache that cannot be written is an error for
+# kernels_src.c, which is the same source (the same cache entry); `avgen jit MODEL.json` builds what avgen
+# step and bench compile (the library and the description's shape lines); a damaged entry is noticed and rebuilt; a cache that cannot be written is an error for
 # jit; --kernels nvrtc without a GPU says so (exit 1); bad options exit 2. Skipped (77) without NVRTC.
 # usage: jit_test.sh AVGEN REPO_ROOT GENERATED_TRAIN
 set -u
@@ -34,6 +34,7 @@ out=$("$AVGEN" jit "$pdir" 2>&1) || bad "avgen jit DIR: $out"
 grep -q "cold (compiled): NVRTC sm_90: [0-9]* kernels compiled" <<<"$out" && ok || bad "first jit is not a compile: $out"
 grep -q "warm: NVRTC sm_90: [0-9]* kernels read from the cache" <<<"$out" && ok || bad "no warm cache read: $out"
 e1=$(entry "$out")
+cold=$out
 [ -s "$e1" ] && ok || bad "no cache entry in: $out"
 [ -s "${e1%.kernels}.cu" ] && ok || bad "no source beside the entry $e1"
 expect_out "first request (already cached)" "$AVGEN" jit "$pdir"
@@ -45,8 +46,14 @@ out=$("$GTRAIN" --jit 2>&1) || bad "program --jit: $out"
 grep -q "read from the cache" <<<"$out" && ! grep -q "kernels compiled" <<<"$out" && ok ||
   bad "program --jit compiled what avgen jit on its folder had cached: $out"
 
-# The library (what avgen step/bench --kernels nvrtc compile), and another architecture.
-expect_out "rt_cuda_kernels.cuh: NVRTC build for sm_80" "$AVGEN" jit --arch 80
+# What avgen step/bench --kernels nvrtc compile for a description (the library, then its shape lines), for
+# another architecture: the same kernels as the emitted folder's (its 2 shapes' instances after the list).
+nk=$(sed -n 's/.*cold (compiled): NVRTC sm_90: \([0-9]*\) kernels compiled.*/\1/p' <<<"$cold" | head -1)
+out=$("$AVGEN" jit "$ROOT/models/tiny-lavish.json" --arch 80 2>&1) || bad "avgen jit MODEL.json: $out"
+grep -q "rt_cuda_kernels.cuh: NVRTC build for sm_80" <<<"$out" && [ -n "$nk" ] &&
+  grep -q "cold (compiled): NVRTC sm_80: $nk kernels compiled" <<<"$out" && ok ||
+  bad "avgen jit MODEL.json did not compile the $nk kernels of the program's folder for sm_80: $out"
+expect2 "is not divisible by backbone.heads = 7" "$AVGEN" jit "$ROOT/models/tiny-lavish.json" --set backbone.heads=7
 
 # A damaged entry is rebuilt.
 head -c 200 "$e1" >"$e1.cut" && mv "$e1.cut" "$e1"
