@@ -6,8 +6,10 @@
 #      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
 #      GEMMs <= 2e-2, also with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1); the PyTorch fixtures' expected
 #      dumps; two CUDA runs bit-identical; the latent backward pairs run apart bit-identical to run as one;
+#      ViT-B/16's shape-literal attention instances bit-identical to the generic kernels;
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile) and warm (cache) start times, and the
-#      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs);
+#      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs; tiny-lavish's NVRTC build
+#      runs its own shapes' attention instances, its nvcc build the generic kernels);
 #   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
 #   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
@@ -33,6 +35,7 @@ BENCH_BN_STORED=${BENCH_BN_STORED-32}  # batches also timed with the BatchNorm o
 BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters' gated fuse stored (AVGEN_FUSE_LATENT=0)
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 BENCH_LB_APART=${BENCH_LB_APART-32}  # batches also timed with the latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)
+BENCH_GENERIC=${BENCH_GENERIC-32}  # batches also timed with the generic attention kernels (AVGEN_SHAPE_KERNELS=0)
 BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B took over 240 s in the first
@@ -136,6 +139,16 @@ if [[ " $STAGES " == *" parity "* ]]; then
   run vitb-init "$(prog vitb-b1t2)" --step --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-init-step.st" \
     --init-out "$v-params.st" --backend cuda && rm -f "$v-init-step.st"
   parity vitb-b1t2 --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors"
+  # the fused attention's shape-literal instances (built in for ViT-B/16's N = 197 and 49) give the generic
+  # kernels' bits (AVGEN_SHAPE_KERNELS=0), bf16 GEMMs and bf16 activations (the _bf twins)
+  for w in bf16: bf16ops:AVGEN_BF16_OPERANDS=1; do
+    IFS=: read -r ref extra <<<"$w"
+    [ -f "$v-$ref.st" ] && run "vitb-generic-$ref" env AVGEN_SHAPE_KERNELS=0 $extra "$(prog vitb-b1t2)" --step \
+      --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-generic-$ref.st" --backend cuda \
+      --precision bf16 &&
+      { if cmp -s "$v-generic-$ref.st" "$v-$ref.st"; then ok "vitb-b1t2 $ref: attention instances the same bits as the generic kernels"
+        else bad "vitb-b1t2 $ref: attention instances differ from the generic kernels"; fi; }
+  done
   if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
       --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-ref64.st" >"$OUT/logs/vitb-ref64.log" 2>&1; then
@@ -259,6 +272,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_BN_STORED; do jobs+=("$b:bf16-bnstored"); done
   for b in $BENCH_LAT_STORED; do jobs+=("$b:bf16-latstored"); done
   for b in $BENCH_LB_APART; do jobs+=("$b:bf16-lbapart"); done
+  for b in $BENCH_GENERIC; do jobs+=("$b:bf16-generic"); done
   have_torch=0
   [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
   lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }  # a job's timeout: its own, or the $left of RUN_LIMIT
@@ -310,7 +324,9 @@ if [[ " $STAGES " == *" bench "* ]]; then
     [ "$prec" = bf16-latstored ] && latl=0
     lbp=1  # bf16-lbapart: the two streams' latent backward ops one after the other (AVGEN_FUSE_LATENT_BWD=0)
     [ "$prec" = bf16-lbapart ] && lbp=0
-    if AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl AVGEN_FUSE_LATENT_BWD=$lbp timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+    shk=1  # bf16-generic: the fused attention's generic kernels, not the shape-literal instances (AVGEN_SHAPE_KERNELS=0)
+    [ "$prec" = bf16-generic ] && shk=0
+    if AVGEN_SHAPE_KERNELS=$shk AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl AVGEN_FUSE_LATENT_BWD=$lbp timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
       --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
       ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention|^  GEMMs' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
     elif [ $? = 124 ] && [ "$left" -lt 150 ]; then  # its timeout cut to what was left of RUN_LIMIT
