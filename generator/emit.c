@@ -360,8 +360,8 @@ int gen_emit(const gen_spec *s, const char *dir, int force, char *msg, size_t ms
     KSHAPE("H", s->backbone.heads);
     KSHAPE("HEAD_DIM", s->head_dim);
     KSHAPE("F", s->backbone.mlp_dim);
-    KSHAPE("NV", s->n_v);
-    KSHAPE("NA", s->n_a);
+    KSHAPE("NV", s->use_v ? s->n_v : 0); /* 0 for a stream not used, as avgen_consts and plan.json */
+    KSHAPE("NA", s->use_a ? s->n_a : 0);
     KSHAPE("A_ROWS", s->audio.target_frames);
     KSHAPE("MEL", s->audio.mel_bins);
     KSHAPE("USE_V", s->use_v);

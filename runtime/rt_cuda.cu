@@ -132,7 +132,7 @@ struct Dev {
     const void *kern[kNumKernels];
     // the shape-literal instances the launches may take (none with AVGEN_SHAPE_KERNELS=0)
     ShapeSet shapes[AVGEN_CUDA_MAX_SHAPES];
-    int n_shapes, shape_kernels;
+    int n_shapes, shape_kernels, shapes_refused;
     int kernels_mode;  // RT_KERNELS_*
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
@@ -1546,7 +1546,10 @@ void describe_shapes(Dev *d, const avgen_consts *k) {
     const size_t at = strlen(d->kinfo);
     snprintf(d->kinfo + at, sizeof d->kinfo - at, "; fused attention (head width %d, %d heads): %s%s%s%s%s%s", t[0][0], t[0][2],
              lit[0] ? "literal shapes for N = " : "", lit, lit[0] && gen[0] ? ", " : "", gen[0] ? "generic kernels for N = " : "",
-             gen, !d->shape_kernels ? " (AVGEN_SHAPE_KERNELS=0)" : gen[0] && d->kernels_mode != RT_KERNELS_NVRTC ? " (not built in; --kernels nvrtc compiles them)" : "");
+             gen, !d->shape_kernels        ? " (AVGEN_SHAPE_KERNELS=0)"
+                  : d->shapes_refused       ? " (the instances' shared-memory opt-in was refused)"
+                  : gen[0] && d->kernels_mode != RT_KERNELS_NVRTC ? " (not built in; --kernels nvrtc compiles them)"
+                                                                   : "");
 }
 
 bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arch) {
@@ -1775,11 +1778,14 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                           cudaFuncSetAttribute(d->kern[i], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
                     cudaGetLastError();
                 }
-            for (int i = 0; i < d->n_shapes && can; i++)  // and their shape-literal instances
-                for (int j = 0; j < kShapeKernels && can; j++) {
-                    can = cudaFuncSetAttribute(d->shapes[i].k[j], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
+            // and their shape-literal instances (any refused: the generic kernels for all shapes)
+            bool inst = can;
+            for (int i = 0; i < d->n_shapes && inst; i++)
+                for (int j = 0; j < kShapeKernels && inst; j++) {
+                    inst = cudaFuncSetAttribute(d->shapes[i].k[j], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) == cudaSuccess;
                     cudaGetLastError();
                 }
+            if (!inst) d->n_shapes = 0, d->shapes_refused = 1;
         }
         if (a && !strcmp(a, "fused") && !can) {
             set_fail(d, "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16, a GPU of compute "

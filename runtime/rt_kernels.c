@@ -34,10 +34,11 @@ static const char *const k_shape_kernels[] = {AVGEN_CUDA_SHAPE_KERNELS(SNAME)};
 _Static_assert(sizeof k_shape_kernels / sizeof k_shape_kernels[0] == AVGEN_CUDA_SHAPE_KERNEL_COUNT,
                "AVGEN_CUDA_SHAPE_KERNEL_COUNT");
 
-/* A decimal integer in [lo, hi] at *p (spaces before it skipped), then *p past it; 0 when there is none. */
+/* A decimal integer in [lo, hi] at *p (spaces before it skipped; no leading zero, which C would read as
+ * octal), then *p past it; 0 when there is none. */
 static int shape_int(const char **p, long lo, long hi, long *v) {
     while (**p == ' ') ++*p;
-    if (**p < '0' || **p > '9') return 0;
+    if (**p < '0' || **p > '9' || (**p == '0' && (*p)[1] >= '0' && (*p)[1] <= '9')) return 0;
     char *e;
     *v = strtol(*p, &e, 10);
     *p = e;
@@ -50,6 +51,13 @@ int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t er
     int n = 0, line = 1;
     for (const char *l = src; l && *l; line++) {
         const char *e = strchr(l, '\n');
+        const char *b = l;
+        while (*b == ' ' || *b == '\t') b++;
+        if (b != l && !strncmp(b, key, sizeof key - 1)) {
+            snprintf(err, errlen, "line %d: AVGEN_ATTN_SHAPE must start its line (an indented one would be compiled but not "
+                                  "used)", line);
+            return -1;
+        }
         if (!strncmp(l, key, sizeof key - 1)) {
             const char *p = l + sizeof key - 1;
             long v[3];

@@ -75,6 +75,12 @@ grep -q "other files' 1 shapes" <<<"$out" && ok || bad "the first file was not c
 grep -q "s2/kernels.cu: its 1 #define and 1 static_assert lines compiled alone" <<<"$out" && ok ||
   bad "a later file with shape lines was not shortened: $out"
 out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/s13/kernels.cu" 2>&1) && bad "a later file's shape that does not compile passed: $out" || ok
+# more shapes in all than one build takes (AVGEN_CUDA_MAX_SHAPES, 8): a file whose shapes were not all
+# compiled with the first is compiled whole
+shaped s8 "$(for n in 20 21 22 23 24 25 26 27; do printf 'AVGEN_ATTN_SHAPE(16, %d, 4)\\n' $n; done)"
+out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/s8/kernels.cu" 2>&1) && ok || bad "nine shapes in all: $out"
+grep -q "s8/kernels.cu: compiled whole (its shapes were not all compiled with the library" <<<"$out" && ok ||
+  bad "a file whose shapes the first compile could not all take was shortened: $out"
 out=$("$TOOL" "${opts[@]}" "$TMP/s1/kernels.cu" "$TMP/smal/kernels.cu" 2>&1)
 grep -q "smal/kernels.cu: compiled whole (line" <<<"$out" && ok || bad "a malformed shape line was shortened: $out"
 

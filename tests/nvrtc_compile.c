@@ -36,8 +36,22 @@
 static int g_arch = 90, g_nvrtc_major, g_nvrtc_minor;
 static const char *g_nvcc;
 static char g_tmp[512];
-/* the shape lines of all the files (each shape once), compiled with the first whole library */
-static int g_shapes[64][3], g_nshapes;
+/* the shape lines of all the files (each shape once), and those compiled with the first whole library (at
+ * most AVGEN_CUDA_MAX_SHAPES, what one build takes: a file with others is compiled whole) */
+static int g_shapes[64][3], g_nshapes, g_done[AVGEN_CUDA_MAX_SHAPES][3], g_ndone;
+
+/* 1 when every shape of src was compiled with the first whole library. */
+static int shapes_done(const char *src) {
+    int t[AVGEN_CUDA_MAX_SHAPES][3];
+    char err[300];
+    const int n = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < g_ndone && !seen; j++) seen = !memcmp(g_done[j], t[i], sizeof t[i]);
+        if (!seen) return 0;
+    }
+    return n >= 0;
+}
 
 /* Adds src's shapes to g_shapes (a malformed line: nothing; the file's own compile reports it). */
 static void gather_shapes(const char *src) {
@@ -65,10 +79,14 @@ static char *with_gathered_shapes(const char *src, int *added) {
     if (at && out[at - 1] != '\n') out[at++] = '\n';
     at += (size_t)sprintf(out + at, "// the other files' shape-literal instances (nvrtc_compile)\n");
     *added = 0;
-    for (int i = 0; i < g_nshapes; i++) {
+    g_ndone = 0;
+    for (int j = 0; j < n; j++) memcpy(g_done[g_ndone++], t[j], sizeof t[j]);
+    for (int i = 0; i < g_nshapes && g_ndone < AVGEN_CUDA_MAX_SHAPES; i++) {
         int own = 0;
         for (int j = 0; j < n && !own; j++) own = !memcmp(g_shapes[i], t[j], sizeof t[j]);
-        if (!own) at += (size_t)sprintf(out + at, "AVGEN_ATTN_SHAPE(%d, %d, %d)\n", g_shapes[i][0], g_shapes[i][1], g_shapes[i][2]), ++*added;
+        if (own) continue;
+        at += (size_t)sprintf(out + at, "AVGEN_ATTN_SHAPE(%d, %d, %d)\n", g_shapes[i][0], g_shapes[i][1], g_shapes[i][2]), ++*added;
+        memcpy(g_done[g_ndone++], g_shapes[i], sizeof g_shapes[i]);
     }
     return out;
 }
@@ -306,6 +324,9 @@ static void compile_file(const char *path, char **whole_lib) {
         pre = split_prelude(src, names, sizeof names, &nn, &na, why, sizeof why);
         const char *used = pre ? library_uses(lib, names, nn) : NULL;
         if (used) snprintf(why, sizeof why, "the library uses %s", used), pre = 0;
+        if (pre && *whole_lib && !shapes_done(src))
+            snprintf(why, sizeof why, "its shapes were not all compiled with the library: more than %d in all", AVGEN_CUDA_MAX_SHAPES),
+                pre = 0;
         if (pre && *whole_lib && !strcmp(*whole_lib, lib)) {
             /* the same kernels as the file compiled whole: its constants alone */
             printf("%s: its %d #define and %d static_assert lines compiled alone; its library is the text compiled above and "

@@ -217,13 +217,16 @@ int main(void) {
          * each shape once, at most AVGEN_CUDA_MAX_SHAPES; the name expressions NVRTC gets for them */
         int t[AVGEN_CUDA_MAX_SHAPES][3];
         char why[300];
-        CHECK(rt_kernels_shapes("x\nAVGEN_ATTN_SHAPE(64, 197, 12)\n  AVGEN_ATTN_SHAPE(64, 3, 1)\n#define AVGEN_ATTN_SHAPE(a)\n"
+        CHECK(rt_kernels_shapes("x\nAVGEN_ATTN_SHAPE(64, 197, 12)\n// AVGEN_ATTN_SHAPE(64, 3, 1)\n#define AVGEN_ATTN_SHAPE(a)\n"
                                 "AVGEN_ATTN_SHAPE(16,7,2)  \r\n", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 2);
         CHECK(t[0][0] == 64 && t[0][1] == 197 && t[0][2] == 12 && t[1][0] == 16 && t[1][1] == 7 && t[1][2] == 2);
         CHECK(rt_kernels_shapes("", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 0);
         CHECK(rt_kernels_shapes("a\nAVGEN_ATTN_SHAPE(64, N, 12)\n", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
         CHECK_STR_CONTAINS(why, "line 2, AVGEN_ATTN_SHAPE(64, N, 12): expected AVGEN_ATTN_SHAPE(head width, tokens, heads)");
         CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 0, 12)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 010, 12)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1); /* octal in C */
+        CHECK(rt_kernels_shapes("x\n\t AVGEN_ATTN_SHAPE(64, 10, 12)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
+        CHECK_STR_CONTAINS(why, "line 2: AVGEN_ATTN_SHAPE must start its line");
         CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 5, 12) x", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
         CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(64, 5)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);
         CHECK(rt_kernels_shapes("AVGEN_ATTN_SHAPE(48, 5, 2)", t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == -1);

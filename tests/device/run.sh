@@ -141,13 +141,18 @@ if [[ " $STAGES " == *" parity "* ]]; then
   parity vitb-b1t2 --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors"
   # the fused attention's shape-literal instances (built in for ViT-B/16's N = 197 and 49) give the generic
   # kernels' bits (AVGEN_SHAPE_KERNELS=0), bf16 GEMMs and bf16 activations (the _bf twins)
+  # (the reference steps above must have run the instances, and these the generic kernels: their start lines say so)
   for w in bf16: bf16ops:AVGEN_BF16_OPERANDS=1; do
     IFS=: read -r ref extra <<<"$w"
-    [ -f "$v-$ref.st" ] && run "vitb-generic-$ref" env AVGEN_SHAPE_KERNELS=0 $extra "$(prog vitb-b1t2)" --step \
+    if [ ! -f "$v-$ref.st" ]; then bad "vitb-b1t2 $ref: no step dump to compare the generic attention kernels with"; continue; fi
+    grep -q "literal shapes for N = 197, 49" "$OUT/logs/vitb-b1t2-$ref.log" ||
+      bad "vitb-b1t2 $ref: the step did not run ViT-B/16's attention instances: $(grep -m1 '^kernels:' "$OUT/logs/vitb-b1t2-$ref.log")"
+    run "vitb-generic-$ref" env AVGEN_SHAPE_KERNELS=0 $extra "$(prog vitb-b1t2)" --step \
       --params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-generic-$ref.st" --backend cuda \
       --precision bf16 &&
-      { if cmp -s "$v-generic-$ref.st" "$v-$ref.st"; then ok "vitb-b1t2 $ref: attention instances the same bits as the generic kernels"
-        else bad "vitb-b1t2 $ref: attention instances differ from the generic kernels"; fi; }
+      { if cmp -s "$v-generic-$ref.st" "$v-$ref.st" && grep -q "generic kernels for N = 197, 49" "$OUT/logs/vitb-generic-$ref.log"
+        then ok "vitb-b1t2 $ref: attention instances the same bits as the generic kernels"
+        else bad "vitb-b1t2 $ref: attention instances differ from the generic kernels (or the generic run used instances)"; fi; }
   done
   if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
@@ -188,6 +193,12 @@ if [[ " $STAGES " == *" nvrtc "* ]]; then
         k=$(grep -m1 '^kernels: NVRTC sm_' "$OUT/logs/$m-nvrtc-$prec-$start.log" | sed 's/^kernels: //; s/ (.*)//; s/, cached as .*;/;/')
         if [ "$start" = cold ] && ! grep -q "compiled in" <<<"$k"; then bad "$m nvrtc cold start was not a compile: $k"; fi
         if [ "$start" = warm ] && ! grep -q "read from the cache" <<<"$k"; then bad "$m nvrtc warm start missed the cache: $k"; fi
+        # with bf16 GEMMs (the fused attention) NVRTC runs the configuration's instances, nvcc tiny-lavish's generic kernels
+        if [ "$prec" = bf16 ]; then
+          n=$([ "$m" = vitb-b1t2 ] && echo "197, 49" || { [ "$m" = tiny-lavish ] && echo "10, 13" || echo "5, 7"; })
+          grep -q "literal shapes for N = $n" "$OUT/logs/$m-nvrtc-$prec-$start.log" ||
+            bad "$m nvrtc $prec: its attention instances did not run: $(grep -m1 '^kernels:' "$OUT/logs/$m-nvrtc-$prec-$start.log")"
+        fi
         say "  $m $prec $start start: $k; whole step command ${t} ms"
         if cmp -s "$d-nvrtc-$prec.st" "$d-nvcc-$prec.st" && cmp -s "$d-nvrtc-$prec-upd.st" "$d-nvcc-$prec-upd.st"; then
           ok "$m $prec: NVRTC ($start) step and update bit-identical to nvcc"
