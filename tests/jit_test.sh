@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The run-time NVRTC build and its cache, without a GPU (docs/kernels.md): `avgen jit` on an emitted folder
 # compiles once (cold) and then reads the cache (warm); the generated program's --jit finds its embedded
-# kernels_src.c, which is the same source (the same cache entry); `avgen jit MODEL.json` builds what avgen
-# step and bench compile (the library and the description's shape lines); a damaged entry is noticed and rebuilt; a cache that cannot be written is an error for
-# jit; --kernels nvrtc without a GPU says so (exit 1); bad options exit 2. Skipped (77) without NVRTC.
+# kernels_src.c, which is the same source (the same cache entry); a damaged entry is noticed and rebuilt;
+# `avgen jit MODEL.json` builds what avgen step and bench compile (the library and the description's shape
+# lines), and a cache that cannot be written is an error for jit; --kernels nvrtc without a GPU says so
+# (exit 1); bad options exit 2. Skipped (77) without NVRTC.
 # usage: jit_test.sh AVGEN REPO_ROOT GENERATED_TRAIN
 set -u
 AVGEN=$1
@@ -46,24 +47,22 @@ out=$("$GTRAIN" --jit 2>&1) || bad "program --jit: $out"
 grep -q "read from the cache" <<<"$out" && ! grep -q "kernels compiled" <<<"$out" && ok ||
   bad "program --jit compiled what avgen jit on its folder had cached: $out"
 
-# What avgen step/bench --kernels nvrtc compile for a description (the library, then its shape lines), for
-# another architecture: the same kernels as the emitted folder's (its 2 shapes' instances after the list).
-nk=$(sed -n 's/.*cold (compiled): NVRTC sm_90: \([0-9]*\) kernels compiled.*/\1/p' <<<"$cold" | head -1)
-out=$("$AVGEN" jit "$ROOT/models/tiny-lavish.json" --arch 80 2>&1) || bad "avgen jit MODEL.json: $out"
-grep -q "rt_cuda_kernels.cuh: NVRTC build for sm_80" <<<"$out" && [ -n "$nk" ] &&
-  grep -q "cold (compiled): NVRTC sm_80: $nk kernels compiled" <<<"$out" && ok ||
-  bad "avgen jit MODEL.json did not compile the $nk kernels of the program's folder for sm_80: $out"
-expect2 "is not divisible by backbone.heads = 7" "$AVGEN" jit "$ROOT/models/tiny-lavish.json" --set backbone.heads=7
-
 # A damaged entry is rebuilt.
 head -c 200 "$e1" >"$e1.cut" && mv "$e1.cut" "$e1"
 out=$("$AVGEN" jit "$pdir" 2>&1) || bad "jit after damage: $out"
 grep -q "were not used" <<<"$out" && grep -q "cold (compiled)" <<<"$out" && ok || bad "damaged entry not rebuilt: $out"
 
-# A cache that cannot be written: jit fails with a sentence; the compile itself still works.
-out=$(AVGEN_CACHE_DIR=/dev/null/avgen "$AVGEN" jit "$TMP/out" 2>&1)
+# What avgen step/bench --kernels nvrtc compile for a description (the library, then its shape lines), for
+# another architecture: the same kernels as the emitted folder's (its 2 shapes' instances after the list).
+# Into a cache that cannot be written: jit fails with a sentence; the compile itself still works.
+nk=$(sed -n 's/.*cold (compiled): NVRTC sm_90: \([0-9]*\) kernels compiled.*/\1/p' <<<"$cold" | head -1)
+out=$(AVGEN_CACHE_DIR=/dev/null/avgen "$AVGEN" jit "$ROOT/models/tiny-lavish.json" --arch 80 2>&1)
 rc=$?
+grep -q "rt_cuda_kernels.cuh: NVRTC build for sm_80" <<<"$out" && [ -n "$nk" ] &&
+  grep -q "cold (compiled): NVRTC sm_80: $nk kernels compiled" <<<"$out" && ok ||
+  bad "avgen jit MODEL.json did not compile the $nk kernels of the program's folder for sm_80: $out"
 [ "$rc" = 1 ] && grep -q "could not be cached" <<<"$out" && grep -q "not cached" <<<"$out" && ok || bad "unwritable cache -> exit $rc: $out"
+expect2 "is not divisible by backbone.heads = 7" "$AVGEN" jit "$ROOT/models/tiny-lavish.json" --set backbone.heads=7
 
 # --kernels nvrtc needs a GPU at run time; the messages say what is missing.
 out=$("$GTRAIN" --step --inputs random --out "$TMP/x.safetensors" --backend cuda --kernels nvrtc 2>&1)
