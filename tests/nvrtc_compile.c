@@ -40,16 +40,20 @@ static char g_tmp[512];
  * most AVGEN_CUDA_MAX_SHAPES, what one build takes: a file with others is compiled whole) */
 static int g_shapes[64][3], g_nshapes, g_done[AVGEN_CUDA_MAX_SHAPES][3], g_ndone;
 
+/* 1 when shape t is one of the n of set. */
+static int has_shape(const int (*set)[3], int n, const int t[3]) {
+    for (int j = 0; j < n; j++)
+        if (!memcmp(set[j], t, 3 * sizeof(int))) return 1;
+    return 0;
+}
+
 /* 1 when every shape of src was compiled with the first whole library. */
 static int shapes_done(const char *src) {
     int t[AVGEN_CUDA_MAX_SHAPES][3];
     char err[300];
     const int n = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
-    for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int j = 0; j < g_ndone && !seen; j++) seen = !memcmp(g_done[j], t[i], sizeof t[i]);
-        if (!seen) return 0;
-    }
+    for (int i = 0; i < n; i++)
+        if (!has_shape((const int (*)[3])g_done, g_ndone, t[i])) return 0;
     return n >= 0;
 }
 
@@ -58,11 +62,8 @@ static void gather_shapes(const char *src) {
     int t[AVGEN_CUDA_MAX_SHAPES][3];
     char err[300];
     const int n = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, sizeof err);
-    for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int j = 0; j < g_nshapes && !seen; j++) seen = !memcmp(g_shapes[j], t[i], sizeof t[i]);
-        if (!seen && g_nshapes < 64) memcpy(g_shapes[g_nshapes++], t[i], sizeof t[i]);
-    }
+    for (int i = 0; i < n; i++)
+        if (!has_shape((const int (*)[3])g_shapes, g_nshapes, t[i]) && g_nshapes < 64) memcpy(g_shapes[g_nshapes++], t[i], sizeof t[i]);
 }
 
 /* src followed by the lines of the gathered shapes it lacks (malloc'd): what the first whole compile takes. */
@@ -82,9 +83,7 @@ static char *with_gathered_shapes(const char *src, int *added) {
     g_ndone = 0;
     for (int j = 0; j < n; j++) memcpy(g_done[g_ndone++], t[j], sizeof t[j]);
     for (int i = 0; i < g_nshapes && g_ndone < AVGEN_CUDA_MAX_SHAPES; i++) {
-        int own = 0;
-        for (int j = 0; j < n && !own; j++) own = !memcmp(g_shapes[i], t[j], sizeof t[j]);
-        if (own) continue;
+        if (has_shape((const int (*)[3])t, n, g_shapes[i])) continue;
         at += (size_t)sprintf(out + at, "AVGEN_ATTN_SHAPE(%d, %d, %d)\n", g_shapes[i][0], g_shapes[i][1], g_shapes[i][2]), ++*added;
         memcpy(g_done[g_ndone++], g_shapes[i], sizeof g_shapes[i]);
     }
