@@ -1451,8 +1451,6 @@ double now_s() {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
-// architecture (cached; a cached cubin the driver refuses is compiled again once) and loaded as a library.
 // The parameter layout (offset and size of each) the CUDA ABI gives a kernel of this binary's signature:
 // what launch() passes, and what the NVRTC build's kernel must take.
 struct ParamLayout {
@@ -1523,9 +1521,6 @@ bool image_error(cudaError_t e) {
            e == cudaErrorUnsupportedPtxVersion || e == cudaErrorInvalidSource || e == cudaErrorSharedObjectInitFailed;
 }
 
-// Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
-// architecture and loaded as a library. A cached build the driver refuses, or whose kernels do not match,
-// is removed from the cache and compiled once more.
 // The source NVRTC compiles for avgen step and bench: the library and the configuration's shape lines.
 char *library_with_shapes(const avgen_consts *k) {
     char lines[400];
@@ -1552,6 +1547,9 @@ void describe_shapes(Dev *d, const avgen_consts *k) {
                                                                    : "");
 }
 
+// Fills the launch table: this binary's copies, or the kernel source compiled by NVRTC for the device's
+// architecture and loaded as a library. A cached build the driver refuses, or whose kernels do not match,
+// is removed from the cache and compiled once more.
 bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arch) {
     for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
     d->n_shapes = 0;
