@@ -73,9 +73,19 @@ with open(sys.argv[1], "wb") as f:
 PY
 if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
 git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
+# NVRTC builds of the programs the nvrtc stage starts after the first (fx-lavish-odd-batch, tiny-lavish), for
+# sm_$ARCH, into a kernel cache that travels: run.sh times one cold compile (vitb-b1t2) and reads these, which
+# saves the GPU machine's time two compiles (about 20 s each there). They are used only when that machine's
+# NVRTC is this one's version (the cache key has it); otherwise it compiles them.
+mkdir -p "$KIT/kcache"
+for m in fx-lavish-odd-batch tiny-lavish; do
+  AVGEN_CACHE_DIR=$KIT/kcache "$KIT/programs/$m/bin/$m-train" --jit --arch "$ARCH" >/dev/null 2>&1 ||
+    echo "prepare.sh: warning: no NVRTC build of $m for the kit (the GPU machine compiles it)" >&2
+done
+rm -f "$KIT"/kcache/*.cu  # (the sources beside the entries: for reproducing a compile error by hand)
 # The carry limit is 64 MiB: the programs travel stripped and compressed (run.sh unpacks them there).
 strip "$KIT"/programs/*/bin/* 2>/dev/null || true
-tar czf "$KIT/programs.tgz" -C "$KIT" programs
-rm -rf "$KIT/programs"
+tar czf "$KIT/programs.tgz" -C "$KIT" programs kcache
+rm -rf "$KIT/programs" "$KIT/kcache"
 du -sh "$KIT"
 [ "$(du -sm "$KIT" | cut -f1)" -lt 64 ] || { echo "prepare.sh: $KIT is over the 64 MiB carry limit" >&2; exit 1; }
