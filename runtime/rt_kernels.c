@@ -97,25 +97,40 @@ void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len) {
              t[2]);
 }
 
-int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen) {
+int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t errlen) {
     int t[AVGEN_CUDA_MAX_SHAPES][3];
+    const int ns = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, errlen);
+    if (ns < 0) return -1;
+    enum { W = 64 }; /* an instance's expression: "&k_attn_bwd_dkv_bf<64, 1048576, 1048576>" and room */
+    const int nk = rt_kernels_count(), total = nk + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT;
+    const char **names = malloc(sizeof(char *) * (size_t)total + (size_t)(total - nk) * W);
+    if (!names) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char *buf = (char *)(names + total);
+    for (int i = 0; i < nk; i++) names[i] = k_exprs[i];
+    for (int i = nk; i < total; i++) {
+        char *b = buf + (size_t)(i - nk) * W;
+        rt_kernels_shape_expr((i - nk) % AVGEN_CUDA_SHAPE_KERNEL_COUNT, t[(i - nk) / AVGEN_CUDA_SHAPE_KERNEL_COUNT], b, W);
+        names[i] = b;
+    }
+    *exprs = names;
+    return total;
+}
+
+int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen) {
+    const char **names = NULL;
     char why[300];
-    const int ns = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why);
-    if (ns < 0) {
+    const int total = rt_kernels_exprs(src, &names, why, sizeof why);
+    if (total < 0) {
         snprintf(err, errlen, "%s: %s", name, why);
         return -1;
     }
-    const int nk = rt_kernels_count(), total = nk + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT;
-    const char *names[sizeof k_exprs / sizeof k_exprs[0] + AVGEN_CUDA_MAX_SHAPES * AVGEN_CUDA_SHAPE_KERNEL_COUNT];
-    char buf[AVGEN_CUDA_MAX_SHAPES * AVGEN_CUDA_SHAPE_KERNEL_COUNT][64];
-    for (int i = 0; i < nk; i++) names[i] = k_exprs[i];
-    for (int s = 0; s < ns; s++)
-        for (int k = 0; k < AVGEN_CUDA_SHAPE_KERNEL_COUNT; k++) {
-            char *b = buf[s * AVGEN_CUDA_SHAPE_KERNEL_COUNT + k];
-            rt_kernels_shape_expr(k, t[s], b, sizeof buf[0]);
-            names[nk + s * AVGEN_CUDA_SHAPE_KERNEL_COUNT + k] = b;
-        }
-    return rt_nvrtc_compile(src, name, arch, k_opts, (int)(sizeof k_opts / sizeof k_opts[0]), names, total, out, err, errlen);
+    const int rc = rt_nvrtc_compile(src, name, arch, k_opts, (int)(sizeof k_opts / sizeof k_opts[0]), names, total, out, err,
+                                    errlen);
+    free(names);
+    return rc;
 }
 
 void rt_kernels_describe(const rt_cubin *k, int arch, char *buf, size_t len) {

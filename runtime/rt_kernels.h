@@ -30,6 +30,9 @@ const char *rt_kernels_expr(int i);
  * AVGEN_CUDA_SHAPE_KERNEL_COUNT kernels in list order. */
 int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t errlen);
 void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len);
+/* Every name expression an NVRTC build of src requests, in that order (the kernel list, then each shape's
+ * instances): their count, with *exprs one malloc'd block (free it), or -1 with err. */
+int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t errlen);
 
 /* The kernel library (runtime/rt_cuda_kernels.cuh), embedded at build time: what NVRTC compiles for
  * `avgen step/bench`; a generated program compiles its own kernels.cu instead (the same library after the

@@ -218,29 +218,30 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
     const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
     int shapes[AVGEN_CUDA_MAX_SHAPES][3];
     const int ns = library ? rt_kernels_shapes(src, shapes, AVGEN_CUDA_MAX_SHAPES, err, sizeof err) : 0;
-    if (ns < 0) {
+    /* the list's kernels, then each shape's instances: what rt_kernels_build requests */
+    const char **names = NULL;
+    const int nk = library && ns >= 0 ? rt_kernels_exprs(src, &names, err, sizeof err) : 0;
+    if (ns < 0 || nk < 0) {
         CHECK_MSG(0, "%s: %s", name, err);
         return;
     }
-    /* the list's kernels, then each shape's instances (as rt_kernels_build requests them) */
-    const int nk = library ? rt_kernels_count() + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT : 0;
-    const char **names = calloc((size_t)nk + 1, sizeof(char *));
-    char (*exprs)[64] = calloc((size_t)ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT + 1, 64);
-    for (int i = 0; names && exprs && i < nk; i++) {
-        if (i < rt_kernels_count()) {
-            names[i] = rt_kernels_expr(i);
-        } else {
-            const int j = i - rt_kernels_count();
-            rt_kernels_shape_expr(j % AVGEN_CUDA_SHAPE_KERNEL_COUNT, shapes[j / AVGEN_CUDA_SHAPE_KERNEL_COUNT], exprs[j], 64);
-            names[i] = exprs[j];
-        }
-    }
-    if (!names || !exprs || rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
+    if (rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
         CHECK_MSG(0, "%s does not compile: %s", name, err);
         free(names);
-        free(exprs);
         return;
     }
+    /* the order the backend binds them in (bind_kernels): after the list, shape s's kernel j at list + s * K + j,
+     * each lowered to its kernel's name with the shape's literals */
+    int misplaced = 0;
+    for (int i = rt_kernels_count(); library && i < k.n_lowered && i < nk; i++) {
+        const int s = (i - rt_kernels_count()) / AVGEN_CUDA_SHAPE_KERNEL_COUNT, j = (i - rt_kernels_count()) % AVGEN_CUDA_SHAPE_KERNEL_COUNT;
+        char want[64], lits[128];
+        rt_kernels_shape_expr(j, shapes[s], want, sizeof want);
+        *strchr(want, '<') = 0; /* "&k_attn_fwd" */
+        snprintf(lits, sizeof lits, "%zu%sILi%dELi%dELi%dEE", strlen(want + 1), want + 1, shapes[s][0], shapes[s][1], shapes[s][2]);
+        if (!strstr(k.lowered[i], lits)) misplaced++, printf("  MISPLACED instance %d: %s, expected %s\n", i, k.lowered[i], lits);
+    }
+    CHECK_MSG(misplaced == 0, "%s: %d instances not where the backend looks for them", name, misplaced);
     /* a fresh cache each time: the ptxas report comes with a compile, not with a cache hit */
     snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", g_tmp);
     if (system(cmd)) { /* best effort */
@@ -284,7 +285,6 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
                ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT, ns);
     }
     free(names);
-    free(exprs);
     CHECK_MSG(spills == 0, "%s: %d functions spill registers", name, spills);
 }
 
