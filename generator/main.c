@@ -997,9 +997,7 @@ static int cmd_jit(int argc, char **argv) {
         if ((r = load(&a, &s))) return r;
         avgen_consts k;
         gen_consts(&s, &k);
-        char lines[400];
-        rt_cuda_shape_lines(&k, lines, sizeof lines);
-        if (!(src = rt_kernels_library_for(lines))) {
+        if (!(src = rt_kernels_library_for(&k))) {
             fprintf(stderr, "error: out of memory.\n");
             return 1;
         }

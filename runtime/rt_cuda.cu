@@ -133,6 +133,7 @@ struct Dev {
     // the shape-literal instances the launches may take (none with AVGEN_SHAPE_KERNELS=0)
     ShapeSet shapes[AVGEN_CUDA_MAX_SHAPES];
     int n_shapes, shape_kernels, shapes_refused;
+    int n_attn_literal;  // of the configuration's attention shapes (rt_cuda_attn_shapes), those with instances
     int kernels_mode;  // RT_KERNELS_*
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
@@ -229,11 +230,10 @@ template <class H, class... T> struct ArgPack<H, T...> {
     }
 };
 
-// launch_as: the same with inst, a shape-literal instance of k (same parameters; shape_kernel), instead of
-// k's entry in the table when not NULL.
+// launch_as: the same with inst >= 0, a shape-literal instance of k (same parameters; shape_kernel's index
+// s * kShapeKernels + j into d->shapes), instead of k's entry in the table.
 template <class... P>
-void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block, size_t smem,
-               typename NoDeduce<P>::type... a) {
+void launch_as(Dev *d, void (*k)(P...), int inst, dim3 grid, dim3 block, size_t smem, typename NoDeduce<P>::type... a) {
     if (d->failed) return;
     int id = -1;
     for (int i = 0; i < kNumKernels && id < 0; i++)
@@ -242,15 +242,12 @@ void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block,
         set_fail(d, "a kernel is missing from runtime/rt_cuda_kernel_list.h (a bug in avgen)");
         return;
     }
-    int slot = id;  // the profile's: an instance's after the list's and cuBLASLt's (rt_cuda_bench)
-    for (int i = 0; inst && i < d->n_shapes; i++)
-        for (int j = 0; j < kShapeKernels; j++)
-            if (d->shapes[i].k[j] == inst) slot = kNumKernels + 1 + i * kShapeKernels + j;
-    cudaEvent_t *pe = kprof_begin(d, slot);
-    const void *handle = inst ? inst : d->kern[id];
+    // the profile's slot: an instance's after the list's and cuBLASLt's (rt_cuda_bench)
+    cudaEvent_t *pe = kprof_begin(d, inst >= 0 ? kNumKernels + 1 + inst : id);
+    const void *handle = inst >= 0 ? d->shapes[inst / kShapeKernels].k[inst % kShapeKernels] : d->kern[id];
 #ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copies on the CPU
     // (an instance here is one of this build's: kBuiltinShapes)
-    void (*fn)(P...) = inst ? (void (*)(P...))inst : k;
+    void (*fn)(P...) = inst >= 0 ? (void (*)(P...))handle : k;
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
     const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [fn, args]() { std::apply(fn, args); },
                                               handle);
@@ -261,19 +258,20 @@ void launch_as(Dev *d, void (*k)(P...), const void *inst, dim3 grid, dim3 block,
     const cudaError_t e = cudaLaunchKernel(handle, grid, block, argv, smem, d->s);
 #endif
     if (pe) cudaEventRecord(*pe, d->s);
-    if (e != cudaSuccess) set_fail(d, "kernel %s%s: %s", kKernelNames[id], inst ? " (shape-literal instance)" : "",
+    if (e != cudaSuccess) set_fail(d, "kernel %s%s: %s", kKernelNames[id], inst >= 0 ? " (shape-literal instance)" : "",
                                    cudaGetErrorString(e));
 }
 template <class... P>
 void launch(Dev *d, void (*k)(P...), dim3 grid, dim3 block, size_t smem, typename NoDeduce<P>::type... a) {
-    launch_as(d, k, NULL, grid, block, smem, a...);
+    launch_as(d, k, -1, grid, block, smem, a...);
 }
 
-// The shape-literal instance of shape kernel sk for (head width, tokens, heads), or NULL (the generic kernel).
-const void *shape_kernel(const Dev *d, int sk, int hd, int n, int h) {
+// The shape-literal instance of shape kernel sk for (head width, tokens, heads) as launch_as takes it, or -1
+// (the generic kernel).
+int shape_kernel(const Dev *d, int sk, int hd, int n, int h) {
     for (int i = 0; i < d->n_shapes; i++)
-        if (d->shapes[i].hd == hd && d->shapes[i].n == n && d->shapes[i].h == h) return d->shapes[i].k[sk];
-    return NULL;
+        if (d->shapes[i].hd == hd && d->shapes[i].n == n && d->shapes[i].h == h) return i * kShapeKernels + sk;
+    return -1;
 }
 
 // ------------------------------------------------------------------------------- cuBLASLt (dlopen)
@@ -1521,21 +1519,18 @@ bool image_error(cudaError_t e) {
            e == cudaErrorUnsupportedPtxVersion || e == cudaErrorInvalidSource || e == cudaErrorSharedObjectInitFailed;
 }
 
-// The source NVRTC compiles for avgen step and bench: the library and the configuration's shape lines.
-char *library_with_shapes(const avgen_consts *k) {
-    char lines[400];
-    rt_cuda_shape_lines(k, lines, sizeof lines);
-    return rt_kernels_library_for(lines);
-}
 
-// kinfo's tail, with the fused attention: which of the configuration's shapes run shape-literal instances.
+// With the fused attention: how many of the configuration's shapes run shape-literal instances
+// (n_attn_literal), said at kinfo's tail.
 void describe_shapes(Dev *d, const avgen_consts *k) {
     int t[2][3];
     const int c = rt_cuda_attn_shapes(k, t);
     if (!c) return;
     char lit[64] = "", gen[64] = "";
     for (int i = 0; i < c; i++) {
-        char *b = shape_kernel(d, 0, t[i][0], t[i][1], t[i][2]) ? lit : gen;
+        const bool has = shape_kernel(d, 0, t[i][0], t[i][1], t[i][2]) >= 0;
+        d->n_attn_literal += has;
+        char *b = has ? lit : gen;
         snprintf(b + strlen(b), sizeof lit - strlen(b), "%s%d", b[0] ? ", " : "", t[i][1]);
     }
     const size_t at = strlen(d->kinfo);
@@ -1564,7 +1559,7 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arc
     return false;
 #endif
     const double t0 = now_s();
-    char *own = o->kernel_src ? NULL : library_with_shapes(kc);
+    char *own = o->kernel_src ? NULL : rt_kernels_library_for(kc);
     const char *src = o->kernel_src ? o->kernel_src : own;
     const char *name = o->kernel_src ? (o->kernel_src_name ? o->kernel_src_name : "kernels.cu") : "rt_cuda_kernels.cuh";
     if (!src) {
@@ -2274,10 +2269,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
-    r->n_attn_literal = 0;
-    int shp[2][3];
-    for (int i = 0, n = d->attn_fused ? rt_cuda_attn_shapes(c->k, shp) : 0; i < n; i++)
-        r->n_attn_literal += shape_kernel(d, 0, shp[i][0], shp[i][1], shp[i][2]) != NULL;
+    r->n_attn_literal = d->n_attn_literal;
     r->attention_fused = d->attn_fused;
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

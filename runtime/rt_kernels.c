@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_cuda.h"
 #include "rt_cuda_kernel_list.h"
 
 #define EXPR(f) "&" #f,
@@ -150,11 +151,13 @@ const char *rt_embedded_file(const char *name);
 
 const char *rt_kernels_library_source(void) { return rt_embedded_file("rt_cuda_kernels.cuh"); }
 
-char *rt_kernels_library_for(const char *shape_lines) {
+char *rt_kernels_library_for(const avgen_consts *k) {
     const char *lib = rt_kernels_library_source();
     if (!lib) return NULL;
     static const char note[] = "// avgen step and bench: the configuration's shape-literal instances\n";
-    const size_t n = strlen(lib), m = shape_lines ? strlen(shape_lines) : 0;
+    char shape_lines[400];
+    rt_cuda_shape_lines(k, shape_lines, sizeof shape_lines);
+    const size_t n = strlen(lib), m = strlen(shape_lines);
     char *src = malloc(n + sizeof note + m + 2);
     if (!src) return NULL;
     memcpy(src, lib, n);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "avgen_graph.h"
 #include "rt_nvrtc.h"
 
 /* Where the CUDA backend's kernels come from: the copy nvcc compiled into this binary (fatbin for sm_80 and
@@ -39,10 +40,10 @@ int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t err
  * configuration's constants). */
 const char *rt_kernels_library_source(void);
 
-/* What NVRTC compiles for `avgen step/bench` of a configuration: the library, then the configuration's shape
- * lines (rt_cuda_shape_lines), as an emitted kernels.cu ends; `avgen jit MODEL.json` builds the same text.
+/* What NVRTC compiles for `avgen step/bench` of configuration k: the library, then k's shape lines
+ * (rt_cuda_shape_lines), as an emitted kernels.cu ends; `avgen jit MODEL.json` builds the same text.
  * malloc'd; NULL when out of memory or this build embeds no library. */
-char *rt_kernels_library_for(const char *shape_lines);
+char *rt_kernels_library_for(const avgen_consts *k);
 
 /* A generated kernels.cu with its `#include "rt_cuda_kernels.cuh"` line replaced by the header's text: the
  * self-contained source a generated program embeds (kernels_src.c) and NVRTC compiles, and what

@@ -243,11 +243,15 @@ int main(void) {
         CHECK_MSG(!strcmp(e, "&k_attn_fwd<64, 49, 12>"), "%s", e);
         rt_kernels_shape_expr(AVGEN_CUDA_SHAPE_KERNEL_COUNT - 1, v, e, sizeof e);
         CHECK_MSG(!strcmp(e, "&k_attn_bwd_dkv_bf<64, 49, 12>"), "%s", e);
-        /* avgen step's source: the library, then the lines (none: the library itself) */
-        char *ls = rt_kernels_library_for("AVGEN_ATTN_SHAPE(64, 49, 12)\n");
-        CHECK(ls && !strncmp(ls, lib, strlen(lib)) && rt_kernels_shapes(ls, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 1);
+        /* avgen step's source: the library, then the configuration's lines (none: the library itself) */
+        avgen_consts k = {0};
+        k.batch = 1, k.frames = 2, k.dim = 768, k.heads = 12, k.tokens_v = 0, k.tokens_a = 49; /* audio only */
+        char *ls = rt_kernels_library_for(&k);
+        CHECK(ls && !strncmp(ls, lib, strlen(lib)) && rt_kernels_shapes(ls, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 1 &&
+              t[0][0] == 64 && t[0][1] == 49 && t[0][2] == 12);
         free(ls);
-        ls = rt_kernels_library_for("");
+        k.heads = 16; /* head width 48: no fused attention, no lines */
+        ls = rt_kernels_library_for(&k);
         CHECK(ls && !strcmp(ls, lib));
         free(ls);
         CHECK(rt_kernels_shapes(lib, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 0); /* the library names none itself */
