@@ -45,6 +45,7 @@ constexpr int kNumKernels = (int)(sizeof kBuiltin / sizeof kBuiltin[0]);
 enum { AVGEN_CUDA_SHAPE_KERNELS(SK_ENUM) kShapeKernels };
 #undef SK_ENUM
 static_assert(kShapeKernels == AVGEN_CUDA_SHAPE_KERNEL_COUNT, "AVGEN_CUDA_SHAPE_KERNEL_COUNT");
+static_assert(kLatBwdLnMaxM == RT_CUDA_LATBWD_LN_MAX_M, "rt_cuda_latbwd_ln must allow what k_latbwd_rows_ln takes");
 struct ShapeSet {
     int hd, n, h;
     const void *k[kShapeKernels];

@@ -149,6 +149,8 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
 int rt_cuda_latbwd_first(const avgen_graph *g, int j);
 /* The values per lane the LayerNorm kernels keep a row of width D in (1, 2 or 24), or 0: the generic loop. */
 int rt_cuda_ln_values(int D);
+/* The most latent tokens the fused LayerNorm + latent backward kernels take (k_latbwd_rows_ln: registers). */
+#define RT_CUDA_LATBWD_LN_MAX_M 2
 /* For the first op f of such a pair (f + 1 its second): f - 1 when that op is a frozen LAYERNORM_BWD of the same
  * phase accumulating into the first op's own stream gradient (rows of the same shape, a width the fused kernel
  * takes: rt_cuda_ln_values > 0, and at most 2 latents), the pair writing no activation newer than it and none of

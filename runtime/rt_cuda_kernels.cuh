@@ -1399,6 +1399,8 @@ __device__ __forceinline__ void ln_bwd_frozen_row(long long r, int lane, const L
     ln_bwd_row<V, false, false, DT>(r, lane, (const DT *)ln.dy, ln.x, ln.mu, ln.rs, ln.w, NULL, NULL, dx, D, 1, NULL, D, NULL,
                                     NULL, BnLoad{});
 }
+// the latents latbwd_rows_ln keeps in registers (rt_cuda.h: RT_CUDA_LATBWD_LN_MAX_M, what rt_cuda_latbwd_ln allows)
+constexpr int kLatBwdLnMaxM = 2;
 template <int V, class DT>
 __device__ __forceinline__ void latbwd_rows_ln(const LnBwdIn &ln, const float *dZ, const float *S, const float *A2,
                                                const float *gav, double *rowdg, float *dL2, float *gX, long long rows,
@@ -1407,7 +1409,7 @@ __device__ __forceinline__ void latbwd_rows_ln(const LnBwdIn &ln, const float *d
     if (r >= rows) return;
     const int lane = threadIdx.x & 31;
     ln_bwd_frozen_row<V, DT>(r, lane, ln, gX, D);
-    latbwd_row<2>(r, lane, dZ, S, A2, gav, rowdg, dL2, gX, N, D, m, dZ16, oy);
+    latbwd_row<kLatBwdLnMaxM>(r, lane, dZ, S, A2, gav, rowdg, dL2, gX, N, D, m, dZ16, oy);
 }
 template <int V>
 __global__ void __launch_bounds__(128) k_latbwd_rows_ln(LnBwdIn ln, const float *dZ, const float *S, const float *A2,

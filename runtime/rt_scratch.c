@@ -114,11 +114,12 @@ int rt_cuda_ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <
 
 int rt_cuda_latbwd_first(const avgen_graph *g, int j) {
     if (j < 1 || j >= g->n_ops) return -1;
-    if (j >= 2 && rt_cuda_latbwd_first(g, j - 1) >= 0) return -1; /* op j - 1 is already a pair's second */
     const avgen_op_desc *f = &g->ops[j - 1], *s = &g->ops[j];
     if (f->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || s->kind != AVGEN_OP_KIND_ADAPTER_LATENT_BWD || f->phase != s->phase ||
         f->n_in < 8 || s->n_in < 8 || f->n_out != 4 || s->n_out != 4)
         return -1;
+    /* op j - 1 already a pair's second (checked after the kinds: the recursion walks a run of latent ops only) */
+    if (j >= 2 && rt_cuda_latbwd_first(g, j - 1) >= 0) return -1;
     const int32_t *fi = g->refs + f->in_at, *fo = g->refs + f->out_at, *si = g->refs + s->in_at, *so = g->refs + s->out_at;
     for (int k = 0; k < 8; k++)
         if (fi[k] < 0 || si[k] < 0) return -1;
@@ -182,8 +183,8 @@ static int ln_defers(const avgen_graph *g, int l, int last, int dx, int xs) {
 int rt_cuda_latbwd_ln(const avgen_graph *g, int f) {
     if (f < 1 || f + 1 >= g->n_ops || rt_cuda_latbwd_first(g, f + 1) != f) return -1;
     const int32_t *fi = g->refs + g->ops[f].in_at, *fo = g->refs + g->ops[f].out_at;
-    /* the first op's own stream gradient; the kernel takes at most 2 latents */
-    return g->tensors[fi[6]].shape[0] <= 2 && ln_defers(g, f - 1, f + 1, fo[2], fi[1]) ? f - 1 : -1;
+    /* the first op's own stream gradient; the kernel takes at most RT_CUDA_LATBWD_LN_MAX_M latents */
+    return g->tensors[fi[6]].shape[0] <= RT_CUDA_LATBWD_LN_MAX_M && ln_defers(g, f - 1, f + 1, fo[2], fi[1]) ? f - 1 : -1;
 }
 
 int rt_cuda_latbwd_lny(const avgen_graph *g, int f) {

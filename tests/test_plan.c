@@ -504,6 +504,61 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
     gen_ir_free(&ir);
 }
 
+/* What rt_cuda_latbwd_first / _ln refuse: a mutable copy of tiny-lavish's graph with one condition broken at a
+ * time around a pair that is found (the phases differ; the two ops are not each other's other stream; the
+ * second reads what the first writes; the second writes new memory; more latents than the fused LayerNorm
+ * kernel takes; a LayerNorm width without a register path). */
+static void test_latbwd_rejects(void) {
+    gen_ir ir;
+    gen_graph gg;
+    if (build_graph("tiny-lavish", NULL, 0, RECOMPUTE_NONE, &ir, &gg)) return;
+    const avgen_graph *g = &gg.g;
+    int j = 1;
+    while (j < g->n_ops && !(rt_cuda_latbwd_first(g, j) >= 0 && rt_cuda_latbwd_ln(g, j - 1) >= 0)) j++;
+    CHECK_MSG(j < g->n_ops, "tiny-lavish: no latent backward pair with its LayerNorm");
+    if (j >= g->n_ops) goto done;
+    const int f = j - 1;
+    size_t nrefs = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
+        if (e1 > nrefs) nrefs = e1;
+        if (e2 > nrefs) nrefs = e2;
+    }
+    avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
+    int32_t *refs = malloc(sizeof *refs * nrefs);
+    avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
+    avgen_graph m = *g;
+    m.ops = ops, m.refs = refs, m.tensors = ts;
+#define RESET() (memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops), memcpy(refs, g->refs, sizeof *refs * nrefs), \
+                 memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors))
+    RESET();
+    CHECK(rt_cuda_latbwd_first(&m, j) == f && rt_cuda_latbwd_ln(&m, f) == f - 1);
+    const int32_t *fi = g->refs + g->ops[f].in_at, *fo = g->refs + g->ops[f].out_at, *so = g->refs + g->ops[j].out_at;
+    ops[j].phase ^= 1;
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) < 0, "a pair across phases");
+    RESET();
+    refs[g->ops[j].in_at + 2] = fi[2]; /* the second's Y no longer the first's X */
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) < 0, "a pair whose ops are not each other's other stream");
+    RESET();
+    refs[g->ops[j].in_at + 0] = fo[0]; /* the second reads what the first writes */
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) < 0, "a second op reading the first's output");
+    RESET();
+    ts[so[0]].arena = AVGEN_ARENA_ACT, ts[so[0]].first = j; /* the second writes new memory */
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) < 0, "a second op writing new memory");
+    RESET();
+    ts[fi[6]].shape[0] = RT_CUDA_LATBWD_LN_MAX_M + 1;
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) == f && rt_cuda_latbwd_ln(&m, f) < 0, "the LayerNorm fused with more latents");
+    RESET();
+    const int32_t *li = g->refs + g->ops[f - 1].in_at;
+    ts[li[1]].shape[2] = ts[fi[1]].shape[2] = ts[fi[2]].shape[2] = 100; /* the pair still matches; no register path */
+    CHECK_MSG(rt_cuda_latbwd_first(&m, j) == f && rt_cuda_latbwd_ln(&m, f) < 0, "a LayerNorm width without a register path fused");
+#undef RESET
+    free(ops), free(refs), free(ts);
+done:
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+}
+
 /* The fused attention's shapes for its shape-literal instances (rt_cuda_attn_shapes, rt_cuda_shape_lines): want
  * is the lines a description's kernels.cu ends with. */
 static void test_attn_shapes(const char *model, const char *const *sets, int n, const char *want) {
@@ -536,7 +591,7 @@ int main(int argc, char **argv) {
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 23);
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 23);
     test_latbwd_pairs("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, 3);
-    test_latbwd_pairs("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0);
+    test_latbwd_rejects();
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();
