@@ -174,7 +174,7 @@ char *rt_kernels_library_for(const avgen_consts *k) {
 }
 
 char *rt_kernels_inline(const char *kernels_cu, const char *header) {
-    static const char inc[] = "#include \"rt_cuda_kernels.cuh\"\n";
+    static const char inc[] = RT_KERNELS_INCLUDE_LINE;
     const char *at = strstr(kernels_cu, inc);
     if (!at || (at != kernels_cu && at[-1] != '\n')) return NULL;
     const size_t pre = (size_t)(at - kernels_cu), hl = strlen(header), rest = strlen(at + sizeof inc - 1);

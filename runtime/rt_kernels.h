@@ -50,6 +50,8 @@ char *rt_kernels_library_for(const avgen_consts *k);
  * `avgen jit DIR` builds from an emitted folder, so both find the same cache entry. malloc'd; NULL when
  * the include line is missing or memory runs out. */
 char *rt_kernels_inline(const char *kernels_cu, const char *header);
+/* The line of an emitted kernels.cu that rt_kernels_inline replaces (at the start of a line). */
+#define RT_KERNELS_INCLUDE_LINE "#include \"rt_cuda_kernels.cuh\"\n"
 
 /* Compiles src (named name, for messages) for sm_<arch> with avgen's options, every kernel's name expression
  * and those of src's shape lines (rt_kernels_shapes), or reads the cache (rt_nvrtc.h). 0, or -1 with err. */

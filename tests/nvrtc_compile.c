@@ -31,7 +31,7 @@
 #include "rt_kernels.h"
 #include "rt_nvrtc.h"
 
-#define INCLUDE_LINE "#include \"rt_cuda_kernels.cuh\"\n"
+#define INCLUDE_LINE RT_KERNELS_INCLUDE_LINE
 
 static int g_arch = 90, g_nvrtc_major, g_nvrtc_minor;
 static const char *g_nvcc;
@@ -288,6 +288,16 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
     CHECK_MSG(spills == 0, "%s: %d functions spill registers", name, spills);
 }
 
+/* n bytes of text into g_tmp/name (its path into path): 1, or 0 after a failed check. */
+static int write_tmp(const char *name, const char *text, size_t n, char *path, size_t plen) {
+    snprintf(path, plen, "%s/%s", g_tmp, name);
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(text, 1, n, f) == n;
+    if (f && fclose(f)) ok = 0;
+    CHECK_MSG(ok, "cannot write %s", path);
+    return ok;
+}
+
 /* One file through nvcc (-c, sm_N). */
 static void compile_nvcc(const char *path, const char *incdir, const char *label) {
     char cmd[4000];
@@ -331,14 +341,9 @@ static void compile_file(const char *path, char **whole_lib) {
             printf("%s: its %d #define and %d static_assert lines compiled alone; its library is the text compiled above and "
                    "uses none of its constants, so its kernels are those\n",
                    path, nn, na);
-            snprintf(hp, sizeof hp, "%s/prelude.cu", g_tmp);
-            FILE *f = fopen(hp, "w");
-            const int ok = f && fwrite(src, 1, pre, f) == pre;
-            if (f) fclose(f);
-            CHECK_MSG(ok, "cannot write %s", hp);
-            if (ok && g_nvcc)
-                compile_nvcc(hp, dir, "its constants");
-            else if (ok) {
+            if (g_nvcc) {
+                if (write_tmp("prelude.cu", src, pre, hp, sizeof hp)) compile_nvcc(hp, dir, "its constants");
+            } else {
                 char err[8192], inc[1100];
                 snprintf(inc, sizeof inc, "--include-path=%s", dir);
                 const char *opts[] = {"-std=c++17", inc};
@@ -360,14 +365,9 @@ static void compile_file(const char *path, char **whole_lib) {
     if (g_nvcc) {
         char *text = first ? with_gathered_shapes(src, &added) : NULL;
         if (added) {
-            snprintf(hp, sizeof hp, "%s/whole.cu", g_tmp);
-            FILE *f = fopen(hp, "w");
-            const int ok = f && fputs(text, f) >= 0;
-            if (f) fclose(f);
-            CHECK_MSG(ok, "cannot write %s", hp);
             char label[1300];
             snprintf(label, sizeof label, "%s with the other files' %d shapes", path, added);
-            if (ok) compile_nvcc(hp, dir, label);
+            if (write_tmp("whole.cu", text, strlen(text), hp, sizeof hp)) compile_nvcc(hp, dir, label);
         } else {
             compile_nvcc(path, dir, path);
         }
