@@ -616,26 +616,33 @@ static int load_source(const avgen_graph *g, int t) {
     return t;
 }
 
+/* The bytes op moves for tensor t at its class (bf16 half of fp32): an input applied on load reads what it is
+ * computed from; an output applied on load is never written. */
+static double moved(const avgen_graph *g, int t, const unsigned char *cls, int output) {
+    if (t < 0) return 0;
+    int k = cls ? cls[t] : RT_CUDA_T_FP32;
+    if (k == RT_CUDA_T_VIRTUAL && output) return 0;
+    if (k == RT_CUDA_T_VIRTUAL) k = cls[load_source(g, t)];
+    return (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
+}
+
 double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) {
     const avgen_op_desc *o = &g->ops[op];
-    double bytes = 0;
-    /* a latent backward pair (rt_cuda_latbwd_first): the first op's passes over the two gradients are the
-     * second's, which reads its dZ once more (its gX term, added in the first's part 4 pass) */
+    const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
+    /* a latent backward pair (rt_cuda_latbwd_first): the first op's passes over the two gradients (inputs 8, 9,
+     * outputs 2, 3: added into) are the second's, which reads its dZ (input 0) once more for its gX term, added
+     * in the first's part 4 pass */
     const int lb_first = op + 1 < g->n_ops && rt_cuda_latbwd_first(g, op + 1) == op;
     const int lb_second = rt_cuda_latbwd_first(g, op) >= 0;
-    /* and the LayerNorm backward run with it (rt_cuda_latbwd_ln): its pass over the gradient is the pair's */
+    /* and a LayerNorm backward run with it (rt_cuda_latbwd_ln, _lny): its pass over the gradient (input 5,
+     * output 0) is the pair's */
     const int lb_ln = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD &&
                       (rt_cuda_latbwd_ln(g, op + 1) == op || rt_cuda_latbwd_lny(g, op + 2) == op);
-    for (int i = 0; i < o->n_in + o->n_out + lb_second; i++) {
-        if (lb_first && (i == 8 || i == 9 || i == o->n_in + 2 || i == o->n_in + 3)) continue;
-        if (lb_ln && (i == 5 || i == o->n_in)) continue;
-        const int t = g->refs[i < o->n_in ? o->in_at + i : i < o->n_in + o->n_out ? o->out_at + i - o->n_in : o->in_at];
-        if (t < 0) continue;
-        int k = cls ? cls[t] : RT_CUDA_T_FP32;
-        if (k == RT_CUDA_T_VIRTUAL && i >= o->n_in) continue;
-        if (k == RT_CUDA_T_VIRTUAL) k = cls[load_source(g, t)];
-        bytes += (double)g->tensors[t].bytes / (k == RT_CUDA_T_BF16 ? 2 : 1);
-    }
+    double bytes = lb_second && o->n_in > 0 ? moved(g, in[0], cls, 0) : 0;
+    for (int i = 0; i < o->n_in; i++)
+        if (!(lb_first && (i == 8 || i == 9)) && !(lb_ln && i == 5)) bytes += moved(g, in[i], cls, 0);
+    for (int i = 0; i < o->n_out; i++)
+        if (!(lb_first && (i == 2 || i == 3)) && !(lb_ln && i == 0)) bytes += moved(g, out[i], cls, 1);
     return bytes;
 }
 
