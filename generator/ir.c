@@ -17,6 +17,8 @@
 #define END (-2)
 enum { SV = 0, SA = 1 };
 enum { AD_V1, AD_A1, AD_V2, AD_A2 };
+/* The stream adapter position w belongs to. */
+static int adapter_stream(int w) { return (w == AD_V1 || w == AD_V2) ? SV : SA; }
 static const char *const k_adapter_prefix[4] = {"vis_adapter_blocks_p1", "audio_adapter_blocks_p1",
                                                 "vis_adapter_blocks_p2", "audio_adapter_blocks_p2"};
 
@@ -300,7 +302,7 @@ static char *nm(char *buf, const char *what, int l, int rc) {
 
 static void adapter_forward(ctx *c, int w, int l, int X, int Y, int rc, gen_phase ph, adapter_acts *o) {
     const adapter_params *a = &c->ad[w][l];
-    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA, ot = 1 - st;
+    const int st = adapter_stream(w), ot = 1 - st;
     const int64_t P = c->P, N = c->N[st], N2 = c->N[ot], D = c->D, m = c->m, dr = c->dr, G = c->G;
     const char *pre = k_adapter_prefix[w];
     char tn[112];
@@ -381,7 +383,7 @@ static void layer_forward(ctx *c, int l, const int x[2], int mode, gen_phase ph,
     if (mode != FWD_RECOMPUTE_ATTN)
         for (int w = AD_V1; w <= AD_A1; w++)
             if (c->ad[w][l].exists) {
-                int st = w == AD_V1 ? SV : SA;
+                int st = adapter_stream(w);
                 adapter_forward(c, w, l, x[st], x[1 - st], rc, ph, &la->ad[w]);
             }
     for (int st = 0; st < 2; st++) {
@@ -429,7 +431,7 @@ static void layer_forward(ctx *c, int l, const int x[2], int mode, gen_phase ph,
     /* p2 adapters: both read the post-attention states. */
     for (int w = AD_V2; w <= AD_A2; w++)
         if (c->ad[w][l].exists) {
-            int st = w == AD_V2 ? SV : SA;
+            int st = adapter_stream(w);
             adapter_forward(c, w, l, la->s[st].xm, la->s[1 - st].xm, rc, ph, &la->ad[w]);
         }
     for (int st = 0; st < 2; st++) {
@@ -473,7 +475,7 @@ static void layer_forward(ctx *c, int l, const int x[2], int mode, gen_phase ph,
 /* Adapter backward, first op: reads g (the gradient of the sub-block output) only. */
 static int adapter_backward_head(ctx *c, int w, int l, const adapter_acts *o, int g) {
     const adapter_params *a = &c->ad[w][l];
-    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA;
+    const int st = adapter_stream(w);
     const int64_t P = c->P, N = c->N[st], D = c->D;
     char tn[112];
     snprintf(tn, sizeof tn, "%s.%d.d_bn2", k_adapter_prefix[w], l);
@@ -489,7 +491,7 @@ static int adapter_backward_head(ctx *c, int w, int l, const adapter_acts *o, in
  * (the gated fuse), d_zpre. */
 static int adapter_backward_chain(ctx *c, int w, int l, const adapter_acts *o, int d_ub) {
     const adapter_params *a = &c->ad[w][l];
-    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA;
+    const int st = adapter_stream(w);
     const int64_t P = c->P, N = c->N[st], D = c->D, dr = c->dr, G = c->G;
     const char *pre = k_adapter_prefix[w];
     char tn[112];
@@ -536,7 +538,7 @@ static int adapter_backward_chain(ctx *c, int w, int l, const adapter_acts *o, i
  * (rt_cuda_latbwd_first). */
 static void adapter_backward_latent(ctx *c, int w, int l, const adapter_acts *o, int d_zpre, const int g[2], int need_x) {
     const adapter_params *a = &c->ad[w][l];
-    const int st = (w == AD_V1 || w == AD_V2) ? SV : SA, ot = 1 - st;
+    const int st = adapter_stream(w), ot = 1 - st;
     const int64_t P = c->P, N = c->N[st], N2 = c->N[ot], D = c->D, m = c->m;
     const char *pre = k_adapter_prefix[w];
     double fwd = 2.0 * P * m * N2 * D * 2 + 2.0 * P * N * m * D * 2;
@@ -549,8 +551,34 @@ static void adapter_backward_latent(ctx *c, int w, int l, const adapter_acts *o,
     last_op(c)->accumulate = need_x;
 }
 
+/* The end of a sub-block's backward (mlp: the MLP's, else the attention's): its adapters' chains (BatchNorm,
+ * projections, LayerNorm; their activations in ad), then each stream's frozen LayerNorm backward (the sub-layer's
+ * inputs in sa: the attention's may be recomputed), the vision one last, just before the adapters' latent ops
+ * (a backend may run it with the latent pair: rt_cuda_latbwd_first, rt_cuda_latbwd_ln and _lny). */
+static void sub_block_tail(ctx *c, int l, int mlp, const layer_acts *ad, const layer_acts *sa, const int d_ub[4],
+                           const int d_h[2], const int g[2], int need) {
+    const layer_params *L = &c->L[l];
+    const int64_t P = c->P, D = c->D;
+    const int w0 = mlp ? AD_V2 : AD_V1, w1 = mlp ? AD_A2 : AD_A1;
+    char b[112], b2[112];
+    int d_zpre[4] = {-1, -1, -1, -1};
+    for (int w = w0; w <= w1; w++)
+        if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &ad->ad[w], d_ub[w]);
+    for (int st = 1; need && st >= 0; st--) {
+        if (!c->use[st]) continue;
+        const stream_acts *a = &sa->s[st];
+        const int64_t N = c->N[st];
+        snprintf(b2, sizeof b2, "%c.%s.bwd", k_sname[st], mlp ? "layernorm_after" : "layernorm_before");
+        emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st,
+             IN(d_h[st], mlp ? a->xm : a->x, mlp ? a->mu2 : a->mu1, mlp ? a->rs2 : a->rs1, mlp ? L->ln2w : L->ln1w, g[st]),
+             OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
+        last_op(c)->eps = c->s->backbone.ln_eps, last_op(c)->accumulate = 1;
+    }
+    for (int w = w0; w <= w1; w++)
+        if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &ad->ad[w], d_zpre[w], g, need);
+}
+
 static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], const int g[2]) {
-    const gen_spec *s = c->s;
     const layer_params *L = &c->L[l];
     const int64_t P = c->P, D = c->D, F = c->F;
     const int kmin = c->ir->lowest_trainable_sublayer;
@@ -570,7 +598,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
         int need = k > kmin;
         int d_ub[4] = {-1, -1, -1, -1}, d_act[2] = {-1, -1}, d_h[2] = {-1, -1};
         for (int w = AD_V2; w <= AD_A2; w++)
-            if (c->ad[w][l].exists) d_ub[w] = adapter_backward_head(c, w, l, &la->ad[w], g[w == AD_V2 ? SV : SA]);
+            if (c->ad[w][l].exists) d_ub[w] = adapter_backward_head(c, w, l, &la->ad[w], g[adapter_stream(w)]);
         for (int st = 0; need && st < 2; st++) {
             if (!c->use[st]) continue;
             const int64_t N = c->N[st];
@@ -593,22 +621,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
             set_gemm(c, P * N, D, F, 1);
             d_h[st] = d_h2;
         }
-        int d_zpre[4] = {-1, -1, -1, -1};
-        for (int w = AD_V2; w <= AD_A2; w++)
-            if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
-        /* the frozen LayerNorm's backward of each stream last before the latent ops, the vision one just before
-         * them (a backend may run it with the pair: rt_cuda_latbwd_first) */
-        for (int st = 1; need && st >= 0; st--) {
-            if (!c->use[st]) continue;
-            const stream_acts *a = &la->s[st];
-            const int64_t N = c->N[st];
-            snprintf(b2, sizeof b2, "%c.layernorm_after.bwd", k_sname[st]);
-            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h[st], a->xm, a->mu2, a->rs2, L->ln2w, g[st]),
-                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
-            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
-        }
-        for (int w = AD_V2; w <= AD_A2; w++)
-            if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
+        sub_block_tail(c, l, 1, la, la, d_ub, d_h, g, need);
     }
 
     /* Attention sub-block (k = 2l). */
@@ -619,7 +632,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
         layer_acts rca;
         const layer_acts *aa = la;
         for (int w = AD_V1; w <= AD_A1; w++)
-            if (c->ad[w][l].exists) d_ub[w] = adapter_backward_head(c, w, l, &la->ad[w], g[w == AD_V1 ? SV : SA]);
+            if (c->ad[w][l].exists) d_ub[w] = adapter_backward_head(c, w, l, &la->ad[w], g[adapter_stream(w)]);
         if (need && c->ir->recompute == RECOMPUTE_ATTENTION) {
             memset(&rca, 0, sizeof rca);
             layer_forward(c, l, x, FWD_RECOMPUTE_ATTN, PH_BWD, &rca);
@@ -652,20 +665,7 @@ static void layer_backward(ctx *c, int l, const layer_acts *fw, const int x[2], 
             set_gemm(c, P * N, D, 3 * D, 1);
             d_h[st] = d_h1;
         }
-        int d_zpre[4] = {-1, -1, -1, -1};
-        for (int w = AD_V1; w <= AD_A1; w++)
-            if (c->ad[w][l].exists) d_zpre[w] = adapter_backward_chain(c, w, l, &la->ad[w], d_ub[w]);
-        for (int st = 1; need && st >= 0; st--) { /* as in the MLP sub-block */
-            if (!c->use[st]) continue;
-            const stream_acts *a = &aa->s[st];
-            const int64_t N = c->N[st];
-            snprintf(b2, sizeof b2, "%c.layernorm_before.bwd", k_sname[st]);
-            emit(c, OP_LAYERNORM_BWD, PH_BWD, FAM_NORM, l, st, IN(d_h[st], a->x, a->mu1, a->rs1, L->ln1w, g[st]),
-                 OUT(g[st]), 0, 10.0 * P * N * D, "%s", nm(b, b2, l, 0));
-            last_op(c)->eps = s->backbone.ln_eps, last_op(c)->accumulate = 1;
-        }
-        for (int w = AD_V1; w <= AD_A1; w++)
-            if (c->ad[w][l].exists) adapter_backward_latent(c, w, l, &la->ad[w], d_zpre[w], g, need);
+        sub_block_tail(c, l, 0, la, aa, d_ub, d_h, g, need);
     }
 }
 
