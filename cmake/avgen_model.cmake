@@ -1,11 +1,11 @@
-# avgen_add_model(NAME MODEL path/to/model.json [SET field=value ...] [FORCE])
+# avgen_add_model(NAME MODEL path/to/model.json [SET field=value ...] [FORCE] [NVCC_KERNELS])
 #
 # At build time runs `avgen emit MODEL -o build-out/NAME` (again whenever the description, an override or
 # avgen itself changes) and builds the generated programs NAME-train and NAME-infer from the emitted
 # sources with the CPU backend (the runtime library avrt). Targets: NAME-train, NAME-infer; the
-# generated folder is ${AVGEN_OUT_DIR}/NAME.
+# generated folder is ${AVGEN_OUT_DIR}/NAME. NVCC_KERNELS: see avgen_add_emitted.
 function(avgen_add_model NAME)
-  cmake_parse_arguments(ARG "FORCE" "MODEL" "SET" ${ARGN})
+  cmake_parse_arguments(ARG "FORCE;NVCC_KERNELS" "MODEL" "SET" ${ARGN})
   if(NOT ARG_MODEL)
     message(FATAL_ERROR "avgen_add_model(${NAME}): MODEL path/to/model.json is required")
   endif()
@@ -26,7 +26,7 @@ function(avgen_add_model NAME)
   endif()
   set(outs "${dir}/model.h" "${dir}/model.c" "${dir}/main_train.c" "${dir}/main_infer.c"
            "${dir}/kernels.cu" "${dir}/plan.json" "${dir}/CMakeLists.txt" "${dir}/avgen_graph.h"
-           "${dir}/rt_cuda_kernels.cuh" "${dir}/kernels_src.c")
+           "${dir}/rt_cuda_kernels.cuh" "${dir}/kernels_src.c" "${dir}/kernels_nvcc.cu")
   add_custom_command(
     OUTPUT ${outs}
     # the CPU backend computes in fp32
@@ -36,18 +36,32 @@ function(avgen_add_model NAME)
     DEPENDS avgen "${model}"
     COMMENT "avgen emit ${NAME}"
     VERBATIM)
-  avgen_add_emitted(${NAME} "${dir}")
+  if(ARG_NVCC_KERNELS)
+    avgen_add_emitted(${NAME} "${dir}" NVCC_KERNELS)
+  else()
+    avgen_add_emitted(${NAME} "${dir}")
+  endif()
 endfunction()
 
-# avgen_add_emitted(NAME DIR): the programs NAME-train and NAME-infer from a folder `avgen emit` wrote,
-# with the CPU backend's generated step; they run on the CUDA backend too (--backend cuda) when avrt
-# has it.
+# avgen_add_emitted(NAME DIR [NVCC_KERNELS]): the programs NAME-train and NAME-infer from a folder `avgen emit`
+# wrote, with the CPU backend's generated step; they run on the CUDA backend too (--backend cuda) when avrt
+# has it. NVCC_KERNELS (with the CUDA toolkit): NAME-train carries its own nvcc build of the folder's kernels.cu
+# (kernels_nvcc.cu: a fatbin for CMAKE_CUDA_ARCHITECTURES, about 15 s of nvcc an architecture), which
+# --kernels nvcc runs instead of the runtime's copy: the fused attention with its own shapes as literals.
 function(avgen_add_emitted NAME dir)
+  cmake_parse_arguments(ARG "NVCC_KERNELS" "" "" ${ARGN})
   add_library(${NAME}-model STATIC "${dir}/model.c" "${dir}/kernels_src.c")
   target_include_directories(${NAME}-model PUBLIC "${dir}")
   # The generated step calls rt_op, which runs the runtime's reference ops or the CUDA backend.
   target_compile_definitions(${NAME}-model PUBLIC AVGEN_BACKEND_CPU)
   target_link_libraries(${NAME}-model PUBLIC avrt)
+  if(ARG_NVCC_KERNELS AND AVGEN_HAVE_CUDA)
+    target_sources(${NAME}-model PRIVATE "${dir}/kernels_nvcc.cu")
+    target_compile_definitions(${NAME}-model PRIVATE AVGEN_NVCC_KERNELS)
+    # as avrt's: no C++ runtime, so the programs link with the C compiler
+    target_compile_options(${NAME}-model PRIVATE
+                           $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fno-exceptions,-fno-rtti,-fno-threadsafe-statics>)
+  endif()
   add_executable(${NAME}-train "${dir}/main_train.c")
   target_link_libraries(${NAME}-train PRIVATE ${NAME}-model)
   add_executable(${NAME}-infer "${dir}/main_infer.c")
@@ -55,9 +69,12 @@ function(avgen_add_emitted NAME dir)
   set_target_properties(${NAME}-train ${NAME}-infer PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${dir}/bin")
 endfunction()
 
-# avgen_add_emu(NAME): NAME-train-emu, the program of a model added with avgen_add_model whose CUDA
-# backend is the CUDA emulator's build (avrt_emu: runtime/emu), for the tests; nothing without it.
+# avgen_add_emu(NAME [NVCC_KERNELS]): NAME-train-emu, the program of a model added with avgen_add_model whose
+# CUDA backend is the CUDA emulator's build (avrt_emu: runtime/emu), for the tests; nothing without it.
+# NVCC_KERNELS: with the program's own build of its kernels (kernels_nvcc.cu, compiled as host C++ for the
+# emulator), as avgen_add_emitted's.
 function(avgen_add_emu NAME)
+  cmake_parse_arguments(ARG "NVCC_KERNELS" "" "" ${ARGN})
   if(NOT TARGET avrt_emu)
     return()
   endif()
@@ -69,5 +86,13 @@ function(avgen_add_emu NAME)
   target_include_directories(${NAME}-train-emu PRIVATE "${dir}")
   target_compile_definitions(${NAME}-train-emu PRIVATE AVGEN_BACKEND_CPU)
   target_link_libraries(${NAME}-train-emu PRIVATE avrt_emu)
+  if(ARG_NVCC_KERNELS)
+    target_sources(${NAME}-train-emu PRIVATE "${CMAKE_SOURCE_DIR}/runtime/emu/kernels_nvcc_emu.cc")
+    target_include_directories(${NAME}-train-emu PRIVATE "${CMAKE_SOURCE_DIR}/runtime/emu" ${CUDAToolkit_INCLUDE_DIRS})
+    target_compile_definitions(${NAME}-train-emu PRIVATE AVGEN_NVCC_KERNELS)
+    set_source_files_properties("${CMAKE_SOURCE_DIR}/runtime/emu/kernels_nvcc_emu.cc" TARGET_DIRECTORY ${NAME}-train-emu
+                                PROPERTIES COMPILE_OPTIONS "-Wno-unknown-pragmas")
+    set_target_properties(${NAME}-train-emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  endif()
   set_target_properties(${NAME}-train-emu PROPERTIES LINKER_LANGUAGE CXX RUNTIME_OUTPUT_DIRECTORY "${dir}/bin")
 endfunction()

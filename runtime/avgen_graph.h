@@ -70,6 +70,23 @@ typedef struct {
     int adamw;
 } avgen_consts;
 
+/* A generated program's own nvcc build of its kernels.cu (kernels_nvcc.cu, written by avgen emit, compiled
+ * into the program with avgen_add_model(... NVCC_KERNELS)): every kernel an NVRTC build of that kernels.cu
+ * requests, in the same order and under the same name expression ("&k_layernorm<1>", then for each shape
+ * the fused attention's six instances, "&k_attn_fwd<64, 197, 12>", ...), with the program's compiled
+ * kernel. The runtime launches these instead of its own copy (docs/kernels.md). */
+typedef struct {
+    const char *expr;
+    const void *fn;
+} avgen_kernel_fn;
+typedef struct avgen_kernel_table {
+    const char *source;        /* "NAME/kernels.cu", for messages */
+    int32_t n_kernels;         /* the launch list's length when emitted (runtime/rt_cuda_kernel_list.h) */
+    int32_t n_shapes;          /* shape-literal (head width, tokens, heads) triples */
+    const int32_t (*shapes)[3];
+    const avgen_kernel_fn *fns; /* n_kernels + 6 n_shapes */
+} avgen_kernel_table;
+
 #ifdef __cplusplus
 }
 #endif

@@ -136,6 +136,8 @@ struct Dev {
     int n_shapes, shape_kernels, shapes_refused;
     int n_attn_literal;  // of the configuration's attention shapes (rt_cuda_attn_shapes), those with instances
     int kernels_mode;  // RT_KERNELS_*
+    int program_kernels;  // AVGEN_PROGRAM_KERNELS (default 1): a program's own nvcc build when it has one
+    int own_kernels;      // the launch table is that build's (rt_cuda_opts.kernel_table)
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
     rt_cubin cubin;  // the NVRTC build, kept while the library is loaded
@@ -247,8 +249,8 @@ void launch_as(Dev *d, void (*k)(P...), int inst, dim3 grid, dim3 block, size_t 
     cudaEvent_t *pe = kprof_begin(d, inst >= 0 ? kNumKernels + 1 + inst : id);
     const void *handle = inst >= 0 ? d->shapes[inst / kShapeKernels].k[inst % kShapeKernels] : d->kern[id];
 #ifdef AVGEN_CUDA_EMU  // the CUDA emulator of the tests (runtime/emu) runs this build's copies on the CPU
-    // (an instance here is one of this build's: kBuiltinShapes)
-    void (*fn)(P...) = inst >= 0 ? (void (*)(P...))handle : k;
+    // (the table's: this build's copies, or a program's own build, kernels_nvcc.cu compiled as host C++)
+    void (*fn)(P...) = (void (*)(P...))handle;
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
     const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [fn, args]() { std::apply(fn, args); },
                                               handle);
@@ -1468,16 +1470,39 @@ ParamLayout param_layout(void (*)(P...)) {
     return L;
 }
 
+// The parameter layout of launch-table entry i (kNumKernels + s * kShapeKernels + sk: shape s's instance of shape
+// kernel sk, whose parameters are its generic kernel's), as this binary passes them.
+const ParamLayout &entry_layout(int i) {
+#define KLAYOUT(f) param_layout(&f),
+    static const ParamLayout layouts[] = {AVGEN_CUDA_KERNELS(KLAYOUT)};
+#undef KLAYOUT
+#define SLAYOUT(f) param_layout(&f<64>),
+    static const ParamLayout shape_layouts[] = {AVGEN_CUDA_SHAPE_KERNELS(SLAYOUT)};
+#undef SLAYOUT
+    return i < kNumKernels ? layouts[i] : shape_layouts[(i - kNumKernels) % kShapeKernels];
+}
+
+// Whether kernel k of another build (build: "the NVRTC build") takes the parameters this binary passes to the
+// entry i it fills (label: its name); false with why.
+bool params_match(const void *k, int i, const char *label, const char *build, char *why, size_t whylen) {
+    const ParamLayout &L = entry_layout(i);
+    for (int j = 0; j <= L.n; j++) {
+        size_t off = 0, size = 0;
+        const cudaError_t e = cudaFuncGetParamInfo(k, (size_t)j, &off, &size);
+        cudaGetLastError();
+        if (j == L.n ? e == cudaSuccess : e != cudaSuccess || off != L.off[j] || size != L.size[j]) {
+            snprintf(why, whylen, "kernel %s takes other parameters in %s (parameter %d) than this binary passes: the "
+                                  "source does not match this avgen", label, build, j);
+            return false;
+        }
+    }
+    return true;
+}
+
 // Looks up every kernel of the NVRTC build, the list's and then the ns shapes' instances (t: their head
 // width, tokens and heads, in the source's order), and checks their parameters (an instance's: its generic
 // kernel's). An empty string, or why not.
 void bind_kernels(Dev *d, const int (*t)[3], int ns, char *why, size_t whylen) {
-#define KLAYOUT(f) param_layout(&f),
-    const ParamLayout layouts[] = {AVGEN_CUDA_KERNELS(KLAYOUT)};
-#undef KLAYOUT
-#define SLAYOUT(f) param_layout(&f<64>),
-    const ParamLayout shape_layouts[] = {AVGEN_CUDA_SHAPE_KERNELS(SLAYOUT)};
-#undef SLAYOUT
     why[0] = 0;
     for (int i = 0; i < kNumKernels + ns * kShapeKernels; i++) {
         const int s = i < kNumKernels ? -1 : (i - kNumKernels) / kShapeKernels, sk = (i - kNumKernels) % kShapeKernels;
@@ -1499,19 +1524,32 @@ void bind_kernels(Dev *d, const int (*t)[3], int ns, char *why, size_t whylen) {
             ShapeSet &ss = d->shapes[s];
             ss.hd = t[s][0], ss.n = t[s][1], ss.h = t[s][2], ss.k[sk] = (const void *)k;
         }
-        const ParamLayout &L = s < 0 ? layouts[i] : shape_layouts[sk];
-        for (int j = 0; j <= L.n; j++) {
-            size_t off = 0, size = 0;
-            e = cudaFuncGetParamInfo((const void *)k, (size_t)j, &off, &size);
-            cudaGetLastError();
-            if (j == L.n ? e == cudaSuccess : e != cudaSuccess || off != L.off[j] || size != L.size[j]) {
-                snprintf(why, whylen, "kernel %s takes other parameters in the NVRTC build (parameter %d) than this binary "
-                                      "passes: the source does not match this avgen", label, j);
-                return;
-            }
-        }
+        if (!params_match((const void *)k, i, label, "the NVRTC build", why, whylen)) return;
     }
     if (d->shape_kernels) d->n_shapes = ns;
+}
+
+// Fills the launch table from a generated program's own nvcc build (its kernels_nvcc.cu): the same names in the
+// same order as an NVRTC build of its kernels.cu (rt_kernels_table_check), and on the GPU the same parameters.
+// An empty string, or why not.
+void bind_table(Dev *d, const avgen_kernel_table *t, char *why, size_t whylen) {
+    why[0] = 0;
+    if (rt_kernels_table_check(t, why, whylen)) return;
+    const int ns = t->n_shapes;
+    for (int i = 0; i < kNumKernels + ns * kShapeKernels; i++) {
+        const int s = i < kNumKernels ? -1 : (i - kNumKernels) / kShapeKernels, sk = (i - kNumKernels) % kShapeKernels;
+        const void *k = t->fns[i].fn;
+        if (s < 0) {
+            d->kern[i] = k;
+        } else {
+            ShapeSet &ss = d->shapes[s];
+            ss.hd = t->shapes[s][0], ss.n = t->shapes[s][1], ss.h = t->shapes[s][2], ss.k[sk] = k;
+        }
+#ifndef AVGEN_CUDA_EMU  // the emulator keeps no parameter information (the tests build both from one tree)
+        if (!params_match(k, i, t->fns[i].expr + 1, "this program's nvcc build", why, whylen)) return;
+#endif
+    }
+    d->n_shapes = d->shape_kernels ? ns : 0;
 }
 
 // A cubin the driver cannot use (as opposed to a driver or memory error, which a new compile would not cure).
@@ -1550,9 +1588,24 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arc
     for (int i = 0; i < kNumKernels; i++) d->kern[i] = kBuiltin[i];
     d->n_shapes = 0;
     if (!o || o->kernels != RT_KERNELS_NVRTC) {
+        const avgen_kernel_table *t = o ? o->kernel_table : NULL;
+        if (t && d->program_kernels) {
+            char why[600];
+            bind_table(d, t, why, sizeof why);
+            if (why[0]) {
+                set_fail(d, "%s (%s=0 runs the avgen runtime's copy, --kernels nvrtc compiles them)", why,
+                         RT_KERNELS_PROGRAM_ENV);
+                return false;
+            }
+            d->own_kernels = 1;
+            snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %s compiled into this program (fatbin), %d kernels and %d shape-literal "
+                                                "instances", t->source, kNumKernels, t->n_shapes * kShapeKernels);
+            return true;
+        }
         if (d->shape_kernels)
             for (int i = 0; i < kNumBuiltinShapes; i++) d->shapes[d->n_shapes++] = kBuiltinShapes[i];
-        snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %d kernels built into this binary (fatbin)", kNumKernels);
+        snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %d kernels built into the avgen runtime (fatbin)%s", kNumKernels,
+                 t ? "; this program's own build is not used (" RT_KERNELS_PROGRAM_ENV "=0)" : "");
         return true;
     }
 #ifdef AVGEN_CUDA_EMU
@@ -1750,6 +1803,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
             goto fail;
         }
         if ((d->shape_kernels = env_switch(d, "AVGEN_SHAPE_KERNELS", 1)) < 0) goto fail;
+        if ((d->program_kernels = env_switch(d, RT_KERNELS_PROGRAM_ENV, 1)) < 0) goto fail;
         if (!load_kernels(d, o, c->k, prop.major * 10 + prop.minor)) goto fail;
         // bf16 GEMMs on sm_80 or later with kernels built for it (a binary built only for older GPUs has the
         // fused kernels as traps), head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path

@@ -30,6 +30,9 @@ typedef struct {
     const char *kernel_src;      /* NVRTC: the source to compile (a generated program's kernels.cu, library
                                     included); NULL: the runtime's kernel library */
     const char *kernel_src_name; /* its name in messages and the cache's source dump */
+    const avgen_kernel_table *kernel_table; /* nvcc: a generated program's own build of its kernels.cu
+                                               (kernels_nvcc.cu), launched instead of this runtime's copy
+                                               unless AVGEN_PROGRAM_KERNELS=0; NULL: the runtime's */
     const avgen_ctx *share_frozen; /* a context attached to the same device (or NULL): when its frozen arena
                                       holds every frozen tensor of this graph at the same offset, this context
                                       uses it (and its bf16 copy) in place of its own; detach this one first */
@@ -203,8 +206,9 @@ void rt_cuda_zero_grads(avgen_ctx *c);
 
 /* A device description for logs ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"). */
 const char *rt_cuda_device_name(const avgen_ctx *c);
-/* Where the attached context's kernels came from, one line ("nvcc: built into this binary" or the NVRTC
- * build: compiled or read from the cache, and how long); *mode: RT_KERNELS_*; *seconds: NVRTC compile or
+/* Where the attached context's kernels came from, one line ("nvcc: 121 kernels built into the avgen runtime",
+ * "nvcc: NAME/kernels.cu compiled into this program", or the NVRTC build: compiled or read from the cache, and
+ * how long); *mode: RT_KERNELS_*; *seconds: NVRTC compile or
  * cache read plus the driver's load (0 for nvcc); *cache_hit: 1 when the cubin came from the cache. Any
  * out pointer may be NULL. */
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit);

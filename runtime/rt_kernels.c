@@ -120,6 +120,75 @@ int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t err
     return total;
 }
 
+int rt_kernels_table_check(const avgen_kernel_table *t, char *why, size_t whylen) {
+    const char *src = t && t->source ? t->source : "kernels.cu";
+    const int nk = rt_kernels_count();
+    if (!t || !t->fns) {
+        snprintf(why, whylen, "%s: the nvcc build's kernel table is empty (a bug in avgen)", src);
+        return -1;
+    }
+    if (t->n_kernels != nk) {
+        snprintf(why, whylen, "%s was compiled with %d kernels and this runtime launches %d: emit the folder again with "
+                              "this avgen", src, (int)t->n_kernels, nk);
+        return -1;
+    }
+    if (t->n_shapes < 0 || t->n_shapes > AVGEN_CUDA_MAX_SHAPES || (t->n_shapes && !t->shapes)) {
+        snprintf(why, whylen, "%s: the nvcc build names %d shapes (at most %d)", src, (int)t->n_shapes, AVGEN_CUDA_MAX_SHAPES);
+        return -1;
+    }
+    for (int s = 0; s < t->n_shapes; s++) {
+        const int32_t *v = t->shapes[s];
+        if ((v[0] != 16 && v[0] != 32 && v[0] != 64) || v[1] < 1 || v[2] < 1) {
+            snprintf(why, whylen, "%s: the nvcc build's shape (%d, %d, %d) is not one the fused attention takes", src, (int)v[0],
+                     (int)v[1], (int)v[2]);
+            return -1;
+        }
+    }
+    for (int i = 0; i < nk + t->n_shapes * AVGEN_CUDA_SHAPE_KERNEL_COUNT; i++) {
+        char want[96];
+        if (i < nk) {
+            snprintf(want, sizeof want, "%s", k_exprs[i]);
+        } else {
+            const int32_t *v = t->shapes[(i - nk) / AVGEN_CUDA_SHAPE_KERNEL_COUNT];
+            const int sh[3] = {(int)v[0], (int)v[1], (int)v[2]};
+            rt_kernels_shape_expr((i - nk) % AVGEN_CUDA_SHAPE_KERNEL_COUNT, sh, want, sizeof want);
+        }
+        if (!t->fns[i].expr || strcmp(t->fns[i].expr, want) || !t->fns[i].fn) {
+            snprintf(why, whylen, "%s: the nvcc build's kernel %d is %s where this runtime launches %s: emit the folder again "
+                                  "with this avgen", src, i, t->fns[i].expr ? t->fns[i].expr : "(none)", want);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void rt_kernels_table_describe(const avgen_kernel_table *t, char *buf, size_t len) {
+    int at;
+#ifndef AVGEN_HAVE_CUDA
+    if (!t) {
+        snprintf(buf, len, "none: this avgen was built without the CUDA toolkit");
+        return;
+    }
+#endif
+    if (!t) {
+        static const int b[][3] = {
+#define BS(hd, n, h) {hd, n, h},
+            AVGEN_CUDA_BUILTIN_SHAPES(BS)
+#undef BS
+        };
+        at = snprintf(buf, len, "the avgen runtime's copy, compiled by nvcc: %d kernels and %d shape-literal instances",
+                      rt_kernels_count(), (int)(sizeof b / sizeof b[0]) * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
+        for (size_t s = 0; s < sizeof b / sizeof b[0] && at > 0 && (size_t)at < len; s++)
+            at += snprintf(buf + at, len - (size_t)at, "%s(%d, %d, %d)", s ? ", " : " ", b[s][0], b[s][1], b[s][2]);
+        return;
+    }
+    at = snprintf(buf, len, "%s compiled by nvcc into this program: %d kernels and %d shape-literal instances",
+                  t->source ? t->source : "kernels.cu", (int)t->n_kernels, (int)t->n_shapes * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
+    for (int s = 0; s < t->n_shapes && t->shapes && at > 0 && (size_t)at < len; s++)
+        at += snprintf(buf + at, len - (size_t)at, "%s(%d, %d, %d)", s ? ", " : " ", (int)t->shapes[s][0], (int)t->shapes[s][1],
+                       (int)t->shapes[s][2]);
+}
+
 int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen) {
     const char **names = NULL;
     char why[300];

@@ -35,6 +35,18 @@ void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len);
  * instances): their count, with *exprs one malloc'd block (free it), or -1 with err. */
 int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t errlen);
 
+/* A program's own nvcc build (avgen_graph.h: avgen_kernel_table, from its kernels_nvcc.cu). rt_kernels_table_check
+ * checks that it holds the kernels this runtime launches under the names it expects, in its order (the launch
+ * list, then each shape's instances: what an NVRTC build of that kernels.cu requests): 0, or -1 with one
+ * sentence in why (a folder emitted by another avgen: emit it again). It cannot check parameter types; the
+ * CUDA backend does that on the device, as for an NVRTC build. rt_kernels_table_describe: one line on it
+ * ("tiny-lavish/kernels.cu compiled by nvcc into this program: 121 kernels and 12 shape-literal instances
+ * (16, 10, 4), (16, 13, 4)"), or on the runtime's own copy when t is NULL. */
+int rt_kernels_table_check(const avgen_kernel_table *t, char *why, size_t whylen);
+void rt_kernels_table_describe(const avgen_kernel_table *t, char *buf, size_t len);
+/* The environment switch that makes a program with its own nvcc build run the runtime's copy instead. */
+#define RT_KERNELS_PROGRAM_ENV "AVGEN_PROGRAM_KERNELS"
+
 /* The kernel library (runtime/rt_cuda_kernels.cuh), embedded at build time: what NVRTC compiles for
  * `avgen step/bench`; a generated program compiles its own kernels.cu instead (the same library after the
  * configuration's constants). */

@@ -19,6 +19,7 @@ typedef struct {
     int device;
     const char *kernels;   /* CUDA kernels: "nvcc" (built in) or "nvrtc" (compiled at run time); NULL: "nvcc" */
     const char *kernel_src, *kernel_src_name; /* NVRTC source (a program's kernels.cu); NULL: the library */
+    const avgen_kernel_table *kernel_table;  /* rt_cuda_opts.kernel_table (NULL: the runtime's copy) */
     const avgen_ctx *share_frozen;           /* rt_cuda_opts.share_frozen (NULL: none) */
     int quiet;                               /* no "kernels: ..." line on stderr */
 } rt_backend_opts;

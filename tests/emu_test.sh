@@ -233,13 +233,32 @@ for q in "$@"; do
   tiny-lavish) shapes_check "$q" tiny-lavish 16 4 10 13 k_attn_fwd_bf k_attn_bwd_dq_bf k_attn_bwd_dkv_bf ;;
   esac
 done
-# the fixture's shapes (N = 5 and 7) are not built in: the generic kernels, and the start says so
+# The fixture's program carries its own build of its kernels (kernels_nvcc.cu, which nvcc compiles into the
+# program on the GPU build and the emulator's build compiles as host C++: avgen_add_emu NVCC_KERNELS): every
+# launch goes through its table, its shapes (N = 5 and 7, which the runtime's copy does not have built in) run
+# literal instances, and the steps above ran them. The same bits as the runtime's copy (AVGEN_PROGRAM_KERNELS=0),
+# whose fused attention runs the generic kernels for those shapes; the start and the bench say which.
 run "fixture bench" "$FPROG" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchfx.json"
-if [ "$(jnum attention_literal_shapes "$TMP/benchfx.json")" = 0 ] && grep -qF '"k_attn_fwd<16>":[' "$TMP/benchfx.json"; then ok
-else bad "fixture bench JSON: instances for shapes that are not built in"; fi
+run "fixture bench, the runtime's kernels" env AVGEN_PROGRAM_KERNELS=0 "$FPROG" --bench --warmup 0 --steps 1 --precision bf16 \
+  --json "$TMP/benchfx0.json"
+if [ "$(jnum attention_literal_shapes "$TMP/benchfx.json")" = 2 ] && grep -qF '"k_attn_fwd<16, 5, 2>":[' "$TMP/benchfx.json" &&
+  grep -qF '"k_attn_bwd_dkv<16, 7, 2>":[' "$TMP/benchfx.json" && ! grep -qF '"k_attn_fwd<16>"' "$TMP/benchfx.json" &&
+  [ "$(jnum attention_literal_shapes "$TMP/benchfx0.json")" = 0 ] && grep -qF '"k_attn_fwd<16>":[' "$TMP/benchfx0.json"; then ok
+else bad "fixture bench JSON: its own kernels did not run its shapes' instances, or the runtime's copy ran instances"; fi
 out=$("$FPROG" --step "${FX[@]}" --precision bf16 --out "$TMP/x.st" 2>&1)
-grep -qF "generic kernels for N = 5, 7 (not built in; --kernels nvrtc compiles them)" <<<"$out" && ok ||
-  bad "fixture: the start does not say that its shapes run the generic kernels: $out"
+grep -qF "nvcc: fixture-lavish/kernels.cu compiled into this program (fatbin), " <<<"$out" &&
+  grep -qF "12 shape-literal instances; fused attention (head width 16, 2 heads): literal shapes for N = 5, 7" <<<"$out" && ok ||
+  bad "fixture: the start does not say that its own kernels run, with literal shapes for N = 5, 7: $out"
+out=$(AVGEN_PROGRAM_KERNELS=0 "$FPROG" --step "${FX[@]}" --precision bf16 --out "$TMP/x.st" 2>&1)
+grep -qF "this program's own build is not used (AVGEN_PROGRAM_KERNELS=0)" <<<"$out" &&
+  grep -qF "generic kernels for N = 5, 7 (not built in; --kernels nvrtc compiles them)" <<<"$out" && ok ||
+  bad "fixture with AVGEN_PROGRAM_KERNELS=0: the start does not say that the runtime's generic kernels run: $out"
+samebits "fixture: its own kernels vs the runtime's, fp32" "$TMP/fixture-cuda.st" "$TMP/fx-rk.st" AVGEN_PROGRAM_KERNELS=0 \
+  "$FPROG" --step "${FX[@]}"
+samebits "fixture: its own kernels vs the runtime's, bf16" "$TMP/fixture-bf16.st" "$TMP/fx-rk16.st" AVGEN_PROGRAM_KERNELS=0 \
+  "$FPROG" --step "${FX[@]}" --precision bf16
+samebits "fixture: its own kernels vs the runtime's, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/fx-rkops.st" \
+  AVGEN_PROGRAM_KERNELS=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 
 # The adapters' gated fuse applied on load by the LayerNorm before (the default; AVGEN_FUSE_LATENT=0: stored and
 # read back): the same values loaded, so the same bits, fp32 and bf16; it takes no memory. The LayerNorm
@@ -305,6 +324,7 @@ fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --
   --backend cuda
 fails "AVGEN_SHAPE_KERNELS=off: expected 0 or 1" env AVGEN_SHAPE_KERNELS=off "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
+fails "AVGEN_PROGRAM_KERNELS=no: expected 0 or 1" env AVGEN_PROGRAM_KERNELS=no "$FPROG" --step "${FX[@]}" --out "$TMP/x.st"
 fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda
 fails "AVGEN_ATTENTION=fused: the fused attention kernels need --precision bf16" env AVGEN_ATTENTION=fused "$p" --step \

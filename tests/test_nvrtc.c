@@ -256,6 +256,51 @@ int main(void) {
         free(ls);
         CHECK(rt_kernels_shapes(lib, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) == 0); /* the library names none itself */
     }
+    {
+        /* A program's own nvcc build (kernels_nvcc.cu): its table must name this runtime's kernels in its order,
+         * then each shape's six instances, as an NVRTC build of its kernels.cu requests them. */
+        const char **ex = NULL;
+        char why[400];
+        const int n = rt_kernels_exprs("x\nAVGEN_ATTN_SHAPE(16, 5, 2)\nAVGEN_ATTN_SHAPE(16, 7, 2)\n", &ex, why, sizeof why);
+        CHECK(n == rt_kernels_count() + 2 * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
+        avgen_kernel_fn *fns = calloc((size_t)n, sizeof *fns);
+        static const int32_t shp[2][3] = {{16, 5, 2}, {16, 7, 2}};
+        static int dummy;
+        for (int i = 0; i < n; i++) fns[i].expr = ex[i], fns[i].fn = &dummy;
+        avgen_kernel_table kt = {"fx/kernels.cu", rt_kernels_count(), 2, shp, fns};
+        CHECK_MSG(rt_kernels_table_check(&kt, why, sizeof why) == 0, "%s", why);
+        char line[400];
+        rt_kernels_table_describe(&kt, line, sizeof line);
+        CHECK_MSG(strstr(line, "fx/kernels.cu compiled by nvcc into this program") && strstr(line, "12 shape-literal instances "
+                                                                                                    "(16, 5, 2), (16, 7, 2)"), "%s", line);
+        rt_kernels_table_describe(NULL, line, sizeof line);
+        CHECK_MSG(strstr(line, "avgen runtime's copy") && strstr(line, "(64, 197, 12), (64, 49, 12)"), "%s", line);
+        /* each way a table can disagree: one sentence naming what */
+        kt.n_kernels--;
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == -1 && strstr(why, "emit the folder again"));
+        kt.n_kernels++;
+        fns[3].expr = ex[4];
+        CHECK_MSG(rt_kernels_table_check(&kt, why, sizeof why) == -1 && strstr(why, "kernel 3 is &k_layernorm<2> where this "
+                                                                                  "runtime launches &k_layernorm<1>"), "%s", why);
+        fns[3].expr = ex[3];
+        fns[n - 1].fn = NULL;
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == -1);
+        fns[n - 1].fn = &dummy;
+        kt.shapes = (const int32_t(*)[3])shp + 1; /* the instances name (16, 5, 2) first */
+        kt.n_shapes = 1;
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == -1 && strstr(why, "&k_attn_fwd<16, 5, 2> where this runtime "
+                                                                                "launches &k_attn_fwd<16, 7, 2>"));
+        static const int32_t bad[1][3] = {{48, 5, 2}};
+        kt.shapes = bad;
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == -1 && strstr(why, "(48, 5, 2)"));
+        kt.n_shapes = AVGEN_CUDA_MAX_SHAPES + 1;
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == -1);
+        kt.shapes = shp, kt.n_shapes = 0; /* no instances: the launch list alone is a whole table */
+        CHECK(rt_kernels_table_check(&kt, why, sizeof why) == 0);
+        CHECK(rt_kernels_table_check(NULL, why, sizeof why) == -1);
+        free(fns);
+        free(ex);
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) return 1;

@@ -10,7 +10,9 @@
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile; vitb-b1t2, the others from the kit's
 #      prepared cache) and warm (cache) start times, and the
 #      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs; tiny-lavish's NVRTC build
-#      runs its own shapes' attention instances, its nvcc build the generic kernels);
+#      runs its own shapes' attention instances, its nvcc build the generic kernels); fx-lavish-odd-batch
+#      carries its own nvcc build of its kernels.cu (prepare.sh), whose instances run, bit-identical to the
+#      runtime's copy (AVGEN_PROGRAM_KERNELS=0, generic kernels) and to NVRTC;
 #   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
 #   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
@@ -189,6 +191,21 @@ if [[ " $STAGES " == *" nvrtc "* ]]; then
     for prec in fp32 bf16; do
       run "$m-nvcc-$prec" "$p" --step "${a[@]}" --out "$d-nvcc-$prec.st" --update-out "$d-nvcc-$prec-upd.st" --backend cuda \
         --precision $prec || continue
+      if [ "$m" = fx-lavish-odd-batch ]; then
+        # its own nvcc build (kernels_nvcc.cu) against the runtime's copy: the same bits; with bf16 GEMMs its
+        # instances for N = 5 and 7 run, and the runtime's generic kernels
+        l=$OUT/logs/$m-nvcc-$prec.log
+        grep -q "^kernels: nvcc: fx-lavish-odd-batch/kernels.cu compiled into this program" "$l" ||
+          bad "$m $prec: its own nvcc build did not run: $(grep -m1 '^kernels:' "$l")"
+        [ "$prec" = bf16 ] && ! grep -q "literal shapes for N = 5, 7" "$l" &&
+          bad "$m bf16: its own build's attention instances did not run: $(grep -m1 '^kernels:' "$l")"
+        run "$m-runtime-$prec" env AVGEN_PROGRAM_KERNELS=0 "$p" --step "${a[@]}" --out "$d-rt-$prec.st" \
+          --update-out "$d-rt-$prec-upd.st" --backend cuda --precision $prec &&
+          { if cmp -s "$d-rt-$prec.st" "$d-nvcc-$prec.st" && cmp -s "$d-rt-$prec-upd.st" "$d-nvcc-$prec-upd.st" &&
+              grep -q "nvcc: [0-9]* kernels built into the avgen runtime" "$OUT/logs/$m-runtime-$prec.log"
+            then ok "$m $prec: its own nvcc build bit-identical to the runtime's copy"
+            else bad "$m $prec: its own nvcc build differs from the runtime's copy (or that did not run)"; fi; }
+      fi
       for start in cold warm; do
         [ "$prec" = bf16 ] && [ "$start" = cold ] && continue  # the fp32 run filled the cache
         t=$(date +%s%N)
