@@ -137,6 +137,11 @@ struct Dev {
     int n_attn_literal;  // of the configuration's attention shapes (rt_cuda_attn_shapes), those with instances
     int kernels_mode;  // RT_KERNELS_*
     int program_kernels;  // AVGEN_PROGRAM_KERNELS (default 1): a program's own nvcc build when it has one
+    // a training step's parts as CUDA graphs (rt_cuda_train_fwd_bwd, rt_cuda_train_update; AVGEN_CUDA_GRAPH)
+    int use_graphs;
+    int part_calls[3];
+    cudaGraphExec_t part_exec[3];
+    long long graph_replays;
     int own_kernels;      // the launch table is that build's (rt_cuda_opts.kernel_table)
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
@@ -896,6 +901,18 @@ void latbwd_grads(Dev *d, const LatBwd *b) {
     launch(d, k_reduce_scalar, dim3(1), dim3(1024), 0, b->rowdg, b->rows, b->ggav);
 }
 
+// The ADAM op's host part: the step count and the scalars of this step (bias corrections, learning rates at
+// this point of the schedule, gradient scale) into the pinned buffer that its copy to the device reads, also
+// when that copy is a node of a replayed graph (rt_cuda_train_update).
+void adam_scalars(avgen_ctx *c, Dev *d) {
+    const avgen_consts *k = c->k;
+    c->adam_step++;
+    const double t = (double)c->adam_step;
+    AdamScalars *h = d->scal_host;
+    h->bc1 = 1.0 - pow(k->beta1, t), h->bc2 = 1.0 - pow(k->beta2, t);
+    h->lr_adapter = k->lr * c->lr_scale, h->lr_head = k->head_lr * c->lr_scale, h->grad_scale = c->grad_scale;
+}
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
@@ -1428,12 +1445,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     case AVGEN_OP_KIND_ADAM: {
-        c->adam_step++;
-        const double t = (double)c->adam_step;
-        AdamScalars *h = d->scal_host;
-        h->bc1 = 1.0 - pow(k->beta1, t), h->bc2 = 1.0 - pow(k->beta2, t);
-        h->lr_adapter = k->lr * c->lr_scale, h->lr_head = k->head_lr * c->lr_scale, h->grad_scale = c->grad_scale;
-        ck(d, cudaMemcpyAsync(d->scal_dev, h, sizeof *h, cudaMemcpyHostToDevice, d->s), "copy of the optimizer scalars");
+        adam_scalars(c, d);
+        ck(d, cudaMemcpyAsync(d->scal_dev, d->scal_host, sizeof *d->scal_host, cudaMemcpyHostToDevice, d->s),
+           "copy of the optimizer scalars");
         if (d->n_chunks)
             launch(d, k_adam, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks, d->scal_dev, k->beta1, k->beta2, k->adam_eps,
                                                   k->weight_decay, k->adamw);
@@ -1535,6 +1549,18 @@ void bind_kernels(Dev *d, const int (*t)[3], int ns, char *why, size_t whylen) {
 void bind_table(Dev *d, const avgen_kernel_table *t, char *why, size_t whylen) {
     why[0] = 0;
     if (rt_kernels_table_check(t, why, whylen)) return;
+#ifndef AVGEN_CUDA_EMU
+    {  // code for this GPU (the program's build names its own architectures)
+        struct cudaFuncAttributes fa;
+        const cudaError_t e = cudaFuncGetAttributes(&fa, t->fns[0].fn);
+        cudaGetLastError();
+        if (e != cudaSuccess) {
+            snprintf(why, whylen, "%s, compiled by nvcc into this program, cannot run on this GPU (%s): build the program "
+                                  "for its architecture (CMAKE_CUDA_ARCHITECTURES)", t->source, cudaGetErrorString(e));
+            return;
+        }
+    }
+#endif
     const int ns = t->n_shapes;
     for (int i = 0; i < kNumKernels + ns * kShapeKernels; i++) {
         const int s = i < kNumKernels ? -1 : (i - kNumKernels) / kShapeKernels, sk = (i - kNumKernels) % kShapeKernels;
@@ -1804,6 +1830,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         }
         if ((d->shape_kernels = env_switch(d, "AVGEN_SHAPE_KERNELS", 1)) < 0) goto fail;
         if ((d->program_kernels = env_switch(d, RT_KERNELS_PROGRAM_ENV, 1)) < 0) goto fail;
+        if ((d->use_graphs = env_switch(d, "AVGEN_CUDA_GRAPH", 1)) < 0) goto fail;
         if (!load_kernels(d, o, c->k, prop.major * 10 + prop.minor)) goto fail;
         // bf16 GEMMs on sm_80 or later with kernels built for it (a binary built only for older GPUs has the
         // fused kernels as traps), head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
@@ -2105,6 +2132,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     Dev *d = DEV(c);
     if (!d) return;
     if (d->s) cudaStreamSynchronize(d->s);
+    for (int i = 0; i < 3; i++)
+        if (d->part_exec[i]) cudaGraphExecDestroy(d->part_exec[i]);
     for (int i = 0; i < d->n_plans; i++) {
         lt.layout_destroy(d->plans[i].la), lt.layout_destroy(d->plans[i].lb), lt.layout_destroy(d->plans[i].lc);
         lt.desc_destroy(d->plans[i].desc);
@@ -2191,6 +2220,60 @@ static void one_step(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, r
     run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
     run_phase_fn(c, upd, AVGEN_PH_UPDATE);
 }
+
+// A training step's parts (rt_cuda.h): kPartZero, the gradients zeroed then the forward and backward phases; kPart,
+// the same without the zeroing (the later batches of an accumulation); kPartUpdate, the update phase.
+enum { kPartZero, kPart, kPartUpdate };
+static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd) {
+    Dev *d = DEV(c);
+    if (!d || d->failed) return;
+    auto body = [&]() {
+        if (part == kPartUpdate) {
+            run_phase_fn(c, upd, AVGEN_PH_UPDATE);
+            return;
+        }
+        if (part == kPartZero) rt_cuda_zero_grads(c);
+        run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
+        run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
+    };
+    // the first call runs eagerly: cuBLASLt's algorithms (and any timing of them) are chosen then, outside a capture
+    if (!d->use_graphs || d->part_calls[part]++ == 0) {
+        body();
+        return;
+    }
+    if (!d->part_exec[part]) {
+        // captured: the ops' host code runs now (the update's scalars for this step), their launches are recorded
+        cudaGraph_t graph = NULL;
+        cudaError_t e = cudaStreamBeginCapture(d->s, cudaStreamCaptureModeThreadLocal);
+        if (e == cudaSuccess) {
+            body();
+            e = cudaStreamEndCapture(d->s, &graph);
+        }
+        if (e == cudaSuccess && !d->failed) e = cudaGraphInstantiate(&d->part_exec[part], graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (e != cudaSuccess || d->failed) {
+            cudaGetLastError();
+            d->part_exec[part] = NULL;
+            set_fail(d, "capturing a training step as a CUDA graph: %s", cudaGetErrorString(e));
+            const size_t at = strlen(d->why);
+            snprintf(d->why + at, sizeof d->why - at, " (AVGEN_CUDA_GRAPH=0 runs the steps without graphs)");
+            return;
+        }
+    } else if (part == kPartUpdate) {
+        // replayed: the host part of each ADAM op first (its copy node reads the scalars from pinned memory)
+        for (int i = 0; i < c->g->n_ops; i++)
+            if (c->g->ops[i].phase == AVGEN_PH_UPDATE && c->g->ops[i].kind == AVGEN_OP_KIND_ADAM) adam_scalars(c, d);
+    }
+    if (ck(d, cudaGraphLaunch(d->part_exec[part], d->s), "launch of a training step's CUDA graph")) d->graph_replays++;
+}
+
+extern "C" void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd) {
+    run_part(c, zero_grads ? kPartZero : kPart, fwd, bwd, NULL);
+}
+
+extern "C" void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd) { run_part(c, kPartUpdate, NULL, NULL, upd); }
+
+extern "C" long long rt_cuda_graph_replays(const avgen_ctx *c) { return c->dev ? DEV(c)->graph_replays : 0; }
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;

@@ -248,6 +248,19 @@ typedef struct {
 } rt_cuda_bench_result;
 
 typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);
+
+/* A training step on the device, as the training loop runs it: rt_cuda_train_fwd_bwd zeroes the gradients
+ * (zero_grads: the first batch of an accumulation) and runs the forward and backward phases (fwd, bwd: the
+ * generated code, or NULL for the op tables), rt_cuda_train_update the update phase. Each of these parts runs
+ * eagerly at its first call (cuBLASLt chooses its algorithms then), is captured as a CUDA graph at its second
+ * and replayed from then on: one launch a part, no synchronisation inside. A replayed update reads this step's
+ * optimizer scalars (bias corrections, learning rates, gradient scale: set on the host as the ADAM op does)
+ * from pinned memory. AVGEN_CUDA_GRAPH=0 runs every call eagerly. Asynchronous; errors show at the next sync.
+ * rt_cuda_graph_replays: how many parts ran as graph replays so far. */
+void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd);
+void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd);
+long long rt_cuda_graph_replays(const avgen_ctx *c);
+
 /* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager
  * step, then the step captured as one CUDA graph and replayed warmup + steps times, each timed with
  * events; then one eager step with events around every op for the per-kind breakdown, and one with

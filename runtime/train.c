@@ -211,7 +211,8 @@ static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loo
         }
     }
     gn = sqrt(gn) * c->grad_scale;
-    rt_run_phase_fn(c, cfg->update, AVGEN_PH_UPDATE);
+    if (c->dev) rt_cuda_train_update(c, cfg->update);  /* a CUDA graph replay once warm */
+    else rt_run_phase_fn(c, cfg->update, AVGEN_PH_UPDATE);
     double step_loss = loss_sum / micro;
     st->step++, st->epoch_loss += step_loss, st->epoch_steps++;
     st->adam_step = c->adam_step;
@@ -373,9 +374,13 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             ld_release(tl, bt);
             st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
-            if (micro == 0) rt_zero_grads(&c);
-            rt_run_phase_fn(&c, cfg->forward, AVGEN_PH_FORWARD);
-            rt_run_phase_fn(&c, cfg->backward, AVGEN_PH_BACKWARD);
+            if (c.dev) {  /* zeroing, forward and backward: a CUDA graph replay once warm */
+                rt_cuda_train_fwd_bwd(&c, micro == 0, cfg->forward, cfg->backward);
+            } else {
+                if (micro == 0) rt_zero_grads(&c);
+                rt_run_phase_fn(&c, cfg->forward, AVGEN_PH_FORWARD);
+                rt_run_phase_fn(&c, cfg->backward, AVGEN_PH_BACKWARD);
+            }
             if (c.failed) {
                 snprintf(err, errlen, "%s", c.err);
                 rc = 2;
@@ -486,10 +491,11 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         snprintf(summary, sizeof summary,
                  "{\"name\": \"%s\", \"steps\": %lld, \"epochs\": %lld, \"seconds\": %.3f, \"clips_per_s\": %.3f, "
                  "\"pairs_per_s\": %.3f, \"best_val_top1\": %.9g, \"trainable_params\": %lld, \"data_wait_s\": %.3f, "
-                 "\"corrupt_frames\": %lld, \"bad_clips\": %lld}\n",
+                 "\"corrupt_frames\": %lld, \"bad_clips\": %lld, \"cuda_graph_replays\": %lld}\n",
                  cfg->name ? cfg->name : "", (long long)st.step, (long long)st.epoch, el,
                  el > 0 ? (double)lst.clips / el : 0, el > 0 ? (double)lst.clips * cfg->k->frames / el : 0, st.best_val,
-                 (long long)cfg->trainable_params, wait_total, (long long)lst.corrupt_frames, (long long)lst.bad_clips);
+                 (long long)cfg->trainable_params, wait_total, (long long)lst.corrupt_frames, (long long)lst.bad_clips,
+                 c.dev ? rt_cuda_graph_replays(&c) : 0LL);
         snprintf(path, sizeof path, "%s/summary.json", cfg->run_dir);
         if (rt_write_atomic(path, summary)) {
             snprintf(err, errlen, "cannot write %s", path);

@@ -5,7 +5,8 @@
 #   1e-5 (relative), the validation accuracies equal, the last checkpoint within 1e-4 per tensor (but
 #   ln_before.bias, zero in exact arithmetic, whose Adam steps take the sign of rounding, and its moments);
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
-#   uninterrupted run's (the device state goes to the checkpoint and comes back exactly);
+#   uninterrupted run's (the device state goes to the checkpoint and comes back exactly); the steps replayed
+#   as CUDA graphs (counted in summary.json) bit-identical to eager steps (AVGEN_CUDA_GRAPH=0);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
 #   bf16 activations (AVGEN_BF16_OPERANDS=1) through training and validation, losses within 5% of bf16 GEMMs;
 #   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
@@ -56,7 +57,13 @@ if out=$("$AVGEN" diff "$(last "$TMP/cuda")" "$(last "$TMP/cpu")" --rtol 1e-4 --
 else bad "the CUDA checkpoint against the CPU one: $(tail -4 <<<"$out")"; fi
 for f in best.safetensors summary.json; do [ -s "$TMP/cuda/$f" ] && ok || bad "the CUDA run has no $f"; done
 
-# stopped and resumed: exactly the uninterrupted run
+# every step part after the first two ran as a CUDA graph replay; without graphs (AVGEN_CUDA_GRAPH=0) the same bits
+replays=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['cuda_graph_replays'])" "$TMP/cuda/summary.json" 2>/dev/null)
+[ "${replays:-0}" -ge 8 ] && ok || bad "the CUDA run replayed ${replays:-no} step parts as CUDA graphs (8 steps of 2 batches)"
+run "cuda fp32, no graphs" env AVGEN_CUDA_GRAPH=0 "$P" "${A[@]}" --out "$TMP/eager" --max-steps 8 --backend cuda --precision fp32
+replays=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['cuda_graph_replays'])" "$TMP/eager/summary.json" 2>/dev/null)
+[ "$replays" = 0 ] && ok || bad "AVGEN_CUDA_GRAPH=0 still replayed $replays graphs"
+
 run "cuda 4 steps" "$P" "${A[@]}" --out "$TMP/res" --max-steps 4 --backend cuda --precision fp32
 run "cuda resumed" "$P" "${A[@]}" --out "$TMP/res" --max-steps 8 --backend cuda --precision fp32 --resume
 strip() { python3 -c "
@@ -69,6 +76,8 @@ for l in open(sys.argv[1]):
 if cmp -s <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl"); then ok
 else bad "the resumed CUDA run's log differs: $(diff <(strip "$TMP/res/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
 if cmp -s "$(last "$TMP/res")" "$(last "$TMP/cuda")"; then ok; else bad "the resumed CUDA run's checkpoint differs"; fi
+if cmp -s <(strip "$TMP/eager/log.jsonl") <(strip "$TMP/cuda/log.jsonl") && cmp -s "$(last "$TMP/eager")" "$(last "$TMP/cuda")"
+then ok; else bad "the steps as CUDA graphs differ from the eager steps: $(diff <(strip "$TMP/eager/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
 
 # Validation that does not fit the device (the emulator's memory cut to 60 MB: the training context fits, the
 # evaluation context's workspace does not): said on stderr despite --quiet and once in the log, and the
