@@ -78,6 +78,7 @@ typedef struct {
 typedef struct {
     const char *expr;
     const void *fn;
+    uint32_t sig; /* avgen_kernel_sig of its parameters */
 } avgen_kernel_fn;
 typedef struct avgen_kernel_table {
     const char *source;        /* "NAME/kernels.cu", for messages */
@@ -88,6 +89,16 @@ typedef struct avgen_kernel_table {
 } avgen_kernel_table;
 
 #ifdef __cplusplus
+}
+/* A kernel's parameters as one number (their count and each one's size and alignment, folded), which the table
+ * of a program's own nvcc build carries for each kernel and the runtime compares with what it passes. */
+extern "C++" {  /* (also when this header is included inside extern "C") */
+template <class... P>
+constexpr uint32_t avgen_kernel_sig(void (*)(P...)) {
+    uint32_t h = 2166136261u;
+    ((h = (h ^ (uint32_t)(sizeof(P) * 64 + alignof(P))) * 16777619u), ...);
+    return (h ^ (uint32_t)sizeof...(P)) * 16777619u;
+}
 }
 #endif
 #endif

@@ -141,7 +141,11 @@ struct Dev {
     int use_graphs;
     int part_calls[3];
     cudaGraphExec_t part_exec[3];
-    long long graph_replays;
+    long long graph_launches;
+    // the optimizer's scalars: an event after the last copy that reads scal_host (the host waits for it before
+    // writing the next step's), and whether one is pending
+    cudaEvent_t scal_ev;
+    int scal_pending;
     int own_kernels;      // the launch table is that build's (rt_cuda_opts.kernel_table)
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
@@ -903,9 +907,24 @@ void latbwd_grads(Dev *d, const LatBwd *b) {
 
 // The ADAM op's host part: the step count and the scalars of this step (bias corrections, learning rates at
 // this point of the schedule, gradient scale) into the pinned buffer that its copy to the device reads, also
-// when that copy is a node of a replayed graph (rt_cuda_train_update).
+// when that copy is a node of a replayed graph (rt_cuda_train_update). scal_sent: that copy has been issued
+// (eagerly, or as a graph launch; not while the stream is being captured, when nothing runs and no wait is
+// allowed).
+void scal_sent(Dev *d) {
+    if (d->scal_ev && cudaEventRecord(d->scal_ev, d->s) == cudaSuccess) d->scal_pending = 1;
+}
+bool capturing(Dev *d) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(d->s, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
+}
 void adam_scalars(avgen_ctx *c, Dev *d) {
     const avgen_consts *k = c->k;
+    // the previous step's copy must have read the buffer (no wait is allowed during a capture: run_part and
+    // rt_cuda_bench wait before theirs)
+    if (d->scal_pending && !capturing(d)) {
+        ck(d, cudaEventSynchronize(d->scal_ev), "the optimizer scalars' copy");
+        d->scal_pending = 0;
+    }
     c->adam_step++;
     const double t = (double)c->adam_step;
     AdamScalars *h = d->scal_host;
@@ -1445,9 +1464,11 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         break;
     }
     case AVGEN_OP_KIND_ADAM: {
+        const bool cap = capturing(d);
         adam_scalars(c, d);
         ck(d, cudaMemcpyAsync(d->scal_dev, d->scal_host, sizeof *d->scal_host, cudaMemcpyHostToDevice, d->s),
            "copy of the optimizer scalars");
+        if (!cap) scal_sent(d);
         if (d->n_chunks)
             launch(d, k_adam, dim3(d->n_chunks), dim3(256), 0, d->segs, d->chunks, d->scal_dev, k->beta1, k->beta2, k->adam_eps,
                                                   k->weight_decay, k->adamw);
@@ -1494,6 +1515,17 @@ const ParamLayout &entry_layout(int i) {
     static const ParamLayout shape_layouts[] = {AVGEN_CUDA_SHAPE_KERNELS(SLAYOUT)};
 #undef SLAYOUT
     return i < kNumKernels ? layouts[i] : shape_layouts[(i - kNumKernels) % kShapeKernels];
+}
+
+// avgen_kernel_sig of the parameters of launch-table entry i (as entry_layout).
+uint32_t entry_sig(int i) {
+#define KSIG(f) avgen_kernel_sig(&f),
+    static const uint32_t sigs[] = {AVGEN_CUDA_KERNELS(KSIG)};
+#undef KSIG
+#define SSIG(f) avgen_kernel_sig(&f<64>),
+    static const uint32_t shape_sigs[] = {AVGEN_CUDA_SHAPE_KERNELS(SSIG)};
+#undef SSIG
+    return i < kNumKernels ? sigs[i] : shape_sigs[(i - kNumKernels) % kShapeKernels];
 }
 
 // Whether kernel k of another build (build: "the NVRTC build") takes the parameters this binary passes to the
@@ -1571,7 +1603,12 @@ void bind_table(Dev *d, const avgen_kernel_table *t, char *why, size_t whylen) {
             ShapeSet &ss = d->shapes[s];
             ss.hd = t->shapes[s][0], ss.n = t->shapes[s][1], ss.h = t->shapes[s][2], ss.k[sk] = k;
         }
-#ifndef AVGEN_CUDA_EMU  // the emulator keeps no parameter information (the tests build both from one tree)
+        if (t->fns[i].sig != entry_sig(i)) {
+            snprintf(why, whylen, "kernel %s takes other parameters in %s than this binary passes: emit the folder again "
+                                  "with this avgen", t->fns[i].expr + 1, t->source);
+            return;
+        }
+#ifndef AVGEN_CUDA_EMU  // and as the driver sees them (the emulator keeps no parameter information)
         if (!params_match(k, i, t->fns[i].expr + 1, "this program's nvcc build", why, whylen)) return;
 #endif
     }
@@ -2036,6 +2073,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                   ck(d, cudaMemcpy(d->chunks, hc, sizeof(int2) * nchunks, cudaMemcpyHostToDevice), "upload") &&
                   ck(d, cudaMalloc((void **)&d->scal_dev, sizeof(AdamScalars)), "device memory") &&
                   ck(d, cudaMallocHost((void **)&d->scal_host, sizeof(AdamScalars)), "pinned host memory") &&
+                  ck(d, cudaEventCreate(&d->scal_ev), "event") &&
                   ck(d, cudaMalloc((void **)&d->gn_part, sizeof(double) * (nchunks + 1)), "device memory");
         // Segments without both moments (inference graphs) must not reach the Adam kernel.
         for (int i = 0; i < ns && ok; i++)
@@ -2157,6 +2195,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->scal_dev);
     cudaFree(d->gn_part);
     if (d->scal_host) cudaFreeHost(d->scal_host);
+    if (d->scal_ev) cudaEventDestroy(d->scal_ev);
     for (int i = 0; i < d->cap_kev; i++) cudaEventDestroy(d->kev[i].a), cudaEventDestroy(d->kev[i].b);
     free(d->kev);
     if (d->ev) {
@@ -2236,13 +2275,25 @@ static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase
         run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
         run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
     };
+    // A replayed update sets its step's scalars on the host first, as its one ADAM op does (an update of any other
+    // form runs eagerly: a graph's copy node would give every ADAM op the last one's scalars).
+    int n_adam = 0, n_other = 0;
+    if (part == kPartUpdate)
+        for (int i = 0; i < c->g->n_ops; i++)
+            if (c->g->ops[i].phase == AVGEN_PH_UPDATE) (c->g->ops[i].kind == AVGEN_OP_KIND_ADAM ? n_adam : n_other)++;
     // the first call runs eagerly: cuBLASLt's algorithms (and any timing of them) are chosen then, outside a capture
-    if (!d->use_graphs || d->part_calls[part]++ == 0) {
+    if (!d->use_graphs || (part == kPartUpdate && (n_adam != 1 || n_other)) || d->part_calls[part]++ == 0) {
         body();
         return;
     }
     if (!d->part_exec[part]) {
-        // captured: the ops' host code runs now (the update's scalars for this step), their launches are recorded
+        // captured: the ops' host code runs now (the update's scalars for this step), their launches are recorded;
+        // the last copy of the scalars must be done before, since no wait is allowed during the capture
+        if (d->scal_pending) {
+            if (!ck(d, cudaEventSynchronize(d->scal_ev), "the optimizer scalars' copy")) return;
+            d->scal_pending = 0;
+        }
+        const long long step_before = c->adam_step;
         cudaGraph_t graph = NULL;
         cudaError_t e = cudaStreamBeginCapture(d->s, cudaStreamCaptureModeThreadLocal);
         if (e == cudaSuccess) {
@@ -2251,20 +2302,28 @@ static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase
         }
         if (e == cudaSuccess && !d->failed) e = cudaGraphInstantiate(&d->part_exec[part], graph, 0);
         if (graph) cudaGraphDestroy(graph);
-        if (e != cudaSuccess || d->failed) {
+        if (d->failed) {  // an op failed while captured (one that a capture does not allow, say): said, with the way out
+            cudaGetLastError();
+            const size_t at = strlen(d->why);
+            snprintf(d->why + at, sizeof d->why - at, " (while capturing a training step as a CUDA graph; AVGEN_CUDA_GRAPH=0 "
+                                                      "runs the steps without graphs)");
+            return;
+        }
+        if (e != cudaSuccess) {  // the capture or the graph itself: said, and the steps go on without graphs
             cudaGetLastError();
             d->part_exec[part] = NULL;
-            set_fail(d, "capturing a training step as a CUDA graph: %s", cudaGetErrorString(e));
-            const size_t at = strlen(d->why);
-            snprintf(d->why + at, sizeof d->why - at, " (AVGEN_CUDA_GRAPH=0 runs the steps without graphs)");
+            fprintf(stderr, "note: a training step could not be captured as a CUDA graph (%s): the steps run without graphs\n",
+                    cudaGetErrorString(e));
+            d->use_graphs = 0;
+            c->adam_step = step_before;
+            body();
             return;
         }
     } else if (part == kPartUpdate) {
-        // replayed: the host part of each ADAM op first (its copy node reads the scalars from pinned memory)
-        for (int i = 0; i < c->g->n_ops; i++)
-            if (c->g->ops[i].phase == AVGEN_PH_UPDATE && c->g->ops[i].kind == AVGEN_OP_KIND_ADAM) adam_scalars(c, d);
+        adam_scalars(c, d);  // replayed: the ADAM op's host part first (it waits for the last copy of the scalars)
     }
-    if (ck(d, cudaGraphLaunch(d->part_exec[part], d->s), "launch of a training step's CUDA graph")) d->graph_replays++;
+    if (ck(d, cudaGraphLaunch(d->part_exec[part], d->s), "launch of a training step's CUDA graph")) d->graph_launches++;
+    if (part == kPartUpdate) scal_sent(d);
 }
 
 extern "C" void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd) {
@@ -2273,7 +2332,7 @@ extern "C" void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phas
 
 extern "C" void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd) { run_part(c, kPartUpdate, NULL, NULL, upd); }
 
-extern "C" long long rt_cuda_graph_replays(const avgen_ctx *c) { return c->dev ? DEV(c)->graph_replays : 0; }
+extern "C" long long rt_cuda_graph_launches(const avgen_ctx *c) { return c->dev ? DEV(c)->graph_launches : 0; }
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;

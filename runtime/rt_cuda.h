@@ -255,11 +255,13 @@ typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);
  * eagerly at its first call (cuBLASLt chooses its algorithms then), is captured as a CUDA graph at its second
  * and replayed from then on: one launch a part, no synchronisation inside. A replayed update reads this step's
  * optimizer scalars (bias corrections, learning rates, gradient scale: set on the host as the ADAM op does)
- * from pinned memory. AVGEN_CUDA_GRAPH=0 runs every call eagerly. Asynchronous; errors show at the next sync.
- * rt_cuda_graph_replays: how many parts ran as graph replays so far. */
+ * from pinned memory, after the previous copy from it is done (the host waits for that, if ever it has to).
+ * AVGEN_CUDA_GRAPH=0 runs every call eagerly; a capture CUDA refuses is said on stderr and the steps go on
+ * eagerly. Asynchronous; errors show at the next sync. rt_cuda_graph_launches: how many parts ran as graph
+ * launches so far (the capturing call's launch included). */
 void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd);
 void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd);
-long long rt_cuda_graph_replays(const avgen_ctx *c);
+long long rt_cuda_graph_launches(const avgen_ctx *c);
 
 /* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager
  * step, then the step captured as one CUDA graph and replayed warmup + steps times, each timed with

@@ -491,11 +491,11 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         snprintf(summary, sizeof summary,
                  "{\"name\": \"%s\", \"steps\": %lld, \"epochs\": %lld, \"seconds\": %.3f, \"clips_per_s\": %.3f, "
                  "\"pairs_per_s\": %.3f, \"best_val_top1\": %.9g, \"trainable_params\": %lld, \"data_wait_s\": %.3f, "
-                 "\"corrupt_frames\": %lld, \"bad_clips\": %lld, \"cuda_graph_replays\": %lld}\n",
+                 "\"corrupt_frames\": %lld, \"bad_clips\": %lld, \"cuda_graph_launches\": %lld}\n",
                  cfg->name ? cfg->name : "", (long long)st.step, (long long)st.epoch, el,
                  el > 0 ? (double)lst.clips / el : 0, el > 0 ? (double)lst.clips * cfg->k->frames / el : 0, st.best_val,
                  (long long)cfg->trainable_params, wait_total, (long long)lst.corrupt_frames, (long long)lst.bad_clips,
-                 c.dev ? rt_cuda_graph_replays(&c) : 0LL);
+                 c.dev ? rt_cuda_graph_launches(&c) : 0LL);
         snprintf(path, sizeof path, "%s/summary.json", cfg->run_dir);
         if (rt_write_atomic(path, summary)) {
             snprintf(err, errlen, "cannot write %s", path);

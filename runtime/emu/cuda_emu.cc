@@ -19,6 +19,7 @@
 // Opaque handle types of the CUDA headers, defined here.
 struct CUstream_st {
     int capturing;
+    int invalidated;  // a call a capture does not allow was made during it: its end fails
     struct CUgraph_st *graph;
 };
 struct CUgraph_st {
@@ -78,6 +79,24 @@ struct Alloc {
     size_t map_bytes, bytes;
 };
 std::map<uintptr_t, Alloc> allocs;
+std::map<uintptr_t, size_t> pinned;  // cudaMallocHost's blocks: start, bytes
+
+// Stream capture (cudaStreamBeginCapture .. EndCapture): the streams being captured. A call that CUDA does not
+// allow while a capture is in progress (one that allocates, frees or synchronises, a synchronous copy or set,
+// an asynchronous copy from or to pageable host memory) fails with cudaErrorStreamCaptureUnsupported and
+// invalidates the captures, whose end then fails, as on the GPU.
+std::vector<cudaStream_t> captures;
+cudaError_t capture_unsupported() {
+    for (cudaStream_t s : captures) s->invalidated = 1;
+    fprintf(stderr, "CUDA emulator: a call that stream capture does not allow, made during a capture\n");
+    return cudaErrorStreamCaptureUnsupported;
+}
+bool is_pinned(const void *p, size_t n) {
+    auto it = pinned.upper_bound((uintptr_t)p);
+    if (it == pinned.begin()) return false;
+    --it;
+    return (uintptr_t)p + n <= it->first + it->second;
+}
 size_t allocated;
 // The device's memory: 16 GiB, or AVGEN_EMU_MEMORY bytes (a test's way to run out of it).
 size_t total_memory() {
@@ -478,6 +497,8 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorLaunchFailure: return "unspecified launch failure (the emulator printed why)";
     case cudaErrorNotSupported: return "operation not supported (by the CUDA emulator)";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return "CUDA emulator error";
     }
 }
@@ -499,6 +520,7 @@ cudaError_t cudaGetLastError(void) {
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = NULL;
+    if (!captures.empty()) return fail(capture_unsupported());
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     const size_t rounded = (bytes + 255) & ~(size_t)255;
     const size_t body = (rounded + page - 1) & ~(page - 1);
@@ -514,6 +536,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
+    if (!captures.empty()) return fail(capture_unsupported());
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return fail(cudaErrorInvalidValue);
@@ -523,25 +546,37 @@ cudaError_t cudaFree(void *p) {
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    *p = NULL;
+    if (!captures.empty()) return fail(capture_unsupported());
     *p = malloc(bytes ? bytes : 1);
-    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+    if (!*p) return fail(cudaErrorMemoryAllocation);
+    pinned[(uintptr_t)*p] = bytes ? bytes : 1;
+    return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void *p) {
+    if (!captures.empty()) return fail(capture_unsupported());
+    pinned.erase((uintptr_t)p);
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
+    if (!captures.empty()) return fail(capture_unsupported());
     if (sticky != cudaSuccess) return sticky;
     memcpy(dst, src, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s) {
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
+    // captured: a copy node, which needs host memory that is pinned (read or written when the graph runs)
+    if (s && s->capturing && ((kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) ||
+                              (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))))
+        return fail(capture_unsupported());
     submit(s, [=]() {
         if (sticky == cudaSuccess) memcpy(dst, src, n);
     });
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *dst, int v, size_t n) {
+    if (!captures.empty()) return fail(capture_unsupported());
     if (sticky != cudaSuccess) return sticky;
     memset(dst, v, n);
     return cudaSuccess;
@@ -552,27 +587,40 @@ cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     });
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return sticky; }
+cudaError_t cudaDeviceSynchronize(void) { return captures.empty() ? sticky : fail(capture_unsupported()); }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
     *s = new CUstream_st();
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (s && s->capturing) delete s->graph;
+    if (s && s->capturing) {
+        delete s->graph;
+        for (size_t i = 0; i < captures.size(); i++)
+            if (captures[i] == s) captures.erase(captures.begin() + (long)i);
+    }
     delete s;
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return sticky; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return captures.empty() ? sticky : fail(capture_unsupported()); }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!s || s->capturing) return fail(cudaErrorInvalidValue);
-    s->capturing = 1;
+    s->capturing = 1, s->invalidated = 0;
     s->graph = new CUgraph_st();
+    captures.push_back(s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
     if (!s || !s->capturing) return fail(cudaErrorInvalidValue);
     s->capturing = 0;
+    for (size_t i = 0; i < captures.size(); i++)
+        if (captures[i] == s) captures.erase(captures.begin() + (long)i);
+    *g = NULL;
+    if (s->invalidated) {
+        delete s->graph;
+        s->graph = NULL;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
     *g = s->graph;
     s->graph = NULL;
     return cudaSuccess;
@@ -607,7 +655,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     submit(s, [=]() { e->t = now(), e->recorded = 1; });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return sticky; }  // (an event never recorded: success, as CUDA's)
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return captures.empty() ? sticky : fail(capture_unsupported()); }  // (an event never recorded: success, as CUDA's)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
     *st = s && s->capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
     return cudaSuccess;

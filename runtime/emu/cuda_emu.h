@@ -22,7 +22,9 @@
 //     CUBLAS_COMPUTE_32F_FAST_16BF, tf32 for _FAST_TF32; not with AVGEN_EMU_EXACT_GEMM=1), with the bias
 //     epilogue (bias fp32 or bf16), fp32 or bf16 results;
 //   - streams run each operation when it is issued; a stream being captured records them into the graph,
-//     which cudaGraphLaunch replays; events read a host clock.
+//     which cudaGraphLaunch replays; events read a host clock. During a capture, what CUDA does not allow
+//     then (allocating, freeing, synchronising, synchronous copies and sets, an asynchronous copy from or to
+//     host memory that cudaMallocHost did not give) fails and invalidates the capture, whose end then fails.
 // NVRTC-built kernels are not emulated (the launch table is this build's copies).
 #ifndef AVGEN_CUDA_EMU_H
 #define AVGEN_CUDA_EMU_H
