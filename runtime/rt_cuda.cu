@@ -139,8 +139,8 @@ struct Dev {
     int program_kernels;  // AVGEN_PROGRAM_KERNELS (default 1): a program's own nvcc build when it has one
     // a training step's parts as CUDA graphs (rt_cuda_train_fwd_bwd, rt_cuda_train_update; AVGEN_CUDA_GRAPH)
     int use_graphs;
-    int part_calls[3];
-    cudaGraphExec_t part_exec[3];
+    int part_calls[4];
+    cudaGraphExec_t part_exec[4];
     long long graph_launches;
     // the optimizer's scalars: an event after the last copy that reads scal_host (the host waits for it before
     // writing the next step's), and whether one is pending
@@ -2170,7 +2170,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     Dev *d = DEV(c);
     if (!d) return;
     if (d->s) cudaStreamSynchronize(d->s);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (d->part_exec[i]) cudaGraphExecDestroy(d->part_exec[i]);
     for (int i = 0; i < d->n_plans; i++) {
         lt.layout_destroy(d->plans[i].la), lt.layout_destroy(d->plans[i].lb), lt.layout_destroy(d->plans[i].lc);
@@ -2261,14 +2261,19 @@ static void one_step(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, r
 }
 
 // A training step's parts (rt_cuda.h): kPartZero, the gradients zeroed then the forward and backward phases; kPart,
-// the same without the zeroing (the later batches of an accumulation); kPartUpdate, the update phase.
-enum { kPartZero, kPart, kPartUpdate };
+// the same without the zeroing (the later batches of an accumulation); kPartUpdate, the update phase; and an
+// evaluation's forward phase, kPartForward.
+enum { kPartZero, kPart, kPartUpdate, kPartForward };
 static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd) {
     Dev *d = DEV(c);
     if (!d || d->failed) return;
     auto body = [&]() {
         if (part == kPartUpdate) {
             run_phase_fn(c, upd, AVGEN_PH_UPDATE);
+            return;
+        }
+        if (part == kPartForward) {
+            run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
             return;
         }
         if (part == kPartZero) rt_cuda_zero_grads(c);
@@ -2331,6 +2336,8 @@ extern "C" void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phas
 }
 
 extern "C" void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd) { run_part(c, kPartUpdate, NULL, NULL, upd); }
+
+extern "C" void rt_cuda_forward(avgen_ctx *c, rt_cuda_phase_fn fwd) { run_part(c, kPartForward, fwd, NULL, NULL); }
 
 extern "C" long long rt_cuda_graph_launches(const avgen_ctx *c) { return c->dev ? DEV(c)->graph_launches : 0; }
 

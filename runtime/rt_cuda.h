@@ -261,6 +261,8 @@ typedef void (*rt_cuda_phase_fn)(avgen_ctx *c);
  * launches so far (the capturing call's launch included). */
 void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd);
 void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd);
+/* The forward phase alone (evaluation and validation batches), the same way: a graph once warm. */
+void rt_cuda_forward(avgen_ctx *c, rt_cuda_phase_fn fwd);
 long long rt_cuda_graph_launches(const avgen_ctx *c);
 
 /* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager

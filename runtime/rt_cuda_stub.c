@@ -35,6 +35,7 @@ void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, r
     (void)zero_grads, (void)fwd, (void)bwd, c->failed = 1;
 }
 void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd) { (void)upd, c->failed = 1; }
+void rt_cuda_forward(avgen_ctx *c, rt_cuda_phase_fn fwd) { (void)fwd, c->failed = 1; }
 long long rt_cuda_graph_launches(const avgen_ctx *c) { (void)c; return 0; }
 const char *rt_cuda_device_name(const avgen_ctx *c) { (void)c; return "no device"; }
 const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds, int *cache_hit) {
