@@ -846,6 +846,7 @@ static int cmd_eval(int argc, char **argv) {
         lc.frames = s.video.frames, lc.stride = s.video.stride, lc.batch = s.train.batch, lc.train = 0;
         lc.threads = 2, lc.ring = 5, lc.audio_rows = s.audio.target_frames, lc.mel_bins = s.audio.mel_bins;
         lc.window_seconds = s.audio.window_seconds, lc.norm_mean = s.audio.norm_mean, lc.norm_std = s.audio.norm_std;
+        if (cuda) lc.host_alloc = rt_cuda_host_alloc, lc.host_free = rt_cuda_host_free; /* uploaded from there */
         if (!(l = ld_open(&lc, err, sizeof err))) r = 2;
         else if (ld_classes(l) > s.head.classes) {
             snprintf(err, sizeof err, "%s has %d classes but the configuration's head has %d (head.classes)", a.data,

@@ -29,10 +29,19 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
     const ld_batch *b;
     double loss = 0;
     while ((b = ld_next(l))) {
-        if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
-        if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
-        /* on the CUDA backend (attached by the caller): the batch up, the logits back */
-        if (ev->dev && rt_cuda_upload(ev, AVGEN_ARENA_INPUT, err, errlen)) {
+        /* on the CUDA backend (attached by the caller): the batch up straight from the loader's buffers, the logits
+         * back (which waits for the upload too) */
+        int up = 0;
+        if (ev->dev) {
+            up = (ft >= 0 && rt_cuda_upload_tensor(ev, ft, b->frames, err, errlen)) ||
+                 (at >= 0 && rt_cuda_upload_tensor(ev, at, b->audio, err, errlen));
+        } else {
+            if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
+            if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
+        }
+        if (up) {
+            char e2[64];
+            rt_cuda_sync(ev, e2, sizeof e2);
             ld_release(l, b);
             free(vsum), free(vcount);
             rt_eval_free(r);

@@ -302,9 +302,10 @@ ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     for (int s = 0; s < R; s++) {
         ld_batch *b = &l->slots[s];
         l->slot_batch[s] = -1;
-        b->frames = malloc((size_t)B * T * S * S * 3);
-        b->audio = malloc(sizeof(float) * (size_t)B * T * cfg->audio_rows * cfg->mel_bins);
-        b->labels = malloc(sizeof(int64_t) * (size_t)B);
+        void *(*ha)(size_t) = cfg->host_alloc && cfg->host_free ? cfg->host_alloc : malloc;
+        b->frames = ha((size_t)B * T * S * S * 3);
+        b->audio = ha(sizeof(float) * (size_t)B * T * cfg->audio_rows * cfg->mel_bins);
+        b->labels = ha(sizeof(int64_t) * (size_t)B);
         b->video = malloc(sizeof(int32_t) * (size_t)B);
         b->start = malloc(sizeof(int32_t) * (size_t)B);
         b->valid = malloc((size_t)B);
@@ -439,7 +440,9 @@ void ld_close(ld_loader *l) {
     free(l->th);
     for (int s = 0; l->slots && s < l->cfg.ring; s++) {
         ld_batch *b = &l->slots[s];
-        free(b->frames), free(b->audio), free(b->labels), free(b->video), free(b->start), free(b->valid);
+        void (*hf)(void *) = l->cfg.host_alloc && l->cfg.host_free ? l->cfg.host_free : free;
+        hf(b->frames), hf(b->audio), hf(b->labels);
+        free(b->video), free(b->start), free(b->valid);
     }
     free(l->slots);
     free(l->slot_batch);

@@ -31,6 +31,10 @@ typedef struct {
     int ring;                 /* batch buffers (>= 2) */
     int audio_rows, mel_bins; /* A, M */
     double window_seconds, norm_mean, norm_std;
+    /* the batches' frames, audio and labels buffers (NULL: malloc and free): page-locked memory, for a CUDA
+     * backend that uploads them straight from there (rt_cuda_host_alloc; it may fall back to malloc itself) */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 } ld_config;
 
 typedef struct {

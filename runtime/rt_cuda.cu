@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2138,6 +2139,44 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
         ck(d, cudaMemcpyAsync(d->frames_f32, c->frames_f32, n, cudaMemcpyHostToDevice, d->s), "upload of the frames");
     }
     return rt_cuda_sync(c, err, errlen);
+}
+
+// rt_cuda_host_alloc's page-locked blocks, so that rt_cuda_host_free knows them from its malloc fallback's.
+static pthread_mutex_t host_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *host_blocks[256];
+static int n_host_blocks;
+
+extern "C" void *rt_cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    pthread_mutex_lock(&host_mu);
+    if (n_host_blocks < (int)(sizeof host_blocks / sizeof host_blocks[0]) && cudaMallocHost(&p, bytes ? bytes : 1) == cudaSuccess)
+        host_blocks[n_host_blocks++] = p;
+    else
+        cudaGetLastError(), p = NULL;
+    pthread_mutex_unlock(&host_mu);
+    return p ? p : malloc(bytes ? bytes : 1);
+}
+
+extern "C" void rt_cuda_host_free(void *p) {
+    if (!p) return;
+    pthread_mutex_lock(&host_mu);
+    int i = 0;
+    while (i < n_host_blocks && host_blocks[i] != p) i++;
+    const bool pinned = i < n_host_blocks;
+    if (pinned) host_blocks[i] = host_blocks[--n_host_blocks];
+    pthread_mutex_unlock(&host_mu);
+    if (pinned) cudaFreeHost(p);
+    else free(p);
+}
+
+extern "C" int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    const avgen_tensor_desc *td = &c->g->tensors[t];
+    if (td->arena != AVGEN_ARENA_INPUT) return fail_out(err, errlen, "only inputs are uploaded one by one (a bug in avgen)");
+    if (!ck(d, cudaMemcpyAsync(dptr(c, t), src, (size_t)td->bytes, cudaMemcpyHostToDevice, d->s), "upload of an input"))
+        return fail_out(err, errlen, d->why);
+    return 0;
 }
 
 extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) {

@@ -204,6 +204,16 @@ void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dY, const void *X
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op);
 void rt_cuda_zero_grads(avgen_ctx *c);
 
+/* Page-locked host memory (cudaMallocHost), which the device reads at full speed and asynchronously: the
+ * loader's batch buffers on the CUDA backend. Falls back to malloc when none can be had (rt_cuda_host_free
+ * frees either), so NULL only when out of memory. Thread-safe. */
+void *rt_cuda_host_alloc(size_t bytes);
+void rt_cuda_host_free(void *p);
+/* Copies tensor t's bytes from host memory src (page-locked: rt_cuda_host_alloc, or not) to the device,
+ * asynchronously: src must stay unchanged until the next synchronisation (rt_cuda_sync, a download). The
+ * batch goes up without a copy into the host arena first. 0, or 1 with err. */
+int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
+
 /* A device description for logs ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"). */
 const char *rt_cuda_device_name(const avgen_ctx *c);
 /* Where the attached context's kernels came from, one line ("nvcc: 121 kernels built into the avgen runtime",

@@ -1,5 +1,6 @@
 /* rt_cuda_stub.c: the CUDA backend's entry points in a build without the CUDA toolkit: every one says so. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rt_cuda.h"
@@ -31,6 +32,12 @@ int rt_cuda_grad_sumsq(avgen_ctx *c, double *out, char *err, size_t errlen) {
 void rt_cuda_detach(avgen_ctx *c) { (void)c; }
 void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) { (void)g, (void)op, c->failed = 1; }
 void rt_cuda_zero_grads(avgen_ctx *c) { (void)c; }
+void *rt_cuda_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+void rt_cuda_host_free(void *p) { free(p); }
+int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
+    (void)c, (void)t, (void)src;
+    return no(err, errlen);
+}
 void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd) {
     (void)zero_grads, (void)fwd, (void)bwd, c->failed = 1;
 }

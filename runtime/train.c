@@ -234,13 +234,21 @@ static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loo
     return 0;
 }
 
-/* The batch into the input arena (and to the device). 0, or -1 with err. */
+/* The batch into the input arena, or on the CUDA backend straight from the loader's (page-locked) buffers to the
+ * device, asynchronously: the batch is released after the step's loss has come back. 0, or -1 with err. */
 static int feed(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
-    int t;
-    if ((t = rt_find(c->g, "frames")) >= 0) memcpy(rt_ptr(c, t), b->frames, (size_t)c->g->tensors[t].bytes);
-    if ((t = rt_find(c->g, "audio")) >= 0) memcpy(rt_ptr(c, t), b->audio, (size_t)c->g->tensors[t].bytes);
-    if ((t = rt_find(c->g, "labels")) >= 0) memcpy(rt_ptr(c, t), b->labels, (size_t)c->g->tensors[t].bytes);
-    return c->dev ? rt_cuda_upload(c, AVGEN_ARENA_INPUT, err, errlen) : 0;
+    static const char *const names[3] = {"frames", "audio", "labels"};
+    const void *const src[3] = {b->frames, b->audio, b->labels};
+    for (int i = 0; i < 3; i++) {
+        const int t = rt_find(c->g, names[i]);
+        if (t < 0) continue;
+        if (c->dev) {
+            if (rt_cuda_upload_tensor(c, t, src[i], err, errlen)) return -1;
+        } else {
+            memcpy(rt_ptr(c, t), src[i], (size_t)c->g->tensors[t].bytes);
+        }
+    }
+    return 0;
 }
 
 /* With the CUDA backend: the device's parameters, gradients, buffers and optimizer state into the host
@@ -253,13 +261,14 @@ static int from_device(avgen_ctx *c, int64_t step, int64_t *host_step, char *err
     return 0;
 }
 
-static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, char *err, size_t errlen) {
+static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, int pinned, char *err, size_t errlen) {
     ld_config lc;
     memset(&lc, 0, sizeof lc);
     lc.dir = cfg->data, lc.split = "train", lc.holdout = holdout, lc.val_every = cfg->val_every;
     lc.frames = cfg->frames, lc.stride = cfg->stride, lc.batch = cfg->k->batch, lc.train = train, lc.seed = cfg->seed;
     lc.threads = cfg->threads, lc.ring = 2 * cfg->threads + 1, lc.audio_rows = cfg->audio_rows, lc.mel_bins = cfg->mel_bins;
     lc.window_seconds = cfg->window_seconds, lc.norm_mean = cfg->norm_mean, lc.norm_std = cfg->norm_std;
+    if (pinned) lc.host_alloc = rt_cuda_host_alloc, lc.host_free = rt_cuda_host_free;
     return ld_open(&lc, err, errlen);
 }
 
@@ -272,7 +281,11 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         return 1;
     }
     rt_remove_partial(cfg->run_dir, 1); /* the run folder and its program/ */
-    ld_loader *tl = open_loader(cfg, LD_TRAIN_ONLY, 1, err, errlen);
+    /* steps on a GPU: the batches in page-locked memory, uploaded from there */
+    char uwhy[300];
+    const int pinned = cfg->backend && cfg->backend->backend && strcmp(cfg->backend->backend, "cpu") &&
+                       rt_cuda_usable(uwhy, sizeof uwhy);
+    ld_loader *tl = open_loader(cfg, LD_TRAIN_ONLY, 1, pinned, err, errlen);
     if (!tl) return 2;
     if (ld_size(tl) != cfg->k->image) {
         snprintf(err, errlen, "%s holds %dx%d frames but the configuration's image is %dx%d; prepare with --size %d",
@@ -287,7 +300,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         return 2;
     }
     char verr[512];
-    ld_loader *vl = open_loader(cfg, LD_VAL_ONLY, 0, verr, sizeof verr);
+    ld_loader *vl = open_loader(cfg, LD_VAL_ONLY, 0, pinned, verr, sizeof verr);
     if (!vl && !cfg->quiet)
         fprintf(stderr, "avgen train: no validation: %s (validation groups: group %% %d == 0)\n", verr, cfg->val_every);
     avgen_ctx c, ev;
@@ -367,11 +380,13 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             int ok = 1;
             for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
             if (ok && feed(&c, bt, err, errlen)) {
+                char e2[64];
+                if (c.dev) rt_cuda_sync(&c, e2, sizeof e2);  /* (a copy may still read the batch) */
                 ld_release(tl, bt);
                 rc = 1;
                 break;
             }
-            ld_release(tl, bt);
+            if (!c.dev || !ok) ld_release(tl, bt);  /* on the GPU, the upload reads it until the step's loss is back */
             st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
             if (c.dev) {  /* zeroing, forward and backward: a CUDA graph replay once warm */
@@ -381,13 +396,16 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
                 rt_run_phase_fn(&c, cfg->forward, AVGEN_PH_FORWARD);
                 rt_run_phase_fn(&c, cfg->backward, AVGEN_PH_BACKWARD);
             }
+            const int lt = rt_find(c.g, "loss");
+            /* on the GPU: waits for the step (its errors show here), and so for the batch's upload */
+            const int dl = c.dev ? rt_cuda_download_tensor(&c, lt, err, errlen) : 0;
+            if (c.dev) ld_release(tl, bt);
             if (c.failed) {
                 snprintf(err, errlen, "%s", c.err);
                 rc = 2;
                 break;
             }
-            const int lt = rt_find(c.g, "loss");
-            if (cuda && rt_cuda_download_tensor(&c, lt, err, errlen)) {  /* waits for the step: its errors show here */
+            if (dl) {
                 rc = 1;
                 break;
             }
