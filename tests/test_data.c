@@ -51,6 +51,17 @@ static int barcode(const uint8_t *rgb, int S, int W, int H) {
     return v;
 }
 
+/* A caller's allocator for the loader's batch buffers (ld_config.host_alloc), counting its calls. */
+static int n_host_alloc, n_host_free;
+static void *count_alloc(size_t n) {
+    n_host_alloc++;
+    return malloc(n);
+}
+static void count_free(void *p) {
+    n_host_free += p != NULL;
+    free(p);
+}
+
 static ld_config base_cfg(const char *dir, const char *split, int T, int stride, int B, int train, int threads) {
     ld_config c;
     memset(&c, 0, sizeof c);
@@ -109,9 +120,11 @@ static void test_pipeline(void) {
     CHECK_MSG(man3 && man && !strcmp(man, man3), "the manifest after kill -9 and resume differs");
     free(man3);
 
-    /* Frame-exact decoding: eval clips of T 4 at stride 3 over the training split. */
+    /* Frame-exact decoding: eval clips of T 4 at stride 3 over the training split; the batch buffers from the
+     * caller's allocator (as the CUDA backend's page-locked ones), each freed with it. */
     char err[512];
     ld_config c = base_cfg(prep, "train", 4, 3, 2, 0, 2);
+    c.host_alloc = count_alloc, c.host_free = count_free;
     ld_loader *l = ld_open(&c, err, sizeof err);
     CHECK_MSG(l != NULL, "%s", err);
     if (l) {
@@ -136,6 +149,8 @@ static void test_pipeline(void) {
         CHECK_MSG(wrong == 0, "%d frames show the wrong source frame", wrong);
         CHECK(clips >= 6 * 3); /* 40 frames a video, span 10: 4 clips a video */
         ld_close(l);
+        CHECK_MSG(n_host_alloc == 3 * c.ring && n_host_free == n_host_alloc, "frames, audio and labels of %d batches: %d "
+                  "allocated, %d freed by the caller's allocator", c.ring, n_host_alloc, n_host_free);
     }
 
     /* Audio alignment: one clip per prepared frame (T 1); the burst at t_m (1.0 s, 50 ms of 1 kHz) must
