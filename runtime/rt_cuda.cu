@@ -2393,43 +2393,33 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
-    // Cold step: cuBLASLt algorithm selection happens here.
+    // The step as training runs it (run_part): its parts eager at their first call (the cold step: cuBLASLt chooses
+    // its algorithms), captured as CUDA graphs at the second, replayed from then on (AVGEN_CUDA_GRAPH=0: eager).
+    auto train_step = [&]() {
+        rt_cuda_train_fwd_bwd(c, 1, fwd, bwd);
+        rt_cuda_train_update(c, upd);
+    };
     cudaEventRecord(e0, d->s);
-    one_step(c, fwd, bwd, upd);
+    train_step();
     cudaEventRecord(e1, d->s);
     if (rt_cuda_sync(c, err, errlen)) return 1;
     float ms = 0;
     cudaEventElapsedTime(&ms, e0, e1);
     r->first_step_ms = ms;
-    // Capture one step as a CUDA graph.
-    cudaGraph_t graph = NULL;
-    cudaGraphExec_t exec = NULL;
-    int use_graph = 0;
     {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        const int64_t step_before = c->adam_step;
-        if (cudaStreamBeginCapture(d->s, cudaStreamCaptureModeThreadLocal) == cudaSuccess) {
-            one_step(c, fwd, bwd, upd);
-            cudaError_t e = cudaStreamEndCapture(d->s, &graph);
-            if (e == cudaSuccess && !d->failed && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess) use_graph = 1;
-        }
-        c->adam_step = step_before;
-        cudaGetLastError();
-        if (d->failed) return rt_cuda_sync(c, err, errlen);
+        train_step();  // captured (host time) and launched
         clock_gettime(CLOCK_MONOTONIC, &t1);
         r->graph_capture_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+        if (rt_cuda_sync(c, err, errlen)) return 1;
     }
+    const int use_graph = d->use_graphs && d->part_exec[kPartZero] && d->part_exec[kPartUpdate];
     double *times = (double *)calloc((size_t)steps, sizeof(double));
     if (!times) return fail_out(err, errlen, "out of host memory");
     for (int it = 0; it < warmup + steps; it++) {
         cudaEventRecord(e0, d->s);
-        if (use_graph) {
-            c->adam_step++;  // the captured update's scalars stay those of the capture; timing only
-            ck(d, cudaGraphLaunch(exec, d->s), "graph launch");
-        } else {
-            one_step(c, fwd, bwd, upd);
-        }
+        train_step();
         cudaEventRecord(e1, d->s);
         if (rt_cuda_sync(c, err, errlen)) {
             free(times);
@@ -2440,6 +2430,18 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
             times[it - warmup] = ms;
         }
     }
+    // the loss of the last timed step: the same bits with and without graphs (the runs' parameters are updated
+    // by every step, with each step's optimizer scalars)
+    {
+        const int lt = rt_find(c->g, "loss");
+        r->last_loss = NAN;
+        if (lt >= 0 && !virt(d, lt) && !is16(d, lt))
+            ck(d, cudaMemcpy(&r->last_loss, dptr(c, lt), sizeof(float), cudaMemcpyDeviceToHost), "download of the loss");
+        if (rt_cuda_sync(c, err, errlen)) {
+            free(times);
+            return 1;
+        }
+    }
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     double sum = 0;
     for (int i = 0; i < steps; i++) sum += times[i];
@@ -2447,8 +2449,6 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->mean_ms = sum / steps, r->min_ms = times[0], r->max_ms = times[steps - 1];
     r->graph = use_graph;
     free(times);
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
     // Profiled eager step: events around every op.
     const int n = c->g->n_ops;
     if (!d->ev) {

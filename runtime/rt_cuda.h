@@ -231,6 +231,7 @@ typedef struct {
     double graph_capture_ms;        /* one-off: capturing the step as a CUDA graph */
     int graph;                      /* 1 when the timed steps were CUDA graph replays */
     double first_step_ms;           /* the first (cold) eager step, with cuBLASLt algorithm selection */
+    float last_loss;                /* the loss of the last timed step (every step updates the parameters) */
     size_t arena_bytes, scratch_bytes, workspace_bytes; /* what avgen allocated */
     size_t bf16_weights_bytes;      /* and the frozen weights' bf16 copy (AVGEN_BF16_OPERANDS=1), 0 without */
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
@@ -275,9 +276,9 @@ void rt_cuda_train_update(avgen_ctx *c, rt_cuda_phase_fn upd);
 void rt_cuda_forward(avgen_ctx *c, rt_cuda_phase_fn fwd);
 long long rt_cuda_graph_launches(const avgen_ctx *c);
 
-/* Times training steps (zero grads, forward, backward, update) on the attached context: one cold eager
- * step, then the step captured as one CUDA graph and replayed warmup + steps times, each timed with
- * events; then one eager step with events around every op for the per-kind breakdown, and one with
+/* Times training steps (zero grads, forward, backward, update) on the attached context as training runs
+ * them (rt_cuda_train_fwd_bwd, rt_cuda_train_update): one cold eager step, then the step captured as CUDA
+ * graphs and replayed warmup + steps times, each timed with events (AVGEN_CUDA_GRAPH=0: eager steps); then one eager step with events around every op for the per-kind breakdown, and one with
  * events around every kernel launch and cuBLASLt matmul for the per-kernel breakdown. The phase
  * functions are the generated straight-line code, or NULL for the interpreter. 0, or 1 with err. */
 int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,

@@ -87,6 +87,13 @@ run "bench" "$p" --bench --warmup 1 --steps 2 --precision bf16 --json "$TMP/benc
 for field in '"graph":true' '"attention":"fused"' '"kernel_ms":{' '"k_attn_fwd<' '"cuBLASLt matmul"'; do
   if grep -qF "$field" "$TMP/bench.json" 2>/dev/null; then ok; else bad "bench JSON lacks $field"; fi
 done
+# the bench's steps are training's (graph launches, each step's own Adam scalars): the last step's loss has the
+# same bits as eager steps' (AVGEN_CUDA_GRAPH=0)
+run "bench, eager steps" env AVGEN_CUDA_GRAPH=0 "$p" --bench --warmup 1 --steps 2 --precision bf16 --json "$TMP/bench-eager.json"
+ll() { grep -o '"last_loss":"[^"]*"' "$1" 2>/dev/null; }
+if [ -n "$(ll "$TMP/bench.json")" ] && [ "$(ll "$TMP/bench.json")" = "$(ll "$TMP/bench-eager.json")" ] &&
+  grep -qF '"graph":false' "$TMP/bench-eager.json" && ! grep -q '"last_loss":"nan"' "$TMP/bench.json"; then ok
+else bad "bench: the last loss with graphs $(ll "$TMP/bench.json") is not the eager steps' $(ll "$TMP/bench-eager.json")"; fi
 
 # bf16 storage of qkv where cuBLASLt takes the bias of a bf16 result only as bf16 (the emulator's
 # AVGEN_EMU_BIAS16_ONLY=1; qkv and fc1's GELU input): the fallback adds the bias's bf16 copy; close to, not

@@ -6,7 +6,8 @@
 #      error <= 1e-5 (strict, and with the gradient-scale floor for gradients whose terms cancel), bf16
 #      GEMMs <= 2e-2, also with bf16 GEMM operands (AVGEN_BF16_OPERANDS=1); the PyTorch fixtures' expected
 #      dumps; two CUDA runs bit-identical; the latent backward pairs run apart bit-identical to run as one;
-#      ViT-B/16's shape-literal attention instances bit-identical to the generic kernels;
+#      ViT-B/16's shape-literal attention instances bit-identical to the generic kernels; steps replayed as CUDA
+#      graphs (as training runs them) bit-identical to eager steps;
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile; vitb-b1t2, the others from the kit's
 #      prepared cache) and warm (cache) start times, and the
 #      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs; tiny-lavish's NVRTC build
@@ -136,6 +137,17 @@ if [[ " $STAGES " == *" parity "* ]]; then
   done
   for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late; do
     parity "$m" --inputs random
+  done
+  # steps as CUDA graphs (how training and the bench run them: each step's own Adam scalars) against eager steps
+  # (AVGEN_CUDA_GRAPH=0): the loss after 5 updating steps, bit for bit, fp32 and bf16 GEMMs
+  for prec in fp32 bf16; do
+    b=$OUT/bench/graphs-tiny-lavish-$prec
+    run "tiny-lavish-graphs-$prec" "$(prog tiny-lavish)" --bench --warmup 1 --steps 2 --precision $prec --json "$b.json" &&
+      run "tiny-lavish-eager-$prec" env AVGEN_CUDA_GRAPH=0 "$(prog tiny-lavish)" --bench --warmup 1 --steps 2 --precision $prec \
+        --json "$b-eager.json" &&
+      { l1=$(grep -o '"last_loss":"[^"]*"' "$b.json"); l2=$(grep -o '"last_loss":"[^"]*"' "$b-eager.json")
+        if [ -n "$l1" ] && [ "$l1" = "$l2" ] && grep -q '"graph":true' "$b.json"; then ok "tiny-lavish $prec: steps as CUDA graphs bit-identical to eager ($l1)"
+        else bad "tiny-lavish $prec: graph steps $l1, eager $l2 (or no graph)"; fi; }
   done
   # ViT-B/16 LAVISH B=1 T=2 (MODEL.md initialisation, gates 0): both backends also against float64 PyTorch.
   v=$OUT/dumps/vitb-b1t2
