@@ -2143,13 +2143,15 @@ extern "C" int rt_cuda_upload(avgen_ctx *c, int arena, char *err, size_t errlen)
 
 // rt_cuda_host_alloc's page-locked blocks, so that rt_cuda_host_free knows them from its malloc fallback's.
 static pthread_mutex_t host_mu = PTHREAD_MUTEX_INITIALIZER;
-static void *host_blocks[256];
+static void *host_blocks[1024];
 static int n_host_blocks;
 
 extern "C" void *rt_cuda_host_alloc(size_t bytes) {
     void *p = NULL;
     pthread_mutex_lock(&host_mu);
-    if (n_host_blocks < (int)(sizeof host_blocks / sizeof host_blocks[0]) && cudaMallocHost(&p, bytes ? bytes : 1) == cudaSuccess)
+    // portable: page-locked for every device's context, whichever is current now
+    if (n_host_blocks < (int)(sizeof host_blocks / sizeof host_blocks[0]) &&
+        cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocPortable) == cudaSuccess)
         host_blocks[n_host_blocks++] = p;
     else
         cudaGetLastError(), p = NULL;
@@ -2192,6 +2194,10 @@ extern "C" int rt_cuda_download_tensor(avgen_ctx *c, int tensor, char *err, size
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     const avgen_tensor_desc *t = &c->g->tensors[tensor];
+    if (is16(d, tensor) || virt(d, tensor)) {  // refused, but after the stream's work as any download (callers rely on it)
+        char e2[64];
+        rt_cuda_sync(c, e2, sizeof e2);
+    }
     if (is16(d, tensor)) {
         snprintf(err, errlen, "%s is stored as bf16 on the device (AVGEN_BF16_OPERANDS=1) and cannot be downloaded", t->name);
         return 1;
@@ -2349,14 +2355,14 @@ static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase
         if (d->failed) {  // an op failed while captured (one that a capture does not allow, say): said, with the way out
             cudaGetLastError();
             const size_t at = strlen(d->why);
-            snprintf(d->why + at, sizeof d->why - at, " (while capturing a training step as a CUDA graph; AVGEN_CUDA_GRAPH=0 "
+            snprintf(d->why + at, sizeof d->why - at, " (while capturing a step's work as a CUDA graph; AVGEN_CUDA_GRAPH=0 "
                                                       "runs the steps without graphs)");
             return;
         }
         if (e != cudaSuccess) {  // the capture or the graph itself: said, and the steps go on without graphs
             cudaGetLastError();
             d->part_exec[part] = NULL;
-            fprintf(stderr, "note: a training step could not be captured as a CUDA graph (%s): the steps run without graphs\n",
+            fprintf(stderr, "note: a step's work could not be captured as a CUDA graph (%s): the steps run without graphs\n",
                     cudaGetErrorString(e));
             d->use_graphs = 0;
             c->adam_step = step_before;
@@ -2390,9 +2396,16 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     const int warmup = r->warmup > 0 ? r->warmup : 5, steps = r->steps > 0 ? r->steps : 20;
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
+    struct Events {  // destroyed on every return
+        cudaEvent_t a = NULL, b = NULL;
+        ~Events() {
+            if (a) cudaEventDestroy(a);
+            if (b) cudaEventDestroy(b);
+        }
+    } ev2;
+    cudaEventCreate(&ev2.a);
+    cudaEventCreate(&ev2.b);
+    cudaEvent_t &e0 = ev2.a, &e1 = ev2.b;
     // The step as training runs it (run_part): its parts eager at their first call (the cold step: cuBLASLt chooses
     // its algorithms), captured as CUDA graphs at the second, replayed from then on (AVGEN_CUDA_GRAPH=0: eager).
     auto train_step = [&]() {
@@ -2514,7 +2527,5 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
     r->n_attn_literal = d->n_attn_literal;
     r->attention_fused = d->attn_fused;
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
     return 0;
 }

@@ -553,6 +553,7 @@ cudaError_t cudaMallocHost(void **p, size_t bytes) {
     pinned[(uintptr_t)*p] = bytes ? bytes : 1;
     return cudaSuccess;
 }
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) { return cudaMallocHost(p, bytes); }
 cudaError_t cudaFreeHost(void *p) {
     if (!captures.empty()) return fail(capture_unsupported());
     pinned.erase((uintptr_t)p);

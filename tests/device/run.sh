@@ -146,7 +146,9 @@ if [[ " $STAGES " == *" parity "* ]]; then
       run "tiny-lavish-eager-$prec" env AVGEN_CUDA_GRAPH=0 "$(prog tiny-lavish)" --bench --warmup 1 --steps 2 --precision $prec \
         --json "$b-eager.json" &&
       { l1=$(grep -o '"last_loss":"[^"]*"' "$b.json"); l2=$(grep -o '"last_loss":"[^"]*"' "$b-eager.json")
-        if [ -n "$l1" ] && [ "$l1" = "$l2" ] && grep -q '"graph":true' "$b.json"; then ok "tiny-lavish $prec: steps as CUDA graphs bit-identical to eager ($l1)"
+        if [ -n "$l1" ] && [ "$l1" = "$l2" ] && ! grep -qE '"last_loss":"-?(nan|inf)' "$b.json" &&
+          grep -q '"graph":true' "$b.json" && grep -q '"graph":false' "$b-eager.json"
+        then ok "tiny-lavish $prec: steps as CUDA graphs bit-identical to eager ($l1)"
         else bad "tiny-lavish $prec: graph steps $l1, eager $l2 (or no graph)"; fi; }
   done
   # ViT-B/16 LAVISH B=1 T=2 (MODEL.md initialisation, gates 0): both backends also against float64 PyTorch.
