@@ -147,7 +147,6 @@ struct Dev {
     // writing the next step's), and whether one is pending
     cudaEvent_t scal_ev;
     int scal_pending;
-    int own_kernels;      // the launch table is that build's (rt_cuda_opts.kernel_table)
     int attn_fused;    // bf16 GEMMs and not AVGEN_ATTENTION=gemm: the fused attention kernels
     cudaLibrary_t lib;
     rt_cubin cubin;  // the NVRTC build, kept while the library is loaded
@@ -1661,7 +1660,6 @@ bool load_kernels(Dev *d, const rt_cuda_opts *o, const avgen_consts *kc, int arc
                          RT_KERNELS_PROGRAM_ENV);
                 return false;
             }
-            d->own_kernels = 1;
             snprintf(d->kinfo, sizeof d->kinfo, "nvcc: %s compiled into this program (fatbin), %d kernels and %d shape-literal "
                                                 "instances", t->source, kNumKernels, t->n_shapes * kShapeKernels);
             return true;
