@@ -38,8 +38,8 @@ int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t err
 /* A program's own nvcc build (avgen_graph.h: avgen_kernel_table, from its kernels_nvcc.cu). rt_kernels_table_check
  * checks that it holds the kernels this runtime launches under the names it expects, in its order (the launch
  * list, then each shape's instances: what an NVRTC build of that kernels.cu requests): 0, or -1 with one
- * sentence in why (a folder emitted by another avgen: emit it again). It cannot check parameter types; the
- * CUDA backend does that on the device, as for an NVRTC build. rt_kernels_table_describe: one line on it
+ * sentence in why (a folder emitted by another avgen: emit it again). The parameters are the CUDA backend's
+ * to check (each entry's avgen_kernel_sig, and on the device the driver's layout, as for an NVRTC build). rt_kernels_table_describe: one line on it
  * ("tiny-lavish/kernels.cu compiled by nvcc into this program: 121 kernels and 12 shape-literal instances
  * (16, 10, 4), (16, 13, 4)"), or on the runtime's own copy when t is NULL. */
 int rt_kernels_table_check(const avgen_kernel_table *t, char *why, size_t whylen);
