@@ -2148,11 +2148,17 @@ extern "C" void *rt_cuda_host_alloc(size_t bytes) {
     void *p = NULL;
     pthread_mutex_lock(&host_mu);
     // portable: page-locked for every device's context, whichever is current now
+    static int noted;
+    cudaError_t e = cudaErrorMemoryAllocation;
     if (n_host_blocks < (int)(sizeof host_blocks / sizeof host_blocks[0]) &&
-        cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocPortable) == cudaSuccess)
+        (e = cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocPortable)) == cudaSuccess) {
         host_blocks[n_host_blocks++] = p;
-    else
+    } else {
         cudaGetLastError(), p = NULL;
+        if (!noted++)  // slower uploads, the same results: said once
+            fprintf(stderr, "note: no page-locked host memory for a %.1f MiB buffer (%s): ordinary memory, slower uploads\n",
+                    (double)bytes / 1048576.0, cudaGetErrorString(e));
+    }
     pthread_mutex_unlock(&host_mu);
     return p ? p : malloc(bytes ? bytes : 1);
 }
