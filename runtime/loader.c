@@ -40,6 +40,7 @@ struct ld_loader {
     int *slot_ready;
     int64_t next_fill, next_out;
     int active, stop;
+    int scribble; /* AVGEN_LOADER_SCRIBBLE=1: a released batch is overwritten at once (ld_release) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *th;
@@ -275,6 +276,8 @@ ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     ld_loader *l = calloc(1, sizeof *l);
     if (!l) { snprintf(err, errlen, "out of memory"); return NULL; }
     l->cfg = *cfg;
+    const char *scr = getenv("AVGEN_LOADER_SCRIBBLE");
+    l->scribble = scr && !strcmp(scr, "1");
     if (l->cfg.ring < 2) l->cfg.ring = 2;
     if (l->cfg.val_every < 2) l->cfg.val_every = 5;
     pthread_mutex_init(&l->mu, NULL);
@@ -417,6 +420,12 @@ const ld_batch *ld_next(ld_loader *l) {
 void ld_release(ld_loader *l, const ld_batch *b) {
     pthread_mutex_lock(&l->mu);
     int s = (int)(b - l->slots);
+    if (l->scribble && s >= 0 && s < l->cfg.ring) {  /* a test hook: whoever still reads the batch reads garbage */
+        const size_t B = (size_t)l->cfg.batch, T = (size_t)l->cfg.frames, S = (size_t)l->S;
+        memset(l->slots[s].frames, 0xa5, B * T * S * S * 3);
+        memset(l->slots[s].audio, 0xff, sizeof(float) * B * T * (size_t)l->cfg.audio_rows * (size_t)l->cfg.mel_bins);
+        memset(l->slots[s].labels, 0xff, sizeof(int64_t) * B);
+    }
     if (s >= 0 && s < l->cfg.ring) l->slot_batch[s] = -1, l->slot_ready[s] = 0;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);

@@ -68,7 +68,8 @@ int64_t ld_batches_per_epoch(const ld_loader *l);
 int ld_start_epoch(ld_loader *l, int64_t epoch);
 /* The next batch of the current epoch, or NULL at its end. Blocks until the workers have it. */
 const ld_batch *ld_next(ld_loader *l);
-/* Gives the last batch's buffer back to the workers. */
+/* Gives the last batch's buffer back to the workers. With AVGEN_LOADER_SCRIBBLE=1 in the environment (a test
+ * hook) its frames, audio and labels are overwritten at once, so that a reader still using them shows. */
 void ld_release(ld_loader *l, const ld_batch *b);
 ld_stats ld_get_stats(const ld_loader *l);
 void ld_close(ld_loader *l);

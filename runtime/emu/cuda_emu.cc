@@ -232,12 +232,23 @@ bool run_block(const char *name, int n, bool reverse) {
     }
 }
 
-// Runs op now, or records it in the stream's graph while the stream is captured.
+// Asynchronous copies from host memory to the device, not yet done: they run at the next operation of any stream,
+// synchronisation, synchronous copy or free (flush), so a source changed or handed back before then is read as it
+// is then, as a GPU may read it late.
+std::vector<std::function<void()>> deferred;
+void flush() {
+    std::vector<std::function<void()>> ops;
+    ops.swap(deferred);
+    for (auto &op : ops) op();
+}
+
+// Runs op now (after the deferred copies), or records it in the stream's graph while the stream is captured.
 void submit(cudaStream_t s, std::function<void()> op) {
     if (s && s->capturing) {
         s->graph->ops.push_back(std::move(op));
         return;
     }
+    flush();
     op();
 }
 
@@ -537,6 +548,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 cudaError_t cudaFree(void *p) {
     if (!captures.empty()) return fail(capture_unsupported());
+    flush();
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return fail(cudaErrorInvalidValue);
@@ -556,12 +568,14 @@ cudaError_t cudaMallocHost(void **p, size_t bytes) {
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) { return cudaMallocHost(p, bytes); }
 cudaError_t cudaFreeHost(void *p) {
     if (!captures.empty()) return fail(capture_unsupported());
+    flush();
     pinned.erase((uintptr_t)p);
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
     if (!captures.empty()) return fail(capture_unsupported());
+    flush();
     if (sticky != cudaSuccess) return sticky;
     memcpy(dst, src, n);
     return cudaSuccess;
@@ -571,13 +585,19 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (s && s->capturing && ((kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) ||
                               (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))))
         return fail(capture_unsupported());
-    submit(s, [=]() {
+    std::function<void()> op = [=]() {
         if (sticky == cudaSuccess) memcpy(dst, src, n);
-    });
+    };
+    if (kind == cudaMemcpyHostToDevice && !(s && s->capturing)) {
+        deferred.push_back(std::move(op));  // done late (flush)
+        return cudaSuccess;
+    }
+    submit(s, std::move(op));
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *dst, int v, size_t n) {
     if (!captures.empty()) return fail(capture_unsupported());
+    flush();
     if (sticky != cudaSuccess) return sticky;
     memset(dst, v, n);
     return cudaSuccess;
@@ -588,7 +608,11 @@ cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     });
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return captures.empty() ? sticky : fail(capture_unsupported()); }
+cudaError_t cudaDeviceSynchronize(void) {
+    if (!captures.empty()) return fail(capture_unsupported());
+    flush();
+    return sticky;
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
     *s = new CUstream_st();
@@ -603,9 +627,14 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     delete s;
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return captures.empty() ? sticky : fail(capture_unsupported()); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    if (!captures.empty()) return fail(capture_unsupported());
+    flush();
+    return sticky;
+}
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!s || s->capturing) return fail(cudaErrorInvalidValue);
+    flush();
     s->capturing = 1, s->invalidated = 0;
     s->graph = new CUgraph_st();
     captures.push_back(s);
@@ -656,7 +685,11 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     submit(s, [=]() { e->t = now(), e->recorded = 1; });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return captures.empty() ? sticky : fail(capture_unsupported()); }  // (an event never recorded: success, as CUDA's)
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    if (!captures.empty()) return fail(capture_unsupported());
+    flush();
+    return sticky;
+}  // (an event never recorded: success, as CUDA's)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
     *st = s && s->capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
     return cudaSuccess;

@@ -25,6 +25,9 @@
 //     which cudaGraphLaunch replays; events read a host clock. During a capture, what CUDA does not allow
 //     then (allocating, freeing, synchronising, synchronous copies and sets, an asynchronous copy from or to
 //     host memory that cudaMallocHost did not give) fails and invalidates the capture, whose end then fails.
+//     An asynchronous copy from the host runs late: at the next operation of a stream, synchronisation,
+//     synchronous copy or free, so a source changed or handed back before then shows (tests/train_cuda_test.sh
+//     with the loader's AVGEN_LOADER_SCRIBBLE=1).
 // NVRTC-built kernels are not emulated (the launch table is this build's copies).
 #ifndef AVGEN_CUDA_EMU_H
 #define AVGEN_CUDA_EMU_H
