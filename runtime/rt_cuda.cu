@@ -140,6 +140,7 @@ struct Dev {
     int program_kernels;  // AVGEN_PROGRAM_KERNELS (default 1): a program's own nvcc build when it has one
     // a training step's parts as CUDA graphs (rt_cuda_train_fwd_bwd, rt_cuda_train_update; AVGEN_CUDA_GRAPH)
     int use_graphs;
+    int update_graphs;  // the update phase is one ADAM op, so a replay can set its scalars as the op does
     int part_calls[4];
     cudaGraphExec_t part_exec[4];
     long long graph_launches;
@@ -917,11 +918,11 @@ bool capturing(Dev *d) {
     cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
     return cudaStreamIsCapturing(d->s, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
 }
-void adam_scalars(avgen_ctx *c, Dev *d) {
+void adam_scalars(avgen_ctx *c, Dev *d, bool captured) {
     const avgen_consts *k = c->k;
-    // the previous step's copy must have read the buffer (no wait is allowed during a capture: run_part and
-    // rt_cuda_bench wait before theirs)
-    if (d->scal_pending && !capturing(d)) {
+    // the previous step's copy must have read the buffer (no wait is allowed during a capture: run_part waits
+    // before its capture begins)
+    if (d->scal_pending && !captured) {
         ck(d, cudaEventSynchronize(d->scal_ev), "the optimizer scalars' copy");
         d->scal_pending = 0;
     }
@@ -1465,7 +1466,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     }
     case AVGEN_OP_KIND_ADAM: {
         const bool cap = capturing(d);
-        adam_scalars(c, d);
+        adam_scalars(c, d, cap);
         ck(d, cudaMemcpyAsync(d->scal_dev, d->scal_host, sizeof *d->scal_host, cudaMemcpyHostToDevice, d->s),
            "copy of the optimizer scalars");
         if (!cap) scal_sent(d);
@@ -1505,33 +1506,42 @@ ParamLayout param_layout(void (*)(P...)) {
     return L;
 }
 
-// The parameter layout of launch-table entry i (kNumKernels + s * kShapeKernels + sk: shape s's instance of shape
-// kernel sk, whose parameters are its generic kernel's), as this binary passes them.
-const ParamLayout &entry_layout(int i) {
-#define KLAYOUT(f) param_layout(&f),
-    static const ParamLayout layouts[] = {AVGEN_CUDA_KERNELS(KLAYOUT)};
-#undef KLAYOUT
-#define SLAYOUT(f) param_layout(&f<64>),
-    static const ParamLayout shape_layouts[] = {AVGEN_CUDA_SHAPE_KERNELS(SLAYOUT)};
-#undef SLAYOUT
-    return i < kNumKernels ? layouts[i] : shape_layouts[(i - kNumKernels) % kShapeKernels];
+// The parameters of launch-table entry i (kNumKernels + s * kShapeKernels + sk: shape s's instance of shape kernel
+// sk, whose parameters are its generic kernel's) as this binary passes them: their layout, and avgen_kernel_sig
+// (what a program's own nvcc build carries for each kernel).
+struct EntryParams {
+    ParamLayout L;
+    uint32_t sig;
+};
+template <class... P>
+EntryParams entry_params_of(void (*f)(P...)) {
+    return EntryParams{param_layout(f), avgen_kernel_sig(f)};
+}
+const EntryParams &entry_params(int i) {
+#define KPARAMS(f) entry_params_of(&f),
+    static const EntryParams list[] = {AVGEN_CUDA_KERNELS(KPARAMS)};
+#undef KPARAMS
+#define SPARAMS(f) entry_params_of(&f<64>),
+    static const EntryParams shapes[] = {AVGEN_CUDA_SHAPE_KERNELS(SPARAMS)};
+#undef SPARAMS
+    return i < kNumKernels ? list[i] : shapes[(i - kNumKernels) % kShapeKernels];
 }
 
-// avgen_kernel_sig of the parameters of launch-table entry i (as entry_layout).
-uint32_t entry_sig(int i) {
-#define KSIG(f) avgen_kernel_sig(&f),
-    static const uint32_t sigs[] = {AVGEN_CUDA_KERNELS(KSIG)};
-#undef KSIG
-#define SSIG(f) avgen_kernel_sig(&f<64>),
-    static const uint32_t shape_sigs[] = {AVGEN_CUDA_SHAPE_KERNELS(SSIG)};
-#undef SSIG
-    return i < kNumKernels ? sigs[i] : shape_sigs[(i - kNumKernels) % kShapeKernels];
+// Puts kernel k (of another build) in launch-table entry i: the list's, or an instance for t (head width, tokens,
+// heads) of shape (i - kNumKernels) / kShapeKernels.
+void set_entry(Dev *d, int i, const int32_t *t, const void *k) {
+    if (i < kNumKernels) {
+        d->kern[i] = k;
+        return;
+    }
+    ShapeSet &ss = d->shapes[(i - kNumKernels) / kShapeKernels];
+    ss.hd = t[0], ss.n = t[1], ss.h = t[2], ss.k[(i - kNumKernels) % kShapeKernels] = k;
 }
 
 // Whether kernel k of another build (build: "the NVRTC build") takes the parameters this binary passes to the
 // entry i it fills (label: its name); false with why.
 bool params_match(const void *k, int i, const char *label, const char *build, char *why, size_t whylen) {
-    const ParamLayout &L = entry_layout(i);
+    const ParamLayout &L = entry_params(i).L;
     for (int j = 0; j <= L.n; j++) {
         size_t off = 0, size = 0;
         const cudaError_t e = cudaFuncGetParamInfo(k, (size_t)j, &off, &size);
@@ -1564,12 +1574,7 @@ void bind_kernels(Dev *d, const int (*t)[3], int ns, char *why, size_t whylen) {
             snprintf(why, whylen, "kernel %s (%s) is not in the NVRTC build: %s", label, d->cubin.lowered[i], cudaGetErrorString(e));
             return;
         }
-        if (s < 0) {
-            d->kern[i] = (const void *)k;
-        } else {
-            ShapeSet &ss = d->shapes[s];
-            ss.hd = t[s][0], ss.n = t[s][1], ss.h = t[s][2], ss.k[sk] = (const void *)k;
-        }
+        set_entry(d, i, s < 0 ? NULL : t[s], (const void *)k);
         if (!params_match((const void *)k, i, label, "the NVRTC build", why, whylen)) return;
     }
     if (d->shape_kernels) d->n_shapes = ns;
@@ -1595,15 +1600,9 @@ void bind_table(Dev *d, const avgen_kernel_table *t, char *why, size_t whylen) {
 #endif
     const int ns = t->n_shapes;
     for (int i = 0; i < kNumKernels + ns * kShapeKernels; i++) {
-        const int s = i < kNumKernels ? -1 : (i - kNumKernels) / kShapeKernels, sk = (i - kNumKernels) % kShapeKernels;
         const void *k = t->fns[i].fn;
-        if (s < 0) {
-            d->kern[i] = k;
-        } else {
-            ShapeSet &ss = d->shapes[s];
-            ss.hd = t->shapes[s][0], ss.n = t->shapes[s][1], ss.h = t->shapes[s][2], ss.k[sk] = k;
-        }
-        if (t->fns[i].sig != entry_sig(i)) {
+        set_entry(d, i, i < kNumKernels ? NULL : t->shapes[(i - kNumKernels) / kShapeKernels], k);
+        if (t->fns[i].sig != entry_params(i).sig) {
             snprintf(why, whylen, "kernel %s takes other parameters in %s than this binary passes: emit the folder again "
                                   "with this avgen", t->fns[i].expr + 1, t->source);
             return;
@@ -1867,6 +1866,10 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if ((d->shape_kernels = env_switch(d, "AVGEN_SHAPE_KERNELS", 1)) < 0) goto fail;
         if ((d->program_kernels = env_switch(d, RT_KERNELS_PROGRAM_ENV, 1)) < 0) goto fail;
         if ((d->use_graphs = env_switch(d, "AVGEN_CUDA_GRAPH", 1)) < 0) goto fail;
+        int n_adam = 0, n_other = 0;
+        for (int i = 0; i < g->n_ops; i++)
+            if (g->ops[i].phase == AVGEN_PH_UPDATE) (g->ops[i].kind == AVGEN_OP_KIND_ADAM ? n_adam : n_other)++;
+        d->update_graphs = n_adam == 1 && !n_other;
         if (!load_kernels(d, o, c->k, prop.major * 10 + prop.minor)) goto fail;
         // bf16 GEMMs on sm_80 or later with kernels built for it (a binary built only for older GPUs has the
         // fused kernels as traps), head widths 16/32/64; AVGEN_ATTENTION=gemm keeps the GEMM path
@@ -2329,14 +2332,10 @@ static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase
         run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
         run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
     };
-    // A replayed update sets its step's scalars on the host first, as its one ADAM op does (an update of any other
-    // form runs eagerly: a graph's copy node would give every ADAM op the last one's scalars).
-    int n_adam = 0, n_other = 0;
-    if (part == kPartUpdate)
-        for (int i = 0; i < c->g->n_ops; i++)
-            if (c->g->ops[i].phase == AVGEN_PH_UPDATE) (c->g->ops[i].kind == AVGEN_OP_KIND_ADAM ? n_adam : n_other)++;
-    // the first call runs eagerly: cuBLASLt's algorithms (and any timing of them) are chosen then, outside a capture
-    if (!d->use_graphs || (part == kPartUpdate && (n_adam != 1 || n_other)) || d->part_calls[part]++ == 0) {
+    // the first call runs eagerly: cuBLASLt's algorithms (and any timing of them) are chosen then, outside a capture.
+    // A replayed update sets its step's scalars on the host first, as its one ADAM op does; an update of any other
+    // form runs eagerly (a graph's copy node would give every ADAM op the last one's scalars).
+    if (!d->use_graphs || (part == kPartUpdate && !d->update_graphs) || d->part_calls[part]++ == 0) {
         body();
         return;
     }
@@ -2374,7 +2373,7 @@ static void run_part(avgen_ctx *c, int part, rt_cuda_phase_fn fwd, rt_cuda_phase
             return;
         }
     } else if (part == kPartUpdate) {
-        adam_scalars(c, d);  // replayed: the ADAM op's host part first (it waits for the last copy of the scalars)
+        adam_scalars(c, d, false);  // replayed: the ADAM op's host part first (it waits for the last copy of the scalars)
     }
     if (ck(d, cudaGraphLaunch(d->part_exec[part], d->s), "launch of a training step's CUDA graph")) d->graph_launches++;
     if (part == kPartUpdate) scal_sent(d);
