@@ -316,20 +316,13 @@ static int emit_kernels_src(const char *dir, const char *name, const char *kerne
 
 /* kernels_nvcc.cu: kernels.cu compiled by nvcc into the program (the offline build), in a namespace of its own
  * so that its kernels are not the runtime's, and the table of every kernel an NVRTC build of the same
- * kernels.cu requests (rt_kernels_exprs), in that order, under the same names. */
+ * kernels.cu requests, in that order, under the same names (rt_kernels_entry_expr). */
 static int emit_kernels_nvcc(const char *dir, const char *name, const char *kernels_cu, int *written, char *msg, size_t msglen) {
-    const char **exprs = NULL;
     char why[300];
-    const int n = kernels_cu ? rt_kernels_exprs(kernels_cu, &exprs, why, sizeof why) : -1;
-    if (n < 0) {
-        snprintf(msg, msglen, "kernels.cu of %s: %s (a bug in avgen)", name, kernels_cu ? why : "not written");
-        return 1;
-    }
     int t[AVGEN_CUDA_MAX_SHAPES][3];
-    const int ns = rt_kernels_shapes(kernels_cu, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why);
-    if (ns < 0) {  /* (rt_kernels_exprs read the same lines) */
-        free(exprs);
-        snprintf(msg, msglen, "kernels.cu of %s: %s (a bug in avgen)", name, why);
+    const int ns = kernels_cu ? rt_kernels_shapes(kernels_cu, t, AVGEN_CUDA_MAX_SHAPES, why, sizeof why) : -1;
+    if (ns < 0) {
+        snprintf(msg, msglen, "kernels.cu of %s: %s (a bug in avgen)", name, kernels_cu ? why : "not written");
         return 1;
     }
     sb b = {0};
@@ -344,15 +337,16 @@ static int emit_kernels_nvcc(const char *dir, const char *name, const char *kern
                   "namespace avgen_nvcc {\n#include \"kernels.cu\"\n}  // namespace avgen_nvcc\n\n"
                   "static const avgen_kernel_fn k_fns[] = {\n",
               name, name, AVGEN_VERSION);
-    for (int i = 0; i < n; i++)
-        sb_printf(&b, "    {\"%s\", (const void *)&avgen_nvcc::%s, avgen_kernel_sig(&avgen_nvcc::%s)},\n", exprs[i], exprs[i] + 1,
-                  exprs[i] + 1);
+    for (int i = 0; i < rt_kernels_count() + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT; i++) {
+        char e[RT_KERNELS_EXPR_MAX];
+        rt_kernels_entry_expr(i, (const int (*)[3])t, e, sizeof e);
+        sb_printf(&b, "    {\"%s\", (const void *)&avgen_nvcc::%s, avgen_kernel_sig(&avgen_nvcc::%s)},\n", e, e + 1, e + 1);
+    }
     sb_printf(&b, "};\nstatic const int32_t k_shapes[][3] = {");
     for (int i = 0; i < ns; i++) sb_printf(&b, "%s{%d, %d, %d}", i ? ", " : "", t[i][0], t[i][1], t[i][2]);
     if (!ns) sb_printf(&b, "{0, 0, 0}");
     sb_printf(&b, "};\n\nextern \"C\" const avgen_kernel_table avgen_nvcc_kernels = {\"%s/kernels.cu\", %d, %d, k_shapes, k_fns};\n",
               name, rt_kernels_count(), ns);
-    free(exprs);
     const int rc = write_if_changed(dir, "kernels_nvcc.cu", &b, written, msg, msglen);
     free(b.p);
     return rc;

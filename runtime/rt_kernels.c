@@ -35,6 +35,9 @@ static const char *const k_shape_kernels[] = {AVGEN_CUDA_SHAPE_KERNELS(SNAME)};
 _Static_assert(sizeof k_shape_kernels / sizeof k_shape_kernels[0] == AVGEN_CUDA_SHAPE_KERNEL_COUNT,
                "AVGEN_CUDA_SHAPE_KERNEL_COUNT");
 
+/* A head width the fused attention takes. */
+static int fused_width(long hd) { return hd == 16 || hd == 32 || hd == 64; }
+
 /* A decimal integer in [lo, hi] at *p (spaces before it skipped; no leading zero, which C would read as
  * octal), then *p past it; 0 when there is none. */
 static int shape_int(const char **p, long lo, long hi, long *v) {
@@ -71,7 +74,7 @@ int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t er
                                       "integers and nothing after it", line, len > 120 ? 120 : len, l);
                 return -1;
             }
-            if (v[0] != 16 && v[0] != 32 && v[0] != 64) {
+            if (!fused_width(v[0])) {
                 snprintf(err, errlen, "line %d, %.*s: the fused attention takes head widths 16, 32 and 64, not %ld", line,
                          len > 120 ? 120 : len, l, v[0]);
                 return -1;
@@ -98,13 +101,18 @@ void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len) {
              t[2]);
 }
 
+void rt_kernels_entry_expr(int i, const int (*t)[3], char *buf, size_t len) {
+    const int nk = rt_kernels_count();
+    if (i < nk) snprintf(buf, len, "%s", rt_kernels_expr(i));
+    else rt_kernels_shape_expr((i - nk) % AVGEN_CUDA_SHAPE_KERNEL_COUNT, t[(i - nk) / AVGEN_CUDA_SHAPE_KERNEL_COUNT], buf, len);
+}
+
 int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t errlen) {
     int t[AVGEN_CUDA_MAX_SHAPES][3];
     const int ns = rt_kernels_shapes(src, t, AVGEN_CUDA_MAX_SHAPES, err, errlen);
     if (ns < 0) return -1;
-    enum { W = 64 }; /* an instance's expression: "&k_attn_bwd_dkv_bf<64, 1048576, 1048576>" and room */
     const int nk = rt_kernels_count(), total = nk + ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT;
-    const char **names = malloc(sizeof(char *) * (size_t)total + (size_t)(total - nk) * W);
+    const char **names = malloc(sizeof(char *) * (size_t)total + (size_t)(total - nk) * RT_KERNELS_EXPR_MAX);
     if (!names) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -112,8 +120,8 @@ int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t err
     char *buf = (char *)(names + total);
     for (int i = 0; i < nk; i++) names[i] = k_exprs[i];
     for (int i = nk; i < total; i++) {
-        char *b = buf + (size_t)(i - nk) * W;
-        rt_kernels_shape_expr((i - nk) % AVGEN_CUDA_SHAPE_KERNEL_COUNT, t[(i - nk) / AVGEN_CUDA_SHAPE_KERNEL_COUNT], b, W);
+        char *b = buf + (size_t)(i - nk) * RT_KERNELS_EXPR_MAX;
+        rt_kernels_entry_expr(i, (const int (*)[3])t, b, RT_KERNELS_EXPR_MAX);
         names[i] = b;
     }
     *exprs = names;
@@ -138,21 +146,15 @@ int rt_kernels_table_check(const avgen_kernel_table *t, char *why, size_t whylen
     }
     for (int s = 0; s < t->n_shapes; s++) {
         const int32_t *v = t->shapes[s];
-        if ((v[0] != 16 && v[0] != 32 && v[0] != 64) || v[1] < 1 || v[2] < 1) {
+        if (!fused_width(v[0]) || v[1] < 1 || v[2] < 1) {
             snprintf(why, whylen, "%s: the nvcc build's shape (%d, %d, %d) is not one the fused attention takes", src, (int)v[0],
                      (int)v[1], (int)v[2]);
             return -1;
         }
     }
     for (int i = 0; i < nk + t->n_shapes * AVGEN_CUDA_SHAPE_KERNEL_COUNT; i++) {
-        char want[96];
-        if (i < nk) {
-            snprintf(want, sizeof want, "%s", k_exprs[i]);
-        } else {
-            const int32_t *v = t->shapes[(i - nk) / AVGEN_CUDA_SHAPE_KERNEL_COUNT];
-            const int sh[3] = {(int)v[0], (int)v[1], (int)v[2]};
-            rt_kernels_shape_expr((i - nk) % AVGEN_CUDA_SHAPE_KERNEL_COUNT, sh, want, sizeof want);
-        }
+        char want[RT_KERNELS_EXPR_MAX];
+        rt_kernels_entry_expr(i, t->shapes, want, sizeof want);
         if (!t->fns[i].expr || strcmp(t->fns[i].expr, want) || !t->fns[i].fn) {
             snprintf(why, whylen, "%s: the nvcc build's kernel %d is %s where this runtime launches %s: emit the folder again "
                                   "with this avgen", src, i, t->fns[i].expr ? t->fns[i].expr : "(none)", want);
@@ -163,30 +165,25 @@ int rt_kernels_table_check(const avgen_kernel_table *t, char *why, size_t whylen
 }
 
 void rt_kernels_table_describe(const avgen_kernel_table *t, char *buf, size_t len) {
-    int at;
 #ifndef AVGEN_HAVE_CUDA
     if (!t) {
         snprintf(buf, len, "none: this avgen was built without the CUDA toolkit");
         return;
     }
 #endif
-    if (!t) {
-        static const int b[][3] = {
+    static const int32_t builtin[][3] = {
 #define BS(hd, n, h) {hd, n, h},
-            AVGEN_CUDA_BUILTIN_SHAPES(BS)
+        AVGEN_CUDA_BUILTIN_SHAPES(BS)
 #undef BS
-        };
-        at = snprintf(buf, len, "the avgen runtime's copy, compiled by nvcc: %d kernels and %d shape-literal instances",
-                      rt_kernels_count(), (int)(sizeof b / sizeof b[0]) * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
-        for (size_t s = 0; s < sizeof b / sizeof b[0] && at > 0 && (size_t)at < len; s++)
-            at += snprintf(buf + at, len - (size_t)at, "%s(%d, %d, %d)", s ? ", " : " ", b[s][0], b[s][1], b[s][2]);
-        return;
-    }
-    at = snprintf(buf, len, "%s compiled by nvcc into this program: %d kernels and %d shape-literal instances",
-                  t->source ? t->source : "kernels.cu", (int)t->n_kernels, (int)t->n_shapes * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
-    for (int s = 0; s < t->n_shapes && t->shapes && at > 0 && (size_t)at < len; s++)
-        at += snprintf(buf + at, len - (size_t)at, "%s(%d, %d, %d)", s ? ", " : " ", (int)t->shapes[s][0], (int)t->shapes[s][1],
-                       (int)t->shapes[s][2]);
+    };
+    const int ns = t ? (int)t->n_shapes : (int)(sizeof builtin / sizeof builtin[0]);
+    const int32_t(*sh)[3] = t ? t->shapes : builtin;
+    int at = t ? snprintf(buf, len, "%s compiled by nvcc into this program: ", t->source ? t->source : "kernels.cu")
+               : snprintf(buf, len, "the avgen runtime's copy, compiled by nvcc: ");
+    at += snprintf(buf + at, len > (size_t)at ? len - (size_t)at : 0, "%d kernels and %d shape-literal instances",
+                   t ? (int)t->n_kernels : rt_kernels_count(), ns * AVGEN_CUDA_SHAPE_KERNEL_COUNT);
+    for (int s = 0; s < ns && sh && at > 0 && (size_t)at < len; s++)
+        at += snprintf(buf + at, len - (size_t)at, "%s(%d, %d, %d)", s ? ", " : " ", (int)sh[s][0], (int)sh[s][1], (int)sh[s][2]);
 }
 
 int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen) {

@@ -31,6 +31,11 @@ const char *rt_kernels_expr(int i);
  * AVGEN_CUDA_SHAPE_KERNEL_COUNT kernels in list order. */
 int rt_kernels_shapes(const char *src, int t[][3], int max, char *err, size_t errlen);
 void rt_kernels_shape_expr(int k, const int t[3], char *buf, size_t len);
+/* The name expression of entry i of that order (the kernel list's, then for shape t[(i - count) / 6] the
+ * instances) into buf; RT_KERNELS_EXPR_MAX bytes hold any ("&k_attn_bwd_dkv_bf<64, 1048576, 1048576>"). What
+ * an NVRTC build requests, what a program's nvcc table names (rt_kernels_table_check, avgen emit). */
+#define RT_KERNELS_EXPR_MAX 64
+void rt_kernels_entry_expr(int i, const int (*t)[3], char *buf, size_t len);
 /* Every name expression an NVRTC build of src requests, in that order (the kernel list, then each shape's
  * instances): their count, with *exprs one malloc'd block (free it), or -1 with err. */
 int rt_kernels_exprs(const char *src, const char ***exprs, char *err, size_t errlen);
