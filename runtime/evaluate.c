@@ -31,24 +31,16 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
     while ((b = ld_next(l))) {
         /* on the CUDA backend (attached by the caller): the batch up straight from the loader's buffers, the logits
          * back (which waits for the upload too) */
-        int up = 0;
-        if (ev->dev) {
-            up = (ft >= 0 && rt_cuda_upload_tensor(ev, ft, b->frames, err, errlen)) ||
-                 (at >= 0 && rt_cuda_upload_tensor(ev, at, b->audio, err, errlen));
-        } else {
-            if (ft >= 0) memcpy(rt_ptr(ev, ft), b->frames, (size_t)ev->g->tensors[ft].bytes);
-            if (at >= 0) memcpy(rt_ptr(ev, at), b->audio, (size_t)ev->g->tensors[at].bytes);
-        }
-        if (up) {
+        if ((ft >= 0 && rt_set_input(ev, ft, b->frames, err, errlen)) ||
+            (at >= 0 && rt_set_input(ev, at, b->audio, err, errlen))) {
             char e2[64];
-            rt_cuda_sync(ev, e2, sizeof e2);
+            if (ev->dev) rt_cuda_sync(ev, e2, sizeof e2);  /* (a copy may still read the batch) */
             ld_release(l, b);
             free(vsum), free(vcount);
             rt_eval_free(r);
             return -1;
         }
-        if (ev->dev) rt_cuda_forward(ev, fwd); /* a CUDA graph launch once warm */
-        else rt_run_phase_fn(ev, fwd, AVGEN_PH_FORWARD);
+        rt_run_forward(ev, fwd);
         if (ev->dev && rt_cuda_download_tensor(ev, lt, err, errlen)) {
             ld_release(l, b);
             free(vsum), free(vcount);

@@ -295,6 +295,32 @@ void rt_run_phase_fn(avgen_ctx *c, rt_phase_fn fn, int phase) {
     else rt_run_phase(c, phase);
 }
 
+void rt_run_fwd_bwd(avgen_ctx *c, int zero_grads, rt_phase_fn fwd, rt_phase_fn bwd) {
+    if (c->dev) {
+        rt_cuda_train_fwd_bwd(c, zero_grads, fwd, bwd);
+        return;
+    }
+    if (zero_grads) rt_zero_grads(c);
+    rt_run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
+    rt_run_phase_fn(c, bwd, AVGEN_PH_BACKWARD);
+}
+
+void rt_run_update(avgen_ctx *c, rt_phase_fn upd) {
+    if (c->dev) rt_cuda_train_update(c, upd);
+    else rt_run_phase_fn(c, upd, AVGEN_PH_UPDATE);
+}
+
+void rt_run_forward(avgen_ctx *c, rt_phase_fn fwd) {
+    if (c->dev) rt_cuda_forward(c, fwd);
+    else rt_run_phase_fn(c, fwd, AVGEN_PH_FORWARD);
+}
+
+int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
+    if (c->dev) return rt_cuda_upload_tensor(c, t, src, err, errlen) ? -1 : 0;
+    memcpy(rt_ptr(c, t), src, (size_t)c->g->tensors[t].bytes);
+    return 0;
+}
+
 void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {
     if (c->dev) rt_cuda_op(c, g, op);
     else rt_cpu_op(c, g, op);

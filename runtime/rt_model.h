@@ -49,6 +49,15 @@ void rt_zero_grads(avgen_ctx *c);
 void rt_run_phase(avgen_ctx *c, int phase);
 /* fn (a generated program's straight-line phase), or, when NULL, rt_run_phase. */
 void rt_run_phase_fn(avgen_ctx *c, rt_phase_fn fn, int phase);
+/* What the training loop and evaluation run, on the backend the context is attached to (on the CUDA backend as
+ * CUDA graphs once warm: rt_cuda_train_fwd_bwd, rt_cuda_train_update, rt_cuda_forward): the gradients zeroed
+ * (zero_grads) then the forward and backward phases; the update phase; the forward phase alone. */
+void rt_run_fwd_bwd(avgen_ctx *c, int zero_grads, rt_phase_fn fwd, rt_phase_fn bwd);
+void rt_run_update(avgen_ctx *c, rt_phase_fn upd);
+void rt_run_forward(avgen_ctx *c, rt_phase_fn fwd);
+/* Input tensor t's bytes from src: into the host arena, or on the CUDA backend to the device asynchronously
+ * (rt_cuda_upload_tensor: src must stay unchanged until the next sync, a download). 0, or -1 with err. */
+int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
 /* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);
 /* Every parameter and buffer (the full set a step used). */

@@ -211,8 +211,7 @@ static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loo
         }
     }
     gn = sqrt(gn) * c->grad_scale;
-    if (c->dev) rt_cuda_train_update(c, cfg->update);  /* a CUDA graph replay once warm */
-    else rt_run_phase_fn(c, cfg->update, AVGEN_PH_UPDATE);
+    rt_run_update(c, cfg->update);
     double step_loss = loss_sum / micro;
     st->step++, st->epoch_loss += step_loss, st->epoch_steps++;
     st->adam_step = c->adam_step;
@@ -241,12 +240,7 @@ static int feed(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
     const void *const src[3] = {b->frames, b->audio, b->labels};
     for (int i = 0; i < 3; i++) {
         const int t = rt_find(c->g, names[i]);
-        if (t < 0) continue;
-        if (c->dev) {
-            if (rt_cuda_upload_tensor(c, t, src[i], err, errlen)) return -1;
-        } else {
-            memcpy(rt_ptr(c, t), src[i], (size_t)c->g->tensors[t].bytes);
-        }
+        if (t >= 0 && rt_set_input(c, t, src[i], err, errlen)) return -1;
     }
     return 0;
 }
@@ -389,13 +383,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             if (!c.dev || !ok) ld_release(tl, bt);  /* on the GPU, the upload reads it until the step's loss is back */
             st.epoch = e, st.batch = b + 1;
             if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
-            if (c.dev) {  /* zeroing, forward and backward: a CUDA graph replay once warm */
-                rt_cuda_train_fwd_bwd(&c, micro == 0, cfg->forward, cfg->backward);
-            } else {
-                if (micro == 0) rt_zero_grads(&c);
-                rt_run_phase_fn(&c, cfg->forward, AVGEN_PH_FORWARD);
-                rt_run_phase_fn(&c, cfg->backward, AVGEN_PH_BACKWARD);
-            }
+            rt_run_fwd_bwd(&c, micro == 0, cfg->forward, cfg->backward);
             const int lt = rt_find(c.g, "loss");
             /* on the GPU: waits for the step (its errors show here), and so for the batch's upload */
             const int dl = c.dev ? rt_cuda_download_tensor(&c, lt, err, errlen) : 0;
