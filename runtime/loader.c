@@ -41,6 +41,7 @@ struct ld_loader {
     int64_t next_fill, next_out;
     int active, stop;
     int scribble; /* AVGEN_LOADER_SCRIBBLE=1: a released batch is overwritten at once (ld_release) */
+    size_t frames_bytes, audio_bytes, labels_bytes; /* a batch's buffers (from cfg.host_alloc) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *th;
@@ -276,6 +277,7 @@ ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     ld_loader *l = calloc(1, sizeof *l);
     if (!l) { snprintf(err, errlen, "out of memory"); return NULL; }
     l->cfg = *cfg;
+    if (!l->cfg.host_alloc || !l->cfg.host_free) l->cfg.host_alloc = malloc, l->cfg.host_free = free;
     const char *scr = getenv("AVGEN_LOADER_SCRIBBLE");
     l->scribble = scr && !strcmp(scr, "1");
     if (l->cfg.ring < 2) l->cfg.ring = 2;
@@ -302,19 +304,21 @@ ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     l->slot_batch = malloc(sizeof(int64_t) * (size_t)R);
     l->slot_ready = calloc((size_t)R, sizeof(int));
     if (!l->slots || !l->slot_batch || !l->slot_ready) { snprintf(err, errlen, "out of memory"); ld_close(l); return NULL; }
+    l->frames_bytes = (size_t)B * T * S * S * 3;
+    l->audio_bytes = sizeof(float) * (size_t)B * T * cfg->audio_rows * cfg->mel_bins;
+    l->labels_bytes = sizeof(int64_t) * (size_t)B;
     for (int s = 0; s < R; s++) {
         ld_batch *b = &l->slots[s];
         l->slot_batch[s] = -1;
-        void *(*ha)(size_t) = cfg->host_alloc && cfg->host_free ? cfg->host_alloc : malloc;
-        b->frames = ha((size_t)B * T * S * S * 3);
-        b->audio = ha(sizeof(float) * (size_t)B * T * cfg->audio_rows * cfg->mel_bins);
-        b->labels = ha(sizeof(int64_t) * (size_t)B);
+        b->frames = l->cfg.host_alloc(l->frames_bytes);
+        b->audio = l->cfg.host_alloc(l->audio_bytes);
+        b->labels = l->cfg.host_alloc(l->labels_bytes);
         b->video = malloc(sizeof(int32_t) * (size_t)B);
         b->start = malloc(sizeof(int32_t) * (size_t)B);
         b->valid = malloc((size_t)B);
         if (!b->frames || !b->audio || !b->labels || !b->video || !b->start || !b->valid) {
             snprintf(err, errlen, "cannot allocate %d batch buffers of %.1f MiB", R,
-                     ((double)B * T * S * S * 3 + 4.0 * B * T * cfg->audio_rows * cfg->mel_bins) / 1048576.0);
+                     (double)(l->frames_bytes + l->audio_bytes) / 1048576.0);
             ld_close(l);
             return NULL;
         }
@@ -421,10 +425,9 @@ void ld_release(ld_loader *l, const ld_batch *b) {
     pthread_mutex_lock(&l->mu);
     int s = (int)(b - l->slots);
     if (l->scribble && s >= 0 && s < l->cfg.ring) {  /* a test hook: whoever still reads the batch reads garbage */
-        const size_t B = (size_t)l->cfg.batch, T = (size_t)l->cfg.frames, S = (size_t)l->S;
-        memset(l->slots[s].frames, 0xa5, B * T * S * S * 3);
-        memset(l->slots[s].audio, 0xff, sizeof(float) * B * T * (size_t)l->cfg.audio_rows * (size_t)l->cfg.mel_bins);
-        memset(l->slots[s].labels, 0xff, sizeof(int64_t) * B);
+        memset(l->slots[s].frames, 0xa5, l->frames_bytes);
+        memset(l->slots[s].audio, 0xff, l->audio_bytes);
+        memset(l->slots[s].labels, 0xff, l->labels_bytes);
     }
     if (s >= 0 && s < l->cfg.ring) l->slot_batch[s] = -1, l->slot_ready[s] = 0;
     pthread_cond_broadcast(&l->cv);
@@ -449,8 +452,7 @@ void ld_close(ld_loader *l) {
     free(l->th);
     for (int s = 0; l->slots && s < l->cfg.ring; s++) {
         ld_batch *b = &l->slots[s];
-        void (*hf)(void *) = l->cfg.host_alloc && l->cfg.host_free ? l->cfg.host_free : free;
-        hf(b->frames), hf(b->audio), hf(b->labels);
+        l->cfg.host_free(b->frames), l->cfg.host_free(b->audio), l->cfg.host_free(b->labels);
         free(b->video), free(b->start), free(b->valid);
     }
     free(l->slots);
