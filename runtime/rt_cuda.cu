@@ -378,11 +378,15 @@ void *scratch(Dev *d, size_t bytes) {
 // itself). It synchronizes the device once per plan, and which candidate wins can differ from run to run (so
 // can the result's last bits): off by default, for benchmarks.
 constexpr int kTuneAlgos = 8;
+// Whether the stream is being captured into a graph (when it cannot be told: as if it were, where nothing may wait).
+bool capturing(Dev *d) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(d->s, &st) != cudaSuccess || st != cudaStreamCaptureStatusNone;
+}
 void gemm_tune(Dev *d, GemmPlan *pl, const cublasLtMatmulHeuristicResult_t *cand, int n, const void *a, const void *b,
                const float *beta, const void *cin, void *C) {
     if (cin == C && *beta != 0.0f) return;  // an accumulation: each run would add again
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(d->s, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return;
+    if (capturing(d)) return;
     cudaEvent_t e0, e1;
     if (cudaEventCreate(&e0) != cudaSuccess) return;
     if (cudaEventCreate(&e1) != cudaSuccess) {
@@ -913,10 +917,6 @@ void latbwd_grads(Dev *d, const LatBwd *b) {
 // allowed).
 void scal_sent(Dev *d) {
     if (d->scal_ev && cudaEventRecord(d->scal_ev, d->s) == cudaSuccess) d->scal_pending = 1;
-}
-bool capturing(Dev *d) {
-    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-    return cudaStreamIsCapturing(d->s, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
 }
 void adam_scalars(avgen_ctx *c, Dev *d, bool captured) {
     const avgen_consts *k = c->k;
