@@ -484,7 +484,7 @@ static int cmd_step(int argc, char **argv) {
     if (r >= 0) return r;
     if (!a.inputs) return usage_error("step", "%s", "--inputs I.safetensors is required");
     if (!a.out) return usage_error("step", "%s", "--out O.safetensors is required");
-    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0};
+    rt_backend_opts bo = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0, 0};
     {
         char e2[256];
         if ((r = rt_backend_check(&bo, e2, sizeof e2))) {
@@ -516,7 +516,7 @@ static int cmd_bench(int argc, char **argv) {
     int r = parse_args("bench", usage_bench, argc, argv, &a, 1);
     if (r >= 0) return r;
     char err[1024] = "";
-    const rt_backend_opts bo = {"cuda", a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0};
+    const rt_backend_opts bo = {"cuda", a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0, 0};
     if ((r = rt_backend_check(&bo, err, sizeof err))) {
         fprintf(stderr, "error: %s.\n", err);
         return r;
@@ -557,7 +557,7 @@ static int cmd_diff(int argc, char **argv) { return st_diff_main(argc, argv); }
 /* The backend options of train and eval: on the GPU (--backend cuda, or auto with one) bf16 GEMMs unless
  * --precision says otherwise. */
 static rt_backend_opts loop_backend(const args_t *a) {
-    rt_backend_opts bo = {a->backend, a->precision, 0, a->kernels, NULL, NULL, NULL, NULL, 0};
+    rt_backend_opts bo = {a->backend, a->precision, 0, a->kernels, NULL, NULL, NULL, NULL, 0, 0};
     if (a->backend && strcmp(a->backend, "cpu") && !bo.precision) bo.precision = "bf16";
     return bo;
 }
@@ -652,7 +652,7 @@ static int cmd_train(int argc, char **argv) {
     if (!a.data) return usage_error("train", "%s", "--data PREPARED is required");
     if ((r = check_backend("train", a.backend))) return r;
     {  /* --precision and --kernels too, before anything is written or built */
-        const rt_backend_opts chk = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0};
+        const rt_backend_opts chk = {a.backend, a.precision, 0, a.kernels, NULL, NULL, NULL, NULL, 0, 0};
         char e2[512];
         if ((r = rt_backend_check(&chk, e2, sizeof e2))) {
             fprintf(stderr, "error: %s.\n", e2);
@@ -836,6 +836,7 @@ static int cmd_eval(int argc, char **argv) {
     if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;
     rt_backend_opts bo = loop_backend(&a);
+    bo.prefetch_inputs = 1; /* the next batch goes up while a forward pass runs */
     int cuda = 0;
     if (!r && (r = rt_backend_check(&bo, err, sizeof err)) == 0 && rt_backend_attach(&c, &bo, &cuda, err, sizeof err)) r = 1;
     if (!r) {

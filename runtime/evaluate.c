@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A batch's frames and audio (tensors ft, at; -1: absent) staged for the pass that takes them. 0, or -1 with err. */
+static int stage(avgen_ctx *ev, const ld_batch *b, int ft, int at, char *err, size_t errlen) {
+    return (ft >= 0 && rt_stage_input(ev, ft, b->frames, err, errlen)) || (at >= 0 && rt_stage_input(ev, at, b->audio, err, errlen))
+               ? -1
+               : 0;
+}
+
 int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     const int C = ev->k->classes, NV = ld_videos(l);
@@ -26,26 +33,26 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         rt_eval_free(r);
         return -1;
     }
-    const ld_batch *b;
+    /* b: the batch of this forward pass, staged; nx: the next one, staged while it runs (rt_stage_input: on the CUDA
+     * backend, attached by the caller with prefetch_inputs, it goes up on a stream of its own) */
+    const ld_batch *b = ld_next(l), *nx = NULL;
     double loss = 0;
-    while ((b = ld_next(l))) {
-        /* on the CUDA backend (attached by the caller): the batch up straight from the loader's buffers, the logits
-         * back (which waits for the upload too) */
-        if ((ft >= 0 && rt_set_input(ev, ft, b->frames, err, errlen)) ||
-            (at >= 0 && rt_set_input(ev, at, b->audio, err, errlen))) {
-            char e2[64];
-            if (ev->dev) rt_cuda_sync(ev, e2, sizeof e2);  /* (a copy may still read the batch) */
-            ld_release(l, b);
-            free(vsum), free(vcount);
-            rt_eval_free(r);
-            return -1;
+    int rc = b && stage(ev, b, ft, at, err, errlen) ? -1 : 0;
+    while (b && !rc) {
+        if (rt_take_inputs(ev, err, errlen)) {
+            rc = -1;
+            break;
         }
         rt_run_forward(ev, fwd);
+        nx = ld_next(l);
+        if (nx && stage(ev, nx, ft, at, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        /* the logits back: waits for the pass, and so for the batch's upload and the next one's */
         if (ev->dev && rt_cuda_download_tensor(ev, lt, err, errlen)) {
-            ld_release(l, b);
-            free(vsum), free(vcount);
-            rt_eval_free(r);
-            return -1;
+            rc = -1;
+            break;
         }
         const float *lg = rt_ptr(ev, lt);
         for (int i = 0; i < b->count; i++) {
@@ -65,6 +72,17 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
             r->clips++;
         }
         ld_release(l, b);
+        b = nx, nx = NULL;
+    }
+    if (rc) {  /* what is held, handed back once no copy reads it */
+        char e2[64];
+        if (ev->dev) rt_cuda_sync(ev, e2, sizeof e2);
+        if (b) ld_release(l, b);
+        if (nx) ld_release(l, nx);
+        ev->n_pending = 0;
+        free(vsum), free(vcount);
+        rt_eval_free(r);
+        return -1;
     }
     float *mean = malloc(sizeof(float) * (size_t)C);
     for (int v = 0; v < NV && mean; v++) {

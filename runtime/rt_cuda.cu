@@ -178,6 +178,15 @@ struct Dev {
     // rt_cuda_lat_on_load; AVGEN_FUSE_LATENT=0: none)
     int *vwriter;
     int n_bn_fused, n_lat_fused;
+    // The next batch's inputs, copied up on a stream of their own while a step runs (rt_cuda_opts.prefetch_inputs;
+    // AVGEN_PREFETCH=0: none): a staging copy of the input arena, the copy stream, an event after the latest
+    // staged copy (the step's stream waits for it before taking them) and one after the latest take (the next
+    // batch's copies wait for it before overwriting the staging); per tensor whether it is staged, not yet taken.
+    cudaStream_t cs;
+    unsigned char *stage;
+    cudaEvent_t ev_staged, ev_taken;
+    unsigned char *staged;
+    int n_staged;
 };
 
 // Kernel profiling: records the start event of launch n_kev (id) and returns its end event, or NULL when
@@ -1912,6 +1921,20 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (d->attn_fused) describe_shapes(d, c->k);
     }
     if (!ck(d, cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking), "stream")) goto fail;
+    if (o && o->prefetch_inputs) {  // the next batch up while a step runs: its stream, events and flags here, staging below
+        const int on = env_switch(d, "AVGEN_PREFETCH", 1);
+        if (on < 0) goto fail;
+        if (on) {
+            if (!ck(d, cudaStreamCreateWithFlags(&d->cs, cudaStreamNonBlocking), "copy stream") ||
+                !ck(d, cudaEventCreateWithFlags(&d->ev_staged, cudaEventDisableTiming), "event") ||
+                !ck(d, cudaEventCreateWithFlags(&d->ev_taken, cudaEventDisableTiming), "event"))
+                goto fail;
+            if (!(d->staged = (unsigned char *)calloc((size_t)g->n_tensors, 1))) {
+                set_fail(d, "out of host memory");
+                goto fail;
+            }
+        }
+    }
     if (lt.create(&d->lt)) {
         set_fail(d, "cuBLASLt could not create a handle");
         goto fail;
@@ -1980,7 +2003,8 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         // Everything this context will allocate (arenas, op scratch, workspace, frames) against what the GPU has
         // free: one sentence before any allocation fails half-way (avgen plan predicts the same sums)
         d->scratch_bytes = rt_cuda_scratch_bytes(g, c->k, d->attn_fused);
-        size_t need = kWorkspaceBytes + d->scratch_bytes + frames_bytes(c), act = 0;
+        size_t need = kWorkspaceBytes + d->scratch_bytes + frames_bytes(c) + (d->staged ? (size_t)g->arena_bytes[AVGEN_ARENA_INPUT] : 0),
+               act = 0;
         // (the BatchNorm means kept for on-load readers are allocated already, as is the bf16 weight copy)
         for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
             if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
@@ -2007,6 +2031,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
         if (!ck(d, cudaMalloc((void **)&d->arena[a], d->arena_bytes[a] ? d->arena_bytes[a] : 1), "device memory for an arena"))
             goto fail;
     }
+    if (d->staged && !ck(d, cudaMalloc((void **)&d->stage, g->arena_bytes[AVGEN_ARENA_INPUT] ? (size_t)g->arena_bytes[AVGEN_ARENA_INPUT] : 1),
+                         "device memory for the next batch's inputs"))
+        goto fail;
     if (c->frames_f32) {
         const size_t n = frames_bytes(c);
         if (!ck(d, cudaMalloc((void **)&d->frames_f32, n), "device memory for the frames") ||
@@ -2117,6 +2144,7 @@ extern "C" int rt_cuda_sync(avgen_ctx *c, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     ck(d, cudaStreamSynchronize(d->s), "the step");
+    if (d->cs) ck(d, cudaStreamSynchronize(d->cs), "the next batch's upload");
     if (d->failed) {
         snprintf(err, errlen, "%s", d->why);
         return 1;
@@ -2188,6 +2216,45 @@ extern "C" int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char 
     return 0;
 }
 
+extern "C" int rt_cuda_can_stage(const avgen_ctx *c) {
+    const Dev *d = DEV(c);
+    return d && d->stage;
+}
+
+extern "C" int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d || !d->stage) return fail_out(err, errlen, "this context has no staging for the next batch (a bug in avgen)");
+    const avgen_tensor_desc *td = &c->g->tensors[t];
+    if (td->arena != AVGEN_ARENA_INPUT) return fail_out(err, errlen, "only inputs are staged (a bug in avgen)");
+    // the first tensor of a batch waits until the staging's last batch has been taken (a wait for an event never
+    // recorded is none)
+    if (!d->n_staged && !ck(d, cudaStreamWaitEvent(d->cs, d->ev_taken, 0), "the next batch's upload"))
+        return fail_out(err, errlen, d->why);
+    if (!ck(d, cudaMemcpyAsync(d->stage + td->offset, src, (size_t)td->bytes, cudaMemcpyHostToDevice, d->cs),
+            "upload of the next batch") ||
+        !ck(d, cudaEventRecord(d->ev_staged, d->cs), "the next batch's upload"))
+        return fail_out(err, errlen, d->why);
+    if (!d->staged[t]) d->staged[t] = 1, d->n_staged++;
+    return 0;
+}
+
+extern "C" int rt_cuda_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
+    Dev *d = DEV(c);
+    if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
+    if (!d->n_staged) return 0;
+    bool ok = ck(d, cudaStreamWaitEvent(d->s, d->ev_staged, 0), "the batch's upload");
+    for (int t = 0; t < c->g->n_tensors && ok; t++) {
+        if (!d->staged[t]) continue;
+        const avgen_tensor_desc *td = &c->g->tensors[t];
+        ok = ck(d, cudaMemcpyAsync(dptr(c, t), d->stage + td->offset, (size_t)td->bytes, cudaMemcpyDeviceToDevice, d->s),
+                "the batch's inputs into place");
+        d->staged[t] = 0;
+    }
+    d->n_staged = 0;
+    if (!ok || !ck(d, cudaEventRecord(d->ev_taken, d->s), "the batch's inputs into place")) return fail_out(err, errlen, d->why);
+    return 0;
+}
+
 extern "C" int rt_cuda_download(avgen_ctx *c, int arena, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
@@ -2222,6 +2289,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     Dev *d = DEV(c);
     if (!d) return;
     if (d->s) cudaStreamSynchronize(d->s);
+    if (d->cs) cudaStreamSynchronize(d->cs);
     for (int i = 0; i < 4; i++)
         if (d->part_exec[i]) cudaGraphExecDestroy(d->part_exec[i]);
     for (int i = 0; i < d->n_plans; i++) {
@@ -2233,6 +2301,11 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
         if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared)) cudaFree(d->arena[a]);
     cudaFree(d->frames_f32);
+    cudaFree(d->stage);
+    free(d->staged);
+    if (d->ev_staged) cudaEventDestroy(d->ev_staged);
+    if (d->ev_taken) cudaEventDestroy(d->ev_taken);
+    if (d->cs) cudaStreamDestroy(d->cs);
     cudaFree(d->ws);
     cudaFree(d->scratch);
     if (!d->frozen_shared) cudaFree(d->frozen16);

@@ -321,6 +321,30 @@ int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen)
     return 0;
 }
 
+int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
+    if (c->dev && rt_cuda_can_stage(c)) return rt_cuda_stage_input(c, t, src, err, errlen) ? -1 : 0;
+    for (int i = 0; i < c->n_pending; i++)
+        if (c->pending_t[i] == t) {
+            c->pending_src[i] = src;
+            return 0;
+        }
+    if (c->n_pending == (int)(sizeof c->pending_t / sizeof c->pending_t[0])) {
+        snprintf(err, errlen, "more than %d inputs staged at once (a bug in avgen)", c->n_pending);
+        return -1;
+    }
+    c->pending_t[c->n_pending] = t, c->pending_src[c->n_pending++] = src;
+    return 0;
+}
+
+int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
+    if (c->dev && rt_cuda_can_stage(c)) return rt_cuda_take_inputs(c, err, errlen) ? -1 : 0;
+    const int n = c->n_pending;
+    c->n_pending = 0;
+    for (int i = 0; i < n; i++)
+        if (rt_set_input(c, c->pending_t[i], c->pending_src[i], err, errlen)) return -1;
+    return 0;
+}
+
 void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {
     if (c->dev) rt_cuda_op(c, g, op);
     else rt_cpu_op(c, g, op);

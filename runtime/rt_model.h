@@ -24,6 +24,10 @@ typedef struct avgen_ctx {
     float *frames_f32;         /* when set: normalised f32 [B,T,3,S,S] frames that replace the uint8 input */
     void *dev;                 /* when set: the CUDA backend's state (rt_cuda.h); ops and zeroing run there */
     char err[512];
+    /* inputs rt_stage_input was given and rt_take_inputs has not set yet (where the backend stages none itself) */
+    int n_pending;
+    int pending_t[8];
+    const void *pending_src[8];
 } avgen_ctx;
 
 /* A phase of the step (generated straight-line code); NULL where a caller may interpret the graph instead. */
@@ -58,6 +62,13 @@ void rt_run_forward(avgen_ctx *c, rt_phase_fn fwd);
 /* Input tensor t's bytes from src: into the host arena, or on the CUDA backend to the device asynchronously
  * (rt_cuda_upload_tensor: src must stay unchanged until the next sync, a download). 0, or -1 with err. */
 int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
+/* The next batch's inputs while the current step runs: rt_stage_input for each input tensor, then rt_take_inputs
+ * before the step that reads them. On a CUDA context attached with prefetch_inputs they go up on a second stream at
+ * once and the take moves them into place (rt_cuda_stage_input, rt_cuda_take_inputs); elsewhere (the CPU backend,
+ * AVGEN_PREFETCH=0) the take sets them (rt_set_input). src must stay unchanged until a synchronisation after the
+ * take (the step's loss download). 0, or -1 with err. */
+int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
+int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen);
 /* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);
 /* Every parameter and buffer (the full set a step used). */

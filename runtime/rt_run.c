@@ -55,7 +55,7 @@ int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char
     }
     rt_cuda_opts co = {o->device, o->precision ? rt_cuda_precision(o->precision) : RT_CUDA_FP32,
                        o->kernels ? rt_kernels_mode(o->kernels) : RT_KERNELS_NVCC, o->kernel_src, o->kernel_src_name,
-                       o->kernel_table, o->share_frozen};
+                       o->kernel_table, o->share_frozen, o->prefetch_inputs};
     if (co.kernels == RT_KERNELS_NVRTC)
         fprintf(stderr, "kernels: NVRTC build for this device (cache %s; the first build takes a while)\n",
                 rt_nvrtc_cache_dir());

@@ -22,6 +22,7 @@ typedef struct {
     const avgen_kernel_table *kernel_table;  /* rt_cuda_opts.kernel_table (NULL: the runtime's copy) */
     const avgen_ctx *share_frozen;           /* rt_cuda_opts.share_frozen (NULL: none) */
     int quiet;                               /* no "kernels: ..." line on stderr */
+    int prefetch_inputs;                     /* rt_cuda_opts.prefetch_inputs (training and evaluation loops) */
 } rt_backend_opts;
 
 /* Checks the options: 0, or 2 with one sentence in err (an unknown backend, precision or kernel source). */

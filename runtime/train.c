@@ -233,16 +233,34 @@ static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loo
     return 0;
 }
 
-/* The batch into the input arena, or on the CUDA backend straight from the loader's (page-locked) buffers to the
- * device, asynchronously: the batch is released after the step's loss has come back. 0, or -1 with err. */
-static int feed(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
+/* The batch's inputs staged for the step that takes them (rt_stage_input): on the CUDA backend they go up at once
+ * from the loader's (page-locked) buffers on a stream of their own, while the step before runs; the batch is released
+ * after its own step's loss has come back. 0, or -1 with err. */
+static int stage(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
     static const char *const names[3] = {"frames", "audio", "labels"};
     const void *const src[3] = {b->frames, b->audio, b->labels};
     for (int i = 0; i < 3; i++) {
         const int t = rt_find(c->g, names[i]);
-        if (t >= 0 && rt_set_input(c, t, src[i], err, errlen)) return -1;
+        if (t >= 0 && rt_stage_input(c, t, src[i], err, errlen)) return -1;
     }
     return 0;
+}
+
+/* The epoch's next batch whose clips all read, from batch *b on (a batch with a corrupt clip is skipped: the loader
+ * counts it); *b becomes its number, *waited the time spent waiting for the loader. NULL at the epoch's end. */
+static const ld_batch *next_valid(ld_loader *tl, int64_t *b, int64_t nb, double *waited) {
+    *waited = 0;
+    for (; *b < nb; (*b)++) {
+        const double tw = rt_now();
+        const ld_batch *bt = ld_next(tl);
+        *waited += rt_now() - tw;
+        if (!bt) break;
+        int ok = 1;
+        for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
+        if (ok) return bt;
+        ld_release(tl, bt);
+    }
+    return NULL;
 }
 
 /* With the CUDA backend: the device's parameters, gradients, buffers and optimizer state into the host
@@ -325,6 +343,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     if (cfg->backend) {
         bo = *cfg->backend;
         bo.quiet = bo.quiet || cfg->quiet;
+        bo.prefetch_inputs = 1; /* the next batch goes up while a step runs */
         if (rt_backend_attach(&c, &bo, &cuda, err, errlen)) { rc = 1; goto done; }
         if (cuda && !cfg->quiet)
             fprintf(stderr, "avgen train: steps on %s (%s GEMMs)\n", rt_cuda_device_name(&c),
@@ -365,29 +384,32 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         double loss_sum = 0, waited = 0;
         int micro = 0;
         ls.t_step = rt_now();
-        for (int64_t b = b0; b < nb && !stop; b++) {
-            double tw = rt_now();
-            const ld_batch *bt = ld_next(tl);
-            waited = rt_now() - tw;
-            wait_total += waited;
-            if (!bt) break;
-            int ok = 1;
-            for (int i = 0; i < bt->count; i++) ok &= bt->valid[i];
-            if (ok && feed(&c, bt, err, errlen)) {
-                char e2[64];
-                if (c.dev) rt_cuda_sync(&c, e2, sizeof e2);  /* (a copy may still read the batch) */
-                ld_release(tl, bt);
+        /* bt: the batch of this step, staged; nx: the next one, staged while this step runs */
+        int64_t b = b0;
+        const ld_batch *bt = next_valid(tl, &b, nb, &waited), *nx = NULL;
+        wait_total += waited;
+        if (bt && stage(&c, bt, err, errlen)) rc = 1;
+        while (bt && !rc) {
+            if (rt_take_inputs(&c, err, errlen)) {
                 rc = 1;
                 break;
             }
-            if (!c.dev || !ok) ld_release(tl, bt);  /* on the GPU, the upload reads it until the step's loss is back */
             st.epoch = e, st.batch = b + 1;
-            if (!ok) continue; /* a batch with a corrupt clip is skipped (the loader counts it) */
             rt_run_fwd_bwd(&c, micro == 0, cfg->forward, cfg->backward);
+            int64_t b1 = b + 1;
+            double w1 = 0;
+            nx = next_valid(tl, &b1, nb, &w1);
+            wait_total += w1;
+            if (nx && stage(&c, nx, err, errlen)) {
+                rc = 1;
+                break;
+            }
             const int lt = rt_find(c.g, "loss");
-            /* on the GPU: waits for the step (its errors show here), and so for the batch's upload */
+            /* on the GPU: waits for the step (its errors show here), and so for the batch's upload, and for the
+             * next batch's */
             const int dl = c.dev ? rt_cuda_download_tensor(&c, lt, err, errlen) : 0;
-            if (c.dev) ld_release(tl, bt);
+            ld_release(tl, bt);
+            bt = NULL;
             if (c.failed) {
                 snprintf(err, errlen, "%s", c.err);
                 rc = 2;
@@ -409,18 +431,28 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
                 break;
             }
             loss_sum += loss;
-            if (++micro < cfg->grad_accum) continue;
-            if (do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited, err, errlen)) {
-                rc = 1;
-                break;
+            if (++micro >= cfg->grad_accum) {
+                if (do_update(cfg, &c, &st, &ls, e, micro, loss_sum, waited, err, errlen)) {
+                    rc = 1;
+                    break;
+                }
+                loss_sum = 0, micro = 0;
+                if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
+                    (from_device(&c, st.step, &host_step, err, errlen) || save_checkpoint(cfg, &c, &st, err, errlen))) {
+                    rc = 1;
+                    break;
+                }
+                if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
             }
-            loss_sum = 0, micro = 0;
-            if (cfg->checkpoint_every > 0 && st.step % cfg->checkpoint_every == 0 &&
-                (from_device(&c, st.step, &host_step, err, errlen) || save_checkpoint(cfg, &c, &st, err, errlen))) {
-                rc = 1;
-                break;
-            }
-            if (cfg->max_steps > 0 && st.step >= cfg->max_steps) stop = 1;
+            bt = nx, nx = NULL, b = b1, waited = w1;
+            if (stop) break;
+        }
+        if (bt || nx) {  /* held when the loop stopped early: handed back once no copy reads them */
+            char e2[64];
+            if (c.dev) rt_cuda_sync(&c, e2, sizeof e2);
+            if (bt) ld_release(tl, bt);
+            if (nx) ld_release(tl, nx);
+            c.n_pending = 0;
         }
         /* the epoch's last, partial accumulation still makes an update */
         if (!rc && micro > 0) {

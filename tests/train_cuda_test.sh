@@ -7,6 +7,8 @@
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
 #   uninterrupted run's (the device state goes to the checkpoint and comes back exactly); the steps replayed
 #   as CUDA graphs (counted in summary.json) bit-identical to eager steps (AVGEN_CUDA_GRAPH=0);
+#   the next batch uploaded on a second stream while a step runs: the same bits with either stream made late by the
+#   emulator, and without the second stream (AVGEN_PREFETCH=0);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
 #   bf16 activations (AVGEN_BF16_OPERANDS=1) through training and validation, losses within 5% of bf16 GEMMs;
 #   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
@@ -83,6 +85,25 @@ else bad "the resumed CUDA run's log differs: $(diff <(strip "$TMP/res/log.jsonl
 if cmp -s "$(last "$TMP/res")" "$(last "$TMP/cuda")"; then ok; else bad "the resumed CUDA run's checkpoint differs"; fi
 if cmp -s <(strip "$TMP/eager/log.jsonl") <(strip "$TMP/cuda/log.jsonl") && cmp -s "$(last "$TMP/eager")" "$(last "$TMP/cuda")"
 then ok; else bad "the steps as CUDA graphs differ from the eager steps: $(diff <(strip "$TMP/eager/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
+
+# The next batch goes up on a stream of its own while a step runs (rt_cuda_stage_input), and validation's next batch
+# while a forward pass runs. The emulator makes streams lag (AVGEN_EMU_LAG_STREAM: their work runs only when waited
+# for; the training context creates streams 1 (steps) and 2 (uploads), validation's 3 and 4): with the uploads late a
+# step that does not wait for them trains on the batch before; with the steps late an upload that does not wait for
+# the step before to take its batch overwrites it. Either way the same bits as the run above; and without the second
+# stream (AVGEN_PREFETCH=0: each batch set just before its step) too.
+for lag in 2,3 1,4; do
+  run "cuda fp32, streams $lag lagging" env AVGEN_EMU_LAG_STREAM=$lag "$P" "${A[@]}" --out "$TMP/lag$lag" --max-steps 8 \
+    --backend cuda --precision fp32
+done
+run "cuda fp32, no prefetch" env AVGEN_PREFETCH=0 "$P" "${A[@]}" --out "$TMP/nopf" --max-steps 8 --backend cuda --precision fp32
+for r in lag2,3 lag1,4 nopf; do
+  if cmp -s <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/cuda/log.jsonl") && cmp -s "$(last "$TMP/$r")" "$(last "$TMP/cuda")"
+  then ok; else bad "$r: the run differs from the default one: $(diff <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
+done
+out=$(AVGEN_PREFETCH=2 "$P" "${A[@]}" --out "$TMP/x2" --max-steps 1 --backend cuda 2>&1)
+rc=$?
+[ $rc != 0 ] && grep -q "AVGEN_PREFETCH=2: expected 0 or 1" <<<"$out" && ok || bad "AVGEN_PREFETCH=2: exit $rc: $out"
 
 # Validation that does not fit the device (the emulator's memory cut to 60 MB: the training context fits, the
 # evaluation context's workspace does not): said on stderr despite --quiet and once in the log, and the

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <deque>
 #include <map>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct CUstream_st {
     int capturing;
     int invalidated;  // a call a capture does not allow was made during it: its end fails
     struct CUgraph_st *graph;
+    int ordinal;      // 1, 2, ...: the order streams were created in (AVGEN_EMU_LAG_STREAM)
+    int lag;          // its work runs late, only when something waits for it (AVGEN_EMU_LAG_STREAM)
+    std::deque<std::function<void()>> queue;  // a lagging stream's work, submitted and not yet run
 };
 struct CUgraph_st {
     std::vector<std::function<void()>> ops;
@@ -31,6 +35,7 @@ struct CUgraphExec_st {
 struct CUevent_st {
     double t;
     int recorded;
+    long long submitted, done;  // records asked for, and the last one run (a wait waits for the latest asked)
 };
 
 namespace avgen_emu {
@@ -242,13 +247,68 @@ void flush() {
     for (auto &op : ops) op();
 }
 
-// Runs op now (after the deferred copies), or records it in the stream's graph while the stream is captured.
+// Streams that lag (AVGEN_EMU_LAG_STREAM=N[,N...]: the N-th stream created, counting from 1): their work is queued
+// and runs only when something needs it: a wait on an event recorded there (cudaStreamWaitEvent,
+// cudaEventSynchronize), a synchronisation of that stream or of the device, a synchronous copy or set, or a free.
+// Every other stream runs its work as it is submitted. So work of one stream that another stream or the host uses
+// without waiting for it is seen not done yet (the lagging stream writes it) or already overwritten (the lagging
+// stream reads it), as on a GPU that runs two streams side by side.
+std::vector<cudaStream_t> lagging;
+bool lags(int ordinal) {
+    const char *e = getenv("AVGEN_EMU_LAG_STREAM");
+    for (const char *p = e; p && *p;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (v == ordinal) return true;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return false;
+}
+cudaStream_t running;  // the lagging stream whose work is running (its later work waits its turn)
+bool run_one(cudaStream_t s) {  // a lagging stream's oldest queued work; false when it has none
+    if (s == running || s->queue.empty()) return false;
+    std::function<void()> op = std::move(s->queue.front());
+    s->queue.pop_front();
+    const cudaStream_t was = running;
+    running = s;
+    op();
+    running = was;
+    return true;
+}
+void drain(cudaStream_t s) {
+    while (run_one(s)) {
+    }
+}
+void drain_all() {
+    for (size_t i = 0; i < lagging.size(); i++) drain(lagging[i]);
+}
+void sync_all() {  // everything submitted done: the deferred copies, then the lagging streams' work
+    flush();
+    drain_all();
+}
+// Until event e's record number `target` has run: the lagging streams' work runs, oldest first, as far as needed
+// (a record never asked for, or captured into a graph, is no wait, as on the GPU).
+void reach(cudaEvent_t e, long long target) {
+    bool ran = true;
+    while (e->done < target && ran) {
+        ran = false;
+        for (size_t i = 0; i < lagging.size() && e->done < target; i++) ran = run_one(lagging[i]) || ran;
+    }
+}
+
+// Runs op now (after the deferred copies), queues it on a lagging stream, or records it in the stream's graph
+// while the stream is captured.
 void submit(cudaStream_t s, std::function<void()> op) {
     if (s && s->capturing) {
         s->graph->ops.push_back(std::move(op));
         return;
     }
     flush();
+    if (s && s->lag) {
+        s->queue.push_back(std::move(op));
+        return;
+    }
     op();
 }
 
@@ -548,7 +608,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 cudaError_t cudaFree(void *p) {
     if (!captures.empty()) return fail(capture_unsupported());
-    flush();
+    sync_all();
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return fail(cudaErrorInvalidValue);
@@ -568,14 +628,14 @@ cudaError_t cudaMallocHost(void **p, size_t bytes) {
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int) { return cudaMallocHost(p, bytes); }
 cudaError_t cudaFreeHost(void *p) {
     if (!captures.empty()) return fail(capture_unsupported());
-    flush();
+    sync_all();
     pinned.erase((uintptr_t)p);
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
     if (!captures.empty()) return fail(capture_unsupported());
-    flush();
+    sync_all();
     if (sticky != cudaSuccess) return sticky;
     memcpy(dst, src, n);
     return cudaSuccess;
@@ -588,8 +648,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     std::function<void()> op = [=]() {
         if (sticky == cudaSuccess) memcpy(dst, src, n);
     };
-    if (kind == cudaMemcpyHostToDevice && !(s && s->capturing)) {
-        deferred.push_back(std::move(op));  // done late (flush)
+    if (kind == cudaMemcpyHostToDevice && !(s && s->capturing) && !(s && s->lag)) {
+        deferred.push_back(std::move(op));  // done late (flush); on a lagging stream, when its turn comes
         return cudaSuccess;
     }
     submit(s, std::move(op));
@@ -597,7 +657,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 }
 cudaError_t cudaMemset(void *dst, int v, size_t n) {
     if (!captures.empty()) return fail(capture_unsupported());
-    flush();
+    sync_all();
     if (sticky != cudaSuccess) return sticky;
     memset(dst, v, n);
     return cudaSuccess;
@@ -610,15 +670,24 @@ cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
 }
 cudaError_t cudaDeviceSynchronize(void) {
     if (!captures.empty()) return fail(capture_unsupported());
-    flush();
+    sync_all();
     return sticky;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    static int created;
     *s = new CUstream_st();
+    (*s)->ordinal = ++created;
+    if (lags((*s)->ordinal)) (*s)->lag = 1, lagging.push_back(*s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s && s->lag) {  // its work still runs
+        flush();
+        drain(s);
+        for (size_t i = 0; i < lagging.size(); i++)
+            if (lagging[i] == s) lagging.erase(lagging.begin() + (long)i);
+    }
     if (s && s->capturing) {
         delete s->graph;
         for (size_t i = 0; i < captures.size(); i++)
@@ -627,10 +696,19 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     delete s;
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
+    if (s && s->lag) drain(s);  // (only this stream: another lagging one's work runs as far as this one waits for it)
     return sticky;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+    // an event recorded outside the capture: not allowed while capturing (cudaEventWaitExternal is not emulated)
+    if (s && s->capturing) return fail(capture_unsupported());
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    const long long target = e->submitted;  // the latest record asked for before this call
+    submit(s, [=]() { reach(e, target); });
+    return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!s || s->capturing) return fail(cudaErrorInvalidValue);
@@ -677,17 +755,27 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) {
     *e = new CUevent_st();
     return cudaSuccess;
 }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int) { return cudaEventCreate(e); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
-    submit(s, [=]() { e->t = now(), e->recorded = 1; });
+    if (s && s->capturing) {  // a node of the graph: no record number (nothing waits for it)
+        submit(s, [=]() { e->t = now(), e->recorded = 1; });
+        return cudaSuccess;
+    }
+    const long long n = ++e->submitted;
+    submit(s, [=]() {
+        e->t = now(), e->recorded = 1;
+        if (e->done < n) e->done = n;
+    });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) {
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
+    if (e) reach(e, e->submitted);
     return sticky;
 }  // (an event never recorded: success, as CUDA's)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
