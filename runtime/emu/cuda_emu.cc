@@ -18,13 +18,19 @@
 #endif
 
 // Opaque handle types of the CUDA headers, defined here.
+struct EmuWork {
+    std::function<void()> op;  // the work, or (wait_e set) a wait until event wait_e's record wait_n has run
+    struct CUevent_st *wait_e;
+    long long wait_n;
+};
 struct CUstream_st {
     int capturing;
     int invalidated;  // a call a capture does not allow was made during it: its end fails
     struct CUgraph_st *graph;
     int ordinal;      // 1, 2, ...: the order streams were created in (AVGEN_EMU_LAG_STREAM)
     int lag;          // its work runs late, only when something waits for it (AVGEN_EMU_LAG_STREAM)
-    std::deque<std::function<void()>> queue;  // a lagging stream's work, submitted and not yet run
+    // work submitted and not yet run: a lagging stream's, or any stream's behind a wait for an event not yet reached
+    std::deque<EmuWork> queue;
 };
 struct CUgraph_st {
     std::vector<std::function<void()>> ops;
@@ -247,13 +253,15 @@ void flush() {
     for (auto &op : ops) op();
 }
 
-// Streams that lag (AVGEN_EMU_LAG_STREAM=N[,N...]: the N-th stream created, counting from 1): their work is queued
-// and runs only when something needs it: a wait on an event recorded there (cudaStreamWaitEvent,
-// cudaEventSynchronize), a synchronisation of that stream or of the device, a synchronous copy or set, or a free.
-// Every other stream runs its work as it is submitted. So work of one stream that another stream or the host uses
-// without waiting for it is seen not done yet (the lagging stream writes it) or already overwritten (the lagging
-// stream reads it), as on a GPU that runs two streams side by side.
-std::vector<cudaStream_t> lagging;
+// Streams: each runs its work in order. A lagging stream (AVGEN_EMU_LAG_STREAM=N[,N...]: the N-th stream created,
+// counting from 1) queues its work, which runs only when the host waits for it (a synchronisation of that stream,
+// of an event recorded there, of the device, a synchronous copy or set, a free) or, as far as needed, for work
+// that waits for it (cudaStreamWaitEvent). Every other stream runs its work as it is submitted, except behind a
+// wait for an event not yet reached: then its later work queues too, until the host waits for it. So work of one
+// stream that another stream or the host uses without waiting for it is seen not done yet (the lagging stream
+// writes it), or already overwritten (the lagging stream reads it), as on a GPU that runs two streams side by side;
+// and host memory that an upload behind such a wait reads is read when the host waits, not before.
+std::vector<cudaStream_t> streams;  // the live ones
 bool lags(int ordinal) {
     const char *e = getenv("AVGEN_EMU_LAG_STREAM");
     for (const char *p = e; p && *p;) {
@@ -265,51 +273,61 @@ bool lags(int ordinal) {
     }
     return false;
 }
-cudaStream_t running;  // the lagging stream whose work is running (its later work waits its turn)
-bool run_one(cudaStream_t s) {  // a lagging stream's oldest queued work; false when it has none
-    if (s == running || s->queue.empty()) return false;
-    std::function<void()> op = std::move(s->queue.front());
+// The oldest queued work of s, when it can run (not a wait for an event not yet reached). False when it cannot.
+bool step(cudaStream_t s) {
+    if (s->queue.empty()) return false;
+    EmuWork &w = s->queue.front();
+    if (w.wait_e && w.wait_e->done < w.wait_n) return false;
+    std::function<void()> op = std::move(w.op);
     s->queue.pop_front();
-    const cudaStream_t was = running;
-    running = s;
-    op();
-    running = was;
+    if (op) op();
     return true;
 }
-void drain(cudaStream_t s) {
-    while (run_one(s)) {
-    }
-}
-void drain_all() {
-    for (size_t i = 0; i < lagging.size(); i++) drain(lagging[i]);
-}
-void sync_all() {  // everything submitted done: the deferred copies, then the lagging streams' work
-    flush();
-    drain_all();
-}
-// Until event e's record number `target` has run: the lagging streams' work runs, oldest first, as far as needed
-// (a record never asked for, or captured into a graph, is no wait, as on the GPU).
-void reach(cudaEvent_t e, long long target) {
-    bool ran = true;
-    while (e->done < target && ran) {
+// The streams that do not lag, as far as they can run.
+void pump() {
+    for (bool ran = true; ran;) {
         ran = false;
-        for (size_t i = 0; i < lagging.size() && e->done < target; i++) ran = run_one(lagging[i]) || ran;
+        for (size_t i = 0; i < streams.size(); i++)
+            if (!streams[i]->lag)
+                while (step(streams[i])) ran = true;
     }
+}
+// Work runs until done() holds: the other streams as far as they can, and the lagging ones one operation at a time
+// (oldest stream first) until it holds or nothing more can run.
+template <class F> void force(F done) {
+    pump();
+    while (!done()) {
+        bool ran = false;
+        for (size_t i = 0; i < streams.size() && !ran; i++)
+            if (streams[i]->lag) ran = step(streams[i]);
+        if (!ran) break;
+        pump();
+    }
+}
+bool all_idle() {
+    for (size_t i = 0; i < streams.size(); i++)
+        if (!streams[i]->queue.empty()) return false;
+    return true;
+}
+void sync_all() {  // everything submitted done: the deferred copies, then every stream's queued work
+    flush();
+    force(all_idle);
 }
 
-// Runs op now (after the deferred copies), queues it on a lagging stream, or records it in the stream's graph
-// while the stream is captured.
+// Runs op now (after the deferred copies), queues it (a lagging stream, or one behind a wait), or records it in the
+// stream's graph while the stream is captured.
 void submit(cudaStream_t s, std::function<void()> op) {
     if (s && s->capturing) {
         s->graph->ops.push_back(std::move(op));
         return;
     }
     flush();
-    if (s && s->lag) {
-        s->queue.push_back(std::move(op));
+    if (!s) {
+        op();
         return;
     }
-    op();
+    s->queue.push_back(EmuWork{std::move(op), NULL, 0});
+    if (!s->lag) pump();  // (an event it records may let another stream's wait go on)
 }
 
 }  // namespace
@@ -648,8 +666,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     std::function<void()> op = [=]() {
         if (sticky == cudaSuccess) memcpy(dst, src, n);
     };
-    if (kind == cudaMemcpyHostToDevice && !(s && s->capturing) && !(s && s->lag)) {
-        deferred.push_back(std::move(op));  // done late (flush); on a lagging stream, when its turn comes
+    if (kind == cudaMemcpyHostToDevice && !(s && (s->capturing || s->lag || !s->queue.empty()))) {
+        deferred.push_back(std::move(op));  // done late (flush); behind queued work, when its turn comes
         return cudaSuccess;
     }
     submit(s, std::move(op));
@@ -678,15 +696,16 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
     static int created;
     *s = new CUstream_st();
     (*s)->ordinal = ++created;
-    if (lags((*s)->ordinal)) (*s)->lag = 1, lagging.push_back(*s);
+    (*s)->lag = lags((*s)->ordinal);
+    streams.push_back(*s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (s && s->lag) {  // its work still runs
+    if (s) {  // its work still runs
         flush();
-        drain(s);
-        for (size_t i = 0; i < lagging.size(); i++)
-            if (lagging[i] == s) lagging.erase(lagging.begin() + (long)i);
+        force([=]() { return s->queue.empty(); });
+        for (size_t i = 0; i < streams.size(); i++)
+            if (streams[i] == s) streams.erase(streams.begin() + (long)i);
     }
     if (s && s->capturing) {
         delete s->graph;
@@ -699,15 +718,17 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
-    if (s && s->lag) drain(s);  // (only this stream: another lagging one's work runs as far as this one waits for it)
+    if (s) force([=]() { return s->queue.empty(); });  // (others' work only as far as this stream waits for it)
     return sticky;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
     // an event recorded outside the capture: not allowed while capturing (cudaEventWaitExternal is not emulated)
     if (s && s->capturing) return fail(capture_unsupported());
     if (!e) return fail(cudaErrorInvalidResourceHandle);
-    const long long target = e->submitted;  // the latest record asked for before this call
-    submit(s, [=]() { reach(e, target); });
+    if (!s) return fail(cudaErrorNotSupported);  // (the legacy stream: not used, not emulated)
+    flush();
+    s->queue.push_back(EmuWork{std::function<void()>(), e, e->submitted});  // the latest record asked for before it
+    if (!s->lag) pump();
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -775,7 +796,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
-    if (e) reach(e, e->submitted);
+    if (e) {
+        const long long target = e->submitted;
+        force([=]() { return e->done >= target; });
+    }
     return sticky;
 }  // (an event never recorded: success, as CUDA's)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
