@@ -90,8 +90,11 @@ static void pack(gen_ir *ir, gen_mem *m, gen_roof *roof) {
     m->peak = m->workspace + m->scratch;
     for (int a = 0; a < ARENA_COUNT; a++) m->peak += m->arena[a];
     m->fits = m->peak <= ir->spec.memory.budget;
-    m->peak_cuda = m->act_cuda >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_cuda : -1;
-    m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 : -1;
+    /* the CUDA backend's training and evaluation loops also keep a device copy of the input arena, where the next
+     * batch goes up while a step runs (rt_cuda_stage_input) */
+    const int64_t stage = m->arena[ARENA_INPUT];
+    m->peak_cuda = m->act_cuda >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_cuda + stage : -1;
+    m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 + stage : -1;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
 }
 
@@ -375,6 +378,7 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
     fprintf(f, "\nThe CUDA backend of this version (policy %s): it stores activations in fp32 whatever the precision\n"
                "(--precision picks the GEMM arithmetic; docs/bench.md), or some in bf16 with AVGEN_BF16_OPERANDS=1\n",
             gen_recompute_name(s->memory.recompute));
+    fprintf(f, "  (its peaks count the loader inputs twice: the next batch goes up to a device copy of them while a step runs)\n");
     fprintf(f, "  fp32 activations: peak %s (%d BatchNorm outputs and %d adapter fuses not stored: applied on load; "
                "activations %s)",
             gib(p->cuda.peak_cuda, a), p->cuda.n_bn, p->cuda.n_lat, gib(p->cuda.act_cuda, b));

@@ -2467,6 +2467,8 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
 extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,
                              rt_cuda_bench_result *r, char *err, size_t errlen) {
     Dev *d = DEV(c);
@@ -2534,9 +2536,64 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     double sum = 0;
     for (int i = 0; i < steps; i++) sum += times[i];
-    r->median_ms = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    r->median_ms = median_sorted(times, steps);
     r->mean_ms = sum / steps, r->min_ms = times[0], r->max_ms = times[steps - 1];
     r->graph = use_graph;
+    // Steps as the training loop runs them (rt_train): with the staging, the next batch goes up on the second
+    // stream while a step runs; plainly, each batch goes up on the step's stream before it. Each step's loss and
+    // gradient norm come back (the host waits for them). The batch: the host input arena's values (the inputs
+    // the step ran on) in page-locked memory, so the parameters move as in the steps above.
+    r->input_bytes = (double)c->g->arena_bytes[AVGEN_ARENA_INPUT];
+    r->loop_ms = r->loop_plain_ms = -1;
+    {
+        const size_t nb = (size_t)c->g->arena_bytes[AVGEN_ARENA_INPUT];
+        unsigned char *hb = (unsigned char *)rt_cuda_host_alloc(nb ? nb : 1);
+        if (!hb) {
+            free(times);
+            return fail_out(err, errlen, "out of host memory");
+        }
+        memcpy(hb, c->arena[AVGEN_ARENA_INPUT], nb);
+        const int lt = rt_find(c->g, "loss");
+        double gn = 0;
+        for (int staged = d->stage ? 1 : 0, rc = 0; staged >= 0 && !rc; staged--) {
+            auto put = [&]() {  // the batch: staged (taken by the next step), or uploaded now
+                for (int t = 0; t < c->g->n_tensors && !rc; t++)
+                    if (c->g->tensors[t].arena == AVGEN_ARENA_INPUT && c->g->tensors[t].bytes > 0)
+                        rc = staged ? rt_cuda_stage_input(c, t, hb + c->g->tensors[t].offset, err, errlen)
+                                    : rt_cuda_upload_tensor(c, t, hb + c->g->tensors[t].offset, err, errlen);
+            };
+            if (staged) put();
+            for (int it = 0; it < warmup + steps && !rc; it++) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                if (staged) rc = rt_cuda_take_inputs(c, err, errlen);
+                else put();
+                if (rc) break;
+                rt_cuda_train_fwd_bwd(c, 1, fwd, bwd);
+                if (staged) put();  // the next batch, while this step runs
+                rc = lt >= 0 && !virt(d, lt) && !is16(d, lt) ? rt_cuda_download_tensor(c, lt, err, errlen) : rt_cuda_sync(c, err, errlen);
+                if (rc || (rc = rt_cuda_grad_sumsq(c, &gn, err, errlen))) break;
+                rt_cuda_train_update(c, upd);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                if (it >= warmup) times[it - warmup] = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+            }
+            if (!rc) rc = rt_cuda_sync(c, err, errlen);  // (the last update, and a staged batch not taken)
+            if (!rc) {
+                qsort(times, (size_t)steps, sizeof(double), cmp_double);
+                (staged ? r->loop_ms : r->loop_plain_ms) = median_sorted(times, steps);
+            }
+            if (staged && d->n_staged) {  // the batch staged after the last step: not taken
+                memset(d->staged, 0, (size_t)c->g->n_tensors);
+                d->n_staged = 0;
+            }
+            if (rc) {
+                rt_cuda_host_free(hb);
+                free(times);
+                return 1;
+            }
+        }
+        rt_cuda_host_free(hb);
+    }
     free(times);
     // Profiled eager step: events around every op.
     const int n = c->g->n_ops;
@@ -2592,6 +2649,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->arena_bytes = 0;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
+    r->stage_bytes = d->stage ? (size_t)c->g->arena_bytes[AVGEN_ARENA_INPUT] : 0;
     r->bf16_weights_bytes = d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0;
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
     r->n_gemm_tuned = d->n_tuned, r->n_gemm_tune_changed = d->n_tune_changed, r->gemm_tune_ms = d->tune_ms;

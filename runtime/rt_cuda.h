@@ -244,8 +244,15 @@ typedef struct {
     int graph;                      /* 1 when the timed steps were CUDA graph replays */
     double first_step_ms;           /* the first (cold) eager step, with cuBLASLt algorithm selection */
     float last_loss;                /* the loss of the last timed step (every step updates the parameters) */
+    /* steps as the training loop runs them, host-timed (median ms): each with its batch uploaded from page-locked
+     * host memory, its loss and gradient norm read back; loop_ms with the next batch uploaded on the second stream
+     * while a step runs (a context attached with prefetch_inputs; else -1), loop_plain_ms with each batch uploaded
+     * on the step's stream just before it (AVGEN_PREFETCH=0's way) */
+    double loop_ms, loop_plain_ms;
+    double input_bytes;             /* a batch's bytes (the input arena) */
     size_t arena_bytes, scratch_bytes, workspace_bytes; /* what avgen allocated */
     size_t bf16_weights_bytes;      /* and the frozen weights' bf16 copy (AVGEN_BF16_OPERANDS=1), 0 without */
+    size_t stage_bytes;             /* and the next batch's device copy (prefetch_inputs), 0 without */
     size_t device_used_bytes;       /* cudaMemGetInfo: in use after the run minus before attach */
     int n_gemm_plans;
     int n_bias_fused, n_bias_kernel; /* GEMMs with a bias: in cuBLASLt's epilogue, or a kernel after it */
@@ -290,7 +297,9 @@ long long rt_cuda_graph_launches(const avgen_ctx *c);
 
 /* Times training steps (zero grads, forward, backward, update) on the attached context as training runs
  * them (rt_cuda_train_fwd_bwd, rt_cuda_train_update): one cold eager step, then the step captured as CUDA
- * graphs and replayed warmup + steps times, each timed with events (AVGEN_CUDA_GRAPH=0: eager steps); then one eager step with events around every op for the per-kind breakdown, and one with
+ * graphs and replayed warmup + steps times, each timed with events (AVGEN_CUDA_GRAPH=0: eager steps); then steps
+ * as the training loop runs them (loop_ms, loop_plain_ms: uploads and read-backs included, host-timed); then
+ * one eager step with events around every op for the per-kind breakdown, and one with
  * events around every kernel launch and cuBLASLt matmul for the per-kernel breakdown. The phase
  * functions are the generated straight-line code, or NULL for the interpreter. 0, or 1 with err. */
 int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd,

@@ -174,6 +174,11 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
             planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act +
                         (r.n_bf16_tensors > 0 ? c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0);
     }
+    /* the next batch's device copy (the training loop's, which the bench times too): the input arena once more */
+    if (r.stage_bytes) {
+        planned += c->g->arena_bytes[AVGEN_ARENA_INPUT];
+        if (planned16 >= 0) planned16 += c->g->arena_bytes[AVGEN_ARENA_INPUT];
+    }
     const int64_t planned32 = planned;
     if (planned16 >= 0) planned = planned16;
     double kernel_s = 0;
@@ -189,6 +194,12 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "  attention  %s\n", r.attention_fused ? "fused bf16 tensor-core kernels (log-sum-exp kept, no score matrix)"
                                                            : "per-head GEMMs batched over pairs, score matrices in op scratch");
     fprintf(out, "  throughput %.1f pairs/s, %.2f clips/s\n", pairs / s, k->batch / s);
+    if (r.loop_plain_ms > 0) {  /* host-timed steps with their uploads and read-backs, as rt_train runs them */
+        fprintf(out, "  loop       a step as training runs it (a %.1f MB batch uploaded from page-locked memory, its loss and "
+                     "gradient norm read back): median ", r.input_bytes / 1e6);
+        if (r.loop_ms > 0) fprintf(out, "%.3f ms with the next batch uploaded while a step runs, ", r.loop_ms);
+        fprintf(out, "%.3f ms with each batch uploaded before its step%s\n", r.loop_plain_ms, r.loop_ms > 0 ? "" : " (AVGEN_PREFETCH=0)");
+    }
     if (r.n_gemm_tuned)
         fprintf(out, "  GEMMs      %d of %d algorithms chosen by timing cuBLASLt's candidates (AVGEN_GEMM_AUTOTUNE=1), %d of them "
                      "not its first choice; %.0f ms of trials in the first step\n",
@@ -196,7 +207,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "  compute    %.2f GFLOP per step: %.1f TFLOP/s", flops / 1e9, tflops);
     if (peak > 0) fprintf(out, ", MFU %.1f%% of %.0f TFLOP/s\n", 100 * flops / s / peak, peak / 1e12);
     else fprintf(out, " (MFU: unknown device peak, pass --peak)\n");
-    const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes;
+    const size_t allocated = r.arena_bytes + r.scratch_bytes + r.workspace_bytes + r.bf16_weights_bytes + r.stage_bytes;
     fprintf(out, "  memory     planned peak %.3f GiB", planned / 1073741824.0);
     if (planned16 >= 0)
         fprintf(out, " with %d bf16 activations, %d BatchNorm outputs and %d adapter fuses not stored (%.3f GiB as the graph "
@@ -205,6 +216,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "; avgen allocated %.3f GiB (arenas %.3f + op scratch %.3f + cuBLASLt workspace %.3f", allocated / 1073741824.0,
             r.arena_bytes / 1073741824.0, r.scratch_bytes / 1073741824.0, r.workspace_bytes / 1073741824.0);
     if (r.bf16_weights_bytes) fprintf(out, " + bf16 weights %.3f", r.bf16_weights_bytes / 1073741824.0);
+    if (r.stage_bytes) fprintf(out, " + next batch %.3f", r.stage_bytes / 1073741824.0);
     fprintf(out, "), %+.1f%% of the plan; device memory in use %.3f GiB\n",
             planned > 0 ? 100.0 * ((double)allocated / (double)planned - 1) : 0.0, r.device_used_bytes / 1073741824.0);
     /* per op kind: model FLOPs and the bytes of its ops' tensors as the backend stores them */
@@ -295,14 +307,16 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
                    "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"fuse_on_load\":%d,\"latent_bwd_pairs\":%d,\"attention_literal_shapes\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\","
-                   "\"gemm_tuned\":%d,\"gemm_tune_changed\":%d,\"gemm_tune_ms\":%.3f,\"last_loss\":\"%a\",\"families_ms\":{",
+                   "\"gemm_tuned\":%d,\"gemm_tune_changed\":%d,\"gemm_tune_ms\":%.3f,\"last_loss\":\"%a\",\"loop_ms\":%.4f,"
+                   "\"loop_plain_ms\":%.4f,\"input_bytes\":%.0f,\"stage_bytes\":%zu,\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
                 r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
                 r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, r.n_lat_fused, r.n_latbwd_pairs, r.n_attn_literal, roof * 1e3, r.attention_fused ? "fused" : "gemm",
-                r.n_gemm_tuned, r.n_gemm_tune_changed, r.gemm_tune_ms, (double)r.last_loss);
+                r.n_gemm_tuned, r.n_gemm_tune_changed, r.gemm_tune_ms, (double)r.last_loss, r.loop_ms, r.loop_plain_ms,
+                r.input_bytes, r.stage_bytes);
         int first = 1;
         for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++)
             if (r.family_ms[i] > 0)
@@ -330,6 +344,7 @@ int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, con
     rt_backend_opts bo = *bopts;
     bo.backend = "cuda";
     if (!bo.precision) bo.precision = "bf16";
+    bo.prefetch_inputs = 1; /* the training loop's steps are timed too (rt_cuda_bench: loop_ms) */
     int rc, cuda = 0;
     if ((rc = rt_backend_check(&bo, err, errlen))) return rc;
     avgen_ctx c;

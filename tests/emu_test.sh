@@ -95,6 +95,19 @@ if [ -n "$(ll "$TMP/bench.json")" ] && [ "$(ll "$TMP/bench.json")" = "$(ll "$TMP
   grep -qF '"graph":false' "$TMP/bench-eager.json" && ! grep -qE '"last_loss":"-?(nan|inf)' "$TMP/bench.json"; then ok
 else bad "bench: the last loss with graphs $(ll "$TMP/bench.json") is not the eager steps' $(ll "$TMP/bench-eager.json")"; fi
 
+# the training loop's steps (uploads, read-backs): timed with the next batch uploaded on the second stream and with
+# each batch uploaded before its step; AVGEN_PREFETCH=0 has no second stream, so only the latter
+jf() { grep -o "\"$1\":[-0-9.]*" "$2" 2>/dev/null | head -1 | cut -d: -f2; }
+if awk -v a="$(jf loop_ms "$TMP/bench.json")" -v b="$(jf loop_plain_ms "$TMP/bench.json")" -v s="$(jf stage_bytes "$TMP/bench.json")" \
+     -v i="$(jf input_bytes "$TMP/bench.json")" 'BEGIN { exit !(a > 0 && b > 0 && s > 0 && s == i) }'; then ok
+else bad "bench JSON: loop_ms, loop_plain_ms, stage_bytes, input_bytes: $(grep -o '"loop[^,]*,"loop[^,]*,"in[^,]*,"st[^,]*' "$TMP/bench.json")"; fi
+if awk -v a="$(jf loop_ms "$TMP/bench-eager.json")" -v b="$(jf loop_plain_ms "$TMP/bench-eager.json")" 'BEGIN { exit !(a > 0 && b > 0) }'
+then ok; else bad "bench JSON (eager steps): the loop's times"; fi
+run "bench, no prefetch" env AVGEN_PREFETCH=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/bench-nopf.json"
+if [ "$(jf loop_ms "$TMP/bench-nopf.json")" = "-1.0000" ] && [ "$(jf stage_bytes "$TMP/bench-nopf.json")" = 0 ] &&
+  awk -v b="$(jf loop_plain_ms "$TMP/bench-nopf.json")" 'BEGIN { exit !(b > 0) }'; then ok
+else bad "bench JSON with AVGEN_PREFETCH=0: $(grep -o '"loop[^,]*,"loop[^,]*,"in[^,]*,"st[^,]*' "$TMP/bench-nopf.json")"; fi
+
 # bf16 storage of qkv where cuBLASLt takes the bias of a bf16 result only as bf16 (the emulator's
 # AVGEN_EMU_BIAS16_ONLY=1; qkv and fc1's GELU input): the fallback adds the bias's bf16 copy; close to, not
 # the same as, the fp32 bias.
@@ -117,11 +130,13 @@ if grep -q '"roofline_ms":0.0000' "$TMP/bench.json" 2>/dev/null; then ok; else b
 run "bench roofline" "$p" --bench --warmup 0 --steps 1 --precision bf16 --peak 1e9 --bandwidth 1e8 --json "$TMP/roof.json"
 if grep -q '"roofline_ms":[1-9]' "$TMP/roof.json" 2>/dev/null; then ok; else bad "bench JSON: no roofline with --peak and --bandwidth"; fi
 # bf16 activations repack the activation arena (rt_cuda_pack_act): what the backend allocates (arenas, op
-# scratch, workspace, the frozen weights' bf16 copy) is exactly the plan adjusted by the same functions, and
+# scratch, workspace, the frozen weights' bf16 copy, the next batch's device copy) is exactly the plan adjusted by
+# the same functions, and
 # the arenas are smaller than without
 jnum() { grep -o "\"$1\":[0-9]*" "$2" 2>/dev/null | head -1 | cut -d: -f2; }
 alloc16=$(( $(jnum allocated_bytes "$TMP/bench16.json") + $(jnum scratch_bytes "$TMP/bench16.json") + \
-  $(jnum workspace_bytes "$TMP/bench16.json") + $(jnum bf16_weights_bytes "$TMP/bench16.json") ))
+  $(jnum workspace_bytes "$TMP/bench16.json") + $(jnum bf16_weights_bytes "$TMP/bench16.json") + \
+  $(jnum stage_bytes "$TMP/bench16.json") ))
 if [ "$alloc16" = "$(jnum planned_bytes "$TMP/bench16.json")" ]; then ok; else
   bad "bf16 activations: allocated $alloc16 bytes, planned $(jnum planned_bytes "$TMP/bench16.json")"; fi
 if [ "$(jnum allocated_bytes "$TMP/bench16.json")" -lt "$(jnum allocated_bytes "$TMP/bench.json")" ]; then ok; else
@@ -179,7 +194,7 @@ if grep -q '"bn_on_load":[1-9]' "$TMP/bench.json" && grep -q '"bn_on_load":0' "$
   [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchbn.json")" ]; then ok
 else bad "BatchNorm on load: not counted, or its outputs still take memory"; fi
 alloc=$(( $(jnum allocated_bytes "$TMP/bench.json") + $(jnum scratch_bytes "$TMP/bench.json") + \
-  $(jnum workspace_bytes "$TMP/bench.json") ))
+  $(jnum workspace_bytes "$TMP/bench.json") + $(jnum stage_bytes "$TMP/bench.json") ))
 if [ "$alloc" = "$(jnum planned_bytes "$TMP/bench.json")" ]; then ok; else
   bad "BatchNorm on load: allocated $alloc bytes, planned $(jnum planned_bytes "$TMP/bench.json")"; fi
 

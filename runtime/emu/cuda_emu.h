@@ -21,13 +21,16 @@
 //   - cuBLASLt matmuls are computed in double from operands rounded as the compute type says (bf16 for
 //     CUBLAS_COMPUTE_32F_FAST_16BF, tf32 for _FAST_TF32; not with AVGEN_EMU_EXACT_GEMM=1), with the bias
 //     epilogue (bias fp32 or bf16), fp32 or bf16 results;
-//   - streams run each operation when it is issued; a stream being captured records them into the graph,
+//   - streams run each operation when it is issued (but see below); a stream being captured records them into the graph,
 //     which cudaGraphLaunch replays; events read a host clock. During a capture, what CUDA does not allow
 //     then (allocating, freeing, synchronising, synchronous copies and sets, an asynchronous copy from or to
 //     host memory that cudaMallocHost did not give) fails and invalidates the capture, whose end then fails.
 //     An asynchronous copy from the host runs late: at the next operation of a stream, synchronisation,
 //     synchronous copy or free, so a source changed or handed back before then shows (tests/train_cuda_test.sh
 //     with the loader's AVGEN_LOADER_SCRIBBLE=1).
+//     A wait for an event (cudaStreamWaitEvent) not yet reached queues the stream's later work until the host
+//     waits for it; AVGEN_EMU_LAG_STREAM=N[,N...] makes the N-th stream created queue all its work so (a
+//     stream that reads or overwrites another's data without waiting for it shows; docs/emulator.md).
 // NVRTC-built kernels are not emulated (the launch table is this build's copies).
 #ifndef AVGEN_CUDA_EMU_H
 #define AVGEN_CUDA_EMU_H

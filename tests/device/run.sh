@@ -407,7 +407,9 @@ for f in sorted(glob.glob(os.path.join(d, "avgen-b*.json")), key=lambda p: (int(
     rows.append(f"  B={b:>3} {tag:<14} {ms:9.1f} ms  {a['pairs_per_s']:8.1f} pairs/s  MFU {100 * a['mfu']:5.1f}%  attention {a.get('attention', '?'):5}"
                 + "".join(f"  {m} {t[m]:.1f} ms ({t[m] / ms:.2f}x)" for m in t)
                 + f"  memory {a['device_used_bytes'] / 2**30:.2f} GiB in use / {a['planned_bytes'] / 2**30:.2f} planned"
-                + (f"  roofline {a['roofline_ms']:.1f} ms ({ms / a['roofline_ms']:.2f}x)" if a.get("roofline_ms") else ""))
+                + (f"  roofline {a['roofline_ms']:.1f} ms ({ms / a['roofline_ms']:.2f}x)" if a.get("roofline_ms") else "")
+                + (f"  loop {a['loop_ms']:.1f} ms (next batch up while a step runs) / {a['loop_plain_ms']:.1f} ms (each batch up before its step)"
+                   if a.get("loop_ms", -1) > 0 else ""))
 print("== summary: avgen step (median) against PyTorch bf16 on the same card")
 print("\n".join(rows) if rows else "  no benchmark results")
 PY
