@@ -79,7 +79,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         if (ev->dev) rt_cuda_sync(ev, e2, sizeof e2);
         if (b) ld_release(l, b);
         if (nx) ld_release(l, nx);
-        ev->n_pending = 0;
+        rt_drop_inputs(ev);
         free(vsum), free(vcount);
         rt_eval_free(r);
         return -1;

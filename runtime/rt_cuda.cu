@@ -2238,6 +2238,13 @@ extern "C" int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *e
     return 0;
 }
 
+extern "C" void rt_cuda_drop_staged(avgen_ctx *c) {
+    Dev *d = DEV(c);
+    if (!d || !d->staged) return;
+    memset(d->staged, 0, (size_t)c->g->n_tensors);
+    d->n_staged = 0;
+}
+
 extern "C" int rt_cuda_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
@@ -2248,9 +2255,8 @@ extern "C" int rt_cuda_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
         const avgen_tensor_desc *td = &c->g->tensors[t];
         ok = ck(d, cudaMemcpyAsync(dptr(c, t), d->stage + td->offset, (size_t)td->bytes, cudaMemcpyDeviceToDevice, d->s),
                 "the batch's inputs into place");
-        d->staged[t] = 0;
     }
-    d->n_staged = 0;
+    rt_cuda_drop_staged(c);
     if (!ok || !ck(d, cudaEventRecord(d->ev_taken, d->s), "the batch's inputs into place")) return fail_out(err, errlen, d->why);
     return 0;
 }
@@ -2582,11 +2588,10 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
                 qsort(times, (size_t)steps, sizeof(double), cmp_double);
                 (staged ? r->loop_ms : r->loop_plain_ms) = median_sorted(times, steps);
             }
-            if (staged && d->n_staged) {  // the batch staged after the last step: not taken
-                memset(d->staged, 0, (size_t)c->g->n_tensors);
-                d->n_staged = 0;
-            }
+            rt_cuda_drop_staged(c);  // the batch staged after the last step: not taken
             if (rc) {
+                char e2[64];
+                rt_cuda_sync(c, e2, sizeof e2);  // (no copy reads hb any more)
                 rt_cuda_host_free(hb);
                 free(times);
                 return 1;

@@ -225,6 +225,8 @@ int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char *err, size_
 int rt_cuda_can_stage(const avgen_ctx *c);
 int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
 int rt_cuda_take_inputs(avgen_ctx *c, char *err, size_t errlen);
+/* Forgets a staged batch that will not be taken (after a synchronisation: no copy reads it any more). */
+void rt_cuda_drop_staged(avgen_ctx *c);
 
 /* A device description for logs ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"). */
 const char *rt_cuda_device_name(const avgen_ctx *c);

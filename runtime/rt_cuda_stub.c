@@ -44,6 +44,7 @@ int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t 
     return no(err, errlen);
 }
 int rt_cuda_take_inputs(avgen_ctx *c, char *err, size_t errlen) { (void)c; return no(err, errlen); }
+void rt_cuda_drop_staged(avgen_ctx *c) { (void)c; }
 void rt_cuda_train_fwd_bwd(avgen_ctx *c, int zero_grads, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd) {
     (void)zero_grads, (void)fwd, (void)bwd, c->failed = 1;
 }

@@ -345,6 +345,11 @@ int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
     return 0;
 }
 
+void rt_drop_inputs(avgen_ctx *c) {
+    c->n_pending = 0;
+    if (c->dev) rt_cuda_drop_staged(c);
+}
+
 void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {
     if (c->dev) rt_cuda_op(c, g, op);
     else rt_cpu_op(c, g, op);

@@ -69,6 +69,9 @@ int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen)
  * take (the step's loss download). 0, or -1 with err. */
 int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
 int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen);
+/* Forgets the staged inputs that will not be taken (a loop that stops early); on the CUDA backend after a
+ * synchronisation (rt_cuda_sync), so that no copy still reads their source. */
+void rt_drop_inputs(avgen_ctx *c);
 /* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);
 /* Every parameter and buffer (the full set a step used). */

@@ -452,7 +452,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             if (c.dev) rt_cuda_sync(&c, e2, sizeof e2);
             if (bt) ld_release(tl, bt);
             if (nx) ld_release(tl, nx);
-            c.n_pending = 0;
+            rt_drop_inputs(&c);
         }
         /* the epoch's last, partial accumulation still makes an update */
         if (!rc && micro > 0) {

@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -255,8 +256,9 @@ void flush() {
 
 // Streams: each runs its work in order. A lagging stream (AVGEN_EMU_LAG_STREAM=N[,N...]: the N-th stream created,
 // counting from 1) queues its work, which runs only when the host waits for it (a synchronisation of that stream,
-// of an event recorded there, of the device, a synchronous copy or set, a free) or, as far as needed, for work
-// that waits for it (cudaStreamWaitEvent). Every other stream runs its work as it is submitted, except behind a
+// of an event recorded there, of the device, a free; not a synchronous copy or set, which runs on the legacy
+// stream) or, as far as needed, for work that waits for it (cudaStreamWaitEvent). Every other stream runs its
+// work as it is submitted, except behind a
 // wait for an event not yet reached: then its later work queues too, until the host waits for it. So work of one
 // stream that another stream or the host uses without waiting for it is seen not done yet (the lagging stream
 // writes it), or already overwritten (the lagging stream reads it), as on a GPU that runs two streams side by side;
@@ -651,9 +653,11 @@ cudaError_t cudaFreeHost(void *p) {
     free(p);
     return cudaSuccess;
 }
+// The synchronous copy and set run on the legacy stream, which the backend's streams (cudaStreamNonBlocking) do not
+// wait for nor it for them: they run now, whatever those streams have queued.
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
     if (!captures.empty()) return fail(capture_unsupported());
-    sync_all();
+    flush();
     if (sticky != cudaSuccess) return sticky;
     memcpy(dst, src, n);
     return cudaSuccess;
@@ -675,7 +679,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 }
 cudaError_t cudaMemset(void *dst, int v, size_t n) {
     if (!captures.empty()) return fail(capture_unsupported());
-    sync_all();
+    flush();
     if (sticky != cudaSuccess) return sticky;
     memset(dst, v, n);
     return cudaSuccess;
@@ -778,7 +782,9 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) {
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int) { return cudaEventCreate(e); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-    delete e;
+    // queued work may still record or wait for it (CUDA allows that): kept until the process ends
+    static std::vector<std::unique_ptr<CUevent_st>> destroyed;
+    if (e) destroyed.emplace_back(e);
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
