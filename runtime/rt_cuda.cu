@@ -2221,6 +2221,9 @@ extern "C" int rt_cuda_can_stage(const avgen_ctx *c) {
     return d && d->stage;
 }
 
+// (an error of the step running beside the copy, sticky, may show at these calls first)
+static const char *const kStaging = "the step, or the next batch's upload beside it";
+
 extern "C" int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
     Dev *d = DEV(c);
     if (!d || !d->stage) return fail_out(err, errlen, "this context has no staging for the next batch (a bug in avgen)");
@@ -2228,11 +2231,11 @@ extern "C" int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *e
     if (td->arena != AVGEN_ARENA_INPUT) return fail_out(err, errlen, "only inputs are staged (a bug in avgen)");
     // the first tensor of a batch waits until the staging's last batch has been taken (a wait for an event never
     // recorded is none)
-    if (!d->n_staged && !ck(d, cudaStreamWaitEvent(d->cs, d->ev_taken, 0), "the next batch's upload"))
+    if (!d->n_staged && !ck(d, cudaStreamWaitEvent(d->cs, d->ev_taken, 0), kStaging))
         return fail_out(err, errlen, d->why);
     if (!ck(d, cudaMemcpyAsync(d->stage + td->offset, src, (size_t)td->bytes, cudaMemcpyHostToDevice, d->cs),
-            "upload of the next batch") ||
-        !ck(d, cudaEventRecord(d->ev_staged, d->cs), "the next batch's upload"))
+            kStaging) ||
+        !ck(d, cudaEventRecord(d->ev_staged, d->cs), kStaging))
         return fail_out(err, errlen, d->why);
     if (!d->staged[t]) d->staged[t] = 1, d->n_staged++;
     return 0;
