@@ -8,17 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A batch's frames and audio (tensors ft, at; -1: absent) staged for the pass that takes them. 0, or -1 with err. */
-static int stage(avgen_ctx *ev, const ld_batch *b, int ft, int at, char *err, size_t errlen) {
-    return (ft >= 0 && rt_stage_input(ev, ft, b->frames, err, errlen)) || (at >= 0 && rt_stage_input(ev, at, b->audio, err, errlen))
-               ? -1
-               : 0;
+int rt_stage_batch(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
+    static const char *const names[3] = {"frames", "audio", "labels"};
+    const void *const src[3] = {b->frames, b->audio, b->labels};
+    for (int i = 0; i < 3; i++) {
+        const int t = rt_find(c->g, names[i]);
+        if (t >= 0 && rt_stage_input(c, t, src[i], err, errlen)) return -1;
+    }
+    return 0;
 }
 
 int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     const int C = ev->k->classes, NV = ld_videos(l);
-    int lt = rt_find(ev->g, "logits"), ft = rt_find(ev->g, "frames"), at = rt_find(ev->g, "audio");
+    const int lt = rt_find(ev->g, "logits");
     double *vsum = calloc((size_t)NV * C, sizeof(double));
     int *vcount = calloc((size_t)NV, sizeof(int));
     if (lt < 0 || !vsum || !vcount || rt_acc_init(&r->clip, C) || rt_acc_init(&r->video, C)) {
@@ -37,7 +40,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
      * backend, attached by the caller with prefetch_inputs, it goes up on a stream of its own) */
     const ld_batch *b = ld_next(l), *nx = NULL;
     double loss = 0;
-    int rc = b && stage(ev, b, ft, at, err, errlen) ? -1 : 0;
+    int rc = b && rt_stage_batch(ev, b, err, errlen) ? -1 : 0;
     while (b && !rc) {
         if (rt_take_inputs(ev, err, errlen)) {
             rc = -1;
@@ -45,7 +48,7 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         }
         rt_run_forward(ev, fwd);
         nx = ld_next(l);
-        if (nx && stage(ev, nx, ft, at, err, errlen)) {
+        if (nx && rt_stage_batch(ev, nx, err, errlen)) {
             rc = -1;
             break;
         }
@@ -75,11 +78,9 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         b = nx, nx = NULL;
     }
     if (rc) {  /* what is held, handed back once no copy reads it */
-        char e2[64];
-        if (ev->dev) rt_cuda_sync(ev, e2, sizeof e2);
+        rt_drop_inputs(ev);
         if (b) ld_release(l, b);
         if (nx) ld_release(l, nx);
-        rt_drop_inputs(ev);
         free(vsum), free(vcount);
         rt_eval_free(r);
         return -1;

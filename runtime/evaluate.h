@@ -16,6 +16,11 @@ typedef struct {
     int videos;
 } rt_eval_result;
 
+/* The batch's inputs the context's graph has (frames, audio, labels) staged for the step or pass that takes them
+ * (rt_stage_input): on a CUDA context attached with prefetch_inputs they go up at once, from the loader's
+ * page-locked buffers, on a stream of their own. The batch goes back to the loader after a synchronisation that
+ * follows the take (its own step's loss or logits download). 0, or -1 with err. */
+int rt_stage_batch(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen);
 /* Runs epoch 0 of an evaluation loader (train = 0) through the eval graph; fwd NULL interprets it. */
 int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r, char *err, size_t errlen);
 void rt_eval_free(rt_eval_result *r);

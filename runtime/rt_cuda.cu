@@ -2586,15 +2586,16 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 if (it >= warmup) times[it - warmup] = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
             }
-            if (!rc) rc = rt_cuda_sync(c, err, errlen);  // (the last update, and a staged batch not taken)
+            // the last update, and the batch staged after the last step (not taken): no copy reads hb any more
+            char e2[64];
+            if (!rc) rc = rt_cuda_sync(c, err, errlen);
+            else rt_cuda_sync(c, e2, sizeof e2);
+            rt_cuda_drop_staged(c);
             if (!rc) {
                 qsort(times, (size_t)steps, sizeof(double), cmp_double);
                 (staged ? r->loop_ms : r->loop_plain_ms) = median_sorted(times, steps);
             }
-            rt_cuda_drop_staged(c);  // the batch staged after the last step: not taken
             if (rc) {
-                char e2[64];
-                rt_cuda_sync(c, e2, sizeof e2);  // (no copy reads hb any more)
                 rt_cuda_host_free(hb);
                 free(times);
                 return 1;

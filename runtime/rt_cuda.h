@@ -219,8 +219,8 @@ int rt_cuda_upload_tensor(avgen_ctx *c, int t, const void *src, char *err, size_
  * tensor t from host memory src (page-locked) into the device's staging copy of the input arena on a stream of its
  * own, once the staging's previous batch has been taken; rt_cuda_take_inputs makes the step's stream wait for those
  * copies and moves the staged tensors into place (device to device: about 35 us for ViT-B/16's 52 MB at B = 32,
- * T = 8), asynchronously. src must stay unchanged until the next synchronisation (rt_cuda_sync and the downloads
- * wait for both streams). rt_cuda_can_stage: 1 when the context has the staging (0 without prefetch_inputs, or
+ * T = 8, by its size at 3 TB/s), asynchronously. src must stay unchanged until the next synchronisation
+ * (rt_cuda_sync and the downloads wait for both streams). rt_cuda_can_stage: 1 when the context has the staging (0 without prefetch_inputs, or
  * with AVGEN_PREFETCH=0). 0, or 1 with err. */
 int rt_cuda_can_stage(const avgen_ctx *c);
 int rt_cuda_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);

@@ -322,12 +322,7 @@ int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen)
 }
 
 int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen) {
-    if (c->dev && rt_cuda_can_stage(c)) return rt_cuda_stage_input(c, t, src, err, errlen) ? -1 : 0;
-    for (int i = 0; i < c->n_pending; i++)
-        if (c->pending_t[i] == t) {
-            c->pending_src[i] = src;
-            return 0;
-        }
+    if (rt_cuda_can_stage(c)) return rt_cuda_stage_input(c, t, src, err, errlen) ? -1 : 0;
     if (c->n_pending == (int)(sizeof c->pending_t / sizeof c->pending_t[0])) {
         snprintf(err, errlen, "more than %d inputs staged at once (a bug in avgen)", c->n_pending);
         return -1;
@@ -337,7 +332,7 @@ int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errle
 }
 
 int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
-    if (c->dev && rt_cuda_can_stage(c)) return rt_cuda_take_inputs(c, err, errlen) ? -1 : 0;
+    if (rt_cuda_can_stage(c)) return rt_cuda_take_inputs(c, err, errlen) ? -1 : 0;
     const int n = c->n_pending;
     c->n_pending = 0;
     for (int i = 0; i < n; i++)
@@ -347,7 +342,10 @@ int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen) {
 
 void rt_drop_inputs(avgen_ctx *c) {
     c->n_pending = 0;
-    if (c->dev) rt_cuda_drop_staged(c);
+    if (!c->dev) return;
+    char e2[64];
+    rt_cuda_sync(c, e2, sizeof e2);  /* (an error is the step's, reported where it was met) */
+    rt_cuda_drop_staged(c);
 }
 
 void rt_op(avgen_ctx *c, const avgen_graph *g, int op) {

@@ -69,8 +69,9 @@ int rt_set_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen)
  * take (the step's loss download). 0, or -1 with err. */
 int rt_stage_input(avgen_ctx *c, int t, const void *src, char *err, size_t errlen);
 int rt_take_inputs(avgen_ctx *c, char *err, size_t errlen);
-/* Forgets the staged inputs that will not be taken (a loop that stops early); on the CUDA backend after a
- * synchronisation (rt_cuda_sync), so that no copy still reads their source. */
+/* Forgets the staged inputs that will not be taken (a loop that stops early), once no copy reads their sources or
+ * those of inputs set or taken before (on the CUDA backend it waits for the device): the batches can then go back
+ * to the loader. */
 void rt_drop_inputs(avgen_ctx *c);
 /* logits, loss, grad.<name> of every trainable tensor, BatchNorm buffers. */
 int rt_write_step_dump(avgen_ctx *c, const char *path, char *err, size_t errlen);

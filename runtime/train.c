@@ -233,19 +233,6 @@ static int do_update(const rt_train_cfg *cfg, avgen_ctx *c, train_state *st, loo
     return 0;
 }
 
-/* The batch's inputs staged for the step that takes them (rt_stage_input): on the CUDA backend they go up at once
- * from the loader's (page-locked) buffers on a stream of their own, while the step before runs; the batch is released
- * after its own step's loss has come back. 0, or -1 with err. */
-static int stage(avgen_ctx *c, const ld_batch *b, char *err, size_t errlen) {
-    static const char *const names[3] = {"frames", "audio", "labels"};
-    const void *const src[3] = {b->frames, b->audio, b->labels};
-    for (int i = 0; i < 3; i++) {
-        const int t = rt_find(c->g, names[i]);
-        if (t >= 0 && rt_stage_input(c, t, src[i], err, errlen)) return -1;
-    }
-    return 0;
-}
-
 /* The epoch's next batch whose clips all read, from batch *b on (a batch with a corrupt clip is skipped: the loader
  * counts it); *b becomes its number, *waited the time spent waiting for the loader. NULL at the epoch's end. */
 static const ld_batch *next_valid(ld_loader *tl, int64_t *b, int64_t nb, double *waited) {
@@ -388,7 +375,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         int64_t b = b0;
         const ld_batch *bt = next_valid(tl, &b, nb, &waited), *nx = NULL;
         wait_total += waited;
-        if (bt && stage(&c, bt, err, errlen)) rc = 1;
+        if (bt && rt_stage_batch(&c, bt, err, errlen)) rc = 1;
         while (bt && !rc) {
             if (rt_take_inputs(&c, err, errlen)) {
                 rc = 1;
@@ -400,7 +387,7 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             double w1 = 0;
             nx = next_valid(tl, &b1, nb, &w1);
             wait_total += w1;
-            if (nx && stage(&c, nx, err, errlen)) {
+            if (nx && rt_stage_batch(&c, nx, err, errlen)) {
                 rc = 1;
                 break;
             }
@@ -448,11 +435,9 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
             if (stop) break;
         }
         if (bt || nx) {  /* held when the loop stopped early: handed back once no copy reads them */
-            char e2[64];
-            if (c.dev) rt_cuda_sync(&c, e2, sizeof e2);
+            rt_drop_inputs(&c);
             if (bt) ld_release(tl, bt);
             if (nx) ld_release(tl, nx);
-            rt_drop_inputs(&c);
         }
         /* the epoch's last, partial accumulation still makes an update */
         if (!rc && micro > 0) {
