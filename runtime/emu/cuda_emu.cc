@@ -28,7 +28,6 @@ struct CUstream_st {
     int capturing;
     int invalidated;  // a call a capture does not allow was made during it: its end fails
     struct CUgraph_st *graph;
-    int ordinal;      // 1, 2, ...: the order streams were created in (AVGEN_EMU_LAG_STREAM)
     int lag;          // its work runs late, only when something waits for it (AVGEN_EMU_LAG_STREAM)
     // work submitted and not yet run: a lagging stream's, or any stream's behind a wait for an event not yet reached
     std::deque<EmuWork> queue;
@@ -258,11 +257,11 @@ void flush() {
 // counting from 1) queues its work, which runs only when the host waits for it (a synchronisation of that stream,
 // of an event recorded there, of the device, a free; not a synchronous copy or set, which runs on the legacy
 // stream) or, as far as needed, for work that waits for it (cudaStreamWaitEvent). Every other stream runs its
-// work as it is submitted, except behind a
-// wait for an event not yet reached: then its later work queues too, until the host waits for it. So work of one
-// stream that another stream or the host uses without waiting for it is seen not done yet (the lagging stream
-// writes it), or already overwritten (the lagging stream reads it), as on a GPU that runs two streams side by side;
-// and host memory that an upload behind such a wait reads is read when the host waits, not before.
+// work as it is submitted, except behind a wait for an event not yet reached: then its later work queues too,
+// until the host waits for it. So work of one stream that another stream or the host uses without waiting for it
+// is seen not done yet (the lagging stream writes it), or already overwritten (the lagging stream reads it), as on
+// a GPU that runs two streams side by side; and host memory that an upload behind such a wait reads is read when
+// the host waits, not before.
 std::vector<cudaStream_t> streams;  // the live ones
 bool lags(int ordinal) {
     const char *e = getenv("AVGEN_EMU_LAG_STREAM");
@@ -316,6 +315,13 @@ void sync_all() {  // everything submitted done: the deferred copies, then every
     force(all_idle);
 }
 
+// Work for stream s, after the deferred copies: run now unless s lags or has work queued (then when its turn comes).
+void enqueue(cudaStream_t s, EmuWork w) {
+    flush();
+    s->queue.push_back(std::move(w));
+    if (!s->lag) pump();  // (what it records may let another stream's wait go on)
+}
+
 // Runs op now (after the deferred copies), queues it (a lagging stream, or one behind a wait), or records it in the
 // stream's graph while the stream is captured.
 void submit(cudaStream_t s, std::function<void()> op) {
@@ -323,13 +329,12 @@ void submit(cudaStream_t s, std::function<void()> op) {
         s->graph->ops.push_back(std::move(op));
         return;
     }
-    flush();
     if (!s) {
+        flush();
         op();
         return;
     }
-    s->queue.push_back(EmuWork{std::move(op), NULL, 0});
-    if (!s->lag) pump();  // (an event it records may let another stream's wait go on)
+    enqueue(s, EmuWork{std::move(op), NULL, 0});
 }
 
 }  // namespace
@@ -697,10 +702,9 @@ cudaError_t cudaDeviceSynchronize(void) {
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    static int created;
+    static int created;  // (AVGEN_EMU_LAG_STREAM counts them)
     *s = new CUstream_st();
-    (*s)->ordinal = ++created;
-    (*s)->lag = lags((*s)->ordinal);
+    (*s)->lag = lags(++created);
     streams.push_back(*s);
     return cudaSuccess;
 }
@@ -730,9 +734,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
     if (s && s->capturing) return fail(capture_unsupported());
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (!s) return fail(cudaErrorNotSupported);  // (the legacy stream: not used, not emulated)
-    flush();
-    s->queue.push_back(EmuWork{std::function<void()>(), e, e->submitted});  // the latest record asked for before it
-    if (!s->lag) pump();
+    enqueue(s, EmuWork{std::function<void()>(), e, e->submitted});  // the latest record asked for before it
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
