@@ -831,7 +831,7 @@ static int cmd_eval(int argc, char **argv) {
     int have_res = 0;
     const char *w = weights_of(&a, &s);
     r = 0;
-    if (rt_ctx_init(&c, &eg.graph.g, &k, err, sizeof err)) { free_graph(&eg); fprintf(stderr, "error: %s.\n", err); return 1; }
+    if ((r = rt_ctx_init(&c, &eg.graph.g, &k, err, sizeof err))) { free_graph(&eg); fprintf(stderr, "error: %s.\n", err); return r; }
     if (w && !(wf = st_open(w, err, sizeof err))) r = 2;
     if (!r) r = rt_init_params(&c, wf, (uint64_t)s.train.seed, NULL, NULL, err, sizeof err);
     if (!r && rt_load_checkpoint(&c, ck, err, sizeof err)) r = 2;

@@ -1,6 +1,6 @@
 /* rt_cpu_ops.c: the CPU reference of every op kind (MODEL.md sections 2-4), fp32 storage. Matrix
- * products accumulate in fp32 along rows (vectorisable axpy loops, error ~sqrt(K) ulp); statistics,
- * softmax normalisers, losses and sums over rows (bias, BatchNorm, gate gradients) accumulate in double.
+ * products (vectorisable axpy loops over rows, split over the CPU threads), statistics, softmax normalisers,
+ * losses and sums over rows (bias, BatchNorm, gate gradients) accumulate in double.
  * Loops are plain and shapes come from the tensor tables: this file is the oracle the CUDA backend is
  * checked against, so it favours the obvious over the fast. Gradients of trainable parameters are
  * accumulated (+=): the driver zeroes them at the start of an accumulation cycle. */
@@ -10,26 +10,73 @@
 #include <string.h>
 
 #include "rt_model.h"
+#include "rt_par.h"
 
 /* ------------------------------------------------------------------------------------- matrix products */
 
-/* C[M,N] (+)= A[M,K] B[K,N]: rows of C built as axpys over rows of B (vectorisable, no reassociation). */
-static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (!acc) memset(c, 0, sizeof(float) * (size_t)N);
-        const float *a = A + (size_t)i * lda;
-        for (int k = 0; k < K; k++) {
-            const float av = a[k];
-            const float *b = B + (size_t)k * ldb;
-            for (int n = 0; n < N; n++) c[n] += av * b[n];
-        }
+/* Every product sums in double and rounds once, so the oracle's products are as accurate as their fp32 inputs
+ * allow (not sqrt(K) fp32 roundings, which showed as 2e-5 on the gates' gradients at ViT-B size: sums whose terms
+ * cancel). Rows of C are split over the CPU threads (rt_par.h); each element's sum runs in k order, with the same
+ * operations, whichever thread computes it: the results do not depend on the thread count. */
+typedef struct {
+    int M, N, K;
+    const float *A, *B;
+    int lda, ldb;
+    float *C;
+    int ldc, acc;
+} mm_args;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MM_CLONES
+#endif
+/* a chunk of rows should hold at least this many multiply-adds to be worth a thread */
+#define MM_GRAIN 65536L
+
+static int cpu_threads(void) {
+    static int n;
+    if (!n) {
+        char e[160];
+        const int t = rt_par_threads(e, sizeof e); /* a bad AVGEN_CPU_THREADS fails rt_ctx_init first */
+        n = t > 0 ? t : 1;
     }
+    return n;
+}
+
+static void mm_run(rt_par_fn rows, mm_args *m) {
+    const long per_row = (long)m->N * (m->K ? m->K : 1);
+    rt_par_for(cpu_threads(), m->M, per_row ? (MM_GRAIN + per_row - 1) / per_row : m->M, rows, m);
+}
+
+/* rows [lo, hi) of C (+)= A B: each row as axpys over the rows of B into a double row */
+MM_CLONES static void mm_nn_rows(void *p, long lo, long hi) {
+    const mm_args *m = p;
+    double *d = malloc(sizeof(double) * (size_t)(m->N > 0 ? m->N : 1));
+    if (!d) abort();
+    for (long i = lo; i < hi; i++) {
+        float *c = m->C + (size_t)i * m->ldc;
+        for (int n = 0; n < m->N; n++) d[n] = m->acc ? (double)c[n] : 0.0;
+        const float *a = m->A + (size_t)i * m->lda;
+        for (int k = 0; k < m->K; k++) {
+            const double av = a[k];
+            const float *b = m->B + (size_t)k * m->ldb;
+            for (int n = 0; n < m->N; n++) d[n] += av * b[n];
+        }
+        for (int n = 0; n < m->N; n++) c[n] = (float)d[n];
+    }
+    free(d);
+}
+
+/* C[M,N] (+)= A[M,K] B[K,N] */
+static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
+    mm_args m = {M, N, K, A, B, lda, ldb, C, ldc, acc};
+    mm_run(mm_nn_rows, &m);
 }
 
 /* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T): B is transposed once, then the product is mm_nn's. */
 static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
-    float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N);
+    float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N + 1);
     if (!bt) abort();
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
@@ -37,19 +84,32 @@ static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, 
     free(bt);
 }
 
-/* C[M,N] (+)= A[K,M]^T B[K,N] (weight gradients: dY^T X). */
-static void mm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
-    if (!acc)
-        for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
-    for (int k = 0; k < K; k++) {
-        const float *a = A + (size_t)k * lda, *b = B + (size_t)k * ldb;
-        for (int i = 0; i < M; i++) {
-            const float av = a[i];
-            if (av == 0.0f) continue;
-            float *c = C + (size_t)i * ldc;
-            for (int n = 0; n < N; n++) c[n] += av * b[n];
+/* rows [lo, hi) of C (+)= A^T B: over the rows k of A and B, each row i of C a double row; zeros of A skipped */
+MM_CLONES static void mm_tn_rows(void *p, long lo, long hi) {
+    const mm_args *m = p;
+    double *d = calloc((size_t)(hi - lo) * (size_t)(m->N > 0 ? m->N : 1), sizeof(double));
+    if (!d) abort();
+    for (int k = 0; k < m->K; k++) {
+        const float *a = m->A + (size_t)k * m->lda, *b = m->B + (size_t)k * m->ldb;
+        for (long i = lo; i < hi; i++) {
+            const double av = a[i];
+            if (av == 0.0) continue;
+            double *c = d + (size_t)(i - lo) * m->N;
+            for (int n = 0; n < m->N; n++) c[n] += av * b[n];
         }
     }
+    for (long i = lo; i < hi; i++) {
+        float *c = m->C + (size_t)i * m->ldc;
+        const double *s = d + (size_t)(i - lo) * m->N;
+        for (int n = 0; n < m->N; n++) c[n] = (float)(m->acc ? (double)c[n] + s[n] : s[n]);
+    }
+    free(d);
+}
+
+/* C[M,N] (+)= A[K,M]^T B[K,N] (weight gradients: dY^T X). */
+static void mm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
+    mm_args m = {M, N, K, A, B, lda, ldb, C, ldc, acc};
+    mm_run(mm_tn_rows, &m);
 }
 
 /* ------------------------------------------------------------------------------------------- helpers */

@@ -3,6 +3,7 @@
  * configuration's seed and the tensor's name, so a tensor's initial value does not depend on which other
  * tensors exist or in which order they are listed. */
 #include "rt_model.h"
+#include "rt_par.h"
 #include "rt_cuda.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@ int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char 
     memset(c, 0, sizeof *c);
     c->g = g, c->k = k;
     c->lr_scale = 1, c->grad_scale = 1;
+    if (!rt_par_threads(err, errlen)) return 2; /* a bad AVGEN_CPU_THREADS */
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         size_t n = (size_t)g->arena_bytes[a];
         c->arena[a] = calloc(n ? n : 1, 1);

@@ -33,6 +33,7 @@ typedef struct avgen_ctx {
 /* A phase of the step (generated straight-line code); NULL where a caller may interpret the graph instead. */
 typedef void (*rt_phase_fn)(avgen_ctx *ctx);
 
+/* 0; 1 with err when host memory runs out; 2 with err for a bad AVGEN_CPU_THREADS (rt_par.h) */
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen);
 void rt_ctx_free(avgen_ctx *c);
 void *rt_ptr(const avgen_ctx *c, int tensor);

@@ -87,7 +87,7 @@ int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, cons
     int rc, cuda = 0, nl = 0, ni = 0;
     if ((rc = rt_backend_check(bo, err, errlen))) return rc;
     avgen_ctx c;
-    if (rt_ctx_init(&c, g, k, err, errlen)) return 1;
+    if ((rc = rt_ctx_init(&c, g, k, err, errlen))) return rc;
     st_file *pf = NULL, *inf = NULL;
     if (so->params && !(pf = st_open(so->params, err, errlen))) rc = 2;
     if (!rc) rc = rt_init_params(&c, pf, seed, &nl, &ni, err, errlen);
@@ -348,7 +348,7 @@ int rt_bench_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, con
     int rc, cuda = 0;
     if ((rc = rt_backend_check(&bo, err, errlen))) return rc;
     avgen_ctx c;
-    if (rt_ctx_init(&c, g, k, err, errlen)) return 1;
+    if ((rc = rt_ctx_init(&c, g, k, err, errlen))) return rc;
     rc = rt_init_params(&c, NULL, seed, NULL, NULL, err, errlen);
     if (!rc) {
         rt_random_inputs(&c, seed);

@@ -305,9 +305,9 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
     avgen_ctx c, ev;
     int rc = 0;
     int have_ev = 0;
-    if (rt_ctx_init(&c, cfg->train_g, cfg->k, err, errlen)) {
+    if ((rc = rt_ctx_init(&c, cfg->train_g, cfg->k, err, errlen))) {
         ld_close(tl), ld_close(vl);
-        return 1;
+        return rc;
     }
     if (vl && rt_ctx_init(&ev, cfg->eval_g, cfg->k, err, errlen) == 0) have_ev = 1;
     st_file *wf = NULL;

@@ -30,7 +30,7 @@ check() { # check NAME MODEL SEED [--set ...]: fixture from the reference, avgen
     "$PY" "$ROOT/tests/reference/lavish_ref.py" fixture "$d/config.json" --out-dir "$d" --seed "$seed" >>"$d/log" 2>&1 &&
     "$AVGEN" step "$d/config.json" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
       --out "$d/out.safetensors" >>"$d/log" 2>&1 &&
-    "$AVGEN" diff "$d/out.safetensors" "$d/expected.safetensors" --rtol 1e-4 --grad-floor >>"$d/log" 2>&1; then
+    "$AVGEN" diff "$d/out.safetensors" "$d/expected.safetensors" --rtol 1e-5 --grad-floor >>"$d/log" 2>&1; then
     report "$name" "$d/log" 0
   else
     report "$name" "$d/log" 1
@@ -81,7 +81,7 @@ if [ -f "$SHARED" ]; then
        --write-inputs "$d/i.safetensors" --out "$d/ref.safetensors" >"$d/log" 2>&1 &&
      "$AVGEN" step "$d/config.json" --params "$d/p.safetensors" --inputs "$d/i.safetensors" --out "$d/out.safetensors" \
        >>"$d/log" 2>&1 &&
-     "$AVGEN" diff "$d/out.safetensors" "$d/ref.safetensors" --rtol 1e-4 --grad-floor >>"$d/log" 2>&1; then
+     "$AVGEN" diff "$d/out.safetensors" "$d/ref.safetensors" --rtol 1e-5 --grad-floor >>"$d/log" 2>&1; then
     report "shared torch_lavish.py (gates zero)" "$d/log" 0
   else
     report "shared torch_lavish.py (gates zero)" "$d/log" 1
@@ -107,7 +107,7 @@ if "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$d/out
      --init-out "$d/params.safetensors" >"$d/log" 2>&1 &&
    "$PY" "$ROOT/tests/reference/lavish_ref.py" dump "$d/config.json" --params "$d/params.safetensors" \
      --inputs "$d/inputs.safetensors" --out "$d/expected.safetensors" >>"$d/log" 2>&1 &&
-   "$AVGEN" diff "$d/out.safetensors" "$d/expected.safetensors" --rtol 1e-4 >>"$d/log" 2>&1; then
+   "$AVGEN" diff "$d/out.safetensors" "$d/expected.safetensors" --rtol 1e-5 >>"$d/log" 2>&1; then
   pass=$((pass + 1))
   echo "ok   vitb16 B=1 T=1: $(grep 'avgen step: loss' "$d/log"); $(tail -1 "$d/log")"
 else

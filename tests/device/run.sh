@@ -174,7 +174,10 @@ if [[ " $STAGES " == *" parity "* ]]; then
   if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
       --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-ref64.st" >"$OUT/logs/vitb-ref64.log" 2>&1; then
-      cmpdump "vitb-b1t2 cpu vs torch fp64" "$v-cpu.st" "$v-ref64.st" 1e-4 --grad-floor
+      # the CPU backend's products sum in double: 1.8e-6 from float64 on the development machine (2026-12-07). The
+      # CUDA backend's fp32 is further (cuBLASLt sums in fp32; its kernels round in float), most on the gates'
+      # gradients with the least cosine between the incoming gradient and the adapter's output (docs/step-dump.md)
+      cmpdump "vitb-b1t2 cpu vs torch fp64" "$v-cpu.st" "$v-ref64.st" 1e-5 --grad-floor
       cmpdump "vitb-b1t2 cuda fp32 vs torch fp64" "$v-cuda.st" "$v-ref64.st" 1e-4 --grad-floor
       cmpdump "vitb-b1t2 cuda bf16 vs torch fp64" "$v-bf16.st" "$v-ref64.st" 2e-2 --grad-floor
       cmpdump "vitb-b1t2 cuda bf16 activations vs torch fp64" "$v-bf16ops.st" "$v-ref64.st" 2e-2 --grad-floor
