@@ -35,13 +35,15 @@ typedef struct {
 #define MM_GRAIN 65536L
 
 static int cpu_threads(void) {
-    static int n;
-    if (!n) {
+    static int n; /* read once; threads that race to set it set the same value */
+    int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+    if (!v) {
         char e[160];
         const int t = rt_par_threads(e, sizeof e); /* a bad AVGEN_CPU_THREADS fails rt_ctx_init first */
-        n = t > 0 ? t : 1;
+        v = t > 0 ? t : 1;
+        __atomic_store_n(&n, v, __ATOMIC_RELAXED);
     }
-    return n;
+    return v;
 }
 
 static void mm_run(rt_par_fn rows, mm_args *m) {
