@@ -32,8 +32,8 @@ int rt_par_threads(char *err, size_t errlen) {
     const char *e = getenv("AVGEN_CPU_THREADS");
     if (e && *e) {
         char *end;
-        const long v = strtol(e, &end, 10);
-        if (*end || end == e || v < 1 || v > MAX_THREADS) {
+        const long v = strspn(e, "0123456789") == strlen(e) && strlen(e) <= 3 ? strtol(e, &end, 10) : 0;
+        if (v < 1 || v > MAX_THREADS) {
             snprintf(err, errlen, "AVGEN_CPU_THREADS=%.40s: expected the number of CPU threads, 1 to %d", e, MAX_THREADS);
             return 0;
         }
