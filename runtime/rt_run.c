@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "rt_fs.h"
+#include "rt_par.h"
 
 int rt_cuda_precision(const char *name) {
     return !strcmp(name, "fp32") ? RT_CUDA_FP32 : !strcmp(name, "bf16") ? RT_CUDA_BF16 : !strcmp(name, "tf32") ? RT_CUDA_TF32 : -1;
@@ -124,8 +125,11 @@ int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, cons
         if (cuda)
             snprintf(where, sizeof where, "%s (%s GEMMs, %s kernels)", rt_cuda_device_name(&c),
                      bo->precision ? bo->precision : "fp32", bo->kernels ? bo->kernels : "nvcc");
-        else
-            snprintf(where, sizeof where, "the CPU");
+        else {
+            char e2[160];
+            const int nt = rt_par_threads(e2, sizeof e2);
+            snprintf(where, sizeof where, "the CPU, %d thread%s", nt, nt == 1 ? "" : "s");
+        }
         fprintf(log, "%s: loss %.6f; forward %.3f s, backward %.3f s on %s (%.1f GFLOP/s); wrote %s\n", so->name,
                 *(float *)rt_ptr(&c, rt_find(g, "loss")), t1 - t0, t2 - t1, where,
                 rt_graph_flops(g, -1) / 1e9 / (t2 - t0 > 0 ? t2 - t0 : 1e-9), so->out);
