@@ -4,7 +4,7 @@
 // end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
 //   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory (over 48 KiB only once
 //   the kernel opted in; NaN again at each block), a shuffle that part
-//   of a warp skips, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
+//   of a warp skips, threads at different __syncthreads or at one after others exited, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
 //   shared-memory race are faults, shared memory another block wrote is NaN, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64, 32 and 16 at N = 197, 150, 130, 49 and 7, and
@@ -66,6 +66,34 @@ __global__ void t_diverge(float *out) {
 }
 __global__ void t_trap() {
     if (threadIdx.x == 3) __trap();
+}
+// half the block at one __syncthreads, half at another (undefined on a GPU: it may hang)
+__global__ void t_two_barriers(float *out) {
+    if (threadIdx.x < 32) {
+        out[threadIdx.x] = 1.0f;
+        __syncthreads();
+    } else {
+        __syncthreads();
+        out[threadIdx.x] = 2.0f;
+    }
+}
+// threads that returned early while the others wait at __syncthreads
+__global__ void t_exit_barrier(float *out) {
+    if (threadIdx.x >= 40) return;
+    out[threadIdx.x] = 1.0f;
+    __syncthreads();
+}
+// one __syncthreads in a loop every thread runs as often: not a fault
+__global__ void t_loop_barrier(float *out) {
+    AVGEN_SHARED(float, sm, 64);
+    float v = 0;
+    for (int i = 0; i < 4; i++) {
+        if ((int)(threadIdx.x >> 5) == i % 2) sm[threadIdx.x] = (float)i;
+        __syncthreads();
+        v += sm[(threadIdx.x + 32) % 64];
+        __syncthreads();
+    }
+    out[threadIdx.x] = v;
 }
 __global__ void t_inc(float *x) { x[threadIdx.x] += 1.0f; }
 __global__ void t_race(float *out) {
@@ -145,6 +173,14 @@ static void test_emulator() {
     avgen_emu::clear_fault();
     CHECK(run("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }) == cudaErrorLaunchFailure, "__trap was not a fault");
     avgen_emu::clear_fault();
+    CHECK(run("t_two_barriers", dim3(1), dim3(64), 0, [=] { t_two_barriers(w); }) == cudaErrorLaunchFailure,
+          "threads at two different __syncthreads were not a fault");
+    avgen_emu::clear_fault();
+    CHECK(run("t_exit_barrier", dim3(1), dim3(64), 0, [=] { t_exit_barrier(w); }) == cudaErrorLaunchFailure,
+          "threads waiting at __syncthreads after others exited were not a fault");
+    avgen_emu::clear_fault();
+    CHECK(run("t_loop_barrier", dim3(1), dim3(64), 0, [=] { t_loop_barrier(w); }) == cudaSuccess,
+          "a __syncthreads in a loop every thread runs was a fault");
     // shared memory a block did not write is NaN there; a misaligned float4 store is a fault
     CHECK(run("t_unwritten", dim3(2), dim3(32), 0, [=] { t_unwritten(w); }) == cudaSuccess, "t_unwritten failed");
     CHECK(w[3] == 1.0f && isnan(w[32 + 3]), "shared memory of another block was visible (%g, %g)", w[3], w[35]);

@@ -152,6 +152,8 @@ char misaligned_why[160];
 struct Fiber {
     void *sp;
     int state;
+    const char *bar_file;  // the __syncthreads it waits at (AT_BLOCK): its source line
+    int bar_line;
     Thread t;
 };
 const size_t kStack = 256 << 10;
@@ -238,6 +240,22 @@ bool run_block(const char *name, int n, bool reverse) {
         }
         if (released) continue;
         if (!live) return true;
+        // every thread left is at __syncthreads: the same one, and none has exited
+        int first = -1, exited = 0;
+        for (int i = 0; i < n; i++) {
+            if (fibers[i].state == DONE) exited++;
+            else if (first < 0) first = i;
+            else if (fibers[i].bar_line != fibers[first].bar_line || strcmp(fibers[i].bar_file, fibers[first].bar_file)) {
+                kernel_fault("kernel %s: threads %d and %d of block %u,%u,%u wait at different __syncthreads (lines %d and %d)",
+                             name, first, i, block_idx.x, block_idx.y, block_idx.z, fibers[first].bar_line, fibers[i].bar_line);
+                return false;
+            }
+        }
+        if (exited) {
+            kernel_fault("kernel %s: %d of the %d threads of block %u,%u,%u wait at __syncthreads after the other %d exited",
+                         name, n - exited, n, block_idx.x, block_idx.y, block_idx.z, exited);
+            return false;
+        }
         for (int i = 0; i < n; i++)
             if (fibers[i].state == AT_BLOCK) fibers[i].state = READY;
     }
@@ -339,7 +357,10 @@ void submit(cudaStream_t s, std::function<void()> op) {
 
 }  // namespace
 
-void syncthreads() { yield(AT_BLOCK); }
+void syncthreads(const char *file, int line) {
+    curf->bar_file = file, curf->bar_line = line;
+    yield(AT_BLOCK);
+}
 
 namespace {
 bool race_check() {

@@ -8,7 +8,8 @@
 //     kernels' own barriers order their shared-memory traffic as on the GPU;
 //   - warp-synchronous instructions check that every lane of the warp takes part: a lane waiting at
 //     __syncthreads, or one that has exited, while the others shuffle, is an error (as on the GPU, where it
-//     hangs or is undefined), as are __trap, a block of more than 1024 threads and more than 48 KiB of
+//     hangs or is undefined), as are threads of a block at different __syncthreads (by source line) or at
+//     one after others of the block exited, __trap, a block of more than 1024 threads and more than 48 KiB of
 //     dynamic shared memory for a kernel not opted in to more (cudaFuncSetAttribute, up to an H100's 227 KiB);
 //   - AVGEN_EMU_RACECHECK=1 runs each launch twice, blocks and threads in index order and in reverse, from
 //     the same memory; different results are a fault (a race, or a read of shared memory never written);
@@ -61,7 +62,7 @@ extern unsigned char *dyn_smem;
 cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body,
                    const void *func = nullptr);
 // Barrier of the block's live threads.
-void syncthreads();
+void syncthreads(const char *file, int line);
 // Every lane of the warp publishes n <= 32 bytes; returns the warp's 32 slots (32 bytes apart), valid until
 // this thread's next call.
 const unsigned char *warp_share(const void *mine, size_t n);
@@ -90,7 +91,8 @@ void shared_touch(void *p, size_t bytes);
         if ((uintptr_t)(p) % (bytes)) avgen_emu::misaligned(p, bytes);                                                 \
     } while (0)
 
-inline void __syncthreads() { avgen_emu::syncthreads(); }
+// a macro, so that the emulator knows which __syncthreads (by source line) each thread waits at
+#define __syncthreads() avgen_emu::syncthreads(__FILE__, __LINE__)
 [[noreturn]] inline void __trap() { avgen_emu::trap(); }
 template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
     (void)mask;
