@@ -34,21 +34,9 @@ typedef struct {
 /* a chunk of rows should hold at least this many multiply-adds to be worth a thread */
 #define MM_GRAIN 65536L
 
-static int cpu_threads(void) {
-    static int n; /* read once; threads that race to set it set the same value */
-    int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
-    if (!v) {
-        char e[160];
-        const int t = rt_par_threads(e, sizeof e); /* a bad AVGEN_CPU_THREADS fails rt_ctx_init first */
-        v = t > 0 ? t : 1;
-        __atomic_store_n(&n, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
 static void mm_run(rt_par_fn rows, mm_args *m) {
     const long per_row = (long)m->N * (m->K ? m->K : 1);
-    rt_par_for(cpu_threads(), m->M, per_row ? (MM_GRAIN + per_row - 1) / per_row : m->M, rows, m);
+    rt_par_for(rt_par_count(), m->M, per_row ? (MM_GRAIN + per_row - 1) / per_row : m->M, rows, m);
 }
 
 /* rows [lo, hi) of C (+)= A B: each row as axpys over the rows of B into a double row */
@@ -77,11 +65,26 @@ static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, 
 }
 
 /* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T): B is transposed once, then the product is mm_nn's. */
+typedef struct {
+    int N, K, ldb;
+    const float *B;
+    float *bt;
+} tr_args;
+
+/* rows [lo, hi) of bt = B^T (bt[k][n] = B[n][k]) in 32 x 32 tiles, so reads and writes both stay in cache */
+static void transpose_rows(void *p, long lo, long hi) {
+    const tr_args *t = p;
+    for (long k0 = lo; k0 < hi; k0 += 32)
+        for (int n0 = 0; n0 < t->N; n0 += 32)
+            for (long k = k0; k < hi && k < k0 + 32; k++)
+                for (int n = n0; n < t->N && n < n0 + 32; n++) t->bt[(size_t)k * t->N + n] = t->B[(size_t)n * t->ldb + k];
+}
+
 static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
     float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N + 1);
     if (!bt) abort();
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
+    tr_args t = {N, K, ldb, B, bt};
+    rt_par_for(rt_par_count(), K, N > 0 ? (MM_GRAIN / 16 + N - 1) / N : K, transpose_rows, &t);
     mm_nn(M, N, K, A, lda, bt, N, C, ldc, acc);
     free(bt);
 }

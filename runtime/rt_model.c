@@ -125,19 +125,39 @@ static const char *shape_str(const int64_t *sh, int n, char *buf, size_t len) {
     return buf;
 }
 
+typedef struct {
+    avgen_ctx *c;
+    const int *idx;
+    uint64_t seed;
+} init_args;
+
+/* tensors idx[lo..hi) initialised (each from its own stream: the same values whichever thread draws them) */
+static void init_range(void *p, long lo, long hi) {
+    const init_args *a = p;
+    for (long j = lo; j < hi; j++) {
+        const avgen_tensor_desc *t = &a->c->g->tensors[a->idx[j]];
+        void *dst = rt_ptr(a->c, a->idx[j]);
+        if (t->dtype == AVGEN_DT_I64) memset(dst, 0, (size_t)t->bytes);
+        else init_tensor(t, dst, a->seed);
+    }
+}
+
 int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
                    size_t errlen) {
     const avgen_graph *g = c->g;
     int loaded = 0, inited = 0;
+    int *idx = malloc(sizeof(int) * (size_t)(g->n_tensors + 1)); /* the tensors to initialise */
+    if (!idx) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
     for (int i = 0; i < g->n_tensors; i++) {
         const avgen_tensor_desc *t = &g->tensors[i];
         if (t->kind != AVGEN_T_FROZEN && t->kind != AVGEN_T_TRAINABLE && t->kind != AVGEN_T_BUFFER) continue;
         const st_tensor *s = from ? st_find_any_prefix(from, t->name) : NULL;
         void *dst = rt_ptr(c, i);
         if (!s) {
-            if (t->dtype == AVGEN_DT_I64) memset(dst, 0, (size_t)t->bytes);
-            else init_tensor(t, dst, seed);
-            inited++;
+            idx[inited++] = i;
             continue;
         }
         int same = s->ndim == t->ndim;
@@ -146,21 +166,27 @@ int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_load
             char want[96], got[96];
             snprintf(err, errlen, "parameter %s has shape [%s] in the file; expected [%s] for this configuration", t->name,
                      shape_str(s->shape, s->ndim, got, sizeof got), shape_str(t->shape, t->ndim, want, sizeof want));
+            free(idx);
             return 2;
         }
         if (t->dtype == AVGEN_DT_I64) {
             if (s->dtype != ST_I64) {
                 snprintf(err, errlen, "buffer %s is %s in the file; expected I64", t->name, st_dtype_name(s->dtype));
+                free(idx);
                 return 2;
             }
             memcpy(dst, s->data, (size_t)s->nbytes);
         } else if (st_to_f32(s, dst) != 0) {
             snprintf(err, errlen, "parameter %s is %s in the file; expected a floating-point tensor", t->name,
                      st_dtype_name(s->dtype));
+            free(idx);
             return 2;
         }
         loaded++;
     }
+    init_args ia = {c, idx, seed};
+    rt_par_for(rt_par_count(), inited, 1, init_range, &ia);
+    free(idx);
     /* Head biases: U(-1/sqrt(in), 1/sqrt(in)) with the fan-in of their weight (init_tensor left them 0). */
     for (int i = 0; i < g->n_tensors; i++) {
         const avgen_tensor_desc *t = &g->tensors[i];

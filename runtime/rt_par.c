@@ -46,6 +46,18 @@ int rt_par_threads(char *err, size_t errlen) {
     return n < 1 ? 1 : n > DEFAULT_MAX ? DEFAULT_MAX : n;
 }
 
+int rt_par_count(void) {
+    static int n; /* threads that race to set it set the same value */
+    int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+    if (!v) {
+        char e[160];
+        const int t = rt_par_threads(e, sizeof e);
+        v = t > 0 ? t : 1;
+        __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* Runs chunks of the current job until none is left; called and returns with P.mu held. */
 static void take_chunks(void) {
     while (P.next < P.chunks) {

@@ -42,6 +42,12 @@ for t in 1 2 5; do
 done
 if cmp -s "$TMP/threads1.safetensors" "$TMP/threads2.safetensors" && cmp -s "$TMP/threads1.safetensors" "$TMP/threads5.safetensors"
 then ok; else bad "the CPU step's bits depend on AVGEN_CPU_THREADS"; fi
+# the parameters initialised from the seed (tensors drawn in parallel, each from its own stream): the same
+for t in 1 3; do
+  run "init with $t CPU threads" env AVGEN_CPU_THREADS=$t "$AVGEN" step "$ROOT/${wide[@]}" --inputs random \
+    --out "$TMP/x.safetensors" --init-out "$TMP/init$t.safetensors"
+done
+if cmp -s "$TMP/init1.safetensors" "$TMP/init3.safetensors"; then ok; else bad "the initial parameters depend on AVGEN_CPU_THREADS"; fi
 expect2 "AVGEN_CPU_THREADS=0: expected the number of CPU threads, 1 to 256" env AVGEN_CPU_THREADS=0 "$AVGEN" step \
   "$d/config.json" --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
 expect2 "AVGEN_CPU_THREADS=two: expected" env AVGEN_CPU_THREADS=two "$GTRAIN" --step --inputs "$d/inputs.safetensors" \
