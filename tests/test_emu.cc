@@ -4,7 +4,8 @@
 // end-to-end bf16 parity of tests/emu_test.sh cannot resolve).
 //   emulator: shuffles, __syncthreads with static shared memory, dynamic shared memory (over 48 KiB only once
 //   the kernel opted in; NaN again at each block), a shuffle that part
-//   of a warp skips, threads at different __syncthreads or at one after others exited, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
+//   of a warp skips, lanes at different shuffles, threads at different __syncthreads or at one after others
+//   exited, __trap, a misaligned vector access and (AVGEN_EMU_RACECHECK=1, on for every launch here) a
 //   shared-memory race are faults, shared memory another block wrote is NaN, an oversized block is refused, device memory starts as NaN and
 //   faults past its end, a captured graph runs on launch only, cuBLASLt matmuls against a direct sum;
 //   attention: k_attn_fwd, k_attn_bwd_dq, k_attn_bwd_dkv for head widths 64, 32 and 16 at N = 197, 150, 130, 49 and 7, and
@@ -76,6 +77,13 @@ __global__ void t_two_barriers(float *out) {
         __syncthreads();
         out[threadIdx.x] = 2.0f;
     }
+}
+// half a warp at one shuffle, half at another (undefined on a GPU)
+__global__ void t_two_shuffles(float *out) {
+    float v = (float)threadIdx.x;
+    if (threadIdx.x < 16) v = __shfl_xor_sync(0xffffffffu, v, 1);
+    else v = __shfl_xor_sync(0xffffffffu, v, 2);
+    out[threadIdx.x] = v;
 }
 // threads that returned early while the others wait at __syncthreads
 __global__ void t_exit_barrier(float *out) {
@@ -175,6 +183,9 @@ static void test_emulator() {
     avgen_emu::clear_fault();
     CHECK(run("t_two_barriers", dim3(1), dim3(64), 0, [=] { t_two_barriers(w); }) == cudaErrorLaunchFailure,
           "threads at two different __syncthreads were not a fault");
+    avgen_emu::clear_fault();
+    CHECK(run("t_two_shuffles", dim3(1), dim3(32), 0, [=] { t_two_shuffles(w); }) == cudaErrorLaunchFailure,
+          "lanes at two different shuffles were not a fault");
     avgen_emu::clear_fault();
     CHECK(run("t_exit_barrier", dim3(1), dim3(64), 0, [=] { t_exit_barrier(w); }) == cudaErrorLaunchFailure,
           "threads waiting at __syncthreads after others exited were not a fault");

@@ -154,6 +154,7 @@ struct Fiber {
     int state;
     const char *bar_file;  // the __syncthreads it waits at (AT_BLOCK): its source line
     int bar_line;
+    const char *warp_what;  // the warp-synchronous instruction it is at (AT_WARP), and where
     Thread t;
 };
 const size_t kStack = 256 << 10;
@@ -235,6 +236,13 @@ bool run_block(const char *name, int n, bool reverse) {
                              name, w, block_idx.x, block_idx.y, block_idx.z, at_warp, lanes, at_block, done);
                 return false;
             }
+            for (int l = 1; l < lanes; l++)
+                if (strcmp(fibers[32 * w + l].warp_what, fibers[32 * w].warp_what)) {
+                    kernel_fault("kernel %s: lanes 0 and %d of warp %d of block %u,%u,%u are at different warp-synchronous "
+                                 "instructions (%s; %s)", name, l, w, block_idx.x, block_idx.y, block_idx.z,
+                                 fibers[32 * w].warp_what, fibers[32 * w + l].warp_what);
+                    return false;
+                }
             for (int l = 0; l < lanes; l++) fibers[32 * w + l].state = READY;
             released = true;
         }
@@ -392,7 +400,8 @@ bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::f
 // For tests/test_emu.cc, which provokes faults on purpose: forgets the last one.
 void clear_fault() { sticky = cudaSuccess, last_error = cudaSuccess; }
 
-const unsigned char *warp_share(const void *mine, size_t n) {
+const unsigned char *warp_share(const void *mine, size_t n, const char *what) {
+    curf->warp_what = what;
     Thread &t = curf->t;
     const int p = t.parity;
     t.parity ^= 1;

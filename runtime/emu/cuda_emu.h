@@ -6,11 +6,12 @@
 //   - a launch runs its blocks one after another; a block's threads are fibers (one stack each) switched
 //     at __syncthreads and at every warp-synchronous instruction (shuffles, mma.sync, ldmatrix), so the
 //     kernels' own barriers order their shared-memory traffic as on the GPU;
-//   - warp-synchronous instructions check that every lane of the warp takes part: a lane waiting at
-//     __syncthreads, or one that has exited, while the others shuffle, is an error (as on the GPU, where it
-//     hangs or is undefined), as are threads of a block at different __syncthreads (by source line) or at
-//     one after others of the block exited, __trap, a block of more than 1024 threads and more than 48 KiB of
-//     dynamic shared memory for a kernel not opted in to more (cudaFuncSetAttribute, up to an H100's 227 KiB);
+//   - warp-synchronous instructions check that every lane of the warp takes part, at the same instruction: a
+//     lane waiting at __syncthreads, at another shuffle, or one that has exited, while the others shuffle, is
+//     an error (as on the GPU, where it hangs or is undefined), as are threads of a block at different
+//     __syncthreads (by source line) or at one after others of the block exited, __trap, a block of more
+//     than 1024 threads and more than 48 KiB of dynamic shared memory for a kernel not opted in to more
+//     (cudaFuncSetAttribute, up to an H100's 227 KiB);
 //   - AVGEN_EMU_RACECHECK=1 runs each launch twice, blocks and threads in index order and in reverse, from
 //     the same memory; different results are a fault (a race, or a read of shared memory never written);
 //   - static shared arrays (AVGEN_SHARED) and dynamic shared memory are NaN bytes at each block's start; a
@@ -65,7 +66,9 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStr
 void syncthreads(const char *file, int line);
 // Every lane of the warp publishes n <= 32 bytes; returns the warp's 32 slots (32 bytes apart), valid until
 // this thread's next call.
-const unsigned char *warp_share(const void *mine, size_t n);
+// what: the instruction and where it is (a string literal, compared by value), so that lanes at different
+// warp-synchronous instructions are a fault
+const unsigned char *warp_share(const void *mine, size_t n, const char *what);
 [[noreturn]] void trap();
 // A static shared array's first use in a block: filled with 0xff bytes (NaN), as shared memory a block has
 // not written holds garbage on the GPU.
@@ -94,10 +97,14 @@ void shared_touch(void *p, size_t bytes);
 // a macro, so that the emulator knows which __syncthreads (by source line) each thread waits at
 #define __syncthreads() avgen_emu::syncthreads(__FILE__, __LINE__)
 [[noreturn]] inline void __trap() { avgen_emu::trap(); }
-template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+// a macro, so that the emulator knows which shuffle (by source line) each lane is at
+#define AVGEN_EMU_STR2(x) #x
+#define AVGEN_EMU_STR(x) AVGEN_EMU_STR2(x)
+#define __shfl_xor_sync(...) avgen_emu_shfl_xor("__shfl_xor_sync at " __FILE__ ":" AVGEN_EMU_STR(__LINE__), __VA_ARGS__)
+template <class T> inline T avgen_emu_shfl_xor(const char *what, unsigned mask, T v, int lane_mask, int width = 32) {
     (void)mask;
     static_assert(sizeof(T) <= 32, "shuffle of a value wider than a slot");
-    const unsigned char *s = avgen_emu::warp_share(&v, sizeof v);
+    const unsigned char *s = avgen_emu::warp_share(&v, sizeof v, what);
     const int lane = avgen_emu::cur->lane, src = lane ^ lane_mask;
     T r;
     memcpy(&r, s + 32 * ((src & ~(width - 1)) == (lane & ~(width - 1)) ? src : lane), sizeof r);
@@ -143,7 +150,7 @@ inline float avgen_emu_bf(unsigned short h) { return __int_as_float((int)((unsig
 // B register j holds rows 2t + 8 j and +1 of column g; C element i is row g + 8 (i >> 1), column 2t + (i & 1).
 inline void avgen_emu_mma_bf16(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
     const unsigned mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
-    const unsigned char *s = avgen_emu::warp_share(mine, sizeof mine);
+    const unsigned char *s = avgen_emu::warp_share(mine, sizeof mine, "mma.sync");
     auto reg = [&](int lane, int r) {
         unsigned v;
         memcpy(&v, s + 32 * lane + 4 * r, 4);
@@ -164,7 +171,7 @@ inline void avgen_emu_mma_bf16(float c[4], const unsigned a[4], unsigned b0, uns
 // register i receives, of matrix i, the elements (2t, g) (low half) and (2t + 1, g).
 inline void avgen_emu_ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
     if ((uintptr_t)row % 16) avgen_emu::trap();  // ldmatrix needs 16-byte aligned rows
-    const unsigned char *s = avgen_emu::warp_share(&row, sizeof row);
+    const unsigned char *s = avgen_emu::warp_share(&row, sizeof row, "ldmatrix");
     const int lane = avgen_emu::cur->lane, g = lane >> 2, t = lane & 3;
     for (int i = 0; i < 4; i++) {
         const unsigned short *r0, *r1;
