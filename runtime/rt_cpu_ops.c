@@ -64,7 +64,6 @@ static void mm_nn(int M, int N, int K, const float *A, int lda, const float *B, 
     mm_run(mm_nn_rows, &m);
 }
 
-/* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T): B is transposed once, then the product is mm_nn's. */
 typedef struct {
     int N, K, ldb;
     const float *B;
@@ -80,6 +79,7 @@ static void transpose_rows(void *p, long lo, long hi) {
                 for (int n = n0; n < t->N && n < n0 + 32; n++) t->bt[(size_t)k * t->N + n] = t->B[(size_t)n * t->ldb + k];
 }
 
+/* C[M,N] (+)= A[M,K] B[N,K]^T (x W^T): B is transposed once, then the product is mm_nn's. */
 static void mm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
     float *bt = malloc(sizeof(float) * (size_t)K * (size_t)N + 1);
     if (!bt) abort();
