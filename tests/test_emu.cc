@@ -50,6 +50,13 @@ static cudaError_t run(const char *name, dim3 g, dim3 b, size_t smem, std::funct
     return e != cudaSuccess ? e : cudaDeviceSynchronize();
 }
 
+// Launches f as run does and expects the emulator to fault (then forgets the fault); false when it did not.
+static bool faults(const char *name, dim3 g, dim3 b, size_t smem, std::function<void()> f, const void *func = nullptr) {
+    const bool ok = run(name, g, b, smem, std::move(f), NULL, func) == cudaErrorLaunchFailure;
+    avgen_emu::clear_fault();
+    return ok;
+}
+
 // --------------------------------------------------------------------------------------- emulator
 __global__ void t_warp(float *out) { out[blockIdx.x * blockDim.x + threadIdx.x] = warp_sum((float)(threadIdx.x & 31)); }
 __global__ void t_block(double *out) {
@@ -176,32 +183,24 @@ static void test_emulator() {
         cudaFree(rd);
     }
 
-    CHECK(run("t_diverge", dim3(1), dim3(32), 0, [=] { t_diverge(w); }) == cudaErrorLaunchFailure,
+    CHECK(faults("t_diverge", dim3(1), dim3(32), 0, [=] { t_diverge(w); }),
           "a shuffle reached by half a warp was not a fault");
-    avgen_emu::clear_fault();
-    CHECK(run("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }) == cudaErrorLaunchFailure, "__trap was not a fault");
-    avgen_emu::clear_fault();
-    CHECK(run("t_two_barriers", dim3(1), dim3(64), 0, [=] { t_two_barriers(w); }) == cudaErrorLaunchFailure,
+    CHECK(faults("t_trap", dim3(1), dim3(32), 0, [] { t_trap(); }), "__trap was not a fault");
+    CHECK(faults("t_two_barriers", dim3(1), dim3(64), 0, [=] { t_two_barriers(w); }),
           "threads at two different __syncthreads were not a fault");
-    avgen_emu::clear_fault();
-    CHECK(run("t_two_shuffles", dim3(1), dim3(32), 0, [=] { t_two_shuffles(w); }) == cudaErrorLaunchFailure,
+    CHECK(faults("t_two_shuffles", dim3(1), dim3(32), 0, [=] { t_two_shuffles(w); }),
           "lanes at two different shuffles were not a fault");
-    avgen_emu::clear_fault();
-    CHECK(run("t_exit_barrier", dim3(1), dim3(64), 0, [=] { t_exit_barrier(w); }) == cudaErrorLaunchFailure,
+    CHECK(faults("t_exit_barrier", dim3(1), dim3(64), 0, [=] { t_exit_barrier(w); }),
           "threads waiting at __syncthreads after others exited were not a fault");
-    avgen_emu::clear_fault();
     CHECK(run("t_loop_barrier", dim3(1), dim3(64), 0, [=] { t_loop_barrier(w); }) == cudaSuccess,
           "a __syncthreads in a loop every thread runs was a fault");
     // shared memory a block did not write is NaN there; a misaligned float4 store is a fault
     CHECK(run("t_unwritten", dim3(2), dim3(32), 0, [=] { t_unwritten(w); }) == cudaSuccess, "t_unwritten failed");
     CHECK(w[3] == 1.0f && isnan(w[32 + 3]), "shared memory of another block was visible (%g, %g)", w[3], w[35]);
-    CHECK(run("t_misaligned", dim3(1), dim3(4), 0, [=] { t_misaligned(w); }) == cudaErrorLaunchFailure,
+    CHECK(faults("t_misaligned", dim3(1), dim3(4), 0, [=] { t_misaligned(w); }),
           "a misaligned float4 store was not a fault");
-    avgen_emu::clear_fault();
     // AVGEN_EMU_RACECHECK=1 (set by main): a read of another thread's shared memory without a barrier
-    CHECK(run("t_race", dim3(1), dim3(64), 0, [=] { t_race(w); }) == cudaErrorLaunchFailure,
-          "a shared-memory race was not found");
-    avgen_emu::clear_fault();
+    CHECK(faults("t_race", dim3(1), dim3(64), 0, [=] { t_race(w); }), "a shared-memory race was not found");
 
     // a captured graph runs only when launched, and each launch runs it again
     cudaStream_t s;
@@ -545,14 +544,12 @@ template <int HD, int N, int H> static void test_attention_shapes(int P) {
           "HD %d N %d H %d: the instance's backward is not the generic kernel's bits", HD, N, H);
     // another N or H than its literals: a fault
     float *o = O[1], *l = lse[1];
-    CHECK(run("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD, N, H>(qkv, o, l, N - 1, H, sc); }, NULL,
-              (const void *)&k_attn_fwd<HD, N, H>) == cudaErrorLaunchFailure,
+    CHECK(faults("k_attn_fwd", grid, block, sm, [=] { k_attn_fwd<HD, N, H>(qkv, o, l, N - 1, H, sc); },
+                 (const void *)&k_attn_fwd<HD, N, H>),
           "HD %d N %d H %d: an instance launched with N - 1 did not trap", HD, N, H);
-    avgen_emu::clear_fault();
-    CHECK(run("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD, N, H>(dO, qkv, l, delta, dq[1], N, H + 1, sc); },
-              NULL, (const void *)&k_attn_bwd_dkv<HD, N, H>) == cudaErrorLaunchFailure,
+    CHECK(faults("k_attn_bwd_dkv", grid, block, sm, [=] { k_attn_bwd_dkv<HD, N, H>(dO, qkv, l, delta, dq[1], N, H + 1, sc); },
+                 (const void *)&k_attn_bwd_dkv<HD, N, H>),
           "HD %d N %d H %d: an instance launched with H + 1 did not trap", HD, N, H);
-    avgen_emu::clear_fault();
     printf("attention instances HD %d N %d H %d P %d: the generic kernels' bits; other shapes trap\n", HD, N, H, P);
     for (void *p : {(void *)qkv, (void *)dO, (void *)delta, (void *)q16, (void *)dO16, (void *)O[0], (void *)O[1],
                     (void *)lse[0], (void *)lse[1], (void *)dq[0], (void *)dq[1], (void *)O16[0], (void *)O16[1],
