@@ -60,7 +60,8 @@ function(avgen_add_emitted NAME dir)
     target_compile_definitions(${NAME}-model PRIVATE AVGEN_NVCC_KERNELS)
     # as avrt's: no C++ runtime, so the programs link with the C compiler
     target_compile_options(${NAME}-model PRIVATE
-                           $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fno-exceptions,-fno-rtti,-fno-threadsafe-statics>)
+                           $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fno-exceptions,-fno-rtti,-fno-threadsafe-statics>
+                           $<$<COMPILE_LANGUAGE:CUDA>:${AVGEN_CUDA_KERNEL_FLAGS}>)
   endif()
   add_executable(${NAME}-train "${dir}/main_train.c")
   target_link_libraries(${NAME}-train PRIVATE ${NAME}-model)

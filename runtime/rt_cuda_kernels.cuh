@@ -1,6 +1,10 @@
 // rt_cuda_kernels.cuh: the CUDA backend's device code (every kernel of rt_cuda.cu), self-contained: no
 // includes, so nvcc (rt_cuda.cu includes it inside its own namespace) and NVRTC (tests/test_nvrtc.c; the
 // emitted kernels.cu includes a copy) compile the same text. Semantics: runtime/rt_cpu_ops.c.
+// Arithmetic: every build compiles this text without FMA contraction (nvcc -fmad=false, NVRTC --fmad=false;
+// the tests read the PTX: no add, multiply or FMA without a rounding mode), so each FMA here is written out
+// (__fmaf_rn, __fma_rn: the sums of products below) and the GPU runs exactly the operations written, as the
+// CUDA emulator does.
 #ifndef AVGEN_RT_CUDA_KERNELS_CUH
 #define AVGEN_RT_CUDA_KERNELS_CUH
 #ifndef INFINITY
@@ -161,8 +165,8 @@ __global__ void k_patch_epilogue(const float *proj, const float *bias, const flo
 // backward). res: the residual a LINEAR_RESIDUAL would add y to next (fused_residuals in rt_cuda.cu).
 // V > 0: the width is at most 32 V and each lane keeps its V values in registers (one read of the row);
 // V = 0: any width, the row is read once per pass. Both give the same bits: the row's sums in double in the
-// same order, everything per element in float with explicit roundings (__fsub_rn, __fmul_rn, __fmaf_rn: the
-// compiler contracts nothing, so nvcc, NVRTC and the emulator agree). Per element float, not double: the
+// same order, everything per element in float with explicit roundings (__fsub_rn, __fmul_rn, __fmaf_rn, as
+// written whatever the compiler's flags, so nvcc, NVRTC and the emulator agree). Per element float, not double: the
 // device converts to and from double at a quarter of its double-precision rate (16 an SM a clock on sm_80
 // and sm_90), and a row of double arithmetic per element kept these kernels' double pipe nearly as busy as
 // their memory. Blocks of 128 threads (4 rows); at most 128 registers a thread.
@@ -494,7 +498,7 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
             s0 += av;
         } else if (mode == CS_MOM) {
             const double t = (double)av - a0;
-            s0 += t, s1 += t * t;
+            s0 += t, s1 = __fma_rn(t, t, s1);
         } else {  // xhat and the ReLU's mask as the forward computed them (bn_value)
             const float xh = __fmul_rn(__fsub_rn(ld_fh(x, x16, i), cmu[c]), crs[c]);
             double g = av;
@@ -723,7 +727,7 @@ __global__ void k_attn_delta(const float *dO, const unsigned short *dO16, const 
     for (int h = 0; h < H; h++) {  // unrolled: four heads' loads in flight before their reductions
         double s = 0;
         for (int d = lane; d < hd; d += 32)
-            s += (double)(a16 ? ld_f(a16 + h * hd + d) : a[h * hd + d]) * (b16 ? ld_f(b16 + h * hd + d) : b[h * hd + d]);
+            s = __fma_rn(a16 ? ld_f(a16 + h * hd + d) : a[h * hd + d], b16 ? ld_f(b16 + h * hd + d) : b[h * hd + d], s);
         s = warp_sum_d(s);
         if (lane == 0) delta[(p * H + h) * N + i] = s;
     }
@@ -1176,7 +1180,7 @@ __global__ void k_lat_dots(const float *V, long long vps, const float *Y, float 
         const float yv = y[d];
 #pragma unroll
         for (int i = 0; i < M; i++)
-            if (i < m) s[i] += v[(size_t)i * D + d] * yv;
+            if (i < m) s[i] = __fmaf_rn(v[(size_t)i * D + d], yv, s[i]);
     }
 #pragma unroll
     for (int i = 0; i < M; i++)
@@ -1196,7 +1200,7 @@ __global__ void k_lat_softmax(float *A, const float *G, int N2, int m) {
         if (G) {
             const float *gi = G + ((size_t)p * m + i) * N2;
             double r = 0;
-            for (int j = threadIdx.x; j < N2; j += blockDim.x) r += (double)ai[j] * gi[j];
+            for (int j = threadIdx.x; j < N2; j += blockDim.x) r = __fma_rn(ai[j], gi[j], r);
             r = block_sum_d(r);
             __syncthreads();
             for (int j = threadIdx.x; j < N2; j += blockDim.x) ai[j] = (float)(gi[j] * (ai[j] - r));
@@ -1230,7 +1234,7 @@ __global__ void k_lat_mix(const float *A, const float *base, long long bps, int 
         const float yv = y[(size_t)j * D + d];
 #pragma unroll
         for (int i = 0; i < M; i++)
-            if (i < m) s[i] += a[(size_t)i * N2 + j] * yv;
+            if (i < m) s[i] = __fmaf_rn(a[(size_t)i * N2 + j], yv, s[i]);
     }
 #pragma unroll
     for (int i = 0; i < M; i++)
@@ -1257,7 +1261,7 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
         a[i] = 0;
         if (i < m) {
             float t = 0;
-            for (int d = lane; d < D; d += 32) t += x[d] * s[(size_t)i * D + d];
+            for (int d = lane; d < D; d += 32) t = __fmaf_rn(x[d], s[(size_t)i * D + d], t);
             a[i] = warp_sum(t);
             mx = fmaxf(mx, a[i]);
         }
@@ -1302,15 +1306,15 @@ __device__ __forceinline__ float lat_gy(const LatGy &o, int p, int j, int N2, in
     float s1 = 0, s2 = 0;
     for (int i = 0; i < o.m; i++) {
         const size_t pi = (size_t)p * o.m + i;
-        s1 += o.A1[pi * N2 + j] * o.dS[pi * D + d];
-        s2 += o.dL1[pi * N2 + j] * o.tok[(size_t)i * D + d];
+        s1 = __fmaf_rn(o.A1[pi * N2 + j], o.dS[pi * D + d], s1);
+        s2 = __fmaf_rn(o.dL1[pi * N2 + j], o.tok[(size_t)i * D + d], s2);
     }
     return s1 + s2;
 }
 // Part 1's term of row r (of pair p), column d: dZ[r,d] + sum_i dL2[r,i] S[p,i,d], as k_latbwd_rows adds it.
 __device__ __forceinline__ float lat_rows(const LatRows &o, long long r, int p, int D, int d) {
     float t = 0;
-    for (int i = 0; i < o.m; i++) t += o.dL2[r * o.m + i] * o.S[((size_t)p * o.m + i) * D + d];
+    for (int i = 0; i < o.m; i++) t = __fmaf_rn(o.dL2[r * o.m + i], o.S[((size_t)p * o.m + i) * D + d], t);
     return ld_fh(o.dZ, o.dZ16, (size_t)r * D + d) + t;
 }
 // Part 4 on element d of row pj = (p, j) of gY: its term, then orow's (k_latbwd_gy's scalar path).
@@ -1344,10 +1348,10 @@ __device__ __forceinline__ void latbwd_row(long long r, int lane, const float *d
         for (int i = 0; i < M; i++)
             if (i < m) {
                 const float sv = s[(size_t)i * D + d];
-                cm += aa[i] * sv;
-                da[i] += gz * sv;
+                cm = __fmaf_rn(aa[i], sv, cm);
+                da[i] = __fmaf_rn(gz, sv, da[i]);
             }
-        dg += (double)dzv * cm;
+        dg = __fma_rn(dzv, cm, dg);
     }
     dg = warp_sum_d(dg);
     double rsum = 0;
@@ -1355,7 +1359,7 @@ __device__ __forceinline__ void latbwd_row(long long r, int lane, const float *d
     for (int i = 0; i < M; i++)
         if (i < m) {
             da[i] = warp_sum(da[i]);
-            rsum += (double)da[i] * aa[i];
+            rsum = __fma_rn(da[i], aa[i], rsum);
         }
 #pragma unroll
     for (int i = 0; i < M; i++)
@@ -1370,7 +1374,7 @@ __device__ __forceinline__ void latbwd_row(long long r, int lane, const float *d
             float t = 0;
 #pragma unroll
             for (int i = 0; i < M; i++)
-                if (i < m) t += da[i] * s[(size_t)i * D + d];
+                if (i < m) t = __fmaf_rn(da[i], s[(size_t)i * D + d], t);
             float v = gX[r * D + d] + (dz(d) + t);
             if (oy.m) v += lat_gy(oy, p, j, N, D, d);
             gX[r * D + d] = v;
@@ -1445,8 +1449,8 @@ __global__ void k_latbwd_ds(const float *dZ, const float *X, const float *A2, co
 #pragma unroll
         for (int i = 0; i < M; i++)
             if (i < m) {
-                s1[i] += A2[row * m + i] * gz;
-                s2[i] += dL2[row * m + i] * xv;
+                s1[i] = __fmaf_rn(A2[row * m + i], gz, s1[i]);
+                s2[i] = __fmaf_rn(dL2[row * m + i], xv, s2[i]);
             }
     }
 #pragma unroll
@@ -1473,8 +1477,10 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
             for (int i = 0; i < m; i++) {
                 const float a = A1[((size_t)p * m + i) * N2 + j], l = dL1[((size_t)p * m + i) * N2 + j];
                 const float4 ds = vld<float4>(dS + ((size_t)p * m + i) * D + d), tk = vld<float4>(tok + (size_t)i * D + d);
-                s1.x += a * ds.x, s1.y += a * ds.y, s1.z += a * ds.z, s1.w += a * ds.w;
-                s2.x += l * tk.x, s2.y += l * tk.y, s2.z += l * tk.z, s2.w += l * tk.w;
+                s1.x = __fmaf_rn(a, ds.x, s1.x), s1.y = __fmaf_rn(a, ds.y, s1.y);
+                s1.z = __fmaf_rn(a, ds.z, s1.z), s1.w = __fmaf_rn(a, ds.w, s1.w);
+                s2.x = __fmaf_rn(l, tk.x, s2.x), s2.y = __fmaf_rn(l, tk.y, s2.y);
+                s2.z = __fmaf_rn(l, tk.z, s2.z), s2.w = __fmaf_rn(l, tk.w, s2.w);
             }
             float *g = gY + (size_t)pj * D + d;
             float4 v = vld<float4>(g);
@@ -1484,7 +1490,8 @@ __global__ void k_latbwd_gy(const float *A1, const float *dS, const float *dL1, 
                 for (int i = 0; i < orow.m; i++) {
                     const float l = orow.dL2[(size_t)pj * orow.m + i];
                     const float4 sv = vld<float4>(orow.S + ((size_t)p * orow.m + i) * D + d);
-                    t.x += l * sv.x, t.y += l * sv.y, t.z += l * sv.z, t.w += l * sv.w;
+                    t.x = __fmaf_rn(l, sv.x, t.x), t.y = __fmaf_rn(l, sv.y, t.y);
+                    t.z = __fmaf_rn(l, sv.z, t.z), t.w = __fmaf_rn(l, sv.w, t.w);
                 }
                 const size_t e = (size_t)pj * D + d;
                 v.x += ld_fh(orow.dZ, orow.dZ16, e) + t.x, v.y += ld_fh(orow.dZ, orow.dZ16, e + 1) + t.y;
@@ -1635,7 +1642,7 @@ __global__ void k_grad_sumsq(const AdamSeg *segs, const int2 *chunks, double *pa
     const AdamSeg sg = segs[ch.x];
     const long long end = ch.y + (long long)kAdamChunk < sg.n ? ch.y + (long long)kAdamChunk : sg.n;
     double s = 0;
-    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) s += (double)sg.g[e] * sg.g[e];
+    for (long long e = ch.y + threadIdx.x; e < end; e += blockDim.x) s = __fma_rn(sg.g[e], sg.g[e], s);
     s = block_sum_d(s);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }

@@ -12,9 +12,15 @@
 static const char *const k_exprs[] = {AVGEN_CUDA_KERNELS(EXPR)};
 #undef EXPR
 
-/* The options every run-time build uses. No fast-math flags: NVRTC's defaults (FMA contraction on, IEEE
- * division and square root, no flush to zero) are nvcc's, so both builds compute the same bits. */
-static const char *const k_opts[] = {"-std=c++17"};
+/* The options every run-time build uses. No fast-math flags (IEEE division and square root, no flush to zero,
+ * as nvcc's defaults) and no FMA contraction (--fmad=false, as the nvcc builds' -fmad=false): both builds, and
+ * the CUDA emulator, compute the multiplies, adds and FMAs the source writes, so the same bits. */
+static const char *const k_opts[] = {"-std=c++17", "--fmad=false"};
+
+const char *const *rt_kernels_options(int *n) {
+    *n = (int)(sizeof k_opts / sizeof k_opts[0]);
+    return k_opts;
+}
 
 int rt_kernels_mode(const char *name) {
     if (!name) return -1;

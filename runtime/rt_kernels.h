@@ -70,6 +70,10 @@ char *rt_kernels_inline(const char *kernels_cu, const char *header);
 /* The line of an emitted kernels.cu that rt_kernels_inline replaces (at the start of a line). */
 #define RT_KERNELS_INCLUDE_LINE "#include \"rt_cuda_kernels.cuh\"\n"
 
+/* avgen's NVRTC options (*n of them; --gpu-architecture is added per build): what rt_kernels_build passes,
+ * and what the tests compile the library with. */
+const char *const *rt_kernels_options(int *n);
+
 /* Compiles src (named name, for messages) for sm_<arch> with avgen's options, every kernel's name expression
  * and those of src's shape lines (rt_kernels_shapes), or reads the cache (rt_nvrtc.h). 0, or -1 with err. */
 int rt_kernels_build(const char *src, const char *name, int arch, rt_cubin *out, char *err, size_t errlen);

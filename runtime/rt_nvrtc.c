@@ -29,6 +29,8 @@ static struct {
     nvrtcResult (*log)(nvrtcProgram, char *);
     nvrtcResult (*cubin_size)(nvrtcProgram, size_t *);
     nvrtcResult (*cubin)(nvrtcProgram, char *);
+    nvrtcResult (*ptx_size)(nvrtcProgram, size_t *);
+    nvrtcResult (*ptx)(nvrtcProgram, char *);
     nvrtcResult (*destroy)(nvrtcProgram *);
     nvrtcResult (*add_name)(nvrtcProgram, const char *);
     nvrtcResult (*lowered)(nvrtcProgram, const char *, const char **);
@@ -51,12 +53,15 @@ static int load(void) {
             SYM(log, "nvrtcGetProgramLog");
             SYM(cubin_size, "nvrtcGetCUBINSize");
             SYM(cubin, "nvrtcGetCUBIN");
+            SYM(ptx_size, "nvrtcGetPTXSize");
+            SYM(ptx, "nvrtcGetPTX");
             SYM(destroy, "nvrtcDestroyProgram");
             SYM(error_string, "nvrtcGetErrorString");
             SYM(add_name, "nvrtcAddNameExpression");
             SYM(lowered, "nvrtcGetLoweredName");
 #undef SYM
             if (!nv.version || !nv.create || !nv.compile || !nv.log_size || !nv.log || !nv.cubin_size || !nv.cubin ||
+                !nv.ptx_size || !nv.ptx ||
                 !nv.destroy || !nv.error_string || !nv.add_name || !nv.lowered) {
                 snprintf(nv.why, sizeof nv.why, "the NVRTC library lacks an entry point avgen needs (too old?)");
                 nv.failed = 1;
@@ -359,4 +364,43 @@ int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *co
     else out->cached = 1;
     out->seconds = rt_now() - t0;
     return 0;
+}
+
+char *rt_nvrtc_ptx(const char *src, const char *name, int arch, const char *const *opts, int nopts, char *err,
+                   size_t errlen) {
+    if (load()) {
+        snprintf(err, errlen, "%s", nv.why);
+        return NULL;
+    }
+    char archopt[64];
+    snprintf(archopt, sizeof archopt, "--gpu-architecture=compute_%d", arch);
+    const char **all = malloc(sizeof(char *) * (size_t)(nopts + 1));
+    if (!all) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    all[0] = archopt;
+    for (int i = 0; i < nopts; i++) all[i + 1] = opts[i];
+    nvrtcProgram prog = NULL;
+    nvrtcResult r = nv.create(&prog, src, name, 0, NULL, NULL);
+    if (r == 0) r = nv.compile(prog, nopts + 1, all);
+    free(all);
+    char *ptx = NULL;
+    size_t n = 0;
+    if (r != 0) {
+        size_t ls = 0;
+        char *log = NULL;
+        if (prog && nv.log_size(prog, &ls) == 0 && ls > 1 && (log = malloc(ls))) nv.log(prog, log);
+        snprintf(err, errlen, "NVRTC cannot compile %s for compute_%d (%s)%s%.*s", name, arch, nv.error_string(r),
+                 log ? ": " : "", log ? 1500 : 0, log ? log : "");
+        free(log);
+    } else if (nv.ptx_size(prog, &n) != 0 || n == 0 || !(ptx = malloc(n + 1)) || nv.ptx(prog, ptx) != 0) {
+        snprintf(err, errlen, "NVRTC compiled %s but gave no PTX for compute_%d", name, arch);
+        free(ptx);
+        ptx = NULL;
+    } else {
+        ptx[n] = 0;
+    }
+    if (prog) nv.destroy(&prog);
+    return ptx;
 }

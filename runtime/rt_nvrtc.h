@@ -43,6 +43,11 @@ int rt_nvrtc_version(int *major, int *minor, char *why, size_t whylen);
 int rt_nvrtc_compile(const char *src, const char *name, int arch, const char *const *opts, int nopts,
                      const char *const *names, int nnames, rt_cubin *out, char *err, size_t errlen);
 void rt_cubin_free(rt_cubin *k);
+/* Compiles src for the virtual architecture compute_<arch> with the given options and returns its PTX
+ * (malloc'd, NUL-terminated; no cache): what the tests read to check the arithmetic NVRTC emits. NULL with
+ * err as rt_nvrtc_compile's. */
+char *rt_nvrtc_ptx(const char *src, const char *name, int arch, const char *const *opts, int nopts, char *err,
+                   size_t errlen);
 /* Removes the cache entry of k (e.g. the driver refused to load it), so the next request compiles. */
 void rt_nvrtc_forget(const rt_cubin *k);
 

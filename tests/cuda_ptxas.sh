@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The CUDA backend's kernels compiled for sm_80 and sm_90 with ptxas -v: prints registers, shared memory
 # and spills of every kernel and fails when any kernel spills registers (no GPU needed).
-# usage: cuda_ptxas.sh NVCC SOURCE INCLUDE_DIR
+# usage: cuda_ptxas.sh NVCC SOURCE INCLUDE_DIR [FLAG...]   (FLAGs: the build's kernel flags, AVGEN_CUDA_KERNEL_FLAGS)
 set -u
 NVCC=$1
 SRC=$2
 INC=$3
+shift 3
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-ptxas-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 status=0
 for arch in 80 90; do
-  if ! "$NVCC" -std=c++17 -O3 -arch=sm_$arch -cubin -Xptxas -v -I"$INC" "$SRC" -o "$TMP/k.cubin" >"$TMP/log" 2>&1; then
+  if ! "$NVCC" -std=c++17 -O3 "$@" -arch=sm_$arch -cubin -Xptxas -v -I"$INC" "$SRC" -o "$TMP/k.cubin" >"$TMP/log" 2>&1; then
     cat "$TMP/log"
     exit 1
   fi

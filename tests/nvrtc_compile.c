@@ -32,6 +32,9 @@
 #include "rt_nvrtc.h"
 
 #define INCLUDE_LINE RT_KERNELS_INCLUDE_LINE
+#ifndef AVGEN_NVCC_KERNEL_FLAGS
+#define AVGEN_NVCC_KERNEL_FLAGS "" /* a build without the CUDA toolkit: --nvcc is not run */
+#endif
 
 static int g_arch = 90, g_nvrtc_major, g_nvrtc_minor;
 static const char *g_nvcc;
@@ -209,11 +212,61 @@ static const char *library_uses(const char *lib0, const char *names, int nnames)
     return found;
 }
 
+/* The PTX of a kernel library (label: for messages): fails (CHECK) on every floating-point add, subtract,
+ * multiply or FMA without a rounding modifier, which is what the compiler may contract or reassociate: with
+ * nvcc's -fmad=false and NVRTC's --fmad=false every one carries .rn, so the GPU runs the arithmetic the source
+ * writes (each FMA explicit: __fmaf_rn, __fma_rn), which is what the CUDA emulator runs. */
+static void check_ptx_rounding(const char *ptx, const char *label) {
+    long ops = 0, fmas = 0, loose = 0;
+    char entry[200] = "?";
+    for (const char *l = ptx; l && *l;) {
+        const char *e = strchr(l, '\n');
+        const size_t n = e ? (size_t)(e - l) : strlen(l);
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+        l = e ? e + 1 : NULL;
+        const char *en = strstr(line, ".entry ");
+        if (en) {
+            snprintf(entry, sizeof entry, "%.*s", (int)strcspn(en + 7, "( \t"), en + 7);
+            continue;
+        }
+        char *p = line + strspn(line, " \t");
+        if (*p == '@') p += strcspn(p, " \t"), p += strspn(p, " \t"); /* a predicate */
+        char op[64];
+        snprintf(op, sizeof op, "%.*s", (int)strcspn(p, " \t;"), p);
+        const size_t bl = strcspn(op, ".");
+        if (!op[bl] || !((bl == 3 && (!strncmp(op, "add", 3) || !strncmp(op, "sub", 3) || !strncmp(op, "mul", 3) ||
+                                      !strncmp(op, "fma", 3) || !strncmp(op, "mad", 3)))))
+            continue;
+        int fp = 0, rnd = 0;
+        for (char *t = strtok(op + bl + 1, "."); t; t = strtok(NULL, ".")) {
+            if (!strncmp(t, "f16", 3) || !strncmp(t, "bf16", 4) || !strncmp(t, "f32", 3) || !strncmp(t, "f64", 3)) fp = 1;
+            if (!strcmp(t, "rn") || !strcmp(t, "rz") || !strcmp(t, "rm") || !strcmp(t, "rp")) rnd = 1;
+        }
+        if (!fp) continue;
+        ops++;
+        if (bl == 3 && !strncmp(p, "fma", 3)) fmas++;
+        if (!rnd && loose++ < 5) printf("  CONTRACTIBLE (no rounding modifier) in %s: %s\n", entry, p);
+    }
+    printf("%s: PTX with %ld floating-point adds, subtracts, multiplies and FMAs (%ld FMAs), %ld without a rounding "
+           "modifier\n", label, ops, fmas, loose);
+    CHECK_MSG(ops > 1000, "%s: only %ld floating-point operations found in its PTX: the format changed?", label, ops);
+    CHECK_MSG(loose == 0, "%s: %ld floating-point operations of its PTX have no rounding modifier: the compiler may "
+              "contract them into FMAs, so the GPU would not run the arithmetic the CUDA emulator runs (build with "
+              "-fmad=false / --fmad=false)", label, loose);
+}
+
 /* One source through NVRTC: registers and spills printed; failures counted by CHECK. */
 static void compile_nvrtc(const char *src, const char *name, const char *incdir) {
     char err[8192], inc[1100], cmd[700];
     snprintf(inc, sizeof inc, "--include-path=%s", incdir);
-    const char *opts[] = {"-std=c++17", "--ptxas-options=-v", inc};
+    /* the runtime's options (rt_kernels_build), and ptxas's report */
+    int nro = 0;
+    const char *const *ro = rt_kernels_options(&nro);
+    const char *opts[16];
+    int no = 0;
+    for (int i = 0; i < nro && no < 14; i++) opts[no++] = ro[i];
+    opts[no++] = "--ptxas-options=-v", opts[no++] = inc;
     rt_cubin k;
     const int library = strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
     int shapes[AVGEN_CUDA_MAX_SHAPES][3];
@@ -225,7 +278,17 @@ static void compile_nvrtc(const char *src, const char *name, const char *incdir)
         CHECK_MSG(0, "%s: %s", name, err);
         return;
     }
-    if (rt_nvrtc_compile(src, name, g_arch, opts, 3, names, nk, &k, err, sizeof err) != 0) {
+    if (library) { /* its PTX, with the runtime's options alone */
+        char *ptx = rt_nvrtc_ptx(src, name, g_arch, ro, nro, err, sizeof err);
+        CHECK_MSG(ptx != NULL, "%s does not compile to PTX: %s", name, err);
+        if (ptx) {
+            char label[1200];
+            snprintf(label, sizeof label, "NVRTC compute_%d, %s", g_arch, name);
+            check_ptx_rounding(ptx, label);
+        }
+        free(ptx);
+    }
+    if (rt_nvrtc_compile(src, name, g_arch, opts, no, names, nk, &k, err, sizeof err) != 0) {
         CHECK_MSG(0, "%s does not compile: %s", name, err);
         free(names);
         return;
@@ -298,13 +361,32 @@ static int write_tmp(const char *name, const char *text, size_t n, char *path, s
     return ok;
 }
 
-/* One file through nvcc (-c, sm_N). */
-static void compile_nvcc(const char *path, const char *incdir, const char *label) {
-    char cmd[4000];
-    snprintf(cmd, sizeof cmd, "'%s' -std=c++17 -arch=sm_%d -I'%s' -c '%s' -o '%s/k.o' 2>&1", g_nvcc, g_arch, incdir, path, g_tmp);
+/* One file through nvcc (-c, sm_N) with the build's kernel flags (AVGEN_CUDA_KERNEL_FLAGS); a file holding the
+ * kernel library also has its PTX (kept from the same compile) checked. */
+static void compile_nvcc(const char *path, const char *incdir, const char *label, int library) {
+    char cmd[4000], kdir[600];
+    snprintf(kdir, sizeof kdir, "%s/keep", g_tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && '%s' -std=c++17 %s -arch=sm_%d -I'%s' -c '%s' -o '%s/k.o' -keep "
+             "-keep-dir '%s' 2>&1", kdir, kdir, g_nvcc, AVGEN_NVCC_KERNEL_FLAGS, g_arch, incdir, path, g_tmp, kdir);
     const int rc = system(cmd);
     CHECK_MSG(rc == 0, "nvcc does not compile %s (exit status %d)", label, rc);
-    if (rc == 0) printf("nvcc, sm_%d: %s compiled\n", g_arch, label);
+    if (rc == 0) printf("nvcc %s, sm_%d: %s compiled\n", AVGEN_NVCC_KERNEL_FLAGS, g_arch, label);
+    if (rc == 0 && library) {
+        /* the PTX nvcc kept: <file name without .cu>.ptx, the one for compute_N */
+        char pb[1024], ptxpath[1800];
+        snprintf(pb, sizeof pb, "%s", path);
+        char *base = basename(pb), *dot = strrchr(base, '.');
+        if (dot) *dot = 0;
+        snprintf(ptxpath, sizeof ptxpath, "%s/%s.ptx", kdir, base);
+        char *ptx = check_slurp(ptxpath);
+        CHECK_MSG(ptx != NULL, "nvcc -keep left no PTX at %s", ptxpath);
+        if (ptx) {
+            char l2[1400];
+            snprintf(l2, sizeof l2, "nvcc %s compute_%d, %s", AVGEN_NVCC_KERNEL_FLAGS, g_arch, label);
+            check_ptx_rounding(ptx, l2);
+        }
+        free(ptx);
+    }
 }
 
 /* One file: the whole of it, or (see the top) its prelude alone when the library it includes is the same
@@ -342,7 +424,7 @@ static void compile_file(const char *path, char **whole_lib) {
                    "uses none of its constants, so its kernels are those\n",
                    path, nn, na);
             if (g_nvcc) {
-                if (write_tmp("prelude.cu", src, pre, hp, sizeof hp)) compile_nvcc(hp, dir, "its constants");
+                if (write_tmp("prelude.cu", src, pre, hp, sizeof hp)) compile_nvcc(hp, dir, "its constants", 0);
             } else {
                 char err[8192], inc[1100];
                 snprintf(inc, sizeof inc, "--include-path=%s", dir);
@@ -363,13 +445,15 @@ static void compile_file(const char *path, char **whole_lib) {
     const int first = !*whole_lib && (pre || (!lib && strstr(src, "AVGEN_RT_CUDA_KERNELS_CUH")));
     int added = 0;
     if (g_nvcc) {
+        /* the kernel library itself, or a file that includes it */
+        const int is_lib = strstr(lib ? lib : src, "AVGEN_RT_CUDA_KERNELS_CUH") != NULL;
         char *text = first ? with_gathered_shapes(src, &added) : NULL;
         if (added) {
             char label[1300];
             snprintf(label, sizeof label, "%s with the other files' %d shapes", path, added);
-            if (write_tmp("whole.cu", text, strlen(text), hp, sizeof hp)) compile_nvcc(hp, dir, label);
+            if (write_tmp("whole.cu", text, strlen(text), hp, sizeof hp)) compile_nvcc(hp, dir, label, is_lib);
         } else {
-            compile_nvcc(path, dir, path);
+            compile_nvcc(path, dir, path, is_lib);
         }
         free(text);
     } else {

@@ -127,6 +127,7 @@ AVGEN_EMU_RN(__fsub_rn, float, -)
 AVGEN_EMU_RN(__fmul_rn, float, *)
 #undef AVGEN_EMU_RN
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }  // one rounding, as the device's FMA
+inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     memcpy(&u, &f, 4);
