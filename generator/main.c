@@ -279,6 +279,8 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             char *end;
             long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
             if (i + 1 >= argc || *end || v < 0 || v > 100000000) return usage_error(cmd, "%s needs a non-negative integer", s);
+            if (!strcmp(s, "--threads") && v > 256)
+                return usage_error(cmd, "%s takes at most 256 loader threads", s);
             i++;
             if (!strcmp(s, "--threads")) a->threads = (int)v;
             else if (!strcmp(s, "--checkpoint-every")) a->checkpoint_every = (int)v;
@@ -1093,6 +1095,14 @@ int main(int argc, char **argv) {
                       : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
                       : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench
                       : !strcmp(t, "jit") ? usage_jit : usage_main;
+        static const char *const known[] = {"", "check", "plan", "emit", "devices", "step", "diff", "train", "eval",
+                                            "compare", "bench", "jit", "synth", "prep", "bench-loader", "help"};
+        int is_known = 0;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) is_known |= !strcmp(t, known[i]);
+        if (!is_known) {
+            fprintf(stderr, "avgen help: unknown command \"%s\"; see avgen --help\n", t);
+            return 2;
+        }
         if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
             char *hv[] = {(char *)t, "--help", NULL};
             return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)

@@ -1,7 +1,9 @@
 /* metrics.c: accuracy bookkeeping and the confusion matrix files. */
 #include "metrics.h"
+#include "rt_fs.h"
 
 #include <libavcodec/avcodec.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +21,9 @@ void rt_acc_add(rt_acc *a, const float *logits, int label) {
     int best = 0, rank = 0;
     for (int c = 1; c < C; c++)
         if (logits[c] > logits[best]) best = c;
-    /* rank of the true class: how many classes score strictly higher (ties favour the true class) */
-    for (int c = 0; c < C; c++) rank += logits[c] > logits[label];
+    /* rank of the true class: how many classes score strictly higher (ties favour the true class) or cannot be
+     * compared with it (a NaN on either side: a broken output never counts as right) */
+    for (int c = 0; c < C; c++) rank += c != label && !(logits[c] <= logits[label]);
     a->n++;
     a->top1 += rank == 0;
     a->top5 += rank < 5;
@@ -45,6 +48,7 @@ void rt_acc_free(rt_acc *a) {
 static int finish(FILE *f, const char *tmp, const char *path, int ok) {
     ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
+    if (ok && rt_not_replaceable(path)) ok = 0, errno = EEXIST;
     if (!ok || rename(tmp, path)) {
         unlink(tmp);
         return -1;

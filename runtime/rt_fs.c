@@ -35,8 +35,31 @@ int rt_mkdirs(const char *dir) {
 
 int rt_write_atomic(const char *path, const char *text) { return rt_write_atomic_bytes(path, text, strlen(text)); }
 
+int rt_not_replaceable(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode);
+}
+
+int rt_check_out(const char *opt, const char *path, char *err, size_t errlen) {
+    if (!path) return 0;
+    if (!*path) {
+        snprintf(err, errlen, "%s is empty; expected a file path", opt);
+        return 2;
+    }
+    if (rt_not_replaceable(path)) {
+        snprintf(err, errlen, "%s %s exists and is not a regular file (a folder, device, FIFO or socket): it would not be "
+                 "replaced", opt, path);
+        return 2;
+    }
+    return 0;
+}
+
 int rt_write_atomic_bytes(const char *path, const void *text, size_t n) {
     char tmp[4200];
+    if (rt_not_replaceable(path)) {
+        errno = EEXIST;
+        return -1;
+    }
     /* a new file with a unique name (mkstemp: O_EXCL, never through a symbolic link) */
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx.XXXXXX", path, (long)getpid(), (unsigned long)pthread_self());
     const int fd = mkstemp(tmp);

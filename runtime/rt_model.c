@@ -142,6 +142,25 @@ static void init_range(void *p, long lo, long hi) {
     }
 }
 
+int rt_check_values(const char *what, const char *name, const float *v, int64_t n, char *err, size_t errlen) {
+    const size_t nl = strlen(name);
+    /* variances (BatchNorm's running_var; Adam's second moment, adam_v.NAME) are squares */
+    const int square = (nl >= 11 && !strcmp(name + nl - 11, "running_var")) || !strncmp(name, "adam_v.", 7);
+    for (int64_t e = 0; e < n; e++) {
+        if (!isfinite(v[e])) {
+            snprintf(err, errlen, "%s %s holds a non-finite value (%g at element %lld); expected finite numbers", what, name,
+                     (double)v[e], (long long)e);
+            return 2;
+        }
+        if (square && v[e] < 0) {
+            snprintf(err, errlen, "%s %s holds a negative variance (%g at element %lld)", what, name, (double)v[e],
+                     (long long)e);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
                    size_t errlen) {
     const avgen_graph *g = c->g;
@@ -181,8 +200,20 @@ int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_load
                      st_dtype_name(s->dtype));
             free(idx);
             return 2;
+        } else if (rt_check_values("parameter", t->name, dst, t->bytes / 4, err, errlen)) {
+            free(idx);
+            return 2;
         }
         loaded++;
+    }
+    if (from && loaded == 0) {
+        /* a file of parameters that names none of this configuration's: another model's, or not parameters */
+        const st_tensor *any = st_at(from, 0);
+        snprintf(err, errlen, "the parameter file holds none of this configuration's %d parameters and buffers (its "
+                 "first tensor: %s; expected names such as %s)", inited, any ? any->name : "none",
+                 inited ? g->tensors[idx[0]].name : "?");
+        free(idx);
+        return 2;
     }
     init_args ia = {c, idx, seed};
     rt_par_for(rt_par_count(), inited, 1, init_range, &ia);
@@ -255,7 +286,7 @@ static int load_one(avgen_ctx *c, const st_file *in, const char *name, int expec
         snprintf(err, errlen, "input %s is %s; expected a floating-point tensor", name, st_dtype_name(s->dtype));
         return 2;
     }
-    return 0;
+    return rt_check_values("input", name, rt_ptr(c, t), s->numel, err, errlen);
 }
 
 int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen) {
@@ -284,6 +315,7 @@ int rt_load_inputs(avgen_ctx *c, const st_file *in, char *err, size_t errlen) {
                 snprintf(err, errlen, "input frames is %s; expected F32 (normalised) or U8", st_dtype_name(s->dtype));
                 return 2;
             }
+            if ((r = rt_check_values("input", "frames", c->frames_f32, s->numel, err, errlen))) return r;
         } else {
             int64_t fr[5] = {k->batch, k->frames, k->image, k->image, 3};
             if ((r = load_one(c, in, "frames", 5, fr, 1, err, errlen))) return r;

@@ -39,8 +39,12 @@ void rt_ctx_free(avgen_ctx *c);
 void *rt_ptr(const avgen_ctx *c, int tensor);
 int rt_find(const avgen_graph *g, const char *name); /* -1 if absent */
 
+/* 0 when the n values of tensor `name` are finite (and, for a variance, not negative); else 2 with one
+ * sentence in err naming what ("parameter", "input", ...), the tensor, the value and its element. */
+int rt_check_values(const char *what, const char *name, const float *v, int64_t n, char *err, size_t errlen);
 /* Every parameter and buffer: from `from` when it holds the name (backbone names with or without
- * "vit."), else initialised from seed. Returns 0, or 2 with err set (a shape or dtype mismatch). */
+ * "vit."), else initialised from seed. Returns 0, or 2 with err set: a shape or dtype mismatch, a value that is
+ * not finite (or a negative running variance: rt_check_values), or a file that holds none of them. */
 int rt_init_params(avgen_ctx *c, const st_file *from, uint64_t seed, int *n_loaded, int *n_init, char *err,
                    size_t errlen);
 /* frames as uint8 [B,T,S,S,3] (the loader's layout) or normalised f32 [B,T,3,S,S] (step dumps), audio f32

@@ -86,6 +86,9 @@ int rt_step_results(avgen_ctx *c, char *err, size_t errlen) {
 int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, const rt_step_opts *so, const rt_backend_opts *bo,
                 rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt_cuda_phase_fn upd, FILE *log, char *err, size_t errlen) {
     int rc, cuda = 0, nl = 0, ni = 0;
+    if ((rc = rt_check_out("--out", so->out, err, errlen)) || (rc = rt_check_out("--update-out", so->update_out, err, errlen)) ||
+        (rc = rt_check_out("--init-out", so->init_out, err, errlen)))
+        return rc;
     if ((rc = rt_backend_check(bo, err, errlen))) return rc;
     avgen_ctx c;
     if ((rc = rt_ctx_init(&c, g, k, err, errlen))) return rc;

@@ -851,6 +851,12 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen) {
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
 
+    struct stat pst;
+    if (lstat(path, &pst) == 0 && !S_ISREG(pst.st_mode) && !S_ISLNK(pst.st_mode)) {
+        free(b.p);
+        seterr(err, errlen, "%s exists and is not a regular file (a folder, device, FIFO or socket): not replaced", path);
+        return -1;
+    }
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     if (!tmp) {

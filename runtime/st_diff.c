@@ -32,7 +32,8 @@ int st_diff_main(int argc, char **argv) {
         } else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol")) {
             char *end;
             double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
-            if (i + 1 >= argc || *end || !(v >= 0)) return usage_error("%s needs a non-negative number", s);
+            if (i + 1 >= argc || end == argv[i + 1] || *end || !(v >= 0))
+                return usage_error("%s needs a non-negative number", s);
             *(!strcmp(s, "--rtol") ? &rtol : &atol) = v;
             i++;
         } else if (!strcmp(s, "--rtol-for")) {
@@ -87,16 +88,25 @@ int st_diff_main(int argc, char **argv) {
         n++;
         int same_shape = ta->ndim == tb->ndim;
         for (int d = 0; same_shape && d < ta->ndim; d++) same_shape = ta->shape[d] == tb->shape[d];
-        if (!same_shape && ta->numel != tb->numel) {
-            printf("  %-60s shapes differ\n", ta->name);
-            bad++;
+        if (!same_shape) {
+            printf("  %-60s shapes differ (%d and %d dimensions, %lld and %lld elements)\n", ta->name, ta->ndim, tb->ndim,
+                   (long long)ta->numel, (long long)tb->numel);
+            bad++, worst = INFINITY, worst_name = ta->name;
             continue;
         }
         double num = 0, den = 0, maxabs = 0;
         int nonfinite = 0;
         float *va = malloc(sizeof(float) * (size_t)(ta->numel + 1)), *vb = malloc(sizeof(float) * (size_t)(tb->numel + 1));
         if (!va || !vb) { free(va); free(vb); fprintf(stderr, "error: out of memory.\n"); st_close(A); st_close(B); return 1; }
-        if (st_to_f32(ta, va) != 0 || st_to_f32(tb, vb) != 0) {
+        const int fla = st_to_f32(ta, va) == 0, flb = st_to_f32(tb, vb) == 0;
+        if (fla != flb) { /* a floating-point tensor against an integer one: not the same data */
+            printf("  %-60s dtypes differ (%s and %s)\n", ta->name, st_dtype_name(ta->dtype), st_dtype_name(tb->dtype));
+            free(va);
+            free(vb);
+            bad++, worst = INFINITY, worst_name = ta->name;
+            continue;
+        }
+        if (!fla) {
             for (int64_t e = 0; e < ta->numel; e++) { /* integers: compare as int64 */
                 int64_t x = 0, y = 0;
                 memcpy(&x, (const char *)ta->data + e * st_dtype_size(ta->dtype), st_dtype_size(ta->dtype) < 8 ? st_dtype_size(ta->dtype) : 8);
@@ -113,7 +123,7 @@ int st_diff_main(int argc, char **argv) {
         free(va);
         free(vb);
         double floor_ = fmax(atol, grad_rms) * sqrt((double)(ta->numel ? ta->numel : 1));
-        double rel = sqrt(num) / fmax(sqrt(den), floor_ > 0 ? floor_ : 1e-300);
+        double rel = nonfinite ? INFINITY : sqrt(num) / fmax(sqrt(den), floor_ > 0 ? floor_ : 1e-300);
         double tol = rtol;  // the last --rtol-for whose suffix ends the name, else --rtol
         const size_t nl = strlen(ta->name);
         for (int f = 0; f < n_for; f++)

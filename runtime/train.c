@@ -80,6 +80,12 @@ int rt_load_checkpoint(avgen_ctx *c, const char *path, char *err, size_t errlen)
             return -1;
         }
         memcpy(rt_ptr(c, i), s->data, (size_t)s->nbytes);
+        char why[400];
+        if (t->dtype == AVGEN_DT_F32 && rt_check_values("tensor", t->name, rt_ptr(c, i), t->bytes / 4, why, sizeof why)) {
+            snprintf(err, errlen, "%s: %s", path, why);
+            st_close(f);
+            return -1;
+        }
     }
     st_close(f);
     return 0;

@@ -29,6 +29,9 @@ for c in check plan emit devices step diff synth prep bench-loader; do
 done
 expect 2 "usage: avgen COMMAND" -- "$AVGEN"
 expect 2 'unknown command "chek" (did you mean check?)' -- "$AVGEN" chek
+expect 2 'avgen help: unknown command "bogus"' -- "$AVGEN" help bogus
+expect 2 "--threads takes at most 256 loader threads" -- "$AVGEN" train "$ROOT/models/tiny-lavish.json" --data "$TMP" \
+  --threads 100000
 expect 2 "--src, --splits and --out are required" -- "$AVGEN" prep --src /nonexistent
 expect 2 "is not a folder" -- "$AVGEN" prep --src /nonexistent --splits /nonexistent --out "$TMP/p"
 expect 2 "--data PREPARED is required" -- "$AVGEN" bench-loader

@@ -115,6 +115,57 @@ raw[8 + n + a:8 + n + a + 8] = struct.pack("<q", 99)
 open(sys.argv[2], "wb").write(raw)
 EOF
 expect2 "labels[0] = 99 is out of range" "$AVGEN" step "$d/config.json" --inputs "$TMP/badlabel.safetensors" --out "$TMP/x.safetensors"
+# Non-finite inputs and parameters, a negative running variance, a parameter file naming none of the parameters.
+python3 - "$d/inputs.safetensors" "$d/params.safetensors" "$TMP" <<'EOF' && ok || bad "poisoned files"
+import json, struct, sys
+def poison(src, dst, name, value):
+    raw = bytearray(open(src, "rb").read())
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    a = h[name]["data_offsets"][0]
+    raw[8 + n + a + 4:8 + n + a + 8] = struct.pack("<f", value)
+    open(dst, "wb").write(raw)
+poison(sys.argv[1], sys.argv[3] + "/nan-audio.safetensors", "audio", float("nan"))
+poison(sys.argv[2], sys.argv[3] + "/inf-param.safetensors", "mlp_class.weight", float("-inf"))
+poison(sys.argv[2], sys.argv[3] + "/neg-var.safetensors", "audio_adapter_blocks_p1.0.bn1.running_var", -0.5)
+EOF
+expect2 "input audio holds a non-finite value (nan at element 1); expected finite numbers" "$AVGEN" step "$d/config.json" \
+  --inputs "$TMP/nan-audio.safetensors" --out "$TMP/x.safetensors"
+expect2 "parameter mlp_class.weight holds a non-finite value (-inf at element 1)" "$AVGEN" step "$d/config.json" \
+  --params "$TMP/inf-param.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+expect2 "audio_adapter_blocks_p1.0.bn1.running_var holds a negative variance (-0.5 at element 1)" "$GINFER" \
+  --params "$TMP/neg-var.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+expect2 "the parameter file holds none of this configuration's" "$AVGEN" step "$d/config.json" \
+  --params "$d/inputs.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+# Output paths: empty, or something a rename must not replace (a FIFO, a folder), refused before the step runs.
+mkfifo "$TMP/fifo"
+mkdir -p "$TMP/folder"
+expect2 "--out is empty; expected a file path" "$AVGEN" step "$d/config.json" --inputs random --out ""
+expect2 "--out $TMP/fifo exists and is not a regular file" "$AVGEN" step "$d/config.json" --inputs random --out "$TMP/fifo"
+expect2 "--update-out $TMP/folder exists and is not a regular file" "$GTRAIN" --step --inputs random \
+  --out "$TMP/x.safetensors" --update-out "$TMP/folder"
+expect2 "--out $TMP/fifo exists and is not a regular file" "$GINFER" --params "$d/params.safetensors" \
+  --inputs "$d/inputs.safetensors" --out "$TMP/fifo"
+[ -p "$TMP/fifo" ] && ok || bad "the FIFO was replaced"
+# diff: the same numbers under another shape, or an integer tensor against a float one, differ.
+python3 - "$TMP" <<'EOF' && ok || bad "diff files"
+import json, struct, sys
+def st(path, tensors):
+    h, data = {}, b""
+    for name, dtype, shape, raw in tensors:
+        h[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    hb = json.dumps(h).encode()
+    hb += b" " * (-len(hb) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+f4 = struct.pack("<4f", 1, 2, 3, 4)
+st(sys.argv[1] + "/d1.st", [("x", "F32", [2, 2], f4), ("y", "F32", [1], struct.pack("<f", 1))])
+st(sys.argv[1] + "/d2.st", [("x", "F32", [4], f4), ("y", "I32", [1], struct.pack("<i", 1065353216))])
+EOF
+out=$("$AVGEN" diff "$TMP/d1.st" "$TMP/d2.st" 2>&1)
+[ $? = 1 ] && grep -q "x .*shapes differ" <<<"$out" && grep -q "y .*dtypes differ (F32 and I32)" <<<"$out" && ok \
+  || bad "diff of other shapes and dtypes: $out"
+expect2 "--rtol needs a non-negative number" "$AVGEN" diff --rtol "" "$TMP/d1.st" "$TMP/d1.st"
 head -c 100 "$d/params.safetensors" >"$TMP/trunc.safetensors"
 expect2 "trunc.safetensors" "$AVGEN" step "$d/config.json" --params "$TMP/trunc.safetensors" --inputs "$d/inputs.safetensors" \
   --out "$TMP/x.safetensors"

@@ -887,10 +887,18 @@ static void test_writer_errors(void) {
     CHECK_STR_CONTAINS(err, path);
     CHECK_STR_CONTAINS(err, "cannot create the temporary file");
     CHECK_STR_CONTAINS(err, "No such file or directory");
-    /* onto an existing directory: the rename fails and the temp file is removed */
+    /* onto an existing directory (or device, FIFO, socket): refused before a temporary file is made */
     tpath(path, "subdir.safetensors");
     CHECK(st_writer_write(w, path, err, sizeof err) == -1);
-    CHECK_STR_CONTAINS(err, "cannot rename the temporary file");
+    CHECK_STR_CONTAINS(err, "exists and is not a regular file");
+    CHECK_EQ_I64(count_tmp_files(), 0);
+    tpath(path, "fifo-out.safetensors");
+    CHECK_MSG(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno));
+    CHECK(st_writer_write(w, path, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "exists and is not a regular file");
+    struct stat fst;
+    CHECK(lstat(path, &fst) == 0 && S_ISFIFO(fst.st_mode)); /* still the FIFO */
+    unlink(path);
     CHECK_EQ_I64(count_tmp_files(), 0);
     CHECK(st_writer_write(w, NULL, err, sizeof err) == -1);
 

@@ -49,6 +49,15 @@ static void test_metrics(void) {
     CHECK(fabs(rt_acc_class(&a, 4) - 0.0) < 1e-12);
     CHECK(rt_acc_class(&a, 3) < 0); /* no example */
     rt_acc_free(&a);
+    /* a NaN logit is never right: neither the true class's nor another's (a broken model scored 0, not 1) */
+    CHECK(rt_acc_init(&a, 3) == 0);
+    const float n0[3] = {NAN, NAN, NAN}, n1[3] = {1, NAN, 0}, n2[3] = {NAN, 1, 0};
+    rt_acc_add(&a, n0, 0);
+    rt_acc_add(&a, n1, 0);
+    rt_acc_add(&a, n2, 1);
+    CHECK_EQ_I64(a.top1, 0);
+    CHECK_EQ_I64(a.top5, 3); /* three classes: every class is within the top 5 */
+    rt_acc_free(&a);
 }
 
 /* Gradients of one step on labels/inputs of batch `b` (copied from a 2B source at offset off). */

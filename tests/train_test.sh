@@ -112,9 +112,10 @@ head -c 8 "$TMP/runA/confusion-test.png" | od -An -c | grep -q 'P   N   G' && ok
   && ok || bad "eval --split val"
 "$AVGEN" compare "$TMP/runA" "$TMP/runB" >"$TMP/cmp.txt" 2>&1 && grep -q "runA" "$TMP/cmp.txt" && ok || bad "compare: $(cat "$TMP/cmp.txt")"
 
-# A non-finite loss stops the run and keeps the last good checkpoint.
-cp -r "$TMP/runA" "$TMP/runN"
-python3 - "$TMP/runN" <<'EOF' && ok || bad "poisoning the checkpoint"
+# A non-finite loss stops the run and keeps the last good checkpoint: both head weights set to 3e38 (finite, so
+# the checkpoint loads) overflow the logits. A checkpoint or parameter file holding a NaN is refused when loaded.
+poison() {  # RUN VALUE TENSOR...: those tensors of RUN's checkpoint all set to VALUE; prints the file
+  python3 - "$@" <<'EOF'
 import json, struct, sys
 d = sys.argv[1]
 c = json.load(open(d + "/checkpoint.json"))
@@ -122,11 +123,22 @@ p = d + "/" + c["file"]
 raw = bytearray(open(p, "rb").read())
 n = struct.unpack("<Q", raw[:8])[0]
 h = json.loads(raw[8:8 + n])
-a, b = h["mlp_class.weight"]["data_offsets"]
-for i in range(a, b, 4):
-    raw[8 + n + i:8 + n + i + 4] = struct.pack("<f", float("nan"))
+for name in sys.argv[3:]:
+    a, b = h[name]["data_offsets"]
+    for i in range(a, b, 4):
+        raw[8 + n + i:8 + n + i + 4] = struct.pack("<f", float(sys.argv[2]))
 open(p, "wb").write(raw)
+print(p)
 EOF
+}
+cp -r "$TMP/runA" "$TMP/runNaN"
+pn=$(poison "$TMP/runNaN" nan mlp_class.weight) && ok || bad "poisoning the checkpoint with NaN"
+expect2 "tensor mlp_class.weight holds a non-finite value (nan at element 0)" "$AVGEN" train "$M" --data "$TMP/prep" \
+  --out "$TMP/runNaN" "${SETS[@]}" --set train.epochs=20 --resume --quiet
+expect2 "parameter mlp_class.weight holds a non-finite value" "$AVGEN" step "$M" "${SETS[@]}" --inputs random \
+  --params "$pn" --out "$TMP/nan-step.st"
+cp -r "$TMP/runA" "$TMP/runN"
+poison "$TMP/runN" 3e38 mlp_class.weight mlp_class_2.weight >/dev/null && ok || bad "poisoning the checkpoint"
 before=$(cat "$TMP/runN/checkpoint.json")
 "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runN" "${SETS[@]}" --set train.epochs=20 --val-every 3 --resume --quiet \
   2>"$TMP/n.err"
@@ -143,6 +155,8 @@ expect2 "cannot read" "$AVGEN" train "$M" --data "$TMP/nothing" --out "$TMP/runX
 expect2 "--backend gpu is not a backend" "$AVGEN" train "$M" --data "$TMP/prep" --backend gpu "${SETS[@]}"
 expect2 "was trained with another configuration" "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/runA" "${SETS[@]}" \
   --set train.seed=9 --resume --quiet
+[ -n "$GTRAIN" ] && expect2 "--threads 300 is not a loader thread count from 0 (the default) to 256" "$GTRAIN" --train \
+  --data "$TMP/prep" --out "$TMP/runT" --threads 300
 expect2 "expected a run folder" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP" "${SETS[@]}"
 expect2 "--split x is not test, train or val" "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/runA" --split x
 
