@@ -196,6 +196,66 @@ static json_object *parse_strict(const char *text, size_t len, int *err_line, in
     return o;
 }
 
+/* Duplicate keys: json-c keeps the last value of a key given twice in one object, silently. text is valid JSON
+ * (parse_strict accepted it); every object key (as written, escapes included) is collected with the number of
+ * its object, sorted, and the first key found twice in one object is reported: 1 with its text in key and its
+ * second occurrence's line in *line, else 0 (also when memory runs out: a check, not a parser). */
+typedef struct {
+    size_t obj, at, len;
+} json_key;
+static const char *g_dup_text;
+static int cmp_key(const void *a, const void *b) {
+    const json_key *x = a, *y = b;
+    if (x->obj != y->obj) return x->obj < y->obj ? -1 : 1;
+    const size_t n = x->len < y->len ? x->len : y->len;
+    const int c = memcmp(g_dup_text + x->at, g_dup_text + y->at, n);
+    if (c) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+static int duplicate_key(const char *text, size_t len, char *key, size_t keylen, int *line) {
+    size_t stack[80], objs = 0, nk = 0, cap = 0; /* stack: the object number, or (size_t)-1 for an array */
+    int depth = 0, expect_key[80] = {0};
+    json_key *k = NULL;
+    for (size_t i = 0; i < len; i++) {
+        const char ch = text[i];
+        if (ch == '{' || ch == '[') {
+            if (depth == 80) break; /* deeper than parse_strict allows: not reached */
+            stack[depth] = ch == '{' ? objs++ : (size_t)-1;
+            expect_key[depth++] = ch == '{';
+        } else if ((ch == '}' || ch == ']') && depth > 0) {
+            depth--;
+        } else if (ch == ',' && depth > 0) {
+            expect_key[depth - 1] = stack[depth - 1] != (size_t)-1;
+        } else if (ch == '"') {
+            const size_t start = ++i;
+            while (i < len && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+            if (depth > 0 && expect_key[depth - 1]) {
+                expect_key[depth - 1] = 0;
+                if (nk == cap) {
+                    json_key *m = realloc(k, sizeof *k * (cap = cap ? 2 * cap : 64));
+                    if (!m) break;
+                    k = m;
+                }
+                k[nk++] = (json_key){stack[depth - 1], start, (i < len ? i : len) - start};
+            }
+        }
+    }
+    g_dup_text = text;
+    if (nk > 1) qsort(k, nk, sizeof *k, cmp_key);
+    int found = 0;
+    for (size_t j = 1; j < nk && !found; j++) {
+        if (k[j].obj != k[j - 1].obj || k[j].len != k[j - 1].len || memcmp(text + k[j].at, text + k[j - 1].at, k[j].len))
+            continue;
+        found = 1;
+        snprintf(key, keylen, "%.*s", (int)(k[j].len < 200 ? k[j].len : 200), text + k[j].at);
+        *line = 1;
+        for (size_t i = 0; i < k[j].at; i++) *line += text[i] == '\n';
+    }
+    free(k);
+    return found;
+}
+
 static const gen_field *field_by_path(const char *path) {
     for (int i = 0; i < gen_n_fields; i++)
         if (strcmp(gen_fields[i].path, path) == 0) return &gen_fields[i];
@@ -317,6 +377,12 @@ static void convert(const gen_field *f, json_object *v, const char *src, gen_spe
     char vb[80], rb[128];
     char *base = (char *)s;
     const char *p = f->path;
+    if (json_object_is_type(v, json_type_string) &&
+        (size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v))) {
+        /* C strings end at the first NUL: "lavish\u0000x" would be read as "lavish" */
+        gen_errorf(e, "%s: %s holds a NUL character (\\u0000); expected text without one.", src, p);
+        return;
+    }
     switch (f->type) {
     case F_INT:
     case F_I64: {
@@ -735,6 +801,13 @@ int gen_spec_parse_text(const char *text, size_t len, const char *src, const cha
         json_object_put(root);
         return e->n;
     }
+    char dup[256];
+    int dline = 0;
+    if (duplicate_key(text, len, dup, sizeof dup, &dline)) {
+        gen_errorf(e, "%s:%d: the key \"%s\" is given twice in one object; expected each key once.", src, dline, dup);
+        json_object_put(root);
+        return e->n;
+    }
     for (int i = 0; i < n_overrides; i++) apply_override(root, overrides[i], e);
     if (e->n) {
         json_object_put(root);
@@ -774,7 +847,14 @@ int gen_spec_parse_text(const char *text, size_t len, const char *src, const cha
         }
         if (v == NULL) v = def = json_tokener_parse(f->def);
         if (v == NULL && (f->type == F_PATH || f->type == F_NAME)) continue; /* default null */
-        convert(f, v, src, s, e);
+        /* a value from --set: its messages name the override, not only the file */
+        char from[1200];
+        const char *label = src;
+        const size_t pl = strlen(f->path);
+        for (int j = n_overrides - 1; j >= 0 && label == src; j--)
+            if (!strncmp(overrides[j], f->path, pl) && overrides[j][pl] == '=')
+                snprintf(from, sizeof from, "%.500s (--set %.600s)", src, overrides[j]), label = from;
+        convert(f, v, label, s, e);
         if (def) json_object_put(def);
     }
     json_object_put(root);

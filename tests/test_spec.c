@@ -135,7 +135,13 @@ static const bad_case k_bad[] = {
     {"{}", "=4", 1, {"--set =4: expected path.to.field=value"}},
     {"{}", "train.batch", 1, {"--set train.batch: expected path.to.field=value"}},
     {"{}", "train batch=4", 1, {"is not a field path"}},
-    {"{}", "train.batch=abc", 1, {"train.batch = \"abc\" has the wrong type"}},
+    {"{}", "train.batch=abc", 1, {"m.json (--set train.batch=abc): train.batch = \"abc\" has the wrong type"}},
+    {"{\"train\": {\"batch\": 4, \"lr\": 0.1,\n \"batch\": 8}}", NULL, 1,
+     {"m.json:2: the key \"batch\" is given twice in one object", "expected each key once"}},
+    {"{\"name\": \"a\", \"train\": {\"name\": 1}, \"memory\": {\"x\": {\"name\": 2}}, \"video\": [{\"name\": 3}]}", NULL,
+     3, {"train.name is not a known field"}}, /* the same key in different objects is no duplicate */
+    {"{\"name\": \"tiny\\u0000lavish\"}", NULL, 1, {"name holds a NUL character", "expected text without one"}},
+    {"{\"fusion\": \"lavish\\u0000x\"}", NULL, 1, {"fusion holds a NUL character"}},
     {"{\"train\": 3}", "train.batch=4", 1, {"--set train.batch=4: train is not an object"}},
     {"{\"train\": {\"batch\": 0, \"lr\": -1}}", NULL, 2, {"train.batch = 0 is out of range"}},
 };
