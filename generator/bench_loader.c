@@ -52,6 +52,13 @@ int gen_bench_loader_main(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        static const char *const takes_value[] = {"--data", "--frames", "--threads", "--batch", "--stride", "--seconds"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++) known |= !strcmp(a, takes_value[k]);
+        if (!known) {
+            fprintf(stderr, "avgen bench-loader: unknown option %s (see --help)\n", a);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "avgen bench-loader: %s needs a value (see --help)\n", a);
             return 2;

@@ -903,10 +903,12 @@ static int cmd_eval(int argc, char **argv) {
         size_t tl = strlen(txt);
         char *tn = malloc(tl + 2);
         if (tn) memcpy(tn, txt, tl), tn[tl] = '\n', tn[tl + 1] = 0;
+        errno = 0;
         int wrote = tn && rt_write_atomic(p1, tn) == 0;
         free(tn);
         if (!wrote || rt_acc_write_csv(&res.video, p2) || rt_acc_write_png(&res.video, p3, C <= 20 ? 24 : 10)) {
-            snprintf(err, sizeof err, "cannot write the results into %.900s", outdir);
+            snprintf(err, sizeof err, "cannot write the results into %.900s (%s)", outdir,
+                     errno ? strerror(errno) : "out of memory");
             r = 1;
         }
         if (a.json) puts(txt);
@@ -967,6 +969,24 @@ static int cmd_compare(int argc, char **argv) {
         long long tp = json_object_object_get_ex(sm, "trainable_params", &x) ? json_object_get_int64(x) : -1;
         double cps = json_object_object_get_ex(sm, "clips_per_s", &x) ? json_object_get_double(x) : 0;
         double val = json_object_object_get_ex(sm, "best_val_top1", &x) ? json_object_get_double(x) : -1;
+        /* the numbers it shows, as avgen train writes them: a count, a rate, an accuracy (or -1: none yet) */
+        const char *what = NULL;
+        static const char *const keys[] = {"trainable_params", "clips_per_s", "best_val_top1"};
+        for (int k = 0; k < 3 && !what; k++) {
+            if (!json_object_object_get_ex(sm, keys[k], &x)) continue;
+            const double v = json_object_get_double(x);
+            const int number = json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double);
+            if (!number || !isfinite(v) || (k < 2 && v < 0) || (k == 2 && v != -1 && (v < 0 || v > 1))) what = keys[k];
+        }
+        if (what) {
+            json_object_object_get_ex(sm, what, &x);
+            fprintf(stderr, "error: %s/summary.json: %s = %.60s is not what avgen train writes (%s); expected a run "
+                    "folder written by avgen train.\n", argv[i], what, json_object_to_json_string(x),
+                    !strcmp(what, "best_val_top1") ? "an accuracy from 0 to 1" : "a non-negative number");
+            json_object_put(sm), json_object_put(mj), json_object_put(ev);
+            bad = 1;
+            continue;
+        }
         char tc[32] = "-", tv[32] = "-", vs[32] = "-";
         if (ev && json_object_object_get_ex(ev, "clip", &cl) && json_object_object_get_ex(cl, "top1", &x))
             snprintf(tc, sizeof tc, "%.4f", json_object_get_double(x));

@@ -35,6 +35,7 @@ expect 2 "--threads takes at most 256 loader threads" -- "$AVGEN" train "$ROOT/m
 expect 2 "--src, --splits and --out are required" -- "$AVGEN" prep --src /nonexistent
 expect 2 "is not a folder" -- "$AVGEN" prep --src /nonexistent --splits /nonexistent --out "$TMP/p"
 expect 2 "--data PREPARED is required" -- "$AVGEN" bench-loader
+expect 2 "avgen bench-loader: unknown option --bogus" -- "$AVGEN" bench-loader --data "$TMP" --bogus
 expect 0 "avgen 0." -- "$AVGEN" --version
 expect 2 "unknown option --bogus" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --bogus
 expect 2 "--peak needs a positive number of FLOP/s" -- "$AVGEN" plan "$ROOT/models/tiny-lavish.json" --peak -1

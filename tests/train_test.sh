@@ -112,6 +112,14 @@ head -c 8 "$TMP/runA/confusion-test.png" | od -An -c | grep -q 'P   N   G' && ok
   && ok || bad "eval --split val"
 "$AVGEN" compare "$TMP/runA" "$TMP/runB" >"$TMP/cmp.txt" 2>&1 && grep -q "runA" "$TMP/cmp.txt" && ok || bad "compare: $(cat "$TMP/cmp.txt")"
 
+# compare refuses a summary.json that avgen train did not write; eval says why it cannot write its results.
+cp -r "$TMP/runB" "$TMP/runS"
+printf '{"clips_per_s": -1e400, "trainable_params": 5}\n' >"$TMP/runS/summary.json"
+expect2 "runS/summary.json: clips_per_s = -1e400 is not what avgen train writes" "$AVGEN" compare "$TMP/runA" "$TMP/runS"
+out=$("$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/runA" "${SETS[@]}" --out "$TMP/no/such" 2>&1)
+[ $? = 1 ] && grep -q "cannot write the results into $TMP/no/such (No such file or directory)" <<<"$out" && ok \
+  || bad "eval --out into a missing folder: $out"
+
 # A non-finite loss stops the run and keeps the last good checkpoint: both head weights set to 3e38 (finite, so
 # the checkpoint loads) overflow the logits. A checkpoint or parameter file holding a NaN is refused when loaded.
 poison() {  # RUN VALUE TENSOR...: those tensors of RUN's checkpoint all set to VALUE; prints the file
