@@ -80,6 +80,11 @@ static const char *vtext(json_object *v, char *buf, size_t n) {
     const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (strlen(s) > 60) snprintf(buf, n, "%.57s...", s);
     else snprintf(buf, n, "%s", s);
+    /* json-c clamps an integer beyond 64 bits to the largest it holds: the file's may be larger */
+    if (json_object_is_type(v, json_type_int) &&
+        (json_object_get_int64(v) == INT64_MAX || json_object_get_uint64(v) == UINT64_MAX ||
+         json_object_get_int64(v) == INT64_MIN))
+        snprintf(buf + strlen(buf), n - strlen(buf), " (or beyond)");
     return buf;
 }
 

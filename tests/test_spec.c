@@ -97,6 +97,7 @@ static const bad_case k_bad[] = {
     {"{\"train\": {\"batch\": 2.5}}", NULL, 1, {"train.batch = 2.5 has the wrong type"}},
     {"{\"train\": {\"batch\": 0}}", NULL, 1, {"train.batch = 0 is out of range", "expected an integer from 1 to 65536"}},
     {"{\"train\": {\"batch\": 99999999999999999999}}", NULL, 1, {"train.batch", "out of range"}},
+    {"{\"train\": {\"seed\": 99999999999999999999999}}", NULL, 1, {"train.seed = 18446744073709551615 (or beyond) is out of range"}},
     {"{\"train\": {\"lr\": null}}", NULL, 1, {"train.lr = null has the wrong type", "leave the field out"}},
     {"{\"train\": {\"lr\": 0}}", NULL, 1, {"train.lr = 0 is out of range", "a number > 0"}},
     {"{\"train\": {\"betas\": [0.9, 1.0]}}", NULL, 1, {"train.betas[1] = 1.0 is out of range", "< 1"}},
