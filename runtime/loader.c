@@ -209,6 +209,160 @@ static void *worker(void *arg) {
 
 /* ----------------------------------------------------------------------------------------- manifest */
 
+/* Rows are checked as they are read (docs/prepared-data.md): a row with values no `avgen prep` writes (a label
+ * outside the manifest's classes for a row with a prepared video, a frame or sample count beyond its prepared
+ * file, a negative count, group or clip) is refused with one sentence naming the manifest, the line and video,
+ * the key, its value and what was expected, rather than trained on or skipped silently. Only the header of each
+ * selected prepared file is read here; a file that cannot be read is left to the workers (corrupt clips). */
+
+static const char *const k_status[] = {"ok", "silent", "no_audio", "unreadable"};
+
+/* Frames and audio samples from a prepared file's header (runtime/avf.h): 0, or -1 when it is unreadable or
+ * not a prepared video. */
+static int avf_header_counts(const char *path, int64_t *frames, int64_t *samples) {
+    uint8_t h[AVF_HEADER_BYTES];
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (n != sizeof h || memcmp(h, "AVGENF1\n", 8)) return -1;
+    uint64_t fr = 0, sa = 0;
+    for (int i = 3; i >= 0; i--) fr = fr << 8 | h[16 + i];
+    for (int i = 7; i >= 0; i--) sa = sa << 8 | h[40 + i];
+    *frames = (int64_t)fr, *samples = sa > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sa;
+    return 0;
+}
+
+/* An integer key into *v: 1, 0 when absent (*v untouched), -1 with err when present but not an integer. */
+static int int_key(json_object *o, const char *key, int64_t *v, const char *row, char *err, size_t errlen) {
+    json_object *x;
+    if (!json_object_object_get_ex(o, key, &x)) return 0;
+    if (!json_object_is_type(x, json_type_int)) {
+        snprintf(err, errlen, "%s: \"%s\" is %s; expected an integer", row, key, json_object_to_json_string(x));
+        return -1;
+    }
+    *v = json_object_get_int64(x);
+    return 1;
+}
+
+typedef struct {
+    char *name;
+    int64_t label;
+    int line;     /* the first usable row of the class (0: none checked yet) */
+} ld_class;
+
+/* One row (line lineno, pass 1): checks it and adds it to l->v when the configuration selects it. 0, or -1 with
+ * err. cl[0..ncl) are the usable rows' classes (counted in pass 0); bound is their number, or 0 when some usable
+ * row names no class (no upper bound on labels then). */
+static int take_row(ld_loader *l, json_object *o, const char *p, int lineno, ld_class *cl, int ncl, int bound,
+                    int *cap_v, char *err, size_t errlen) {
+    json_object *x;
+    const char *video = json_object_object_get_ex(o, "video", &x) ? json_object_get_string(x) : "";
+    char row[3000];
+    if (video && *video) snprintf(row, sizeof row, "%s:%d (%s)", p, lineno, video);
+    else snprintf(row, sizeof row, "%s:%d", p, lineno);
+    const char *split = json_object_object_get_ex(o, "split", &x) ? json_object_get_string(x) : "";
+    const char *out = json_object_object_get_ex(o, "output", &x) ? json_object_get_string(x) : NULL;
+    const char *status = json_object_object_get_ex(o, "status", &x) ? json_object_get_string(x) : NULL;
+    const char *cls = json_object_object_get_ex(o, "class", &x) ? json_object_get_string(x) : NULL;
+    const int prepared = out && *out, usable = prepared || (status && !strcmp(status, "ok"));
+    int64_t label = -1, group = -1, clip = -1, frames = 0, samples = 0;
+    int has_label, has_frames, has_samples;
+    if ((has_label = int_key(o, "label", &label, row, err, errlen)) < 0 || int_key(o, "group", &group, row, err, errlen) < 0 ||
+        int_key(o, "clip", &clip, row, err, errlen) < 0 || (has_frames = int_key(o, "frames", &frames, row, err, errlen)) < 0 ||
+        (has_samples = int_key(o, "audio_samples", &samples, row, err, errlen)) < 0)
+        return -1;
+    int st = -1;
+    for (int k = 0; status && k < 4; k++)
+        if (!strcmp(status, k_status[k])) st = k;
+    if (status && st < 0) {
+        snprintf(err, errlen, "%s: \"status\" is \"%s\"; expected \"ok\", \"silent\", \"no_audio\" or \"unreadable\"", row, status);
+        return -1;
+    }
+    if (split && *split && strcmp(split, "train") && strcmp(split, "test")) {
+        snprintf(err, errlen, "%s: \"split\" is \"%s\"; expected \"train\" or \"test\"", row, split);
+        return -1;
+    }
+    if (prepared && st > 1) {
+        snprintf(err, errlen, "%s: \"status\" is \"%s\" but \"output\" names %s; expected \"ok\" or \"silent\" for a row with a "
+                 "prepared video", row, status, out);
+        return -1;
+    }
+    if (usable && !prepared) {
+        snprintf(err, errlen, "%s: \"output\" is %s; expected the prepared video (videos/<Class>/<stem>.avf) of a row with "
+                 "status \"ok\"", row, out ? "\"\"" : "null");
+        return -1;
+    }
+    const char *key = NULL; /* a refused value: key, value, what was expected */
+    char value[64], want[1200];
+    if (usable && !has_label)
+        key = "label", snprintf(want, sizeof want, "a label for a row with a prepared video");
+    else if (usable && (label < 0 || label > INT32_MAX || (bound && label >= bound))) {
+        key = "label";
+        if (bound) snprintf(want, sizeof want, "0..%d (the manifest's %d classes with a prepared video)", bound - 1, bound);
+        else snprintf(want, sizeof want, "0..%d for a row with a prepared video", INT32_MAX);
+    } else if (label < -1 || label > INT32_MAX)
+        key = "label", snprintf(want, sizeof want, "-1 (a class with no prepared video) or 0..%d", INT32_MAX);
+    else if (group < -1 || group > INT32_MAX)
+        key = "group", snprintf(want, sizeof want, "-1 (none) or 0..%d", INT32_MAX);
+    else if (clip < -1 || clip > INT32_MAX)
+        key = "clip", snprintf(want, sizeof want, "-1 (none) or 0..%d", INT32_MAX);
+    else if (usable && (!has_frames || frames < 1 || frames > INT32_MAX))
+        key = "frames", snprintf(want, sizeof want, "1..%d for a row with a prepared video", INT32_MAX);
+    else if (frames < 0 || frames > INT32_MAX)
+        key = "frames", snprintf(want, sizeof want, "0..%d", INT32_MAX);
+    else if (samples < 0)
+        key = "audio_samples", snprintf(want, sizeof want, "0 or more");
+    if (!key && usable && cls) { /* one label a class and one class a label, as avgen prep gives them */
+        for (int i = 0; i < ncl && !key; i++) {
+            if (!cl[i].line) continue;
+            if (!strcmp(cl[i].name, cls) && cl[i].label != label)
+                key = "label", snprintf(want, sizeof want, "%lld, the label of class \"%s\" at line %d", (long long)cl[i].label,
+                                        cls, cl[i].line);
+            else if (strcmp(cl[i].name, cls) && cl[i].label == label)
+                key = "label", snprintf(want, sizeof want, "a label of class \"%s\" alone (line %d gives %lld to class \"%s\")",
+                                        cls, cl[i].line, (long long)label, cl[i].name);
+        }
+        for (int i = 0; i < ncl && !key; i++)
+            if (!cl[i].line && !strcmp(cl[i].name, cls)) cl[i].label = label, cl[i].line = lineno;
+    }
+    if (key) {
+        int64_t v = !strcmp(key, "label") ? label : !strcmp(key, "group") ? group : !strcmp(key, "clip") ? clip
+                  : !strcmp(key, "frames") ? frames : samples;
+        int present = json_object_object_get_ex(o, key, &x);
+        if (present) snprintf(value, sizeof value, "%lld", (long long)v);
+        snprintf(err, errlen, "%s: \"%s\" is %s; expected %s", row, key, present ? value : "missing", want);
+        return -1;
+    }
+    if (label + 1 > l->classes) l->classes = (int)(label + 1);
+    int take = prepared && label >= 0 && frames > 0 && !strcmp(split, l->cfg.split);
+    if (take && !strcmp(l->cfg.split, "train") && l->cfg.holdout != LD_ALL) {
+        int val = group >= 0 && group % l->cfg.val_every == 0;
+        take = l->cfg.holdout == LD_VAL_ONLY ? val : !val;
+    }
+    if (!take) return 0;
+    if (l->nv == *cap_v) {
+        int nc = *cap_v ? *cap_v * 2 : 256;
+        ld_video *nv = realloc(l->v, sizeof *l->v * (size_t)nc);
+        if (!nv) { snprintf(err, errlen, "out of memory reading %s", p); return -1; }
+        l->v = nv, *cap_v = nc;
+    }
+    ld_video *v = &l->v[l->nv];
+    snprintf(v->name, sizeof v->name, "%s", video ? video : "");
+    snprintf(v->path, sizeof v->path, "%s/%s", l->cfg.dir, out);
+    v->label = (int)label, v->group = (int)group, v->frames = (int)frames;
+    int64_t hf, hs;
+    if (!avf_header_counts(v->path, &hf, &hs) && (frames > hf || (has_samples && samples > hs))) {
+        const int fr = frames > hf;
+        snprintf(err, errlen, "%s: \"%s\" is %lld; expected at most %lld, the %s that %s holds", row,
+                 fr ? "frames" : "audio_samples", (long long)(fr ? frames : samples), (long long)(fr ? hf : hs),
+                 fr ? "frames" : "audio samples", out);
+        return -1;
+    }
+    l->nv++;
+    return 0;
+}
+
 static int read_manifest(ld_loader *l, char *err, size_t errlen) {
     char p[2400];
     snprintf(p, sizeof p, "%s/manifest.jsonl", l->cfg.dir);
@@ -219,44 +373,49 @@ static int read_manifest(ld_loader *l, char *err, size_t errlen) {
     }
     char *line = NULL;
     size_t cap = 0;
-    int lineno = 0, cap_v = 0;
-    while (getline(&line, &cap, f) > 0) {
-        lineno++;
-        json_object *o = json_tokener_parse(line), *x;
-        if (!o || !json_object_is_type(o, json_type_object)) {
-            snprintf(err, errlen, "%s:%d: not a JSON object", p, lineno);
-            json_object_put(o);
-            free(line);
-            fclose(f);
-            return -1;
-        }
-        const char *split = json_object_object_get_ex(o, "split", &x) ? json_object_get_string(x) : "";
-        const char *out = json_object_object_get_ex(o, "output", &x) ? json_object_get_string(x) : NULL;
-        int label = json_object_object_get_ex(o, "label", &x) ? json_object_get_int(x) : -1;
-        int group = json_object_object_get_ex(o, "group", &x) ? json_object_get_int(x) : -1;
-        int frames = json_object_object_get_ex(o, "frames", &x) ? json_object_get_int(x) : 0;
-        if (label + 1 > l->classes) l->classes = label + 1;
-        int take = out && *out && label >= 0 && frames > 0 && !strcmp(split, l->cfg.split);
-        if (take && !strcmp(l->cfg.split, "train") && l->cfg.holdout != LD_ALL) {
-            int val = group >= 0 && group % l->cfg.val_every == 0;
-            take = l->cfg.holdout == LD_VAL_ONLY ? val : !val;
-        }
-        if (take) {
-            if (l->nv == cap_v) {
-                cap_v = cap_v ? cap_v * 2 : 256;
-                ld_video *nv = realloc(l->v, sizeof *l->v * (size_t)cap_v);
-                if (!nv) { json_object_put(o); break; }
-                l->v = nv;
+    int cap_v = 0, rc = 0, ncl = 0, cap_cl = 0, unnamed = 0;
+    ld_class *cl = NULL;
+    /* pass 0: the classes of the usable rows (a prepared video, or status "ok"), labelled 0 .. their number - 1;
+     * pass 1: every row checked, the selected ones taken */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        rewind(f);
+        int lineno = 0;
+        while (!rc && getline(&line, &cap, f) > 0) {
+            lineno++;
+            json_object *o = json_tokener_parse(line), *x;
+            if (!o || !json_object_is_type(o, json_type_object)) {
+                snprintf(err, errlen, "%s:%d: not a JSON object", p, lineno);
+                rc = -1;
+            } else if (pass == 1) {
+                rc = take_row(l, o, p, lineno, cl, ncl, unnamed ? 0 : ncl, &cap_v, err, errlen);
+            } else {
+                const char *out = json_object_object_get_ex(o, "output", &x) ? json_object_get_string(x) : NULL;
+                const char *status = json_object_object_get_ex(o, "status", &x) ? json_object_get_string(x) : NULL;
+                const char *cls = json_object_object_get_ex(o, "class", &x) ? json_object_get_string(x) : NULL;
+                if ((out && *out) || (status && !strcmp(status, "ok"))) {
+                    int seen = !cls;
+                    unnamed |= !cls;
+                    for (int i = 0; i < ncl && !seen; i++) seen = !strcmp(cl[i].name, cls);
+                    if (!seen && ncl == cap_cl) {
+                        ld_class *nc = realloc(cl, sizeof *cl * (size_t)(cap_cl ? cap_cl * 2 : 64));
+                        if (nc) cl = nc, cap_cl = cap_cl ? cap_cl * 2 : 64;
+                    }
+                    if (!seen && (ncl == cap_cl || !(cl[ncl].name = strdup(cls)))) {
+                        snprintf(err, errlen, "out of memory reading %s", p);
+                        rc = -1;
+                    } else if (!seen) {
+                        cl[ncl].label = -1, cl[ncl++].line = 0;
+                    }
+                }
             }
-            ld_video *v = &l->v[l->nv++];
-            snprintf(v->name, sizeof v->name, "%s", json_object_object_get_ex(o, "video", &x) ? json_object_get_string(x) : "");
-            snprintf(v->path, sizeof v->path, "%s/%s", l->cfg.dir, out);
-            v->label = label, v->group = group, v->frames = frames;
+            json_object_put(o);
         }
-        json_object_put(o);
     }
+    for (int i = 0; i < ncl; i++) free(cl[i].name);
+    free(cl);
     free(line);
     fclose(f);
+    if (rc) return -1;
     if (l->nv == 0) {
         snprintf(err, errlen, "%s selects no prepared video for split \"%s\"%s", p, l->cfg.split,
                  l->cfg.holdout == LD_VAL_ONLY ? " in the validation groups" : "");

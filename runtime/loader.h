@@ -56,7 +56,9 @@ typedef struct {
 typedef struct ld_loader ld_loader;
 
 /* Reads the manifest (videos with a prepared output and a label), checks the prepared size against the
- * first file. NULL with err (one sentence) on failure. */
+ * first file. NULL with err (one sentence) on failure, among them a row with impossible values (a label
+ * outside the manifest's classes, more frames or samples than its prepared file's header holds, a negative
+ * count, group or clip; see read_manifest in loader.c). */
 ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen);
 int ld_size(const ld_loader *l);             /* S of the prepared frames */
 int ld_videos(const ld_loader *l);           /* selected videos */

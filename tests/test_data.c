@@ -71,6 +71,100 @@ static ld_config base_cfg(const char *dir, const char *split, int T, int stride,
     return c;
 }
 
+/* The manifest text with the first `find` on line n (1-based) replaced by `repl`; NULL when line n holds no `find`. */
+static char *edit_line(const char *man, int n, const char *find, const char *repl) {
+    const char *a = man;
+    for (int i = 1; i < n && a; i++) a = strchr(a, '\n') ? strchr(a, '\n') + 1 : NULL;
+    if (!a) return NULL;
+    const char *z = strchr(a, '\n') ? strchr(a, '\n') : a + strlen(a), *hit = strstr(a, find);
+    if (!hit || hit >= z) return NULL;
+    size_t lm = strlen(man), lf = strlen(find), lr = strlen(repl);
+    char *r = malloc(lm - lf + lr + 1);
+    memcpy(r, man, (size_t)(hit - man));
+    memcpy(r + (hit - man), repl, lr);
+    memcpy(r + (hit - man) + lr, hit + lf, lm - (size_t)(hit - man) - lf + 1);
+    return r;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t n = strlen(text), w = fwrite(text, 1, n, f);
+    return fclose(f) || w != n ? -1 : 0;
+}
+
+/* The prepared folder `bad` (its videos/ a link to the good folder's) with the manifest `man` edited on line n
+ * must be refused by ld_open with one sentence naming the manifest's line n and holding `want`. */
+static void expect_refused(const char *bad, const char *man, int n, const char *find, const char *repl, const char *want) {
+    char *m = edit_line(man, n, find, repl), mp[800], err[1024] = "", at[900];
+    CHECK_MSG(m != NULL, "manifest line %d holds no %s", n, find);
+    if (!m) return;
+    snprintf(mp, sizeof mp, "%s/manifest.jsonl", bad);
+    CHECK(write_text(mp, m) == 0);
+    free(m);
+    ld_config c = base_cfg(bad, "train", 2, 1, 1, 0, 1);
+    ld_loader *l = ld_open(&c, err, sizeof err);
+    CHECK_MSG(l == NULL, "a manifest with %s on line %d was accepted", repl, n);
+    ld_close(l);
+    snprintf(at, sizeof at, "%s:%d (", mp, n);
+    CHECK_MSG(!l && strstr(err, at) && strstr(err, want), "%s on line %d: \"%s\", expected \"%s ...: %s\"", repl, n, err, at,
+              want);
+}
+
+/* Impossible manifest rows are refused at open (docs/prepared-data.md), never trained on or skipped silently. */
+static void test_bad_manifests(const char *prep, const char *man) {
+    char bad[700], link[800], videos[800], mp[800], err[1024];
+    snprintf(bad, sizeof bad, "%s/bad-manifest", tmp);
+    snprintf(link, sizeof link, "%s/videos", bad);
+    snprintf(videos, sizeof videos, "%s/videos", prep);
+    CHECK(mkdir(bad, 0755) == 0 && symlink(videos, link) == 0);
+    /* unchanged, and with a row of a class without a prepared video: accepted as before */
+    const char *extra = "{\"video\":\"Drum/v_Drum_g02_c01.avi\",\"class\":\"Drum\",\"label\":-1,\"split\":\"train\",\"group\":2,"
+                        "\"clip\":1,\"status\":\"no_audio\",\"reason\":\"no audio stream\",\"frames\":0,\"audio_samples\":0,"
+                        "\"output\":null}\n";
+    char *m2 = malloc(strlen(man) + strlen(extra) + 1);
+    strcpy(m2, man), strcat(m2, extra);
+    snprintf(mp, sizeof mp, "%s/manifest.jsonl", bad);
+    for (int k = 0; k < 2; k++) {
+        CHECK(write_text(mp, k ? m2 : man) == 0);
+        ld_config c = base_cfg(bad, "train", 2, 1, 1, 0, 1);
+        ld_loader *l = ld_open(&c, err, sizeof err);
+        CHECK_MSG(l != NULL, "a valid manifest%s was refused: %s", k ? " with a class without videos" : "", err);
+        if (l) {
+            CHECK_EQ_I64(ld_videos(l), 6);
+            CHECK_EQ_I64(ld_classes(l), 3);
+        }
+        ld_close(l);
+    }
+    free(m2);
+    /* labels: outside the manifest's 3 classes for a row with a prepared video, or not one label a class */
+    expect_refused(bad, man, 1, "\"label\":0", "\"label\":-1", "\"label\" is -1; expected 0..2 (the manifest's 3 classes");
+    expect_refused(bad, man, 1, "\"label\":0", "\"label\":3", "\"label\" is 3; expected 0..2");
+    expect_refused(bad, man, 7, "\"label\":0", "\"label\":1000", "\"label\" is 1000; expected 0..2"); /* a test row */
+    expect_refused(bad, man, 1, "\"label\":0,", "", "\"label\" is missing; expected a label");
+    expect_refused(bad, man, 1, "\"label\":0", "\"label\":\"0\"", "\"label\" is \"0\"; expected an integer");
+    expect_refused(bad, man, 2, "\"label\":0", "\"label\":1", "\"label\" is 1; expected 0, the label of class \"ArmSwing\" at line 1");
+    expect_refused(bad, man, 3, "\"label\":1", "\"label\":0", "\"label\" is 0; expected a label of class \"HandstandHops\" alone");
+    /* frames: more than the prepared file holds, not positive, beyond the format */
+    expect_refused(bad, man, 1, "\"frames\":40", "\"frames\":100000000", "\"frames\" is 100000000; expected at most 40, the "
+                   "frames that videos/ArmSwing/v_ArmSwing_g02_c01.avf holds");
+    expect_refused(bad, man, 1, "\"frames\":40", "\"frames\":41", "\"frames\" is 41; expected at most 40");
+    expect_refused(bad, man, 1, "\"frames\":40", "\"frames\":0", "\"frames\" is 0; expected 1..2147483647");
+    expect_refused(bad, man, 1, "\"frames\":40", "\"frames\":-5", "\"frames\" is -5; expected 1..2147483647");
+    expect_refused(bad, man, 7, "\"frames\":40", "\"frames\":4294967336", "\"frames\" is 4294967336; expected 1..2147483647");
+    /* audio samples, group, clip */
+    expect_refused(bad, man, 1, "\"audio_samples\":", "\"audio_samples\":-", "\"audio_samples\" is -");
+    expect_refused(bad, man, 1, "\"audio_samples\":", "\"audio_samples\":9", "; expected at most 32"); /* ten times as many */
+    expect_refused(bad, man, 1, "\"group\":2", "\"group\":-7", "\"group\" is -7; expected -1 (none) or 0..");
+    expect_refused(bad, man, 1, "\"clip\":1", "\"clip\":-3", "\"clip\" is -3; expected -1 (none) or 0..");
+    /* status, split and output against each other */
+    expect_refused(bad, man, 1, "\"status\":\"ok\"", "\"status\":\"fine\"", "\"status\" is \"fine\"; expected \"ok\", \"silent\"");
+    expect_refused(bad, man, 1, "\"status\":\"ok\"", "\"status\":\"unreadable\"", "\"status\" is \"unreadable\" but \"output\" names");
+    expect_refused(bad, man, 1, "\"output\":\"videos/ArmSwing/v_ArmSwing_g02_c01.avf\"", "\"output\":null",
+                   "\"output\" is null; expected the prepared video");
+    expect_refused(bad, man, 1, "\"split\":\"train\"", "\"split\":\"Train\"", "\"split\" is \"Train\"; expected \"train\" or \"test\"");
+}
+
 static void test_pipeline(void) {
     char syn[600], prep[600];
     snprintf(syn, sizeof syn, "%s/syn", tmp);
@@ -258,6 +352,8 @@ static void test_pipeline(void) {
     if (lv && lt) CHECK_EQ_I64(ld_videos(lv) + ld_videos(lt), 6);
     ld_close(lv);
     ld_close(lt);
+
+    if (man) test_bad_manifests(prep, man);
 
     /* A corrupt prepared file: its clip is reported as invalid, never silently wrong. */
     char victim[900];
