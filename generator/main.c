@@ -217,6 +217,11 @@ typedef struct {
     long long max_steps;
 } args_t;
 
+/* Every command (avgen help's, and the suggestions for a mistyped one). */
+static const char *const k_commands[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
+                                         "bench-loader", "train", "eval", "compare", "bench", "jit"};
+static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);
+
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
     fprintf(stderr, "avgen %s: ", cmd);
     fprintf(stderr, fmt, arg);
@@ -1115,10 +1120,8 @@ int main(int argc, char **argv) {
                       : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
                       : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench
                       : !strcmp(t, "jit") ? usage_jit : usage_main;
-        static const char *const known[] = {"", "check", "plan", "emit", "devices", "step", "diff", "train", "eval",
-                                            "compare", "bench", "jit", "synth", "prep", "bench-loader", "help"};
-        int is_known = 0;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) is_known |= !strcmp(t, known[i]);
+        int is_known = !*t;
+        for (int i = 0; i < k_n_commands; i++) is_known |= !strcmp(t, k_commands[i]);
         if (!is_known) {
             fprintf(stderr, "avgen help: unknown command \"%s\"; see avgen --help\n", t);
             return 2;
@@ -1145,9 +1148,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "jit")) return cmd_jit(argc - 2, argv + 2);
-    static const char *const cmds[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
-                                       "bench-loader", "train", "eval", "compare", "bench", "jit"};
-    const char *sug = gen_suggest(cmd, cmds, 15);
+    const char *sug = gen_suggest(cmd, k_commands, k_n_commands);
     fprintf(stderr, "avgen: unknown command \"%s\"%s%s%s; see avgen --help\n", cmd, sug ? " (did you mean " : "",
             sug ? sug : "", sug ? "?)" : "");
     return 2;

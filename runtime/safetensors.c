@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "safetensors.h"
+#include "rt_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -851,8 +852,7 @@ int st_writer_write(st_writer *w, const char *path, char *err, size_t errlen) {
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
 
-    struct stat pst;
-    if (lstat(path, &pst) == 0 && !S_ISREG(pst.st_mode) && !S_ISLNK(pst.st_mode)) {
+    if (rt_not_replaceable(path)) {
         free(b.p);
         seterr(err, errlen, "%s exists and is not a regular file (a folder, device, FIFO or socket): not replaced", path);
         return -1;
