@@ -208,12 +208,11 @@ static json_object *parse_strict(const char *text, size_t len, int *err_line, in
 typedef struct {
     size_t obj, at, len;
 } json_key;
-static const char *g_dup_text;
-static int cmp_key(const void *a, const void *b) {
+static int cmp_key(const void *a, const void *b, void *text) {
     const json_key *x = a, *y = b;
     if (x->obj != y->obj) return x->obj < y->obj ? -1 : 1;
     const size_t n = x->len < y->len ? x->len : y->len;
-    const int c = memcmp(g_dup_text + x->at, g_dup_text + y->at, n);
+    const int c = memcmp((const char *)text + x->at, (const char *)text + y->at, n);
     if (c) return c;
     if (x->len != y->len) return x->len < y->len ? -1 : 1;
     return x->at < y->at ? -1 : x->at > y->at;
@@ -246,8 +245,7 @@ static int duplicate_key(const char *text, size_t len, char *key, size_t keylen,
             }
         }
     }
-    g_dup_text = text;
-    if (nk > 1) qsort(k, nk, sizeof *k, cmp_key);
+    if (nk > 1) qsort_r(k, nk, sizeof *k, cmp_key, (void *)text);
     int found = 0;
     for (size_t j = 1; j < nk && !found; j++) {
         if (k[j].obj != k[j - 1].obj || k[j].len != k[j - 1].len || memcmp(text + k[j].at, text + k[j - 1].at, k[j].len))

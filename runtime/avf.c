@@ -195,6 +195,18 @@ fail:
 
 /* --------------------------------------------------------------------------------------------- reading */
 
+int avf_header_counts(const char *path, int64_t *frames, int64_t *samples) {
+    uint8_t h[AVF_HEADER_BYTES];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    const size_t n = fread(h, 1, sizeof h, fp);
+    fclose(fp);
+    if (n != sizeof h || memcmp(h, k_magic, 8) || get32(h + 8) != 1) return -1;
+    const uint64_t sa = get64(h + 40);
+    *frames = get32(h + 16), *samples = sa > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sa;
+    return 0;
+}
+
 int avf_open(const char *path, avf_file *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY);

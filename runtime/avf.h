@@ -47,6 +47,9 @@ typedef struct {
 /* Maps and validates a prepared file (magic, version, every offset inside the file, the audio checksum).
  * 0, or -1 with err. */
 int avf_open(const char *path, avf_file *f, char *err, size_t errlen);
+/* The frame and audio sample counts of path's header alone (no mapping, no checks beyond the magic and version):
+ * 0, or -1 when it cannot be read or is not a prepared video. What the manifest reader checks rows against. */
+int avf_header_counts(const char *path, int64_t *frames, int64_t *samples);
 void avf_close(avf_file *f);
 
 /* JPEG frame decoding; one decoder per thread. */

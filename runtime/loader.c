@@ -217,22 +217,6 @@ static void *worker(void *arg) {
 
 static const char *const k_status[] = {"ok", "silent", "no_audio", "unreadable"};
 
-/* Frames and audio samples from a prepared file's header (runtime/avf.h): 0, or -1 when it is unreadable or
- * not a prepared video. */
-static int avf_header_counts(const char *path, int64_t *frames, int64_t *samples) {
-    uint8_t h[AVF_HEADER_BYTES];
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t n = fread(h, 1, sizeof h, f);
-    fclose(f);
-    if (n != sizeof h || memcmp(h, "AVGENF1\n", 8)) return -1;
-    uint64_t fr = 0, sa = 0;
-    for (int i = 3; i >= 0; i--) fr = fr << 8 | h[16 + i];
-    for (int i = 7; i >= 0; i--) sa = sa << 8 | h[40 + i];
-    *frames = (int64_t)fr, *samples = sa > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sa;
-    return 0;
-}
-
 /* An integer key into *v: 1, 0 when absent (*v untouched), -1 with err when present but not an integer. */
 static int int_key(json_object *o, const char *key, int64_t *v, const char *row, char *err, size_t errlen) {
     json_object *x;
