@@ -74,8 +74,10 @@ endfunction()
 # CUDA backend is the CUDA emulator's build (avrt_emu: runtime/emu), for the tests; nothing without it.
 # NVCC_KERNELS: with the program's own build of its kernels (kernels_nvcc.cu, compiled as host C++ for the
 # emulator), as avgen_add_emitted's.
+# TRACE: also NAME-train-emutrace, on the emulator's tracing build (avrt_emu_trace: memory profile and race
+# detector, docs/emulator.md), where the compiler has its instrumentation.
 function(avgen_add_emu NAME)
-  cmake_parse_arguments(ARG "NVCC_KERNELS" "" "" ${ARGN})
+  cmake_parse_arguments(ARG "NVCC_KERNELS;TRACE" "" "" ${ARGN})
   if(NOT TARGET avrt_emu)
     return()
   endif()
@@ -96,4 +98,11 @@ function(avgen_add_emu NAME)
     set_target_properties(${NAME}-train-emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
   endif()
   set_target_properties(${NAME}-train-emu PROPERTIES LINKER_LANGUAGE CXX RUNTIME_OUTPUT_DIRECTORY "${dir}/bin")
+  if(ARG_TRACE AND TARGET avrt_emu_trace)
+    add_executable(${NAME}-train-emutrace "${dir}/main_train.c" "${dir}/model.c" "${dir}/kernels_src.c")
+    target_include_directories(${NAME}-train-emutrace PRIVATE "${dir}")
+    target_compile_definitions(${NAME}-train-emutrace PRIVATE AVGEN_BACKEND_CPU)
+    target_link_libraries(${NAME}-train-emutrace PRIVATE avrt_emu_trace)
+    set_target_properties(${NAME}-train-emutrace PROPERTIES LINKER_LANGUAGE CXX RUNTIME_OUTPUT_DIRECTORY "${dir}/bin")
+  endif()
 endfunction()

@@ -44,6 +44,13 @@ struct CUevent_st {
     long long submitted, done;  // records asked for, and the last one run (a wait waits for the latest asked)
 };
 
+// The tracing build's hooks (emu_trace.cc), nothing in the plain one.
+#ifdef AVGEN_EMU_TRACE
+#define TRACE(call) (trace::on() ? (void)trace::call : (void)0)
+#else
+#define TRACE(call) ((void)0)
+#endif
+
 namespace avgen_emu {
 
 Thread *cur;
@@ -191,6 +198,7 @@ void yield(int state) {
 // Runs one block of n threads to completion; false (with the fault recorded) when it cannot.
 bool run_block(const char *name, int n, bool reverse) {
     block_serial++;
+    TRACE(block_begin());
     const size_t page = (size_t)sysconf(_SC_PAGESIZE), each = kStack + page;
     for (int i = 0; i < n; i++) {
         Fiber &f = fibers[i];
@@ -244,10 +252,20 @@ bool run_block(const char *name, int n, bool reverse) {
                     return false;
                 }
             for (int l = 0; l < lanes; l++) fibers[32 * w + l].state = READY;
+            TRACE(warp_sync(w));
             released = true;
         }
         if (released) continue;
-        if (!live) return true;
+        if (!live) {
+#ifdef AVGEN_EMU_TRACE
+            char why[1024];
+            if (trace::on() && !trace::block_end(why, sizeof why)) {
+                kernel_fault("kernel %s: %s (block %u,%u,%u)", name, why, block_idx.x, block_idx.y, block_idx.z);
+                return false;
+            }
+#endif
+            return true;
+        }
         // every thread left is at __syncthreads: the same one, and none has exited
         int first = -1, exited = 0;
         for (int i = 0; i < n; i++) {
@@ -266,6 +284,7 @@ bool run_block(const char *name, int n, bool reverse) {
         }
         for (int i = 0; i < n; i++)
             if (fibers[i].state == AT_BLOCK) fibers[i].state = READY;
+        TRACE(barrier());
     }
 }
 
@@ -383,6 +402,7 @@ bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::f
     const std::function<void()> *saved = body;
     body = &fn;
     grid_dim = grid, block_dim = block, dyn_smem = sm.data();
+    TRACE(launch_begin(name, sm.data(), smem));
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     const unsigned long long nb = (unsigned long long)grid.x * grid.y * grid.z;
     bool ok = true;
@@ -392,6 +412,7 @@ bool run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::f
         if (k) memset(sm.data(), 0xff, sm.size());
         ok = run_block(name, (int)threads, reverse);
     }
+    TRACE(launch_end());
     body = saved;
     return ok;
 }
@@ -417,8 +438,20 @@ void trap() {
 
 void shared_touch(void *p, size_t bytes) {
     unsigned long long &seen = shared_seen[p];
-    if (seen != block_serial) memset(p, 0xff, bytes), seen = block_serial;
+    if (seen != block_serial) {
+        memset(p, 0xff, bytes), seen = block_serial;
+        TRACE(shared_array(p, bytes));
+    }
 }
+
+#ifdef AVGEN_EMU_TRACE
+bool trace::is_device(uintptr_t a) {
+    auto it = allocs.upper_bound(a);
+    if (it == allocs.begin()) return false;
+    --it;
+    return a - it->first < it->second.bytes;
+}
+#endif
 
 void misaligned(const void *p, size_t bytes) {
     snprintf(misaligned_why, sizeof misaligned_why, "a %zu-byte vector access at %p, not a multiple of %zu", bytes, p, bytes);

@@ -75,6 +75,36 @@ const unsigned char *warp_share(const void *mine, size_t n, const char *what);
 void shared_touch(void *p, size_t bytes);
 // A vector access at an address its size does not divide: a fault (the GPU's misaligned address error).
 [[noreturn]] void misaligned(const void *p, size_t bytes);
+
+#ifdef AVGEN_EMU_TRACE
+// The tracing build (emu_trace.cc; docs/emulator.md): the kernels are compiled with -fsanitize=thread, whose
+// instrumentation calls a hook before every load and store; emu_trace.cc implements the hooks (no ThreadSanitizer
+// runtime is linked). These are the scheduler's and the device helpers' calls into it.
+namespace trace {
+bool on();  // AVGEN_EMU_MEMPROFILE or AVGEN_EMU_RACES set
+void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes);
+void launch_end();
+void block_begin();
+void barrier();          // the block's threads released from a __syncthreads
+void warp_sync(int w);   // the lanes of warp w released from a warp-synchronous instruction
+// At a block's end: false when the block raced (why says where), which the scheduler reports as a fault.
+bool block_end(char *why, size_t n);
+void shared_array(const void *p, size_t bytes);  // a static shared array (AVGEN_SHARED)
+bool is_device(uintptr_t a);                     // inside an allocation of cudaMalloc (cuda_emu.cc)
+// One load or store of `bytes` at p by the running thread, as one instruction (a vector access, a row of
+// ldmatrix) at pc, or (null) where this call returns to; the instrumented element accesses it is made of that
+// follow are not counted again.
+void vector_access(const void *p, size_t bytes, bool store, const void *pc = nullptr);
+// For tests/test_emu_trace.cc: a kernel's counts so far (AVGEN_EMU_MEMPROFILE; false when it has not run), and the
+// last race reported (AVGEN_EMU_RACES; "" when none).
+struct Counts {
+    unsigned long long launches, load_requests, load_sectors, load_bytes, store_requests, store_sectors, store_bytes,
+        shared_requests, shared_wavefronts, shared_ideal_wavefronts;
+};
+bool counts(const char *kernel, Counts *c);
+const char *last_race();
+}  // namespace trace
+#endif
 }  // namespace avgen_emu
 
 // ---------------------------------------------------------------------------- device code as host C++
@@ -89,9 +119,15 @@ void shared_touch(void *p, size_t bytes);
 #define AVGEN_SHARED(T, name, n) \
     static T name[n];            \
     avgen_emu::shared_touch(name, sizeof name)
-#define AVGEN_CHECK_ALIGN(p, bytes)                                                                                    \
+#ifdef AVGEN_EMU_TRACE
+#define AVGEN_EMU_TRACE_VECTOR(p, bytes, store) avgen_emu::trace::vector_access(p, bytes, store)
+#else
+#define AVGEN_EMU_TRACE_VECTOR(p, bytes, store) ((void)0)
+#endif
+#define AVGEN_VECTOR_ACCESS(p, bytes, store)                                                                           \
     do {                                                                                                               \
         if ((uintptr_t)(p) % (bytes)) avgen_emu::misaligned(p, bytes);                                                 \
+        AVGEN_EMU_TRACE_VECTOR(p, bytes, store);                                                                       \
     } while (0)
 
 // a macro, so that the emulator knows which __syncthreads (by source line) each thread waits at
@@ -170,8 +206,18 @@ inline void avgen_emu_mma_bf16(float c[4], const unsigned a[4], unsigned b0, uns
 }
 // ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane l gives the address of row l & 7 of matrix l >> 3;
 // register i receives, of matrix i, the elements (2t, g) (low half) and (2t + 1, g).
-inline void avgen_emu_ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
+// In the tracing build it is not instrumented (the lanes read each other's rows here): each lane's row is
+// recorded as one 16-byte shared-memory load at the kernel's call site, as the GPU reads it.
+#ifdef AVGEN_EMU_TRACE
+static __attribute__((noinline, no_sanitize_thread))
+#else
+inline
+#endif
+void avgen_emu_ldsm_x4_trans(unsigned r[4], const unsigned short *row) {
     if ((uintptr_t)row % 16) avgen_emu::trap();  // ldmatrix needs 16-byte aligned rows
+#ifdef AVGEN_EMU_TRACE
+    avgen_emu::trace::vector_access(row, 16, false, __builtin_return_address(0));
+#endif
     const unsigned char *s = avgen_emu::warp_share(&row, sizeof row, "ldmatrix");
     const int lane = avgen_emu::cur->lane, g = lane >> 2, t = lane & 3;
     for (int i = 0; i < 4; i++) {

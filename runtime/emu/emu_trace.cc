@@ -1,0 +1,462 @@
+// runtime/emu/emu_trace.cc: the CUDA emulator's tracing build (docs/emulator.md, "The tracing build"). The
+// backend's kernels are compiled with -fsanitize=thread: the compiler calls __tsan_readN / __tsan_writeN before
+// every load and store. No ThreadSanitizer runtime is linked; those hooks are defined here, and with
+//   AVGEN_EMU_MEMPROFILE=FILE  each kernel's device-memory and shared-memory traffic is counted as a GPU would
+//                              issue it (the lanes of a warp at the same instruction are one request: 32-byte
+//                              sectors a global request touches, bank-conflict wavefronts of a shared one) and
+//                              written to FILE at exit, one line a kernel;
+//   AVGEN_EMU_RACES=1          every access of shared and device memory is checked against the earlier ones of
+//                              the launch: two threads of a block at one address (one of them writing) with no
+//                              __syncthreads between them (lanes of one warp: nor a warp-synchronous
+//                              instruction), or two blocks, is a fault naming both source lines.
+// Neither says anything of time; the first says how many bytes each request moves, the second is what
+// compute-sanitizer's racecheck reports, for every interleaving at once (docs/emulator.md says what it misses).
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cuda_emu.h"
+
+namespace avgen_emu {
+namespace trace {
+namespace {
+
+const char *profile_path;  // AVGEN_EMU_MEMPROFILE
+bool races;                // AVGEN_EMU_RACES=1
+bool active;               // a launch is running
+const char *kname;
+uintptr_t smem_lo, smem_hi;              // the launch's dynamic shared memory
+std::map<uintptr_t, size_t> shared_arr;  // the static shared arrays seen (they stay where they are)
+
+enum { GLOBAL = 1, SHARED = 2 };
+
+// ------------------------------------------------------------------------------------------- profile
+// One thread's access: the lanes of a warp that reach the same instruction (pc) for the same time (k) are one
+// request, as the warp issues it.
+struct Rec {
+    uintptr_t pc, addr;
+    uint32_t k;
+    uint16_t warp, size;
+    uint8_t lane, store, space;
+};
+std::vector<Rec> recs;
+struct PerThread {
+    std::unordered_map<uintptr_t, uint32_t> occ;  // times each instruction was reached in this block
+    uintptr_t vlo, vhi;                           // the last vector access: its element accesses are not counted
+    bool vstore;
+};
+PerThread threads[1024];
+int nthreads;
+
+struct PcStat {
+    uint64_t req, units, ideal;  // requests; sectors (global) or wavefronts (shared); the fewest they could be
+    int space, store;
+};
+struct KStat {
+    uint64_t launches;
+    uint64_t req[2], sect[2], ideal[2], bytes[2], unique[2];  // global loads [0] and stores [1]
+    uint64_t sreq, swave, sideal;                             // shared
+    std::unordered_map<uintptr_t, PcStat> pcs;
+};
+std::map<std::string, KStat> stats;
+KStat *ks;
+std::unordered_set<uintptr_t> touched[2];  // the launch's sectors read and written
+
+void tally(const Rec *r, size_t n) {
+    const int store = r->store;
+    PcStat &ps = ks->pcs[r->pc];
+    ps.space = r->space, ps.store = store;
+    ps.req++;
+    if (r->space == GLOBAL) {
+        // the bytes the lanes ask for (each once: lanes reading the same address share it) and the 32-byte
+        // sectors they lie in
+        std::pair<uintptr_t, uintptr_t> iv[32];
+        const size_t m = n < 32 ? n : 32;
+        for (size_t i = 0; i < m; i++) iv[i] = {r[i].addr, r[i].addr + r[i].size};
+        std::sort(iv, iv + m);
+        uint64_t bytes = 0, ns = 0;
+        uintptr_t hi = 0, last = ~(uintptr_t)0;
+        for (size_t i = 0; i < m; i++) {
+            const uintptr_t lo = iv[i].first > hi ? iv[i].first : hi;
+            if (iv[i].second <= lo) continue;
+            bytes += iv[i].second - lo, hi = iv[i].second;
+            for (uintptr_t sct = lo >> 5; sct <= (iv[i].second - 1) >> 5; sct++)
+                if (sct != last) ns++, last = sct, touched[store].insert(sct);
+        }
+        ks->req[store]++, ks->sect[store] += ns, ks->ideal[store] += (bytes + 31) / 32, ks->bytes[store] += bytes;
+        ps.units += ns, ps.ideal += (bytes + 31) / 32;
+        return;
+    }
+    // shared: 32 banks of 4 bytes; a request of s-byte accesses goes in phases of 128 / s lanes (every lane at
+    // once for s <= 4), each phase taking as many wavefronts as the most distinct words any bank holds
+    const int size = r->size, per = size <= 4 ? 32 : 128 / size;
+    uint64_t waves = 0, ideal = 0;
+    for (int phase = 0; phase < 32 / per; phase++) {
+        uintptr_t words[32][32];
+        int nw[32] = {0}, most = 0;
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+            if (r[i].lane / per != phase) continue;
+            any = true;
+            for (uintptr_t w = r[i].addr >> 2; w <= (r[i].addr + r[i].size - 1) >> 2; w++) {
+                const int b = (int)(w & 31);
+                bool seen = false;
+                for (int j = 0; j < nw[b] && !seen; j++) seen = words[b][j] == w;
+                if (!seen && nw[b] < 32) words[b][nw[b]++] = w;
+                if (nw[b] > most) most = nw[b];
+            }
+        }
+        waves += most, ideal += any;
+    }
+    ks->sreq++, ks->swave += waves, ks->sideal += ideal;
+    ps.units += waves, ps.ideal += ideal;
+}
+
+// The requests recorded so far (at a barrier, where every thread of the block has reached the same point, and at
+// the block's end).
+void flush() {
+    std::sort(recs.begin(), recs.end(), [](const Rec &a, const Rec &b) {
+        if (a.warp != b.warp) return a.warp < b.warp;
+        if (a.pc != b.pc) return a.pc < b.pc;
+        if (a.k != b.k) return a.k < b.k;
+        return a.lane < b.lane;
+    });
+    for (size_t i = 0; i < recs.size();) {
+        size_t j = i + 1;
+        while (j < recs.size() && recs[j].warp == recs[i].warp && recs[j].pc == recs[i].pc && recs[j].k == recs[i].k)
+            j++;
+        tally(&recs[i], j - i);
+        i = j;
+    }
+    recs.clear();
+}
+
+// ------------------------------------------------------------------------------------------- races
+// Each 2-byte granule of memory a launch touches remembers its last write and two of the reads since it; an
+// access by another thread of the block in the same barrier interval (and, for lanes of one warp, the same
+// interval between warp-synchronous instructions), or by another block, one of the two a write, is a race.
+unsigned long long block_no;  // the running block (its linear index)
+uint32_t bar;                 // barriers the block has passed
+uint32_t wsync[32];           // warp-synchronous instructions each warp has passed
+struct Acc {
+    uintptr_t pc;
+    unsigned long long block;
+    uint32_t bar, wsync;
+    int tid;  // -1: none
+};
+struct Shadow {
+    Acc w, r1, r2;
+};
+std::unordered_map<uintptr_t, Shadow> shadow_global, shadow_shared;  // by granule; per launch, per block
+char race_why[1024];
+bool raced;
+
+bool conflict(const Acc &a, const Acc &b) {
+    if (a.tid < 0) return false;
+    if (a.block != b.block) return true;
+    if (a.tid == b.tid || a.bar != b.bar) return false;
+    return a.tid / 32 != b.tid / 32 || a.wsync == b.wsync;
+}
+bool same(const Acc &a, const Acc &b) {
+    return a.tid == b.tid && a.block == b.block && a.bar == b.bar && a.wsync == b.wsync;
+}
+
+std::map<uintptr_t, std::string> lines_of(const std::vector<uintptr_t> &pcs);
+
+void report(const char *kind, bool shared, uintptr_t a, const Acc &x, const Acc &y) {
+    raced = true;
+    std::map<uintptr_t, std::string> w = lines_of({x.pc, y.pc});
+    const std::string wx = w[x.pc], wy = w[y.pc];
+    if (x.block != y.block)
+        snprintf(race_why, sizeof race_why,
+                 "race on %s memory at %#lx: %s by block %llu thread %d at %s and block %llu "
+                 "thread %d at %s (blocks of one launch are not ordered)",
+                 shared ? "shared" : "device", (unsigned long)a, kind, x.block, x.tid, wx.c_str(), y.block, y.tid,
+                 wy.c_str());
+    else
+        snprintf(race_why, sizeof race_why,
+                 "race on %s memory at %#lx: %s by thread %d at %s and thread %d at %s with no "
+                 "%s between them",
+                 shared ? "shared" : "device", (unsigned long)a, kind, x.tid, wx.c_str(), y.tid, wy.c_str(),
+                 x.tid / 32 == y.tid / 32 ? "__syncthreads or warp-synchronous instruction" : "__syncthreads");
+}
+
+void check(uintptr_t a, size_t n, bool store, bool shared, const Acc &me) {
+    if (raced) return;
+    auto &m = shared ? shadow_shared : shadow_global;
+    for (uintptr_t g = a >> 1; g <= (a + n - 1) >> 1; g++) {
+        auto it = m.find(g);
+        if (it == m.end()) it = m.emplace(g, Shadow{{0, 0, 0, 0, -1}, {0, 0, 0, 0, -1}, {0, 0, 0, 0, -1}}).first;
+        Shadow &s = it->second;
+        if (conflict(s.w, me)) return report(store ? "written twice" : "written, then read", shared, g << 1, s.w, me);
+        if (store) {
+            if (conflict(s.r1, me)) return report("read, then written", shared, g << 1, s.r1, me);
+            if (conflict(s.r2, me)) return report("read, then written", shared, g << 1, s.r2, me);
+            s.w = me, s.r1.tid = s.r2.tid = -1;
+        } else if (s.r1.tid < 0 || same(s.r1, me)) {
+            s.r1 = me;
+        } else if (!same(s.r2, me)) {
+            s.r2 = me;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------- hooks
+int space_of(uintptr_t a) {
+    if (a >= smem_lo && a < smem_hi) return SHARED;
+    if (!shared_arr.empty()) {
+        auto it = shared_arr.upper_bound(a);
+        if (it != shared_arr.begin() && a - std::prev(it)->first < std::prev(it)->second) return SHARED;
+    }
+    return is_device(a) ? GLOBAL : 0;
+}
+
+void access(const void *p, size_t n, bool store, uintptr_t pc, bool vector) {
+    if (!active || !cur) return;
+    const uintptr_t a = (uintptr_t)p;
+    const int space = space_of(a);
+    if (!space) return;  // the thread's own stack (registers and local memory), the emulator's, the host's
+    const int tid = cur->warp * 32 + cur->lane;
+    PerThread &t = threads[tid];
+    if (vector) {
+        t.vlo = a, t.vhi = a + n, t.vstore = store;
+    } else if (a >= t.vlo && a + n <= t.vhi && store == t.vstore) {
+        return;  // an element of the vector access just recorded
+    }
+    if (races) check(a, n, store, space == SHARED, Acc{pc, block_no, bar, wsync[cur->warp], tid});
+    if (profile_path)
+        recs.push_back(Rec{pc, a, t.occ[pc]++, (uint16_t)cur->warp, (uint16_t)(n < 65535 ? n : 65535),
+                           (uint8_t)cur->lane, store, (uint8_t)space});
+}
+
+// The source lines of instructions: one addr2line call an object, with the inlining chain, compressed to the
+// innermost line and the one it is inlined at ("rt_cuda_kernels.cuh:47 < 871": a vld inlined at line 871).
+std::map<uintptr_t, std::string> lines_of(const std::vector<uintptr_t> &pcs) {
+    std::map<uintptr_t, std::string> out;
+    std::map<std::string, std::vector<std::pair<uintptr_t, uintptr_t>>> by_obj;  // object -> (offset, pc)
+    for (uintptr_t pc : pcs) {
+        Dl_info di;
+        char buf[64];
+        if (!dladdr((void *)pc, &di) || !di.dli_fname) {
+            snprintf(buf, sizeof buf, "%#lx", (unsigned long)pc);
+            out[pc] = buf;
+            continue;
+        }
+        by_obj[strchr(di.dli_fname, '/') ? di.dli_fname : "/proc/self/exe"].push_back(
+            {pc - 1 - (uintptr_t)di.dli_fbase, pc});
+    }
+    for (auto &o : by_obj) {
+        std::string cmd = "addr2line -a -i -e '" + o.first + "'";
+        for (auto &e : o.second) {
+            char buf[32];
+            snprintf(buf, sizeof buf, " %#lx", (unsigned long)e.first);
+            cmd += buf;
+        }
+        cmd += " 2>/dev/null";
+        std::map<uintptr_t, std::vector<std::string>> frames;
+        if (FILE *f = popen(cmd.c_str(), "r")) {
+            char line[4096];
+            uintptr_t at = 0;
+            while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, " \n")] = 0;
+                if (!strncmp(line, "0x", 2)) {
+                    at = (uintptr_t)strtoull(line, NULL, 16);
+                } else if (line[0] != '?') {
+                    const char *r = strstr(line, "/runtime/");
+                    if (char *up = strstr(line, "/emu/../"))
+                        memmove(up, up + 7, strlen(up + 7) + 1);  // runtime/emu/../x: runtime/x
+                    frames[at].push_back(r ? r + 1 : strrchr(line, '/') ? strrchr(line, '/') + 1 : line);
+                }
+            }
+            pclose(f);
+        }
+        for (auto &e : o.second) {
+            const auto &fr = frames[e.first];
+            std::string w;
+            if (fr.empty()) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "+%#lx", (unsigned long)e.first);
+                w = o.first.substr(o.first.rfind('/') + 1) + buf;
+            } else {
+                w = fr[0];
+                if (fr.size() > 1) {  // the line it is inlined at, without the file when it is the same
+                    const size_t c0 = fr[0].rfind(':'), c1 = fr[1].rfind(':');
+                    w += " < " + (fr[0].compare(0, c0, fr[1], 0, c1) == 0 ? fr[1].substr(c1 + 1) : fr[1]);
+                }
+            }
+            out[e.second] = w;
+        }
+    }
+    return out;
+}
+
+void write_profile() {
+    const std::string lpath = std::string(profile_path) + ".lines";
+    FILE *f = fopen(profile_path, "w"), *fl = fopen(lpath.c_str(), "w");
+    if (!f || !fl) {
+        fprintf(stderr, "CUDA emulator: cannot write the memory profile %s\n", f ? lpath.c_str() : profile_path);
+        if (f) fclose(f);
+        if (fl) fclose(fl);
+        return;
+    }
+    std::vector<uintptr_t> pcs;
+    for (auto &e : stats)
+        for (auto &p : e.second.pcs) pcs.push_back(p.first);
+    std::map<uintptr_t, std::string> where_pc = lines_of(pcs);
+    fprintf(f,
+            "kernel\tlaunches\tload_requests\tload_sectors\tload_ideal_sectors\tload_bytes\tstore_requests\t"
+            "store_sectors\tstore_ideal_sectors\tstore_bytes\tunique_load_bytes\tunique_store_bytes\tshared_requests\t"
+            "shared_wavefronts\tshared_ideal_wavefronts\n");
+    fprintf(fl, "kernel\tline\tspace\taccess\trequests\tsectors_or_wavefronts\tideal\texcess\n");
+    for (auto &e : stats) {
+        const KStat &k = e.second;
+        fprintf(f, "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n",
+                e.first.c_str(), (unsigned long long)k.launches, (unsigned long long)k.req[0],
+                (unsigned long long)k.sect[0], (unsigned long long)k.ideal[0], (unsigned long long)k.bytes[0],
+                (unsigned long long)k.req[1], (unsigned long long)k.sect[1], (unsigned long long)k.ideal[1],
+                (unsigned long long)k.bytes[1], (unsigned long long)k.unique[0], (unsigned long long)k.unique[1],
+                (unsigned long long)k.sreq, (unsigned long long)k.swave, (unsigned long long)k.sideal);
+        // its instructions by source line (the host compiler's copies of one line added up), most excess first
+        std::map<std::tuple<std::string, int, int>, PcStat> by_line;
+        for (auto &p : k.pcs) {
+            PcStat &l = by_line[std::make_tuple(where_pc[p.first], p.second.space, p.second.store)];
+            l.req += p.second.req, l.units += p.second.units, l.ideal += p.second.ideal;
+        }
+        std::vector<std::pair<std::tuple<std::string, int, int>, PcStat>> rows(by_line.begin(), by_line.end());
+        std::stable_sort(rows.begin(), rows.end(), [](const auto &a, const auto &b) {
+            return a.second.units - a.second.ideal > b.second.units - b.second.ideal;
+        });
+        for (auto &r : rows)
+            fprintf(fl, "%s\t%s\t%s\t%s\t%llu\t%llu\t%llu\t%llu\n", e.first.c_str(), std::get<0>(r.first).c_str(),
+                    std::get<1>(r.first) == SHARED ? "shared" : "global", std::get<2>(r.first) ? "store" : "load",
+                    (unsigned long long)r.second.req, (unsigned long long)r.second.units,
+                    (unsigned long long)r.second.ideal, (unsigned long long)(r.second.units - r.second.ideal));
+    }
+    fclose(f);
+    fclose(fl);
+    fprintf(stderr, "CUDA emulator: memory profile of %zu kernels written to %s (by source line: %s)\n", stats.size(),
+            profile_path, lpath.c_str());
+}
+
+bool init() {
+    const char *p = getenv("AVGEN_EMU_MEMPROFILE"), *r = getenv("AVGEN_EMU_RACES");
+    profile_path = p && *p ? p : nullptr;
+    races = r && !strcmp(r, "1");
+    if (profile_path) atexit(write_profile);
+    return profile_path || races;
+}
+
+}  // namespace
+
+bool on() {
+    static const bool v = init();
+    return v;
+}
+
+void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes) {
+    active = true, kname = name;
+    smem_lo = (uintptr_t)smem, smem_hi = smem_lo + smem_bytes;
+    raced = false, race_why[0] = 0;
+    shadow_global.clear();
+    if (profile_path) {
+        ks = &stats[name];
+        ks->launches++;
+        touched[0].clear(), touched[1].clear();
+    }
+}
+
+void launch_end() {
+    active = false;
+    if (profile_path && ks) ks->unique[0] += 32 * touched[0].size(), ks->unique[1] += 32 * touched[1].size();
+}
+
+void block_begin() {
+    block_no =
+        block_idx.x + (unsigned long long)grid_dim.x * (block_idx.y + (unsigned long long)grid_dim.y * block_idx.z);
+    bar = 0;
+    memset(wsync, 0, sizeof wsync);
+    shadow_shared.clear();
+    for (int i = 0; i < nthreads; i++) threads[i].occ.clear(), threads[i].vlo = threads[i].vhi = 0;
+    nthreads = (int)(block_dim.x * block_dim.y * block_dim.z);
+    recs.clear();
+}
+
+void barrier() {
+    bar++;
+    if (profile_path) flush();
+}
+
+void warp_sync(int w) { wsync[w]++; }
+
+bool block_end(char *why, size_t n) {
+    if (profile_path) flush();
+    if (!raced) return true;
+    snprintf(why, n, "%s", race_why);
+    return false;
+}
+
+void shared_array(const void *p, size_t bytes) { shared_arr[(uintptr_t)p] = bytes; }
+
+void vector_access(const void *p, size_t bytes, bool store, const void *pc) {
+    if (!active) return;
+    access(p, bytes, store, (uintptr_t)(pc ? pc : __builtin_return_address(0)), true);
+}
+
+bool counts(const char *kernel, Counts *c) {
+    auto it = stats.find(kernel);
+    if (it == stats.end()) return false;
+    const KStat &k = it->second;
+    *c =
+        Counts{k.launches, k.req[0], k.sect[0], k.bytes[0], k.req[1], k.sect[1], k.bytes[1], k.sreq, k.swave, k.sideal};
+    return true;
+}
+
+const char *last_race() { return race_why; }
+
+}  // namespace trace
+}  // namespace avgen_emu
+
+// The instrumentation's entry points (the compiler's calls; GCC's and Clang's names). Unaligned and volatile
+// accesses count as any other; function entry and exit are not needed.
+#define AVGEN_TSAN_RW(n)                                                                      \
+    extern "C" void __tsan_read##n(void *p) {                                                 \
+        avgen_emu::trace::access(p, n, false, (uintptr_t)__builtin_return_address(0), false); \
+    }                                                                                         \
+    extern "C" void __tsan_write##n(void *p) {                                                \
+        avgen_emu::trace::access(p, n, true, (uintptr_t)__builtin_return_address(0), false);  \
+    }                                                                                         \
+    extern "C" void __tsan_unaligned_read##n(void *p) {                                       \
+        avgen_emu::trace::access(p, n, false, (uintptr_t)__builtin_return_address(0), false); \
+    }                                                                                         \
+    extern "C" void __tsan_unaligned_write##n(void *p) {                                      \
+        avgen_emu::trace::access(p, n, true, (uintptr_t)__builtin_return_address(0), false);  \
+    }
+AVGEN_TSAN_RW(1)
+AVGEN_TSAN_RW(2)
+AVGEN_TSAN_RW(4)
+AVGEN_TSAN_RW(8)
+AVGEN_TSAN_RW(16)
+#undef AVGEN_TSAN_RW
+extern "C" void __tsan_read_range(void *p, unsigned long n) {
+    avgen_emu::trace::access(p, n, false, (uintptr_t)__builtin_return_address(0), false);
+}
+extern "C" void __tsan_write_range(void *p, unsigned long n) {
+    avgen_emu::trace::access(p, n, true, (uintptr_t)__builtin_return_address(0), false);
+}
+extern "C" void __tsan_init(void) {}
+extern "C" void __tsan_func_entry(void *) {}
+extern "C" void __tsan_func_exit(void) {}
+extern "C" void __tsan_vptr_update(void **, void *) {}
+extern "C" void __tsan_vptr_read(void **) {}
+// (a function-local static's guard, read with an acquire load)
+extern "C" unsigned char __tsan_atomic8_load(const volatile unsigned char *a, int) {
+    return __atomic_load_n(a, __ATOMIC_SEQ_CST);
+}

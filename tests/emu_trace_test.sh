@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The CUDA backend on the CUDA emulator's tracing build (runtime/emu/emu_trace.cc; docs/emulator.md): every kernel
+# of a training step checked for races, and its memory traffic counted.
+#   each tiny program and emu-wide (ViT-B's sequence lengths at width 128), fp32 and bf16 GEMMs and bf16
+#   activations: no race (AVGEN_EMU_RACES=1), and the step's dump bit for bit the plain emulator's (the
+#   instrumentation changes no arithmetic); the memory profile written (AVGEN_EMU_MEMPROFILE), a line a kernel,
+#   with each instruction by source line beside it;
+#   emu-vitb2 (two ViT-B/16 layers at full width, B = 1, T = 2; bf16 GEMMs, fp32 activations as on the GPU by
+#   default): no race, and every kernel coalesced, which is what the profile is for: a kernel moving 10,000
+#   sectors or more asks for at most 10% more 32-byte sectors than the bytes it loads or stores fill, and at most
+#   15% more shared-memory wavefronts than its requests need without bank conflicts. k_im2col is let off: it reads
+#   the uint8 frames a byte a thread (pixels 3 bytes apart, in 16-pixel rows), about 0.3% of the step's sectors.
+# usage: emu_trace_test.sh VITB2_TRACE_PROG TRACE_PROG... (each TRACE_PROG NAME-train-emutrace beside its
+# NAME-train-emu)
+set -u
+VITB=$1
+shift
+. "$(dirname "$0")/lib.sh" emu-trace
+
+for q in "$@"; do
+  n=$(basename "$q" -train-emutrace)
+  plain=${q%trace}
+  for v in fp32:fp32: bf16:bf16: bf16ops:bf16:AVGEN_BF16_OPERANDS=1; do
+    IFS=: read -r tag prec extra <<<"$v"
+    d=$TMP/$n-$tag
+    run "$n $tag plain" env $extra "$plain" --step --inputs random --out "$d-plain.st" --backend cuda --precision "$prec" ||
+      continue
+    out=$(env $extra AVGEN_EMU_RACES=1 AVGEN_EMU_MEMPROFILE="$d.tsv" "$q" --step --inputs random --out "$d-trace.st" \
+      --backend cuda --precision "$prec" 2>&1)
+    if [ $? != 0 ]; then bad "$n $tag traced: $out"; continue; fi
+    if cmp -s "$d-plain.st" "$d-trace.st"; then ok; else bad "$n $tag: the traced step's dump differs from the plain emulator's"; fi
+    # the profile: its header, a line for each kernel that ran (the step's launches at least a few kernels), and
+    # the instructions named by source line in the backend's kernels
+    if head -1 "$d.tsv" | grep -q "^kernel	launches	load_requests	load_sectors	load_ideal_sectors" &&
+      [ "$(wc -l <"$d.tsv")" -ge 8 ] && grep -q "	runtime/rt_cuda_kernels.cuh:[0-9]" "$d.tsv.lines"; then ok
+    else bad "$n $tag: no memory profile in $d.tsv: $(head -3 "$d.tsv" "$d.tsv.lines" 2>&1)"; fi
+  done
+done
+
+# ViT-B/16 widths: races, then coalescing
+out=$(AVGEN_EMU_RACES=1 AVGEN_EMU_MEMPROFILE="$TMP/vitb.tsv" "$VITB" --step --inputs random --out "$TMP/vitb.st" \
+  --backend cuda --precision bf16 2>&1)
+if [ $? = 0 ]; then ok; else bad "emu-vitb2 traced: $(tail -5 <<<"$out")"; fi
+if [ -f "$TMP/vitb.tsv" ]; then
+  worse=$(awk -F'\t' 'NR > 1 && $1 != "k_im2col" {
+      if ($4 + $8 >= 10000 && ($4 > 1.1 * $5 || $8 > 1.1 * $9))
+        printf "%s: %d load sectors for %d, %d store sectors for %d; ", $1, $4, $5, $8, $9
+      if ($14 >= 10000 && $14 > 1.15 * $15) printf "%s: %d shared wavefronts for %d; ", $1, $14, $15
+    }' "$TMP/vitb.tsv")
+  kernels=$(($(wc -l <"$TMP/vitb.tsv") - 1))
+  if [ -z "$worse" ] && [ "$kernels" -ge 30 ]; then ok; else bad "emu-vitb2: $kernels kernels profiled; not coalesced: $worse"; fi
+  [ -z "$worse" ] || sort -t'	' -k8 -nr "$TMP/vitb.tsv.lines" | head -10 >&2
+else
+  bad "emu-vitb2: no memory profile"
+fi
+finish

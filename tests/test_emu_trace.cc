@@ -1,0 +1,239 @@
+// test_emu_trace.cc: the CUDA emulator's tracing build (runtime/emu/emu_trace.cc; docs/emulator.md), on small
+// kernels whose traffic and races are known. This file is compiled with -fsanitize=thread's instrumentation,
+// as the backend is in avrt_emu_trace.
+//   memory profile: a warp's loads as one request with the 32-byte sectors it touches (consecutive floats 4,
+//   every eighth float 32, one float for all lanes 1), a vector access as one request (not its elements),
+//   shared-memory bank conflicts (stride 1, 2, 32 and 33 words; 8-byte accesses in two phases; ldmatrix rows
+//   128 bytes apart, 8 to a bank, and 144 bytes apart, none), counts summed over launches;
+//   races: shared memory written and read by two threads (two warps, or lanes of one warp) with no barrier
+//   between is one, with __syncthreads (or, in a warp, a shuffle) it is not; device memory written by two
+//   blocks, or written by one and read by another, is one; two threads writing the two bf16 halves of one
+//   word are not; the report names both source lines.
+#include "emu/cuda_emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "rt_cuda_kernels.cuh"
+
+namespace avgen_emu {
+void clear_fault();
+}
+
+static int pass, fail;
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        if (cond)                                       \
+            pass++;                                     \
+        else {                                          \
+            fail++;                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
+    } while (0)
+
+static cudaError_t run(const char *name, dim3 g, dim3 b, std::function<void()> f) {
+    const cudaError_t e = avgen_emu::launch(name, g, b, 0, NULL, std::move(f));
+    const cudaError_t r = e != cudaSuccess ? e : cudaDeviceSynchronize();
+    avgen_emu::clear_fault();
+    return r;
+}
+static avgen_emu::trace::Counts counts(const char *name) {
+    avgen_emu::trace::Counts c;
+    if (!avgen_emu::trace::counts(name, &c)) memset(&c, 0, sizeof c);
+    return c;
+}
+
+// ------------------------------------------------------------------------------------ memory profile
+__global__ void p_copy(const float *x, float *y) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    y[i] = x[i];
+}
+__global__ void p_strided(const float *x, float *y) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    y[i] = x[8 * i];
+}
+__global__ void p_broadcast(const float *x, float *y) { y[threadIdx.x] = x[0]; }
+__global__ void p_vector(const float *x, float *y) {
+    const int i = threadIdx.x;
+    float4 v = vld<float4>(x + 4 * i);
+    v.x += 1;  // (its elements are read and written one by one here: they must not count again)
+    vst(y + 4 * i, v);
+}
+__global__ void p_bank(float *y, int stride) {
+    AVGEN_SHARED(float, s, 32 * 33);
+    s[threadIdx.x * stride] = (float)threadIdx.x;
+    __syncthreads();
+    y[threadIdx.x] = s[threadIdx.x * stride];
+}
+__global__ void p_bank8(double *y) {
+    AVGEN_SHARED(double, s, 32);
+    s[threadIdx.x] = threadIdx.x;
+    __syncthreads();
+    y[threadIdx.x] = s[31 - threadIdx.x];
+}
+// ldmatrix.x4 of four 8 x 8 bf16 matrices, rows `stride` halves apart
+__global__ void p_ldsm(unsigned *out, int stride) {
+    AVGEN_SHARED(unsigned short, s, 32 * 72);
+    for (int i = threadIdx.x; i < 32 * 72; i += 32) s[i] = (unsigned short)i;
+    __syncthreads();
+    unsigned r[4];
+    ldsm_x4_trans(r, &s[threadIdx.x * stride]);
+    out[threadIdx.x] = r[0] ^ r[1] ^ r[2] ^ r[3];
+}
+
+static void test_profile(float *x, float *y, double *yd, unsigned *u) {
+    using avgen_emu::trace::Counts;
+    CHECK(run("p_copy", dim3(2), dim3(64), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
+    Counts c = counts("p_copy");  // 4 warps, each a request of 128 bytes in 4 sectors, both ways
+    CHECK(c.launches == 1 && c.load_requests == 4 && c.load_sectors == 16 && c.load_bytes == 512 &&
+              c.store_requests == 4 && c.store_sectors == 16 && c.store_bytes == 512 && c.shared_requests == 0,
+          "consecutive floats: %llu launches, loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu",
+          c.launches, c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
+    CHECK(run("p_copy", dim3(1), dim3(32), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
+    c = counts("p_copy");
+    CHECK(c.launches == 2 && c.load_requests == 5 && c.load_sectors == 20, "a second launch adds: %llu, %llu, %llu",
+          c.launches, c.load_requests, c.load_sectors);
+
+    CHECK(run("p_strided", dim3(1), dim3(32), [=] { p_strided(x, y); }) == cudaSuccess, "p_strided failed");
+    c = counts("p_strided");  // every eighth float: a sector a lane
+    CHECK(c.load_requests == 1 && c.load_sectors == 32 && c.load_bytes == 128 && c.store_sectors == 4,
+          "every eighth float: %llu requests %llu sectors %llu bytes", c.load_requests, c.load_sectors, c.load_bytes);
+
+    CHECK(run("p_broadcast", dim3(1), dim3(32), [=] { p_broadcast(x, y); }) == cudaSuccess, "p_broadcast failed");
+    c = counts("p_broadcast");  // the same float for every lane: one sector, 4 bytes
+    CHECK(c.load_requests == 1 && c.load_sectors == 1 && c.load_bytes == 4, "one float for all: %llu %llu %llu",
+          c.load_requests, c.load_sectors, c.load_bytes);
+
+    CHECK(run("p_vector", dim3(1), dim3(32), [=] { p_vector(x, y); }) == cudaSuccess, "p_vector failed");
+    c = counts("p_vector");  // one float4 a lane: one request of 512 bytes in 16 sectors each way
+    CHECK(c.load_requests == 1 && c.load_sectors == 16 && c.load_bytes == 512 && c.store_requests == 1 &&
+              c.store_sectors == 16 && c.store_bytes == 512,
+          "float4: loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu", c.load_requests, c.load_sectors,
+          c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
+
+    const struct {
+        int stride;
+        unsigned long long waves;
+    } banks[] = {{1, 1}, {2, 2}, {32, 32}, {33, 1}};
+    for (auto b : banks) {
+        const std::string name = "p_bank" + std::to_string(b.stride);
+        CHECK(run(name.c_str(), dim3(1), dim3(32), [=] { p_bank(y, b.stride); }) == cudaSuccess, "p_bank failed");
+        c = counts(name.c_str());  // the store and the load, each as many wavefronts as words to a bank
+        CHECK(c.shared_requests == 2 && c.shared_wavefronts == 2 * b.waves && c.shared_ideal_wavefronts == 2,
+              "shared stride %d: %llu requests, %llu wavefronts (ideal %llu), expected %llu", b.stride,
+              c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, 2 * b.waves);
+    }
+    CHECK(run("p_bank8", dim3(1), dim3(32), [=] { p_bank8(yd); }) == cudaSuccess, "p_bank8 failed");
+    c = counts("p_bank8");  // 8-byte accesses: two half-warp phases each
+    CHECK(c.shared_requests == 2 && c.shared_wavefronts == 4 && c.shared_ideal_wavefronts == 4,
+          "8-byte shared: %llu requests %llu wavefronts (ideal %llu)", c.shared_requests, c.shared_wavefronts,
+          c.shared_ideal_wavefronts);
+    for (int stride : {64, 72}) {  // 128-byte rows: all 8 rows of a matrix on the same 4 banks; 144: none shared
+        const std::string name = "p_ldsm" + std::to_string(stride);
+        CHECK(run(name.c_str(), dim3(1), dim3(32), [=] { p_ldsm(u, stride); }) == cudaSuccess, "p_ldsm failed");
+        c = counts(name.c_str());
+        const unsigned long long want = stride == 64 ? 32 : 4;  // 4 phases of 8 rows
+        // (the fill above: 72 requests of 2-byte stores, one wavefront each)
+        CHECK(c.shared_requests == 73 && c.shared_wavefronts == 72 + want && c.shared_ideal_wavefronts == 76,
+              "ldmatrix rows %d halves apart: %llu requests, %llu wavefronts (ideal %llu), expected %llu for it",
+              stride, c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, want);
+    }
+}
+
+// ------------------------------------------------------------------------------------------- races
+__global__ void r_block(float *y, int sync) {
+    AVGEN_SHARED(float, s, 64);
+    s[threadIdx.x] = (float)threadIdx.x;
+    if (sync) __syncthreads();
+    y[threadIdx.x] = s[(threadIdx.x + 32) % 64];  // the other warp's
+}
+__global__ void r_warp(float *y, int shuffle) {
+    AVGEN_SHARED(float, s, 32);
+    s[threadIdx.x] = (float)threadIdx.x;
+    float v = 0;
+    if (shuffle) v = warp_sum(1.0f);
+    y[threadIdx.x] = s[threadIdx.x ^ 1] + v;  // the neighbouring lane's
+}
+__global__ void r_reuse(float *y, int sync) {  // each thread its own word, then its neighbour's: read, then written
+    AVGEN_SHARED(float, s, 64);
+    s[threadIdx.x] = 1;
+    __syncthreads();
+    const float v = s[(threadIdx.x + 32) % 64];
+    if (sync) __syncthreads();
+    s[threadIdx.x] = v;
+    __syncthreads();
+    y[threadIdx.x] = s[threadIdx.x];
+}
+__global__ void r_blocks_write(float *y) {
+    if (threadIdx.x == 0) y[0] = (float)blockIdx.x;
+}
+__global__ void r_blocks_read(float *y) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) y[0] = 1;
+    if (blockIdx.x == 1 && threadIdx.x == 0) y[1] = y[0];
+}
+__global__ void r_global_sync(float *y) {
+    if (threadIdx.x == 0) y[0] = 2;
+    __syncthreads();
+    if (threadIdx.x == 40) y[1] = y[0];
+}
+__global__ void r_halves(unsigned short *h) { h[blockIdx.x * blockDim.x + threadIdx.x] = (unsigned short)threadIdx.x; }
+
+static void test_races(float *y, unsigned short *h) {
+    const struct {
+        const char *name;
+        dim3 grid, block;
+        std::function<void()> f;
+        bool race;
+        const char *why;
+    } cases[] = {
+        {"r_block", dim3(1), dim3(64), [=] { r_block(y, 0); }, true, "without __syncthreads"},
+        {"r_block", dim3(1), dim3(64), [=] { r_block(y, 1); }, false, "with __syncthreads"},
+        {"r_warp", dim3(1), dim3(32), [=] { r_warp(y, 0); }, true, "lanes of a warp, nothing between"},
+        {"r_warp", dim3(1), dim3(32), [=] { r_warp(y, 1); }, false, "lanes of a warp, a shuffle between"},
+        {"r_reuse", dim3(1), dim3(64), [=] { r_reuse(y, 0); }, true, "a word read, then written by another"},
+        {"r_reuse", dim3(1), dim3(64), [=] { r_reuse(y, 1); }, false, "the same with __syncthreads"},
+        {"r_blocks_write", dim3(3), dim3(32), [=] { r_blocks_write(y); }, true, "two blocks writing a word"},
+        {"r_blocks_read", dim3(2), dim3(32), [=] { r_blocks_read(y); }, true, "a block reading another's write"},
+        {"r_global_sync", dim3(1), dim3(64), [=] { r_global_sync(y); }, false, "device memory across __syncthreads"},
+        {"r_halves", dim3(2), dim3(64), [=] { r_halves(h); }, false, "bf16 halves of words by two threads"},
+    };
+    for (auto &t : cases) {
+        const cudaError_t e = run(t.name, t.grid, t.block, t.f);
+        const std::string why = avgen_emu::trace::last_race();
+        CHECK((e == cudaErrorLaunchFailure) == t.race && (why.empty() == !t.race), "%s (%s): %s, race report \"%s\"",
+              t.name, t.why, cudaGetErrorName(e), why.c_str());
+        // the report names both accesses by source line (addr2line, from the line tables of this file)
+        if (t.race)
+            CHECK(why.find("test_emu_trace.cc:") != std::string::npos &&
+                      why.find("test_emu_trace.cc:") != why.rfind("test_emu_trace.cc:"),
+                  "%s: the report does not name two lines of this file: %s", t.name, why.c_str());
+    }
+}
+
+int main() {
+    // (read at the first launch; the profile is written at exit, into the test's folder: tests/emu_test.sh checks
+    // a program's)
+    setenv("AVGEN_EMU_MEMPROFILE", "test_emu_trace.tsv", 1);
+    setenv("AVGEN_EMU_RACES", "1", 1);
+    float *x, *y;
+    double *yd;
+    unsigned *u;
+    unsigned short *h;
+    cudaMalloc((void **)&x, 4096 * sizeof(float));
+    cudaMalloc((void **)&y, 4096 * sizeof(float));
+    cudaMalloc((void **)&yd, 64 * sizeof(double));
+    cudaMalloc((void **)&u, 64 * sizeof(unsigned));
+    cudaMalloc((void **)&h, 256 * sizeof(unsigned short));
+    std::vector<float> one(4096, 1.0f);
+    cudaMemcpy(x, one.data(), 4096 * sizeof(float), cudaMemcpyHostToDevice);
+    test_profile(x, y, yd, u);
+    test_races(y, h);
+    printf("%d passed, %d failed\n", pass, fail);
+    return fail ? 1 : 0;
+}
