@@ -654,7 +654,7 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
     launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part, a16, x16);
-    launch(d, k_colsum_finish, dim3(C), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
+    launch(d, k_colsum_finish, dim3((C + kColsumCols - 1) / kColsumCols), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
 }
 
 // Attention scores S[p, h] = Q_h K_h^T of every pair and head (S is [P, H, N, N]): per head, one GEMM
@@ -740,7 +740,7 @@ void ln_bwd_trainable(Dev *d, const float *dy, const float *x, const float *mu, 
         else
             LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs, dim3((unsigned)blocks), dim3(128), 0, dy, x, mu, rs, w, bb, gate, dx,
                      (long long)D, rowdg, rows, D, rpb, part);
-        launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, add0, add1, (double *)NULL,
+        launch(d, k_colsum_finish, dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, (const double *)part, (int)blocks, D, add0, add1, (double *)NULL,
                (double *)NULL);
         return;
     }
@@ -1365,7 +1365,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             if (!part) return;
             LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn16, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), x, PF(in[2]),
                      PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), P16(c, out[0]), rowdg, rows, D, rpb, part, bn);
-            launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
+            launch(d, k_colsum_finish, dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
                    (double *)NULL, (double *)NULL);
         } else {  // (a bf16 dx otherwise computed in fp32 in op scratch and rounded: the same bits)
             float *dx = is16(d, out[0]) ? (float *)scratch(d, sizeof(float) * (size_t)rows * D) : PF(out[0]);
@@ -1393,7 +1393,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
                 if (!part) return;
                 LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_lat16, dim3((unsigned)blocks), dim3(128), 0, P16(c, in[0]), x,
                          PF(in[2]), PF(in[3]), PF(in[4]), P16(c, out[0]), rows, D, rpb, part, lat);
-                launch(d, k_colsum_finish, dim3(D), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[1]), PF(out[2]),
+                launch(d, k_colsum_finish, dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[1]), PF(out[2]),
                        (double *)NULL, (double *)NULL);
                 break;
             }

@@ -11,17 +11,18 @@
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 // A kernel's dynamic shared memory (the launch's byte count), a static shared array (element type, with
-// qualifiers such as __align__; name; count) and the alignment a vector access needs (vld, vst below). The
-// CUDA emulator (runtime/emu, which compiles this text as host C++ for the tests) defines its own: shared
-// arrays filled with NaN bytes at each block's start, and a fault on a misaligned vector access.
+// qualifiers such as __align__; name; count) and a vector access (vld, vst below: its address, bytes, and 1 for a
+// store). The CUDA emulator (runtime/emu, which compiles this text as host C++ for the tests) defines its own:
+// shared arrays filled with NaN bytes at each block's start, a fault on a misaligned vector access, and in its
+// tracing build (docs/emulator.md) the vector access recorded as the one instruction it is on the GPU.
 #ifndef AVGEN_DYNAMIC_SMEM
 #define AVGEN_DYNAMIC_SMEM(T, name) extern __shared__ T name[]
 #endif
 #ifndef AVGEN_SHARED
 #define AVGEN_SHARED(T, name, n) __shared__ T name[n]
 #endif
-#ifndef AVGEN_CHECK_ALIGN
-#define AVGEN_CHECK_ALIGN(p, bytes) ((void)0)
+#ifndef AVGEN_VECTOR_ACCESS
+#define AVGEN_VECTOR_ACCESS(p, bytes, store) ((void)0)
 #endif
 
 // The optimizer's tables, shared with the host code: one segment per trainable tensor (weights, gradient,
@@ -43,11 +44,11 @@ constexpr int kAdamChunk = 4096;
 
 // A vector type V (float2, float4, uint2, unsigned: several elements of T) loaded from or stored to p.
 template <class V, class T> __device__ __forceinline__ V vld(const T *p) {
-    AVGEN_CHECK_ALIGN(p, sizeof(V));
+    AVGEN_VECTOR_ACCESS(p, sizeof(V), 0);
     return *(const V *)p;
 }
 template <class V, class T> __device__ __forceinline__ void vst(T *p, V v) {
-    AVGEN_CHECK_ALIGN(p, sizeof(V));
+    AVGEN_VECTOR_ACCESS(p, sizeof(V), 1);
     *(V *)p = v;
 }
 
@@ -510,22 +511,48 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
     part[(chunk * 2 + 1) * C + c] = s1;
 }
 
-// Finishes k_colsum, one block per column: t0, t1 = sums over the chunks (each thread a strided share,
-// then a fixed-order block reduction: deterministic); add0/add1 += (float) t; tot0/tot1 = t (double).
-// (Measured on the H100 at fc13ea8 with one thread per column looping over ~2000 chunks: latency-bound,
-// ~0.4 ms a call; this form is not yet measured on a GPU.)
-__global__ void k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1, double *tot0,
-                                double *tot1) {
-    const int c = blockIdx.x;
+// Finishes k_colsum: t0, t1 = the sums over the chunks of each column; add0/add1 += (float) t; tot0/tot1 = t
+// (double). A block of 128 threads takes 4 columns. A column's sum is that of 128 classes of chunks, class q the
+// chunks q, q + 128, ... added in order; then the classes, as block_sum_d adds 128 threads' values (a warp's
+// shuffle tree over each 32, then the four in order): the same order whatever the GPU (deterministic) and the
+// same as when a block took one column with a thread a class. Thread i takes column i % 4 and the classes
+// i / 4 + 32 s (s < 4), so a warp's loads are 8 chunks x 4 adjacent columns: whole 32-byte sectors, where a
+// thread a class read 8 bytes of a sector (a quarter of the sectors' bytes; the CUDA emulator's memory profile,
+// docs/emulator.md). Launch: (C + 3) / 4 blocks of 128 threads.
+constexpr int kColsumCols = 4;  // (the shared-memory layout below is for 4)
+__global__ void __launch_bounds__(128) k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1,
+                                                       double *tot0, double *tot1) {
+    // [sum][class][column], the columns of class q permuted by (q / 4) % 4: a half-warp's writes (4 classes x 4
+    // columns) and reads (16 classes of a column) each touch every bank once
+    AVGEN_SHARED(double, cls, 2 * 128 * kColsumCols);
+    auto at = [](int q, int col) { return q * kColsumCols + (col ^ ((q >> 2) & 3)); };
+    const int col = threadIdx.x % kColsumCols, base = threadIdx.x / kColsumCols, c = blockIdx.x * kColsumCols + col;
+    double a0[4] = {0, 0, 0, 0}, a1[4] = {0, 0, 0, 0};
+    if (c < C)
+        for (int k0 = 0; k0 < chunks; k0 += 128)
+#pragma unroll
+            for (int s = 0; s < 4; s++) {
+                const int k = k0 + base + 32 * s;
+                if (k < chunks) a0[s] += part[(k * 2LL + 0) * C + c], a1[s] += part[(k * 2LL + 1) * C + c];
+            }
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        cls[at(base + 32 * s, col)] = a0[s];
+        cls[at(128 + base + 32 * s, col)] = a1[s];
+    }
+    __syncthreads();
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, cw = blockIdx.x * kColsumCols + w;  // warp w: column w
     double t0 = 0, t1 = 0;
-    for (int k = threadIdx.x; k < chunks; k += blockDim.x) t0 += part[(k * 2 + 0) * C + c], t1 += part[(k * 2 + 1) * C + c];
-    t0 = block_sum_d(t0);
-    t1 = block_sum_d(t1);
-    if (threadIdx.x == 0) {
-        if (add0) add0[c] += (float)t0;
-        if (add1) add1[c] += (float)t1;
-        if (tot0) tot0[c] = t0;
-        if (tot1) tot1[c] = t1;
+    for (int q = 0; q < 4; q++) {  // block_sum_d's order: each 32 classes by the shuffle tree, then in order
+        double v0 = cls[at(32 * q + lane, w)], v1 = cls[at(128 + 32 * q + lane, w)];
+        for (int o = 16; o > 0; o >>= 1) v0 += __shfl_xor_sync(0xffffffffu, v0, o), v1 += __shfl_xor_sync(0xffffffffu, v1, o);
+        t0 += v0, t1 += v1;
+    }
+    if (lane == 0 && cw < C) {
+        if (add0) add0[cw] += (float)t0;
+        if (add1) add1[cw] += (float)t1;
+        if (tot0) tot0[cw] = t0;
+        if (tot1) tot1[cw] = t1;
     }
 }
 
@@ -835,41 +862,48 @@ __device__ __forceinline__ int shape_lit(int v) {
 // into tiles ta and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free
 // of bank conflicts; a chunk of 64 rows is the tile at row c0), eight elements a thread and load (16 bytes of
 // bf16, 32 of fp32), four of each source in flight; a bf16 source is copied, an fp32 one rounded to nearest.
-__device__ __forceinline__ uint4 attn_raw8(const unsigned short *p) { return vld<uint4>(p); }
+// Unit j of a row (j < HD / 8) is columns [8j, 8j + 8) of a bf16 source, and [4j, 4j + 4) and HD/2 + [4j, 4j + 4)
+// of an fp32 one: either way the lanes of a warp that take a row's units read it whole, each load instruction
+// consecutive 16-byte pieces (eight consecutive float4 would leave every other one to a second instruction: twice
+// the sectors a request; the CUDA emulator's memory profile, docs/emulator.md).
+__device__ __forceinline__ uint4 attn_raw8(const unsigned short *row, int j, int) { return vld<uint4>(row + 8 * j); }
 struct AttnF8 {
     float4 a, b;
 };
-__device__ __forceinline__ AttnF8 attn_raw8(const float *p) { return AttnF8{vld<float4>(p), vld<float4>(p + 4)}; }
-__device__ __forceinline__ uint4 attn_cvt8(uint4 v) { return v; }
-__device__ __forceinline__ uint4 attn_cvt8(AttnF8 v) {
-    return make_uint4(bf16x2(v.a.x, v.a.y), bf16x2(v.a.z, v.a.w), bf16x2(v.b.x, v.b.y), bf16x2(v.b.z, v.b.w));
+__device__ __forceinline__ AttnF8 attn_raw8(const float *row, int j, int half) {
+    return AttnF8{vld<float4>(row + 4 * j), vld<float4>(row + half + 4 * j)};
+}
+__device__ __forceinline__ void attn_put8(unsigned short *trow, int j, int, uint4 v) { vst(trow + 8 * j, v); }
+__device__ __forceinline__ void attn_put8(unsigned short *trow, int j, int half, AttnF8 v) {
+    vst(trow + 4 * j, make_uint2(bf16x2(v.a.x, v.a.y), bf16x2(v.a.z, v.a.w)));
+    vst(trow + half + 4 * j, make_uint2(bf16x2(v.b.x, v.b.y), bf16x2(v.b.z, v.b.w)));
 }
 template <int HD, class TA, class TB>
 __device__ __forceinline__ void attn_stage_all(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
                                                const TB *sb, long long rsb, int n) {
     constexpr int U = HD / 8, G = 4;  // 8-element units a row; units of each source in flight per thread
     const int units = attn_rows(n) * U;
-    using RA = decltype(attn_raw8(sa));
-    using RB = decltype(attn_raw8(sb));
+    using RA = decltype(attn_raw8(sa, 0, 0));
+    using RB = decltype(attn_raw8(sb, 0, 0));
     for (int e0 = threadIdx.x; e0 < units; e0 += G * kAttnThreads) {
         RA va[G];
         RB vb[G];
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * 8;
+            const int e = e0 + i * kAttnThreads, row = e / U, j = e % U;
             va[i] = RA();
             vb[i] = RB();
             if (e < units && row < n) {
-                va[i] = attn_raw8(sa + row * rsa + d);
-                vb[i] = attn_raw8(sb + row * rsb + d);
+                va[i] = attn_raw8(sa + row * rsa, j, HD / 2);
+                vb[i] = attn_raw8(sb + row * rsb, j, HD / 2);
             }
         }
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * 8;
+            const int e = e0 + i * kAttnThreads, row = e / U, j = e % U;
             if (e < units) {
-                vst(&ta[row * (HD + 8) + d], attn_cvt8(va[i]));
-                vst(&tb[row * (HD + 8) + d], attn_cvt8(vb[i]));
+                attn_put8(&ta[row * (HD + 8)], j, HD / 2, va[i]);
+                attn_put8(&tb[row * (HD + 8)], j, HD / 2, vb[i]);
             }
         }
     }
@@ -1536,7 +1570,7 @@ __global__ void __launch_bounds__(128) k_latbwd_gy_lnbf(LnBwdIn ln, const float 
 // 32 kSumWarps threads.
 constexpr int kSumWarps = 8;
 __global__ void __launch_bounds__(32 * kSumWarps) k_sum_pairs(const float *src, float *dst, int P, long long n) {
-    __shared__ double part[kSumWarps][32];
+    AVGEN_SHARED(double, part, kSumWarps * 32);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     const long long e = blockIdx.x * 32LL + lane;
     double s = 0;
@@ -1544,11 +1578,11 @@ __global__ void __launch_bounds__(32 * kSumWarps) k_sum_pairs(const float *src, 
 #pragma unroll 8
         for (int p = w; p < P; p += kSumWarps) s += src[(size_t)p * n + e];
     }
-    part[w][lane] = s;
+    part[w * 32 + lane] = s;
     __syncthreads();
     if (w == 0 && e < n) {
         double t = 0;
-        for (int i = 0; i < kSumWarps; i++) t += part[i][lane];
+        for (int i = 0; i < kSumWarps; i++) t += part[i * 32 + lane];
         dst[e] += (float)t;
     }
 }

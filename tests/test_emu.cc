@@ -637,7 +637,7 @@ template <int V> static void test_ln_bwd_cs(long long rows, int D, bool gated) {
     CHECK(run("k_ln_bwd_cs", dim3((unsigned)blocks), dim3(128), 0,
               [=] { k_ln_bwd_cs<V>(dy, x, mu, rs, w, bb, g, dx2, D, r2, rows, D, rpb, part); }) == cudaSuccess,
           "k_ln_bwd_cs failed");
-    CHECK(run("k_colsum_finish", dim3(D), dim3(128), 0, [=] { k_colsum_finish(part, (int)blocks, D, gw, gb, NULL, NULL); }) ==
+    CHECK(run("k_colsum_finish", dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, [=] { k_colsum_finish(part, (int)blocks, D, gw, gb, NULL, NULL); }) ==
               cudaSuccess,
           "k_colsum_finish failed");
     CHECK(!memcmp(dx1, dx2, sizeof(float) * rows * D), "V %d D %d: dx differs from k_ln_bwd's", V, D);
