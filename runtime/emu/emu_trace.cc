@@ -32,7 +32,6 @@ namespace {
 const char *profile_path;  // AVGEN_EMU_MEMPROFILE
 bool races;                // AVGEN_EMU_RACES=1
 bool active;               // a launch is running
-const char *kname;
 uintptr_t smem_lo, smem_hi;              // the launch's dynamic shared memory
 std::map<uintptr_t, size_t> shared_arr;  // the static shared arrays seen (they stay where they are)
 
@@ -362,7 +361,7 @@ bool on() {
 }
 
 void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes) {
-    active = true, kname = name;
+    active = true;
     smem_lo = (uintptr_t)smem, smem_hi = smem_lo + smem_bytes;
     raced = false, race_why[0] = 0;
     shadow_global.clear();
