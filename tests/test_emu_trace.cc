@@ -8,7 +8,12 @@
 //   races: shared memory written and read by two threads (two warps, or lanes of one warp) with no barrier
 //   between is one, with __syncthreads (or, in a warp, a shuffle) it is not; device memory written by two
 //   blocks, or written by one and read by another, is one; two threads writing the two bf16 halves of one
-//   word are not; the report names both source lines.
+//   word are not; the report names both source lines;
+//   memory never written (AVGEN_EMU_INITCHECK=1): device memory a kernel reads that nothing wrote since its
+//   allocation is a fault naming the byte and the line, and so is such memory a copy brought from another
+//   allocation, while a set, a copy from the host or a kernel's store makes it written, byte for byte; shared
+//   memory its block did not write (written by the block before it is not); cuBLASLt operands never written
+//   (C only with beta != 0), and its result written.
 #include "emu/cuda_emu.h"
 
 #include <stdio.h>
@@ -147,14 +152,19 @@ static void test_profile(float *x, float *y, double *yd, unsigned *u) {
 }
 
 // ------------------------------------------------------------------------------------------- races
+// (each first writes its word and waits, so that no read is of memory never written: AVGEN_EMU_INITCHECK)
 __global__ void r_block(float *y, int sync) {
     AVGEN_SHARED(float, s, 64);
+    s[threadIdx.x] = 0;
+    __syncthreads();
     s[threadIdx.x] = (float)threadIdx.x;
     if (sync) __syncthreads();
     y[threadIdx.x] = s[(threadIdx.x + 32) % 64];  // the other warp's
 }
 __global__ void r_warp(float *y, int shuffle) {
     AVGEN_SHARED(float, s, 32);
+    s[threadIdx.x] = 0;
+    __syncthreads();
     s[threadIdx.x] = (float)threadIdx.x;
     float v = 0;
     if (shuffle) v = warp_sum(1.0f);
@@ -205,7 +215,7 @@ static void test_races(float *y, unsigned short *h) {
     };
     for (auto &t : cases) {
         const cudaError_t e = run(t.name, t.grid, t.block, t.f);
-        const std::string why = avgen_emu::trace::last_race();
+        const std::string why = avgen_emu::trace::last_fault();
         CHECK((e == cudaErrorLaunchFailure) == t.race && (why.empty() == !t.race), "%s (%s): %s, race report \"%s\"",
               t.name, t.why, cudaGetErrorName(e), why.c_str());
         // the report names both accesses by source line (addr2line, from the line tables of this file)
@@ -216,11 +226,84 @@ static void test_races(float *y, unsigned short *h) {
     }
 }
 
+// ------------------------------------------------------------------------------------------- initcheck
+__global__ void i_read(const float *x, float *y, int n) {
+    if ((int)threadIdx.x < n) y[threadIdx.x] = x[threadIdx.x];
+}
+__global__ void i_write(float *x) { x[threadIdx.x] = 1; }
+__global__ void i_shared(float *y, int write) {
+    AVGEN_SHARED(float, s, 32);
+    if (write || blockIdx.x == 0) s[threadIdx.x] = 1;  // block 1 without write: what block 0 left is not its own
+    __syncthreads();
+    y[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x ^ 1];
+}
+
+static void test_initcheck(float *y) {
+    float *x;
+    cudaMalloc((void **)&x, 64 * sizeof(float));
+    auto reads = [&](int n) { return run("i_read", dim3(1), dim3(32), [=] { i_read(x, y, n); }); };
+    auto fault = [] { return std::string(avgen_emu::trace::last_fault()); };
+    CHECK(reads(32) == cudaErrorLaunchFailure &&
+              fault().find("reads device memory never written: byte 0 of a 256-byte "
+                           "allocation") == 0 &&
+              fault().find("test_emu_trace.cc:") != std::string::npos,
+          "a fresh allocation read: %s", fault().c_str());
+    std::vector<float> h(64, 2.0f);
+    cudaMemcpy(x, h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice);  // the first 16 written
+    CHECK(reads(16) == cudaSuccess && fault().empty(), "16 floats copied up, 16 read: %s", fault().c_str());
+    CHECK(reads(17) == cudaErrorLaunchFailure && fault().find("byte 64 of") != std::string::npos,
+          "17 read of 16 written: %s", fault().c_str());
+    cudaMemset(x + 16, 0, 8 * sizeof(float));
+    CHECK(reads(24) == cudaSuccess, "8 more set: %s", fault().c_str());
+    CHECK(run("i_write", dim3(1), dim3(32), [=] { i_write(x); }) == cudaSuccess, "i_write failed");
+    CHECK(reads(32) == cudaSuccess, "32 written by a kernel: %s", fault().c_str());
+    float *z;
+    cudaMalloc((void **)&z, 64 * sizeof(float));
+    cudaMemcpy(z, x + 20, 32 * sizeof(float), cudaMemcpyDeviceToDevice);  // 12 written, 20 not
+    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 12); }) == cudaSuccess, "copied, written: %s",
+          fault().c_str());
+    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 13); }) == cudaErrorLaunchFailure &&
+              fault().find("byte 48 of") != std::string::npos,
+          "copied from bytes never written: %s", fault().c_str());
+    CHECK(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 1); }) == cudaSuccess, "shared written: %s",
+          fault().c_str());
+    CHECK(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 0); }) == cudaErrorLaunchFailure &&
+              fault().find("reads shared memory its block never wrote") == 0,
+          "shared memory of the block before: %s", fault().c_str());
+
+    // cuBLASLt: D = A^T B (+ C), 4 x 4 x 4; B never written, then C with beta 1
+    cublasLtHandle_t lh;
+    cublasLtCreate(&lh);
+    cublasLtMatmulDesc_t d;
+    cublasLtMatmulDescCreate(&d, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    const cublasOperation_t ta = CUBLAS_OP_T;
+    cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatrixLayout_t l;
+    cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, 4, 4, 4);
+    float *A, *B, *C, *D;
+    for (float **p : {&A, &B, &C, &D}) cudaMalloc((void **)p, 16 * sizeof(float));
+    cudaMemcpy(A, h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice);
+    const float one = 1, zero = 0;
+    auto mm = [&](const float *beta) {
+        const cublasStatus_t st = cublasLtMatmul(lh, d, &one, A, l, B, l, beta, C, l, D, l, NULL, NULL, 0, NULL);
+        const cudaError_t e = cudaDeviceSynchronize();
+        avgen_emu::clear_fault();
+        return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
+    };
+    CHECK(!mm(&zero), "cuBLASLt read B, never written, without a fault");
+    cudaMemcpy(B, h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice);
+    CHECK(mm(&zero), "cuBLASLt with A and B written, beta 0 (C not read) failed");
+    CHECK(!mm(&one), "cuBLASLt read C, never written, without a fault (beta 1)");
+    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(D, y, 16); }) == cudaSuccess, "cuBLASLt's result: %s",
+          fault().c_str());
+}
+
 int main() {
     // (read at the first launch; the profile is written at exit, into the test's folder: tests/emu_test.sh checks
     // a program's)
     setenv("AVGEN_EMU_MEMPROFILE", "test_emu_trace.tsv", 1);
     setenv("AVGEN_EMU_RACES", "1", 1);
+    setenv("AVGEN_EMU_INITCHECK", "1", 1);
     float *x, *y;
     double *yd;
     unsigned *u;
@@ -232,8 +315,10 @@ int main() {
     cudaMalloc((void **)&h, 256 * sizeof(unsigned short));
     std::vector<float> one(4096, 1.0f);
     cudaMemcpy(x, one.data(), 4096 * sizeof(float), cudaMemcpyHostToDevice);
+    for (void *p : {(void *)y, (void *)yd, (void *)u, (void *)h}) cudaMemset(p, 0, 64);
     test_profile(x, y, yd, u);
     test_races(y, h);
+    test_initcheck(y);
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
 }

@@ -618,6 +618,23 @@ bool load(std::vector<float> &out, const LtLayout *L, const void *p, bool trans,
         }
     return true;
 }
+#ifdef AVGEN_EMU_TRACE
+// AVGEN_EMU_INITCHECK: true (a fault recorded) when an element of matrix `what` (every batch) was never written.
+int lt_unwritten(const LtLayout &L, const void *p, const char *what) {
+    const size_t es = L.type == CUDA_R_16BF ? 2 : 4;
+    char why[256];
+    for (int b = 0; b < L.batch; b++)
+        for (uint64_t c = 0; c < L.cols; c++)
+            for (uint64_t r = 0; r < L.rows; r++)
+                if (trace::dev_unwritten((const unsigned char *)p + ((size_t)b * L.stride + r + c * (uint64_t)L.ld) * es,
+                                         es, why, sizeof why)) {
+                    kernel_fault("cuBLASLt matmul: its %s (element %llu, %llu of batch %d) %s", what,
+                                 (unsigned long long)r, (unsigned long long)c, b, why);
+                    return 1;
+                }
+    return 0;
+}
+#endif
 }  // namespace
 }  // namespace avgen_emu
 
@@ -691,6 +708,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     memset(start, 0xff, rounded);
     allocs[(uintptr_t)start] = Alloc{m, body + page, rounded};
     allocated += rounded;
+    TRACE(dev_alloc(start, rounded));
     *p = start;
     return cudaSuccess;
 }
@@ -702,6 +720,7 @@ cudaError_t cudaFree(void *p) {
     if (it == allocs.end()) return fail(cudaErrorInvalidValue);
     allocated -= it->second.bytes;
     munmap(it->second.map, it->second.map_bytes);
+    TRACE(dev_free(p));
     allocs.erase(it);
     return cudaSuccess;
 }
@@ -728,6 +747,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
     flush();
     if (sticky != cudaSuccess) return sticky;
     memcpy(dst, src, n);
+    TRACE(dev_copied(dst, src, n));
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s) {
@@ -736,7 +756,9 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
                               (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))))
         return fail(capture_unsupported());
     std::function<void()> op = [=]() {
-        if (sticky == cudaSuccess) memcpy(dst, src, n);
+        if (sticky != cudaSuccess) return;
+        memcpy(dst, src, n);
+        TRACE(dev_copied(dst, src, n));
     };
     if (kind == cudaMemcpyHostToDevice && !(s && (s->capturing || s->lag || !s->queue.empty()))) {
         deferred.push_back(std::move(op));  // done late (flush); behind queued work, when its turn comes
@@ -750,11 +772,14 @@ cudaError_t cudaMemset(void *dst, int v, size_t n) {
     flush();
     if (sticky != cudaSuccess) return sticky;
     memset(dst, v, n);
+    TRACE(dev_written(dst, n));
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     submit(s, [=]() {
-        if (sticky == cudaSuccess) memset(dst, v, n);
+        if (sticky != cudaSuccess) return;
+        memset(dst, v, n);
+        TRACE(dev_written(dst, n));
     });
     return cudaSuccess;
 }
@@ -1036,6 +1061,16 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
     const float al = *(const float *)alpha, be = *(const float *)beta;
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;
+#ifdef AVGEN_EMU_TRACE
+        // AVGEN_EMU_INITCHECK: what the matmul reads must have been written (C only when beta is not 0)
+        if (trace::on() && lt_unwritten(a, A, "A") + lt_unwritten(b, B, "B") + (be != 0.0f && lt_unwritten(c, C, "C")))
+            return;
+        if (trace::on() && x.epi == CUBLASLT_EPILOGUE_BIAS) {
+            char why[256];
+            if (trace::dev_unwritten(x.bias, m * (lt_bias_type(&x, &dd) == CUDA_R_16BF ? 2 : 4), why, sizeof why))
+                return kernel_fault("cuBLASLt matmul: its bias %s", why);
+        }
+#endif
         std::vector<float> oa, ob;
         for (int bi = 0; bi < a.batch; bi++) {
             load(oa, &a, A, x.ta != CUBLAS_OP_N, bi, x.compute);  // [m][k]
@@ -1053,6 +1088,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
                     if (be != 0.0f) v = v + be * get(cb + (i + j * c.ld) * es, h);
                     if (x.epi == CUBLASLT_EPILOGUE_BIAS) v += get((const unsigned char *)x.bias + i * (bias16 ? 2 : 4), bias16);
                     put(db + (i + j * dd.ld) * es, v, h);
+                    TRACE(dev_written(db + (i + j * dd.ld) * es, es));
                 }
         }
     });

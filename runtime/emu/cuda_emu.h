@@ -81,28 +81,37 @@ void shared_touch(void *p, size_t bytes);
 // instrumentation calls a hook before every load and store; emu_trace.cc implements the hooks (no ThreadSanitizer
 // runtime is linked). These are the scheduler's and the device helpers' calls into it.
 namespace trace {
-bool on();  // AVGEN_EMU_MEMPROFILE or AVGEN_EMU_RACES set
+bool on();  // AVGEN_EMU_MEMPROFILE, AVGEN_EMU_RACES or AVGEN_EMU_INITCHECK set
 void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes);
 void launch_end();
 void block_begin();
 void barrier();          // the block's threads released from a __syncthreads
 void warp_sync(int w);   // the lanes of warp w released from a warp-synchronous instruction
-// At a block's end: false when the block raced (why says where), which the scheduler reports as a fault.
+// At a block's end: false when the block raced or read memory never written (why says where), which the scheduler
+// reports as a fault.
 bool block_end(char *why, size_t n);
 void shared_array(const void *p, size_t bytes);  // a static shared array (AVGEN_SHARED)
 bool is_device(uintptr_t a);                     // inside an allocation of cudaMalloc (cuda_emu.cc)
+// AVGEN_EMU_INITCHECK: which bytes of device memory have been written, by what the emulator does outside the
+// kernels (allocations, copies, sets, cuBLASLt), and whether cuBLASLt reads any that were not (false, or true
+// with why said)
+void dev_alloc(const void *p, size_t bytes);
+void dev_free(const void *p);
+void dev_written(const void *p, size_t n);
+void dev_copied(void *dst, const void *src, size_t n);
+bool dev_unwritten(const void *p, size_t n, char *why, size_t wn);
 // One load or store of `bytes` at p by the running thread, as one instruction (a vector access, a row of
 // ldmatrix) at pc, or (null) where this call returns to; the instrumented element accesses it is made of that
 // follow are not counted again.
 void vector_access(const void *p, size_t bytes, bool store, const void *pc = nullptr);
 // For tests/test_emu_trace.cc: a kernel's counts so far (AVGEN_EMU_MEMPROFILE; false when it has not run), and the
-// last race reported (AVGEN_EMU_RACES; "" when none).
+// fault of the last launch (a race, a read of memory never written; "" when none).
 struct Counts {
     unsigned long long launches, load_requests, load_sectors, load_bytes, store_requests, store_sectors, store_bytes,
         shared_requests, shared_wavefronts, shared_ideal_wavefronts;
 };
 bool counts(const char *kernel, Counts *c);
-const char *last_race();
+const char *last_fault();
 }  // namespace trace
 #endif
 }  // namespace avgen_emu

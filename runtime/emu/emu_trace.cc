@@ -29,9 +29,10 @@ namespace avgen_emu {
 namespace trace {
 namespace {
 
-const char *profile_path;  // AVGEN_EMU_MEMPROFILE
-bool races;                // AVGEN_EMU_RACES=1
-bool active;               // a launch is running
+const char *profile_path;                // AVGEN_EMU_MEMPROFILE
+bool races;                              // AVGEN_EMU_RACES=1
+bool initcheck;                          // AVGEN_EMU_INITCHECK=1
+bool active;                             // a launch is running
 uintptr_t smem_lo, smem_hi;              // the launch's dynamic shared memory
 std::map<uintptr_t, size_t> shared_arr;  // the static shared arrays seen (they stay where they are)
 
@@ -155,8 +156,8 @@ struct Shadow {
     Acc w, r1, r2;
 };
 std::unordered_map<uintptr_t, Shadow> shadow_global, shadow_shared;  // by granule; per launch, per block
-char race_why[1024];
-bool raced;
+char fault_why[1024];
+bool faulted;
 
 bool conflict(const Acc &a, const Acc &b) {
     if (a.tid < 0) return false;
@@ -171,17 +172,17 @@ bool same(const Acc &a, const Acc &b) {
 std::map<uintptr_t, std::string> lines_of(const std::vector<uintptr_t> &pcs);
 
 void report(const char *kind, bool shared, uintptr_t a, const Acc &x, const Acc &y) {
-    raced = true;
+    faulted = true;
     std::map<uintptr_t, std::string> w = lines_of({x.pc, y.pc});
     const std::string wx = w[x.pc], wy = w[y.pc];
     if (x.block != y.block)
-        snprintf(race_why, sizeof race_why,
+        snprintf(fault_why, sizeof fault_why,
                  "race on %s memory at %#lx: %s by block %llu thread %d at %s and block %llu "
                  "thread %d at %s (blocks of one launch are not ordered)",
                  shared ? "shared" : "device", (unsigned long)a, kind, x.block, x.tid, wx.c_str(), y.block, y.tid,
                  wy.c_str());
     else
-        snprintf(race_why, sizeof race_why,
+        snprintf(fault_why, sizeof fault_why,
                  "race on %s memory at %#lx: %s by thread %d at %s and thread %d at %s with no "
                  "%s between them",
                  shared ? "shared" : "device", (unsigned long)a, kind, x.tid, wx.c_str(), y.tid, wy.c_str(),
@@ -189,7 +190,7 @@ void report(const char *kind, bool shared, uintptr_t a, const Acc &x, const Acc 
 }
 
 void check(uintptr_t a, size_t n, bool store, bool shared, const Acc &me) {
-    if (raced) return;
+    if (faulted) return;
     auto &m = shared ? shadow_shared : shadow_global;
     for (uintptr_t g = a >> 1; g <= (a + n - 1) >> 1; g++) {
         auto it = m.find(g);
@@ -206,6 +207,47 @@ void check(uintptr_t a, size_t n, bool store, bool shared, const Acc &me) {
             s.r2 = me;
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------- initcheck
+// A bit a byte: written since the allocation (device memory: by a kernel, a copy, a set, a cuBLASLt result) or
+// since the block began (shared memory). Keyed by the region's start: an allocation, the dynamic shared memory,
+// a static shared array.
+std::map<uintptr_t, std::vector<uint8_t>> init_bits;
+std::vector<uint8_t> *bits_of(uintptr_t a, uintptr_t *start) {
+    auto it = init_bits.upper_bound(a);
+    if (it == init_bits.begin()) return nullptr;
+    --it;
+    if (a - it->first >= it->second.size() * 8) return nullptr;
+    *start = it->first;
+    return &it->second;
+}
+void set_bits(uintptr_t a, size_t n) {
+    uintptr_t s;
+    std::vector<uint8_t> *b = bits_of(a, &s);
+    if (!b) return;
+    for (size_t i = a - s, e = i + n < b->size() * 8 ? i + n : b->size() * 8; i < e; i++) (*b)[i >> 3] |= 1 << (i & 7);
+}
+// The first of n bytes at a never written (the offset in its region in *off, the region's size in *size), or false.
+bool unwritten(uintptr_t a, size_t n, size_t *off, size_t *size) {
+    uintptr_t s;
+    std::vector<uint8_t> *b = bits_of(a, &s);
+    if (!b) return false;
+    for (size_t i = a - s; i < a - s + n && i < b->size() * 8; i++)
+        if (!((*b)[i >> 3] >> (i & 7) & 1)) {
+            *off = i, *size = b->size() * 8;
+            return true;
+        }
+    return false;
+}
+void init_region(uintptr_t a, size_t bytes) { init_bits[a].assign((bytes + 7) / 8, 0); }
+
+void report_unwritten(bool shared, size_t n, size_t off, size_t size, int tid, uintptr_t pc) {
+    faulted = true;
+    std::map<uintptr_t, std::string> w = lines_of({pc});
+    snprintf(fault_why, sizeof fault_why, "%s: byte %zu of %s %zu-byte %s, read (%zu bytes) by thread %d at %s",
+             shared ? "reads shared memory its block never wrote" : "reads device memory never written", off,
+             shared ? "its" : "a", size, shared ? "region" : "allocation", n, tid, w[pc].c_str());
 }
 
 // ------------------------------------------------------------------------------------------- hooks
@@ -231,6 +273,13 @@ void access(const void *p, size_t n, bool store, uintptr_t pc, bool vector) {
         return;  // an element of the vector access just recorded
     }
     if (races) check(a, n, store, space == SHARED, Acc{pc, block_no, bar, wsync[cur->warp], tid});
+    if (initcheck && !faulted) {
+        size_t off, size;
+        if (store)
+            set_bits(a, n);
+        else if (unwritten(a, n, &off, &size))
+            report_unwritten(space == SHARED, n, off, size, tid, pc);
+    }
     if (profile_path)
         recs.push_back(Rec{pc, a, t.occ[pc]++, (uint16_t)cur->warp, (uint16_t)(n < 65535 ? n : 65535),
                            (uint8_t)cur->lane, store, (uint8_t)space});
@@ -349,8 +398,10 @@ bool init() {
     const char *p = getenv("AVGEN_EMU_MEMPROFILE"), *r = getenv("AVGEN_EMU_RACES");
     profile_path = p && *p ? p : nullptr;
     races = r && !strcmp(r, "1");
+    const char *ic = getenv("AVGEN_EMU_INITCHECK");
+    initcheck = ic && !strcmp(ic, "1");
     if (profile_path) atexit(write_profile);
-    return profile_path || races;
+    return profile_path || races || initcheck;
 }
 
 }  // namespace
@@ -363,8 +414,9 @@ bool on() {
 void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes) {
     active = true;
     smem_lo = (uintptr_t)smem, smem_hi = smem_lo + smem_bytes;
-    raced = false, race_why[0] = 0;
+    faulted = false, fault_why[0] = 0;
     shadow_global.clear();
+    if (initcheck && smem_bytes) init_region(smem_lo, smem_bytes);
     if (profile_path) {
         ks = &stats[name];
         ks->launches++;
@@ -374,6 +426,7 @@ void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes
 
 void launch_end() {
     active = false;
+    init_bits.erase(smem_lo);  // (the buffer goes with the launch)
     if (profile_path && ks) ks->unique[0] += 32 * touched[0].size(), ks->unique[1] += 32 * touched[1].size();
 }
 
@@ -383,6 +436,7 @@ void block_begin() {
     bar = 0;
     memset(wsync, 0, sizeof wsync);
     shadow_shared.clear();
+    if (initcheck && smem_hi > smem_lo) init_region(smem_lo, smem_hi - smem_lo);  // a block's shared memory is its own
     for (int i = 0; i < nthreads; i++) threads[i].occ.clear(), threads[i].vlo = threads[i].vhi = 0;
     nthreads = (int)(block_dim.x * block_dim.y * block_dim.z);
     recs.clear();
@@ -397,12 +451,38 @@ void warp_sync(int w) { wsync[w]++; }
 
 bool block_end(char *why, size_t n) {
     if (profile_path) flush();
-    if (!raced) return true;
-    snprintf(why, n, "%s", race_why);
+    if (!faulted) return true;
+    snprintf(why, n, "%s", fault_why);
     return false;
 }
 
-void shared_array(const void *p, size_t bytes) { shared_arr[(uintptr_t)p] = bytes; }
+void shared_array(const void *p, size_t bytes) {
+    shared_arr[(uintptr_t)p] = bytes;
+    if (initcheck) init_region((uintptr_t)p, bytes);  // (at its first use in each block)
+}
+
+void dev_alloc(const void *p, size_t bytes) {
+    if (initcheck) init_region((uintptr_t)p, bytes);
+}
+void dev_free(const void *p) { init_bits.erase((uintptr_t)p); }
+void dev_written(const void *p, size_t n) {
+    if (initcheck) set_bits((uintptr_t)p, n);
+}
+void dev_copied(void *dst, const void *src, size_t n) {
+    if (!initcheck) return;
+    uintptr_t s;
+    if (!bits_of((uintptr_t)src, &s)) return set_bits((uintptr_t)dst, n);  // from the host: written
+    for (size_t i = 0; i < n; i++) {                                       // from the device: as written as the source
+        size_t off, size;
+        if (!unwritten((uintptr_t)src + i, 1, &off, &size)) set_bits((uintptr_t)dst + i, 1);
+    }
+}
+bool dev_unwritten(const void *p, size_t n, char *why, size_t wn) {
+    size_t off, size;
+    if (!initcheck || !unwritten((uintptr_t)p, n, &off, &size)) return false;
+    snprintf(why, wn, "reads device memory never written: byte %zu of a %zu-byte allocation", off, size);
+    return true;
+}
 
 void vector_access(const void *p, size_t bytes, bool store, const void *pc) {
     if (!active) return;
@@ -418,7 +498,7 @@ bool counts(const char *kernel, Counts *c) {
     return true;
 }
 
-const char *last_race() { return race_why; }
+const char *last_fault() { return fault_why; }
 
 }  // namespace trace
 }  // namespace avgen_emu
