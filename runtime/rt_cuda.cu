@@ -942,6 +942,64 @@ void adam_scalars(avgen_ctx *c, Dev *d, bool captured) {
     h->lr_adapter = k->lr * c->lr_scale, h->lr_head = k->head_lr * c->lr_scale, h->grad_scale = c->grad_scale;
 }
 
+#ifdef AVGEN_EMU_TRACE
+}  // namespace
+#include <string>
+#include <vector>
+namespace {
+// The CUDA emulator's tracing build, AVGEN_EMU_OPCHECK=1 (docs/emulator.md): the arenas and every stored tensor
+// (with the frozen weights' bf16 copy) by name, once attached; then for each op the device memory it may touch:
+// the tensors it reads and writes; those of a tensor applied on load (not stored: its writer's inputs and
+// outputs, which the loads compute it from); those of the latent backward ops it runs with it (fused_latent_bwd);
+// the residual its LayerNorm adds to (fused_residuals). Op scratch, the workspace and the frames are not in an
+// arena, so not checked.
+void opcheck_attach(avgen_ctx *c) {
+    if (!avgen_emu::trace::opcheck_on()) return;
+    const Dev *d = DEV(c);
+    const avgen_graph *g = c->g;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) avgen_emu::trace::arena(d->arena[a], d->arena_bytes[a]);
+    if (d->frozen16) avgen_emu::trace::arena(d->frozen16, (size_t)g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16);
+    for (int t = 0; t < g->n_tensors; t++) {
+        const avgen_tensor_desc *td = &g->tensors[t];
+        if (virt(d, t) || !td->bytes) continue;
+        avgen_emu::trace::tensor(dptr(c, t), (size_t)(is16(d, t) ? td->bytes / 2 : td->bytes), td->name);
+        if (td->arena == AVGEN_ARENA_FROZEN && d->frozen16)
+            avgen_emu::trace::tensor(W16(c, t), (size_t)td->bytes / 2, (std::string(td->name) + " (bf16 copy)").c_str());
+    }
+}
+void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
+    if (!avgen_emu::trace::opcheck_on()) return;
+    const Dev *d = DEV(c);
+    std::vector<const void *> p;
+    std::vector<size_t> n;
+    std::vector<char> seen((size_t)g->n_tensors, 0);
+    std::function<void(int)> add = [&](int t) {
+        if (t < 0 || seen[t]) return;
+        seen[t] = 1;
+        const avgen_tensor_desc *td = &g->tensors[t];
+        if (virt(d, t)) {  // applied on load: from what its writer reads and writes
+            const avgen_op_desc *w = &g->ops[d->vwriter[t]];
+            for (int k = 0; k < w->n_in; k++) add(g->refs[w->in_at + k]);
+            for (int k = 0; k < w->n_out; k++) add(g->refs[w->out_at + k]);
+            return;
+        }
+        p.push_back(dptr(c, t)), n.push_back((size_t)(is16(d, t) ? td->bytes / 2 : td->bytes));
+        if (td->arena == AVGEN_ARENA_FROZEN && d->frozen16) p.push_back(W16(c, t)), n.push_back((size_t)td->bytes / 2);
+    };
+    std::vector<int> ops = {op};
+    if (d->lb && d->lb[op].first >= 0)
+        for (const int q : {d->lb[op].first, d->lb[op].ln, d->lb[op].lny})
+            if (q >= 0) ops.push_back(q);
+    for (const int q : ops) {
+        const avgen_op_desc *o = &g->ops[q];
+        for (int k = 0; k < o->n_in; k++) add(g->refs[o->in_at + k]);
+        for (int k = 0; k < o->n_out; k++) add(g->refs[o->out_at + k]);
+    }
+    if (d->ln_res && d->ln_res[op] >= 0) add(d->ln_res[op]);
+    avgen_emu::trace::op_begin(g->ops[op].name, p.data(), n.data(), (int)p.size());
+}
+#endif
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
@@ -2049,6 +2107,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     if (d->failed) goto fail;
     d->ws_bytes = kWorkspaceBytes;
     if (!ck(d, cudaMalloc(&d->ws, d->ws_bytes), "device memory for the cuBLASLt workspace")) goto fail;
+#ifdef AVGEN_EMU_TRACE
+    opcheck_attach(c);
+#endif
     {
         const size_t need = d->scratch_bytes;
         if (cudaMalloc((void **)&d->scratch, need) != cudaSuccess) {
@@ -2308,7 +2369,15 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->plans);
     if (d->lt) lt.destroy(d->lt);
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
-        if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared)) cudaFree(d->arena[a]);
+        if (!(a == AVGEN_ARENA_FROZEN && d->frozen_shared)) {
+#ifdef AVGEN_EMU_TRACE
+            avgen_emu::trace::arena_gone(d->arena[a]);
+#endif
+            cudaFree(d->arena[a]);
+        }
+#ifdef AVGEN_EMU_TRACE
+    if (!d->frozen_shared) avgen_emu::trace::arena_gone(d->frozen16);
+#endif
     cudaFree(d->frames_f32);
     cudaFree(d->stage);
     free(d->staged);
@@ -2347,7 +2416,13 @@ extern "C" void rt_cuda_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     if (d->failed) return;
     if (d->profiling) cudaEventRecord(d->ev[2 * op], d->s);
+#ifdef AVGEN_EMU_TRACE
+    opcheck_begin(c, g, op);
+#endif
     run_op(c, g, op);
+#ifdef AVGEN_EMU_TRACE
+    avgen_emu::trace::op_end();
+#endif
     if (d->profiling) cudaEventRecord(d->ev[2 * op + 1], d->s);
 }
 

@@ -2,12 +2,13 @@
 # The CUDA backend on the CUDA emulator's tracing build (runtime/emu/emu_trace.cc; docs/emulator.md): every kernel
 # of a training step checked for races, and its memory traffic counted.
 #   each tiny program and emu-wide (ViT-B's sequence lengths at width 128), fp32 and bf16 GEMMs and bf16
-#   activations: no race (AVGEN_EMU_RACES=1), no read of memory never written (AVGEN_EMU_INITCHECK=1: in a kernel,
-#   or by cuBLASLt), and the step's dump bit for bit the plain emulator's (the
+#   activations, the step and its Adam update: no race (AVGEN_EMU_RACES=1), no read of memory never written
+#   (AVGEN_EMU_INITCHECK=1: in a kernel, or by cuBLASLt), no op touching a tensor not its own (AVGEN_EMU_OPCHECK=1),
+#   and the dumps bit for bit the plain emulator's (the
 #   instrumentation changes no arithmetic); the memory profile written (AVGEN_EMU_MEMPROFILE), a line a kernel,
 #   with each instruction by source line beside it;
 #   emu-vitb2 (two ViT-B/16 layers at full width, B = 1, T = 2; bf16 GEMMs, fp32 activations as on the GPU by
-#   default): no race, no read of memory never written, and every kernel coalesced, which is what the profile is for: a kernel moving 10,000
+#   default): none of those faults, and every kernel coalesced, which is what the profile is for: a kernel moving 10,000
 #   sectors or more asks for at most 10% more 32-byte sectors than the bytes it loads or stores fill, and at most
 #   15% more shared-memory wavefronts than its requests need without bank conflicts. k_im2col is let off: it reads
 #   the uint8 frames a byte a thread (pixels 3 bytes apart, in 16-pixel rows), about 0.3% of the step's sectors.
@@ -17,6 +18,7 @@ set -u
 VITB=$1
 shift
 . "$(dirname "$0")/lib.sh" emu-trace
+CHECKS="AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 AVGEN_EMU_OPCHECK=1"
 
 for q in "$@"; do
   n=$(basename "$q" -train-emutrace)
@@ -24,12 +26,13 @@ for q in "$@"; do
   for v in fp32:fp32: bf16:bf16: bf16ops:bf16:AVGEN_BF16_OPERANDS=1; do
     IFS=: read -r tag prec extra <<<"$v"
     d=$TMP/$n-$tag
-    run "$n $tag plain" env $extra "$plain" --step --inputs random --out "$d-plain.st" --backend cuda --precision "$prec" ||
-      continue
-    out=$(env $extra AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 AVGEN_EMU_MEMPROFILE="$d.tsv" "$q" --step --inputs random --out "$d-trace.st" \
-      --backend cuda --precision "$prec" 2>&1)
+    run "$n $tag plain" env $extra "$plain" --step --inputs random --out "$d-plain.st" --update-out "$d-plain-upd.st" \
+      --backend cuda --precision "$prec" || continue
+    out=$(env $extra $CHECKS AVGEN_EMU_MEMPROFILE="$d.tsv" "$q" --step --inputs random --out "$d-trace.st" \
+      --update-out "$d-trace-upd.st" --backend cuda --precision "$prec" 2>&1)
     if [ $? != 0 ]; then bad "$n $tag traced: $out"; continue; fi
-    if cmp -s "$d-plain.st" "$d-trace.st"; then ok; else bad "$n $tag: the traced step's dump differs from the plain emulator's"; fi
+    if cmp -s "$d-plain.st" "$d-trace.st" && cmp -s "$d-plain-upd.st" "$d-trace-upd.st"; then ok
+    else bad "$n $tag: the traced step's dumps differ from the plain emulator's"; fi
     # the profile: its header, a line for each kernel that ran (the step's launches at least a few kernels), and
     # the instructions named by source line in the backend's kernels
     if head -1 "$d.tsv" | grep -q "^kernel	launches	load_requests	load_sectors	load_ideal_sectors" &&
@@ -39,7 +42,7 @@ for q in "$@"; do
 done
 
 # ViT-B/16 widths: races, then coalescing
-out=$(AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 AVGEN_EMU_MEMPROFILE="$TMP/vitb.tsv" "$VITB" --step --inputs random --out "$TMP/vitb.st" \
+out=$(env $CHECKS AVGEN_EMU_MEMPROFILE="$TMP/vitb.tsv" "$VITB" --step --inputs random --out "$TMP/vitb.st" \
   --backend cuda --precision bf16 2>&1)
 if [ $? = 0 ]; then ok; else bad "emu-vitb2 traced: $(tail -5 <<<"$out")"; fi
 if [ -f "$TMP/vitb.tsv" ]; then

@@ -13,7 +13,10 @@
 //   allocation is a fault naming the byte and the line, and so is such memory a copy brought from another
 //   allocation, while a set, a copy from the host or a kernel's store makes it written, byte for byte; shared
 //   memory its block did not write (written by the block before it is not); cuBLASLt operands never written
-//   (C only with beta != 0), and its result written.
+//   (C only with beta != 0), and its result written;
+//   each op's tensors (AVGEN_EMU_OPCHECK=1): a kernel of an op writing an arena's tensor that is not the op's
+//   is a fault naming the op and the tensor, also when replayed from a graph after the op's submission ended
+//   (the op travels with the work), and so is cuBLASLt writing its D there; outside an op nothing is checked.
 #include "emu/cuda_emu.h"
 
 #include <stdio.h>
@@ -298,12 +301,80 @@ static void test_initcheck(float *y) {
           fault().c_str());
 }
 
+// ------------------------------------------------------------------------------------------- opcheck
+__global__ void o_write(float *x, int at) { x[at + threadIdx.x] = 1; }
+
+static void test_opcheck() {
+    namespace tr = avgen_emu::trace;
+    float *ar;  // an arena of tensors a, b, c (64 floats each) and 64 floats in no tensor
+    cudaMalloc((void **)&ar, 256 * sizeof(float));
+    cudaMemset(ar, 0, 256 * sizeof(float));
+    tr::arena(ar, 256 * sizeof(float));
+    tr::tensor(ar, 256, "a");
+    tr::tensor(ar + 64, 256, "b");
+    tr::tensor(ar + 128, 256, "c");
+    const void *p[] = {ar, ar + 64};
+    const size_t n[] = {256, 256};
+    auto fault = [] { return std::string(avgen_emu::trace::last_fault()); };
+    auto writes = [&](int at) { return run("o_write", dim3(1), dim3(64), [=] { o_write(ar, at); }); };
+    tr::op_begin("op1", p, n, 2);  // a and b, side by side: one range
+    CHECK(writes(0) == cudaSuccess && writes(64) == cudaSuccess && writes(32) == cudaSuccess, "op1 on a and b: %s",
+          fault().c_str());
+    CHECK(writes(100) == cudaErrorLaunchFailure &&
+              fault().find("op op1 writes byte 0 of tensor c, not one of its tensors") == 0,
+          "op1 writing into c: %s", fault().c_str());
+    CHECK(writes(192) == cudaErrorLaunchFailure &&
+              fault().find("op op1 writes byte 768 of a 1024-byte arena, in no tensor (") == 0,
+          "op1 writing past the tensors: %s", fault().c_str());
+    // captured during op1, replayed after it: still op1's
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    avgen_emu::launch("o_write", dim3(1), dim3(64), 0, s, [=] { o_write(ar, 128); });
+    cudaGraph_t g;
+    cudaStreamEndCapture(s, &g);
+    tr::op_end();
+    CHECK(writes(128) == cudaSuccess, "outside an op, c written: %s", fault().c_str());
+    cudaGraphExec_t ge;
+    cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphLaunch(ge, s);
+    const cudaError_t e = cudaStreamSynchronize(s);
+    CHECK(e == cudaErrorLaunchFailure && fault().find("op op1 writes byte 0 of tensor c") == 0,
+          "op1's launch replayed from a graph: %s, %s", cudaGetErrorName(e), fault().c_str());
+    avgen_emu::clear_fault();
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+    // cuBLASLt: D = A^T B (4 x 4) with A in a, B in b, D in c: op1 may not write c
+    cublasLtHandle_t lh;
+    cublasLtCreate(&lh);
+    cublasLtMatmulDesc_t d;
+    cublasLtMatmulDescCreate(&d, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasLtMatrixLayout_t l;
+    cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, 4, 4, 4);
+    const float one = 1, zero = 0;
+    auto mm = [&](float *D) {
+        tr::op_begin("op1", p, n, 2);
+        const cublasStatus_t st =
+            cublasLtMatmul(lh, d, &one, ar, l, ar + 64, l, &zero, D, l, D, l, NULL, NULL, 0, NULL);
+        tr::op_end();
+        const cudaError_t e = cudaDeviceSynchronize();
+        avgen_emu::clear_fault();
+        return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
+    };
+    CHECK(mm(ar + 32), "cuBLASLt writing a's second half in op1 failed");
+    CHECK(!mm(ar + 128), "cuBLASLt writing c in op1 was not a fault");
+    tr::arena_gone(ar);
+    CHECK(writes(192) == cudaSuccess, "an arena gone is not checked: %s", fault().c_str());
+}
+
 int main() {
     // (read at the first launch; the profile is written at exit, into the test's folder: tests/emu_test.sh checks
     // a program's)
     setenv("AVGEN_EMU_MEMPROFILE", "test_emu_trace.tsv", 1);
     setenv("AVGEN_EMU_RACES", "1", 1);
     setenv("AVGEN_EMU_INITCHECK", "1", 1);
+    setenv("AVGEN_EMU_OPCHECK", "1", 1);
     float *x, *y;
     double *yd;
     unsigned *u;
@@ -319,6 +390,7 @@ int main() {
     test_profile(x, y, yd, u);
     test_races(y, h);
     test_initcheck(y);
+    test_opcheck();
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
 }

@@ -11,7 +11,8 @@
 #   emulator, and without the second stream (AVGEN_PREFETCH=0);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
 #   bf16 activations (AVGEN_BF16_OPERANDS=1) through training and validation, losses within 5% of bf16 GEMMs; on
-#   the emulator's tracing build, no race nor read of memory never written, and the same losses;
+#   the emulator's tracing build, no race, read of memory never written or op outside its tensors, and the same
+#   losses;
 #   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
 #   avgen train and avgen eval --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
 # usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM [TRAIN_EMUTRACE_PROGRAM]
@@ -35,11 +36,12 @@ run "cuda bf16" "$P" "${A[@]}" --out "$TMP/bf16" --max-steps 8 --backend cuda
 # bf16 activations (AVGEN_BF16_OPERANDS=1): the training context and the validation context (which shares the
 # frozen weights and their bf16 copy) both repack their activation arenas
 run "cuda bf16 activations" env AVGEN_BF16_OPERANDS=1 "$P" "${A[@]}" --out "$TMP/ops" --max-steps 8 --backend cuda
-# the same on the emulator's tracing build (TRACE_PROGRAM, when built): no race and no read of memory never
-# written in any kernel or cuBLASLt call of training and validation, and the same losses (docs/emulator.md)
+# the same on the emulator's tracing build (TRACE_PROGRAM, when built): no race, no read of memory never written
+# and no op touching a tensor not its own, in any kernel or cuBLASLt call of training and validation, and the same
+# losses (docs/emulator.md)
 if [ -n "${4:-}" ]; then
-  run "traced bf16 activations" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 "$4" "${A[@]}" \
-    --out "$TMP/traced" --max-steps 8 --backend cuda &&
+  run "traced bf16 activations" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 AVGEN_EMU_OPCHECK=1 \
+    "$4" "${A[@]}" --out "$TMP/traced" --max-steps 8 --backend cuda &&
     { if [ -n "$(grep -o '"loss":[^,]*' "$TMP/ops/log.jsonl")" ] &&
         [ "$(grep -o '"loss":[^,]*' "$TMP/ops/log.jsonl")" = "$(grep -o '"loss":[^,]*' "$TMP/traced/log.jsonl")" ]
       then ok; else bad "traced training: not the losses of the plain emulator's"; fi; }

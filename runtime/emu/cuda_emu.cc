@@ -482,8 +482,17 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStr
         return fail(cudaErrorInvalidValue);
     }
     if (!stacks_ready()) return fail(cudaErrorMemoryAllocation);
+#ifdef AVGEN_EMU_TRACE
+    const std::shared_ptr<const void> op = trace::op_submitted();  // (AVGEN_EMU_OPCHECK: whose tensors it may touch)
+#endif
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;  // the context is broken, as on the GPU
+#ifdef AVGEN_EMU_TRACE
+        trace::op_enter(op);
+        struct Leave {
+            ~Leave() { trace::op_enter(nullptr); }
+        } leave;
+#endif
         if (!race_check()) {
             run_grid(name, grid, block, smem, fn, false);
             return;
@@ -619,6 +628,22 @@ bool load(std::vector<float> &out, const LtLayout *L, const void *p, bool trans,
     return true;
 }
 #ifdef AVGEN_EMU_TRACE
+// AVGEN_EMU_OPCHECK: true (a fault recorded) when an element of matrix `what` (every batch) is outside the tensors of
+// the op that submitted the matmul.
+int lt_outside(const LtLayout &L, const void *p, const char *what, bool store) {
+    const size_t es = L.type == CUDA_R_16BF ? 2 : 4;
+    char why[512];
+    for (int b = 0; b < L.batch; b++)
+        for (uint64_t c = 0; c < L.cols; c++)
+            for (uint64_t r = 0; r < L.rows; r++)
+                if (trace::op_outside((const unsigned char *)p + ((size_t)b * L.stride + r + c * (uint64_t)L.ld) * es, es,
+                                      store, why, sizeof why)) {
+                    kernel_fault("cuBLASLt matmul: its %s (element %llu, %llu of batch %d): %s", what,
+                                 (unsigned long long)r, (unsigned long long)c, b, why);
+                    return 1;
+                }
+    return 0;
+}
 // AVGEN_EMU_INITCHECK: true (a fault recorded) when an element of matrix `what` (every batch) was never written.
 int lt_unwritten(const LtLayout &L, const void *p, const char *what) {
     const size_t es = L.type == CUDA_R_16BF ? 2 : 4;
@@ -1059,9 +1084,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
     uint64_t m, n, k;
     if (!lt_shape(&x, &a, &b, &c, &dd, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
     const float al = *(const float *)alpha, be = *(const float *)beta;
+#ifdef AVGEN_EMU_TRACE
+    const std::shared_ptr<const void> op = trace::op_submitted();
+#endif
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;
 #ifdef AVGEN_EMU_TRACE
+        trace::op_enter(op);
+        struct Leave {
+            ~Leave() { trace::op_enter(nullptr); }
+        } leave;
+        // AVGEN_EMU_OPCHECK: every element it reads and writes inside the op's tensors
+        if (trace::on() && lt_outside(a, A, "A", false) + lt_outside(b, B, "B", false) +
+                                   (be != 0.0f && lt_outside(c, C, "C", false)) + lt_outside(dd, D, "D", true))
+            return;
         // AVGEN_EMU_INITCHECK: what the matmul reads must have been written (C only when beta is not 0)
         if (trace::on() && lt_unwritten(a, A, "A") + lt_unwritten(b, B, "B") + (be != 0.0f && lt_unwritten(c, C, "C")))
             return;

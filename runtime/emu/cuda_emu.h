@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include <functional>
+#include <memory>
 
 namespace avgen_emu {
 // The running CUDA thread: its index, lane and warp, and which of the two exchange buffers its next
@@ -100,6 +101,19 @@ void dev_free(const void *p);
 void dev_written(const void *p, size_t n);
 void dev_copied(void *dst, const void *src, size_t n);
 bool dev_unwritten(const void *p, size_t n, char *why, size_t wn);
+// AVGEN_EMU_OPCHECK: the backend's arenas and tensors (rt_cuda.cu at attach), and around each op's submission the
+// ranges it may touch (its tensors, and those it reaches by design: a tensor applied on load, a fused pair's);
+// the emulator carries the op with the work (op_submitted, op_enter: a graph replays it later), and a kernel's or
+// cuBLASLt's access of an arena outside them is a fault (op_outside: cuBLASLt's, with why said).
+bool opcheck_on();
+void arena(const void *p, size_t bytes);
+void arena_gone(const void *p);
+void tensor(const void *p, size_t bytes, const char *name);
+void op_begin(const char *name, const void *const *p, const size_t *n, int count);
+void op_end();
+std::shared_ptr<const void> op_submitted();
+void op_enter(const std::shared_ptr<const void> &ctx);
+bool op_outside(const void *p, size_t n, bool store, char *why, size_t wn);
 // One load or store of `bytes` at p by the running thread, as one instruction (a vector access, a row of
 // ldmatrix) at pc, or (null) where this call returns to; the instrumented element accesses it is made of that
 // follow are not counted again.

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -32,6 +33,7 @@ namespace {
 const char *profile_path;                // AVGEN_EMU_MEMPROFILE
 bool races;                              // AVGEN_EMU_RACES=1
 bool initcheck;                          // AVGEN_EMU_INITCHECK=1
+bool opcheck;                            // AVGEN_EMU_OPCHECK=1
 bool active;                             // a launch is running
 uintptr_t smem_lo, smem_hi;              // the launch's dynamic shared memory
 std::map<uintptr_t, size_t> shared_arr;  // the static shared arrays seen (they stay where they are)
@@ -250,6 +252,45 @@ void report_unwritten(bool shared, size_t n, size_t off, size_t size, int tid, u
              shared ? "its" : "a", size, shared ? "region" : "allocation", n, tid, w[pc].c_str());
 }
 
+// ------------------------------------------------------------------------------------------- opcheck
+// The backend's arenas (where its tensors lie side by side), its tensors by name, and for the op whose work is
+// running (captured when the work was submitted: a graph replays it later) the ranges it may touch.
+std::map<uintptr_t, size_t> arenas;
+std::map<uintptr_t, std::pair<size_t, std::string>> tensor_names;
+struct OpCtx {
+    std::string name;
+    std::vector<std::pair<uintptr_t, uintptr_t>> allow;  // [lo, hi), sorted, merged
+};
+std::shared_ptr<const OpCtx> op_current;  // the op being submitted (the backend's op_begin .. op_end)
+const OpCtx *op_running;                  // the op of the work running now
+
+// Where a is: "byte X of tensor T, not one of its tensors" or "byte X of a Y-byte arena, in no tensor".
+std::string place(uintptr_t a) {
+    char buf[512];
+    auto t = tensor_names.upper_bound(a);
+    if (t != tensor_names.begin() && a - std::prev(t)->first < std::prev(t)->second.first) {
+        --t;
+        snprintf(buf, sizeof buf, "byte %zu of tensor %s, not one of its tensors", (size_t)(a - t->first),
+                 t->second.second.c_str());
+        return buf;
+    }
+    auto r = arenas.upper_bound(a);
+    --r;
+    snprintf(buf, sizeof buf, "byte %zu of a %zu-byte arena, in no tensor", (size_t)(a - r->first), r->second);
+    return buf;
+}
+// True when the running op may not touch [a, a + n): inside an arena, outside every range of the op.
+bool outside_op(uintptr_t a, size_t n) {
+    if (!op_running) return false;
+    auto r = arenas.upper_bound(a);
+    if (r == arenas.begin() || a - std::prev(r)->first >= std::prev(r)->second) return false;
+    const auto &v = op_running->allow;
+    auto it = std::upper_bound(v.begin(), v.end(), std::make_pair(a, ~(uintptr_t)0));
+    if (it == v.begin()) return true;
+    --it;
+    return !(a >= it->first && a + n <= it->second);
+}
+
 // ------------------------------------------------------------------------------------------- hooks
 int space_of(uintptr_t a) {
     if (a >= smem_lo && a < smem_hi) return SHARED;
@@ -273,6 +314,12 @@ void access(const void *p, size_t n, bool store, uintptr_t pc, bool vector) {
         return;  // an element of the vector access just recorded
     }
     if (races) check(a, n, store, space == SHARED, Acc{pc, block_no, bar, wsync[cur->warp], tid});
+    if (opcheck && !faulted && outside_op(a, n)) {
+        faulted = true;
+        std::map<uintptr_t, std::string> w = lines_of({pc});
+        snprintf(fault_why, sizeof fault_why, "op %s %s %s (%zu bytes, thread %d at %s)", op_running->name.c_str(),
+                 store ? "writes" : "reads", place(a).c_str(), n, tid, w[pc].c_str());
+    }
     if (initcheck && !faulted) {
         size_t off, size;
         if (store)
@@ -400,8 +447,10 @@ bool init() {
     races = r && !strcmp(r, "1");
     const char *ic = getenv("AVGEN_EMU_INITCHECK");
     initcheck = ic && !strcmp(ic, "1");
+    const char *oc = getenv("AVGEN_EMU_OPCHECK");
+    opcheck = oc && !strcmp(oc, "1");
     if (profile_path) atexit(write_profile);
-    return profile_path || races || initcheck;
+    return profile_path || races || initcheck || opcheck;
 }
 
 }  // namespace
@@ -499,6 +548,40 @@ bool counts(const char *kernel, Counts *c) {
 }
 
 const char *last_fault() { return fault_why; }
+
+bool opcheck_on() { return on() && opcheck; }
+void arena(const void *p, size_t bytes) { arenas[(uintptr_t)p] = bytes; }
+void arena_gone(const void *p) {
+    const uintptr_t lo = (uintptr_t)p;
+    auto it = arenas.find(lo);
+    if (it == arenas.end()) return;
+    tensor_names.erase(tensor_names.lower_bound(lo), tensor_names.lower_bound(lo + it->second));
+    arenas.erase(it);
+}
+void tensor(const void *p, size_t bytes, const char *name) { tensor_names[(uintptr_t)p] = {bytes, name}; }
+void op_begin(const char *name, const void *const *p, const size_t *n, int count) {
+    auto c = std::make_shared<OpCtx>();
+    c->name = name;
+    for (int i = 0; i < count; i++)
+        if (n[i]) c->allow.push_back({(uintptr_t)p[i], (uintptr_t)p[i] + n[i]});
+    std::sort(c->allow.begin(), c->allow.end());
+    std::vector<std::pair<uintptr_t, uintptr_t>> merged;  // (overlapping ranges, the bf16 and fp32 views: one)
+    for (auto &r : c->allow)
+        if (!merged.empty() && r.first <= merged.back().second)
+            merged.back().second = std::max(merged.back().second, r.second);
+        else
+            merged.push_back(r);
+    c->allow = merged;
+    op_current = c;
+}
+void op_end() { op_current.reset(); }
+std::shared_ptr<const void> op_submitted() { return op_current; }
+void op_enter(const std::shared_ptr<const void> &ctx) { op_running = (const OpCtx *)ctx.get(); }
+bool op_outside(const void *p, size_t n, bool store, char *why, size_t wn) {
+    if (!opcheck || !outside_op((uintptr_t)p, n)) return false;
+    snprintf(why, wn, "op %s %s %s", op_running->name.c_str(), store ? "writes" : "reads", place((uintptr_t)p).c_str());
+    return true;
+}
 
 }  // namespace trace
 }  // namespace avgen_emu
