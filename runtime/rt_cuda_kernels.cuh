@@ -833,10 +833,44 @@ __device__ __forceinline__ unsigned attn_pair(const float *p) {
 }
 __device__ __forceinline__ unsigned attn_pair(const unsigned short *p) { return vld<unsigned>(p); }
 
-// A fragments of 16 rows x HD (row stride rs elements, rows >= n zero) from global fp32 or bf16.
+// A 4 x 4 transpose within each quad of lanes (lanes 4q to 4q + 3): x[b] of lane t becomes lane b's x[t]. Two
+// butterfly stages (partners t ^ 2, then t ^ 1), two shuffles each.
+__device__ __forceinline__ void quad_transpose(unsigned x[4]) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int m = 2; m > 0; m >>= 1)
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+            if (b & m) continue;
+            const unsigned r = __shfl_xor_sync(0xffffffffu, (t & m) ? x[b] : x[b | m], m);
+            if (t & m) x[b] = r;
+            else x[b | m] = r;
+        }
+}
+
+// A fragments of 16 rows x HD (row stride rs elements, rows >= n zero) from global fp32 or bf16. Lane (g, t) of
+// the fragment holds, of row g and g + 8, the pairs of columns 2t, 2t + 1 of each 8-column block. From fp32 a
+// lane loads each pair (8 bytes: a quad reads 32 consecutive bytes of a row, a whole sector); from bf16 with HD a
+// multiple of 32 it loads a whole block (16 bytes: a quad reads 64 consecutive bytes) and the quad transposes
+// blocks into pairs (quad_transpose), where a pair a lane (4 bytes) left each load instruction half a sector of a
+// row: twice the sectors (the CUDA emulator's memory profile, docs/emulator.md). The same bits either way.
 template <int HD, class T>
 __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const T *src, long long rs, int r0, int n) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    if constexpr (sizeof(T) == 2 && HD % 32 == 0) {
+#pragma unroll
+        for (int j0 = 0; j0 < HD / 8; j0 += 4)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = r0 + g + 8 * h;
+                const uint4 v = row < n ? vld<uint4>(src + row * rs + (j0 + t) * 8) : make_uint4(0, 0, 0, 0);
+                unsigned x[4] = {v.x, v.y, v.z, v.w};  // block j0 + t: its pairs 0..3
+                quad_transpose(x);                      // blocks j0..j0 + 3: pair t of each
+#pragma unroll
+                for (int b = 0; b < 4; b++) a[(j0 + b) >> 1][h + 2 * ((j0 + b) & 1)] = x[b];
+            }
+        return;
+    }
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++)
 #pragma unroll
@@ -947,12 +981,29 @@ __device__ __forceinline__ void attn_mma_pv(float out[HD / 8][4], const float p[
     }
 }
 // Writes 16 rows x HD of accumulators (times s0 for row g, s1 for row g + 8) to dst (row stride rs), rows < n,
-// as fp32 or, rounded to nearest, as bf16.
+// as fp32 or, rounded to nearest, as bf16: a pair of columns a lane (8 bytes of fp32: a quad writes a sector of a
+// row), or as bf16 with HD a multiple of 32 a whole 8-column block a lane after the quad transposes its pairs into
+// blocks (16 bytes: as attn_load_a reads them).
 __device__ __forceinline__ void attn_put(float *p, float a, float b) { vst(p, make_float2(a, b)); }
 __device__ __forceinline__ void attn_put(unsigned short *p, float a, float b) { vst(p, bf16x2(a, b)); }
 template <int HD, class T>
 __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc[HD / 8][4], int r0, int n, float s0, float s1) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    if constexpr (sizeof(T) == 2 && HD % 32 == 0) {
+#pragma unroll
+        for (int j0 = 0; j0 < HD / 8; j0 += 4)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                unsigned x[4];  // blocks j0..j0 + 3: pair t of each, rounded
+#pragma unroll
+                for (int b = 0; b < 4; b++)
+                    x[b] = h ? bf16x2(acc[j0 + b][2] * s1, acc[j0 + b][3] * s1) : bf16x2(acc[j0 + b][0] * s0, acc[j0 + b][1] * s0);
+                quad_transpose(x);  // block j0 + t: its pairs 0..3
+                const int row = r0 + g + 8 * h;
+                if (row < n) vst(dst + row * rs + (j0 + t) * 8, make_uint4(x[0], x[1], x[2], x[3]));
+            }
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < HD / 8; j++) {
         if (r0 + g < n) attn_put(dst + (r0 + g) * rs + j * 8 + 2 * t, acc[j][0] * s0, acc[j][1] * s0);
