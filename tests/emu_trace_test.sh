@@ -7,8 +7,8 @@
 #   and the dumps bit for bit the plain emulator's (the
 #   instrumentation changes no arithmetic); the memory profile written (AVGEN_EMU_MEMPROFILE), a line a kernel,
 #   with each instruction by source line beside it;
-#   emu-vitb2 (two ViT-B/16 layers at full width, B = 1, T = 2; bf16 GEMMs, fp32 activations as on the GPU by
-#   default): none of those faults, and every kernel coalesced, which is what the profile is for: a kernel moving 10,000
+#   emu-vitb2 (two ViT-B/16 layers at full width, B = 1, T = 1; bf16 GEMMs, fp32 activations as on the GPU by
+#   default, and bf16 activations): none of those faults, and every kernel coalesced, which is what the profile is for: a kernel moving 10,000
 #   sectors or more asks for at most 10% more 32-byte sectors than the bytes it loads or stores fill, and at most
 #   15% more shared-memory wavefronts than its requests need without bank conflicts. k_im2col is let off: it reads
 #   the uint8 frames a byte a thread (pixels 3 bytes apart, in 16-pixel rows), about 0.3% of the step's sectors.
@@ -41,20 +41,21 @@ for q in "$@"; do
   done
 done
 
-# ViT-B/16 widths: races, then coalescing
-out=$(env $CHECKS AVGEN_EMU_MEMPROFILE="$TMP/vitb.tsv" "$VITB" --step --inputs random --out "$TMP/vitb.st" \
-  --backend cuda --precision bf16 2>&1)
-if [ $? = 0 ]; then ok; else bad "emu-vitb2 traced: $(tail -5 <<<"$out")"; fi
-if [ -f "$TMP/vitb.tsv" ]; then
+# ViT-B/16 widths, fp32 activations (the default) and bf16 activations: no fault, then coalescing
+for v in fp32acts: bf16acts:AVGEN_BF16_OPERANDS=1; do
+  IFS=: read -r tag extra <<<"$v"
+  f=$TMP/vitb-$tag
+  out=$(env $extra $CHECKS AVGEN_EMU_MEMPROFILE="$f.tsv" "$VITB" --step --inputs random --out "$f.st" --backend cuda \
+    --precision bf16 2>&1)
+  if [ $? = 0 ]; then ok; else bad "emu-vitb2 $tag traced: $(tail -5 <<<"$out")"; fi
+  if [ ! -f "$f.tsv" ]; then bad "emu-vitb2 $tag: no memory profile"; continue; fi
   worse=$(awk -F'\t' 'NR > 1 && $1 != "k_im2col" {
       if ($4 + $8 >= 10000 && ($4 > 1.1 * $5 || $8 > 1.1 * $9))
         printf "%s: %d load sectors for %d, %d store sectors for %d; ", $1, $4, $5, $8, $9
       if ($14 >= 10000 && $14 > 1.15 * $15) printf "%s: %d shared wavefronts for %d; ", $1, $14, $15
-    }' "$TMP/vitb.tsv")
-  kernels=$(($(wc -l <"$TMP/vitb.tsv") - 1))
-  if [ -z "$worse" ] && [ "$kernels" -ge 30 ]; then ok; else bad "emu-vitb2: $kernels kernels profiled; not coalesced: $worse"; fi
-  [ -z "$worse" ] || sort -t'	' -k8 -nr "$TMP/vitb.tsv.lines" | head -10 >&2
-else
-  bad "emu-vitb2: no memory profile"
-fi
+    }' "$f.tsv")
+  kernels=$(($(wc -l <"$f.tsv") - 1))
+  if [ -z "$worse" ] && [ "$kernels" -ge 30 ]; then ok; else bad "emu-vitb2 $tag: $kernels kernels profiled; not coalesced: $worse"; fi
+  [ -z "$worse" ] || sort -t'	' -k8 -nr "$f.tsv.lines" | head -10 >&2
+done
 finish
