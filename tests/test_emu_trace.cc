@@ -26,24 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "rt_cuda_kernels.cuh"
 
 namespace avgen_emu {
 void clear_fault();
 }
-
-static int pass, fail;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (cond)                                       \
-            pass++;                                     \
-        else {                                          \
-            fail++;                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
 
 static cudaError_t run(const char *name, dim3 g, dim3 b, std::function<void()> f) {
     const cudaError_t e = avgen_emu::launch(name, g, b, 0, NULL, std::move(f));
@@ -97,33 +85,35 @@ __global__ void p_ldsm(unsigned *out, int stride) {
 
 static void test_profile(float *x, float *y, double *yd, unsigned *u) {
     using avgen_emu::trace::Counts;
-    CHECK(run("p_copy", dim3(2), dim3(64), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
+    CHECK_MSG(run("p_copy", dim3(2), dim3(64), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
     Counts c = counts("p_copy");  // 4 warps, each a request of 128 bytes in 4 sectors, both ways
-    CHECK(c.launches == 1 && c.load_requests == 4 && c.load_sectors == 16 && c.load_bytes == 512 &&
-              c.store_requests == 4 && c.store_sectors == 16 && c.store_bytes == 512 && c.shared_requests == 0,
-          "consecutive floats: %llu launches, loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu",
-          c.launches, c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
-    CHECK(run("p_copy", dim3(1), dim3(32), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
+    CHECK_MSG(c.launches == 1 && c.load_requests == 4 && c.load_sectors == 16 && c.load_bytes == 512 &&
+                  c.store_requests == 4 && c.store_sectors == 16 && c.store_bytes == 512 && c.shared_requests == 0,
+              "consecutive floats: %llu launches, loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu",
+              c.launches, c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors,
+              c.store_bytes);
+    CHECK_MSG(run("p_copy", dim3(1), dim3(32), [=] { p_copy(x, y); }) == cudaSuccess, "p_copy failed");
     c = counts("p_copy");
-    CHECK(c.launches == 2 && c.load_requests == 5 && c.load_sectors == 20, "a second launch adds: %llu, %llu, %llu",
-          c.launches, c.load_requests, c.load_sectors);
+    CHECK_MSG(c.launches == 2 && c.load_requests == 5 && c.load_sectors == 20, "a second launch adds: %llu, %llu, %llu",
+              c.launches, c.load_requests, c.load_sectors);
 
-    CHECK(run("p_strided", dim3(1), dim3(32), [=] { p_strided(x, y); }) == cudaSuccess, "p_strided failed");
+    CHECK_MSG(run("p_strided", dim3(1), dim3(32), [=] { p_strided(x, y); }) == cudaSuccess, "p_strided failed");
     c = counts("p_strided");  // every eighth float: a sector a lane
-    CHECK(c.load_requests == 1 && c.load_sectors == 32 && c.load_bytes == 128 && c.store_sectors == 4,
-          "every eighth float: %llu requests %llu sectors %llu bytes", c.load_requests, c.load_sectors, c.load_bytes);
+    CHECK_MSG(c.load_requests == 1 && c.load_sectors == 32 && c.load_bytes == 128 && c.store_sectors == 4,
+              "every eighth float: %llu requests %llu sectors %llu bytes", c.load_requests, c.load_sectors,
+              c.load_bytes);
 
-    CHECK(run("p_broadcast", dim3(1), dim3(32), [=] { p_broadcast(x, y); }) == cudaSuccess, "p_broadcast failed");
+    CHECK_MSG(run("p_broadcast", dim3(1), dim3(32), [=] { p_broadcast(x, y); }) == cudaSuccess, "p_broadcast failed");
     c = counts("p_broadcast");  // the same float for every lane: one sector, 4 bytes
-    CHECK(c.load_requests == 1 && c.load_sectors == 1 && c.load_bytes == 4, "one float for all: %llu %llu %llu",
-          c.load_requests, c.load_sectors, c.load_bytes);
+    CHECK_MSG(c.load_requests == 1 && c.load_sectors == 1 && c.load_bytes == 4, "one float for all: %llu %llu %llu",
+              c.load_requests, c.load_sectors, c.load_bytes);
 
-    CHECK(run("p_vector", dim3(1), dim3(32), [=] { p_vector(x, y); }) == cudaSuccess, "p_vector failed");
+    CHECK_MSG(run("p_vector", dim3(1), dim3(32), [=] { p_vector(x, y); }) == cudaSuccess, "p_vector failed");
     c = counts("p_vector");  // one float4 a lane: one request of 512 bytes in 16 sectors each way
-    CHECK(c.load_requests == 1 && c.load_sectors == 16 && c.load_bytes == 512 && c.store_requests == 1 &&
-              c.store_sectors == 16 && c.store_bytes == 512,
-          "float4: loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu", c.load_requests, c.load_sectors,
-          c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
+    CHECK_MSG(c.load_requests == 1 && c.load_sectors == 16 && c.load_bytes == 512 && c.store_requests == 1 &&
+                  c.store_sectors == 16 && c.store_bytes == 512,
+              "float4: loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu", c.load_requests,
+              c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
 
     const struct {
         int stride;
@@ -131,26 +121,26 @@ static void test_profile(float *x, float *y, double *yd, unsigned *u) {
     } banks[] = {{1, 1}, {2, 2}, {32, 32}, {33, 1}};
     for (auto b : banks) {
         const std::string name = "p_bank" + std::to_string(b.stride);
-        CHECK(run(name.c_str(), dim3(1), dim3(32), [=] { p_bank(y, b.stride); }) == cudaSuccess, "p_bank failed");
+        CHECK_MSG(run(name.c_str(), dim3(1), dim3(32), [=] { p_bank(y, b.stride); }) == cudaSuccess, "p_bank failed");
         c = counts(name.c_str());  // the store and the load, each as many wavefronts as words to a bank
-        CHECK(c.shared_requests == 2 && c.shared_wavefronts == 2 * b.waves && c.shared_ideal_wavefronts == 2,
-              "shared stride %d: %llu requests, %llu wavefronts (ideal %llu), expected %llu", b.stride,
-              c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, 2 * b.waves);
+        CHECK_MSG(c.shared_requests == 2 && c.shared_wavefronts == 2 * b.waves && c.shared_ideal_wavefronts == 2,
+                  "shared stride %d: %llu requests, %llu wavefronts (ideal %llu), expected %llu", b.stride,
+                  c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, 2 * b.waves);
     }
-    CHECK(run("p_bank8", dim3(1), dim3(32), [=] { p_bank8(yd); }) == cudaSuccess, "p_bank8 failed");
+    CHECK_MSG(run("p_bank8", dim3(1), dim3(32), [=] { p_bank8(yd); }) == cudaSuccess, "p_bank8 failed");
     c = counts("p_bank8");  // 8-byte accesses: two half-warp phases each
-    CHECK(c.shared_requests == 2 && c.shared_wavefronts == 4 && c.shared_ideal_wavefronts == 4,
-          "8-byte shared: %llu requests %llu wavefronts (ideal %llu)", c.shared_requests, c.shared_wavefronts,
-          c.shared_ideal_wavefronts);
+    CHECK_MSG(c.shared_requests == 2 && c.shared_wavefronts == 4 && c.shared_ideal_wavefronts == 4,
+              "8-byte shared: %llu requests %llu wavefronts (ideal %llu)", c.shared_requests, c.shared_wavefronts,
+              c.shared_ideal_wavefronts);
     for (int stride : {64, 72}) {  // 128-byte rows: all 8 rows of a matrix on the same 4 banks; 144: none shared
         const std::string name = "p_ldsm" + std::to_string(stride);
-        CHECK(run(name.c_str(), dim3(1), dim3(32), [=] { p_ldsm(u, stride); }) == cudaSuccess, "p_ldsm failed");
+        CHECK_MSG(run(name.c_str(), dim3(1), dim3(32), [=] { p_ldsm(u, stride); }) == cudaSuccess, "p_ldsm failed");
         c = counts(name.c_str());
         const unsigned long long want = stride == 64 ? 32 : 4;  // 4 phases of 8 rows
         // (the fill above: 72 requests of 2-byte stores, one wavefront each)
-        CHECK(c.shared_requests == 73 && c.shared_wavefronts == 72 + want && c.shared_ideal_wavefronts == 76,
-              "ldmatrix rows %d halves apart: %llu requests, %llu wavefronts (ideal %llu), expected %llu for it",
-              stride, c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, want);
+        CHECK_MSG(c.shared_requests == 73 && c.shared_wavefronts == 72 + want && c.shared_ideal_wavefronts == 76,
+                  "ldmatrix rows %d halves apart: %llu requests, %llu wavefronts (ideal %llu), expected %llu for it",
+                  stride, c.shared_requests, c.shared_wavefronts, c.shared_ideal_wavefronts, want);
     }
 }
 
@@ -219,13 +209,13 @@ static void test_races(float *y, unsigned short *h) {
     for (auto &t : cases) {
         const cudaError_t e = run(t.name, t.grid, t.block, t.f);
         const std::string why = avgen_emu::trace::last_fault();
-        CHECK((e == cudaErrorLaunchFailure) == t.race && (why.empty() == !t.race), "%s (%s): %s, race report \"%s\"",
-              t.name, t.why, cudaGetErrorName(e), why.c_str());
+        CHECK_MSG((e == cudaErrorLaunchFailure) == t.race && (why.empty() == !t.race),
+                  "%s (%s): %s, race report \"%s\"", t.name, t.why, cudaGetErrorName(e), why.c_str());
         // the report names both accesses by source line (addr2line, from the line tables of this file)
         if (t.race)
-            CHECK(why.find("test_emu_trace.cc:") != std::string::npos &&
-                      why.find("test_emu_trace.cc:") != why.rfind("test_emu_trace.cc:"),
-                  "%s: the report does not name two lines of this file: %s", t.name, why.c_str());
+            CHECK_MSG(why.find("test_emu_trace.cc:") != std::string::npos &&
+                          why.find("test_emu_trace.cc:") != why.rfind("test_emu_trace.cc:"),
+                      "%s: the report does not name two lines of this file: %s", t.name, why.c_str());
     }
 }
 
@@ -246,33 +236,33 @@ static void test_initcheck(float *y) {
     cudaMalloc((void **)&x, 64 * sizeof(float));
     auto reads = [&](int n) { return run("i_read", dim3(1), dim3(32), [=] { i_read(x, y, n); }); };
     auto fault = [] { return std::string(avgen_emu::trace::last_fault()); };
-    CHECK(reads(32) == cudaErrorLaunchFailure &&
-              fault().find("reads device memory never written: byte 0 of a 256-byte "
-                           "allocation") == 0 &&
-              fault().find("test_emu_trace.cc:") != std::string::npos,
-          "a fresh allocation read: %s", fault().c_str());
+    CHECK_MSG(reads(32) == cudaErrorLaunchFailure &&
+                  fault().find("reads device memory never written: byte 0 of a 256-byte "
+                               "allocation") == 0 &&
+                  fault().find("test_emu_trace.cc:") != std::string::npos,
+              "a fresh allocation read: %s", fault().c_str());
     std::vector<float> h(64, 2.0f);
     cudaMemcpy(x, h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice);  // the first 16 written
-    CHECK(reads(16) == cudaSuccess && fault().empty(), "16 floats copied up, 16 read: %s", fault().c_str());
-    CHECK(reads(17) == cudaErrorLaunchFailure && fault().find("byte 64 of") != std::string::npos,
-          "17 read of 16 written: %s", fault().c_str());
+    CHECK_MSG(reads(16) == cudaSuccess && fault().empty(), "16 floats copied up, 16 read: %s", fault().c_str());
+    CHECK_MSG(reads(17) == cudaErrorLaunchFailure && fault().find("byte 64 of") != std::string::npos,
+              "17 read of 16 written: %s", fault().c_str());
     cudaMemset(x + 16, 0, 8 * sizeof(float));
-    CHECK(reads(24) == cudaSuccess, "8 more set: %s", fault().c_str());
-    CHECK(run("i_write", dim3(1), dim3(32), [=] { i_write(x); }) == cudaSuccess, "i_write failed");
-    CHECK(reads(32) == cudaSuccess, "32 written by a kernel: %s", fault().c_str());
+    CHECK_MSG(reads(24) == cudaSuccess, "8 more set: %s", fault().c_str());
+    CHECK_MSG(run("i_write", dim3(1), dim3(32), [=] { i_write(x); }) == cudaSuccess, "i_write failed");
+    CHECK_MSG(reads(32) == cudaSuccess, "32 written by a kernel: %s", fault().c_str());
     float *z;
     cudaMalloc((void **)&z, 64 * sizeof(float));
     cudaMemcpy(z, x + 20, 32 * sizeof(float), cudaMemcpyDeviceToDevice);  // 12 written, 20 not
-    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 12); }) == cudaSuccess, "copied, written: %s",
-          fault().c_str());
-    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 13); }) == cudaErrorLaunchFailure &&
-              fault().find("byte 48 of") != std::string::npos,
-          "copied from bytes never written: %s", fault().c_str());
-    CHECK(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 1); }) == cudaSuccess, "shared written: %s",
-          fault().c_str());
-    CHECK(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 0); }) == cudaErrorLaunchFailure &&
-              fault().find("reads shared memory its block never wrote") == 0,
-          "shared memory of the block before: %s", fault().c_str());
+    CHECK_MSG(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 12); }) == cudaSuccess, "copied, written: %s",
+              fault().c_str());
+    CHECK_MSG(run("i_read", dim3(1), dim3(32), [=] { i_read(z, y, 13); }) == cudaErrorLaunchFailure &&
+                  fault().find("byte 48 of") != std::string::npos,
+              "copied from bytes never written: %s", fault().c_str());
+    CHECK_MSG(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 1); }) == cudaSuccess, "shared written: %s",
+              fault().c_str());
+    CHECK_MSG(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 0); }) == cudaErrorLaunchFailure &&
+                  fault().find("reads shared memory its block never wrote") == 0,
+              "shared memory of the block before: %s", fault().c_str());
 
     // cuBLASLt: D = A^T B (+ C), 4 x 4 x 4; B never written, then C with beta 1
     cublasLtHandle_t lh;
@@ -293,12 +283,12 @@ static void test_initcheck(float *y) {
         avgen_emu::clear_fault();
         return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
     };
-    CHECK(!mm(&zero), "cuBLASLt read B, never written, without a fault");
+    CHECK_MSG(!mm(&zero), "cuBLASLt read B, never written, without a fault");
     cudaMemcpy(B, h.data(), 16 * sizeof(float), cudaMemcpyHostToDevice);
-    CHECK(mm(&zero), "cuBLASLt with A and B written, beta 0 (C not read) failed");
-    CHECK(!mm(&one), "cuBLASLt read C, never written, without a fault (beta 1)");
-    CHECK(run("i_read", dim3(1), dim3(32), [=] { i_read(D, y, 16); }) == cudaSuccess, "cuBLASLt's result: %s",
-          fault().c_str());
+    CHECK_MSG(mm(&zero), "cuBLASLt with A and B written, beta 0 (C not read) failed");
+    CHECK_MSG(!mm(&one), "cuBLASLt read C, never written, without a fault (beta 1)");
+    CHECK_MSG(run("i_read", dim3(1), dim3(32), [=] { i_read(D, y, 16); }) == cudaSuccess, "cuBLASLt's result: %s",
+              fault().c_str());
 }
 
 // ------------------------------------------------------------------------------------------- opcheck
@@ -318,14 +308,14 @@ static void test_opcheck() {
     auto fault = [] { return std::string(avgen_emu::trace::last_fault()); };
     auto writes = [&](int at) { return run("o_write", dim3(1), dim3(64), [=] { o_write(ar, at); }); };
     tr::op_begin("op1", p, n, 2);  // a and b, side by side: one range
-    CHECK(writes(0) == cudaSuccess && writes(64) == cudaSuccess && writes(32) == cudaSuccess, "op1 on a and b: %s",
-          fault().c_str());
-    CHECK(writes(100) == cudaErrorLaunchFailure &&
-              fault().find("op op1 writes byte 0 of tensor c, not one of its tensors") == 0,
-          "op1 writing into c: %s", fault().c_str());
-    CHECK(writes(192) == cudaErrorLaunchFailure &&
-              fault().find("op op1 writes byte 768 of a 1024-byte arena, in no tensor (") == 0,
-          "op1 writing past the tensors: %s", fault().c_str());
+    CHECK_MSG(writes(0) == cudaSuccess && writes(64) == cudaSuccess && writes(32) == cudaSuccess, "op1 on a and b: %s",
+              fault().c_str());
+    CHECK_MSG(writes(100) == cudaErrorLaunchFailure &&
+                  fault().find("op op1 writes byte 0 of tensor c, not one of its tensors") == 0,
+              "op1 writing into c: %s", fault().c_str());
+    CHECK_MSG(writes(192) == cudaErrorLaunchFailure &&
+                  fault().find("op op1 writes byte 768 of a 1024-byte arena, in no tensor (") == 0,
+              "op1 writing past the tensors: %s", fault().c_str());
     // captured during op1, replayed after it: still op1's
     cudaStream_t s;
     cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
@@ -334,13 +324,13 @@ static void test_opcheck() {
     cudaGraph_t g;
     cudaStreamEndCapture(s, &g);
     tr::op_end();
-    CHECK(writes(128) == cudaSuccess, "outside an op, c written: %s", fault().c_str());
+    CHECK_MSG(writes(128) == cudaSuccess, "outside an op, c written: %s", fault().c_str());
     cudaGraphExec_t ge;
     cudaGraphInstantiate(&ge, g, 0);
     cudaGraphLaunch(ge, s);
     const cudaError_t e = cudaStreamSynchronize(s);
-    CHECK(e == cudaErrorLaunchFailure && fault().find("op op1 writes byte 0 of tensor c") == 0,
-          "op1's launch replayed from a graph: %s, %s", cudaGetErrorName(e), fault().c_str());
+    CHECK_MSG(e == cudaErrorLaunchFailure && fault().find("op op1 writes byte 0 of tensor c") == 0,
+              "op1's launch replayed from a graph: %s, %s", cudaGetErrorName(e), fault().c_str());
     avgen_emu::clear_fault();
     cudaGraphExecDestroy(ge);
     cudaGraphDestroy(g);
@@ -362,10 +352,10 @@ static void test_opcheck() {
         avgen_emu::clear_fault();
         return st == CUBLAS_STATUS_SUCCESS && e == cudaSuccess;
     };
-    CHECK(mm(ar + 32), "cuBLASLt writing a's second half in op1 failed");
-    CHECK(!mm(ar + 128), "cuBLASLt writing c in op1 was not a fault");
+    CHECK_MSG(mm(ar + 32), "cuBLASLt writing a's second half in op1 failed");
+    CHECK_MSG(!mm(ar + 128), "cuBLASLt writing c in op1 was not a fault");
     tr::arena_gone(ar);
-    CHECK(writes(192) == cudaSuccess, "an arena gone is not checked: %s", fault().c_str());
+    CHECK_MSG(writes(192) == cudaSuccess, "an arena gone is not checked: %s", fault().c_str());
 }
 
 int main() {
@@ -391,6 +381,5 @@ int main() {
     test_races(y, h);
     test_initcheck(y);
     test_opcheck();
-    printf("%d passed, %d failed\n", pass, fail);
-    return fail ? 1 : 0;
+    return CHECK_DONE();
 }
