@@ -232,8 +232,17 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg) {
 /* Parses the options of a command; returns -1 to continue, else an exit status. */
 static int parse_args(const char *cmd, const char *usage, int argc, char **argv, args_t *a, int want_model) {
     memset(a, 0, sizeof *a);
+    const char *seen[64]; /* the options so far (values are skipped below, so never taken for one) */
+    int nseen = 0;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
+        /* an option given twice (but --set, which adds up) is refused: which of the two was meant cannot be told */
+        if (s[0] == '-' && s[1] && strcmp(s, "--set") && strncmp(s, "--set=", 6)) {
+            const char *name = !strcmp(s, "-o") ? "--out" : s;
+            for (int j = 0; j < nseen; j++)
+                if (!strcmp(seen[j], name)) return usage_error(cmd, "%s given twice", s);
+            if (nseen < 64) seen[nseen++] = name;
+        }
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             fputs(usage, stdout);
             return 0;
@@ -241,6 +250,13 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             const char *v = s[5] == '=' ? s + 6 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
+            const size_t klen = strcspn(v, "=");
+            for (int j = 0; j < a->nsets; j++)  /* the same field twice: which value was meant cannot be told */
+                if (strcspn(a->sets[j], "=") == klen && !strncmp(a->sets[j], v, klen)) {
+                    char key[256];
+                    snprintf(key, sizeof key, "%.*s", (int)(klen < 255 ? klen : 255), v);
+                    return usage_error(cmd, "--set %s given twice", key);
+                }
             a->sets[a->nsets++] = v;
         } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
                     (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels") ||

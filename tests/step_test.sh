@@ -54,6 +54,17 @@ expect2 "AVGEN_CPU_THREADS=two: expected" env AVGEN_CPU_THREADS=two "$GTRAIN" --
   --out "$TMP/x.safetensors"
 expect2 "AVGEN_CPU_THREADS=300: expected" env AVGEN_CPU_THREADS=300 "$GINFER" --params "$d/params.safetensors" \
   --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
+# an option given twice: refused (which was meant cannot be told), nothing written
+expect2 "--out given twice" "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$TMP/twice1.st" \
+  --out "$TMP/twice2.st"
+expect2 "-o given twice" "$AVGEN" emit "$d/config.json" --out "$TMP/twice-a" -o "$TMP/twice-b"
+expect2 "--json given twice" "$AVGEN" plan "$d/config.json" --json --json
+expect2 "--set train.batch given twice" "$AVGEN" plan "$d/config.json" --set train.batch=2 --set train.batch=3
+expect2 "--inputs given twice" "$GTRAIN" --step --inputs "$d/inputs.safetensors" --inputs random --out "$TMP/twice3.st"
+expect2 "--step given twice" "$GTRAIN" --step --step --inputs random --out "$TMP/twice3.st"
+expect2 "--out given twice" "$GINFER" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
+  --out "$TMP/twice4.st" --out "$TMP/twice5.st"
+if ls "$TMP"/twice* >/dev/null 2>&1; then bad "an option given twice still wrote: $(ls "$TMP"/twice*)"; else ok; fi
 run "generated inference" "$GINFER" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" --out "$TMP/eval.safetensors"
 run "eval logits against the reference" "$AVGEN" diff "$TMP/eval.safetensors" "$d/expected_eval.safetensors" --rtol 1e-5
 
