@@ -250,13 +250,6 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             const char *v = s[5] == '=' ? s + 6 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) return usage_error(cmd, "%s needs a value path.to.field=value", "--set");
             if (a->nsets == MAX_SETS) return usage_error(cmd, "at most %s --set options", "64");
-            const size_t klen = strcspn(v, "=");
-            for (int j = 0; j < a->nsets; j++)  /* the same field twice: which value was meant cannot be told */
-                if (strcspn(a->sets[j], "=") == klen && !strncmp(a->sets[j], v, klen)) {
-                    char key[256];
-                    snprintf(key, sizeof key, "%.*s", (int)(klen < 255 ? klen : 255), v);
-                    return usage_error(cmd, "--set %s given twice", key);
-                }
             a->sets[a->nsets++] = v;
         } else if (((!strcmp(cmd, "step") || !strcmp(cmd, "bench")) &&
                     (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels") ||

@@ -54,13 +54,6 @@ int rt_check_out(const char *opt, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-int rt_option_twice(const char *opt, const char **seen, int *n, int max) {
-    for (int i = 0; i < *n; i++)
-        if (!strcmp(seen[i], opt)) return 1;
-    if (*n < max) seen[(*n)++] = opt;
-    return 0;
-}
-
 int rt_write_atomic_bytes(const char *path, const void *text, size_t n) {
     char tmp[4200];
     if (rt_not_replaceable(path)) {

@@ -12,9 +12,6 @@ int rt_not_replaceable(const char *path);
 /* An output option's value checked before any work: 0, or 2 with one sentence in err when path is empty or
  * not replaceable (opt names the option, "--out"). NULL (the option not given) is fine. */
 int rt_check_out(const char *opt, const char *path, char *err, size_t errlen);
-/* For a command's option loop, called with each option it meets (values skipped): 1 when opt was met before (which
- * of the two was meant cannot be told: the caller refuses it), else 0 with opt recorded in seen[*n] (up to max). */
-int rt_option_twice(const char *opt, const char **seen, int *n, int max);
 /* Writes text (or n bytes) to a new temporary file PATH.tmp.<pid>.<thread>.<unique> (mkstemp: never through
  * a symbolic link; mode 0644), fsyncs, renames onto path. 0, or -1 with errno set (EEXIST when path is not
  * replaceable, above). */

@@ -59,7 +59,6 @@ expect2 "--out given twice" "$AVGEN" step "$d/config.json" --inputs "$d/inputs.s
   --out "$TMP/twice2.st"
 expect2 "-o given twice" "$AVGEN" emit "$d/config.json" --out "$TMP/twice-a" -o "$TMP/twice-b"
 expect2 "--json given twice" "$AVGEN" plan "$d/config.json" --json --json
-expect2 "--set train.batch given twice" "$AVGEN" plan "$d/config.json" --set train.batch=2 --set train.batch=3
 expect2 "--inputs given twice" "$GTRAIN" --step --inputs "$d/inputs.safetensors" --inputs random --out "$TMP/twice3.st"
 expect2 "--step given twice" "$GTRAIN" --step --step --inputs random --out "$TMP/twice3.st"
 expect2 "--out given twice" "$GINFER" --params "$d/params.safetensors" --inputs "$d/inputs.safetensors" \
