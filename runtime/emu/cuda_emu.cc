@@ -628,37 +628,29 @@ bool load(std::vector<float> &out, const LtLayout *L, const void *p, bool trans,
     return true;
 }
 #ifdef AVGEN_EMU_TRACE
-// AVGEN_EMU_OPCHECK: true (a fault recorded) when an element of matrix `what` (every batch) is outside the tensors of
-// the op that submitted the matmul.
-int lt_outside(const LtLayout &L, const void *p, const char *what, bool store) {
+// The tracing build's checks of a matmul operand: true (a fault recorded, "cuBLASLt matmul: its A (element r, c of
+// batch b): why") when bad(address, bytes, why, size) holds for an element of matrix `what`, every batch.
+template <class F> int lt_bad(const LtLayout &L, const void *p, const char *what, F bad) {
     const size_t es = L.type == CUDA_R_16BF ? 2 : 4;
     char why[512];
     for (int b = 0; b < L.batch; b++)
         for (uint64_t c = 0; c < L.cols; c++)
             for (uint64_t r = 0; r < L.rows; r++)
-                if (trace::op_outside((const unsigned char *)p + ((size_t)b * L.stride + r + c * (uint64_t)L.ld) * es, es,
-                                      store, why, sizeof why)) {
-                    kernel_fault("cuBLASLt matmul: its %s (element %llu, %llu of batch %d): %s", what,
-                                 (unsigned long long)r, (unsigned long long)c, b, why);
+                if (bad((const unsigned char *)p + ((size_t)b * L.stride + r + c * (uint64_t)L.ld) * es, es, why, sizeof why)) {
+                    kernel_fault("cuBLASLt matmul: its %s (element %llu, %llu of batch %d): %s", what, (unsigned long long)r,
+                                 (unsigned long long)c, b, why);
                     return 1;
                 }
     return 0;
 }
-// AVGEN_EMU_INITCHECK: true (a fault recorded) when an element of matrix `what` (every batch) was never written.
-int lt_unwritten(const LtLayout &L, const void *p, const char *what) {
-    const size_t es = L.type == CUDA_R_16BF ? 2 : 4;
-    char why[256];
-    for (int b = 0; b < L.batch; b++)
-        for (uint64_t c = 0; c < L.cols; c++)
-            for (uint64_t r = 0; r < L.rows; r++)
-                if (trace::dev_unwritten((const unsigned char *)p + ((size_t)b * L.stride + r + c * (uint64_t)L.ld) * es,
-                                         es, why, sizeof why)) {
-                    kernel_fault("cuBLASLt matmul: its %s (element %llu, %llu of batch %d) %s", what,
-                                 (unsigned long long)r, (unsigned long long)c, b, why);
-                    return 1;
-                }
-    return 0;
+// AVGEN_EMU_OPCHECK: an element outside the tensors of the op that submitted the matmul
+int lt_outside(const LtLayout &L, const void *p, const char *what, bool store) {
+    return lt_bad(L, p, what, [store](const void *e, size_t n, char *why, size_t wn) {
+        return trace::op_outside(e, n, store, why, wn);
+    });
 }
+// AVGEN_EMU_INITCHECK: an element never written
+int lt_unwritten(const LtLayout &L, const void *p, const char *what) { return lt_bad(L, p, what, trace::dev_unwritten); }
 #endif
 }  // namespace
 }  // namespace avgen_emu
