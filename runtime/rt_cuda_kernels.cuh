@@ -892,52 +892,49 @@ __device__ __forceinline__ int shape_lit(int v) {
     return L != 0 ? L : v;
 }
 
-// Stages all rows of two sources (fp32 or bf16 each; rows >= n zero, up to the next multiple of 64) as bf16
+// Stages all rows of two sources (both fp32 or both bf16; rows >= n zero, up to the next multiple of 64) as bf16
 // into tiles ta and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free
-// of bank conflicts; a chunk of 64 rows is the tile at row c0), eight elements a thread and load (16 bytes of
-// bf16, 32 of fp32), four of each source in flight; a bf16 source is copied, an fp32 one rounded to nearest.
-// Unit j of a row (j < HD / 8) is columns [8j, 8j + 8) of a bf16 source, and [4j, 4j + 4) and HD/2 + [4j, 4j + 4)
-// of an fp32 one: either way the lanes of a warp that take a row's units read it whole, each load instruction
-// consecutive 16-byte pieces (eight consecutive float4 would leave every other one to a second instruction: twice
-// the sectors a request; the CUDA emulator's memory profile, docs/emulator.md).
-__device__ __forceinline__ uint4 attn_raw8(const unsigned short *row, int j, int) { return vld<uint4>(row + 8 * j); }
-struct AttnF8 {
-    float4 a, b;
-};
-__device__ __forceinline__ AttnF8 attn_raw8(const float *row, int j, int half) {
-    return AttnF8{vld<float4>(row + 4 * j), vld<float4>(row + half + 4 * j)};
-}
-__device__ __forceinline__ void attn_put8(unsigned short *trow, int j, int, uint4 v) { vst(trow + 8 * j, v); }
-__device__ __forceinline__ void attn_put8(unsigned short *trow, int j, int half, AttnF8 v) {
-    vst(trow + 4 * j, make_uint2(bf16x2(v.a.x, v.a.y), bf16x2(v.a.z, v.a.w)));
-    vst(trow + half + 4 * j, make_uint2(bf16x2(v.b.x, v.b.y), bf16x2(v.b.z, v.b.w)));
+// of bank conflicts; a chunk of 64 rows is the tile at row c0); a bf16 source is copied, an fp32 one rounded to
+// nearest. A thread takes units of 16 bytes of a source (8 bf16 or 4 fp32 elements: one load, unit j of a row its
+// columns [Wj, Wj + W)), 64 bytes of each source in flight for bf16, 128 for fp32 (the bytes a thread had in flight
+// before it took 4-element fp32 units). The lanes that take a row's units read it whole, each load instruction on
+// consecutive 16-byte pieces, and each half-warp's tile stores (8 bytes a lane from fp32) fill a whole bf16 row of
+// 128 bytes at head width 64, all 32 banks once. (Until the seventeenth session an fp32 unit was 8 elements: two
+// adjacent float4 took twice the sectors a request, then 4j and HD/2 + 4j, whose 8-byte stores put two rows on 4
+// shared banks; the CUDA emulator's memory profile, docs/emulator.md.)
+__device__ __forceinline__ uint4 attn_raw16(const unsigned short *p) { return vld<uint4>(p); }
+__device__ __forceinline__ float4 attn_raw16(const float *p) { return vld<float4>(p); }
+__device__ __forceinline__ void attn_put16(unsigned short *t, uint4 v) { vst(t, v); }
+__device__ __forceinline__ void attn_put16(unsigned short *t, float4 v) {
+    vst(t, make_uint2(bf16x2(v.x, v.y), bf16x2(v.z, v.w)));
 }
 template <int HD, class TA, class TB>
 __device__ __forceinline__ void attn_stage_all(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
                                                const TB *sb, long long rsb, int n) {
-    constexpr int U = HD / 8, G = 4;  // 8-element units a row; units of each source in flight per thread
+    static_assert(sizeof(TA) == sizeof(TB), "both sources fp32 or both bf16");
+    constexpr int W = 16 / sizeof(TA), U = HD / W, G = 32 / W;  // elements a unit; units a row; in flight
     const int units = attn_rows(n) * U;
-    using RA = decltype(attn_raw8(sa, 0, 0));
-    using RB = decltype(attn_raw8(sb, 0, 0));
+    using RA = decltype(attn_raw16(sa));
+    using RB = decltype(attn_raw16(sb));
     for (int e0 = threadIdx.x; e0 < units; e0 += G * kAttnThreads) {
         RA va[G];
         RB vb[G];
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = e0 + i * kAttnThreads, row = e / U, j = e % U;
+            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * W;
             va[i] = RA();
             vb[i] = RB();
             if (e < units && row < n) {
-                va[i] = attn_raw8(sa + row * rsa, j, HD / 2);
-                vb[i] = attn_raw8(sb + row * rsb, j, HD / 2);
+                va[i] = attn_raw16(sa + row * rsa + d);
+                vb[i] = attn_raw16(sb + row * rsb + d);
             }
         }
 #pragma unroll
         for (int i = 0; i < G; i++) {
-            const int e = e0 + i * kAttnThreads, row = e / U, j = e % U;
+            const int e = e0 + i * kAttnThreads, row = e / U, d = e % U * W;
             if (e < units) {
-                attn_put8(&ta[row * (HD + 8)], j, HD / 2, va[i]);
-                attn_put8(&tb[row * (HD + 8)], j, HD / 2, vb[i]);
+                attn_put16(&ta[row * (HD + 8) + d], va[i]);
+                attn_put16(&tb[row * (HD + 8) + d], vb[i]);
             }
         }
     }
