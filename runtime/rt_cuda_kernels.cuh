@@ -896,8 +896,8 @@ __device__ __forceinline__ int shape_lit(int v) {
 // into tiles ta and tb ([row][d], stride HD + 8 halves: the fragment loads below, plain and ldmatrix, are free
 // of bank conflicts; a chunk of 64 rows is the tile at row c0); a bf16 source is copied, an fp32 one rounded to
 // nearest. A thread takes units of 16 bytes of a source (8 bf16 or 4 fp32 elements: one load, unit j of a row its
-// columns [Wj, Wj + W)), 64 bytes of each source in flight for bf16, 128 for fp32 (the bytes a thread had in flight
-// before it took 4-element fp32 units). The lanes that take a row's units read it whole, each load instruction on
+// columns [Wj, Wj + W)), four units (64 bytes) of each source in flight: at 3 blocks an SM 48 KiB in flight, and
+// fewer registers than 8 fp32 units (ptxas). The lanes that take a row's units read it whole, each load instruction on
 // consecutive 16-byte pieces, and each half-warp's tile stores (8 bytes a lane from fp32) fill a whole bf16 row of
 // 128 bytes at head width 64, all 32 banks once. (Until the seventeenth session an fp32 unit was 8 elements: two
 // adjacent float4 took twice the sectors a request, then 4j and HD/2 + 4j, whose 8-byte stores put two rows on 4
@@ -912,7 +912,7 @@ template <int HD, class TA, class TB>
 __device__ __forceinline__ void attn_stage_all(unsigned short *ta, const TA *sa, long long rsa, unsigned short *tb,
                                                const TB *sb, long long rsb, int n) {
     static_assert(sizeof(TA) == sizeof(TB), "both sources fp32 or both bf16");
-    constexpr int W = 16 / sizeof(TA), U = HD / W, G = 32 / W;  // elements a unit; units a row; in flight
+    constexpr int W = 16 / sizeof(TA), U = HD / W, G = 4;  // elements a unit; units a row; units in flight
     const int units = attn_rows(n) * U;
     using RA = decltype(attn_raw16(sa));
     using RB = decltype(attn_raw16(sb));
