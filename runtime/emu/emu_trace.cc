@@ -211,16 +211,23 @@ void check(uintptr_t a, size_t n, bool store, bool shared, const Acc &me) {
     }
 }
 
+// The region of m (keyed by its start; len(value) its length in bytes) that contains a, or m.end().
+template <class M, class F>
+auto containing(M &m, uintptr_t a, F len) -> decltype(m.begin()) {
+    auto it = m.upper_bound(a);
+    if (it == m.begin()) return m.end();
+    --it;
+    return a - it->first < len(it->second) ? it : m.end();
+}
+
 // ------------------------------------------------------------------------------------------- initcheck
 // A bit a byte: written since the allocation (device memory: by a kernel, a copy, a set, a cuBLASLt result) or
 // since the block began (shared memory). Keyed by the region's start: an allocation, the dynamic shared memory,
 // a static shared array.
 std::map<uintptr_t, std::vector<uint8_t>> init_bits;
 std::vector<uint8_t> *bits_of(uintptr_t a, uintptr_t *start) {
-    auto it = init_bits.upper_bound(a);
-    if (it == init_bits.begin()) return nullptr;
-    --it;
-    if (a - it->first >= it->second.size() * 8) return nullptr;
+    auto it = containing(init_bits, a, [](const std::vector<uint8_t> &b) { return b.size() * 8; });
+    if (it == init_bits.end()) return nullptr;
     *start = it->first;
     return &it->second;
 }
@@ -256,7 +263,12 @@ void report_unwritten(bool shared, size_t n, size_t off, size_t size, int tid, u
 // The backend's arenas (where its tensors lie side by side), its tensors by name, and for the op whose work is
 // running (captured when the work was submitted: a graph replays it later) the ranges it may touch.
 std::map<uintptr_t, size_t> arenas;
-std::map<uintptr_t, std::pair<size_t, std::string>> tensor_names;
+struct Named {
+    uintptr_t lo, hi;
+    std::string name;
+};
+std::vector<Named> tensor_names;       // (tensors of the packed activation arena share bytes, at different times)
+size_t as_len(size_t n) { return n; }  // (a map whose value is the length)
 struct OpCtx {
     std::string name;
     std::vector<std::pair<uintptr_t, uintptr_t>> allow;  // [lo, hi), sorted, merged
@@ -264,26 +276,26 @@ struct OpCtx {
 std::shared_ptr<const OpCtx> op_current;  // the op being submitted (the backend's op_begin .. op_end)
 const OpCtx *op_running;                  // the op of the work running now
 
-// Where a is: "byte X of tensor T, not one of its tensors" or "byte X of a Y-byte arena, in no tensor".
+// Where a is (only for a fault's sentence: a walk of every tensor): "byte X of tensor T, not one of its tensors"
+// (with every tensor placed at that byte, "T or U"), or "byte X of a Y-byte arena, in no tensor".
 std::string place(uintptr_t a) {
+    std::string names;
+    uintptr_t lo = 0;
+    for (const Named &t : tensor_names)
+        if (a >= t.lo && a < t.hi) names += (names.empty() ? "" : " or ") + t.name, lo = t.lo;
     char buf[512];
-    auto t = tensor_names.upper_bound(a);
-    if (t != tensor_names.begin() && a - std::prev(t)->first < std::prev(t)->second.first) {
-        --t;
-        snprintf(buf, sizeof buf, "byte %zu of tensor %s, not one of its tensors", (size_t)(a - t->first),
-                 t->second.second.c_str());
+    if (!names.empty()) {
+        snprintf(buf, sizeof buf, "byte %zu of tensor %s, not one of its tensors", (size_t)(a - lo), names.c_str());
         return buf;
     }
-    auto r = arenas.upper_bound(a);
-    --r;
+    auto r = containing(arenas, a, as_len);
     snprintf(buf, sizeof buf, "byte %zu of a %zu-byte arena, in no tensor", (size_t)(a - r->first), r->second);
     return buf;
 }
 // True when the running op may not touch [a, a + n): inside an arena, outside every range of the op.
 bool outside_op(uintptr_t a, size_t n) {
     if (!op_running) return false;
-    auto r = arenas.upper_bound(a);
-    if (r == arenas.begin() || a - std::prev(r)->first >= std::prev(r)->second) return false;
+    if (containing(arenas, a, as_len) == arenas.end()) return false;
     const auto &v = op_running->allow;
     auto it = std::upper_bound(v.begin(), v.end(), std::make_pair(a, ~(uintptr_t)0));
     if (it == v.begin()) return true;
@@ -294,10 +306,7 @@ bool outside_op(uintptr_t a, size_t n) {
 // ------------------------------------------------------------------------------------------- hooks
 int space_of(uintptr_t a) {
     if (a >= smem_lo && a < smem_hi) return SHARED;
-    if (!shared_arr.empty()) {
-        auto it = shared_arr.upper_bound(a);
-        if (it != shared_arr.begin() && a - std::prev(it)->first < std::prev(it)->second) return SHARED;
-    }
+    if (containing(shared_arr, a, as_len) != shared_arr.end()) return SHARED;
     return is_device(a) ? GLOBAL : 0;
 }
 
@@ -555,10 +564,15 @@ void arena_gone(const void *p) {
     const uintptr_t lo = (uintptr_t)p;
     auto it = arenas.find(lo);
     if (it == arenas.end()) return;
-    tensor_names.erase(tensor_names.lower_bound(lo), tensor_names.lower_bound(lo + it->second));
+    const uintptr_t hi = lo + it->second;
+    tensor_names.erase(std::remove_if(tensor_names.begin(), tensor_names.end(),
+                                      [&](const Named &t) { return t.lo >= lo && t.lo < hi; }),
+                       tensor_names.end());
     arenas.erase(it);
 }
-void tensor(const void *p, size_t bytes, const char *name) { tensor_names[(uintptr_t)p] = {bytes, name}; }
+void tensor(const void *p, size_t bytes, const char *name) {
+    tensor_names.push_back(Named{(uintptr_t)p, (uintptr_t)p + bytes, name});
+}
 void op_begin(const char *name, const void *const *p, const size_t *n, int count) {
     auto c = std::make_shared<OpCtx>();
     c->name = name;
