@@ -232,6 +232,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg) {
 /* Parses the options of a command; returns -1 to continue, else an exit status. */
 static int parse_args(const char *cmd, const char *usage, int argc, char **argv, args_t *a, int want_model) {
     memset(a, 0, sizeof *a);
+    a->warmup = -1; /* not given: 5 (0 is a valid count) */
     const char *seen[64]; /* the options so far (values are skipped below, so never taken for one) */
     int nseen = 0;
     for (int i = 0; i < argc; i++) {
@@ -269,9 +270,11 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         } else if (!strcmp(cmd, "bench") && (!strcmp(s, "--warmup") || !strcmp(s, "--steps"))) {
             char *end;
             long long v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
-            if (i + 1 >= argc || *end || v < 0 || v > 100000) return usage_error(cmd, "%s needs a non-negative integer", s);
+            const int warm = !strcmp(s, "--warmup");
+            if (i + 1 >= argc || *end || v < (warm ? 0 : 1) || v > 100000)
+                return usage_error(cmd, warm ? "%s needs an integer from 0 to 100000" : "%s needs an integer from 1 to 100000", s);
             i++;
-            *(!strcmp(s, "--warmup") ? &a->warmup : &a->steps) = (int)v;
+            *(warm ? &a->warmup : &a->steps) = (int)v;
         } else if (!strcmp(cmd, "step") && (!strcmp(s, "--params") || !strcmp(s, "--inputs") ||
                                              !strcmp(s, "--init-out") || !strcmp(s, "--backend") ||
                                              !strcmp(s, "--update-out"))) {
@@ -556,7 +559,7 @@ static int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
     rt_bench_opts o;
     memset(&o, 0, sizeof o);
-    o.warmup = a.warmup ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.bandwidth = bandwidth, o.name = s.name;
+    o.warmup = a.warmup >= 0 ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.bandwidth = bandwidth, o.name = s.name;
     o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
     /* the interpreter runs the ops (NULL phase functions) */
     const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, &bo, NULL, NULL, NULL, &o,

@@ -869,15 +869,15 @@ __device__ __forceinline__ void attn_load_a(unsigned a[HD / 16][4], const T *src
 #pragma unroll
                 for (int b = 0; b < 4; b++) a[(j0 + b) >> 1][h + 2 * ((j0 + b) & 1)] = x[b];
             }
-        return;
+    } else {
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int row = r0 + g + (i & 1) * 8, col = kk * 16 + 2 * t + (i >> 1) * 8;
+                a[kk][i] = row < n ? attn_pair(src + row * rs + col) : 0u;
+            }
     }
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int row = r0 + g + (i & 1) * 8, col = kk * 16 + 2 * t + (i >> 1) * 8;
-            a[kk][i] = row < n ? attn_pair(src + row * rs + col) : 0u;
-        }
 }
 constexpr int kAttnThreads = 128;  // threads of a fused-attention block (the launches use exactly this)
 
@@ -999,12 +999,12 @@ __device__ __forceinline__ void attn_store(T *dst, long long rs, const float acc
                 const int row = r0 + g + 8 * h;
                 if (row < n) vst(dst + row * rs + (j0 + t) * 8, make_uint4(x[0], x[1], x[2], x[3]));
             }
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int j = 0; j < HD / 8; j++) {
-        if (r0 + g < n) attn_put(dst + (r0 + g) * rs + j * 8 + 2 * t, acc[j][0] * s0, acc[j][1] * s0);
-        if (r0 + g + 8 < n) attn_put(dst + (r0 + g + 8) * rs + j * 8 + 2 * t, acc[j][2] * s1, acc[j][3] * s1);
+        for (int j = 0; j < HD / 8; j++) {
+            if (r0 + g < n) attn_put(dst + (r0 + g) * rs + j * 8 + 2 * t, acc[j][0] * s0, acc[j][1] * s0);
+            if (r0 + g + 8 < n) attn_put(dst + (r0 + g + 8) * rs + j * 8 + 2 * t, acc[j][2] * s1, acc[j][3] * s1);
+        }
     }
 }
 

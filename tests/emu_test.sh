@@ -105,6 +105,9 @@ else bad "bench JSON: loop_ms, loop_plain_ms, stage_bytes, input_bytes: $(grep -
 if awk -v a="$(jf loop_ms "$TMP/bench-eager.json")" -v b="$(jf loop_plain_ms "$TMP/bench-eager.json")" 'BEGIN { exit !(a > 0 && b > 0) }'
 then ok; else bad "bench JSON (eager steps): the loop's times"; fi
 run "bench, no prefetch" env AVGEN_PREFETCH=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/bench-nopf.json"
+# --warmup 0 runs no warm-up step (it had been taken for the default, 5)
+grep -qF '"warmup":0,"steps":1,' "$TMP/bench-nopf.json" && grep -qF '"warmup":1,"steps":2,' "$TMP/bench.json" && ok ||
+  bad "bench JSON: warm-up and timed steps: $(grep -o '"warmup":[0-9]*,"steps":[0-9]*' "$TMP/bench-nopf.json" "$TMP/bench.json")"
 if [ "$(jf loop_ms "$TMP/bench-nopf.json")" = "-1.0000" ] && [ "$(jf stage_bytes "$TMP/bench-nopf.json")" = 0 ] &&
   awk -v b="$(jf loop_plain_ms "$TMP/bench-nopf.json")" 'BEGIN { exit !(b > 0) }'; then ok
 else bad "bench JSON with AVGEN_PREFETCH=0: $(grep -o '"loop[^,]*,"loop[^,]*,"in[^,]*,"st[^,]*' "$TMP/bench-nopf.json")"; fi

@@ -1,7 +1,8 @@
 # tests/lib.sh: the shell tests' shared harness, sourced as `. "$(dirname "$0")/lib.sh" NAME`: a temporary
-# folder $TMP removed on exit, pass and fail counters, and the checks the scripts share.
+# folder $TMP removed on exit (kept with KEEP_TMP=1, to look into a failure), pass and fail counters, and the
+# checks the scripts share.
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/avgen-$1-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); }

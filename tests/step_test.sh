@@ -115,6 +115,8 @@ expect2 "--backend gpu is not a backend; expected cpu, cuda or auto" "$AVGEN" st
 expect2 "--precision bf16 needs the CUDA backend" "$AVGEN" step "$d/config.json" --precision bf16 --inputs "$d/inputs.safetensors" --out "$TMP/x.safetensors"
 expect2 "--precision fp16 is not a precision" "$AVGEN" bench "$d/config.json" --precision fp16
 expect2 "--peak needs a positive number" "$AVGEN" bench "$d/config.json" --peak -3
+expect2 "--steps needs an integer from 1 to 100000" "$AVGEN" bench "$d/config.json" --steps 0
+expect2 "--warmup needs an integer from 0 to 100000" "$AVGEN" bench "$d/config.json" --warmup -1
 python3 - "$d/inputs.safetensors" "$TMP/badlabel.safetensors" <<'EOF' && ok || bad "label rewrite"
 import json, struct, sys
 raw = bytearray(open(sys.argv[1], "rb").read())

@@ -54,25 +54,7 @@ rm -rf "$KIT/build"
 "$AVGEN" check "$ROOT/models/lavish-vitb16-ucf51.json" --set train.batch=1 --set video.frames=2 --print-json \
   >"$KIT/vitb-b1t2.json" 2>/dev/null
 cp "$ROOT/tests/reference/lavish_ref.py" "$KIT/"
-python3 - "$KIT/vitb-b1t2-inputs.safetensors" <<'PY'
-import array, json, random, struct, sys
-rng = random.Random(7)
-def f32(n, f):
-    return array.array("f", (f() for _ in range(n))).tobytes()
-t = {"frames": ("F32", [1, 2, 3, 224, 224], f32(2 * 3 * 224 * 224, lambda: rng.gauss(0, 1))),
-     "audio": ("F32", [1, 2, 102, 128], f32(2 * 102 * 128, lambda: rng.gauss(0, 1))),
-     "labels": ("I64", [1], struct.pack("<q", 17))}
-h, off, blobs = {}, 0, []
-for k in sorted(t):
-    dt, sh, b = t[k]
-    h[k] = {"dtype": dt, "shape": sh, "data_offsets": [off, off + len(b)]}
-    off += len(b)
-    blobs.append(b)
-hj = json.dumps(h).encode()
-hj += b" " * ((8 - len(hj) % 8) % 8)
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
-PY
+python3 "$ROOT/tests/device/vitb_inputs.py" "$KIT/vitb-b1t2-inputs.safetensors"
 if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
 git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
 # NVRTC builds of the programs the nvrtc stage starts after the first (fx-lavish-odd-batch, tiny-lavish), for

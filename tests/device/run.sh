@@ -19,7 +19,8 @@
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
 # (capped at 100). Stages can be chosen: STAGES="parity nvrtc memcheck bench" (default all four); the
-# BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step).
+# BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step). tests/device/dryrun.sh (CTest
+# device-script-dryrun) runs this script without a GPU on a kit of CUDA-emulator programs, all stages but nvrtc.
 # usage: device run with carry ["device-kit"], timeout ~540 s (the device returns at most 8 files, so the
 # logs travel as one archive):
 #   D=$(mktemp -d); R=$OUT; OUT=$D timeout 520 tests/device/run.sh; rc=$?; cp $D/summary.txt $R/;
@@ -49,6 +50,11 @@ TORCH_COMPILE_TIMEOUT=${TORCH_COMPILE_TIMEOUT:-480}  # its own limit (cut to wha
 BENCH_DEADLINE=${BENCH_DEADLINE:-430}  # seconds into the run after which no further benchmark starts
 RUN_LIMIT=${RUN_LIMIT:-505}  # seconds the whole run may take (inside the caller's timeout): a job's own timeout is cut to
                              # what is left of it (less 15 s for the summary), and a job left under 60 s is skipped
+BENCH_STEPS=${BENCH_STEPS:---warmup 5 --steps 20}  # each benchmark's warm-up and timed steps (avgen and PyTorch)
+FIXTURES=${FIXTURES-lavish-odd-batch lavish-partial late}  # the PyTorch step fixtures of the parity stage (kit/fixtures)
+TINY_MODELS=${TINY_MODELS-tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late}  # the parity
+                                   # stage's programs on random inputs
+PYTHON=${PYTHON:-python3}  # the Python with torch (the float64 reference, the PyTorch baseline, the summary table)
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
 : >"$S"
@@ -66,7 +72,9 @@ if [ ! -d "$KIT/programs" ] && [ -f "$KIT/programs.tgz" ]; then
 fi
 [ -d "$KIT/programs" ] || { echo "run.sh: $KIT is missing; run tests/device/prepare.sh here and carry device-kit" >&2; exit 100; }
 say "avgen device checks, kit $(cat "$KIT/commit" 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ)"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /' | tee -a "$S"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /' | tee -a "$S"
+else say "  gpu: (no nvidia-smi on PATH)"; fi
 prog() { echo "$KIT/programs/$1/bin/$1-train"; }
 DIFF=$KIT/bin/avgen-diff
 
@@ -119,7 +127,7 @@ parity() {
 
 if [[ " $STAGES " == *" parity "* ]]; then
   say "== parity: CUDA backend against the CPU backend ($(since))"
-  for f in lavish-odd-batch lavish-partial late; do
+  for f in $FIXTURES; do
     fx=$KIT/fixtures/$f
     parity "fx-$f" --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors"
     [ -f "$OUT/dumps/fx-$f-cuda.st" ] && cmpdump "fx-$f cuda vs torch fp64" "$OUT/dumps/fx-$f-cuda.st" "$fx/expected.safetensors" 1e-4 --grad-floor
@@ -135,7 +143,7 @@ if [[ " $STAGES " == *" parity "* ]]; then
       { if cmp -s "$d-lbapart-$prec.st" "$d-$ref.st"; then ok "latent backward pairs apart, $prec: the same bits"
         else bad "latent backward pairs apart, $prec: not the same bits as run as one"; fi; }
   done
-  for m in tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vision tiny-audio tiny-late; do
+  for m in $TINY_MODELS; do
     parity "$m" --inputs random
   done
   # steps as CUDA graphs (how training and the bench run them: each step's own Adam scalars) against eager steps
@@ -171,8 +179,8 @@ if [[ " $STAGES " == *" parity "* ]]; then
         then ok "vitb-b1t2 $ref: attention instances the same bits as the generic kernels"
         else bad "vitb-b1t2 $ref: attention instances differ from the generic kernels (or the generic run used instances)"; fi; }
   done
-  if python3 -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
-    if timeout 240 python3 "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
+  if "$PYTHON" -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
+    if timeout 240 "$PYTHON" "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
       --inputs "$KIT/vitb-b1t2-inputs.safetensors" --out "$v-ref64.st" >"$OUT/logs/vitb-ref64.log" 2>&1; then
       # the CPU backend's products sum in double: 1.8e-6 from float64 on the development machine (2026-12-07). The
       # CUDA backend's fp32 is further (cuBLASLt sums in fp32; its kernels round in float), most on the gates'
@@ -324,7 +332,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   for b in $BENCH_LB_APART; do jobs+=("$b:bf16-lbapart"); done
   for b in $BENCH_GENERIC; do jobs+=("$b:bf16-generic"); done
   have_torch=0
-  [ -f "$KIT/torch_lavish.py" ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
+  [ -f "$KIT/torch_lavish.py" ] && "$PYTHON" -c 'import torch' 2>/dev/null && have_torch=1
   lim() { [ "$1" -lt "$left" ] && echo "$1" || echo "$left"; }  # a job's timeout: its own, or the $left of RUN_LIMIT
   for job in "${jobs[@]}"; do
     b=${job%%:*} prec=${job#*:}
@@ -344,7 +352,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
       flag=""
       [ "$mode" = compile ] && flag=--compile
       tl=$(lim $([ "$mode" = compile ] && echo "$TORCH_COMPILE_TIMEOUT" || echo 150))
-      timeout "$tl" python3 "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag --warmup 5 --steps 20 \
+      timeout "$tl" "$PYTHON" "$KIT/torch_lavish.py" bench --frames 8 --batch "$b" --dtype bf16 $flag $BENCH_STEPS \
         >"$OUT/bench/torch-b$b-$mode.txt" 2>&1
       trc=$?
       if [ $trc = 0 ]; then
@@ -376,7 +384,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
     [ "$prec" = bf16-lbapart ] && lbp=0
     shk=1  # bf16-generic: the fused attention's generic kernels, not the shape-literal instances (AVGEN_SHAPE_KERNELS=0)
     [ "$prec" = bf16-generic ] && shk=0
-    if AVGEN_SHAPE_KERNELS=$shk AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl AVGEN_FUSE_LATENT_BWD=$lbp timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" --warmup 5 --steps 20 \
+    if AVGEN_SHAPE_KERNELS=$shk AVGEN_ATTENTION=$attn AVGEN_BF16_OPERANDS=$ops AVGEN_GEMM_AUTOTUNE=$tune AVGEN_FUSED_LN_BWD=$lncs AVGEN_FUSE_BN=$bnl AVGEN_FUSE_LATENT=$latl AVGEN_FUSE_LATENT_BWD=$lbp timeout $(lim 150) "$p" --bench --precision "${prec%%-*}" $BENCH_STEPS \
       --json "$OUT/bench/avgen-b$b-$prec.json" >"$OUT/bench/avgen-b$b-$prec.txt" 2>&1; then
       ok "avgen B=$b $prec: $(grep -E '^  step|^  throughput|^  compute|^  attention|^  GEMMs' "$OUT/bench/avgen-b$b-$prec.txt" | tr -s ' ' | tr '\n' ';')"
     elif [ $? = 124 ] && [ "$left" -lt 150 ]; then  # its timeout cut to what was left of RUN_LIMIT
@@ -388,8 +396,8 @@ if [[ " $STAGES " == *" bench "* ]]; then
 fi
 
 # One table of the benchmarks: avgen (each precision / attention path) against PyTorch on this card.
-if [[ " $STAGES " == *" bench "* ]] && command -v python3 >/dev/null; then
-  python3 - "$OUT/bench" <<'PY' | tee -a "$S"
+if [[ " $STAGES " == *" bench "* ]] && command -v "$PYTHON" >/dev/null; then
+  "$PYTHON" - "$OUT/bench" <<'PY' | tee -a "$S"
 import glob, json, os, re, sys
 d = sys.argv[1]
 rows = []
