@@ -26,7 +26,7 @@
 
 static const char *const usage =
     "usage: avgen prep --src DIR --splits DIR --out DIR [--split N] [--fps 20] [--size 224] [--jobs N]\n"
-    "                  [--quality 3] [--include-silent]\n"
+    "                  [--quality 3 | --raw] [--include-silent]\n"
     "\n"
     "Prepares UCF101 (or any DIR/<Class>/<video> folder with UCF-style split lists: classInd.txt,\n"
     "trainlist0N.txt, testlist0N.txt) for training: probes every video of split N's lists (usable audio,\n"
@@ -37,6 +37,8 @@ static const char *const usage =
     "Classes are those with at least one kept video, re-indexed 0.. in alphabetical order. Runs on --jobs\n"
     "threads (default: every core) with a progress bar; an interrupted run resumes where it stopped.\n"
     "Formats: docs/prepared-data.md.\n"
+    "  --raw              store the frames uncompressed (RGB24: 3 x size^2 bytes a frame, no decoding\n"
+    "                     when training; what a build without FFmpeg, such as the GPU machine's, reads)\n"
     "  --include-silent   also keep videos whose audio is digital silence (default: exclude)\n";
 
 typedef struct {
@@ -57,7 +59,7 @@ typedef struct {
 
 typedef struct {
     const char *src, *out;
-    int fps, size, quality, include_silent;
+    int fps, size, quality, include_silent; /* quality 0: raw frames (--raw) */
     entry *e;
     int n;
     atomic_int next;
@@ -173,7 +175,8 @@ static int load_record(prep_ctx *c, entry *e, const struct stat *src) {
             else {
                 /* the file must be what this record and these settings describe */
                 ok &= f.size == c->size && f.fps_num == c->fps && f.fps_den == 1 && f.frames == e->frames &&
-                      f.samples == e->samples && f.quality == c->quality;
+                      f.samples == e->samples && f.quality == c->quality &&
+                      f.codec == (c->quality ? AVF_JPEG : AVF_RAW);
                 avf_close(&f);
             }
         }
@@ -256,7 +259,8 @@ static void process(prep_ctx *c, entry *e) {
             pthread_mutex_unlock(&c->mu);
             return;
         }
-        avf_writer *w = avf_writer_open(full, c->size, c->fps, 1, AVF_JPEG, c->quality, err, sizeof err);
+        avf_writer *w = avf_writer_open(full, c->size, c->fps, 1, c->quality ? AVF_JPEG : AVF_RAW, c->quality, err,
+                                       sizeof err);
         media_target t = {c->size, c->fps, 1, 16000};
         media_output mo;
         if (!w) {
@@ -320,6 +324,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 int gen_prep_main(int argc, char **argv) {
     const char *src = NULL, *splits = NULL, *out = NULL;
     int split = 1, fps = 20, size = 224, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), quality = 3, include_silent = 0;
+    int raw = 0, quality_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -327,6 +332,7 @@ int gen_prep_main(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--include-silent")) { include_silent = 1; continue; }
+        if (!strcmp(a, "--raw")) { raw = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "avgen prep: unknown option or missing value: %s (see avgen prep --help)\n", a);
             return 2;
@@ -342,7 +348,7 @@ int gen_prep_main(int argc, char **argv) {
         else if (!strcmp(a, "--fps") && isnum && x >= 1 && x <= 240) fps = (int)x;
         else if (!strcmp(a, "--size") && isnum && x >= 16 && x <= 4096 && x % 2 == 0) size = (int)x;
         else if (!strcmp(a, "--jobs") && isnum && x >= 1 && x <= 1024) jobs = (int)x;
-        else if (!strcmp(a, "--quality") && isnum && x >= 2 && x <= 31) quality = (int)x;
+        else if (!strcmp(a, "--quality") && isnum && x >= 2 && x <= 31) quality = (int)x, quality_given = 1;
         else {
             fprintf(stderr, "avgen prep: %s %s is not valid; expected %s (see avgen prep --help)\n", a, v,
                     !strcmp(a, "--split") ? "1, 2 or 3" : !strcmp(a, "--fps") ? "an integer from 1 to 240"
@@ -355,6 +361,11 @@ int gen_prep_main(int argc, char **argv) {
         fprintf(stderr, "avgen prep: --src, --splits and --out are required (see avgen prep --help)\n");
         return 2;
     }
+    if (raw && quality_given) {
+        fprintf(stderr, "avgen prep: --quality is the JPEG quality and --raw stores no JPEG; give one of them\n");
+        return 2;
+    }
+    if (raw) quality = 0;
     struct stat st;
     if (stat(src, &st) || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "avgen prep: --src %s is not a folder; expected the folder of <Class>/<video> files\n", src);

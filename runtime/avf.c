@@ -1,11 +1,15 @@
-/* avf.c: prepared-video files (see avf.h); JPEG through libavcodec's mjpeg encoder and decoder. */
+/* avf.c: prepared-video files (see avf.h); JPEG through libavcodec's mjpeg encoder and decoder. Built with
+ * AVGEN_NO_FFMPEG (the runtime-only build of the GPU machine, which has no FFmpeg): raw frames only, and a file of
+ * JPEG frames is refused when opened. */
 #include "avf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#if !defined(AVGEN_NO_FFMPEG)
 #include <libavcodec/avcodec.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +28,12 @@ struct avf_writer {
     uint32_t *sums;
     int frames, cap;
     uint64_t pos;
+#if !defined(AVGEN_NO_FFMPEG)
     AVCodecContext *enc;
     struct SwsContext *sws;
     AVFrame *yuv;
     AVPacket *pkt;
+#endif
 };
 
 uint32_t avf_checksum(const void *data, size_t n) {
@@ -44,6 +50,12 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 avf_writer *avf_writer_open(const char *path, int size, int fps_num, int fps_den, int codec, int quality, char *err,
                             size_t errlen) {
+#if defined(AVGEN_NO_FFMPEG)
+    if (codec == AVF_JPEG) {
+        snprintf(err, errlen, "JPEG frames need FFmpeg, which this build does not have; store them raw");
+        return NULL;
+    }
+#endif
     avf_writer *w = calloc(1, sizeof *w);
     if (!w) { snprintf(err, errlen, "out of memory"); return NULL; }
     snprintf(w->path, sizeof w->path, "%s", path);
@@ -58,6 +70,7 @@ avf_writer *avf_writer_open(const char *path, int size, int fps_num, int fps_den
     uint8_t hdr[AVF_HEADER_BYTES] = {0};
     fwrite(hdr, 1, sizeof hdr, w->f); /* the real header is written last */
     w->pos = AVF_HEADER_BYTES;
+#if !defined(AVGEN_NO_FFMPEG)
     if (codec == AVF_JPEG) {
         const AVCodec *c = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
         w->enc = c ? avcodec_alloc_context3(c) : NULL;
@@ -87,6 +100,7 @@ avf_writer *avf_writer_open(const char *path, int size, int fps_num, int fps_den
             return NULL;
         }
     }
+#endif
     return w;
 }
 
@@ -109,6 +123,9 @@ static int append(avf_writer *w, const void *data, size_t n) {
 
 int avf_writer_frame(avf_writer *w, const uint8_t *rgb) {
     if (w->codec == AVF_RAW) return append(w, rgb, (size_t)3 * w->size * w->size);
+#if defined(AVGEN_NO_FFMPEG)
+    return -1;
+#else
     if (av_frame_make_writable(w->yuv) < 0) return -1;
     const uint8_t *src[4] = {rgb, NULL, NULL, NULL};
     int stride[4] = {3 * w->size, 0, 0, 0};
@@ -122,14 +139,17 @@ int avf_writer_frame(avf_writer *w, const uint8_t *rgb) {
         av_packet_unref(w->pkt);
     }
     return rc;
+#endif
 }
 
 static void free_writer(avf_writer *w) {
     if (w->f) fclose(w->f);
+#if !defined(AVGEN_NO_FFMPEG)
     avcodec_free_context(&w->enc);
     av_frame_free(&w->yuv);
     av_packet_free(&w->pkt);
     sws_freeContext(w->sws);
+#endif
     free(w->offsets);
     free(w->sums);
     free(w);
@@ -255,6 +275,11 @@ int avf_open(const char *path, avf_file *f, char *err, size_t errlen) {
             f->audio = (const float *)(b + ao);
             if (!why && f->samples > 0 && avf_checksum(f->audio, sizeof(float) * (size_t)f->samples) != get32(b + 72))
                 why = "the audio track is damaged (checksum mismatch)";
+#if defined(AVGEN_NO_FFMPEG)
+            if (!why && f->codec == AVF_JPEG)
+                why = "its frames are JPEG, which this build (without FFmpeg) cannot decode; prepare the data with "
+                      "avgen prep --raw";
+#endif
         }
     }
     if (why) {
@@ -271,6 +296,15 @@ void avf_close(avf_file *f) {
     memset(f, 0, sizeof *f);
 }
 
+#if defined(AVGEN_NO_FFMPEG)
+struct avf_decoder {
+    int unused;
+};
+
+avf_decoder *avf_decoder_new(void) { return calloc(1, sizeof(avf_decoder)); }
+
+void avf_decoder_free(avf_decoder *d) { free(d); }
+#else
 struct avf_decoder {
     AVCodecContext *dec;
     AVPacket *pkt;
@@ -299,6 +333,7 @@ void avf_decoder_free(avf_decoder *d) {
     sws_freeContext(d->sws);
     free(d);
 }
+#endif
 
 int avf_read_frame(avf_decoder *d, const avf_file *f, int k, uint8_t *rgb) {
     if (k < 0 || k >= f->frames) return -1;
@@ -309,6 +344,10 @@ int avf_read_frame(avf_decoder *d, const avf_file *f, int k, uint8_t *rgb) {
         memcpy(rgb, p, n);
         return 0;
     }
+#if defined(AVGEN_NO_FFMPEG)
+    (void)d;
+    return -1;
+#else
     /* av_packet_from_data would take ownership: copy into a padded buffer instead */
     if (av_new_packet(d->pkt, (int)n) < 0) return -1;
     memcpy(d->pkt->data, p, n);
@@ -335,4 +374,5 @@ int avf_read_frame(avf_decoder *d, const avf_file *f, int k, uint8_t *rgb) {
     sws_scale(d->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, dst, stride);
     av_frame_unref(fr);
     return 0;
+#endif
 }

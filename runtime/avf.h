@@ -52,7 +52,7 @@ int avf_open(const char *path, avf_file *f, char *err, size_t errlen);
 int avf_header_counts(const char *path, int64_t *frames, int64_t *samples);
 void avf_close(avf_file *f);
 
-/* JPEG frame decoding; one decoder per thread. */
+/* Frame decoding (JPEG; raw frames are copied); one decoder per thread. */
 typedef struct avf_decoder avf_decoder;
 avf_decoder *avf_decoder_new(void);
 void avf_decoder_free(avf_decoder *d);

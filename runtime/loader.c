@@ -15,7 +15,9 @@
 
 #include "avf.h"
 #include "fbank.h"
+#if !defined(AVGEN_NO_FFMPEG)
 #include "media.h"
+#endif
 #include "rt_fs.h"
 
 typedef struct {
@@ -432,7 +434,9 @@ ld_loader *ld_open(const ld_config *cfg, char *err, size_t errlen) {
     if (avf_open(l->v[0].path, &f, err, errlen)) { ld_close(l); return NULL; }
     l->S = f.size, l->fps_num = f.fps_num, l->fps_den = f.fps_den;
     avf_close(&f);
+#if !defined(AVGEN_NO_FFMPEG)
     media_quiet();
+#endif
     rt_fbank *probe = rt_fbank_new(16000, cfg->mel_bins);
     int rows = probe ? rt_fbank_num_frames(probe, (int64_t)llround(cfg->window_seconds * 16000)) : 0;
     rt_fbank_free(probe);

@@ -2,7 +2,9 @@
 #include "metrics.h"
 #include "rt_fs.h"
 
+#if !defined(AVGEN_NO_FFMPEG)
 #include <libavcodec/avcodec.h>
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,7 @@ int rt_acc_write_csv(const rt_acc *a, const char *path) {
     return finish(f, tmp, path, !ferror(f));
 }
 
+#if !defined(AVGEN_NO_FFMPEG) /* (avgen eval's; the runtime-only build has no FFmpeg and no avgen) */
 int rt_acc_write_png(const rt_acc *a, const char *path, int cell) {
     const int C = a->classes, W = C * cell + 1, H = C * cell + 1;
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
@@ -112,3 +115,4 @@ done:
     avcodec_free_context(&ctx);
     return rc;
 }
+#endif

@@ -20,6 +20,7 @@ void rt_acc_free(rt_acc *a);
 
 /* "true\pred,0,1,...\n" rows of counts. 0 or -1. */
 int rt_acc_write_csv(const rt_acc *a, const char *path);
-/* A heatmap of the row-normalised matrix (white = 0, dark blue = 1), cell pixels a side. 0 or -1. */
+/* A heatmap of the row-normalised matrix (white = 0, dark blue = 1), cell pixels a side. 0 or -1. Not in a build
+ * without FFmpeg (AVGEN_NO_FFMPEG: the runtime-only build). */
 int rt_acc_write_png(const rt_acc *a, const char *path, int cell);
 #endif

@@ -34,6 +34,8 @@ expect 2 "--threads takes at most 256 loader threads" -- "$AVGEN" train "$ROOT/m
   --threads 100000
 expect 2 "--src, --splits and --out are required" -- "$AVGEN" prep --src /nonexistent
 expect 2 "is not a folder" -- "$AVGEN" prep --src /nonexistent --splits /nonexistent --out "$TMP/p"
+expect 2 "--quality is the JPEG quality and --raw stores no JPEG; give one of them" -- "$AVGEN" prep --src /x --splits /x \
+  --out "$TMP/p" --raw --quality 5
 expect 2 "--data PREPARED is required" -- "$AVGEN" bench-loader
 expect 2 "avgen bench-loader: unknown option --bogus" -- "$AVGEN" bench-loader --data "$TMP" --bogus
 expect 0 "avgen 0." -- "$AVGEN" --version

@@ -2,11 +2,13 @@
 # The runtime-only build (AVGEN_DATA=OFF, what tests/device/prepare.sh makes for the GPU machine) still
 # configures and builds with one emitted program, with its own nvcc build of its kernels.cu as prepare.sh
 # builds fx-lavish-odd-batch (AVGEN_NVCC_KERNEL_PROGRAMS), the program needs nothing but libc, libm and the
-# driver at run time, its CPU step matches the PyTorch fixture, and avgen-diff works.
-# usage: runtime_only_test.sh AVGEN REPO_ROOT
+# driver at run time, its CPU step matches the PyTorch fixture, avgen-diff works, and it trains on raw-frame prepared
+# data as the full build's program does.
+# usage: runtime_only_test.sh AVGEN REPO_ROOT FULL_BUILD_PROGRAM (fixture-lavish-train: the same description)
 set -u
 AVGEN=$1
 ROOT=$2
+FULL=$3
 . "$(dirname "$0")/lib.sh" rtonly
 F=$ROOT/tests/fixtures/step/lavish-odd-batch
 mkdir -p "$TMP/programs"
@@ -28,6 +30,30 @@ out=$("$P" --describe 2>&1) && grep -q "fx/kernels.cu compiled by nvcc into this
   bad "program step"
 out=$("$TMP/build/avgen-diff" "$TMP/s.safetensors" "$F/expected.safetensors" --rtol 1e-5 --grad-floor 2>&1) && ok ||
   bad "against the fixture: $out"
-out=$("$P" --train --data x --out y 2>&1)
-[ $? = 3 ] && grep -q "built without the data pipeline" <<<"$out" && ok || bad "--train in a runtime-only build: $out"
+# Training in the runtime-only build: its loader reads raw-frame prepared data (avgen prep --raw) without FFmpeg, and
+# trains as the full build's program of the same description does (FULL: fixture-lavish-train), bit for bit.
+"$AVGEN" synth --out "$TMP/syn" --classes 5 --videos 15 --seconds 1.0 --size 64x48 --cue audio --seed 3 >/dev/null 2>&1 &&
+  ok || bad "synth"
+run "prep --raw" "$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/raw" --size 32 --raw --jobs 2
+run "prep (JPEG)" "$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/jpeg" --size 32 --jobs 2
+codecs() { /usr/bin/python3 -c '
+import glob, struct, sys
+print(sorted({struct.unpack("<I", open(f, "rb").read(36)[32:36])[0] for f in glob.glob(sys.argv[1] + "/videos/*/*.avf")}))' "$1"; }
+[ "$(codecs "$TMP/raw")" = "[0]" ] && [ "$(codecs "$TMP/jpeg")" = "[1]" ] && ok ||
+  bad "codecs in the .avf headers: raw $(codecs "$TMP/raw"), JPEG $(codecs "$TMP/jpeg")"
+T=(--train --max-steps 4 --checkpoint-every 2 --val-every 2 --quiet)
+run "runtime-only training" "$P" "${T[@]}" --data "$TMP/raw" --out "$TMP/run-rt"
+run "full build training" "$FULL" "${T[@]}" --data "$TMP/raw" --out "$TMP/run-full"
+losses() { grep -o '"loss": *[^,]*' "$1/log.jsonl" 2>/dev/null; }
+[ "$(losses "$TMP/run-rt" | wc -l)" = 4 ] && [ "$(losses "$TMP/run-rt")" = "$(losses "$TMP/run-full")" ] &&
+  cmp -s "$TMP/run-rt/ckpt-00000004.safetensors" "$TMP/run-full/ckpt-00000004.safetensors" && ok ||
+  bad "the runtime-only program's training differs from the full build's: $(losses "$TMP/run-rt" | tr '\n' ' ') / $(losses "$TMP/run-full" | tr '\n' ' ')"
+# JPEG frames: one sentence, at start
+out=$("$P" "${T[@]}" --data "$TMP/jpeg" --out "$TMP/run-jpeg" 2>&1)
+rc=$?
+[ $rc != 0 ] && grep -q "its frames are JPEG, which this build (without FFmpeg) cannot decode; prepare the data with avgen prep --raw" \
+  <<<"$out" && [ "$(wc -l <<<"$out")" = 1 ] && ok || bad "JPEG data in the runtime-only build: exit $rc: $out"
+# a folder prepared as JPEG and prepared again with --raw holds raw frames (the records name the codec's quality)
+run "prep --raw over JPEG" "$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/jpeg" --size 32 --raw --jobs 2
+[ "$(codecs "$TMP/jpeg")" = "[0]" ] && ok || bad "prepared again with --raw: codecs $(codecs "$TMP/jpeg")"
 finish

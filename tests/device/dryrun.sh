@@ -40,6 +40,10 @@ echo dryrun >"$KIT/commit"
   "$BO/emu-wide/plan.json" "$KIT/vitb-b1t2.json" || bad "emu-wide's description"
 # (label 3: emu-wide has 5 classes)
 /usr/bin/python3 "$ROOT/tests/device/vitb_inputs.py" "$KIT/vitb-b1t2-inputs.safetensors" 3 || bad "vitb_inputs.py"
+# the training stage's data, as prepare.sh makes it
+"$AVGEN" synth --out "$TMP/syn" --classes 5 --videos 15 --seconds 1.2 --size 64x48 --cue audio --seed 5 >/dev/null 2>&1 &&
+  "$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$KIT/train-data" --size 48 --raw \
+    >/dev/null 2>&1 || bad "the training data (avgen synth, avgen prep --raw)"
 cat >"$KIT/torch_lavish.py" <<'PY'
 import json, sys
 # the dry run's stand-in for shared/bench/torch_lavish.py bench: its last line, as the real one prints it
@@ -66,7 +70,7 @@ SH
 chmod +x "$KIT/bin/avgen-diff" "$TMP/path/compute-sanitizer"
 (cd "$KIT" && tar czf programs.tgz programs) && rm -rf "$KIT/programs" || bad "packing the kit"
 B=3
-PATH=$TMP/path:$PATH KIT=$KIT OUT=$TMP/out STAGES="parity memcheck bench" FIXTURES=lavish-odd-batch PYTHON=/usr/bin/python3 \
+PATH=$TMP/path:$PATH KIT=$KIT OUT=$TMP/out STAGES="parity train memcheck bench" FIXTURES=lavish-odd-batch PYTHON=/usr/bin/python3 \
   BENCH_BATCHES=$B BENCH_FP32=$B BENCH_ATTN_GEMM=$B BENCH_BF16OPS=$B BENCH_OPS_ONLY=$B BENCH_BN_STORED=$B \
   BENCH_LAT_STORED=$B BENCH_LN_SPLIT=$B BENCH_LB_APART=$B BENCH_GENERIC=$B BENCH_TUNE=$B TORCH_COMPILE=$B \
   BENCH_STEPS="--warmup 0 --steps 1" bash "$ROOT/tests/device/run.sh" >"$TMP/run.log" 2>&1
@@ -107,6 +111,8 @@ torch=0
 [ $torch = 1 ] || echo "dryrun: no torch for /usr/bin/python3: the float64 reference and PyTorch's rows are not checked"
 [ $torch = 1 ] && compared "vitb-b1t2 cpu vs torch fp64" "vitb-b1t2 cuda fp32 vs torch fp64" "vitb-b1t2 cuda bf16 vs torch fp64" \
   "vitb-b1t2 cuda bf16 activations vs torch fp64"
+passed "training fp32 against the CPU backend" "training fp32 validation" "training CUDA graphs against eager steps" \
+  "training stopped after 4 steps and resumed" "training bf16 losses" "training ops losses"
 passed "latent backward pairs apart, fp32: the same bits" "latent backward pairs apart, bf16: the same bits" \
   "tiny-lavish fp32: steps as CUDA graphs bit-identical to eager" "tiny-lavish bf16: steps as CUDA graphs bit-identical" \
   "vitb-b1t2 bf16: attention instances the same bits as the generic kernels" \

@@ -55,6 +55,12 @@ rm -rf "$KIT/build"
   >"$KIT/vitb-b1t2.json" 2>/dev/null
 cp "$ROOT/tests/reference/lavish_ref.py" "$KIT/"
 python3 "$ROOT/tests/device/vitb_inputs.py" "$KIT/vitb-b1t2-inputs.safetensors"
+# The training stage's data: a synthetic set at tiny-lavish's frame size, prepared with raw frames (the kit's
+# programs read raw frames without FFmpeg, which the GPU machine lacks)
+"$AVGEN" synth --out "$KIT/syn" --classes 5 --videos 15 --seconds 1.2 --size 64x48 --cue audio --seed 5 >/dev/null 2>&1 &&
+  "$AVGEN" prep --src "$KIT/syn" --splits "$KIT/syn/ucfTrainTestlist" --out "$KIT/train-data" --size 48 --raw \
+    >/dev/null 2>&1 || { echo "prepare.sh: the training data (avgen synth, avgen prep --raw) failed" >&2; exit 1; }
+rm -rf "$KIT/syn"
 if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
 git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
 # NVRTC builds of the programs the nvrtc stage starts after the first (fx-lavish-odd-batch, tiny-lavish), for

@@ -8,6 +8,9 @@
 #      dumps; two CUDA runs bit-identical; the latent backward pairs run apart bit-identical to run as one;
 #      ViT-B/16's shape-literal attention instances bit-identical to the generic kernels; steps replayed as CUDA
 #      graphs (as training runs them) bit-identical to eager steps;
+#   1b. training (the loop of --train) of tiny-lavish on the kit's raw-frame prepared data: fp32 against the CPU
+#      backend step by step, CUDA graphs against eager steps and a resumed run against the whole run bit for bit,
+#      bf16 GEMMs and bf16 activations against fp32;
 #   2. the run-time NVRTC build (--kernels nvrtc): cold (compile; vitb-b1t2, the others from the kit's
 #      prepared cache) and warm (cache) start times, and the
 #      step dumps bit-identical to the nvcc-built kernels' (fp32 and bf16 GEMMs; tiny-lavish's NVRTC build
@@ -18,7 +21,7 @@
 #   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
-# (capped at 100). Stages can be chosen: STAGES="parity nvrtc memcheck bench" (default all four); the
+# (capped at 100). Stages can be chosen: STAGES="parity train nvrtc memcheck bench" (default all five); the
 # BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step). tests/device/dryrun.sh (CTest
 # device-script-dryrun) runs this script without a GPU on a kit of CUDA-emulator programs, all stages but nvrtc.
 # usage: device run with carry ["device-kit"], timeout ~540 s (the device returns at most 8 files, so the
@@ -29,7 +32,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KIT=${KIT:-$ROOT/device-kit}
 OUT=${OUT:-$ROOT/device-out}
-STAGES=${STAGES:-parity nvrtc memcheck bench}
+STAGES=${STAGES:-parity train nvrtc memcheck bench}
 BENCH_BATCHES=${BENCH_BATCHES-32 76 4}  # in order of importance; 76: the largest batch the planner fits in 78 GiB (T=8,
                                         # fp32 activations; avgen plan)
 BENCH_FP32=${BENCH_FP32-32}        # batches also timed with strict fp32 GEMMs
@@ -196,6 +199,60 @@ if [[ " $STAGES " == *" parity "* ]]; then
     fi
   fi
   rm -f "$OUT"/dumps/*.st
+fi
+
+if [[ " $STAGES " == *" train "* ]]; then
+  say "== the training loop on the GPU: tiny-lavish on the kit's raw-frame prepared data ($(since))"
+  # (prepare.sh: avgen synth, avgen prep --raw; the kit's programs read raw frames without FFmpeg.) 8 optimizer steps,
+  # validation every 3rd step, a checkpoint every 4th: fp32 against the CPU backend (every step's loss and gradient
+  # norm; the validation accuracies), the steps as CUDA graphs bit-identical to eager steps, a run stopped after 4
+  # steps and resumed bit-identical to the whole run, bf16 GEMMs and bf16 activations within 5% of fp32's losses
+  p=$(prog tiny-lavish)
+  t=$OUT/train
+  A=(--train --data "$KIT/train-data" --val-every 3 --checkpoint-every 4 --quiet)
+  if [ ! -f "$KIT/train-data/manifest.jsonl" ]; then bad "no prepared data in the kit ($KIT/train-data)"
+  elif run train-cpu "$p" "${A[@]}" --out "$t/cpu" --max-steps 8 &&
+    run train-fp32 "$p" "${A[@]}" --out "$t/fp32" --max-steps 8 --backend cuda --precision fp32 &&
+    run train-fp32-eager env AVGEN_CUDA_GRAPH=0 "$p" "${A[@]}" --out "$t/eager" --max-steps 8 --backend cuda --precision fp32 &&
+    run train-fp32-4 "$p" "${A[@]}" --out "$t/res" --max-steps 4 --backend cuda --precision fp32 &&
+    run train-fp32-resumed "$p" "${A[@]}" --out "$t/res" --max-steps 8 --backend cuda --precision fp32 --resume &&
+    run train-bf16 "$p" "${A[@]}" --out "$t/bf16" --max-steps 8 --backend cuda &&
+    run train-bf16ops env AVGEN_BF16_OPERANDS=1 "$p" "${A[@]}" --out "$t/ops" --max-steps 8 --backend cuda; then
+    "$PYTHON" - "$t" >"$OUT/logs/train-compare.log" 2>&1 <<'PY'
+import json, os, sys
+t = sys.argv[1]
+def rows(run):
+    return [json.loads(l) for l in open(os.path.join(t, run, "log.jsonl"))]
+def last(run):
+    d = os.path.join(t, run)
+    return open(os.path.join(d, json.load(open(os.path.join(d, "checkpoint.json")))["file"]), "rb").read()
+def plain(r):  # a log without its timings
+    return [{k: v for k, v in x.items() if k not in ("clips_per_s", "pairs_per_s", "data_wait_s")} for x in r]
+steps = lambda r: [x for x in r if "step" in x]
+vals = lambda r: [x.get("val_top1") for x in r if "epoch_end" in x]
+cpu, gpu = rows("cpu"), rows("fp32")
+res = []
+def check(name, good, detail):
+    res.append(("ok   " if good else "FAIL ") + f" training {name}: {detail}")
+worst = max((abs(a[k] - b[k]) / abs(a[k]) for a, b in zip(steps(cpu), steps(gpu)) for k in ("loss", "grad_norm")), default=1)
+check("fp32 against the CPU backend", len(steps(gpu)) == len(steps(cpu)) == 8 and worst <= 1e-4,
+      f"{len(steps(gpu))} steps, loss and gradient norm at most {worst:.2e} apart (1e-4)")
+check("fp32 validation", vals(cpu) == vals(gpu) and len(vals(gpu)) >= 2, f"top-1 {vals(gpu)}, CPU {vals(cpu)}")
+for name, run in (("CUDA graphs against eager steps", "eager"), ("stopped after 4 steps and resumed", "res")):
+    same = plain(rows(run)) == plain(gpu), last(run) == last("fp32")
+    check(name, all(same), "the same log and last checkpoint bits" if all(same) else
+          f"the log {'the same' if same[0] else 'differs'}, the last checkpoint {'the same' if same[1] else 'differs'}")
+for run in ("bf16", "ops"):
+    r = steps(rows(run))
+    w = max((abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(steps(gpu), r)), default=1)
+    check(f"{run} losses", len(r) == 8 and w <= 0.05, f"{len(r)} steps, at most {w:.2e} from fp32's (5e-2)")
+print("\n".join(res))
+PY
+    while read -r st what; do
+      if [ "$st" = ok ]; then ok "$what"; elif [ "$st" = FAIL ]; then bad "$what"; fi
+    done <"$OUT/logs/train-compare.log"
+    grep -qE '^(ok|FAIL) ' "$OUT/logs/train-compare.log" || bad "training comparison: $(tail -3 "$OUT/logs/train-compare.log" | tr '\n' ' ')"
+  fi
 fi
 
 if [[ " $STAGES " == *" nvrtc "* ]]; then
