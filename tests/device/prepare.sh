@@ -74,9 +74,10 @@ for m in fx-lavish-odd-batch tiny-lavish; do
     echo "prepare.sh: warning: no NVRTC build of $m for the kit (the GPU machine compiles it)" >&2
 done
 rm -f "$KIT"/kcache/*.cu  # (the sources beside the entries: for reproducing a compile error by hand)
-# The carry limit is 64 MiB: the programs travel stripped and compressed (run.sh unpacks them there).
+# The carry limit is 64 MiB: the programs (stripped), their kernel cache and the training data travel compressed
+# (run.sh unpacks them there).
 strip "$KIT"/programs/*/bin/* 2>/dev/null || true
-tar czf "$KIT/programs.tgz" -C "$KIT" programs kcache
-rm -rf "$KIT/programs" "$KIT/kcache"
+tar czf "$KIT/programs.tgz" -C "$KIT" programs kcache train-data
+rm -rf "$KIT/programs" "$KIT/kcache" "$KIT/train-data"
 du -sh "$KIT"
 [ "$(du -sm "$KIT" | cut -f1)" -lt 64 ] || { echo "prepare.sh: $KIT is over the 64 MiB carry limit" >&2; exit 1; }
