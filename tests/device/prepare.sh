@@ -61,6 +61,11 @@ python3 "$ROOT/tests/device/vitb_inputs.py" "$KIT/vitb-b1t2-inputs.safetensors"
   "$AVGEN" prep --src "$KIT/syn" --splits "$KIT/syn/ucfTrainTestlist" --out "$KIT/train-data" --size 48 --raw \
     >/dev/null 2>&1 || { echo "prepare.sh: the training data (avgen synth, avgen prep --raw) failed" >&2; exit 1; }
 rm -rf "$KIT/syn"
+# and the training-loop benchmark's, at ViT-B/16's frame size (224; run.sh repeats its rows)
+"$AVGEN" synth --out "$KIT/syn" --classes 3 --videos 8 --seconds 1.2 --size 224x224 --cue audio --seed 6 >/dev/null 2>&1 &&
+  "$AVGEN" prep --src "$KIT/syn" --splits "$KIT/syn/ucfTrainTestlist" --out "$KIT/bench-data" --size 224 --raw \
+    >/dev/null 2>&1 || { echo "prepare.sh: the benchmark data (avgen synth, avgen prep --raw) failed" >&2; exit 1; }
+rm -rf "$KIT/syn"
 if [ -f "$TORCH_REF" ]; then cp "$TORCH_REF" "$KIT/"; else echo "prepare.sh: warning: $TORCH_REF not found; no PyTorch baseline" >&2; fi
 git -C "$ROOT" rev-parse --short HEAD > "$KIT/commit" 2>/dev/null || true
 # NVRTC builds of the programs the nvrtc stage starts after the first (fx-lavish-odd-batch, tiny-lavish), for
@@ -74,10 +79,10 @@ for m in fx-lavish-odd-batch tiny-lavish; do
     echo "prepare.sh: warning: no NVRTC build of $m for the kit (the GPU machine compiles it)" >&2
 done
 rm -f "$KIT"/kcache/*.cu  # (the sources beside the entries: for reproducing a compile error by hand)
-# The carry limit is 64 MiB: the programs (stripped), their kernel cache and the training data travel compressed
+# The carry limit is 64 MiB: the programs (stripped), their kernel cache and the data sets travel compressed
 # (run.sh unpacks them there).
 strip "$KIT"/programs/*/bin/* 2>/dev/null || true
-tar czf "$KIT/programs.tgz" -C "$KIT" programs kcache train-data
-rm -rf "$KIT/programs" "$KIT/kcache" "$KIT/train-data"
+tar czf "$KIT/programs.tgz" -C "$KIT" programs kcache train-data bench-data
+rm -rf "$KIT/programs" "$KIT/kcache" "$KIT/train-data" "$KIT/bench-data"
 du -sh "$KIT"
 [ "$(du -sm "$KIT" | cut -f1)" -lt 64 ] || { echo "prepare.sh: $KIT is over the 64 MiB carry limit" >&2; exit 1; }

@@ -18,7 +18,8 @@
 #      carries its own nvcc build of its kernels.cu (prepare.sh), whose instances run, bit-identical to the
 #      runtime's copy (AVGEN_PROGRAM_KERNELS=0, generic kernels) and to NVRTC;
 #   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
-#   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
+#   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile, and the
+#      training loop with its loader (BENCH_TRAIN)
 #      (shared/bench/torch_lavish.py) on the same card in the same call.
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
 # (capped at 100). Stages can be chosen: STAGES="parity train nvrtc memcheck bench" (default all five); the
@@ -44,6 +45,9 @@ BENCH_LAT_STORED=${BENCH_LAT_STORED-32}  # batches also timed with the adapters'
 BENCH_LN_SPLIT=${BENCH_LN_SPLIT-32}   # batches also timed without the fused LayerNorm backward (AVGEN_FUSED_LN_BWD=0)
 BENCH_LB_APART=${BENCH_LB_APART-32}  # batches also timed with the latent backward pairs apart (AVGEN_FUSE_LATENT_BWD=0)
 BENCH_GENERIC=${BENCH_GENERIC-32}  # batches also timed with the generic attention kernels (AVGEN_SHAPE_KERNELS=0)
+BENCH_TRAIN=${BENCH_TRAIN-32}  # batches whose training loop (--train: the loader on every core, bf16 GEMMs) is timed on
+                              # the kit's raw-frame ViT-B-size synthetic set, its rows repeated (bench-data)
+BENCH_TRAIN_STEPS=${BENCH_TRAIN_STEPS:-24}  # its optimizer steps (the first 4 not timed)
 BENCH_TUNE=${BENCH_TUNE-32}  # batches also timed with bf16 activations and GEMM algorithms chosen by timing (AVGEN_GEMM_AUTOTUNE=1)
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}  # where compute-sanitizer is looked for after PATH and nvcc's folder
 TORCH_COMPILE=${TORCH_COMPILE-32}   # batches also timed with torch.compile (compiling ViT-B took over 240 s in the first
@@ -366,8 +370,8 @@ if [[ " $STAGES " == *" bench "* ]]; then
   say "== benchmarks: ViT-B/16 LAVISH, T=8 ($(since))"
   # The jobs in order of what matters most, so that a run cut short still has the headline numbers: the
   # first two batches of BENCH_BATCHES each with bf16 GEMMs, with bf16 activations and in PyTorch eager; the
-  # largest batch only bf16 activations fit; the GEMM autotune; torch.compile; the other batches; then the
-  # ablations (strict fp32 GEMMs, the GEMM attention path, one fusion off at a time). A job that would start
+  # largest batch only bf16 activations fit; the training loop; the GEMM autotune; torch.compile; the other
+  # batches; then the ablations (strict fp32 GEMMs, the GEMM attention path, one fusion off at a time). A job that would start
   # after BENCH_DEADLINE seconds of this run is skipped, and each job's timeout is cut to what is left of
   # RUN_LIMIT (both said in the summary), so the run ends with its summary inside the caller's timeout.
   jobs=()
@@ -380,6 +384,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   }
   for b in $head2; do batch_jobs "$b"; done
   for b in $BENCH_OPS_ONLY; do jobs+=("$b:bf16-ops"); done
+  for b in $BENCH_TRAIN; do jobs+=("$b:train"); done
   for b in $BENCH_TUNE; do jobs+=("$b:bf16-opstune"); done
   for b in $TORCH_COMPILE; do jobs+=("$b:torch-compile"); done
   shift $(($# < 2 ? $# : 2))
@@ -428,6 +433,46 @@ if [[ " $STAGES " == *" bench "* ]]; then
     fi
     p=$(prog "vitb-t8-b$b")
     if [ ! -x "$p" ]; then say "  info  no program for B=$b $prec (prepare.sh builds 4, 32 and the planner's largest)"; continue; fi
+    if [ "$prec" = train ]; then
+      # The training loop as `--train` runs it (the loader's worker threads on every core decoding clips and computing
+      # their fbank, the batch uploaded while the step before runs, the step as CUDA graphs, the log), on the kit's
+      # synthetic set at the program's frame size, raw frames (prepare.sh) with its rows repeated to make an epoch of
+      # several steps: the files are few and stay in the page cache, so this times the loader's CPU work and the GPU,
+      # not a disk. No validation (no validation groups).
+      bd=$OUT/bench-data-b$b
+      mkdir -p "$bd" && ln -sfn "$KIT/bench-data/videos" "$bd/videos" && cp "$KIT/bench-data/stats.json" "$bd/" &&
+        "$PYTHON" - "$KIT/bench-data/manifest.jsonl" "$bd/manifest.jsonl" "$b" <<'PY'
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+train = sum(1 for o in rows if o["split"] == "train" and o.get("output"))
+reps = max(1, -(-12 * int(sys.argv[3]) // max(train, 1)))  # at least 12 batches an epoch
+with open(sys.argv[2], "w") as f:
+    for r in range(reps):
+        for o in rows:
+            o = dict(o, clip=r * 1000 + max(o.get("clip", 0), 0))
+            o["video"] = re.sub(r"_c\d+\.", "_c%d." % o["clip"], o["video"])
+            f.write(json.dumps(o) + "\n")
+PY
+      if [ $? != 0 ]; then bad "B=$b train: the repeated manifest of $KIT/bench-data"; continue; fi
+      rm -rf "$OUT/bench/train-b$b"
+      if timeout "$(lim 150)" "$p" --train --data "$bd" --out "$OUT/bench/train-b$b" --max-steps "$BENCH_TRAIN_STEPS" \
+        --val-every 1000000 --threads "$(nproc)" --backend cuda --quiet >"$OUT/bench/avgen-b$b-train.txt" 2>&1; then
+        ok "avgen B=$b training loop: $("$PYTHON" - "$OUT/bench/train-b$b/log.jsonl" "$b" <<'PY'
+import json, sys
+st = [json.loads(l) for l in open(sys.argv[1])]
+st = [x for x in st if "step" in x][4:]  # the first steps: start-up, graph capture
+b = int(sys.argv[2])
+ms = sorted(1e3 * b / x["clips_per_s"] for x in st)
+wait = sum(x["data_wait_s"] for x in st)
+print(f"{len(st)} steps after 4, median {ms[len(ms) // 2]:.1f} ms a step ({b / ms[len(ms) // 2] * 1e3:.1f} clips/s), "
+      f"the step waited for data {wait:.3f} s in all")
+PY
+)"
+      else
+        bad "avgen B=$b training loop: $(tail -3 "$OUT/bench/avgen-b$b-train.txt" | tr '\n' ' ')"
+      fi
+      continue
+    fi
     attn=""  # the default: fused with bf16 GEMMs, the GEMM path otherwise
     [ "$prec" = bf16-gemmattn ] && attn=gemm
     ops=0
