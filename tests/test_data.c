@@ -247,6 +247,57 @@ static void test_pipeline(void) {
                   "allocated, %d freed by the caller's allocator", c.ring, n_host_alloc, n_host_free);
     }
 
+    /* --raw: frames stored uncompressed. The same manifest, files of codec raw, and the loader's clips show the same
+     * source frames (barcodes), within JPEG's error of the JPEG folder's clips but not equal to them; the labels
+     * and audio the same bits. */
+    char praw[700];
+    snprintf(praw, sizeof praw, "%s/prep-raw", tmp);
+    const char *rargs[] = {"prep", "--src", syn, "--splits", lists, "--out", praw, "--jobs", "2", "--raw", NULL};
+    CHECK_EQ_I64(run_cmd(gen_prep_main, rargs), 0);
+    snprintf(mp2, sizeof mp2, "%s/manifest.jsonl", praw);
+    char *man4 = check_slurp(mp2);
+    CHECK_MSG(man4 && man && !strcmp(man, man4), "the manifest of the raw folder differs");
+    free(man4);
+    {
+        char vp[900];
+        snprintf(vp, sizeof vp, "%s/videos/ArmSwing/v_ArmSwing_g02_c01.avf", praw);
+        avf_file f;
+        CHECK_MSG(avf_open(vp, &f, err, sizeof err) == 0, "%s", err);
+        CHECK_EQ_I64(f.codec, AVF_RAW);
+        CHECK_EQ_I64(f.quality, 0);
+        if (f.base) avf_close(&f);
+        ld_config cj = base_cfg(prep, "train", 4, 3, 2, 0, 1), cr = base_cfg(praw, "train", 4, 3, 2, 0, 1);
+        ld_loader *lj = ld_open(&cj, err, sizeof err), *lr = ld_open(&cr, err, sizeof err);
+        CHECK_MSG(lj && lr, "%s", err);
+        if (lj && lr && ld_start_epoch(lj, 0) == 0 && ld_start_epoch(lr, 0) == 0) {
+            const ld_batch *bj, *br;
+            int clips = 0, wrong = 0, same_audio = 1;
+            double diff = 0, n = 0;
+            while ((bj = ld_next(lj)) && (br = ld_next(lr))) {
+                for (int i = 0; i < br->count; i++) {
+                    for (int t = 0; t < 4; t++) {
+                        const uint8_t *fr = br->frames + ((size_t)i * 4 + t) * 224 * 224 * 3;
+                        const uint8_t *fj = bj->frames + ((size_t)i * 4 + t) * 224 * 224 * 3;
+                        int k = br->start[i] + t * 3;
+                        wrong += barcode(fr, 224, 320, 240) != (int)floor(k * 25.0 / 20.0 + 1e-9);
+                        for (int e = 0; e < 224 * 224 * 3; e++) diff += abs((int)fr[e] - (int)fj[e]), n++;
+                    }
+                    clips++;
+                }
+                same_audio &= br->count == bj->count && !memcmp(br->labels, bj->labels, sizeof(int64_t) * (size_t)br->count) &&
+                              !memcmp(br->audio, bj->audio, sizeof(float) * (size_t)br->count * 4 * 102 * 128);
+                ld_release(lr, br);
+                ld_release(lj, bj);
+            }
+            CHECK(clips >= 6 * 3);
+            CHECK_MSG(wrong == 0, "%d raw frames show the wrong source frame", wrong);
+            CHECK_MSG(n > 0 && diff / n > 0 && diff / n < 3, "raw against JPEG frames: mean absolute difference %.3f", n ? diff / n : -1);
+            CHECK_MSG(same_audio, "the raw folder's labels or audio differ from the JPEG folder's");
+        }
+        if (lj) ld_close(lj);
+        if (lr) ld_close(lr);
+    }
+
     /* Audio alignment: one clip per prepared frame (T 1); the burst at t_m (1.0 s, 50 ms of 1 kHz) must
      * peak in the rows where it falls inside that frame's centred 1 s window. */
     c = base_cfg(prep, "train", 1, 1, 8, 0, 1);
