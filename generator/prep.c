@@ -37,8 +37,8 @@ static const char *const usage =
     "Classes are those with at least one kept video, re-indexed 0.. in alphabetical order. Runs on --jobs\n"
     "threads (default: every core) with a progress bar; an interrupted run resumes where it stopped.\n"
     "Formats: docs/prepared-data.md.\n"
-    "  --raw              store the frames uncompressed (RGB24: 3 x size^2 bytes a frame, no decoding\n"
-    "                     when training; what a build without FFmpeg, such as the GPU machine's, reads)\n"
+    "  --raw              store the frames uncompressed (RGB24: 3 x size^2 bytes a frame, ~15x JPEG q3;\n"
+    "                     what a build without FFmpeg, such as the GPU machine's, reads; no faster)\n"
     "  --include-silent   also keep videos whose audio is digital silence (default: exclude)\n";
 
 typedef struct {
