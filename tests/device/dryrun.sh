@@ -2,7 +2,8 @@
 # tests/device/dryrun.sh AVGEN BUILD_OUT ROOT: runs tests/device/run.sh here, without a GPU, on a kit of the build's
 # CUDA-emulator programs (docs/emulator.md), so that the script the lent GPU machine runs (rarely, for minutes) has run
 # before it gets there: every stage but the NVRTC one (the emulator refuses --kernels nvrtc) reaches each of its checks
-# and its summary, with no shell error, and its checks pass on the emulator.
+# and its summary, with no shell error, and its checks pass on the emulator (but the few tolerance comparisons that
+# the GPU fails too, below).
 # BUILD_OUT: the build's build-out/ (the emitted test programs and their NAME-train-emu). The kit's stand-ins:
 #   fx-lavish-odd-batch  fixture-lavish (the same description, lavish-odd-batch's config.json; the one fixture of
 #                        the FIXTURES loop)
@@ -10,7 +11,9 @@
 #                        CTest cuda-emu compares all of them)
 #   vitb-b1t2            emu-wide (ViT-B/16's sequence lengths 197 and 49, head width 64, its input shapes; width 128,
 #                        one layer): its step runs the shape-literal attention instances as ViT-B/16's does
-#   vitb-t8-b3           tiny-lavish (B = 3) for the benchmark jobs, each timing one step
+#   vitb-t8-b3           tiny-lavish (B = 3) for the benchmark jobs, each timing one step, and the training loop's
+#   train-data,          a raw-frame synthetic set at tiny-lavish's frame size (48), as prepare.sh makes the train
+#   bench-data           stage's (bench-data, 224 there, is the same set here)
 #   torch_lavish.py      a stand-in that prints the real one's result line (the emulator has no GPU for PyTorch)
 #   compute-sanitizer    a stand-in on PATH that runs the program and prints the tool's summary line
 # What it checks is the script (its control flow, its greps of the programs' output, its summary table), and the

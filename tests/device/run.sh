@@ -18,9 +18,9 @@
 #      carries its own nvcc build of its kernels.cu (prepare.sh), whose instances run, bit-identical to the
 #      runtime's copy (AVGEN_PROGRAM_KERNELS=0, generic kernels) and to NVRTC;
 #   3. compute-sanitizer memcheck of a tiny configuration's step (fp32, bf16, bf16 operands), racecheck;
-#   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile, and the
-#      training loop with its loader (BENCH_TRAIN)
-#      (shared/bench/torch_lavish.py) on the same card in the same call.
+#   4. benchmarks: ViT-B/16 LAVISH T=8 training steps (bf16 GEMMs) beside PyTorch eager and torch.compile
+#      (shared/bench/torch_lavish.py) on the same card in the same call, and the training loop with its loader
+#      (BENCH_TRAIN).
 # Results go to $OUT (summary.txt, logs/, bench/*.json); the exit status is the number of failed checks
 # (capped at 100). Stages can be chosen: STAGES="parity train nvrtc memcheck bench" (default all five); the
 # BENCH_* lists below can be set empty (BENCH_FP32= times no fp32 step). tests/device/dryrun.sh (CTest
