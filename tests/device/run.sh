@@ -63,6 +63,11 @@ TINY_MODELS=${TINY_MODELS-tiny-lavish tiny-lavish-block tiny-lavish-attn tiny-vi
                                    # stage's programs on random inputs
 TRAIN_STEPS=${TRAIN_STEPS:-8}  # the train stage's optimizer steps (even: a run stopped at half of them is resumed)
 PYTHON=${PYTHON:-python3}  # the Python with torch (the float64 reference, the PyTorch baseline, the summary table)
+for st in $STAGES; do
+  case $st in parity | train | nvrtc | memcheck | bench) ;;
+    *) echo "run.sh: STAGES has \"$st\"; the stages are parity, train, nvrtc, memcheck and bench" >&2; exit 100 ;;
+  esac
+done
 mkdir -p "$OUT/logs" "$OUT/bench" "$OUT/dumps"
 S=$OUT/summary.txt
 : >"$S"
