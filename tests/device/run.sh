@@ -131,7 +131,10 @@ parity() {
   say "  $name: CPU step ${tcpu}s"
   cmpdump "$name fp32 strict" "$d-cuda.st" "$d-cpu.st" 1e-5
   cmpdump "$name fp32 floored" "$d-cuda.st" "$d-cpu.st" 1e-5 --grad-floor
-  cmpdump "$name adam update" "$d-cuda-upd.st" "$d-cpu-upd.st" 1e-5
+  # (ln_before.bias: its gradient is zero in exact arithmetic, some 1e-9 in floats, near Adam's eps = 1e-8, so its
+  # update g / (sqrt(v) + eps) follows the rounding of g: 1.4e-4 to 7.9e-4 apart in the emulated fixture step; the same
+  # exception as tests/train_cuda_test.sh's checkpoints. Its gradient is still compared above.)
+  cmpdump "$name adam update" "$d-cuda-upd.st" "$d-cpu-upd.st" 1e-5 --rtol-for ln_before.bias=10
   cmpdump "$name bf16" "$d-bf16.st" "$d-cpu.st" 2e-2 --grad-floor
   cmpdump "$name bf16 activations" "$d-bf16ops.st" "$d-cpu.st" 2e-2 --grad-floor
   "$DIFF" "$d-bf16ops.st" "$d-bf16.st" --rtol 0 --grad-floor 2>&1 | tail -1 | sed "s/^/  info  $name bf16 activations vs bf16 GEMMs: /" | tee -a "$S"
