@@ -141,6 +141,10 @@ if [ $torch = 1 ]; then
 else n=$(grep -cE '^  B=  3 .* MFU .* memory [0-9.]+ GiB in use' "$S"); fi
 [ "$n" = 10 ] && ok || bad "the summary table has $n rows (with both PyTorch times where torch is), not 10: $(grep -A12 '== summary' "$S")"
 grep -qE "^== [0-9]+ passed, $rc failed" "$S" && ok || bad "the summary's last line: $(tail -1 "$S")"
+# logs/ and bench/ travel back as one archive of at most 16 MiB (the device's limit on a file): no checkpoint or step
+# dump in them (a ViT-B/16 one is larger)
+n=$(find "$TMP/out/logs" "$TMP/out/bench" -name '*.safetensors' -o -name '*.st' | wc -l)
+[ "$n" = 0 ] && ok || bad "tensor files in logs/ or bench/: $(find "$TMP/out/logs" "$TMP/out/bench" -name '*.safetensors' -o -name '*.st')"
 # a stage misspelt is refused, not skipped
 out=$(KIT=$KIT OUT=$TMP/out2 STAGES="parity bnech" bash "$ROOT/tests/device/run.sh" 2>&1)
 [ $? = 100 ] && grep -q 'STAGES has "bnech"' <<<"$out" && ok || bad "STAGES=\"parity bnech\": $out"
