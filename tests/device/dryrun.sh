@@ -140,6 +140,8 @@ if [ $torch = 1 ]; then
   n=$(grep -cE '^  B=  3 .* eager 1000\.0 ms \([0-9.]+x\)  compile 1000\.0 ms' "$S")
 else n=$(grep -cE '^  B=  3 .* MFU .* memory [0-9.]+ GiB in use' "$S"); fi
 [ "$n" = 10 ] && ok || bad "the summary table has $n rows (with both PyTorch times where torch is), not 10: $(grep -A12 '== summary' "$S")"
+grep -qE "^  B=  3 training loop +[0-9.]+ ms a step \(median of 2, .*, the bench's step [0-9.]+ ms \([0-9.]+x\)" "$S" && ok ||
+  bad "the summary has no training-loop row: $(grep -A14 '== summary' "$S")"
 grep -qE "^== [0-9]+ passed, $rc failed" "$S" && ok || bad "the summary's last line: $(tail -1 "$S")"
 # logs/ and bench/ travel back as one archive of at most 16 MiB (the device's limit on a file): no checkpoint or step
 # dump in them (a ViT-B/16 one is larger)

@@ -543,6 +543,20 @@ for f in sorted(glob.glob(os.path.join(d, "avgen-b*.json")), key=lambda p: (int(
                    if a.get("loop_ms", -1) > 0 else ""))
 print("== summary: avgen step (median) against PyTorch bf16 on the same card")
 print("\n".join(rows) if rows else "  no benchmark results")
+# the training loop (BENCH_TRAIN) beside the bench's step of the same batch (bf16 GEMMs)
+for f in sorted(glob.glob(os.path.join(d, "train-b*-log.jsonl"))):
+    b = int(re.search(r"train-b(\d+)-", os.path.basename(f)).group(1))
+    st = [x for x in (json.loads(l) for l in open(f)) if "step" in x][4:]
+    if not st:
+        continue
+    ms = sorted(1e3 * b / x["clips_per_s"] for x in st)[len(st) // 2]
+    try:
+        bench = json.load(open(os.path.join(d, f"avgen-b{b}-bf16.json")))["median_ms"]
+        vs = f", the bench's step {bench:.1f} ms ({ms / bench:.2f}x)"
+    except Exception:
+        vs = ""
+    print(f"  B={b:>3} training loop  {ms:9.1f} ms a step (median of {len(st)}, {b / ms * 1e3:.1f} clips/s), "
+          f"waiting for data {sum(x['data_wait_s'] for x in st):.3f} s in all{vs}")
 PY
 fi
 
