@@ -2558,6 +2558,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     Dev *d = DEV(c);
     if (!d) return fail_out(err, errlen, "the CUDA backend is not attached");
     const int warmup = r->warmup >= 0 ? r->warmup : 5, steps = r->steps > 0 ? r->steps : 20;
+    r->warmup = warmup, r->steps = steps;  // (the counts run, for the report)
     struct Events {  // destroyed on every return
         cudaEvent_t a = NULL, b = NULL;
         ~Events() {

@@ -240,7 +240,7 @@ const char *rt_cuda_kernels_info(const avgen_ctx *c, int *mode, double *seconds,
 #define RT_CUDA_KERNEL_SLOTS 192 /* at least the kernels of rt_cuda_kernel_list.h, one for the GEMMs and the
                                     shape-literal instances (AVGEN_CUDA_MAX_SHAPES x AVGEN_CUDA_SHAPE_KERNEL_COUNT) */
 typedef struct {
-    int warmup, steps;              /* inputs: warm-up steps (>= 0; < 0: 5) and timed steps (<= 0: 20) */
+    int warmup, steps;              /* warm-up steps (>= 0; < 0: 5) and timed steps (<= 0: 20); set to those run */
     double median_ms, mean_ms, min_ms, max_ms;
     double graph_capture_ms;        /* one-off: capturing the step as a CUDA graph */
     int graph;                      /* 1 when the timed steps were CUDA graph replays */

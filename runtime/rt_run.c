@@ -157,7 +157,6 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     memset(&r, 0, sizeof r);
     r.warmup = o->warmup, r.steps = o->steps;
     if (rt_cuda_bench(c, fwd, bwd, upd, &r, err, errlen)) return 1;
-    const int n_warm = r.warmup >= 0 ? r.warmup : 5, n_timed = r.steps > 0 ? r.steps : 20; /* as rt_cuda_bench ran */
     const avgen_consts *k = c->k;
     const double s = r.median_ms / 1e3;
     const double flops = rt_graph_flops(c->g, -1);
@@ -195,7 +194,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
     fprintf(out, "%s on %s\n", o->name ? o->name : "model", rt_cuda_device_name(c));
     fprintf(out, "  kernels    %s\n", kinfo);
     fprintf(out, "  batch %d x %d frames; %s step%s, %d warm-up + %d timed\n", k->batch, k->frames,
-            r.graph ? "CUDA graph" : "eager", r.graph ? " replays" : "s", n_warm, n_timed);
+            r.graph ? "CUDA graph" : "eager", r.graph ? " replays" : "s", r.warmup, r.steps);
     fprintf(out, "  step       median %.3f ms (min %.3f, mean %.3f, max %.3f); first (cold) step %.1f ms, %s %.1f ms\n",
             r.median_ms, r.min_ms, r.mean_ms, r.max_ms, r.first_step_ms, r.graph ? "graph capture" : "second step (host)",
             r.graph_capture_ms);
@@ -318,7 +317,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"gemm_tuned\":%d,\"gemm_tune_changed\":%d,\"gemm_tune_ms\":%.3f,\"last_loss\":\"%a\",\"loop_ms\":%.4f,"
                    "\"loop_plain_ms\":%.4f,\"input_bytes\":%.0f,\"stage_bytes\":%zu,\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
-                n_warm, n_timed, r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
+                r.warmup, r.steps, r.median_ms, r.mean_ms, r.min_ms, r.max_ms, r.first_step_ms, pairs / s, k->batch / s, flops, tflops,
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
