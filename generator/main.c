@@ -232,7 +232,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg) {
 /* Parses the options of a command; returns -1 to continue, else an exit status. */
 static int parse_args(const char *cmd, const char *usage, int argc, char **argv, args_t *a, int want_model) {
     memset(a, 0, sizeof *a);
-    a->warmup = -1; /* not given: 5 (0 is a valid count) */
+    a->warmup = -1; /* not given: the bench's default (0 is a valid count) */
     const char *seen[64]; /* the options so far (values are skipped below, so never taken for one) */
     int nseen = 0;
     for (int i = 0; i < argc; i++) {
@@ -559,7 +559,7 @@ static int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < AVGEN_OP_KIND_COUNT; i++) kinds[i] = gen_opkind_name((gen_opkind)i);
     rt_bench_opts o;
     memset(&o, 0, sizeof o);
-    o.warmup = a.warmup >= 0 ? a.warmup : 5, o.steps = a.steps ? a.steps : 20, o.peak_flops = peak, o.bandwidth = bandwidth, o.name = s.name;
+    o.warmup = a.warmup, o.steps = a.steps, o.peak_flops = peak, o.bandwidth = bandwidth, o.name = s.name;
     o.kind_names = kinds, o.json_path = a.json ? "/dev/stdout" : NULL, o.planned_peak = bg.mem.peak;
     /* the interpreter runs the ops (NULL phase functions) */
     const int rc = rt_bench_run(&bg.graph.g, &k, (uint64_t)s.train.seed, &bo, NULL, NULL, NULL, &o,

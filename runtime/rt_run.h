@@ -53,7 +53,7 @@ int rt_step_run(const avgen_graph *g, const avgen_consts *k, uint64_t seed, cons
 double rt_graph_flops(const avgen_graph *g, int phase);
 
 typedef struct {
-    int warmup, steps;      /* warm-up steps (>= 0) and timed steps (>= 1) */
+    int warmup, steps;      /* warm-up steps (>= 0; < 0: 5) and timed steps (>= 1; 0: 20) */
     double peak_flops;      /* dense bf16 peak for MFU; 0: from the device name (H100/H200 989e12) */
     double bandwidth;       /* memory bandwidth for the roofline (bytes/s); 0: from the device name (H100 3.35e12) */
     const char *json_path;  /* when set: the result as one JSON object */

@@ -297,6 +297,17 @@ static void test_pipeline(void) {
         if (lj) ld_close(lj);
         if (lr) ld_close(lr);
     }
+    /* a JPEG folder prepared again with --raw is prepared again (its records keep the quality, 0 for raw) */
+    {
+        const char *r2args[] = {"prep", "--src", syn, "--splits", lists, "--out", prep2, "--jobs", "2", "--raw", NULL};
+        CHECK_EQ_I64(run_cmd(gen_prep_main, r2args), 0);
+        char vp[900];
+        snprintf(vp, sizeof vp, "%s/videos/ArmSwing/v_ArmSwing_g02_c01.avf", prep2);
+        avf_file f;
+        CHECK_MSG(avf_open(vp, &f, err, sizeof err) == 0, "%s", err);
+        CHECK_EQ_I64(f.codec, AVF_RAW);
+        if (f.base) avf_close(&f);
+    }
 
     /* Audio alignment: one clip per prepared frame (T 1); the burst at t_m (1.0 s, 50 ms of 1 kHz) must
      * peak in the rows where it falls inside that frame's centred 1 s window. */
