@@ -21,6 +21,7 @@
 #include "rt_kernels.h"
 #include "rt_nvrtc.h"
 #include "train.h"
+#include "classify.h"
 #include <sys/stat.h>
 #include "safetensors.h"
 #include "rt_device.h"
@@ -59,6 +60,8 @@ static const char *const usage_main =
     "  train MODEL.json --data D   train on a prepared folder (checkpoints, log, validation, resume)\n"
     "  eval MODEL.json --data D --checkpoint C\n"
     "                              clip and video top-1/top-5, per-class accuracy, confusion matrix\n"
+    "  classify MODEL.json --checkpoint C VIDEO...\n"
+    "                              a trained run's answers for video files: its top classes, probabilities\n"
     "  compare RUN...              runs side by side: accuracy, trainable parameters, throughput\n"
     "  devices                     list the CUDA devices this binary can use, or say why none\n"
     "  jit [DIR] [--arch N]        compile CUDA kernels with NVRTC into the kernel cache (no GPU needed)\n"
@@ -192,6 +195,26 @@ static const char *const usage_eval =
     "--backend cuda (auto: the GPU when one can be used) runs the forward passes on the GPU, with\n"
     "--precision's GEMMs (default bf16) and --kernels as avgen step.\n";
 
+static const char *const usage_classify =
+    "usage: avgen classify MODEL.json --checkpoint RUN|FILE [--weights vit.safetensors] [--top K] [--json]\n"
+    "                      [--classes RUN|PREPARED] [--threads N] [--backend auto|cpu|cuda]\n"
+    "                      [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--set path=value]... VIDEO...\n"
+    "\n"
+    "Classifies video files with a trained run, as a deployed model does (the run's own program,\n"
+    "RUN/program/bin/NAME-infer, takes the same options but MODEL.json). Each video is decoded as avgen prep\n"
+    "--raw prepares one (frames at video.fps and the image size, 16 kHz mono sound) into a temporary folder\n"
+    "that is removed at the end; every non-overlapping clip goes through the eval-mode forward as in avgen\n"
+    "eval (a video shorter than a clip gives one padded clip), and a video's answer is the softmax of the\n"
+    "mean of its clips' logits: one line a video with its K most probable classes (--top, default 5), or\n"
+    "with --json one object {\"videos\": [{\"video\", \"status\", \"classified\", \"clips\", \"top\":\n"
+    "[{\"label\", \"class\", \"probability\"}], \"logits\", ...}], ...} (docs/training.md). Class names come\n"
+    "from the run's classes.json (--classes: another run, or the prepared folder trained on). --checkpoint\n"
+    "takes a run folder (its best.safetensors, else its latest checkpoint) or a checkpoint file; --weights\n"
+    "the backbone the run was trained with. A video that cannot be classified (missing, unreadable, no\n"
+    "sound for a model that listens) is named in one sentence and the others are still classified; the\n"
+    "exit status is then 2. --threads: decoding and loader threads (default 2). --backend cuda (auto: the\n"
+    "GPU when one can be used) runs the forward passes on the GPU, with --precision's GEMMs (default bf16).\n";
+
 static const char *const usage_compare =
     "usage: avgen compare RUN...\n"
     "\n"
@@ -215,11 +238,16 @@ typedef struct {
     const char *data, *weights, *checkpoint, *split;
     int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
     long long max_steps;
+    const char *classes;
+    int top;
+    const char **videos;       /* classify's files (points into argv; malloc'd array, freed by the command) */
+    int n_videos;
 } args_t;
 
 /* Every command (avgen help's, and the suggestions for a mistyped one). */
 static const char *const k_commands[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
-                                         "bench-loader", "train", "eval", "compare", "bench", "jit"};
+                                         "bench-loader", "train", "eval", "classify", "compare", "bench",
+                                         "jit"};
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -256,7 +284,8 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
                     (!strcmp(s, "--precision") || !strcmp(s, "--peak") || !strcmp(s, "--kernels") ||
                      (!strcmp(cmd, "bench") && !strcmp(s, "--bandwidth")))) ||
                    (!strcmp(cmd, "plan") && (!strcmp(s, "--peak") || !strcmp(s, "--bandwidth"))) ||
-                   ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) && (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
+                   ((!strcmp(cmd, "train") || !strcmp(cmd, "eval") || !strcmp(cmd, "classify")) &&
+                    (!strcmp(s, "--precision") || !strcmp(s, "--kernels")))) {
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             *(!strcmp(s, "--precision") ? &a->precision : !strcmp(s, "--peak") ? &a->peak
               : !strcmp(s, "--bandwidth") ? &a->bandwidth : &a->kernels) = argv[++i];
@@ -283,6 +312,18 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
                               : !strcmp(s, "--init-out") ? &a->init_out : !strcmp(s, "--update-out") ? &a->update_out
                               : &a->backend;
             *slot = argv[++i];
+        } else if (!strcmp(cmd, "classify") && (!strcmp(s, "--weights") || !strcmp(s, "--checkpoint") ||
+                                                 !strcmp(s, "--backend") || !strcmp(s, "--classes"))) {
+            if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
+            *(!strcmp(s, "--weights") ? &a->weights : !strcmp(s, "--checkpoint") ? &a->checkpoint
+              : !strcmp(s, "--classes") ? &a->classes : &a->backend) = argv[++i];
+        } else if (!strcmp(cmd, "classify") && (!strcmp(s, "--top") || !strcmp(s, "--threads"))) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || *end || v < 1 || v > (!strcmp(s, "--top") ? 100000 : 64))
+                return usage_error(cmd, !strcmp(s, "--top") ? "%s needs a positive integer" : "%s needs an integer from 1 to 64", s);
+            i++;
+            *(!strcmp(s, "--top") ? &a->top : &a->threads) = (int)v;
         } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) &&
                    (!strcmp(s, "--data") || !strcmp(s, "--weights") || !strcmp(s, "--checkpoint") || !strcmp(s, "--split") ||
                     !strcmp(s, "--backend"))) {
@@ -323,11 +364,15 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             return usage_error(cmd, "unknown option %s", s);
         } else if ((want_model || !strcmp(cmd, "jit")) && !a->model) {
             a->model = s;
+        } else if (!strcmp(cmd, "classify")) {
+            if (!a->videos && !(a->videos = calloc((size_t)argc, sizeof *a->videos))) return usage_error(cmd, "%s", "out of memory");
+            a->videos[a->n_videos++] = s;
         } else {
             return usage_error(cmd, "unexpected argument %s", s);
         }
     }
-    if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "eval") && strcmp(cmd, "bench")) return usage_error(cmd, "unknown option %s", "--json");
+    if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "eval") && strcmp(cmd, "bench") && strcmp(cmd, "classify"))
+        return usage_error(cmd, "unknown option %s", "--json");
     if (want_model && !a->model) return usage_error(cmd, "%s", "a model description MODEL.json is required");
     return -1;
 }
@@ -632,34 +677,39 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
         snprintf(err, errlen, "%s", msg);
         return -1;
     }
-    char model_c[1400], main_c[1400], ksrc_c[1400], bin[1400], log[1400];
-    snprintf(model_c, sizeof model_c, "%s/model.c", dir);
-    snprintf(main_c, sizeof main_c, "%s/main_train.c", dir);
-    snprintf(ksrc_c, sizeof ksrc_c, "%s/kernels_src.c", dir);
-    snprintf(bin, sizeof bin, "%s/%s-train", dir, s.name);
-    snprintf(log, sizeof log, "%s/build.log", dir);
-    snprintf(prog, plen, "%s", bin);
-    if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(ksrc_c, bin) && !newer(AVGEN_TC_AVRT, bin))
-        return 0; /* up to date */
-    if (!quiet) fprintf(stderr, "avgen train: building the program of %s (once per configuration)\n", s.name);
-    char *argv[128];
-    int n = 0;
-    char inc1[1300], inc2[1300];
-    snprintf(inc1, sizeof inc1, "-I%s", dir);
-    snprintf(inc2, sizeof inc2, "-I%s", AVGEN_TC_RUNTIME_INCLUDE);
-    argv[n++] = (char *)AVGEN_TC_CC;
-    for (int i = 0; avgen_tc_flags[i] && n < 100; i++) argv[n++] = (char *)avgen_tc_flags[i];
-    argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = ksrc_c;
-    argv[n++] = (char *)AVGEN_TC_AVRT;
-    for (int i = 0; avgen_tc_libs[i] && n < 120; i++) argv[n++] = (char *)avgen_tc_libs[i];
-    /* the compiler writes a temporary file, renamed when complete: a killed build never leaves a half binary */
-    char tmp[1500];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", bin, (long)getpid());
-    argv[n++] = "-o", argv[n++] = tmp, argv[n] = NULL;
-    if (run_logged(argv, log) || rename(tmp, bin)) {
-        unlink(tmp);
-        snprintf(err, errlen, "compiling the program failed (see %.900s)", log);
-        return -1;
+    /* NAME-train (which avgen train becomes) and NAME-infer (the deployable classifier of the run: avgen classify's
+     * twin), each from the folder's model.c, kernels_src.c and its main, linked with the runtime */
+    static const char *const which[2] = {"train", "infer"};
+    for (int w = 0; w < 2; w++) {
+        char model_c[1400], main_c[1400], ksrc_c[1400], bin[1400], log[1400];
+        snprintf(model_c, sizeof model_c, "%s/model.c", dir);
+        snprintf(main_c, sizeof main_c, "%s/main_%s.c", dir, which[w]);
+        snprintf(ksrc_c, sizeof ksrc_c, "%s/kernels_src.c", dir);
+        snprintf(bin, sizeof bin, "%s/%s-%s", dir, s.name, which[w]);
+        snprintf(log, sizeof log, "%s/build%s.log", dir, w ? "-infer" : "");
+        if (!w) snprintf(prog, plen, "%s", bin);
+        if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(ksrc_c, bin) && !newer(AVGEN_TC_AVRT, bin))
+            continue; /* up to date */
+        if (!quiet && !w) fprintf(stderr, "avgen train: building the programs of %s (once per configuration)\n", s.name);
+        char *argv[128];
+        int n = 0;
+        char inc1[1300], inc2[1300];
+        snprintf(inc1, sizeof inc1, "-I%s", dir);
+        snprintf(inc2, sizeof inc2, "-I%s", AVGEN_TC_RUNTIME_INCLUDE);
+        argv[n++] = (char *)AVGEN_TC_CC;
+        for (int i = 0; avgen_tc_flags[i] && n < 100; i++) argv[n++] = (char *)avgen_tc_flags[i];
+        argv[n++] = inc1, argv[n++] = inc2, argv[n++] = model_c, argv[n++] = main_c, argv[n++] = ksrc_c;
+        argv[n++] = (char *)AVGEN_TC_AVRT;
+        for (int i = 0; avgen_tc_libs[i] && n < 120; i++) argv[n++] = (char *)avgen_tc_libs[i];
+        /* the compiler writes a temporary file, renamed when complete: a killed build never leaves a half binary */
+        char tmp[1500];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", bin, (long)getpid());
+        argv[n++] = "-o", argv[n++] = tmp, argv[n] = NULL;
+        if (run_logged(argv, log) || rename(tmp, bin)) {
+            unlink(tmp);
+            snprintf(err, errlen, "compiling the program failed (see %.900s)", log);
+            return -1;
+        }
     }
     return 0;
 }
@@ -781,23 +831,9 @@ static int cmd_train(int argc, char **argv) {
 
 /* Class names by label, from the manifest. */
 static void class_names(const char *data, char names[][128], int n) {
-    for (int i = 0; i < n; i++) snprintf(names[i], 128, "%d", i);
-    char p[1200];
-    snprintf(p, sizeof p, "%s/manifest.jsonl", data);
-    FILE *f = fopen(p, "r");
-    if (!f) return;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_object *o = json_tokener_parse(line), *x, *y;
-        if (o && json_object_object_get_ex(o, "label", &x) && json_object_object_get_ex(o, "class", &y)) {
-            int l = json_object_get_int(x);
-            if (l >= 0 && l < n) snprintf(names[l], 128, "%s", json_object_get_string(y));
-        }
-        json_object_put(o);
-    }
-    free(line);
-    fclose(f);
+    ld_class_names(data, names, n);
+    for (int i = 0; i < n; i++)
+        if (!names[i][0]) snprintf(names[i], 128, "%d", i);
 }
 
 static int cmd_eval(int argc, char **argv) {
@@ -814,26 +850,13 @@ static int cmd_eval(int argc, char **argv) {
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32;
     /* the checkpoint: a run folder (best, else latest) or a file */
-    char ck[1400], outdir[1024];
+    char ck[1400], outdir[1024], err[1024] = "";
     struct stat st;
     snprintf(outdir, sizeof outdir, "%s", a.out ? a.out : ".");
-    if (stat(a.checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
-        if (!a.out) snprintf(outdir, sizeof outdir, "%s", a.checkpoint);
-        snprintf(ck, sizeof ck, "%s/best.safetensors", a.checkpoint);
-        if (stat(ck, &st)) {
-            char cj[1200];
-            snprintf(cj, sizeof cj, "%s/checkpoint.json", a.checkpoint);
-            json_object *o = json_object_from_file(cj), *x;
-            if (!o || !json_object_object_get_ex(o, "file", &x)) {
-                fprintf(stderr, "error: %s has neither best.safetensors nor checkpoint.json; expected a run folder.\n", a.checkpoint);
-                json_object_put(o);
-                return 2;
-            }
-            snprintf(ck, sizeof ck, "%s/%s", a.checkpoint, json_object_get_string(x));
-            json_object_put(o);
-        }
-    } else {
-        snprintf(ck, sizeof ck, "%s", a.checkpoint);
+    if (stat(a.checkpoint, &st) == 0 && S_ISDIR(st.st_mode) && !a.out) snprintf(outdir, sizeof outdir, "%s", a.checkpoint);
+    if ((r = rt_checkpoint_path(a.checkpoint, ck, sizeof ck, err, sizeof err))) {
+        fprintf(stderr, "error: %s.\n", err);
+        return r;
     }
     built_graph eg;
     if (build_graph(&s, 0, &eg)) {
@@ -842,7 +865,6 @@ static int cmd_eval(int argc, char **argv) {
     }
     avgen_consts k;
     gen_consts(&s, &k);
-    char err[1024] = "";
     avgen_ctx c;
     st_file *wf = NULL;
     ld_loader *l = NULL;
@@ -952,6 +974,51 @@ static int cmd_eval(int argc, char **argv) {
     rt_ctx_free(&c);
     free_graph(&eg);
     if (r) fprintf(stderr, "error: %s.\n", err);
+    return r;
+}
+
+static int cmd_classify(int argc, char **argv) {
+    args_t a;
+    int r = parse_args("classify", usage_classify, argc, argv, &a, 1);
+    if (r >= 0) {
+        free(a.videos);
+        return r;
+    }
+    if (!a.checkpoint) r = usage_error("classify", "%s", "--checkpoint RUN|FILE is required");
+    else if (!a.n_videos) r = usage_error("classify", "%s", "no video file given");
+    else r = check_backend("classify", a.backend);
+    gen_spec s;
+    if (!r) r = load(&a, &s);
+    if (r) {
+        free(a.videos);
+        return r;
+    }
+    s.precision = PREC_FP32;
+    built_graph eg;
+    if (build_graph(&s, 0, &eg)) {
+        fprintf(stderr, "error: out of memory while lowering %s.\n", s.name);
+        free(a.videos);
+        return 1;
+    }
+    avgen_consts k;
+    gen_consts(&s, &k);
+    const char *w = weights_of(&a, &s);
+    if (!w) warn_weights(&s);
+    rt_backend_opts bo = loop_backend(&a);
+    rt_classify_cfg c;
+    memset(&c, 0, sizeof c);
+    c.g = &eg.graph.g, c.k = &k, c.name = s.name, c.prog = "avgen classify";
+    c.checkpoint = a.checkpoint, c.weights = w, c.classes = a.classes, c.seed = (uint64_t)s.train.seed;
+    c.frames = s.video.frames, c.stride = s.video.stride, c.fps = s.video.fps;
+    c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
+    c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std;
+    c.top = a.top > 0 ? a.top : 5, c.json = a.json, c.threads = a.threads > 0 ? a.threads : 2, c.backend = &bo;
+    c.videos = a.videos, c.n_videos = a.n_videos;
+    char err[1024] = "";
+    r = rt_classify(&c, stdout, err, sizeof err);
+    if (r) fprintf(stderr, "error: %s.\n", err);
+    free_graph(&eg);
+    free(a.videos);
     return r;
 }
 
@@ -1130,6 +1197,7 @@ int main(int argc, char **argv) {
                       : !strcmp(t, "emit") ? usage_emit : !strcmp(t, "devices") ? usage_devices
                       : !strcmp(t, "step") ? usage_step : !strcmp(t, "diff") ? usage_diff
                       : !strcmp(t, "train") ? usage_train : !strcmp(t, "eval") ? usage_eval
+                      : !strcmp(t, "classify") ? usage_classify
                       : !strcmp(t, "compare") ? usage_compare : !strcmp(t, "bench") ? usage_bench
                       : !strcmp(t, "jit") ? usage_jit : usage_main;
         int is_known = !*t;
@@ -1158,6 +1226,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench-loader")) return gen_bench_loader_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "classify")) return cmd_classify(argc - 2, argv + 2);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "jit")) return cmd_jit(argc - 2, argv + 2);
     const char *sug = gen_suggest(cmd, k_commands, k_n_commands);

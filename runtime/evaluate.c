@@ -85,21 +85,30 @@ int rt_evaluate(avgen_ctx *ev, rt_phase_fn fwd, ld_loader *l, rt_eval_result *r,
         rt_eval_free(r);
         return -1;
     }
-    float *mean = malloc(sizeof(float) * (size_t)C);
-    for (int v = 0; v < NV && mean; v++) {
+    r->video_logits = calloc((size_t)NV * C, sizeof(float));
+    r->video_clips = vcount;
+    if (!r->video_logits) {
+        snprintf(err, errlen, "evaluation: out of memory");
+        free(vsum);
+        rt_eval_free(r);
+        return -1;
+    }
+    for (int v = 0; v < NV; v++) {
         if (!vcount[v]) continue;
+        float *mean = r->video_logits + (size_t)v * C;
         for (int c = 0; c < C; c++) mean[c] = (float)(vsum[(size_t)v * C + c] / vcount[v]);
         if (ld_video_label(l, v) < C) rt_acc_add(&r->video, mean, ld_video_label(l, v));
         r->videos++;
     }
-    free(mean);
     r->loss = r->clips ? loss / r->clips : 0;
     free(vsum);
-    free(vcount);
     return 0;
 }
 
 void rt_eval_free(rt_eval_result *r) {
     rt_acc_free(&r->clip);
     rt_acc_free(&r->video);
+    free(r->video_logits);
+    free(r->video_clips);
+    r->video_logits = NULL, r->video_clips = NULL;
 }

@@ -14,6 +14,10 @@ typedef struct {
     rt_acc clip, video;
     int64_t clips, bad_clips;
     int videos;
+    /* per selected video of the loader (ld_videos of them, in its order): the mean of its clips' logits
+     * [videos x classes], and how many clips went into it (0: none could be read, its row is 0) */
+    float *video_logits;
+    int *video_clips;
 } rt_eval_result;
 
 /* The batch's inputs the context's graph has (frames, audio, labels) staged for the step or pass that takes them

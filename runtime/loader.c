@@ -611,3 +611,29 @@ void ld_close(ld_loader *l) {
     pthread_cond_destroy(&l->cv);
     free(l);
 }
+
+int ld_class_names(const char *dir, char (*names)[128], int n) {
+    for (int i = 0; i < n; i++) names[i][0] = 0;
+    char p[2400];
+    snprintf(p, sizeof p, "%s/manifest.jsonl", dir);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    int named = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_object *o = json_tokener_parse(line), *x, *y;
+        if (o && json_object_object_get_ex(o, "label", &x) && json_object_object_get_ex(o, "class", &y) &&
+            json_object_is_type(x, json_type_int) && json_object_is_type(y, json_type_string)) {
+            const int64_t l = json_object_get_int64(x);
+            if (l >= 0 && l < n && !names[l][0]) {
+                snprintf(names[l], 128, "%s", json_object_get_string(y));
+                named += names[l][0] != 0;
+            }
+        }
+        json_object_put(o);
+    }
+    free(line);
+    fclose(f);
+    return named;
+}

@@ -75,4 +75,9 @@ const ld_batch *ld_next(ld_loader *l);
 void ld_release(ld_loader *l, const ld_batch *b);
 ld_stats ld_get_stats(const ld_loader *l);
 void ld_close(ld_loader *l);
+
+/* The class names of a prepared folder by label (its manifest's "class" of each "label" >= 0): names[l] for
+ * l < n, "" where no row names label l. The number of labels named, or -1 when dir has no readable
+ * manifest.jsonl. */
+int ld_class_names(const char *dir, char (*names)[128], int n);
 #endif

@@ -266,6 +266,33 @@ static int from_device(avgen_ctx *c, int64_t step, int64_t *host_step, char *err
     return 0;
 }
 
+/* RUN/classes.json: the class names by label of the prepared data the run trains on ({"classes": [...]},
+ * "" where the manifest names none), so that a classifier of the run's checkpoints can name its answers
+ * (rt_classify). 0, or -1 with err. */
+static int write_classes(const rt_train_cfg *cfg, char *err, size_t errlen) {
+    const int C = cfg->k->classes;
+    char (*names)[128] = calloc((size_t)C, 128);
+    if (!names) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ld_class_names(cfg->data, names, C);
+    json_object *o = json_object_new_object(), *a = json_object_new_array();
+    for (int i = 0; i < C; i++) json_object_array_add(a, json_object_new_string(names[i]));
+    json_object_object_add(o, "classes", a);
+    char path[2300];
+    snprintf(path, sizeof path, "%s/classes.json", cfg->run_dir);
+    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *tn = malloc(strlen(txt) + 2);
+    errno = ENOMEM;
+    int rc = tn ? (sprintf(tn, "%s\n", txt), rt_write_atomic(path, tn)) : -1;
+    if (rc) snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
+    free(tn);
+    json_object_put(o);
+    free(names);
+    return rc;
+}
+
 static ld_loader *open_loader(const rt_train_cfg *cfg, int holdout, int train, int pinned, char *err, size_t errlen) {
     ld_config lc;
     memset(&lc, 0, sizeof lc);
@@ -303,6 +330,10 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
                  ld_classes(tl), cfg->k->classes);
         ld_close(tl);
         return 2;
+    }
+    if (write_classes(cfg, err, errlen)) {
+        ld_close(tl);
+        return 1;
     }
     char verr[512];
     ld_loader *vl = open_loader(cfg, LD_VAL_ONLY, 0, pinned, verr, sizeof verr);
@@ -540,4 +571,22 @@ done:
     ld_close(tl);
     ld_close(vl);
     return rc;
+}
+
+int rt_checkpoint_path(const char *arg, char *path, size_t n, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(path, n, "%s", arg);
+        return 0;
+    }
+    snprintf(path, n, "%s/best.safetensors", arg);
+    if (stat(path, &st) == 0) return 0;
+    char cj[2300];
+    snprintf(cj, sizeof cj, "%s/checkpoint.json", arg);
+    json_object *o = json_object_from_file(cj), *x;
+    const int ok = o && json_object_object_get_ex(o, "file", &x) && json_object_is_type(x, json_type_string);
+    if (ok) snprintf(path, n, "%s/%s", arg, json_object_get_string(x));
+    else snprintf(err, errlen, "%s has neither best.safetensors nor checkpoint.json; expected a run folder", arg);
+    json_object_put(o);
+    return ok ? 0 : 2;
 }

@@ -53,4 +53,7 @@ double rt_lr_multiplier(const rt_train_cfg *cfg, int64_t step, int64_t total, in
 void rt_copy_params(avgen_ctx *dst, const avgen_ctx *src);
 /* Loads trainable parameters, Adam moments and BatchNorm buffers from a checkpoint file. 0, or -1 with err. */
 int rt_load_checkpoint(avgen_ctx *c, const char *path, char *err, size_t errlen);
+/* The checkpoint file that a --checkpoint argument names: for a run folder its best.safetensors, else the latest
+ * checkpoint its checkpoint.json points to; any other path as it is. 0, or 2 with err (a folder with neither). */
+int rt_checkpoint_path(const char *arg, char *path, size_t n, char *err, size_t errlen);
 #endif

@@ -1,0 +1,469 @@
+/* classify.c: see classify.h. */
+#include "classify.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "avf.h"
+#include "evaluate.h"
+#include "loader.h"
+#include "media.h"
+#include "rt_cuda.h"
+#include "rt_fs.h"
+#include "safetensors.h"
+#include "train.h"
+
+enum { V_OK, V_SILENT, V_NO_AUDIO, V_UNREADABLE, V_MISSING };
+static const char *const k_vstatus[] = {"ok", "silent", "no_audio", "unreadable", "missing"};
+
+typedef struct {
+    const char *path;
+    int status, prepared;      /* prepared: its .avf is in the temporary folder */
+    int silent_track;          /* no audio stream: a silent track was made (a model that does not listen) */
+    char reason[400];
+    int frames;
+    int64_t samples;
+    int64_t corrupt;
+} cl_video;
+
+typedef struct {
+    const rt_classify_cfg *cfg;
+    const char *dir;           /* the temporary prepared folder */
+    int size, listens;
+    cl_video *v;
+    atomic_int next, done;
+    int failed;                /* a write into dir failed: fail_msg */
+    char fail_msg[1100];
+    pthread_mutex_t mu;
+} cl_work;
+
+static int on_frame(void *user, int index, const uint8_t *rgb) {
+    (void)index;
+    return avf_writer_frame((avf_writer *)user, rgb) ? 1 : 0;
+}
+
+static void work_fail(cl_work *w, const char *msg) {
+    pthread_mutex_lock(&w->mu);
+    if (!w->failed) snprintf(w->fail_msg, sizeof w->fail_msg, "%s", msg);
+    w->failed = 1;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Video i decoded as `avgen prep --raw` prepares one, into dir/videos/<i>.avf. */
+static void prepare(cl_work *w, int i) {
+    cl_video *v = &w->v[i];
+    struct stat st;
+    if (stat(v->path, &st) != 0) {
+        v->status = V_MISSING;
+        snprintf(v->reason, sizeof v->reason, "cannot be opened (%s)", strerror(errno));
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        v->status = V_UNREADABLE;
+        snprintf(v->reason, sizeof v->reason, "a folder, not a video file");
+        return;
+    }
+    media_info info;
+    media_probe(v->path, &info);
+    if (info.status == MEDIA_UNREADABLE) {
+        v->status = V_UNREADABLE;
+        snprintf(v->reason, sizeof v->reason, "%s", info.reason[0] ? info.reason : "cannot be read as a video");
+        return;
+    }
+    if (info.status == MEDIA_NO_AUDIO && w->listens) {
+        v->status = V_NO_AUDIO;
+        snprintf(v->reason, sizeof v->reason, "no usable sound (%s), and this model listens to the sound with the frames",
+                 info.reason[0] ? info.reason : "no audio stream");
+        return;
+    }
+    v->status = info.status == MEDIA_SILENT ? V_SILENT : info.status == MEDIA_NO_AUDIO ? V_NO_AUDIO : V_OK;
+    char path[2400], err[1024];
+    snprintf(path, sizeof path, "%s/videos/%d.avf", w->dir, i);
+    avf_writer *aw = avf_writer_open(path, w->size, w->cfg->fps, 1, AVF_RAW, 0, err, sizeof err);
+    if (!aw) {
+        work_fail(w, err);
+        return;
+    }
+    media_target t = {w->size, w->cfg->fps, 1, 16000};
+    media_output mo;
+    if (media_decode(v->path, &t, on_frame, aw, &mo, err, sizeof err)) {
+        avf_writer_abort(aw);
+        v->status = V_UNREADABLE;
+        snprintf(v->reason, sizeof v->reason, "decoding failed: %.300s", err);
+        return;
+    }
+    float *audio = mo.audio;
+    int64_t samples = mo.samples;
+    if (samples == 0 && w->listens) {
+        avf_writer_abort(aw);
+        media_output_free(&mo);
+        v->status = V_NO_AUDIO;
+        snprintf(v->reason, sizeof v->reason, "no sound from its first frame on (the audio stream ends before the video "
+                                              "starts), and this model listens to the sound with the frames");
+        return;
+    }
+    if (samples == 0 && mo.frames > 0) {
+        /* a model that does not listen: a silent track as long as the frames, which it never reads */
+        samples = ((int64_t)mo.frames * 16000 + w->cfg->fps - 1) / w->cfg->fps;
+        audio = calloc((size_t)samples, sizeof(float));
+        v->silent_track = 1;
+        if (!audio) {
+            avf_writer_abort(aw);
+            media_output_free(&mo);
+            work_fail(w, "out of memory");
+            return;
+        }
+    }
+    if (mo.frames == 0) {
+        avf_writer_abort(aw);
+        media_output_free(&mo);
+        v->status = V_UNREADABLE;
+        snprintf(v->reason, sizeof v->reason, "no frame of it decodes");
+        return;
+    }
+    const int rc = avf_writer_finish(aw, audio, samples, 16000, err, sizeof err);
+    if (audio != mo.audio) free(audio);
+    v->frames = mo.frames, v->samples = samples, v->corrupt = mo.corrupt;
+    media_output_free(&mo);
+    if (rc) {
+        work_fail(w, err);
+        return;
+    }
+    v->prepared = 1;
+}
+
+static void *worker(void *arg) {
+    cl_work *w = arg;
+    const int tty = isatty(2) && !w->cfg->json;
+    for (;;) {
+        const int i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->cfg->n_videos || w->failed) break;
+        prepare(w, i);
+        const int d = atomic_fetch_add(&w->done, 1) + 1;
+        if (tty && w->cfg->n_videos > 1) {
+            pthread_mutex_lock(&w->mu);
+            fprintf(stderr, "\r%s: decoded %d/%d videos", w->cfg->prog, d, w->cfg->n_videos);
+            if (d == w->cfg->n_videos) fputc('\n', stderr);
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    return NULL;
+}
+
+/* The prepared videos' manifest: split "test", one class "?" (label 0), in the order given. */
+static int write_manifest(const cl_work *w, char *err, size_t errlen) {
+    char path[2400];
+    snprintf(path, sizeof path, "%s/manifest.jsonl", w->dir);
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    for (int i = 0; text && i < w->cfg->n_videos; i++) {
+        const cl_video *v = &w->v[i];
+        if (!v->prepared) continue;
+        char line[512];
+        const int n = snprintf(line, sizeof line,
+                               "{\"video\": \"%d\", \"class\": \"?\", \"label\": 0, \"split\": \"test\", \"group\": -1, "
+                               "\"clip\": -1, \"status\": \"ok\", \"reason\": \"\", \"frames\": %d, \"audio_samples\": %lld, "
+                               "\"output\": \"videos/%d.avf\"}\n",
+                               i, v->frames, (long long)v->samples, i);
+        if (len + (size_t)n + 1 > cap) {
+            char *t = realloc(text, cap * 2 + (size_t)n);
+            if (!t) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = t, cap = cap * 2 + (size_t)n;
+        }
+        memcpy(text + len, line, (size_t)n + 1);
+        len += (size_t)n;
+    }
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    text[len] = 0;
+    const int rc = rt_write_atomic(path, text);
+    if (rc) snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
+    free(text);
+    return rc;
+}
+
+static void remove_dir(const char *dir, int n) {
+    char p[2400];
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/videos/%d.avf", dir, i);
+        unlink(p);
+    }
+    rt_remove_partial(dir, 1);
+    snprintf(p, sizeof p, "%s/manifest.jsonl", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/videos", dir);
+    rmdir(p);
+    rmdir(dir);
+}
+
+/* names[l] for l < C: from dir's classes.json (a run folder) or manifest.jsonl (a prepared folder). The number
+ * of classes named, or -1 when dir has neither. */
+static int names_from(const char *dir, char (*names)[128], int C) {
+    char p[2500];
+    snprintf(p, sizeof p, "%s/classes.json", dir);
+    json_object *o = json_object_from_file(p), *a;
+    if (o && json_object_object_get_ex(o, "classes", &a) && json_object_is_type(a, json_type_array)) {
+        int named = 0;
+        for (int i = 0; i < C; i++) {
+            json_object *x = i < (int)json_object_array_length(a) ? json_object_array_get_idx(a, (size_t)i) : NULL;
+            names[i][0] = 0;
+            if (x && json_object_is_type(x, json_type_string)) snprintf(names[i], 128, "%s", json_object_get_string(x));
+            named += names[i][0] != 0;
+        }
+        json_object_put(o);
+        return named;
+    }
+    json_object_put(o);
+    return ld_class_names(dir, names, C);
+}
+
+typedef struct {
+    int label;
+    double p;
+} ranked;
+
+static int by_p(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    return x->p < y->p ? 1 : x->p > y->p ? -1 : x->label - y->label;
+}
+
+int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen) {
+    const int C = cfg->k->classes, N = cfg->n_videos;
+    if (N < 1 || cfg->top < 1 || cfg->threads < 1 || cfg->frames < 1 || cfg->stride < 1 || cfg->fps < 1) {
+        snprintf(err, errlen, "classify: no video given, or a count (--top, --threads) below 1");
+        return 2;
+    }
+    /* the checkpoint, the backend and the class names before any video is decoded */
+    char ck[2400];
+    int rc = rt_checkpoint_path(cfg->checkpoint, ck, sizeof ck, err, errlen);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(ck, &st) != 0) {
+        snprintf(err, errlen, "the checkpoint %s cannot be read (%s)", ck, strerror(errno));
+        return 2;
+    }
+    if (cfg->backend && (rc = rt_backend_check(cfg->backend, err, errlen))) return rc;
+    char (*names)[128] = calloc((size_t)C, 128);
+    if (!names) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    char where[2400];
+    if (cfg->classes) snprintf(where, sizeof where, "%s", cfg->classes);
+    else { /* the checkpoint's run folder */
+        char tmp[2400];
+        snprintf(tmp, sizeof tmp, "%s", ck);
+        snprintf(where, sizeof where, "%s", dirname(tmp));
+    }
+    const int named = names_from(where, names, C);
+    if (cfg->classes && named < 0) {
+        snprintf(err, errlen, "%s has neither classes.json nor manifest.jsonl; expected a run folder or a prepared folder "
+                              "to name the classes", cfg->classes);
+        free(names);
+        return 2;
+    }
+    if (named <= 0 && !cfg->json)
+        fprintf(stderr, "%s: %s names no class (no classes.json there: a run of an older avgen); the answers are labels "
+                        "(--classes takes a run or prepared folder)\n", cfg->prog, where);
+    for (int i = 0; i < C; i++)
+        if (!names[i][0]) snprintf(names[i], 128, "%d", i);
+
+    /* the videos, decoded into a temporary prepared folder */
+    const char *tmpd = getenv("TMPDIR");
+    char dir[2300], sub[2400];
+    snprintf(dir, sizeof dir, "%s/avgen-classify.XXXXXX", tmpd && *tmpd ? tmpd : "/tmp");
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot create a temporary folder %s (%s)", dir, strerror(errno));
+        free(names);
+        return 1;
+    }
+    snprintf(sub, sizeof sub, "%s/videos", dir);
+    cl_work w;
+    memset(&w, 0, sizeof w);
+    w.cfg = cfg, w.dir = dir, w.size = cfg->k->image;
+    w.listens = rt_find(cfg->g, "audio") >= 0;
+    w.v = calloc((size_t)N, sizeof *w.v);
+    pthread_mutex_init(&w.mu, NULL);
+    if (!w.v || rt_mkdirs(sub)) {
+        snprintf(err, errlen, w.v ? "cannot create %s (%s)" : "out of memory", sub, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    for (int i = 0; i < N; i++) w.v[i].path = cfg->videos[i];
+    media_quiet();
+    {
+        const int nt = cfg->threads < N ? cfg->threads : N;
+        pthread_t th[64];
+        int started = 0;
+        for (; started < nt && started < 64; started++)
+            if (pthread_create(&th[started], NULL, worker, &w)) break;
+        if (!started) worker(&w);
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    }
+    if (w.failed) {
+        snprintf(err, errlen, "%s", w.fail_msg);
+        rc = 1;
+        goto done;
+    }
+    int n_prep = 0;
+    for (int i = 0; i < N; i++) n_prep += w.v[i].prepared;
+
+    /* the model, and every clip of the prepared videos through it */
+    rt_eval_result res;
+    memset(&res, 0, sizeof res);
+    int have_res = 0, cuda = 0, *vidx = calloc((size_t)N, sizeof(int));
+    avgen_ctx c;
+    int have_ctx = 0;
+    st_file *wf = NULL;
+    ld_loader *l = NULL;
+    if (!vidx) {
+        snprintf(err, errlen, "out of memory");
+        rc = 1;
+    }
+    if (!rc && n_prep > 0) {
+        if (write_manifest(&w, err, errlen)) rc = 1;
+        else if ((rc = rt_ctx_init(&c, cfg->g, cfg->k, err, errlen)) == 0) {
+            have_ctx = 1;
+            if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) rc = 2;
+            if (!rc) rc = rt_init_params(&c, wf, cfg->seed, NULL, NULL, err, errlen);
+            if (!rc && rt_load_checkpoint(&c, ck, err, errlen)) rc = 2;
+            rt_backend_opts bo;
+            memset(&bo, 0, sizeof bo);
+            if (cfg->backend) bo = *cfg->backend;
+            bo.prefetch_inputs = 1; /* the next batch goes up while a forward pass runs */
+            if (!rc && rt_backend_attach(&c, &bo, &cuda, err, errlen)) rc = 1;
+        }
+        if (!rc) {
+            ld_config lc;
+            memset(&lc, 0, sizeof lc);
+            lc.dir = dir, lc.split = "test", lc.holdout = LD_ALL, lc.val_every = 5;
+            lc.frames = cfg->frames, lc.stride = cfg->stride, lc.batch = cfg->k->batch, lc.train = 0;
+            lc.threads = cfg->threads, lc.ring = 2 * cfg->threads + 1;
+            lc.audio_rows = cfg->audio_rows, lc.mel_bins = cfg->mel_bins, lc.window_seconds = cfg->window_seconds;
+            lc.norm_mean = cfg->norm_mean, lc.norm_std = cfg->norm_std;
+            if (cuda) lc.host_alloc = rt_cuda_host_alloc, lc.host_free = rt_cuda_host_free;
+            if (!(l = ld_open(&lc, err, errlen))) rc = 1;
+            else if (rt_evaluate(&c, cfg->forward, l, &res, err, errlen)) rc = 1;
+            else have_res = 1;
+        }
+        for (int i = 0; have_res && i < ld_videos(l); i++) {
+            const int k = atoi(ld_video_name(l, i));
+            if (k >= 0 && k < N) vidx[k] = i + 1;
+        }
+    }
+    if (rc) goto free_model;
+
+    /* the answers, in the order given */
+    const int top = cfg->top < C ? cfg->top : C, span = (cfg->frames - 1) * cfg->stride + 1;
+    ranked *rk = malloc(sizeof *rk * (size_t)C);
+    json_object *jo = cfg->json ? json_object_new_object() : NULL, *ja = cfg->json ? json_object_new_array() : NULL;
+    int n_failed = 0;
+    for (int i = 0; rk && i < N; i++) {
+        cl_video *v = &w.v[i];
+        const int li = vidx[i] - 1, clips = li >= 0 ? res.video_clips[li] : 0;
+        if (v->prepared && clips == 0) {
+            v->status = V_UNREADABLE;
+            snprintf(v->reason, sizeof v->reason, "none of its clips could be read");
+        }
+        const int ok = v->prepared && clips > 0;
+        json_object *e = cfg->json ? json_object_new_object() : NULL;
+        if (e) {
+            json_object_object_add(e, "video", json_object_new_string(v->path));
+            json_object_object_add(e, "status", json_object_new_string(k_vstatus[v->status]));
+            json_object_object_add(e, "classified", json_object_new_boolean(ok));
+        }
+        if (!ok) {
+            n_failed++;
+            fprintf(stderr, "%s: %s: %s; not classified\n", cfg->prog, v->path, v->reason);
+            if (e) json_object_object_add(e, "reason", json_object_new_string(v->reason));
+            else fprintf(out, "%s  not classified: %s\n", v->path, v->reason);
+            if (e) json_object_array_add(ja, e);
+            continue;
+        }
+        const float *lg = res.video_logits + (size_t)li * C;
+        double mx = -INFINITY, s = 0;
+        for (int c2 = 0; c2 < C; c2++) mx = fmax(mx, lg[c2]);
+        for (int c2 = 0; c2 < C; c2++) s += exp((double)lg[c2] - mx);
+        for (int c2 = 0; c2 < C; c2++) rk[c2].label = c2, rk[c2].p = exp((double)lg[c2] - mx) / s;
+        qsort(rk, (size_t)C, sizeof *rk, by_p);
+        const double secs = (double)v->frames / cfg->fps;
+        char note[200] = "";
+        if (v->frames < span) snprintf(note, sizeof note, "; shorter than a clip: padded");
+        if (v->status == V_SILENT) snprintf(note + strlen(note), sizeof note - strlen(note), "; its sound is silent");
+        if (v->silent_track) snprintf(note + strlen(note), sizeof note - strlen(note), "; no sound");
+        if (v->corrupt)
+            snprintf(note + strlen(note), sizeof note - strlen(note), "; %lld corrupt packets skipped", (long long)v->corrupt);
+        if (e) {
+            json_object *t = json_object_new_array(), *la = json_object_new_array();
+            for (int j = 0; j < top; j++) {
+                json_object *x = json_object_new_object();
+                json_object_object_add(x, "label", json_object_new_int(rk[j].label));
+                json_object_object_add(x, "class", json_object_new_string(names[rk[j].label]));
+                json_object_object_add(x, "probability", json_object_new_double(rk[j].p));
+                json_object_array_add(t, x);
+            }
+            for (int c2 = 0; c2 < C; c2++) json_object_array_add(la, json_object_new_double(lg[c2]));
+            json_object_object_add(e, "clips", json_object_new_int(clips));
+            json_object_object_add(e, "frames", json_object_new_int(v->frames));
+            json_object_object_add(e, "seconds", json_object_new_double(secs));
+            json_object_object_add(e, "padded", json_object_new_boolean(v->frames < span));
+            json_object_object_add(e, "corrupt_packets", json_object_new_int64(v->corrupt));
+            json_object_object_add(e, "top", t);
+            json_object_object_add(e, "logits", la);
+            json_object_array_add(ja, e);
+        } else {
+            fprintf(out, "%s  ", v->path);
+            for (int j = 0; j < top; j++) fprintf(out, "%s%s %.4f", j ? " | " : "", names[rk[j].label], rk[j].p);
+            fprintf(out, "  (%d clip%s, %.1f s%s)\n", clips, clips == 1 ? "" : "s", secs, note);
+        }
+    }
+    if (jo) {
+        json_object_object_add(jo, "model", json_object_new_string(cfg->name ? cfg->name : ""));
+        json_object_object_add(jo, "checkpoint", json_object_new_string(ck));
+        json_object_object_add(jo, "backend", json_object_new_string(cuda ? "cuda" : "cpu"));
+        json_object_object_add(jo, "clip_frames", json_object_new_int(cfg->frames));
+        json_object_object_add(jo, "frame_stride", json_object_new_int(cfg->stride));
+        json_object_object_add(jo, "fps", json_object_new_int(cfg->fps));
+        json_object_object_add(jo, "videos", ja);
+        fprintf(out, "%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(jo);
+    }
+    if (!rk) {
+        snprintf(err, errlen, "out of memory");
+        rc = 1;
+    } else if (n_failed) {
+        snprintf(err, errlen, "%d of %d video%s could not be classified", n_failed, N, N == 1 ? "" : "s");
+        rc = 2;
+    }
+    free(rk);
+free_model:
+    if (have_res) rt_eval_free(&res);
+    ld_close(l);
+    st_close(wf);
+    if (have_ctx) {
+        if (c.dev) rt_cuda_detach(&c);
+        rt_ctx_free(&c);
+    }
+    free(vidx);
+done:
+    remove_dir(dir, N);
+    pthread_mutex_destroy(&w.mu);
+    free(w.v);
+    free(names);
+    return rc;
+}
