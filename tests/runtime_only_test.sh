@@ -3,7 +3,7 @@
 # configures and builds with one emitted program, with its own nvcc build of its kernels.cu as prepare.sh
 # builds fx-lavish-odd-batch (AVGEN_NVCC_KERNEL_PROGRAMS), the program needs nothing but libc, libm and the
 # driver at run time, its CPU step matches the PyTorch fixture, avgen-diff works, and it trains on raw-frame prepared
-# data as the full build's program does.
+# data as the full build's program does; its inference program refuses video files in one sentence.
 # usage: runtime_only_test.sh AVGEN REPO_ROOT FULL_BUILD_PROGRAM (fixture-lavish-train: the same description)
 set -u
 AVGEN=$1
@@ -48,4 +48,9 @@ out=$("$P" "${T[@]}" --data "$TMP/jpeg" --out "$TMP/run-jpeg" 2>&1)
 rc=$?
 [ $rc != 0 ] && grep -q "its frames are JPEG, which this build (without FFmpeg) cannot decode; prepare the data with avgen prep --raw" \
   <<<"$out" && [ "$(wc -l <<<"$out")" = 1 ] && ok || bad "JPEG data in the runtime-only build: exit $rc: $out"
+# Video files: the inference program says in one sentence that it cannot decode them (no FFmpeg)
+out=$("$TMP/programs/fx/bin/fx-infer" --checkpoint "$TMP/run-rt" "$TMP/syn/ucfTrainTestlist/classInd.txt" 2>&1)
+rc=$?
+[ $rc = 3 ] && grep -q "built without FFmpeg (the runtime-only build), so it cannot decode video files" <<<"$out" &&
+  [ "$(wc -l <<<"$out")" = 1 ] && ok || bad "video files in the runtime-only build: exit $rc: $out"
 finish

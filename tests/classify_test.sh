@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Video files classified with a trained run (avgen classify, and the run's own program NAME-infer): on a synthetic
+# set prepared with --raw, whose test videos classify decodes exactly as prep did, the answers must agree with
+# avgen eval's (video top-1 and clip count), both programs must print the same bytes, the output must be
+# well-formed (probabilities sorted, summing to 1 over all classes, the run's class names) and repeatable at any
+# thread count; bad input (missing and unreadable files, no video, bad options, a checkpoint that is not there)
+# gives one sentence and exit 2, the other videos still classified; with ../shared/media: a video without sound
+# (refused by a model that listens, classified by a vision-only one), a silent one, one shorter than a clip
+# (padded), other containers; with the CUDA emulator's build of tiny-lavish-infer: --backend cuda against the CPU.
+# usage: classify_test.sh AVGEN REPO_ROOT [SHARED_MEDIA_DIR] [TINY_LAVISH_INFER_EMU]
+set -u
+AVGEN=$1
+ROOT=$2
+MEDIA=${3:-}
+EMU=${4:-}
+. "$(dirname "$0")/lib.sh" classify
+M=$ROOT/models/tiny-lavish.json  # as it is: the configuration of the emulator's tiny-lavish-infer-emu
+
+"$AVGEN" synth --out "$TMP/syn" --classes 3 --videos 18 --seconds 1.2 --size 96x64 --cue audio --seed 7 >/dev/null 2>&1 \
+  && ok || bad "synth"
+"$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/prep" --size 48 --raw >/dev/null 2>&1 \
+  && ok || bad "prep --raw"
+"$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/run" --max-steps 30 --quiet 2>"$TMP/train.err" && ok ||
+  bad "train: $(cat "$TMP/train.err")"
+INFER=$TMP/run/program/tiny-lavish-infer
+[ -x "$INFER" ] && ok || bad "avgen train did not build the run's inference program"
+# the run names its classes (labels in alphabetical order of the prepared classes)
+python3 - "$TMP/run/classes.json" "$TMP/prep/manifest.jsonl" <<'EOF' && ok || bad "classes.json"
+import json, sys
+c = json.load(open(sys.argv[1]))["classes"]
+m = {}
+for l in open(sys.argv[2]):
+    o = json.loads(l)
+    if o["label"] >= 0: m[o["label"]] = o["class"]
+assert len(c) == 5 and c[:3] == [m[0], m[1], m[2]] and c[3:] == ["", ""], c
+EOF
+
+# the test split's source videos, in manifest order (as eval reads them)
+mapfile -t VIDS < <(python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if o['split'] == 'test' and o['output']: print(sys.argv[2] + '/' + o['video'])
+" "$TMP/prep/manifest.jsonl" "$TMP/syn")
+[ "${#VIDS[@]}" = 6 ] && ok || bad "expected 6 test videos, got ${#VIDS[@]}"
+
+"$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/run" --json >"$TMP/eval.json" 2>"$TMP/eval.err" && ok ||
+  bad "eval: $(cat "$TMP/eval.err")"
+"$AVGEN" classify "$M" --checkpoint "$TMP/run" --json "${VIDS[@]}" >"$TMP/c.json" 2>"$TMP/c.err" && ok ||
+  bad "classify: $(cat "$TMP/c.err")"
+"$INFER" --checkpoint "$TMP/run" --json "${VIDS[@]}" >"$TMP/i.json" 2>"$TMP/i.err" && ok ||
+  bad "NAME-infer: $(cat "$TMP/i.err")"
+cmp -s "$TMP/c.json" "$TMP/i.json" && ok || bad "avgen classify and the run's NAME-infer differ: $(diff "$TMP/c.json" "$TMP/i.json" | head -5)"
+grep -q "no --weights" "$TMP/i.err" && ok || bad "NAME-infer without --weights did not warn: $(cat "$TMP/i.err")"
+python3 - "$TMP/c.json" "$TMP/eval.json" "$TMP/run/classes.json" <<'EOF' && ok || bad "classify against eval"
+import json, math, os, sys
+c, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+names = json.load(open(sys.argv[3]))["classes"]
+assert c["model"] == "tiny-lavish" and c["backend"] == "cpu" and c["clip_frames"] == 2 and c["fps"] == 20, c
+vs = c["videos"]
+assert len(vs) == 6 and all(v["classified"] and v["status"] == "ok" for v in vs)
+right = 0
+for v in vs:
+    top, lg = v["top"], v["logits"]
+    assert len(top) == 5 and len(lg) == 5 and v["clips"] == 12 and v["frames"] == 24 and not v["padded"], v
+    p = [t["probability"] for t in top]
+    assert p == sorted(p, reverse=True) and abs(sum(p) - 1) < 1e-9, p
+    # the softmax of the mean logits
+    mx = max(lg); z = sum(math.exp(x - mx) for x in lg)
+    assert all(abs(t["probability"] - math.exp(lg[t["label"]] - mx) / z) < 1e-9 for t in top)
+    assert all(t["class"] == (names[t["label"]] or str(t["label"])) for t in top), top
+    truth = os.path.basename(os.path.dirname(v["video"]))
+    right += top[0]["class"] == truth
+# the same clips through the same forward as eval: its video top-1 and clip count
+assert abs(right / 6 - e["video"]["top1"]) < 1e-12, (right, e["video"])
+assert sum(v["clips"] for v in vs) == e["clip"]["count"], e["clip"]
+EOF
+# a video's answer is its own: given with others in another order (other batch neighbours, other padding) it gets
+# the same logits, bit for bit (the eval-mode forward treats each clip apart)
+"$INFER" --checkpoint "$TMP/run" --json "${VIDS[4]}" "${VIDS[1]}" >"$TMP/one.json" 2>/dev/null && ok || bad "two videos"
+python3 - "$TMP/one.json" "$TMP/c.json" <<'EOF' && ok || bad "a video's logits depend on the others given"
+import json, sys
+a, c = json.load(open(sys.argv[1]))["videos"], json.load(open(sys.argv[2]))["videos"]
+assert a[0]["video"] == c[4]["video"] and a[0]["logits"] == c[4]["logits"]
+assert a[1]["video"] == c[1]["video"] and a[1]["logits"] == c[1]["logits"]
+assert c[4]["logits"] != c[1]["logits"]
+EOF
+# text: one line a video with --top classes; repeatable, at any thread count
+"$INFER" --checkpoint "$TMP/run" --top 2 --threads 1 "${VIDS[@]}" >"$TMP/t1.txt" 2>/dev/null && ok || bad "text output"
+"$INFER" --checkpoint "$TMP/run" --top 2 --threads 3 "${VIDS[@]}" >"$TMP/t3.txt" 2>/dev/null && ok || bad "--threads 3"
+cmp -s "$TMP/t1.txt" "$TMP/t3.txt" && ok || bad "--threads 1 and 3 differ"
+python3 - "$TMP/t1.txt" "$TMP/c.json" <<'EOF' && ok || bad "text lines: $(cat "$TMP/t1.txt")"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+vs = json.load(open(sys.argv[2]))["videos"]
+assert len(lines) == 6
+for l, v in zip(lines, vs):
+    assert l.startswith(v["video"] + "  "), l
+    assert "%s %.4f | %s %.4f  (12 clips, 1.2 s)" % (v["top"][0]["class"], v["top"][0]["probability"],
+                                                   v["top"][1]["class"], v["top"][1]["probability"]) in l, l
+EOF
+# class names from a prepared folder, or labels when the run has none
+"$AVGEN" classify "$M" --checkpoint "$TMP/run" --classes "$TMP/prep" --json "${VIDS[@]}" 2>/dev/null |
+  python3 -c "import json,sys; assert json.load(sys.stdin)['videos'][0]['top'][0]['class'] in ('ArmSwing','HandstandHops','HulaHoop')" \
+  && ok || bad "--classes PREPARED"
+mv "$TMP/run/classes.json" "$TMP/classes.json"
+"$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" >"$TMP/l.txt" 2>"$TMP/l.err" && grep -q "names no class" "$TMP/l.err" &&
+  grep -qE "  [0-4] 0\.[0-9]{4} \| [0-4] " "$TMP/l.txt" && ok || bad "no classes.json: $(cat "$TMP/l.err" "$TMP/l.txt")"
+mv "$TMP/classes.json" "$TMP/run/classes.json"
+
+# bad input: one sentence, exit 2; the other videos still classified
+printf 'not a video\n' >"$TMP/text.mp4"
+out=$("$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" "$TMP/nope.avi" "$TMP/text.mp4" "$TMP" 2>"$TMP/bad.err")
+rc=$?
+[ $rc = 2 ] && ok || bad "bad videos: exit $rc"
+grep -q "nope.avi: cannot be opened (No such file or directory); not classified" "$TMP/bad.err" && ok || bad "missing: $(cat "$TMP/bad.err")"
+grep -q "text.mp4: cannot open (" "$TMP/bad.err" && ok || bad "unreadable: $(cat "$TMP/bad.err")"
+grep -q "a folder, not a video file" "$TMP/bad.err" && ok || bad "folder: $(cat "$TMP/bad.err")"
+grep -q "3 of 4 videos could not be classified" "$TMP/bad.err" && ok || bad "summary: $(cat "$TMP/bad.err")"
+[ "$(grep -c "clips, 1.2 s" <<<"$out")" = 1 ] && [ "$(grep -c "not classified" <<<"$out")" = 3 ] && ok ||
+  bad "the good video among bad ones: $out"
+expect2 "no video file given" "$INFER" --checkpoint "$TMP/run"
+expect2 "video files need --checkpoint" "$INFER" "${VIDS[0]}"
+expect2 "two different uses" "$INFER" --checkpoint "$TMP/run" --out "$TMP/x.st" "${VIDS[0]}"
+expect2 "--top needs a positive integer" "$INFER" --checkpoint "$TMP/run" --top 0 "${VIDS[0]}"
+expect2 "--threads an integer from 1 to 64" "$INFER" --checkpoint "$TMP/run" --threads x "${VIDS[0]}"
+expect2 "go with --checkpoint" "$INFER" --json --params a --inputs b --out c
+expect2 "--top given twice" "$INFER" --checkpoint "$TMP/run" --top 1 --top 2 "${VIDS[0]}"
+expect2 "neither best.safetensors nor checkpoint.json" "$INFER" --checkpoint "$TMP/prep" "${VIDS[0]}"
+expect2 "cannot be read" "$INFER" --checkpoint "$TMP/none.safetensors" "${VIDS[0]}"
+expect2 "expected a run folder or a prepared folder" "$INFER" --checkpoint "$TMP/run" --classes "$TMP/syn" "${VIDS[0]}"
+expect2 "not a backend" "$INFER" --checkpoint "$TMP/run" --backend tpu "${VIDS[0]}"
+expect2 "not a safetensors file" "$INFER" --checkpoint "$TMP/run" --weights "$TMP/text.mp4" "${VIDS[0]}"
+expect2 "no video file given" "$AVGEN" classify "$M" --checkpoint "$TMP/run"
+expect2 "--checkpoint RUN|FILE is required" "$AVGEN" classify "$M" "${VIDS[0]}"
+expect2 "not a backend" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --backend tpu "${VIDS[0]}"
+expect2 "--top needs a positive integer" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --top -1 "${VIDS[0]}"
+# nothing left behind in TMPDIR
+mkdir -p "$TMP/tmpdir"
+TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" "$TMP/nope.avi" >/dev/null 2>&1
+[ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "classify left $(ls -A "$TMP/tmpdir") in TMPDIR"
+
+if [ -n "$MEDIA" ] && [ -d "$MEDIA/video" ]; then
+  # a video without sound: refused by a model that listens, classified by one that only looks
+  "$INFER" --checkpoint "$TMP/run" "$MEDIA/video/tiny-no-audio.mp4" >/dev/null 2>"$TMP/na.err"
+  rc=$?
+  [ $rc = 2 ] && grep -q "no usable sound (no audio stream), and this model listens" "$TMP/na.err" && ok ||
+    bad "no audio with lavish: exit $rc $(cat "$TMP/na.err")"
+  V=$ROOT/models/tiny-vision.json
+  "$AVGEN" train "$V" --data "$TMP/prep" --out "$TMP/runv" --max-steps 3 --quiet 2>"$TMP/tv.err" && ok ||
+    bad "train tiny-vision: $(cat "$TMP/tv.err")"
+  "$TMP/runv/program/tiny-vision-infer" --checkpoint "$TMP/runv" --json "$MEDIA/video/tiny-no-audio.mp4" \
+    "$MEDIA/video/robot-mkv.mkv" 2>/dev/null >"$TMP/v.json" && ok || bad "vision-only on a video without sound"
+  python3 - "$TMP/v.json" <<'EOF' && ok || bad "vision-only: $(cat "$TMP/v.json")"
+import json, sys
+v = json.load(open(sys.argv[1]))["videos"]
+# frames at 20 fps as avgen prep makes them (11 at 12 fps over 1 s; 147 at 25 fps), clips of 2
+assert v[0]["classified"] and v[0]["status"] == "no_audio" and v[0]["frames"] == 19 and v[0]["clips"] == 9, v[0]
+assert v[1]["classified"] and v[1]["status"] == "ok" and v[1]["frames"] == 118 and v[1]["clips"] == 59, v[1]
+EOF
+  # silent sound, and shorter than a clip of 16 frames (the same checkpoint at another clip length)
+  "$AVGEN" classify "$M" --checkpoint "$TMP/run" --set video.frames=16 --json "$MEDIA/video/short-silent-audio.mp4" \
+    "$MEDIA/video/robot-webm.webm" 2>/dev/null >"$TMP/s.json" && ok || bad "short, silent"
+  python3 - "$TMP/s.json" <<'EOF' && ok || bad "short, silent: $(cat "$TMP/s.json")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+v = o["videos"]
+assert o["clip_frames"] == 16
+assert v[0]["classified"] and v[0]["status"] == "silent" and v[0]["padded"] and v[0]["clips"] == 1, v[0]
+assert v[0]["frames"] == 7, v[0]
+assert v[1]["classified"] and v[1]["status"] == "ok" and not v[1]["padded"] and v[1]["clips"] == 111 // 16, v[1]
+EOF
+  "$INFER" --checkpoint "$TMP/run" "$MEDIA/video/broken-no-streams.mp4" >/dev/null 2>"$TMP/b.err"
+  [ $? = 2 ] && grep -q "broken-no-streams.mp4: " "$TMP/b.err" && ok || bad "broken file: $(cat "$TMP/b.err")"
+fi
+
+if [ -n "$EMU" ]; then
+  # the forward passes on the CUDA backend (the emulator): the CPU backend's answers, logits within fp32's rounding
+  "$EMU" --checkpoint "$TMP/run" --backend cuda --precision fp32 --json "${VIDS[@]}" >"$TMP/e.json" 2>"$TMP/e.err" &&
+    ok || bad "emulated cuda: $(cat "$TMP/e.err")"
+  "$EMU" --checkpoint "$TMP/run" --backend cuda --json "${VIDS[@]:0:2}" >"$TMP/eb.json" 2>"$TMP/eb.err" &&
+    ok || bad "emulated cuda bf16: $(cat "$TMP/eb.err")"
+  python3 - "$TMP/e.json" "$TMP/eb.json" "$TMP/c.json" <<'EOF' && ok || bad "cuda against cpu"
+import json, sys
+e, b, c = (json.load(open(p)) for p in sys.argv[1:4])
+assert e["backend"] == "cuda" and b["backend"] == "cuda"
+for x, y in zip(e["videos"], c["videos"]):
+    assert [t["label"] for t in x["top"]] == [t["label"] for t in y["top"]], (x["top"], y["top"])
+    d = max(abs(p - q) for p, q in zip(x["logits"], y["logits"]))
+    s = max(abs(q) for q in y["logits"])
+    assert d <= 1e-5 * s + 1e-6, (d, s)
+# bf16 GEMMs: the same top class, logits within bf16's tolerance
+for x, y in zip(b["videos"], c["videos"]):
+    assert x["top"][0]["label"] == y["top"][0]["label"]
+    d = max(abs(p - q) for p, q in zip(x["logits"], y["logits"]))
+    s = max(abs(q) for q in y["logits"])
+    assert d <= 2e-2 * s + 1e-3, (d, s)
+EOF
+fi
+finish
