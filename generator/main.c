@@ -197,13 +197,14 @@ static const char *const usage_eval =
 
 static const char *const usage_classify =
     "usage: avgen classify MODEL.json --checkpoint RUN|FILE [--weights vit.safetensors] [--top K] [--json]\n"
-    "                      [--classes RUN|PREPARED] [--threads N] [--backend auto|cpu|cuda]\n"
+    "                      [--classes RUN|PREPARED] [--threads N] [--quality Q | --raw] [--backend auto|cpu|cuda]\n"
     "                      [--precision bf16|fp32|tf32] [--kernels nvcc|nvrtc] [--set path=value]... VIDEO...\n"
     "\n"
     "Classifies video files with a trained run, as a deployed model does (the run's own program,\n"
-    "RUN/program/bin/NAME-infer, takes the same options but MODEL.json). Each video is decoded as avgen prep\n"
-    "--raw prepares one (frames at video.fps and the image size, 16 kHz mono sound) into a temporary folder\n"
-    "that is removed at the end; every non-overlapping clip goes through the eval-mode forward as in avgen\n"
+    "RUN/program/NAME-infer, takes the same options but MODEL.json). Each video is decoded as avgen prep\n"
+    "prepares one (frames at video.fps and the image size, stored as JPEG at --quality, default 3, or raw\n"
+    "with --raw: as the data the run was trained on; 16 kHz mono sound) into a temporary folder, in rounds\n"
+    "removed as they are done; every non-overlapping clip goes through the eval-mode forward as in avgen\n"
     "eval (a video shorter than a clip gives one padded clip), and a video's answer is the softmax of the\n"
     "mean of its clips' logits: one line a video with its K most probable classes (--top, default 5), or\n"
     "with --json one object {\"videos\": [{\"video\", \"status\", \"classified\", \"clips\", \"top\":\n"
@@ -239,7 +240,7 @@ typedef struct {
     int resume, threads, checkpoint_every, patience, val_every, quiet, in_process;
     long long max_steps;
     const char *classes;
-    int top;
+    int top, quality, raw;
     const char **videos;       /* classify's files (points into argv; malloc'd array, freed by the command) */
     int n_videos;
 } args_t;
@@ -317,13 +318,17 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             if (i + 1 >= argc) return usage_error(cmd, "%s needs a value", s);
             *(!strcmp(s, "--weights") ? &a->weights : !strcmp(s, "--checkpoint") ? &a->checkpoint
               : !strcmp(s, "--classes") ? &a->classes : &a->backend) = argv[++i];
-        } else if (!strcmp(cmd, "classify") && (!strcmp(s, "--top") || !strcmp(s, "--threads"))) {
+        } else if (!strcmp(cmd, "classify") && (!strcmp(s, "--top") || !strcmp(s, "--threads") || !strcmp(s, "--quality"))) {
             char *end;
             long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-            if (i + 1 >= argc || *end || v < 1 || v > (!strcmp(s, "--top") ? 100000 : 64))
-                return usage_error(cmd, !strcmp(s, "--top") ? "%s needs a positive integer" : "%s needs an integer from 1 to 64", s);
+            const int q = !strcmp(s, "--quality");
+            if (i + 1 >= argc || *end || v < (q ? 2 : 1) || v > (!strcmp(s, "--top") ? 100000 : q ? 31 : 64))
+                return usage_error(cmd, !strcmp(s, "--top") ? "%s needs a positive integer"
+                                        : q ? "%s needs a JPEG qscale from 2 (best) to 31" : "%s needs an integer from 1 to 64", s);
             i++;
-            *(!strcmp(s, "--top") ? &a->top : &a->threads) = (int)v;
+            *(!strcmp(s, "--top") ? &a->top : q ? &a->quality : &a->threads) = (int)v;
+        } else if (!strcmp(cmd, "classify") && !strcmp(s, "--raw")) {
+            a->raw = 1;
         } else if ((!strcmp(cmd, "train") || !strcmp(cmd, "eval")) &&
                    (!strcmp(s, "--data") || !strcmp(s, "--weights") || !strcmp(s, "--checkpoint") || !strcmp(s, "--split") ||
                     !strcmp(s, "--backend"))) {
@@ -985,6 +990,7 @@ static int cmd_classify(int argc, char **argv) {
         return r;
     }
     if (!a.checkpoint) r = usage_error("classify", "%s", "--checkpoint RUN|FILE is required");
+    else if (a.raw && a.quality) r = usage_error("classify", "%s", "--quality is the JPEG quality and --raw stores no JPEG; give one of them");
     else if (!a.n_videos) r = usage_error("classify", "%s", "no video file given");
     else r = check_backend("classify", a.backend);
     gen_spec s;
@@ -1009,7 +1015,7 @@ static int cmd_classify(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.g = &eg.graph.g, c.k = &k, c.name = s.name, c.prog = "avgen classify";
     c.checkpoint = a.checkpoint, c.weights = w, c.classes = a.classes, c.seed = (uint64_t)s.train.seed;
-    c.frames = s.video.frames, c.stride = s.video.stride, c.fps = s.video.fps;
+    c.frames = s.video.frames, c.stride = s.video.stride, c.fps = s.video.fps, c.quality = a.raw ? 0 : a.quality ? a.quality : 3;
     c.audio_rows = s.audio.target_frames, c.mel_bins = s.audio.mel_bins, c.window_seconds = s.audio.window_seconds;
     c.norm_mean = s.audio.norm_mean, c.norm_std = s.audio.norm_std;
     c.top = a.top > 0 ? a.top : 5, c.json = a.json, c.threads = a.threads > 0 ? a.threads : 2, c.backend = &bo;

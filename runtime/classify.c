@@ -6,10 +6,13 @@
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "avf.h"
@@ -39,15 +42,21 @@ typedef struct {
     const char *dir;           /* the temporary prepared folder */
     int size, listens;
     cl_video *v;
+    int lo, hi;                /* the videos of this round */
     atomic_int next, done;
     int failed;                /* a write into dir failed: fail_msg */
     char fail_msg[1100];
     pthread_mutex_t mu;
 } cl_work;
 
+/* SIGINT, SIGTERM or SIGHUP met (the signal), and whether videos are being decoded: then the handler only sets
+ * g_stop, the decoders stop at their next frame, and the main thread removes the folder once they have (so no
+ * decoder writes a file after it); otherwise the handler removes the folder itself and ends the process. */
+static volatile sig_atomic_t g_stop, g_decoding;
+
 static int on_frame(void *user, int index, const uint8_t *rgb) {
     (void)index;
-    return avf_writer_frame((avf_writer *)user, rgb) ? 1 : 0;
+    return g_stop || avf_writer_frame((avf_writer *)user, rgb) ? 1 : 0;
 }
 
 static void work_fail(cl_work *w, const char *msg) {
@@ -87,14 +96,21 @@ static void prepare(cl_work *w, int i) {
     v->status = info.status == MEDIA_SILENT ? V_SILENT : info.status == MEDIA_NO_AUDIO ? V_NO_AUDIO : V_OK;
     char path[2400], err[1024];
     snprintf(path, sizeof path, "%s/videos/%d.avf", w->dir, i);
-    avf_writer *aw = avf_writer_open(path, w->size, w->cfg->fps, 1, AVF_RAW, 0, err, sizeof err);
+    const int q = w->cfg->quality;
+    avf_writer *aw = avf_writer_open(path, w->size, w->cfg->fps, 1, q ? AVF_JPEG : AVF_RAW, q, err, sizeof err);
     if (!aw) {
         work_fail(w, err);
         return;
     }
     media_target t = {w->size, w->cfg->fps, 1, 16000};
     media_output mo;
-    if (media_decode(v->path, &t, on_frame, aw, &mo, err, sizeof err)) {
+    const int drc = media_decode(v->path, &t, on_frame, aw, &mo, err, sizeof err);
+    if (g_stop) { /* interrupted: the main thread removes the folder */
+        avf_writer_abort(aw);
+        if (!drc) media_output_free(&mo);
+        return;
+    }
+    if (drc) {
         avf_writer_abort(aw);
         v->status = V_UNREADABLE;
         snprintf(v->reason, sizeof v->reason, "decoding failed: %.300s", err);
@@ -145,7 +161,7 @@ static void *worker(void *arg) {
     const int tty = isatty(2) && !w->cfg->json;
     for (;;) {
         const int i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->cfg->n_videos || w->failed) break;
+        if (i >= w->hi || w->failed || g_stop) break;
         prepare(w, i);
         const int d = atomic_fetch_add(&w->done, 1) + 1;
         if (tty && w->cfg->n_videos > 1) {
@@ -164,7 +180,7 @@ static int write_manifest(const cl_work *w, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s/manifest.jsonl", w->dir);
     size_t cap = 4096, len = 0;
     char *text = malloc(cap);
-    for (int i = 0; text && i < w->cfg->n_videos; i++) {
+    for (int i = w->lo; text && i < w->hi; i++) {
         const cl_video *v = &w->v[i];
         if (!v->prepared) continue;
         char line[512];
@@ -190,24 +206,56 @@ static int write_manifest(const cl_work *w, char *err, size_t errlen) {
         return -1;
     }
     text[len] = 0;
-    const int rc = rt_write_atomic(path, text);
+    FILE *f = fopen(path, "w");
+    int rc = !f || fputs(text, f) < 0;
+    if (f && fclose(f)) rc = 1;
     if (rc) snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
     free(text);
     return rc;
 }
 
-static void remove_dir(const char *dir, int n) {
+/* The temporary folder, removed at the end, after each round's files, and by a signal that ends the process
+ * (async-signal-safe: unlink and rmdir on paths written out by hand). */
+static char g_dir[2300];
+static volatile sig_atomic_t g_lo, g_hi;
+
+static void path_of(char *p, size_t cap, const char *dir, const char *mid, long i, const char *tail) {
+    size_t n = 0;
+    for (const char *q = dir; *q && n + 1 < cap; q++) p[n++] = *q;
+    for (const char *q = mid; *q && n + 1 < cap; q++) p[n++] = *q;
+    if (i >= 0) {
+        char d[24];
+        int k = 0;
+        do d[k++] = (char)('0' + i % 10), i /= 10;
+        while (i > 0 && k < 23);
+        while (k > 0 && n + 1 < cap) p[n++] = d[--k];
+    }
+    for (const char *q = tail; *q && n + 1 < cap; q++) p[n++] = *q;
+    p[n] = 0;
+}
+
+/* The files of videos [lo, hi) and the manifest; with all, the folder too. */
+static void remove_files(int lo, int hi, int all) {
     char p[2400];
-    for (int i = 0; i < n; i++) {
-        snprintf(p, sizeof p, "%s/videos/%d.avf", dir, i);
+    for (int i = lo; i < hi; i++) {
+        path_of(p, sizeof p, g_dir, "/videos/", i, ".avf");
         unlink(p);
     }
-    rt_remove_partial(dir, 1);
-    snprintf(p, sizeof p, "%s/manifest.jsonl", dir);
+    path_of(p, sizeof p, g_dir, "/manifest.jsonl", -1, "");
     unlink(p);
-    snprintf(p, sizeof p, "%s/videos", dir);
-    rmdir(p);
-    rmdir(dir);
+    if (all) {
+        path_of(p, sizeof p, g_dir, "/videos", -1, "");
+        rmdir(p);
+        rmdir(g_dir);
+    }
+}
+
+static void on_signal(int sig) {
+    g_stop = sig;
+    if (g_decoding) return;
+    if (g_dir[0]) remove_files(g_lo, g_hi, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 /* names[l] for l < C: from dir's classes.json (a run folder) or manifest.jsonl (a prepared folder). The number
@@ -241,13 +289,103 @@ static int by_p(const void *a, const void *b) {
     return x->p < y->p ? 1 : x->p > y->p ? -1 : x->label - y->label;
 }
 
+/* Folders of earlier runs of classify that ended without cleaning up (killed: SIGKILL, a crash), named
+ * avgen-classify.<pid>.XXXXXX under tmp, whose process is gone. */
+static void sweep(const char *tmp) {
+    DIR *d = opendir(tmp);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = 0;
+        char rest[16];
+        if (sscanf(e->d_name, "avgen-classify.%ld.%15s", &pid, rest) != 2 || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char p[2400], q[2800];
+        snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
+        for (int level = 0; level < 2; level++) { /* videos/ first, then the folder */
+            char here[2500];
+            snprintf(here, sizeof here, level ? "%s" : "%s/videos", p);
+            DIR *s2 = opendir(here);
+            struct dirent *f;
+            while (s2 && (f = readdir(s2)))
+                if (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")) {
+                    snprintf(q, sizeof q, "%s/%s", here, f->d_name);
+                    if (unlink(q) && errno == EISDIR) rmdir(q);
+                }
+            if (s2) closedir(s2);
+            rmdir(here);
+        }
+    }
+    closedir(d);
+}
+
+/* One video's answer: a line on out, or an element of the JSON array ja. 1 when it was classified. */
+static int report(const rt_classify_cfg *cfg, cl_video *v, const float *lg, int clips, char (*names)[128], ranked *rk,
+                  FILE *out, json_object *ja) {
+    const int C = cfg->k->classes, top = cfg->top < C ? cfg->top : C, span = (cfg->frames - 1) * cfg->stride + 1;
+    if (v->prepared && clips == 0) {
+        v->status = V_UNREADABLE;
+        snprintf(v->reason, sizeof v->reason, "none of its clips could be read");
+    }
+    const int ok = v->prepared && clips > 0;
+    json_object *e = ja ? json_object_new_object() : NULL;
+    if (e) {
+        json_object_object_add(e, "video", json_object_new_string(v->path));
+        json_object_object_add(e, "status", json_object_new_string(k_vstatus[v->status]));
+        json_object_object_add(e, "classified", json_object_new_boolean(ok));
+        json_object_array_add(ja, e);
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: %s: %s; not classified\n", cfg->prog, v->path, v->reason);
+        if (e) json_object_object_add(e, "reason", json_object_new_string(v->reason));
+        else fprintf(out, "%s  not classified: %s\n", v->path, v->reason);
+        return 0;
+    }
+    double mx = -INFINITY, s = 0;
+    for (int c = 0; c < C; c++) mx = fmax(mx, lg[c]);
+    for (int c = 0; c < C; c++) s += exp((double)lg[c] - mx);
+    for (int c = 0; c < C; c++) rk[c].label = c, rk[c].p = exp((double)lg[c] - mx) / s;
+    qsort(rk, (size_t)C, sizeof *rk, by_p);
+    const double secs = (double)v->frames / cfg->fps;
+    if (e) {
+        json_object *t = json_object_new_array(), *la = json_object_new_array();
+        for (int j = 0; j < top; j++) {
+            json_object *x = json_object_new_object();
+            json_object_object_add(x, "label", json_object_new_int(rk[j].label));
+            json_object_object_add(x, "class", json_object_new_string(names[rk[j].label]));
+            json_object_object_add(x, "probability", json_object_new_double(rk[j].p));
+            json_object_array_add(t, x);
+        }
+        for (int c = 0; c < C; c++) json_object_array_add(la, json_object_new_double(lg[c]));
+        json_object_object_add(e, "clips", json_object_new_int(clips));
+        json_object_object_add(e, "frames", json_object_new_int(v->frames));
+        json_object_object_add(e, "seconds", json_object_new_double(secs));
+        json_object_object_add(e, "padded", json_object_new_boolean(v->frames < span));
+        json_object_object_add(e, "corrupt_packets", json_object_new_int64(v->corrupt));
+        json_object_object_add(e, "top", t);
+        json_object_object_add(e, "logits", la);
+        return 1;
+    }
+    char note[200] = "";
+    if (v->frames < span) snprintf(note, sizeof note, "; shorter than a clip: padded");
+    if (v->status == V_SILENT) snprintf(note + strlen(note), sizeof note - strlen(note), "; its sound is silent");
+    if (v->silent_track) snprintf(note + strlen(note), sizeof note - strlen(note), "; no sound");
+    if (v->corrupt) snprintf(note + strlen(note), sizeof note - strlen(note), "; %lld corrupt packets skipped", (long long)v->corrupt);
+    fprintf(out, "%s  ", v->path);
+    for (int j = 0; j < top; j++) fprintf(out, "%s%s %.4f", j ? " | " : "", names[rk[j].label], rk[j].p);
+    fprintf(out, "  (%d clip%s, %.1f s%s)\n", clips, clips == 1 ? "" : "s", secs, note);
+    return 1;
+}
+
 int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen) {
     const int C = cfg->k->classes, N = cfg->n_videos;
-    if (N < 1 || cfg->top < 1 || cfg->threads < 1 || cfg->frames < 1 || cfg->stride < 1 || cfg->fps < 1) {
-        snprintf(err, errlen, "classify: no video given, or a count (--top, --threads) below 1");
+    if (N < 1 || cfg->top < 1 || cfg->threads < 1 || cfg->frames < 1 || cfg->stride < 1 || cfg->fps < 1 ||
+        cfg->quality < 0 || cfg->quality == 1 || cfg->quality > 31) {
+        snprintf(err, errlen, "classify: no video given, a count (--top, --threads) below 1, or a JPEG quality outside "
+                              "2..31");
         return 2;
     }
-    /* the checkpoint, the backend and the class names before any video is decoded */
+    /* the checkpoint, the backend, the class names and the model before any video is decoded */
     char ck[2400];
     int rc = rt_checkpoint_path(cfg->checkpoint, ck, sizeof ck, err, errlen);
     if (rc) return rc;
@@ -257,10 +395,21 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
         return 2;
     }
     if (cfg->backend && (rc = rt_backend_check(cfg->backend, err, errlen))) return rc;
-    char (*names)[128] = calloc((size_t)C, 128);
-    if (!names) {
+    char(*names)[128] = calloc((size_t)C, 128);
+    ranked *rk = malloc(sizeof *rk * (size_t)C);
+    cl_work w;
+    memset(&w, 0, sizeof w);
+    w.v = calloc((size_t)N, sizeof *w.v);
+    pthread_mutex_init(&w.mu, NULL);
+    avgen_ctx c;
+    int have_ctx = 0, cuda = 0, n_failed = 0;
+    st_file *wf = NULL;
+    json_object *jo = NULL, *ja = NULL;
+    g_dir[0] = 0;
+    if (!names || !rk || !w.v) {
         snprintf(err, errlen, "out of memory");
-        return 1;
+        rc = 1;
+        goto done;
     }
     char where[2400];
     if (cfg->classes) snprintf(where, sizeof where, "%s", cfg->classes);
@@ -273,197 +422,146 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
     if (cfg->classes && named < 0) {
         snprintf(err, errlen, "%s has neither classes.json nor manifest.jsonl; expected a run folder or a prepared folder "
                               "to name the classes", cfg->classes);
-        free(names);
-        return 2;
+        rc = 2;
+        goto done;
     }
-    if (named <= 0 && !cfg->json)
+    if (named <= 0)
         fprintf(stderr, "%s: %s names no class (no classes.json there: a run of an older avgen); the answers are labels "
                         "(--classes takes a run or prepared folder)\n", cfg->prog, where);
     for (int i = 0; i < C; i++)
         if (!names[i][0]) snprintf(names[i], 128, "%d", i);
+    if ((rc = rt_ctx_init(&c, cfg->g, cfg->k, err, errlen))) goto done;
+    have_ctx = 1;
+    if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) rc = 2;
+    if (!rc) rc = rt_init_params(&c, wf, cfg->seed, NULL, NULL, err, errlen);
+    if (!rc && rt_load_checkpoint(&c, ck, err, errlen)) rc = 2;
+    rt_backend_opts bo;
+    memset(&bo, 0, sizeof bo);
+    if (cfg->backend) bo = *cfg->backend;
+    bo.prefetch_inputs = 1; /* the next batch goes up while a forward pass runs */
+    if (!rc && rt_backend_attach(&c, &bo, &cuda, err, errlen)) rc = 1;
+    if (rc) goto done;
 
-    /* the videos, decoded into a temporary prepared folder */
+    /* a temporary prepared folder; rounds of videos decoded into it, classified, removed */
     const char *tmpd = getenv("TMPDIR");
-    char dir[2300], sub[2400];
-    snprintf(dir, sizeof dir, "%s/avgen-classify.XXXXXX", tmpd && *tmpd ? tmpd : "/tmp");
-    if (!mkdtemp(dir)) {
-        snprintf(err, errlen, "cannot create a temporary folder %s (%s)", dir, strerror(errno));
-        free(names);
-        return 1;
-    }
-    snprintf(sub, sizeof sub, "%s/videos", dir);
-    cl_work w;
-    memset(&w, 0, sizeof w);
-    w.cfg = cfg, w.dir = dir, w.size = cfg->k->image;
-    w.listens = rt_find(cfg->g, "audio") >= 0;
-    w.v = calloc((size_t)N, sizeof *w.v);
-    pthread_mutex_init(&w.mu, NULL);
-    if (!w.v || rt_mkdirs(sub)) {
-        snprintf(err, errlen, w.v ? "cannot create %s (%s)" : "out of memory", sub, strerror(errno));
+    if (!tmpd || !*tmpd) tmpd = "/tmp";
+    sweep(tmpd);
+    snprintf(g_dir, sizeof g_dir, "%s/avgen-classify.%ld.XXXXXX", tmpd, (long)getpid());
+    char sub[2400];
+    if (!mkdtemp(g_dir)) {
+        snprintf(err, errlen, "cannot create a temporary folder %s (%s)", g_dir, strerror(errno));
+        g_dir[0] = 0;
         rc = 1;
         goto done;
     }
+    snprintf(sub, sizeof sub, "%s/videos", g_dir);
+    if (rt_mkdirs(sub)) {
+        snprintf(err, errlen, "cannot create %s (%s)", sub, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    g_stop = 0, g_decoding = 0;
+    void (*old_int)(int) = signal(SIGINT, on_signal), (*old_term)(int) = signal(SIGTERM, on_signal);
+    void (*old_hup)(int) = signal(SIGHUP, on_signal);
+    w.cfg = cfg, w.dir = g_dir, w.size = cfg->k->image;
+    w.listens = rt_find(cfg->g, "audio") >= 0;
     for (int i = 0; i < N; i++) w.v[i].path = cfg->videos[i];
+    if (cfg->json) jo = json_object_new_object(), ja = json_object_new_array();
     media_quiet();
-    {
-        const int nt = cfg->threads < N ? cfg->threads : N;
+    /* a round: enough videos to keep the loader's threads and the batch busy, few enough that the temporary
+     * folder stays small (a JPEG frame at 224 x 224 is some 10 KiB, a raw one 147 KiB) */
+    int round = 8 * cfg->threads > 4 * cfg->k->batch ? 8 * cfg->threads : 4 * cfg->k->batch;
+    if (round > 4096) round = 4096; /* vidx below */
+    for (int lo = 0; lo < N && !rc; lo += round) {
+        const int hi = lo + round < N ? lo + round : N;
+        w.lo = lo, w.hi = hi, g_lo = lo, g_hi = hi;
+        atomic_store(&w.next, lo);
+        const int nt = cfg->threads < hi - lo ? cfg->threads : hi - lo;
         pthread_t th[64];
         int started = 0;
+        g_decoding = 1;
         for (; started < nt && started < 64; started++)
             if (pthread_create(&th[started], NULL, worker, &w)) break;
         if (!started) worker(&w);
         for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-    }
-    if (w.failed) {
-        snprintf(err, errlen, "%s", w.fail_msg);
-        rc = 1;
-        goto done;
-    }
-    int n_prep = 0;
-    for (int i = 0; i < N; i++) n_prep += w.v[i].prepared;
-
-    /* the model, and every clip of the prepared videos through it */
-    rt_eval_result res;
-    memset(&res, 0, sizeof res);
-    int have_res = 0, cuda = 0, *vidx = calloc((size_t)N, sizeof(int));
-    avgen_ctx c;
-    int have_ctx = 0;
-    st_file *wf = NULL;
-    ld_loader *l = NULL;
-    if (!vidx) {
-        snprintf(err, errlen, "out of memory");
-        rc = 1;
-    }
-    if (!rc && n_prep > 0) {
-        if (write_manifest(&w, err, errlen)) rc = 1;
-        else if ((rc = rt_ctx_init(&c, cfg->g, cfg->k, err, errlen)) == 0) {
-            have_ctx = 1;
-            if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) rc = 2;
-            if (!rc) rc = rt_init_params(&c, wf, cfg->seed, NULL, NULL, err, errlen);
-            if (!rc && rt_load_checkpoint(&c, ck, err, errlen)) rc = 2;
-            rt_backend_opts bo;
-            memset(&bo, 0, sizeof bo);
-            if (cfg->backend) bo = *cfg->backend;
-            bo.prefetch_inputs = 1; /* the next batch goes up while a forward pass runs */
-            if (!rc && rt_backend_attach(&c, &bo, &cuda, err, errlen)) rc = 1;
+        g_decoding = 0;
+        if (g_stop) { /* a signal while decoding: every decoder has stopped */
+            remove_files(lo, hi, 1);
+            signal(g_stop, SIG_DFL);
+            raise(g_stop);
         }
-        if (!rc) {
+        if (w.failed) {
+            snprintf(err, errlen, "%s", w.fail_msg);
+            rc = 1;
+            break;
+        }
+        int n_prep = 0;
+        for (int i = lo; i < hi; i++) n_prep += w.v[i].prepared;
+        rt_eval_result res;
+        memset(&res, 0, sizeof res);
+        int have_res = 0, vidx[4096];
+        ld_loader *l = NULL;
+        memset(vidx, 0, sizeof vidx);
+        if (n_prep > 0) {
             ld_config lc;
             memset(&lc, 0, sizeof lc);
-            lc.dir = dir, lc.split = "test", lc.holdout = LD_ALL, lc.val_every = 5;
+            lc.dir = g_dir, lc.split = "test", lc.holdout = LD_ALL, lc.val_every = 5;
             lc.frames = cfg->frames, lc.stride = cfg->stride, lc.batch = cfg->k->batch, lc.train = 0;
             lc.threads = cfg->threads, lc.ring = 2 * cfg->threads + 1;
             lc.audio_rows = cfg->audio_rows, lc.mel_bins = cfg->mel_bins, lc.window_seconds = cfg->window_seconds;
             lc.norm_mean = cfg->norm_mean, lc.norm_std = cfg->norm_std;
             if (cuda) lc.host_alloc = rt_cuda_host_alloc, lc.host_free = rt_cuda_host_free;
-            if (!(l = ld_open(&lc, err, errlen))) rc = 1;
+            if (write_manifest(&w, err, errlen)) rc = 1;
+            else if (!(l = ld_open(&lc, err, errlen))) rc = 1;
             else if (rt_evaluate(&c, cfg->forward, l, &res, err, errlen)) rc = 1;
             else have_res = 1;
-        }
-        for (int i = 0; have_res && i < ld_videos(l); i++) {
-            const int k = atoi(ld_video_name(l, i));
-            if (k >= 0 && k < N) vidx[k] = i + 1;
-        }
-    }
-    if (rc) goto free_model;
-
-    /* the answers, in the order given */
-    const int top = cfg->top < C ? cfg->top : C, span = (cfg->frames - 1) * cfg->stride + 1;
-    ranked *rk = malloc(sizeof *rk * (size_t)C);
-    json_object *jo = cfg->json ? json_object_new_object() : NULL, *ja = cfg->json ? json_object_new_array() : NULL;
-    int n_failed = 0;
-    for (int i = 0; rk && i < N; i++) {
-        cl_video *v = &w.v[i];
-        const int li = vidx[i] - 1, clips = li >= 0 ? res.video_clips[li] : 0;
-        if (v->prepared && clips == 0) {
-            v->status = V_UNREADABLE;
-            snprintf(v->reason, sizeof v->reason, "none of its clips could be read");
-        }
-        const int ok = v->prepared && clips > 0;
-        json_object *e = cfg->json ? json_object_new_object() : NULL;
-        if (e) {
-            json_object_object_add(e, "video", json_object_new_string(v->path));
-            json_object_object_add(e, "status", json_object_new_string(k_vstatus[v->status]));
-            json_object_object_add(e, "classified", json_object_new_boolean(ok));
-        }
-        if (!ok) {
-            n_failed++;
-            fprintf(stderr, "%s: %s: %s; not classified\n", cfg->prog, v->path, v->reason);
-            if (e) json_object_object_add(e, "reason", json_object_new_string(v->reason));
-            else fprintf(out, "%s  not classified: %s\n", v->path, v->reason);
-            if (e) json_object_array_add(ja, e);
-            continue;
-        }
-        const float *lg = res.video_logits + (size_t)li * C;
-        double mx = -INFINITY, s = 0;
-        for (int c2 = 0; c2 < C; c2++) mx = fmax(mx, lg[c2]);
-        for (int c2 = 0; c2 < C; c2++) s += exp((double)lg[c2] - mx);
-        for (int c2 = 0; c2 < C; c2++) rk[c2].label = c2, rk[c2].p = exp((double)lg[c2] - mx) / s;
-        qsort(rk, (size_t)C, sizeof *rk, by_p);
-        const double secs = (double)v->frames / cfg->fps;
-        char note[200] = "";
-        if (v->frames < span) snprintf(note, sizeof note, "; shorter than a clip: padded");
-        if (v->status == V_SILENT) snprintf(note + strlen(note), sizeof note - strlen(note), "; its sound is silent");
-        if (v->silent_track) snprintf(note + strlen(note), sizeof note - strlen(note), "; no sound");
-        if (v->corrupt)
-            snprintf(note + strlen(note), sizeof note - strlen(note), "; %lld corrupt packets skipped", (long long)v->corrupt);
-        if (e) {
-            json_object *t = json_object_new_array(), *la = json_object_new_array();
-            for (int j = 0; j < top; j++) {
-                json_object *x = json_object_new_object();
-                json_object_object_add(x, "label", json_object_new_int(rk[j].label));
-                json_object_object_add(x, "class", json_object_new_string(names[rk[j].label]));
-                json_object_object_add(x, "probability", json_object_new_double(rk[j].p));
-                json_object_array_add(t, x);
+            for (int i = 0; have_res && i < ld_videos(l); i++) {
+                const int k = atoi(ld_video_name(l, i)) - lo;
+                if (k >= 0 && k < hi - lo) vidx[k] = i + 1;
             }
-            for (int c2 = 0; c2 < C; c2++) json_object_array_add(la, json_object_new_double(lg[c2]));
-            json_object_object_add(e, "clips", json_object_new_int(clips));
-            json_object_object_add(e, "frames", json_object_new_int(v->frames));
-            json_object_object_add(e, "seconds", json_object_new_double(secs));
-            json_object_object_add(e, "padded", json_object_new_boolean(v->frames < span));
-            json_object_object_add(e, "corrupt_packets", json_object_new_int64(v->corrupt));
-            json_object_object_add(e, "top", t);
-            json_object_object_add(e, "logits", la);
-            json_object_array_add(ja, e);
-        } else {
-            fprintf(out, "%s  ", v->path);
-            for (int j = 0; j < top; j++) fprintf(out, "%s%s %.4f", j ? " | " : "", names[rk[j].label], rk[j].p);
-            fprintf(out, "  (%d clip%s, %.1f s%s)\n", clips, clips == 1 ? "" : "s", secs, note);
         }
+        for (int i = lo; !rc && i < hi; i++) {
+            const int li = vidx[i - lo] - 1;
+            n_failed += !report(cfg, &w.v[i], li >= 0 ? res.video_logits + (size_t)li * C : NULL,
+                                li >= 0 ? res.video_clips[li] : 0, names, rk, out, ja);
+        }
+        fflush(out);
+        if (have_res) rt_eval_free(&res);
+        ld_close(l);
+        remove_files(lo, hi, 0);
     }
-    if (jo) {
+    remove_files(0, 0, 1);
+    signal(SIGINT, old_int), signal(SIGTERM, old_term), signal(SIGHUP, old_hup);
+    g_dir[0] = 0;
+    if (jo && !rc) {
         json_object_object_add(jo, "model", json_object_new_string(cfg->name ? cfg->name : ""));
         json_object_object_add(jo, "checkpoint", json_object_new_string(ck));
         json_object_object_add(jo, "backend", json_object_new_string(cuda ? "cuda" : "cpu"));
         json_object_object_add(jo, "clip_frames", json_object_new_int(cfg->frames));
         json_object_object_add(jo, "frame_stride", json_object_new_int(cfg->stride));
         json_object_object_add(jo, "fps", json_object_new_int(cfg->fps));
+        json_object_object_add(jo, "frames_stored", json_object_new_string(cfg->quality ? "jpeg" : "raw"));
         json_object_object_add(jo, "videos", ja);
+        ja = NULL;
         fprintf(out, "%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(jo);
     }
-    if (!rk) {
-        snprintf(err, errlen, "out of memory");
-        rc = 1;
-    } else if (n_failed) {
+    if (!rc && n_failed) {
         snprintf(err, errlen, "%d of %d video%s could not be classified", n_failed, N, N == 1 ? "" : "s");
         rc = 2;
     }
-    free(rk);
-free_model:
-    if (have_res) rt_eval_free(&res);
-    ld_close(l);
+done:
+    if (g_dir[0]) remove_files(0, 0, 1), g_dir[0] = 0;
+    json_object_put(ja);
+    json_object_put(jo);
     st_close(wf);
     if (have_ctx) {
         if (c.dev) rt_cuda_detach(&c);
         rt_ctx_free(&c);
     }
-    free(vidx);
-done:
-    remove_dir(dir, N);
     pthread_mutex_destroy(&w.mu);
     free(w.v);
+    free(rk);
     free(names);
     return rc;
 }

@@ -4,7 +4,10 @@
  * the same loader and eval-mode forward as `avgen eval` (every non-overlapping clip; a video shorter than a
  * clip gives one padded clip): a video's prediction is the mean of its clips' logits, its probabilities their
  * softmax. The answers are named by the class names of the run (RUN/classes.json, written by the training
- * loop) or of a prepared folder. Needs FFmpeg: not in the runtime-only build. */
+ * loop) or of a prepared folder. Videos go through in rounds (decoded, classified, their files removed), so
+ * the temporary folder holds a round's frames at most; it is removed at the end, on SIGINT, SIGTERM and SIGHUP,
+ * and, when a run was killed outright, by the next run's start. One call at a time in a process (the signal
+ * handlers). Needs FFmpeg: not in the runtime-only build. */
 #ifndef AVGEN_CLASSIFY_H
 #define AVGEN_CLASSIFY_H
 #include <stdint.h>
@@ -26,6 +29,8 @@ typedef struct {
     uint64_t seed;
     int frames, stride;        /* T and the frame stride */
     int fps;                   /* the prepared frame rate of the configuration (video.fps) */
+    int quality;               /* the frames stored as avgen prep does: JPEG at this qscale (2..31; prep's default 3),
+                                * or 0: raw (prep --raw); as the data the run was trained on, for the same inputs */
     int audio_rows, mel_bins;
     double window_seconds, norm_mean, norm_std;
     int top;                   /* classes listed a video (at most the head's) */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Video files classified with a trained run (avgen classify, and the run's own program NAME-infer): on a synthetic
-# set prepared with --raw, whose test videos classify decodes exactly as prep did, the answers must agree with
+# set, whose test videos classify decodes and stores exactly as prep did (JPEG q3; raw with --raw on a set
+# prepared with --raw), the answers must agree with
 # avgen eval's (video top-1 and clip count), both programs must print the same bytes, the output must be
 # well-formed (probabilities sorted, summing to 1 over all classes, the run's class names) and repeatable at any
 # thread count; bad input (missing and unreadable files, no video, bad options, a checkpoint that is not there)
@@ -18,7 +19,9 @@ M=$ROOT/models/tiny-lavish.json  # as it is: the configuration of the emulator's
 
 "$AVGEN" synth --out "$TMP/syn" --classes 3 --videos 18 --seconds 1.2 --size 96x64 --cue audio --seed 7 >/dev/null 2>&1 \
   && ok || bad "synth"
-"$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/prep" --size 48 --raw >/dev/null 2>&1 \
+"$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/prep" --size 48 >/dev/null 2>&1 \
+  && ok || bad "prep"
+"$AVGEN" prep --src "$TMP/syn" --splits "$TMP/syn/ucfTrainTestlist" --out "$TMP/praw" --size 48 --raw >/dev/null 2>&1 \
   && ok || bad "prep --raw"
 "$AVGEN" train "$M" --data "$TMP/prep" --out "$TMP/run" --max-steps 30 --quiet 2>"$TMP/train.err" && ok ||
   bad "train: $(cat "$TMP/train.err")"
@@ -52,11 +55,18 @@ for l in open(sys.argv[1]):
   bad "NAME-infer: $(cat "$TMP/i.err")"
 cmp -s "$TMP/c.json" "$TMP/i.json" && ok || bad "avgen classify and the run's NAME-infer differ: $(diff "$TMP/c.json" "$TMP/i.json" | head -5)"
 grep -q "no --weights" "$TMP/i.err" && ok || bad "NAME-infer without --weights did not warn: $(cat "$TMP/i.err")"
-python3 - "$TMP/c.json" "$TMP/eval.json" "$TMP/run/classes.json" <<'EOF' && ok || bad "classify against eval"
+# and on raw frames, against eval on the data prepared with --raw
+"$AVGEN" eval "$M" --data "$TMP/praw" --checkpoint "$TMP/run" --out "$TMP" --json >"$TMP/evalr.json" 2>"$TMP/evalr.err" && ok ||
+  bad "eval raw: $(cat "$TMP/evalr.err")"
+"$INFER" --checkpoint "$TMP/run" --raw --json "${VIDS[@]}" >"$TMP/r.json" 2>/dev/null && ok || bad "NAME-infer --raw"
+for p in "c.json eval.json jpeg" "r.json evalr.json raw"; do
+  set -- $p
+  python3 - "$TMP/$1" "$TMP/$2" "$TMP/run/classes.json" "$3" <<'EOF' && ok || bad "classify against eval ($p)"
 import json, math, os, sys
 c, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 names = json.load(open(sys.argv[3]))["classes"]
 assert c["model"] == "tiny-lavish" and c["backend"] == "cpu" and c["clip_frames"] == 2 and c["fps"] == 20, c
+assert c["frames_stored"] == sys.argv[4], c["frames_stored"]
 vs = c["videos"]
 assert len(vs) == 6 and all(v["classified"] and v["status"] == "ok" for v in vs)
 right = 0
@@ -74,6 +84,13 @@ for v in vs:
 # the same clips through the same forward as eval: its video top-1 and clip count
 assert abs(right / 6 - e["video"]["top1"]) < 1e-12, (right, e["video"])
 assert sum(v["clips"] for v in vs) == e["clip"]["count"], e["clip"]
+EOF
+done
+python3 - "$TMP/c.json" "$TMP/r.json" <<'EOF' && ok || bad "JPEG and raw frames"
+import json, sys
+a, b = (json.load(open(p))["videos"] for p in sys.argv[1:3])
+d = max(abs(x - y) for u, v in zip(a, b) for x, y in zip(u["logits"], v["logits"]))
+assert 0 < d < 0.1, d  # not the same frames, nearly
 EOF
 # a video's answer is its own: given with others in another order (other batch neighbours, other padding) it gets
 # the same logits, bit for bit (the eval-mode forward treats each clip apart)
@@ -125,7 +142,12 @@ expect2 "two different uses" "$INFER" --checkpoint "$TMP/run" --out "$TMP/x.st" 
 expect2 "--top needs a positive integer" "$INFER" --checkpoint "$TMP/run" --top 0 "${VIDS[0]}"
 expect2 "--threads an integer from 1 to 64" "$INFER" --checkpoint "$TMP/run" --threads x "${VIDS[0]}"
 expect2 "go with --checkpoint" "$INFER" --json --params a --inputs b --out c
+expect2 "go with --checkpoint" "$INFER" --raw --params a --inputs b --out c
 expect2 "--top given twice" "$INFER" --checkpoint "$TMP/run" --top 1 --top 2 "${VIDS[0]}"
+expect2 "a JPEG qscale from 2 to 31" "$INFER" --checkpoint "$TMP/run" --quality 1 "${VIDS[0]}"
+expect2 "give one of them" "$INFER" --checkpoint "$TMP/run" --quality 5 --raw "${VIDS[0]}"
+expect2 "give one of them" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --quality 5 --raw "${VIDS[0]}"
+expect2 "--quality needs a JPEG qscale from 2 (best) to 31" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --quality 40 "${VIDS[0]}"
 expect2 "neither best.safetensors nor checkpoint.json" "$INFER" --checkpoint "$TMP/prep" "${VIDS[0]}"
 expect2 "cannot be read" "$INFER" --checkpoint "$TMP/none.safetensors" "${VIDS[0]}"
 expect2 "expected a run folder or a prepared folder" "$INFER" --checkpoint "$TMP/run" --classes "$TMP/syn" "${VIDS[0]}"
@@ -139,6 +161,26 @@ expect2 "--top needs a positive integer" "$AVGEN" classify "$M" --checkpoint "$T
 mkdir -p "$TMP/tmpdir"
 TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" "$TMP/nope.avi" >/dev/null 2>&1
 [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "classify left $(ls -A "$TMP/tmpdir") in TMPDIR"
+# a run killed outright leaves its folder, which the next run removes (its process is gone); another live one's is kept
+sleep 30 &
+live=$!
+mkdir -p "$TMP/tmpdir/avgen-classify.999999999.abcdef/videos" "$TMP/tmpdir/avgen-classify.$live.abcdef/videos"
+: >"$TMP/tmpdir/avgen-classify.999999999.abcdef/videos/0.avf"
+: >"$TMP/tmpdir/avgen-classify.999999999.abcdef/manifest.jsonl"
+TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" >/dev/null 2>&1
+[ "$(ls -A "$TMP/tmpdir")" = "avgen-classify.$live.abcdef" ] && ok || bad "the sweep of killed runs' folders: $(ls -A "$TMP/tmpdir")"
+kill $live 2>/dev/null
+# interrupted (SIGINT, SIGTERM): nothing left behind
+for sig in INT TERM; do
+  rm -rf "$TMP/tmpdir"/*
+  TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[@]}" "${VIDS[@]}" "${VIDS[@]}" >/dev/null 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do [ -n "$(ls "$TMP/tmpdir"/*/videos 2>/dev/null)" ] && break; sleep 0.02; done
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  [ $rc -gt 128 ] && [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "SIG$sig: exit $rc, left $(ls -AR "$TMP/tmpdir")"
+done
 
 if [ -n "$MEDIA" ] && [ -d "$MEDIA/video" ]; then
   # a video without sound: refused by a model that listens, classified by one that only looks
