@@ -106,6 +106,9 @@ EOF
 "$INFER" --checkpoint "$TMP/run" --top 2 --threads 1 "${VIDS[@]}" >"$TMP/t1.txt" 2>/dev/null && ok || bad "text output"
 "$INFER" --checkpoint "$TMP/run" --top 2 --threads 3 "${VIDS[@]}" >"$TMP/t3.txt" 2>/dev/null && ok || bad "--threads 3"
 cmp -s "$TMP/t1.txt" "$TMP/t3.txt" && ok || bad "--threads 1 and 3 differ"
+# in rounds (one thread: 12 videos a round, 4 batches of 3): the same answers
+"$INFER" --checkpoint "$TMP/run" --top 2 --threads 1 "${VIDS[@]}" "${VIDS[@]}" "${VIDS[@]}" >"$TMP/t18.txt" 2>/dev/null &&
+  cat "$TMP/t1.txt" "$TMP/t1.txt" "$TMP/t1.txt" | cmp -s - "$TMP/t18.txt" && ok || bad "18 videos in two rounds"
 python3 - "$TMP/t1.txt" "$TMP/c.json" <<'EOF' && ok || bad "text lines: $(cat "$TMP/t1.txt")"
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
