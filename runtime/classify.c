@@ -66,7 +66,7 @@ static void work_fail(cl_work *w, const char *msg) {
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Video i decoded as `avgen prep --raw` prepares one, into dir/videos/<i>.avf. */
+/* Video i decoded as `avgen prep` prepares one (JPEG at cfg->quality, or raw), into dir/videos/<i>.avf. */
 static void prepare(cl_work *w, int i) {
     cl_video *v = &w->v[i];
     struct stat st;
