@@ -2,6 +2,7 @@
  * reports every problem as one sentence and exits 2 on bad input, 1 on a failure of the machine (I/O),
  * 0 on success. */
 #include <dirent.h>
+#include <libgen.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -841,6 +842,59 @@ static void class_names(const char *data, char names[][128], int n) {
         if (!names[i][0]) snprintf(names[i], 128, "%d", i);
 }
 
+/* The first field (its path, and both values) at which a and b differ, of those both have, leaving out the fields that
+ * do not change what a trained model computes from a clip; 1 when there is one. */
+static int spec_differs(json_object *a, json_object *b, const char *path, char *where, size_t n, char *va, char *vb,
+                        size_t vn) {
+    static const char *const free_fields[] = {"name", "description", "train", "memory", "precision", "video.frames",
+                                              "video.stride", "backbone.weights"};
+    for (size_t i = 0; i < sizeof free_fields / sizeof *free_fields; i++)
+        if (!strcmp(path, free_fields[i])) return 0;
+    if (json_object_is_type(a, json_type_object) && json_object_is_type(b, json_type_object)) {
+        json_object_object_foreach(a, key, av) {
+            json_object *bv;
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
+            if (json_object_object_get_ex(b, key, &bv) && spec_differs(av, bv, sub, where, n, va, vb, vn)) return 1;
+        }
+        return 0;
+    }
+    if (json_object_equal(a, b)) return 0;
+    snprintf(where, n, "%s", path);
+    snprintf(va, vn, "%s", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    snprintf(vb, vn, "%s", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    return 1;
+}
+
+/* eval and classify: the description given against the one the checkpoint's run trained with (its model.json), where
+ * there is one. A field that changes what the model computes from a clip (the backbone, the adapters, the head,
+ * the image and its normalisation, the sound's features: audio.norm_mean after a --set forgotten) must match, or the
+ * answers would be wrong without a word; the clip length, the batch and the training settings may differ. 0, or 2
+ * with the sentence printed. */
+static int check_run_description(const char *cmd, const gen_spec *s, const char *checkpoint) {
+    char run[1400], mj[1500];
+    struct stat st;
+    if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(run, sizeof run, "%s", checkpoint);
+    else {
+        char tmp[1400];
+        snprintf(tmp, sizeof tmp, "%s", checkpoint);
+        snprintf(run, sizeof run, "%s", dirname(tmp));
+    }
+    snprintf(mj, sizeof mj, "%s/model.json", run);
+    json_object *theirs = json_object_from_file(mj);
+    if (!theirs) return 0; /* not a run folder of avgen train */
+    json_object *ours = gen_spec_to_json_object(s);
+    char where[256] = "", va[200] = "", vb[200] = "";
+    const int differs = ours && spec_differs(ours, theirs, "", where, sizeof where, va, vb, sizeof va);
+    json_object_put(ours);
+    json_object_put(theirs);
+    if (!differs) return 0;
+    fprintf(stderr, "error: avgen %s: %s is %s in the description given but %s in the run's %s, which the checkpoint was "
+                    "trained with; give the run's settings (--set %s=%s) or its description (%s).\n",
+            cmd, where, va, vb, mj, where, vb, mj);
+    return 2;
+}
+
 static int cmd_eval(int argc, char **argv) {
     args_t a;
     int r = parse_args("eval", usage_eval, argc, argv, &a, 1);
@@ -854,6 +908,7 @@ static int cmd_eval(int argc, char **argv) {
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32;
+    if ((r = check_run_description("eval", &s, a.checkpoint))) return r;
     /* the checkpoint: a run folder (best, else latest) or a file */
     char ck[1400], outdir[1024], err[1024] = "";
     struct stat st;
@@ -995,6 +1050,7 @@ static int cmd_classify(int argc, char **argv) {
     else r = check_backend("classify", a.backend);
     gen_spec s;
     if (!r) r = load(&a, &s);
+    if (!r) r = check_run_description("classify", &s, a.checkpoint);
     if (r) {
         free(a.videos);
         return r;

@@ -160,6 +160,16 @@ expect2 "no video file given" "$AVGEN" classify "$M" --checkpoint "$TMP/run"
 expect2 "--checkpoint RUN|FILE is required" "$AVGEN" classify "$M" "${VIDS[0]}"
 expect2 "not a backend" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --backend tpu "${VIDS[0]}"
 expect2 "--top needs a positive integer" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --top -1 "${VIDS[0]}"
+# a description other than the run's, where it changes what the model computes (a --set forgotten), is refused by
+# classify and eval alike; the clip length, the batch and the training settings may differ (below: video.frames)
+expect2 "audio.norm_mean is -3.0 in the description given but -4.1426 in the run's $TMP/run/model.json" \
+  "$AVGEN" classify "$M" --checkpoint "$TMP/run" --set audio.norm_mean=-3 "${VIDS[0]}"
+expect2 "backbone.image_size is 32 in the description given but 48" \
+  "$AVGEN" eval "$M" --data "$TMP/prep" --checkpoint "$TMP/run/$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['file'])" \
+  "$TMP/run/checkpoint.json")" --set video.size=32 \
+  --set backbone.image_size=32
+"$AVGEN" classify "$M" --checkpoint "$TMP/run" --set train.batch=2 --set train.lr=1 --set name=other "${VIDS[0]}" \
+  >/dev/null 2>&1 && ok || bad "classify with another batch, learning rate and name"
 # nothing left behind in TMPDIR
 mkdir -p "$TMP/tmpdir"
 TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" "$TMP/nope.avi" >/dev/null 2>&1
