@@ -35,6 +35,7 @@
 #include "st_diff.h"
 #include "prep.h"
 #include "synth.h"
+#include "sweep.h"
 
 #define AVGEN_VERSION "0.1.0"
 #define MAX_SETS 64
@@ -57,6 +58,7 @@ static const char *const usage_main =
     "  prep --src D --splits D --out D\n"
     "                              prepare UCF101 (videos with audio) for training: frames, audio, manifest\n"
     "  bench MODEL.json            training-step time, pairs/s, TFLOP/s, MFU and memory on the GPU\n"
+    "  sweep MODEL.json            clip length against batch: what fits, the roofline, bench jobs, their results\n"
     "  bench-loader --data D       clips/s of the clip loader for several clip lengths and thread counts\n"
     "  train MODEL.json --data D   train on a prepared folder (checkpoints, log, validation, resume)\n"
     "  eval MODEL.json --data D --checkpoint C\n"
@@ -249,7 +251,7 @@ typedef struct {
 /* Every command (avgen help's, and the suggestions for a mistyped one). */
 static const char *const k_commands[] = {"check", "plan", "emit", "devices", "help", "step", "diff", "synth", "prep",
                                          "bench-loader", "train", "eval", "classify", "compare", "bench",
-                                         "jit"};
+                                         "sweep", "jit"};
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -1268,10 +1270,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "avgen help: unknown command \"%s\"; see avgen --help\n", t);
             return 2;
         }
-        if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader")) {
+        if (!strcmp(t, "synth") || !strcmp(t, "prep") || !strcmp(t, "bench-loader") || !strcmp(t, "sweep")) {
             char *hv[] = {(char *)t, "--help", NULL};
             return !strcmp(t, "synth") ? gen_synth_main(2, hv) : !strcmp(t, "prep") ? gen_prep_main(2, hv)
-                                                                 : gen_bench_loader_main(2, hv);
+                 : !strcmp(t, "sweep") ? gen_sweep_main(2, hv, "avgen") : gen_bench_loader_main(2, hv);
         }
         fputs(u, stdout);
         return 0;
@@ -1286,6 +1288,14 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "synth")) return gen_synth_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "prep")) return gen_prep_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench-loader")) return gen_bench_loader_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) {
+        /* the job lines run this very avgen */
+        char self[4096];
+        const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) self[n] = 0;
+        else snprintf(self, sizeof self, "%s", argv[0]);
+        return gen_sweep_main(argc - 1, argv + 1, self);
+    }
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 2, argv + 2);

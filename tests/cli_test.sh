@@ -23,7 +23,7 @@ expect() {
 # Help everywhere.
 expect 0 "usage: avgen COMMAND" -- "$AVGEN" --help
 expect 0 "usage: avgen COMMAND" -- "$AVGEN" help
-for c in check plan emit devices step diff synth prep bench-loader train eval classify compare bench jit; do
+for c in check plan emit devices step diff synth prep bench-loader train eval classify compare bench sweep jit; do
   expect 0 "usage: avgen $c" -- "$AVGEN" $c --help
   expect 0 "usage: avgen $c" -- "$AVGEN" help $c
 done
