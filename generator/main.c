@@ -873,7 +873,7 @@ static int spec_differs(json_object *a, json_object *b, const char *path, char *
  * the image and its normalisation, the sound's features: audio.norm_mean after a --set forgotten) must match, or the
  * answers would be wrong without a word; the clip length, the batch and the training settings may differ. 0, or 2
  * with the sentence printed. */
-static int check_run_description(const char *cmd, const gen_spec *s, const char *checkpoint) {
+static int check_run_description(const char *cmd, const gen_spec *s, const char *checkpoint, int seeded_backbone) {
     char run[1400], mj[1500];
     struct stat st;
     if (stat(checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(run, sizeof run, "%s", checkpoint);
@@ -887,13 +887,26 @@ static int check_run_description(const char *cmd, const gen_spec *s, const char 
     if (!theirs) return 0; /* not a run folder of avgen train */
     json_object *ours = gen_spec_to_json_object(s);
     char where[256] = "", va[200] = "", vb[200] = "";
-    const int differs = ours && spec_differs(ours, theirs, "", where, sizeof where, va, vb, sizeof va);
+    int differs = ours && spec_differs(ours, theirs, "", where, sizeof where, va, vb, sizeof va);
+    /* without backbone weights the frozen backbone is drawn from train.seed, and no checkpoint holds it */
+    json_object *t1, *t2, *s1, *s2;
+    if (!differs && seeded_backbone && json_object_object_get_ex(ours, "train", &t1) &&
+        json_object_object_get_ex(theirs, "train", &t2) && json_object_object_get_ex(t1, "seed", &s1) &&
+        json_object_object_get_ex(t2, "seed", &s2) && !json_object_equal(s1, s2)) {
+        differs = 1;
+        snprintf(where, sizeof where, "train.seed (without backbone weights, the backbone's)");
+        snprintf(va, sizeof va, "%s", json_object_to_json_string(s1));
+        snprintf(vb, sizeof vb, "%s", json_object_to_json_string(s2));
+    }
     json_object_put(ours);
     json_object_put(theirs);
     if (!differs) return 0;
+    char field[256];
+    snprintf(field, sizeof field, "%s", where);
+    field[strcspn(field, " ")] = 0;
     fprintf(stderr, "error: avgen %s: %s is %s in the description given but %s in the run's %s, which the checkpoint was "
                     "trained with; give the run's settings (--set %s=%s) or its description (%s).\n",
-            cmd, where, va, vb, mj, where, vb, mj);
+            cmd, where, va, vb, mj, field, vb, mj);
     return 2;
 }
 
@@ -910,7 +923,7 @@ static int cmd_eval(int argc, char **argv) {
     gen_spec s;
     if ((r = load(&a, &s))) return r;
     s.precision = PREC_FP32;
-    if ((r = check_run_description("eval", &s, a.checkpoint))) return r;
+    if ((r = check_run_description("eval", &s, a.checkpoint, !weights_of(&a, &s)))) return r;
     /* the checkpoint: a run folder (best, else latest) or a file */
     char ck[1400], outdir[1024], err[1024] = "";
     struct stat st;
@@ -1052,7 +1065,7 @@ static int cmd_classify(int argc, char **argv) {
     else r = check_backend("classify", a.backend);
     gen_spec s;
     if (!r) r = load(&a, &s);
-    if (!r) r = check_run_description("classify", &s, a.checkpoint);
+    if (!r) r = check_run_description("classify", &s, a.checkpoint, !weights_of(&a, &s));
     if (r) {
         free(a.videos);
         return r;

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -105,6 +106,14 @@ static void shell_word(FILE *f, const char *s) {
         else fputc(*s, f);
     }
     fputc('\'', f);
+}
+
+/* 0 when everything printed reached stdout, else 1 with a sentence (a full disk, a reader gone). */
+static int out_ok(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "error: avgen sweep: cannot write the table (%s).\n", strerror(errno ? errno : EIO));
+    return 1;
 }
 
 /* ----------------------------------------------------------------------------------------------- collect */
@@ -229,7 +238,7 @@ static int collect(const char *dir, int json) {
     }
     free(top);
     free(r);
-    return 0;
+    return out_ok();
 }
 
 /* --------------------------------------------------------------------------------------------------- main */
@@ -279,6 +288,11 @@ int gen_sweep_main(int argc, char **argv, const char *self) {
     }
     if (!model) return usage_error("%s", "a model description MODEL.json is required");
     if (!jobs != !results) return usage_error("%s", "--jobs FILE and --results DIR go together");
+    if (jobs) { /* one job a line: no line break may go into one */
+        if (strpbrk(model, "\n\r") || strpbrk(results, "\n\r")) return usage_error("%s", "a path with a line break cannot go into the job list");
+        for (int i = 0; i < nsets; i++)
+            if (strpbrk(sets[i], "\n\r")) return usage_error("--set %s: a line break cannot go into the job list", sets[i]);
+    }
     int tl[MAX_LIST], bl[MAX_LIST];
     const int nt = parse_list(frames_s ? frames_s : "8,16,32,64", tl, 0, 100000);
     const int nb = parse_list(batch_s ? batch_s : "1,2,4,8,16,32,64,max", bl, 1, 1000000);
@@ -346,12 +360,15 @@ int gen_sweep_main(int argc, char **argv, const char *self) {
 
     /* the job list */
     int njobs = 0;
+    char model_abs[PATH_MAX], results_abs[PATH_MAX];
     if (jobs) {
-        if (rt_mkdirs(results)) {
-            fprintf(stderr, "error: avgen sweep: cannot create %s (%s).\n", results, strerror(errno));
+        /* absolute paths: a scheduler runs the jobs from a folder of its own */
+        if (rt_mkdirs(results) || !realpath(results, results_abs) || !realpath(model, model_abs)) {
+            fprintf(stderr, "error: avgen sweep: cannot create or resolve %s (%s).\n", results, strerror(errno));
             free(cells), free(maxb);
             return 1;
         }
+        model = model_abs, results = results_abs;
         FILE *f = fopen(jobs, "w");
         if (!f) {
             fprintf(stderr, "error: avgen sweep: cannot write %s (%s).\n", jobs, strerror(errno));
@@ -374,7 +391,7 @@ int gen_sweep_main(int argc, char **argv, const char *self) {
             shell_word(f, model);
             for (int k = 0; k < nsets; k++) fputs(" --set ", f), shell_word(f, sets[k]);
             fprintf(f, " --set video.frames=%d --set train.batch=%d --json >", c->frames, c->batch);
-            char path[2400];
+            char path[PATH_MAX + 80];
             snprintf(path, sizeof path, "%s/%s.json", results, stem);
             shell_word(f, path);
             fputs(" 2>", f);
@@ -452,5 +469,5 @@ int gen_sweep_main(int argc, char **argv, const char *self) {
     }
     free(cells);
     free(maxb);
-    return 0;
+    return out_ok();
 }

@@ -1,7 +1,9 @@
 /* classify.c: see classify.h. */
 #include "classify.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <math.h>
@@ -10,7 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -44,25 +45,42 @@ typedef struct {
     cl_video *v;
     int lo, hi;                /* the videos of this round */
     atomic_int next, done;
-    int failed;                /* a write into dir failed: fail_msg */
+    atomic_int failed;         /* a write into dir failed: fail_msg */
     char fail_msg[1100];
     pthread_mutex_t mu;
 } cl_work;
 
-/* SIGINT, SIGTERM or SIGHUP met (the signal), and whether videos are being decoded: then the handler only sets
- * g_stop, the decoders stop at their next frame, and the main thread removes the folder once they have (so no
- * decoder writes a file after it); otherwise the handler removes the folder itself and ends the process. */
-static volatile sig_atomic_t g_stop, g_decoding;
+/* Interruption: SIGINT, SIGTERM and SIGHUP (each unless ignored when classify starts: nohup) are blocked in every
+ * thread and taken by a thread of their own (sig_thread). While videos are decoded it only sets g_stop: the
+ * decoders stop at their next frame, and the main thread removes the folder once they all have (so that no
+ * decoder writes a file after it); otherwise it removes the folder itself. Then the process ends by the signal.
+ * g_decoding, g_dir, g_lo and g_hi under g_mu. */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_stop;
+static int g_decoding;
+
+/* A video's frames into its prepared file; err: the errno of a write that failed. */
+typedef struct {
+    avf_writer *w;
+    int err;
+} frame_sink;
 
 static int on_frame(void *user, int index, const uint8_t *rgb) {
+    frame_sink *s = user;
     (void)index;
-    return g_stop || avf_writer_frame((avf_writer *)user, rgb) ? 1 : 0;
+    if (atomic_load(&g_stop)) return 1;
+    errno = 0;
+    if (avf_writer_frame(s->w, rgb)) {
+        s->err = errno ? errno : EIO;
+        return 1;
+    }
+    return 0;
 }
 
 static void work_fail(cl_work *w, const char *msg) {
     pthread_mutex_lock(&w->mu);
-    if (!w->failed) snprintf(w->fail_msg, sizeof w->fail_msg, "%s", msg);
-    w->failed = 1;
+    if (!atomic_load(&w->failed)) snprintf(w->fail_msg, sizeof w->fail_msg, "%s", msg);
+    atomic_store(&w->failed, 1);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -104,10 +122,19 @@ static void prepare(cl_work *w, int i) {
     }
     media_target t = {w->size, w->cfg->fps, 1, 16000};
     media_output mo;
-    const int drc = media_decode(v->path, &t, on_frame, aw, &mo, err, sizeof err);
-    if (g_stop) { /* interrupted: the main thread removes the folder */
+    frame_sink sink = {aw, 0};
+    const int drc = media_decode(v->path, &t, on_frame, &sink, &mo, err, sizeof err);
+    if (atomic_load(&g_stop)) { /* interrupted: the main thread removes the folder */
         avf_writer_abort(aw);
         if (!drc) media_output_free(&mo);
+        return;
+    }
+    if (sink.err) { /* not the video's fault: the temporary folder's (full, say) */
+        avf_writer_abort(aw);
+        if (!drc) media_output_free(&mo);
+        char m[3000];
+        snprintf(m, sizeof m, "cannot write the frames of %s into %s (%s)", v->path, w->dir, strerror(sink.err));
+        work_fail(w, m);
         return;
     }
     if (drc) {
@@ -161,13 +188,12 @@ static void *worker(void *arg) {
     const int tty = isatty(2) && !w->cfg->json;
     for (;;) {
         const int i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->hi || w->failed || g_stop) break;
+        if (i >= w->hi || atomic_load(&w->failed) || atomic_load(&g_stop)) break;
         prepare(w, i);
         const int d = atomic_fetch_add(&w->done, 1) + 1;
-        if (tty && w->cfg->n_videos > 1) {
+        if (tty && w->cfg->n_videos > 1) { /* the round's line is ended by the main thread, before its answers */
             pthread_mutex_lock(&w->mu);
             fprintf(stderr, "\r%s: decoded %d/%d videos", w->cfg->prog, d, w->cfg->n_videos);
-            if (d == w->cfg->n_videos) fputc('\n', stderr);
             pthread_mutex_unlock(&w->mu);
         }
     }
@@ -214,10 +240,9 @@ static int write_manifest(const cl_work *w, char *err, size_t errlen) {
     return rc;
 }
 
-/* The temporary folder, removed at the end, after each round's files, and by a signal that ends the process
- * (async-signal-safe: unlink and rmdir on paths written out by hand). */
+/* The temporary folder (removed at the end, each round's files after the round, and on a signal) and the round. */
 static char g_dir[2300];
-static volatile sig_atomic_t g_lo, g_hi;
+static int g_lo, g_hi;
 
 static void path_of(char *p, size_t cap, const char *dir, const char *mid, long i, const char *tail) {
     size_t n = 0;
@@ -250,12 +275,42 @@ static void remove_files(int lo, int hi, int all) {
     }
 }
 
-static void on_signal(int sig) {
-    g_stop = sig;
-    if (g_decoding) return;
-    if (g_dir[0]) remove_files(g_lo, g_hi, 1);
+/* Ends the process by sig, as it would have ended without classify's thread taking it. */
+static void die_by(int sig) {
     signal(sig, SIG_DFL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
     raise(sig);
+    _exit(128 + sig);
+}
+
+static void *sig_thread(void *arg) {
+    const sigset_t *set = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) || sig <= 0) continue;
+        pthread_mutex_lock(&g_mu);
+        atomic_store(&g_stop, sig);
+        if (!g_decoding) {
+            if (g_dir[0]) remove_files(g_lo, g_hi, 1);
+            die_by(sig);
+        }
+        pthread_mutex_unlock(&g_mu);
+    }
+    return NULL;
+}
+
+/* This machine, as a word for folder names (letters, digits, '-'). */
+static void host_word(char *out, size_t n) {
+    char h[256] = "";
+    gethostname(h, sizeof h - 1);
+    size_t k = 0;
+    for (const char *p = h; *p && k + 1 < n; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-') out[k++] = *p;
+    if (!k && n > 1) out[k++] = 'h';
+    out[k] = 0;
 }
 
 /* names[l] for l < C: from dir's classes.json (a run folder) or manifest.jsonl (a prepared folder). The number
@@ -289,32 +344,45 @@ static int by_p(const void *a, const void *b) {
     return x->p < y->p ? 1 : x->p > y->p ? -1 : x->label - y->label;
 }
 
-/* Folders of earlier runs of classify that ended without cleaning up (killed: SIGKILL, a crash), named
- * avgen-classify.<pid>.XXXXXX under tmp, whose process is gone. */
+/* 1 when name is one classify writes into videos/: "<digits>.avf", or its writer's temporary "<digits>.avf.tmp.*". */
+static int our_video_file(const char *name) {
+    const char *p = name;
+    while (*p >= '0' && *p <= '9') p++;
+    return p > name && !strncmp(p, ".avf", 4) && (!p[4] || !strncmp(p + 4, ".tmp.", 5));
+}
+
+/* Folders of earlier runs of classify on this machine that ended without cleaning up (killed: SIGKILL, a crash),
+ * avgen-classify.<pid>@<host>.XXXXXX under tmp, whose process is gone: real folders (not links) of this user,
+ * holding only what classify writes, removed without following any link. */
 static void sweep(const char *tmp) {
+    char host[64], h2[64];
+    host_word(host, sizeof host);
     DIR *d = opendir(tmp);
     if (!d) return;
+    const int dfd = dirfd(d);
     struct dirent *e;
     while ((e = readdir(d))) {
         long pid = 0;
         char rest[16];
-        if (sscanf(e->d_name, "avgen-classify.%ld.%15s", &pid, rest) != 2 || pid <= 0 || pid == (long)getpid()) continue;
+        if (sscanf(e->d_name, "avgen-classify.%ld@%63[A-Za-z0-9-].%15s", &pid, h2, rest) != 3 || pid <= 0 ||
+            pid == (long)getpid() || strcmp(h2, host))
+            continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char p[2400], q[2800];
-        snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-        for (int level = 0; level < 2; level++) { /* videos/ first, then the folder */
-            char here[2500];
-            snprintf(here, sizeof here, level ? "%s" : "%s/videos", p);
-            DIR *s2 = opendir(here);
-            struct dirent *f;
-            while (s2 && (f = readdir(s2)))
-                if (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")) {
-                    snprintf(q, sizeof q, "%s/%s", here, f->d_name);
-                    if (unlink(q) && errno == EISDIR) rmdir(q);
-                }
-            if (s2) closedir(s2);
-            rmdir(here);
-        }
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        const int fd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        const int vfd = openat(fd, "videos", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *vd = vfd >= 0 ? fdopendir(vfd) : NULL;
+        struct dirent *f;
+        while (vd && (f = readdir(vd)))
+            if (our_video_file(f->d_name)) unlinkat(vfd, f->d_name, 0);
+        if (vd) closedir(vd);
+        else if (vfd >= 0) close(vfd);
+        unlinkat(fd, "videos", AT_REMOVEDIR);
+        unlinkat(fd, "manifest.jsonl", 0);
+        close(fd);
+        unlinkat(dfd, e->d_name, AT_REMOVEDIR);
     }
     closedir(d);
 }
@@ -402,7 +470,10 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
     w.v = calloc((size_t)N, sizeof *w.v);
     pthread_mutex_init(&w.mu, NULL);
     avgen_ctx c;
-    int have_ctx = 0, cuda = 0, n_failed = 0;
+    int have_ctx = 0, cuda = 0, n_failed = 0, have_signals = 0, have_sth = 0;
+    sigset_t oldmask;
+    struct sigaction old_pipe;
+    pthread_t sth;
     st_file *wf = NULL;
     json_object *jo = NULL, *ja = NULL;
     g_dir[0] = 0;
@@ -425,11 +496,32 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
         rc = 2;
         goto done;
     }
-    if (named <= 0)
+    if (named <= 0 && cfg->classes)
+        fprintf(stderr, "%s: %s names no class; the answers are labels\n", cfg->prog, where);
+    else if (named <= 0)
         fprintf(stderr, "%s: %s names no class (no classes.json there: a run of an older avgen); the answers are labels "
                         "(--classes takes a run or prepared folder)\n", cfg->prog, where);
     for (int i = 0; i < C; i++)
         if (!names[i][0]) snprintf(names[i], 128, "%d", i);
+    /* from here on, every thread (the CPU backend's, the CUDA runtime's, the loader's, the decoders) has the
+     * interrupting signals blocked, and sig_thread takes them; SIGPIPE is ignored, so that a reader gone makes a
+     * write fail (and the folder is removed) instead of ending the process */
+    sigset_t set;
+    sigemptyset(&set);
+    const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa;
+        if (sigaction(sigs[i], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN) sigaddset(&set, sigs[i]);
+    }
+    pthread_sigmask(SIG_BLOCK, &set, &oldmask);
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    atomic_store(&g_stop, 0);
+    g_decoding = 0;
+    have_signals = 1;
+    have_sth = pthread_create(&sth, NULL, sig_thread, &set) == 0;
     if ((rc = rt_ctx_init(&c, cfg->g, cfg->k, err, errlen))) goto done;
     have_ctx = 1;
     if (cfg->weights && !(wf = st_open(cfg->weights, err, errlen))) rc = 2;
@@ -446,9 +538,14 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
     const char *tmpd = getenv("TMPDIR");
     if (!tmpd || !*tmpd) tmpd = "/tmp";
     sweep(tmpd);
-    snprintf(g_dir, sizeof g_dir, "%s/avgen-classify.%ld.XXXXXX", tmpd, (long)getpid());
+    char host[64];
+    host_word(host, sizeof host);
+    pthread_mutex_lock(&g_mu);
+    snprintf(g_dir, sizeof g_dir, "%s/avgen-classify.%ld@%s.XXXXXX", tmpd, (long)getpid(), host);
     char sub[2400];
-    if (!mkdtemp(g_dir)) {
+    const int made = mkdtemp(g_dir) != NULL;
+    pthread_mutex_unlock(&g_mu);
+    if (!made) {
         snprintf(err, errlen, "cannot create a temporary folder %s (%s)", g_dir, strerror(errno));
         g_dir[0] = 0;
         rc = 1;
@@ -460,9 +557,6 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
         rc = 1;
         goto done;
     }
-    g_stop = 0, g_decoding = 0;
-    void (*old_int)(int) = signal(SIGINT, on_signal), (*old_term)(int) = signal(SIGTERM, on_signal);
-    void (*old_hup)(int) = signal(SIGHUP, on_signal);
     w.cfg = cfg, w.dir = g_dir, w.size = cfg->k->image;
     w.listens = rt_find(cfg->g, "audio") >= 0;
     for (int i = 0; i < N; i++) w.v[i].path = cfg->videos[i];
@@ -474,25 +568,31 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
     if (round > 4096) round = 4096; /* vidx below */
     for (int lo = 0; lo < N && !rc; lo += round) {
         const int hi = lo + round < N ? lo + round : N;
-        w.lo = lo, w.hi = hi, g_lo = lo, g_hi = hi;
+        w.lo = lo, w.hi = hi;
         atomic_store(&w.next, lo);
         const int nt = cfg->threads < hi - lo ? cfg->threads : hi - lo;
         pthread_t th[64];
         int started = 0;
-        g_decoding = 1;
+        pthread_mutex_lock(&g_mu);
+        g_decoding = 1, g_lo = lo, g_hi = hi;
+        pthread_mutex_unlock(&g_mu);
         for (; started < nt && started < 64; started++)
             if (pthread_create(&th[started], NULL, worker, &w)) break;
         if (!started) worker(&w);
         for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        pthread_mutex_lock(&g_mu);
         g_decoding = 0;
-        if (g_stop) { /* a signal while decoding: every decoder has stopped */
+        const int sig = atomic_load(&g_stop);
+        if (sig) { /* a signal while decoding: every decoder has stopped */
             remove_files(lo, hi, 1);
-            signal(g_stop, SIG_DFL);
-            raise(g_stop);
+            die_by(sig);
         }
-        if (w.failed) {
+        pthread_mutex_unlock(&g_mu);
+        if (isatty(2) && !cfg->json && N > 1) fputc('\n', stderr); /* the round's progress line */
+        if (atomic_load(&w.failed)) {
             snprintf(err, errlen, "%s", w.fail_msg);
             rc = 1;
+            remove_files(lo, hi, 0);
             break;
         }
         int n_prep = 0;
@@ -525,14 +625,19 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
             n_failed += !report(cfg, &w.v[i], li >= 0 ? res.video_logits + (size_t)li * C : NULL,
                                 li >= 0 ? res.video_clips[li] : 0, names, rk, out, ja);
         }
-        fflush(out);
+        errno = 0;
+        if (!rc && (fflush(out) || ferror(out))) { /* a reader gone, a full disk: the answers are lost */
+            snprintf(err, errlen, "cannot write the answers (%s)", strerror(errno ? errno : EIO));
+            rc = 1;
+        }
         if (have_res) rt_eval_free(&res);
         ld_close(l);
         remove_files(lo, hi, 0);
     }
+    pthread_mutex_lock(&g_mu);
     remove_files(0, 0, 1);
-    signal(SIGINT, old_int), signal(SIGTERM, old_term), signal(SIGHUP, old_hup);
     g_dir[0] = 0;
+    pthread_mutex_unlock(&g_mu);
     if (jo && !rc) {
         json_object_object_add(jo, "model", json_object_new_string(cfg->name ? cfg->name : ""));
         json_object_object_add(jo, "checkpoint", json_object_new_string(ck));
@@ -545,19 +650,34 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
         ja = NULL;
         fprintf(out, "%s\n", json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+        errno = 0;
+        if (fflush(out) || ferror(out)) {
+            snprintf(err, errlen, "cannot write the answers (%s)", strerror(errno ? errno : EIO));
+            rc = 1;
+        }
     }
     if (!rc && n_failed) {
         snprintf(err, errlen, "%d of %d video%s could not be classified", n_failed, N, N == 1 ? "" : "s");
         rc = 2;
     }
 done:
+    pthread_mutex_lock(&g_mu);
     if (g_dir[0]) remove_files(0, 0, 1), g_dir[0] = 0;
+    pthread_mutex_unlock(&g_mu);
     json_object_put(ja);
     json_object_put(jo);
     st_close(wf);
     if (have_ctx) {
         if (c.dev) rt_cuda_detach(&c);
         rt_ctx_free(&c);
+    }
+    if (have_sth) {
+        pthread_cancel(sth);
+        pthread_join(sth, NULL);
+    }
+    if (have_signals) {
+        pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+        sigaction(SIGPIPE, &old_pipe, NULL);
     }
     pthread_mutex_destroy(&w.mu);
     free(w.v);

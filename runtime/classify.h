@@ -5,9 +5,11 @@
  * clip gives one padded clip): a video's prediction is the mean of its clips' logits, its probabilities their
  * softmax. The answers are named by the class names of the run (RUN/classes.json, written by the training
  * loop) or of a prepared folder. Videos go through in rounds (decoded, classified, their files removed), so
- * the temporary folder holds a round's frames at most; it is removed at the end, on SIGINT, SIGTERM and SIGHUP,
- * and, when a run was killed outright, by the next run's start. One call at a time in a process (the signal
- * handlers). Needs FFmpeg: not in the runtime-only build. */
+ * the temporary folder holds a round's frames at most; it is removed at the end, on SIGINT, SIGTERM and SIGHUP
+ * (blocked in every thread meanwhile and taken by a thread of classify's; one ignored at the start stays
+ * ignored), when the answers cannot be written (SIGPIPE is ignored meanwhile: a reader gone fails the write),
+ * and, when a run was killed outright, by the next run on the same machine. One call at a time in a process
+ * (the signal thread). Needs FFmpeg: not in the runtime-only build. */
 #ifndef AVGEN_CLASSIFY_H
 #define AVGEN_CLASSIFY_H
 #include <stdint.h>

@@ -143,11 +143,11 @@ expect2 "no video file given" "$INFER" --checkpoint "$TMP/run"
 expect2 "video files need --checkpoint" "$INFER" "${VIDS[0]}"
 expect2 "two different uses" "$INFER" --checkpoint "$TMP/run" --out "$TMP/x.st" "${VIDS[0]}"
 expect2 "--top needs a positive integer" "$INFER" --checkpoint "$TMP/run" --top 0 "${VIDS[0]}"
-expect2 "--threads an integer from 1 to 64" "$INFER" --checkpoint "$TMP/run" --threads x "${VIDS[0]}"
+expect2 "--threads needs an integer from 1 to 64" "$INFER" --checkpoint "$TMP/run" --threads x "${VIDS[0]}"
 expect2 "go with --checkpoint" "$INFER" --json --params a --inputs b --out c
 expect2 "go with --checkpoint" "$INFER" --raw --params a --inputs b --out c
 expect2 "--top given twice" "$INFER" --checkpoint "$TMP/run" --top 1 --top 2 "${VIDS[0]}"
-expect2 "a JPEG qscale from 2 to 31" "$INFER" --checkpoint "$TMP/run" --quality 1 "${VIDS[0]}"
+expect2 "--quality needs a JPEG qscale from 2 (best) to 31" "$INFER" --checkpoint "$TMP/run" --quality 1 "${VIDS[0]}"
 expect2 "give one of them" "$INFER" --checkpoint "$TMP/run" --quality 5 --raw "${VIDS[0]}"
 expect2 "give one of them" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --quality 5 --raw "${VIDS[0]}"
 expect2 "--quality needs a JPEG qscale from 2 (best) to 31" "$AVGEN" classify "$M" --checkpoint "$TMP/run" --quality 40 "${VIDS[0]}"
@@ -170,30 +170,76 @@ expect2 "backbone.image_size is 32 in the description given but 48" \
   --set backbone.image_size=32
 "$AVGEN" classify "$M" --checkpoint "$TMP/run" --set train.batch=2 --set train.lr=1 --set name=other "${VIDS[0]}" \
   >/dev/null 2>&1 && ok || bad "classify with another batch, learning rate and name"
+# without backbone weights the backbone is the seed's: train.seed must be the run's then
+expect2 "train.seed (without backbone weights, the backbone's) is 5 in the description given but 0" \
+  "$AVGEN" classify "$M" --checkpoint "$TMP/run" --set train.seed=5 "${VIDS[0]}"
 # nothing left behind in TMPDIR
 mkdir -p "$TMP/tmpdir"
 TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" "$TMP/nope.avi" >/dev/null 2>&1
 [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "classify left $(ls -A "$TMP/tmpdir") in TMPDIR"
 # a run killed outright leaves its folder, which the next run removes (its process is gone); another live one's is kept
+# a run killed outright leaves its folder, which the next run on this machine removes (its process gone); another
+# live run's is kept, and so is anything that is not a real folder of classify's (a link to elsewhere, or another
+# machine's), nor a file classify does not write
+H=$(hostname | tr -cd 'A-Za-z0-9-')
 sleep 30 &
 live=$!
-mkdir -p "$TMP/tmpdir/avgen-classify.999999999.abcdef/videos" "$TMP/tmpdir/avgen-classify.$live.abcdef/videos"
-: >"$TMP/tmpdir/avgen-classify.999999999.abcdef/videos/0.avf"
-: >"$TMP/tmpdir/avgen-classify.999999999.abcdef/manifest.jsonl"
+D=$TMP/tmpdir/avgen-classify.999999999@$H.abcdef
+mkdir -p "$D/videos" "$TMP/tmpdir/avgen-classify.$live@$H.abcdef/videos" "$TMP/tmpdir/avgen-classify.999999999@elsewhere.abcdef" \
+  "$TMP/precious"
+: >"$D/videos/0.avf"
+: >"$D/videos/12.avf.tmp.99.1"
+: >"$D/manifest.jsonl"
+: >"$TMP/precious/0.avf"
+: >"$TMP/precious/manifest.jsonl"
+mkdir -p "$TMP/precious/videos" && : >"$TMP/precious/videos/1.avf"
+ln -s "$TMP/precious" "$TMP/tmpdir/avgen-classify.999999998@$H.evil"
 TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" >/dev/null 2>&1
-[ "$(ls -A "$TMP/tmpdir")" = "avgen-classify.$live.abcdef" ] && ok || bad "the sweep of killed runs' folders: $(ls -A "$TMP/tmpdir")"
+[ "$(ls -A "$TMP/tmpdir" | sort | tr '\n' ' ')" = "avgen-classify.$live@$H.abcdef avgen-classify.999999998@$H.evil avgen-classify.999999999@elsewhere.abcdef " ] &&
+  [ "$(ls -AR "$TMP/precious" | grep -c avf)" = 2 ] && [ -e "$TMP/precious/manifest.jsonl" ] && ok ||
+  bad "the sweep of killed runs' folders: $(ls -A "$TMP/tmpdir") / $(ls -AR "$TMP/precious")"
 kill $live 2>/dev/null
-# interrupted (SIGINT, SIGTERM): nothing left behind
-for sig in INT TERM; do
+rm -rf "$TMP/tmpdir"/*
+# interrupted (SIGINT, SIGTERM, SIGHUP): nothing left behind, and the process ends by the signal
+for sig in INT TERM HUP; do
   rm -rf "$TMP/tmpdir"/*
-  TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" "${VIDS[@]}" "${VIDS[@]}" "${VIDS[@]}" >/dev/null 2>&1 &
+  # (started with the signal's default action: a shell's background job ignores SIGINT, which classify keeps)
+  TMPDIR=$TMP/tmpdir python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$INFER" --checkpoint "$TMP/run" "${VIDS[@]}" "${VIDS[@]}" "${VIDS[@]}" >/dev/null 2>&1 &
   pid=$!
   for i in $(seq 1 100); do [ -n "$(ls "$TMP/tmpdir"/*/videos 2>/dev/null)" ] && break; sleep 0.02; done
   kill -$sig $pid
-  wait $pid
+  wait $pid 2>/dev/null
   rc=$?
   [ $rc -gt 128 ] && [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "SIG$sig: exit $rc, left $(ls -AR "$TMP/tmpdir")"
 done
+# a signal ignored when it starts (nohup) stays ignored
+(
+  trap '' HUP
+  TMPDIR=$TMP/tmpdir exec "$INFER" --checkpoint "$TMP/run" "${VIDS[@]}" "${VIDS[@]}" >"$TMP/hup.txt" 2>/dev/null
+) &
+pid=$!
+for i in $(seq 1 100); do [ -n "$(ls "$TMP/tmpdir"/*/videos 2>/dev/null)" ] && break; sleep 0.02; done
+kill -HUP $pid
+wait $pid
+rc=$?
+[ $rc = 0 ] && [ "$(wc -l <"$TMP/hup.txt")" = 12 ] && [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "SIGHUP ignored: exit $rc"
+# the reader of the answers gone (a pipe closed): the write fails, one sentence, exit 1, nothing left behind
+TMPDIR=$TMP/tmpdir "$INFER" --checkpoint "$TMP/run" --threads 2 "${VIDS[@]}" "${VIDS[@]}" "${VIDS[@]}" 2>"$TMP/pipe.err" | head -1 >/dev/null
+rc=${PIPESTATUS[0]}
+[ $rc = 1 ] && grep -q "cannot write the answers (Broken pipe)" "$TMP/pipe.err" && [ -z "$(ls -A "$TMP/tmpdir")" ] && ok ||
+  bad "a closed pipe: exit $rc, $(cat "$TMP/pipe.err"), left $(ls -A "$TMP/tmpdir")"
+"$INFER" --checkpoint "$TMP/run" "${VIDS[0]}" >/dev/full 2>"$TMP/full.err"
+[ $? = 1 ] && grep -q "cannot write the answers (No space left on device)" "$TMP/full.err" && ok || bad "/dev/full: $(cat "$TMP/full.err")"
+# the temporary folder's disk full (a file size limit): not the video's fault: exit 1, one sentence, nothing left
+(
+  trap '' XFSZ
+  ulimit -f 100
+  TMPDIR=$TMP/tmpdir exec "$INFER" --checkpoint "$TMP/run" --raw "${VIDS[@]}" >/dev/null 2>"$TMP/fsize.err"
+)
+rc=$?
+[ $rc = 1 ] && grep -q "cannot write the frames of .* into $TMP/tmpdir/avgen-classify\..* (File too large)" "$TMP/fsize.err" &&
+  [ -z "$(ls -A "$TMP/tmpdir")" ] && ok || bad "a write that fails: exit $rc, $(cat "$TMP/fsize.err"), left $(ls -AR "$TMP/tmpdir")"
 
 if [ -n "$MEDIA" ] && [ -d "$MEDIA/video" ]; then
   # a video without sound: refused by a model that listens, classified by one that only looks

@@ -63,9 +63,16 @@ assert s['activations'] == 'bf16' and c['max'] and c['batch'] == p and c['fits_b
   --results "$TMP/res" >"$TMP/j.txt" 2>/dev/null && ok || bad "--jobs"
 bash -n "$TMP/jobs.sh" && ok || bad "the job list is not a shell script: $(cat "$TMP/jobs.sh")"
 [ "$(grep -vc '^#' "$TMP/jobs.sh")" = 2 ] && grep -q "wrote 2 jobs to" "$TMP/j.txt" && ok || bad "jobs: $(cat "$TMP/jobs.sh")"
-grep -qF -- " bench '$M' --set 'memory.budget=64MiB' --set 'description=it'\''s' --set video.frames=5 --set train.batch=1 --json >'$TMP/res/sweep-t5-b1.json' 2>'$TMP/res/sweep-t5-b1.log'" \
+MA=$(realpath "$M")
+grep -qF -- " bench '$MA' --set 'memory.budget=64MiB' --set 'description=it'\''s' --set video.frames=5 --set train.batch=1 --json >'$TMP/res/sweep-t5-b1.json' 2>'$TMP/res/sweep-t5-b1.log'" \
   "$TMP/jobs.sh" && ok || bad "a job line: $(grep -v '^#' "$TMP/jobs.sh" | tail -1)"
 [ -d "$TMP/res" ] && ok || bad "the results folder was not made"
+# the paths are absolute: a job runs from any folder (here it gets as far as the missing GPU)
+if ! nvidia-smi >/dev/null 2>&1; then
+  (cd / && grep -v '^#' "$TMP/jobs.sh" | tail -1 | bash)
+  grep -q "CUDA" "$TMP/res/sweep-t5-b1.log" && ok || bad "a job run from /: $(cat "$TMP/res/sweep-t5-b1.log")"
+  rm -f "$TMP/res/sweep-t5-b1."*
+fi
 # a job run here (no GPU) fails; --collect names it
 if ! nvidia-smi >/dev/null 2>&1; then
   grep -v '^#' "$TMP/jobs.sh" | head -1 | bash
@@ -113,6 +120,10 @@ expect2 "cannot be read" "$AVGEN" sweep --collect "$TMP/none"
 mkdir -p "$TMP/empty"
 expect2 "holds no result of avgen bench --json" "$AVGEN" sweep --collect "$TMP/empty"
 expect2 "a model description MODEL.json is required" "$AVGEN" sweep
+expect2 "a line break cannot go into the job list" "$AVGEN" sweep "$M" --set "description=a
+b" --jobs "$TMP/j2" --results "$TMP/r3"
+"$AVGEN" sweep "$M" --frames 2 --batch 1 >/dev/full 2>"$TMP/full.err"
+[ $? = 1 ] && grep -q "cannot write the table (No space left on device)" "$TMP/full.err" && ok || bad "/dev/full: $(cat "$TMP/full.err")"
 expect2 "unknown option --bogus" "$AVGEN" sweep "$M" --bogus
 expect2 "--frames given twice" "$AVGEN" sweep "$M" --frames 2 --frames 4
 expect2 "--peak needs a positive number of FLOP/s" "$AVGEN" sweep "$M" --peak 0
