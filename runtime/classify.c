@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "avf.h"
@@ -286,11 +287,14 @@ static void die_by(int sig) {
     _exit(128 + sig);
 }
 
+static atomic_int g_quit; /* sig_thread's end (no pthread_cancel: its unwinding upsets the sanitizers) */
+
 static void *sig_thread(void *arg) {
     const sigset_t *set = arg;
-    for (;;) {
-        int sig = 0;
-        if (sigwait(set, &sig) || sig <= 0) continue;
+    const struct timespec tick = {0, 50 * 1000 * 1000};
+    while (!atomic_load(&g_quit)) {
+        const int sig = sigtimedwait(set, NULL, &tick);
+        if (sig <= 0) continue;
         pthread_mutex_lock(&g_mu);
         atomic_store(&g_stop, sig);
         if (!g_decoding) {
@@ -518,7 +522,7 @@ int rt_classify(const rt_classify_cfg *cfg, FILE *out, char *err, size_t errlen)
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, &old_pipe);
-    atomic_store(&g_stop, 0);
+    atomic_store(&g_stop, 0), atomic_store(&g_quit, 0);
     g_decoding = 0;
     have_signals = 1;
     have_sth = pthread_create(&sth, NULL, sig_thread, &set) == 0;
@@ -672,7 +676,7 @@ done:
         rt_ctx_free(&c);
     }
     if (have_sth) {
-        pthread_cancel(sth);
+        atomic_store(&g_quit, 1);
         pthread_join(sth, NULL);
     }
     if (have_signals) {
