@@ -688,6 +688,7 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
     /* NAME-train (which avgen train becomes) and NAME-infer (the deployable classifier of the run: avgen classify's
      * twin), each from the folder's model.c, kernels_src.c and its main, linked with the runtime */
     static const char *const which[2] = {"train", "infer"};
+    int said = 0;
     for (int w = 0; w < 2; w++) {
         char model_c[1400], main_c[1400], ksrc_c[1400], bin[1400], log[1400];
         snprintf(model_c, sizeof model_c, "%s/model.c", dir);
@@ -698,7 +699,7 @@ static int build_program(const gen_spec *spec, const char *dir, char *prog, size
         if (!w) snprintf(prog, plen, "%s", bin);
         if (!newer(model_c, bin) && !newer(main_c, bin) && !newer(ksrc_c, bin) && !newer(AVGEN_TC_AVRT, bin))
             continue; /* up to date */
-        if (!quiet && !w) fprintf(stderr, "avgen train: building the programs of %s (once per configuration)\n", s.name);
+        if (!quiet && !said++) fprintf(stderr, "avgen train: building the programs of %s (once per configuration)\n", s.name);
         char *argv[128];
         int n = 0;
         char inc1[1300], inc2[1300];
