@@ -205,39 +205,18 @@ static void *worker(void *arg) {
 static int write_manifest(const cl_work *w, char *err, size_t errlen) {
     char path[2400];
     snprintf(path, sizeof path, "%s/manifest.jsonl", w->dir);
-    size_t cap = 4096, len = 0;
-    char *text = malloc(cap);
-    for (int i = w->lo; text && i < w->hi; i++) {
-        const cl_video *v = &w->v[i];
-        if (!v->prepared) continue;
-        char line[512];
-        const int n = snprintf(line, sizeof line,
-                               "{\"video\": \"%d\", \"class\": \"?\", \"label\": 0, \"split\": \"test\", \"group\": -1, "
-                               "\"clip\": -1, \"status\": \"ok\", \"reason\": \"\", \"frames\": %d, \"audio_samples\": %lld, "
-                               "\"output\": \"videos/%d.avf\"}\n",
-                               i, v->frames, (long long)v->samples, i);
-        if (len + (size_t)n + 1 > cap) {
-            char *t = realloc(text, cap * 2 + (size_t)n);
-            if (!t) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = t, cap = cap * 2 + (size_t)n;
-        }
-        memcpy(text + len, line, (size_t)n + 1);
-        len += (size_t)n;
-    }
-    if (!text) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    text[len] = 0;
     FILE *f = fopen(path, "w");
-    int rc = !f || fputs(text, f) < 0;
+    int rc = !f;
+    for (int i = w->lo; f && i < w->hi; i++) {
+        const cl_video *v = &w->v[i];
+        if (v->prepared)
+            rc |= fprintf(f, "{\"video\": \"%d\", \"class\": \"?\", \"label\": 0, \"split\": \"test\", \"group\": -1, "
+                             "\"clip\": -1, \"status\": \"ok\", \"reason\": \"\", \"frames\": %d, \"audio_samples\": %lld, "
+                             "\"output\": \"videos/%d.avf\"}\n",
+                          i, v->frames, (long long)v->samples, i) < 0;
+    }
     if (f && fclose(f)) rc = 1;
     if (rc) snprintf(err, errlen, "cannot write %s (%s)", path, strerror(errno));
-    free(text);
     return rc;
 }
 
@@ -245,32 +224,17 @@ static int write_manifest(const cl_work *w, char *err, size_t errlen) {
 static char g_dir[2300];
 static int g_lo, g_hi;
 
-static void path_of(char *p, size_t cap, const char *dir, const char *mid, long i, const char *tail) {
-    size_t n = 0;
-    for (const char *q = dir; *q && n + 1 < cap; q++) p[n++] = *q;
-    for (const char *q = mid; *q && n + 1 < cap; q++) p[n++] = *q;
-    if (i >= 0) {
-        char d[24];
-        int k = 0;
-        do d[k++] = (char)('0' + i % 10), i /= 10;
-        while (i > 0 && k < 23);
-        while (k > 0 && n + 1 < cap) p[n++] = d[--k];
-    }
-    for (const char *q = tail; *q && n + 1 < cap; q++) p[n++] = *q;
-    p[n] = 0;
-}
-
 /* The files of videos [lo, hi) and the manifest; with all, the folder too. */
 static void remove_files(int lo, int hi, int all) {
     char p[2400];
     for (int i = lo; i < hi; i++) {
-        path_of(p, sizeof p, g_dir, "/videos/", i, ".avf");
+        snprintf(p, sizeof p, "%s/videos/%d.avf", g_dir, i);
         unlink(p);
     }
-    path_of(p, sizeof p, g_dir, "/manifest.jsonl", -1, "");
+    snprintf(p, sizeof p, "%s/manifest.jsonl", g_dir);
     unlink(p);
     if (all) {
-        path_of(p, sizeof p, g_dir, "/videos", -1, "");
+        snprintf(p, sizeof p, "%s/videos", g_dir);
         rmdir(p);
         rmdir(g_dir);
     }
