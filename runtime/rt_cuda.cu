@@ -172,6 +172,15 @@ struct Dev {
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     // per op, the latent backward groups (fused_latent_bwd; NULL with AVGEN_FUSE_LATENT_BWD=0)
     LatGroup *lb;
+    // The residual stream's gradient as bf16, carried in op scratch from a LayerNorm + gate backward to the GEMM
+    // that reads it next (fused_dy16; NULL with AVGEN_FUSE_DY16=0 or without bf16 GEMM operands): per op, where
+    // its own scratch begins (below it the copies carried through it); for a LAYERNORM_GATE_BWD with such a
+    // reader the copy's offset (else -1); for that LINEAR_DX the writer's index (else -1), and whether the
+    // writer wrote it in this run of the ops (set there, cleared here).
+    int64_t *dy16_base, *dy16_off;
+    int *dy16_src;
+    unsigned char *dy16_ready;
+    int n_dy16;  // such pairs
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -1005,7 +1014,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     const avgen_op_desc *o = &g->ops[op];
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
     const avgen_consts *k = c->k;
-    d->scratch_used = 0;
+    d->scratch_used = d->dy16_base ? (size_t)d->dy16_base[op] : 0;  // (above the carried copies: fused_dy16)
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
@@ -1421,8 +1430,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
             double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
             if (!part) return;
+            // and the gradient as bf16 for the GEMM that reads it next (fused_dy16), in the op scratch kept for it
+            unsigned short *dy16 = NULL;
+            if (d->dy16_off && d->dy16_off[op] >= 0) {
+                const int j = rt_cuda_dy16_reader(g, op);
+                dy16 = (unsigned short *)(d->scratch + d->dy16_off[op]);
+                d->dy16_ready[j] = 1;
+            }
             LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn16, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), x, PF(in[2]),
-                     PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), P16(c, out[0]), rowdg, rows, D, rpb, part, bn);
+                     PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), P16(c, out[0]), rowdg, rows, D, rpb, part, bn, dy16);
             launch(d, k_colsum_finish, dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
                    (double *)NULL, (double *)NULL);
         } else {  // (a bf16 dx otherwise computed in fp32 in op scratch and rounded: the same bits)
@@ -1478,9 +1494,15 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             // bf16 GEMM operands: the gradient rounded to bf16 once (as cuBLASLt's bf16 arithmetic would round
             // it), then a native bf16 GEMM against the frozen weight's bf16 copy; the result as bf16 where
             // only the GELU backward reads it (rt_cuda_bf16_operands)
-            unsigned short *dy16 = (unsigned short *)scratch(d, sizeof(unsigned short) * (size_t)n);
-            if (!dy16) return;
-            launch(d, k_to_bf16, GRID4(n), PF(in[0]), dy16, n);
+            unsigned short *dy16;
+            if (d->dy16_src && d->dy16_src[op] >= 0 && d->dy16_ready[op]) {  // written as its LayerNorm read it (fused_dy16)
+                dy16 = (unsigned short *)(d->scratch + d->dy16_off[d->dy16_src[op]]);
+                d->dy16_ready[op] = 0;
+            } else {
+                dy16 = (unsigned short *)scratch(d, sizeof(unsigned short) * (size_t)n);
+                if (!dy16) return;
+                launch(d, k_to_bf16, GRID4(n), PF(in[0]), dy16, n);
+            }
             const int c16 = is16(d, out[0]);
             gemm(d, 0, 0, rows, K, N, dy16, N, W16(c, in[1]), K, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]), K, 0, 1, 0,
                  0, 0, NULL, NULL, 1, c16);
@@ -1852,6 +1874,25 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
     return true;
 }
 
+// The residual stream's gradient carried as bf16 from a LayerNorm + gate backward to the input-gradient GEMM
+// that reads it next (rt_cuda_dy16_reader), with bf16 GEMM operands, unless AVGEN_FUSE_DY16=0: the GEMM's
+// operand then needs no pass of its own over the fp32 gradient (k_to_bf16), the same bits. False when out of
+// host memory.
+bool fused_dy16(const avgen_graph *g, Dev *d) {
+    if (env_switch(d, "AVGEN_FUSE_DY16", 1) <= 0 || !d->bf16_ops) return true;  // off, or not 0 or 1 (d->failed)
+    const size_t n = (size_t)g->n_ops + 1;
+    d->dy16_base = (int64_t *)malloc(sizeof(int64_t) * n), d->dy16_off = (int64_t *)malloc(sizeof(int64_t) * n);
+    d->dy16_src = (int *)malloc(sizeof(int) * n), d->dy16_ready = (unsigned char *)calloc(n, 1);
+    if (!d->dy16_base || !d->dy16_off || !d->dy16_src || !d->dy16_ready) return false;
+    for (int i = 0; i < g->n_ops; i++) d->dy16_off[i] = -1, d->dy16_src[i] = -1;
+    for (int i = 0; i < g->n_ops; i++) {
+        d->dy16_base[i] = rt_cuda_dy16_extent(g, i);
+        const int j = rt_cuda_dy16_reader(g, i);
+        if (j >= 0) d->dy16_off[i] = rt_cuda_dy16_offset(g, i), d->dy16_src[j] = i, d->n_dy16++;
+    }
+    return true;
+}
+
 // The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
 // of host memory.
 bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
@@ -2100,7 +2141,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
-    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d)) {
+    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_dy16(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
     }
@@ -2390,6 +2431,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->lb);
+    free(d->dy16_base), free(d->dy16_off), free(d->dy16_src), free(d->dy16_ready);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
@@ -2744,6 +2786,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
+    r->n_dy16_carries = d->n_dy16;
     r->n_attn_literal = d->n_attn_literal;
     r->attention_fused = d->attn_fused;
     return 0;

@@ -305,11 +305,13 @@ __global__ void __launch_bounds__(128, 4) k_layernorm_bn(const float *u, const f
 // CS (V > 0 only): the lane also adds the row's terms of the weight and bias gradients of its V columns
 // (dy gscale xhat and dy gscale, as k_colsum's CS_LN) to cs0 and cs1.
 // OT: dx's type (bf16: written rounded, never accumulated).
+// dy16 (V > 0, fp32 dy only; else NULL): dy rounded to bf16 written there too, as k_to_bf16 would (f2bf: the same
+// bits), for a bf16 GEMM that reads dy next (fused_dy16 in rt_cuda.cu).
 template <int V, bool CS, bool BN = false, class DT = float, class L = BnLoad, class OT = float>
 __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, const float *x, const float *mu,
                                            const float *rs, const float *w, const float *bb, const float *gate, OT *dx,
                                            long long dxs, int acc, double *rowdg, int D, double *cs0, double *cs1,
-                                           const L ld) {
+                                           const L ld, unsigned short *dy16 = NULL) {
     const DT *dyr = dy + r * D;
     const float *xr = x + r * D;
     const auto lr = load_row(ld, xr, r, D);
@@ -323,6 +325,7 @@ __device__ __forceinline__ void ln_bwd_row(long long r, int lane, const DT *dy, 
             const int d = lane + 32 * i;
             vdy[i] = d < D ? ld_f(dyr + d) : 0.0f;
             if constexpr (!BN) vx[i] = d < D ? xr[d] : 0.0f;
+            if (dy16 && d < D) dy16[r * D + d] = f2bf(vdy[i]);
         }
     }
     // Two passes over the row's elements d (value i of the lane when V > 0), both with xhat = (x - mean) rstd
@@ -384,7 +387,7 @@ template <int V, bool BN, class L = BnLoad, class DT = float, class OT = float>
 __device__ __forceinline__ void ln_bwd_cs_body(const DT *dy, const float *x, const float *mu, const float *rs,
                                                const float *w, const float *bb, const float *gate, OT *dx, long long dxs,
                                                double *rowdg, long long rows, int D, long long rpb, double *part,
-                                               const L bn) {
+                                               const L bn, unsigned short *dy16 = NULL) {
     AVGEN_SHARED(double, red, 2 * 32 * V);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double cs0[V], cs1[V];
@@ -392,7 +395,7 @@ __device__ __forceinline__ void ln_bwd_cs_body(const DT *dy, const float *x, con
     for (int i = 0; i < V; i++) cs0[i] = cs1[i] = 0;
     const long long r0 = blockIdx.x * rpb, r1 = r0 + rpb < rows ? r0 + rpb : rows;
     for (long long r = r0 + warp; r < r1; r += 4)
-        ln_bwd_row<V, true, BN, DT, L, OT>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn);  // dx written, not added
+        ln_bwd_row<V, true, BN, DT, L, OT>(r, lane, dy, x, mu, rs, w, bb, gate, dx, dxs, 0, rowdg, D, cs0, cs1, bn, dy16);  // dx written, not added
     for (int wi = 0; wi < 4; wi++) {
         if (warp == wi)
 #pragma unroll
@@ -426,13 +429,15 @@ __global__ void __launch_bounds__(128, 1) k_ln_bwd_cs_bn(const float *dy, const 
     ln_bwd_cs_body<V, true>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
 }
 // k_ln_bwd_cs_bn writing dx as bf16 (rt_cuda_bf16_operands: the BatchNorm's output gradient, which only its
-// backward reads)
+// backward reads), and, when dy16 is not NULL, dy as bf16 (the residual stream's gradient, for the bf16 GEMM of
+// the input gradient that reads it next: fused_dy16 in rt_cuda.cu)
 template <int V>
 __global__ void __launch_bounds__(128) k_ln_bwd_cs_bn16(const float *dy, const float *u, const float *mu, const float *rs,
                                                         const float *w, const float *bb, const float *gate, unsigned short *dx,
                                                         double *rowdg, long long rows, int D, long long rpb, double *part,
-                                                        const BnLoad bn) {
-    ln_bwd_cs_body<V, true, BnLoad, float, unsigned short>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn);
+                                                        const BnLoad bn, unsigned short *dy16) {
+    ln_bwd_cs_body<V, true, BnLoad, float, unsigned short>(dy, u, mu, rs, w, bb, gate, dx, D, rowdg, rows, D, rpb, part, bn,
+                                                           dy16);
 }
 // The adapter's LayerNorm before, on the gated fuse of its adapter applied on load from the residual stream X
 // (fused_lat in rt_cuda.cu): forward (ybf non-null: the output as bf16 only), its trainable backward (as
@@ -1768,7 +1773,7 @@ AVGEN_LN_INST(24)
                                                 double *, const LatLoad);                                              \
     template __global__ void k_ln_bwd_cs_bn16<V>(const float *, const float *, const float *, const float *, const float *, \
                                                  const float *, const float *, unsigned short *, double *, long long, int,  \
-                                                 long long, double *, const BnLoad);                                    \
+                                                 long long, double *, const BnLoad, unsigned short *);                  \
     template __global__ void k_ln_bwd_cs_lat16<V>(const unsigned short *, const float *, const float *, const float *,   \
                                                   const float *, unsigned short *, long long, int, long long, double *,  \
                                                   const LatLoad);

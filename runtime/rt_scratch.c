@@ -28,6 +28,7 @@ static double colsum_bytes(int64_t C) {
 }
 
 static double op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused);
+static int frozen(const avgen_graph *g, const avgen_op_desc *o, int slot);
 
 /* The kind of the first op that writes tensor t (-1: none). */
 static int writer_kind(const avgen_graph *g, int t) {
@@ -193,10 +194,61 @@ int rt_cuda_latbwd_lny(const avgen_graph *g, int f) {
     return ln_defers(g, f - 2, f + 1, fo[3], fi[2]) ? f - 2 : -1; /* the other stream's gradient */
 }
 
+int rt_cuda_dy16_reader(const avgen_graph *g, int i) {
+    if (i < 0 || i >= g->n_ops || g->ops[i].kind != AVGEN_OP_KIND_LAYERNORM_GATE_BWD || g->ops[i].n_in < 1) return -1;
+    const int dy = g->refs[g->ops[i].in_at];
+    if (dy < 0) return -1;
+    for (int j = i + 1; j < g->n_ops; j++) {
+        const avgen_op_desc *q = &g->ops[j];
+        int touches = 0;
+        for (int s = 0; s < q->n_in; s++) touches |= g->refs[q->in_at + s] == dy;
+        for (int s = 0; s < q->n_out; s++) touches |= g->refs[q->out_at + s] == dy;
+        if (!touches) continue;
+        /* the first op after i to touch it: the GEMM, reading it as its input gradient and writing nothing else
+         * of it */
+        int reads_other = 0;
+        for (int s = 1; s < q->n_in; s++) reads_other |= g->refs[q->in_at + s] == dy;
+        for (int s = 0; s < q->n_out; s++) reads_other |= g->refs[q->out_at + s] == dy;
+        return q->kind == AVGEN_OP_KIND_LINEAR_DX && q->phase == g->ops[i].phase && j - i <= RT_CUDA_DY16_REACH &&
+                       q->n_in >= 2 && q->n_out >= 1 && g->refs[q->in_at] == dy && !reads_other && frozen(g, q, 1)
+                   ? j
+                   : -1;
+    }
+    return -1;
+}
+
+/* The bytes of the bf16 copy carried from LAYERNORM_GATE_BWD i to its reader (rt_cuda_dy16_reader), in whole
+ * 256-byte units (op scratch's alignment). */
+static int64_t dy16_carry_bytes(const avgen_graph *g, int i) {
+    return ((int64_t)(2 * numel_of(&g->tensors[g->refs[g->ops[i].in_at]])) + 255) / 256 * 256;
+}
+
+int64_t rt_cuda_dy16_offset(const avgen_graph *g, int i) {
+    int64_t off = 0;
+    for (int p = i - 1; p >= 0 && p >= i - RT_CUDA_DY16_REACH; p--)
+        if (rt_cuda_dy16_reader(g, p) >= i) {
+            const int64_t e = rt_cuda_dy16_offset(g, p) + dy16_carry_bytes(g, p);
+            if (e > off) off = e;
+        }
+    return off;
+}
+
+int64_t rt_cuda_dy16_extent(const avgen_graph *g, int op) {
+    int64_t ext = 0;
+    for (int i = op; i >= 0 && i >= op - RT_CUDA_DY16_REACH; i--)
+        if (rt_cuda_dy16_reader(g, i) >= op) {
+            const int64_t e = rt_cuda_dy16_offset(g, i) + dy16_carry_bytes(g, i);
+            if (e > ext) ext = e;
+        }
+    return ext;
+}
+
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention) {
     double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
     const int f = rt_cuda_latbwd_first(g, op); /* a latent backward pair runs at its second op, with both scratches */
     if (f >= 0) v += op_scratch(g, k, f, 0);
+    /* below op's own scratch, the bf16 gradients carried through it (rt_cuda_dy16_reader) */
+    v += (double)rt_cuda_dy16_extent(g, op);
     return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
 }
 

@@ -221,6 +221,28 @@ if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bw
   grep -qF '"k_latbwd_gy_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_gy_ln<' "$TMP/benchlb.json"; then ok
 else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln / k_latbwd_gy_ln (the LayerNorm backward ops with the pair) did not run with the pairs only"; fi
 
+# The residual stream's gradient carried as bf16 in op scratch from the adapter's LayerNorm + gate backward to the
+# input-gradient GEMM after it (the default with bf16 activations; AVGEN_FUSE_DY16=0: the GEMM rounds it in a pass
+# of its own, k_to_bf16): the same bits, on the fixture (live gates) and a tiny program; the bench counts the
+# carries, k_to_bf16 runs once less for each, and the planned memory still is what is allocated.
+samebits "gradient carried as bf16 apart (AVGEN_FUSE_DY16=0)" "$TMP/fixture-bf16ops.st" "$TMP/dy16split.st" \
+  AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
+run "$n1 bf16 activations, carried" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16 \
+  --out "$TMP/dy16on.st"
+samebits "gradient carried as bf16 apart, $n1" "$TMP/dy16on.st" "$TMP/dy16off.st" AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$p" \
+  --step --inputs random --backend cuda --precision bf16
+for v in 1 0; do
+  run "gradient carried as bf16 bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 --steps 1 \
+    --precision bf16 --json "$TMP/benchdy$v.json"
+done
+to16() { grep -o '"k_to_bf16":\[[0-9]*' "$1" 2>/dev/null | head -1 | cut -d[ -f2; }
+carried=$(jnum dy16_carries "$TMP/benchdy1.json") k1=$(to16 "$TMP/benchdy1.json") k0=$(to16 "$TMP/benchdy0.json")
+alloc=$(( $(jnum allocated_bytes "$TMP/benchdy1.json") + $(jnum scratch_bytes "$TMP/benchdy1.json") + \
+  $(jnum workspace_bytes "$TMP/benchdy1.json") + $(jnum stage_bytes "$TMP/benchdy1.json") ))
+if [ "${carried:-0}" -gt 0 ] && [ "$(jnum dy16_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k1" ] && [ -n "$k0" ] &&
+  [ $((k0 - k1)) = "$carried" ] && [ "$alloc" -le "$(jnum planned_bytes "$TMP/benchdy1.json")" ]; then ok
+else bad "bench JSON: dy16_carries ${carried:-none} (AVGEN_FUSE_DY16=0: $(jnum dy16_carries "$TMP/benchdy0.json")), k_to_bf16 launches ${k1:-none} against ${k0:-none}, allocated $alloc of $(jnum planned_bytes "$TMP/benchdy1.json") planned"; fi
+
 # The fused attention's shape-literal instances (AVGEN_ATTN_SHAPE; the emulator's build has emu-wide's and
 # tiny-lavish's shapes built in, as the GPU build has ViT-B/16's): the same bits as the generic kernels
 # (AVGEN_SHAPE_KERNELS=0), with bf16 GEMMs and with bf16 activations (the _bf twins); the start says which
@@ -345,6 +367,8 @@ fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --
 fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_DY16=yes: expected 0 or 1" env AVGEN_FUSE_DY16=yes "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

@@ -816,10 +816,34 @@ template <int V> static void test_bn_bf16(long long rows, int D) {
               "V %d D %d: k_ln_bwd_cs_bn on a bf16 input differs", V, D);
         // its dx written as bf16 (k_ln_bwd_cs_bn16)
         CHECK(run("k_ln_bwd_cs_bn16", dim3((unsigned)blocks), lb128, 0,
-                  [=] { k_ln_bwd_cs_bn16<V>(dy, x, m1, r1, lw, lb, gate, o16, rd2, rows, D, rpb, p2, bn16); }) == cudaSuccess,
+                  [=] { k_ln_bwd_cs_bn16<V>(dy, x, m1, r1, lw, lb, gate, o16, rd2, rows, D, rpb, p2, bn16, NULL); }) == cudaSuccess,
               "k_ln_bwd_cs_bn16 failed");
         CHECK(same16(y1, o16) && !memcmp(rd1, rd2, sizeof(double) * rows) && !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
               "V %d D %d: k_ln_bwd_cs_bn16 differs from k_ln_bwd_cs_bn", V, D);
+        // with dy written as bf16 beside (fused_dy16), on a dy that bf16 does not hold exactly: f2bf of each
+        // element (k_to_bf16's bits), everything else unchanged
+        float *dyf;
+        unsigned short *c16, *q16;
+        cudaMalloc((void **)&dyf, sizeof(float) * n), cudaMalloc((void **)&c16, 2 * n), cudaMalloc((void **)&q16, 2 * n);
+        size_t inexact = 0;
+        for (size_t i = 0; i < n; i++) {
+            dyf[i] = dy[i] * (1.0f + 0.001f * (float)(i % 7 + 1));
+            inexact += avgen_emu_bf(f2bf(dyf[i])) != dyf[i];
+        }
+        CHECK(run("k_ln_bwd_cs_bn16", dim3((unsigned)blocks), lb128, 0,
+                  [=] { k_ln_bwd_cs_bn16<V>(dyf, x, m1, r1, lw, lb, gate, o16, rd1, rows, D, rpb, p1, bn16, NULL); }) ==
+                      cudaSuccess &&
+                  run("k_ln_bwd_cs_bn16", dim3((unsigned)blocks), lb128, 0,
+                      [=] { k_ln_bwd_cs_bn16<V>(dyf, x, m1, r1, lw, lb, gate, q16, rd2, rows, D, rpb, p2, bn16, c16); }) ==
+                      cudaSuccess,
+              "k_ln_bwd_cs_bn16 with dy16 failed");
+        size_t copied = 0;
+        for (size_t i = 0; i < n; i++) copied += c16[i] == f2bf(dyf[i]);
+        CHECK(inexact > n / 2 && copied == n && !memcmp(o16, q16, 2 * n) && !memcmp(rd1, rd2, sizeof(double) * rows) &&
+                  !memcmp(p1, p2, sizeof(double) * 2 * blocks * D),
+              "V %d D %d: k_ln_bwd_cs_bn16's dy16 (%zu of %zu elements its bf16 value, %zu inexact) or its other outputs "
+              "differ", V, D, copied, n, inexact);
+        for (void *q : {(void *)dyf, (void *)c16, (void *)q16}) cudaFree(q);
     }
     for (void *q : {(void *)x, (void *)dy, (void *)w, (void *)b, (void *)rstd, (void *)mu, (void *)lw, (void *)lb, (void *)gate,
                     (void *)y1, (void *)y2, (void *)m1, (void *)m2, (void *)r1, (void *)r2, (void *)mr1, (void *)mr2, (void *)x16,

@@ -559,6 +559,83 @@ done:
     gen_ir_free(&ir);
 }
 
+/* The residual stream's gradient carried as bf16 (rt_cuda_dy16_reader): want carries, each from a
+ * LAYERNORM_GATE_BWD to a LINEAR_DX against a frozen weight reading the same gradient at most
+ * RT_CUDA_DY16_REACH ops later with no op between touching it; carries live at the same op hold disjoint bytes
+ * of op scratch below that op's extent, and every op's scratch counts its extent; an op between that writes the
+ * gradient, or a reader against a trainable weight, ends the carry. */
+static void test_dy16_carries(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+    gen_ir ir;
+    gen_graph gg;
+    if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
+    const avgen_graph *g = &gg.g;
+    avgen_consts k;
+    gen_consts(&ir.spec, &k);
+    int n = 0, bad = 0, overlap = 0, under = 0, first = -1;
+    for (int i = 0; i < g->n_ops; i++) {
+        const int j = rt_cuda_dy16_reader(g, i);
+        if (j < 0) continue;
+        n++;
+        if (first < 0) first = i;
+        const avgen_op_desc *a = &g->ops[i], *b = &g->ops[j];
+        const int dy = g->refs[a->in_at];
+        int touched = 0;
+        for (int q = i + 1; q < j; q++) {
+            for (int s2 = 0; s2 < g->ops[q].n_in; s2++) touched |= g->refs[g->ops[q].in_at + s2] == dy;
+            for (int s2 = 0; s2 < g->ops[q].n_out; s2++) touched |= g->refs[g->ops[q].out_at + s2] == dy;
+        }
+        bad += a->kind != AVGEN_OP_KIND_LAYERNORM_GATE_BWD || b->kind != AVGEN_OP_KIND_LINEAR_DX || j <= i ||
+               j - i > RT_CUDA_DY16_REACH || g->refs[b->in_at] != dy ||
+               g->tensors[g->refs[b->in_at + 1]].arena != AVGEN_ARENA_FROZEN || touched;
+        const int64_t off = rt_cuda_dy16_offset(g, i), end = off + 2 * (g->tensors[dy].bytes / 4);
+        for (int q = i; q <= j; q++) {
+            under += rt_cuda_dy16_extent(g, q) < end ||
+                     (int64_t)rt_cuda_op_scratch(g, &k, q, 1) < rt_cuda_dy16_extent(g, q);
+            for (int p = q - RT_CUDA_DY16_REACH; p < i; p++) { /* an older carry live at q: below or above this one */
+                if (p < 0 || rt_cuda_dy16_reader(g, p) < q) continue;
+                const int64_t po = rt_cuda_dy16_offset(g, p), pe = po + 2 * (g->tensors[g->refs[g->ops[p].in_at]].bytes / 4);
+                overlap += po < end && off < pe;
+            }
+        }
+    }
+    CHECK_MSG(n == want && !bad && !overlap && !under,
+              "%s (recompute %d): %d gradients carried as bf16 (expected %d), %d not as specified, %d overlapping, %d "
+              "ops whose extent or scratch is short", model, (int)rc, n, want, bad, overlap, under);
+    /* what ends a carry: an op between writing the gradient; a reader against a trainable weight */
+    if (first >= 0) {
+        const int j = rt_cuda_dy16_reader(g, first), dy = g->refs[g->ops[first].in_at];
+        avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
+        avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
+        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors), memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
+        avgen_graph m = *g;
+        m.tensors = ts, m.ops = ops;
+        ts[g->refs[g->ops[j].in_at + 1]].arena = AVGEN_ARENA_TRAIN;
+        CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried to a GEMM against a trainable weight", model);
+        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors);
+        ops[j].phase ^= 1;
+        CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried across phases", model);
+        memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
+        if (j > first + 1) { /* an op between that writes the gradient: its output slot 0 made the gradient */
+            size_t nrefs = 0;
+            for (int i = 0; i < g->n_ops; i++) {
+                const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
+                if (e1 > nrefs) nrefs = e1;
+                if (e2 > nrefs) nrefs = e2;
+            }
+            int32_t *refs = malloc(sizeof *refs * nrefs);
+            memcpy(refs, g->refs, sizeof *refs * nrefs);
+            m.refs = refs;
+            refs[g->ops[first + 1].out_at] = dy;
+            CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried past an op that writes it", model);
+            free(refs);
+        }
+        free(ts), free(ops);
+    }
+    printf("%s (recompute %d): %d gradients carried as bf16 to their GEMM\n", model, (int)rc, n);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+}
+
 /* The fused attention's shapes for its shape-literal instances (rt_cuda_attn_shapes, rt_cuda_shape_lines): want
  * is the lines a description's kernels.cu ends with. */
 static void test_attn_shapes(const char *model, const char *const *sets, int n, const char *want) {
@@ -592,6 +669,11 @@ int main(int argc, char **argv) {
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 23);
     test_latbwd_pairs("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, 3);
     test_latbwd_rejects();
+    /* ViT-B/16: two such GEMMs a stream and layer (the output projection's, fc2's), less layer 0's attention */
+    test_dy16_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 46);
+    test_dy16_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 46);
+    test_dy16_carries("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 6);
+    test_dy16_carries("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0);
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();

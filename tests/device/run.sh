@@ -159,6 +159,14 @@ if [[ " $STAGES " == *" parity "* ]]; then
       { if cmp -s "$d-lbapart-$prec.st" "$d-$ref.st"; then ok "latent backward pairs apart, $prec: the same bits"
         else bad "latent backward pairs apart, $prec: not the same bits as run as one"; fi; }
   done
+  # with bf16 activations the residual stream's gradient carried as bf16 from the adapter's LayerNorm + gate
+  # backward to the GEMM after it (the default) gives the same bits as that GEMM rounding it itself
+  # (AVGEN_FUSE_DY16=0)
+  [ -f "$d-bf16ops.st" ] && run "fx-dy16apart" env AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$(prog fx-lavish-odd-batch)" \
+    --step --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$d-dy16apart.st" --backend cuda \
+    --precision bf16 &&
+    { if cmp -s "$d-dy16apart.st" "$d-bf16ops.st"; then ok "gradient carried as bf16 or rounded by its GEMM: the same bits"
+      else bad "gradient carried as bf16: not the same bits as rounded by its GEMM (AVGEN_FUSE_DY16=0)"; fi; }
   for m in $TINY_MODELS; do
     parity "$m" --inputs random
   done
