@@ -172,15 +172,14 @@ struct Dev {
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     // per op, the latent backward groups (fused_latent_bwd; NULL with AVGEN_FUSE_LATENT_BWD=0)
     LatGroup *lb;
-    // The residual stream's gradient as bf16, carried in op scratch from a LayerNorm + gate backward to the GEMM
-    // that reads it next (fused_dy16; NULL with AVGEN_FUSE_DY16=0 or without bf16 GEMM operands): per op, where
-    // its own scratch begins (below it the copies carried through it); for a LAYERNORM_GATE_BWD with such a
-    // reader the copy's offset (else -1); for that LINEAR_DX the writer's index (else -1), and whether the
-    // writer wrote it in this run of the ops (set there, cleared here).
-    int64_t *dy16_base, *dy16_off;
-    int *dy16_src;
-    unsigned char *dy16_ready;
-    int n_dy16;  // such pairs
+    // Carries in op scratch (rt_cuda_carry; fused_carries; NULL when none is on): per op, where its own scratch
+    // begins (below it the carries live at it); for a writer whose carry is on its offset (else -1); for that
+    // carry's reader the writer's index (else -1), and whether the writer wrote it in this run of the ops (set
+    // there, cleared at the reader).
+    int64_t *carry_base, *carry_off;
+    int *carry_src;
+    unsigned char *carry_ready;
+    int n_dy16, n_latdots;  // carries on, by kind
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -791,8 +790,9 @@ int latent_bound(int m) { return m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16; }
 // (G = A1, A held dA1: dL1), then out_i = base_i (+) sum_j A[i, j] Y_j (k_lat_mix, a thread a column). vps and
 // bps: the stride from one pair's rows of V and base to the next (0: shared by the pairs).
 void lat_exchange(Dev *d, const float *V, long long vps, const float *Y, float *A, const float *G, const float *base,
-                  long long bps, bool from_base, float *out, int P, int N2, int D, int m) {
-    LAUNCH_T(LatentBounds, latent_bound(m), k_lat_dots, dim3(P, (N2 + 7) / 8), dim3(256), 0, V, vps, Y, A, N2, D, m);
+                  long long bps, bool from_base, float *out, int P, int N2, int D, int m, bool dots_done = false) {
+    if (!dots_done)  // (else A already holds them: a carry)
+        LAUNCH_T(LatentBounds, latent_bound(m), k_lat_dots, dim3(P, (N2 + 7) / 8), dim3(256), 0, V, vps, Y, A, N2, D, m);
     launch(d, k_lat_softmax, dim3(P), dim3(256), 0, A, G, N2, m);
     LAUNCH_T(LatentBounds, latent_bound(m), k_lat_mix, dim3(P, (D + 255) / 256), dim3(256), 0, A, base, bps, (int)from_base, Y,
              out, N2, D, m);
@@ -1009,12 +1009,15 @@ void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
 }
 #endif
 
+void *carry_out(Dev *d, const avgen_graph *g, int i);
+void *carry_in(Dev *d, int j);
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
     const avgen_consts *k = c->k;
-    d->scratch_used = d->dy16_base ? (size_t)d->dy16_base[op] : 0;  // (above the carried copies: fused_dy16)
+    d->scratch_used = d->carry_base ? (size_t)d->carry_base[op] : 0;  // (above the carries live at op: fused_carries)
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
@@ -1237,12 +1240,27 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, m);
             return;
         }
-        lat_exchange(d, PF(in[2]), 0, PF(in[1]), PF(out[2]), NULL, PF(in[2]), 0, true, PF(out[1]), P, N2, D, m);
+        // the logits over Y, unless the pass of the adapter before over its X (this Y) computed them (a carry,
+        // rt_cuda_latdots_reader): then copied into A1, where the softmax takes them
+        const float *dots = (const float *)carry_in(d, op);
+        if (dots) ck(d, cudaMemcpyAsync(PF(out[2]), dots, sizeof(float) * (size_t)P * m * N2, cudaMemcpyDeviceToDevice, d->s),
+                     "copy of carried logits");
+        lat_exchange(d, PF(in[2]), 0, PF(in[1]), PF(out[2]), NULL, PF(in[2]), 0, true, PF(out[1]), P, N2, D, m, dots != NULL);
         const long long rows = (long long)P * N;
         const dim3 gr((unsigned)((rows + 7) / 8)), bl(256);
+        // and this pass over X computes those of the adapter after whose Y is this X (rt_cuda_latdots_reader)
+        float *L2 = (float *)carry_out(d, g, op);
+        int j2 = -1, m2 = 0;
+        if (L2) rt_cuda_carry(g, op, &j2, NULL), m2 = (int)TD(g->refs[g->ops[j2].in_at + 2])->shape[0];
+        const int mb = m2 > m ? m2 : m;
+        if (mb > kMaxLatents) {
+            set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, mb);
+            return;
+        }
         // the gated fuse Z not stored when the LayerNorm after it applies it on load (rt_cuda_lat_on_load)
-        LAUNCH_T(LatentBounds, latent_bound(m), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]),
-                 virt(d, out[0]) ? NULL : PF(out[0]), PF(out[3]), rows, N, D, m);
+        LAUNCH_T(LatentBounds, latent_bound(mb), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]),
+                 virt(d, out[0]) ? NULL : PF(out[0]), PF(out[3]), rows, N, D, m,
+                 L2 ? (const float *)PF(g->refs[g->ops[j2].in_at + 2]) : (const float *)NULL, m2, L2);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1430,13 +1448,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             const long long rpb = ln_cs_rows(rows), blocks = (rows + rpb - 1) / rpb;
             double *part = (double *)scratch(d, sizeof(double) * 2 * (size_t)blocks * D);
             if (!part) return;
-            // and the gradient as bf16 for the GEMM that reads it next (fused_dy16), in the op scratch kept for it
-            unsigned short *dy16 = NULL;
-            if (d->dy16_off && d->dy16_off[op] >= 0) {
-                const int j = rt_cuda_dy16_reader(g, op);
-                dy16 = (unsigned short *)(d->scratch + d->dy16_off[op]);
-                d->dy16_ready[j] = 1;
-            }
+            // and the gradient as bf16 for the GEMM that reads it next (a carry: fused_carries), in op scratch
+            unsigned short *dy16 = (unsigned short *)carry_out(d, g, op);
             LAUNCH_T(LnCsValues, ln_values(D), k_ln_bwd_cs_bn16, dim3((unsigned)blocks), dim3(128), 0, PF(in[0]), x, PF(in[2]),
                      PF(in[3]), PF(in[4]), PF(in[5]), PF(in[6]), P16(c, out[0]), rowdg, rows, D, rpb, part, bn, dy16);
             launch(d, k_colsum_finish, dim3((D + kColsumCols - 1) / kColsumCols), dim3(128), 0, (const double *)part, (int)blocks, D, PF(out[2]), PF(out[3]),
@@ -1494,11 +1507,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             // bf16 GEMM operands: the gradient rounded to bf16 once (as cuBLASLt's bf16 arithmetic would round
             // it), then a native bf16 GEMM against the frozen weight's bf16 copy; the result as bf16 where
             // only the GELU backward reads it (rt_cuda_bf16_operands)
-            unsigned short *dy16;
-            if (d->dy16_src && d->dy16_src[op] >= 0 && d->dy16_ready[op]) {  // written as its LayerNorm read it (fused_dy16)
-                dy16 = (unsigned short *)(d->scratch + d->dy16_off[d->dy16_src[op]]);
-                d->dy16_ready[op] = 0;
-            } else {
+            unsigned short *dy16 = (unsigned short *)carry_in(d, op);  // written as its LayerNorm read it, or:
+            if (!dy16) {
                 dy16 = (unsigned short *)scratch(d, sizeof(unsigned short) * (size_t)n);
                 if (!dy16) return;
                 launch(d, k_to_bf16, GRID4(n), PF(in[0]), dy16, n);
@@ -1874,23 +1884,44 @@ bool fused_residuals(const avgen_graph *g, Dev *d) {
     return true;
 }
 
-// The residual stream's gradient carried as bf16 from a LayerNorm + gate backward to the input-gradient GEMM
-// that reads it next (rt_cuda_dy16_reader), with bf16 GEMM operands, unless AVGEN_FUSE_DY16=0: the GEMM's
-// operand then needs no pass of its own over the fp32 gradient (k_to_bf16), the same bits. False when out of
-// host memory.
-bool fused_dy16(const avgen_graph *g, Dev *d) {
-    if (env_switch(d, "AVGEN_FUSE_DY16", 1) <= 0 || !d->bf16_ops) return true;  // off, or not 0 or 1 (d->failed)
+// The carries (rt_cuda_carry) on: the residual stream's gradient as bf16 for the input-gradient GEMM after its
+// LayerNorm + gate backward with bf16 GEMM operands, unless AVGEN_FUSE_DY16=0; the latent exchange's logits over
+// the other stream from the pass of the adapter before, unless AVGEN_FUSE_LATDOTS=0. Each gives the same bits as
+// its reader's own pass. False when out of host memory.
+bool fused_carries(const avgen_graph *g, Dev *d) {
+    const int dy16 = env_switch(d, "AVGEN_FUSE_DY16", 1), dots = env_switch(d, "AVGEN_FUSE_LATDOTS", 1);
+    if (dy16 < 0 || dots < 0 || (!(dy16 && d->bf16_ops) && !dots)) return true;  // none on, or not 0 or 1 (d->failed)
     const size_t n = (size_t)g->n_ops + 1;
-    d->dy16_base = (int64_t *)malloc(sizeof(int64_t) * n), d->dy16_off = (int64_t *)malloc(sizeof(int64_t) * n);
-    d->dy16_src = (int *)malloc(sizeof(int) * n), d->dy16_ready = (unsigned char *)calloc(n, 1);
-    if (!d->dy16_base || !d->dy16_off || !d->dy16_src || !d->dy16_ready) return false;
-    for (int i = 0; i < g->n_ops; i++) d->dy16_off[i] = -1, d->dy16_src[i] = -1;
+    d->carry_base = (int64_t *)malloc(sizeof(int64_t) * n), d->carry_off = (int64_t *)malloc(sizeof(int64_t) * n);
+    d->carry_src = (int *)malloc(sizeof(int) * n), d->carry_ready = (unsigned char *)calloc(n, 1);
+    if (!d->carry_base || !d->carry_off || !d->carry_src || !d->carry_ready) return false;
+    for (int i = 0; i < g->n_ops; i++) d->carry_off[i] = -1, d->carry_src[i] = -1;
     for (int i = 0; i < g->n_ops; i++) {
-        d->dy16_base[i] = rt_cuda_dy16_extent(g, i);
-        const int j = rt_cuda_dy16_reader(g, i);
-        if (j >= 0) d->dy16_off[i] = rt_cuda_dy16_offset(g, i), d->dy16_src[j] = i, d->n_dy16++;
+        d->carry_base[i] = rt_cuda_carry_extent(g, i);
+        int j;
+        const int kind = rt_cuda_carry(g, i, &j, NULL);
+        if ((kind == RT_CUDA_CARRY_DY16 && dy16 && d->bf16_ops) || (kind == RT_CUDA_CARRY_LATDOTS && dots)) {
+            d->carry_off[i] = rt_cuda_carry_offset(g, i), d->carry_src[j] = i;
+            (kind == RT_CUDA_CARRY_DY16 ? d->n_dy16 : d->n_latdots)++;
+        }
     }
     return true;
+}
+
+// Where op i writes its carry (marked ready for its reader), or NULL when it has none on.
+void *carry_out(Dev *d, const avgen_graph *g, int i) {
+    if (!d->carry_off || d->carry_off[i] < 0) return NULL;
+    int j;
+    rt_cuda_carry(g, i, &j, NULL);
+    d->carry_ready[j] = 1;
+    return d->scratch + d->carry_off[i];
+}
+
+// The carry op j reads, when its writer wrote it in this run of the ops; else NULL (j computes it itself).
+void *carry_in(Dev *d, int j) {
+    if (!d->carry_src || d->carry_src[j] < 0 || !d->carry_ready[j]) return NULL;
+    d->carry_ready[j] = 0;
+    return d->scratch + d->carry_off[d->carry_src[j]];
 }
 
 // The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
@@ -2141,7 +2172,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
-    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_dy16(g, d)) {
+    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
     }
@@ -2431,7 +2462,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->ln_res);
     free(d->lr_fused);
     free(d->lb);
-    free(d->dy16_base), free(d->dy16_off), free(d->dy16_src), free(d->dy16_ready);
+    free(d->carry_base), free(d->carry_off), free(d->carry_src), free(d->carry_ready);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
@@ -2786,7 +2817,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
-    r->n_dy16_carries = d->n_dy16;
+    r->n_dy16_carries = d->n_dy16, r->n_latdots_carries = d->n_latdots;
     r->n_attn_literal = d->n_attn_literal;
     r->attention_fused = d->attn_fused;
     return 0;

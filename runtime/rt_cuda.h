@@ -69,7 +69,7 @@ void rt_cuda_detach(avgen_ctx *c);
  * fused kernels (bf16 GEMMs, rt_cuda_attention_fusable), which keep no score matrices; 0 for the GEMM path
  * (fp32 and tf32 GEMMs), which needs them. The planner counts the fused path, the default run's. */
 size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, int fused_attention);
-/* (Op scratch also holds the carries live at op: rt_cuda_dy16_reader.) */
+/* (Op scratch also holds the carries live at op: rt_cuda_carry.) */
 size_t rt_cuda_scratch_bytes(const avgen_graph *g, const avgen_consts *k, int fused_attention);
 /* 1 when the fused attention kernels serve this configuration: head width 16, 32 or 64, at most 65535
  * (frame, audio) pairs a step (the kernels' grid) and a stream's sequence short enough that a head's staged
@@ -153,21 +153,34 @@ int rt_cuda_lat_on_load(const avgen_graph *g, unsigned char *cls);
  * ops' order (the same bits), unless AVGEN_FUSE_LATENT_BWD=0. The IR puts the two streams' adapters' latent
  * ops one after the other. */
 int rt_cuda_latbwd_first(const avgen_graph *g, int j);
-/* The gradient a LAYERNORM_GATE_BWD op i reads (its input 0, the residual stream's gradient) when the next op
- * to touch that tensor is a LINEAR_DX against a frozen weight (input 1) reading it as its input 0, in the same
- * phase and later: that op's index, else -1. With bf16 GEMM operands that GEMM needs the gradient as bf16; the
- * backend's fused LayerNorm + gate backward (k_ln_bwd_cs_bn16) writes it so as it reads it, into op scratch kept
- * until the GEMM (a carry: rt_cuda_op_scratch counts it at every op from i to that one), instead of a pass of
- * its own over the fp32 gradient (k_to_bf16), unless AVGEN_FUSE_DY16=0. The IR puts each adapter's LayerNorm +
- * gate backward just before the input-gradient GEMM of the sub-layer it sits beside. */
+/* Carries: a value one op computes in a pass it makes anyway, for a later op that would otherwise make a pass of
+ * its own for it, kept in op scratch from the one op to the other (rt_cuda_op_scratch counts it at every op in
+ * between, below that op's own scratch). Two kinds:
+ * - The gradient a LAYERNORM_GATE_BWD op i reads (its input 0, the residual stream's gradient) when the next op
+ *   to touch that tensor is a LINEAR_DX against a frozen weight (input 1) reading it as its input 0, in the same
+ *   phase: rt_cuda_dy16_reader gives that op, else -1. With bf16 GEMM operands that GEMM needs the gradient as
+ *   bf16; the backend's fused LayerNorm + gate backward (k_ln_bwd_cs_bn16) writes it so as it reads it, instead
+ *   of the GEMM rounding it in a pass of its own over the fp32 gradient (k_to_bf16), unless AVGEN_FUSE_DY16=0.
+ *   The IR puts each adapter's LayerNorm + gate backward just before the input-gradient GEMM of the sub-layer it
+ *   sits beside.
+ * - The logits of the latent exchange of an ADAPTER_LATENT op j (its tokens . each row of its other stream Y),
+ *   when an ADAPTER_LATENT op i before it in the same phase has that Y as its own stream X, unchanged up to j,
+ *   and j's tokens too: rt_cuda_latdots_reader(g, i) gives j, else -1. Op i's pass over its X (k_latent_b)
+ *   computes them as k_lat_dots would (the same bits), so op j makes no pass over its Y for them, unless
+ *   AVGEN_FUSE_LATDOTS=0. The IR puts the two streams' adapters at a position one after the other, the vision
+ *   one first, so the audio adapter's logits over the frame tokens come with the vision adapter's pass.
+ * Readers are at most RT_CUDA_CARRY_REACH ops after their writer. */
 int rt_cuda_dy16_reader(const avgen_graph *g, int i);
-/* How many ops apart such a GEMM may be (no reader further on). */
-#define RT_CUDA_DY16_REACH 8
-/* The byte offset in op scratch of the copy carried from LAYERNORM_GATE_BWD i (rt_cuda_dy16_reader(g, i) >= 0):
- * just above every copy carried through op i from before it; and the bytes from the start of op scratch that the
- * copies carried through op hold (0: none), where op's own scratch begins. */
-int64_t rt_cuda_dy16_offset(const avgen_graph *g, int i);
-int64_t rt_cuda_dy16_extent(const avgen_graph *g, int op);
+int rt_cuda_latdots_reader(const avgen_graph *g, int i);
+#define RT_CUDA_CARRY_REACH 8
+enum { RT_CUDA_CARRY_NONE = 0, RT_CUDA_CARRY_DY16 = 1, RT_CUDA_CARRY_LATDOTS = 2 };
+/* Op i's carry: its kind (RT_CUDA_CARRY_*), its reader (*j, else -1) and its bytes in op scratch (*bytes, whole
+ * 256-byte units); either pointer may be NULL. */
+int rt_cuda_carry(const avgen_graph *g, int i, int *j, int64_t *bytes);
+/* The byte offset in op scratch of op i's carry: just above every carry live at op i from before it; and the
+ * bytes from the start of op scratch that the carries live at op hold (0: none), where op's own scratch begins. */
+int64_t rt_cuda_carry_offset(const avgen_graph *g, int i);
+int64_t rt_cuda_carry_extent(const avgen_graph *g, int op);
 /* The values per lane the LayerNorm kernels keep a row of width D in (1, 2 or 24), or 0: the generic loop. */
 int rt_cuda_ln_values(int D);
 /* The most latent tokens the fused LayerNorm + latent backward kernels take (k_latbwd_rows_ln: registers). */
@@ -285,6 +298,8 @@ typedef struct {
     int n_latbwd_pairs;              /* latent backward pairs run as one (rt_cuda_latbwd_first) */
     int n_dy16_carries;              /* gradients carried as bf16 from a LayerNorm + gate backward to the GEMM after it
                                         (rt_cuda_dy16_reader) */
+    int n_latdots_carries;           /* latent exchange logits carried from the other stream's adapter's pass
+                                        (rt_cuda_latdots_reader) */
     int n_attn_literal;              /* of the fused attention's shapes (rt_cuda_attn_shapes), those run by shape-literal
                                         instances (kernel_ms names them: "k_attn_fwd_bf<64, 197, 12>") */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */

@@ -1333,14 +1333,27 @@ constexpr int kMaxLatents = 16;
 // Part 2, one warp per row r of X: A2[r] = softmax(X_r . S_i) over i, Z_r = X_r + gate_av sum_i A2[r,i] S_i
 // (lat_z; Z NULL: A2 only).
 // M: a compile-time bound on the latent count m (per-latent values stay in registers).
+// tok2 (m2 <= M tokens, else NULL): also the logits of the adapter whose other stream X is, tok2_i . X_r, into
+// L2[p, i, r - p N] as k_lat_dots writes them (the same lanes' sums in the same order: the same bits), in
+// this pass over X (a carry, rt_cuda_latdots_reader).
 template <int M>
 __global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
-                           int N, int D, int m) {
+                           int N, int D, int m, const float *tok2, int m2, float *L2) {
     const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const int p = (int)(r / N);
     const float *x = X + r * D, *s = S + (size_t)p * m * D;
+    if (tok2) {
+#pragma unroll
+        for (int i = 0; i < M; i++)
+            if (i < m2) {
+                float t = 0;
+                for (int d = lane; d < D; d += 32) t = __fmaf_rn(tok2[(size_t)i * D + d], x[d], t);
+                t = warp_sum(t);
+                if (lane == 0) L2[((size_t)p * m2 + i) * N + (r - (long long)p * N)] = t;
+            }
+    }
     float a[M];
     float mx = -INFINITY;
 #pragma unroll
@@ -1803,7 +1816,7 @@ AVGEN_LATLN_INST(24)
     template __global__ void k_lat_mix<M>(const float *, const float *, long long, int, const float *, float *, int,   \
                                           int, int);                                                                   \
     template __global__ void k_latent_b<M>(const float *, const float *, const float *, float *, float *, long long,    \
-                                           int, int, int);                                                             \
+                                           int, int, int, const float *, int, float *);                                \
     template __global__ void k_latbwd_rows<M>(const float *, const float *, const float *, const float *, double *,    \
                                               float *, float *, long long, int, int, int, const unsigned short *,      \
                                               LatGy);                                                                  \

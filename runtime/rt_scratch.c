@@ -209,7 +209,7 @@ int rt_cuda_dy16_reader(const avgen_graph *g, int i) {
         int reads_other = 0;
         for (int s = 1; s < q->n_in; s++) reads_other |= g->refs[q->in_at + s] == dy;
         for (int s = 0; s < q->n_out; s++) reads_other |= g->refs[q->out_at + s] == dy;
-        return q->kind == AVGEN_OP_KIND_LINEAR_DX && q->phase == g->ops[i].phase && j - i <= RT_CUDA_DY16_REACH &&
+        return q->kind == AVGEN_OP_KIND_LINEAR_DX && q->phase == g->ops[i].phase && j - i <= RT_CUDA_CARRY_REACH &&
                        q->n_in >= 2 && q->n_out >= 1 && g->refs[q->in_at] == dy && !reads_other && frozen(g, q, 1)
                    ? j
                    : -1;
@@ -217,27 +217,65 @@ int rt_cuda_dy16_reader(const avgen_graph *g, int i) {
     return -1;
 }
 
-/* The bytes of the bf16 copy carried from LAYERNORM_GATE_BWD i to its reader (rt_cuda_dy16_reader), in whole
- * 256-byte units (op scratch's alignment). */
-static int64_t dy16_carry_bytes(const avgen_graph *g, int i) {
-    return ((int64_t)(2 * numel_of(&g->tensors[g->refs[g->ops[i].in_at]])) + 255) / 256 * 256;
+/* Whether op q (in i's phase, after it) writes tensor t. */
+static int writes_t(const avgen_graph *g, int q, int t) {
+    for (int s = 0; s < g->ops[q].n_out; s++)
+        if (g->refs[g->ops[q].out_at + s] == t) return 1;
+    return 0;
 }
 
-int64_t rt_cuda_dy16_offset(const avgen_graph *g, int i) {
-    int64_t off = 0;
-    for (int p = i - 1; p >= 0 && p >= i - RT_CUDA_DY16_REACH; p--)
-        if (rt_cuda_dy16_reader(g, p) >= i) {
-            const int64_t e = rt_cuda_dy16_offset(g, p) + dy16_carry_bytes(g, p);
+int rt_cuda_latdots_reader(const avgen_graph *g, int i) {
+    if (i < 0 || i >= g->n_ops) return -1;
+    const avgen_op_desc *a = &g->ops[i];
+    if (a->kind != AVGEN_OP_KIND_ADAPTER_LATENT || a->n_in < 4 || a->n_out < 4) return -1;
+    const int x = g->refs[a->in_at];
+    if (x < 0) return -1;
+    for (int j = i + 1; j < g->n_ops && j <= i + RT_CUDA_CARRY_REACH; j++) {
+        const avgen_op_desc *b = &g->ops[j];
+        if (b->phase != a->phase || writes_t(g, j, x)) return -1;
+        if (b->kind != AVGEN_OP_KIND_ADAPTER_LATENT || b->n_in < 4 || b->n_out < 4 || g->refs[b->in_at + 1] != x) continue;
+        const int tok = g->refs[b->in_at + 2];
+        if (tok < 0 || g->tensors[tok].ndim != 2 || g->tensors[tok].shape[1] != g->tensors[x].shape[2]) return -1;
+        for (int q = i; q < j; q++)
+            if (writes_t(g, q, tok)) return -1;
+        return j;
+    }
+    return -1;
+}
+
+int rt_cuda_carry(const avgen_graph *g, int i, int *j, int64_t *bytes) {
+    int r = rt_cuda_dy16_reader(g, i), kind = RT_CUDA_CARRY_DY16;
+    double b = 0;
+    if (r >= 0) { /* the gradient as bf16 */
+        b = 2 * numel_of(&g->tensors[g->refs[g->ops[i].in_at]]);
+    } else if ((r = rt_cuda_latdots_reader(g, i)) >= 0) { /* [P, m, N2] logits in fp32 */
+        const avgen_tensor_desc *y = &g->tensors[g->refs[g->ops[r].in_at + 1]], *tok = &g->tensors[g->refs[g->ops[r].in_at + 2]];
+        b = 4.0 * (double)y->shape[0] * (double)tok->shape[0] * (double)y->shape[1], kind = RT_CUDA_CARRY_LATDOTS;
+    } else {
+        kind = RT_CUDA_CARRY_NONE;
+    }
+    if (j) *j = r;
+    if (bytes) *bytes = ((int64_t)b + 255) / 256 * 256;
+    return kind;
+}
+
+int64_t rt_cuda_carry_offset(const avgen_graph *g, int i) {
+    int64_t off = 0, b;
+    int j;
+    for (int p = i - 1; p >= 0 && p >= i - RT_CUDA_CARRY_REACH; p--)
+        if (rt_cuda_carry(g, p, &j, &b) && j >= i) {
+            const int64_t e = rt_cuda_carry_offset(g, p) + b;
             if (e > off) off = e;
         }
     return off;
 }
 
-int64_t rt_cuda_dy16_extent(const avgen_graph *g, int op) {
-    int64_t ext = 0;
-    for (int i = op; i >= 0 && i >= op - RT_CUDA_DY16_REACH; i--)
-        if (rt_cuda_dy16_reader(g, i) >= op) {
-            const int64_t e = rt_cuda_dy16_offset(g, i) + dy16_carry_bytes(g, i);
+int64_t rt_cuda_carry_extent(const avgen_graph *g, int op) {
+    int64_t ext = 0, b;
+    int j;
+    for (int i = op; i >= 0 && i >= op - RT_CUDA_CARRY_REACH; i--)
+        if (rt_cuda_carry(g, i, &j, &b) && j >= op) {
+            const int64_t e = rt_cuda_carry_offset(g, i) + b;
             if (e > ext) ext = e;
         }
     return ext;
@@ -247,8 +285,8 @@ size_t rt_cuda_op_scratch(const avgen_graph *g, const avgen_consts *k, int op, i
     double v = op_scratch(g, k, op, fused_attention && rt_cuda_attention_fusable(k));
     const int f = rt_cuda_latbwd_first(g, op); /* a latent backward pair runs at its second op, with both scratches */
     if (f >= 0) v += op_scratch(g, k, f, 0);
-    /* below op's own scratch, the bf16 gradients carried through it (rt_cuda_dy16_reader) */
-    v += (double)rt_cuda_dy16_extent(g, op);
+    /* below op's own scratch, the carries live at it (rt_cuda_carry) */
+    v += (double)rt_cuda_carry_extent(g, op);
     return (size_t)(v < SCRATCH_MAX ? v : SCRATCH_MAX);
 }
 

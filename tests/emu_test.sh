@@ -160,7 +160,12 @@ rc_check ops env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cud
 rc_check fixture-rc "$FPROG" --step --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" \
   --update-out "$TMP/fxu.st" --backend cuda
 for q in "$@"; do
-  [ "$(basename "$q" -train-emu)" = emu-wide ] && rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
+  [ "$(basename "$q" -train-emu)" = emu-wide ] || continue
+  rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
+  # the latent logits carried (below) at a width where each lane sums several terms (D 128; the tiny programs' lanes
+  # sum one or two); emu-kernels checks the logits themselves bit for bit on random rows
+  samebits "latent logits apart, emu-wide" "$TMP/wide-x.st" "$TMP/wide-dots.st" AVGEN_FUSE_LATDOTS=0 "$q" --step \
+    --inputs random --backend cuda --precision bf16
 done
 
 # AVGEN_FUSED_LN_BWD=0 (the unfused LayerNorm backward, for timing both on a GPU): the same step within 1e-5.
@@ -221,27 +226,38 @@ if [ "$(jnum latent_bwd_pairs "$TMP/bench.json")" -gt 0 ] && [ "$(jnum latent_bw
   grep -qF '"k_latbwd_gy_ln<' "$TMP/bench.json" && ! grep -qF '"k_latbwd_gy_ln<' "$TMP/benchlb.json"; then ok
 else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"), $(jnum latent_bwd_pairs "$TMP/benchlb.json") with AVGEN_FUSE_LATENT_BWD=0, or k_latbwd_rows_ln / k_latbwd_gy_ln (the LayerNorm backward ops with the pair) did not run with the pairs only"; fi
 
-# The residual stream's gradient carried as bf16 in op scratch from the adapter's LayerNorm + gate backward to the
-# input-gradient GEMM after it (the default with bf16 activations; AVGEN_FUSE_DY16=0: the GEMM rounds it in a pass
-# of its own, k_to_bf16): the same bits, on the fixture (live gates) and a tiny program; the bench counts the
-# carries, k_to_bf16 runs once less for each, and the planned memory still is what is allocated.
+# Carries in op scratch (the defaults): the residual stream's gradient as bf16 from the adapter's LayerNorm + gate
+# backward to the input-gradient GEMM after it (bf16 activations; AVGEN_FUSE_DY16=0: the GEMM rounds it in a pass of
+# its own, k_to_bf16), and the latent exchange's logits over the frame tokens from the vision adapter's pass over
+# them to the audio adapter (AVGEN_FUSE_LATDOTS=0: its own pass, k_lat_dots): the same bits, on the fixture (live
+# gates) and a tiny program, fp32, bf16 and bf16 activations; the bench counts the carries, the kernels they replace
+# run once less for each, and the planned memory still covers what is allocated.
 samebits "gradient carried as bf16 apart (AVGEN_FUSE_DY16=0)" "$TMP/fixture-bf16ops.st" "$TMP/dy16split.st" \
   AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
+samebits "latent logits apart (AVGEN_FUSE_LATDOTS=0)" "$TMP/fixture-cuda.st" "$TMP/dotsplit.st" AVGEN_FUSE_LATDOTS=0 \
+  "$FPROG" --step "${FX[@]}"
+samebits "latent logits apart, bf16" "$TMP/fixture-bf16.st" "$TMP/dotsplit16.st" AVGEN_FUSE_LATDOTS=0 "$FPROG" \
+  --step "${FX[@]}" --precision bf16
+samebits "latent logits and gradients apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/bothsplit.st" \
+  AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 run "$n1 bf16 activations, carried" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16 \
   --out "$TMP/dy16on.st"
-samebits "gradient carried as bf16 apart, $n1" "$TMP/dy16on.st" "$TMP/dy16off.st" AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$p" \
-  --step --inputs random --backend cuda --precision bf16
+samebits "carries apart, $n1" "$TMP/dy16on.st" "$TMP/dy16off.st" AVGEN_FUSE_DY16=0 AVGEN_FUSE_LATDOTS=0 \
+  AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
 for v in 1 0; do
-  run "gradient carried as bf16 bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 --steps 1 \
-    --precision bf16 --json "$TMP/benchdy$v.json"
+  run "carries bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_FUSE_LATDOTS=$v AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 \
+    --steps 1 --precision bf16 --json "$TMP/benchdy$v.json"
 done
-to16() { grep -o '"k_to_bf16":\[[0-9]*' "$1" 2>/dev/null | head -1 | cut -d[ -f2; }
-carried=$(jnum dy16_carries "$TMP/benchdy1.json") k1=$(to16 "$TMP/benchdy1.json") k0=$(to16 "$TMP/benchdy0.json")
+calls() { grep -o "\"$1\":\\[[0-9]*" "$2" 2>/dev/null | head -1 | cut -d[ -f2; }
+c16=$(jnum dy16_carries "$TMP/benchdy1.json") cdots=$(jnum latdots_carries "$TMP/benchdy1.json")
+k1=$(calls k_to_bf16 "$TMP/benchdy1.json") k0=$(calls k_to_bf16 "$TMP/benchdy0.json")
+d1=$(calls 'k_lat_dots<2>' "$TMP/benchdy1.json") d0=$(calls 'k_lat_dots<2>' "$TMP/benchdy0.json")
 alloc=$(( $(jnum allocated_bytes "$TMP/benchdy1.json") + $(jnum scratch_bytes "$TMP/benchdy1.json") + \
   $(jnum workspace_bytes "$TMP/benchdy1.json") + $(jnum stage_bytes "$TMP/benchdy1.json") ))
-if [ "${carried:-0}" -gt 0 ] && [ "$(jnum dy16_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k1" ] && [ -n "$k0" ] &&
-  [ $((k0 - k1)) = "$carried" ] && [ "$alloc" -le "$(jnum planned_bytes "$TMP/benchdy1.json")" ]; then ok
-else bad "bench JSON: dy16_carries ${carried:-none} (AVGEN_FUSE_DY16=0: $(jnum dy16_carries "$TMP/benchdy0.json")), k_to_bf16 launches ${k1:-none} against ${k0:-none}, allocated $alloc of $(jnum planned_bytes "$TMP/benchdy1.json") planned"; fi
+if [ "${c16:-0}" -gt 0 ] && [ "${cdots:-0}" -gt 0 ] && [ "$(jnum dy16_carries "$TMP/benchdy0.json")" = 0 ] &&
+  [ "$(jnum latdots_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k1" ] && [ -n "$k0" ] && [ -n "$d1" ] && [ -n "$d0" ] &&
+  [ $((k0 - k1)) = "$c16" ] && [ $((d0 - d1)) = "$cdots" ] && [ "$alloc" -le "$(jnum planned_bytes "$TMP/benchdy1.json")" ]; then ok
+else bad "bench JSON: dy16_carries ${c16:-none}, latdots_carries ${cdots:-none} (both 0 with the switches off: $(jnum dy16_carries "$TMP/benchdy0.json"), $(jnum latdots_carries "$TMP/benchdy0.json")), k_to_bf16 launches ${k1:-none} against ${k0:-none}, k_lat_dots ${d1:-none} against ${d0:-none}, allocated $alloc of $(jnum planned_bytes "$TMP/benchdy1.json") planned"; fi
 
 # The fused attention's shape-literal instances (AVGEN_ATTN_SHAPE; the emulator's build has emu-wide's and
 # tiny-lavish's shapes built in, as the GPU build has ViT-B/16's): the same bits as the generic kernels
@@ -369,6 +385,8 @@ fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" 
 fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_DY16=yes: expected 0 or 1" env AVGEN_FUSE_DY16=yes "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_LATDOTS=off: expected 0 or 1" env AVGEN_FUSE_LATDOTS=off "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

@@ -930,10 +930,26 @@ template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m)
     const long long rpb = 16, blocks = (rows + rpb - 1) / rpb;
     cudaMalloc((void **)&p1, sizeof(double) * 2 * blocks * D), cudaMalloc((void **)&p2, sizeof(double) * 2 * blocks * D);
     const dim3 bgr((unsigned)((rows + 7) / 8)), b256(256), lg((unsigned)((rows + 3) / 4)), lb128(128);
-    CHECK(run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, Z, A2a, rows, N, D, m); }) == cudaSuccess &&
-              run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, NULL, A2b, rows, N, D, m); }) == cudaSuccess,
+    CHECK(run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, Z, A2a, rows, N, D, m, NULL, 0, NULL); }) ==
+                  cudaSuccess &&
+              run("k_latent_b", bgr, b256, 0, [=] { k_latent_b<M>(X, S, gav, NULL, A2b, rows, N, D, m, NULL, 0, NULL); }) ==
+                  cudaSuccess,
           "k_latent_b failed");
     CHECK(!memcmp(A2a, A2b, sizeof(float) * (size_t)rows * m), "M %d m %d: k_latent_b without Z writes another A2", M, m);
+    {  // with another adapter's logits over X (tok2: a carry, rt_cuda_latdots_reader): k_lat_dots's bits, A2 as before
+        for (const int m2 : {1, M}) {
+            float *tok2 = dev_rand((size_t)m2 * D, 1.0f, 0.2f), *L1, *L2, *A2c;
+            cudaMalloc((void **)&L1, sizeof(float) * (size_t)P * m2 * N), cudaMalloc((void **)&L2, sizeof(float) * (size_t)P * m2 * N);
+            cudaMalloc((void **)&A2c, sizeof(float) * (size_t)rows * m);
+            CHECK(run("k_lat_dots", dim3(P, (N + 7) / 8), b256, 0, [=] { k_lat_dots<M>(tok2, 0, X, L1, N, D, m2); }) == cudaSuccess &&
+                      run("k_latent_b", bgr, b256, 0,
+                          [=] { k_latent_b<M>(X, S, gav, NULL, A2c, rows, N, D, m, tok2, m2, L2); }) == cudaSuccess,
+                  "k_latent_b with tok2 failed");
+            CHECK(!memcmp(L1, L2, sizeof(float) * (size_t)P * m2 * N) && !memcmp(A2c, A2a, sizeof(float) * (size_t)rows * m),
+                  "M %d m %d m2 %d: k_latent_b's logits over X differ from k_lat_dots's, or its A2 changed", M, m, m2);
+            for (void *q : {(void *)tok2, (void *)L1, (void *)L2, (void *)A2c}) cudaFree(q);
+        }
+    }
     double worst = 0;
     for (long long r = 0; r < rows; r++)
         for (int d = 0; d < D; d++) {

@@ -559,79 +559,108 @@ done:
     gen_ir_free(&ir);
 }
 
-/* The residual stream's gradient carried as bf16 (rt_cuda_dy16_reader): want carries, each from a
- * LAYERNORM_GATE_BWD to a LINEAR_DX against a frozen weight reading the same gradient at most
- * RT_CUDA_DY16_REACH ops later with no op between touching it; carries live at the same op hold disjoint bytes
- * of op scratch below that op's extent, and every op's scratch counts its extent; an op between that writes the
- * gradient, or a reader against a trainable weight, ends the carry. */
-static void test_dy16_carries(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+/* The carries (rt_cuda_carry): want_dy16 gradients carried as bf16, each from a LAYERNORM_GATE_BWD to a LINEAR_DX
+ * against a frozen weight reading the same gradient with no op between touching it; want_dots latent logits, each
+ * from an ADAPTER_LATENT whose X is a later ADAPTER_LATENT's Y, nothing between writing that tensor; every reader
+ * at most RT_CUDA_CARRY_REACH ops on; carries live at the same op hold disjoint bytes of op scratch below that op's
+ * extent, and every op's scratch counts its extent. What ends a carry: an op between that writes the gradient, a
+ * reader against a trainable weight, a reader in another phase; an op between that writes the latent's X or the
+ * reader's tokens. */
+static void test_carries(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want_dy16,
+                         int want_dots) {
     gen_ir ir;
     gen_graph gg;
     if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
     const avgen_graph *g = &gg.g;
     avgen_consts k;
     gen_consts(&ir.spec, &k);
-    int n = 0, bad = 0, overlap = 0, under = 0, first = -1;
+    int n16 = 0, ndots = 0, bad = 0, overlap = 0, under = 0, first16 = -1, firstdots = -1;
     for (int i = 0; i < g->n_ops; i++) {
-        const int j = rt_cuda_dy16_reader(g, i);
-        if (j < 0) continue;
-        n++;
-        if (first < 0) first = i;
+        int j;
+        int64_t bytes;
+        const int kind = rt_cuda_carry(g, i, &j, &bytes);
+        if (!kind) continue;
         const avgen_op_desc *a = &g->ops[i], *b = &g->ops[j];
-        const int dy = g->refs[a->in_at];
-        int touched = 0;
-        for (int q = i + 1; q < j; q++) {
-            for (int s2 = 0; s2 < g->ops[q].n_in; s2++) touched |= g->refs[g->ops[q].in_at + s2] == dy;
-            for (int s2 = 0; s2 < g->ops[q].n_out; s2++) touched |= g->refs[g->ops[q].out_at + s2] == dy;
+        int t = -1;
+        if (kind == RT_CUDA_CARRY_DY16) {
+            n16++;
+            if (first16 < 0) first16 = i;
+            t = g->refs[a->in_at];
+            bad += a->kind != AVGEN_OP_KIND_LAYERNORM_GATE_BWD || b->kind != AVGEN_OP_KIND_LINEAR_DX || g->refs[b->in_at] != t ||
+                   g->tensors[g->refs[b->in_at + 1]].arena != AVGEN_ARENA_FROZEN || bytes < 2 * (g->tensors[t].bytes / 4);
+        } else {
+            ndots++;
+            if (firstdots < 0) firstdots = i;
+            t = g->refs[a->in_at];
+            const avgen_tensor_desc *tok = &g->tensors[g->refs[b->in_at + 2]], *x = &g->tensors[t];
+            bad += kind != RT_CUDA_CARRY_LATDOTS || a->kind != AVGEN_OP_KIND_ADAPTER_LATENT ||
+                   b->kind != AVGEN_OP_KIND_ADAPTER_LATENT || g->refs[b->in_at + 1] != t ||
+                   bytes < 4 * x->shape[0] * x->shape[1] * tok->shape[0];
         }
-        bad += a->kind != AVGEN_OP_KIND_LAYERNORM_GATE_BWD || b->kind != AVGEN_OP_KIND_LINEAR_DX || j <= i ||
-               j - i > RT_CUDA_DY16_REACH || g->refs[b->in_at] != dy ||
-               g->tensors[g->refs[b->in_at + 1]].arena != AVGEN_ARENA_FROZEN || touched;
-        const int64_t off = rt_cuda_dy16_offset(g, i), end = off + 2 * (g->tensors[dy].bytes / 4);
+        bad += j <= i || j - i > RT_CUDA_CARRY_REACH || b->phase != a->phase;
+        for (int q = i + 1; q < j; q++) { /* nothing between writes what was carried (nor, for the gradient, reads it) */
+            for (int s2 = 0; s2 < g->ops[q].n_in; s2++) bad += kind == RT_CUDA_CARRY_DY16 && g->refs[g->ops[q].in_at + s2] == t;
+            for (int s2 = 0; s2 < g->ops[q].n_out; s2++) bad += g->refs[g->ops[q].out_at + s2] == t;
+        }
+        const int64_t off = rt_cuda_carry_offset(g, i), end = off + bytes;
         for (int q = i; q <= j; q++) {
-            under += rt_cuda_dy16_extent(g, q) < end ||
-                     (int64_t)rt_cuda_op_scratch(g, &k, q, 1) < rt_cuda_dy16_extent(g, q);
-            for (int p = q - RT_CUDA_DY16_REACH; p < i; p++) { /* an older carry live at q: below or above this one */
-                if (p < 0 || rt_cuda_dy16_reader(g, p) < q) continue;
-                const int64_t po = rt_cuda_dy16_offset(g, p), pe = po + 2 * (g->tensors[g->refs[g->ops[p].in_at]].bytes / 4);
-                overlap += po < end && off < pe;
+            under += rt_cuda_carry_extent(g, q) < end || (int64_t)rt_cuda_op_scratch(g, &k, q, 1) < rt_cuda_carry_extent(g, q);
+            for (int p = q - RT_CUDA_CARRY_REACH; p < i; p++) { /* an older carry live at q: below or above this one */
+                int pj;
+                int64_t pb;
+                if (p < 0 || !rt_cuda_carry(g, p, &pj, &pb) || pj < q) continue;
+                const int64_t po = rt_cuda_carry_offset(g, p);
+                overlap += po < end && off < po + pb;
             }
         }
     }
-    CHECK_MSG(n == want && !bad && !overlap && !under,
-              "%s (recompute %d): %d gradients carried as bf16 (expected %d), %d not as specified, %d overlapping, %d "
-              "ops whose extent or scratch is short", model, (int)rc, n, want, bad, overlap, under);
-    /* what ends a carry: an op between writing the gradient; a reader against a trainable weight */
-    if (first >= 0) {
-        const int j = rt_cuda_dy16_reader(g, first), dy = g->refs[g->ops[first].in_at];
-        avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
-        avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
-        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors), memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
-        avgen_graph m = *g;
-        m.tensors = ts, m.ops = ops;
+    CHECK_MSG(n16 == want_dy16 && ndots == want_dots && !bad && !overlap && !under,
+              "%s (recompute %d): %d gradients carried as bf16 (expected %d), %d latent logits (expected %d), %d not as "
+              "specified, %d overlapping, %d ops whose extent or scratch is short", model, (int)rc, n16, want_dy16, ndots,
+              want_dots, bad, overlap, under);
+    size_t nrefs = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
+        if (e1 > nrefs) nrefs = e1;
+        if (e2 > nrefs) nrefs = e2;
+    }
+    avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
+    avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
+    int32_t *refs = malloc(sizeof *refs * nrefs);
+    avgen_graph m = *g;
+    m.tensors = ts, m.ops = ops, m.refs = refs;
+#define RESET() (memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops), memcpy(refs, g->refs, sizeof *refs * nrefs), \
+                 memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors))
+    if (first16 >= 0) {
+        const int i = first16, j = rt_cuda_dy16_reader(g, i), dy = g->refs[g->ops[i].in_at];
+        RESET();
         ts[g->refs[g->ops[j].in_at + 1]].arena = AVGEN_ARENA_TRAIN;
-        CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried to a GEMM against a trainable weight", model);
-        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors);
+        CHECK_MSG(rt_cuda_dy16_reader(&m, i) < 0, "%s: a gradient carried to a GEMM against a trainable weight", model);
+        RESET();
         ops[j].phase ^= 1;
-        CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried across phases", model);
-        memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
-        if (j > first + 1) { /* an op between that writes the gradient: its output slot 0 made the gradient */
-            size_t nrefs = 0;
-            for (int i = 0; i < g->n_ops; i++) {
-                const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
-                if (e1 > nrefs) nrefs = e1;
-                if (e2 > nrefs) nrefs = e2;
-            }
-            int32_t *refs = malloc(sizeof *refs * nrefs);
-            memcpy(refs, g->refs, sizeof *refs * nrefs);
-            m.refs = refs;
-            refs[g->ops[first + 1].out_at] = dy;
-            CHECK_MSG(rt_cuda_dy16_reader(&m, first) < 0, "%s: a gradient carried past an op that writes it", model);
-            free(refs);
+        CHECK_MSG(rt_cuda_dy16_reader(&m, i) < 0, "%s: a gradient carried across phases", model);
+        RESET();
+        if (j > i + 1) {
+            refs[g->ops[i + 1].out_at] = dy; /* an op between that writes the gradient */
+            CHECK_MSG(rt_cuda_dy16_reader(&m, i) < 0, "%s: a gradient carried past an op that writes it", model);
         }
-        free(ts), free(ops);
     }
-    printf("%s (recompute %d): %d gradients carried as bf16 to their GEMM\n", model, (int)rc, n);
+    if (firstdots >= 0) {
+        const int i = firstdots, j = rt_cuda_latdots_reader(g, i), x = g->refs[g->ops[i].in_at];
+        RESET();
+        ops[j].phase ^= 1;
+        CHECK_MSG(rt_cuda_latdots_reader(&m, i) != j, "%s: latent logits carried across phases", model);
+        RESET();
+        refs[g->ops[i + 1].out_at] = x; /* an op between (or the writer itself) that writes X */
+        CHECK_MSG(rt_cuda_latdots_reader(&m, i) < 0, "%s: latent logits carried past an op that writes X", model);
+        RESET();
+        refs[g->ops[i].out_at] = g->refs[g->ops[j].in_at + 2]; /* the writer writes the reader's tokens */
+        CHECK_MSG(rt_cuda_latdots_reader(&m, i) < 0, "%s: latent logits carried past an op that writes the tokens", model);
+    }
+#undef RESET
+    free(ts), free(ops), free(refs);
+    printf("%s (recompute %d): %d gradients carried as bf16 to their GEMM, %d latent logits to their adapter\n", model,
+           (int)rc, n16, ndots);
     gen_graph_free(&gg);
     gen_ir_free(&ir);
 }
@@ -669,11 +698,12 @@ int main(int argc, char **argv) {
     test_latbwd_pairs("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 23);
     test_latbwd_pairs("tiny-lavish", NULL, 0, RECOMPUTE_ATTENTION, 3);
     test_latbwd_rejects();
-    /* ViT-B/16: two such GEMMs a stream and layer (the output projection's, fc2's), less layer 0's attention */
-    test_dy16_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 46);
-    test_dy16_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 46);
-    test_dy16_carries("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 6);
-    test_dy16_carries("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0);
+    /* ViT-B/16: two such GEMMs a stream and layer (the output projection's, fc2's), less layer 0's attention; the
+     * audio adapter's logits at each adapter position (2 a layer), and again where block recompute reruns them */
+    test_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 46, 24);
+    test_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 46, 48);
+    test_carries("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 6, 4);
+    test_carries("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0, 0);
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();

@@ -159,14 +159,6 @@ if [[ " $STAGES " == *" parity "* ]]; then
       { if cmp -s "$d-lbapart-$prec.st" "$d-$ref.st"; then ok "latent backward pairs apart, $prec: the same bits"
         else bad "latent backward pairs apart, $prec: not the same bits as run as one"; fi; }
   done
-  # with bf16 activations the residual stream's gradient carried as bf16 from the adapter's LayerNorm + gate
-  # backward to the GEMM after it (the default) gives the same bits as that GEMM rounding it itself
-  # (AVGEN_FUSE_DY16=0)
-  [ -f "$d-bf16ops.st" ] && run "fx-dy16apart" env AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$(prog fx-lavish-odd-batch)" \
-    --step --params "$fx/params.safetensors" --inputs "$fx/inputs.safetensors" --out "$d-dy16apart.st" --backend cuda \
-    --precision bf16 &&
-    { if cmp -s "$d-dy16apart.st" "$d-bf16ops.st"; then ok "gradient carried as bf16 or rounded by its GEMM: the same bits"
-      else bad "gradient carried as bf16: not the same bits as rounded by its GEMM (AVGEN_FUSE_DY16=0)"; fi; }
   for m in $TINY_MODELS; do
     parity "$m" --inputs random
   done
@@ -202,6 +194,22 @@ if [[ " $STAGES " == *" parity "* ]]; then
       { if cmp -s "$v-generic-$ref.st" "$v-$ref.st" && grep -q "generic kernels for N = 197, 49" "$OUT/logs/vitb-generic-$ref.log"
         then ok "vitb-b1t2 $ref: attention instances the same bits as the generic kernels"
         else bad "vitb-b1t2 $ref: attention instances differ from the generic kernels (or the generic run used instances)"; fi; }
+  done
+  # the carries in op scratch (the defaults) give the same bits as their readers' own passes: with bf16 activations
+  # the residual stream's gradient as bf16 from the adapter's LayerNorm + gate backward for the GEMM after it
+  # (AVGEN_FUSE_DY16=0: that GEMM rounds it itself), and the latent logits from the vision adapter's pass
+  # (AVGEN_FUSE_LATDOTS=0: the audio adapter's own pass); the fixture (live gates) and ViT-B/16 B=1 T=2 (whose lanes
+  # sum 24 terms each)
+  for w in fx-lavish-odd-batch:bf16ops vitb-b1t2:bf16ops vitb-b1t2:cuda; do
+    IFS=: read -r m ref <<<"$w"
+    dm=$OUT/dumps/$m prec=bf16 extra="AVGEN_BF16_OPERANDS=1"
+    [ "$ref" = cuda ] && prec=fp32 extra=
+    if [ "$m" = vitb-b1t2 ]; then args=(--params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors")
+    else args=(--params "$KIT/fixtures/lavish-odd-batch/params.safetensors" --inputs "$KIT/fixtures/lavish-odd-batch/inputs.safetensors"); fi
+    [ -f "$dm-$ref.st" ] && run "$m-carriesapart-$ref" env AVGEN_FUSE_DY16=0 AVGEN_FUSE_LATDOTS=0 $extra "$(prog "$m")" \
+      --step "${args[@]}" --out "$dm-carriesapart-$ref.st" --backend cuda --precision "$prec" &&
+      { if cmp -s "$dm-carriesapart-$ref.st" "$dm-$ref.st"; then ok "$m $ref: carries or their readers' own passes: the same bits"
+        else bad "$m $ref: the carries (AVGEN_FUSE_DY16, AVGEN_FUSE_LATDOTS) change the step's bits"; fi; }
   done
   if "$PYTHON" -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 "$PYTHON" "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
