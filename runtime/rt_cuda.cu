@@ -180,6 +180,11 @@ struct Dev {
     int *carry_src;
     unsigned char *carry_ready;
     int n_dy16, n_latdots;  // carries on, by kind
+    // Latent ops run with the LayerNorm after them (fused_latln; NULL with AVGEN_FUSE_LATLN=0): per op, whether it
+    // is such a latent op, and whether it is such a LayerNorm already run in this run of the ops (set by the latent
+    // op, cleared here).
+    unsigned char *latln, *latln_done;
+    int n_latln;
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
     // -1): a BATCHNORM (rt_cuda_bn_on_load; AVGEN_FUSE_BN=0: none) or an ADAPTER_LATENT (its gated fuse,
@@ -999,6 +1004,10 @@ void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
     if (d->lb && d->lb[op].first >= 0)
         for (const int q : {d->lb[op].first, d->lb[op].ln, d->lb[op].lny})
             if (q >= 0) ops.push_back(q);
+    if (d->latln && d->latln[op]) ops.push_back(op + 1);  // the LayerNorm run with it (fused_latln)
+    int cj;  // the tokens of the latent op whose logits it carries (rt_cuda_latdots_reader)
+    if (d->carry_off && d->carry_off[op] >= 0 && rt_cuda_carry(g, op, &cj, NULL) == RT_CUDA_CARRY_LATDOTS)
+        add(g->refs[g->ops[cj].in_at + 2]);
     for (const int q : ops) {
         const avgen_op_desc *o = &g->ops[q];
         for (int k = 0; k < o->n_in; k++) add(g->refs[o->in_at + k]);
@@ -1019,6 +1028,10 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     const avgen_consts *k = c->k;
     d->scratch_used = d->carry_base ? (size_t)d->carry_base[op] : 0;  // (above the carries live at op: fused_carries)
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
+    if (d->latln_done && d->latln_done[op]) {  // ran with the latent op before it (fused_latln)
+        d->latln_done[op] = 0;
+        return;
+    }
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
@@ -1257,10 +1270,20 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
             set_fail(d, "the CUDA adapter kernels support up to %d latent tokens, not %d", kMaxLatents, mb);
             return;
         }
+        const float *tok2 = L2 ? (const float *)PF(g->refs[g->ops[j2].in_at + 2]) : (const float *)NULL;
+        if (d->latln && d->latln[op]) {  // with the LayerNorm after it, on the fuse applied on load (fused_latln)
+            const avgen_op_desc *ln = &g->ops[op + 1];
+            const int32_t *li = g->refs + ln->in_at, *lo = g->refs + ln->out_at;
+            LAUNCH_T(LnCsValues, ln_values(D), k_latent_ln, dim3((unsigned)((rows + 3) / 4)), dim3(128), 0, PF(in[0]),
+                     PF(out[1]), PF(in[3]), PF(out[3]), rows, N, D, m, tok2, m2, L2, PF(li[1]), PF(li[2]), PF(lo[0]),
+                     ln->n_out > 1 ? PF(lo[1]) : NULL, ln->n_out > 2 ? PF(lo[2]) : NULL, ln->eps,
+                     is16(d, lo[0]) ? P16(c, lo[0]) : NULL);
+            d->latln_done[op + 1] = 1;
+            break;
+        }
         // the gated fuse Z not stored when the LayerNorm after it applies it on load (rt_cuda_lat_on_load)
         LAUNCH_T(LatentBounds, latent_bound(mb), k_latent_b, gr, bl, 0, PF(in[0]), PF(out[1]), PF(in[3]),
-                 virt(d, out[0]) ? NULL : PF(out[0]), PF(out[3]), rows, N, D, m,
-                 L2 ? (const float *)PF(g->refs[g->ops[j2].in_at + 2]) : (const float *)NULL, m2, L2);
+                 virt(d, out[0]) ? NULL : PF(out[0]), PF(out[3]), rows, N, D, m, tok2, m2, L2);
         break;
     }
     case AVGEN_OP_KIND_ADAPTER_LATENT_BWD: {
@@ -1908,6 +1931,17 @@ bool fused_carries(const avgen_graph *g, Dev *d) {
     return true;
 }
 
+// Latent ops run with the LayerNorm after them (rt_cuda_latln_next), where that LayerNorm applies the gated fuse on
+// load, unless AVGEN_FUSE_LATLN=0. False when out of host memory.
+bool fused_latln(const avgen_graph *g, Dev *d) {
+    if (env_switch(d, "AVGEN_FUSE_LATLN", 1) <= 0) return true;  // off, or not 0 or 1 (d->failed)
+    d->latln = (unsigned char *)calloc((size_t)g->n_ops + 1, 1), d->latln_done = (unsigned char *)calloc((size_t)g->n_ops + 1, 1);
+    if (!d->latln || !d->latln_done) return false;
+    for (int i = 0; i < g->n_ops; i++)
+        if (rt_cuda_latln_next(g, i) == i + 1 && virt(d, g->refs[g->ops[i].out_at])) d->latln[i] = 1, d->n_latln++;
+    return true;
+}
+
 // Where op i writes its carry (marked ready for its reader), or NULL when it has none on.
 void *carry_out(Dev *d, const avgen_graph *g, int i) {
     if (!d->carry_off || d->carry_off[i] < 0) return NULL;
@@ -2172,7 +2206,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
-    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d)) {
+    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d) || !fused_latln(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
     }
@@ -2463,6 +2497,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->lr_fused);
     free(d->lb);
     free(d->carry_base), free(d->carry_off), free(d->carry_src), free(d->carry_ready);
+    free(d->latln), free(d->latln_done);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
@@ -2817,7 +2852,7 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     r->n_lat_fused = d->n_lat_fused;
     r->n_latbwd_pairs = 0;
     for (int j = 0; d->lb && j < c->g->n_ops; j++) r->n_latbwd_pairs += d->lb[j].first >= 0;
-    r->n_dy16_carries = d->n_dy16, r->n_latdots_carries = d->n_latdots;
+    r->n_dy16_carries = d->n_dy16, r->n_latdots_carries = d->n_latdots, r->n_latln_fused = d->n_latln;
     r->n_attn_literal = d->n_attn_literal;
     r->attention_fused = d->attn_fused;
     return 0;

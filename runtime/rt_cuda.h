@@ -181,6 +181,15 @@ int rt_cuda_carry(const avgen_graph *g, int i, int *j, int64_t *bytes);
  * bytes from the start of op scratch that the carries live at op hold (0: none), where op's own scratch begins. */
 int64_t rt_cuda_carry_offset(const avgen_graph *g, int i);
 int64_t rt_cuda_carry_extent(const avgen_graph *g, int op);
+/* An ADAPTER_LATENT op i followed by the LAYERNORM before its adapter (op i + 1, same phase, its input the latent
+ * op's gated fuse Z, applied on load where the backend runs them so: rt_cuda_lat_on_load) that the backend runs in
+ * one kernel at op i (k_latent_ln: one read of each row of X for both, the same bits), unless
+ * AVGEN_FUSE_LATLN=0: i + 1, else -1. It needs every activation op i reads or writes to live past op i (so none
+ * shares memory with the LayerNorm's outputs, written early), a row width with a register path
+ * (rt_cuda_ln_values > 0), and at most RT_CUDA_LATLN_MAX_M latents in op i and in the op whose logits it carries
+ * (rt_cuda_latdots_reader). The IR puts each adapter's LayerNorm just after its latent op. */
+int rt_cuda_latln_next(const avgen_graph *g, int i);
+#define RT_CUDA_LATLN_MAX_M 2
 /* The values per lane the LayerNorm kernels keep a row of width D in (1, 2 or 24), or 0: the generic loop. */
 int rt_cuda_ln_values(int D);
 /* The most latent tokens the fused LayerNorm + latent backward kernels take (k_latbwd_rows_ln: registers). */
@@ -300,6 +309,7 @@ typedef struct {
                                         (rt_cuda_dy16_reader) */
     int n_latdots_carries;           /* latent exchange logits carried from the other stream's adapter's pass
                                         (rt_cuda_latdots_reader) */
+    int n_latln_fused;               /* latent ops run with the LayerNorm after them (rt_cuda_latln_next) */
     int n_attn_literal;              /* of the fused attention's shapes (rt_cuda_attn_shapes), those run by shape-literal
                                         instances (kernel_ms names them: "k_attn_fwd_bf<64, 197, 12>") */
     double family_ms[64];           /* per op kind, one profiled eager step (events around every op) */

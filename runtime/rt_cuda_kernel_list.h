@@ -29,7 +29,8 @@
     X(k_concat_mean) X(k_concat_mean_bwd) X(k_cross_entropy) X(k_adam) X(k_zero_grads) X(k_to_bf16)  \
     X(k_grad_sumsq) X(k_sum_d) X(k_bn_stats) X(k_latbwd_rows_ln<1>) X(k_latbwd_rows_ln<2>) X(k_latbwd_rows_ln<24>)   \
     X(k_latbwd_rows_lnbf<1>) X(k_latbwd_rows_lnbf<2>) X(k_latbwd_rows_lnbf<24>) X(k_latbwd_gy_ln<1>)             \
-    X(k_latbwd_gy_ln<2>) X(k_latbwd_gy_ln<24>) X(k_latbwd_gy_lnbf<1>) X(k_latbwd_gy_lnbf<2>) X(k_latbwd_gy_lnbf<24>)
+    X(k_latbwd_gy_ln<2>) X(k_latbwd_gy_ln<24>) X(k_latbwd_gy_lnbf<1>) X(k_latbwd_gy_lnbf<2>) X(k_latbwd_gy_lnbf<24>) \
+    X(k_latent_ln<1>) X(k_latent_ln<2>) X(k_latent_ln<24>)
 
 /* The kernels that also exist with the configuration's shapes as literals (rt_cuda_kernels.cuh:
  * AVGEN_ATTN_SHAPE(HD, N, H)), in this order: the fused attention's six, per (head width, tokens, heads).

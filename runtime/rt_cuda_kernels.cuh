@@ -1336,12 +1336,11 @@ constexpr int kMaxLatents = 16;
 // tok2 (m2 <= M tokens, else NULL): also the logits of the adapter whose other stream X is, tok2_i . X_r, into
 // L2[p, i, r - p N] as k_lat_dots writes them (the same lanes' sums in the same order: the same bits), in
 // this pass over X (a carry, rt_cuda_latdots_reader).
+// latent_row: row r's part (every lane of its warp): A2 written by lane 0 and left in a (the same values in every
+// lane), Z when not NULL, and tok2's logits.
 template <int M>
-__global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
-                           int N, int D, int m, const float *tok2, int m2, float *L2) {
-    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows) return;
+__device__ __forceinline__ void latent_row(long long r, int lane, const float *X, const float *S, const float *gav, float *Z,
+                                           float *A2, int N, int D, int m, const float *tok2, int m2, float *L2, float a[M]) {
     const int p = (int)(r / N);
     const float *x = X + r * D, *s = S + (size_t)p * m * D;
     if (tok2) {
@@ -1354,7 +1353,6 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
                 if (lane == 0) L2[((size_t)p * m2 + i) * N + (r - (long long)p * N)] = t;
             }
     }
-    float a[M];
     float mx = -INFINITY;
 #pragma unroll
     for (int i = 0; i < M; i++) {
@@ -1385,6 +1383,61 @@ __global__ void k_latent_b(const float *X, const float *S, const float *gav, flo
             if (i < m) z = __fmaf_rn(a[i], s[(size_t)i * D + d], z);
         Z[r * D + d] = __fmaf_rn(g, z, x[d]);
     }
+}
+template <int M>
+__global__ void k_latent_b(const float *X, const float *S, const float *gav, float *Z, float *A2, long long rows,
+                           int N, int D, int m, const float *tok2, int m2, float *L2) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    float a[M];
+    latent_row<M>(r, lane, X, S, gav, Z, A2, N, D, m, tok2, m2, L2, a);
+}
+
+// The gated fuse applied on load from the row's weights in registers (the latent op and the LayerNorm after it as
+// one kernel, k_latent_ln): lat_z's arithmetic on a[] (the values k_latent_b wrote to A2), so the same bits.
+constexpr int kLatLnM = 2;  // the most latents it takes (RT_CUDA_LATLN_MAX_M)
+struct LatRegLoad {
+    float a[kLatLnM];
+    const float *S;
+    float g;
+    int N, m;
+};
+struct LatRegRow {
+    const float *xr, *s;
+    float a[kLatLnM];
+    float g;
+    int m, D;
+    __device__ __forceinline__ float operator()(int d) const {
+        float z = 0;
+#pragma unroll
+        for (int i = 0; i < kLatLnM; i++)
+            if (i < m) z = __fmaf_rn(a[i], s[(size_t)i * D + d], z);
+        return __fmaf_rn(g, z, xr[d]);
+    }
+};
+__device__ __forceinline__ LatRegRow load_row(const LatRegLoad &l, const float *xr, long long r, int D) {
+    LatRegRow w{xr, l.S + (size_t)(r / l.N) * l.m * D, {}, l.g, l.m, D};
+#pragma unroll
+    for (int i = 0; i < kLatLnM; i++) w.a[i] = l.a[i];
+    return w;
+}
+// An adapter's latent op (its X the residual stream, Z applied on load: k_latent_b without Z) and the LayerNorm
+// before the adapter (k_layernorm_lat) as one kernel, one warp a row: the row is read from memory once for both
+// (the LayerNorm's loads of it hit the cache the latent part just filled), the same bits as the two kernels
+// (rt_cuda_latln_next). m, m2 <= kLatLnM.
+template <int V>
+__global__ void __launch_bounds__(128, 4) k_latent_ln(const float *X, const float *S, const float *gav, float *A2,
+                                                      long long rows, int N, int D, int m, const float *tok2, int m2,
+                                                      float *L2, const float *w, const float *b, float *y, float *mu,
+                                                      float *rs, float eps, unsigned short *ybf) {
+    const long long r = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    LatRegLoad l;
+    latent_row<kLatLnM>(r, lane, X, S, gav, NULL, A2, N, D, m, tok2, m2, L2, l.a);
+    l.S = S, l.g = gav[0], l.N = N, l.m = m;
+    layernorm_row<V>(X, D, w, b, y, D, mu, rs, NULL, NULL, rows, D, eps, ybf, NULL, l);
 }
 
 // The two streams' adapters at one position run their latent backward as one (rt_cuda_latbwd_first): each
@@ -1794,6 +1847,14 @@ AVGEN_LN_CS_INST(1)
 AVGEN_LN_CS_INST(2)
 AVGEN_LN_CS_INST(24)
 #undef AVGEN_LN_CS_INST
+#define AVGEN_LATLN_FWD_INST(V)                                                                                        \
+    template __global__ void k_latent_ln<V>(const float *, const float *, const float *, float *, long long, int, int,  \
+                                            int, const float *, int, float *, const float *, const float *, float *,   \
+                                            float *, float *, float, unsigned short *);
+AVGEN_LATLN_FWD_INST(1)
+AVGEN_LATLN_FWD_INST(2)
+AVGEN_LATLN_FWD_INST(24)
+#undef AVGEN_LATLN_FWD_INST
 // The latent backward pair's first rows pass with the frozen LayerNorm backward before it (m <= 2).
 #define AVGEN_LATLN_INST(V)                                                                                            \
     template __global__ void k_latbwd_rows_ln<V>(LnBwdIn, const float *, const float *, const float *, const float *,  \

@@ -313,7 +313,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                    "\"allocated_bytes\":%zu,\"scratch_bytes\":%zu,\"workspace_bytes\":%zu,\"device_used_bytes\":%zu,"
                    "\"kernels\":\"%s\",\"kernel_start_s\":%.4f,\"kernel_cache_hit\":%s,\"gemm_plans\":%d,"
                    "\"bias_epilogue_gemms\":%d,\"bias_kernel_gemms\":%d,\"bias_bf16_gemms\":%d,\"bf16_tensors\":%d,"
-                   "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"fuse_on_load\":%d,\"latent_bwd_pairs\":%d,\"dy16_carries\":%d,\"latdots_carries\":%d,\"attention_literal_shapes\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\","
+                   "\"bf16_weights_bytes\":%zu,\"bn_on_load\":%d,\"fuse_on_load\":%d,\"latent_bwd_pairs\":%d,\"dy16_carries\":%d,\"latdots_carries\":%d,\"latent_ln_fused\":%d,\"attention_literal_shapes\":%d,\"roofline_ms\":%.4f,\"attention\":\"%s\","
                    "\"gemm_tuned\":%d,\"gemm_tune_changed\":%d,\"gemm_tune_ms\":%.3f,\"last_loss\":\"%a\",\"loop_ms\":%.4f,"
                    "\"loop_plain_ms\":%.4f,\"input_bytes\":%.0f,\"stage_bytes\":%zu,\"families_ms\":{",
                 o->name ? o->name : "model", rt_cuda_device_name(c), k->batch, k->frames, r.graph ? "true" : "false",
@@ -321,7 +321,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
                 peak > 0 ? flops / s / peak : 0.0, (long long)planned, r.arena_bytes, r.scratch_bytes, r.workspace_bytes,
                 r.device_used_bytes, rt_kernels_mode_name(kernel_mode), kernel_s,
                 kernel_hit ? "true" : "false", r.n_gemm_plans, r.n_bias_fused, r.n_bias_kernel, r.n_bias_bf16,
-                r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, r.n_lat_fused, r.n_latbwd_pairs, r.n_dy16_carries, r.n_latdots_carries, r.n_attn_literal, roof * 1e3, r.attention_fused ? "fused" : "gemm",
+                r.n_bf16_tensors, r.bf16_weights_bytes, r.n_bn_fused, r.n_lat_fused, r.n_latbwd_pairs, r.n_dy16_carries, r.n_latdots_carries, r.n_latln_fused, r.n_attn_literal, roof * 1e3, r.attention_fused ? "fused" : "gemm",
                 r.n_gemm_tuned, r.n_gemm_tune_changed, r.gemm_tune_ms, (double)r.last_loss, r.loop_ms, r.loop_plain_ms,
                 r.input_bytes, r.stage_bytes);
         int first = 1;

@@ -243,6 +243,24 @@ int rt_cuda_latdots_reader(const avgen_graph *g, int i) {
     return -1;
 }
 
+int rt_cuda_latln_next(const avgen_graph *g, int i) {
+    if (i < 0 || i + 1 >= g->n_ops) return -1;
+    const avgen_op_desc *a = &g->ops[i], *b = &g->ops[i + 1];
+    if (a->kind != AVGEN_OP_KIND_ADAPTER_LATENT || a->n_in < 4 || a->n_out < 4 || b->kind != AVGEN_OP_KIND_LAYERNORM ||
+        b->phase != a->phase || b->n_in < 3 || b->n_out < 1 || g->refs[b->in_at] != g->refs[a->out_at] || g->refs[a->out_at] < 0)
+        return -1;
+    const avgen_tensor_desc *x = &g->tensors[g->refs[a->in_at]], *tok = &g->tensors[g->refs[a->in_at + 2]];
+    if (x->ndim != 3 || rt_cuda_ln_values((int)x->shape[2]) <= 0 || tok->shape[0] > RT_CUDA_LATLN_MAX_M) return -1;
+    const int j = rt_cuda_latdots_reader(g, i);
+    if (j >= 0 && g->tensors[g->refs[g->ops[j].in_at + 2]].shape[0] > RT_CUDA_LATLN_MAX_M) return -1;
+    /* nothing op i touches in the activation arena ends its life at op i */
+    for (int s = 0; s < a->n_in + a->n_out; s++) {
+        const int t = g->refs[s < a->n_in ? a->in_at + s : a->out_at + s - a->n_in];
+        if (t >= 0 && g->tensors[t].arena == AVGEN_ARENA_ACT && g->tensors[t].last <= i) return -1;
+    }
+    return i + 1;
+}
+
 int rt_cuda_carry(const avgen_graph *g, int i, int *j, int64_t *bytes) {
     int r = rt_cuda_dy16_reader(g, i), kind = RT_CUDA_CARRY_DY16;
     double b = 0;
@@ -728,9 +746,13 @@ double rt_cuda_op_bytes(const avgen_graph *g, int op, const unsigned char *cls) 
      * output 0) is the pair's */
     const int lb_ln = o->kind == AVGEN_OP_KIND_LAYERNORM_BWD &&
                       (rt_cuda_latbwd_ln(g, op + 1) == op || rt_cuda_latbwd_lny(g, op + 2) == op);
+    /* a LayerNorm run with the latent op before it on its fuse applied on load (rt_cuda_latln_next): that op's
+     * pass reads the residual stream for both */
+    const int ll = o->kind == AVGEN_OP_KIND_LAYERNORM && cls && o->n_in > 0 && g->refs[o->in_at] >= 0 &&
+                   cls[g->refs[o->in_at]] == RT_CUDA_T_VIRTUAL && rt_cuda_latln_next(g, op - 1) == op;
     double bytes = lb_second && o->n_in > 0 ? moved(g, in[0], cls, 0) : 0;
     for (int i = 0; i < o->n_in; i++)
-        if (!(lb_first && (i == 8 || i == 9)) && !(lb_ln && i == 5)) bytes += moved(g, in[i], cls, 0);
+        if (!(lb_first && (i == 8 || i == 9)) && !(lb_ln && i == 5) && !(ll && i == 0)) bytes += moved(g, in[i], cls, 0);
     for (int i = 0; i < o->n_out; i++)
         if (!(lb_first && (i == 2 || i == 3)) && !(lb_ln && i == 0)) bytes += moved(g, out[i], cls, 1);
     return bytes;

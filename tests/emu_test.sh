@@ -164,8 +164,8 @@ for q in "$@"; do
   rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
   # the latent logits carried (below) at a width where each lane sums several terms (D 128; the tiny programs' lanes
   # sum one or two); emu-kernels checks the logits themselves bit for bit on random rows
-  samebits "latent logits apart, emu-wide" "$TMP/wide-x.st" "$TMP/wide-dots.st" AVGEN_FUSE_LATDOTS=0 "$q" --step \
-    --inputs random --backend cuda --precision bf16
+  samebits "latent logits and latent op with its LayerNorm apart, emu-wide" "$TMP/wide-x.st" "$TMP/wide-dots.st" \
+    AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_LATLN=0 "$q" --step --inputs random --backend cuda --precision bf16
 done
 
 # AVGEN_FUSED_LN_BWD=0 (the unfused LayerNorm backward, for timing both on a GPU): the same step within 1e-5.
@@ -229,9 +229,10 @@ else bad "bench JSON: latent_bwd_pairs $(jnum latent_bwd_pairs "$TMP/bench.json"
 # Carries in op scratch (the defaults): the residual stream's gradient as bf16 from the adapter's LayerNorm + gate
 # backward to the input-gradient GEMM after it (bf16 activations; AVGEN_FUSE_DY16=0: the GEMM rounds it in a pass of
 # its own, k_to_bf16), and the latent exchange's logits over the frame tokens from the vision adapter's pass over
-# them to the audio adapter (AVGEN_FUSE_LATDOTS=0: its own pass, k_lat_dots): the same bits, on the fixture (live
-# gates) and a tiny program, fp32, bf16 and bf16 activations; the bench counts the carries, the kernels they replace
-# run once less for each, and the planned memory still covers what is allocated.
+# them to the audio adapter (AVGEN_FUSE_LATDOTS=0: its own pass, k_lat_dots); and each latent op run with the
+# LayerNorm after it (k_latent_ln; AVGEN_FUSE_LATLN=0: k_latent_b, then k_layernorm_lat): the same bits, on the
+# fixture (live gates) and a tiny program, fp32, bf16 and bf16 activations; the bench counts them, the kernels they
+# replace run once less for each, and the planned memory still covers what is allocated.
 samebits "gradient carried as bf16 apart (AVGEN_FUSE_DY16=0)" "$TMP/fixture-bf16ops.st" "$TMP/dy16split.st" \
   AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 samebits "latent logits apart (AVGEN_FUSE_LATDOTS=0)" "$TMP/fixture-cuda.st" "$TMP/dotsplit.st" AVGEN_FUSE_LATDOTS=0 \
@@ -240,13 +241,17 @@ samebits "latent logits apart, bf16" "$TMP/fixture-bf16.st" "$TMP/dotsplit16.st"
   --step "${FX[@]}" --precision bf16
 samebits "latent logits and gradients apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/bothsplit.st" \
   AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_DY16=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
+samebits "latent op and LayerNorm apart (AVGEN_FUSE_LATLN=0)" "$TMP/fixture-cuda.st" "$TMP/latlnsplit.st" \
+  AVGEN_FUSE_LATLN=0 "$FPROG" --step "${FX[@]}"
+samebits "latent op and LayerNorm apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/latlnsplitops.st" \
+  AVGEN_FUSE_LATLN=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step "${FX[@]}" --precision bf16
 run "$n1 bf16 activations, carried" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16 \
   --out "$TMP/dy16on.st"
 samebits "carries apart, $n1" "$TMP/dy16on.st" "$TMP/dy16off.st" AVGEN_FUSE_DY16=0 AVGEN_FUSE_LATDOTS=0 \
-  AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
+  AVGEN_FUSE_LATLN=0 AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --backend cuda --precision bf16
 for v in 1 0; do
-  run "carries bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_FUSE_LATDOTS=$v AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 \
-    --steps 1 --precision bf16 --json "$TMP/benchdy$v.json"
+  run "carries bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_FUSE_LATDOTS=$v AVGEN_FUSE_LATLN=$v AVGEN_BF16_OPERANDS=1 "$p" \
+    --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchdy$v.json"
 done
 calls() { grep -o "\"$1\":\\[[0-9]*" "$2" 2>/dev/null | head -1 | cut -d[ -f2; }
 c16=$(jnum dy16_carries "$TMP/benchdy1.json") cdots=$(jnum latdots_carries "$TMP/benchdy1.json")
@@ -254,6 +259,12 @@ k1=$(calls k_to_bf16 "$TMP/benchdy1.json") k0=$(calls k_to_bf16 "$TMP/benchdy0.j
 d1=$(calls 'k_lat_dots<2>' "$TMP/benchdy1.json") d0=$(calls 'k_lat_dots<2>' "$TMP/benchdy0.json")
 alloc=$(( $(jnum allocated_bytes "$TMP/benchdy1.json") + $(jnum scratch_bytes "$TMP/benchdy1.json") + \
   $(jnum workspace_bytes "$TMP/benchdy1.json") + $(jnum stage_bytes "$TMP/benchdy1.json") ))
+calls_all() { grep -o "\"$1<[0-9]*>\":\\[[0-9]*" "$2" 2>/dev/null | cut -d[ -f2 | awk '{ s += $1 } END { print s + 0 }'; }
+cll=$(jnum latent_ln_fused "$TMP/benchdy1.json") ll1=$(calls_all k_latent_ln "$TMP/benchdy1.json")
+l1=$(calls_all k_layernorm_lat "$TMP/benchdy1.json") l0=$(calls_all k_layernorm_lat "$TMP/benchdy0.json")
+if [ "${cll:-0}" -gt 0 ] && [ "$(jnum latent_ln_fused "$TMP/benchdy0.json")" = 0 ] && [ "${ll1:-0}" = "$cll" ] &&
+  [ $((l0 - l1)) = "$cll" ] && ! grep -qF '"k_latent_ln<' "$TMP/benchdy0.json"; then ok
+else bad "bench JSON: latent_ln_fused ${cll:-none} (AVGEN_FUSE_LATLN=0: $(jnum latent_ln_fused "$TMP/benchdy0.json")), k_latent_ln launches ${ll1:-none}, k_layernorm_lat ${l1:-none} against ${l0:-none}"; fi
 if [ "${c16:-0}" -gt 0 ] && [ "${cdots:-0}" -gt 0 ] && [ "$(jnum dy16_carries "$TMP/benchdy0.json")" = 0 ] &&
   [ "$(jnum latdots_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k1" ] && [ -n "$k0" ] && [ -n "$d1" ] && [ -n "$d0" ] &&
   [ $((k0 - k1)) = "$c16" ] && [ $((d0 - d1)) = "$cdots" ] && [ "$alloc" -le "$(jnum planned_bytes "$TMP/benchdy1.json")" ]; then ok
@@ -333,7 +344,7 @@ samebits "gated fuse stored, bf16" "$TMP/$n1-bf16.st" "$TMP/latsplit16.st" AVGEN
   --backend cuda --precision bf16
 run "gated fuse stored bench" env AVGEN_FUSE_LATENT=0 "$p" --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchlat.json"
 if grep -q '"fuse_on_load":[1-9]' "$TMP/bench.json" && grep -q '"fuse_on_load":0' "$TMP/benchlat.json" &&
-  grep -qF '"k_layernorm_lat<' "$TMP/bench.json" && grep -qF '"k_ln_bwd_cs_lat<' "$TMP/bench.json" &&
+  grep -qE '"k_(layernorm_lat|latent_ln)<' "$TMP/bench.json" && grep -qF '"k_ln_bwd_cs_lat<' "$TMP/bench.json" &&
   ! grep -qF '"k_layernorm_lat<' "$TMP/benchlat.json" &&
   [ "$(jnum allocated_bytes "$TMP/bench.json")" -lt "$(jnum allocated_bytes "$TMP/benchlat.json")" ]; then ok
 else bad "gated fuse on load: not counted, its kernels did not run, or it still takes memory"; fi
@@ -387,6 +398,8 @@ fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p
 fails "AVGEN_FUSE_DY16=yes: expected 0 or 1" env AVGEN_FUSE_DY16=yes "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_FUSE_LATDOTS=off: expected 0 or 1" env AVGEN_FUSE_LATDOTS=off "$p" --step --inputs random --out "$TMP/x.st" \
+  --backend cuda
+fails "AVGEN_FUSE_LATLN=2: expected 0 or 1" env AVGEN_FUSE_LATLN=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
 fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda

@@ -972,6 +972,30 @@ template <int V, int M> static void test_lat_on_load(int P, int N, int D, int m)
         CHECK((bf ? !memcmp(yb1, yb2, 2 * n) : !memcmp(y1, y2, sizeof(float) * n)) && !memcmp(mu1, mu2, sizeof(float) * rows) &&
                   !memcmp(rs1, rs2, sizeof(float) * rows),
               "V %d D %d m %d bf16 %d: k_layernorm_lat differs from k_layernorm on the stored fuse", V, D, m, bf);
+        // the latent op and that LayerNorm as one kernel (k_latent_ln, with a carry's logits): the same bits as
+        // k_latent_b (A2), k_lat_dots (the logits) and k_layernorm_lat (y, its mean and rstd)
+        if constexpr (V > 0)
+            if (m <= kLatLnM) {
+                const int m2 = m == 1 ? 2 : 1;
+                float *tok2 = dev_rand((size_t)m2 * D, 1.0f, 0.2f), *L1, *L2, *A2c, *y3, *mu3, *rs3;
+                unsigned short *yb3;
+                cudaMalloc((void **)&L1, sizeof(float) * (size_t)P * m2 * N), cudaMalloc((void **)&L2, sizeof(float) * (size_t)P * m2 * N);
+                cudaMalloc((void **)&A2c, sizeof(float) * (size_t)rows * m), cudaMalloc((void **)&y3, sizeof(float) * n);
+                cudaMalloc((void **)&mu3, sizeof(float) * rows), cudaMalloc((void **)&rs3, sizeof(float) * rows), cudaMalloc((void **)&yb3, 2 * n);
+                unsigned short *o3 = bf ? yb3 : NULL;
+                CHECK(run("k_lat_dots", dim3(P, (N + 7) / 8), b256, 0, [=] { k_lat_dots<M>(tok2, 0, X, L1, N, D, m2); }) == cudaSuccess &&
+                          run("k_latent_ln", lg, lb128, 0,
+                              [=] { k_latent_ln<V>(X, S, gav, A2c, rows, N, D, m, tok2, m2, L2, lw, lb, y3, mu3, rs3, 1e-5f, o3); }) ==
+                              cudaSuccess,
+                      "k_latent_ln failed");
+                CHECK(!memcmp(A2c, A2a, sizeof(float) * (size_t)rows * m) && !memcmp(L1, L2, sizeof(float) * (size_t)P * m2 * N) &&
+                          (bf ? !memcmp(yb3, yb2, 2 * n) : !memcmp(y3, y2, sizeof(float) * n)) &&
+                          !memcmp(mu3, mu2, sizeof(float) * rows) && !memcmp(rs3, rs2, sizeof(float) * rows),
+                      "V %d D %d m %d m2 %d bf16 %d: k_latent_ln differs from k_latent_b, k_lat_dots and k_layernorm_lat", V, D, m,
+                      m2, bf);
+                for (void *q : {(void *)tok2, (void *)L1, (void *)L2, (void *)A2c, (void *)y3, (void *)mu3, (void *)rs3, (void *)yb3})
+                    cudaFree(q);
+            }
     }
     if constexpr (V > 0) {
         CHECK(run("k_ln_bwd_cs", dim3((unsigned)blocks), lb128, 0,
@@ -1185,6 +1209,8 @@ int main() {
     test_lat_exchange<4>(2, 300, 300, 3);
     test_lat_exchange<16>(1, 5, 32, 16);
     test_lat_on_load<24, 2>(3, 49, 768, 2);
+    test_lat_on_load<2, 2>(2, 13, 40, 2);  // (k_latent_ln at each register width)
+    test_lat_on_load<1, 2>(3, 5, 32, 1);
     test_lat_on_load<2, 4>(2, 13, 40, 3);
     test_lat_on_load<1, 16>(3, 5, 32, 16);
     test_lat_on_load<0, 8>(1, 9, 100, 5);

@@ -665,6 +665,56 @@ static void test_carries(const char *model, const char *const *sets, int nsets, 
     gen_ir_free(&ir);
 }
 
+/* The latent ops run with the LayerNorm after them (rt_cuda_latln_next): want of them, each an ADAPTER_LATENT
+ * followed by the LAYERNORM on its fuse in the same phase, none of the latent op's activations ending at it; the
+ * roofline counts the residual stream once for the two (the LayerNorm's loads of it are the latent op's). Refused:
+ * a latent op whose input ends at it (its memory could hold the LayerNorm's outputs, written early), another
+ * phase, too many latents for the kernel. */
+static void test_latln(const char *model, const char *const *sets, int nsets, gen_recompute rc, int want) {
+    gen_ir ir;
+    gen_graph gg;
+    if (build_graph(model, sets, nsets, rc, &ir, &gg)) return;
+    const avgen_graph *g = &gg.g;
+    int n = 0, bad = 0, first = -1;
+    unsigned char *cls = calloc((size_t)g->n_tensors + 1, 1);
+    CHECK(cls && rt_cuda_act_classes(g, 1, 1, RT_CUDA_FUSE_BN | RT_CUDA_FUSE_LATENT, cls, NULL, NULL, NULL) == 0);
+    for (int i = 0; cls && i < g->n_ops; i++) {
+        if (rt_cuda_latln_next(g, i) < 0) continue;
+        n++;
+        if (first < 0) first = i;
+        const avgen_op_desc *a = &g->ops[i], *b = &g->ops[i + 1];
+        const int z = g->refs[a->out_at], x = g->refs[a->in_at];
+        bad += rt_cuda_latln_next(g, i) != i + 1 || a->kind != AVGEN_OP_KIND_ADAPTER_LATENT || b->kind != AVGEN_OP_KIND_LAYERNORM ||
+               g->refs[b->in_at] != z || b->phase != a->phase;
+        /* the LayerNorm's bytes leave out the residual stream it loads the fuse from */
+        const double with = rt_cuda_op_bytes(g, i + 1, NULL), without = rt_cuda_op_bytes(g, i + 1, cls);
+        bad += cls[z] != RT_CUDA_T_VIRTUAL || without >= with - (double)g->tensors[x].bytes / 2;
+    }
+    CHECK_MSG(n == want && !bad, "%s (recompute %d): %d latent ops run with their LayerNorm (expected %d), %d not as specified",
+              model, (int)rc, n, want, bad);
+    if (first >= 0) {
+        avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
+        avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
+        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors), memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
+        avgen_graph m = *g;
+        m.tensors = ts, m.ops = ops;
+        CHECK(rt_cuda_latln_next(&m, first) == first + 1);
+        ts[g->refs[g->ops[first].in_at + 1]].last = first; /* the other stream's last use at the latent op */
+        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with its LayerNorm though an input ends at it", model);
+        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors);
+        ops[first + 1].phase ^= 1;
+        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with a LayerNorm of another phase", model);
+        memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
+        ts[g->refs[g->ops[first].in_at + 2]].shape[0] = RT_CUDA_LATLN_MAX_M + 1;
+        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with its LayerNorm with more latents than it takes", model);
+        free(ts), free(ops);
+    }
+    free(cls);
+    printf("%s (recompute %d): %d latent ops run with their LayerNorm\n", model, (int)rc, n);
+    gen_graph_free(&gg);
+    gen_ir_free(&ir);
+}
+
 /* The fused attention's shapes for its shape-literal instances (rt_cuda_attn_shapes, rt_cuda_shape_lines): want
  * is the lines a description's kernels.cu ends with. */
 static void test_attn_shapes(const char *model, const char *const *sets, int n, const char *want) {
@@ -704,6 +754,15 @@ int main(int argc, char **argv) {
     test_carries("lavish-vitb16-ucf51", NULL, 0, RECOMPUTE_BLOCK, 46, 48);
     test_carries("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 6, 4);
     test_carries("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0, 0);
+    /* every adapter's latent op (48 at ViT-B/16); with block recompute the reruns in the backward (the forward's
+     * S and A2 end at their latent op there, none kept for the backward) */
+    {
+        const char *f32[] = {"precision=fp32"}; /* the CUDA backend's graphs store fp32 (docs/bench.md) */
+        test_latln("lavish-vitb16-ucf51", f32, 1, RECOMPUTE_NONE, 48);
+        test_latln("lavish-vitb16-ucf51", f32, 1, RECOMPUTE_BLOCK, 48);
+    }
+    test_latln("tiny-lavish", NULL, 0, RECOMPUTE_NONE, 8);
+    test_latln("late-vitb16-ucf51", NULL, 0, RECOMPUTE_NONE, 0);
     test_vitb16_numbers();
     test_matrix();
     test_backward_extent();
