@@ -385,26 +385,11 @@ fails "a positive --peak and --bandwidth" "$p" --bench --bandwidth 3e12x
 fails "runs the kernels built into this binary only" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda --kernels nvrtc
 fails "AVGEN_BF16_OPERANDS=1 needs --precision bf16" env AVGEN_BF16_OPERANDS=1 "$p" --step --inputs random --out "$TMP/x.st" \
   --backend cuda
-fails "AVGEN_FUSE_BN=on: expected 0 or 1" env AVGEN_FUSE_BN=on "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_LATENT=no: expected 0 or 1" env AVGEN_FUSE_LATENT=no "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_RESIDUAL=2: expected 0 or 1" env AVGEN_FUSE_RESIDUAL=2 "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSED_LN_BWD=yes: expected 0 or 1" env AVGEN_FUSED_LN_BWD=yes "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_LATENT_BWD=2: expected 0 or 1" env AVGEN_FUSE_LATENT_BWD=2 "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_DY16=yes: expected 0 or 1" env AVGEN_FUSE_DY16=yes "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_LATDOTS=off: expected 0 or 1" env AVGEN_FUSE_LATDOTS=off "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_FUSE_LATLN=2: expected 0 or 1" env AVGEN_FUSE_LATLN=2 "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_GEMM_AUTOTUNE=2: expected 0 or 1" env AVGEN_GEMM_AUTOTUNE=2 "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
-fails "AVGEN_SHAPE_KERNELS=off: expected 0 or 1" env AVGEN_SHAPE_KERNELS=off "$p" --step --inputs random --out "$TMP/x.st" \
-  --backend cuda
+# each switch read as 0 or 1 refuses anything else, naming itself
+for v in AVGEN_FUSE_BN=on AVGEN_FUSE_LATENT=no AVGEN_FUSE_RESIDUAL=2 AVGEN_FUSED_LN_BWD=yes AVGEN_FUSE_LATENT_BWD=2 \
+  AVGEN_FUSE_DY16=yes AVGEN_FUSE_LATDOTS=off AVGEN_FUSE_LATLN=2 AVGEN_GEMM_AUTOTUNE=2 AVGEN_SHAPE_KERNELS=off; do
+  fails "$v: expected 0 or 1" env "$v" "$p" --step --inputs random --out "$TMP/x.st" --backend cuda
+done
 fails "AVGEN_PROGRAM_KERNELS=no: expected 0 or 1" env AVGEN_PROGRAM_KERNELS=no "$FPROG" --step "${FX[@]}" --out "$TMP/x.st"
 fails "AVGEN_ATTENTION=sometimes: expected gemm or fused" env AVGEN_ATTENTION=sometimes "$p" --step --inputs random \
   --out "$TMP/x.st" --backend cuda

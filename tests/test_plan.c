@@ -504,6 +504,38 @@ static void test_latbwd_pairs(const char *model, const char *const *sets, int ns
     gen_ir_free(&ir);
 }
 
+/* A mutable copy of a graph (its tensors, ops and refs), for tests that break one condition at a time: m is the
+ * copy, reset() puts the original back. */
+typedef struct {
+    const avgen_graph *g;
+    avgen_graph m;
+    avgen_tensor_desc *ts;
+    avgen_op_desc *ops;
+    int32_t *refs;
+    size_t nrefs;
+} mut_graph;
+static void mut_reset(mut_graph *c) {
+    memcpy(c->ts, c->g->tensors, sizeof *c->ts * (size_t)c->g->n_tensors);
+    memcpy(c->ops, c->g->ops, sizeof *c->ops * (size_t)c->g->n_ops);
+    memcpy(c->refs, c->g->refs, sizeof *c->refs * c->nrefs);
+}
+static int mut_init(mut_graph *c, const avgen_graph *g) {
+    c->g = g, c->nrefs = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
+        if (e1 > c->nrefs) c->nrefs = e1;
+        if (e2 > c->nrefs) c->nrefs = e2;
+    }
+    c->ts = malloc(sizeof *c->ts * (size_t)g->n_tensors), c->ops = malloc(sizeof *c->ops * (size_t)g->n_ops);
+    c->refs = malloc(sizeof *c->refs * (c->nrefs + 1));
+    CHECK(c->ts && c->ops && c->refs);
+    if (!c->ts || !c->ops || !c->refs) return -1;
+    c->m = *g, c->m.tensors = c->ts, c->m.ops = c->ops, c->m.refs = c->refs;
+    mut_reset(c);
+    return 0;
+}
+static void mut_free(mut_graph *c) { free(c->ts), free(c->ops), free(c->refs); }
+
 /* What rt_cuda_latbwd_first / _ln refuse: a mutable copy of tiny-lavish's graph with one condition broken at a
  * time around a pair that is found (the phases differ; the two ops are not each other's other stream; the
  * second reads what the first writes; the second writes new memory; more latents than the fused LayerNorm
@@ -518,20 +550,13 @@ static void test_latbwd_rejects(void) {
     CHECK_MSG(j < g->n_ops, "tiny-lavish: no latent backward pair with its LayerNorm");
     if (j >= g->n_ops) goto done;
     const int f = j - 1;
-    size_t nrefs = 0;
-    for (int i = 0; i < g->n_ops; i++) {
-        const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
-        if (e1 > nrefs) nrefs = e1;
-        if (e2 > nrefs) nrefs = e2;
-    }
-    avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
-    int32_t *refs = malloc(sizeof *refs * nrefs);
-    avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
-    avgen_graph m = *g;
-    m.ops = ops, m.refs = refs, m.tensors = ts;
-#define RESET() (memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops), memcpy(refs, g->refs, sizeof *refs * nrefs), \
-                 memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors))
-    RESET();
+    mut_graph c;
+    if (mut_init(&c, g)) goto done;
+    avgen_op_desc *ops = c.ops;
+    int32_t *refs = c.refs;
+    avgen_tensor_desc *ts = c.ts;
+    const avgen_graph m = c.m;
+#define RESET() mut_reset(&c)
     CHECK(rt_cuda_latbwd_first(&m, j) == f && rt_cuda_latbwd_ln(&m, f) == f - 1);
     const int32_t *fi = g->refs + g->ops[f].in_at, *fo = g->refs + g->ops[f].out_at, *so = g->refs + g->ops[j].out_at;
     ops[j].phase ^= 1;
@@ -553,7 +578,7 @@ static void test_latbwd_rejects(void) {
     ts[li[1]].shape[2] = ts[fi[1]].shape[2] = ts[fi[2]].shape[2] = 100; /* the pair still matches; no register path */
     CHECK_MSG(rt_cuda_latbwd_first(&m, j) == f && rt_cuda_latbwd_ln(&m, f) < 0, "a LayerNorm width without a register path fused");
 #undef RESET
-    free(ops), free(refs), free(ts);
+    mut_free(&c);
 done:
     gen_graph_free(&gg);
     gen_ir_free(&ir);
@@ -618,19 +643,13 @@ static void test_carries(const char *model, const char *const *sets, int nsets, 
               "%s (recompute %d): %d gradients carried as bf16 (expected %d), %d latent logits (expected %d), %d not as "
               "specified, %d overlapping, %d ops whose extent or scratch is short", model, (int)rc, n16, want_dy16, ndots,
               want_dots, bad, overlap, under);
-    size_t nrefs = 0;
-    for (int i = 0; i < g->n_ops; i++) {
-        const size_t e1 = (size_t)g->ops[i].in_at + (size_t)g->ops[i].n_in, e2 = (size_t)g->ops[i].out_at + (size_t)g->ops[i].n_out;
-        if (e1 > nrefs) nrefs = e1;
-        if (e2 > nrefs) nrefs = e2;
-    }
-    avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
-    avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
-    int32_t *refs = malloc(sizeof *refs * nrefs);
-    avgen_graph m = *g;
-    m.tensors = ts, m.ops = ops, m.refs = refs;
-#define RESET() (memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops), memcpy(refs, g->refs, sizeof *refs * nrefs), \
-                 memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors))
+    mut_graph c;
+    if (mut_init(&c, g)) first16 = firstdots = -1;
+    avgen_tensor_desc *ts = c.ts;
+    avgen_op_desc *ops = c.ops;
+    int32_t *refs = c.refs;
+    const avgen_graph m = c.m;
+#define RESET() mut_reset(&c)
     if (first16 >= 0) {
         const int i = first16, j = rt_cuda_dy16_reader(g, i), dy = g->refs[g->ops[i].in_at];
         RESET();
@@ -658,7 +677,7 @@ static void test_carries(const char *model, const char *const *sets, int nsets, 
         CHECK_MSG(rt_cuda_latdots_reader(&m, i) < 0, "%s: latent logits carried past an op that writes the tokens", model);
     }
 #undef RESET
-    free(ts), free(ops), free(refs);
+    mut_free(&c);
     printf("%s (recompute %d): %d gradients carried as bf16 to their GEMM, %d latent logits to their adapter\n", model,
            (int)rc, n16, ndots);
     gen_graph_free(&gg);
@@ -692,22 +711,18 @@ static void test_latln(const char *model, const char *const *sets, int nsets, ge
     }
     CHECK_MSG(n == want && !bad, "%s (recompute %d): %d latent ops run with their LayerNorm (expected %d), %d not as specified",
               model, (int)rc, n, want, bad);
-    if (first >= 0) {
-        avgen_tensor_desc *ts = malloc(sizeof *ts * (size_t)g->n_tensors);
-        avgen_op_desc *ops = malloc(sizeof *ops * (size_t)g->n_ops);
-        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors), memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
-        avgen_graph m = *g;
-        m.tensors = ts, m.ops = ops;
-        CHECK(rt_cuda_latln_next(&m, first) == first + 1);
-        ts[g->refs[g->ops[first].in_at + 1]].last = first; /* the other stream's last use at the latent op */
-        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with its LayerNorm though an input ends at it", model);
-        memcpy(ts, g->tensors, sizeof *ts * (size_t)g->n_tensors);
-        ops[first + 1].phase ^= 1;
-        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with a LayerNorm of another phase", model);
-        memcpy(ops, g->ops, sizeof *ops * (size_t)g->n_ops);
-        ts[g->refs[g->ops[first].in_at + 2]].shape[0] = RT_CUDA_LATLN_MAX_M + 1;
-        CHECK_MSG(rt_cuda_latln_next(&m, first) < 0, "%s: a latent op with its LayerNorm with more latents than it takes", model);
-        free(ts), free(ops);
+    mut_graph c;
+    if (first >= 0 && mut_init(&c, g) == 0) {
+        CHECK(rt_cuda_latln_next(&c.m, first) == first + 1);
+        c.ts[g->refs[g->ops[first].in_at + 1]].last = first; /* the other stream's last use at the latent op */
+        CHECK_MSG(rt_cuda_latln_next(&c.m, first) < 0, "%s: a latent op with its LayerNorm though an input ends at it", model);
+        mut_reset(&c);
+        c.ops[first + 1].phase ^= 1;
+        CHECK_MSG(rt_cuda_latln_next(&c.m, first) < 0, "%s: a latent op with a LayerNorm of another phase", model);
+        mut_reset(&c);
+        c.ts[g->refs[g->ops[first].in_at + 2]].shape[0] = RT_CUDA_LATLN_MAX_M + 1;
+        CHECK_MSG(rt_cuda_latln_next(&c.m, first) < 0, "%s: a latent op with its LayerNorm with more latents than it takes", model);
+        mut_free(&c);
     }
     free(cls);
     printf("%s (recompute %d): %d latent ops run with their LayerNorm\n", model, (int)rc, n);
