@@ -181,9 +181,8 @@ struct Dev {
     unsigned char *carry_ready;
     int n_dy16, n_latdots;  // carries on, by kind
     // Latent ops run with the LayerNorm after them (fused_latln; NULL with AVGEN_FUSE_LATLN=0): per op, whether it
-    // is such a latent op, and whether it is such a LayerNorm already run in this run of the ops (set by the latent
-    // op, cleared here).
-    unsigned char *latln, *latln_done;
+    // is such a latent op (the op after it then does nothing: the two are always run one after the other).
+    unsigned char *latln;
     int n_latln;
     unsigned char *t16;  // per tensor its class (RT_CUDA_T_*: fp32, bf16, not stored), NULL when all are fp32
     // Tensors applied on load (RT_CUDA_T_VIRTUAL): per tensor the op that writes it when it is not stored (else
@@ -1028,10 +1027,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     const avgen_consts *k = c->k;
     d->scratch_used = d->carry_base ? (size_t)d->carry_base[op] : 0;  // (above the carries live at op: fused_carries)
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
-    if (d->latln_done && d->latln_done[op]) {  // ran with the latent op before it (fused_latln)
-        d->latln_done[op] = 0;
-        return;
-    }
+    if (op > 0 && d->latln && d->latln[op - 1]) return;  // ran with the latent op before it (fused_latln)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
@@ -1278,7 +1274,6 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
                      PF(out[1]), PF(in[3]), PF(out[3]), rows, N, D, m, tok2, m2, L2, PF(li[1]), PF(li[2]), PF(lo[0]),
                      ln->n_out > 1 ? PF(lo[1]) : NULL, ln->n_out > 2 ? PF(lo[2]) : NULL, ln->eps,
                      is16(d, lo[0]) ? P16(c, lo[0]) : NULL);
-            d->latln_done[op + 1] = 1;
             break;
         }
         // the gated fuse Z not stored when the LayerNorm after it applies it on load (rt_cuda_lat_on_load)
@@ -1935,8 +1930,8 @@ bool fused_carries(const avgen_graph *g, Dev *d) {
 // load, unless AVGEN_FUSE_LATLN=0. False when out of host memory.
 bool fused_latln(const avgen_graph *g, Dev *d) {
     if (env_switch(d, "AVGEN_FUSE_LATLN", 1) <= 0) return true;  // off, or not 0 or 1 (d->failed)
-    d->latln = (unsigned char *)calloc((size_t)g->n_ops + 1, 1), d->latln_done = (unsigned char *)calloc((size_t)g->n_ops + 1, 1);
-    if (!d->latln || !d->latln_done) return false;
+    d->latln = (unsigned char *)calloc((size_t)g->n_ops + 1, 1);
+    if (!d->latln) return false;
     for (int i = 0; i < g->n_ops; i++)
         if (rt_cuda_latln_next(g, i) == i + 1 && virt(d, g->refs[g->ops[i].out_at])) d->latln[i] = 1, d->n_latln++;
     return true;
@@ -2497,7 +2492,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     free(d->lr_fused);
     free(d->lb);
     free(d->carry_base), free(d->carry_off), free(d->carry_src), free(d->carry_ready);
-    free(d->latln), free(d->latln_done);
+    free(d->latln);
     free(d->t16);
     free(d->vwriter);
     free(d->act_off);
