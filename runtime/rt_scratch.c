@@ -198,7 +198,7 @@ int rt_cuda_dy16_reader(const avgen_graph *g, int i) {
     if (i < 0 || i >= g->n_ops || g->ops[i].kind != AVGEN_OP_KIND_LAYERNORM_GATE_BWD || g->ops[i].n_in < 1) return -1;
     const int dy = g->refs[g->ops[i].in_at];
     if (dy < 0) return -1;
-    for (int j = i + 1; j < g->n_ops; j++) {
+    for (int j = i + 1; j < g->n_ops && j <= i + RT_CUDA_CARRY_REACH; j++) {
         const avgen_op_desc *q = &g->ops[j];
         int touches = 0;
         for (int s = 0; s < q->n_in; s++) touches |= g->refs[q->in_at + s] == dy;
@@ -209,15 +209,15 @@ int rt_cuda_dy16_reader(const avgen_graph *g, int i) {
         int reads_other = 0;
         for (int s = 1; s < q->n_in; s++) reads_other |= g->refs[q->in_at + s] == dy;
         for (int s = 0; s < q->n_out; s++) reads_other |= g->refs[q->out_at + s] == dy;
-        return q->kind == AVGEN_OP_KIND_LINEAR_DX && q->phase == g->ops[i].phase && j - i <= RT_CUDA_CARRY_REACH &&
-                       q->n_in >= 2 && q->n_out >= 1 && g->refs[q->in_at] == dy && !reads_other && frozen(g, q, 1)
+        return q->kind == AVGEN_OP_KIND_LINEAR_DX && q->phase == g->ops[i].phase && q->n_in >= 2 && q->n_out >= 1 &&
+                       g->refs[q->in_at] == dy && !reads_other && frozen(g, q, 1)
                    ? j
                    : -1;
     }
     return -1;
 }
 
-/* Whether op q (in i's phase, after it) writes tensor t. */
+/* Whether op q writes tensor t. */
 static int writes_t(const avgen_graph *g, int q, int t) {
     for (int s = 0; s < g->ops[q].n_out; s++)
         if (g->refs[g->ops[q].out_at + s] == t) return 1;
