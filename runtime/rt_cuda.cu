@@ -1918,7 +1918,12 @@ bool fused_carries(const avgen_graph *g, Dev *d) {
         d->carry_base[i] = rt_cuda_carry_extent(g, i);
         int j;
         const int kind = rt_cuda_carry(g, i, &j, NULL);
-        if ((kind == RT_CUDA_CARRY_DY16 && dy16 && d->bf16_ops) || (kind == RT_CUDA_CARRY_LATDOTS && dots)) {
+        // (the gradient's writer only on its fused path, k_ln_bwd_cs_bn16: a bf16 dx, its BatchNorm applied on
+        // load, a width with a register path; elsewhere the GEMM rounds the gradient itself)
+        const int32_t *wi = g->refs + g->ops[i].in_at, *wo = g->refs + g->ops[i].out_at;
+        const bool dy16_writes = kind == RT_CUDA_CARRY_DY16 && dy16 && d->bf16_ops && d->fused_ln_bwd && is16(d, wo[0]) &&
+                                 virt(d, wi[1]) && ln_values((int)TD(wi[1])->shape[2]) > 0;
+        if (dy16_writes || (kind == RT_CUDA_CARRY_LATDOTS && dots)) {
             d->carry_off[i] = rt_cuda_carry_offset(g, i), d->carry_src[j] = i;
             (kind == RT_CUDA_CARRY_DY16 ? d->n_dy16 : d->n_latdots)++;
         }

@@ -163,7 +163,8 @@ for q in "$@"; do
   [ "$(basename "$q" -train-emu)" = emu-wide ] || continue
   rc_check wide "$q" --step --inputs random --backend cuda --precision bf16
   # the latent logits carried (below) at a width where each lane sums several terms (D 128; the tiny programs' lanes
-  # sum one or two); emu-kernels checks the logits themselves bit for bit on random rows
+  # sum one or two; D 128 has no register path, so no latent op runs with its LayerNorm here); emu-kernels checks
+  # the logits themselves bit for bit on random rows
   samebits "latent logits and latent op with its LayerNorm apart, emu-wide" "$TMP/wide-x.st" "$TMP/wide-dots.st" \
     AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_LATLN=0 "$q" --step --inputs random --backend cuda --precision bf16
 done
@@ -259,6 +260,11 @@ k1=$(calls k_to_bf16 "$TMP/benchdy1.json") k0=$(calls k_to_bf16 "$TMP/benchdy0.j
 d1=$(calls 'k_lat_dots<2>' "$TMP/benchdy1.json") d0=$(calls 'k_lat_dots<2>' "$TMP/benchdy0.json")
 alloc=$(( $(jnum allocated_bytes "$TMP/benchdy1.json") + $(jnum scratch_bytes "$TMP/benchdy1.json") + \
   $(jnum workspace_bytes "$TMP/benchdy1.json") + $(jnum stage_bytes "$TMP/benchdy1.json") ))
+# a gradient is carried only where its writer takes the fused path: not with the BatchNorm output stored
+run "carries bench, BatchNorm stored" env AVGEN_FUSE_BN=0 AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 --steps 1 \
+  --precision bf16 --json "$TMP/benchdybn.json"
+if [ "$(jnum dy16_carries "$TMP/benchdybn.json")" = 0 ]; then ok
+else bad "bench JSON: dy16_carries $(jnum dy16_carries "$TMP/benchdybn.json") with AVGEN_FUSE_BN=0, where no gradient is carried"; fi
 calls_all() { grep -o "\"$1<[0-9]*>\":\\[[0-9]*" "$2" 2>/dev/null | cut -d[ -f2 | awk '{ s += $1 } END { print s + 0 }'; }
 cll=$(jnum latent_ln_fused "$TMP/benchdy1.json") ll1=$(calls_all k_latent_ln "$TMP/benchdy1.json")
 l1=$(calls_all k_layernorm_lat "$TMP/benchdy1.json") l0=$(calls_all k_layernorm_lat "$TMP/benchdy0.json")
