@@ -168,6 +168,7 @@ struct Dev {
     unsigned short *frozen16;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
+    int fewer_launches; // small launches merged into a neighbour's (AVGEN_FEWER_LAUNCHES): BatchNorm statistics
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     // per op, the latent backward groups (fused_latent_bwd; NULL with AVGEN_FUSE_LATENT_BWD=0)
@@ -283,8 +284,14 @@ void launch_as(Dev *d, void (*k)(P...), int inst, dim3 grid, dim3 block, size_t 
     // (the table's: this build's copies, or a program's own build, kernels_nvcc.cu compiled as host C++)
     void (*fn)(P...) = (void (*)(P...))handle;
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
-    const cudaError_t e = avgen_emu::launch(kKernelNames[id], grid, block, smem, d->s, [fn, args]() { std::apply(fn, args); },
-                                              handle);
+    // (an instance is named with its shape: kernel<hd>@hd,n,h)
+    char iname[96];
+    if (inst >= 0) {
+        const ShapeSet &ss = d->shapes[inst / kShapeKernels];
+        snprintf(iname, sizeof iname, "%s@%d,%d,%d", kKernelNames[id], ss.hd, ss.n, ss.h);
+    }
+    const cudaError_t e = avgen_emu::launch(inst >= 0 ? iname : kKernelNames[id], grid, block, smem, d->s,
+                                              [fn, args]() { std::apply(fn, args); }, handle);
 #else
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];
@@ -654,7 +661,8 @@ void dw_sum(void *ctx, const float *src, float *dst, int parts, long long n) {
 
 void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, const float *rrs, const float *cmu,
             const float *crs, const float *w, const float *b, const float *scale, long long rows, int C, float *add0,
-            float *add1, double *tot0, double *tot1, const unsigned short *a16 = NULL, const unsigned short *x16 = NULL) {
+            float *add1, double *tot0, double *tot1, const unsigned short *a16 = NULL, const unsigned short *x16 = NULL,
+            const BnStats *bn = NULL) {
     // About 2048 blocks in all (at least 16 rows a chunk), so narrow tensors still fill the GPU.
     const long long gx = (C + 127) / 128;
     long long want = 2048 / gx;
@@ -666,7 +674,10 @@ void colsum(Dev *d, int mode, const float *a, const float *x, const float *rmu, 
     if (!part) return;
     dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
     launch(d, k_colsum, dim3(grid), dim3(128), 0, mode, a, x, rmu, rrs, cmu, crs, w, b, scale, rows, C, rpc, part, a16, x16);
-    launch(d, k_colsum_finish, dim3((C + kColsumCols - 1) / kColsumCols), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
+    if (bn)  // (a BatchNorm's moments: its statistics from the sums, k_colsum_finish_bn)
+        launch(d, k_colsum_finish_bn, dim3((C + kColsumCols - 1) / kColsumCols), dim3(128), 0, part, chunks, C, *bn);
+    else
+        launch(d, k_colsum_finish, dim3((C + kColsumCols - 1) / kColsumCols), dim3(128), 0, part, chunks, C, add0, add1, tot0, tot1);
 }
 
 // Attention scores S[p, h] = Q_h K_h^T of every pair and head (S is [P, H, N, N]): per head, one GEMM
@@ -1369,13 +1380,21 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         unsigned short *y16 = is16(d, out[0]) ? P16(c, out[0]) : NULL;
         if (train) {
             // both moments in one pass over x (shifted by its first row: CS_MOM), then mean, rstd, running stats
+            // and the count: where the moments' sums are finished (AVGEN_FEWER_LAUNCHES), else in two launches more
             // BatchNorm applied on load (fused_bn): no output written; its readers apply mean and rstd themselves
-            double *sum = (double *)scratch(d, sizeof(double) * C), *ssq = (double *)scratch(d, sizeof(double) * C);
-            if (!sum || !ssq) return;
-            colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq, x16);
-            launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
-                   (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute, x16);
-            if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
+            const BnStats bs{PF(in[0]), x16, rows, o->eps, PF(out[1]), PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute,
+                             o->recompute ? NULL : (long long *)dptr(c, in[5])};
+            if (d->fewer_launches) {
+                colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, NULL, NULL, x16,
+                       NULL, &bs);
+            } else {
+                double *sum = (double *)scratch(d, sizeof(double) * C), *ssq = (double *)scratch(d, sizeof(double) * C);
+                if (!sum || !ssq) return;
+                colsum(d, CS_MOM, PF(in[0]), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, rows, C, NULL, NULL, sum, ssq, x16);
+                launch(d, k_bn_stats, dim3((C + 127) / 128), dim3(128), 0, (const double *)sum, (const double *)ssq,
+                       (const float *)PF(in[0]), rows, C, o->eps, PF(out[1]), PF(out[2]), PF(in[3]), PF(in[4]), !o->recompute, x16);
+                if (!o->recompute) launch(d, k_inc64, dim3(1), dim3(1), 0, (long long *)dptr(c, in[5]));
+            }
             if (virt(d, out[0])) break;
             launch(d, k_bn_apply, BN_GRID(rows, C), PF(in[0]), PF(out[0]), (const float *)PF(out[1]), PF(out[2]), NULL, NULL, o->eps, PF(in[1]),
                    PF(in[2]), rows, C, relu, x16, y16);
@@ -2206,6 +2225,7 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
+    if ((d->fewer_launches = env_switch(d, "AVGEN_FEWER_LAUNCHES", 1)) < 0) goto fail;
     if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d) || !fused_latln(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
@@ -2284,8 +2304,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     }
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         if (a == AVGEN_ARENA_FROZEN && d->frozen_shared) continue;
-        if (a == AVGEN_ARENA_ACT && d->act_off) {  // repacked: the host's layout does not apply; zeros, as it holds
-            // (on d->s: the default stream's work is not ordered before it)
+        if (a == AVGEN_ARENA_ACT) {  // zeros, as the host's holds before a step (nothing runs there before attach),
+            // without moving them (tens of GiB at ViT-B/16's largest batches); repacked, the host's layout does not
+            // apply anyway (on d->s: the default stream's work is not ordered before it)
             if (!ck(d, cudaMemsetAsync(d->arena[a], 0, d->arena_bytes[a], d->s), "clearing the activation arena")) goto fail;
             continue;
         }

@@ -92,8 +92,9 @@ int rt_cuda_shape_lines(const avgen_consts *k, char *buf, size_t len);
 #define RT_CUDA_ATTN_SMEM_MAX (99 * 1024)
 /* The grouped projection's weight gradient is a long reduction (K = rows) onto a small matrix, which one
  * GEMM spreads over a handful of CTAs: it is split into chunks of this many rows (0: not split), whose
- * partial products are summed in chunk order. */
-long long rt_cuda_dw_chunk(long long rows);
+ * partial products are summed in chunk order. Cin and Cout: the input and output channels (a chunk that
+ * divides the rows is taken when its starts stay aligned in X and dY). */
+long long rt_cuda_dw_chunk(long long rows, long long Cin, long long Cout);
 /* Floats of op scratch the split needs (0 when not split). */
 double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G);
 /* What rt_cuda_group_linear_dw calls: gemm with rt_cuda.cu's gemm() semantics (row-major C[M,N] = op(A)
@@ -109,8 +110,9 @@ typedef struct {
 } rt_dw_ops;
 /* dW [Cout, Cin/G] += per group g (output channels g Cout/G.., input channels g Cin/G..) dY_g^T X_g over
  * the rows of dY [rows, Cout] and X [rows, Cin]: one GEMM batched over the groups, or, when
- * rt_cuda_dw_chunk splits, per group the full chunks as one GEMM batched over chunks and the rest as one
- * more, into part (rt_cuda_dw_part_floats), then summed onto dW. */
+ * rt_cuda_dw_chunk splits, per group the full chunks as one GEMM batched over chunks (and the rest, if the chunk
+ * does not divide the rows, as one more), into part (rt_cuda_dw_part_floats: [chunk][group][W]), then one sum of
+ * every group's chunks onto dW. */
 /* bf16 activations (--precision bf16 and AVGEN_BF16_OPERANDS=1): flags[t] = 1 (g->n_tensors entries) for
  * each fp32 activation the CUDA backend stores as bf16 (in the first half of its slot), each written once
  * and read only where a bf16 reader exists:

@@ -14,7 +14,7 @@
     X(k_layernorm_lat<2>) X(k_layernorm_lat<24>) X(k_ln_bwd_cs_lat<1>) X(k_ln_bwd_cs_lat<2>) X(k_ln_bwd_cs_lat<24>) X(k_lat_z) \
     X(k_ln_bwd_cs_lat16<1>) X(k_ln_bwd_cs_lat16<2>) X(k_ln_bwd_cs_lat16<24>) X(k_from_bf16) \
     X(k_ln_bwd_cs_bn16<1>) X(k_ln_bwd_cs_bn16<2>) X(k_ln_bwd_cs_bn16<24>) X(k_ln_bwd_bf<0>) X(k_ln_bwd_bf<1>)             \
-    X(k_ln_bwd_bf<2>) X(k_ln_bwd_bf<24>) X(k_colsum) X(k_colsum_finish) X(k_inc64)    \
+    X(k_ln_bwd_bf<2>) X(k_ln_bwd_bf<24>) X(k_colsum) X(k_colsum_finish) X(k_colsum_finish_bn) X(k_inc64)    \
     X(k_bn_apply) X(k_bn_bwd_dx) X(k_relu) X(k_relu_bwd) X(k_bias_res) X(k_bias_cols)    \
     X(k_gelu) X(k_gelu_bwd) X(k_softmax_rows) X(k_attn_probs) X(k_attn_dscores) X(k_attn_delta)            \
     X(k_attn_fwd<16>) X(k_attn_fwd<32>) X(k_attn_fwd<64>) X(k_attn_bwd_dq<16>) X(k_attn_bwd_dq<32>)             \

@@ -516,8 +516,39 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
     part[(chunk * 2 + 1) * C + c] = s1;
 }
 
+// A BatchNorm's statistics (train mode): its input x (or x16 as bf16) of rows rows, eps, the batch mean and rstd
+// written, the running mean and variance rm, rv updated when update is set, and count (num_batches_tracked) += 1
+// when it is not NULL.
+struct BnStats {
+    const float *x;
+    const unsigned short *x16;
+    long long rows;
+    float eps;
+    float *mean, *rstd, *rm, *rv;
+    int update;
+    long long *count;
+};
+// Column c's statistics from CS_MOM's shifted moments s = sum t, q = sum t^2 (t = x - x[row 0]): mean = x[row 0] +
+// s / rows, the centred sum of squares q - s^2 / rows (in double, shifted: no cancellation unless a column's spread
+// is below 1e-8 of its distance from the first row), mean and rstd (from the biased variance) rounded to float for
+// the elementwise passes (bn_value: they subtract the float mean in float, so a column whose mean is far from zero
+// against its spread loses about ulp(mean) / std there), and (update) the running mean and unbiased variance with
+// momentum 0.1. (k_bn_stats, and k_colsum_finish_bn where its moments are summed: the same arithmetic.)
+__device__ void bn_stats_col(int c, double s, double q, const BnStats &b) {
+    const long long rows = b.rows;
+    const double m = (double)ld_fh(b.x, b.x16, c) + s / rows, ssq = fmax(q - s * s / rows, 0.0);
+    b.mean[c] = (float)m;
+    const double biased = ssq / rows, unbiased = rows > 1 ? ssq / (rows - 1) : ssq;
+    b.rstd[c] = (float)(1.0 / sqrt(biased + b.eps));
+    if (b.update) {
+        b.rm[c] = (float)(0.9 * b.rm[c] + 0.1 * m);
+        b.rv[c] = (float)(0.9 * b.rv[c] + 0.1 * unbiased);
+    }
+}
+
 // Finishes k_colsum: t0, t1 = the sums over the chunks of each column; add0/add1 += (float) t; tot0/tot1 = t
-// (double). A block of 128 threads takes 4 columns. A column's sum is that of 128 classes of chunks, class q the
+// (double); with bn (k_colsum_finish_bn: a BatchNorm's moments, CS_MOM), its statistics from t0, t1 (bn_stats_col,
+// as k_bn_stats computes them from tot0, tot1) and its count, by block 0's first thread: two launches fewer. A block of 128 threads takes 4 columns. A column's sum is that of 128 classes of chunks, class q the
 // chunks q, q + 128, ... added in order; then the classes, as block_sum_d adds 128 threads' values (a warp's
 // shuffle tree over each 32, then the four in order): the same order whatever the GPU (deterministic) and the
 // same as when a block took one column with a thread a class. Thread i takes column i % 4 and the classes
@@ -525,8 +556,8 @@ __global__ void k_colsum(int mode, const float *a, const float *x, const float *
 // thread a class read 8 bytes of a sector (a quarter of the sectors' bytes; the CUDA emulator's memory profile,
 // docs/emulator.md). Launch: (C + 3) / 4 blocks of 128 threads.
 constexpr int kColsumCols = 4;  // (the shared-memory layout below is for 4)
-__global__ void __launch_bounds__(128) k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1,
-                                                       double *tot0, double *tot1) {
+__device__ void colsum_finish(const double *part, int chunks, int C, float *add0, float *add1, double *tot0, double *tot1,
+                              const BnStats *bn) {
     // [sum][class][column], the columns of class q permuted by (q / 4) % 4: a half-warp's writes (4 classes x 4
     // columns) and reads (16 classes of a column) each touch every bank once
     AVGEN_SHARED(double, cls, 2 * 128 * kColsumCols);
@@ -558,27 +589,24 @@ __global__ void __launch_bounds__(128) k_colsum_finish(const double *part, int c
         if (add1) add1[cw] += (float)t1;
         if (tot0) tot0[cw] = t0;
         if (tot1) tot1[cw] = t1;
+        if (bn) bn_stats_col(cw, t0, t1, *bn);
     }
+    if (bn && bn->count && blockIdx.x == 0 && threadIdx.x == 0) bn->count[0] += 1;
+}
+__global__ void __launch_bounds__(128) k_colsum_finish(const double *part, int chunks, int C, float *add0, float *add1,
+                                                       double *tot0, double *tot1) {
+    colsum_finish(part, chunks, C, add0, add1, tot0, tot1, NULL);
+}
+__global__ void __launch_bounds__(128) k_colsum_finish_bn(const double *part, int chunks, int C, BnStats bn) {
+    colsum_finish(part, chunks, C, NULL, NULL, NULL, NULL, &bn);
 }
 
-// BatchNorm statistics from CS_MOM's shifted moments s = sum t, q = sum t^2 (t = x - x[row 0]), one thread a
-// column: mean = x[row 0] + s / rows, the centred sum of squares q - s^2 / rows (in double, shifted: no
-// cancellation unless a column's spread is below 1e-8 of its distance from the first row), mean and rstd (from
-// the biased variance) rounded to float for the elementwise passes (bn_value: they subtract the float mean in
-// float, so a column whose mean is far from zero against its spread loses about ulp(mean) / std there), and
-// (update) the running mean and unbiased variance with momentum 0.1.
+// BatchNorm statistics from CS_MOM's shifted moments (bn_stats_col), one thread a column.
 __global__ void k_bn_stats(const double *s, const double *q, const float *x, long long rows, int C, float eps, float *mean,
                            float *rstd, float *rm, float *rv, int update, const unsigned short *x16) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const double m = (double)ld_fh(x, x16, c) + s[c] / rows, ssq = fmax(q[c] - s[c] * s[c] / rows, 0.0);
-    mean[c] = (float)m;
-    const double biased = ssq / rows, unbiased = rows > 1 ? ssq / (rows - 1) : ssq;
-    rstd[c] = (float)(1.0 / sqrt(biased + eps));
-    if (update) {
-        rm[c] = (float)(0.9 * rm[c] + 0.1 * m);
-        rv[c] = (float)(0.9 * rv[c] + 0.1 * unbiased);
-    }
+    bn_stats_col(c, s[c], q[c], BnStats{x, x16, rows, eps, mean, rstd, rm, rv, update, NULL});
 }
 __global__ void k_inc64(long long *v) { v[0] += 1; }
 

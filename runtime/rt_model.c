@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
@@ -18,7 +20,15 @@ int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char 
     if (!rt_par_threads(err, errlen)) return 2; /* a bad AVGEN_CPU_THREADS */
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
         size_t n = (size_t)g->arena_bytes[a];
-        c->arena[a] = calloc(n ? n : 1, 1);
+        if (a == AVGEN_ARENA_ACT) {
+            /* Pages taken as they are first written: the CUDA backend keeps its activations on the device and
+             * writes a few tensors here (logits, loss), so a GPU-sized plan does not need as much host memory.
+             * The CPU backend checks that the whole arena fits (rt_host_fits) before it runs. */
+            void *m = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            c->arena[a] = m == MAP_FAILED ? NULL : (unsigned char *)m;
+        } else {
+            c->arena[a] = calloc(n ? n : 1, 1);
+        }
         if (!c->arena[a]) {
             snprintf(err, errlen, "cannot allocate %.2f GiB of host memory for the %s arena", (double)n / 1073741824.0,
                      a == AVGEN_ARENA_ACT ? "activation" : a == AVGEN_ARENA_FROZEN ? "frozen weight" : "parameter");
@@ -30,9 +40,26 @@ int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char 
 }
 
 void rt_ctx_free(avgen_ctx *c) {
-    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) free(c->arena[a]), c->arena[a] = NULL;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++) {
+        if (a == AVGEN_ARENA_ACT && c->arena[a]) munmap(c->arena[a], c->g->arena_bytes[a] ? (size_t)c->g->arena_bytes[a] : 1);
+        else free(c->arena[a]);
+        c->arena[a] = NULL;
+    }
     free(c->frames_f32);
     c->frames_f32 = NULL;
+}
+
+int rt_host_fits(const avgen_ctx *c, char *err, size_t errlen) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const double need = (double)c->g->arena_bytes[AVGEN_ARENA_ACT], have = pages > 0 && page > 0 ? (double)pages * page : 0;
+    if (have > 0 && need > have) {
+        snprintf(err, errlen,
+                 "the CPU backend needs %.2f GiB of host memory for this configuration's activations, more than this "
+                 "machine's %.2f GiB (a smaller train.batch or video.frames, or memory.recompute, needs less)",
+                 need / 1073741824.0, have / 1073741824.0);
+        return 1;
+    }
+    return 0;
 }
 
 void *rt_ptr(const avgen_ctx *c, int t) {

@@ -36,6 +36,9 @@ typedef void (*rt_phase_fn)(avgen_ctx *ctx);
 /* 0; 1 with err when host memory runs out; 2 with err for a bad AVGEN_CPU_THREADS (rt_par.h) */
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen);
 void rt_ctx_free(avgen_ctx *c);
+/* 0 when the activation arena fits this machine's physical memory (the CPU backend writes all of it; the arena's
+ * pages are taken as they are written), else 1 with err */
+int rt_host_fits(const avgen_ctx *c, char *err, size_t errlen);
 void *rt_ptr(const avgen_ctx *c, int tensor);
 int rt_find(const avgen_graph *g, const char *name); /* -1 if absent */
 

@@ -74,16 +74,25 @@ int rt_cuda_shape_lines(const avgen_consts *k, char *buf, size_t len) {
     return c;
 }
 
-long long rt_cuda_dw_chunk(long long rows) {
-    /* about 64 chunks, a multiple of 8 rows (the batch strides stay 32-byte aligned), at least 16 rows (so
-     * that the small test configurations take this path too) */
+long long rt_cuda_dw_chunk(long long rows, long long Cin, long long Cout) {
+    /* About 64 chunks. First a count between 48 and 96 (the nearest to 64 first) that divides the rows, so no
+     * shorter chunk is left for a GEMM of its own, with every chunk's start 16 elements aligned in dY and X
+     * (ViT-B/16: 64 chunks of 4 pairs' tokens, 788 and 196 rows); else a multiple of 8 rows (the batch strides
+     * stay 32-byte aligned) and the rest as a chunk of its own. At least 16 rows (so that the small test
+     * configurations take this path too). */
+    for (int i = 0; i <= 2 * 32; i++) {
+        const long long n = 64 + (i % 2 ? (i + 1) / 2 : -(i / 2));
+        if (n < 48 || n > 96 || rows % n) continue;
+        const long long chunk = rows / n;
+        if (chunk >= 16 && (chunk * Cin) % 16 == 0 && (chunk * Cout) % 16 == 0) return chunk;
+    }
     long long chunk = ((rows + 63) / 64 + 7) / 8 * 8;
     if (chunk < 16) chunk = 16;
     return rows / chunk >= 2 ? chunk : 0;
 }
 
 double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G) {
-    const long long chunk = rt_cuda_dw_chunk(rows);
+    const long long chunk = rt_cuda_dw_chunk(rows, Cin, Cout);
     if (!chunk || G < 1) return 0;
     const long long parts = rows / chunk + (rows % chunk ? 1 : 0);
     return (double)parts * (double)Cout * (double)(Cin / G);
@@ -93,22 +102,24 @@ void rt_cuda_group_linear_dw(const rt_dw_ops *ops, const void *dYv, const void *
                              long long rows, int Cin, int Cout, int G) {
     const int cin_g = Cin / G, cout_g = Cout / G, es = ops->es ? ops->es : 4;
     const char *dY = (const char *)dYv, *X = (const char *)Xv; /* offsets below in elements, times es */
-    const long long W = (long long)cout_g * cin_g, chunk = rt_cuda_dw_chunk(rows);
+    const long long W = (long long)cout_g * cin_g, chunk = rt_cuda_dw_chunk(rows, Cin, Cout);
     if (!chunk) {
         ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rows, dY, Cout, X, Cin, dW, cin_g, 1, G, cout_g, cin_g, W);
         return;
     }
-    const long long full = rows / chunk, rem = rows - full * chunk, parts = full + (rem > 0);
+    /* part [parts][G][W]: chunk p's product of group g at (p G + g) W, so that the sum over the chunks of every
+     * group's elements is one pass onto dW [G][W] */
+    const long long full = rows / chunk, rem = rows - full * chunk, parts = full + (rem > 0), GW = (long long)G * W;
     for (int g = 0; g < G; g++) {
-        float *pg = part + (size_t)g * (size_t)parts * (size_t)W;
+        float *pg = part + (size_t)g * (size_t)W;
         ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)chunk, dY + (size_t)es * g * cout_g, Cout, X + (size_t)es * g * cin_g, Cin,
-                  pg, cin_g, 0, (int)full, chunk * Cout, chunk * Cin, W);
+                  pg, cin_g, 0, (int)full, chunk * Cout, chunk * Cin, GW);
         if (rem)
             ops->gemm(ops->ctx, 1, 0, cout_g, cin_g, (int)rem, dY + (size_t)es * (full * chunk * Cout + g * cout_g), Cout,
-                      X + (size_t)es * (full * chunk * Cin + g * cin_g), Cin, pg + (size_t)full * (size_t)W, cin_g, 0, 1, 0, 0,
+                      X + (size_t)es * (full * chunk * Cin + g * cin_g), Cin, pg + (size_t)full * (size_t)GW, cin_g, 0, 1, 0, 0,
                       0);
-        ops->sum(ops->ctx, pg, dW + (size_t)g * (size_t)W, (int)parts, W);
     }
+    ops->sum(ops->ctx, part, dW, (int)parts, GW);
 }
 
 int rt_cuda_ln_values(int D) { return D <= 32 ? 1 : D <= 64 ? 2 : D > 736 && D <= 768 ? 24 : 0; }

@@ -42,6 +42,7 @@ diffok() {
 }
 gates() { echo --rtol-for ".gate=$1" --rtol-for ".gate_av=$1"; }
 # samebits WHAT REF OUT [VAR=VALUE]... PROG STEP_ARGS...: the step (dumped to OUT) is REF bit for bit
+calls() { grep -o "\"$1\":\\[[0-9]*" "$2" 2>/dev/null | head -1 | cut -d[ -f2; }  # a kernel's launches in a bench JSON (none: empty)
 samebits() {
   local what=$1 ref=$2 out=$3
   shift 3
@@ -195,6 +196,30 @@ else bad "bench JSON: gemm_tuned $(jnum gemm_tuned "$TMP/benchtune.json") with A
 # BatchNorm applied on load (the default; AVGEN_FUSE_BN=0: its output stored and read back): the same values
 # loaded, so the same bits, fp32 and bf16; the BatchNorm outputs take no memory; the LayerNorm backward's
 # path without k_ln_bwd_cs (AVGEN_FUSED_LN_BWD=0 above) materialises it in op scratch instead.
+# A BatchNorm's statistics and count where its moments' sums are finished (the default, k_colsum_finish_bn;
+# AVGEN_FEWER_LAUNCHES=0: k_bn_stats and k_inc64 launched after them): the same bits, the running statistics and
+# the count included (the dump's buffers), on the fixture (fp32, bf16 activations), this program and tiny-lavish-block
+# (its forward recomputed in the backward, which must not update them again); the bench counts the launches.
+samebits "BatchNorm statistics apart (AVGEN_FEWER_LAUNCHES=0)" "$TMP/fixture-cuda.st" "$TMP/fewsplit.st" \
+  AVGEN_FEWER_LAUNCHES=0 "$FPROG" --step --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" --backend cuda
+samebits "BatchNorm statistics apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/fewsplitops.st" \
+  AVGEN_FEWER_LAUNCHES=0 AVGEN_BF16_OPERANDS=1 "$FPROG" --step --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" --backend cuda --precision bf16
+samebits "BatchNorm statistics apart, $n1" "$TMP/$n1-cuda.st" "$TMP/fewsplitp.st" AVGEN_FEWER_LAUNCHES=0 "$p" --step \
+  --inputs random --backend cuda
+for q in "$@"; do
+  [ "$(basename "$q" -train-emu)" = tiny-lavish-block ] || continue
+  samebits "BatchNorm statistics apart, tiny-lavish-block" "$TMP/tiny-lavish-block-cuda.st" "$TMP/fewsplitb.st" \
+    AVGEN_FEWER_LAUNCHES=0 "$q" --step --inputs random --backend cuda
+done
+for v in 1 0; do
+  run "BatchNorm statistics bench ($v)" env AVGEN_FEWER_LAUNCHES=$v "$p" --bench --warmup 0 --steps 1 --precision bf16 \
+    --json "$TMP/benchfew$v.json"
+done
+b1=$(calls k_colsum_finish_bn "$TMP/benchfew1.json") b0=$(calls k_colsum_finish_bn "$TMP/benchfew0.json")
+s1=$(calls k_bn_stats "$TMP/benchfew1.json") s0=$(calls k_bn_stats "$TMP/benchfew0.json")
+i1=$(calls k_inc64 "$TMP/benchfew1.json") i0=$(calls k_inc64 "$TMP/benchfew0.json")
+if [ "${b1:-0}" -gt 0 ] && [ -z "$b0$s1$i1" ] && [ "${s0:-0}" = "$b1" ] && [ "${i0:-0}" = "$b1" ]; then ok
+else bad "bench JSON: k_colsum_finish_bn ${b1:-none} launches (AVGEN_FEWER_LAUNCHES=0: ${b0:-none}), k_bn_stats ${s1:-none} (${s0:-none}), k_inc64 ${i1:-none} (${i0:-none})"; fi
 samebits "BatchNorm stored (AVGEN_FUSE_BN=0)" "$TMP/$n1-cuda.st" "$TMP/bnsplit.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
   --backend cuda
 samebits "BatchNorm stored, bf16" "$TMP/$n1-bf16.st" "$TMP/bnsplit16.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
@@ -254,7 +279,6 @@ for v in 1 0; do
   run "carries bench ($v)" env AVGEN_FUSE_DY16=$v AVGEN_FUSE_LATDOTS=$v AVGEN_FUSE_LATLN=$v AVGEN_BF16_OPERANDS=1 "$p" \
     --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchdy$v.json"
 done
-calls() { grep -o "\"$1\":\\[[0-9]*" "$2" 2>/dev/null | head -1 | cut -d[ -f2; }
 c16=$(jnum dy16_carries "$TMP/benchdy1.json") cdots=$(jnum latdots_carries "$TMP/benchdy1.json")
 k1=$(calls k_to_bf16 "$TMP/benchdy1.json") k0=$(calls k_to_bf16 "$TMP/benchdy0.json")
 d1=$(calls 'k_lat_dots<2>' "$TMP/benchdy1.json") d0=$(calls 'k_lat_dots<2>' "$TMP/benchdy0.json")

@@ -83,7 +83,7 @@ static void check(long long rows, int Cin, int Cout, int G) {
     double num = 0, den = 0;
     for (int i = 0; i < Cout * cin_g; i++) num += (dW[i] - ref[i]) * (dW[i] - ref[i]), den += ref[i] * ref[i];
     const double rel = sqrt(num / (den > 0 ? den : 1));
-    const long long chunk = rt_cuda_dw_chunk(rows);
+    const long long chunk = rt_cuda_dw_chunk(rows, Cin, Cout);
     const int ok = rel <= 1e-6 && part_used <= (size_t)pf && (chunk ? part_used == (size_t)pf : pf == 0);
     printf("%s rows %lld Cin %d Cout %d G %d: chunk %lld, scratch %.0f floats (%zu written), rel error %.2e\n",
            ok ? "ok  " : "FAIL", rows, Cin, Cout, G, chunk, pf, part_used, rel);
@@ -92,16 +92,25 @@ static void check(long long rows, int Cin, int Cout, int G) {
 }
 
 int main(void) {
-    check(5000, 64, 16, 2);   /* splits: 79 rows a chunk rounded to 80, 62 full chunks and a rest of 40 */
-    check(5120, 64, 16, 2);   /* splits without a remainder */
+    check(5000, 64, 16, 2);   /* splits: 5000 = 50 x 100 (no rest; 100 x 16 and 100 x 64 aligned) */
+    check(5003, 64, 16, 2);   /* 5003 = 5003 (prime): 79 rows a chunk rounded to 80, 62 full chunks and a rest of 43 */
+    check(5120, 64, 16, 2);   /* 64 chunks of 80 */
+    check(3000, 12, 6, 2);    /* 60 chunks of 50 would start unaligned (50 x 6 elements): 75 of 40 */
+    check(2998, 12, 6, 2);    /* 2998 = 2 x 1499: no count from 48 to 96 divides it: 48 rows a chunk, 62 and a rest of 22 */
     check(394, 96, 24, 2);    /* ViT-B B=1 T=2's row count (chunk 16) */
     check(51, 12, 6, 3);      /* three groups, chunk 16, rest 3 */
     check(31, 8, 4, 1);       /* too few rows: one GEMM */
     check(2000, 30, 12, 1);   /* one group */
-    if (rt_cuda_dw_chunk(50432) != 792 || rt_cuda_dw_chunk(94560) != 1480 || rt_cuda_dw_chunk(31) != 0) {
-        printf("FAIL chunk sizes: %lld %lld %lld\n", rt_cuda_dw_chunk(50432), rt_cuda_dw_chunk(94560), rt_cuda_dw_chunk(31));
-        failures++;
-    }
+    /* ViT-B/16 at B = 32, T = 8: 64 chunks of 4 pairs' tokens (vision 197 a pair, audio 49); B = 60: 94560 = 60 x 1576;
+     * 3000 rows of 6 channels: 40 (50 unaligned); 2998: 48 (a multiple of 8, and a rest); 31 rows: not split */
+    const long long want[][4] = {{50432, 768, 96, 788}, {12544, 768, 96, 196}, {94560, 768, 96, 1576},
+                                 {3000, 12, 6, 40}, {2998, 12, 6, 48}, {31, 8, 4, 0}};
+    for (int i = 0; i < 6; i++)
+        if (rt_cuda_dw_chunk(want[i][0], want[i][1], want[i][2]) != want[i][3]) {
+            printf("FAIL chunk of %lld rows (Cin %lld, Cout %lld): %lld, not %lld\n", want[i][0], want[i][1], want[i][2],
+                   rt_cuda_dw_chunk(want[i][0], want[i][1], want[i][2]), want[i][3]);
+            failures++;
+        }
     printf("%s\n", failures ? "test_dw_split: FAILED" : "test_dw_split: all passed");
     return failures ? 1 : 0;
 }

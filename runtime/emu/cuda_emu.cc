@@ -2,6 +2,7 @@
 // emulator (cuda_emu.h says what it is for and what it checks). x86-64 only (the fiber switch).
 #include "cuda_emu.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,31 @@ __attribute__((format(printf, 1, 2))) void kernel_fault(const char *fmt, ...) {
 // A setting of the emulator from the environment: AVGEN_EMU_*=1 (each caller reads it once).
 bool env_on(const char *name) { return getenv(name) && !strcmp(getenv(name), "1"); }
 
+// AVGEN_EMU_DRY=1: a dry run. Launches and cuBLASLt matmuls are checked and logged but not run, and copies, sets
+// and the NaN fill of new allocations are skipped, so device memory is never touched: a full-size step's host code
+// and launch shapes go through in seconds (with AVGEN_EMU_LAUNCHES). Every result is garbage.
+bool dry() {
+    static const bool on = env_on("AVGEN_EMU_DRY");
+    return on;
+}
+// AVGEN_EMU_LAUNCHES=FILE: one line a kernel launch and a cuBLASLt matmul, in the order the host submits them
+// (docs/emulator.md has the columns); NULL when not set.
+FILE *launch_log() {
+    static FILE *f = [] {
+        const char *p = getenv("AVGEN_EMU_LAUNCHES");
+        if (!p || !*p) return (FILE *)NULL;
+        FILE *o = fopen(p, "w");
+        if (!o) {
+            fprintf(stderr, "CUDA emulator: cannot write AVGEN_EMU_LAUNCHES file %s: %s\n", p, strerror(errno));
+            exit(2);
+        }
+        fprintf(o, "what\tname\tgrid\tblock\tsmem\tcaptured\n");
+        atexit([] { fclose(launch_log()); });
+        return o;
+    }();
+    return f;
+}
+
 double now() {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -122,7 +148,7 @@ size_t total_memory() {
     if (!v) {
         const char *e = getenv("AVGEN_EMU_MEMORY");
         v = e && *e ? (size_t)strtoull(e, NULL, 10) : 0;
-        if (!v) v = 16ull << 30;
+        if (!v) v = dry() ? 80ull << 30 : 16ull << 30;  // (a dry run touches none of it: an H100's)
     }
     return v;
 }
@@ -481,6 +507,10 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStr
                         "kernel's opt-in, cudaFuncSetAttribute, to as much: %zu)\n", name, smem, limit);
         return fail(cudaErrorInvalidValue);
     }
+    if (FILE *f = launch_log())
+        fprintf(f, "kernel\t%s\t%u,%u,%u\t%u,%u,%u\t%zu\t%d\n", name, grid.x, grid.y, grid.z, block.x, block.y, block.z, smem,
+                s && s->capturing ? 1 : 0);
+    if (dry()) return cudaSuccess;
     if (!stacks_ready()) return fail(cudaErrorMemoryAllocation);
 #ifdef AVGEN_EMU_TRACE
     const std::shared_ptr<const void> op = trace::op_submitted();  // (AVGEN_EMU_OPCHECK: whose tensors it may touch)
@@ -668,7 +698,7 @@ cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : fail(cudaErrorI
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     if (d != 0) return fail(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "avgen CUDA emulator (CPU)");
+    snprintf(p->name, sizeof p->name, dry() ? "avgen CUDA emulator (CPU; dry run: nothing computed)" : "avgen CUDA emulator (CPU)");
     p->major = 9, p->minor = 0, p->multiProcessorCount = 4, p->totalGlobalMem = total_memory();
     p->sharedMemPerBlock = 48 * 1024, p->sharedMemPerBlockOptin = kSmemOptin, p->maxThreadsPerBlock = kMaxThreads;
     p->warpSize = 32;
@@ -722,7 +752,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
     mprotect((unsigned char *)m + body, page, PROT_NONE);
     unsigned char *start = (unsigned char *)m + body - rounded;
-    memset(start, 0xff, rounded);
+    if (!dry()) memset(start, 0xff, rounded);
     allocs[(uintptr_t)start] = Alloc{m, body + page, rounded};
     allocated += rounded;
     TRACE(dev_alloc(start, rounded));
@@ -763,6 +793,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
     if (sticky != cudaSuccess) return sticky;
+    if (dry()) return cudaSuccess;
     memcpy(dst, src, n);
     TRACE(dev_copied(dst, src, n));
     return cudaSuccess;
@@ -772,6 +803,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (s && s->capturing && ((kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) ||
                               (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))))
         return fail(capture_unsupported());
+    if (dry()) return cudaSuccess;
     std::function<void()> op = [=]() {
         if (sticky != cudaSuccess) return;
         memcpy(dst, src, n);
@@ -788,11 +820,13 @@ cudaError_t cudaMemset(void *dst, int v, size_t n) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
     if (sticky != cudaSuccess) return sticky;
+    if (dry()) return cudaSuccess;
     memset(dst, v, n);
     TRACE(dev_written(dst, n));
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
+    if (dry()) return cudaSuccess;
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;
         memset(dst, v, n);
@@ -1076,6 +1110,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
     uint64_t m, n, k;
     if (!lt_shape(&x, &a, &b, &c, &dd, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
     const float al = *(const float *)alpha, be = *(const float *)beta;
+    if (FILE *f = launch_log()) {
+        auto ty = [](cudaDataType_t t) { return t == CUDA_R_16BF ? "bf16" : "fp32"; };
+        fprintf(f, "gemm\tcublasLt %s%s A %s B %s C %s D %s beta %g%s\t%llu,%llu,%llu\t%d\t0\t%d\n", x.ta == CUBLAS_OP_N ? "N" : "T",
+                x.tb == CUBLAS_OP_N ? "N" : "T", ty(a.type), ty(b.type), ty(c.type), ty(dd.type), (double)be,
+                x.epi == CUBLASLT_EPILOGUE_BIAS ? " bias" : "", (unsigned long long)m, (unsigned long long)n,
+                (unsigned long long)k, a.batch, s && s->capturing ? 1 : 0);
+    }
+    if (dry()) return CUBLAS_STATUS_SUCCESS;
 #ifdef AVGEN_EMU_TRACE
     const std::shared_ptr<const void> op = trace::op_submitted();
 #endif
