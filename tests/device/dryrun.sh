@@ -122,9 +122,9 @@ torch=0
 passed "training fp32 against the CPU backend" "training fp32 validation" "training CUDA graphs against eager steps" \
   "training stopped at half and resumed" "training bf16 losses" "training ops losses"
 passed "latent backward pairs apart, fp32: the same bits" "latent backward pairs apart, bf16: the same bits" \
-  "fx-lavish-odd-batch bf16ops: carries and latent + LayerNorm kernel or apart: the same bits" \
-  "vitb-b1t2 bf16ops: carries and latent + LayerNorm kernel or apart: the same bits" \
-  "vitb-b1t2 cuda: carries and latent + LayerNorm kernel or apart: the same bits" \
+  "fx-lavish-odd-batch bf16ops: carries, latent + LayerNorm kernel and BatchNorm statistics with their sums or apart: the same bits" \
+  "vitb-b1t2 bf16ops: carries, latent + LayerNorm kernel and BatchNorm statistics with their sums or apart: the same bits" \
+  "vitb-b1t2 cuda: carries, latent + LayerNorm kernel and BatchNorm statistics with their sums or apart: the same bits" \
   "tiny-lavish fp32: steps as CUDA graphs bit-identical to eager" "tiny-lavish bf16: steps as CUDA graphs bit-identical" \
   "vitb-b1t2 bf16: attention instances the same bits as the generic kernels" \
   "vitb-b1t2 bf16ops: attention instances the same bits as the generic kernels" \

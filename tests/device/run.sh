@@ -199,17 +199,18 @@ if [[ " $STAGES " == *" parity "* ]]; then
   # with bf16 activations the residual stream's gradient as bf16 from the adapter's LayerNorm + gate backward for the
   # GEMM after it (AVGEN_FUSE_DY16=0: that GEMM rounds it itself), the latent logits from the vision adapter's pass
   # (AVGEN_FUSE_LATDOTS=0: the audio adapter's own pass), k_latent_ln (AVGEN_FUSE_LATLN=0: k_latent_b, then
-  # k_layernorm_lat); the fixture (live gates) and ViT-B/16 B=1 T=2 (whose lanes sum 24 terms each)
+  # k_layernorm_lat), and a BatchNorm's statistics where its moments are summed (AVGEN_FEWER_LAUNCHES=0: k_bn_stats and
+  # k_inc64 after them); the fixture (live gates) and ViT-B/16 B=1 T=2 (whose lanes sum 24 terms each)
   for w in fx-lavish-odd-batch:bf16ops vitb-b1t2:bf16ops vitb-b1t2:cuda; do
     IFS=: read -r m ref <<<"$w"
     dm=$OUT/dumps/$m prec=bf16 extra="AVGEN_BF16_OPERANDS=1"
     [ "$ref" = cuda ] && prec=fp32 extra=
     if [ "$m" = vitb-b1t2 ]; then args=(--params "$v-params.st" --inputs "$KIT/vitb-b1t2-inputs.safetensors")
     else args=(--params "$KIT/fixtures/lavish-odd-batch/params.safetensors" --inputs "$KIT/fixtures/lavish-odd-batch/inputs.safetensors"); fi
-    [ -f "$dm-$ref.st" ] && run "$m-carriesapart-$ref" env AVGEN_FUSE_DY16=0 AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_LATLN=0 $extra \
+    [ -f "$dm-$ref.st" ] && run "$m-carriesapart-$ref" env AVGEN_FUSE_DY16=0 AVGEN_FUSE_LATDOTS=0 AVGEN_FUSE_LATLN=0 AVGEN_FEWER_LAUNCHES=0 $extra \
       "$(prog "$m")" --step "${args[@]}" --out "$dm-carriesapart-$ref.st" --backend cuda --precision "$prec" &&
-      { if cmp -s "$dm-carriesapart-$ref.st" "$dm-$ref.st"; then ok "$m $ref: carries and latent + LayerNorm kernel or apart: the same bits"
-        else bad "$m $ref: the carries or the latent + LayerNorm kernel (AVGEN_FUSE_DY16, _LATDOTS, _LATLN) change the step's bits"; fi; }
+      { if cmp -s "$dm-carriesapart-$ref.st" "$dm-$ref.st"; then ok "$m $ref: carries, latent + LayerNorm kernel and BatchNorm statistics with their sums or apart: the same bits"
+        else bad "$m $ref: the carries, the latent + LayerNorm kernel or the BatchNorm statistics with their sums (AVGEN_FUSE_DY16, _LATDOTS, _LATLN, AVGEN_FEWER_LAUNCHES) change the step's bits"; fi; }
   done
   if "$PYTHON" -c 'import torch' 2>/dev/null && [ -f "$v-params.st" ]; then
     if timeout 240 "$PYTHON" "$KIT/lavish_ref.py" dump "$KIT/vitb-b1t2.json" --params "$v-params.st" \
