@@ -166,6 +166,12 @@ struct Dev {
     int64_t *act_off;  // some activations bf16 or not stored: each one's offset in the repacked arena (rt_cuda_pack_act)
     size_t act_bytes;
     unsigned short *frozen16;
+    // and the parameter arena's (same element offsets): the trainable weights the grouped projections read as bf16
+    // operands, rounded all at once at the first op that reads one (w16_first; its tensors w16_t), so that op and the
+    // rest of the step read them there (AVGEN_FEWER_LAUNCHES; else each op rounds its weight into op scratch)
+    unsigned short *train16;
+    int w16_first, n_w16;
+    int *w16_t;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
     int fewer_launches; // small launches merged into a neighbour's (AVGEN_FEWER_LAUNCHES): BatchNorm statistics
@@ -628,6 +634,8 @@ bool is16(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t] == RT_CUDA
 bool virt(const Dev *d, int t) { return d->t16 && t >= 0 && d->t16[t] == RT_CUDA_T_VIRTUAL; }
 unsigned short *P16(const avgen_ctx *c, int t) { return (unsigned short *)dptr(c, t); }
 const unsigned short *W16(const avgen_ctx *c, int t) { return DEV(c)->frozen16 + c->g->tensors[t].offset / 4; }
+// a trainable tensor's bf16 copy (same element offset in d->train16 as in the parameter arena)
+unsigned short *W16T(const avgen_ctx *c, int t) { return DEV(c)->train16 + c->g->tensors[t].offset / 4; }
 
 constexpr int kT = 256;  // threads for elementwise kernels
 constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt's workspace (the planner's GEN_GEMM_WORKSPACE)
@@ -983,12 +991,15 @@ void opcheck_attach(avgen_ctx *c) {
     const avgen_graph *g = c->g;
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) avgen_emu::trace::arena(d->arena[a], d->arena_bytes[a]);
     if (d->frozen16) avgen_emu::trace::arena(d->frozen16, (size_t)g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + 16);
+    if (d->train16) avgen_emu::trace::arena(d->train16, (size_t)g->arena_bytes[AVGEN_ARENA_TRAIN] / 2 + 16);
     for (int t = 0; t < g->n_tensors; t++) {
         const avgen_tensor_desc *td = &g->tensors[t];
         if (virt(d, t) || !td->bytes) continue;
         avgen_emu::trace::tensor(dptr(c, t), (size_t)(is16(d, t) ? td->bytes / 2 : td->bytes), td->name);
         if (td->arena == AVGEN_ARENA_FROZEN && d->frozen16)
             avgen_emu::trace::tensor(W16(c, t), (size_t)td->bytes / 2, (std::string(td->name) + " (bf16 copy)").c_str());
+        if (td->arena == AVGEN_ARENA_TRAIN && d->train16)
+            avgen_emu::trace::tensor(W16T(c, t), (size_t)td->bytes / 2, (std::string(td->name) + " (bf16 copy)").c_str());
     }
 }
 void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
@@ -1009,7 +1020,10 @@ void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
         }
         p.push_back(dptr(c, t)), n.push_back((size_t)(is16(d, t) ? td->bytes / 2 : td->bytes));
         if (td->arena == AVGEN_ARENA_FROZEN && d->frozen16) p.push_back(W16(c, t)), n.push_back((size_t)td->bytes / 2);
+        if (td->arena == AVGEN_ARENA_TRAIN && d->train16) p.push_back(W16T(c, t)), n.push_back((size_t)td->bytes / 2);
     };
+    if (op == d->w16_first)  // it rounds every trainable bf16 weight of the step (trainable16)
+        for (int k = 0; k < d->n_w16; k++) add(d->w16_t[k]);
     std::vector<int> ops = {op};
     if (d->lb && d->lb[op].first >= 0)
         for (const int q : {d->lb[op].first, d->lb[op].ln, d->lb[op].lny})
@@ -1031,6 +1045,17 @@ void opcheck_begin(avgen_ctx *c, const avgen_graph *g, int op) {
 void *carry_out(Dev *d, const avgen_graph *g, int i);
 void *carry_in(Dev *d, int j);
 
+void round_trainable16(avgen_ctx *c, Dev *d);
+// A trainable weight of nw elements as bf16: its copy in train16 where the step rounds them all at once
+// (trainable16), else rounded here into op scratch; NULL when op scratch runs out (d->failed).
+const unsigned short *weight16(avgen_ctx *c, int t, long long nw) {
+    Dev *d = DEV(c);
+    if (d->w16_first >= 0) return W16T(c, t);
+    unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
+    if (w16) launch(d, k_to_bf16, GRID4(nw), (const float *)dptr(c, t), w16, nw);
+    return w16;
+}
+
 void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     Dev *d = DEV(c);
     const avgen_op_desc *o = &g->ops[op];
@@ -1039,6 +1064,7 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     d->scratch_used = d->carry_base ? (size_t)d->carry_base[op] : 0;  // (above the carries live at op: fused_carries)
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
     if (op > 0 && d->latln && d->latln[op - 1]) return;  // ran with the latent op before it (fused_latln)
+    if (op == d->w16_first) round_trainable16(c, d);  // the step's trainable bf16 weights (trainable16)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
@@ -1319,10 +1345,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         const int cout_g = Cout / G, rows = (int)(xt->shape[0] * xt->shape[1]);
         // one GEMM batched over the groups: group kk reads columns kk*cin_g.. of x, writes kk*cout_g.. of y
         if (is16(d, in[0])) {  // x stored as bf16 (rt_cuda_bf16_operands): the (trainable) weight rounded to bf16 too
-            const long long nw = (long long)Cout * cin_g;
-            unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
+            // (rounded at the step's first such op with the others: trainable16; else here, into op scratch)
+            const unsigned short *w16 = weight16(c, in[1], (long long)Cout * cin_g);
             if (!w16) return;
-            launch(d, k_to_bf16, GRID4(nw), PF(in[1]), w16, nw);
             const int c16 = is16(d, out[0]);  // y as bf16 too (its BatchNorm reads it)
             gemm(d, 0, 1, rows, cout_g, cin_g, P16(c, in[0]), Cin, w16, cin_g, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]),
                  Cout, 0, G, cin_g, (long long)cout_g * cin_g, cout_g, NULL, NULL, 1, c16);
@@ -1340,10 +1365,8 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
         // wrote it so): against the weight rounded to bf16
         const int dy16 = is16(d, in[0]);
         if (dy16) {
-            const long long nw = (long long)Cout * cin_g;
-            unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
+            const unsigned short *w16 = weight16(c, in[2], (long long)Cout * cin_g);
             if (!w16) return;
-            launch(d, k_to_bf16, GRID4(nw), PF(in[2]), w16, nw);
             const int c16 = is16(d, out[0]);  // dx as bf16 too (the LayerNorm backward before reads it)
             gemm(d, 0, 0, rows, cin_g, cout_g, P16(c, in[0]), Cout, w16, cin_g, c16 ? (void *)P16(c, out[0]) : (void *)PF(out[0]),
                  Cin, 0, G, cout_g, (long long)cout_g * cin_g, cin_g, NULL, NULL, 1, c16);
@@ -1979,6 +2002,44 @@ void *carry_in(Dev *d, int j) {
 
 // The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
 // of host memory.
+// The trainable weights read as bf16 operands (a grouped projection's, whose input or output gradient is stored as
+// bf16): w16_t, in order of first use, and w16_first, the op that rounds them all into train16 (AVGEN_FEWER_LAUNCHES;
+// -1: none, or off). False when out of host memory.
+bool trainable16(const avgen_graph *g, Dev *d) {
+    d->w16_first = -1, d->n_w16 = 0;
+    if (!d->train16 || !d->fewer_launches) return true;
+    d->w16_t = (int *)malloc(sizeof(int) * ((size_t)g->n_ops + 1));
+    if (!d->w16_t) return false;
+    for (int i = 0; i < g->n_ops; i++) {
+        const avgen_op_desc *o = &g->ops[i];
+        const int32_t *in = g->refs + o->in_at;
+        int w = -1;
+        if (o->kind == AVGEN_OP_KIND_GROUP_LINEAR && o->n_in >= 2 && is16(d, in[0])) w = in[1];
+        if (o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD && o->n_in >= 3 && is16(d, in[0])) w = in[2];
+        if (w < 0 || g->tensors[w].arena != AVGEN_ARENA_TRAIN) continue;
+        bool seen = false;
+        for (int k = 0; k < d->n_w16 && !seen; k++) seen = d->w16_t[k] == w;
+        if (!seen) d->w16_t[d->n_w16++] = w;
+        if (d->w16_first < 0) d->w16_first = i;
+    }
+    return true;
+}
+// Rounds the trainable weights of w16_t into train16 (k_to_bf16_segs, kBf16Segs a launch).
+void round_trainable16(avgen_ctx *c, Dev *d) {
+    for (int k0 = 0; k0 < d->n_w16; k0 += kBf16Segs) {
+        Bf16Segs sg;
+        memset(&sg, 0, sizeof sg);
+        long long most = 1;
+        for (int k = k0; k < d->n_w16 && sg.n < kBf16Segs; k++, sg.n++) {
+            const avgen_tensor_desc *td = &c->g->tensors[d->w16_t[k]];
+            sg.off[sg.n] = (int)(td->offset / 4), sg.len[sg.n] = (int)(td->bytes / 4);
+            if (td->bytes / 4 > most) most = td->bytes / 4;
+        }
+        launch(d, k_to_bf16_segs, dim3((unsigned)blocks_for((most + 3) / 4, 256), (unsigned)sg.n), dim3(256), 0,
+               (const float *)d->arena[AVGEN_ARENA_TRAIN], d->train16, sg);
+    }
+}
+
 bool fused_latent_bwd(const avgen_graph *g, Dev *d) {
     if (env_switch(d, "AVGEN_FUSE_LATENT_BWD", 1) <= 0) return true;  // off, or not 0 or 1 (d->failed)
     d->lb = (LatGroup *)malloc(sizeof(LatGroup) * (size_t)g->n_ops);
@@ -2143,6 +2204,9 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
                            "device memory for the bf16 copy of the frozen weights")) {
                 goto fail;
             }
+            if (!ck(d, cudaMalloc((void **)&d->train16, (size_t)g->arena_bytes[AVGEN_ARENA_TRAIN] / 2 + 16),
+                    "device memory for the bf16 copy of the trainable weights"))
+                goto fail;
             d->bf16_ops = 1;
         }
     }
@@ -2226,7 +2290,8 @@ extern "C" int rt_cuda_attach(avgen_ctx *c, const rt_cuda_opts *o, char *err, si
     if ((d->fused_ln_bwd = env_switch(d, "AVGEN_FUSED_LN_BWD", 1)) < 0) goto fail;
     if ((d->gemm_tune = env_switch(d, "AVGEN_GEMM_AUTOTUNE", 0)) < 0) goto fail;
     if ((d->fewer_launches = env_switch(d, "AVGEN_FEWER_LAUNCHES", 1)) < 0) goto fail;
-    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d) || !fused_latln(g, d)) {
+    if (!fused_residuals(g, d) || !fused_latent_bwd(g, d) || !fused_carries(g, d) || !fused_latln(g, d) ||
+        !trainable16(g, d)) {
         set_fail(d, "out of host memory");
         goto fail;
     }
@@ -2504,6 +2569,7 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
         }
 #ifdef AVGEN_EMU_TRACE
     if (!d->frozen_shared) avgen_emu::trace::arena_gone(d->frozen16);
+    if (d->train16) avgen_emu::trace::arena_gone(d->train16);
 #endif
     cudaFree(d->frames_f32);
     cudaFree(d->stage);
@@ -2514,6 +2580,8 @@ extern "C" void rt_cuda_detach(avgen_ctx *c) {
     cudaFree(d->ws);
     cudaFree(d->scratch);
     if (!d->frozen_shared) cudaFree(d->frozen16);
+    cudaFree(d->train16);
+    free(d->w16_t);
     free(d->ln_res);
     free(d->lr_fused);
     free(d->lb);
@@ -2864,7 +2932,8 @@ extern "C" int rt_cuda_bench(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_f
     for (int a = 0; a < AVGEN_ARENA_COUNT; a++) r->arena_bytes += d->arena_bytes[a];
     r->scratch_bytes = d->scratch_bytes, r->workspace_bytes = d->ws_bytes, r->n_gemm_plans = d->n_plans;
     r->stage_bytes = d->stage ? (size_t)c->g->arena_bytes[AVGEN_ARENA_INPUT] : 0;
-    r->bf16_weights_bytes = d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0;
+    r->bf16_weights_bytes = (d->frozen16 && !d->frozen_shared ? d->arena_bytes[AVGEN_ARENA_FROZEN] / 2 : 0) +
+                            (d->train16 ? d->arena_bytes[AVGEN_ARENA_TRAIN] / 2 : 0);
     r->n_bias_fused = d->n_epi_fused, r->n_bias_kernel = d->n_epi_kernel, r->n_bias_bf16 = d->n_epi_bias16;
     r->n_gemm_tuned = d->n_tuned, r->n_gemm_tune_changed = d->n_tune_changed, r->gemm_tune_ms = d->tune_ms;
     r->n_bf16_tensors = 0;

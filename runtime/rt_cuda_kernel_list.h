@@ -26,7 +26,7 @@
     X(k_latent_b<16>) X(k_latbwd_rows<2>) X(k_latbwd_rows<4>) X(k_latbwd_rows<8>) X(k_latbwd_rows<16>)          \
     X(k_latbwd_ds<2>) X(k_latbwd_ds<4>) X(k_latbwd_ds<8>) X(k_latbwd_ds<16>)                  \
     X(k_latbwd_gy) X(k_sum_pairs) X(k_reduce_scalar)  \
-    X(k_concat_mean) X(k_concat_mean_bwd) X(k_cross_entropy) X(k_adam) X(k_zero_grads) X(k_to_bf16)  \
+    X(k_concat_mean) X(k_concat_mean_bwd) X(k_cross_entropy) X(k_adam) X(k_zero_grads) X(k_to_bf16) X(k_to_bf16_segs)  \
     X(k_grad_sumsq) X(k_sum_d) X(k_bn_stats) X(k_latbwd_rows_ln<1>) X(k_latbwd_rows_ln<2>) X(k_latbwd_rows_ln<24>)   \
     X(k_latbwd_rows_lnbf<1>) X(k_latbwd_rows_lnbf<2>) X(k_latbwd_rows_lnbf<24>) X(k_latbwd_gy_ln<1>)             \
     X(k_latbwd_gy_ln<2>) X(k_latbwd_gy_ln<24>) X(k_latbwd_gy_lnbf<1>) X(k_latbwd_gy_lnbf<2>) X(k_latbwd_gy_lnbf<24>) \

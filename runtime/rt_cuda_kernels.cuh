@@ -707,6 +707,24 @@ __global__ void k_to_bf16(const float *x, unsigned short *y, long long n) {
     for (long long i = first; i < n4; i += stride) put4(y + 4 * i, vld<float4>(x + 4 * i));
     for (long long i = 4 * n4 + first; i < n; i += stride) y[i] = f2bf(x[i]);
 }
+// Trainable weights rounded to bf16 (f2bf, as k_to_bf16) into the bf16 copy of the parameter arena, all of a step's
+// in one launch (rt_cuda.cu: train16): segment blockIdx.y is elements off .. off + len of src, written to the same
+// elements of dst. Launch: (blocks, n) of 256 threads.
+constexpr int kBf16Segs = 240;
+struct Bf16Segs {
+    int n;
+    int off[kBf16Segs], len[kBf16Segs];  // in elements (4-byte aligned arena offsets / 4)
+};
+__global__ void k_to_bf16_segs(const float *src, unsigned short *dst, Bf16Segs s) {
+    const int seg = blockIdx.y;
+    if (seg >= s.n) return;
+    const float *x = src + s.off[seg];
+    unsigned short *y = dst + s.off[seg];
+    const long long n = s.len[seg], stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long n4 = n % 4 || s.off[seg] % 4 ? 0 : n / 4;
+    for (long long i = first; i < n4; i += stride) put4(y + 4 * i, vld<float4>(x + 4 * i));
+    for (long long i = 4 * n4 + first; i < n; i += stride) y[i] = f2bf(x[i]);
+}
 __global__ void k_gelu(const float *pre, const unsigned short *prebf, float *act, unsigned short *actbf, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long n4 = n % 4 ? 0 : n / 4;

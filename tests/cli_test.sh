@@ -85,8 +85,10 @@ assert b16["bf16_tensors"] == 690 and 0 < b16["activations"] < f32["activations"
 # fp32, less the BatchNorm outputs and the adapters' gated fuse (applied on load)
 assert f32["bn_on_load"] == 48 and f32["fuse_on_load"] == 48
 assert f32["activations"] < p["memory"]["train"]["none"]["activations"] * 2
-assert b16["peak"] == f32["peak"] - f32["activations"] + b16["activations"] + b16["bf16_weights"]
+assert b16["peak"] == f32["peak"] - f32["activations"] + b16["activations"] + b16["bf16_weights"] + b16["bf16_trainable"]
 assert b16["bf16_weights"] == p["memory"]["train"]["none"]["frozen_params"] == 171597312  # the bf16 plan counts them so too
+# (and the parameter arena's bf16 copy: the trainable weights the grouped projections read as bf16, rounded once a step)
+assert b16["bf16_trainable"] * 2 == p["memory"]["train"]["none"]["trainable_state"]
 # (the bf16 plan stores every activation, in bf16; the backend leaves some out and keeps others fp32: either
 # may fit more)
 assert 4 <= f32["max_batch"] < b16["max_batch"]

@@ -199,7 +199,8 @@ else bad "bench JSON: gemm_tuned $(jnum gemm_tuned "$TMP/benchtune.json") with A
 # A BatchNorm's statistics and count where its moments' sums are finished (the default, k_colsum_finish_bn;
 # AVGEN_FEWER_LAUNCHES=0: k_bn_stats and k_inc64 launched after them): the same bits, the running statistics and
 # the count included (the dump's buffers), on the fixture (fp32, bf16 activations), this program and tiny-lavish-block
-# (its forward recomputed in the backward, which must not update them again); the bench counts the launches.
+# (its forward recomputed in the backward, which must not update them again); the bench counts the launches. The
+# fixture's bf16-activation run also covers the trainable weights rounded to bf16 once a step (below).
 samebits "BatchNorm statistics apart (AVGEN_FEWER_LAUNCHES=0)" "$TMP/fixture-cuda.st" "$TMP/fewsplit.st" \
   AVGEN_FEWER_LAUNCHES=0 "$FPROG" --step --params "$FIX/params.safetensors" --inputs "$FIX/inputs.safetensors" --backend cuda
 samebits "BatchNorm statistics apart, bf16 activations" "$TMP/fixture-bf16ops.st" "$TMP/fewsplitops.st" \
@@ -212,14 +213,19 @@ for q in "$@"; do
     AVGEN_FEWER_LAUNCHES=0 "$q" --step --inputs random --backend cuda
 done
 for v in 1 0; do
-  run "BatchNorm statistics bench ($v)" env AVGEN_FEWER_LAUNCHES=$v "$p" --bench --warmup 0 --steps 1 --precision bf16 \
-    --json "$TMP/benchfew$v.json"
+  run "BatchNorm statistics bench ($v)" env AVGEN_FEWER_LAUNCHES=$v AVGEN_BF16_OPERANDS=1 "$p" --bench --warmup 0 --steps 1 \
+    --precision bf16 --json "$TMP/benchfew$v.json"
 done
 b1=$(calls k_colsum_finish_bn "$TMP/benchfew1.json") b0=$(calls k_colsum_finish_bn "$TMP/benchfew0.json")
 s1=$(calls k_bn_stats "$TMP/benchfew1.json") s0=$(calls k_bn_stats "$TMP/benchfew0.json")
 i1=$(calls k_inc64 "$TMP/benchfew1.json") i0=$(calls k_inc64 "$TMP/benchfew0.json")
-if [ "${b1:-0}" -gt 0 ] && [ -z "$b0$s1$i1" ] && [ "${s0:-0}" = "$b1" ] && [ "${i0:-0}" = "$b1" ]; then ok
-else bad "bench JSON: k_colsum_finish_bn ${b1:-none} launches (AVGEN_FEWER_LAUNCHES=0: ${b0:-none}), k_bn_stats ${s1:-none} (${s0:-none}), k_inc64 ${i1:-none} (${i0:-none})"; fi
+# and with bf16 activations the trainable weights the grouped projections read, rounded once a step (k_to_bf16_segs;
+# AVGEN_FEWER_LAUNCHES=0: each op rounds its own with k_to_bf16)
+w1=$(calls k_to_bf16_segs "$TMP/benchfew1.json") w0=$(calls k_to_bf16_segs "$TMP/benchfew0.json")
+t1=$(calls k_to_bf16 "$TMP/benchfew1.json") t0=$(calls k_to_bf16 "$TMP/benchfew0.json")
+if [ "${b1:-0}" -gt 0 ] && [ -z "$b0$s1$i1$w0" ] && [ "${s0:-0}" = "$b1" ] && [ "${i0:-0}" = "$b1" ] && [ "$w1" = 1 ] &&
+  [ "${t0:-0}" -gt "${t1:-0}" ]; then ok
+else bad "bench JSON: k_colsum_finish_bn ${b1:-none} launches (AVGEN_FEWER_LAUNCHES=0: ${b0:-none}), k_bn_stats ${s1:-none} (${s0:-none}), k_inc64 ${i1:-none} (${i0:-none}), k_to_bf16_segs ${w1:-none} (${w0:-none}), k_to_bf16 ${t1:-none} (${t0:-none})"; fi
 samebits "BatchNorm stored (AVGEN_FUSE_BN=0)" "$TMP/$n1-cuda.st" "$TMP/bnsplit.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
   --backend cuda
 samebits "BatchNorm stored, bf16" "$TMP/$n1-bf16.st" "$TMP/bnsplit16.st" AVGEN_FUSE_BN=0 "$p" --step --inputs random \
@@ -280,7 +286,9 @@ for v in 1 0; do
     --bench --warmup 0 --steps 1 --precision bf16 --json "$TMP/benchdy$v.json"
 done
 c16=$(jnum dy16_carries "$TMP/benchdy1.json") cdots=$(jnum latdots_carries "$TMP/benchdy1.json")
+# (k_to_bf16: none left with the carries, where the trainable weights are rounded all at once, k_to_bf16_segs)
 k1=$(calls k_to_bf16 "$TMP/benchdy1.json") k0=$(calls k_to_bf16 "$TMP/benchdy0.json")
+k1=${k1:-0}
 d1=$(calls 'k_lat_dots<2>' "$TMP/benchdy1.json") d0=$(calls 'k_lat_dots<2>' "$TMP/benchdy0.json")
 alloc=$(( $(jnum allocated_bytes "$TMP/benchdy1.json") + $(jnum scratch_bytes "$TMP/benchdy1.json") + \
   $(jnum workspace_bytes "$TMP/benchdy1.json") + $(jnum stage_bytes "$TMP/benchdy1.json") ))
@@ -296,7 +304,7 @@ if [ "${cll:-0}" -gt 0 ] && [ "$(jnum latent_ln_fused "$TMP/benchdy0.json")" = 0
   [ $((l0 - l1)) = "$cll" ] && ! grep -qF '"k_latent_ln<' "$TMP/benchdy0.json"; then ok
 else bad "bench JSON: latent_ln_fused ${cll:-none} (AVGEN_FUSE_LATLN=0: $(jnum latent_ln_fused "$TMP/benchdy0.json")), k_latent_ln launches ${ll1:-none}, k_layernorm_lat ${l1:-none} against ${l0:-none}"; fi
 if [ "${c16:-0}" -gt 0 ] && [ "${cdots:-0}" -gt 0 ] && [ "$(jnum dy16_carries "$TMP/benchdy0.json")" = 0 ] &&
-  [ "$(jnum latdots_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k1" ] && [ -n "$k0" ] && [ -n "$d1" ] && [ -n "$d0" ] &&
+  [ "$(jnum latdots_carries "$TMP/benchdy0.json")" = 0 ] && [ -n "$k0" ] && [ -n "$d1" ] && [ -n "$d0" ] &&
   [ $((k0 - k1)) = "$c16" ] && [ $((d0 - d1)) = "$cdots" ] && [ "$alloc" -le "$(jnum planned_bytes "$TMP/benchdy1.json")" ]; then ok
 else bad "bench JSON: dy16_carries ${c16:-none}, latdots_carries ${cdots:-none} (both 0 with the switches off: $(jnum dy16_carries "$TMP/benchdy0.json"), $(jnum latdots_carries "$TMP/benchdy0.json")), k_to_bf16 launches ${k1:-none} against ${k0:-none}, k_lat_dots ${d1:-none} against ${d0:-none}, allocated $alloc of $(jnum planned_bytes "$TMP/benchdy1.json") planned"; fi
 
