@@ -5,9 +5,10 @@ usage: launches.py LOG.tsv [--sms N] [--json]
 
 Prints the kernel launches and cuBLASLt matmuls the log holds (one training step when the program ran --step),
 the launches by kernel (count, blocks a launch, threads a block, dynamic shared memory), the matmuls by
-description and shape (count, GFLOP), and the kernels whose launches have fewer blocks than the GPU has SMs
-(--sms, default 132: an H100 SXM): every launch costs the GPU a gap of its own, and these also leave SMs idle.
---json prints the same as one JSON object.
+description and shape (count, GFLOP), the kernels whose launches have fewer blocks than the GPU has SMs
+(--sms, default 132: an H100 SXM): every launch costs the GPU a gap of its own, and these also leave SMs idle;
+and the bytes copied (host to device, device to host, device to device) and set. --json prints the same as one
+JSON object.
 """
 import json
 import signal
@@ -66,7 +67,7 @@ def read_log(path):
     except OSError as e:
         print(f"launches.py: cannot read {path}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
-    kernels, gemms = [], []
+    kernels, gemms, copies = [], [], []
     with f:
         header = f.readline().rstrip("\n").split("\t")
         if header != ["what", "name", "grid", "block", "smem", "captured"]:
@@ -81,15 +82,19 @@ def read_log(path):
                     kernels.append((cols[1], triple(cols[2], "the grid", n), triple(cols[3], "the block", n), int(cols[4])))
                 elif cols[0] == "gemm":
                     gemms.append((cols[1], triple(cols[2], "m,n,k", n), int(cols[3])))
+                elif cols[0] in ("copy", "set"):
+                    if not cols[2].isdigit():
+                        raise ValueError(f"line {n}: the bytes of a {cols[0]} are not a number: {cols[2]!r}")
+                    copies.append((cols[1] if cols[0] == "copy" else "set", int(cols[2])))
                 else:
-                    raise ValueError(f"line {n}: neither a kernel nor a gemm: {cols[0]!r}")
+                    raise ValueError(f"line {n}: not a kernel, gemm, copy or set: {cols[0]!r}")
             except ValueError as e:
                 print(f"launches.py: {path}: {e}", file=sys.stderr)
                 sys.exit(1)
-    return kernels, gemms
+    return kernels, gemms, copies
 
 
-def summarize(kernels, gemms, sms):
+def summarize(kernels, gemms, copies, sms):
     by_kernel = {}
     for name, g, b, smem in kernels:
         blocks, threads = g[0] * g[1] * g[2], b[0] * b[1] * b[2]
@@ -110,6 +115,11 @@ def summarize(kernels, gemms, sms):
         e["launches"] += 1
         e["gflop"] += 2.0 * m * n * k_ * batch / 1e9
     small = sum(k["under_sms"] for k in by_kernel.values())
+    copied = {}
+    for kind, nbytes in copies:
+        e = copied.setdefault(kind, {"count": 0, "bytes": 0})
+        e["count"] += 1
+        e["bytes"] += nbytes
     return {
         "kernel_launches": len(kernels),
         "gemms": len(gemms),
@@ -119,14 +129,15 @@ def summarize(kernels, gemms, sms):
         "kernel_launches_under_sms": small,
         "kernels": by_kernel,
         "gemm_shapes": by_gemm,
+        "copies": copied,
     }
 
 
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # (a reader that stops early, as head does)
     path, sms, as_json = parse_args(sys.argv[1:])
-    kernels, gemms = read_log(path)
-    s = summarize(kernels, gemms, sms)
+    kernels, gemms, copies = read_log(path)
+    s = summarize(kernels, gemms, copies, sms)
     if as_json:
         json.dump(s, sys.stdout, indent=1)
         print()
@@ -144,6 +155,11 @@ def main():
     print(f"{'launches':>8} {'GFLOP':>10}  cuBLASLt matmul")
     for key, e in sorted(s["gemm_shapes"].items(), key=lambda kv: (-kv[1]["launches"], kv[0])):
         print(f"{e['launches']:>8} {e['gflop']:>10.1f}  {key}")
+    if s["copies"]:
+        print()
+        print(f"{'count':>8} {'MiB':>12}  copies (H2D: host to device, D2H, D2D) and sets")
+        for kind, e in sorted(s["copies"].items()):
+            print(f"{e['count']:>8} {e['bytes'] / 2**20:>12.1f}  {kind}")
     under = sorted(((k["under_sms"], n) for n, k in s["kernels"].items() if k["under_sms"]), reverse=True)
     if under:
         print()

@@ -16,6 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef AVGEN_CUDA_EMU  // (the emulator's build links the C++ library: its launches' names, launch_as)
+#include <mutex>
+#include <set>
+#include <string>
+#endif
 
 extern "C" {
 #include "rt_cuda.h"
@@ -290,14 +295,19 @@ void launch_as(Dev *d, void (*k)(P...), int inst, dim3 grid, dim3 block, size_t 
     // (the table's: this build's copies, or a program's own build, kernels_nvcc.cu compiled as host C++)
     void (*fn)(P...) = (void (*)(P...))handle;
     auto args = std::make_tuple(typename NoDeduce<P>::type(a)...);
-    // (an instance is named with its shape: kernel<hd>@hd,n,h)
-    char iname[96];
+    // (an instance is named with its shape, kernel<hd>@hd,n,h: a name kept for the process, since the launch may
+    // run later, when a stream lags or a captured graph is replayed, and the emulator keeps it)
+    const char *name = kKernelNames[id];
     if (inst >= 0) {
         const ShapeSet &ss = d->shapes[inst / kShapeKernels];
+        char iname[96];
         snprintf(iname, sizeof iname, "%s@%d,%d,%d", kKernelNames[id], ss.hd, ss.n, ss.h);
+        static std::mutex names_mu;
+        static std::set<std::string> names;
+        std::lock_guard<std::mutex> lock(names_mu);
+        name = names.insert(iname).first->c_str();
     }
-    const cudaError_t e = avgen_emu::launch(inst >= 0 ? iname : kKernelNames[id], grid, block, smem, d->s,
-                                              [fn, args]() { std::apply(fn, args); }, handle);
+    const cudaError_t e = avgen_emu::launch(name, grid, block, smem, d->s, [fn, args]() { std::apply(fn, args); }, handle);
 #else
     ArgPack<P...> pack(a...);
     void *argv[sizeof...(P) + 1];

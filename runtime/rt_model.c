@@ -23,7 +23,8 @@ int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char 
         if (a == AVGEN_ARENA_ACT) {
             /* Pages taken as they are first written: the CUDA backend keeps its activations on the device and
              * writes a few tensors here (logits, loss), so a GPU-sized plan does not need as much host memory.
-             * The CPU backend checks that the whole arena fits (rt_host_fits) before it runs. */
+             * The CPU backend checks that the whole arena fits (rt_host_fits) before it runs. (With
+             * vm.overcommit_memory=2 the kernel ignores MAP_NORESERVE: the mapping is then refused as calloc was.) */
             void *m = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             c->arena[a] = m == MAP_FAILED ? NULL : (unsigned char *)m;
         } else {
@@ -49,12 +50,15 @@ void rt_ctx_free(avgen_ctx *c) {
     c->frames_f32 = NULL;
 }
 
-int rt_host_fits(const avgen_ctx *c, char *err, size_t errlen) {
+int rt_host_fits(const avgen_ctx *c, const avgen_ctx *also, char *err, size_t errlen) {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    const double need = (double)c->g->arena_bytes[AVGEN_ARENA_ACT], have = pages > 0 && page > 0 ? (double)pages * page : 0;
+    const double have = pages > 0 && page > 0 ? (double)pages * page : 0;
+    double need = 0;
+    for (int a = 0; a < AVGEN_ARENA_COUNT; a++)
+        need += (double)c->g->arena_bytes[a] + (also ? (double)also->g->arena_bytes[a] : 0);
     if (have > 0 && need > have) {
         snprintf(err, errlen,
-                 "the CPU backend needs %.2f GiB of host memory for this configuration's activations, more than this "
+                 "the CPU backend needs %.2f GiB of host memory for this configuration's tensors, more than this "
                  "machine's %.2f GiB (a smaller train.batch or video.frames, or memory.recompute, needs less)",
                  need / 1073741824.0, have / 1073741824.0);
         return 1;

@@ -36,9 +36,12 @@ typedef void (*rt_phase_fn)(avgen_ctx *ctx);
 /* 0; 1 with err when host memory runs out; 2 with err for a bad AVGEN_CPU_THREADS (rt_par.h) */
 int rt_ctx_init(avgen_ctx *c, const avgen_graph *g, const avgen_consts *k, char *err, size_t errlen);
 void rt_ctx_free(avgen_ctx *c);
-/* 0 when the activation arena fits this machine's physical memory (the CPU backend writes all of it; the arena's
- * pages are taken as they are written), else 1 with err */
-int rt_host_fits(const avgen_ctx *c, char *err, size_t errlen);
+/* 0 when the arenas of c (and of also, another context the same run computes on the CPU, or NULL) fit this
+ * machine's physical memory, else 1 with err. The CPU backend writes all of them; the activation arena's pages are
+ * only taken as they are written (rt_ctx_init), so a run that would not fit must be refused before it starts: every
+ * path that computes on the CPU calls this (rt_backend_attach, the validation context of a CPU training run, the
+ * inference program's --params forward). Physical memory only: not a cgroup's limit. */
+int rt_host_fits(const avgen_ctx *c, const avgen_ctx *also, char *err, size_t errlen);
 void *rt_ptr(const avgen_ctx *c, int tensor);
 int rt_find(const avgen_graph *g, const char *name); /* -1 if absent */
 

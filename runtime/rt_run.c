@@ -43,11 +43,11 @@ int rt_backend_check(const rt_backend_opts *o, char *err, size_t errlen) {
 int rt_backend_attach(avgen_ctx *c, const rt_backend_opts *o, int *is_cuda, char *err, size_t errlen) {
     const char *b = o->backend ? o->backend : "cpu";
     *is_cuda = 0;
-    if (!strcmp(b, "cpu")) return rt_host_fits(c, err, errlen);
+    if (!strcmp(b, "cpu")) return rt_host_fits(c, NULL, err, errlen);
     char why[512];
     if (!rt_cuda_usable(why, sizeof why)) {
         if (!strcmp(b, "auto")) {
-            if (rt_host_fits(c, err, errlen)) return 1;
+            if (rt_host_fits(c, NULL, err, errlen)) return 1;
             if (o->kernels && rt_kernels_mode(o->kernels) == RT_KERNELS_NVRTC)
                 fprintf(stderr, "note: --backend auto: %s; the CPU backend runs, so --kernels nvrtc has no effect\n", why);
             return 0;

@@ -369,6 +369,8 @@ int rt_train(const rt_train_cfg *cfg, char *err, size_t errlen) {
         bo.quiet = bo.quiet || cfg->quiet;
         bo.prefetch_inputs = 1; /* the next batch goes up while a step runs */
         if (rt_backend_attach(&c, &bo, &cuda, err, errlen)) { rc = 1; goto done; }
+        /* on the CPU the validation context's tensors are in host memory beside the training context's */
+        if (!cuda && have_ev && rt_host_fits(&c, &ev, err, errlen)) { rc = 1; goto done; }
         if (cuda && !cfg->quiet)
             fprintf(stderr, "avgen train: steps on %s (%s GEMMs)\n", rt_cuda_device_name(&c),
                     cfg->backend->precision ? cfg->backend->precision : "fp32");

@@ -58,18 +58,28 @@ for mode in fp32 bf16; do
   log=$TMP/launches-$mode.tsv
   if [ $mode = fp32 ]; then
     dry "$log"
+    rc=$?
     wk=$WANT_KERNELS wg=$WANT_GEMMS
   else
     dry "$log" AVGEN_BF16_OPERANDS=1
+    rc=$?
     wk=$WANT_KERNELS16 wg=$WANT_GEMMS16
   fi
-  rc=$?
   out=$(cat "$TMP/out")
   if [ $rc = 0 ] && grep -q "dry run: nothing computed" <<<"$out"; then ok; else bad "$mode: the dry step: exit $rc: $out"; fi
-  # the host memory it took: the program, its parameters and inputs, not the activations (GiB of them)
+  # the host memory it took: the program, its parameters and inputs, not the activations (GiB of them); and what it
+  # moved between host and device: the parameters, the inputs, the results, not the activation arena either way
   rss=$(sed -n 's/^max resident MiB: //p' <<<"$out")
   if [ -n "$rss" ] && [ "$rss" -lt 2048 ]; then ok; else bad "$mode: the dry step took ${rss:-?} MiB of host memory"; fi
   if "$PY" "$SRC/bench/launches.py" "$log" --json >"$TMP/sum.json" 2>"$TMP/err"; then ok; else bad "$mode: launches.py: $(cat "$TMP/err")"; fi
+  moved=$("$PY" -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["copies"]
+print(c.get("H2D", {}).get("bytes", 0) + c.get("D2H", {}).get("bytes", 0), c.get("set", {}).get("bytes", 0))' "$TMP/sum.json" 2>/dev/null)
+  read -r hd sets <<<"$moved"
+  if [ -n "$hd" ] && [ "$hd" -gt 0 ] && [ "$hd" -lt $((1 << 30)) ] && [ "${sets:-0}" -gt $((10 << 30)) ]; then ok; else
+    bad "$mode: ${hd:-?} bytes copied between host and device (the activations, ${act_bytes:-?} in fp32, must stay on the device), ${sets:-?} set on it (the activation arena cleared there)"
+  fi
   kernels=$(field "$TMP/sum.json" kernel_launches) gemms=$(field "$TMP/sum.json" gemms)
   if [ "$kernels" = "$wk" ] && [ "$gemms" = "$wg" ]; then ok; else
     bad "$mode: a step launches $kernels kernels and $gemms GEMMs, not $wk and $wg (if that is deliberate, update this test)"
@@ -95,6 +105,16 @@ if [ $rc = 0 ] && [ "$apart" = $((WANT_KERNELS + WANT_APART)) ] && [ "$stats" = 
   ! grep -q "k_bn_stats\|k_inc64" "$TMP/launches-fp32.tsv"; then ok
 else bad "AVGEN_FEWER_LAUNCHES=0: exit $rc, $apart kernel launches, $stats of k_bn_stats and k_inc64 (wanted $((WANT_KERNELS + WANT_APART)), $WANT_APART)"; fi
 
+# The activation arena not repacked (every BatchNorm output and adapter fuse stored: AVGEN_FUSE_BN=0,
+# AVGEN_FUSE_LATENT=0, so the device arena has the host's layout): still cleared on the device, not uploaded.
+dry "$TMP/launches-stored.tsv" AVGEN_FUSE_BN=0 AVGEN_FUSE_LATENT=0
+rc=$?
+h2d=$("$PY" "$SRC/bench/launches.py" "$TMP/launches-stored.tsv" --json 2>/dev/null |
+  "$PY" -c 'import json, sys; print(json.load(sys.stdin)["copies"].get("H2D", {}).get("bytes", -1))' 2>/dev/null)
+if [ $rc = 0 ] && [ -n "$h2d" ] && [ "$h2d" -ge 0 ] && [ "$h2d" -lt $((1 << 30)) ]; then ok; else
+  bad "outputs stored: exit $rc, ${h2d:-?} bytes uploaded (the activation arena must not be): $(tail -2 "$TMP/out")"
+fi
+
 # The summary's text form names the counts.
 out=$("$PY" "$SRC/bench/launches.py" "$TMP/launches-fp32.tsv" 2>&1)
 grep -q "^$((WANT_KERNELS + WANT_GEMMS)) launches: $WANT_KERNELS kernels, $WANT_GEMMS cuBLASLt matmuls" <<<"$out" && ok ||
@@ -105,7 +125,7 @@ mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
 if [ -n "$act_bytes" ] && [ -n "$mem_kib" ] && [ "$act_bytes" -gt $((mem_kib * 1024)) ]; then
   out=$("$PROG" --step --backend cpu --inputs random --out "$TMP/cpu.safetensors" 2>&1)
   rc=$?
-  if [ $rc != 0 ] && grep -q "the CPU backend needs .* GiB of host memory for this configuration's activations" <<<"$out" &&
+  if [ $rc != 0 ] && grep -q "the CPU backend needs .* GiB of host memory for this configuration's tensors" <<<"$out" &&
      [ ! -e "$TMP/cpu.safetensors" ]; then ok; else bad "--backend cpu beyond host memory: exit $rc: $out"; fi
 else
   echo "note: this machine has ${mem_kib:-?} KiB of memory, enough for the CPU backend's ${act_bytes:-?} bytes: not checked"

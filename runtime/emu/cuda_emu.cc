@@ -92,8 +92,8 @@ bool dry() {
     static const bool on = env_on("AVGEN_EMU_DRY");
     return on;
 }
-// AVGEN_EMU_LAUNCHES=FILE: one line a kernel launch and a cuBLASLt matmul, in the order the host submits them
-// (docs/emulator.md has the columns); NULL when not set.
+// AVGEN_EMU_LAUNCHES=FILE: one line a kernel launch, cuBLASLt matmul, copy and set, in the order the host submits
+// them (docs/emulator.md has the columns); NULL when not set.
 FILE *launch_log() {
     static FILE *f = [] {
         const char *p = getenv("AVGEN_EMU_LAUNCHES");
@@ -108,6 +108,14 @@ FILE *launch_log() {
         return o;
     }();
     return f;
+}
+// A copy (kind) or set (kind NULL) of n bytes in the launch log.
+void log_copy(const char *kind, size_t n, bool captured) {
+    if (FILE *f = launch_log()) fprintf(f, "%s\t%s\t%zu\t-\t0\t%d\n", kind ? "copy" : "set", kind ? kind : "device", n, captured ? 1 : 0);
+}
+const char *copy_kind(cudaMemcpyKind k) {
+    return k == cudaMemcpyHostToDevice ? "H2D" : k == cudaMemcpyDeviceToHost ? "D2H" : k == cudaMemcpyDeviceToDevice ? "D2D"
+         : k == cudaMemcpyHostToHost   ? "H2H" : "default";
 }
 
 double now() {
@@ -148,7 +156,7 @@ size_t total_memory() {
     if (!v) {
         const char *e = getenv("AVGEN_EMU_MEMORY");
         v = e && *e ? (size_t)strtoull(e, NULL, 10) : 0;
-        if (!v) v = dry() ? 80ull << 30 : 16ull << 30;  // (a dry run touches none of it: an H100's)
+        if (!v) v = dry() ? 79ull << 30 : 16ull << 30;  // (a dry run touches none of it: about an H100's 79.2 GiB)
     }
     return v;
 }
@@ -789,10 +797,11 @@ cudaError_t cudaFreeHost(void *p) {
 }
 // The synchronous copy and set run on the legacy stream, which the backend's streams (cudaStreamNonBlocking) do not
 // wait for nor it for them: they run now, whatever those streams have queued.
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
     if (sticky != cudaSuccess) return sticky;
+    log_copy(copy_kind(kind), n, false);
     if (dry()) return cudaSuccess;
     memcpy(dst, src, n);
     TRACE(dev_copied(dst, src, n));
@@ -803,6 +812,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (s && s->capturing && ((kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) ||
                               (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))))
         return fail(capture_unsupported());
+    log_copy(copy_kind(kind), n, s && s->capturing);
     if (dry()) return cudaSuccess;
     std::function<void()> op = [=]() {
         if (sticky != cudaSuccess) return;
@@ -820,12 +830,14 @@ cudaError_t cudaMemset(void *dst, int v, size_t n) {
     if (!captures.empty()) return fail(capture_unsupported());
     flush();
     if (sticky != cudaSuccess) return sticky;
+    log_copy(NULL, n, false);
     if (dry()) return cudaSuccess;
     memset(dst, v, n);
     TRACE(dev_written(dst, n));
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
+    log_copy(NULL, n, s && s->capturing);
     if (dry()) return cudaSuccess;
     submit(s, [=]() {
         if (sticky != cudaSuccess) return;
