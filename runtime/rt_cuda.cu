@@ -1072,9 +1072,9 @@ void run_op(avgen_ctx *c, const avgen_graph *g, int op) {
     const int32_t *in = g->refs + o->in_at, *out = g->refs + o->out_at;
     const avgen_consts *k = c->k;
     d->scratch_used = d->carry_base ? (size_t)d->carry_base[op] : 0;  // (above the carries live at op: fused_carries)
+    if (op == d->w16_first) round_trainable16(c, d);  // the step's trainable bf16 weights (trainable16), whatever follows
     if (d->lb && d->lb[op].deferred) return;  // runs with the latent backward pair after it (fused_latent_bwd)
     if (op > 0 && d->latln && d->latln[op - 1]) return;  // ran with the latent op before it (fused_latln)
-    if (op == d->w16_first) round_trainable16(c, d);  // the step's trainable bf16 weights (trainable16)
     switch (o->kind) {
     case AVGEN_OP_KIND_PATCH_EMBED: {
         const avgen_tensor_desc *xi = TD(in[0]), *xo = TD(out[0]);
