@@ -1060,7 +1060,7 @@ void round_trainable16(avgen_ctx *c, Dev *d);
 // (trainable16), else rounded here into op scratch; NULL when op scratch runs out (d->failed).
 const unsigned short *weight16(avgen_ctx *c, int t, long long nw) {
     Dev *d = DEV(c);
-    if (d->w16_first >= 0) return W16T(c, t);
+    if (d->w16_first >= 0 && c->g->tensors[t].arena == AVGEN_ARENA_TRAIN) return W16T(c, t);  // (trainable16 lists them all)
     unsigned short *w16 = (unsigned short *)scratch(d, 2 * (size_t)nw);
     if (w16) launch(d, k_to_bf16, GRID4(nw), (const float *)dptr(c, t), w16, nw);
     return w16;
@@ -2013,8 +2013,10 @@ void *carry_in(Dev *d, int j) {
 // The latent backward pairs run as one (rt_cuda_latbwd_first), unless AVGEN_FUSE_LATENT_BWD=0. False when out
 // of host memory.
 // The trainable weights read as bf16 operands (a grouped projection's, whose input or output gradient is stored as
-// bf16): w16_t, in order of first use, and w16_first, the op that rounds them all into train16 (AVGEN_FEWER_LAUNCHES;
-// -1: none, or off). False when out of host memory.
+// bf16): w16_t, in op order, and w16_first, the op that rounds them all into train16: the first reader of the earliest
+// phase (ops run phase by phase: the forward's before the backward's), which run_op reaches before anything it skips
+// (AVGEN_FEWER_LAUNCHES; -1: none, off, or a parameter arena past the segments' int offsets). False when out of host
+// memory.
 bool trainable16(const avgen_graph *g, Dev *d) {
     d->w16_first = -1, d->n_w16 = 0;
     if (!d->train16 || !d->fewer_launches) return true;
@@ -2027,10 +2029,14 @@ bool trainable16(const avgen_graph *g, Dev *d) {
         if (o->kind == AVGEN_OP_KIND_GROUP_LINEAR && o->n_in >= 2 && is16(d, in[0])) w = in[1];
         if (o->kind == AVGEN_OP_KIND_GROUP_LINEAR_BWD && o->n_in >= 3 && is16(d, in[0])) w = in[2];
         if (w < 0 || g->tensors[w].arena != AVGEN_ARENA_TRAIN) continue;
+        if ((g->tensors[w].offset + g->tensors[w].bytes) / 4 > 0x7fffffff) {  // (Bf16Segs holds int offsets)
+            d->w16_first = -1, d->n_w16 = 0;
+            return true;
+        }
         bool seen = false;
         for (int k = 0; k < d->n_w16 && !seen; k++) seen = d->w16_t[k] == w;
         if (!seen) d->w16_t[d->n_w16++] = w;
-        if (d->w16_first < 0) d->w16_first = i;
+        if (d->w16_first < 0 || o->phase < g->ops[d->w16_first].phase) d->w16_first = i;
     }
     return true;
 }

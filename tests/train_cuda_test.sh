@@ -36,6 +36,15 @@ run "cuda bf16" "$P" "${A[@]}" --out "$TMP/bf16" --max-steps 8 --backend cuda
 # bf16 activations (AVGEN_BF16_OPERANDS=1): the training context and the validation context (which shares the
 # frozen weights and their bf16 copy) both repack their activation arenas
 run "cuda bf16 activations" env AVGEN_BF16_OPERANDS=1 "$P" "${A[@]}" --out "$TMP/ops" --max-steps 8 --backend cuda
+# the trainable weights the grouped projections read as bf16, rounded once a step into a copy (the default) or by
+# each op (AVGEN_FEWER_LAUNCHES=0; with the BatchNorm statistics apart too): the same bits in every step, validation
+# and checkpoint, so the copy is rounded again after every update and in the validation context's every forward
+run "cuda bf16 activations, fewer launches off" env AVGEN_BF16_OPERANDS=1 AVGEN_FEWER_LAUNCHES=0 "$P" "${A[@]}" \
+  --out "$TMP/opsfew0" --max-steps 8 --backend cuda
+if [ -s "$TMP/ops/log.jsonl" ] && [ "$(grep -o '"\(loss\|grad_norm\|val_loss\|val_top1\)":[^,}]*' "$TMP/ops/log.jsonl")" = \
+  "$(grep -o '"\(loss\|grad_norm\|val_loss\|val_top1\)":[^,}]*' "$TMP/opsfew0/log.jsonl")" ] &&
+  cmp -s "$TMP/ops/best.safetensors" "$TMP/opsfew0/best.safetensors"; then ok
+else bad "bf16 activations with AVGEN_FEWER_LAUNCHES=0: not the same losses, gradient norms, validation or best checkpoint"; fi
 # the same on the emulator's tracing build (TRACE_PROGRAM, when built): no race, no read of memory never written
 # and no op touching a tensor not its own, in any kernel or cuBLASLt call of training and validation, and the same
 # losses (docs/emulator.md)
