@@ -179,7 +179,7 @@ struct Dev {
     int *w16_t;
     int frozen_shared;  // arena[FROZEN] and frozen16 belong to another context (rt_cuda_opts.share_frozen)
     int fused_ln_bwd;   // trainable LayerNorms' backward with its column sums in one kernel (AVGEN_FUSED_LN_BWD)
-    int fewer_launches; // small launches merged into a neighbour's (AVGEN_FEWER_LAUNCHES): BatchNorm statistics
+    int fewer_launches; // small launches merged (AVGEN_FEWER_LAUNCHES): BatchNorm statistics, trainable bf16 weights
     int *ln_res;        // per op: for a LAYERNORM_GATE, the residual it adds to its output (-1: none)
     unsigned char *lr_fused;  // per op: a LINEAR_RESIDUAL whose third addend already holds its residual
     // per op, the latent backward groups (fused_latent_bwd; NULL with AVGEN_FUSE_LATENT_BWD=0)
