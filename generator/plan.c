@@ -94,10 +94,10 @@ static void pack(gen_ir *ir, gen_mem *m, gen_roof *roof) {
      * batch goes up while a step runs (rt_cuda_stage_input) */
     const int64_t stage = m->arena[ARENA_INPUT];
     m->peak_cuda = m->act_cuda >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_cuda + stage : -1;
-    /* bf16 activations: and the bf16 copies of the frozen and the parameter arena (the CUDA backend's bf16 operands) */
-    m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + m->arena[ARENA_FROZEN] / 2 +
-                                          m->arena[ARENA_TRAIN] / 2 + stage
-                                    : -1;
+    /* bf16 activations: and the backend's bf16 copies of the frozen and the parameter arena */
+    _Static_assert((int)ARENA_FROZEN == AVGEN_ARENA_FROZEN && (int)ARENA_TRAIN == AVGEN_ARENA_TRAIN &&
+                       (int)ARENA_COUNT == AVGEN_ARENA_COUNT, "the planner's arenas are the runtime's");
+    m->peak_bf16 = m->act_bf16 >= 0 ? m->peak - m->arena[ARENA_ACT] + m->act_bf16 + rt_cuda_bf16_copy_bytes(m->arena) + stage : -1;
     for (int i = 0; i < ir->nops; i++) m->executed_flops += ir->ops[i].flops;
 }
 
@@ -388,7 +388,7 @@ void gen_plan_print(FILE *f, const gen_spec *s, const gen_plan *p) {
             gib(p->cuda.peak_cuda, a), p->cuda.n_bn, p->cuda.n_lat, gib(p->cuda.act_cuda, b));
     if (p->cuda.max_batch >= 0) fprintf(f, ", largest batch B that fits %d", p->cuda.max_batch);
     fprintf(f, "\n  bf16 activations: peak %s (%d of them bf16: activations %s, bf16 weight copies %s)", gib(p->cuda.peak_bf16, a),
-            p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(p->cuda.arena[ARENA_FROZEN] / 2 + p->cuda.arena[ARENA_TRAIN] / 2, c));
+            p->cuda.n_bf16, gib(p->cuda.act_bf16, b), gib(rt_cuda_bf16_copy_bytes(p->cuda.arena), c));
     if (p->max_batch_bf16 >= 0) fprintf(f, ", largest batch B that fits %d", p->max_batch_bf16);
     fprintf(f, "\n");
     if (p->roof.have) {

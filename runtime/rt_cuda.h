@@ -95,6 +95,10 @@ int rt_cuda_shape_lines(const avgen_consts *k, char *buf, size_t len);
  * partial products are summed in chunk order. Cin and Cout: the input and output channels (a chunk that
  * divides the rows is taken when its starts stay aligned in X and dY). */
 long long rt_cuda_dw_chunk(long long rows, long long Cin, long long Cout);
+/* Bytes of the bf16 copies the backend keeps with bf16 activations (AVGEN_BF16_OPERANDS=1), from the arenas' sizes
+ * (arena_bytes[AVGEN_ARENA_COUNT]): half the frozen arena (the frozen GEMM operands) and half the parameter arena
+ * (the grouped projections' trainable weights, rounded once a step). The planner and the bench count this. */
+long long rt_cuda_bf16_copy_bytes(const int64_t *arena_bytes);
 /* Floats of op scratch the split needs (0 when not split). */
 double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G);
 /* What rt_cuda_group_linear_dw calls: gemm with rt_cuda.cu's gemm() semantics (row-major C[M,N] = op(A)

@@ -548,7 +548,8 @@ __device__ void bn_stats_col(int c, double s, double q, const BnStats &b) {
 
 // Finishes k_colsum: t0, t1 = the sums over the chunks of each column; add0/add1 += (float) t; tot0/tot1 = t
 // (double); with bn (k_colsum_finish_bn: a BatchNorm's moments, CS_MOM), its statistics from t0, t1 (bn_stats_col,
-// as k_bn_stats computes them from tot0, tot1) and its count, by block 0's first thread: two launches fewer. A block of 128 threads takes 4 columns. A column's sum is that of 128 classes of chunks, class q the
+// as k_bn_stats computes them from tot0, tot1) and its count, by block 0's first thread: two launches fewer.
+// A block of 128 threads takes 4 columns. A column's sum is that of 128 classes of chunks, class q the
 // chunks q, q + 128, ... added in order; then the classes, as block_sum_d adds 128 threads' values (a warp's
 // shuffle tree over each 32, then the four in order): the same order whatever the GPU (deterministic) and the
 // same as when a block took one column with a thread a class. Thread i takes column i % 4 and the classes
@@ -701,15 +702,18 @@ __device__ __forceinline__ float get1(const float *p, const unsigned short *pb, 
 }
 // y[i] = bf16(x[i]): the bf16 copy of the frozen weights, a gradient as a bf16 GEMM operand. Four
 // elements a thread when n is a multiple of 4 (x and y then 16- and 8-byte aligned: arena slots are).
-__global__ void k_to_bf16(const float *x, unsigned short *y, long long n) {
+// y[0..n) = x rounded to bf16 by the grid's threads along x, four elements a thread at a time where vec (x 16-byte
+// aligned, n a multiple of 4)
+__device__ void to_bf16_grid(const float *x, unsigned short *y, long long n, bool vec) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    const long long n4 = n % 4 ? 0 : n / 4;
+    const long long n4 = vec ? n / 4 : 0;
     for (long long i = first; i < n4; i += stride) put4(y + 4 * i, vld<float4>(x + 4 * i));
     for (long long i = 4 * n4 + first; i < n; i += stride) y[i] = f2bf(x[i]);
 }
-// Trainable weights rounded to bf16 (f2bf, as k_to_bf16) into the bf16 copy of the parameter arena, all of a step's
-// in one launch (rt_cuda.cu: train16): segment blockIdx.y is elements off .. off + len of src, written to the same
-// elements of dst. Launch: (blocks, n) of 256 threads.
+__global__ void k_to_bf16(const float *x, unsigned short *y, long long n) { to_bf16_grid(x, y, n, n % 4 == 0); }
+// Trainable weights rounded to bf16 (to_bf16_grid, as k_to_bf16) into the bf16 copy of the parameter arena, all of a
+// step's in one launch (rt_cuda.cu: train16): segment blockIdx.y is elements off .. off + len of src, written to the
+// same elements of dst. Launch: (blocks, n) of 256 threads.
 constexpr int kBf16Segs = 240;
 struct Bf16Segs {
     int n;
@@ -717,13 +721,7 @@ struct Bf16Segs {
 };
 __global__ void k_to_bf16_segs(const float *src, unsigned short *dst, Bf16Segs s) {
     const int seg = blockIdx.y;
-    if (seg >= s.n) return;
-    const float *x = src + s.off[seg];
-    unsigned short *y = dst + s.off[seg];
-    const long long n = s.len[seg], stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    const long long n4 = n % 4 || s.off[seg] % 4 ? 0 : n / 4;
-    for (long long i = first; i < n4; i += stride) put4(y + 4 * i, vld<float4>(x + 4 * i));
-    for (long long i = 4 * n4 + first; i < n; i += stride) y[i] = f2bf(x[i]);
+    if (seg < s.n) to_bf16_grid(src + s.off[seg], dst + s.off[seg], s.len[seg], s.len[seg] % 4 == 0 && s.off[seg] % 4 == 0);
 }
 __global__ void k_gelu(const float *pre, const unsigned short *prebf, float *act, unsigned short *actbf, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x, first = blockIdx.x * (long long)blockDim.x + threadIdx.x;

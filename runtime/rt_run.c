@@ -180,7 +180,7 @@ int rt_bench_report(avgen_ctx *c, rt_cuda_phase_fn fwd, rt_cuda_phase_fn bwd, rt
         const int64_t act = rt_cuda_pack_act(c->g, f16, NULL);
         if (act >= 0)
             planned16 = planned - c->g->arena_bytes[AVGEN_ARENA_ACT] + act +
-                        (r.n_bf16_tensors > 0 ? c->g->arena_bytes[AVGEN_ARENA_FROZEN] / 2 + c->g->arena_bytes[AVGEN_ARENA_TRAIN] / 2 : 0);
+                        (r.n_bf16_tensors > 0 ? rt_cuda_bf16_copy_bytes(c->g->arena_bytes) : 0);
     }
     /* the next batch's device copy (the training loop's, which the bench times too): the input arena once more */
     if (r.stage_bytes) {

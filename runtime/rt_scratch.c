@@ -91,6 +91,10 @@ long long rt_cuda_dw_chunk(long long rows, long long Cin, long long Cout) {
     return rows / chunk >= 2 ? chunk : 0;
 }
 
+long long rt_cuda_bf16_copy_bytes(const int64_t *arena_bytes) {
+    return arena_bytes[AVGEN_ARENA_FROZEN] / 2 + arena_bytes[AVGEN_ARENA_TRAIN] / 2;
+}
+
 double rt_cuda_dw_part_floats(long long rows, long long Cin, long long Cout, long long G) {
     const long long chunk = rt_cuda_dw_chunk(rows, Cin, Cout);
     if (!chunk || G < 1) return 0;
