@@ -73,6 +73,27 @@ __global__ void p_bank8(double *y) {
     __syncthreads();
     y[threadIdx.x] = s[31 - threadIdx.x];
 }
+// lanes on different paths: only some lanes of the warp (p_guard); lanes that loop different numbers of times,
+// lane l reading l % 4 floats, a row of 32 floats each time (p_loop); a local array, on the thread's stack, which is
+// no memory traffic (p_local)
+__global__ void p_guard(const float *x, float *y, int n) {
+    const int i = threadIdx.x;
+    if (i < n) y[i] = x[i];
+}
+__global__ void p_loop(const float *x, float *y) {
+    const int i = threadIdx.x;
+    float s = 0;
+    for (int k = 0; k < i % 4; k++) s += x[32 * k + i];
+    y[i] = s;
+}
+__global__ void p_local(const float *x, float *y, int n) {
+    volatile float t[8];
+    const float v = x[threadIdx.x];
+    for (int k = 0; k < 8; k++) t[k] = v + (float)k;
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += t[(k + n) & 7];
+    y[threadIdx.x] = s;
+}
 // ldmatrix.x4 of four 8 x 8 bf16 matrices, rows `stride` halves apart
 __global__ void p_ldsm(unsigned *out, int stride) {
     AVGEN_SHARED(unsigned short, s, 32 * 72);
@@ -114,6 +135,25 @@ static void test_profile(float *x, float *y, double *yd, unsigned *u) {
                   c.store_sectors == 16 && c.store_bytes == 512,
               "float4: loads %llu requests %llu sectors %llu bytes, stores %llu %llu %llu", c.load_requests,
               c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors, c.store_bytes);
+
+    CHECK_MSG(run("p_guard", dim3(1), dim3(32), [=] { p_guard(x, y, 20); }) == cudaSuccess, "p_guard failed");
+    c = counts("p_guard");  // 20 lanes: one request of 80 bytes in 3 sectors each way
+    CHECK_MSG(c.load_requests == 1 && c.load_sectors == 3 && c.load_bytes == 80 && c.store_requests == 1 &&
+                  c.store_sectors == 3,
+              "20 lanes of 32: loads %llu requests %llu sectors %llu bytes, stores %llu requests %llu sectors",
+              c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors);
+    CHECK_MSG(run("p_loop", dim3(1), dim3(32), [=] { p_loop(x, y); }) == cudaSuccess, "p_loop failed");
+    c = counts("p_loop");  // the k-th row read by the 24, 16, 8 lanes that get that far: 3 requests of 4 sectors
+    CHECK_MSG(c.load_requests == 3 && c.load_sectors == 12 && c.load_bytes == 4 * (24 + 16 + 8) &&
+                  c.store_requests == 1 && c.store_sectors == 4,
+              "lanes looping 0-3 times: loads %llu requests %llu sectors %llu bytes, stores %llu requests %llu sectors",
+              c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors);
+    CHECK_MSG(run("p_local", dim3(1), dim3(64), [=] { p_local(x, y, 3); }) == cudaSuccess, "p_local failed");
+    c = counts("p_local");  // x read and y written once by each thread (a request a warp), t not counted
+    CHECK_MSG(c.load_requests == 2 && c.load_sectors == 8 && c.store_requests == 2 && c.store_sectors == 8 &&
+                  c.shared_requests == 0,
+              "a local array: loads %llu requests %llu sectors, stores %llu requests %llu sectors, shared %llu",
+              c.load_requests, c.load_sectors, c.store_requests, c.store_sectors, c.shared_requests);
 
     const struct {
         int stride;

@@ -479,11 +479,17 @@ void shared_touch(void *p, size_t bytes) {
 }
 
 #ifdef AVGEN_EMU_TRACE
-bool trace::is_device(uintptr_t a) {
+bool trace::device_range(uintptr_t a, uintptr_t *lo, uintptr_t *hi) {
     auto it = allocs.upper_bound(a);
+    *hi = it == allocs.end() ? ~(uintptr_t)0 : it->first, *lo = 0;
     if (it == allocs.begin()) return false;
     --it;
-    return a - it->first < it->second.bytes;
+    if (a - it->first >= it->second.bytes) {
+        *lo = it->first + it->second.bytes;
+        return false;
+    }
+    *lo = it->first, *hi = it->first + it->second.bytes;
+    return true;
 }
 #endif
 

@@ -92,7 +92,9 @@ void warp_sync(int w);   // the lanes of warp w released from a warp-synchronous
 // reports as a fault.
 bool block_end(char *why, size_t n);
 void shared_array(const void *p, size_t bytes);  // a static shared array (AVGEN_SHARED)
-bool is_device(uintptr_t a);                     // inside an allocation of cudaMalloc (cuda_emu.cc)
+// inside an allocation of cudaMalloc (cuda_emu.cc): true, with the allocation's [*lo, *hi); false, with the
+// [*lo, *hi) around a that holds none
+bool device_range(uintptr_t a, uintptr_t *lo, uintptr_t *hi);
 // AVGEN_EMU_INITCHECK: which bytes of device memory have been written, by what the emulator does outside the
 // kernels (allocations, copies, sets, cuBLASLt), and whether cuBLASLt reads any that were not (false, or true
 // with why said)

@@ -123,20 +123,55 @@ void tally(const Rec *r, size_t n) {
 }
 
 // The requests recorded so far (at a barrier, where every thread of the block has reached the same point, and at
-// the block's end).
+// the block's end). The records are put in thread order first (a counting sort, each thread's in the order it
+// made them). Where every lane of a warp that accessed memory made the same sequence of (instruction, time), as a
+// warp without divergence does, the i-th records of its lanes are one request; otherwise the warp's records are
+// sorted by (instruction, time, lane).
+std::vector<Rec> by_thread;
+std::vector<uint32_t> thread_at;
 void flush() {
-    std::sort(recs.begin(), recs.end(), [](const Rec &a, const Rec &b) {
-        if (a.warp != b.warp) return a.warp < b.warp;
-        if (a.pc != b.pc) return a.pc < b.pc;
-        if (a.k != b.k) return a.k < b.k;
-        return a.lane < b.lane;
-    });
-    for (size_t i = 0; i < recs.size();) {
-        size_t j = i + 1;
-        while (j < recs.size() && recs[j].warp == recs[i].warp && recs[j].pc == recs[i].pc && recs[j].k == recs[i].k)
-            j++;
-        tally(&recs[i], j - i);
-        i = j;
+    if (recs.empty()) return;
+    const int nw = (nthreads + 31) / 32;
+    thread_at.assign((size_t)nw * 32 + 1, 0);
+    for (const Rec &r : recs) thread_at[r.warp * 32 + r.lane + 1]++;
+    for (size_t i = 1; i < thread_at.size(); i++) thread_at[i] += thread_at[i - 1];
+    by_thread.resize(recs.size());
+    for (const Rec &r : recs) by_thread[thread_at[r.warp * 32 + r.lane]++] = r;  // (thread_at: now each one's end)
+    for (size_t i = thread_at.size() - 1; i > 0; i--) thread_at[i] = thread_at[i - 1];
+    thread_at[0] = 0;
+    for (int w = 0; w < nw; w++) {
+        const uint32_t *b = &thread_at[(size_t)w * 32];  // lane l's records: by_thread[b[l] .. b[l + 1])
+        int lanes[32], nl = 0;
+        for (int l = 0; l < 32; l++)
+            if (b[l + 1] > b[l]) lanes[nl++] = l;
+        if (!nl) continue;
+        const uint32_t len = b[lanes[0] + 1] - b[lanes[0]];
+        bool same_path = true;
+        for (int i = 1; i < nl && same_path; i++) {
+            const Rec *x = &by_thread[b[lanes[0]]], *y = &by_thread[b[lanes[i]]];
+            same_path = b[lanes[i] + 1] - b[lanes[i]] == len;
+            for (uint32_t j = 0; j < len && same_path; j++) same_path = x[j].pc == y[j].pc && x[j].k == y[j].k;
+        }
+        if (same_path) {
+            Rec req[32];
+            for (uint32_t j = 0; j < len; j++) {
+                for (int i = 0; i < nl; i++) req[i] = by_thread[b[lanes[i]] + j];
+                tally(req, nl);
+            }
+            continue;
+        }
+        Rec *lo = &by_thread[b[0]], *hi = &by_thread[b[32]];
+        std::sort(lo, hi, [](const Rec &x, const Rec &y) {
+            if (x.pc != y.pc) return x.pc < y.pc;
+            if (x.k != y.k) return x.k < y.k;
+            return x.lane < y.lane;
+        });
+        for (Rec *i = lo; i < hi;) {
+            Rec *j = i + 1;
+            while (j < hi && j->pc == i->pc && j->k == i->k) j++;
+            tally(i, j - i);
+            i = j;
+        }
     }
     recs.clear();
 }
@@ -157,7 +192,38 @@ struct Acc {
 struct Shadow {
     Acc w, r1, r2;
 };
-std::unordered_map<uintptr_t, Shadow> shadow_global, shadow_shared;  // by granule; per launch, per block
+// The granules' shadows, in pages of 512 granules taken as first touched (from a pool kept across launches: a
+// clear makes no call to free), the last page used looked up without a hash.
+class ShadowMap {
+    static constexpr unsigned kBits = 9, kPage = 1u << kBits;
+    std::unordered_map<uintptr_t, Shadow *> pages_;
+    std::vector<std::unique_ptr<Shadow[]>> pool_;
+    size_t used_ = 0;
+    uintptr_t last_key_ = ~(uintptr_t)0;
+    Shadow *last_ = nullptr;
+
+   public:
+    Shadow &at(uintptr_t g) {
+        const uintptr_t key = g >> kBits;
+        if (key != last_key_) {
+            auto it = pages_.find(key);
+            if (it == pages_.end()) {
+                if (used_ == pool_.size()) pool_.emplace_back(new Shadow[kPage]);
+                Shadow *pg = pool_[used_++].get();
+                const Acc none{0, 0, 0, 0, -1};
+                for (unsigned i = 0; i < kPage; i++) pg[i] = Shadow{none, none, none};
+                it = pages_.emplace(key, pg).first;
+            }
+            last_key_ = key, last_ = it->second;
+        }
+        return last_[g & (kPage - 1)];
+    }
+    void clear() {
+        pages_.clear();
+        used_ = 0, last_key_ = ~(uintptr_t)0, last_ = nullptr;
+    }
+};
+ShadowMap shadow_global, shadow_shared;  // by granule; per launch, per block
 char fault_why[1024];
 bool faulted;
 
@@ -195,9 +261,7 @@ void check(uintptr_t a, size_t n, bool store, bool shared, const Acc &me) {
     if (faulted) return;
     auto &m = shared ? shadow_shared : shadow_global;
     for (uintptr_t g = a >> 1; g <= (a + n - 1) >> 1; g++) {
-        auto it = m.find(g);
-        if (it == m.end()) it = m.emplace(g, Shadow{{0, 0, 0, 0, -1}, {0, 0, 0, 0, -1}, {0, 0, 0, 0, -1}}).first;
-        Shadow &s = it->second;
+        Shadow &s = m.at(g);
         if (conflict(s.w, me)) return report(store ? "written twice" : "written, then read", shared, g << 1, s.w, me);
         if (store) {
             if (conflict(s.r1, me)) return report("read, then written", shared, g << 1, s.r1, me);
@@ -220,14 +284,31 @@ auto containing(M &m, uintptr_t a, F len) -> decltype(m.begin()) {
     return a - it->first < len(it->second) ? it : m.end();
 }
 
+// The region the last lookup of each kind found, tried before the map (most accesses fall where the last one
+// did). Each is forgotten where its map can change: device allocations and arenas between launches, regions of
+// init_bits where one is set up or erased.
+struct Hit {
+    uintptr_t lo = 0, hi = 0;
+    bool has(uintptr_t a) const { return a >= lo && a < hi; }
+    void forget() { lo = hi = 0; }
+};
+Hit dev_hit, shared_hit, arena_hit, bits_hit;
+Hit none_hit;  // neither device memory nor a static shared array (a thread's stack: its local arrays)
+std::vector<uint8_t> *bits_hit_of;
+
 // ------------------------------------------------------------------------------------------- initcheck
 // A bit a byte: written since the allocation (device memory: by a kernel, a copy, a set, a cuBLASLt result) or
 // since the block began (shared memory). Keyed by the region's start: an allocation, the dynamic shared memory,
 // a static shared array.
 std::map<uintptr_t, std::vector<uint8_t>> init_bits;
 std::vector<uint8_t> *bits_of(uintptr_t a, uintptr_t *start) {
+    if (bits_hit.has(a)) {
+        *start = bits_hit.lo;
+        return bits_hit_of;
+    }
     auto it = containing(init_bits, a, [](const std::vector<uint8_t> &b) { return b.size() * 8; });
     if (it == init_bits.end()) return nullptr;
+    bits_hit.lo = it->first, bits_hit.hi = it->first + it->second.size() * 8, bits_hit_of = &it->second;
     *start = it->first;
     return &it->second;
 }
@@ -249,7 +330,14 @@ bool unwritten(uintptr_t a, size_t n, size_t *off, size_t *size) {
         }
     return false;
 }
-void init_region(uintptr_t a, size_t bytes) { init_bits[a].assign((bytes + 7) / 8, 0); }
+void init_region(uintptr_t a, size_t bytes) {
+    init_bits[a].assign((bytes + 7) / 8, 0);
+    bits_hit.forget();
+}
+void drop_region(uintptr_t a) {
+    init_bits.erase(a);
+    bits_hit.forget();
+}
 
 void report_unwritten(bool shared, size_t n, size_t off, size_t size, int tid, uintptr_t pc) {
     faulted = true;
@@ -295,7 +383,11 @@ std::string place(uintptr_t a) {
 // True when the running op may not touch [a, a + n): inside an arena, outside every range of the op.
 bool outside_op(uintptr_t a, size_t n) {
     if (!op_running) return false;
-    if (containing(arenas, a, as_len) == arenas.end()) return false;
+    if (!arena_hit.has(a)) {
+        auto r = containing(arenas, a, as_len);
+        if (r == arenas.end()) return false;
+        arena_hit.lo = r->first, arena_hit.hi = r->first + r->second;
+    }
     const auto &v = op_running->allow;
     auto it = std::upper_bound(v.begin(), v.end(), std::make_pair(a, ~(uintptr_t)0));
     if (it == v.begin()) return true;
@@ -306,8 +398,27 @@ bool outside_op(uintptr_t a, size_t n) {
 // ------------------------------------------------------------------------------------------- hooks
 int space_of(uintptr_t a) {
     if (a >= smem_lo && a < smem_hi) return SHARED;
-    if (containing(shared_arr, a, as_len) != shared_arr.end()) return SHARED;
-    return is_device(a) ? GLOBAL : 0;
+    if (dev_hit.has(a)) return GLOBAL;
+    if (shared_hit.has(a)) return SHARED;
+    if (none_hit.has(a)) return 0;
+    // the static shared array holding a, or the gap between two around it
+    auto sa = shared_arr.upper_bound(a);
+    uintptr_t lo = 0, hi = sa == shared_arr.end() ? ~(uintptr_t)0 : sa->first;
+    if (sa != shared_arr.begin()) {
+        --sa;
+        if (a - sa->first < sa->second) {
+            shared_hit.lo = sa->first, shared_hit.hi = sa->first + sa->second;
+            return SHARED;
+        }
+        lo = sa->first + sa->second;
+    }
+    uintptr_t dlo, dhi;
+    if (device_range(a, &dlo, &dhi)) {
+        dev_hit.lo = dlo, dev_hit.hi = dhi;
+        return GLOBAL;
+    }
+    none_hit.lo = lo > dlo ? lo : dlo, none_hit.hi = hi < dhi ? hi : dhi;
+    return 0;
 }
 
 void access(const void *p, size_t n, bool store, uintptr_t pc, bool vector) {
@@ -474,6 +585,7 @@ void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes
     smem_lo = (uintptr_t)smem, smem_hi = smem_lo + smem_bytes;
     faulted = false, fault_why[0] = 0;
     shadow_global.clear();
+    dev_hit.forget(), shared_hit.forget(), arena_hit.forget(), none_hit.forget();
     if (initcheck && smem_bytes) init_region(smem_lo, smem_bytes);
     if (profile_path) {
         ks = &stats[name];
@@ -484,7 +596,7 @@ void launch_begin(const char *name, const unsigned char *smem, size_t smem_bytes
 
 void launch_end() {
     active = false;
-    init_bits.erase(smem_lo);  // (the buffer goes with the launch)
+    drop_region(smem_lo);  // (the buffer goes with the launch)
     if (profile_path && ks) ks->unique[0] += 32 * touched[0].size(), ks->unique[1] += 32 * touched[1].size();
 }
 
@@ -516,13 +628,17 @@ bool block_end(char *why, size_t n) {
 
 void shared_array(const void *p, size_t bytes) {
     shared_arr[(uintptr_t)p] = bytes;
+    shared_hit.forget(), none_hit.forget();
     if (initcheck) init_region((uintptr_t)p, bytes);  // (at its first use in each block)
 }
 
 void dev_alloc(const void *p, size_t bytes) {
     if (initcheck) init_region((uintptr_t)p, bytes);
 }
-void dev_free(const void *p) { init_bits.erase((uintptr_t)p); }
+void dev_free(const void *p) {
+    drop_region((uintptr_t)p);
+    dev_hit.forget(), none_hit.forget();
+}
 void dev_written(const void *p, size_t n) {
     if (initcheck) set_bits((uintptr_t)p, n);
 }
@@ -559,7 +675,10 @@ bool counts(const char *kernel, Counts *c) {
 const char *last_fault() { return fault_why; }
 
 bool opcheck_on() { return on() && opcheck; }
-void arena(const void *p, size_t bytes) { arenas[(uintptr_t)p] = bytes; }
+void arena(const void *p, size_t bytes) {
+    arenas[(uintptr_t)p] = bytes;
+    arena_hit.forget();
+}
 void arena_gone(const void *p) {
     const uintptr_t lo = (uintptr_t)p;
     auto it = arenas.find(lo);
@@ -569,6 +688,7 @@ void arena_gone(const void *p) {
                                       [&](const Named &t) { return t.lo >= lo && t.lo < hi; }),
                        tensor_names.end());
     arenas.erase(it);
+    arena_hit.forget();
 }
 void tensor(const void *p, size_t bytes, const char *name) {
     tensor_names.push_back(Named{(uintptr_t)p, (uintptr_t)p + bytes, name});
