@@ -7,12 +7,12 @@
 #   a run stopped after 4 steps and resumed: the log and the last checkpoint bit-identical to the
 #   uninterrupted run's (the device state goes to the checkpoint and comes back exactly); the steps replayed
 #   as CUDA graphs (counted in summary.json) bit-identical to eager steps (AVGEN_CUDA_GRAPH=0);
-#   the next batch uploaded on a second stream while a step runs: the same bits with either stream made late by the
-#   emulator, and without the second stream (AVGEN_PREFETCH=0);
+#   the next batch uploaded on a second stream while a step runs: the same bits (4 steps, two epochs) with either
+#   stream made late by the emulator, and without the second stream (AVGEN_PREFETCH=0);
 #   bf16 GEMMs (the default of --train on the GPU): finishes, every loss within 5% of fp32's;
 #   bf16 activations (AVGEN_BF16_OPERANDS=1) through training and validation, losses within 5% of bf16 GEMMs; on
-#   the emulator's tracing build, no race, read of memory never written or op outside its tensors, and the same
-#   losses;
+#   the emulator's tracing build (4 steps, two epochs), no race, read of memory never written or op outside its
+#   tensors, and the same losses;
 #   validation that runs out of device memory: reported (also with --quiet, and in the log), then off;
 #   avgen train and avgen eval --backend cuda without a GPU, and bad options: one sentence, non-zero exit.
 # usage: train_cuda_test.sh AVGEN REPO_ROOT TRAIN_EMU_PROGRAM [TRAIN_EMUTRACE_PROGRAM]
@@ -48,12 +48,13 @@ else bad "bf16 activations with AVGEN_FEWER_LAUNCHES=0: not the same losses, gra
 # the same on the emulator's tracing build (TRACE_PROGRAM, when built): no race, no read of memory never written
 # and no op touching a tensor not its own, in any kernel or cuBLASLt call of training and validation, and the same
 # losses (docs/emulator.md)
+# (4 steps: two epochs, the first validated; the first 4 of the 8 steps above)
 if [ -n "${4:-}" ]; then
   run "traced bf16 activations" env AVGEN_BF16_OPERANDS=1 AVGEN_EMU_RACES=1 AVGEN_EMU_INITCHECK=1 AVGEN_EMU_OPCHECK=1 \
-    "$4" "${A[@]}" --out "$TMP/traced" --max-steps 8 --backend cuda &&
-    { if [ -n "$(grep -o '"loss":[^,]*' "$TMP/ops/log.jsonl")" ] &&
-        [ "$(grep -o '"loss":[^,]*' "$TMP/ops/log.jsonl")" = "$(grep -o '"loss":[^,]*' "$TMP/traced/log.jsonl")" ]
-      then ok; else bad "traced training: not the losses of the plain emulator's"; fi; }
+    "$4" "${A[@]}" --out "$TMP/traced" --max-steps 4 --backend cuda &&
+    { if [ "$(grep -c '"loss":' "$TMP/traced/log.jsonl")" = 4 ] && [ "$(grep -c '"val_top1": *[0-9]' "$TMP/traced/log.jsonl")" = 1 ] &&
+        [ "$(grep -o '"loss":[^,]*' "$TMP/ops/log.jsonl" | head -4)" = "$(grep -o '"loss":[^,]*' "$TMP/traced/log.jsonl")" ]
+      then ok; else bad "traced training: not the first 4 losses of the plain emulator's, or no validation"; fi; }
 fi
 
 # steps: loss and grad_norm; epochs: validation top-1
@@ -93,6 +94,7 @@ replays=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['cuda_
 [ "$replays" = 0 ] && ok || bad "AVGEN_CUDA_GRAPH=0 still replayed $replays graphs"
 
 run "cuda 4 steps" "$P" "${A[@]}" --out "$TMP/res" --max-steps 4 --backend cuda --precision fp32
+cp -r "$TMP/res" "$TMP/four"  # (4 steps, two epochs, the first validated: what the stream checks below compare with)
 run "cuda resumed" "$P" "${A[@]}" --out "$TMP/res" --max-steps 8 --backend cuda --precision fp32 --resume
 strip() { python3 -c "
 import json, sys
@@ -112,15 +114,17 @@ then ok; else bad "the steps as CUDA graphs differ from the eager steps: $(diff 
 # for; the training context creates streams 1 (steps) and 2 (uploads), validation's 3 and 4): with the uploads late a
 # step that does not wait for them trains on the batch before; with the steps late an upload that does not wait for
 # the step before to take its batch overwrites it. Either way the same bits as the run above; and without the second
-# stream (AVGEN_PREFETCH=0: each batch set just before its step) too.
+# stream (AVGEN_PREFETCH=0: each batch set just before its step) too. (4 steps: two epochs, the first validated.)
 for lag in 2,3 1,4; do
-  run "cuda fp32, streams $lag lagging" env AVGEN_EMU_LAG_STREAM=$lag "$P" "${A[@]}" --out "$TMP/lag$lag" --max-steps 8 \
+  run "cuda fp32, streams $lag lagging" env AVGEN_EMU_LAG_STREAM=$lag "$P" "${A[@]}" --out "$TMP/lag$lag" --max-steps 4 \
     --backend cuda --precision fp32
 done
-run "cuda fp32, no prefetch" env AVGEN_PREFETCH=0 "$P" "${A[@]}" --out "$TMP/nopf" --max-steps 8 --backend cuda --precision fp32
+run "cuda fp32, no prefetch" env AVGEN_PREFETCH=0 "$P" "${A[@]}" --out "$TMP/nopf" --max-steps 4 --backend cuda --precision fp32
+[ "$(grep -c '"val_top1": *[0-9]' "$TMP/four/log.jsonl")" = 1 ] && [ "$(grep -c '"epoch_end"' "$TMP/four/log.jsonl")" = 2 ] && ok ||
+  bad "the 4-step run is not two epochs with a validation: $(cat "$TMP/four/log.jsonl")"
 for r in lag2,3 lag1,4 nopf; do
-  if cmp -s <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/cuda/log.jsonl") && cmp -s "$(last "$TMP/$r")" "$(last "$TMP/cuda")"
-  then ok; else bad "$r: the run differs from the default one: $(diff <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/cuda/log.jsonl") | head -4)"; fi
+  if cmp -s <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/four/log.jsonl") && cmp -s "$(last "$TMP/$r")" "$(last "$TMP/four")"
+  then ok; else bad "$r: the run differs from the default one: $(diff <(strip "$TMP/$r/log.jsonl") <(strip "$TMP/four/log.jsonl") | head -4)"; fi
 done
 out=$(AVGEN_PREFETCH=2 "$P" "${A[@]}" --out "$TMP/x2" --max-steps 1 --backend cuda 2>&1)
 rc=$?
