@@ -279,7 +279,8 @@ bool run_block(const char *name, int n, bool reverse) {
                 return false;
             }
             for (int l = 1; l < lanes; l++)
-                if (strcmp(fibers[32 * w + l].warp_what, fibers[32 * w].warp_what)) {
+                if (fibers[32 * w + l].warp_what != fibers[32 * w].warp_what &&
+                    strcmp(fibers[32 * w + l].warp_what, fibers[32 * w].warp_what)) {
                     kernel_fault("kernel %s: lanes 0 and %d of warp %d of block %u,%u,%u are at different warp-synchronous "
                                  "instructions (%s; %s)", name, l, w, block_idx.x, block_idx.y, block_idx.z,
                                  fibers[32 * w].warp_what, fibers[32 * w + l].warp_what);
@@ -305,7 +306,8 @@ bool run_block(const char *name, int n, bool reverse) {
         for (int i = 0; i < n; i++) {
             if (fibers[i].state == DONE) exited++;
             else if (first < 0) first = i;
-            else if (fibers[i].bar_line != fibers[first].bar_line || strcmp(fibers[i].bar_file, fibers[first].bar_file)) {
+            else if (fibers[i].bar_line != fibers[first].bar_line ||
+                     (fibers[i].bar_file != fibers[first].bar_file && strcmp(fibers[i].bar_file, fibers[first].bar_file))) {
                 kernel_fault("kernel %s: threads %d and %d of block %u,%u,%u wait at different __syncthreads (lines %d and %d)",
                              name, first, i, block_idx.x, block_idx.y, block_idx.z, fibers[first].bar_line, fibers[i].bar_line);
                 return false;
