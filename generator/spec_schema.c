@@ -74,7 +74,7 @@ const gen_field gen_fields[] = {
     {"precision", F_ENUM, 0, 0, 0, k_precisions, OFF(precision), "\"bf16\""},
 
     {"memory.recompute", F_ENUM, 0, 0, 0, k_recomputes, OFF(memory.recompute), "\"none\""},
-    {"memory.budget", F_BYTES, 1, 0, 0, NULL, OFF(memory.budget), "\"80GiB\""},
+    {"memory.budget", F_BYTES, 1, 0, 0, NULL, OFF(memory.budget), "\"78GiB\""},
 };
 const int gen_n_fields = (int)(sizeof gen_fields / sizeof gen_fields[0]);
 

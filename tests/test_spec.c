@@ -45,7 +45,7 @@ static void test_defaults(void) {
     CHECK(s.audio.norm_mean == -4.1426 && s.audio.norm_std == 3.2001);
     CHECK(s.video.mean[0] == 0.5 && s.video.std[2] == 0.5);
     CHECK(s.precision == PREC_BF16 && s.memory.recompute == RECOMPUTE_NONE);
-    CHECK_EQ_I64(s.memory.budget, 80LL << 30);
+    CHECK_EQ_I64(s.memory.budget, 78LL << 30);
     CHECK(!strcmp(s.name, "m"));
     CHECK(s.backbone.weights[0] == 0);
 }
