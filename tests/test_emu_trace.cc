@@ -88,6 +88,7 @@ __global__ void p_loop(const float *x, float *y) {
 }
 __global__ void p_local(const float *x, float *y, int n) {
     volatile float t[8];
+    asm volatile("" ::"r"(t) : "memory");  // (its address escapes: the instrumentation reports its accesses)
     const float v = x[threadIdx.x];
     for (int k = 0; k < 8; k++) t[k] = v + (float)k;
     float s = 0;
@@ -142,6 +143,11 @@ static void test_profile(float *x, float *y, double *yd, unsigned *u) {
                   c.store_sectors == 3,
               "20 lanes of 32: loads %llu requests %llu sectors %llu bytes, stores %llu requests %llu sectors",
               c.load_requests, c.load_sectors, c.load_bytes, c.store_requests, c.store_sectors);
+    CHECK_MSG(run("p_guard48", dim3(1), dim3(48), [=] { p_guard(x, y, 48); }) == cudaSuccess, "p_guard failed");
+    c = counts("p_guard48");  // 48 threads: a warp of 32 lanes and one of 16, a request each way each
+    CHECK_MSG(c.load_requests == 2 && c.load_sectors == 6 && c.load_bytes == 192 && c.store_requests == 2,
+              "48 threads: loads %llu requests %llu sectors %llu bytes, stores %llu requests", c.load_requests,
+              c.load_sectors, c.load_bytes, c.store_requests);
     CHECK_MSG(run("p_loop", dim3(1), dim3(32), [=] { p_loop(x, y); }) == cudaSuccess, "p_loop failed");
     c = counts("p_loop");  // the k-th row read by the 24, 16, 8 lanes that get that far: 3 requests of 4 sectors
     CHECK_MSG(c.load_requests == 3 && c.load_sectors == 12 && c.load_bytes == 4 * (24 + 16 + 8) &&
@@ -270,6 +276,19 @@ __global__ void i_shared(float *y, int write) {
     __syncthreads();
     y[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x ^ 1];
 }
+// two 4-byte static shared arrays side by side, the first's bits covering 8 bytes: the write to the second is the
+// second's (thread 0 registers both, as AVGEN_SHARED does at its first use in a block, and writes both; after the
+// barrier each thread reads one, with a store to device memory between two reads)
+__global__ void i_adjacent(float *y) {
+    static float pair[2];
+    if (threadIdx.x == 0) {
+        avgen_emu::trace::shared_array(&pair[0], sizeof(float));
+        avgen_emu::trace::shared_array(&pair[1], sizeof(float));
+        pair[0] = 1, pair[1] = 2;
+    }
+    __syncthreads();
+    y[threadIdx.x] = pair[threadIdx.x & 1];
+}
 
 static void test_initcheck(float *y) {
     float *x;
@@ -303,6 +322,8 @@ static void test_initcheck(float *y) {
     CHECK_MSG(run("i_shared", dim3(2), dim3(32), [=] { i_shared(y, 0); }) == cudaErrorLaunchFailure &&
                   fault().find("reads shared memory its block never wrote") == 0,
               "shared memory of the block before: %s", fault().c_str());
+    CHECK_MSG(run("i_adjacent", dim3(1), dim3(32), [=] { i_adjacent(y); }) == cudaSuccess,
+              "two 4-byte shared arrays side by side, both written: %s", fault().c_str());
 
     // cuBLASLt: D = A^T B (+ C), 4 x 4 x 4; B never written, then C with beta 1
     cublasLtHandle_t lh;

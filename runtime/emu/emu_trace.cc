@@ -285,8 +285,10 @@ auto containing(M &m, uintptr_t a, F len) -> decltype(m.begin()) {
 }
 
 // The region the last lookup of each kind found, tried before the map (most accesses fall where the last one
-// did). Each is forgotten where its map can change: device allocations and arenas between launches, regions of
-// init_bits where one is set up or erased.
+// did). Each is forgotten where its map can change: a device allocation made or freed, an arena registered or gone,
+// a static shared array registered (at its first use in a block), a region of init_bits set up or erased; and all
+// but the last at each launch's start. none_hit, the gap around an access that holds neither device memory nor a
+// static shared array (a thread's stack), goes with either of those.
 struct Hit {
     uintptr_t lo = 0, hi = 0;
     bool has(uintptr_t a) const { return a >= lo && a < hi; }
@@ -308,7 +310,11 @@ std::vector<uint8_t> *bits_of(uintptr_t a, uintptr_t *start) {
     }
     auto it = containing(init_bits, a, [](const std::vector<uint8_t> &b) { return b.size() * 8; });
     if (it == init_bits.end()) return nullptr;
-    bits_hit.lo = it->first, bits_hit.hi = it->first + it->second.size() * 8, bits_hit_of = &it->second;
+    // (its bits cover its bytes rounded up to 8: the next region may start before they end)
+    auto next = std::next(it);
+    const uintptr_t end = it->first + it->second.size() * 8;
+    bits_hit.lo = it->first, bits_hit.hi = next != init_bits.end() && next->first < end ? next->first : end;
+    bits_hit_of = &it->second;
     *start = it->first;
     return &it->second;
 }
@@ -633,6 +639,7 @@ void shared_array(const void *p, size_t bytes) {
 }
 
 void dev_alloc(const void *p, size_t bytes) {
+    dev_hit.forget(), none_hit.forget();
     if (initcheck) init_region((uintptr_t)p, bytes);
 }
 void dev_free(const void *p) {
