@@ -296,48 +296,51 @@ struct Hit {
 };
 Hit dev_hit, shared_hit, arena_hit, bits_hit;
 Hit none_hit;  // neither device memory nor a static shared array (a thread's stack: its local arrays)
-std::vector<uint8_t> *bits_hit_of;
+struct Region;
+Region *bits_hit_of;
 
 // ------------------------------------------------------------------------------------------- initcheck
 // A bit a byte: written since the allocation (device memory: by a kernel, a copy, a set, a cuBLASLt result) or
 // since the block began (shared memory). Keyed by the region's start: an allocation, the dynamic shared memory,
 // a static shared array.
-std::map<uintptr_t, std::vector<uint8_t>> init_bits;
-std::vector<uint8_t> *bits_of(uintptr_t a, uintptr_t *start) {
+struct Region {
+    size_t bytes;
+    std::vector<uint8_t> bits;
+};
+std::map<uintptr_t, Region> init_bits;
+Region *bits_of(uintptr_t a, uintptr_t *start) {
     if (bits_hit.has(a)) {
         *start = bits_hit.lo;
         return bits_hit_of;
     }
-    auto it = containing(init_bits, a, [](const std::vector<uint8_t> &b) { return b.size() * 8; });
+    auto it = containing(init_bits, a, [](const Region &r) { return r.bytes; });
     if (it == init_bits.end()) return nullptr;
-    // (its bits cover its bytes rounded up to 8: the next region may start before they end)
-    auto next = std::next(it);
-    const uintptr_t end = it->first + it->second.size() * 8;
-    bits_hit.lo = it->first, bits_hit.hi = next != init_bits.end() && next->first < end ? next->first : end;
-    bits_hit_of = &it->second;
+    bits_hit.lo = it->first, bits_hit.hi = it->first + it->second.bytes, bits_hit_of = &it->second;
     *start = it->first;
     return &it->second;
 }
 void set_bits(uintptr_t a, size_t n) {
     uintptr_t s;
-    std::vector<uint8_t> *b = bits_of(a, &s);
-    if (!b) return;
-    for (size_t i = a - s, e = i + n < b->size() * 8 ? i + n : b->size() * 8; i < e; i++) (*b)[i >> 3] |= 1 << (i & 7);
+    Region *r = bits_of(a, &s);
+    if (!r) return;
+    for (size_t i = a - s, e = i + n < r->bytes ? i + n : r->bytes; i < e; i++) r->bits[i >> 3] |= 1 << (i & 7);
 }
 // The first of n bytes at a never written (the offset in its region in *off, the region's size in *size), or false.
 bool unwritten(uintptr_t a, size_t n, size_t *off, size_t *size) {
     uintptr_t s;
-    std::vector<uint8_t> *b = bits_of(a, &s);
-    if (!b) return false;
-    for (size_t i = a - s; i < a - s + n && i < b->size() * 8; i++)
-        if (!((*b)[i >> 3] >> (i & 7) & 1)) {
-            *off = i, *size = b->size() * 8;
+    Region *r = bits_of(a, &s);
+    if (!r) return false;
+    for (size_t i = a - s; i < a - s + n && i < r->bytes; i++)
+        if (!(r->bits[i >> 3] >> (i & 7) & 1)) {
+            *off = i, *size = r->bytes;
             return true;
         }
     return false;
 }
 void init_region(uintptr_t a, size_t bytes) {
-    init_bits[a].assign((bytes + 7) / 8, 0);
+    Region &r = init_bits[a];
+    r.bytes = bytes;
+    r.bits.assign((bytes + 7) / 8, 0);
     bits_hit.forget();
 }
 void drop_region(uintptr_t a) {
