@@ -286,8 +286,8 @@ auto containing(M &m, uintptr_t a, F len) -> decltype(m.begin()) {
 
 // The region the last lookup of each kind found, tried before the map (most accesses fall where the last one
 // did). Each is forgotten where its map can change: a device allocation made or freed, an arena registered or gone,
-// a static shared array registered (at its first use in a block), a region of init_bits set up or erased; and all
-// but the last at each launch's start. none_hit, the gap around an access that holds neither device memory nor a
+// a static shared array registered (at its first use in a block), a region of init_bits set up or erased; and, but
+// for bits_hit, at each launch's start. none_hit, the gap around an access that holds neither device memory nor a
 // static shared array (a thread's stack), goes with either of those.
 struct Hit {
     uintptr_t lo = 0, hi = 0;
