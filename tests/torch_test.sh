@@ -107,14 +107,8 @@ r.save('$d/inputs.safetensors', {'frames': torch.randn(1, 1, 3, 224, 224, genera
        'audio': torch.randn(1, 1, 102, 128, generator=g), 'labels': torch.tensor([7])})
 "
 if [ "$SANITIZED" = sanitized ]; then
-  if "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$d/out.safetensors" >"$d/log" 2>&1; then
-    pass=$((pass + 1))
-    echo "ok   vitb16 B=1 T=1 under the sanitizers (compared in the plain build): $(grep 'avgen step: loss' "$d/log")"
-  else
-    fail=$((fail + 1))
-    echo "FAIL vitb16 under the sanitizers:" >&2
-    cat "$d/log" >&2
-  fi
+  "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$d/out.safetensors" >"$d/log" 2>&1
+  report "vitb16 B=1 T=1 under the sanitizers (compared in the plain build)" "$d/log" $?
 elif "$AVGEN" step "$d/config.json" --inputs "$d/inputs.safetensors" --out "$d/out.safetensors" \
      --init-out "$d/params.safetensors" >"$d/log" 2>&1 &&
    "$PY" "$ROOT/tests/reference/lavish_ref.py" dump "$d/config.json" --params "$d/params.safetensors" \

@@ -296,8 +296,6 @@ struct Hit {
 };
 Hit dev_hit, shared_hit, arena_hit, bits_hit;
 Hit none_hit;  // neither device memory nor a static shared array (a thread's stack: its local arrays)
-struct Region;
-Region *bits_hit_of;
 
 // ------------------------------------------------------------------------------------------- initcheck
 // A bit a byte: written since the allocation (device memory: by a kernel, a copy, a set, a cuBLASLt result) or
@@ -308,6 +306,7 @@ struct Region {
     std::vector<uint8_t> bits;
 };
 std::map<uintptr_t, Region> init_bits;
+Region *bits_hit_of;  // (the region of bits_hit)
 Region *bits_of(uintptr_t a, uintptr_t *start) {
     if (bits_hit.has(a)) {
         *start = bits_hit.lo;
